@@ -1,0 +1,44 @@
+# rpi-deploy — the front door. `make help` lists the targets.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DELETE_ON_ERROR:
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+BIN     := bin
+GO      ?= go
+export CGO_ENABLED ?= 0
+
+.PHONY: help deps build cross test test-go lint bench demo initramfs tftproot e2e clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-12s %s\n", $$1, $$2}'
+
+deps: ## install the Debian packages, Go modules and npm packages the build and tests need
+	@scripts/install-deps.sh
+
+build: ## build rpi-deployd, rpi-agent and rpi-image for this machine into bin/
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./server/cmd/rpi-deployd ./agent/cmd/rpi-agent ./image-tools/cmd/rpi-image
+
+cross: ## cross-build the agent (and the other binaries) for linux/arm64 into bin/linux-arm64/
+	GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/linux-arm64/ ./server/cmd/rpi-deployd ./agent/cmd/rpi-agent ./image-tools/cmd/rpi-image
+
+lint: ## gofmt, go vet and go mod tidy must leave nothing to say
+	@scripts/lint.sh
+
+test-go: ## Go tests with the race detector (network tests make their own namespaces; needs root)
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+test: deps lint test-go cross ## everything CI runs: lint, Go tests, cross-builds, boot in QEMU, browser tests
+	@scripts/test-extra.sh
+
+bench: deps build ## benchmarks, each printing "bench: NAME ours=X baseline=Y ratio=R"
+	@scripts/bench.sh
+
+demo: deps build ## server + SQLite + virtual boards flashing image files, dashboard up (Ctrl-C stops)
+	@scripts/demo.sh
+
+clean: ## remove build output
+	rm -rf $(BIN) build

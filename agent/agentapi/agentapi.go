@@ -1,0 +1,175 @@
+// Package agentapi holds the wire types of the agent ⇄ server API (JSON over HTTP,
+// under /api/v1). rpi-agent and rpi-deployd both import it; it depends on the standard
+// library only. docs/api.md describes the endpoints.
+package agentapi
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Paths of the agent API. {id} is a deployment ID.
+const (
+	PathHello  = "/api/v1/agent/hello"
+	PathEvents = "/api/v1/deployments/%d/events" // fmt with the deployment ID
+	PathResult = "/api/v1/deployments/%d/result" // fmt with the deployment ID
+)
+
+// Hello is what a board says about itself: POST PathHello.
+type Hello struct {
+	Serial       string `json:"serial"`             // 16 lower- or upper-case hex digits
+	MAC          string `json:"mac"`                // aa:bb:cc:dd:ee:ff
+	Model        string `json:"model,omitempty"`    // e.g. "Raspberry Pi 5 Model B Rev 1.0"
+	Revision     string `json:"revision,omitempty"` // /proc/cpuinfo Revision, hex, e.g. "d04170"
+	Disk         Disk   `json:"disk"`
+	AgentVersion string `json:"agent_version,omitempty"`
+	IP           string `json:"ip,omitempty"` // the agent's own address, if it knows it
+}
+
+// Disk is the target the agent would write.
+type Disk struct {
+	Device    string `json:"device"`        // e.g. /dev/mmcblk0
+	SizeBytes int64  `json:"size_bytes"`    // capacity
+	CID       string `json:"cid,omitempty"` // SD card CID (32 hex digits) when known
+}
+
+// Actions a hello can be answered with.
+const (
+	ActionDeploy    = "deploy"     // Deployment is set: flash it
+	ActionBootLocal = "boot_local" // nothing to do: boot from the card
+	ActionRetry     = "retry"      // ask again after RetryAfterMS
+)
+
+// After-success actions the server may ask for.
+const (
+	AfterReboot   = "reboot" // default
+	AfterPoweroff = "poweroff"
+	AfterWait     = "wait" // stay up (a technician wants to look)
+)
+
+// HelloResponse answers a Hello.
+type HelloResponse struct {
+	Action       string      `json:"action"`
+	Reason       string      `json:"reason,omitempty"`         // human words for retry/boot_local
+	RetryAfterMS int64       `json:"retry_after_ms,omitempty"` // with ActionRetry
+	Deployment   *Deployment `json:"deployment,omitempty"`     // with ActionDeploy
+}
+
+// Deployment is one board's assignment.
+type Deployment struct {
+	ID        int64     `json:"deployment_id"`
+	Hostname  string    `json:"hostname"`
+	Product   string    `json:"product"`
+	Venue     string    `json:"venue"`
+	Image     Image     `json:"image"`
+	FirstBoot FirstBoot `json:"first_boot"`
+	After     string    `json:"after,omitempty"` // AfterReboot (default), AfterPoweroff, AfterWait
+}
+
+// Image says where to fetch the packed image. URLs may be absolute or relative to the
+// server URL the agent used.
+type Image struct {
+	Name           string `json:"name"`
+	URL            string `json:"url"`          // the .img.zst
+	ManifestURL    string `json:"manifest_url"` // the manifest JSON
+	SHA256         string `json:"sha256"`       // of the raw image (manifest.SHA256)
+	Size           int64  `json:"size"`         // raw bytes
+	CompressedSize int64  `json:"compressed_size"`
+}
+
+// FirstBoot carries what goes onto the boot partition for the first boot.
+type FirstBoot struct {
+	Hostname string `json:"hostname"`
+	// Mechanism overrides the image manifest's first-boot mechanism when set.
+	Mechanism      string   `json:"mechanism,omitempty"`
+	Timezone       string   `json:"timezone,omitempty"`
+	SSHKeys        []string `json:"ssh_authorized_keys,omitempty"`
+	EnableSSH      bool     `json:"enable_ssh,omitempty"`
+	KeyboardLayout string   `json:"keyboard_layout,omitempty"`
+}
+
+// Phases of a deployment, in order. The server also records PhaseDHCP and PhaseTFTP
+// for a board before its agent runs.
+const (
+	PhaseDHCP      = "dhcp"
+	PhaseTFTP      = "tftp"
+	PhaseHello     = "hello"
+	PhaseStreaming = "streaming" // download + decode + hash + write, overlapped
+	PhaseVerifying = "verifying" // read-back of every written chunk
+	PhaseNaming    = "naming"    // first-boot files on the boot partition
+	PhaseCommit    = "commit"    // first chunk (partition table) written last
+	PhaseRebooting = "rebooting"
+	PhaseVerified  = "verified" // terminal: success
+	PhaseFailed    = "failed"   // terminal: failure
+)
+
+// Phases lists the agent's phases in order (without the terminal ones).
+var Phases = []string{PhaseHello, PhaseStreaming, PhaseVerifying, PhaseNaming, PhaseCommit, PhaseRebooting}
+
+// Event is a phase change or a progress report: POST PathEvents.
+type Event struct {
+	Phase   string    `json:"phase"`
+	Time    time.Time `json:"time,omitzero"`
+	Bytes   int64     `json:"bytes,omitempty"`    // done in this phase (raw bytes)
+	Total   int64     `json:"total,omitempty"`    // to do in this phase
+	RateBps float64   `json:"rate_bps,omitempty"` // recent rate in bytes per second
+	Message string    `json:"message,omitempty"`
+}
+
+// Result closes a deployment: POST PathResult.
+type Result struct {
+	Success bool   `json:"success"`
+	Phase   string `json:"phase,omitempty"` // the phase that failed (failure only)
+	Error   string `json:"error,omitempty"` // the cause (failure only)
+	// Measured digests (success): the raw stream's SHA256 and how many chunks were
+	// read back and matched.
+	SHA256         string `json:"sha256,omitempty"`
+	ChunksVerified int    `json:"chunks_verified,omitempty"`
+	BytesWritten   int64  `json:"bytes_written,omitempty"`
+	BytesFetched   int64  `json:"bytes_fetched,omitempty"` // compressed bytes over the network, resumes included
+	DurationMS     int64  `json:"duration_ms,omitempty"`
+}
+
+// Error is the body of every 4xx/5xx answer of the API.
+type Error struct {
+	Error string `json:"error"`
+	Field string `json:"field,omitempty"` // the offending field, when one is to blame
+}
+
+var (
+	serialRE = regexp.MustCompile(`^[0-9a-fA-F]{16}$`)
+	macRE    = regexp.MustCompile(`^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$`)
+	venueRE  = regexp.MustCompile(`^[A-Z]{4}$`)
+)
+
+// NormalizeSerial checks a board serial (16 hex digits; a leading "10000000…" is as the
+// firmware prints it) and returns it in lower case.
+func NormalizeSerial(s string) (string, error) {
+	if !serialRE.MatchString(s) {
+		return "", fmt.Errorf("serial %q: want 16 hex digits", s)
+	}
+	return strings.ToLower(s), nil
+}
+
+// NormalizeMAC checks a MAC address and returns it in lower case with colons.
+func NormalizeMAC(s string) (string, error) {
+	s = strings.ReplaceAll(s, "-", ":")
+	if !macRE.MatchString(s) {
+		return "", fmt.Errorf("mac %q: want aa:bb:cc:dd:ee:ff", s)
+	}
+	return strings.ToLower(s), nil
+}
+
+// ValidVenue reports whether code is a venue code: 4 upper-case letters.
+func ValidVenue(code string) bool { return venueRE.MatchString(code) }
+
+// ShortSerial is the low 8 hex digits of a serial: the Pi's TFTP prefix, lower case.
+func ShortSerial(serial string) string {
+	s := strings.ToLower(serial)
+	if len(s) > 8 {
+		s = s[len(s)-8:]
+	}
+	return s
+}

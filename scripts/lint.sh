@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# gofmt, go vet and go mod tidy must leave nothing to say.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bad=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$bad" ]; then echo "gofmt would change:"; echo "$bad"; exit 1; fi
+go vet ./...
+cp go.mod /tmp/go.mod.lint; cp go.sum /tmp/go.sum.lint
+go mod tidy
+if ! cmp -s go.mod /tmp/go.mod.lint || ! cmp -s go.sum /tmp/go.sum.lint; then
+  echo "go mod tidy changed go.mod/go.sum:"; git diff --stat go.mod go.sum
+  cp /tmp/go.mod.lint go.mod; cp /tmp/go.sum.lint go.sum; exit 1
+fi
+echo "lint: ok"
