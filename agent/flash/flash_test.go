@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rpi-deploy/rpi-deploy/image-tools/pack"
 	"github.com/rpi-deploy/rpi-deploy/agent/retry"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/pack"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/readback"
 )
 
