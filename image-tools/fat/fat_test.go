@@ -118,20 +118,7 @@ func TestReadTestImage(t *testing.T) {
 	for _, kind := range testimg.Kinds {
 		t.Run(string(kind), func(t *testing.T) {
 			t.Parallel()
-			img := filepath.Join(t.TempDir(), "card.img")
-			info, err := testimg.Build(img, testimg.Options{Kind: kind, RootData: -1, Used: kind == testimg.TrixieCloudInit})
-			if err != nil {
-				t.Fatal(err)
-			}
-			f, err := os.Open(img)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			fsys, err := Open(rw{f}, info.Boot.Offset, info.Boot.Size)
-			if err != nil {
-				t.Fatal(err)
-			}
+			_, info, fsys := buildBoot(t, testimg.Options{Kind: kind, RootData: -1, Used: kind == testimg.TrixieCloudInit})
 			if got := fsys.Label(); got != "bootfs" {
 				t.Errorf("label %q", got)
 			}
@@ -150,7 +137,7 @@ func TestReadTestImage(t *testing.T) {
 				}
 			}
 			var walked []string
-			err = fsys.Walk(func(p string, e Entry) error {
+			err := fsys.Walk(func(p string, e Entry) error {
 				if !e.IsDir {
 					walked = append(walked, p)
 				}
@@ -180,6 +167,26 @@ func TestReadTestImage(t *testing.T) {
 			}
 		})
 	}
+}
+
+// buildBoot builds a test image and opens its boot partition read-only.
+func buildBoot(t *testing.T, opt testimg.Options) (string, *testimg.Info, *FS) {
+	t.Helper()
+	img := filepath.Join(t.TempDir(), "card.img")
+	info, err := testimg.Build(img, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	fsys, err := Open(rw{f}, info.Boot.Offset, info.Boot.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img, info, fsys
 }
 
 // rw lets a read-only file stand in for a Device in read-only tests.
@@ -449,21 +456,8 @@ func TestFull(t *testing.T) {
 // bytes gives a file system that fsck.fat accepts with every file intact; the free
 // clusters (which hold deleted data) are left out.
 func TestUsedRanges(t *testing.T) {
-	img := filepath.Join(t.TempDir(), "card.img")
-	info, err := testimg.Build(img, testimg.Options{RootData: -1, Used: true, BootSize: 48 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
+	img, info, fsys := buildBoot(t, testimg.Options{RootData: -1, Used: true, BootSize: 48 << 20})
 	src, err := os.ReadFile(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	fsys, err := Open(rw{f}, info.Boot.Offset, info.Boot.Size)
 	if err != nil {
 		t.Fatal(err)
 	}
