@@ -134,11 +134,11 @@ type run struct {
 	dep   *agentapi.Deployment
 	start time.Time
 
-	mu    sync.Mutex
-	phase string
-	fl    *flash.Flasher
-	total int64 // of the current phase
-	done  int64 // read-back progress
+	mu        sync.Mutex
+	phase     string
+	fl        *flash.Flasher
+	total     int64      // of the current phase
+	done      int64      // read-back progress
 	conMu     sync.Mutex // guards the console fields
 	width     int        // of the last TTY line
 	lastPrint time.Time  // of the last non-TTY status line

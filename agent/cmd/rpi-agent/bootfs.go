@@ -1,13 +1,12 @@
 package main
 
 import (
-	"errors"
-
 	"github.com/rpi-deploy/rpi-deploy/agent/firstboot"
 	"github.com/rpi-deploy/rpi-deploy/agent/flash"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/fat"
 )
 
-// bootFS opens the boot partition's FAT for naming.
+// bootFS opens the boot partition's FAT (image-tools/fat) for naming.
 func bootFS(dev *flash.Device, offset, size int64) (firstboot.FS, error) {
-	return nil, errors.New("FAT support not linked yet")
+	return fat.Open(dev, offset, size)
 }
