@@ -96,34 +96,38 @@ func run(ctx context.Context, o options) error {
 		o.mac = first(o.mac, env.MAC)
 		ip = env.IP
 	}
-	if o.image != "" {
-		return standalone(ctx, o, log)
-	}
-	if o.server == "" {
-		return errors.New("no server: give --server (or rpideploy.server= on the kernel command line)")
-	}
-	if o.target == "" {
-		o.target = board.DefaultTarget
-	}
-	hello, err := board.Identify(board.Options{Root: o.root, Target: o.target, Serial: o.serial, MAC: o.mac})
-	if err != nil {
-		return err
-	}
-	hello.AgentVersion, hello.IP = version, ip
-	log = log.With("serial", hello.Serial, "mac", hello.MAC)
 	pol := retry.Policy{Budget: o.retryBudget}
-	out, err := deploy.Run(ctx, deploy.Config{
+	cfg := deploy.Config{
 		Client:    &client.Client{Server: o.server, Retry: pol, Log: log},
-		Hello:     hello,
 		Target:    o.target,
-		Flash:     flashOptions(o, log),
+		Flash:     flash.Options{Decoders: o.decoders, Writers: o.writers, WriteRateLimit: o.writeRateMB * 1e6, Retry: pol, Log: log},
 		BootFS:    bootFS,
 		Mechanism: o.mechanism,
 		Console:   os.Stderr,
 		TTY:       isTTY(os.Stderr),
 		LED:       led.Find(o.root),
 		Log:       log,
-	})
+	}
+	if o.image != "" {
+		if err := standalone(&cfg, o); err != nil {
+			return err
+		}
+	} else {
+		if cfg.Client.Server == "" {
+			return errors.New("no server: give --server (or rpideploy.server= on the kernel command line)")
+		}
+		if cfg.Target == "" {
+			cfg.Target = board.DefaultTarget
+		}
+		hello, err := board.Identify(board.Options{Root: o.root, Target: cfg.Target, Serial: o.serial, MAC: o.mac})
+		if err != nil {
+			return err
+		}
+		hello.AgentVersion, hello.IP = version, ip
+		cfg.Hello = hello
+		cfg.Log = log.With("serial", hello.Serial, "mac", hello.MAC)
+	}
+	out, err := deploy.Run(ctx, cfg)
 	if out != nil && out.Action == agentapi.ActionDeploy {
 		printStats(out.Stats)
 	}
@@ -136,40 +140,21 @@ func run(ctx context.Context, o options) error {
 	return nil
 }
 
-// standalone flashes --image as --hostname with no server conversation.
-func standalone(ctx context.Context, o options, log *slog.Logger) error {
-	if o.hostname == "" {
+// standalone sets cfg up to flash --image as --hostname with no server conversation.
+func standalone(cfg *deploy.Config, o options) error {
+	switch {
+	case o.hostname == "":
 		return errors.New("--image needs --hostname")
-	}
-	if o.target == "" {
+	case o.target == "":
 		return errors.New("--image needs --target")
-	}
-	if !strings.HasSuffix(o.image, ".img.zst") {
+	case !strings.HasSuffix(o.image, ".img.zst"):
 		return fmt.Errorf("--image %q: want a URL ending in .img.zst", o.image)
 	}
 	dep := &agentapi.Deployment{Hostname: o.hostname, After: agentapi.AfterWait, Image: agentapi.Image{
 		URL: o.image, ManifestURL: strings.TrimSuffix(o.image, ".img.zst") + ".manifest.json"}}
 	dep.FirstBoot.Hostname = o.hostname
-	out, err := deploy.Run(ctx, deploy.Config{
-		Client:     &client.Client{Server: o.image, Retry: retry.Policy{Budget: o.retryBudget}, Log: log},
-		Deployment: dep,
-		Target:     o.target,
-		Flash:      flashOptions(o, log),
-		BootFS:     bootFS,
-		Mechanism:  o.mechanism,
-		Console:    os.Stderr,
-		TTY:        isTTY(os.Stderr),
-		Log:        log,
-	})
-	if out != nil {
-		printStats(out.Stats)
-	}
-	return err
-}
-
-func flashOptions(o options, log *slog.Logger) flash.Options {
-	return flash.Options{Decoders: o.decoders, Writers: o.writers, WriteRateLimit: o.writeRateMB * 1e6,
-		Retry: retry.Policy{Budget: o.retryBudget}, Log: log}
+	cfg.Deployment, cfg.Client.Server = dep, o.image
+	return nil
 }
 
 // printStats prints the figures of a flash; scripts/bench/30-agent.sh parses this line.
