@@ -70,17 +70,19 @@ type Options struct {
 
 // Stats are the counters of a Flasher; all byte counts are raw image bytes unless noted.
 type Stats struct {
-	Streamed     int64 // bytes decoded, verified per chunk and written (or held back)
-	Written      int64 // bytes written to the target (data ranges and merged gaps)
-	Fetched      int64 // compressed bytes received, resumes included (HTTPSource only)
-	Resumes      int   // how many times the stream was resumed
-	ReadBack     int64 // bytes read back and matched
-	SHA256       string
-	StreamTime   time.Duration
-	VerifyTime   time.Duration
-	ChunksMatch  int
-	DirectIO     bool // O_DIRECT was accepted by the target
-	WritesIssued int64
+	Streamed int64 // bytes decoded, verified per chunk and written (or held back)
+	Written  int64 // bytes written to the target (data ranges and merged gaps)
+	// StreamWritten is Written at the end of the streaming phase (chunk 0 comes later).
+	StreamWritten int64
+	Fetched       int64 // compressed bytes received, resumes included (HTTPSource only)
+	Resumes       int   // how many times the stream was resumed
+	ReadBack      int64 // bytes read back and matched
+	SHA256        string
+	StreamTime    time.Duration
+	VerifyTime    time.Duration
+	ChunksMatch   int
+	DirectIO      bool // O_DIRECT was accepted by the target
+	WritesIssued  int64
 }
 
 // Flasher writes one image onto one target.
@@ -271,7 +273,7 @@ func (fl *Flasher) Stream(ctx context.Context, src Source) error {
 		return fmt.Errorf("%w: sync %q: %w", ErrWrite, fl.path, err)
 	}
 	fl.mu.Lock()
-	fl.stats.SHA256, fl.stats.StreamTime = sum, time.Since(start)
+	fl.stats.SHA256, fl.stats.StreamTime, fl.stats.StreamWritten = sum, time.Since(start), fl.written.Load()
 	fl.mu.Unlock()
 	return nil
 }
