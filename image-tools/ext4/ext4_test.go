@@ -3,9 +3,7 @@ package ext4
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -32,20 +30,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func run(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-func sum(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
-}
-
 // tree writes a source tree for mkfs -d: small and large files, a symlink of each
 // kind, a file big enough for double-indirect blocks on ext2. It returns path → sha256.
 func tree(t *testing.T) (string, map[string]string) {
@@ -60,7 +44,7 @@ func tree(t *testing.T) (string, map[string]string) {
 		if err := os.WriteFile(full, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		want[p] = sum(data)
+		want[p] = testimg.SHA256(data)
 	}
 	r := rand.NewChaCha8([32]byte{9})
 	big := make([]byte, 5<<20+777)
@@ -96,7 +80,7 @@ func mkfs(t *testing.T, sizeMiB int, src string, opts ...string) string {
 		args = append(args, "-d", src)
 	}
 	args = append(args, img, fmt.Sprintf("%dM", sizeMiB))
-	run(t, "mke2fs", args...)
+	testimg.MustTool(t, "mke2fs", args...)
 	return img
 }
 
@@ -124,7 +108,7 @@ var (
 // every group minus its free blocks), as a bitmap indexed by block.
 func dumpe2fsUsed(t *testing.T, img string, blocks int) []bool {
 	t.Helper()
-	out := run(t, "dumpe2fs", img)
+	out := testimg.MustTool(t, "dumpe2fs", img)
 	groups := groupRE.FindAllStringSubmatch(out, -1)
 	frees := freeRE.FindAllStringSubmatch(out, -1)
 	if len(groups) == 0 || len(groups) != len(frees) {
@@ -205,14 +189,14 @@ func checkUsed(t *testing.T, img string, fsys *FS, want map[string]string) {
 	if err := os.WriteFile(copyImg, dst, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	run(t, "e2fsck", "-fn", copyImg)
+	testimg.MustTool(t, "e2fsck", "-fn", copyImg)
 	c := open(t, copyImg)
 	for p, h := range want {
 		data, err := c.ReadFile(p)
 		if err != nil {
 			t.Fatalf("copy: %s: %v", p, err)
 		}
-		if sum(data) != h {
+		if testimg.SHA256(data) != h {
 			t.Errorf("copy: %s differs", p)
 		}
 	}
@@ -253,8 +237,8 @@ func TestVariants(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s: %v", p, err)
 				}
-				if sum(data) != h {
-					t.Errorf("%s: sha256 %s, want %s", p, sum(data), h)
+				if testimg.SHA256(data) != h {
+					t.Errorf("%s: sha256 %s, want %s", p, testimg.SHA256(data), h)
 				}
 			}
 			uninit := 0
@@ -319,8 +303,8 @@ func TestTestImage(t *testing.T) {
 						t.Errorf("readlink %s = %q, %v; want %q", file.Path, got, err, file.Link)
 					}
 				}
-				if sum(data) != wantSum {
-					t.Errorf("%s: sha256 %s, want %s", file.Path, sum(data), wantSum)
+				if testimg.SHA256(data) != wantSum {
+					t.Errorf("%s: sha256 %s, want %s", file.Path, testimg.SHA256(data), wantSum)
 				}
 			}
 			osr, err := fsys.ReadFile("/etc/os-release")
@@ -375,8 +359,8 @@ func TestFragmented(t *testing.T) {
 	if err := os.WriteFile(scriptPath, []byte(script.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	run(t, "debugfs", "-w", "-f", scriptPath, img)
-	run(t, "e2fsck", "-fn", img)
+	testimg.MustTool(t, "debugfs", "-w", "-f", scriptPath, img)
+	testimg.MustTool(t, "e2fsck", "-fn", img)
 
 	fsys := open(t, img)
 	in, err := fsys.resolve("test", "frag/big", true)
@@ -397,7 +381,7 @@ func TestFragmented(t *testing.T) {
 	if !bytes.Equal(got, big) {
 		t.Fatal("fragmented file differs")
 	}
-	want := map[string]string{"frag/big": sum(big), "frag/s001": sum(bytes.Repeat([]byte("s"), 8192))}
+	want := map[string]string{"frag/big": testimg.SHA256(big), "frag/s001": testimg.SHA256(bytes.Repeat([]byte("s"), 8192))}
 	checkUsed(t, img, fsys, want)
 }
 
