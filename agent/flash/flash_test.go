@@ -267,3 +267,40 @@ func TestResumeAfterCut(t *testing.T) {
 		t.Fatalf("resumes %d, fetched %d of %d compressed bytes", st.Resumes, st.Fetched, m.CompressedSize)
 	}
 }
+
+// TestStalledStreamResumes: a server that stops sending without closing the
+// connection (a pulled cable) is given up after Stall and the stream resumed.
+func TestStalledStreamResumes(t *testing.T) {
+	raw := synthImage(t, 16<<20)
+	m, zst, err := packed(t, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	release := make(chan struct{})
+	h := func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			w.Header().Set("Content-Length", strconv.Itoa(len(zst)))
+			w.Write(zst[:m.Chunks[3].Frame+10])
+			w.(http.Flusher).Flush()
+			<-release // hang with the connection open
+			return
+		}
+		plain(zst)(w, r)
+	}
+	target := oldTarget(t, len(raw))
+	fl, err := Open(target, m, Options{Retry: fastRetry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fl.Close()
+	url := serve(t, h)
+	t.Cleanup(func() { close(release) }) // before the server's Close, which waits for the handler
+	src := &HTTPSource{URL: url, Size: m.CompressedSize, Stall: 300 * time.Millisecond}
+	if err := fl.Stream(context.Background(), src); err != nil {
+		t.Fatal(err)
+	}
+	if st := fl.Stats(); st.Resumes != 1 {
+		t.Fatalf("resumes %d, want 1", st.Resumes)
+	}
+}
