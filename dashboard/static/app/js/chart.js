@@ -50,6 +50,7 @@ export function drawThroughput(canvas, history, windowS = 600) {
   const stepMin = windowS >= 600 ? 2 : 1;
   for (let m = 0; m <= windowS / 60; m += stepMin) {
     const x = left + pw - (pw * m * 60) / windowS;
+    ctx.textAlign = m === 0 ? 'right' : 'center';
     ctx.fillText(m === 0 ? 'now' : `-${m}m`, x, top + ph + 5);
   }
   if (pts.length < 2) return;

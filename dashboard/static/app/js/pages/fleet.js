@@ -18,8 +18,9 @@ const SPAN = {
 
 export function progress(r) {
   if (r.phase === 'verified') return 1;
-  const span = SPAN[r.phase];
-  if (!span) return r.last_progress || 0;
+  // A failed board's bar stops where it failed.
+  const span = SPAN[r.phase === 'failed' ? r.error_phase : r.phase];
+  if (!span) return 0;
   const frac = r.total > 0 ? Math.min(1, r.bytes / r.total) : 0;
   return span[0] + (span[1] - span[0]) * frac;
 }
@@ -56,7 +57,7 @@ function rowView(r) {
     class: `row ${r.phase}`, dataset: { serial: r.serial, phase: r.phase, hostname: r.hostname || '' },
   },
   h('div.name',
-    h('div.host', r.hostname || '(unnamed)'),
+    h('div.host', r.hostname || 'new board'),
     h('div.meta', [r.serial, r.venue, r.product].filter(Boolean).join(' · '))),
   h('div.phase', PHASE_LABEL[r.phase] || r.phase, phaseDetail ? h('span.detail', phaseDetail) : null),
   h('div.progress', h('span.pct', `${Math.floor(p * 100)}%`), bar(p, failed ? 'bad' : r.phase === 'verified' ? 'ok' : '')),
