@@ -155,7 +155,9 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
     const boards = Array.from({ length: GOOD_BOARDS }, (_, i) => serialFor(i + 1));
     for (const [i, b] of boards.entries()) {
       const target = targetFile(cards, `card-${i + 1}.img`, manifest.size + (64 << 20));
-      agents.push(new Agent({ server, ...b, target, log: path.join(work, `agent-${i + 1}.log`) }));
+      // An SD card writes at tens of MB/s: the cap makes each phase last long enough
+      // for the operator (and this test) to see it.
+      agents.push(new Agent({ server, ...b, target, log: path.join(work, `agent-${i + 1}.log`), extra: ['--write-rate-limit', '20'] }));
     }
     for (const b of boards) {
       await page.locator(`.row[data-serial="${b.serial}"][data-phase="verified"]`).waitFor({ timeout: 90000 });
@@ -174,29 +176,54 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
     await page.locator('.stat.ok .v', { hasText: String(GOOD_BOARDS) }).waitFor();
   });
 
-  test('an injected failure stands out with its cause and phase', async () => {
-    // Corrupt the stored image in the middle of a frame: the next board's agent
-    // finds a chunk that does not decode to its hash and reports the failure.
+  test('an injected failure stands out with its cause while others stream', async () => {
+    await api(server, TOKEN, 'POST', '/api/v1/batches', { venue: VENUE, product: 'KXP2', count: 0, priority: 1, note: 'open-ended' });
+    // Two more boards at SD-card speed, and one whose card is too small for the image.
+    const slow = [serialFor(5), serialFor(6)];
+    for (const [i, b] of slow.entries()) {
+      const target = targetFile(cards, `card-slow-${i}.img`, manifest.size + (64 << 20));
+      agents.push(new Agent({ server, ...b, target, log: path.join(work, `agent-slow-${i}.log`), extra: ['--write-rate-limit', '6'] }));
+    }
+    const bad = serialFor(66);
+    const tiny = targetFile(cards, 'card-tiny.img', 16 << 20);
+    agents.push(new Agent({ server, ...bad, target: tiny, log: path.join(work, 'agent-tiny.log') }));
+    const row = page.locator(`.row[data-serial="${bad.serial}"][data-phase="failed"]`);
+    await row.waitFor({ timeout: 60000 });
+    const cause = (await row.locator('.cause').textContent()).trim();
+    assert.match(cause, /smaller than the image/, `cause shown: ${cause}`);
+    assert.match(await row.locator('.phase .detail').textContent(), /^in \S+/);
+    // Failures sort first and the failed counter lights up.
+    assert.equal(await page.locator('#fleet-rows .row').first().getAttribute('data-serial'), bad.serial);
+    await page.locator('.stat.bad .v', { hasText: '1' }).waitFor();
+    // The docs' picture: a failure, boards streaming, boards verified.
+    await page.locator('#fleet-rows .row.streaming').first().waitFor({ timeout: 60000 });
+    await page.waitForTimeout(1500);
+    await screenshot(page, 'fleet', { fullPage: true });
+    for (const b of slow) {
+      await page.locator(`.row[data-serial="${b.serial}"][data-phase="verified"]`).waitFor({ timeout: 90000 });
+    }
+    console.log(`# failure shown: ${cause}`);
+  });
+
+  test('a corrupted image fails the board with the cause the agent found', async () => {
+    // Corrupt the stored image in the middle of a frame: the next board's agent finds
+    // a chunk that does not decode to its hash and reports the failure.
     const stored = findFile(path.join(work, 'data'), `${imageName}.img.zst`);
+    assert.ok(stored, 'stored image file');
     const chunk = manifest.chunks[Math.floor(manifest.chunks.length / 2)];
     const fd = fs.openSync(stored, 'r+');
-    fs.writeSync(fd, Buffer.alloc(64, 0xa5), 0, 64, chunk.frame + Math.floor(chunk.frame_size / 2));
+    fs.writeSync(fd, Buffer.alloc(256, 0xa5), 0, 256, chunk.frame + Math.floor(chunk.frame_size / 2));
     fs.closeSync(fd);
-    await api(server, TOKEN, 'POST', '/api/v1/batches', { venue: VENUE, product: 'KXP2', count: 0, priority: 1, note: 'open-ended' });
     const b = serialFor(99);
-    const target = targetFile(cards, 'card-bad.img', manifest.size + (64 << 20));
-    const bad = new Agent({ server, ...b, target, log: path.join(work, 'agent-bad.log') });
-    agents.push(bad);
+    const target = targetFile(cards, 'card-corrupt.img', manifest.size + (64 << 20));
+    agents.push(new Agent({ server, ...b, target, log: path.join(work, 'agent-corrupt.log'), extra: ['--retry-budget', '5s'] }));
     const row = page.locator(`.row[data-serial="${b.serial}"][data-phase="failed"]`);
     await row.waitFor({ timeout: 90000 });
     const cause = (await row.locator('.cause').textContent()).trim();
     assert.ok(cause.length > 10 && !/no cause given/.test(cause), `cause shown: ${cause}`);
-    assert.match(await row.locator('.phase .detail').textContent(), /^in \S+/);
-    // Failures sort first and the failed counter lights up.
-    assert.equal(await page.locator('#fleet-rows .row').first().getAttribute('data-serial'), b.serial);
-    await page.locator('.stat.bad .v', { hasText: '1' }).waitFor();
-    await screenshot(page, 'fleet', { fullPage: true });
-    console.log(`# failure shown: ${cause}`);
+    assert.match(await row.locator('.phase .detail').textContent(), /^in (Streaming|Verifying)/);
+    await page.locator('.stat.bad .v', { hasText: '2' }).waitFor();
+    console.log(`# corruption shown: ${cause}`);
   });
 
   test('deployment history filters and exports CSV', async () => {
@@ -215,19 +242,20 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
       assert.equal(r[col('venue')], VENUE);
     }
     const failed = rows.filter((r) => r[col('state')] === 'failed');
-    assert.equal(failed.length, 1, 'one failed deployment in the CSV');
-    assert.notEqual(failed[0][col('error')], '');
-    assert.equal(rows.length, GOOD_BOARDS + 1);
+    assert.equal(failed.length, 2, 'two failed deployments in the CSV');
+    for (const f of failed) assert.notEqual(f[col('error')], '');
+    assert.equal(rows.filter((r) => r[col('state')] === 'verified').length, GOOD_BOARDS + 2);
+    assert.equal(rows.length, GOOD_BOARDS + 4);
 
     // A filter narrows both the table and the export.
     await page.selectOption('#f-state', 'failed');
     await page.click('#history-filter button[type=submit]');
     await page.waitForURL(/state=failed/);
     await page.locator('td .pill.failed').first().waitFor();
-    assert.equal(await page.locator('#view tbody tr').count(), 1);
+    assert.equal(await page.locator('#view tbody tr').count(), 2);
     const [dl2] = await Promise.all([page.waitForEvent('download'), page.click('#history-csv')]);
     const rows2 = parseCSV(fs.readFileSync(await dl2.path(), 'utf8')).filter((r) => r.join('') !== '');
-    assert.equal(rows2.length, 2, 'header and the one failed deployment');
+    assert.equal(rows2.length, 3, 'header and the two failed deployments');
   });
 
   test('flag a board for re-imaging and see its history', async () => {
