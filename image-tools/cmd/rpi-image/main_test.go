@@ -12,10 +12,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/rpi-deploy/rpi-deploy/image-tools/bootfiles"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/testimg"
 )
@@ -334,5 +336,171 @@ func TestInspectFirstBoot(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCorruptInputs: each broken input ends in an error that names the problem, and
+// the output directory stays empty.
+func TestCorruptInputs(t *testing.T) {
+	info := image(t, "tiny", testimg.Options{Seed: 5, RootData: -1, RootFree: -1})
+	src, err := os.ReadFile(info.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	xz, err := exec.Command("xz", "-T1", "-0", "-c", info.Path).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	garbage := bytes.Clone(src)
+	copy(garbage[:512], bytes.Repeat([]byte{0x5a, 0xc3}, 256))
+	badFAT := bytes.Clone(src)
+	copy(badFAT[info.Boot.Offset+11:], []byte{0x00, 0x00}) // bytes per sector 0
+	for _, tc := range []struct {
+		name, input, want string
+	}{
+		{"truncated xz", write("cut.img.xz", xz[:len(xz)/2]), "Unexpected end of input"},
+		{"garbage partition table", write("garbage.img", garbage), "garbage partition table"},
+		{"partition past the end", write("short.img", src[:info.Root.Offset+info.Root.Size/2]), "partition runs past the end of the image"},
+		{"corrupt FAT boot sector", write("badfat.img", badFAT), "partition 1"},
+		{"not an image", write("notes.txt", []byte("hello")), "partition table"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			outDir := t.TempDir()
+			_, stderr, err := cli(t, "pack", tc.input, "-o", filepath.Join(outDir, "x.img.zst"))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("pack: %v, want an error mentioning %q (stderr %q)", err, tc.want, stderr)
+			}
+			if ents, _ := os.ReadDir(outDir); len(ents) != 0 {
+				t.Errorf("pack left %d files behind, e.g. %s", len(ents), ents[0].Name())
+			}
+			if _, _, err := cli(t, "bootfiles", "-q", tc.input, filepath.Join(outDir, "tftp")); err == nil {
+				t.Error("bootfiles accepted it")
+			}
+			if ents, _ := os.ReadDir(outDir); len(ents) != 0 {
+				t.Errorf("bootfiles left %s behind", ents[0].Name())
+			}
+		})
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 5 {
+		t.Errorf("input directory holds %d entries, want the 5 inputs (no temporary files)", len(ents))
+	}
+}
+
+// TestVerifyPacked: verify accepts a packed image and catches every kind of damage,
+// including a file cut exactly at a frame boundary (a clean end for a zstd decoder).
+func TestVerifyPacked(t *testing.T) {
+	info := image(t, "tiny", testimg.Options{Seed: 5, RootData: -1, RootFree: -1})
+	dir := t.TempDir()
+	packed, m := packImage(t, info.Path, dir, "tiny")
+	if out := mustCLI(t, "verify", "-q", packed); !strings.Contains(out, "OK") {
+		t.Fatalf("verify: %q", out)
+	}
+	good, _ := os.ReadFile(packed)
+	manPath := manifest.PathFor(packed)
+	goodMan, _ := os.ReadFile(manPath)
+	last := m.Chunks[len(m.Chunks)-1]
+	mid := m.Chunks[len(m.Chunks)/2]
+	for _, tc := range []struct {
+		name string
+		data []byte
+		man  func(*manifest.Manifest)
+		want string
+	}{
+		{"cut at a frame boundary", good[:last.Frame], nil, "truncated"},
+		{"cut inside a frame", good[:mid.Frame+mid.FrameSize/2], nil, "truncated"},
+		{"flipped byte", flip(good, mid.Frame+mid.FrameSize/2), nil, "chunk"},
+		{"trailing garbage", append(bytes.Clone(good), 1, 2, 3), nil, "compressed file is"},
+		{"wrong chunk hash", good, func(m *manifest.Manifest) { m.Chunks[1].SHA256 = strings.Repeat("0", 64) }, "chunk 1"},
+		{"wrong whole hash", good, func(m *manifest.Manifest) { m.SHA256 = strings.Repeat("0", 64) }, "image sha256"},
+		{"shifted frame boundary", good, func(m *manifest.Manifest) {
+			m.Chunks[1].FrameSize--
+			m.Chunks[2].Frame--
+			m.Chunks[2].FrameSize++
+		}, "chunk 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := t.TempDir()
+			p := filepath.Join(d, "tiny.img.zst")
+			os.WriteFile(p, tc.data, 0o644)
+			mm, _ := manifest.Decode(bytes.NewReader(goodMan))
+			if tc.man != nil {
+				tc.man(mm)
+			}
+			f, _ := os.Create(manifest.PathFor(p))
+			mm.Encode(f)
+			f.Close()
+			_, _, err := cli(t, "verify", "-q", p)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("verify: %v, want an error mentioning %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func flip(b []byte, off int64) []byte {
+	c := bytes.Clone(b)
+	c[off] ^= 0x40
+	return c
+}
+
+// TestBootfiles copies the Pi 5 netboot files out of raw, packed and xz images and
+// compares them with what testimg wrote; other boot partition files stay behind.
+func TestBootfiles(t *testing.T) {
+	info := image(t, string(testimg.TrixieCloudInit), testimg.Options{Kind: testimg.TrixieCloudInit, Seed: 3, RootData: 1 << 20})
+	dir := t.TempDir()
+	packed, _ := packImage(t, info.Path, dir, "trixie")
+	xzPath := filepath.Join(dir, "trixie.img.xz")
+	xz, err := exec.Command("xz", "-T1", "-0", "-c", info.Path).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(xzPath, xz, 0o644)
+	var want []string
+	for _, f := range info.Files {
+		if f.FS == "bootfs" && bootfiles.Wanted(f.Path) {
+			want = append(want, f.Path)
+		}
+	}
+	for _, in := range []string{info.Path, packed, xzPath} {
+		t.Run(filepath.Base(in), func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "tftp", "root")
+			mustCLI(t, "bootfiles", "--tmpdir", t.TempDir(), in, out)
+			var got []string
+			filepath.WalkDir(out, func(p string, d os.DirEntry, err error) error {
+				if err == nil && !d.IsDir() {
+					rel, _ := filepath.Rel(out, p)
+					got = append(got, filepath.ToSlash(rel))
+				}
+				return err
+			})
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("copied %q, want %q", got, want)
+			}
+			for _, p := range got {
+				f, _ := info.Lookup("bootfs", p)
+				b, _ := os.ReadFile(filepath.Join(out, p))
+				if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != f.SHA256 {
+					t.Errorf("%s differs from the image's", p)
+				}
+			}
+		})
+	}
+	for _, p := range []string{"kernel_2712.img", "bcm2712-rpi-5-b.dtb", "overlays/overlay_map.dtb", "config.txt"} {
+		if !slices.Contains(want, p) {
+			t.Errorf("%s not among the files copied", p)
+		}
+	}
+	for _, p := range []string{"user-data", "meta-data", "network-config"} {
+		if slices.Contains(want, p) {
+			t.Errorf("first-boot file %s copied", p)
+		}
 	}
 }
