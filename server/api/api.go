@@ -30,6 +30,9 @@ type Options struct {
 	// context was marked with AgentContext (the agent listeners). When false it
 	// answers everywhere.
 	AgentOnlyListeners bool
+	// Shutdown, when closed, ends the long-lived event streams (so that an HTTP
+	// shutdown does not wait for them). nil: never.
+	Shutdown <-chan struct{}
 	// Version is reported by /healthz.
 	Version string
 	// Extra lets other parts (dashboard, netboot) add routes to the engine; called
@@ -81,6 +84,8 @@ func New(svc *domain.Service, opt Options) (*gin.Engine, *API) {
 
 	v1.POST("/login", a.login)
 	v1.POST("/logout", a.logout)
+	v1.POST("/session", a.login)
+	v1.DELETE("/session", a.logout)
 
 	m := v1.Group("", a.auth)
 	a.manageRoutes(m)
@@ -101,6 +106,8 @@ var PublicRoutes = map[string]bool{
 	"POST /api/v1/deployments/:id/result": true,
 	"POST /api/v1/login":                  true,
 	"POST /api/v1/logout":                 true,
+	"POST /api/v1/session":                true,
+	"DELETE /api/v1/session":              true,
 }
 
 func (a *API) logRequests(c *gin.Context) {

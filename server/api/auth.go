@@ -51,6 +51,7 @@ func (a *API) auth(c *gin.Context) {
 
 type loginRequest struct {
 	User     string `json:"user"`
+	Username string `json:"username"` // alias of user
 	Password string `json:"password"`
 }
 
@@ -60,6 +61,9 @@ func (a *API) login(c *gin.Context) {
 	var lr loginRequest
 	if !bindJSON(c, &lr, 4<<10) {
 		return
+	}
+	if lr.User == "" {
+		lr.User = lr.Username
 	}
 	tok, exp, err := a.svc.Login(c.Request.Context(), lr.User, lr.Password)
 	if err != nil {
@@ -95,4 +99,21 @@ func (a *API) logout(c *gin.Context) {
 // me: GET /api/v1/me.
 func (a *API) me(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"actor": domain.Actor(c.Request.Context()), "user": c.GetString("user")})
+}
+
+// Authenticated reports whether r carries the admin token or a live session (for
+// the dashboard's page gate).
+func (a *API) Authenticated(r *http.Request) bool {
+	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		if a.opt.Token != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(a.opt.Token)) == 1 {
+			return true
+		}
+		_, err := a.svc.SessionUser(r.Context(), tok)
+		return err == nil
+	}
+	if ck, err := r.Cookie(SessionCookie); err == nil && ck.Value != "" {
+		_, err := a.svc.SessionUser(r.Context(), ck.Value)
+		return err == nil
+	}
+	return false
 }

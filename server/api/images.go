@@ -76,9 +76,15 @@ func (w *countingWriter) ReadFrom(r io.Reader) (int64, error) {
 	w.gw.WriteHeaderNow()
 	var n int64
 	var err error
-	if rf, ok := w.gw.Unwrap().(io.ReaderFrom); ok {
-		n, err = rf.ReadFrom(r)
-	} else {
+	if u, ok := w.gw.(interface{ Unwrap() http.ResponseWriter }); ok {
+		rf, _ := u.Unwrap().(io.ReaderFrom)
+		if rf != nil {
+			n, err = rf.ReadFrom(r)
+			w.m.bytesServed.Add(n)
+			return n, err
+		}
+	}
+	{
 		n, err = io.Copy(struct{ io.Writer }{w.gw}, r)
 	}
 	w.m.bytesServed.Add(n)

@@ -16,6 +16,7 @@ import (
 
 func (a *API) manageRoutes(m *gin.RouterGroup) {
 	m.GET("/me", a.me)
+	m.GET("/session", a.me)
 	m.GET("/events", a.events)
 	m.GET("/fleet", a.fleet)
 
@@ -59,6 +60,8 @@ func (a *API) manageRoutes(m *gin.RouterGroup) {
 	m.GET("/boards", a.listBoards)
 	m.GET("/boards/:serial", a.getBoard)
 	m.POST("/boards/:serial/reimage", a.reimageBoard)
+	m.PUT("/boards/:serial/reimage", a.reimageBoard)
+	m.GET("/boards/:serial/events", a.boardEvents)
 
 	m.GET("/deployments", a.listDeployments)
 	m.GET("/deployments/:id", a.getDeployment)
@@ -498,4 +501,19 @@ func (a *API) putUser(c *gin.Context) {
 func (a *API) deleteUser(c *gin.Context) {
 	err := a.svc.DeleteUser(c.Request.Context(), c.Param("name"))
 	ok(c, gin.H{"deleted": c.Param("name")}, err)
+}
+
+func (a *API) boardEvents(c *gin.Context) {
+	limit, good := queryInt(c, "limit")
+	if !good {
+		return
+	}
+	ctx := c.Request.Context()
+	b, err := a.svc.Store().Board(ctx, c.Param("serial"))
+	if err != nil {
+		failErr(c, wrapNotFound(err, "board", c.Param("serial")))
+		return
+	}
+	ev, err := a.svc.Store().BoardEvents(ctx, b.Serial, b.MAC, limit)
+	ok(c, ev, err)
 }

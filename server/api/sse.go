@@ -48,6 +48,8 @@ func (a *API) events(c *gin.Context) {
 		select {
 		case <-ctx.Done():
 			return false
+		case <-a.opt.Shutdown:
+			return false
 		case <-sub.Lost:
 			fmt.Fprintf(w, "event: reset\ndata: {\"reason\":\"client too slow\"}\n\n")
 			return false

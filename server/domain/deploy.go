@@ -92,11 +92,20 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 		if err != nil {
 			return err
 		}
+		last, lastErr := t.LastDeployment(ctx, serial)
+		if lastErr != nil && !errors.Is(lastErr, store.ErrNotFound) {
+			return lastErr
+		}
+		// A board flagged for re-imaging is re-imaged where it was, under its name,
+		// with the product's active image, outside any batch.
+		if b.Reimage && lastErr == nil {
+			batches = append([]store.Batch{{Venue: last.Venue, Product: last.Product}}, batches...)
+		}
 		if len(batches) == 0 {
 			return retry("no active batch has room")
 		}
 		// A board whose last deployment failed goes back to its batch if it can.
-		if last, err := t.LastDeployment(ctx, serial); err == nil && last.BatchID != 0 {
+		if lastErr == nil && last.BatchID != 0 {
 			for i, bt := range batches {
 				if bt.ID == last.BatchID {
 					batches[0], batches[i] = batches[i], batches[0]
@@ -111,7 +120,11 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 				return err
 			}
 			if why != "" {
-				reasons = append(reasons, fmt.Sprintf("batch %d: %s", bt.ID, why))
+				if bt.ID == 0 {
+					reasons = append(reasons, "re-image: "+why)
+				} else {
+					reasons = append(reasons, fmt.Sprintf("batch %d: %s", bt.ID, why))
+				}
 				continue
 			}
 			created, batch = &d, &bt
@@ -133,8 +146,10 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 		s.log.Info("deployment created", "deployment", created.ID, "serial", serial, "mac", mac, "hostname", created.Hostname,
 			"batch", created.BatchID, "image", created.Image)
 		s.publish(events.DeploymentCreated, *created)
-		if bt, err := s.st.Batch(ctx, batch.ID); err == nil {
-			s.publish(events.BatchChanged, bt)
+		if batch.ID != 0 {
+			if bt, err := s.st.Batch(ctx, batch.ID); err == nil {
+				s.publish(events.BatchChanged, bt)
+			}
 		}
 	case retryNote != "":
 		s.publish(events.HelloRetry, map[string]string{"serial": serial, "mac": mac, "reason": retryNote})
@@ -147,7 +162,7 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 func (s *Service) allocate(ctx context.Context, t *store.Tx, bt store.Batch, serial string) (store.Deployment, string, error) {
 	p, err := t.Product(ctx, bt.Product)
 	if err != nil {
-		return store.Deployment{}, "", fmt.Errorf("batch %d product %q: %w", bt.ID, bt.Product, err)
+		return store.Deployment{}, "", fmt.Errorf("product %q: %w", bt.Product, err)
 	}
 	imgName := bt.Image
 	if imgName == "" {

@@ -52,7 +52,7 @@ func (t *Tx) Image(ctx context.Context, name string) (Image, error) {
 
 // PutImage inserts or replaces an image row.
 func (t *Tx) PutImage(ctx context.Context, i Image) error {
-	_, err := t.tx.ExecContext(ctx, `INSERT INTO images (`+imageCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO images (name, size, sha256, compressed_size, compressed_sha256, first_boot, os_release, manifest, state, created_at, ready_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET size = excluded.size, sha256 = excluded.sha256,
 		compressed_size = excluded.compressed_size, compressed_sha256 = excluded.compressed_sha256,
 		first_boot = excluded.first_boot, os_release = excluded.os_release, manifest = excluded.manifest,
