@@ -24,6 +24,7 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"html"
 	"io/fs"
 	"net/http"
 	"net/url"
@@ -63,7 +64,7 @@ type file struct {
 // files maps a path below static/ ("public/login.html", "app/js/main.js") to its asset.
 type files map[string]*file
 
-func load() files {
+func load(version string) files {
 	out := files{}
 	err := fs.WalkDir(staticFS, "static", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -75,6 +76,9 @@ func load() files {
 		}
 		sum := sha256.Sum256(data)
 		rel := strings.TrimPrefix(p, "static/")
+		if rel == "app/index.html" {
+			data = bytes.ReplaceAll(data, []byte("{{VERSION}}"), []byte(html.EscapeString(version)))
+		}
 		out[rel] = &file{name: path.Base(p), data: data, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
 		return nil
 	})
@@ -88,7 +92,7 @@ func load() files {
 // Register mounts the dashboard on r. It registers only the routes listed in the
 // package comment.
 func Register(r gin.IRouter, cfg Config) {
-	h := &handler{files: load(), cfg: cfg}
+	h := &handler{files: load(cfg.Version), cfg: cfg}
 	for _, m := range []string{http.MethodGet, http.MethodHead} {
 		r.Handle(m, "/", h.root)
 		r.Handle(m, LoginPath, h.login)

@@ -18,7 +18,7 @@ func newServer(t *testing.T) *httptest.Server {
 	t.Helper()
 	gin.SetMode(gin.TestMode)
 	r := gin.New()
-	Register(r, Config{Authenticated: func(r *http.Request) bool {
+	Register(r, Config{Version: "v1.2.3-test", Authenticated: func(r *http.Request) bool {
 		c, err := r.Cookie("session")
 		return err == nil && c.Value == "ok"
 	}})
@@ -80,7 +80,7 @@ func TestRoutes(t *testing.T) {
 		{"root with session goes to the app", req{path: "/", session: true, accept: html}, 303, "/ui/", "", ""},
 		{"login page is public", req{path: "/login", accept: html}, 200, "", "text/html", `id="login"`},
 		{"login page HEAD", req{method: "HEAD", path: "/login"}, 200, "", "text/html", ""},
-		{"login script is public", req{path: "/assets/login.js"}, 200, "", "text/javascript", "/api/v1/session"},
+		{"login script is public", req{path: "/assets/login.js"}, 200, "", "text/javascript", "/api/v1/login"},
 		{"style sheet is public", req{path: "/assets/style.css"}, 200, "", "text/css", ".row"},
 		{"icon is public", req{path: "/assets/favicon.svg"}, 200, "", "image/svg+xml", "<svg"},
 		{"unknown asset", req{path: "/assets/nope.js"}, 404, "", "application/json", "not found"},
@@ -91,6 +91,7 @@ func TestRoutes(t *testing.T) {
 		{"app module without session", req{path: "/ui/js/main.js"}, 401, "", "application/json", "login required"},
 		{"app shell HEAD without session", req{method: "HEAD", path: "/ui/"}, 401, "", "", ""},
 		{"app shell with session", req{path: "/ui/", session: true, accept: html}, 200, "", "text/html", `src="/ui/js/main.js"`},
+		{"shell shows the version", req{path: "/ui/", session: true}, 200, "", "text/html", "v1.2.3-test"},
 		{"client route gets the shell", req{path: "/ui/fleet", session: true, accept: html}, 200, "", "text/html", `id="view"`},
 		{"app module with session", req{path: "/ui/js/main.js", session: true}, 200, "", "text/javascript", "import"},
 		{"page module with session", req{path: "/ui/js/pages/fleet.js", session: true}, 200, "", "text/javascript", "export function render"},
@@ -118,7 +119,7 @@ func TestRoutes(t *testing.T) {
 // The app shell must never reach a client without a session, whatever the path.
 func TestAppFilesNeedSession(t *testing.T) {
 	srv := newServer(t)
-	for rel := range load() {
+	for rel := range load("") {
 		if !strings.HasPrefix(rel, "app/") {
 			continue
 		}
@@ -163,7 +164,7 @@ var (
 // Every module import and every page reference resolves to an embedded file, and
 // nothing is loaded from another host (deployment networks have no internet).
 func TestReferencesResolve(t *testing.T) {
-	files := load()
+	files := load("")
 	served := func(p string) bool {
 		switch {
 		case strings.HasPrefix(p, "/assets/"):

@@ -36,6 +36,7 @@ import (
 	"github.com/rpi-deploy/rpi-deploy/image-tools/blockdev"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/readback"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/zstimg"
 )
 
 // Errors callers branch on.
@@ -200,8 +201,7 @@ func (fl *Flasher) Stream(ctx context.Context, src Source) error {
 	start := time.Now()
 	fl.src = src
 	m, opt := fl.m, fl.opt
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(opt.Decoders),
-		zstd.WithDecoderMaxMemory(uint64(m.ChunkSize)), zstd.WithDecoderLowmem(false))
+	dec, err := zstimg.NewDecoder(m.ChunkSize, opt.Decoders)
 	if err != nil {
 		return err
 	}
@@ -346,27 +346,16 @@ func (fl *Flasher) fetch(ctx context.Context, src Source, compFree, rawFree chan
 	return nil
 }
 
-// decode turns w.comp into w.raw and checks the chunk's SHA256; failures go in w.err
-// for the order stage to report in chunk order.
+// decode turns w.comp into w.raw and checks the chunk's length and SHA256; failures
+// go in w.err for the order stage to report in chunk order.
 func (fl *Flasher) decode(dec *zstd.Decoder, w *work) {
-	cr := fl.m.ChunkRange(w.i)
-	out, err := dec.DecodeAll(w.comp, w.raw[:0])
-	switch {
-	case err != nil:
-		w.err = fmt.Errorf("decode: %w", err)
-	case int64(len(out)) != cr.Length:
-		w.err = fmt.Errorf("decode: %w: frame holds %d bytes, chunk is %d", readback.ErrMismatch, len(out), cr.Length)
-	default:
-		if &out[0] != &w.raw[0] {
-			copy(w.raw, out)
-		}
-		sum := sha256.Sum256(w.raw[:cr.Length])
-		if got := hex.EncodeToString(sum[:]); got != fl.m.Chunks[w.i].SHA256 {
-			w.err = fmt.Errorf("%w: want %s, got %s", readback.ErrMismatch, fl.m.Chunks[w.i].SHA256, got)
-		}
+	out, err := zstimg.DecodeChunk(dec, fl.m, w.i, w.comp, w.raw)
+	if err != nil {
+		w.err = &readback.ChunkError{Chunk: w.i, Offset: fl.m.ChunkRange(w.i).Offset, Err: err}
+		return
 	}
-	if w.err != nil {
-		w.err = &readback.ChunkError{Chunk: w.i, Offset: cr.Offset, Err: w.err}
+	if &out[0] != &w.raw[0] {
+		copy(w.raw, out)
 	}
 }
 

@@ -14,11 +14,11 @@ form.addEventListener('submit', async (ev) => {
   const button = form.querySelector('button');
   button.disabled = true;
   try {
-    const res = await fetch('/api/v1/session', {
+    const res = await fetch('/api/v1/login', {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', 'Accept': 'application/json' },
       credentials: 'same-origin',
-      body: JSON.stringify({ username: form.username.value.trim(), password: form.password.value }),
+      body: JSON.stringify({ user: form.username.value.trim(), password: form.password.value }),
     });
     if (!res.ok) {
       let msg = `sign-in failed (HTTP ${res.status})`;

@@ -58,8 +58,8 @@ export function list(x) {
 }
 
 export const session = {
-  me: () => get(`${API}/session`),
-  logout: () => del(`${API}/session`),
+  me: () => get(`${API}/me`),
+  logout: () => post(`${API}/logout`),
 };
 
 export function url(path, query) {

@@ -2,7 +2,7 @@
 // server's event stream (SSE). EventSource reconnects by itself; after every
 // (re)connect the snapshot is fetched again so nothing missed while away is lost.
 
-import { API, get, list } from './api.js';
+import { API, get } from './api.js';
 
 const RECENT_MS = 15 * 60 * 1000; // finished boards stay on the fleet view this long
 const HISTORY_S = 600;            // throughput chart: ten minutes, one sample a second
@@ -13,6 +13,7 @@ const EVENT_NAMES = [
   'deployment.created', 'deployment.progress', 'deployment.finished', 'batch.changed', 'board.changed',
   'board.netboot', 'image.changed', 'venue.changed', 'product.changed', 'pool.changed', 'hello.retry',
 ];
+// "reset": the server dropped events for this client; only a new snapshot helps.
 
 export const TERMINAL = new Set(['verified', 'failed', 'abandoned']);
 
@@ -51,7 +52,7 @@ class Live extends EventTarget {
       if (es.readyState === EventSource.CLOSED) {
         this.source = null;
         setTimeout(async () => {
-          try { await get(`${API}/session`); } catch { return; } // 401 goes to /login
+          try { await get(`${API}/me`); } catch { return; } // 401 goes to /login
           this.connect();
         }, 2000);
       }
@@ -61,6 +62,7 @@ class Live extends EventTarget {
     for (const name of EVENT_NAMES) {
       es.addEventListener(name, (ev) => this.onEvent(name, ev.data));
     }
+    es.addEventListener('reset', () => this.snapshot());
   }
 
   setConnected(on) {
@@ -71,25 +73,26 @@ class Live extends EventTarget {
 
   emit(what) { this.dispatchEvent(new CustomEvent('change', { detail: what })); }
 
-  // snapshot re-reads everything the fleet view shows.
+  // snapshot re-reads everything the fleet view shows (GET /api/v1/fleet).
   async snapshot() {
     try {
-      const since = new Date(Date.now() - RECENT_MS).toISOString();
-      const [open, recent, batches] = await Promise.all([
-        get(`${API}/deployments`, { state: 'open', limit: 1000 }),
-        get(`${API}/deployments`, { since, limit: 1000 }),
-        get(`${API}/batches`),
-      ]);
+      const f = await get(`${API}/fleet`);
       const rows = new Map();
       // Oldest first, so a board's newest deployment wins.
-      const deps = [...list(recent), ...list(open)].sort((a, b) => (a.id || 0) - (b.id || 0));
+      const deps = [...(f.recent || []), ...(f.active || [])].sort((a, b) => (a.id || 0) - (b.id || 0));
       for (const d of deps) rows.set(d.serial, rowFrom(d, rows.get(d.serial)));
+      // An event that arrived while the snapshot was on its way may be newer.
+      for (const [serial, cur] of this.rows) {
+        const snap = rows.get(serial);
+        if (snap && newer(cur, snap)) rows.set(serial, cur);
+      }
       // Boards seen on the network but not yet at hello keep their netboot rows.
       for (const [serial, r] of this.rows) {
         if (!rows.has(serial) && (r.phase === 'dhcp' || r.phase === 'tftp') && Date.now() - r.seen < RECENT_MS) rows.set(serial, r);
       }
       this.rows = rows;
-      this.batches = new Map(list(batches).map((b) => [b.id, b]));
+      this.batches = new Map((f.batches || []).map((b) => [b.id, b]));
+      this.counts = f.counts || {};
       this.emit('snapshot');
     } catch (err) {
       console.warn('snapshot:', err);
@@ -119,7 +122,9 @@ class Live extends EventTarget {
     // Inventory changes do not touch the fleet rows; pages that list them re-read.
     let handled = ['image', 'venue', 'product', 'pool', 'hello', 'board'].includes(noun) && kind !== 'board.netboot';
     if (dep && dep.serial) {
-      this.rows.set(dep.serial, rowFrom(dep, this.rows.get(dep.serial)));
+      const cur = this.rows.get(dep.serial);
+      const row = rowFrom(dep, cur);
+      if (!cur || !newer(cur, row)) this.rows.set(dep.serial, row);
       handled = true;
     }
     if (batch && typeof batch === 'object' && batch.id !== undefined) {
@@ -162,6 +167,14 @@ class Live extends EventTarget {
   }
 }
 
+// newer reports whether row a is a later state than row b of the same board: a later
+// deployment, a later update of the same one, or a finished one.
+function newer(a, b) {
+  if ((a.deployment_id || 0) !== (b.deployment_id || 0)) return (a.deployment_id || 0) > (b.deployment_id || 0);
+  if (TERMINAL.has(a.state) !== TERMINAL.has(b.state)) return TERMINAL.has(a.state);
+  return String(a.updated_at || '') > String(b.updated_at || '');
+}
+
 // rowFrom turns a deployment (as the API and the events give it) into a fleet row.
 export function rowFrom(d, prev) {
   const state = d.state || 'open';
@@ -187,6 +200,7 @@ export function rowFrom(d, prev) {
     error: d.error || '',
     error_phase: d.error_phase || '',
     started_at: d.started_at,
+    updated_at: d.updated_at,
     finished_at: d.finished_at,
     seen: Math.max(t, Date.now() - 1000),
     mac: d.mac || (prev && prev.mac) || '',

@@ -52,7 +52,7 @@ live.addEventListener('change', (ev) => { if (ev.detail === 'status') showLive()
 window.addEventListener('hashchange', route);
 
 session.me().then((me) => {
-  const name = me && (me.user || me.username || me.name);
+  const name = me && (me.user || me.actor);
   if (name) document.getElementById('user').textContent = name;
 }).catch(() => { /* 401 already redirected */ });
 live.start();

@@ -5,7 +5,8 @@ import { h, clear, table, when, field, formValues } from '../ui.js';
 
 export async function render(view, { query }) {
   const filters = { actor: query.get('actor') || '', action: query.get('action') || '' };
-  const rows = list(await get('audit', { ...filters, limit: 500 }));
+  const match = (r, k) => !filters[k] || String(r[k] || '').toLowerCase().includes(filters[k].toLowerCase());
+  const rows = list(await get('audit', { limit: 1000 })).filter((r) => match(r, 'actor') && match(r, 'action'));
   const form = h('form.inline', { onsubmit: (ev) => {
     ev.preventDefault();
     location.hash = `#/audit?${new URLSearchParams(formValues(form))}`;

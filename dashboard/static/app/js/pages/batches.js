@@ -1,6 +1,6 @@
 // Batches: create, pause, resume, cancel, reprioritise.
 
-import { get, post, patch, list } from '../api.js';
+import { get, post, list } from '../api.js';
 import { h, clear, table, dialog, field, run, when, bar, pill } from '../ui.js';
 import { lookups, venueOptions, productOptions, imageOptions } from './common.js';
 
@@ -14,15 +14,16 @@ export async function render(view) {
     field('count', 'Boards (empty = open-ended: every unknown board joins)', { type: 'number', min: 1 }),
     field('priority', 'Priority (higher goes first)', { type: 'number', value: 0 }),
     field('note', 'Note'),
+    field('paused', 'Create paused (start it later)', { type: 'checkbox' }),
   ], 'Create batch', async (v) => {
-    await post('batches', { venue: v.venue, product: v.product, image: v.image || '', count: v.count || 0, priority: v.priority || 0, note: v.note || '' });
+    await post('batches', { venue: v.venue, product: v.product, image: v.image || '', count: v.count || 0, priority: v.priority || 0, paused: v.paused || false, note: v.note || '' });
     render(view);
   });
   const act = (b, what) => run(() => post(`batches/${b.id}/${what}`), `batch #${b.id}: ${what}`).then(() => render(view));
   const reprio = (b) => dialog(`Priority of batch #${b.id}`, [
     field('priority', 'Priority (higher goes first)', { type: 'number', value: b.priority || 0, required: true }),
   ], 'Save', async (v) => {
-    await patch(`batches/${b.id}`, { priority: v.priority });
+    await post(`batches/${b.id}/priority`, { priority: v.priority });
     render(view);
   });
   clear(view).append(h('section.panel',

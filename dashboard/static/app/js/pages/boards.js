@@ -1,6 +1,6 @@
 // Boards: every board ever seen; one board's history; flag for re-imaging.
 
-import { get, put, list } from '../api.js';
+import { get, post, list } from '../api.js';
 import { h, clear, table, run, when, pill, formValues, field, bytes, duration } from '../ui.js';
 
 export async function render(view, { args, query }) {
@@ -25,16 +25,15 @@ export async function render(view, { args, query }) {
 function reimageButton(b, after) {
   return h('button.small', {
     class: b.reimage ? 'small' : 'small danger',
-    onclick: () => run(() => put(`boards/${b.serial}/reimage`, { reimage: !b.reimage }),
+    onclick: () => run(() => post(`boards/${b.serial}/reimage`, { reimage: !b.reimage }),
       b.reimage ? `${b.serial}: re-imaging cancelled` : `${b.serial} will be re-imaged on its next network boot`).then(after),
   }, b.reimage ? 'Cancel re-image' : 'Re-image');
 }
 
 async function detail(view, serial) {
-  const [b, deps, events] = await Promise.all([
-    get(`boards/${serial}`), get('deployments', { serial, limit: 200 }), get(`boards/${serial}/events`, { limit: 200 }).catch(() => []),
-  ]);
-  const board = b.board || b;
+  const board = await get(`boards/${serial}`);
+  const deps = board.deployments || [];
+  const events = board.history || [];
   clear(view).append(
     h('section.panel',
       h('h2', h('a', { href: '#/boards' }, 'Boards'), ' / ', h('span.mono', serial), h('span.spacer'), reimageButton(board, () => detail(view, serial))),

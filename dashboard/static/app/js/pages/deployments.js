@@ -6,9 +6,16 @@ import { lookups, venueOptions, productOptions } from './common.js';
 
 const KEYS = ['venue', 'product', 'state', 'batch', 'q', 'since', 'until'];
 
+function nextDay(day) {
+  const d = new Date(`${day}T00:00:00Z`);
+  d.setUTCDate(d.getUTCDate() + 1);
+  return d.toISOString().slice(0, 10);
+}
+
 export async function render(view, { query }) {
   const f = Object.fromEntries(KEYS.map((k) => [k, query.get(k) || '']));
-  const api = { ...f, batch_id: f.batch, batch: undefined };
+  // Dates are days; the API compares RFC 3339 times as text, so "until" is the next day.
+  const api = { ...f, until: f.until ? nextDay(f.until) : '' };
   const [lk, deps] = await Promise.all([lookups(), get('deployments', { ...api, limit: 1000 })]);
   const rows = list(deps);
   const form = h('form.inline', { id: 'history-filter', onsubmit: (ev) => {
@@ -23,7 +30,7 @@ export async function render(view, { query }) {
   field('since', 'From', { type: 'date', value: f.since }),
   field('until', 'To', { type: 'date', value: f.until }),
   h('button', { type: 'submit' }, 'Filter'));
-  const csv = () => download(url('deployments.csv', api));
+  const csv = () => download(url('deployments', { ...api, format: 'csv', limit: 100000 }));
   clear(view).append(h('section.panel',
     h('h2', 'Deployment history', h('span.muted', `${rows.length} shown`), h('span.spacer'),
       h('button', { id: 'history-csv', onclick: csv }, 'Export CSV')),

@@ -9,7 +9,7 @@ export async function render(view, { query }) {
   const sel = { venue: query.get('venue') || '', product: query.get('product') || '', q: query.get('q') || '' };
   const [lk, summaries, names] = await Promise.all([
     lookups(), get('pools'),
-    sel.venue || sel.product ? get('pools/names', { venue: sel.venue, product: sel.product, q: sel.q, limit: 2000 }) : null,
+    sel.venue || sel.product || sel.q ? get('pools/names', { venue: sel.venue, product: sel.product }) : null,
   ]);
   const poolProducts = lk.products.filter((p) => p.naming === 'pool');
   const go = (v) => { location.hash = `#/pools?${new URLSearchParams(Object.entries(v).filter(([, x]) => x))}`; };
@@ -21,7 +21,7 @@ export async function render(view, { query }) {
     field('count', 'How many', { type: 'number', min: 1, max: 10000, value: 20, required: true }),
     field('start', 'First number (empty = after the highest)', { type: 'number', min: 1 }),
   ], 'Generate', async (v) => {
-    const r = await post('pools', { venue: v.venue, product: v.product, count: v.count, start: v.start || 0 });
+    const r = await post('pools/generate', { venue: v.venue, product: v.product, count: v.count, start: v.start || 0 });
     go({ venue: v.venue, product: v.product });
     reloadIfSame(v);
     return r;
@@ -59,21 +59,24 @@ export async function render(view, { query }) {
     { key: 'retired', label: 'Retired', num: true },
     { key: 'actions', label: '', render: (s) => h('div.actions',
       h('button.small', { onclick: () => go({ venue: s.venue, product: s.product }) }, 'Names'),
-      h('button.small', { onclick: () => download(url('pools/export.csv', { venue: s.venue, product: s.product })) }, 'Export CSV')) },
+      h('button.small', { onclick: () => download(url('pools/export', { venue: s.venue, product: s.product })) }, 'Export CSV')) },
   ], list(summaries), { empty: 'No pool yet: generate names for a venue.', onRow: (s) => go({ venue: s.venue, product: s.product }) });
 
   let namesPanel = null;
   if (names) {
-    const rows = list(names);
+    const q = sel.q.toLowerCase();
+    const rows = list(names).filter((n) => !q || n.name.toLowerCase().includes(q) || (n.serial || '').includes(q));
     namesPanel = h('section.panel', { id: 'pool-names' },
       h('h2', `Names — ${sel.venue || 'all venues'} · ${sel.product || 'all products'}`, h('span.spacer'),
-        h('button', { onclick: () => download(url('pools/export.csv', { venue: sel.venue, product: sel.product })) }, 'Export CSV')),
+        h('button', { id: 'pool-export', onclick: () => download(url('pools/export', { venue: sel.venue, product: sel.product })) }, 'Export CSV')),
       table([
         { key: 'name', label: 'Name', render: (n) => h('strong.mono', n.name) },
         { key: 'state', label: 'State', render: (n) => n.retired ? pill('retired', 'bad') : n.serial ? pill('held', 'open') : pill('free', 'ok') },
         { key: 'serial', label: 'Held by', render: (n) => n.serial ? h('a.mono', { href: `#/boards/${n.serial}` }, n.serial) : '' },
         { key: 'bound_at', label: 'Since', render: (n) => n.bound_at ? when(n.bound_at) : '' },
-        { key: 'actions', label: '', render: (n) => n.retired ? '' : h('button.small.danger', {
+        { key: 'actions', label: '', render: (n) => n.retired ? h('button.small', {
+          onclick: () => run(() => post(`pools/names/${encodeURIComponent(n.name)}/unretire`), `${n.name} back in the pool`).then(reload),
+        }, 'Unretire') : h('button.small.danger', {
           onclick: () => confirmAction(`Retire ${n.name}? It will never be handed out again${n.serial ? ` (its board ${n.serial} keeps running with it until re-imaged)` : ''}.`, 'Retire', async () => {
             await run(() => post(`pools/names/${encodeURIComponent(n.name)}/retire`), `${n.name} retired`);
             reload();

@@ -1,6 +1,6 @@
 // Products: naming strategy and the active image.
 
-import { get, post, put, list } from '../api.js';
+import { get, post, list } from '../api.js';
 import { h, clear, table, dialog, field, when } from '../ui.js';
 import { imageOptions } from './common.js';
 
@@ -17,9 +17,9 @@ export async function render(view) {
     render(view);
   });
   const activate = (p) => dialog(`Active image of ${p.code}`, [
-    field('image', 'Image', { options: imageOptions(imgs, '(none)'), value: p.active_image || '' }),
+    field('image', 'Image', { options: imageOptions(imgs), value: p.active_image || '', required: true }),
   ], 'Activate', async (v) => {
-    await put(`products/${p.code}/image`, { image: v.image || '' });
+    await post(`images/${encodeURIComponent(v.image)}/activate`, { product: p.code });
     render(view);
   });
   clear(view).append(h('section.panel',
@@ -30,6 +30,6 @@ export async function render(view) {
       { key: 'naming', label: 'Naming', render: (p) => p.naming === 'pool' ? `pool (${p.code}-VENUE-${'0'.repeat((p.digits || 3) - 1)}1)` : `serial (${p.code}-VENUE-ABCD1234)` },
       { key: 'active_image', label: 'Active image', render: (p) => p.active_image ? h('span.mono', p.active_image) : h('span.muted', 'none') },
       { key: 'created_at', label: 'Created', render: (p) => when(p.created_at) },
-      { key: 'actions', label: '', render: (p) => h('button.small', { onclick: () => activate(p) }, 'Set image') },
+      { key: 'actions', label: '', render: (p) => imgs.length ? h('button.small', { onclick: () => activate(p) }, 'Set image') : '' },
     ], list(products))));
 }
