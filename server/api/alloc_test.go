@@ -29,6 +29,7 @@ func TestConcurrentHellosWithKill(t *testing.T) {
 		at   time.Time
 	}
 	answers := make([]answer, boards)
+	var mu sync.Mutex // guards answers while the boards run
 	var (
 		answered  atomic.Int64
 		deployed  atomic.Int64
@@ -48,7 +49,9 @@ func TestConcurrentHellosWithKill(t *testing.T) {
 				var r agentapi.HelloResponse
 				code, body, err := postJSON(t, srv.URL+agentapi.PathHello, helloOf(i), &r)
 				if err == nil && code == 200 {
+					mu.Lock()
 					answers[i] = answer{r, time.Now()}
+					mu.Unlock()
 					answered.Add(1)
 					if r.Action == agentapi.ActionDeploy && deployed.Add(1) == 20 {
 						killOnce.Do(func() { close(killed) })
@@ -76,11 +79,13 @@ func TestConcurrentHellosWithKill(t *testing.T) {
 	srv.Kill()
 	killedAt := time.Now()
 	before := make(map[int]agentapi.HelloResponse)
+	mu.Lock()
 	for i, a := range answers {
 		if !a.at.IsZero() && a.at.Before(killedAt) && a.resp.Action == agentapi.ActionDeploy {
 			before[i] = a.resp
 		}
 	}
+	mu.Unlock()
 	srv.Restart(t)
 	close(restarted)
 	wg.Wait()

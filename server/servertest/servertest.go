@@ -158,9 +158,14 @@ func (s *Server) start(t testing.TB, listen string) {
 	select {
 	case u := <-found:
 		s.mu.Lock()
-		s.URL, s.cmd, s.done, s.AgentURLs = u, cmd, done, agents
-		s.addr = strings.TrimPrefix(u, "http://")
+		s.cmd, s.done = cmd, done
 		s.mu.Unlock()
+		// URL and AgentURLs are read by clients without a lock: written on the first
+		// start only (a restart keeps the address).
+		if s.URL == "" {
+			s.URL, s.AgentURLs = u, agents
+			s.addr = strings.TrimPrefix(u, "http://")
+		}
 	case <-done:
 		t.Fatalf("rpi-deployd exited before listening:\n%s", s.log.tail(40))
 	case <-time.After(30 * time.Second):
