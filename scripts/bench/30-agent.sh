@@ -90,6 +90,6 @@ prep "$work/t-slow.img"
   --write-rate-limit 40 2>"$work/slow.log" || { cat "$work/slow.log"; exit 1; }
 stream=$(field stream_s "$work/slow.log")
 readback=$(field readback_s "$work/slow.log")
-w=$(field written "$work/slow.log")
+w=$(field stream_written "$work/slow.log")
 floor=$(python3 -c "print(f'{$w/40e6:.2f}')")
 echo "bench: agent-overlap-40MBps ours=${stream}s baseline=${floor}s ratio=$(ratio "$stream" "$floor") readback=${readback}s written=${w}B image=${size}B"

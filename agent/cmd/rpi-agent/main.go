@@ -159,8 +159,8 @@ func standalone(cfg *deploy.Config, o options) error {
 
 // printStats prints the figures of a flash; scripts/bench/30-agent.sh parses this line.
 func printStats(st flash.Stats) {
-	fmt.Fprintf(os.Stderr, "rpi-agent: done: written=%d fetched=%d resumes=%d stream_s=%.3f readback_s=%.3f direct=%v\n",
-		st.Written, st.Fetched, st.Resumes, st.StreamTime.Seconds(), st.VerifyTime.Seconds(), st.DirectIO)
+	fmt.Fprintf(os.Stderr, "rpi-agent: done: written=%d stream_written=%d fetched=%d resumes=%d stream_s=%.3f readback_s=%.3f direct=%v\n",
+		st.Written, st.StreamWritten, st.Fetched, st.Resumes, st.StreamTime.Seconds(), st.VerifyTime.Seconds(), st.DirectIO)
 }
 
 func first(a, b string) string {
