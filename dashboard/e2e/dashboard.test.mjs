@@ -23,6 +23,24 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
   const agents = [];
   const cards = tempDir('rpi-e2e-cards-');
 
+  // Each step builds on the ones before: after a failure the rest are skipped (not
+  // left to time out), and the failing page is saved as a screenshot.
+  let broken = '';
+  const step = (name, fn) => test(name, async (t) => {
+    if (broken) { t.skip(`an earlier step failed: ${broken}`); return; }
+    try {
+      await fn(t);
+    } catch (err) {
+      broken = name;
+      if (page) {
+        await screenshot(page, `FAILED-${name.replace(/[^a-z0-9]+/gi, '-')}`, { fullPage: true }).catch(() => {});
+        const text = await page.textContent('body').catch(() => '');
+        console.error(`# page at ${page.url()}:\n${(text || '').replace(/\s+/g, ' ').slice(0, 1500)}`);
+      }
+      throw err;
+    }
+  });
+
   before(async () => {
     assert.ok(IMAGE && fs.existsSync(IMAGE), `E2E_IMAGE (${IMAGE}) must name a packed .img.zst`);
     manifest = JSON.parse(fs.readFileSync(IMAGE.replace(/\.img\.zst$/, '.manifest.json'), 'utf8'));
@@ -44,7 +62,7 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
     fs.rmSync(cards, { recursive: true, force: true });
   });
 
-  test('without a session only the login page answers', async () => {
+  step('without a session only the login page answers', async () => {
     const res = await page.goto(`${server.url}/ui/`);
     assert.match(page.url(), /\/login\?next=%2Fui%2F$/);
     assert.equal(res.status(), 200);
@@ -60,7 +78,7 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
     await screenshot(page, 'login');
   });
 
-  test('a wrong password is refused with a clear message', async () => {
+  step('a wrong password is refused with a clear message', async () => {
     await page.fill('#username', USER);
     await page.fill('#password', 'wrong');
     await page.click('button[type=submit]');
@@ -68,7 +86,7 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
     assert.match(await page.textContent('#login-error'), /wrong user or password/i);
   });
 
-  test('log in and see the live fleet view', async () => {
+  step('log in and see the live fleet view', async () => {
     await page.fill('#username', USER);
     await page.fill('#password', PASSWORD);
     await page.click('button[type=submit]');
@@ -78,7 +96,7 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
     assert.match(await page.textContent('#view'), /No board is deploying/);
   });
 
-  test('create a venue', async () => {
+  step('create a venue', async () => {
     await page.goto(`${server.url}/ui/#/venues`);
     await page.click('#venue-add');
     await page.fill('#f-code', 'coro1');
@@ -92,7 +110,7 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
     await page.locator('td', { hasText: 'Coronado Karting' }).waitFor();
   });
 
-  test('generate a hostname pool and export it as CSV', async () => {
+  step('generate a hostname pool and export it as CSV', async () => {
     await page.goto(`${server.url}/ui/#/pools`);
     await page.click('#pool-generate');
     await page.selectOption('#f-venue', VENUE);
@@ -108,7 +126,7 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
     await screenshot(page, 'pools', { fullPage: true });
   });
 
-  test('upload an image with progress, activate it, read its manifest', async () => {
+  step('upload an image with progress, activate it, read its manifest', async () => {
     await page.goto(`${server.url}/ui/#/images`);
     await page.setInputFiles('#image-files', [IMAGE, IMAGE.replace(/\.img\.zst$/, '.manifest.json')]);
     await page.click('#image-upload');
@@ -125,7 +143,7 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
     await screenshot(page, 'image-manifest', { fullPage: true });
   });
 
-  test('create a batch', async () => {
+  step('create a batch', async () => {
     await page.goto(`${server.url}/ui/#/batches`);
     await page.click('#batch-add');
     await page.selectOption('#f-venue', VENUE);
@@ -136,7 +154,7 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
     await page.locator('td', { hasText: `0 / ${GOOD_BOARDS}` }).waitFor();
   });
 
-  test('boards advance live to verified without a reload', async () => {
+  step('boards advance live to verified without a reload', async () => {
     await page.goto(`${server.url}/ui/#/fleet`);
     await page.locator('#live.on').waitFor();
     // Mark this document: a reload would lose the mark. Record every phase each
@@ -176,21 +194,22 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
     await page.locator('.stat.ok .v', { hasText: String(GOOD_BOARDS) }).waitFor();
   });
 
-  test('an injected failure stands out with its cause while others stream', async () => {
+  step('an injected failure stands out with its cause while others stream', async () => {
     await api(server, TOKEN, 'POST', '/api/v1/batches', { venue: VENUE, product: 'KXP2', count: 0, priority: 1, note: 'open-ended' });
-    // Two more boards at SD-card speed, and one whose card is too small for the image.
+    // Two more boards at SD-card speed, and one whose card cannot be opened (the
+    // agent is pointed at a device that is not there).
     const slow = [serialFor(5), serialFor(6)];
     for (const [i, b] of slow.entries()) {
       const target = targetFile(cards, `card-slow-${i}.img`, manifest.size + (64 << 20));
       agents.push(new Agent({ server, ...b, target, log: path.join(work, `agent-slow-${i}.log`), extra: ['--write-rate-limit', '6'] }));
     }
     const bad = serialFor(66);
-    const tiny = targetFile(cards, 'card-tiny.img', 16 << 20);
-    agents.push(new Agent({ server, ...bad, target: tiny, log: path.join(work, 'agent-tiny.log') }));
+    const missing = path.join(cards, 'no-such-reader', 'card.img');
+    agents.push(new Agent({ server, ...bad, target: missing, log: path.join(work, 'agent-missing.log') }));
     const row = page.locator(`.row[data-serial="${bad.serial}"][data-phase="failed"]`);
     await row.waitFor({ timeout: 60000 });
     const cause = (await row.locator('.cause').textContent()).trim();
-    assert.match(cause, /smaller than the image/, `cause shown: ${cause}`);
+    assert.match(cause, /no-such-reader.*no such file or directory/, `cause shown: ${cause}`);
     assert.match(await row.locator('.phase .detail').textContent(), /^in \S+/);
     // Failures sort first and the failed counter lights up.
     assert.equal(await page.locator('#fleet-rows .row').first().getAttribute('data-serial'), bad.serial);
@@ -205,7 +224,7 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
     console.log(`# failure shown: ${cause}`);
   });
 
-  test('a corrupted image fails the board with the cause the agent found', async () => {
+  step('a corrupted image fails the board with the cause the agent found', async () => {
     // Corrupt the stored image in the middle of a frame: the next board's agent finds
     // a chunk that does not decode to its hash and reports the failure.
     const stored = findFile(path.join(work, 'data'), `${imageName}.img.zst`);
@@ -226,7 +245,7 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
     console.log(`# corruption shown: ${cause}`);
   });
 
-  test('deployment history filters and exports CSV', async () => {
+  step('deployment history filters and exports CSV', async () => {
     await page.goto(`${server.url}/ui/#/deployments`);
     await page.locator('#history-filter').waitFor();
     await page.locator('td', { hasText: 'KXP2-CORO-001' }).first().waitFor();
@@ -258,7 +277,7 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
     assert.equal(rows2.length, 3, 'header and the two failed deployments');
   });
 
-  test('flag a board for re-imaging and see its history', async () => {
+  step('flag a board for re-imaging and see its history', async () => {
     const { serial } = serialFor(1);
     await page.goto(`${server.url}/ui/#/boards/${serial}`);
     await page.locator('td', { hasText: 'KXP2-CORO-001' }).first().waitFor();
@@ -269,7 +288,7 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
     await screenshot(page, 'board', { fullPage: true });
   });
 
-  test('batches page: pause, resume, reprioritise, cancel', async () => {
+  step('batches page: pause, resume, reprioritise, cancel', async () => {
     await page.goto(`${server.url}/ui/#/batches`);
     const open = page.locator('tr', { hasText: 'open-ended' });
     await open.locator('button:text("Pause")').click();
@@ -286,7 +305,7 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
     await page.locator('tr', { hasText: `${GOOD_BOARDS} / ${GOOD_BOARDS}` }).locator('.pill.complete').waitFor();
   });
 
-  test('audit log records the operator actions', async () => {
+  step('audit log records the operator actions', async () => {
     await page.goto(`${server.url}/ui/#/audit`);
     await page.locator('#view tbody tr').first().waitFor();
     const text = await page.textContent('#view');
@@ -294,7 +313,7 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
     await screenshot(page, 'audit', { fullPage: true });
   });
 
-  test('readable on a tablet', async () => {
+  step('readable on a tablet', async () => {
     await page.setViewportSize({ width: 820, height: 1180 });
     await page.goto(`${server.url}/ui/#/fleet`);
     await page.locator('#fleet-rows .row').first().waitFor();
@@ -306,7 +325,7 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
     await page.setViewportSize({ width: 1440, height: 900 });
   });
 
-  test('log out ends the session', async () => {
+  step('log out ends the session', async () => {
     await page.goto(`${server.url}/ui/#/fleet`);
     await page.click('#logout');
     await page.waitForURL(/\/login$/);

@@ -27,7 +27,8 @@ export function startServer({ token, dataDir, log }) {
   const args = ['serve', '--data', dataDir, '--listen', '127.0.0.1:0', '--token', token, '--log-level', 'info'];
   const proc = spawn(path.join(BIN, 'rpi-deployd'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const out = fs.createWriteStream(log);
-  proc.stdout.pipe(out);
+  proc.stdout.pipe(out, { end: false });
+  proc.on('close', () => out.end());
   return new Promise((resolve, reject) => {
     let buf = '';
     const timer = setTimeout(() => reject(new Error(`rpi-deployd printed no URL in 20 s; see ${log}`)), 20000);
@@ -75,8 +76,9 @@ export class Agent {
     const args = ['--server', server.url, '--target', target, '--serial', serial, '--mac', mac, ...extra];
     this.proc = spawn(path.join(BIN, 'rpi-agent'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const out = fs.createWriteStream(log);
-    this.proc.stdout.pipe(out);
-    this.proc.stderr.pipe(out);
+    this.proc.stdout.pipe(out, { end: false });
+    this.proc.stderr.pipe(out, { end: false });
+    this.proc.on('close', () => out.end());
     this.exited = new Promise((resolve) => this.proc.on('exit', (code, sig) => resolve(code ?? sig)));
   }
 

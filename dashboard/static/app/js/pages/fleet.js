@@ -97,7 +97,7 @@ function batchView(b, rows) {
 export function render(view) {
   const stats = h('div.stats');
   const batches = h('div');
-  const canvas = h('canvas.chart', { 'aria-label': 'throughput over the last ten minutes' });
+  const canvas = h('canvas.chart', { role: 'img', 'aria-label': 'aggregate streaming throughput, MB/s, over the last minutes' });
   const rowsBox = h('div.rows', { id: 'fleet-rows' });
   const rateNow = h('span.muted');
   clear(view).append(
@@ -116,8 +116,8 @@ export function render(view) {
     const sum = streaming.reduce((s, r) => s + (r.rate_bps || 0), 0);
     clear(stats).append(
       stat('In progress', active.length, ''),
-      stat('Verified', rows.filter((r) => r.phase === 'verified').length, 'ok', 'last 15 min'),
-      stat('Failed', rows.filter((r) => r.phase === 'failed').length, rows.some((r) => r.phase === 'failed') ? 'bad' : '', 'last 15 min'),
+      stat('Verified', rows.filter((r) => r.phase === 'verified').length, 'ok', '15 min'),
+      stat('Failed', rows.filter((r) => r.phase === 'failed').length, rows.some((r) => r.phase === 'failed') ? 'bad' : '', '15 min'),
       stat('MB/s', mbps(sum), '', `${streaming.length} streaming`));
     const bs = [...live.batches.values()].filter((b) => b.state === 'active' || b.state === 'paused' || b.state === 'pending')
       .sort((a, b) => (b.priority || 0) - (a.priority || 0) || a.id - b.id);
