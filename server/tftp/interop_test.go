@@ -331,3 +331,25 @@ func TestOACKAndProbe(t *testing.T) {
 		t.Errorf("probe event %+v: want Probe and no error", ev)
 	}
 }
+
+func TestCheckRootAndPortTaken(t *testing.T) {
+	dir := t.TempDir()
+	err := CheckRoot(dir)
+	for _, want := range []string{"kernel_2712.img", "initramfs_2712", "bcm2712"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("CheckRoot(empty) = %v, want it to name %s", err, want)
+		}
+	}
+	if err := CheckRoot(filepath.Join(dir, "nope")); err == nil {
+		t.Error("CheckRoot(missing dir) = nil")
+	}
+	f := newFixture(t)
+	s, err := New(Options{Root: f.root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Listen(f.addr.String(), "")
+	if err == nil || !strings.Contains(err.Error(), "already taken") {
+		t.Errorf("Listen on a taken port: %v", err)
+	}
+}
