@@ -275,13 +275,17 @@ func readSkippingStale(c *net.UDPConn, buf []byte) (int, *net.UDPAddr, error) {
 // blksize 1468, ACK the OACK, read block 1, answer ERROR "Early terminate". It returns
 // the OACK's options.
 func probe(addr *net.UDPAddr, name string) (map[string]string, error) {
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	return probeFrom(net.IPv4(127, 0, 0, 1), addr, name, "1468")
+}
+
+func probeFrom(local net.IP, addr *net.UDPAddr, name, blksize string) (map[string]string, error) {
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: local})
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.WriteTo(rrq(name, "tsize", "0", "blksize", "1468"), addr); err != nil {
+	if _, err := c.WriteTo(rrq(name, "tsize", "0", "blksize", blksize), addr); err != nil {
 		return nil, err
 	}
 	buf := make([]byte, 2000)
