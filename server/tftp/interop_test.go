@@ -91,6 +91,10 @@ func newFixture(t testing.TB) *fixture {
 	write("overlays/overlay_map.dtb", randBytes(t, 3000))
 	write("abcd1234/special.bin", special)
 	write("abcd1234/kernel_2712.img", kernel) // same bytes: the board dir wins, fallback tested with dtb
+	write("config.txt", []byte("# the master image's config.txt: never served\n"))
+	write("cmdline.txt", []byte("root=PARTUUID=0000-02 rootwait # the image's: never served\n"))
+	override := []byte("console=ttyAMA10 rpideploy.server=http://elsewhere:8080 # this board's own\n")
+	write("feed0001/cmdline.txt", override)
 	os.WriteFile(filepath.Join(outside, "secret"), []byte("secret"), 0o644)
 	if err := os.Symlink(filepath.Join(outside, "secret"), filepath.Join(root, "evil")); err != nil {
 		t.Fatal(err)
@@ -105,6 +109,9 @@ func newFixture(t testing.TB) *fixture {
 	f.files["abcd1234/config.txt"] = ConfigTxt(Board{Serial: "abcd1234"}, "")
 	f.files["abcd1234/cmdline.txt"] = CmdlineTxt(Board{Serial: "abcd1234"}, "", "http://10.42.0.1:8080")
 	f.files["cmdline.txt"] = CmdlineTxt(Board{}, "", "http://10.42.0.1:8080")
+	f.files["config.txt"] = ConfigTxt(Board{}, "")
+	f.files["feed0001/cmdline.txt"] = override
+	f.files["feed0001/config.txt"] = ConfigTxt(Board{Serial: "feed0001"}, "")
 
 	if err := CheckRoot(root); err != nil {
 		t.Fatal(err)
