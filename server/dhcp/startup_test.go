@@ -14,6 +14,7 @@ import (
 )
 
 func TestStartupChecks(t *testing.T) {
+	t.Parallel()
 	netnstest.Require(t)
 	l := netnstest.NewLink(t, "10.76.0.1/24", "")
 	l.Client.MustDo(t, func() error { // the client end has no address
