@@ -62,12 +62,12 @@ tftp_one() { # file size-check
   cmp -s "$out" "$root/$1" || { echo "40-netboot: $1 differs"; exit 1; }
   rm -f "$out"
 }
-tftp_30mb() { local t0; t0=$(now); tftp_one kernel_2712.img; echo "$(now) - $t0" | bc; }
+tftp_30mb() { local t0; t0=$(now); tftp_one kernel_2712.img; printf "%.3f" "$(echo "$(now) - $t0" | bc)"; }
 tftp_20() {
   local t0 pids=(); t0=$(now)
   for _ in $(seq 20); do tftp_one initramfs_2712 & pids+=($!); done
   for p in "${pids[@]}"; do wait "$p"; done
-  echo "$(now) - $t0" | bc
+  printf "%.3f" "$(echo "$(now) - $t0" | bc)"
 }
 perf() { # prints: offer_p50 offer_p99 ack_p50 ack_p99 drops_pct
   ip netns exec $C perfdhcp -4 -B -l cli0 -r 500 -p 10 -R 60000 -x t > "$W/perf.out" 2>&1 || true
