@@ -52,13 +52,20 @@ func (ReadOnly) WriteAt([]byte, int64) (int, error) { return 0, ErrReadOnly }
 
 // Analyze reads the image r of size bytes. A broken partition table or a corrupt file
 // system is an error that names the partition; a partition with an unknown file system
-// counts as all data.
+// counts as all data. An image without a partition table at all (no 0x55AA boot
+// signature: a bare file system, or opaque test data) is all data, with a warning.
 func Analyze(r io.ReaderAt, size int64) (*Layout, error) {
+	lay := &Layout{}
+	if !HasTable(r, size) {
+		lay.Ranges = []manifest.Range{{Offset: 0, Length: size}}
+		lay.Partitions = []manifest.Partition{}
+		lay.Warnings = []string{"no partition table (no 0x55AA signature in sector 0): all of the image counts as data"}
+		return lay, nil
+	}
 	parts, err := mbr.Read(r, size)
 	if err != nil {
 		return nil, err
 	}
-	lay := &Layout{}
 	ranges := []manifest.Range{{Offset: 0, Length: min(HeadBytes, size)}}
 	var boot *fat.FS
 	var root *ext4.FS
@@ -123,6 +130,19 @@ func Analyze(r io.ReaderAt, size int64) (*Layout, error) {
 	}
 	lay.FirstBoot = FirstBoot(boot, root, osr)
 	return lay, nil
+}
+
+// HasTable reports whether sector 0 of the image ends with the 0x55AA boot signature
+// that every MBR (and a GPT's protective MBR) carries.
+func HasTable(r io.ReaderAt, size int64) bool {
+	var sig [2]byte
+	if size < mbr.SectorSize {
+		return false
+	}
+	if _, err := r.ReadAt(sig[:], 510); err != nil {
+		return false
+	}
+	return sig == [2]byte{0x55, 0xaa}
 }
 
 // unreadable is a partition whose file system was recognised but cannot be read

@@ -137,6 +137,11 @@ func Pack(ctx context.Context, opt Options) (*manifest.Manifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read layout of %q: %w", opt.Input, err)
 	}
+	if opt.Progress != nil {
+		for _, w := range lay.Warnings {
+			fmt.Fprintf(opt.Progress, "warning: %s\n", w)
+		}
+	}
 	source := filepath.Base(opt.Input)
 	if opt.Bmap != "" {
 		bm, err := bmap.Load(opt.Bmap)
