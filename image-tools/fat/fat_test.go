@@ -3,9 +3,7 @@ package fat
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -37,7 +35,7 @@ func mkfs(t *testing.T, bits, sizeMiB int, files map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
 	img := filepath.Join(dir, "fat.img")
-	run(t, "mkfs.vfat", "-C", "-F", fmt.Sprint(bits), "-n", "bootfs", "-i", "12345678", img, fmt.Sprint(sizeMiB*1024))
+	testimg.MustTool(t, "mkfs.vfat", "-C", "-F", fmt.Sprint(bits), "-n", "bootfs", "-i", "12345678", img, fmt.Sprint(sizeMiB*1024))
 	names := slices.Sorted(func(yield func(string) bool) {
 		for k := range files {
 			if !yield(k) {
@@ -55,23 +53,12 @@ func mkfs(t *testing.T, bits, sizeMiB int, files map[string]string) string {
 			t.Fatal(err)
 		}
 		if d := filepath.ToSlash(filepath.Dir(name)); d != "." && !made[d] {
-			run(t, "mmd", "-i", img, "::/"+d)
+			testimg.MustTool(t, "mmd", "-i", img, "::/"+d)
 			made[d] = true
 		}
-		run(t, "mcopy", "-i", img, src, "::/"+name)
+		testimg.MustTool(t, "mcopy", "-i", img, src, "::/"+name)
 	}
 	return img
-}
-
-func run(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1", "LC_ALL=C.UTF-8")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
 }
 
 // fsck runs fsck.fat -n on the image file (the file system at offset 0).
@@ -107,11 +94,6 @@ func open(t *testing.T, img string) (*FS, *os.File) {
 	return fsys, f
 }
 
-func sum(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
-}
-
 // TestReadTestImage reads every boot file of each kind of test image (made by
 // mkfs.vfat and mcopy at 8 MiB into the image) and compares it with what was written.
 func TestReadTestImage(t *testing.T) {
@@ -132,8 +114,8 @@ func TestReadTestImage(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if sum(data) != file.SHA256 {
-					t.Errorf("%s: sha256 %s, want %s", file.Path, sum(data), file.SHA256)
+				if testimg.SHA256(data) != file.SHA256 {
+					t.Errorf("%s: sha256 %s, want %s", file.Path, testimg.SHA256(data), file.SHA256)
 				}
 			}
 			var walked []string
@@ -395,7 +377,7 @@ func fileSum(t *testing.T, path string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return sum(b)
+	return testimg.SHA256(b)
 }
 
 // TestFull: a write that does not fit fails with ErrNoSpace and changes no byte;
@@ -489,7 +471,7 @@ func TestUsedRanges(t *testing.T) {
 	fsck(t, part)
 	for _, file := range info.Files {
 		if file.FS == "bootfs" {
-			if got := sum(mtype(t, part, file.Path)); got != file.SHA256 {
+			if got := testimg.SHA256(mtype(t, part, file.Path)); got != file.SHA256 {
 				t.Errorf("%s differs after copying only the used ranges", file.Path)
 			}
 		}
