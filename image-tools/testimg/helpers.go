@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -29,4 +30,15 @@ func MustTool(t testing.TB, name string, args ...string) string {
 func SHA256(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
+}
+
+// Garbage returns n bytes of non-zero junk, standing in for a card's old contents:
+// a 64 KiB random block repeated, cheap even under the race detector.
+func Garbage(n int) []byte {
+	block := make([]byte, 64<<10)
+	rand.NewChaCha8([32]byte{'g', 'a', 'r', 'b', 'a', 'g', 'e'}).Read(block)
+	out := make([]byte, n)
+	for i := 0; i < n; i += copy(out[i:], block) {
+	}
+	return out
 }
