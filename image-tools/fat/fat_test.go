@@ -488,6 +488,28 @@ func TestUsedRanges(t *testing.T) {
 	}
 }
 
+// TestRootDirFull: the fixed FAT16 root directory cannot grow: ErrNoSpace, and the
+// file system stays clean.
+func TestRootDirFull(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "fat16.img")
+	testimg.MustTool(t, "mkfs.vfat", "-C", "-F", "16", "-r", "16", img, "16384")
+	fsys, _ := open(t, img)
+	var err error
+	n := 0
+	for ; err == nil && n < 1000; n++ {
+		err = fsys.WriteFile(fmt.Sprintf("F%d.TXT", n), []byte("x"))
+	}
+	slots := int(fsys.rootBytes / 32) // mkfs.vfat rounds -r up; no label entry
+	if !errors.Is(err, ErrNoSpace) || n-1 != slots {
+		t.Fatalf("after %d files: %v, want ErrNoSpace after %d", n-1, err, slots)
+	}
+	fsck(t, img)
+	if names, err := testimg.MList(ctx, img, 0, "/"); err != nil || len(names) != slots {
+		t.Errorf("mdir: %v, %d names", err, len(names))
+	}
+}
+
 // TestCorruptBPB: damaged boot sectors give clear errors and no panic.
 func TestCorruptBPB(t *testing.T) {
 	img := mkfs(t, 32, 40, map[string]string{"cmdline.txt": "c"})
