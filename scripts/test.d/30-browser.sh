@@ -12,10 +12,6 @@ if [ ! -d dashboard/e2e/node_modules/playwright-core ]; then
   (cd dashboard/e2e && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-# Until rpi-deployd and rpi-agent exist in the tree there is nothing to drive.
-for cmd in server/cmd/rpi-deployd agent/cmd/rpi-agent; do
-  if [ ! -d "$cmd" ]; then echo "30-browser: SKIPPED: $cmd is not in this tree yet"; exit 0; fi
-done
 make --no-print-directory build >/dev/null
 work=$(mktemp -d /tmp/rpi-browser-XXXXXX)
 trap 'rm -rf "$work"' EXIT
