@@ -23,6 +23,7 @@ import (
 
 	"github.com/rpi-deploy/rpi-deploy/image-tools/fat"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/imgfile"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/internal/atomicfile"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/layout"
 )
 
@@ -154,7 +155,7 @@ func Copy(r io.ReaderAt, size int64, dir string) (files []string, err error) {
 			return nil, err
 		}
 		_, existed := os.Stat(dst)
-		if err := writeFile(dst, data); err != nil {
+		if err := atomicfile.Write(dst, func(w io.Writer) error { _, err := w.Write(data); return err }); err != nil {
 			return nil, err
 		}
 		if existed != nil {
@@ -171,31 +172,4 @@ func mkdirAll(d string, mkdir func(string) error) error {
 		return fmt.Errorf("create directory %q: %w", d, err)
 	}
 	return nil
-}
-
-// writeFile writes data to path via a temporary file in the same directory.
-func writeFile(path string, data []byte) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("write %q: %w", path, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -204,7 +204,11 @@ func (s *Server) read(raw string, rf io.ReaderFrom) error {
 	}
 
 	var r io.Reader
-	switch f, _, err := open(s.root, n); {
+	generated := n.File == "config.txt" || n.File == "cmdline.txt"
+	if generated && n.Prefix == "" {
+		n.File = "" // never the shared root's copy (the master image's): always generate
+	}
+	switch f, _, err := open(s.root, n, !generated); {
 	case err == nil:
 		defer f.Close()
 		st, err := f.Stat()
@@ -215,9 +219,9 @@ func (s *Server) read(raw string, rf io.ReaderFrom) error {
 		}
 		ev.Size = st.Size()
 		r = f
-	case errors.Is(err, fs.ErrNotExist) && (n.File == "config.txt" || n.File == "cmdline.txt"):
+	case generated && (n.File == "" || errors.Is(err, fs.ErrNotExist)):
 		var b []byte
-		if n.File == "config.txt" {
+		if ev.File == "config.txt" {
 			b = ConfigTxt(ev.Board, s.opt.ConfigExtra)
 		} else {
 			b = CmdlineTxt(ev.Board, s.opt.Cmdline, s.opt.ServerURL)

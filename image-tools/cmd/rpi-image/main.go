@@ -27,9 +27,10 @@ var commands = map[string]command{
 	"verify":    {runVerify, "verify NAME.img.zst | --manifest M CARD-OR-IMAGE: check against a manifest"},
 	"bootfiles": {runBootfiles, "bootfiles IMAGE DIR: copy the Pi 5 netboot files out of the boot partition"},
 	"bmap":      {runBmap, "bmap IMAGE [-o FILE]: write a bmaptool block map of the data ranges"},
+	"push":      {runPush, "push [--server URL] NAME.img.zst: upload image and manifest to rpi-deployd, resumable"},
 }
 
-var order = []string{"pack", "inspect", "verify", "bootfiles", "bmap"}
+var order = []string{"pack", "inspect", "verify", "bootfiles", "bmap", "push"}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
