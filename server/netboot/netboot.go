@@ -261,6 +261,7 @@ const (
 	kindDHCPDecline = "dhcp.decline"
 	kindTFTPMissing = "tftp.missing"
 	kindTFTPRefused = "tftp.refused"
+	kindTFTPStart   = "tftp.start" // a multi-block transfer got past block 1; Bytes is the file size
 )
 
 func (r *recorder) RecordDHCP(_ context.Context, ev dhcp.Event) {
@@ -287,6 +288,8 @@ var bootFiles = map[string]bool{tftp.KernelFile: true, tftp.InitramfsFile: true,
 func (r *recorder) RecordTFTP(_ context.Context, ev tftp.Event) {
 	e := domain.NetbootEvent{Serial: ev.Board.Serial, MAC: ev.Board.MAC, File: ev.File, Bytes: ev.Bytes, Duration: ev.Duration}
 	switch {
+	case ev.Started:
+		e.Kind, e.Bytes = kindTFTPStart, ev.Size
 	case ev.Probe:
 		r.log.Debug("tftp probe", "file", ev.Name, "remote", ev.Remote.String())
 		return

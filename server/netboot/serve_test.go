@@ -227,7 +227,8 @@ func TestServeNetboot(t *testing.T) {
 	}
 	all := strings.Join(kinds, "\n")
 	for _, want := range []string{"dhcp.offer serial abcd1234: dhcp.offer " + ack.YIAddr, "dhcp.ack serial abcd1234: dhcp.ack " + ack.YIAddr,
-		"tftp.file serial abcd1234: tftp.file cmdline.txt", "tftp.file serial abcd1234: tftp.file kernel_2712.img 700001 bytes"} {
+		"tftp.file serial abcd1234: tftp.file cmdline.txt", "tftp.start serial abcd1234: tftp.start kernel_2712.img 700001 bytes",
+		"tftp.file serial abcd1234: tftp.file kernel_2712.img 700001 bytes"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("board events lack %q:\n%s", want, all)
 		}

@@ -34,7 +34,7 @@ func (r *recorder) find(name string) (Event, bool) {
 	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		r.mu.Lock()
 		for i := len(r.ev) - 1; i >= 0; i-- {
-			if r.ev[i].Name == name {
+			if r.ev[i].Name == name && !r.ev[i].Started {
 				ev := r.ev[i]
 				r.mu.Unlock()
 				return ev, true
@@ -45,6 +45,17 @@ func (r *recorder) find(name string) (Event, bool) {
 			return Event{}, false
 		}
 	}
+}
+
+func (r *recorder) started(name string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ev := range r.ev {
+		if ev.Name == name && ev.Started {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *recorder) reset() {
@@ -195,6 +206,9 @@ func TestRealClientsFetchByteExact(t *testing.T) {
 				if !ok || ev.Err != nil || ev.Bytes != int64(len(want)) || ev.Probe {
 					t.Errorf("event %+v, want %d bytes sent without error", ev, len(want))
 				}
+				if started := f.rec.started(name); started != (len(want) > 512) {
+					t.Errorf("started event: %v, want one only for files of more than one block", started)
+				}
 				if strings.HasPrefix(name, "abcd1234/") && (ev.Board.Serial != "abcd1234" || ev.File != strings.TrimPrefix(name, "abcd1234/")) {
 					t.Errorf("per-board event = %+v, want serial abcd1234", ev)
 				}
@@ -340,6 +354,9 @@ func TestOACKAndProbe(t *testing.T) {
 	}
 	if ev, ok := f.rec.find("abcd1234/kernel_2712.img"); !ok || !ev.Probe || ev.Err != nil {
 		t.Errorf("probe event %+v: want Probe and no error", ev)
+	}
+	if f.rec.started("abcd1234/kernel_2712.img") {
+		t.Error("a probe was recorded as a started transfer")
 	}
 }
 
