@@ -1,0 +1,537 @@
+// Package flash writes a packed image (manifest + .img.zst) onto a target in one
+// overlapped pass and proves it there:
+//
+//	fetch (Range-resumable) → decode frames on N goroutines → per-chunk SHA256 →
+//	in order: whole-image SHA256 → O_DIRECT writes of the data ranges only
+//
+// then reads every written chunk back with O_DIRECT (image-tools/readback). Chunk 0,
+// which holds the partition table, is held back in memory until Commit, so a card is
+// never bootable before it is verified and named; Open zeroes the target's first block
+// so an old image stops being bootable too.
+//
+// Memory is bounded: a fixed set of chunk buffers circulates through bounded channels
+// (Options.Buffers), about 2 × Buffers × ChunkSize bytes in all.
+package flash
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/rpi-deploy/rpi-deploy/agent/retry"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/blockdev"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/readback"
+)
+
+// Errors callers branch on.
+var (
+	ErrTooSmall  = errors.New("target smaller than the image")
+	ErrTruncated = errors.New("image stream ended early")
+	ErrWrite     = errors.New("write to target failed")
+)
+
+// Options tune a Flasher. The zero value is the documented defaults.
+type Options struct {
+	// Decoders is the number of frames decoded and hashed at once (default GOMAXPROCS).
+	Decoders int
+	// Writers is the number of chunk writes in flight (default 2).
+	Writers int
+	// Buffers is the number of raw chunk buffers in circulation (default: as many as fit
+	// in 96 MiB, at least 2 × Decoders + Writers + 2).
+	Buffers int
+	// MergeGap: free space gaps up to this many bytes between data ranges of one chunk
+	// are written (as the zeros they decode to) to make fewer, larger writes (default
+	// 128 KiB; <0: never).
+	MergeGap int64
+	// WriteRateLimit caps target writes in bytes per second (0 = none). Benchmarks use
+	// it to stand in for an SD card.
+	WriteRateLimit float64
+	// Retry is the policy for resuming a broken stream.
+	Retry retry.Policy
+	// Log receives warnings about resumes (nil: discard).
+	Log *slog.Logger
+}
+
+// Stats are the counters of a Flasher; all byte counts are raw image bytes unless noted.
+type Stats struct {
+	Streamed     int64 // bytes decoded, verified per chunk and written (or held back)
+	Written      int64 // bytes written to the target (data ranges and merged gaps)
+	Fetched      int64 // compressed bytes received, resumes included (HTTPSource only)
+	Resumes      int   // how many times the stream was resumed
+	ReadBack     int64 // bytes read back and matched
+	SHA256       string
+	StreamTime   time.Duration
+	VerifyTime   time.Duration
+	ChunksMatch  int
+	DirectIO     bool // O_DIRECT was accepted by the target
+	WritesIssued int64
+}
+
+// Flasher writes one image onto one target.
+type Flasher struct {
+	m    *manifest.Manifest
+	path string
+	f    *blockdev.File
+	opt  Options
+	log  *slog.Logger
+	head []byte // chunk 0 as decoded, held back until Commit
+	src  Source
+
+	streamed, written, readBack, writes atomic.Int64
+	resumes                             atomic.Int64
+	mu                                  sync.Mutex
+	stats                               Stats
+}
+
+// Open opens the target for an image described by m: a regular file is created or
+// extended to m.Size; a block device must be at least m.Size bytes. The first 4 KiB of
+// the target are zeroed and synced at once, so whatever was there stops being bootable.
+func Open(path string, m *manifest.Manifest, opt Options) (*Flasher, error) {
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	if !blockdev.IsBlockDevice(path) {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("open target %q: %w", path, err)
+		}
+		st, err := f.Stat()
+		if err == nil && st.Size() < m.Size {
+			err = f.Truncate(m.Size)
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return nil, fmt.Errorf("size target %q: %w", path, err)
+		}
+	}
+	f, err := blockdev.Open(path, os.O_RDWR)
+	if err != nil {
+		return nil, fmt.Errorf("open target %q: %w", path, err)
+	}
+	size, err := f.Size()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if size < m.Size {
+		f.Close()
+		return nil, fmt.Errorf("%w: %q has %d bytes, image %q needs %d", ErrTooSmall, path, size, m.Name, m.Size)
+	}
+	if opt.Decoders <= 0 {
+		opt.Decoders = runtime.GOMAXPROCS(0)
+	}
+	if opt.Writers <= 0 {
+		opt.Writers = 2
+	}
+	if opt.Buffers <= 0 {
+		opt.Buffers = int((96 << 20) / m.ChunkSize)
+	}
+	opt.Buffers = max(opt.Buffers, 2*opt.Decoders+opt.Writers+2)
+	if opt.MergeGap == 0 {
+		opt.MergeGap = 128 << 10
+	}
+	fl := &Flasher{m: m, path: path, f: f, opt: opt, log: opt.Log}
+	if fl.log == nil {
+		fl.log = slog.New(slog.DiscardHandler)
+	}
+	fl.head = blockdev.AlignedBuffer(int(m.ChunkRange(0).Length))
+	// Unbootable from now on: zero the first block (the MBR) and make it durable.
+	zero := blockdev.AlignedBuffer(blockdev.Align)
+	if _, err := f.WriteAt(zero, 0); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%w: zero the first block of %q: %w", ErrWrite, path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%w: sync %q: %w", ErrWrite, path, err)
+	}
+	return fl, nil
+}
+
+// Close releases the target. It does not commit.
+func (fl *Flasher) Close() error { return fl.f.Close() }
+
+// Manifest is the image being written.
+func (fl *Flasher) Manifest() *manifest.Manifest { return fl.m }
+
+// Stats returns the counters so far; safe to call from any goroutine.
+func (fl *Flasher) Stats() Stats {
+	fl.mu.Lock()
+	s := fl.stats
+	fl.mu.Unlock()
+	s.Streamed, s.Written, s.ReadBack = fl.streamed.Load(), fl.written.Load(), fl.readBack.Load()
+	s.WritesIssued, s.Resumes = fl.writes.Load(), int(fl.resumes.Load())
+	s.DirectIO = fl.f.Direct()
+	if hs, ok := fl.src.(interface{ Fetched() int64 }); ok {
+		s.Fetched = hs.Fetched()
+	}
+	return s
+}
+
+type work struct {
+	i    int
+	comp []byte // compressed frame (nil after decoding)
+	raw  []byte // decoded chunk, aligned
+	err  error  // decode or hash failure of this chunk
+}
+
+// Stream fetches, decodes, verifies and writes every chunk but chunk 0 (held back). It
+// stops at the first chunk whose bytes do not match the manifest and names it
+// (*readback.ChunkError). On success the whole-image SHA256 matched too and the target
+// is synced.
+func (fl *Flasher) Stream(ctx context.Context, src Source) error {
+	start := time.Now()
+	fl.src = src
+	m, opt := fl.m, fl.opt
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(opt.Decoders),
+		zstd.WithDecoderMaxMemory(uint64(m.ChunkSize)), zstd.WithDecoderLowmem(false))
+	if err != nil {
+		return err
+	}
+	defer dec.Close()
+
+	rawFree := make(chan []byte, opt.Buffers)
+	for range opt.Buffers {
+		rawFree <- blockdev.AlignedBuffer(int(m.ChunkSize))
+	}
+	ncomp := opt.Decoders + 2
+	compFree := make(chan []byte, ncomp)
+	for range ncomp {
+		compFree <- make([]byte, 0, m.ChunkSize+m.ChunkSize/64+4096)
+	}
+	decCh := make(chan *work, opt.Decoders)
+	orderCh := make(chan *work, opt.Buffers)
+	writeCh := make(chan *work, opt.Writers)
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { defer close(decCh); return fl.fetch(ctx, src, compFree, rawFree, decCh) })
+	var decWG sync.WaitGroup
+	for range opt.Decoders {
+		decWG.Add(1)
+		g.Go(func() error {
+			defer decWG.Done()
+			for w := range decCh {
+				fl.decode(dec, w)
+				compFree <- w.comp[:0]
+				w.comp = nil
+				select {
+				case orderCh <- w:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			return nil
+		})
+	}
+	go func() { decWG.Wait(); close(orderCh) }()
+	whole := sha256.New()
+	g.Go(func() error { defer close(writeCh); return fl.order(ctx, orderCh, writeCh, rawFree, whole) })
+	lim := newLimiter(opt.WriteRateLimit)
+	for range opt.Writers {
+		g.Go(func() error {
+			for w := range writeCh {
+				if err := fl.write(ctx, w, lim); err != nil {
+					return err
+				}
+				fl.streamed.Add(m.ChunkRange(w.i).Length)
+				rawFree <- w.raw
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	sum := hex.EncodeToString(whole.Sum(nil))
+	if sum != m.SHA256 {
+		return fmt.Errorf("%w: image sha256 %s, manifest says %s", readback.ErrMismatch, sum, m.SHA256)
+	}
+	if err := fl.f.Sync(); err != nil {
+		return fmt.Errorf("%w: sync %q: %w", ErrWrite, fl.path, err)
+	}
+	fl.mu.Lock()
+	fl.stats.SHA256, fl.stats.StreamTime = sum, time.Since(start)
+	fl.mu.Unlock()
+	return nil
+}
+
+// fetch reads frame after frame into compressed buffers, pairing each with a raw
+// buffer taken in chunk order (so the chunk the order stage waits for always has
+// one). A broken stream is reopened at the frame of the first chunk not yet received.
+func (fl *Flasher) fetch(ctx context.Context, src Source, compFree, rawFree chan []byte, out chan<- *work) error {
+	m := fl.m
+	var body io.ReadCloser
+	defer func() {
+		if body != nil {
+			body.Close()
+		}
+	}()
+	r := fl.opt.Retry.Start()
+	limit := m.ChunkSize + m.ChunkSize/8 + 1<<20 // far above zstd's worst case
+	for i, c := range m.Chunks {
+		if c.FrameSize > limit {
+			return fmt.Errorf("%w: chunk %d: frame of %d bytes for a %d-byte chunk", manifest.ErrInvalid, i, c.FrameSize, m.ChunkSize)
+		}
+		var comp, raw []byte
+		select {
+		case comp = <-compFree:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		select {
+		case raw = <-rawFree:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if int64(cap(comp)) < c.FrameSize {
+			comp = make([]byte, 0, c.FrameSize)
+		}
+		comp = comp[:c.FrameSize]
+		for {
+			var err error
+			if body == nil {
+				body, err = src.Open(ctx, c.Frame)
+			}
+			if err == nil {
+				var n int
+				n, err = io.ReadFull(body, comp)
+				if err == nil {
+					break
+				}
+				if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+					err = fmt.Errorf("%w at compressed byte %d (chunk %d, %d of its %d frame bytes): %w",
+						ErrTruncated, c.Frame+int64(n), i, n, c.FrameSize, err)
+				}
+				body.Close()
+				body = nil
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if errors.Is(err, ErrPermanent) {
+				return fmt.Errorf("fetch chunk %d: %w", i, err)
+			}
+			fl.log.Warn("image stream broke; resuming", "chunk", i, "frame", c.Frame, "err", err, "retry", r.Attempts()+1)
+			if werr := r.Wait(ctx, 0, err); werr != nil {
+				return fmt.Errorf("fetch chunk %d: %w", i, werr)
+			}
+			fl.resumes.Add(1)
+		}
+		if r.Attempts() > 0 {
+			r.Reset()
+		}
+		select {
+		case out <- &work{i: i, comp: comp, raw: raw}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// decode turns w.comp into w.raw and checks the chunk's SHA256; failures go in w.err
+// for the order stage to report in chunk order.
+func (fl *Flasher) decode(dec *zstd.Decoder, w *work) {
+	cr := fl.m.ChunkRange(w.i)
+	out, err := dec.DecodeAll(w.comp, w.raw[:0])
+	switch {
+	case err != nil:
+		w.err = fmt.Errorf("decode: %w", err)
+	case int64(len(out)) != cr.Length:
+		w.err = fmt.Errorf("decode: %w: frame holds %d bytes, chunk is %d", readback.ErrMismatch, len(out), cr.Length)
+	default:
+		if &out[0] != &w.raw[0] {
+			copy(w.raw, out)
+		}
+		sum := sha256.Sum256(w.raw[:cr.Length])
+		if got := hex.EncodeToString(sum[:]); got != fl.m.Chunks[w.i].SHA256 {
+			w.err = fmt.Errorf("%w: want %s, got %s", readback.ErrMismatch, fl.m.Chunks[w.i].SHA256, got)
+		}
+	}
+	if w.err != nil {
+		w.err = &readback.ChunkError{Chunk: w.i, Offset: cr.Offset, Err: w.err}
+	}
+}
+
+// order releases chunks in sequence: it feeds the whole-image hash, holds chunk 0
+// back and hands the others to the writers. The first bad chunk ends the stream.
+func (fl *Flasher) order(ctx context.Context, in <-chan *work, out chan<- *work, rawFree chan<- []byte, whole hash.Hash) error {
+	pending := map[int]*work{}
+	next := 0
+	for w := range in {
+		pending[w.i] = w
+		for {
+			w, ok := pending[next]
+			if !ok {
+				break
+			}
+			delete(pending, next)
+			if w.err != nil {
+				return w.err
+			}
+			n := fl.m.ChunkRange(w.i).Length
+			whole.Write(w.raw[:n])
+			if w.i == 0 {
+				copy(fl.head, w.raw[:n])
+				fl.streamed.Add(n)
+				rawFree <- w.raw
+			} else {
+				select {
+				case out <- w:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			next++
+		}
+	}
+	if next != len(fl.m.Chunks) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: %d of %d chunks", ErrTruncated, next, len(fl.m.Chunks))
+	}
+	return nil
+}
+
+// writeRanges returns the writes for chunk i: its data ranges, neighbours merged when
+// the free space between them is at most gap bytes.
+func writeRanges(m *manifest.Manifest, i int, gap int64) []manifest.Range {
+	rs := m.DataIn(m.ChunkRange(i))
+	if gap < 0 || len(rs) < 2 {
+		return rs
+	}
+	out := rs[:1]
+	for _, r := range rs[1:] {
+		last := &out[len(out)-1]
+		if r.Offset-last.End() <= gap {
+			last.Length = r.End() - last.Offset
+		} else {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func (fl *Flasher) write(ctx context.Context, w *work, lim *limiter) error {
+	cr := fl.m.ChunkRange(w.i)
+	for _, r := range writeRanges(fl.m, w.i, fl.opt.MergeGap) {
+		if err := lim.wait(ctx, r.Length); err != nil {
+			return err
+		}
+		p := w.raw[r.Offset-cr.Offset : r.End()-cr.Offset]
+		n, err := fl.f.WriteAt(p, r.Offset)
+		fl.writes.Add(1)
+		fl.written.Add(int64(n))
+		if err == nil && n != len(p) {
+			err = io.ErrShortWrite
+		}
+		if err != nil {
+			return fmt.Errorf("%w: chunk %d: write [%d,+%d) to %q: %w", ErrWrite, w.i, r.Offset, r.Length, fl.path, err)
+		}
+	}
+	return nil
+}
+
+// Verify reads back every written chunk (all but chunk 0) with O_DIRECT and compares
+// it with the manifest's data hashes, on all cores. progress may be nil.
+func (fl *Flasher) Verify(ctx context.Context, progress func(done, total int64)) (int, error) {
+	start := time.Now()
+	n, err := readback.Verify(ctx, fl.path, fl.m, readback.Options{
+		Skip: func(i int) bool { return i == 0 },
+		Progress: func(done, total int64) {
+			fl.readBack.Store(done)
+			if progress != nil {
+				progress(done, total)
+			}
+		},
+	})
+	fl.mu.Lock()
+	fl.stats.VerifyTime, fl.stats.ChunksMatch = time.Since(start), n
+	fl.mu.Unlock()
+	if err != nil {
+		return n, fmt.Errorf("read back %q: %w", fl.path, err)
+	}
+	return n, nil
+}
+
+// Commit writes the held-back chunk 0 (as first-boot naming may have changed it),
+// syncs, and reads it back with O_DIRECT to compare. After Commit the target boots.
+func (fl *Flasher) Commit() error {
+	n, err := fl.f.WriteAt(fl.head, 0)
+	if err == nil && n != len(fl.head) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		return fmt.Errorf("%w: write chunk 0 to %q: %w", ErrWrite, fl.path, err)
+	}
+	fl.written.Add(int64(n))
+	if err := fl.f.Sync(); err != nil {
+		return fmt.Errorf("%w: sync %q: %w", ErrWrite, fl.path, err)
+	}
+	back := blockdev.AlignedBuffer(len(fl.head))
+	rf, err := blockdev.Open(fl.path, os.O_RDONLY)
+	if err != nil {
+		return err
+	}
+	defer rf.Close()
+	if got, err := rf.ReadAt(back, 0); got != len(back) {
+		return fmt.Errorf("read back chunk 0 of %q: %d bytes: %w", fl.path, got, err)
+	}
+	if !bytes.Equal(back, fl.head) {
+		return &readback.ChunkError{Chunk: 0, Err: fmt.Errorf("%w: chunk 0 reads back different from what was written", readback.ErrMismatch)}
+	}
+	return nil
+}
+
+// limiter spaces writes so that they average at most rate bytes per second.
+type limiter struct {
+	mu    sync.Mutex
+	rate  float64
+	start time.Time
+	sent  float64
+}
+
+func newLimiter(rate float64) *limiter { return &limiter{rate: rate} }
+
+func (l *limiter) wait(ctx context.Context, n int64) error {
+	if l.rate <= 0 {
+		return nil
+	}
+	l.mu.Lock()
+	if l.start.IsZero() {
+		l.start = time.Now()
+	}
+	l.sent += float64(n)
+	at := l.start.Add(time.Duration(l.sent / l.rate * float64(time.Second)))
+	l.mu.Unlock()
+	d := time.Until(at)
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,231 @@
+package flash
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rpi-deploy/rpi-deploy/agent/flash/flashtest"
+	"github.com/rpi-deploy/rpi-deploy/agent/retry"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/readback"
+)
+
+// synthImage is a raw image of size bytes with data regions (random and repetitive
+// text) separated by free space of zeros, like a file system image.
+func synthImage(t *testing.T, size int) []byte {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(1, 2))
+	raw := make([]byte, size)
+	for off := 0; off < size; {
+		n := (1 + rng.IntN(64)) * 4096
+		if off+n > size {
+			n = size - off
+		}
+		switch rng.IntN(3) {
+		case 0: // random
+			for i := off; i < off+n; i++ {
+				raw[i] = byte(rng.Uint32())
+			}
+		case 1: // text
+			for i := off; i < off+n; {
+				i += copy(raw[i:off+n], fmt.Sprintf("line %d of some config file\n", i))
+			}
+		}
+		off += n
+	}
+	copy(raw, "MBR-NEW-IMAGE")
+	return raw
+}
+
+// server serves zst at /img.zst through handler tweaks.
+func serve(t *testing.T, h http.HandlerFunc) string {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL + "/img.zst"
+}
+
+func plain(zst []byte) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		http.ServeContent(w, r, "img.zst", time.Time{}, bytes.NewReader(zst))
+	}
+}
+
+// oldTarget makes a target file that holds a previous image (non-zero everywhere).
+func oldTarget(t *testing.T, size int) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "card.img")
+	if err := os.WriteFile(p, bytes.Repeat([]byte("OLD!"), size/4), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+var fastRetry = retry.Policy{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond, Attempts: 4}
+
+func flash(t *testing.T, m *manifest.Manifest, target, url string, opt Options) (*Flasher, error) {
+	t.Helper()
+	fl, err := Open(target, m, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fl.Close() })
+	src := &HTTPSource{URL: url, Size: m.CompressedSize}
+	if err := fl.Stream(context.Background(), src); err != nil {
+		return fl, err
+	}
+	if _, err := fl.Verify(context.Background(), nil); err != nil {
+		return fl, err
+	}
+	return fl, fl.Commit()
+}
+
+func checkData(t *testing.T, m *manifest.Manifest, raw []byte, target string) {
+	t.Helper()
+	got, err := os.ReadFile(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range m.Ranges {
+		if !bytes.Equal(got[r.Offset:r.End()], raw[r.Offset:r.End()]) {
+			t.Fatalf("range [%d,+%d) differs from the source", r.Offset, r.Length)
+		}
+	}
+}
+
+func checkUnbootable(t *testing.T, target string) {
+	t.Helper()
+	got, err := os.ReadFile(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got[:4096], make([]byte, 4096)) {
+		t.Fatalf("first block of the target is not zero after a failure: %q", got[:16])
+	}
+}
+
+func TestStreamWritesDataRanges(t *testing.T) {
+	raw := synthImage(t, 24<<20+8192) // size not a multiple of the chunk size
+	m, zst, err := flashtest.Pack("synth", raw, 1<<20, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := oldTarget(t, len(raw))
+	fl, err := flash(t, m, target, serve(t, plain(zst)), Options{Decoders: 3, Buffers: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkData(t, m, raw, target)
+	st := fl.Stats()
+	if st.SHA256 != m.SHA256 || st.Fetched != m.CompressedSize || st.Streamed != m.Size {
+		t.Errorf("stats %+v; want sha %s, fetched %d, streamed %d", st, m.SHA256, m.CompressedSize, m.Size)
+	}
+	t.Logf("stats %+v", st)
+}
+
+func TestFlippedByteNamesChunk(t *testing.T) {
+	raw := synthImage(t, 16<<20)
+	m, zst, err := flashtest.Pack("synth", raw, 1<<20, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const bad = 9
+	zst[m.Chunks[bad].Frame+m.Chunks[bad].FrameSize/2] ^= 0x40
+	target := oldTarget(t, len(raw))
+	_, err = flash(t, m, target, serve(t, plain(zst)), Options{})
+	var ce *readback.ChunkError
+	if !errors.As(err, &ce) || ce.Chunk != bad || ce.Offset != bad<<20 {
+		t.Fatalf("err = %v, want a ChunkError for chunk %d at byte %d", err, bad, bad<<20)
+	}
+	checkUnbootable(t, target)
+}
+
+func TestTruncated(t *testing.T) {
+	raw := synthImage(t, 8<<20)
+	m, zst, err := flashtest.Pack("synth", raw, 1<<20, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	boundary := m.Chunks[5].Frame
+	for _, tc := range []struct {
+		name string
+		h    http.HandlerFunc
+		want error
+	}{
+		{"short file at a frame boundary", plain(zst[:boundary]), ErrPermanent},
+		{"short file inside a frame", plain(zst[:boundary+100]), ErrPermanent},
+		{"connection cut at a frame boundary", cutAt(zst, boundary), ErrTruncated},
+		{"connection cut inside a frame", cutAt(zst, boundary+100), ErrTruncated},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			target := oldTarget(t, len(raw))
+			_, err := flash(t, m, target, serve(t, tc.h), Options{Retry: fastRetry})
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			checkUnbootable(t, target)
+		})
+	}
+}
+
+// cutAt serves zst with the full Content-Length but closes the connection after the
+// byte at cut (of the file), on every request.
+func cutAt(zst []byte, cut int64) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var start int64
+		if rg := r.Header.Get("Range"); rg != "" {
+			fmt.Sscanf(rg, "bytes=%d-", &start)
+			w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, len(zst)-1, len(zst)))
+			w.Header().Set("Content-Length", strconv.Itoa(len(zst)-int(start)))
+			w.WriteHeader(http.StatusPartialContent)
+		} else {
+			w.Header().Set("Content-Length", strconv.Itoa(len(zst)))
+		}
+		if start < cut {
+			w.Write(zst[start:cut])
+		}
+		w.(http.Flusher).Flush()
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	}
+}
+
+func TestResumeAfterCut(t *testing.T) {
+	raw := synthImage(t, 16<<20)
+	m, zst, err := flashtest.Pack("synth", raw, 1<<20, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	cut := cutAt(zst, m.Chunks[7].Frame+m.Chunks[7].FrameSize/2)
+	h := func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			cut(w, r)
+			return
+		}
+		plain(zst)(w, r)
+	}
+	target := oldTarget(t, len(raw))
+	fl, err := flash(t, m, target, serve(t, h), Options{Retry: fastRetry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkData(t, m, raw, target)
+	st := fl.Stats()
+	if st.Resumes != 1 || float64(st.Fetched) > 1.2*float64(m.CompressedSize) {
+		t.Fatalf("resumes %d, fetched %d of %d compressed bytes", st.Resumes, st.Fetched, m.CompressedSize)
+	}
+}

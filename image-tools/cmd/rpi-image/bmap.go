@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/rpi-deploy/rpi-deploy/image-tools/bmap"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/imgfile"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/layout"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
+)
+
+// runBmap writes a bmaptool block map (version 2.0, SHA256) of an image's data ranges:
+// a packed image's manifest ranges, or the ranges found from a raw image's file systems.
+func runBmap(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bmap", "IMAGE [-o FILE.bmap]", stderr)
+	out := fs.String("o", "", "output `FILE` (default: IMAGE's name with .bmap, \"-\" for stdout)")
+	pos, err := parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	in := pos[0]
+	im, err := imgfile.Open(ctx, in, imgfile.Options{Progress: stderr})
+	if err != nil {
+		return fmt.Errorf("open %q: %w", in, err)
+	}
+	defer im.Close()
+	var ranges []manifest.Range
+	if im.Manifest != nil {
+		ranges = im.Manifest.Ranges
+	} else {
+		lay, err := layout.Analyze(im, im.Size)
+		if err != nil {
+			return fmt.Errorf("read layout of %q: %w", in, err)
+		}
+		ranges = lay.Ranges
+	}
+	if *out == "-" {
+		w := bufio.NewWriter(stdout)
+		if err := bmap.Write(w, im, im.Size, ranges); err != nil {
+			return err
+		}
+		return w.Flush()
+	}
+	if *out == "" {
+		base := in
+		for _, s := range []string{".zst", ".xz", ".gz", ".img"} {
+			base = strings.TrimSuffix(base, s)
+		}
+		*out = base + ".bmap"
+	}
+	if err := writeFileAtomic(*out, func(w io.Writer) error { return bmap.Write(w, im, im.Size, ranges) }); err != nil {
+		return fmt.Errorf("write bmap %q: %w", *out, err)
+	}
+	fmt.Fprintf(stdout, "%s: %d ranges\n", *out, len(ranges))
+	return nil
+}
+
+// writeFileAtomic writes path through a temporary file in the same directory, synced and
+// renamed only when write succeeds; on error nothing is left behind.
+func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	w := bufio.NewWriterSize(tmp, 1<<20)
+	if err := write(w); err != nil {
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

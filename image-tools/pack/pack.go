@@ -1,0 +1,333 @@
+// Package pack turns a master image into a packed image: NAME.img.zst, one independent
+// zstd frame per chunk, and NAME.manifest.json beside it (see package manifest and
+// docs/manifest.md).
+//
+// Chunks are read, hashed and compressed on several goroutines and written in order.
+// Bytes outside the data ranges (free space of the file systems) are never read: they
+// go into the stream as zeros, so deleted data on a used master card costs nothing and
+// the hashes describe exactly what a writer of the stream produces.
+package pack
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/rpi-deploy/rpi-deploy/image-tools/bmap"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/imgfile"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/internal/ordered"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/layout"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/progress"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/zstimg"
+)
+
+// DefaultLevel is the zstd level used when Options.Level is 0.
+const DefaultLevel = 3
+
+// Suffix is the file name ending of a packed image.
+const Suffix = ".img.zst"
+
+// ErrExists is returned when the output (or its manifest) exists and Force is not set.
+var ErrExists = errors.New("output exists (use --force to replace it)")
+
+// Options say what to pack and how. Input and Output are required; every other zero
+// value means the documented default.
+type Options struct {
+	// Input is a raw image, a block device, or an xz, gzip or zstd compressed image
+	// (recognised by content, not name).
+	Input string
+	// Output is the packed image path; it must end in ".img.zst". The manifest goes
+	// beside it (manifest.PathFor).
+	Output string
+	// Name is the image name in the manifest; default: Output's base name without
+	// ".img.zst".
+	Name string
+	// ChunkSize is the raw bytes per chunk and frame, a multiple of manifest.BlockSize;
+	// default manifest.DefaultChunkSize (4 MiB).
+	ChunkSize int64
+	// Level is the zstd level 1–22 (mapped to the nearest klauspost level: 1–2 fastest,
+	// 3–5 default, 6–9 better, 10+ best); default 3.
+	Level int
+	// Concurrency is the number of chunks compressed at once; default GOMAXPROCS.
+	Concurrency int
+	// Bmap, if set, is a bmaptool .bmap file whose mapped blocks are used as the data
+	// ranges instead of the ranges found from the file systems.
+	Bmap string
+	// Progress, if set, receives a progress bar (on a terminal) or periodic lines.
+	Progress io.Writer
+	// Force replaces an existing output and manifest.
+	Force bool
+	// TempDir holds the decompressed copy of a compressed input; default: the output's
+	// directory.
+	TempDir string
+}
+
+func (o *Options) setDefaults() error {
+	if o.Input == "" {
+		return errors.New("no input image given")
+	}
+	if !strings.HasSuffix(o.Output, Suffix) || len(filepath.Base(o.Output)) == len(Suffix) {
+		return fmt.Errorf("output %q: want a name ending in %s", o.Output, Suffix)
+	}
+	if o.Name == "" {
+		o.Name = strings.TrimSuffix(filepath.Base(o.Output), Suffix)
+	}
+	if !manifest.ValidName(o.Name) {
+		return fmt.Errorf("image name %q: want lower-case letters, digits, '.', '_' or '-', at most 64", o.Name)
+	}
+	if o.ChunkSize == 0 {
+		o.ChunkSize = manifest.DefaultChunkSize
+	}
+	if o.ChunkSize < manifest.BlockSize || o.ChunkSize%manifest.BlockSize != 0 || o.ChunkSize > 256<<20 {
+		return fmt.Errorf("chunk size %d: want a multiple of %d up to 256 MiB", o.ChunkSize, manifest.BlockSize)
+	}
+	if o.Level == 0 {
+		o.Level = DefaultLevel
+	}
+	if o.Level < 1 || o.Level > 22 {
+		return fmt.Errorf("zstd level %d: want 1–22", o.Level)
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = runtime.GOMAXPROCS(0)
+	}
+	if o.TempDir == "" {
+		o.TempDir = filepath.Dir(o.Output)
+	}
+	return nil
+}
+
+// Pack packs opt.Input into opt.Output and its manifest and returns the manifest.
+// Output files appear only when complete (written under temporary names, synced, then
+// renamed); on any error nothing new is left behind.
+func Pack(ctx context.Context, opt Options) (*manifest.Manifest, error) {
+	if err := opt.setDefaults(); err != nil {
+		return nil, err
+	}
+	manPath := manifest.PathFor(opt.Output)
+	if !opt.Force {
+		for _, p := range []string{opt.Output, manPath} {
+			if _, err := os.Lstat(p); err == nil {
+				return nil, fmt.Errorf("%q: %w", p, ErrExists)
+			}
+		}
+	}
+	if same(opt.Input, opt.Output) || same(opt.Input, manPath) {
+		return nil, fmt.Errorf("input %q is also the output", opt.Input)
+	}
+
+	im, err := imgfile.Open(ctx, opt.Input, imgfile.Options{TempDir: opt.TempDir, Progress: opt.Progress, NoManifest: true})
+	if err != nil {
+		return nil, fmt.Errorf("open input: %w", err)
+	}
+	defer im.Close()
+
+	lay, err := layout.Analyze(im, im.Size)
+	if err != nil {
+		return nil, fmt.Errorf("read layout of %q: %w", opt.Input, err)
+	}
+	source := filepath.Base(opt.Input)
+	if opt.Bmap != "" {
+		bm, err := bmap.Load(opt.Bmap)
+		if err != nil {
+			return nil, err
+		}
+		if bm.ImageSize != im.Size {
+			return nil, fmt.Errorf("bmap %q is for an image of %d bytes, %q has %d", opt.Bmap, bm.ImageSize, opt.Input, im.Size)
+		}
+		lay.Ranges = bm.Ranges()
+		source += " (bmap " + filepath.Base(opt.Bmap) + ")"
+	}
+	m := &manifest.Manifest{
+		Version:     manifest.Version,
+		Name:        opt.Name,
+		Size:        im.Size,
+		ChunkSize:   opt.ChunkSize,
+		Compression: "zstd",
+		Ranges:      lay.Ranges,
+		Partitions:  lay.Partitions,
+		FirstBoot:   lay.FirstBoot,
+		OSRelease:   lay.OSRelease,
+		Created:     time.Now().UTC().Format(time.RFC3339),
+		Source:      source,
+	}
+	if m.Ranges == nil {
+		m.Ranges = []manifest.Range{}
+	}
+	if m.Partitions == nil {
+		m.Partitions = []manifest.Partition{}
+	}
+	for _, r := range m.Ranges {
+		m.DataBytes += r.Length
+	}
+
+	if err := writeImage(ctx, im, m, opt); err != nil {
+		return nil, err
+	}
+	if err := m.Save(manPath); err != nil {
+		os.Remove(opt.Output)
+		return nil, fmt.Errorf("write manifest %q: %w", manPath, err)
+	}
+	if err := os.Chmod(manPath, 0o644); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// chunk is one compressed chunk on its way to the writer.
+type chunk struct {
+	raw, frame []byte
+	sha, data  string
+	pooled     bool
+}
+
+// writeImage compresses the chunks of r into opt.Output (via a temporary file) and
+// fills m's chunk list, sizes and hashes.
+func writeImage(ctx context.Context, r io.ReaderAt, m *manifest.Manifest, opt Options) (err error) {
+	enc, err := zstd.NewWriter(nil,
+		zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(opt.Level)),
+		zstd.WithEncoderConcurrency(opt.Concurrency),
+		zstd.WithEncoderCRC(true))
+	if err != nil {
+		return err
+	}
+	defer enc.Close()
+
+	out, err := os.CreateTemp(filepath.Dir(opt.Output), "."+filepath.Base(opt.Output)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("create output: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			out.Close()
+			os.Remove(out.Name())
+		}
+	}()
+
+	n := manifest.NumChunks(m.Size, m.ChunkSize)
+	m.Chunks = make([]manifest.Chunk, n)
+	zeros := &zeroChunks{enc: enc, m: map[int64]*chunk{}}
+	pool := sync.Pool{New: func() any { return &chunk{pooled: true} }}
+	whole, comp := sha256.New(), sha256.New()
+	var off int64
+	bar := progress.Start(opt.Progress, "packing "+m.Name, m.Size)
+	defer func() { bar.Finish(err == nil) }()
+
+	err = ordered.Map(ctx, n, opt.Concurrency,
+		func(ctx context.Context, i int) (*chunk, error) {
+			cr := m.ChunkRange(i)
+			data := m.DataIn(cr)
+			if len(data) == 0 {
+				return zeros.get(cr.Length), nil
+			}
+			c := pool.Get().(*chunk)
+			c.raw = grow(c.raw, int(cr.Length))
+			pos := cr.Offset
+			for _, d := range data {
+				clear(c.raw[pos-cr.Offset : d.Offset-cr.Offset])
+				b := c.raw[d.Offset-cr.Offset : d.End()-cr.Offset]
+				if k, err := r.ReadAt(b, d.Offset); k < len(b) {
+					return nil, fmt.Errorf("read input at %d (%d bytes): %w", d.Offset, len(b), orUnexpectedEOF(err))
+				}
+				pos = d.End()
+			}
+			clear(c.raw[pos-cr.Offset:])
+			sum := sha256.Sum256(c.raw)
+			c.sha = hex.EncodeToString(sum[:])
+			c.data = zstimg.DataSHA256(c.raw, cr.Offset, data)
+			c.frame = enc.EncodeAll(c.raw, c.frame[:0])
+			return c, nil
+		},
+		func(i int, c *chunk) error {
+			if _, err := out.Write(c.frame); err != nil {
+				return fmt.Errorf("write %q: %w", out.Name(), err)
+			}
+			comp.Write(c.frame)
+			whole.Write(c.raw)
+			m.Chunks[i] = manifest.Chunk{SHA256: c.sha, DataSHA256: c.data, Frame: off, FrameSize: int64(len(c.frame))}
+			off += int64(len(c.frame))
+			bar.Add(int64(len(c.raw)))
+			if c.pooled {
+				pool.Put(c)
+			}
+			return nil
+		})
+	if err != nil {
+		return err
+	}
+	m.CompressedSize = off
+	m.CompressedSHA256 = hex.EncodeToString(comp.Sum(nil))
+	m.SHA256 = hex.EncodeToString(whole.Sum(nil))
+	if err := m.Validate(); err != nil {
+		return fmt.Errorf("packed manifest: %w", err)
+	}
+	if err := out.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		return fmt.Errorf("sync %q: %w", out.Name(), err)
+	}
+	if err := out.Close(); err != nil {
+		return fmt.Errorf("close %q: %w", out.Name(), err)
+	}
+	if err := os.Rename(out.Name(), opt.Output); err != nil {
+		return fmt.Errorf("rename to %q: %w", opt.Output, err)
+	}
+	return nil
+}
+
+// zeroChunks caches the frame and hash of an all-zero chunk per length (there are at
+// most two lengths: ChunkSize and the last chunk's).
+type zeroChunks struct {
+	enc *zstd.Encoder
+	mu  sync.Mutex
+	m   map[int64]*chunk
+}
+
+func (z *zeroChunks) get(n int64) *chunk {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if c, ok := z.m[n]; ok {
+		return c
+	}
+	raw := make([]byte, n)
+	sum := sha256.Sum256(raw)
+	c := &chunk{raw: raw, frame: z.enc.EncodeAll(raw, nil), sha: hex.EncodeToString(sum[:])}
+	z.m[n] = c
+	return c
+}
+
+func grow(b []byte, n int) []byte {
+	if cap(b) < n {
+		return make([]byte, n)
+	}
+	return b[:n]
+}
+
+func orUnexpectedEOF(err error) error {
+	if err == nil || errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// same reports whether paths a and b name the same existing file.
+func same(a, b string) bool {
+	sa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	sb, err := os.Stat(b)
+	return err == nil && os.SameFile(sa, sb)
+}

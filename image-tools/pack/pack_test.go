@@ -1,0 +1,248 @@
+package pack
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/rpi-deploy/rpi-deploy/image-tools/bmap"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/zstimg"
+)
+
+// rawImage writes a raw image of n bytes with random, text and zero regions and returns
+// its bytes.
+func rawImage(t *testing.T, path string, n int) []byte {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(1, 2))
+	b := make([]byte, n)
+	for i := 0; i < n/3; i++ {
+		b[i] = byte(rng.Uint32())
+	}
+	text := []byte("the quick brown fox jumps over the lazy raspberry pi\n")
+	for i := n / 2; i < n-n/8; i += len(text) {
+		copy(b[i:min(i+len(text), n-n/8)], text)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func compress(t *testing.T, tool string, args []string, in, out string) {
+	t.Helper()
+	if _, err := exec.LookPath(tool); err != nil {
+		t.Fatalf("%s not installed (scripts/deps/image.apt): %v", tool, err)
+	}
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := exec.Command(tool, append(args, in)...)
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = f, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s: %v: %s", tool, err, stderr.Bytes())
+	}
+}
+
+func TestPackFormats(t *testing.T) {
+	dir := t.TempDir()
+	raw := filepath.Join(dir, "master.img")
+	data := rawImage(t, raw, 9<<20+4096*3+100) // not a multiple of the chunk size, nor of 4096
+	want := sha256.Sum256(data)
+	compress(t, "xz", []string{"-T0", "-1", "-c"}, raw, raw+".xz")
+	compress(t, "gzip", []string{"-1", "-c"}, raw, raw+".gz")
+	compress(t, "zstd", []string{"-q", "-c"}, raw, raw+".zst")
+
+	for _, in := range []string{raw, raw + ".xz", raw + ".gz", raw + ".zst"} {
+		t.Run(filepath.Base(in), func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "kxp2-test.img.zst")
+			var prog bytes.Buffer
+			m, err := Pack(context.Background(), Options{Input: in, Output: out, ChunkSize: 1 << 20, Progress: &prog})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.SHA256 != hex.EncodeToString(want[:]) || m.Size != int64(len(data)) {
+				t.Errorf("manifest sha256 %s size %d, want %x %d", m.SHA256, m.Size, want, len(data))
+			}
+			if !strings.Contains(prog.String(), "packing kxp2-test: done") {
+				t.Errorf("progress output %q lacks the final line", prog.String())
+			}
+			loaded, err := manifest.Load(manifest.PathFor(out))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if loaded.Name != "kxp2-test" || len(loaded.Chunks) != 10 {
+				t.Errorf("manifest name %q, %d chunks; want kxp2-test, 10", loaded.Name, len(loaded.Chunks))
+			}
+			// The real zstd tool decodes the frame sequence as one stream.
+			got, err := exec.Command("zstd", "-dc", out).Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, data) {
+				t.Fatal("zstd -dc of the packed image differs from the input")
+			}
+			// Every frame decodes on its own to its chunk.
+			packed, _ := os.ReadFile(out)
+			dec, _ := zstd.NewReader(nil)
+			defer dec.Close()
+			for i, c := range loaded.Chunks {
+				b, err := dec.DecodeAll(packed[c.Frame:c.Frame+c.FrameSize], nil)
+				r := loaded.ChunkRange(i)
+				if err != nil || !bytes.Equal(b, data[r.Offset:r.End()]) {
+					t.Fatalf("frame %d alone: err %v, equal %v", i, err, bytes.Equal(b, data[r.Offset:r.End()]))
+				}
+			}
+			f, _ := os.Open(out)
+			defer f.Close()
+			if err := zstimg.Verify(context.Background(), f, int64(len(packed)), loaded, zstimg.VerifyOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			entries, _ := os.ReadDir(filepath.Dir(out))
+			var names []string
+			for _, e := range entries {
+				names = append(names, e.Name())
+			}
+			if diff := slices.Compare(names, []string{"kxp2-test.img.zst", "kxp2-test.manifest.json"}); diff != 0 {
+				t.Errorf("output directory holds %q, want only the image and its manifest", names)
+			}
+		})
+	}
+}
+
+// TestPackFreeSpaceIsZeros pins that bytes outside the data ranges are never read and
+// go into the stream as zeros, with DataSHA256 over the data bytes only.
+func TestPackFreeSpaceIsZeros(t *testing.T) {
+	dir := t.TempDir()
+	raw := filepath.Join(dir, "used.img")
+	data := rawImage(t, raw, 4<<20)
+	bm := filepath.Join(dir, "used.bmap")
+	// Map blocks 0–15 and 300–301 only (bmaptool's block numbers, 4096 bytes each).
+	writeBmap(t, bm, raw, int64(len(data)), []manifest.Range{{Offset: 0, Length: 16 * 4096}, {Offset: 300 * 4096, Length: 2 * 4096}})
+	out := filepath.Join(dir, "used.img.zst")
+	m, err := Pack(context.Background(), Options{Input: raw, Output: out, ChunkSize: 1 << 20, Bmap: bm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]byte, len(data))
+	copy(want[:16*4096], data)
+	copy(want[300*4096:302*4096], data[300*4096:])
+	sum := sha256.Sum256(want)
+	if m.SHA256 != hex.EncodeToString(sum[:]) {
+		t.Errorf("sha256 %s, want that of the image with free space zeroed %x", m.SHA256, sum)
+	}
+	if m.DataBytes != 18*4096 || len(m.Ranges) != 2 {
+		t.Errorf("data %d bytes in %d ranges, want %d in 2", m.DataBytes, len(m.Ranges), 18*4096)
+	}
+	d0 := sha256.Sum256(data[:16*4096])
+	if m.Chunks[0].DataSHA256 != hex.EncodeToString(d0[:]) || m.Chunks[2].DataSHA256 != "" {
+		t.Errorf("data sha256 of chunk 0 %q (want %x), chunk 2 %q (want empty)", m.Chunks[0].DataSHA256, d0, m.Chunks[2].DataSHA256)
+	}
+	if m.CompressedSize > 200<<10 {
+		t.Errorf("packed %d bytes: free space of random bytes was not zeroed", m.CompressedSize)
+	}
+}
+
+func TestPackBadInput(t *testing.T) {
+	dir := t.TempDir()
+	raw := filepath.Join(dir, "m.img")
+	rawImage(t, raw, 3<<20)
+	compress(t, "xz", []string{"-T1", "-0", "-c"}, raw, raw+".xz")
+	compress(t, "gzip", []string{"-1", "-c"}, raw, raw+".gz")
+	compress(t, "zstd", []string{"-q", "-c"}, raw, raw+".zst")
+	truncate := func(name string, keep float64) string {
+		b, _ := os.ReadFile(name)
+		p := filepath.Join(dir, "cut-"+filepath.Base(name))
+		os.WriteFile(p, b[:int(float64(len(b))*keep)], 0o644)
+		return p
+	}
+	empty := filepath.Join(dir, "empty.img")
+	os.WriteFile(empty, nil, 0o644)
+	existing := filepath.Join(dir, "out", "taken.img.zst")
+	os.MkdirAll(filepath.Dir(existing), 0o755)
+	os.WriteFile(existing, []byte("old"), 0o644)
+
+	for _, tc := range []struct {
+		name   string
+		opt    Options
+		want   string
+		wantIs error
+	}{
+		{"truncated xz", Options{Input: truncate(raw+".xz", 0.6)}, "Unexpected end of input", nil},
+		{"truncated gzip", Options{Input: truncate(raw+".gz", 0.6)}, "truncated", nil},
+		{"truncated zstd", Options{Input: truncate(raw+".zst", 0.6)}, "truncated", nil},
+		{"empty", Options{Input: empty}, "empty", nil},
+		{"missing", Options{Input: filepath.Join(dir, "nope.img")}, "no such file", nil},
+		{"bad name", Options{Input: raw, Output: filepath.Join(dir, "out", "Bad Name.img.zst")}, "image name", nil},
+		{"bad suffix", Options{Input: raw, Output: filepath.Join(dir, "out", "x.zst")}, "ending in .img.zst", nil},
+		{"bad chunk", Options{Input: raw, ChunkSize: 1000}, "chunk size", nil},
+		{"bad level", Options{Input: raw, Level: 40}, "level", nil},
+		{"exists", Options{Input: raw, Output: existing}, "exists", ErrExists},
+		{"bmap for another image", Options{Input: raw, Bmap: writeBmapFor(t, dir, 8<<20)}, "is for an image of", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.opt.Output == "" {
+				tc.opt.Output = filepath.Join(dir, "out", "fresh.img.zst")
+			}
+			_, err := Pack(context.Background(), tc.opt)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err %v, want one mentioning %q", err, tc.want)
+			}
+			if tc.wantIs != nil && !errors.Is(err, tc.wantIs) {
+				t.Errorf("err %v is not %v", err, tc.wantIs)
+			}
+			entries, _ := os.ReadDir(filepath.Join(dir, "out"))
+			if len(entries) != 1 || entries[0].Name() != "taken.img.zst" {
+				var names []string
+				for _, e := range entries {
+					names = append(names, e.Name())
+				}
+				t.Errorf("output directory holds %q after the error, want only taken.img.zst", names)
+			}
+			if b, _ := os.ReadFile(existing); string(b) != "old" {
+				t.Error("existing output was changed")
+			}
+		})
+	}
+}
+
+func writeBmap(t *testing.T, path, image string, size int64, ranges []manifest.Range) {
+	t.Helper()
+	f, err := os.Open(image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var b bytes.Buffer
+	if err := bmap.Write(&b, f, size, ranges); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeBmapFor writes a bmap of an all-zero image of size bytes.
+func writeBmapFor(t *testing.T, dir string, size int64) string {
+	img := filepath.Join(dir, "other.img")
+	if err := os.WriteFile(img, make([]byte, size), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "other.bmap")
+	writeBmap(t, p, img, size, []manifest.Range{{Offset: 0, Length: 4096}})
+	return p
+}

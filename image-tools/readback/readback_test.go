@@ -1,0 +1,63 @@
+package readback_test
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/rpi-deploy/rpi-deploy/agent/flash/flashtest"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/readback"
+)
+
+func TestVerify(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	raw := make([]byte, 6<<20+4096+100) // tail not block-aligned
+	for i := range raw {
+		if (i/65536)%3 != 1 {
+			raw[i] = byte(rng.Uint32())
+		}
+	}
+	m, _, err := flashtest.Pack("rb", raw, 1<<20, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.img")
+	if err := os.WriteFile(good, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var last, total int64
+	for _, full := range []bool{false, true} {
+		n, err := readback.Verify(context.Background(), good, m, readback.Options{Full: full, Progress: func(d, tot int64) { last, total = d, tot }})
+		if err != nil || n != len(m.Chunks) || last != total {
+			t.Fatalf("full=%v: %d chunks, progress %d/%d, err %v; want %d chunks", full, n, last, total, err, len(m.Chunks))
+		}
+	}
+	n, err := readback.Verify(context.Background(), good, m, readback.Options{Skip: func(i int) bool { return i == 0 }})
+	if err != nil || n != len(m.Chunks)-1 {
+		t.Fatalf("skip chunk 0: %d chunks, %v", n, err)
+	}
+
+	bad := append([]byte(nil), raw...)
+	bad[4<<20+65536+17] ^= 1 // inside a data range (free space is not read back)
+	badPath := filepath.Join(dir, "bad.img")
+	if err := os.WriteFile(badPath, bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = readback.Verify(context.Background(), badPath, m, readback.Options{})
+	var ce *readback.ChunkError
+	if !errors.As(err, &ce) || ce.Chunk != 4 || ce.Offset != 4<<20 || !errors.Is(err, readback.ErrMismatch) {
+		t.Fatalf("err = %v, want a mismatch at chunk 4", err)
+	}
+
+	short := filepath.Join(dir, "short.img")
+	if err := os.WriteFile(short, raw[:5<<20], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readback.Verify(context.Background(), short, m, readback.Options{}); err == nil || errors.Is(err, readback.ErrMismatch) {
+		t.Fatalf("short file: err = %v, want a read error", err)
+	}
+}
