@@ -5,7 +5,8 @@
 #   - a system user and group    rpi-deploy (systemd-sysusers; no login, no root)
 #   - directories                /var/lib/rpi-deploy (data: SQLite, images, TFTP root)
 #                                /etc/rpi-deploy     (configuration)
-#   - a starter configuration    /etc/rpi-deploy/rpi-deployd.env (kept if it exists)
+#   - a starter configuration    /etc/rpi-deploy/rpi-deployd.json (kept if it exists)
+#   - the admin token            /etc/rpi-deploy/rpi-deployd.env (generated once, kept)
 #   - a hardened systemd unit    /etc/systemd/system/rpi-deployd.service
 #   - sysctl tuning              /etc/sysctl.d/60-rpi-deploy.conf
 #
@@ -27,7 +28,7 @@ while (($#)); do
   case "$1" in
     --bin) bin=$2; shift 2 ;;
     --start) start=1; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "install: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -48,6 +49,7 @@ fi
 user=rpi-deploy
 datadir=/var/lib/rpi-deploy
 confdir=/etc/rpi-deploy
+conffile=$confdir/rpi-deployd.json
 envfile=$confdir/rpi-deployd.env
 unit=/etc/systemd/system/rpi-deployd.service
 
@@ -77,6 +79,11 @@ if ! cmp -s "$bin" "$root/usr/local/bin/rpi-deployd"; then
   say "installed /usr/local/bin/rpi-deployd"
 fi
 
+# --- documentation (the unit's Documentation= points here) ------------------------------
+for doc in docs/operations.md docs/netboot.md docs/api.md; do
+  [ -f "$doc" ] && put "/usr/local/share/doc/rpi-deploy/$(basename "$doc")" 0644 <"$doc"
+done
+
 # --- user and directories (sysusers.d + tmpfiles.d: systemd recreates them at boot) ----
 put /usr/lib/sysusers.d/rpi-deploy.conf 0644 <<EOF
 # rpi-deployd runs as this system user (scripts/install.sh)
@@ -100,24 +107,30 @@ else
   ((live)) && chown "$user:$user" "$datadir" && chown "root:$user" "$confdir"
 fi
 
-# --- starter configuration (never overwritten: it holds the admin token) --------------
+# --- starter configuration (never overwritten: operators edit it) ------------------------
+if [ ! -f "$root$conffile" ]; then
+  (umask 027; cat >"$root$conffile" <<EOF
+{
+  "data": "$datadir",
+  "listen": ":8080",
+  "max_streams": 64,
+  "retry_after": "10s",
+  "log_level": "info"
+}
+EOF
+  )
+  ((live)) && chgrp "$user" "$conffile"
+  say "wrote $conffile"
+fi
+# The admin token is a secret: its own file, generated once.
 if [ ! -f "$root$envfile" ]; then
   token=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
   (umask 027; cat >"$root$envfile" <<EOF
-# rpi-deployd configuration, read by rpi-deployd.service (systemd EnvironmentFile).
-# Edit, then: systemctl restart rpi-deployd.  See docs/operations.md.
-
-# Admin token for the management API and the CLI (Authorization: Bearer TOKEN).
-# Generated at install time; keep it secret.  CLI: export RPI_DEPLOY_TOKEN=...
+# Secrets of rpi-deployd.service (systemd EnvironmentFile); the rest of the
+# configuration is $conffile. See docs/operations.md.
+# Admin token for the management API and the CLI (Authorization: Bearer TOKEN),
+# generated at install time. CLI: export RPI_DEPLOY_TOKEN=...
 RPI_DEPLOY_TOKEN=$token
-
-# Where the HTTP API, the agent API and the dashboard listen.  Put the deployment
-# network's address here (the boards reach the server on it); :8080 means every address.
-RPI_DEPLOY_LISTEN=:8080
-
-# Extra arguments for "rpi-deployd serve" (see rpi-deployd serve --help), e.g. the
-# interface DHCP and TFTP answer on.
-RPI_DEPLOY_ARGS=
 EOF
   )
   ((live)) && chgrp "$user" "$envfile"
@@ -140,7 +153,7 @@ Type=simple
 User=$user
 Group=$user
 EnvironmentFile=$envfile
-ExecStart=/usr/local/bin/rpi-deployd serve --data $datadir --listen \${RPI_DEPLOY_LISTEN} \$RPI_DEPLOY_ARGS
+ExecStart=/usr/local/bin/rpi-deployd serve --config $conffile
 Restart=on-failure
 RestartSec=2
 TimeoutStopSec=30

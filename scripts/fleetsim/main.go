@@ -50,8 +50,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		batch      = fs.Int64("batch", 0, "only look at this batch's deployments")
 		jsonOut    = fs.String("json", "", "write the report as JSON to this file")
 		quiet      = fs.Bool("quiet", false, "no per-board event lines")
-		cardSize   = byteFlag{}
-		slowRate   = byteFlag{}
+		cardSize   byteFlag
+		slowRate   byteFlag
 	)
 	fs.StringVar(&cfg.Server, "server", "http://127.0.0.1:8080", "rpi-deployd base URL")
 	fs.StringVar(&cfg.Agent, "agent", defaultAgent(), "rpi-agent binary")

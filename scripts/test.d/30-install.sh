@@ -27,6 +27,8 @@ uid=$(awk -F: '$1=="rpi-deploy"{print $3}' "$root/etc/passwd")
 [ "$(stat -c '%a %u' "$root/var/lib/rpi-deploy")" = "750 $uid" ] || fail "data dir: $(stat -c '%a %u' "$root/var/lib/rpi-deploy")"
 [ "$(stat -c '%a %u' "$root/etc/rpi-deploy")" = "750 0" ] || fail "config dir: $(stat -c '%a %u' "$root/etc/rpi-deploy")"
 [ "$(stat -c '%a' "$root/etc/rpi-deploy/rpi-deployd.env")" = 640 ] || fail "env file mode"
+[ "$(stat -c '%a' "$root/etc/rpi-deploy/rpi-deployd.json")" = 640 ] || fail "config file mode"
+grep -qxF 'ExecStart=/usr/local/bin/rpi-deployd serve --config /etc/rpi-deploy/rpi-deployd.json' "$root/etc/systemd/system/rpi-deployd.service" || fail "ExecStart"
 grep -Eq '^RPI_DEPLOY_TOKEN=[0-9a-f]{64}$' "$root/etc/rpi-deploy/rpi-deployd.env" || fail "no generated token"
 [ -x "$root/usr/local/bin/rpi-deployd" ] || fail "binary not installed"
 
@@ -43,6 +45,17 @@ for key in net.core.rmem_max net.core.wmem_max net.core.somaxconn net.ipv4.ip_lo
   # every key must exist in this kernel (a typo would make sysctl -p fail on the host)
   [ -e "/proc/sys/${key//.//}" ] || fail "sysctl key $key does not exist"
 done
+
+# The starter configuration is one the server accepts: run the installed binary on it
+# (data and listen address moved into the work directory by the environment).
+mkdir -p "$work/data"
+RPI_DEPLOY_DATA=$work/data RPI_DEPLOY_LISTEN=127.0.0.1:0 \
+  "$root/usr/local/bin/rpi-deployd" serve --config "$root/etc/rpi-deploy/rpi-deployd.json" 2>"$work/serve.log" &
+srv=$!
+for _ in $(seq 100); do grep -q 'rpi-deployd: listening on http://' "$work/serve.log" && break; sleep 0.1; done
+url=$(sed -n 's/^rpi-deployd: listening on //p' "$work/serve.log" | head -1)
+kill "$srv"; wait "$srv" || true
+[ -n "$url" ] || { cat "$work/serve.log"; fail "rpi-deployd did not start on the starter configuration"; }
 
 # Idempotent: a second run changes nothing and keeps the token.
 snap() { (cd "$root" && find . -printf '%p %m %u %g %s\n' | sort && find . -type f ! -name '.pwd.lock' -exec sha256sum {} + | sort); }
