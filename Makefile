@@ -40,5 +40,16 @@ bench: deps build ## benchmarks, each printing "bench: NAME ours=X baseline=Y ra
 demo: deps build ## server + SQLite + virtual boards flashing image files, dashboard up (Ctrl-C stops)
 	@scripts/demo.sh
 
+# --- initramfs: u-root, rpi-agent as uinit (docs/initramfs.md) ---
+INITRAMFS    ?= build/initramfs_2712
+MODULES_FROM ?=
+MODULES      ?= $(if $(MODULES_FROM),,virtio_pci,virtio_net,virtio_blk,virtio_rng)
+COMPRESS     ?= gzip
+
+initramfs: ## arm64 u-root initramfs, rpi-agent as uinit -> build/initramfs_2712 (MODULES_FROM=lib/modules/VER MODULES=a,b; default: QEMU virtio modules)
+	@if [ -z "$(MODULES_FROM)" ]; then initramfs/fetch-kernel.sh; fi
+	$(GO) run ./initramfs/cmd/mkinitramfs -o '$(INITRAMFS)' -compress '$(COMPRESS)' \
+	  -modules-from '$(or $(MODULES_FROM),build/kernel/modules)' -modules '$(MODULES)'
+
 clean: ## remove build output
 	rm -rf $(BIN) build

@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rpi-deploy/rpi-deploy/agent/flash/flashtest"
 	"github.com/rpi-deploy/rpi-deploy/agent/retry"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/pack"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/readback"
 )
 
@@ -46,6 +46,24 @@ func synthImage(t *testing.T, size int) []byte {
 	}
 	copy(raw, "MBR-NEW-IMAGE")
 	return raw
+}
+
+// packed packs raw with image-tools/pack (1 MiB chunks) and returns the manifest and
+// the compressed bytes.
+func packed(t *testing.T, raw []byte) (*manifest.Manifest, []byte, error) {
+	t.Helper()
+	dir := t.TempDir()
+	in := filepath.Join(dir, "raw.img")
+	if err := os.WriteFile(in, raw, 0o644); err != nil {
+		return nil, nil, err
+	}
+	out := filepath.Join(dir, "synth.img.zst")
+	m, err := pack.Pack(context.Background(), pack.Options{Input: in, Output: out, ChunkSize: 1 << 20})
+	if err != nil {
+		return nil, nil, err
+	}
+	zst, err := os.ReadFile(out)
+	return m, zst, err
 }
 
 // server serves zst at /img.zst through handler tweaks.
@@ -117,7 +135,7 @@ func checkUnbootable(t *testing.T, target string) {
 
 func TestStreamWritesDataRanges(t *testing.T) {
 	raw := synthImage(t, 24<<20+8192) // size not a multiple of the chunk size
-	m, zst, err := flashtest.Pack("synth", raw, 1<<20, "", nil)
+	m, zst, err := packed(t, raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +154,7 @@ func TestStreamWritesDataRanges(t *testing.T) {
 
 func TestFlippedByteNamesChunk(t *testing.T) {
 	raw := synthImage(t, 16<<20)
-	m, zst, err := flashtest.Pack("synth", raw, 1<<20, "", nil)
+	m, zst, err := packed(t, raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +171,7 @@ func TestFlippedByteNamesChunk(t *testing.T) {
 
 func TestTruncated(t *testing.T) {
 	raw := synthImage(t, 8<<20)
-	m, zst, err := flashtest.Pack("synth", raw, 1<<20, "", nil)
+	m, zst, err := packed(t, raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +223,7 @@ func cutAt(zst []byte, cut int64) http.HandlerFunc {
 
 func TestResumeAfterCut(t *testing.T) {
 	raw := synthImage(t, 16<<20)
-	m, zst, err := flashtest.Pack("synth", raw, 1<<20, "", nil)
+	m, zst, err := packed(t, raw)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,8 @@ func (e *ChunkError) Unwrap() error { return e.Err }
 
 // Options tune Verify. The zero value reads every data chunk with GOMAXPROCS workers.
 type Options struct {
-	// Workers is the number of chunks read and hashed at once (default GOMAXPROCS).
+	// Workers is the number of chunks read and hashed at once (default 2 × GOMAXPROCS, so
+	// that reads wait while other chunks hash).
 	Workers int
 	// Full checks whole chunks against Chunk.SHA256 (free space must read as zeros, as
 	// in an image file) instead of the data ranges against Chunk.DataSHA256.
@@ -100,7 +101,7 @@ func VerifyFile(ctx context.Context, f io.ReaderAt, m *manifest.Manifest, opt Op
 	}
 	workers := opt.Workers
 	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
+		workers = 2 * runtime.GOMAXPROCS(0)
 	}
 	workers = min(workers, max(len(jobs), 1))
 

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/rpi-deploy/rpi-deploy/agent/flash/flashtest"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/pack"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/readback"
 )
 
@@ -20,13 +20,13 @@ func TestVerify(t *testing.T) {
 			raw[i] = byte(rng.Uint32())
 		}
 	}
-	m, _, err := flashtest.Pack("rb", raw, 1<<20, "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.img")
 	if err := os.WriteFile(good, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := pack.Pack(context.Background(), pack.Options{Input: good, Output: filepath.Join(dir, "rb.img.zst"), ChunkSize: 1 << 20})
+	if err != nil {
 		t.Fatal(err)
 	}
 	var last, total int64

@@ -122,3 +122,19 @@ func DebugfsCat(ctx context.Context, path string, offset int64, name string) ([]
 	}
 	return out, nil
 }
+
+// MList returns the names (long names where there are any) in dir of the FAT file
+// system at offset, as mtools' mdir -b lists them.
+func MList(ctx context.Context, path string, offset int64, dir string) ([]string, error) {
+	out, err := run(ctx, nil, "mdir", "-b", "-i", fmt.Sprintf("%s@@%d", path, offset), "::/"+strings.TrimPrefix(dir, "/"))
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if l = strings.TrimRight(l, "/"); l != "" {
+			names = append(names, l[strings.LastIndex(l, "/")+1:])
+		}
+	}
+	return names, nil
+}

@@ -67,7 +67,7 @@ func runFull(ctx context.Context, stdin []byte, name string, args ...string) (st
 		return nil, nil, err
 	}
 	cmd := exec.CommandContext(ctx, p, args...)
-	cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1", "LC_ALL=C")
+	cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1", "LC_ALL=C.UTF-8")
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}

@@ -1,0 +1,176 @@
+// Command rpi-agent flashes a Raspberry Pi's card with the image the deployment server
+// assigns, verifies it, names the board and reboots. As the initramfs uinit (--uinit)
+// it finds everything itself (kernel command line, DHCP, device tree); in host mode
+// it flashes a file or block device as a board with the identity given by flags:
+//
+//	rpi-agent --server URL --target PATH --serial HEX16 --mac MAC
+//
+// See docs/agent.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
+	"github.com/rpi-deploy/rpi-deploy/agent/board"
+	"github.com/rpi-deploy/rpi-deploy/agent/client"
+	"github.com/rpi-deploy/rpi-deploy/agent/deploy"
+	"github.com/rpi-deploy/rpi-deploy/agent/flash"
+	"github.com/rpi-deploy/rpi-deploy/agent/initenv"
+	"github.com/rpi-deploy/rpi-deploy/agent/led"
+	"github.com/rpi-deploy/rpi-deploy/agent/retry"
+)
+
+var version = "dev"
+
+type options struct {
+	server, target, serial, mac, root, mechanism string
+	image, hostname                              string
+	uinit, verbose                               bool
+	retryBudget                                  time.Duration
+	writeRateMB                                  float64
+	decoders, writers                            int
+}
+
+func main() {
+	var o options
+	fs := flag.NewFlagSet("rpi-agent", flag.ExitOnError)
+	fs.StringVar(&o.server, "server", "", "rpi-deployd URL, e.g. http://10.0.0.1:8080 (uinit: from rpideploy.server= or DHCP option 224)")
+	fs.StringVar(&o.target, "target", "", "card to write: block device or image file (default "+board.DefaultTarget+")")
+	fs.StringVar(&o.serial, "serial", "", "board serial, 16 hex digits (default: device tree, /proc/cpuinfo)")
+	fs.StringVar(&o.mac, "mac", "", "board MAC (default: eth0)")
+	fs.StringVar(&o.root, "root", "/", "where /proc and /sys are (tests)")
+	fs.StringVar(&o.mechanism, "mechanism", "", "override the first-boot mechanism: firstrun, cloud-init or custom.toml")
+	fs.BoolVar(&o.uinit, "uinit", false, "run as the initramfs uinit: set up modules, network and kernel command line first; reboot, power off or wait at the end")
+	fs.DurationVar(&o.retryBudget, "retry-budget", 5*time.Minute, "how long to keep retrying a server that does not answer")
+	fs.Float64Var(&o.writeRateMB, "write-rate-limit", 0, "cap target writes at this many MB/s (benchmarks: stands in for an SD card)")
+	fs.IntVar(&o.decoders, "decoders", 0, "frames decoded at once (default: all cores)")
+	fs.IntVar(&o.writers, "writers", 0, "target writes in flight (default 2)")
+	fs.StringVar(&o.image, "image", "", "standalone: flash this .img.zst URL (manifest beside it) without a server's assignment; needs --hostname")
+	fs.StringVar(&o.hostname, "hostname", "", "standalone: the hostname to give the board")
+	fs.BoolVar(&o.verbose, "v", false, "debug logs")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	fs.Parse(os.Args[1:])
+	if *showVersion {
+		fmt.Println("rpi-agent", version)
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, o)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "rpi-agent:", err)
+		if o.uinit {
+			initenv.Rescue(err.Error())
+		}
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options) error {
+	level := slog.LevelInfo
+	if o.verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	var ip string
+	if o.uinit {
+		env, err := initenv.Setup(ctx, log)
+		if err != nil {
+			return fmt.Errorf("set up the initramfs: %w", err)
+		}
+		o.server = first(o.server, env.ServerURL)
+		o.target = first(o.target, env.Target)
+		o.serial = first(o.serial, env.Serial)
+		o.mac = first(o.mac, env.MAC)
+		ip = env.IP
+	}
+	pol := retry.Policy{Budget: o.retryBudget}
+	cfg := deploy.Config{
+		Client:    &client.Client{Server: o.server, Retry: pol, Log: log},
+		Target:    o.target,
+		Flash:     flash.Options{Decoders: o.decoders, Writers: o.writers, WriteRateLimit: o.writeRateMB * 1e6, Retry: pol, Log: log},
+		BootFS:    bootFS,
+		Mechanism: o.mechanism,
+		Console:   os.Stderr,
+		TTY:       isTTY(os.Stderr),
+		LED:       led.Find(o.root),
+		Log:       log,
+	}
+	if o.image != "" {
+		if err := standalone(&cfg, o); err != nil {
+			return err
+		}
+	} else {
+		if cfg.Client.Server == "" {
+			return errors.New("no server: give --server (or rpideploy.server= on the kernel command line)")
+		}
+		if cfg.Target == "" {
+			cfg.Target = board.DefaultTarget
+		}
+		hello, err := board.Identify(board.Options{Root: o.root, Target: cfg.Target, Serial: o.serial, MAC: o.mac})
+		if err != nil {
+			return err
+		}
+		hello.AgentVersion, hello.IP = version, ip
+		cfg.Hello = hello
+		cfg.Log = log.With("serial", hello.Serial, "mac", hello.MAC)
+	}
+	out, err := deploy.Run(ctx, cfg)
+	if out != nil && out.Action == agentapi.ActionDeploy {
+		printStats(out.Stats)
+	}
+	if err != nil {
+		return err
+	}
+	if o.uinit {
+		return initenv.Finish(out.After())
+	}
+	return nil
+}
+
+// standalone sets cfg up to flash --image as --hostname with no server conversation.
+func standalone(cfg *deploy.Config, o options) error {
+	switch {
+	case o.hostname == "":
+		return errors.New("--image needs --hostname")
+	case o.target == "":
+		return errors.New("--image needs --target")
+	case !strings.HasSuffix(o.image, ".img.zst"):
+		return fmt.Errorf("--image %q: want a URL ending in .img.zst", o.image)
+	}
+	dep := &agentapi.Deployment{Hostname: o.hostname, After: agentapi.AfterWait, Image: agentapi.Image{
+		URL: o.image, ManifestURL: strings.TrimSuffix(o.image, ".img.zst") + ".manifest.json"}}
+	dep.FirstBoot.Hostname = o.hostname
+	cfg.Deployment, cfg.Client.Server = dep, o.image
+	return nil
+}
+
+// printStats prints the figures of a flash; scripts/bench/30-agent.sh parses this line.
+func printStats(st flash.Stats) {
+	fmt.Fprintf(os.Stderr, "rpi-agent: done: written=%d stream_written=%d fetched=%d resumes=%d stream_s=%.3f readback_s=%.3f direct=%v\n",
+		st.Written, st.StreamWritten, st.Fetched, st.Resumes, st.StreamTime.Seconds(), st.VerifyTime.Seconds(), st.DirectIO)
+}
+
+func first(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func isTTY(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}

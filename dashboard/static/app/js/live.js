@@ -1,0 +1,225 @@
+// The live fleet state: a snapshot from the management API, kept current by the
+// server's event stream (SSE). EventSource reconnects by itself; after every
+// (re)connect the snapshot is fetched again so nothing missed while away is lost.
+
+import { API, get } from './api.js';
+
+const RECENT_MS = 15 * 60 * 1000; // finished boards stay on the fleet view this long
+const HISTORY_S = 600;            // throughput chart: ten minutes, one sample a second
+const STALE_MS = 15 * 1000;       // a streaming board silent this long adds no rate
+const NETBOOT_MS = 2 * 60 * 1000; // a board seen on DHCP/TFTP that never said hello
+
+const EVENT_NAMES = [
+  'deployment.created', 'deployment.progress', 'deployment.finished', 'batch.changed', 'board.changed',
+  'board.netboot', 'image.changed', 'venue.changed', 'product.changed', 'pool.changed', 'hello.retry',
+];
+// "reset": the server dropped events for this client; only a new snapshot helps.
+
+export const TERMINAL = new Set(['verified', 'failed', 'abandoned']);
+
+class Live extends EventTarget {
+  constructor() {
+    super();
+    this.rows = new Map();    // serial → row (see rowFrom)
+    this.batches = new Map(); // id → batch
+    this.connected = false;
+    this.history = [];        // [{t: ms, bps: aggregate streaming rate}]
+    this.lastEvent = 0;
+    this.snapshotTimer = null;
+    this.source = null;
+  }
+
+  start() {
+    if (this.source) return;
+    this.snapshot();
+    this.connect();
+    setInterval(() => this.sample(), 1000);
+  }
+
+  connect() {
+    const es = new EventSource(`${API}/events`, { withCredentials: true });
+    this.source = es;
+    es.onopen = () => {
+      const again = this.everConnected;
+      this.everConnected = true;
+      this.setConnected(true);
+      if (again) this.snapshot(); // events may have been missed while away
+    };
+    es.onerror = () => {
+      this.setConnected(false);
+      // The browser retries by itself unless the server refused the stream
+      // (e.g. the session expired): then check the session and retry by hand.
+      if (es.readyState === EventSource.CLOSED) {
+        this.source = null;
+        setTimeout(async () => {
+          try { await get(`${API}/me`); } catch { return; } // 401 goes to /login
+          this.connect();
+        }, 2000);
+      }
+    };
+    es.onmessage = (ev) => this.onEvent('message', ev.data);
+    // The server may name its events (SSE "event:" lines) or send them all unnamed.
+    for (const name of EVENT_NAMES) {
+      es.addEventListener(name, (ev) => this.onEvent(name, ev.data));
+    }
+    es.addEventListener('reset', () => this.snapshot());
+  }
+
+  setConnected(on) {
+    if (this.connected === on) return;
+    this.connected = on;
+    this.emit('status');
+  }
+
+  emit(what) { this.dispatchEvent(new CustomEvent('change', { detail: what })); }
+
+  // snapshot re-reads everything the fleet view shows (GET /api/v1/fleet).
+  async snapshot() {
+    try {
+      const f = await get(`${API}/fleet`);
+      const rows = new Map();
+      // Oldest first, so a board's newest deployment wins.
+      const deps = [...(f.recent || []), ...(f.active || [])].sort((a, b) => (a.id || 0) - (b.id || 0));
+      for (const d of deps) rows.set(d.serial, rowFrom(d, rows.get(d.serial)));
+      // An event that arrived while the snapshot was on its way may be newer.
+      for (const [serial, cur] of this.rows) {
+        const snap = rows.get(serial);
+        if (snap && newer(cur, snap)) rows.set(serial, cur);
+      }
+      // Boards seen on the network but not yet at hello keep their netboot rows.
+      for (const [serial, r] of this.rows) {
+        if (!rows.has(serial) && (r.phase === 'dhcp' || r.phase === 'tftp') && Date.now() - r.seen < RECENT_MS) rows.set(serial, r);
+      }
+      this.rows = rows;
+      this.batches = new Map((f.batches || []).map((b) => [b.id, b]));
+      this.counts = f.counts || {};
+      this.emit('snapshot');
+    } catch (err) {
+      console.warn('snapshot:', err);
+    }
+  }
+
+  // Any event the dashboard does not understand in detail triggers a (coalesced)
+  // snapshot, so the view stays true even if the server adds event kinds.
+  resnapshot() {
+    if (this.snapshotTimer) return;
+    this.snapshotTimer = setTimeout(() => { this.snapshotTimer = null; this.snapshot(); }, 250);
+  }
+
+  onEvent(name, raw) {
+    this.lastEvent = Date.now();
+    let data;
+    try { data = JSON.parse(raw); } catch { this.resnapshot(); return; }
+    // Envelope {seq, time, type: "deployment.progress", data: {…}} (server/events).
+    let kind = name;
+    if (data && typeof data.type === 'string' && data.data !== undefined) {
+      kind = data.type;
+      data = data.data || {};
+    }
+    const noun = kind.split('.')[0];
+    const dep = data.deployment || (noun === 'deployment' ? data : null);
+    const batch = data.batch || (noun === 'batch' ? data : null);
+    // Inventory changes do not touch the fleet rows; pages that list them re-read.
+    let handled = ['image', 'venue', 'product', 'pool', 'hello', 'board'].includes(noun) && kind !== 'board.netboot';
+    if (dep && dep.serial) {
+      const cur = this.rows.get(dep.serial);
+      const row = rowFrom(dep, cur);
+      if (!cur || !newer(cur, row)) this.rows.set(dep.serial, row);
+      handled = true;
+    }
+    if (batch && typeof batch === 'object' && batch.id !== undefined) {
+      this.batches.set(batch.id, { ...this.batches.get(batch.id), ...batch });
+      handled = true;
+    }
+    const net = kind === 'board.netboot' || noun === 'netboot' ? netbootFrom(data) : null;
+    if (net) {
+      const cur = this.rows.get(net.serial);
+      // A netboot event starts a new row unless an agent is already at work.
+      if (!cur || TERMINAL.has(cur.phase) || cur.phase === 'dhcp' || cur.phase === 'tftp') {
+        this.rows.set(net.serial, { ...(cur && !TERMINAL.has(cur.phase) ? cur : {}), ...net });
+      }
+      handled = true;
+    }
+    if (dep && dep.state && TERMINAL.has(dep.state) && dep.batch_id) this.resnapshot(); // batch counters moved
+    if (!handled) this.resnapshot();
+    this.emit(noun);
+  }
+
+  // sample adds one point to the throughput history: the sum of the recent rates of
+  // every board streaming right now.
+  sample() {
+    const now = Date.now();
+    let bps = 0;
+    for (const r of this.rows.values()) {
+      if (r.phase === 'streaming' && now - r.seen < STALE_MS) bps += r.rate_bps || 0;
+    }
+    this.history.push({ t: now, bps });
+    while (this.history.length > HISTORY_S) this.history.shift();
+    this.emit('tick');
+  }
+
+  visibleRows() {
+    const now = Date.now();
+    return [...this.rows.values()].filter((r) => {
+      if (r.phase === 'dhcp' || r.phase === 'tftp') return now - r.seen < NETBOOT_MS; // booted locally after all
+      return !TERMINAL.has(r.phase) || now - r.seen < RECENT_MS;
+    });
+  }
+}
+
+// newer reports whether row a is a later state than row b of the same board: a later
+// deployment, a later update of the same one, or a finished one.
+function newer(a, b) {
+  if ((a.deployment_id || 0) !== (b.deployment_id || 0)) return (a.deployment_id || 0) > (b.deployment_id || 0);
+  if (TERMINAL.has(a.state) !== TERMINAL.has(b.state)) return TERMINAL.has(a.state);
+  return String(a.updated_at || '') > String(b.updated_at || '');
+}
+
+// rowFrom turns a deployment (as the API and the events give it) into a fleet row.
+export function rowFrom(d, prev) {
+  const state = d.state || 'open';
+  let phase = d.phase || (prev && prev.phase) || 'hello';
+  if (state === 'verified') phase = 'verified';
+  if (state === 'failed') phase = 'failed';
+  if (state === 'abandoned') phase = 'abandoned';
+  const t = Date.parse(d.updated_at || d.finished_at || '') || Date.now();
+  return {
+    serial: d.serial,
+    hostname: d.hostname || '',
+    venue: d.venue || '',
+    product: d.product || '',
+    image: d.image || '',
+    deployment_id: d.id ?? d.deployment_id,
+    batch_id: d.batch_id ?? null,
+    state,
+    phase,
+    detail: d.message || '',
+    bytes: d.bytes || 0,
+    total: d.total || 0,
+    rate_bps: d.rate_bps || 0,
+    error: d.error || '',
+    error_phase: d.error_phase || '',
+    started_at: d.started_at,
+    updated_at: d.updated_at,
+    finished_at: d.finished_at,
+    seen: Math.max(t, Date.now() - 1000),
+    mac: d.mac || (prev && prev.mac) || '',
+  };
+}
+
+// netbootFrom recognises a DHCP or TFTP event of a board (before its agent runs).
+function netbootFrom(d) {
+  const ev = d.event || d;
+  const k = (ev.kind || ev.phase || '').toLowerCase();
+  if (!k.startsWith('dhcp') && !k.startsWith('tftp')) return null;
+  const serial = ev.serial || '';
+  if (!serial) return null;
+  return {
+    serial, hostname: ev.hostname || '', venue: ev.venue || '', product: '', state: 'open',
+    phase: k.startsWith('tftp') ? 'tftp' : 'dhcp', detail: ev.file || ev.detail || ev.message || '',
+    bytes: ev.bytes || 0, total: ev.total || 0, rate_bps: 0, error: '', error_phase: '',
+    seen: Date.now(), mac: ev.mac || '',
+  };
+}
+
+export const live = new Live();

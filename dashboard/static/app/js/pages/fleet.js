@@ -1,0 +1,146 @@
+// The fleet view: every board in progress, live; batch progress; throughput chart.
+
+import { h, clear, bar, mbps, duration, bytes } from '../ui.js';
+import { live, TERMINAL } from '../live.js';
+import { drawThroughput } from '../chart.js';
+
+export const PHASE_LABEL = {
+  dhcp: 'DHCP', tftp: 'TFTP', hello: 'Hello', streaming: 'Streaming', verifying: 'Verifying',
+  naming: 'Naming', commit: 'Committing', rebooting: 'Rebooting', verified: 'Verified',
+  failed: 'Failed', abandoned: 'Abandoned',
+};
+
+// Share of the whole job each phase stands for (streaming dominates).
+const SPAN = {
+  dhcp: [0, 0.01], tftp: [0.01, 0.03], hello: [0.03, 0.04], streaming: [0.04, 0.78],
+  verifying: [0.78, 0.97], naming: [0.97, 0.98], commit: [0.98, 0.99], rebooting: [0.99, 1],
+};
+
+export function progress(r) {
+  if (r.phase === 'verified') return 1;
+  const span = SPAN[r.phase];
+  if (!span) return r.last_progress || 0;
+  const frac = r.total > 0 ? Math.min(1, r.bytes / r.total) : 0;
+  return span[0] + (span[1] - span[0]) * frac;
+}
+
+// eta in seconds for one board, or null when unknown.
+export function eta(r) {
+  if (!r.rate_bps || r.rate_bps <= 0 || !r.total) return null;
+  const left = Math.max(0, r.total - r.bytes);
+  // Read-back runs from the card, typically faster than the network: count it at 2×.
+  if (r.phase === 'streaming') return left / r.rate_bps + r.total / (2 * r.rate_bps);
+  if (r.phase === 'verifying') return left / r.rate_bps;
+  return null;
+}
+
+function order(r) {
+  if (r.phase === 'failed') return 0;
+  if (TERMINAL.has(r.phase)) return 2;
+  return 1;
+}
+
+function sortRows(rows) {
+  return rows.sort((a, b) => order(a) - order(b) ||
+    (order(a) === 1 ? String(a.started_at || '').localeCompare(String(b.started_at || '')) : b.seen - a.seen) ||
+    a.serial.localeCompare(b.serial));
+}
+
+function rowView(r) {
+  const p = progress(r);
+  const e = eta(r);
+  const failed = r.phase === 'failed';
+  const phaseDetail = r.phase === 'tftp' ? r.detail : (failed ? `in ${PHASE_LABEL[r.error_phase] || r.error_phase || '?'}` :
+    (r.phase === 'streaming' || r.phase === 'verifying') && r.total ? `${bytes(r.bytes)} / ${bytes(r.total)}` : r.detail);
+  return h('div.row', {
+    class: `row ${r.phase}`, dataset: { serial: r.serial, phase: r.phase, hostname: r.hostname || '' },
+  },
+  h('div.name',
+    h('div.host', r.hostname || '(unnamed)'),
+    h('div.meta', [r.serial, r.venue, r.product].filter(Boolean).join(' · '))),
+  h('div.phase', PHASE_LABEL[r.phase] || r.phase, phaseDetail ? h('span.detail', phaseDetail) : null),
+  h('div.progress', h('span.pct', `${Math.floor(p * 100)}%`), bar(p, failed ? 'bad' : r.phase === 'verified' ? 'ok' : '')),
+  h('div.rate', r.phase === 'streaming' || r.phase === 'verifying' ? mbps(r.rate_bps) : '—', h('small', 'MB/s')),
+  h('div.eta', r.phase === 'verified' ? '✓' : failed ? '✖' : duration(e), h('small', 'ETA')),
+  failed ? h('div.cause', r.error || 'failed (no cause given)') : null);
+}
+
+// batchETA estimates the seconds until a batch with a count is complete.
+function batchETA(b, rows) {
+  const remaining = (b.count || 0) - (b.done || 0);
+  if (!b.count || remaining <= 0) return null;
+  const mine = rows.filter((r) => r.batch_id === b.id);
+  const done = mine.filter((r) => r.phase === 'verified' && r.started_at && r.finished_at);
+  const running = mine.filter((r) => !TERMINAL.has(r.phase));
+  const conc = Math.max(1, running.length);
+  if (done.length) {
+    const avg = done.reduce((s, r) => s + (Date.parse(r.finished_at) - Date.parse(r.started_at)) / 1000, 0) / done.length;
+    if (avg > 0) return (remaining * avg) / conc;
+  }
+  const etas = running.map(eta).filter((x) => x !== null);
+  if (etas.length && remaining <= running.length) return Math.max(...etas);
+  return null;
+}
+
+function batchView(b, rows) {
+  const frac = b.count ? Math.min(1, (b.done || 0) / b.count) : 0;
+  const inProgress = rows.filter((r) => r.batch_id === b.id && !TERMINAL.has(r.phase)).length;
+  const failed = rows.filter((r) => r.batch_id === b.id && r.phase === 'failed').length;
+  return h('div.batch', { dataset: { batch: b.id } },
+    h('div.title', `#${b.id} ${b.venue} · ${b.product}`, h('span.pill', { class: `pill ${b.state}` }, b.state),
+      h('span.spacer'), h('span', b.count ? `${b.done || 0} / ${b.count}` : `${b.done || 0} done · open-ended`)),
+    b.count ? bar(frac, b.state === 'complete' ? 'ok' : 'big') : null,
+    h('div.sub', `${inProgress || b.in_progress || 0} in progress · ${failed || b.failed || 0} failed · image ${b.image || 'active'} · ETA ${duration(batchETA(b, rows))}`));
+}
+
+export function render(view) {
+  const stats = h('div.stats');
+  const batches = h('div');
+  const canvas = h('canvas.chart', { 'aria-label': 'throughput over the last ten minutes' });
+  const rowsBox = h('div.rows', { id: 'fleet-rows' });
+  const rateNow = h('span.muted');
+  clear(view).append(
+    stats,
+    h('div.fleet-top',
+      h('section.panel', h('h2', 'Batches'), batches),
+      h('section.panel', h('h2', 'Throughput', h('span.spacer'), rateNow), canvas)),
+    h('section.panel', h('h2', 'Boards'), rowsBox));
+
+  let pending = false;
+  function paint() {
+    pending = false;
+    const rows = sortRows(live.visibleRows());
+    const active = rows.filter((r) => !TERMINAL.has(r.phase));
+    const streaming = active.filter((r) => r.phase === 'streaming');
+    const sum = streaming.reduce((s, r) => s + (r.rate_bps || 0), 0);
+    clear(stats).append(
+      stat('In progress', active.length, ''),
+      stat('Verified', rows.filter((r) => r.phase === 'verified').length, 'ok', 'last 15 min'),
+      stat('Failed', rows.filter((r) => r.phase === 'failed').length, rows.some((r) => r.phase === 'failed') ? 'bad' : '', 'last 15 min'),
+      stat('MB/s', mbps(sum), '', `${streaming.length} streaming`));
+    const bs = [...live.batches.values()].filter((b) => b.state === 'active' || b.state === 'paused' || b.state === 'pending')
+      .sort((a, b) => (b.priority || 0) - (a.priority || 0) || a.id - b.id);
+    clear(batches).append(...(bs.length ? bs.map((b) => batchView(b, rows)) : [h('p.empty', 'No active batch. Create one on the Batches page.')]));
+    clear(rowsBox).append(...(rows.length ? rows.map(rowView) : [h('p.empty', 'No board is deploying. Power boards on and they appear here.')]));
+    rateNow.textContent = `${mbps(sum)} MB/s now`;
+  }
+  function schedule() {
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(paint);
+  }
+  const onChange = (ev) => {
+    if (ev.detail === 'tick') drawThroughput(canvas, live.history);
+    else schedule();
+  };
+  live.addEventListener('change', onChange);
+  paint();
+  drawThroughput(canvas, live.history);
+  const onResize = () => drawThroughput(canvas, live.history);
+  window.addEventListener('resize', onResize);
+  return () => { live.removeEventListener('change', onChange); window.removeEventListener('resize', onResize); };
+}
+
+function stat(k, v, cls, sub) {
+  return h('div.stat', { class: `stat ${cls}` }, h('div.v', String(v)), h('div.k', k, sub ? h('span.muted', ` · ${sub}`) : null));
+}

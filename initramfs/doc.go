@@ -1,0 +1,21 @@
+// Package initramfs holds the u-root initramfs that a Raspberry Pi 5 netboots into:
+// u-root's init, rpi-agent as uinit (`rpi-agent --uinit`, see agent/initenv), a rescue
+// shell with a few u-root tools, and the kernel modules the board's kernel needs.
+//
+// cmd/mkinitramfs builds it (`make initramfs`), kmod picks the modules, and the tests
+// here open the built archive and check it. docs/initramfs.md describes the whole.
+package initramfs
+
+// Commands lists the u-root commands built into the initramfs besides init and the
+// agent: gosh is the rescue shell, the others are what a technician needs to look
+// around. tools.go imports each of them so that go.sum holds what the build needs.
+var Commands = []string{
+	"gosh",
+	"cat", "cp", "dd", "df", "dhclient", "dmesg", "echo", "free", "grep", "hexdump",
+	"insmod", "ip", "kill", "ls", "lsmod", "mkdir", "mount", "mv", "ping", "poweroff",
+	"ps", "rm", "shutdown", "sleep", "sync", "umount", "uname", "wget",
+}
+
+// QEMUModules are the modules the QEMU virt machine needs from Debian's arm64 kernel
+// (virtio PCI transport, network, disk, entropy); their dependencies come along.
+var QEMUModules = []string{"virtio_pci", "virtio_net", "virtio_blk", "virtio_rng"}

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# rpi-agent against the usual ways of writing an image, on one ≥ 1 GiB Raspberry Pi
+# OS-shaped image (image-tools/testimg + pack), all served by the same local HTTP
+# server, each writing a preallocated target file with the page cache dropped before:
+#
+#   ours        rpi-agent --image: fetch + decode + per-chunk and whole SHA256 + O_DIRECT
+#               writes of the data ranges, then O_DIRECT read-back of every data chunk,
+#               first-boot naming, partition table last
+#   baseline a  curl | zstd -d | tee >(sha256sum) | dd bs=4M oflag=direct, then a
+#               read-back sha256sum of the target
+#   baseline b  bmaptool copy with a bmap of the same ranges (rpi-image bmap); bmaptool
+#               checks the bmap's SHA256 while writing and does not read back
+#
+# and the overlap: with target writes capped at 40 MB/s (--write-rate-limit, standing in
+# for an SD card) the streaming phase's time against written bytes ÷ 40 MB/s.
+# Env: BENCH_DIR (work dir, default a new one under /var/tmp), ROOT_DATA / ROOT_FREE
+# (MiB in rootfs, default 700 / 300), KEEP=1 keeps the work dir.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+work=${BENCH_DIR:-$(mktemp -d /var/tmp/agent-bench.XXXXXX)}
+mkdir -p "$work"
+srv_pid=
+cleanup() {
+  [ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null || true
+  [ "${KEEP:-}" = 1 ] || rm -rf "$work"
+}
+trap cleanup EXIT
+
+go build -o "$work/bin/" ./agent/cmd/rpi-agent ./image-tools/cmd/rpi-image ./scripts/bench/mkimg
+img=$work/bench.img.zst
+if [ ! -f "$img" ]; then
+  "$work/bin/mkimg" -o "$img" -root-data "${ROOT_DATA:-700}" -root-free "${ROOT_FREE:-300}"
+fi
+"$work/bin/rpi-image" bmap "$img" -o "$work/bench.bmap" 2>/dev/null
+size=$(stat -c %s "$work/bench.img")
+want=$(sha256sum "$work/bench.img" | cut -d' ' -f1)
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+python3 -m http.server "$port" --bind 127.0.0.1 --directory "$work" >/dev/null 2>&1 &
+srv_pid=$!
+url=http://127.0.0.1:$port/bench.img.zst
+for _ in $(seq 50); do curl -sfI "$url" >/dev/null && break; sleep 0.1; done
+
+# fresh preallocated target, page cache dropped, the served file warm again
+prep() {
+  rm -f "$1"; fallocate -l "$size" "$1"
+  sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
+  cat "$img" >/dev/null
+}
+now() { date +%s.%N; }
+secs() { python3 -c "print(f'{$2-$1:.2f}')"; }
+ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
+field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" "$2" | tail -1; }
+
+# ours
+prep "$work/t-agent.img"
+t0=$(now)
+/usr/bin/time -f '%M' -o "$work/agent.rss" "$work/bin/rpi-agent" --image "$url" --hostname bench-001 \
+  --target "$work/t-agent.img" 2>"$work/agent.log" || { cat "$work/agent.log"; exit 1; }
+t1=$(now)
+ours=$(secs "$t0" "$t1") # the whole run: manifest, stream, read-back, naming, commit
+rss_mb=$(( $(cat "$work/agent.rss") / 1024 ))
+
+# baseline a
+prep "$work/t-a.img"
+t0=$(now)
+curl -sf "$url" | zstd -dcq | tee >(sha256sum >"$work/a.sum") |
+  dd of="$work/t-a.img" bs=4M iflag=fullblock oflag=direct conv=notrunc,fsync status=none
+back=$(sha256sum "$work/t-a.img" | cut -d' ' -f1)
+t1=$(now)
+sleep 0.2
+[ "$(cut -d' ' -f1 "$work/a.sum")" = "$want" ] && [ "$back" = "$want" ] || { echo "baseline a: wrong sha256"; exit 1; }
+base_a=$(secs "$t0" "$t1")
+
+# baseline b
+prep "$work/t-b.img"
+t0=$(now)
+bmaptool -q copy --bmap "$work/bench.bmap" "$url" "$work/t-b.img"
+t1=$(now)
+base_b=$(secs "$t0" "$t1")
+
+echo "bench: agent-vs-curl-zstd-dd-sha256sum ours=${ours}s baseline=${base_a}s ratio=$(ratio "$ours" "$base_a")"
+echo "bench: agent-vs-bmaptool-copy ours=${ours}s baseline=${base_b}s ratio=$(ratio "$ours" "$base_b")"
+echo "bench: agent-peak-rss ours=${rss_mb}MB baseline=256MB(budget) ratio=$(ratio "$rss_mb" 256)"
+
+# overlap at 40 MB/s
+prep "$work/t-slow.img"
+"$work/bin/rpi-agent" --image "$url" --hostname bench-001 --target "$work/t-slow.img" \
+  --write-rate-limit 40 2>"$work/slow.log" || { cat "$work/slow.log"; exit 1; }
+stream=$(field stream_s "$work/slow.log")
+readback=$(field readback_s "$work/slow.log")
+w=$(field stream_written "$work/slow.log")
+floor=$(python3 -c "print(f'{$w/40e6:.2f}')")
+echo "bench: agent-overlap-40MBps ours=${stream}s baseline=${floor}s ratio=$(ratio "$stream" "$floor") readback=${readback}s written=${w}B image=${size}B"

@@ -1,0 +1,193 @@
+// Package api is rpi-deployd's HTTP layer (Gin): the agent API, image downloads,
+// the management API behind operator authentication, the SSE event stream, /healthz
+// and /metrics. Handlers hold no SQL: they decode, call the domain, encode.
+// docs/api.md describes every endpoint.
+package api
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
+	"github.com/rpi-deploy/rpi-deploy/server/domain"
+)
+
+// Options configure the handler.
+type Options struct {
+	// Token is the admin token (Authorization: Bearer TOKEN). "" = token auth off;
+	// only user sessions work then.
+	Token string
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// AgentOnlyListeners: when true, the agent API answers only on connections whose
+	// context was marked with AgentContext (the agent listeners). When false it
+	// answers everywhere.
+	AgentOnlyListeners bool
+	// Shutdown, when closed, ends the long-lived event streams (so that an HTTP
+	// shutdown does not wait for them). nil: never.
+	Shutdown <-chan struct{}
+	// Version is reported by /healthz.
+	Version string
+	// Extra lets other parts (dashboard, netboot) add routes to the engine; called
+	// with the engine and the middleware that enforces operator authentication.
+	Extra []func(r *gin.Engine, auth gin.HandlerFunc)
+}
+
+// API holds the handlers' dependencies.
+type API struct {
+	svc     *domain.Service
+	opt     Options
+	log     *slog.Logger
+	Metrics *Metrics
+	started time.Time
+}
+
+type agentKey struct{}
+
+// AgentContext marks a listener's base context as being on the deployment network:
+// the agent API answers there (when Options.AgentOnlyListeners is set).
+func AgentContext(ctx context.Context) context.Context {
+	return context.WithValue(ctx, agentKey{}, true)
+}
+
+// New builds the Gin engine with every route.
+func New(svc *domain.Service, opt Options) (*gin.Engine, *API) {
+	log := opt.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	a := &API{svc: svc, opt: opt, log: log, Metrics: NewMetrics(), started: time.Now()}
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.Use(gin.Recovery(), a.logRequests)
+	r.HandleMethodNotAllowed = true
+	r.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "no such endpoint", "") })
+	r.NoMethod(func(c *gin.Context) { fail(c, http.StatusMethodNotAllowed, "method not allowed", "") })
+
+	r.GET("/healthz", a.healthz)
+	r.GET("/metrics", a.metrics)
+	r.GET("/images/:file", a.download)
+	r.HEAD("/images/:file", a.download)
+
+	v1 := r.Group("/api/v1")
+	ag := v1.Group("", a.agentOnly)
+	ag.POST("/agent/hello", a.hello)
+	ag.POST("/deployments/:id/events", a.event)
+	ag.POST("/deployments/:id/result", a.result)
+
+	v1.POST("/login", a.login)
+	v1.POST("/logout", a.logout)
+	v1.POST("/session", a.login)
+	v1.DELETE("/session", a.logout)
+
+	m := v1.Group("", a.auth)
+	a.manageRoutes(m)
+	for _, f := range opt.Extra {
+		f(r, a.auth)
+	}
+	return r, a
+}
+
+// PublicRoutes are the routes that need no operator credential (the rest do).
+var PublicRoutes = map[string]bool{
+	"GET /healthz":                        true,
+	"GET /metrics":                        true,
+	"GET /images/:file":                   true,
+	"HEAD /images/:file":                  true,
+	"POST /api/v1/agent/hello":            true,
+	"POST /api/v1/deployments/:id/events": true,
+	"POST /api/v1/deployments/:id/result": true,
+	"POST /api/v1/login":                  true,
+	"POST /api/v1/logout":                 true,
+	"POST /api/v1/session":                true,
+	"DELETE /api/v1/session":              true,
+}
+
+func (a *API) logRequests(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	if c.Writer.Status() >= 500 {
+		a.log.Error("request", "method", c.Request.Method, "path", c.Request.URL.Path, "status", c.Writer.Status(),
+			"duration", time.Since(start), "errors", c.Errors.String())
+	} else {
+		a.log.Debug("request", "method", c.Request.Method, "path", c.Request.URL.Path, "status", c.Writer.Status(),
+			"duration", time.Since(start))
+	}
+}
+
+func (a *API) agentOnly(c *gin.Context) {
+	if a.opt.AgentOnlyListeners {
+		if v, _ := c.Request.Context().Value(agentKey{}).(bool); !v {
+			fail(c, http.StatusNotFound, "the agent API answers only on the deployment network listeners", "")
+			return
+		}
+	}
+	c.Next()
+}
+
+func (a *API) healthz(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	v, err := a.svc.Store().Version(ctx)
+	if err != nil {
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "error", "error": err.Error()})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ok", "version": a.opt.Version, "schema": v,
+		"uptime_s": int64(time.Since(a.started).Seconds())})
+}
+
+// fail writes the API's JSON error body and aborts.
+func fail(c *gin.Context, code int, msg, field string) {
+	c.AbortWithStatusJSON(code, agentapi.Error{Error: msg, Field: field})
+}
+
+// failErr maps a domain error to a status code.
+func failErr(c *gin.Context, err error) {
+	var fe *domain.FieldError
+	switch {
+	case errors.As(err, &fe):
+		fail(c, http.StatusBadRequest, fe.Msg, fe.Field)
+	case errors.Is(err, domain.ErrInvalid):
+		fail(c, http.StatusBadRequest, err.Error(), "")
+	case errors.Is(err, domain.ErrNotFound):
+		fail(c, http.StatusNotFound, err.Error(), "")
+	case errors.Is(err, domain.ErrConflict):
+		fail(c, http.StatusConflict, err.Error(), "")
+	case errors.Is(err, domain.ErrDigest):
+		fail(c, http.StatusUnprocessableEntity, err.Error(), "")
+	case errors.Is(err, domain.ErrAuth):
+		fail(c, http.StatusUnauthorized, err.Error(), "")
+	case errors.Is(err, context.Canceled):
+		fail(c, 499, err.Error(), "")
+	default:
+		c.Error(err)
+		fail(c, http.StatusInternalServerError, err.Error(), "")
+	}
+}
+
+// bindJSON decodes the body strictly (unknown fields are an error), at most max bytes.
+func bindJSON(c *gin.Context, v any, max int64) bool {
+	dec := newStrictDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, max))
+	if err := dec.Decode(v); err != nil {
+		fail(c, http.StatusBadRequest, "decode JSON body: "+err.Error(), "")
+		return false
+	}
+	return true
+}
+
+func idParam(c *gin.Context) (int64, bool) {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || id <= 0 {
+		fail(c, http.StatusBadRequest, "id "+strconv.Quote(c.Param("id"))+" is not a positive number", "id")
+		return 0, false
+	}
+	return id, true
+}

@@ -1,0 +1,119 @@
+package api
+
+import (
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/rpi-deploy/rpi-deploy/server/domain"
+)
+
+// SessionCookie is the dashboard's login cookie.
+const SessionCookie = "rpi_deploy_session"
+
+// auth lets a request through with the admin token (Authorization: Bearer) or a
+// live session cookie, and tags its context with the actor for the audit log.
+func (a *API) auth(c *gin.Context) {
+	if tok, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer "); ok {
+		if a.opt.Token != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(a.opt.Token)) == 1 {
+			c.Request = c.Request.WithContext(domain.WithActor(c.Request.Context(), "token"))
+			c.Next()
+			return
+		}
+		if user, err := a.svc.SessionUser(c.Request.Context(), tok); err == nil {
+			c.Request = c.Request.WithContext(domain.WithActor(c.Request.Context(), "user:"+user))
+			c.Set("user", user)
+			c.Next()
+			return
+		}
+		fail(c, http.StatusUnauthorized, "invalid token", "")
+		return
+	}
+	if ck, err := c.Cookie(SessionCookie); err == nil && ck != "" {
+		user, err := a.svc.SessionUser(c.Request.Context(), ck)
+		if err == nil {
+			c.Request = c.Request.WithContext(domain.WithActor(c.Request.Context(), "user:"+user))
+			c.Set("user", user)
+			c.Next()
+			return
+		}
+		if !errors.Is(err, domain.ErrAuth) {
+			failErr(c, err)
+			return
+		}
+	}
+	c.Header("WWW-Authenticate", `Bearer realm="rpi-deployd"`)
+	fail(c, http.StatusUnauthorized, "authentication required: Authorization: Bearer TOKEN or a login session", "")
+}
+
+type loginRequest struct {
+	User     string `json:"user"`
+	Username string `json:"username"` // alias of user
+	Password string `json:"password"`
+}
+
+// login: POST /api/v1/login {"user","password"} → session cookie (and the token in
+// the body, usable as a Bearer token).
+func (a *API) login(c *gin.Context) {
+	var lr loginRequest
+	if !bindJSON(c, &lr, 4<<10) {
+		return
+	}
+	if lr.User == "" {
+		lr.User = lr.Username
+	}
+	tok, exp, err := a.svc.Login(c.Request.Context(), lr.User, lr.Password)
+	if err != nil {
+		if errors.Is(err, domain.ErrAuth) {
+			fail(c, http.StatusUnauthorized, "wrong user or password", "")
+			return
+		}
+		failErr(c, err)
+		return
+	}
+	http.SetCookie(c.Writer, &http.Cookie{Name: SessionCookie, Value: tok, Path: "/", Expires: exp, HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: c.Request.TLS != nil})
+	c.JSON(http.StatusOK, gin.H{"user": lr.User, "expires": exp, "token": tok})
+}
+
+// logout: POST /api/v1/logout — ends the session of the cookie (or Bearer session token).
+func (a *API) logout(c *gin.Context) {
+	tok, _ := c.Cookie(SessionCookie)
+	if b, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer "); ok {
+		tok = b
+	}
+	if tok != "" {
+		if err := a.svc.Logout(c.Request.Context(), tok); err != nil {
+			failErr(c, err)
+			return
+		}
+	}
+	http.SetCookie(c.Writer, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
+		SameSite: http.SameSiteStrictMode})
+	c.JSON(http.StatusOK, gin.H{"ok": true})
+}
+
+// me: GET /api/v1/me.
+func (a *API) me(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"actor": domain.Actor(c.Request.Context()), "user": c.GetString("user")})
+}
+
+// Authenticated reports whether r carries the admin token or a live session (for
+// the dashboard's page gate).
+func (a *API) Authenticated(r *http.Request) bool {
+	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		if a.opt.Token != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(a.opt.Token)) == 1 {
+			return true
+		}
+		_, err := a.svc.SessionUser(r.Context(), tok)
+		return err == nil
+	}
+	if ck, err := r.Cookie(SessionCookie); err == nil && ck.Value != "" {
+		_, err := a.svc.SessionUser(r.Context(), ck.Value)
+		return err == nil
+	}
+	return false
+}

@@ -1,0 +1,519 @@
+package api
+
+import (
+	"bytes"
+	"encoding/csv"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
+	"github.com/rpi-deploy/rpi-deploy/server/domain"
+	"github.com/rpi-deploy/rpi-deploy/server/store"
+)
+
+func (a *API) manageRoutes(m *gin.RouterGroup) {
+	m.GET("/me", a.me)
+	m.GET("/session", a.me)
+	m.GET("/events", a.events)
+	m.GET("/fleet", a.fleet)
+
+	m.GET("/venues", a.listVenues)
+	m.POST("/venues", a.postVenue)
+	m.GET("/venues/:code", a.getVenue)
+	m.PUT("/venues/:code", a.putVenue)
+	m.DELETE("/venues/:code", a.deleteVenue)
+
+	m.GET("/products", a.listProducts)
+	m.POST("/products", a.postProduct)
+	m.GET("/products/:code", a.getProduct)
+
+	m.GET("/pools", a.poolStats)
+	m.GET("/pools/names", a.poolNames)
+	m.POST("/pools/generate", a.poolGenerate)
+	m.POST("/pools/import", a.poolImport)
+	m.GET("/pools/export", a.poolExport)
+	m.POST("/pools/names/:name/retire", a.poolRetire(true))
+	m.POST("/pools/names/:name/unretire", a.poolRetire(false))
+	m.POST("/pools/names/:name/release", a.poolRelease)
+
+	m.GET("/images", a.listImages)
+	m.GET("/images/:name", a.getImage)
+	m.DELETE("/images/:name", a.deleteImage)
+	m.GET("/images/:name/manifest", a.getManifest)
+	m.PUT("/images/:name/manifest", a.putManifest)
+	m.GET("/images/:name/upload", a.uploadState)
+	m.HEAD("/images/:name/upload", a.uploadState)
+	m.PUT("/images/:name/data", a.putData)
+	m.POST("/images/:name/activate", a.activateImage)
+
+	m.GET("/batches", a.listBatches)
+	m.POST("/batches", a.postBatch)
+	m.GET("/batches/:id", a.getBatch)
+	m.POST("/batches/:id/pause", a.changeBatch(domain.BatchPause))
+	m.POST("/batches/:id/resume", a.changeBatch(domain.BatchResume))
+	m.POST("/batches/:id/cancel", a.changeBatch(domain.BatchCancel))
+	m.POST("/batches/:id/priority", a.changeBatch(domain.BatchPriority))
+
+	m.GET("/boards", a.listBoards)
+	m.GET("/boards/:serial", a.getBoard)
+	m.POST("/boards/:serial/reimage", a.reimageBoard)
+	m.PUT("/boards/:serial/reimage", a.reimageBoard)
+	m.GET("/boards/:serial/events", a.boardEvents)
+
+	m.GET("/deployments", a.listDeployments)
+	m.GET("/deployments/:id", a.getDeployment)
+	m.POST("/deployments/:id/abandon", a.abandonDeployment)
+
+	m.GET("/audit", a.audit)
+
+	m.GET("/users", a.listUsers)
+	m.PUT("/users/:name", a.putUser)
+	m.DELETE("/users/:name", a.deleteUser)
+}
+
+// ok writes v, or the error.
+func ok[T any](c *gin.Context, v T, err error) {
+	if err != nil {
+		failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, v)
+}
+
+func queryInt(c *gin.Context, key string) (int, bool) {
+	v := c.Query(key)
+	if v == "" {
+		return 0, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		fail(c, http.StatusBadRequest, key+" "+strconv.Quote(v)+" is not a number", key)
+		return 0, false
+	}
+	return n, true
+}
+
+func (a *API) listVenues(c *gin.Context) {
+	v, err := a.svc.Store().Venues(c.Request.Context())
+	ok(c, v, err)
+}
+
+type venueBody struct {
+	Code string `json:"code"`
+	Name string `json:"name"`
+}
+
+func (a *API) postVenue(c *gin.Context) {
+	var b venueBody
+	if !bindJSON(c, &b, 4<<10) {
+		return
+	}
+	v, err := a.svc.PutVenue(c.Request.Context(), b.Code, b.Name)
+	ok(c, v, err)
+}
+
+func (a *API) putVenue(c *gin.Context) {
+	var b venueBody
+	if !bindJSON(c, &b, 4<<10) {
+		return
+	}
+	if b.Code != "" && b.Code != c.Param("code") {
+		fail(c, http.StatusBadRequest, "code in body and URL differ", "code")
+		return
+	}
+	v, err := a.svc.PutVenue(c.Request.Context(), c.Param("code"), b.Name)
+	ok(c, v, err)
+}
+
+func (a *API) getVenue(c *gin.Context) {
+	v, err := a.svc.Store().Venue(c.Request.Context(), c.Param("code"))
+	ok(c, v, wrapNotFound(err, "venue", c.Param("code")))
+}
+
+func (a *API) deleteVenue(c *gin.Context) {
+	err := a.svc.DeleteVenue(c.Request.Context(), c.Param("code"))
+	ok(c, gin.H{"deleted": c.Param("code")}, err)
+}
+
+func wrapNotFound(err error, what, key string) error {
+	if err == store.ErrNotFound {
+		return fmt.Errorf("%s %q: %w", what, key, err)
+	}
+	return err
+}
+
+// productView adds the decoded first-boot defaults to a product.
+type productView struct {
+	store.Product
+	FirstBoot agentapi.FirstBoot `json:"first_boot"`
+}
+
+func viewProduct(p store.Product) productView { return productView{p, domain.ProductFirstBoot(p)} }
+
+func (a *API) listProducts(c *gin.Context) {
+	ps, err := a.svc.Store().Products(c.Request.Context())
+	out := make([]productView, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, viewProduct(p))
+	}
+	ok(c, out, err)
+}
+
+func (a *API) getProduct(c *gin.Context) {
+	p, err := a.svc.Store().Product(c.Request.Context(), c.Param("code"))
+	ok(c, viewProduct(p), wrapNotFound(err, "product", c.Param("code")))
+}
+
+func (a *API) postProduct(c *gin.Context) {
+	var ps domain.ProductSpec
+	if !bindJSON(c, &ps, 16<<10) {
+		return
+	}
+	p, err := a.svc.PutProduct(c.Request.Context(), ps)
+	ok(c, viewProduct(p), err)
+}
+
+func (a *API) poolStats(c *gin.Context) {
+	s, err := a.svc.Store().PoolStats(c.Request.Context())
+	ok(c, s, err)
+}
+
+func (a *API) poolNames(c *gin.Context) {
+	n, err := a.svc.Store().PoolNames(c.Request.Context(), store.PoolFilter{Venue: c.Query("venue"), Product: c.Query("product"),
+		Free: c.Query("free") == "1" || c.Query("free") == "true"})
+	ok(c, n, err)
+}
+
+type generateBody struct {
+	Venue   string `json:"venue"`
+	Product string `json:"product"`
+	Count   int    `json:"count"`
+	Start   int    `json:"start,omitempty"`
+}
+
+func (a *API) poolGenerate(c *gin.Context) {
+	var b generateBody
+	if !bindJSON(c, &b, 4<<10) {
+		return
+	}
+	names, err := a.svc.GeneratePool(c.Request.Context(), b.Venue, b.Product, b.Count, b.Start)
+	ok(c, gin.H{"added": len(names), "names": names}, err)
+}
+
+func (a *API) poolImport(c *gin.Context) {
+	n, err := a.svc.ImportPool(c.Request.Context(), c.Query("venue"), c.Query("product"),
+		http.MaxBytesReader(c.Writer, c.Request.Body, 32<<20))
+	ok(c, gin.H{"added": n}, err)
+}
+
+func (a *API) poolExport(c *gin.Context) {
+	var buf bytes.Buffer
+	if err := a.svc.ExportPool(c.Request.Context(), c.Query("venue"), c.Query("product"), &buf); err != nil {
+		failErr(c, err)
+		return
+	}
+	c.Header("Content-Disposition", `attachment; filename="pool.csv"`)
+	c.Data(http.StatusOK, "text/csv; charset=utf-8", buf.Bytes())
+}
+
+func (a *API) poolRetire(retired bool) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		err := a.svc.RetirePoolName(c.Request.Context(), c.Param("name"), retired)
+		if err != nil {
+			failErr(c, err)
+			return
+		}
+		p, err := a.svc.Store().PoolName(c.Request.Context(), c.Param("name"))
+		ok(c, p, err)
+	}
+}
+
+func (a *API) poolRelease(c *gin.Context) {
+	if err := a.svc.ReleasePoolName(c.Request.Context(), c.Param("name")); err != nil {
+		failErr(c, err)
+		return
+	}
+	p, err := a.svc.Store().PoolName(c.Request.Context(), c.Param("name"))
+	ok(c, p, err)
+}
+
+// imageView adds where an upload stands and which products use the image.
+type imageView struct {
+	store.Image
+	Offset     int64    `json:"uploaded"`
+	ActiveFor  []string `json:"active_for"`
+	URL        string   `json:"url"`
+	ManifestTo string   `json:"manifest_url"`
+}
+
+func (a *API) imageView(c *gin.Context, img store.Image, products []store.Product) imageView {
+	v := imageView{Image: img, ActiveFor: []string{}, URL: domain.ImagePath(img.Name), ManifestTo: domain.ManifestPath(img.Name)}
+	if st, err := a.svc.Upload(c.Request.Context(), img.Name); err == nil {
+		v.Offset = st.Offset
+	}
+	for _, p := range products {
+		if p.Image == img.Name {
+			v.ActiveFor = append(v.ActiveFor, p.Code)
+		}
+	}
+	return v
+}
+
+func (a *API) listImages(c *gin.Context) {
+	imgs, err := a.svc.Store().Images(c.Request.Context())
+	if err != nil {
+		failErr(c, err)
+		return
+	}
+	ps, err := a.svc.Store().Products(c.Request.Context())
+	out := make([]imageView, 0, len(imgs))
+	for _, i := range imgs {
+		out = append(out, a.imageView(c, i, ps))
+	}
+	ok(c, out, err)
+}
+
+func (a *API) getImage(c *gin.Context) {
+	img, err := a.svc.Store().Image(c.Request.Context(), c.Param("name"))
+	if err != nil {
+		failErr(c, wrapNotFound(err, "image", c.Param("name")))
+		return
+	}
+	ps, err := a.svc.Store().Products(c.Request.Context())
+	ok(c, a.imageView(c, img, ps), err)
+}
+
+func (a *API) getManifest(c *gin.Context) {
+	img, err := a.svc.Store().Image(c.Request.Context(), c.Param("name"))
+	if err != nil {
+		failErr(c, wrapNotFound(err, "image", c.Param("name")))
+		return
+	}
+	c.Data(http.StatusOK, "application/json", []byte(img.Manifest))
+}
+
+func (a *API) deleteImage(c *gin.Context) {
+	err := a.svc.DeleteImage(c.Request.Context(), c.Param("name"))
+	ok(c, gin.H{"deleted": c.Param("name")}, err)
+}
+
+type activateBody struct {
+	Product string `json:"product"`
+}
+
+func (a *API) activateImage(c *gin.Context) {
+	var b activateBody
+	if !bindJSON(c, &b, 4<<10) {
+		return
+	}
+	p, err := a.svc.ActivateImage(c.Request.Context(), c.Param("name"), b.Product)
+	ok(c, viewProduct(p), err)
+}
+
+func (a *API) listBatches(c *gin.Context) {
+	b, err := a.svc.Store().Batches(c.Request.Context(), c.Query("state"))
+	ok(c, b, err)
+}
+
+func (a *API) postBatch(c *gin.Context) {
+	var bs domain.BatchSpec
+	if !bindJSON(c, &bs, 16<<10) {
+		return
+	}
+	b, err := a.svc.AddBatch(c.Request.Context(), bs)
+	ok(c, b, err)
+}
+
+func (a *API) getBatch(c *gin.Context) {
+	id, good := idParam(c)
+	if !good {
+		return
+	}
+	b, err := a.svc.Store().Batch(c.Request.Context(), id)
+	ok(c, b, wrapNotFound(err, "batch", c.Param("id")))
+}
+
+type priorityBody struct {
+	Priority int `json:"priority"`
+}
+
+func (a *API) changeBatch(action string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		id, good := idParam(c)
+		if !good {
+			return
+		}
+		var pb priorityBody
+		if action == domain.BatchPriority && !bindJSON(c, &pb, 4<<10) {
+			return
+		}
+		b, err := a.svc.ChangeBatch(c.Request.Context(), id, action, pb.Priority)
+		ok(c, b, err)
+	}
+}
+
+func (a *API) listBoards(c *gin.Context) {
+	limit, good := queryInt(c, "limit")
+	if !good {
+		return
+	}
+	b, err := a.svc.Store().Boards(c.Request.Context(), store.BoardFilter{Search: c.Query("q"), Limit: limit})
+	ok(c, b, err)
+}
+
+// boardView is a board with its history.
+type boardView struct {
+	store.Board
+	Deployments []store.Deployment `json:"deployments"`
+	History     []store.BoardEvent `json:"history"`
+}
+
+func (a *API) getBoard(c *gin.Context) {
+	ctx := c.Request.Context()
+	b, err := a.svc.Store().Board(ctx, c.Param("serial"))
+	if err != nil {
+		failErr(c, wrapNotFound(err, "board", c.Param("serial")))
+		return
+	}
+	v := boardView{Board: b}
+	if v.Deployments, err = a.svc.Store().Deployments(ctx, store.DeploymentFilter{Serial: b.Serial, Limit: 100}); err != nil {
+		failErr(c, err)
+		return
+	}
+	v.History, err = a.svc.Store().BoardEvents(ctx, b.Serial, b.MAC, 500)
+	ok(c, v, err)
+}
+
+type reimageBody struct {
+	Reimage *bool `json:"reimage"`
+}
+
+func (a *API) reimageBoard(c *gin.Context) {
+	var b reimageBody
+	if !bindJSON(c, &b, 4<<10) {
+		return
+	}
+	flag := b.Reimage == nil || *b.Reimage
+	bd, err := a.svc.SetReimage(c.Request.Context(), c.Param("serial"), flag)
+	ok(c, bd, err)
+}
+
+func (a *API) listDeployments(c *gin.Context) {
+	limit, good := queryInt(c, "limit")
+	if !good {
+		return
+	}
+	batch, good := queryInt(c, "batch")
+	if !good {
+		return
+	}
+	ds, err := a.svc.Store().Deployments(c.Request.Context(), store.DeploymentFilter{State: c.Query("state"),
+		Venue: c.Query("venue"), Product: c.Query("product"), BatchID: int64(batch), Serial: c.Query("serial"),
+		Search: c.Query("q"), Since: c.Query("since"), Until: c.Query("until"), Limit: limit})
+	if err != nil {
+		failErr(c, err)
+		return
+	}
+	if c.Query("format") == "csv" {
+		var buf bytes.Buffer
+		w := csv.NewWriter(&buf)
+		w.Write([]string{"id", "serial", "mac", "hostname", "venue", "product", "batch", "image", "state", "phase",
+			"bytes", "total", "error_phase", "error", "sha256", "duration_ms", "started_at", "finished_at"})
+		for _, d := range ds {
+			w.Write([]string{fmt.Sprint(d.ID), d.Serial, d.MAC, d.Hostname, d.Venue, d.Product, fmt.Sprint(d.BatchID), d.Image,
+				d.State, d.Phase, fmt.Sprint(d.Bytes), fmt.Sprint(d.Total), d.ErrorPhase, d.Error, d.SHA256,
+				fmt.Sprint(d.DurationMS), d.StartedAt, d.FinishedAt})
+		}
+		w.Flush()
+		c.Header("Content-Disposition", `attachment; filename="deployments.csv"`)
+		c.Data(http.StatusOK, "text/csv; charset=utf-8", buf.Bytes())
+		return
+	}
+	c.JSON(http.StatusOK, ds)
+}
+
+type deploymentView struct {
+	store.Deployment
+	Phases []store.Phase `json:"phases"`
+}
+
+func (a *API) getDeployment(c *gin.Context) {
+	id, good := idParam(c)
+	if !good {
+		return
+	}
+	d, err := a.svc.Store().Deployment(c.Request.Context(), id)
+	if err != nil {
+		failErr(c, wrapNotFound(err, "deployment", c.Param("id")))
+		return
+	}
+	ph, err := a.svc.Store().Phases(c.Request.Context(), id)
+	ok(c, deploymentView{d, ph}, err)
+}
+
+type abandonBody struct {
+	Reason string `json:"reason"`
+}
+
+func (a *API) abandonDeployment(c *gin.Context) {
+	id, good := idParam(c)
+	if !good {
+		return
+	}
+	var b abandonBody
+	if !bindJSON(c, &b, 4<<10) {
+		return
+	}
+	d, err := a.svc.AbandonDeployment(c.Request.Context(), id, b.Reason)
+	ok(c, d, err)
+}
+
+func (a *API) audit(c *gin.Context) {
+	limit, good := queryInt(c, "limit")
+	if !good {
+		return
+	}
+	l, err := a.svc.Store().AuditLog(c.Request.Context(), limit)
+	ok(c, l, err)
+}
+
+func (a *API) listUsers(c *gin.Context) {
+	u, err := a.svc.Store().Users(c.Request.Context())
+	ok(c, u, err)
+}
+
+type userBody struct {
+	Password string `json:"password"`
+}
+
+func (a *API) putUser(c *gin.Context) {
+	var b userBody
+	if !bindJSON(c, &b, 4<<10) {
+		return
+	}
+	err := a.svc.PutUser(c.Request.Context(), c.Param("name"), b.Password)
+	ok(c, gin.H{"user": c.Param("name")}, err)
+}
+
+func (a *API) deleteUser(c *gin.Context) {
+	err := a.svc.DeleteUser(c.Request.Context(), c.Param("name"))
+	ok(c, gin.H{"deleted": c.Param("name")}, err)
+}
+
+func (a *API) boardEvents(c *gin.Context) {
+	limit, good := queryInt(c, "limit")
+	if !good {
+		return
+	}
+	ctx := c.Request.Context()
+	b, err := a.svc.Store().Board(ctx, c.Param("serial"))
+	if err != nil {
+		failErr(c, wrapNotFound(err, "board", c.Param("serial")))
+		return
+	}
+	ev, err := a.svc.Store().BoardEvents(ctx, b.Serial, b.MAC, limit)
+	ok(c, ev, err)
+}

@@ -1,0 +1,125 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/rpi-deploy/rpi-deploy/server/store"
+)
+
+// heartbeat is how often an idle event stream sends a comment line.
+const heartbeat = 15 * time.Second
+
+// events: GET /api/v1/events — Server-Sent Events, one per state change:
+//
+//	id: SEQ
+//	event: TYPE
+//	data: {"seq":SEQ,"time":"…","type":"TYPE","data":{…}}
+//
+// Resume with Last-Event-ID (or ?after=SEQ). When events were missed (the client was
+// too slow or too long away) an event "reset" is sent: fetch /api/v1/fleet again.
+func (a *API) events(c *gin.Context) {
+	after, _ := strconv.ParseInt(c.GetHeader("Last-Event-ID"), 10, 64)
+	if v := c.Query("after"); v != "" {
+		after, _ = strconv.ParseInt(v, 10, 64)
+	}
+	sub, missed := a.svc.Bus().Subscribe(after)
+	defer sub.Close()
+	c.Header("Content-Type", "text/event-stream; charset=utf-8")
+	c.Header("Cache-Control", "no-cache")
+	c.Header("X-Accel-Buffering", "no")
+	c.Status(http.StatusOK)
+	if missed {
+		fmt.Fprintf(c.Writer, "event: reset\ndata: {\"reason\":\"events missed\"}\n\n")
+	} else {
+		fmt.Fprintf(c.Writer, ": connected seq %d\n\n", a.svc.Bus().Seq())
+	}
+	c.Writer.Flush()
+	tick := time.NewTicker(heartbeat)
+	defer tick.Stop()
+	ctx := c.Request.Context()
+	c.Stream(func(w io.Writer) bool {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-a.opt.Shutdown:
+			return false
+		case <-sub.Lost:
+			fmt.Fprintf(w, "event: reset\ndata: {\"reason\":\"client too slow\"}\n\n")
+			return false
+		case <-tick.C:
+			fmt.Fprintf(w, ": ping\n\n")
+			return true
+		case ev := <-sub.C:
+			b, err := json.Marshal(ev)
+			if err != nil {
+				return false
+			}
+			fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, ev.Type, b)
+			return true
+		}
+	})
+}
+
+// Fleet is the snapshot the dashboard starts from: then it follows /api/v1/events
+// from Seq.
+type Fleet struct {
+	Seq             int64              `json:"seq"`     // last event included; stream with ?after=seq
+	Time            time.Time          `json:"time"`    // server time
+	Active          []store.Deployment `json:"active"`  // open deployments
+	Recent          []store.Deployment `json:"recent"`  // finished in the last hour, newest first (≤ 200)
+	Batches         []store.Batch      `json:"batches"` // pending, active and paused batches
+	Counts          map[string]int64   `json:"counts"`  // deployments by state, all time
+	StreamsInFlight int64              `json:"streams_in_flight"`
+	MaxStreams      int                `json:"max_streams"`
+}
+
+// fleet: GET /api/v1/fleet.
+func (a *API) fleet(c *gin.Context) {
+	ctx := c.Request.Context()
+	st := a.svc.Store()
+	f := Fleet{Seq: a.svc.Bus().Seq(), Time: time.Now().UTC(), Counts: map[string]int64{},
+		StreamsInFlight: a.Metrics.StreamsInFlight(), MaxStreams: a.svc.Options().MaxStreams}
+	var err error
+	if f.Active, err = st.Deployments(ctx, store.DeploymentFilter{State: store.DeployOpen, Limit: 10000}); err != nil {
+		failErr(c, err)
+		return
+	}
+	recent, err := st.Deployments(ctx, store.DeploymentFilter{Since: store.FormatTime(time.Now().Add(-time.Hour)), Limit: 400})
+	if err != nil {
+		failErr(c, err)
+		return
+	}
+	f.Recent = []store.Deployment{}
+	for _, d := range recent {
+		if d.State != store.DeployOpen && len(f.Recent) < 200 {
+			f.Recent = append(f.Recent, d)
+		}
+	}
+	all, err := st.Batches(ctx, "")
+	if err != nil {
+		failErr(c, err)
+		return
+	}
+	f.Batches = []store.Batch{}
+	for _, b := range all {
+		if b.State == store.BatchActive || b.State == store.BatchPaused || b.State == store.BatchPending {
+			f.Batches = append(f.Batches, b)
+		}
+	}
+	counts, err := st.DeploymentCounts(ctx)
+	if err != nil {
+		failErr(c, err)
+		return
+	}
+	for _, sc := range counts {
+		f.Counts[sc.State] = sc.N
+	}
+	c.JSON(http.StatusOK, f)
+}

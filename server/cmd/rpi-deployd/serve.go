@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/rpi-deploy/rpi-deploy/dashboard"
+	"github.com/rpi-deploy/rpi-deploy/server/api"
+	"github.com/rpi-deploy/rpi-deploy/server/cli"
+	"github.com/rpi-deploy/rpi-deploy/server/config"
+	"github.com/rpi-deploy/rpi-deploy/server/domain"
+	"github.com/rpi-deploy/rpi-deploy/server/events"
+	"github.com/rpi-deploy/rpi-deploy/server/store"
+)
+
+// serve runs the server until ctx ends: parse the configuration, open the store,
+// build the parts, serve every listener, shut down in one place.
+func serve(ctx context.Context, args []string, env cli.Env) error {
+	cfg, err := serveConfig(args, env)
+	if err != nil {
+		return err
+	}
+	level := new(slog.LevelVar)
+	level.UnmarshalText([]byte(cfg.LogLevel))
+	log := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
+
+	st, err := store.Open(ctx, cfg.Data)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	bus := events.New(0, 0)
+	svc := domain.New(st, bus, domain.Options{DataDir: cfg.Data, MaxStreams: cfg.MaxStreams,
+		StaleAfter: time.Duration(cfg.StaleAfter), RetryAfter: time.Duration(cfg.RetryAfter), Logger: log})
+	if cfg.Token == "" {
+		log.Warn("no admin token (--token, RPI_DEPLOY_TOKEN or config): the management API accepts user sessions only")
+	}
+
+	streamsDone := make(chan struct{}) // closed at shutdown: ends event streams
+	var a *api.API
+	engine, a := api.New(svc, api.Options{Token: cfg.Token, Logger: log, AgentOnlyListeners: len(cfg.AgentListen) > 0,
+		Version: env.Version, Shutdown: streamsDone,
+		Extra: []func(*gin.Engine, gin.HandlerFunc){func(r *gin.Engine, _ gin.HandlerFunc) {
+			dashboard.Register(r, dashboard.Config{Authenticated: func(r *http.Request) bool { return a.Authenticated(r) },
+				Version: env.Version})
+		}}})
+
+	type listener struct {
+		ln    net.Listener
+		agent bool
+	}
+	var lns []listener
+	closeAll := func() {
+		for _, l := range lns {
+			l.ln.Close()
+		}
+	}
+	main, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %q: %w", cfg.Listen, err)
+	}
+	lns = append(lns, listener{main, len(cfg.AgentListen) == 0})
+	for _, addr := range cfg.AgentListen {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("listen (agent) %q: %w", addr, err)
+		}
+		lns = append(lns, listener{ln, true})
+		env.Errorf("rpi-deployd: agent API on http://%s\n", ln.Addr().String())
+	}
+
+	g, ctx := errgroup.WithContext(ctx)
+	for _, l := range lns {
+		base := context.Background()
+		if l.agent {
+			base = api.AgentContext(base)
+		}
+		srv := &http.Server{Handler: engine, ReadHeaderTimeout: 15 * time.Second,
+			BaseContext: func(net.Listener) context.Context { return base },
+			ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+		g.Go(func() error {
+			if err := srv.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serve %s: %w", l.ln.Addr(), err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := srv.Shutdown(sctx); err != nil {
+				srv.Close()
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		<-ctx.Done()
+		close(streamsDone)
+		return nil
+	})
+	log.Info("rpi-deployd started", "version", env.Version, "data", cfg.Data, "db", st.Path(), "max_streams", cfg.MaxStreams)
+	env.Errorf("rpi-deployd: listening on http://%s\n", main.Addr().String())
+	return g.Wait()
+}
+
+// serveConfig builds the configuration: defaults < config file < environment < flags.
+func serveConfig(args []string, env cli.Env) (config.Config, error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	cfgPath := fs.String("config", "", "JSON config file (optional)")
+	data := fs.String("data", "", "data directory (default "+config.DefaultData+")")
+	listen := fs.String("listen", "", "HTTP listen address (default "+config.DefaultListen+")")
+	var agentListen []string
+	fs.Func("agent-listen", "agent API listen address on the deployment network (repeatable, comma-separated); when set the agent API answers only there",
+		func(s string) error {
+			for _, a := range strings.Split(s, ",") {
+				if a = strings.TrimSpace(a); a != "" {
+					agentListen = append(agentListen, a)
+				}
+			}
+			return nil
+		})
+	token := fs.String("token", "", "admin token (default: $RPI_DEPLOY_TOKEN)")
+	maxStreams := fs.Int("max-streams", 0, "deployments streaming at once before hellos get retry (default 64)")
+	logLevel := fs.String("log-level", "", "debug, info, warn or error (default info)")
+	if err := fs.Parse(args); err != nil {
+		return config.Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config.Config{}, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+	}
+	var cfg config.Config
+	if *cfgPath != "" {
+		c, err := config.Load(*cfgPath)
+		if err != nil {
+			return cfg, err
+		}
+		cfg = c
+	}
+	cfg.FromEnv(env.Getenv)
+	for _, f := range []struct {
+		v   string
+		dst *string
+	}{{*data, &cfg.Data}, {*listen, &cfg.Listen}, {*token, &cfg.Token}, {*logLevel, &cfg.LogLevel}} {
+		if f.v != "" {
+			*f.dst = f.v
+		}
+	}
+	if len(agentListen) > 0 {
+		cfg.AgentListen = agentListen
+	}
+	if *maxStreams > 0 {
+		cfg.MaxStreams = *maxStreams
+	}
+	cfg = cfg.WithDefaults()
+	return cfg, cfg.Validate()
+}

@@ -1,0 +1,140 @@
+// Package config is rpi-deployd's configuration: a typed struct whose zero values
+// mean the documented defaults, read from a JSON file that operators edit once
+// (serve --config FILE), then overridden by the environment and by flags.
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// Config is the server's configuration.
+type Config struct {
+	// Data is the data directory: the SQLite database and images/. Default
+	// /var/lib/rpi-deployd.
+	Data string `json:"data,omitempty"`
+	// Listen is the HTTP address for the management API, the dashboard, image
+	// downloads and (unless AgentListen is set) the agent API. Default ":8080".
+	Listen string `json:"listen,omitempty"`
+	// AgentListen are extra HTTP addresses on the deployment network. When set, the
+	// agent API answers only on these (images are served on all listeners). Default:
+	// none, and the agent API answers on Listen.
+	AgentListen []string `json:"agent_listen,omitempty"`
+	// Token is the admin token for the management API (Authorization: Bearer).
+	// Also from RPI_DEPLOY_TOKEN. No default: without a token and without users, the
+	// management API refuses everything.
+	Token string `json:"token,omitempty"`
+	// MaxStreams is how many deployments may stream at once; beyond it a hello is
+	// answered "retry". Default 64.
+	MaxStreams int `json:"max_streams,omitempty"`
+	// RetryAfter is the delay a "retry" answer asks for. Default 10s.
+	RetryAfter Duration `json:"retry_after,omitempty"`
+	// StaleAfter: an open deployment silent this long no longer counts toward
+	// MaxStreams. Default 15m.
+	StaleAfter Duration `json:"stale_after,omitempty"`
+	// LogLevel is debug, info, warn or error. Default info.
+	LogLevel string `json:"log_level,omitempty"`
+	// Netboot holds the DHCP/TFTP settings (see server/dhcp, server/tftp). Kept raw
+	// here so that those packages own their fields.
+	Netboot json.RawMessage `json:"netboot,omitempty"`
+}
+
+// Defaults.
+const (
+	DefaultData   = "/var/lib/rpi-deployd"
+	DefaultListen = ":8080"
+)
+
+// Duration is a time.Duration written as "10s" in JSON.
+type Duration time.Duration
+
+// UnmarshalJSON reads "10s" or a number of nanoseconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		*d = Duration(v)
+		return nil
+	}
+	var n int64
+	if err := json.Unmarshal(b, &n); err != nil {
+		return fmt.Errorf("duration %s: want a string like \"10s\"", b)
+	}
+	*d = Duration(n)
+	return nil
+}
+
+// MarshalJSON writes "10s".
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// Load reads a JSON config file; unknown fields are an error.
+func Load(path string) (Config, error) {
+	var c Config
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("read config: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return c, fmt.Errorf("config %q: %w", path, err)
+	}
+	return c, nil
+}
+
+// FromEnv fills fields from the environment: RPI_DEPLOY_TOKEN, RPI_DEPLOY_DATA,
+// RPI_DEPLOY_LISTEN.
+func (c *Config) FromEnv(getenv func(string) string) {
+	if v := getenv("RPI_DEPLOY_TOKEN"); v != "" {
+		c.Token = v
+	}
+	if v := getenv("RPI_DEPLOY_DATA"); v != "" {
+		c.Data = v
+	}
+	if v := getenv("RPI_DEPLOY_LISTEN"); v != "" {
+		c.Listen = v
+	}
+}
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.Data == "" {
+		c.Data = DefaultData
+	}
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.MaxStreams <= 0 {
+		c.MaxStreams = 64
+	}
+	if c.RetryAfter <= 0 {
+		c.RetryAfter = Duration(10 * time.Second)
+	}
+	if c.StaleAfter <= 0 {
+		c.StaleAfter = Duration(15 * time.Minute)
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	return c
+}
+
+// Validate checks values that have no sensible fallback.
+func (c Config) Validate() error {
+	switch strings.ToLower(c.LogLevel) {
+	case "", "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log_level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	if c.Token != "" && len(c.Token) < 16 {
+		return fmt.Errorf("token: at least 16 characters")
+	}
+	return nil
+}

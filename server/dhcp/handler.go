@@ -1,0 +1,344 @@
+package dhcp
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+)
+
+// Modes of the DHCP server.
+const (
+	ModeFull  = "full"  // hand out addresses from a range
+	ModeProxy = "proxy" // boot options only, beside another DHCP server
+	ModeOff   = "off"   // no DHCP
+)
+
+// Event is one DHCP exchange step worth showing on a board's record.
+type Event struct {
+	Type   string     // "dhcp offer", "dhcp ack", "dhcp nak", "dhcp release", "dhcp decline", "dhcp inform"
+	MAC    string     // aa:bb:cc:dd:ee:ff
+	IP     netip.Addr // the address offered or bound; invalid in proxy mode
+	Client Client     // kind, model, revision, serial (8 hex) as far as known
+	Mode   string     // ModeFull or ModeProxy
+	Reason string     // why a NAK was sent
+}
+
+// Recorder receives the Server's events (the caller ties them to board records).
+type Recorder interface {
+	RecordDHCP(ctx context.Context, ev Event)
+}
+
+// Options configures a Handler. The zero value of a field means its documented default.
+type Options struct {
+	Mode     string     // ModeFull or ModeProxy (required)
+	ServerIP netip.Addr // our address on the boot network: option 54, siaddr default (required)
+	Netmask  net.IPMask // of the boot network (required in full mode)
+
+	RangeFirst, RangeLast netip.Addr    // full mode: the pool (inclusive)
+	Reservations          []Reservation // full mode: fixed addresses by MAC or serial
+	LeaseTime             time.Duration // full mode; default 1h
+	Router                netip.Addr    // option 3 when valid
+	DNS                   []netip.Addr  // option 6 when set
+
+	TFTPServer netip.Addr // siaddr and option 66 for Pi bootloaders; default ServerIP
+	AgentURL   string     // option 224 for the agent's DHCP; none when empty
+
+	Leases   LeaseStore   // full mode; nil keeps leases in memory only
+	Recorder Recorder     // nil records nothing
+	Logger   *slog.Logger // nil discards
+}
+
+// Handler computes replies to DHCP requests. It does no I/O except through its
+// LeaseStore and Recorder; Server puts it on the wire.
+type Handler struct {
+	opt  Options
+	pool *pool
+	log  *slog.Logger
+	now  func() time.Time
+}
+
+// NewHandler checks o and loads the leases (full mode).
+func NewHandler(ctx context.Context, o Options) (*Handler, error) {
+	if o.Mode != ModeFull && o.Mode != ModeProxy {
+		return nil, fmt.Errorf("dhcp mode %q: want %q or %q", o.Mode, ModeFull, ModeProxy)
+	}
+	if !o.ServerIP.Is4() {
+		return nil, fmt.Errorf("dhcp: server address %v is not IPv4", o.ServerIP)
+	}
+	if !o.TFTPServer.IsValid() {
+		o.TFTPServer = o.ServerIP
+	}
+	if o.LeaseTime <= 0 {
+		o.LeaseTime = time.Hour
+	}
+	h := &Handler{opt: o, log: o.Logger, now: time.Now}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if o.Mode == ModeFull {
+		if len(o.Netmask) != 4 {
+			return nil, fmt.Errorf("dhcp: full mode needs the IPv4 netmask of the boot network")
+		}
+		if !o.RangeFirst.Is4() || !o.RangeLast.Is4() || o.RangeLast.Less(o.RangeFirst) {
+			return nil, fmt.Errorf("dhcp range %v-%v: want FIRST-LAST, two IPv4 addresses in order", o.RangeFirst, o.RangeLast)
+		}
+		subnet := net.IPNet{IP: ip4(o.ServerIP).Mask(o.Netmask), Mask: o.Netmask}
+		for _, a := range []netip.Addr{o.RangeFirst, o.RangeLast} {
+			if !subnet.Contains(ip4(a)) {
+				return nil, fmt.Errorf("dhcp range %v-%v: %v is outside the network %v of %v", o.RangeFirst, o.RangeLast, a, subnet.String(), o.ServerIP)
+			}
+		}
+		if o.RangeFirst.Compare(o.ServerIP) <= 0 && o.ServerIP.Compare(o.RangeLast) <= 0 {
+			return nil, fmt.Errorf("dhcp range %v-%v contains the server's own address %v", o.RangeFirst, o.RangeLast, o.ServerIP)
+		}
+		for _, r := range o.Reservations {
+			if !r.IP.Is4() || !subnet.Contains(ip4(r.IP)) {
+				return nil, fmt.Errorf("dhcp reservation %v: not an address of the network %v", r.IP, subnet.String())
+			}
+		}
+		p, err := newPool(ctx, o.RangeFirst, o.RangeLast, o.Reservations, o.Leases)
+		if err != nil {
+			return nil, err
+		}
+		h.pool = p
+	}
+	return h, nil
+}
+
+// Mode returns ModeFull or ModeProxy.
+func (h *Handler) Mode() string { return h.opt.Mode }
+
+// Reply answers req; a nil reply means "stay silent". The error is for logging; a
+// reply may still be nil or not.
+func (h *Handler) Reply(ctx context.Context, req *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, error) {
+	if req.OpCode != dhcpv4.OpcodeBootRequest || len(req.ClientHWAddr) != 6 {
+		return nil, nil
+	}
+	c := Classify(req)
+	if h.opt.Mode == ModeProxy {
+		return h.proxy(ctx, req, c), nil
+	}
+	return h.full(ctx, req, c)
+}
+
+func (h *Handler) ours(req *dhcpv4.DHCPv4) (asked, ours bool) {
+	sid := req.ServerIdentifier()
+	if sid == nil || sid.IsUnspecified() {
+		return false, false
+	}
+	return true, addrOf(sid) == h.opt.ServerIP
+}
+
+// proxy answers Pi bootloaders only, with boot options and no address.
+func (h *Handler) proxy(ctx context.Context, req *dhcpv4.DHCPv4, c Client) *dhcpv4.DHCPv4 {
+	if c.Kind != KindBootloader {
+		return nil
+	}
+	var mt dhcpv4.MessageType
+	switch req.MessageType() {
+	case dhcpv4.MessageTypeDiscover:
+		mt = dhcpv4.MessageTypeOffer
+	case dhcpv4.MessageTypeRequest:
+		if _, ours := h.ours(req); !ours {
+			return nil // the site's DHCP server answers this one
+		}
+		mt = dhcpv4.MessageTypeAck
+	default:
+		return nil
+	}
+	reply, err := dhcpv4.NewReplyFromRequest(req, dhcpv4.WithMessageType(mt))
+	if err != nil {
+		return nil
+	}
+	h.bootOptions(reply, req)
+	h.record(ctx, Event{Type: eventName(mt), MAC: req.ClientHWAddr.String(), Client: c, Mode: ModeProxy})
+	return reply
+}
+
+func (h *Handler) full(ctx context.Context, req *dhcpv4.DHCPv4, c Client) (*dhcpv4.DHCPv4, error) {
+	mac := req.ClientHWAddr.String()
+	now := h.now()
+	if c.Serial == "" {
+		if l, ok := h.pool.lease(mac); ok {
+			c.Serial = l.Serial // the agent's DHCP: same NIC, the board the bootloader named
+		}
+	}
+	switch req.MessageType() {
+	case dhcpv4.MessageTypeDiscover:
+		ip, err := h.pool.offer(mac, c.Serial, addrOf(req.RequestedIPAddress()), now)
+		if err != nil {
+			return nil, fmt.Errorf("offer to %s: %w", mac, err)
+		}
+		reply, err := h.leaseReply(req, c, dhcpv4.MessageTypeOffer, ip)
+		if err == nil {
+			h.record(ctx, Event{Type: "dhcp offer", MAC: mac, IP: ip, Client: c, Mode: ModeFull})
+		}
+		return reply, err
+
+	case dhcpv4.MessageTypeRequest:
+		asked, ours := h.ours(req)
+		if asked && !ours {
+			h.pool.forgetOffer(mac) // it chose another server
+			return nil, nil
+		}
+		ip := addrOf(req.RequestedIPAddress())
+		if !ip.IsValid() || ip.IsUnspecified() {
+			ip = addrOf(req.ClientIPAddr)
+		}
+		if !ip.IsValid() || ip.IsUnspecified() {
+			return h.nak(ctx, req, c, "no address requested"), nil
+		}
+		l := Lease{MAC: mac, IP: ip, Serial: c.Serial, Kind: c.Kind, Hostname: req.HostName(), Expires: now.Add(h.opt.LeaseTime)}
+		ok, err := h.pool.bind(ctx, l, now)
+		if err != nil {
+			return nil, err // store failure: say nothing, the client retries
+		}
+		if !ok {
+			if !asked && !h.onOurNetwork(ip) {
+				return nil, nil // INIT-REBOOT for another network: not ours to judge
+			}
+			return h.nak(ctx, req, c, fmt.Sprintf("address %v is not available to %s", ip, mac)), nil
+		}
+		reply, err := h.leaseReply(req, c, dhcpv4.MessageTypeAck, ip)
+		if err == nil {
+			h.record(ctx, Event{Type: "dhcp ack", MAC: mac, IP: ip, Client: c, Mode: ModeFull})
+		}
+		return reply, err
+
+	case dhcpv4.MessageTypeRelease:
+		ip := addrOf(req.ClientIPAddr)
+		if err := h.pool.release(ctx, mac, ip); err != nil {
+			return nil, err
+		}
+		h.record(ctx, Event{Type: "dhcp release", MAC: mac, IP: ip, Client: c, Mode: ModeFull})
+		return nil, nil
+
+	case dhcpv4.MessageTypeDecline:
+		ip := addrOf(req.RequestedIPAddress())
+		if !ip.IsValid() {
+			return nil, nil
+		}
+		if err := h.pool.decline(ctx, mac, ip, now.Add(h.opt.LeaseTime)); err != nil {
+			return nil, err
+		}
+		h.record(ctx, Event{Type: "dhcp decline", MAC: mac, IP: ip, Client: c, Mode: ModeFull})
+		return nil, nil
+
+	case dhcpv4.MessageTypeInform:
+		reply, err := dhcpv4.NewReplyFromRequest(req, dhcpv4.WithMessageType(dhcpv4.MessageTypeAck))
+		if err != nil {
+			return nil, err
+		}
+		h.networkOptions(reply)
+		h.clientOptions(reply, req, c)
+		return reply, nil
+	}
+	return nil, nil
+}
+
+func (h *Handler) onOurNetwork(ip netip.Addr) bool {
+	n := net.IPNet{IP: ip4(h.opt.ServerIP).Mask(h.opt.Netmask), Mask: h.opt.Netmask}
+	return ip.Is4() && n.Contains(ip4(ip))
+}
+
+func (h *Handler) nak(ctx context.Context, req *dhcpv4.DHCPv4, c Client, why string) *dhcpv4.DHCPv4 {
+	reply, err := dhcpv4.NewReplyFromRequest(req,
+		dhcpv4.WithMessageType(dhcpv4.MessageTypeNak),
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(ip4(h.opt.ServerIP))),
+		dhcpv4.WithOption(dhcpv4.OptMessage(why)))
+	if err != nil {
+		return nil
+	}
+	h.record(ctx, Event{Type: "dhcp nak", MAC: req.ClientHWAddr.String(), Client: c, Mode: ModeFull, Reason: why})
+	return reply
+}
+
+// leaseReply builds an OFFER or ACK for ip with the lease options dnsmasq sends
+// (54, 51, 58, 59, 1, 28, 3) and the client-specific ones.
+func (h *Handler) leaseReply(req *dhcpv4.DHCPv4, c Client, mt dhcpv4.MessageType, ip netip.Addr) (*dhcpv4.DHCPv4, error) {
+	lt := h.opt.LeaseTime
+	reply, err := dhcpv4.NewReplyFromRequest(req,
+		dhcpv4.WithMessageType(mt),
+		dhcpv4.WithYourIP(ip4(ip)),
+		dhcpv4.WithOption(dhcpv4.OptIPAddressLeaseTime(lt)),
+		dhcpv4.WithOption(dhcpv4.OptRenewTimeValue(lt/2)),
+		dhcpv4.WithOption(dhcpv4.OptRebindingTimeValue(lt*7/8)),
+	)
+	if err != nil {
+		return nil, err
+	}
+	h.networkOptions(reply)
+	h.clientOptions(reply, req, c)
+	return reply, nil
+}
+
+func (h *Handler) networkOptions(reply *dhcpv4.DHCPv4) {
+	reply.UpdateOption(dhcpv4.OptServerIdentifier(ip4(h.opt.ServerIP)))
+	mask := h.opt.Netmask
+	reply.UpdateOption(dhcpv4.OptSubnetMask(mask))
+	network := ip4(h.opt.ServerIP).Mask(mask)
+	bcast := make(net.IP, 4)
+	for i := range bcast {
+		bcast[i] = network[i] | ^mask[i]
+	}
+	reply.UpdateOption(dhcpv4.OptBroadcastAddress(bcast))
+	if h.opt.Router.Is4() {
+		reply.UpdateOption(dhcpv4.OptRouter(ip4(h.opt.Router)))
+	}
+	if len(h.opt.DNS) > 0 {
+		var ips []net.IP
+		for _, a := range h.opt.DNS {
+			ips = append(ips, ip4(a))
+		}
+		reply.UpdateOption(dhcpv4.OptDNS(ips...))
+	}
+}
+
+func (h *Handler) clientOptions(reply, req *dhcpv4.DHCPv4, c Client) {
+	switch c.Kind {
+	case KindBootloader:
+		h.bootOptions(reply, req)
+	case KindAgent:
+		if h.opt.AgentURL != "" {
+			reply.UpdateOption(dhcpv4.OptGeneric(OptionAgentURL, []byte(h.opt.AgentURL)))
+		}
+	}
+}
+
+// bootOptions adds what the Pi bootloader needs: siaddr, 54, 60 "PXEClient", 97 echoed,
+// 43 = PXEMenu, and 66 = the TFTP server in dotted form (read by the Pi 4, harmless to
+// the Pi 5, which reads siaddr).
+func (h *Handler) bootOptions(reply, req *dhcpv4.DHCPv4) {
+	reply.ServerIPAddr = ip4(h.opt.TFTPServer)
+	reply.UpdateOption(dhcpv4.OptServerIdentifier(ip4(h.opt.ServerIP)))
+	reply.UpdateOption(dhcpv4.OptClassIdentifier("PXEClient"))
+	if v := req.GetOneOption(dhcpv4.OptionClientMachineIdentifier); v != nil {
+		reply.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionClientMachineIdentifier, v))
+	}
+	reply.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionVendorSpecificInformation, PXEMenu))
+	reply.UpdateOption(dhcpv4.OptTFTPServerName(h.opt.TFTPServer.String()))
+}
+
+func (h *Handler) record(ctx context.Context, ev Event) {
+	h.log.Debug("dhcp", "event", ev.Type, "mac", ev.MAC, "ip", ev.IP, "kind", ev.Client.Kind, "serial", ev.Client.Serial)
+	if h.opt.Recorder != nil {
+		h.opt.Recorder.RecordDHCP(ctx, ev)
+	}
+}
+
+func eventName(mt dhcpv4.MessageType) string {
+	switch mt {
+	case dhcpv4.MessageTypeOffer:
+		return "dhcp offer"
+	case dhcpv4.MessageTypeAck:
+		return "dhcp ack"
+	case dhcpv4.MessageTypeNak:
+		return "dhcp nak"
+	}
+	return "dhcp " + mt.String()
+}

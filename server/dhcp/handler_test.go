@@ -1,0 +1,248 @@
+package dhcp
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"flag"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/insomniacslk/dhcp/dhcpv4"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+func testHandler(t testing.TB, mode string, store LeaseStore) *Handler {
+	t.Helper()
+	h, err := NewHandler(context.Background(), Options{
+		Mode: mode, ServerIP: netip.MustParseAddr("10.99.0.1"), Netmask: net.CIDRMask(24, 32),
+		RangeFirst: netip.MustParseAddr("10.99.0.100"), RangeLast: netip.MustParseAddr("10.99.0.199"),
+		Router: netip.MustParseAddr("10.99.0.1"), LeaseTime: time.Hour, AgentURL: agentURL,
+		Reservations: []Reservation{{Serial: "0badcafe", IP: netip.MustParseAddr("10.99.0.50")}},
+		Leases:       store,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.now = func() time.Time { return time.Date(2026, 11, 25, 20, 0, 0, 0, time.UTC) }
+	return h
+}
+
+// TestOfferLikeDnsmasq feeds the DISCOVER of the dnsmasq capture to our handler and
+// compares what the Pi bootloader reads with dnsmasq's OFFER.
+func TestOfferLikeDnsmasq(t *testing.T) {
+	disc, want := dnsmasqExchange(t)
+	if c := Classify(disc); c.Kind != KindBootloader || c.Model != "RPi4" || c.Serial != "00000000" {
+		t.Fatalf("Classify(capture) = %+v", c)
+	}
+	for _, mode := range []string{ModeFull, ModeProxy} {
+		t.Run(mode, func(t *testing.T) {
+			got, err := testHandler(t, mode, &memLeases{}).Reply(context.Background(), disc)
+			if err != nil || got == nil {
+				t.Fatalf("Reply = %v, %v", got, err)
+			}
+			for _, code := range []dhcpv4.OptionCode{
+				dhcpv4.OptionDHCPMessageType, dhcpv4.OptionServerIdentifier,
+				dhcpv4.OptionClassIdentifier, dhcpv4.OptionClientMachineIdentifier,
+				dhcpv4.OptionVendorSpecificInformation,
+			} {
+				if !bytes.Equal(got.GetOneOption(code), want.GetOneOption(code)) {
+					t.Errorf("option %v: got % x, dnsmasq % x", code, got.GetOneOption(code), want.GetOneOption(code))
+				}
+			}
+			if !bytes.Equal(got.GetOneOption(dhcpv4.OptionVendorSpecificInformation), PXEMenu) || len(PXEMenu) != 32 {
+				t.Errorf("option 43 is not PXEMenu (32 bytes)")
+			}
+			if !got.ServerIPAddr.Equal(want.ServerIPAddr) || !bytes.Equal(got.ClientHWAddr, want.ClientHWAddr) || got.TransactionID != want.TransactionID || got.Flags != 0 {
+				t.Errorf("header: siaddr %v chaddr %v xid %v flags %x; dnsmasq %v %v %v", got.ServerIPAddr, got.ClientHWAddr, got.TransactionID, got.Flags, want.ServerIPAddr, want.ClientHWAddr, want.TransactionID)
+			}
+			if mode == ModeFull {
+				for _, code := range []dhcpv4.OptionCode{dhcpv4.OptionIPAddressLeaseTime, dhcpv4.OptionSubnetMask, dhcpv4.OptionBroadcastAddress, dhcpv4.OptionRouter} {
+					if !bytes.Equal(got.GetOneOption(code), want.GetOneOption(code)) {
+						t.Errorf("option %v: got % x, dnsmasq % x", code, got.GetOneOption(code), want.GetOneOption(code))
+					}
+				}
+			} else if !got.YourIPAddr.IsUnspecified() || got.GetOneOption(dhcpv4.OptionIPAddressLeaseTime) != nil {
+				t.Errorf("proxy offer has yiaddr %v / a lease time", got.YourIPAddr)
+			}
+			goldenReply(t, "offer-"+mode+".golden", got)
+		})
+	}
+}
+
+func goldenReply(t *testing.T, name string, m *dhcpv4.DHCPv4) {
+	t.Helper()
+	p := filepath.Join("testdata", name)
+	got := []byte(hex.Dump(m.ToBytes()) + m.Summary() + "\n")
+	if *update {
+		os.WriteFile(p, got, 0o644)
+	}
+	want, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("%v (go test -update writes it)", err)
+	}
+	if d := cmp.Diff(string(want), string(got)); d != "" {
+		t.Errorf("%s (-want +got):\n%s", name, d)
+	}
+}
+
+func request(t testing.TB, mac net.HardwareAddr, mods ...dhcpv4.Modifier) *dhcpv4.DHCPv4 {
+	t.Helper()
+	m, err := dhcpv4.New(append([]dhcpv4.Modifier{dhcpv4.WithHwAddr(mac)}, mods...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestFullModeLeases(t *testing.T) {
+	ctx := context.Background()
+	store := &memLeases{}
+	h := testHandler(t, ModeFull, store)
+	mac := net.HardwareAddr{0x2c, 0xcf, 0x67, 0, 0, 1}
+	other := net.HardwareAddr{0x2c, 0xcf, 0x67, 0, 0, 2}
+	sid := dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.IPv4(10, 99, 0, 1)))
+
+	offer, _ := h.Reply(ctx, request(t, mac, dhcpv4.WithMessageType(dhcpv4.MessageTypeDiscover)))
+	if offer == nil || offer.YourIPAddr.String() != "10.99.0.100" {
+		t.Fatalf("first offer = %v", offer)
+	}
+	// Another client must not get the held address.
+	o2, _ := h.Reply(ctx, request(t, other, dhcpv4.WithMessageType(dhcpv4.MessageTypeDiscover)))
+	if o2 == nil || o2.YourIPAddr.String() != "10.99.0.101" {
+		t.Fatalf("second client's offer = %v, want 10.99.0.101", o2)
+	}
+	// It asks for the first client's address anyway: NAK.
+	nak, _ := h.Reply(ctx, request(t, other, dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest), sid,
+		dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(offer.YourIPAddr))))
+	if nak == nil || nak.MessageType() != dhcpv4.MessageTypeNak {
+		t.Fatalf("request for a taken address = %v, want NAK", nak)
+	}
+	ack, _ := h.Reply(ctx, request(t, mac, dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest), sid,
+		dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(offer.YourIPAddr))))
+	if ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck || !ack.YourIPAddr.Equal(offer.YourIPAddr) {
+		t.Fatalf("ack = %v", ack)
+	}
+	if l, ok := store.get(mac.String()); !ok || l.IP.String() != "10.99.0.100" {
+		t.Fatalf("stored lease = %+v %v", l, ok)
+	}
+	// A restarted server (new handler, same store) gives the board its address back.
+	h2 := testHandler(t, ModeFull, store)
+	again, _ := h2.Reply(ctx, request(t, mac, dhcpv4.WithMessageType(dhcpv4.MessageTypeDiscover)))
+	if again == nil || again.YourIPAddr.String() != "10.99.0.100" {
+		t.Fatalf("after restart offer = %v, want 10.99.0.100", again)
+	}
+	// A board with a reserved serial gets its reservation.
+	opt97 := append([]byte{0}, []byte("RPi5\x00\xd0\x41\x70\x00\x00\x00\x03\x0b\xad\xca\xfe")...)
+	pi, _ := h2.Reply(ctx, request(t, net.HardwareAddr{0xd8, 0x3a, 0xdd, 0, 0, 3},
+		dhcpv4.WithMessageType(dhcpv4.MessageTypeDiscover),
+		dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient:Arch:00000:UNDI:002001")),
+		dhcpv4.WithGeneric(dhcpv4.OptionClientMachineIdentifier, opt97)))
+	if pi == nil || pi.YourIPAddr.String() != "10.99.0.50" {
+		t.Fatalf("reserved board's offer = %v, want 10.99.0.50", pi)
+	}
+	// Release frees the address.
+	h2.Reply(ctx, request(t, mac, dhcpv4.WithMessageType(dhcpv4.MessageTypeRelease), dhcpv4.WithClientIP(net.IPv4(10, 99, 0, 100))))
+	if _, ok := store.get(mac.String()); ok {
+		t.Error("lease still stored after RELEASE")
+	}
+	// Non-Pi PXE clients get no boot menu; other servers' REQUESTs are ignored.
+	pc, _ := h2.Reply(ctx, request(t, other, dhcpv4.WithMessageType(dhcpv4.MessageTypeDiscover),
+		dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient:Arch:00007:UNDI:003016"))))
+	if pc == nil || pc.GetOneOption(dhcpv4.OptionVendorSpecificInformation) != nil {
+		t.Errorf("x86 PXE client got option 43: %v", pc)
+	}
+	if r, _ := h2.Reply(ctx, request(t, other, dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.IPv4(10, 99, 0, 254))),
+		dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.IPv4(10, 99, 0, 101))))); r != nil {
+		t.Errorf("answered a REQUEST meant for another server: %v", r)
+	}
+}
+
+func TestPoolExhaustion(t *testing.T) {
+	h, err := NewHandler(context.Background(), Options{
+		Mode: ModeFull, ServerIP: netip.MustParseAddr("10.99.0.1"), Netmask: net.CIDRMask(24, 32),
+		RangeFirst: netip.MustParseAddr("10.99.0.10"), RangeLast: netip.MustParseAddr("10.99.0.11"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		r, err := h.Reply(context.Background(), request(t, net.HardwareAddr{2, 0, 0, 0, 0, byte(i)}, dhcpv4.WithMessageType(dhcpv4.MessageTypeDiscover)))
+		if i < 2 && r == nil {
+			t.Fatalf("client %d got no offer: %v", i, err)
+		}
+		if i == 2 && (r != nil || err == nil) {
+			t.Fatalf("third client: %v, %v; want no offer and ErrNoAddress", r, err)
+		}
+	}
+}
+
+func TestOptionsRejected(t *testing.T) {
+	base := Options{Mode: ModeFull, ServerIP: netip.MustParseAddr("10.99.0.1"), Netmask: net.CIDRMask(24, 32),
+		RangeFirst: netip.MustParseAddr("10.99.0.10"), RangeLast: netip.MustParseAddr("10.99.0.20")}
+	for name, mod := range map[string]func(*Options){
+		"bad mode":            func(o *Options) { o.Mode = "fancy" },
+		"range outside":       func(o *Options) { o.RangeLast = netip.MustParseAddr("10.99.1.20") },
+		"range reversed":      func(o *Options) { o.RangeFirst, o.RangeLast = o.RangeLast, o.RangeFirst },
+		"range holds server":  func(o *Options) { o.RangeFirst = netip.MustParseAddr("10.99.0.1") },
+		"no netmask":          func(o *Options) { o.Netmask = nil },
+		"reservation outside": func(o *Options) { o.Reservations = []Reservation{{MAC: "x", IP: netip.MustParseAddr("192.168.0.1")}} },
+	} {
+		o := base
+		mod(&o)
+		if _, err := NewHandler(context.Background(), o); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// FuzzReply: no request, however malformed, panics the handler, and every reply the
+// full-mode server makes carries our server identifier and an address of the range.
+func FuzzReply(f *testing.F) {
+	disc, _ := dnsmasqExchange(f)
+	f.Add(disc.ToBytes())
+	for _, mt := range []dhcpv4.MessageType{dhcpv4.MessageTypeDiscover, dhcpv4.MessageTypeRequest, dhcpv4.MessageTypeRelease, dhcpv4.MessageTypeDecline, dhcpv4.MessageTypeInform} {
+		m, _ := dhcpv4.New(dhcpv4.WithHwAddr(net.HardwareAddr{2, 0, 0, 0, 0, 9}), dhcpv4.WithMessageType(mt),
+			dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.IPv4(10, 99, 0, 150))),
+			dhcpv4.WithOption(dhcpv4.OptClassIdentifier(AgentClassID)))
+		f.Add(m.ToBytes())
+	}
+	bad := disc.ToBytes()
+	bad[len(bad)-5] = 200 // an option length running past the end
+	f.Add(bad)
+	full := testHandler(f, ModeFull, &memLeases{})
+	proxy := testHandler(f, ModeProxy, nil)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		req, err := dhcpv4.FromBytes(b)
+		if err != nil {
+			return
+		}
+		for _, h := range []*Handler{full, proxy} {
+			reply, _ := h.Reply(context.Background(), req)
+			if reply == nil {
+				continue
+			}
+			if !reply.ServerIdentifier().Equal(net.IPv4(10, 99, 0, 1)) {
+				t.Fatalf("%s reply without our server identifier: %v", h.Mode(), reply.Summary())
+			}
+			y := addrOf(reply.YourIPAddr)
+			switch {
+			case h.Mode() == ModeProxy && !reply.YourIPAddr.IsUnspecified():
+				t.Fatalf("proxy handed out %v", reply.YourIPAddr)
+			case h.Mode() == ModeFull && reply.MessageType() == dhcpv4.MessageTypeOffer &&
+				!(y.String() == "10.99.0.50" || (netip.MustParseAddr("10.99.0.100").Compare(y) <= 0 && y.Compare(netip.MustParseAddr("10.99.0.199")) <= 0)):
+				t.Fatalf("offered %v outside the range", y)
+			}
+			if _, err := dhcpv4.FromBytes(reply.ToBytes()); err != nil {
+				t.Fatalf("reply does not parse: %v", err)
+			}
+		}
+	})
+}

@@ -1,0 +1,254 @@
+package dhcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// Lease is one address bound to one MAC.
+type Lease struct {
+	MAC      string     // aa:bb:cc:dd:ee:ff, lower case; the key
+	IP       netip.Addr // unique among leases
+	Serial   string     // 8 hex digits from option 97 when the client ever sent it
+	Kind     string     // KindBootloader, KindAgent or KindOther (of the last request)
+	Hostname string     // option 12 of the last request, if any
+	Expires  time.Time
+}
+
+// LeaseStore persists leases (full mode). The Server loads all of them once at start
+// and writes every change through; it is the only writer.
+type LeaseStore interface {
+	// LoadLeases returns every stored lease, expired ones included.
+	LoadLeases(ctx context.Context) ([]Lease, error)
+	// PutLease stores l under l.MAC, replacing that MAC's lease and any other lease
+	// that holds l.IP.
+	PutLease(ctx context.Context, l Lease) error
+	// DeleteLease forgets the lease of mac (no error if there is none).
+	DeleteLease(ctx context.Context, mac string) error
+}
+
+// Reservation pins an address to a board, by MAC or by serial (8 hex digits).
+type Reservation struct {
+	MAC    string     `json:"mac,omitempty"`
+	Serial string     `json:"serial,omitempty"`
+	IP     netip.Addr `json:"ip"`
+}
+
+// ErrNoAddress means the range has no free address left.
+var ErrNoAddress = errors.New("no free address in the DHCP range")
+
+// pool hands out addresses of one range; it keeps all leases in memory and writes
+// through to the store. Its methods are safe for concurrent use.
+type pool struct {
+	mu       sync.Mutex
+	first    netip.Addr
+	last     netip.Addr
+	byMAC    map[string]Lease
+	byIP     map[netip.Addr]string // ip -> mac of leases and offers
+	offers   map[string]Lease      // mac -> offer held until Expires
+	declined map[netip.Addr]time.Time
+	reserved map[netip.Addr]Reservation
+	store    LeaseStore
+	hold     time.Duration // how long an offered address is kept for its client
+}
+
+func newPool(ctx context.Context, first, last netip.Addr, res []Reservation, store LeaseStore) (*pool, error) {
+	p := &pool{
+		first: first, last: last,
+		byMAC: map[string]Lease{}, byIP: map[netip.Addr]string{}, offers: map[string]Lease{},
+		declined: map[netip.Addr]time.Time{}, reserved: map[netip.Addr]Reservation{},
+		store: store, hold: 60 * time.Second,
+	}
+	for _, r := range res {
+		p.reserved[r.IP] = r
+	}
+	if store != nil {
+		ls, err := store.LoadLeases(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("load leases: %w", err)
+		}
+		for _, l := range ls {
+			p.byMAC[l.MAC] = l
+			p.byIP[l.IP] = l.MAC
+		}
+	}
+	return p, nil
+}
+
+func (p *pool) inRange(ip netip.Addr) bool {
+	return ip.Is4() && p.first.Compare(ip) <= 0 && ip.Compare(p.last) <= 0
+}
+
+// reservationFor returns the reserved address of a board, if any.
+func (p *pool) reservationFor(mac, serial string) (netip.Addr, bool) {
+	for ip, r := range p.reserved {
+		if (r.MAC != "" && r.MAC == mac) || (r.Serial != "" && serial != "" && r.Serial == serial) {
+			return ip, true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// usableBy says whether ip may be given to mac now.
+func (p *pool) usableBy(ip netip.Addr, mac, serial string, now time.Time) bool {
+	if r, ok := p.reserved[ip]; ok {
+		return (r.MAC != "" && r.MAC == mac) || (r.Serial != "" && r.Serial == serial)
+	}
+	if !p.inRange(ip) {
+		return false
+	}
+	if t, ok := p.declined[ip]; ok && now.Before(t) {
+		return false
+	}
+	holder, ok := p.byIP[ip]
+	if !ok || holder == mac {
+		return true
+	}
+	if l, ok := p.byMAC[holder]; ok && l.IP == ip && now.Before(l.Expires) {
+		return false
+	}
+	if o, ok := p.offers[holder]; ok && o.IP == ip && now.Before(o.Expires) {
+		return false
+	}
+	return true // the holder's lease or offer has expired
+}
+
+// offer picks an address for mac (its reservation, its lease, the one it asks for, or
+// the first free one) and holds it for the client for p.hold.
+func (p *pool) offer(mac, serial string, want netip.Addr, now time.Time) (netip.Addr, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ip, err := p.pick(mac, serial, want, now)
+	if err != nil {
+		return ip, err
+	}
+	if o, ok := p.offers[mac]; ok && p.byIP[o.IP] == mac {
+		delete(p.byIP, o.IP)
+	}
+	p.offers[mac] = Lease{MAC: mac, IP: ip, Serial: serial, Expires: now.Add(p.hold)}
+	p.byIP[ip] = mac
+	return ip, nil
+}
+
+func (p *pool) pick(mac, serial string, want netip.Addr, now time.Time) (netip.Addr, error) {
+	if ip, ok := p.reservationFor(mac, serial); ok {
+		return ip, nil
+	}
+	if o, ok := p.offers[mac]; ok && p.usableBy(o.IP, mac, serial, now) {
+		return o.IP, nil
+	}
+	if l, ok := p.byMAC[mac]; ok && p.usableBy(l.IP, mac, serial, now) {
+		return l.IP, nil
+	}
+	if want.IsValid() && p.usableBy(want, mac, serial, now) {
+		return want, nil
+	}
+	for ip := p.first; ip.IsValid() && ip.Compare(p.last) <= 0; ip = ip.Next() {
+		if _, taken := p.byIP[ip]; !taken && p.usableBy(ip, mac, serial, now) {
+			return ip, nil
+		}
+	}
+	// Everything was handed out once: reuse the first address whose lease has expired.
+	for ip := p.first; ip.IsValid() && ip.Compare(p.last) <= 0; ip = ip.Next() {
+		if p.usableBy(ip, mac, serial, now) {
+			return ip, nil
+		}
+	}
+	return netip.Addr{}, ErrNoAddress
+}
+
+// bind makes ip the lease of mac if it may have it; ok is false when the client must
+// be refused (NAK).
+func (p *pool) bind(ctx context.Context, l Lease, now time.Time) (ok bool, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if r, ok := p.reservationFor(l.MAC, l.Serial); ok && r != l.IP {
+		return false, nil // the board has another (reserved) address
+	}
+	if !p.usableBy(l.IP, l.MAC, l.Serial, now) {
+		return false, nil
+	}
+	if p.store != nil {
+		if err := p.store.PutLease(ctx, l); err != nil {
+			return false, fmt.Errorf("store lease %s %s: %w", l.MAC, l.IP, err)
+		}
+	}
+	if old, ok := p.byMAC[l.MAC]; ok && p.byIP[old.IP] == l.MAC {
+		delete(p.byIP, old.IP)
+	}
+	if other, ok := p.byIP[l.IP]; ok && other != l.MAC {
+		delete(p.byMAC, other)
+		delete(p.offers, other)
+	}
+	delete(p.offers, l.MAC)
+	p.byMAC[l.MAC] = l
+	p.byIP[l.IP] = l.MAC
+	return true, nil
+}
+
+// lease returns mac's current lease.
+func (p *pool) lease(mac string) (Lease, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l, ok := p.byMAC[mac]
+	return l, ok
+}
+
+// release forgets mac's lease if it holds ip.
+func (p *pool) release(ctx context.Context, mac string, ip netip.Addr) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l, ok := p.byMAC[mac]
+	if !ok || l.IP != ip {
+		return nil
+	}
+	if p.store != nil {
+		if err := p.store.DeleteLease(ctx, mac); err != nil {
+			return fmt.Errorf("delete lease %s: %w", mac, err)
+		}
+	}
+	delete(p.byMAC, mac)
+	if p.byIP[ip] == mac {
+		delete(p.byIP, ip)
+	}
+	return nil
+}
+
+// decline marks ip as in use by someone we do not know (DHCPDECLINE) for d.
+func (p *pool) decline(ctx context.Context, mac string, ip netip.Addr, until time.Time) error {
+	p.mu.Lock()
+	p.declined[ip] = until
+	delete(p.offers, mac)
+	p.mu.Unlock()
+	return p.release(ctx, mac, ip)
+}
+
+// forgetOffer drops mac's held offer (the client chose another server).
+func (p *pool) forgetOffer(mac string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if o, ok := p.offers[mac]; ok {
+		delete(p.offers, mac)
+		if p.byIP[o.IP] == mac {
+			if l, ok := p.byMAC[mac]; ok && l.IP == o.IP {
+				return
+			}
+			delete(p.byIP, o.IP)
+		}
+	}
+}
+
+func ip4(a netip.Addr) net.IP { b := a.As4(); return net.IP(b[:]) }
+
+func addrOf(ip net.IP) netip.Addr {
+	if v4 := ip.To4(); v4 != nil {
+		a, _ := netip.AddrFromSlice(v4)
+		return a
+	}
+	return netip.Addr{}
+}

@@ -1,0 +1,198 @@
+package dhcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/dhcpv4/server4"
+	"golang.org/x/sys/unix"
+
+	"github.com/rpi-deploy/rpi-deploy/server/netcheck"
+)
+
+// Server puts a Handler on one interface: UDP 0.0.0.0:67 bound to the device for
+// receiving and for broadcast/unicast-UDP replies, an AF_PACKET socket for unicast
+// replies to clients that have no address yet.
+type Server struct {
+	h      *Handler
+	ifc    *net.Interface
+	srcIP  net.IP
+	conn   *net.UDPConn
+	raw    int // AF_PACKET socket, -1 when closed
+	srv    *server4.Server
+	log    *slog.Logger
+	ipID   atomic.Uint32
+	closed atomic.Bool
+}
+
+// Interface describes the boot network interface: its address and netmask.
+type Interface struct {
+	Name    string
+	IP      netip.Addr
+	Netmask net.IPMask
+}
+
+// LookupInterface checks that the named interface exists, is up and has an IPv4
+// address, and returns its first IPv4 address and netmask.
+func LookupInterface(name string) (Interface, error) {
+	ifc, err := net.InterfaceByName(name)
+	if err != nil {
+		return Interface{}, fmt.Errorf("dhcp interface %q: %w", name, err)
+	}
+	addrs, err := ifc.Addrs()
+	if err != nil {
+		return Interface{}, fmt.Errorf("dhcp interface %q: addresses: %w", name, err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
+			ip, _ := netip.AddrFromSlice(n.IP.To4())
+			return Interface{Name: name, IP: ip, Netmask: net.IPMask(n.Mask[len(n.Mask)-4:])}, nil
+		}
+	}
+	return Interface{}, fmt.Errorf("dhcp interface %q has no IPv4 address (give it one, e.g. ip addr add 10.42.0.1/24 dev %s)", name, name)
+}
+
+// Listen opens the sockets of a DHCP server for h on interface ifname (port 67 unless
+// port is non-zero, for tests). A port already taken is reported with its holder
+// when /proc tells who it is.
+func Listen(h *Handler, ifname string, port int, log *slog.Logger) (*Server, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if port == 0 {
+		port = dhcpv4.ServerPort
+	}
+	ifc, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return nil, fmt.Errorf("dhcp interface %q: %w", ifname, err)
+	}
+	lc := net.ListenConfig{Control: func(network, address string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			// No SO_REUSEADDR/SO_REUSEPORT: a second DHCP server on this port must fail
+			// to bind, not silently share the requests with us.
+			if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_BROADCAST, 1); serr != nil {
+				return
+			}
+			serr = unix.BindToDevice(int(fd), ifname)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	pc, err := lc.ListenPacket(context.Background(), "udp4", fmt.Sprintf("0.0.0.0:%d", port))
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("dhcp: UDP port %d on %s is already taken%s: %w", port, ifname, netcheck.UDPPortHolder(port), err)
+		}
+		return nil, fmt.Errorf("dhcp: listen on UDP port %d on %s: %w", port, ifname, err)
+	}
+	raw, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0) // protocol 0: send only
+	if err != nil {
+		pc.Close()
+		return nil, fmt.Errorf("dhcp: open packet socket (needs CAP_NET_RAW): %w", err)
+	}
+	s := &Server{h: h, ifc: ifc, srcIP: ip4(h.opt.ServerIP), conn: pc.(*net.UDPConn), raw: raw, log: log}
+	s.srv, err = server4.NewServer(ifname, nil, s.handle, server4.WithConn(pc))
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Serve answers requests until ctx is cancelled, then closes the sockets and returns nil.
+func (s *Server) Serve(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			s.Close()
+		case <-done:
+		}
+	}()
+	err := s.srv.Serve()
+	close(done)
+	if s.closed.Load() {
+		return nil
+	}
+	return fmt.Errorf("dhcp: serve: %w", err)
+}
+
+// Close closes the sockets.
+func (s *Server) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	err := s.conn.Close()
+	if s.raw >= 0 {
+		unix.Close(s.raw)
+	}
+	return err
+}
+
+// LocalAddr is the UDP address the server listens on.
+func (s *Server) LocalAddr() net.Addr { return s.conn.LocalAddr() }
+
+func (s *Server) handle(_ net.PacketConn, peer net.Addr, req *dhcpv4.DHCPv4) {
+	ctx := context.Background()
+	reply, err := s.h.Reply(ctx, req)
+	if err != nil {
+		s.log.Warn("dhcp request", "mac", req.ClientHWAddr.String(), "type", req.MessageType().String(), "err", err)
+	}
+	if reply == nil {
+		return
+	}
+	if err := s.send(req, reply, peer); err != nil {
+		s.log.Warn("dhcp reply", "mac", req.ClientHWAddr.String(), "type", reply.MessageType().String(), "err", err)
+	}
+}
+
+// send delivers reply like dnsmasq does (RFC 2131 §4.1).
+func (s *Server) send(req, reply *dhcpv4.DHCPv4, peer net.Addr) error {
+	b := reply.ToBytes()
+	switch {
+	case !req.GatewayIPAddr.IsUnspecified() && req.GatewayIPAddr != nil:
+		_, err := s.conn.WriteTo(b, &net.UDPAddr{IP: req.GatewayIPAddr, Port: dhcpv4.ServerPort})
+		return err
+	case reply.MessageType() == dhcpv4.MessageTypeNak:
+		_, err := s.conn.WriteTo(b, &net.UDPAddr{IP: net.IPv4bcast, Port: dhcpv4.ClientPort})
+		return err
+	case !req.ClientIPAddr.IsUnspecified() && req.ClientIPAddr != nil:
+		_, err := s.conn.WriteTo(b, &net.UDPAddr{IP: req.ClientIPAddr, Port: clientPort(peer)})
+		return err
+	case req.IsBroadcast():
+		_, err := s.conn.WriteTo(b, &net.UDPAddr{IP: net.IPv4bcast, Port: clientPort(peer)})
+		return err
+	}
+	dst := reply.YourIPAddr
+	if dst == nil || dst.IsUnspecified() {
+		dst = net.IPv4bcast // proxy offer: no address to send to, but still only to this MAC
+	}
+	frame := udpFrame(req.ClientHWAddr, s.ifc.HardwareAddr, s.srcIP, dst,
+		dhcpv4.ServerPort, uint16(clientPort(peer)), uint16(s.ipID.Add(1)), b)
+	sa := &unix.SockaddrLinklayer{Ifindex: s.ifc.Index, Protocol: htons(unix.ETH_P_IP), Halen: 6}
+	copy(sa.Addr[:], req.ClientHWAddr)
+	if err := unix.Sendto(s.raw, frame, 0, sa); err != nil {
+		return fmt.Errorf("send to %s on %s: %w", req.ClientHWAddr, s.ifc.Name, err)
+	}
+	return nil
+}
+
+// clientPort is 68 unless the client sent from another port (perfdhcp and tests do).
+func clientPort(peer net.Addr) int {
+	if u, ok := peer.(*net.UDPAddr); ok && u.Port != 0 && u.Port != dhcpv4.ServerPort {
+		return u.Port
+	}
+	return dhcpv4.ClientPort
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }

@@ -1,0 +1,86 @@
+#!/usr/bin/python3
+"""Plays a Raspberry Pi 5 EEPROM bootloader's DHCP exchange with scapy.
+
+usage: pi_dora.py IFACE SERIAL8 [discover|dora]
+
+Sends a DISCOVER shaped like the Pi 5's (option 60 PXEClient:Arch:00000:UNDI:002001,
+93 = 0, 94, 97 = 00 'RPi5' revision mac-low serial, 55 = 1,3,43,60,66,67,128-135,
+broadcast flag clear), then (dora) a REQUEST for the offered address to the offering
+server. Prints one JSON object per reply received:
+  {"step": "offer"|"ack", "eth_dst": ..., "ip_src": ..., "ip_dst": ..., "yiaddr": ...,
+   "siaddr": ..., "options": {"53": "02", ...}}   (option values in hex)
+or {"step": ..., "timeout": true}.
+"""
+import json
+import random
+import sys
+
+from scapy.all import conf, get_if_hwaddr, AsyncSniffer, sendp, Ether, IP, UDP, BOOTP, DHCP, mac2str
+
+conf.verb = 0
+conf.checkIPaddr = False
+
+iface, serial = sys.argv[1], sys.argv[2]
+steps = sys.argv[3] if len(sys.argv) > 3 else "dora"
+mac = get_if_hwaddr(iface)
+chaddr = mac2str(mac)
+xid = random.randint(1, 0xFFFFFFFF)
+opt97 = b"\x00RPi5" + bytes.fromhex("00d04170") + chaddr[2:6] + bytes.fromhex(serial)
+common = [
+    ("param_req_list", [1, 3, 43, 60, 66, 67, 128, 129, 130, 131, 132, 133, 134, 135]),
+    (93, b"\x00\x00"),
+    (94, b"\x01\x02\x01"),
+    (97, opt97),
+    ("vendor_class_id", b"PXEClient:Arch:00000:UNDI:002001"),
+]
+
+
+def options(pkt):
+    raw = bytes(pkt[BOOTP])[240:]
+    out, i = {}, 0
+    while i < len(raw):
+        code = raw[i]
+        if code == 255:
+            break
+        if code == 0:
+            i += 1
+            continue
+        n = raw[i + 1]
+        out[str(code)] = raw[i + 2:i + 2 + n].hex()
+        i += 2 + n
+    return out
+
+
+def exchange(step, dhcp_opts):
+    sn = AsyncSniffer(iface=iface, filter="udp and dst port 68",
+                      lfilter=lambda p: BOOTP in p and p[BOOTP].xid == xid and p[BOOTP].op == 2,
+                      count=1, timeout=5)
+    sn.start()
+    import time
+    time.sleep(0.3)
+    pkt = (Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") /
+           IP(src="0.0.0.0", dst="255.255.255.255") /
+           UDP(sport=68, dport=67) /
+           BOOTP(chaddr=chaddr, xid=xid, flags=0) /
+           DHCP(options=dhcp_opts + ["end"]))
+    sendp(pkt, iface=iface)
+    sn.join()
+    if not sn.results:
+        print(json.dumps({"step": step, "timeout": True}), flush=True)
+        return None
+    r = sn.results[0]
+    print(json.dumps({
+        "step": step, "eth_dst": r[Ether].dst, "ip_src": r[IP].src, "ip_dst": r[IP].dst,
+        "yiaddr": r[BOOTP].yiaddr, "siaddr": r[BOOTP].siaddr, "options": options(r),
+        "udp_ok": UDP(bytes(r[UDP])).chksum == r[UDP].chksum,
+    }), flush=True)
+    return r
+
+
+offer = exchange("offer", [("message-type", "discover"), ("max_dhcp_size", 1260)] + common)
+if offer is not None and steps == "dora":
+    o = options(offer)
+    req = [("message-type", "request"), ("server_id", offer[IP].src)]
+    if offer[BOOTP].yiaddr != "0.0.0.0":
+        req.append(("requested_addr", offer[BOOTP].yiaddr))
+    exchange("ack", req + common)

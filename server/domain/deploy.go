@@ -1,0 +1,409 @@
+package domain
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
+	"github.com/rpi-deploy/rpi-deploy/server/events"
+	"github.com/rpi-deploy/rpi-deploy/server/store"
+)
+
+// ImagePath is where the API serves a packed image; ManifestPath its manifest.
+func ImagePath(name string) string    { return "/images/" + name + ".img.zst" }
+func ManifestPath(name string) string { return "/images/" + name + ".manifest.json" }
+
+// Hello answers a board's hello: its open deployment if it has one, boot-local if
+// its card already holds a verified image (and no re-image is asked for), a new
+// deployment from the best active batch, or retry. Input is checked before anything
+// is written; a bad serial or MAC leaves no row behind. Image URLs in the answer are
+// paths relative to the server.
+func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloResponse, error) {
+	serial, err := agentapi.NormalizeSerial(h.Serial)
+	if err != nil {
+		return agentapi.HelloResponse{}, invalid("serial", "%v", err)
+	}
+	mac, err := agentapi.NormalizeMAC(h.MAC)
+	if err != nil {
+		return agentapi.HelloResponse{}, invalid("mac", "%v", err)
+	}
+	if h.Disk.SizeBytes < 0 {
+		return agentapi.HelloResponse{}, invalid("disk.size_bytes", "disk size %d is negative", h.Disk.SizeBytes)
+	}
+	for _, f := range []struct{ name, v string }{{"model", h.Model}, {"revision", h.Revision}, {"agent_version", h.AgentVersion}, {"ip", h.IP}, {"disk.device", h.Disk.Device}, {"disk.cid", h.Disk.CID}} {
+		if len(f.v) > 200 {
+			return agentapi.HelloResponse{}, invalid(f.name, "%s is longer than 200 bytes", f.name)
+		}
+	}
+
+	var (
+		resp      agentapi.HelloResponse
+		created   *store.Deployment
+		board     store.Board
+		retryNote string
+		batch     *store.Batch
+	)
+	err = s.st.Update(ctx, func(t *store.Tx) error {
+		resp, created, batch, retryNote = agentapi.HelloResponse{}, nil, nil, ""
+		if err := t.SeeBoard(ctx, store.Board{Serial: serial, MAC: mac, Model: h.Model, Revision: h.Revision, IP: h.IP,
+			LastEvent: "hello"}); err != nil {
+			return err
+		}
+		if _, err := t.AddBoardEvent(ctx, store.BoardEvent{Serial: serial, MAC: mac, Kind: "agent.hello",
+			Detail: fmt.Sprintf("agent %s, disk %s %d bytes", h.AgentVersion, h.Disk.Device, h.Disk.SizeBytes)}); err != nil {
+			return err
+		}
+		b, err := t.Board(ctx, serial)
+		if err != nil {
+			return err
+		}
+		board = b
+		// The same board again while its deployment is open: the same answer.
+		if d, err := t.OpenDeployment(ctx, serial); err == nil {
+			if err := t.Touch(ctx, d.ID); err != nil {
+				return err
+			}
+			resp, err = s.deployResponse(ctx, t, d)
+			return err
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if b.Deployed && !b.Reimage {
+			resp = agentapi.HelloResponse{Action: agentapi.ActionBootLocal,
+				Reason: fmt.Sprintf("card holds verified image %q as %s", b.Image, b.Hostname)}
+			return nil
+		}
+		retry := func(reason string) error {
+			retryNote = reason
+			resp = agentapi.HelloResponse{Action: agentapi.ActionRetry, Reason: reason, RetryAfterMS: s.opt.RetryAfter.Milliseconds()}
+			return nil
+		}
+		open, err := t.CountOpen(ctx, store.FormatTime(t.Now.Add(-s.opt.StaleAfter)))
+		if err != nil {
+			return err
+		}
+		if open >= s.opt.MaxStreams {
+			return retry(fmt.Sprintf("%d boards streaming, the limit is %d", open, s.opt.MaxStreams))
+		}
+		batches, err := t.OpenBatches(ctx)
+		if err != nil {
+			return err
+		}
+		last, lastErr := t.LastDeployment(ctx, serial)
+		if lastErr != nil && !errors.Is(lastErr, store.ErrNotFound) {
+			return lastErr
+		}
+		// A board flagged for re-imaging is re-imaged where it was, under its name,
+		// with the product's active image, outside any batch.
+		if b.Reimage && lastErr == nil {
+			batches = append([]store.Batch{{Venue: last.Venue, Product: last.Product}}, batches...)
+		}
+		if len(batches) == 0 {
+			return retry("no active batch has room")
+		}
+		// A board whose last deployment failed goes back to its batch if it can.
+		if lastErr == nil && last.BatchID != 0 {
+			for i, bt := range batches {
+				if bt.ID == last.BatchID {
+					batches[0], batches[i] = batches[i], batches[0]
+					break
+				}
+			}
+		}
+		var reasons []string
+		for _, bt := range batches {
+			d, why, err := s.allocate(ctx, t, bt, serial)
+			if err != nil {
+				return err
+			}
+			if why != "" {
+				if bt.ID == 0 {
+					reasons = append(reasons, "re-image: "+why)
+				} else {
+					reasons = append(reasons, fmt.Sprintf("batch %d: %s", bt.ID, why))
+				}
+				continue
+			}
+			created, batch = &d, &bt
+			if err := t.SetBoardHostname(ctx, serial, d.Hostname); err != nil {
+				return err
+			}
+			board.Hostname = d.Hostname
+			resp, err = s.deployResponse(ctx, t, d)
+			return err
+		}
+		return retry(strings.Join(reasons, "; "))
+	})
+	if err != nil {
+		return agentapi.HelloResponse{}, err
+	}
+	s.publish(events.BoardChanged, board)
+	switch {
+	case created != nil:
+		s.log.Info("deployment created", "deployment", created.ID, "serial", serial, "mac", mac, "hostname", created.Hostname,
+			"batch", created.BatchID, "image", created.Image)
+		s.publish(events.DeploymentCreated, *created)
+		if batch.ID != 0 {
+			if bt, err := s.st.Batch(ctx, batch.ID); err == nil {
+				s.publish(events.BatchChanged, bt)
+			}
+		}
+	case retryNote != "":
+		s.publish(events.HelloRetry, map[string]string{"serial": serial, "mac": mac, "reason": retryNote})
+	}
+	return resp, nil
+}
+
+// allocate tries to open a deployment for serial in batch bt. A non-empty reason
+// says why it cannot (no image, pool exhausted) without being an error.
+func (s *Service) allocate(ctx context.Context, t *store.Tx, bt store.Batch, serial string) (store.Deployment, string, error) {
+	p, err := t.Product(ctx, bt.Product)
+	if err != nil {
+		return store.Deployment{}, "", fmt.Errorf("product %q: %w", bt.Product, err)
+	}
+	imgName := bt.Image
+	if imgName == "" {
+		imgName = p.Image
+	}
+	if imgName == "" {
+		return store.Deployment{}, fmt.Sprintf("product %s has no active image", p.Code), nil
+	}
+	img, err := t.Image(ctx, imgName)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && img.State != store.ImageReady) {
+		return store.Deployment{}, fmt.Sprintf("image %q is not ready", imgName), nil
+	}
+	if err != nil {
+		return store.Deployment{}, "", err
+	}
+	var hostname string
+	switch p.Naming {
+	case store.NamingSerial:
+		hostname = SerialHostname(p.Code, bt.Venue, serial)
+	case store.NamingPool:
+		n, err := t.HeldName(ctx, bt.Venue, p.Code, serial)
+		if errors.Is(err, store.ErrNotFound) {
+			n, err = t.BindNextName(ctx, bt.Venue, p.Code, serial)
+			if errors.Is(err, store.ErrNotFound) {
+				return store.Deployment{}, fmt.Sprintf("pool %s/%s has no free name", bt.Venue, p.Code), nil
+			}
+		}
+		if err != nil {
+			return store.Deployment{}, "", err
+		}
+		hostname = n.Name
+	default:
+		return store.Deployment{}, "", fmt.Errorf("product %q: unknown naming %q", p.Code, p.Naming)
+	}
+	d := store.Deployment{Serial: serial, BatchID: bt.ID, Venue: bt.Venue, Product: p.Code, Hostname: hostname,
+		Image: img.Name, Phase: agentapi.PhaseHello, Total: img.Size}
+	id, err := t.AddDeployment(ctx, d)
+	if err != nil {
+		return d, "", err
+	}
+	// The card is about to be overwritten: until a verified result it holds nothing.
+	if _, err := t.Board(ctx, serial); err == nil {
+		if err := t.SetBoardDeployedFlag(ctx, serial, false); err != nil {
+			return d, "", err
+		}
+	}
+	d, err = t.Deployment(ctx, id)
+	return d, "", err
+}
+
+// SerialHostname is the name of a serial-named product's board: PRODUCT-VENUE- and
+// the low 8 hex digits of the serial in upper case.
+func SerialHostname(product, venue, serial string) string {
+	return fmt.Sprintf("%s-%s-%s", product, venue, strings.ToUpper(agentapi.ShortSerial(serial)))
+}
+
+// PoolHostname is the name with sequence number seq in a pool: PRODUCT-VENUE-NNN.
+func PoolHostname(product, venue string, digits, seq int) string {
+	if digits <= 0 {
+		digits = 3
+	}
+	return fmt.Sprintf("%s-%s-%0*d", product, venue, digits, seq)
+}
+
+func (s *Service) deployResponse(ctx context.Context, t *store.Tx, d store.Deployment) (agentapi.HelloResponse, error) {
+	img, err := t.Image(ctx, d.Image)
+	if err != nil {
+		return agentapi.HelloResponse{}, fmt.Errorf("deployment %d image %q: %w", d.ID, d.Image, err)
+	}
+	p, err := t.Product(ctx, d.Product)
+	if err != nil {
+		return agentapi.HelloResponse{}, err
+	}
+	var fb agentapi.FirstBoot
+	if p.FirstBoot != "" {
+		if err := json.Unmarshal([]byte(p.FirstBoot), &fb); err != nil {
+			return agentapi.HelloResponse{}, fmt.Errorf("product %q first_boot: %w", p.Code, err)
+		}
+	}
+	fb.Hostname = d.Hostname
+	return agentapi.HelloResponse{Action: agentapi.ActionDeploy, Deployment: &agentapi.Deployment{
+		ID: d.ID, Hostname: d.Hostname, Product: d.Product, Venue: d.Venue,
+		Image: agentapi.Image{Name: img.Name, URL: ImagePath(img.Name), ManifestURL: ManifestPath(img.Name),
+			SHA256: img.SHA256, Size: img.Size, CompressedSize: img.CompressedSize},
+		FirstBoot: fb, After: agentapi.AfterReboot,
+	}}, nil
+}
+
+func validPhase(p string) bool {
+	for _, q := range agentapi.Phases {
+		if p == q {
+			return true
+		}
+	}
+	return false
+}
+
+// Event records a phase change or progress report of an open deployment.
+func (s *Service) Event(ctx context.Context, id int64, e agentapi.Event) (store.Deployment, error) {
+	if !validPhase(e.Phase) {
+		return store.Deployment{}, invalid("phase", "phase %q: want one of %s (results go to /result)", e.Phase, strings.Join(agentapi.Phases, ", "))
+	}
+	if e.Bytes < 0 || e.Total < 0 || e.RateBps < 0 {
+		return store.Deployment{}, invalid("bytes", "bytes, total and rate_bps must not be negative")
+	}
+	if len(e.Message) > 2000 {
+		e.Message = e.Message[:2000]
+	}
+	var d store.Deployment
+	var changed bool
+	err := s.st.Update(ctx, func(t *store.Tx) error {
+		var err error
+		d, err = t.Deployment(ctx, id)
+		if err != nil {
+			return fmt.Errorf("deployment %d: %w", id, err)
+		}
+		if d.State != store.DeployOpen {
+			return fmt.Errorf("deployment %d is %s: %w", id, d.State, ErrConflict)
+		}
+		changed = d.Phase != e.Phase
+		if changed {
+			if err := t.AddPhase(ctx, id, e.Phase, e.Bytes, e.Message); err != nil {
+				return err
+			}
+		}
+		total := e.Total
+		if total == 0 && !changed {
+			total = d.Total
+		}
+		if err := t.Progress(ctx, id, e.Phase, e.Bytes, total, e.RateBps, e.Message); err != nil {
+			return err
+		}
+		d, err = t.Deployment(ctx, id)
+		return err
+	})
+	if err != nil {
+		return d, err
+	}
+	if changed {
+		s.log.Info("deployment phase", "deployment", id, "serial", d.Serial, "hostname", d.Hostname, "phase", e.Phase)
+	}
+	s.publish(events.DeploymentProgress, d)
+	return d, nil
+}
+
+// Result closes an open deployment. Success counts only with the image's SHA256: a
+// success report with another digest is recorded as a failure. The board keeps its
+// name either way; only a verified result marks it deployed and counts toward its
+// batch. Sending the same result again is harmless; a different one for a closed
+// deployment is a conflict.
+func (s *Service) Result(ctx context.Context, id int64, r agentapi.Result) (store.Deployment, error) {
+	if !r.Success && r.Error == "" {
+		return store.Deployment{}, invalid("error", "a failure needs an error")
+	}
+	if r.Success && r.SHA256 == "" {
+		return store.Deployment{}, invalid("sha256", "a success needs the measured sha256")
+	}
+	if len(r.Error) > 4000 {
+		r.Error = r.Error[:4000]
+	}
+	var (
+		d     store.Deployment
+		board store.Board
+		bt    *store.Batch
+		again bool
+	)
+	err := s.st.Update(ctx, func(t *store.Tx) error {
+		var err error
+		bt, again = nil, false
+		d, err = t.Deployment(ctx, id)
+		if err != nil {
+			return fmt.Errorf("deployment %d: %w", id, err)
+		}
+		if d.State != store.DeployOpen {
+			if (d.State == store.DeployVerified) == r.Success && d.State != store.DeployAbandoned {
+				again = true
+				return nil
+			}
+			return fmt.Errorf("deployment %d is already %s: %w", id, d.State, ErrConflict)
+		}
+		img, err := t.Image(ctx, d.Image)
+		if err != nil {
+			return fmt.Errorf("deployment %d image %q: %w", id, d.Image, err)
+		}
+		d.SHA256, d.BytesWritten, d.BytesFetched, d.DurationMS = strings.ToLower(r.SHA256), r.BytesWritten, r.BytesFetched, r.DurationMS
+		switch {
+		case r.Success && d.SHA256 == img.SHA256:
+			d.State, d.Phase, d.Error, d.ErrorPhase = store.DeployVerified, agentapi.PhaseVerified, "", ""
+		case r.Success:
+			d.State, d.Phase, d.ErrorPhase = store.DeployFailed, agentapi.PhaseFailed, agentapi.PhaseVerifying
+			d.Error = fmt.Sprintf("reported sha256 %s does not match image %q sha256 %s", d.SHA256, img.Name, img.SHA256)
+		default:
+			d.State, d.Phase, d.Error, d.ErrorPhase = store.DeployFailed, agentapi.PhaseFailed, r.Error, r.Phase
+		}
+		if err := t.Finish(ctx, d); err != nil {
+			return err
+		}
+		if d.State == store.DeployVerified {
+			if err := t.SetBoardDeployed(ctx, d.Serial, d.Hostname, d.Image); err != nil {
+				return err
+			}
+			if d.BatchID != 0 {
+				b, err := t.Batch(ctx, d.BatchID)
+				if err != nil {
+					return err
+				}
+				b.Done++
+				if b.Count > 0 && b.Done >= b.Count && (b.State == store.BatchActive || b.State == store.BatchPaused) {
+					b.State = store.BatchComplete
+				}
+				if err := t.UpdateBatch(ctx, b); err != nil {
+					return err
+				}
+				bt = &b
+			}
+		}
+		if _, err := t.AddBoardEvent(ctx, store.BoardEvent{Serial: d.Serial, Kind: "deployment." + d.State,
+			Detail: fmt.Sprintf("deployment %d %s %s %s", d.ID, d.Hostname, d.Image, d.Error)}); err != nil {
+			return err
+		}
+		if d, err = t.Deployment(ctx, id); err != nil {
+			return err
+		}
+		board, err = t.Board(ctx, d.Serial)
+		return err
+	})
+	if err != nil || again {
+		return d, err
+	}
+	s.log.Info("deployment finished", "deployment", id, "serial", d.Serial, "hostname", d.Hostname, "state", d.State, "error", d.Error)
+	s.publish(events.DeploymentFinished, d)
+	s.publish(events.BoardChanged, board)
+	if d.BatchID != 0 {
+		if bt == nil {
+			if b, err := s.st.Batch(ctx, d.BatchID); err == nil {
+				bt = &b
+			}
+		}
+		if bt != nil {
+			s.publish(events.BatchChanged, *bt)
+		}
+	}
+	return d, nil
+}

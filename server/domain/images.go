@@ -1,0 +1,324 @@
+package domain
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
+	"github.com/rpi-deploy/rpi-deploy/server/events"
+	"github.com/rpi-deploy/rpi-deploy/server/store"
+)
+
+// ErrOffset is returned by AppendImage when the upload is not at the offset the
+// client sent; UploadState tells the right one.
+var ErrOffset = fmt.Errorf("%w: upload offset mismatch", ErrConflict)
+
+// ErrDigest is returned when a complete upload does not match the manifest's
+// compressed_sha256; the partial file is discarded.
+var ErrDigest = errors.New("uploaded bytes do not match the manifest")
+
+// ImageFile is the packed image file of a ready image; "" for a bad name.
+func (s *Service) ImageFile(name string) string {
+	if !manifest.ValidName(name) {
+		return ""
+	}
+	return filepath.Join(s.imgs, name+".img.zst")
+}
+
+// ManifestFile is the manifest file of a ready image; "" for a bad name.
+func (s *Service) ManifestFile(name string) string {
+	if !manifest.ValidName(name) {
+		return ""
+	}
+	return filepath.Join(s.imgs, name+".manifest.json")
+}
+
+func (s *Service) partFile(name string) string { return filepath.Join(s.imgs, name+".img.zst.part") }
+
+// UploadState is where an image upload stands.
+type UploadState struct {
+	Name   string `json:"name"`
+	State  string `json:"state"`  // uploading or ready
+	Offset int64  `json:"offset"` // bytes received so far (== size when ready)
+	Size   int64  `json:"size"`   // compressed size expected
+}
+
+// RegisterManifest starts (or resumes) the upload of an image by its manifest.
+// The same manifest again keeps the bytes already received; a different manifest for
+// an image still uploading starts over; a ready image with the same content is left
+// alone (state ready); a ready image with different content is a conflict.
+func (s *Service) RegisterManifest(ctx context.Context, raw []byte) (UploadState, error) {
+	m, err := manifest.Decode(bytes.NewReader(raw))
+	if err != nil {
+		return UploadState{}, invalid("manifest", "%v", err)
+	}
+	if err := os.MkdirAll(s.imgs, 0o750); err != nil {
+		return UploadState{}, err
+	}
+	st := UploadState{Name: m.Name, State: store.ImageUploading, Size: m.CompressedSize}
+	same := func(i store.Image) bool {
+		return i.SHA256 == m.SHA256 && i.CompressedSize == m.CompressedSize && i.CompressedSHA256 == m.CompressedSHA256 &&
+			i.Size == m.Size
+	}
+	var img store.Image
+	err = s.st.Update(ctx, func(t *store.Tx) error {
+		old, err := t.Image(ctx, m.Name)
+		switch {
+		case err == nil && old.State == store.ImageReady:
+			if !same(old) {
+				return fmt.Errorf("image %q exists with other content (sha256 %s); delete it first or pick another name: %w",
+					m.Name, old.SHA256, ErrConflict)
+			}
+			st.State, st.Offset = store.ImageReady, old.CompressedSize
+			return nil
+		case err == nil && same(old):
+			return nil // resume
+		case err != nil && !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+		if err := os.WriteFile(s.partFile(m.Name), nil, 0o640); err != nil {
+			return err
+		}
+		img = store.Image{Name: m.Name, Size: m.Size, SHA256: m.SHA256, CompressedSize: m.CompressedSize,
+			CompressedSHA256: m.CompressedSHA256, FirstBoot: m.FirstBoot, OSRelease: m.OSRelease, Manifest: string(raw),
+			State: store.ImageUploading}
+		if err := t.PutImage(ctx, img); err != nil {
+			return err
+		}
+		return t.Audit(ctx, Actor(ctx), "image.register", m.Name, fmt.Sprintf("size %d sha256 %s", m.Size, m.SHA256))
+	})
+	if err != nil {
+		return st, err
+	}
+	if st.State == store.ImageUploading {
+		st.Offset = s.partSize(m.Name)
+		if img.Name != "" {
+			s.publish(events.ImageChanged, img)
+		}
+	}
+	return st, nil
+}
+
+func (s *Service) partSize(name string) int64 {
+	fi, err := os.Stat(s.partFile(name))
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// Upload returns where an image's upload stands.
+func (s *Service) Upload(ctx context.Context, name string) (UploadState, error) {
+	img, err := s.st.Image(ctx, name)
+	if err != nil {
+		return UploadState{}, fmt.Errorf("image %q: %w", name, err)
+	}
+	st := UploadState{Name: name, State: img.State, Size: img.CompressedSize, Offset: img.CompressedSize}
+	if img.State == store.ImageUploading {
+		st.Offset = s.partSize(name)
+	}
+	return st, nil
+}
+
+// AppendImage appends the bytes of r to an image's upload at offset, which must be
+// the number of bytes received so far. Whatever arrives is kept, even if r fails
+// midway, so the client can continue from the new offset. When the upload reaches
+// the compressed size it is checked against the manifest (size and
+// compressed_sha256) and the image becomes ready.
+func (s *Service) AppendImage(ctx context.Context, name string, offset int64, r io.Reader) (UploadState, error) {
+	img, err := s.st.Image(ctx, name)
+	if err != nil {
+		return UploadState{}, fmt.Errorf("image %q: %w", name, err)
+	}
+	if img.State == store.ImageReady {
+		return UploadState{Name: name, State: img.State, Offset: img.CompressedSize, Size: img.CompressedSize},
+			fmt.Errorf("image %q is already complete: %w", name, ErrOffset)
+	}
+	s.uploadMu.Lock()
+	if s.uploads[name] {
+		s.uploadMu.Unlock()
+		return UploadState{}, fmt.Errorf("image %q: another upload is in progress: %w", name, ErrConflict)
+	}
+	s.uploads[name] = true
+	s.uploadMu.Unlock()
+	defer func() {
+		s.uploadMu.Lock()
+		delete(s.uploads, name)
+		s.uploadMu.Unlock()
+	}()
+
+	st := UploadState{Name: name, State: store.ImageUploading, Size: img.CompressedSize}
+	f, err := os.OpenFile(s.partFile(name), os.O_WRONLY|os.O_CREATE, 0o640)
+	if err != nil {
+		return st, err
+	}
+	defer f.Close()
+	have, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return st, err
+	}
+	st.Offset = have
+	if offset != have {
+		return st, fmt.Errorf("image %q: offset %d, have %d bytes: %w", name, offset, have, ErrOffset)
+	}
+	want := img.CompressedSize - have
+	n, copyErr := io.Copy(f, io.LimitReader(r, want))
+	st.Offset = have + n
+	if copyErr == nil && n == want {
+		// More bytes than the manifest announced are an error, not silently dropped.
+		var one [1]byte
+		if m, _ := io.ReadFull(r, one[:]); m > 0 {
+			copyErr = invalid("body", "more than the %d bytes of the manifest's compressed_size", img.CompressedSize)
+		}
+	}
+	if err := f.Sync(); err != nil && copyErr == nil {
+		copyErr = err
+	}
+	if err := f.Close(); err != nil && copyErr == nil {
+		copyErr = err
+	}
+	if copyErr != nil {
+		return st, fmt.Errorf("image %q: receive at %d: %w", name, st.Offset, copyErr)
+	}
+	if st.Offset < img.CompressedSize {
+		return st, nil
+	}
+	return s.finishUpload(ctx, img)
+}
+
+// finishUpload checks a complete upload and makes the image ready.
+func (s *Service) finishUpload(ctx context.Context, img store.Image) (UploadState, error) {
+	part := s.partFile(img.Name)
+	f, err := os.Open(part)
+	if err != nil {
+		return UploadState{}, err
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	f.Close()
+	if err != nil {
+		return UploadState{}, fmt.Errorf("hash upload %q: %w", part, err)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if n != img.CompressedSize || (img.CompressedSHA256 != "" && sum != img.CompressedSHA256) {
+		os.Truncate(part, 0)
+		return UploadState{Name: img.Name, State: store.ImageUploading, Size: img.CompressedSize},
+			fmt.Errorf("image %q: %d bytes with sha256 %s, manifest says %d bytes with sha256 %s (upload discarded; send it again): %w",
+				img.Name, n, sum, img.CompressedSize, img.CompressedSHA256, ErrDigest)
+	}
+	if err := writeFileSync(s.ManifestFile(img.Name), []byte(img.Manifest)); err != nil {
+		return UploadState{}, err
+	}
+	if err := os.Rename(part, s.ImageFile(img.Name)); err != nil {
+		return UploadState{}, err
+	}
+	if d, err := os.Open(s.imgs); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	err = s.st.Update(ctx, func(t *store.Tx) error {
+		if err := t.SetImageReady(ctx, img.Name); err != nil {
+			return err
+		}
+		return t.Audit(ctx, Actor(ctx), "image.ready", img.Name, fmt.Sprintf("compressed %d bytes sha256 %s", n, sum))
+	})
+	if err != nil {
+		return UploadState{}, err
+	}
+	if i, err := s.st.Image(ctx, img.Name); err == nil {
+		s.publish(events.ImageChanged, i)
+	}
+	s.log.Info("image ready", "image", img.Name, "compressed_size", n)
+	return UploadState{Name: img.Name, State: store.ImageReady, Offset: n, Size: n}, nil
+}
+
+func writeFileSync(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// Manifest returns the decoded manifest of an image.
+func (s *Service) Manifest(ctx context.Context, name string) (*manifest.Manifest, error) {
+	img, err := s.st.Image(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("image %q: %w", name, err)
+	}
+	return manifest.Decode(bytes.NewReader([]byte(img.Manifest)))
+}
+
+// ActivateImage makes a ready image the active image of a product.
+func (s *Service) ActivateImage(ctx context.Context, name, product string) (store.Product, error) {
+	var p store.Product
+	err := s.st.Update(ctx, func(t *store.Tx) error {
+		img, err := t.Image(ctx, name)
+		if err != nil {
+			return fmt.Errorf("image %q: %w", name, err)
+		}
+		if img.State != store.ImageReady {
+			return fmt.Errorf("image %q is still %s: %w", name, img.State, ErrConflict)
+		}
+		if err := t.SetProductImage(ctx, product, name); err != nil {
+			return fmt.Errorf("product %q: %w", product, err)
+		}
+		if p, err = t.Product(ctx, product); err != nil {
+			return err
+		}
+		return t.Audit(ctx, Actor(ctx), "image.activate", name, "product "+product)
+	})
+	if err == nil {
+		s.publish(events.ProductChanged, p)
+	}
+	return p, err
+}
+
+// DeleteImage removes an image that no open deployment or unfinished batch uses.
+func (s *Service) DeleteImage(ctx context.Context, name string) error {
+	err := s.st.Update(ctx, func(t *store.Tx) error {
+		n, err := t.ImageInUse(ctx, name)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			return fmt.Errorf("image %q is used by %d open deployments or unfinished batches: %w", name, n, ErrConflict)
+		}
+		if err := t.DeleteImage(ctx, name); err != nil {
+			return fmt.Errorf("image %q: %w", name, err)
+		}
+		if err := t.ClearImageEverywhere(ctx, name); err != nil {
+			return err
+		}
+		return t.Audit(ctx, Actor(ctx), "image.delete", name, "")
+	})
+	if err != nil {
+		return err
+	}
+	for _, p := range []string{s.ImageFile(name), s.ManifestFile(name), s.partFile(name)} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			s.log.Warn("remove image file", "path", p, "err", err)
+		}
+	}
+	s.publish(events.ImageChanged, map[string]any{"name": name, "deleted": true})
+	return nil
+}

@@ -1,0 +1,304 @@
+package domain
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
+	"github.com/rpi-deploy/rpi-deploy/server/events"
+	"github.com/rpi-deploy/rpi-deploy/server/store"
+)
+
+// PutVenue creates a venue (code: 4 upper-case letters) or renames it.
+func (s *Service) PutVenue(ctx context.Context, code, name string) (store.Venue, error) {
+	if !agentapi.ValidVenue(code) {
+		return store.Venue{}, invalid("code", "venue code %q: want 4 upper-case letters", code)
+	}
+	if len(name) > 200 {
+		return store.Venue{}, invalid("name", "venue name longer than 200 bytes")
+	}
+	var v store.Venue
+	err := s.st.Update(ctx, func(t *store.Tx) error {
+		created, err := t.PutVenue(ctx, code, name)
+		if err != nil {
+			return err
+		}
+		action := "venue.rename"
+		if created {
+			action = "venue.add"
+		}
+		if err := t.Audit(ctx, Actor(ctx), action, code, name); err != nil {
+			return err
+		}
+		v, err = t.Venue(ctx, code)
+		return err
+	})
+	if err == nil {
+		s.publish(events.VenueChanged, v)
+	}
+	return v, err
+}
+
+// DeleteVenue removes a venue nothing refers to.
+func (s *Service) DeleteVenue(ctx context.Context, code string) error {
+	err := s.st.Update(ctx, func(t *store.Tx) error {
+		if err := t.DeleteVenue(ctx, code); err != nil {
+			return fmt.Errorf("venue %q: %w", code, err)
+		}
+		return t.Audit(ctx, Actor(ctx), "venue.delete", code, "")
+	})
+	if err == nil {
+		s.publish(events.VenueChanged, map[string]any{"code": code, "deleted": true})
+	}
+	return err
+}
+
+var productRE = regexp.MustCompile(`^[A-Z0-9]{2,8}$`)
+
+// ProductSpec is a product as an operator defines it.
+type ProductSpec struct {
+	Code      string              `json:"code"`   // 2–8 upper-case letters or digits, e.g. KXP2
+	Name      string              `json:"name"`   // human name
+	Naming    string              `json:"naming"` // "pool" or "serial"
+	Digits    int                 `json:"digits"` // pool number width, default 3
+	FirstBoot *agentapi.FirstBoot `json:"first_boot,omitempty"`
+}
+
+// PutProduct creates or updates a product: no code needed to add one.
+func (s *Service) PutProduct(ctx context.Context, ps ProductSpec) (store.Product, error) {
+	if !productRE.MatchString(ps.Code) {
+		return store.Product{}, invalid("code", "product code %q: want 2-8 upper-case letters or digits", ps.Code)
+	}
+	if ps.Naming != store.NamingPool && ps.Naming != store.NamingSerial {
+		return store.Product{}, invalid("naming", "naming %q: want pool or serial", ps.Naming)
+	}
+	if ps.Digits == 0 {
+		ps.Digits = 3
+	}
+	if ps.Digits < 1 || ps.Digits > 6 {
+		return store.Product{}, invalid("digits", "digits %d: want 1-6", ps.Digits)
+	}
+	fb := "{}"
+	if ps.FirstBoot != nil {
+		ps.FirstBoot.Hostname = ""
+		b, err := json.Marshal(ps.FirstBoot)
+		if err != nil {
+			return store.Product{}, err
+		}
+		fb = string(b)
+	}
+	var p store.Product
+	err := s.st.Update(ctx, func(t *store.Tx) error {
+		if err := t.PutProduct(ctx, store.Product{Code: ps.Code, Name: ps.Name, Naming: ps.Naming, Digits: ps.Digits, FirstBoot: fb}); err != nil {
+			return err
+		}
+		if err := t.Audit(ctx, Actor(ctx), "product.put", ps.Code, fmt.Sprintf("naming %s digits %d first_boot %s", ps.Naming, ps.Digits, fb)); err != nil {
+			return err
+		}
+		var err error
+		p, err = t.Product(ctx, ps.Code)
+		return err
+	})
+	if err == nil {
+		s.publish(events.ProductChanged, p)
+	}
+	return p, err
+}
+
+// ProductFirstBoot decodes a product's first-boot defaults.
+func ProductFirstBoot(p store.Product) agentapi.FirstBoot {
+	var fb agentapi.FirstBoot
+	json.Unmarshal([]byte(p.FirstBoot), &fb)
+	return fb
+}
+
+func (s *Service) poolTarget(ctx context.Context, t *store.Tx, venue, product string) (store.Product, error) {
+	if !agentapi.ValidVenue(venue) {
+		return store.Product{}, invalid("venue", "venue code %q: want 4 upper-case letters", venue)
+	}
+	if _, err := t.Venue(ctx, venue); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return store.Product{}, invalid("venue", "venue %q does not exist", venue)
+		}
+		return store.Product{}, err
+	}
+	p, err := t.Product(ctx, product)
+	if errors.Is(err, store.ErrNotFound) {
+		return p, invalid("product", "product %q does not exist", product)
+	}
+	if err != nil {
+		return p, err
+	}
+	if p.Naming != store.NamingPool {
+		return p, invalid("product", "product %q names boards by %s, not from a pool", product, p.Naming)
+	}
+	return p, nil
+}
+
+// GeneratePool adds count names to a venue's pool for a pool-named product,
+// numbered from start (0 = after the highest existing number).
+func (s *Service) GeneratePool(ctx context.Context, venue, product string, count, start int) ([]string, error) {
+	if count < 1 || count > 100000 {
+		return nil, invalid("count", "count %d: want 1-100000", count)
+	}
+	if start < 0 {
+		return nil, invalid("start", "start %d is negative", start)
+	}
+	var names []string
+	err := s.st.Update(ctx, func(t *store.Tx) error {
+		names = nil
+		p, err := s.poolTarget(ctx, t, venue, product)
+		if err != nil {
+			return err
+		}
+		if start == 0 {
+			m, err := t.MaxPoolSeq(ctx, venue, product)
+			if err != nil {
+				return err
+			}
+			start = m + 1
+		}
+		for seq := start; seq < start+count; seq++ {
+			n := PoolHostname(p.Code, venue, p.Digits, seq)
+			if err := t.AddPoolName(ctx, store.PoolName{Name: n, Venue: venue, Product: p.Code, Seq: seq}); err != nil {
+				return err
+			}
+			names = append(names, n)
+		}
+		return t.Audit(ctx, Actor(ctx), "pool.generate", venue+"/"+product, fmt.Sprintf("%d names from %s", count, names[0]))
+	})
+	if err == nil {
+		s.publish(events.PoolChanged, map[string]any{"venue": venue, "product": product})
+	}
+	return names, err
+}
+
+var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+
+// ImportPool reads CSV lines "name[,serial[,retired]]" (a header line starting with
+// "name" is skipped) into the pool of venue and product. Sequence numbers come from
+// the trailing digits of each name. All lines are checked first; any bad line
+// rejects the whole import.
+func (s *Service) ImportPool(ctx context.Context, venue, product string, r io.Reader) (int, error) {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	cr.TrimLeadingSpace = true
+	recs, err := cr.ReadAll()
+	if err != nil {
+		return 0, invalid("csv", "read CSV: %v", err)
+	}
+	var rows []store.PoolName
+	for i, rec := range recs {
+		if len(rec) == 0 || (i == 0 && strings.EqualFold(rec[0], "name")) {
+			continue
+		}
+		name := strings.TrimSpace(rec[0])
+		if !hostnameRE.MatchString(name) {
+			return 0, invalid("csv", "line %d: %q is not a hostname", i+1, name)
+		}
+		j := len(name)
+		for j > 0 && name[j-1] >= '0' && name[j-1] <= '9' {
+			j--
+		}
+		seq, err := strconv.Atoi(name[j:])
+		if err != nil {
+			return 0, invalid("csv", "line %d: %q does not end in a number", i+1, name)
+		}
+		pn := store.PoolName{Name: name, Venue: venue, Product: product, Seq: seq}
+		if len(rec) > 1 && strings.TrimSpace(rec[1]) != "" {
+			serial, err := agentapi.NormalizeSerial(strings.TrimSpace(rec[1]))
+			if err != nil {
+				return 0, invalid("csv", "line %d: %v", i+1, err)
+			}
+			pn.Serial = serial
+		}
+		if len(rec) > 2 {
+			pn.Retired = strings.TrimSpace(rec[2]) == "1" || strings.EqualFold(strings.TrimSpace(rec[2]), "true")
+		}
+		rows = append(rows, pn)
+	}
+	err = s.st.Update(ctx, func(t *store.Tx) error {
+		if _, err := s.poolTarget(ctx, t, venue, product); err != nil {
+			return err
+		}
+		for i, pn := range rows {
+			if pn.Serial != "" {
+				pn.BoundAt = store.FormatTime(t.Now)
+				if err := t.SeeBoard(ctx, store.Board{Serial: pn.Serial}); err != nil {
+					return err
+				}
+				if err := t.SetBoardHostname(ctx, pn.Serial, pn.Name); err != nil {
+					return err
+				}
+			}
+			if err := t.AddPoolName(ctx, pn); err != nil {
+				return fmt.Errorf("row %d: %w", i+1, err)
+			}
+		}
+		return t.Audit(ctx, Actor(ctx), "pool.import", venue+"/"+product, fmt.Sprintf("%d names", len(rows)))
+	})
+	if err == nil {
+		s.publish(events.PoolChanged, map[string]any{"venue": venue, "product": product})
+	}
+	return len(rows), err
+}
+
+// ExportPool writes a pool as CSV: name,serial,retired,bound_at.
+func (s *Service) ExportPool(ctx context.Context, venue, product string, w io.Writer) error {
+	names, err := s.st.PoolNames(ctx, store.PoolFilter{Venue: venue, Product: product})
+	if err != nil {
+		return err
+	}
+	cw := csv.NewWriter(w)
+	cw.Write([]string{"name", "serial", "retired", "bound_at", "venue", "product"})
+	for _, n := range names {
+		ret := "0"
+		if n.Retired {
+			ret = "1"
+		}
+		cw.Write([]string{n.Name, n.Serial, ret, n.BoundAt, n.Venue, n.Product})
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// RetirePoolName retires (or with retired=false returns to service) a pool name; a
+// retired name is never handed out again.
+func (s *Service) RetirePoolName(ctx context.Context, name string, retired bool) error {
+	err := s.st.Update(ctx, func(t *store.Tx) error {
+		if err := t.SetPoolRetired(ctx, name, retired); err != nil {
+			return fmt.Errorf("pool name %q: %w", name, err)
+		}
+		action := "pool.retire"
+		if !retired {
+			action = "pool.unretire"
+		}
+		return t.Audit(ctx, Actor(ctx), action, name, "")
+	})
+	if err == nil {
+		s.publish(events.PoolChanged, map[string]any{"name": name})
+	}
+	return err
+}
+
+// ReleasePoolName unbinds a name from its board (an operator's decision: the board
+// gets another name next time; a deployment already open under that name keeps it).
+func (s *Service) ReleasePoolName(ctx context.Context, name string) error {
+	err := s.st.Update(ctx, func(t *store.Tx) error {
+		if err := t.ReleasePoolName(ctx, name); err != nil {
+			return fmt.Errorf("pool name %q: %w", name, err)
+		}
+		return t.Audit(ctx, Actor(ctx), "pool.release", name, "")
+	})
+	if err == nil {
+		s.publish(events.PoolChanged, map[string]any{"name": name})
+	}
+	return err
+}

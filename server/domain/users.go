@@ -1,0 +1,131 @@
+package domain
+
+import (
+	"context"
+	"crypto/pbkdf2"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rpi-deploy/rpi-deploy/server/store"
+)
+
+// pbkdf2Iter is the PBKDF2-HMAC-SHA256 iteration count for new password hashes.
+const pbkdf2Iter = 210000
+
+// SessionTTL is how long a dashboard login lasts.
+const SessionTTL = 12 * time.Hour
+
+var userRE = regexp.MustCompile(`^[a-z][a-z0-9._-]{0,31}$`)
+
+// HashPassword encodes a password as pbkdf2-sha256$ITER$SALT$HASH (base64).
+func HashPassword(pw string) (string, error) {
+	salt := make([]byte, 16)
+	rand.Read(salt)
+	key, err := pbkdf2.Key(sha256.New, pw, salt, pbkdf2Iter, 32)
+	if err != nil {
+		return "", err
+	}
+	b := base64.RawStdEncoding
+	return fmt.Sprintf("pbkdf2-sha256$%d$%s$%s", pbkdf2Iter, b.EncodeToString(salt), b.EncodeToString(key)), nil
+}
+
+// CheckPassword reports whether pw matches an encoded hash.
+func CheckPassword(encoded, pw string) bool {
+	parts := strings.Split(encoded, "$")
+	if len(parts) != 4 || parts[0] != "pbkdf2-sha256" {
+		return false
+	}
+	iter, err := strconv.Atoi(parts[1])
+	b := base64.RawStdEncoding
+	salt, err1 := b.DecodeString(parts[2])
+	want, err2 := b.DecodeString(parts[3])
+	if err != nil || err1 != nil || err2 != nil || iter < 1 {
+		return false
+	}
+	got, err := pbkdf2.Key(sha256.New, pw, salt, iter, len(want))
+	return err == nil && subtle.ConstantTimeCompare(got, want) == 1
+}
+
+// PutUser creates a user or sets its password (at least 8 characters).
+func (s *Service) PutUser(ctx context.Context, name, password string) error {
+	if !userRE.MatchString(name) {
+		return invalid("name", "user name %q: want a lower-case letter then [a-z0-9._-], at most 32", name)
+	}
+	if len(password) < 8 {
+		return invalid("password", "password must have at least 8 characters")
+	}
+	h, err := HashPassword(password)
+	if err != nil {
+		return err
+	}
+	return s.st.Update(ctx, func(t *store.Tx) error {
+		if err := t.PutUser(ctx, name, h); err != nil {
+			return err
+		}
+		return t.Audit(ctx, Actor(ctx), "user.put", name, "")
+	})
+}
+
+// DeleteUser removes a user and ends its sessions.
+func (s *Service) DeleteUser(ctx context.Context, name string) error {
+	return s.st.Update(ctx, func(t *store.Tx) error {
+		if err := t.DeleteUser(ctx, name); err != nil {
+			return fmt.Errorf("user %q: %w", name, err)
+		}
+		return t.Audit(ctx, Actor(ctx), "user.delete", name, "")
+	})
+}
+
+func tokenHash(token string) string {
+	h := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(h[:])
+}
+
+// Login checks a password and opens a session; it returns the session token.
+func (s *Service) Login(ctx context.Context, name, password string) (string, time.Time, error) {
+	u, err := s.st.User(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		CheckPassword("pbkdf2-sha256$210000$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", password) // same time either way
+		return "", time.Time{}, ErrAuth
+	}
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	if !CheckPassword(u.Password, password) {
+		return "", time.Time{}, ErrAuth
+	}
+	tok := make([]byte, 32)
+	rand.Read(tok)
+	token := hex.EncodeToString(tok)
+	exp := time.Now().Add(SessionTTL).UTC()
+	err = s.st.Update(ctx, func(t *store.Tx) error {
+		if err := t.AddSession(ctx, tokenHash(token), name, store.FormatTime(exp)); err != nil {
+			return err
+		}
+		return t.Audit(ctx, "user:"+name, "user.login", name, "")
+	})
+	return token, exp, err
+}
+
+// SessionUser returns the user of a live session token.
+func (s *Service) SessionUser(ctx context.Context, token string) (string, error) {
+	u, err := s.st.SessionUser(ctx, tokenHash(token), store.FormatTime(time.Now()))
+	if errors.Is(err, store.ErrNotFound) {
+		return "", ErrAuth
+	}
+	return u, err
+}
+
+// Logout ends a session.
+func (s *Service) Logout(ctx context.Context, token string) error {
+	return s.st.Update(ctx, func(t *store.Tx) error { return t.DeleteSession(ctx, tokenHash(token)) })
+}

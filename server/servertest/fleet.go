@@ -1,0 +1,106 @@
+package servertest
+
+import (
+	"context"
+	"crypto/sha256"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/pack"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/push"
+	"github.com/rpi-deploy/rpi-deploy/server/store"
+)
+
+// Fleet describes what Setup creates.
+type Fleet struct {
+	Venue   string // 4 upper-case letters; created if missing (name = code)
+	Product string // KXP2 (pool) or RXP2 (serial) or any existing product
+	Count   int    // batch size; 0 = open-ended. For pool products, Count names are
+	// generated (PoolSize overrides)
+	PoolSize int
+	Image    string // path of a packed NAME.img.zst (manifest beside it); uploaded
+	Priority int
+}
+
+// FleetInfo is what Setup made.
+type FleetInfo struct {
+	ImageName string
+	Manifest  *manifest.Manifest
+	Batch     store.Batch
+}
+
+// Setup uploads the image through the API (unless already there), makes it the
+// product's active image, creates the venue, generates pool names for pool products
+// and creates an active batch.
+func (s *Server) Setup(t testing.TB, f Fleet) FleetInfo {
+	t.Helper()
+	ctx := context.Background()
+	m, err := manifest.Load(manifest.PathFor(f.Image))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := push.Push(ctx, push.Options{Server: s.URL, Token: s.Token, Image: f.Image}); err != nil {
+		t.Fatalf("push %s: %v", f.Image, err)
+	}
+	if err := s.Do(ctx, http.MethodPost, "/api/v1/images/"+m.Name+"/activate", map[string]string{"product": f.Product}, nil); err != nil {
+		t.Fatalf("activate: %v", err)
+	}
+	if err := s.Do(ctx, http.MethodPost, "/api/v1/venues", map[string]string{"code": f.Venue, "name": f.Venue}, nil); err != nil {
+		t.Fatalf("venue: %v", err)
+	}
+	var p store.Product
+	if err := s.Do(ctx, http.MethodGet, "/api/v1/products/"+f.Product, nil, &p); err != nil {
+		t.Fatalf("product: %v", err)
+	}
+	if p.Naming == store.NamingPool {
+		n := f.PoolSize
+		if n == 0 {
+			n = max(f.Count, 1)
+		}
+		if err := s.Do(ctx, http.MethodPost, "/api/v1/pools/generate", map[string]any{"venue": f.Venue, "product": f.Product, "count": n}, nil); err != nil {
+			t.Fatalf("pool: %v", err)
+		}
+	}
+	var b store.Batch
+	if err := s.Do(ctx, http.MethodPost, "/api/v1/batches", map[string]any{"venue": f.Venue, "product": f.Product,
+		"image": m.Name, "count": f.Count, "priority": f.Priority}, &b); err != nil {
+		t.Fatalf("batch: %v", err)
+	}
+	return FleetInfo{ImageName: m.Name, Manifest: m, Batch: b}
+}
+
+// PackedImage packs size bytes of deterministic pseudo-random data (seeded by name)
+// as dir/NAME.img.zst with its manifest, at chunk size chunk (0 = 1 MiB), and returns
+// the .img.zst path. A raw file without partitions is all data.
+func PackedImage(t testing.TB, dir, name string, size int64, chunk int64) string {
+	t.Helper()
+	if chunk == 0 {
+		chunk = 1 << 20
+	}
+	raw := filepath.Join(dir, name+".raw")
+	f, err := os.Create(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := sha256.Sum256([]byte(name))
+	var s [32]byte
+	copy(s[:], seed[:])
+	r := rand.NewChaCha8(s)
+	if _, err := io.CopyN(f, r, size); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, name+".img.zst")
+	if _, err := pack.Pack(context.Background(), pack.Options{Input: raw, Output: out, ChunkSize: chunk, Concurrency: 2}); err != nil {
+		t.Fatalf("pack %s: %v", raw, err)
+	}
+	os.Remove(raw)
+	return out
+}

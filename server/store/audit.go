@@ -1,0 +1,32 @@
+package store
+
+import "context"
+
+// AuditEntry is one operator action.
+type AuditEntry struct {
+	ID     int64  `json:"id"`
+	At     string `json:"at"`
+	Actor  string `json:"actor"` // "token", "user:NAME", "cli"
+	Action string `json:"action"`
+	Object string `json:"object,omitempty"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// Audit appends to the audit log.
+func (t *Tx) Audit(ctx context.Context, actor, action, object, detail string) error {
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO audit (at, actor, action, object, detail) VALUES (?, ?, ?, ?, ?)`,
+		FormatTime(t.Now), actor, action, object, detail)
+	return err
+}
+
+// AuditLog returns the newest entries first.
+func (s *Store) AuditLog(ctx context.Context, limit int) ([]AuditEntry, error) {
+	if limit <= 0 {
+		limit = 500
+	}
+	return collect(ctx, s.RDB, func(r scanner) (AuditEntry, error) {
+		var a AuditEntry
+		err := r.Scan(&a.ID, &a.At, &a.Actor, &a.Action, &a.Object, &a.Detail)
+		return a, err
+	}, `SELECT id, at, actor, action, object, detail FROM audit ORDER BY id DESC LIMIT ?`, limit)
+}

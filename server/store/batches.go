@@ -1,0 +1,92 @@
+package store
+
+import (
+	"context"
+
+	"fmt"
+)
+
+// Batch states.
+const (
+	BatchPending   = "pending"
+	BatchActive    = "active"
+	BatchPaused    = "paused"
+	BatchComplete  = "complete"
+	BatchCancelled = "cancelled"
+)
+
+// Batch is "deploy Count boards of Product for Venue with Image". Count 0 means
+// open-ended: every unknown board takes the venue's next name until cancelled.
+type Batch struct {
+	ID        int64  `json:"id"`
+	Venue     string `json:"venue"`
+	Product   string `json:"product"`
+	Image     string `json:"image"` // "" = the product's active image
+	Count     int    `json:"count"` // 0 = open-ended
+	Priority  int    `json:"priority"`
+	State     string `json:"state"`
+	Done      int    `json:"done"`        // verified deployments
+	InFlight  int    `json:"in_progress"` // open deployments (filled by queries that count them)
+	Failed    int    `json:"failed"`      // failed deployments (likewise)
+	Note      string `json:"note,omitempty"`
+	CreatedAt string `json:"created_at"`
+	UpdatedAt string `json:"updated_at"`
+}
+
+const batchCols = `b.id, b.venue, b.product, b.image, coalesce(b.count, 0), b.priority, b.state, b.done,
+	(SELECT count(*) FROM deployments d WHERE d.batch_id = b.id AND d.state = 'open'),
+	(SELECT count(*) FROM deployments d WHERE d.batch_id = b.id AND d.state = 'failed'),
+	b.note, b.created_at, b.updated_at`
+
+func scanBatch(r scanner) (Batch, error) {
+	var b Batch
+	err := r.Scan(&b.ID, &b.Venue, &b.Product, &b.Image, &b.Count, &b.Priority, &b.State, &b.Done, &b.InFlight,
+		&b.Failed, &b.Note, &b.CreatedAt, &b.UpdatedAt)
+	return b, err
+}
+
+// Batches lists batches, newest first; state "" lists all.
+func (s *Store) Batches(ctx context.Context, state string) ([]Batch, error) {
+	return collect(ctx, s.RDB, scanBatch, `SELECT `+batchCols+` FROM batches b WHERE (? = '' OR b.state = ?) ORDER BY b.id DESC`, state, state)
+}
+
+// Batch returns one batch.
+func (s *Store) Batch(ctx context.Context, id int64) (Batch, error) {
+	return one(ctx, s.RDB, scanBatch, `SELECT `+batchCols+` FROM batches b WHERE b.id = ?`, id)
+}
+
+// Batch returns one batch inside the transaction.
+func (t *Tx) Batch(ctx context.Context, id int64) (Batch, error) {
+	return one(ctx, t.tx, scanBatch, `SELECT `+batchCols+` FROM batches b WHERE b.id = ?`, id)
+}
+
+// AddBatch inserts a batch and returns its ID.
+func (t *Tx) AddBatch(ctx context.Context, b Batch) (int64, error) {
+	var count any
+	if b.Count > 0 {
+		count = b.Count
+	}
+	res, err := t.tx.ExecContext(ctx, `INSERT INTO batches (venue, product, image, count, priority, state, note, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, b.Venue, b.Product, b.Image, count, b.Priority, b.State, b.Note,
+		FormatTime(t.Now), FormatTime(t.Now))
+	if err != nil {
+		return 0, fmt.Errorf("insert batch: %w", err)
+	}
+	return res.LastInsertId()
+}
+
+// UpdateBatch writes a batch's state, priority and done count.
+func (t *Tx) UpdateBatch(ctx context.Context, b Batch) error {
+	_, err := t.tx.ExecContext(ctx, `UPDATE batches SET state = ?, priority = ?, done = ?, updated_at = ? WHERE id = ?`,
+		b.State, b.Priority, b.Done, FormatTime(t.Now), b.ID)
+	return err
+}
+
+// OpenBatches lists the active batches that a new board may join, best first:
+// highest priority, then oldest. Batches whose verified plus open deployments reach
+// their count are left out.
+func (t *Tx) OpenBatches(ctx context.Context) ([]Batch, error) {
+	return collect(ctx, t.tx, scanBatch, `SELECT `+batchCols+` FROM batches b WHERE b.state = 'active'
+		AND (b.count IS NULL OR b.done + (SELECT count(*) FROM deployments d WHERE d.batch_id = b.id AND d.state = 'open') < b.count)
+		ORDER BY b.priority DESC, b.id`)
+}

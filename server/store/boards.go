@@ -1,0 +1,150 @@
+package store
+
+import (
+	"context"
+)
+
+// Board is a Raspberry Pi the server has heard of, by serial.
+type Board struct {
+	Serial    string `json:"serial"` // 16 lower-case hex digits
+	MAC       string `json:"mac"`
+	Model     string `json:"model,omitempty"`
+	Revision  string `json:"revision,omitempty"`
+	IP        string `json:"ip,omitempty"`
+	Hostname  string `json:"hostname,omitempty"`
+	Image     string `json:"image,omitempty"` // image of the last verified deployment
+	Deployed  bool   `json:"deployed"`        // its card holds a verified image
+	Reimage   bool   `json:"reimage"`         // re-image on next boot
+	LastEvent string `json:"last_event,omitempty"`
+	FirstSeen string `json:"first_seen"`
+	LastSeen  string `json:"last_seen"`
+}
+
+const boardCols = `serial, mac, model, revision, ip, hostname, image, deployed, reimage, last_event, first_seen, last_seen`
+
+func scanBoard(r scanner) (Board, error) {
+	var b Board
+	err := r.Scan(&b.Serial, &b.MAC, &b.Model, &b.Revision, &b.IP, &b.Hostname, &b.Image, &b.Deployed, &b.Reimage,
+		&b.LastEvent, &b.FirstSeen, &b.LastSeen)
+	return b, err
+}
+
+// BoardFilter selects boards; empty fields match all.
+type BoardFilter struct {
+	Search string // substring of serial, MAC or hostname
+	Limit  int    // 0 = 1000
+}
+
+// Boards lists boards, most recently seen first.
+func (s *Store) Boards(ctx context.Context, f BoardFilter) ([]Board, error) {
+	if f.Limit <= 0 {
+		f.Limit = 1000
+	}
+	like := "%" + f.Search + "%"
+	return collect(ctx, s.RDB, scanBoard, `SELECT `+boardCols+` FROM boards
+		WHERE (? = '' OR serial LIKE ? OR mac LIKE ? OR hostname LIKE ?) ORDER BY last_seen DESC LIMIT ?`,
+		f.Search, like, like, like, f.Limit)
+}
+
+// Board returns one board by serial.
+func (s *Store) Board(ctx context.Context, serial string) (Board, error) {
+	return one(ctx, s.RDB, scanBoard, `SELECT `+boardCols+` FROM boards WHERE serial = ?`, serial)
+}
+
+// Board returns one board inside the transaction.
+func (t *Tx) Board(ctx context.Context, serial string) (Board, error) {
+	return one(ctx, t.tx, scanBoard, `SELECT `+boardCols+` FROM boards WHERE serial = ?`, serial)
+}
+
+// BoardByMAC returns the most recently seen board with that MAC.
+func (t *Tx) BoardByMAC(ctx context.Context, mac string) (Board, error) {
+	return one(ctx, t.tx, scanBoard, `SELECT `+boardCols+` FROM boards WHERE mac = ? ORDER BY last_seen DESC LIMIT 1`, mac)
+}
+
+// SeeBoard records that a board was seen: creates it, or updates MAC, model,
+// revision and IP (non-empty values only) and last_seen.
+func (t *Tx) SeeBoard(ctx context.Context, b Board) error {
+	now := FormatTime(t.Now)
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO boards (serial, mac, model, revision, ip, last_event, first_seen, last_seen)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (serial) DO UPDATE SET
+		mac = CASE WHEN excluded.mac != '' THEN excluded.mac ELSE mac END,
+		model = CASE WHEN excluded.model != '' THEN excluded.model ELSE model END,
+		revision = CASE WHEN excluded.revision != '' THEN excluded.revision ELSE revision END,
+		ip = CASE WHEN excluded.ip != '' THEN excluded.ip ELSE ip END,
+		last_event = CASE WHEN excluded.last_event != '' THEN excluded.last_event ELSE last_event END,
+		last_seen = excluded.last_seen`,
+		b.Serial, b.MAC, b.Model, b.Revision, b.IP, b.LastEvent, now, now)
+	return err
+}
+
+// SetBoardHostname records the hostname a board holds.
+func (t *Tx) SetBoardHostname(ctx context.Context, serial, hostname string) error {
+	_, err := t.tx.ExecContext(ctx, `UPDATE boards SET hostname = ? WHERE serial = ?`, hostname, serial)
+	return err
+}
+
+// SetBoardDeployed records a verified deployment on the board and clears its re-image flag.
+func (t *Tx) SetBoardDeployed(ctx context.Context, serial, hostname, image string) error {
+	_, err := t.tx.ExecContext(ctx, `UPDATE boards SET hostname = ?, image = ?, deployed = 1, reimage = 0 WHERE serial = ?`,
+		hostname, image, serial)
+	return err
+}
+
+// SetBoardReimage sets or clears the re-image flag.
+func (t *Tx) SetBoardReimage(ctx context.Context, serial string, reimage bool) error {
+	res, err := t.tx.ExecContext(ctx, `UPDATE boards SET reimage = ? WHERE serial = ?`, reimage, serial)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// BoardEvent is one line of a board's history (netboot and agent events).
+type BoardEvent struct {
+	ID     int64  `json:"id"`
+	Serial string `json:"serial,omitempty"`
+	MAC    string `json:"mac,omitempty"`
+	At     string `json:"at"`
+	Kind   string `json:"kind"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// AddBoardEvent appends to a board's history.
+func (t *Tx) AddBoardEvent(ctx context.Context, e BoardEvent) (int64, error) {
+	res, err := t.tx.ExecContext(ctx, `INSERT INTO board_events (serial, mac, at, kind, detail) VALUES (?, ?, ?, ?, ?)`,
+		e.Serial, e.MAC, FormatTime(t.Now), e.Kind, e.Detail)
+	if err != nil {
+		return 0, err
+	}
+	return res.LastInsertId()
+}
+
+// BoardEvents returns a board's history (by serial, and by MAC when given), oldest first.
+func (s *Store) BoardEvents(ctx context.Context, serial, mac string, limit int) ([]BoardEvent, error) {
+	if limit <= 0 {
+		limit = 500
+	}
+	return collect(ctx, s.RDB, func(r scanner) (BoardEvent, error) {
+		var e BoardEvent
+		err := r.Scan(&e.ID, &e.Serial, &e.MAC, &e.At, &e.Kind, &e.Detail)
+		return e, err
+	}, `SELECT id, serial, mac, at, kind, detail FROM (SELECT * FROM board_events
+		WHERE (serial = ? AND serial != '') OR (mac = ? AND mac != '') ORDER BY id DESC LIMIT ?) ORDER BY id`,
+		serial, mac, limit)
+}
+
+// SetBoardDeployedFlag sets or clears whether the board's card holds a verified image.
+func (t *Tx) SetBoardDeployedFlag(ctx context.Context, serial string, deployed bool) error {
+	_, err := t.tx.ExecContext(ctx, `UPDATE boards SET deployed = ? WHERE serial = ?`, deployed, serial)
+	return err
+}
+
+// BoardByShortSerial returns the most recently seen board whose serial ends in the
+// 8 hex digits short (lower case).
+func (t *Tx) BoardByShortSerial(ctx context.Context, short string) (Board, error) {
+	return one(ctx, t.tx, scanBoard, `SELECT `+boardCols+` FROM boards WHERE substr(serial, 9) = ? ORDER BY last_seen DESC LIMIT 1`, short)
+}

@@ -1,0 +1,197 @@
+package store
+
+import (
+	"context"
+	"fmt"
+)
+
+// Deployment states.
+const (
+	DeployOpen      = "open"      // allocated; the agent is working
+	DeployVerified  = "verified"  // terminal: the card was read back and matched
+	DeployFailed    = "failed"    // terminal: the agent reported a failure
+	DeployAbandoned = "abandoned" // terminal: closed by an operator or superseded
+)
+
+// Deployment is one board's assignment and its progress.
+type Deployment struct {
+	ID           int64   `json:"id"`
+	Serial       string  `json:"serial"`
+	MAC          string  `json:"mac,omitempty"` // the board's, joined in
+	BatchID      int64   `json:"batch_id,omitempty"`
+	Venue        string  `json:"venue"`
+	Product      string  `json:"product"`
+	Hostname     string  `json:"hostname"`
+	Image        string  `json:"image"`
+	State        string  `json:"state"`
+	Phase        string  `json:"phase"`
+	Bytes        int64   `json:"bytes"`
+	Total        int64   `json:"total"`
+	RateBps      float64 `json:"rate_bps"`
+	Message      string  `json:"message,omitempty"`
+	Error        string  `json:"error,omitempty"`
+	ErrorPhase   string  `json:"error_phase,omitempty"`
+	SHA256       string  `json:"sha256,omitempty"`
+	BytesWritten int64   `json:"bytes_written,omitempty"`
+	BytesFetched int64   `json:"bytes_fetched,omitempty"`
+	DurationMS   int64   `json:"duration_ms,omitempty"`
+	StartedAt    string  `json:"started_at"`
+	UpdatedAt    string  `json:"updated_at"`
+	FinishedAt   string  `json:"finished_at,omitempty"`
+}
+
+const deploymentCols = `d.id, d.serial, coalesce(bo.mac, ''), coalesce(d.batch_id, 0), d.venue, d.product, d.hostname, d.image,
+	d.state, d.phase, d.bytes, d.total, d.rate_bps, d.message, d.error, d.error_phase, d.sha256, d.bytes_written,
+	d.bytes_fetched, d.duration_ms, d.started_at, d.updated_at, coalesce(d.finished_at, '')`
+
+const deploymentFrom = ` FROM deployments d LEFT JOIN boards bo ON bo.serial = d.serial`
+
+func scanDeployment(r scanner) (Deployment, error) {
+	var d Deployment
+	err := r.Scan(&d.ID, &d.Serial, &d.MAC, &d.BatchID, &d.Venue, &d.Product, &d.Hostname, &d.Image, &d.State, &d.Phase,
+		&d.Bytes, &d.Total, &d.RateBps, &d.Message, &d.Error, &d.ErrorPhase, &d.SHA256, &d.BytesWritten, &d.BytesFetched,
+		&d.DurationMS, &d.StartedAt, &d.UpdatedAt, &d.FinishedAt)
+	return d, err
+}
+
+// DeploymentFilter selects deployments; zero fields match all.
+type DeploymentFilter struct {
+	State   string // open, verified, failed, abandoned
+	Venue   string
+	Product string
+	BatchID int64
+	Serial  string
+	Search  string // substring of hostname or serial
+	Since   string // started at or after (RFC 3339)
+	Until   string // started before (RFC 3339)
+	Limit   int    // 0 = 1000
+}
+
+// Deployments lists deployments, newest first.
+func (s *Store) Deployments(ctx context.Context, f DeploymentFilter) ([]Deployment, error) {
+	if f.Limit <= 0 {
+		f.Limit = 1000
+	}
+	like := "%" + f.Search + "%"
+	return collect(ctx, s.RDB, scanDeployment, `SELECT `+deploymentCols+deploymentFrom+` WHERE
+		(? = '' OR d.state = ?) AND (? = '' OR d.venue = ?) AND (? = '' OR d.product = ?) AND (? = 0 OR d.batch_id = ?)
+		AND (? = '' OR d.serial = ?) AND (? = '' OR d.hostname LIKE ? OR d.serial LIKE ?)
+		AND (? = '' OR d.started_at >= ?) AND (? = '' OR d.started_at < ?)
+		ORDER BY d.id DESC LIMIT ?`,
+		f.State, f.State, f.Venue, f.Venue, f.Product, f.Product, f.BatchID, f.BatchID, f.Serial, f.Serial,
+		f.Search, like, like, f.Since, f.Since, f.Until, f.Until, f.Limit)
+}
+
+// Deployment returns one deployment.
+func (s *Store) Deployment(ctx context.Context, id int64) (Deployment, error) {
+	return one(ctx, s.RDB, scanDeployment, `SELECT `+deploymentCols+deploymentFrom+` WHERE d.id = ?`, id)
+}
+
+// Deployment returns one deployment inside the transaction.
+func (t *Tx) Deployment(ctx context.Context, id int64) (Deployment, error) {
+	return one(ctx, t.tx, scanDeployment, `SELECT `+deploymentCols+deploymentFrom+` WHERE d.id = ?`, id)
+}
+
+// OpenDeployment returns the board's open deployment, or ErrNotFound.
+func (t *Tx) OpenDeployment(ctx context.Context, serial string) (Deployment, error) {
+	return one(ctx, t.tx, scanDeployment, `SELECT `+deploymentCols+deploymentFrom+` WHERE d.serial = ? AND d.state = 'open'`, serial)
+}
+
+// LastDeployment returns the board's most recent deployment, or ErrNotFound.
+func (t *Tx) LastDeployment(ctx context.Context, serial string) (Deployment, error) {
+	return one(ctx, t.tx, scanDeployment, `SELECT `+deploymentCols+deploymentFrom+` WHERE d.serial = ? ORDER BY d.id DESC LIMIT 1`, serial)
+}
+
+// CountOpen counts open deployments updated at or after since (RFC 3339; "" = all).
+func (t *Tx) CountOpen(ctx context.Context, since string) (int, error) {
+	var n int
+	err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM deployments WHERE state = 'open' AND updated_at >= ?`, since).Scan(&n)
+	return n, err
+}
+
+// AddDeployment inserts an open deployment in phase hello and returns its ID.
+func (t *Tx) AddDeployment(ctx context.Context, d Deployment) (int64, error) {
+	now := FormatTime(t.Now)
+	var batch any
+	if d.BatchID != 0 {
+		batch = d.BatchID
+	}
+	res, err := t.tx.ExecContext(ctx, `INSERT INTO deployments (serial, batch_id, venue, product, hostname, image, state, phase,
+		total, started_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?)`,
+		d.Serial, batch, d.Venue, d.Product, d.Hostname, d.Image, d.Phase, d.Total, now, now)
+	if isUnique(err) {
+		return 0, fmt.Errorf("board %q already has an open deployment: %w", d.Serial, ErrConflict)
+	}
+	if err != nil {
+		return 0, err
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return 0, err
+	}
+	return id, t.AddPhase(ctx, id, d.Phase, 0, "")
+}
+
+// AddPhase records that a deployment entered a phase.
+func (t *Tx) AddPhase(ctx context.Context, id int64, phase string, bytes int64, message string) error {
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO deployment_phases (deployment_id, phase, at, bytes, message) VALUES (?, ?, ?, ?, ?)`,
+		id, phase, FormatTime(t.Now), bytes, message)
+	return err
+}
+
+// Progress updates an open deployment's phase and counters.
+func (t *Tx) Progress(ctx context.Context, id int64, phase string, bytes, total int64, rate float64, message string) error {
+	_, err := t.tx.ExecContext(ctx, `UPDATE deployments SET phase = ?, bytes = ?, total = ?, rate_bps = ?, message = ?, updated_at = ?
+		WHERE id = ?`, phase, bytes, total, rate, message, FormatTime(t.Now), id)
+	return err
+}
+
+// Touch marks an open deployment as active now (a hello re-sent).
+func (t *Tx) Touch(ctx context.Context, id int64) error {
+	_, err := t.tx.ExecContext(ctx, `UPDATE deployments SET updated_at = ? WHERE id = ?`, FormatTime(t.Now), id)
+	return err
+}
+
+// Finish closes a deployment with its final state and result fields.
+func (t *Tx) Finish(ctx context.Context, d Deployment) error {
+	now := FormatTime(t.Now)
+	_, err := t.tx.ExecContext(ctx, `UPDATE deployments SET state = ?, phase = ?, error = ?, error_phase = ?, sha256 = ?,
+		bytes_written = ?, bytes_fetched = ?, duration_ms = ?, updated_at = ?, finished_at = ? WHERE id = ?`,
+		d.State, d.Phase, d.Error, d.ErrorPhase, d.SHA256, d.BytesWritten, d.BytesFetched, d.DurationMS, now, now, d.ID)
+	if err != nil {
+		return err
+	}
+	return t.AddPhase(ctx, d.ID, d.Phase, d.BytesWritten, d.Error)
+}
+
+// Phase is one recorded phase change.
+type Phase struct {
+	Phase   string `json:"phase"`
+	At      string `json:"at"`
+	Bytes   int64  `json:"bytes,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+// Phases returns a deployment's phase history, oldest first.
+func (s *Store) Phases(ctx context.Context, id int64) ([]Phase, error) {
+	return collect(ctx, s.RDB, func(r scanner) (Phase, error) {
+		var p Phase
+		err := r.Scan(&p.Phase, &p.At, &p.Bytes, &p.Message)
+		return p, err
+	}, `SELECT phase, at, bytes, message FROM deployment_phases WHERE deployment_id = ? ORDER BY rowid`, id)
+}
+
+// StateCount is how many deployments are in one state.
+type StateCount struct {
+	State string
+	N     int64
+}
+
+// DeploymentCounts counts deployments by state.
+func (s *Store) DeploymentCounts(ctx context.Context) ([]StateCount, error) {
+	return collect(ctx, s.RDB, func(r scanner) (StateCount, error) {
+		var c StateCount
+		err := r.Scan(&c.State, &c.N)
+		return c, err
+	}, `SELECT state, count(*) FROM deployments GROUP BY state ORDER BY state`)
+}

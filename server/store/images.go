@@ -1,0 +1,92 @@
+package store
+
+import (
+	"context"
+	"fmt"
+)
+
+// Image states.
+const (
+	ImageUploading = "uploading" // manifest registered, bytes arriving
+	ImageReady     = "ready"     // complete and checked; may be deployed
+)
+
+// Image is a registered master image. Manifest holds the manifest JSON as uploaded.
+type Image struct {
+	Name             string `json:"name"`
+	Size             int64  `json:"size"`
+	SHA256           string `json:"sha256"`
+	CompressedSize   int64  `json:"compressed_size"`
+	CompressedSHA256 string `json:"compressed_sha256,omitempty"`
+	FirstBoot        string `json:"first_boot"`
+	OSRelease        string `json:"os_release,omitempty"`
+	Manifest         string `json:"-"`
+	State            string `json:"state"`
+	CreatedAt        string `json:"created_at"`
+	ReadyAt          string `json:"ready_at,omitempty"`
+}
+
+const imageCols = `name, size, sha256, compressed_size, compressed_sha256, first_boot, os_release, manifest, state, created_at, coalesce(ready_at, '')`
+
+func scanImage(r scanner) (Image, error) {
+	var i Image
+	err := r.Scan(&i.Name, &i.Size, &i.SHA256, &i.CompressedSize, &i.CompressedSHA256, &i.FirstBoot, &i.OSRelease,
+		&i.Manifest, &i.State, &i.CreatedAt, &i.ReadyAt)
+	return i, err
+}
+
+// Images lists all images by name.
+func (s *Store) Images(ctx context.Context) ([]Image, error) {
+	return collect(ctx, s.RDB, scanImage, `SELECT `+imageCols+` FROM images ORDER BY name`)
+}
+
+// Image returns one image.
+func (s *Store) Image(ctx context.Context, name string) (Image, error) {
+	return one(ctx, s.RDB, scanImage, `SELECT `+imageCols+` FROM images WHERE name = ?`, name)
+}
+
+// Image returns one image inside the transaction.
+func (t *Tx) Image(ctx context.Context, name string) (Image, error) {
+	return one(ctx, t.tx, scanImage, `SELECT `+imageCols+` FROM images WHERE name = ?`, name)
+}
+
+// PutImage inserts or replaces an image row.
+func (t *Tx) PutImage(ctx context.Context, i Image) error {
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO images (name, size, sha256, compressed_size, compressed_sha256, first_boot, os_release, manifest, state, created_at, ready_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET size = excluded.size, sha256 = excluded.sha256,
+		compressed_size = excluded.compressed_size, compressed_sha256 = excluded.compressed_sha256,
+		first_boot = excluded.first_boot, os_release = excluded.os_release, manifest = excluded.manifest,
+		state = excluded.state, ready_at = excluded.ready_at`,
+		i.Name, i.Size, i.SHA256, i.CompressedSize, i.CompressedSHA256, i.FirstBoot, i.OSRelease, i.Manifest, i.State,
+		FormatTime(t.Now), nullStr(i.ReadyAt))
+	if err != nil {
+		return fmt.Errorf("put image %q: %w", i.Name, err)
+	}
+	return nil
+}
+
+// SetImageReady marks an image ready.
+func (t *Tx) SetImageReady(ctx context.Context, name string) error {
+	_, err := t.tx.ExecContext(ctx, `UPDATE images SET state = ?, ready_at = ? WHERE name = ?`, ImageReady, FormatTime(t.Now), name)
+	return err
+}
+
+// ImageInUse counts open deployments and unfinished batches that use an image.
+func (t *Tx) ImageInUse(ctx context.Context, name string) (int, error) {
+	var n int
+	err := t.tx.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM deployments WHERE image = ? AND state = 'open') +
+		(SELECT count(*) FROM batches WHERE image = ? AND state IN ('pending', 'active', 'paused'))`, name, name).Scan(&n)
+	return n, err
+}
+
+// DeleteImage removes an image row.
+func (t *Tx) DeleteImage(ctx context.Context, name string) error {
+	res, err := t.tx.ExecContext(ctx, `DELETE FROM images WHERE name = ?`, name)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}

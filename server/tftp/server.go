@@ -1,0 +1,313 @@
+package tftp
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/pin/tftp/v3"
+	"golang.org/x/sys/unix"
+
+	"github.com/rpi-deploy/rpi-deploy/server/netcheck"
+)
+
+// Event is one TFTP read, finished or not.
+type Event struct {
+	Name     string         // as requested, e.g. "abcd1234/kernel_2712.img"
+	File     string         // the file below the prefix, e.g. "kernel_2712.img"
+	Board    Board          // from the prefix, else from the Boards lookup
+	Remote   netip.AddrPort // the client
+	Size     int64          // bytes of the file; -1 when it was not found
+	Bytes    int64          // bytes sent
+	Duration time.Duration
+	Probe    bool  // the client stopped after block 1 ("Early terminate"): it only checked the file exists
+	Err      error // nil on success and for probes; wraps ErrRefused for refused names
+}
+
+// Recorder receives an Event for every read request.
+type Recorder interface {
+	RecordTFTP(ctx context.Context, ev Event)
+}
+
+// Boards tells which board has an address (from DHCP leases), for requests without a
+// prefix and to put the MAC into cmdline.txt.
+type Boards interface {
+	BoardByIP(ctx context.Context, ip netip.Addr) (Board, bool)
+}
+
+// Options configures a Server. The zero value of a field means its documented default.
+type Options struct {
+	Root        string        // the TFTP root (required)
+	ServerURL   string        // rpideploy.server= in generated cmdline.txt
+	Cmdline     string        // start of generated cmdline.txt; default DefaultCmdline
+	ConfigExtra string        // extra lines at the end of generated config.txt
+	Timeout     time.Duration // per datagram round trip; default 5s
+	Retries     int           // per datagram; default 5
+	Boards      Boards        // nil: boards are known by their prefix only
+	Recorder    Recorder      // nil records nothing
+	Logger      *slog.Logger  // nil discards
+}
+
+// Server serves the TFTP root read-only.
+type Server struct {
+	opt     Options
+	root    *os.Root
+	srv     *tftp.Server
+	log     *slog.Logger
+	conn    *net.UDPConn
+	closing atomic.Bool
+}
+
+// New opens the root. It does not check the boot files (CheckRoot does).
+func New(o Options) (*Server, error) {
+	if o.Root == "" {
+		return nil, errors.New("tftp: no root directory")
+	}
+	root, err := os.OpenRoot(o.Root)
+	if err != nil {
+		return nil, fmt.Errorf("tftp root: %w", err)
+	}
+	s := &Server{opt: o, root: root, log: o.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.srv = tftp.NewServer(s.read, nil)
+	if o.Timeout > 0 {
+		s.srv.SetTimeout(o.Timeout)
+	}
+	if o.Retries > 0 {
+		s.srv.SetRetries(o.Retries)
+	}
+	s.srv.SetHook(strayHook{s.log})
+	return s, nil
+}
+
+// CheckRoot reports what a Pi 5 needs and the root lacks: kernel_2712.img, a bcm2712
+// device tree and our initramfs (initramfs_2712).
+func CheckRoot(dir string) error {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("tftp root %q: %w", dir, err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("tftp root %q is not a directory", dir)
+	}
+	var missing []string
+	for _, f := range []string{KernelFile, InitramfsFile} {
+		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || !st.Mode().IsRegular() {
+			missing = append(missing, f)
+		}
+	}
+	if dtbs, _ := filepath.Glob(filepath.Join(dir, "bcm2712*.dtb")); len(dtbs) == 0 {
+		missing = append(missing, "bcm2712-rpi-5-b.dtb (any bcm2712*.dtb)")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("tftp root %q lacks %s (build it with: rpi-deployd tftproot --image IMAGE --initramfs FILE --out %s)", dir, strings.Join(missing, ", "), dir)
+	}
+	return nil
+}
+
+// Listen opens UDP port addr ("0.0.0.0:69", "127.0.0.1:0", …), bound to ifname when
+// it is not empty. A port already taken is reported with its holder when /proc tells.
+func (s *Server) Listen(addr, ifname string) error {
+	lc := net.ListenConfig{Control: func(network, address string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			// pin/tftp turns IP_PKTINFO on in Serve; a request queued before that has no
+			// interface info and gets blksize 512. Turn it on before the first packet.
+			if serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_PKTINFO, 1); serr != nil || ifname == "" {
+				return
+			}
+			serr = unix.BindToDevice(int(fd), ifname)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	pc, err := lc.ListenPacket(context.Background(), "udp4", addr)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			_, port, _ := net.SplitHostPort(addr)
+			var p int
+			fmt.Sscan(port, &p)
+			return fmt.Errorf("tftp: UDP port %s is already taken%s: %w", port, netcheck.UDPPortHolder(p), err)
+		}
+		return fmt.Errorf("tftp: listen on %s: %w", addr, err)
+	}
+	s.conn = pc.(*net.UDPConn)
+	return nil
+}
+
+// LocalAddr is the address Listen bound.
+func (s *Server) LocalAddr() *net.UDPAddr { return s.conn.LocalAddr().(*net.UDPAddr) }
+
+// Serve answers requests until ctx is cancelled; then it stops taking requests, waits
+// for running transfers (each ends within Timeout×Retries) and returns nil.
+func (s *Server) Serve(ctx context.Context) error {
+	if s.conn == nil {
+		return errors.New("tftp: Serve before Listen")
+	}
+	stop := context.AfterFunc(ctx, func() {
+		s.closing.Store(true)
+		s.srv.Shutdown()
+	})
+	defer stop()
+	err := s.srv.Serve(s.conn)
+	s.root.Close()
+	if s.closing.Load() {
+		return nil
+	}
+	return err
+}
+
+// read is the pin/tftp read handler.
+func (s *Server) read(raw string, rf io.ReaderFrom) error {
+	ctx := context.Background()
+	start := time.Now()
+	ot := rf.(tftp.OutgoingTransfer)
+	ra := ot.RemoteAddr()
+	remote := netip.AddrPortFrom(addrOf(ra.IP), uint16(ra.Port))
+	ev := Event{Name: raw, Remote: remote, Size: -1}
+	log := s.log.With("remote", remote.String(), "file", raw)
+
+	n, err := ParseName(raw)
+	if err != nil {
+		ev.Err = err
+		log.Warn("tftp request refused", "err", err)
+		s.record(ctx, ev, start)
+		return failSafe(rf, ra, err)
+	}
+	ev.File = n.File
+	ev.Board = Board{Serial: n.Serial(), MAC: n.MAC()}
+	if s.opt.Boards != nil && remote.Addr().IsValid() {
+		if b, ok := s.opt.Boards.BoardByIP(ctx, remote.Addr()); ok {
+			if ev.Board.Serial == "" {
+				ev.Board.Serial = b.Serial
+			}
+			if ev.Board.MAC == "" {
+				ev.Board.MAC = b.MAC
+			}
+		}
+	}
+
+	var r io.Reader
+	switch f, _, err := open(s.root, n); {
+	case err == nil:
+		defer f.Close()
+		st, err := f.Stat()
+		if err != nil {
+			ev.Err = err
+			s.record(ctx, ev, start)
+			return failSafe(rf, ra, err)
+		}
+		ev.Size = st.Size()
+		r = f
+	case errors.Is(err, fs.ErrNotExist) && (n.File == "config.txt" || n.File == "cmdline.txt"):
+		var b []byte
+		if n.File == "config.txt" {
+			b = ConfigTxt(ev.Board, s.opt.ConfigExtra)
+		} else {
+			b = CmdlineTxt(ev.Board, s.opt.Cmdline, s.opt.ServerURL)
+		}
+		ev.Size = int64(len(b))
+		r = bytes.NewReader(b)
+	default:
+		ev.Err = err
+		if errors.Is(err, ErrRefused) {
+			log.Warn("tftp request refused", "err", err)
+		} else {
+			log.Debug("tftp file not found", "err", err)
+		}
+		s.record(ctx, ev, start)
+		return failSafe(rf, ra, err)
+	}
+
+	ot.SetSize(ev.Size) // before ReadFrom, so tsize goes into the OACK
+	sent, err := rf.ReadFrom(r)
+	ev.Bytes = sent
+	if err != nil && isEarlyTerminate(err) {
+		ev.Probe = true
+		err = nil
+	}
+	ev.Err = err
+	if err != nil {
+		log.Info("tftp transfer failed", "bytes", sent, "err", err)
+	}
+	s.record(ctx, ev, start)
+	return nil // ReadFrom has closed the transfer's socket and told the client
+}
+
+func (s *Server) record(ctx context.Context, ev Event, start time.Time) {
+	ev.Duration = time.Since(start)
+	if s.opt.Recorder != nil {
+		s.opt.Recorder.RecordTFTP(ctx, ev)
+	}
+}
+
+// failSafe returns err to pin/tftp, which answers the client with an ERROR packet —
+// unless that send could fail: pin/tftp v3.1.0 then leaks the transfer's socket
+// (abort returns before closing it). For such peers (port 0, a non-unicast address, no
+// route) it lets ReadFrom fail on the first read instead: ReadFrom always closes the
+// socket, whatever happens to its own ERROR packet.
+func failSafe(rf io.ReaderFrom, ra net.UDPAddr, err error) error {
+	if sendable(ra) {
+		return err
+	}
+	_, _ = rf.ReadFrom(errReader{err})
+	return nil
+}
+
+func sendable(ra net.UDPAddr) bool {
+	ip := ra.IP.To4()
+	if ra.Port == 0 || ip == nil || ip.IsUnspecified() || ip.IsMulticast() || ip.Equal(net.IPv4bcast) {
+		return false
+	}
+	c, err := net.DialUDP("udp4", nil, &ra) // connect(2) fails when there is no route
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// isEarlyTerminate recognises the client's ERROR after block 1 that pin/tftp reports
+// as "sending block 1: code=0, error: Early terminate" (no typed error exists).
+func isEarlyTerminate(err error) bool {
+	return strings.Contains(err.Error(), "Early terminate")
+}
+
+// strayHook logs failures pin/tftp reports outside our handler (stray packets on port 69).
+type strayHook struct{ log *slog.Logger }
+
+func (strayHook) OnSuccess(tftp.TransferStats) {}
+func (h strayHook) OnFailure(st tftp.TransferStats, err error) {
+	if st.Filename == "" {
+		h.log.Debug("tftp: stray packet", "err", err)
+	}
+}
+
+func addrOf(ip net.IP) netip.Addr {
+	if v4 := ip.To4(); v4 != nil {
+		a, _ := netip.AddrFromSlice(v4)
+		return a
+	}
+	a, _ := netip.AddrFromSlice(ip)
+	return a
+}
