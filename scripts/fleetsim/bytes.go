@@ -6,8 +6,8 @@ import (
 	"strings"
 )
 
-// byteFlag is a size flag: a number of bytes with an optional KiB/MiB/GiB (or
-// K/M/G, powers of 1024) suffix.
+// byteFlag is a size flag: a number of bytes with an optional suffix, KiB/MiB/GiB
+// (or K/M/G: powers of 1024) or KB/MB/GB (powers of 1000).
 type byteFlag int64
 
 func (b *byteFlag) String() string { return strconv.FormatInt(int64(*b), 10) }
@@ -16,7 +16,8 @@ func (b *byteFlag) Set(s string) error {
 	units := []struct {
 		suffix string
 		mul    int64
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1}}
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3},
+		{"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1}}
 	num, mul := strings.TrimSpace(s), int64(1)
 	for _, u := range units {
 		if strings.HasSuffix(num, u.suffix) {

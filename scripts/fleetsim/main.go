@@ -46,7 +46,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		mix        = fs.String("mix", "", "scenario shares in percent, e.g. slow=10,flaky=10,badcard=5,reboot=10 (the rest is normal)")
 		image      = fs.String("image", "", "image NAME: the manifest is fetched from SERVER/images/NAME.manifest.json")
 		manifestAt = fs.String("manifest", "", "image manifest file or URL (instead of -image)")
-		token      = fs.String("token", os.Getenv("RPI_DEPLOY_TOKEN"), "admin token for the server's deployments list (default $RPI_DEPLOY_TOKEN; without it no server check)")
+		token      = fs.String("token", "", "admin token for the server's deployments list (default $RPI_DEPLOY_TOKEN; without one, no server check)")
 		batch      = fs.Int64("batch", 0, "only look at this batch's deployments")
 		jsonOut    = fs.String("json", "", "write the report as JSON to this file")
 		quiet      = fs.Bool("quiet", false, "no per-board event lines")
@@ -58,7 +58,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Boards, "boards", 20, "number of virtual boards")
 	fs.StringVar(&cfg.WorkDir, "workdir", "fleetsim-work", "directory for the boards' cards and logs")
 	fs.Var(&cardSize, "card-size", "size of each virtual SD card, e.g. 512MiB (default image size + 64 MiB)")
-	fs.Var(&slowRate, "slow-rate", "write rate of a slow card, e.g. 4MiB (per second; default 8MiB)")
+	fs.Var(&slowRate, "slow-rate", "write rate of a slow card, e.g. 8MB or 6MiB (per second; default 8MB)")
 	fs.StringVar(&cfg.SlowFlag, "slow-flag", "", "the agent's write-rate-limit flag (default --write-rate-limit)")
 	fs.IntVar(&cfg.MaxCuts, "max-cuts", 3, "connections the network cuts per flaky board")
 	fs.Float64Var(&cfg.RebootAt, "reboot-at", 0.3, "fraction of the image written when a reboot board loses power")
@@ -101,6 +101,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if cfg.Manifest, err = loadManifest(ctx, *manifestAt); err != nil {
 		fmt.Fprintf(stderr, "fleetsim: %v\n", err)
 		return 2
+	}
+	if *token == "" {
+		*token = os.Getenv("RPI_DEPLOY_TOKEN")
 	}
 	if *token != "" {
 		cfg.View = &fleet.APIView{Server: cfg.Server, Token: *token, Batch: *batch}

@@ -40,7 +40,7 @@ func (f *Fleet) check(ctx context.Context) {
 			case b.Outcome == Stuck:
 				// already the worst
 			case !seen && b.Outcome == Verified:
-				b.Outcome, b.Cause = BadVerified, "agent exited 0 but the server has no deployment for it"
+				b.Outcome, b.Cause = Failed, "the agent exited 0 but the server opened no deployment for it (boot local?)"
 				continue
 			case !seen:
 				// failed before the server opened a deployment: the agent's cause stands
@@ -52,7 +52,7 @@ func (f *Fleet) check(ctx context.Context) {
 				continue
 			case sb.Phase == agentapi.PhaseFailed:
 				if sb.Error != "" {
-					b.Cause = fmt.Sprintf("%s: %s", sb.Phase, sb.Error)
+					b.Cause = sb.Error
 				}
 			case sb.Phase != agentapi.PhaseVerified:
 				b.Outcome, b.Cause = Stuck, fmt.Sprintf("the agent ended (%s %s) but the server still shows deployment %d in %q", b.Outcome, b.Cause, sb.DeploymentID, sb.Phase)

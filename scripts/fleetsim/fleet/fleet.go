@@ -55,8 +55,8 @@ type Config struct {
 	WorkDir string // cards, logs (required; created)
 
 	CardSize   int64         // bytes of each virtual SD card (default image size + 64 MiB)
-	SlowRate   int64         // write limit of a slow card, bytes/s (default 8 MiB/s)
-	SlowFlag   string        // the agent's write-limit flag, given the rate as its value (default --write-rate-limit)
+	SlowRate   int64         // write limit of a slow card, bytes/s (default 8 MB/s)
+	SlowFlag   string        // the agent's write-limit flag, given the rate in MB/s (10^6 bytes) as its value (default --write-rate-limit)
 	MaxCuts    int           // connections cut per flaky board (default 3)
 	RebootAt   float64       // fraction of the image's data written before a reboot board loses power (default 0.3)
 	RebootWait time.Duration // how long a rebooting board stays off (default 1s)
@@ -111,7 +111,8 @@ type Board struct {
 	End      time.Time
 
 	mu    sync.Mutex
-	local string // what the simulator sees: waiting, running, off, ended
+	local string    // what the simulator sees: waiting, running, off, ended
+	proxy *CutProxy // the flaky network, while it runs
 }
 
 func (b *Board) setLocal(s string) { b.mu.Lock(); b.local = s; b.mu.Unlock() }
@@ -152,7 +153,7 @@ func (c *Config) defaults() error {
 		return fmt.Errorf("fleet: card size %d is smaller than the image (%d bytes)", c.CardSize, c.Manifest.Size)
 	}
 	if c.SlowRate <= 0 {
-		c.SlowRate = 8 << 20
+		c.SlowRate = 8e6
 	}
 	if c.SlowFlag == "" {
 		c.SlowFlag = "--write-rate-limit"
@@ -210,13 +211,20 @@ func New(cfg Config) (*Fleet, error) {
 		f.Boards = append(f.Boards, &Board{
 			Index:    i + 1,
 			Serial:   fmt.Sprintf("%016x", serial),
-			MAC:      fmt.Sprintf("2c:cf:67:%02x:%02x:%02x", byte(serial>>16), byte(serial>>8), byte(serial)),
+			MAC:      macFor(cfg.SerialBase, i),
 			Scenario: sc,
 			LogPath:  filepath.Join(cfg.WorkDir, "logs", fmt.Sprintf("board-%03d.log", i+1)),
 			local:    "waiting",
 		})
 	}
 	return f, nil
+}
+
+// macFor is board i's MAC: the Pi 5 OUI 2c:cf:67 and 24 bits that differ for every
+// board of a run (i < 2^24) and, through the serial base, from run to run.
+func macFor(serialBase uint64, i int) string {
+	low := uint32(serialBase>>32)*2654435761 + uint32(serialBase) + uint32(i)
+	return fmt.Sprintf("2c:cf:67:%02x:%02x:%02x", byte(low>>16), byte(low>>8), byte(low))
 }
 
 // Run powers on every board, waits until each one ended, checks every end against
@@ -291,7 +299,9 @@ func (f *Fleet) refresh(ctx context.Context) {
 	}
 	v, err := f.cfg.View.Boards(ctx)
 	if err != nil {
-		f.logf("server view: %v", err)
+		if ctx.Err() == nil {
+			f.logf("server view: %v", err)
+		}
 		return
 	}
 	f.mu.Lock()
@@ -323,7 +333,7 @@ func (f *Fleet) runBoard(ctx context.Context, b *Board) {
 	bctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 
-	logf, err := os.OpenFile(b.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(b.LogPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
 		b.Outcome, b.Cause = Failed, fmt.Sprintf("simulator: %v", err)
 		return
@@ -368,6 +378,9 @@ func (f *Fleet) runBoard(ctx context.Context, b *Board) {
 	if b.Scenario == Flaky {
 		u, _ := url.Parse(cfg.Server)
 		proxy = &CutProxy{Upstream: u.Host, MaxCuts: cfg.MaxCuts, MaxCut: max(cfg.Manifest.CompressedSize, 1<<20)}
+		b.mu.Lock()
+		b.proxy = proxy
+		b.mu.Unlock()
 		addr, err := proxy.Listen(cfg.Seed + uint64(b.Index))
 		if err != nil {
 			b.Outcome, b.Cause = Failed, fmt.Sprintf("simulator: proxy: %v", err)
@@ -387,7 +400,7 @@ func (f *Fleet) runBoard(ctx context.Context, b *Board) {
 
 	args := []string{"--server", server, "--target", b.Target, "--serial", b.Serial, "--mac", b.MAC}
 	if b.Scenario == Slow {
-		args = append(args, fmt.Sprintf("%s=%d", cfg.SlowFlag, cfg.SlowRate))
+		args = append(args, fmt.Sprintf("%s=%g", cfg.SlowFlag, float64(cfg.SlowRate)/1e6))
 	}
 	args = append(args, cfg.AgentArgs...)
 
@@ -433,8 +446,10 @@ func (f *Fleet) runBoard(ctx context.Context, b *Board) {
 					<-exited
 					poll.Stop()
 					powerCut, rebooted = false, true
+					b.mu.Lock()
 					b.Reboots++
-					b.setLocal("off")
+					b.local = "off"
+					b.mu.Unlock()
 					f.logf("board %03d %s: power cut at %.0f%% of the image", b.Index, b.Serial, 100*f.progress(b))
 					fmt.Fprintf(logf, "=== fleetsim: power cut\n")
 					select {

@@ -17,7 +17,8 @@ type Summary struct {
 	// the server's phase of a running board (hello, streaming, …; "booting" before
 	// the server knows it), and the ends (verified, failed, stuck, …).
 	States  map[string]int
-	Reboots int
+	Reboots int   // power cuts so far
+	Cuts    int   // connections the flaky network cut so far
 	Written int64 // bytes the server reports streamed, summed over running boards
 }
 
@@ -46,8 +47,8 @@ func (s Summary) Line() string {
 	for _, k := range rest {
 		fmt.Fprintf(&b, " %s %d", k, s.States[k])
 	}
-	if s.Reboots > 0 {
-		fmt.Fprintf(&b, " (power cuts %d)", s.Reboots)
+	if s.Reboots > 0 || s.Cuts > 0 {
+		fmt.Fprintf(&b, " (power cuts %d, connections cut %d)", s.Reboots, s.Cuts)
 	}
 	return b.String()
 }
@@ -56,9 +57,12 @@ func (f *Fleet) summary() Summary {
 	s := Summary{Elapsed: time.Since(f.start), Boards: len(f.Boards), States: map[string]int{}}
 	for _, b := range f.Boards {
 		b.mu.Lock()
-		local := b.local
+		local, proxy, reboots := b.local, b.proxy, b.Reboots
 		b.mu.Unlock()
-		s.Reboots += b.Reboots
+		if proxy != nil {
+			s.Cuts += proxy.Cuts()
+		}
+		s.Reboots += reboots
 		state := local
 		switch local {
 		case "ended":

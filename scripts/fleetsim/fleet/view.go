@@ -31,6 +31,7 @@ type apiDeployment struct {
 	Bytes    int64  `json:"bytes"`
 	Total    int64  `json:"total"`
 	Error    string `json:"error"`
+	ErrPhase string `json:"error_phase"`
 }
 
 // Boards returns each board's newest deployment, by lower-case serial.
@@ -80,7 +81,11 @@ func (v *APIView) Boards(ctx context.Context) (map[string]ServerBoard, error) {
 		if d.State != "" && d.State != "open" {
 			phase = d.State // verified, failed, abandoned: the end is what counts
 		}
-		out[s] = ServerBoard{Serial: s, DeploymentID: d.ID, Hostname: d.Hostname, Phase: phase, Error: d.Error, Bytes: d.Bytes, Total: d.Total}
+		errText := d.Error
+		if errText != "" && d.ErrPhase != "" {
+			errText = d.ErrPhase + ": " + errText
+		}
+		out[s] = ServerBoard{Serial: s, DeploymentID: d.ID, Hostname: d.Hostname, Phase: phase, Error: errText, Bytes: d.Bytes, Total: d.Total}
 	}
 	return out, nil
 }
