@@ -108,6 +108,12 @@ func Parse(data []byte) (*Bmap, error) {
 		return n, nil
 	}
 	b := &Bmap{ChecksumType: strings.TrimSpace(x.ChecksumType)}
+	if sum := strings.TrimSpace(x.FileChecksum); sum != "" && b.ChecksumType == "sha256" {
+		zeroed := bytes.Replace(data, []byte(sum), bytes.Repeat([]byte("0"), len(sum)), 1)
+		if got := sha256.Sum256(zeroed); hex.EncodeToString(got[:]) != sum {
+			return nil, fmt.Errorf("%w: file checksum %s does not match its contents (%x)", ErrInvalid, sum, got)
+		}
+	}
 	var err error
 	if b.ImageSize, err = num("ImageSize", x.ImageSize); err != nil {
 		return nil, err
@@ -123,12 +129,6 @@ func Parse(data []byte) (*Bmap, error) {
 	}
 	if b.BlockSize == 0 || b.BlocksCount != (b.ImageSize+b.BlockSize-1)/b.BlockSize {
 		return nil, fmt.Errorf("%w: %d blocks of %d bytes do not cover an image of %d bytes", ErrInvalid, b.BlocksCount, b.BlockSize, b.ImageSize)
-	}
-	if sum := strings.TrimSpace(x.FileChecksum); sum != "" && b.ChecksumType == "sha256" {
-		zeroed := bytes.Replace(data, []byte(sum), bytes.Repeat([]byte("0"), len(sum)), 1)
-		if got := sha256.Sum256(zeroed); hex.EncodeToString(got[:]) != sum {
-			return nil, fmt.Errorf("%w: file checksum %s does not match its contents (%x)", ErrInvalid, sum, got)
-		}
 	}
 	var mapped, next int64
 	for i, xr := range x.Ranges {

@@ -106,7 +106,8 @@ func Open(dev Device, offset, size int64) (*FS, error) {
 		if _, err := dev.ReadAt(fi[:], offset+f.fsInfo); err != nil {
 			return nil, fmt.Errorf("read FSInfo: %w", err)
 		}
-		if n := binary.LittleEndian.Uint32(fi[492:]); n >= 2 && n < f.clusters+2 {
+		valid := binary.LittleEndian.Uint32(fi[0:]) == 0x41615252 && binary.LittleEndian.Uint32(fi[484:]) == 0x61417272
+		if n := binary.LittleEndian.Uint32(fi[492:]); valid && n >= 2 && n < f.clusters+2 {
 			f.next = n
 		}
 	}

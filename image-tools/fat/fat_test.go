@@ -386,7 +386,9 @@ func fileSum(t *testing.T, path string) string {
 func TestFull(t *testing.T) {
 	for _, bits := range []int{32, 16} {
 		t.Run(fmt.Sprint("fat", bits), func(t *testing.T) {
-			img := mkfs(t, bits, 40, map[string]string{"cmdline.txt": "c"})
+			t.Parallel()
+			size := map[int]int{32: 34, 16: 16}[bits] // the smallest of each
+			img := mkfs(t, bits, size, map[string]string{"cmdline.txt": "c"})
 			fsys, _ := open(t, img)
 			free := fsys.FreeBytes()
 			// Fill all but 3 clusters with one file.
@@ -459,8 +461,7 @@ func TestUsedRanges(t *testing.T) {
 	if want := info.Boot.Size - fsys.FreeBytes(); used > want || used < want-fsys.ClusterSize()*2-8192 {
 		t.Errorf("used %d bytes, partition %d - free %d = %d", used, info.Boot.Size, fsys.FreeBytes(), want)
 	}
-	dst := make([]byte, len(src))
-	rand.NewChaCha8([32]byte{3}).Read(dst)
+	dst := testimg.Garbage(len(src))
 	for _, r := range ranges {
 		copy(dst[r.Offset:r.End()], src[r.Offset:r.End()])
 	}
@@ -484,6 +485,28 @@ func TestUsedRanges(t *testing.T) {
 	}
 	if deleted {
 		t.Error("used ranges include deleted files' data")
+	}
+}
+
+// TestRootDirFull: the fixed FAT16 root directory cannot grow: ErrNoSpace, and the
+// file system stays clean.
+func TestRootDirFull(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "fat16.img")
+	testimg.MustTool(t, "mkfs.vfat", "-C", "-F", "16", "-r", "16", img, "16384")
+	fsys, _ := open(t, img)
+	var err error
+	n := 0
+	for ; err == nil && n < 1000; n++ {
+		err = fsys.WriteFile(fmt.Sprintf("F%d.TXT", n), []byte("x"))
+	}
+	slots := int(fsys.rootBytes / 32) // mkfs.vfat rounds -r up; no label entry
+	if !errors.Is(err, ErrNoSpace) || n-1 != slots {
+		t.Fatalf("after %d files: %v, want ErrNoSpace after %d", n-1, err, slots)
+	}
+	fsck(t, img)
+	if names, err := testimg.MList(ctx, img, 0, "/"); err != nil || len(names) != slots {
+		t.Errorf("mdir: %v, %d names", err, len(names))
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 
 	"github.com/rpi-deploy/rpi-deploy/image-tools/bmap"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/imgfile"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/internal/atomicfile"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/internal/ordered"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/layout"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
@@ -137,6 +138,11 @@ func Pack(ctx context.Context, opt Options) (*manifest.Manifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read layout of %q: %w", opt.Input, err)
 	}
+	if opt.Progress != nil {
+		for _, w := range lay.Warnings {
+			fmt.Fprintf(opt.Progress, "warning: %s\n", w)
+		}
+	}
 	source := filepath.Base(opt.Input)
 	if opt.Bmap != "" {
 		bm, err := bmap.Load(opt.Bmap)
@@ -204,17 +210,14 @@ func writeImage(ctx context.Context, r io.ReaderAt, m *manifest.Manifest, opt Op
 	}
 	defer enc.Close()
 
-	out, err := os.CreateTemp(filepath.Dir(opt.Output), "."+filepath.Base(opt.Output)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("create output: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			out.Close()
-			os.Remove(out.Name())
-		}
-	}()
+	return atomicfile.Write(opt.Output, func(out io.Writer) error {
+		return encodeChunks(ctx, r, m, opt, enc, out)
+	})
+}
 
+// encodeChunks compresses every chunk of r to out, in order, and fills in m's chunks,
+// sizes and hashes.
+func encodeChunks(ctx context.Context, r io.ReaderAt, m *manifest.Manifest, opt Options, enc *zstd.Encoder, out io.Writer) (err error) {
 	n := manifest.NumChunks(m.Size, m.ChunkSize)
 	m.Chunks = make([]manifest.Chunk, n)
 	zeros := &zeroChunks{enc: enc, m: map[int64]*chunk{}}
@@ -251,7 +254,7 @@ func writeImage(ctx context.Context, r io.ReaderAt, m *manifest.Manifest, opt Op
 		},
 		func(i int, c *chunk) error {
 			if _, err := out.Write(c.frame); err != nil {
-				return fmt.Errorf("write %q: %w", out.Name(), err)
+				return fmt.Errorf("write %q: %w", opt.Output, err)
 			}
 			comp.Write(c.frame)
 			whole.Write(c.raw)
@@ -271,18 +274,6 @@ func writeImage(ctx context.Context, r io.ReaderAt, m *manifest.Manifest, opt Op
 	m.SHA256 = hex.EncodeToString(whole.Sum(nil))
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("packed manifest: %w", err)
-	}
-	if err := out.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := out.Sync(); err != nil {
-		return fmt.Errorf("sync %q: %w", out.Name(), err)
-	}
-	if err := out.Close(); err != nil {
-		return fmt.Errorf("close %q: %w", out.Name(), err)
-	}
-	if err := os.Rename(out.Name(), opt.Output); err != nil {
-		return fmt.Errorf("rename to %q: %w", opt.Output, err)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"math/rand/v2"
@@ -22,7 +23,8 @@ import (
 )
 
 // rawImage writes a raw image of n bytes with random, text and zero regions and returns
-// its bytes.
+// its bytes. Its MBR holds one partition of a type no file system reader knows (0xda,
+// "non-FS data") from 1 MiB to the end: all of the image is data.
 func rawImage(t *testing.T, path string, n int) []byte {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -30,6 +32,11 @@ func rawImage(t *testing.T, path string, n int) []byte {
 	for i := 0; i < n/3; i++ {
 		b[i] = byte(rng.Uint32())
 	}
+	clear(b[446:510])
+	b[446+4] = 0xda
+	binary.LittleEndian.PutUint32(b[446+8:], 2048)
+	binary.LittleEndian.PutUint32(b[446+12:], uint32((n-1<<20)/512))
+	b[510], b[511] = 0x55, 0xaa
 	text := []byte("the quick brown fox jumps over the lazy raspberry pi\n")
 	for i := n / 2; i < n-n/8; i += len(text) {
 		copy(b[i:min(i+len(text), n-n/8)], text)

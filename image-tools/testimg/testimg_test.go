@@ -213,3 +213,21 @@ func atoi(s string) int64 {
 	n, _ := strconv.ParseInt(s, 10, 64)
 	return n
 }
+
+func TestCOW(t *testing.T) {
+	base := []byte(strings.Repeat("0123456789", 1000))
+	c := NewCOW(base)
+	if _, err := c.WriteAt([]byte("abcdef"), 4093); err != nil { // across a page boundary
+		t.Fatal(err)
+	}
+	got := make([]byte, 10)
+	if _, err := c.ReadAt(got, 4091); err != nil || string(got) != "12abcdef90" {
+		t.Errorf("read %q, %v", got, err)
+	}
+	if string(base[4093:4099]) != "3456789012"[:6] {
+		t.Errorf("base was written: %q", base[4093:4099])
+	}
+	if _, err := c.ReadAt(got, int64(len(base))-5); err == nil {
+		t.Error("read past the end succeeded")
+	}
+}

@@ -166,6 +166,8 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 func usage(w io.Writer) {
 	fmt.Fprintf(w, "rpi-deployd — rpi-deploy server and operator CLI\n\nusage:\n")
 	fmt.Fprintf(w, "  rpi-deployd serve [--config FILE] [--data DIR] [--listen ADDR] [--agent-listen ADDR] [--token T] [--max-streams N]\n")
+	fmt.Fprintf(w, "        [--dhcp-mode full|proxy|off] [--dhcp-interface IF] [--dhcp-range FIRST-LAST] [--tftp-root DIR]\n")
+	fmt.Fprintf(w, "  rpi-deployd tftproot --image IMAGE --initramfs FILE --out DIR   (assemble the TFTP root; docs/netboot.md)\n")
 	names := make([]int, len(commands))
 	for i := range commands {
 		names[i] = i

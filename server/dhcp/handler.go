@@ -342,3 +342,12 @@ func eventName(mt dhcpv4.MessageType) string {
 	}
 	return "dhcp " + mt.String()
 }
+
+// LeaseByIP returns the current lease of ip (full mode), so that TFTP can tell which
+// board asks for a file without a prefix.
+func (h *Handler) LeaseByIP(ip netip.Addr) (Lease, bool) {
+	if h.pool == nil {
+		return Lease{}, false
+	}
+	return h.pool.leaseByIP(ip, h.now())
+}

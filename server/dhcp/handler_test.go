@@ -147,6 +147,9 @@ func TestFullModeLeases(t *testing.T) {
 	if pi == nil || pi.YourIPAddr.String() != "10.99.0.50" {
 		t.Fatalf("reserved board's offer = %v, want 10.99.0.50", pi)
 	}
+	if l, ok := h2.LeaseByIP(netip.MustParseAddr("10.99.0.100")); !ok || l.MAC != mac.String() {
+		t.Errorf("LeaseByIP = %+v, %v", l, ok)
+	}
 	// Release frees the address.
 	h2.Reply(ctx, request(t, mac, dhcpv4.WithMessageType(dhcpv4.MessageTypeRelease), dhcpv4.WithClientIP(net.IPv4(10, 99, 0, 100))))
 	if _, ok := store.get(mac.String()); ok {

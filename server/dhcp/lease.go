@@ -252,3 +252,18 @@ func addrOf(ip net.IP) netip.Addr {
 	}
 	return netip.Addr{}
 }
+
+// leaseByIP returns the unexpired lease that holds ip.
+func (p *pool) leaseByIP(ip netip.Addr, now time.Time) (Lease, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	mac, ok := p.byIP[ip]
+	if !ok {
+		return Lease{}, false
+	}
+	l, ok := p.byMAC[mac]
+	if !ok || l.IP != ip || !now.Before(l.Expires) {
+		return Lease{}, false
+	}
+	return l, true
+}

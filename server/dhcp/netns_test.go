@@ -209,6 +209,7 @@ func clientMAC(t *testing.T, e *env) string {
 }
 
 func TestFullModeRealClients(t *testing.T) {
+	t.Parallel()
 	netnstest.Require(t)
 	e := startServer(t, ModeFull)
 	mac := clientMAC(t, e)
@@ -251,6 +252,7 @@ func TestFullModeRealClients(t *testing.T) {
 }
 
 func TestProxyModeGivesNoLeases(t *testing.T) {
+	t.Parallel()
 	netnstest.Require(t)
 	e := startServer(t, ModeProxy)
 	if got := runUdhcpc(t, e); got != nil {
@@ -277,6 +279,7 @@ type scapyReply struct {
 }
 
 func TestPiBootloaderExchange(t *testing.T) {
+	t.Parallel()
 	netnstest.Require(t)
 	need(t, "/usr/bin/python3")
 	script, _ := filepath.Abs("testdata/pi_dora.py")
@@ -348,5 +351,28 @@ func TestPiBootloaderExchange(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestBroadcastWhenAsked: a client that sets the broadcast flag gets its OFFER
+// broadcast, as RFC 2131 and dnsmasq do.
+func TestBroadcastWhenAsked(t *testing.T) {
+	t.Parallel()
+	netnstest.Require(t)
+	need(t, "/usr/bin/python3")
+	script, _ := filepath.Abs("testdata/pi_dora.py")
+	e := startServer(t, ModeFull)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := e.link.Client.Run(ctx, "/usr/bin/python3", script, e.link.ClientIf, "abcd1234", "discover", "bcast")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r scapyReply
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &r); err != nil || r.Timeout {
+		t.Fatalf("no offer: %v %s", err, out)
+	}
+	if r.EthDst != "ff:ff:ff:ff:ff:ff" || r.IPDst != "255.255.255.255" {
+		t.Errorf("offer to %s / %s, want broadcast", r.EthDst, r.IPDst)
 	}
 }

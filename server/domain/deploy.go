@@ -48,16 +48,13 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 	)
 	err = s.st.Update(ctx, func(t *store.Tx) error {
 		resp, created, batch, retryNote = agentapi.HelloResponse{}, nil, nil, ""
-		if err := t.SeeBoard(ctx, store.Board{Serial: serial, MAC: mac, Model: h.Model, Revision: h.Revision, IP: h.IP,
-			LastEvent: "hello"}); err != nil {
+		b, err := t.SeeBoardReturning(ctx, store.Board{Serial: serial, MAC: mac, Model: h.Model, Revision: h.Revision, IP: h.IP,
+			LastEvent: "hello"})
+		if err != nil {
 			return err
 		}
 		if _, err := t.AddBoardEvent(ctx, store.BoardEvent{Serial: serial, MAC: mac, Kind: "agent.hello",
 			Detail: fmt.Sprintf("agent %s, disk %s %d bytes", h.AgentVersion, h.Disk.Device, h.Disk.SizeBytes)}); err != nil {
-			return err
-		}
-		b, err := t.Board(ctx, serial)
-		if err != nil {
 			return err
 		}
 		board = b
@@ -115,7 +112,7 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 		}
 		var reasons []string
 		for _, bt := range batches {
-			d, why, err := s.allocate(ctx, t, bt, serial)
+			d, img, p, why, err := s.allocate(ctx, t, bt, serial)
 			if err != nil {
 				return err
 			}
@@ -128,11 +125,12 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 				continue
 			}
 			created, batch = &d, &bt
-			if err := t.SetBoardHostname(ctx, serial, d.Hostname); err != nil {
+			// The card is about to be overwritten: until a verified result it holds nothing.
+			if err := t.SetBoardAllocated(ctx, serial, d.Hostname); err != nil {
 				return err
 			}
-			board.Hostname = d.Hostname
-			resp, err = s.deployResponse(ctx, t, d)
+			board.Hostname, board.Deployed = d.Hostname, false
+			resp, err = deployResponseWith(d, img, p)
 			return err
 		}
 		return retry(strings.Join(reasons, "; "))
@@ -159,24 +157,24 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 
 // allocate tries to open a deployment for serial in batch bt. A non-empty reason
 // says why it cannot (no image, pool exhausted) without being an error.
-func (s *Service) allocate(ctx context.Context, t *store.Tx, bt store.Batch, serial string) (store.Deployment, string, error) {
-	p, err := t.Product(ctx, bt.Product)
+func (s *Service) allocate(ctx context.Context, t *store.Tx, bt store.Batch, serial string) (d store.Deployment, img store.Image, p store.Product, reason string, err error) {
+	p, err = t.Product(ctx, bt.Product)
 	if err != nil {
-		return store.Deployment{}, "", fmt.Errorf("product %q: %w", bt.Product, err)
+		return d, img, p, "", fmt.Errorf("product %q: %w", bt.Product, err)
 	}
 	imgName := bt.Image
 	if imgName == "" {
 		imgName = p.Image
 	}
 	if imgName == "" {
-		return store.Deployment{}, fmt.Sprintf("product %s has no active image", p.Code), nil
+		return d, img, p, fmt.Sprintf("product %s has no active image", p.Code), nil
 	}
-	img, err := t.Image(ctx, imgName)
+	img, err = t.Image(ctx, imgName)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && img.State != store.ImageReady) {
-		return store.Deployment{}, fmt.Sprintf("image %q is not ready", imgName), nil
+		return d, img, p, fmt.Sprintf("image %q is not ready", imgName), nil
 	}
 	if err != nil {
-		return store.Deployment{}, "", err
+		return d, img, p, "", err
 	}
 	var hostname string
 	switch p.Naming {
@@ -187,30 +185,24 @@ func (s *Service) allocate(ctx context.Context, t *store.Tx, bt store.Batch, ser
 		if errors.Is(err, store.ErrNotFound) {
 			n, err = t.BindNextName(ctx, bt.Venue, p.Code, serial)
 			if errors.Is(err, store.ErrNotFound) {
-				return store.Deployment{}, fmt.Sprintf("pool %s/%s has no free name", bt.Venue, p.Code), nil
+				return d, img, p, fmt.Sprintf("pool %s/%s has no free name", bt.Venue, p.Code), nil
 			}
 		}
 		if err != nil {
-			return store.Deployment{}, "", err
+			return d, img, p, "", err
 		}
 		hostname = n.Name
 	default:
-		return store.Deployment{}, "", fmt.Errorf("product %q: unknown naming %q", p.Code, p.Naming)
+		return d, img, p, "", fmt.Errorf("product %q: unknown naming %q", p.Code, p.Naming)
 	}
-	d := store.Deployment{Serial: serial, BatchID: bt.ID, Venue: bt.Venue, Product: p.Code, Hostname: hostname,
+	d = store.Deployment{Serial: serial, BatchID: bt.ID, Venue: bt.Venue, Product: p.Code, Hostname: hostname,
 		Image: img.Name, Phase: agentapi.PhaseHello, Total: img.Size}
 	id, err := t.AddDeployment(ctx, d)
 	if err != nil {
-		return d, "", err
-	}
-	// The card is about to be overwritten: until a verified result it holds nothing.
-	if _, err := t.Board(ctx, serial); err == nil {
-		if err := t.SetBoardDeployedFlag(ctx, serial, false); err != nil {
-			return d, "", err
-		}
+		return d, img, p, "", err
 	}
 	d, err = t.Deployment(ctx, id)
-	return d, "", err
+	return d, img, p, "", err
 }
 
 // SerialHostname is the name of a serial-named product's board: PRODUCT-VENUE- and
@@ -236,6 +228,11 @@ func (s *Service) deployResponse(ctx context.Context, t *store.Tx, d store.Deplo
 	if err != nil {
 		return agentapi.HelloResponse{}, err
 	}
+	return deployResponseWith(d, img, p)
+}
+
+// deployResponseWith builds the deploy answer from the deployment, its image and product.
+func deployResponseWith(d store.Deployment, img store.Image, p store.Product) (agentapi.HelloResponse, error) {
 	var fb agentapi.FirstBoot
 	if p.FirstBoot != "" {
 		if err := json.Unmarshal([]byte(p.FirstBoot), &fb); err != nil {

@@ -20,7 +20,13 @@ type Holder struct {
 // as /proc/net/udp{,6} and /proc/*/fd tell (other users' processes need root).
 func UDPHolders(port int) []Holder {
 	inodes := map[string]bool{}
-	for _, f := range []string{"/proc/net/udp", "/proc/net/udp6"} {
+	// thread-self: the network namespace of the calling thread (tests enter namespaces
+	// per thread); /proc/net is the process's.
+	dir := "/proc/thread-self/net"
+	if _, err := os.Stat(dir + "/udp"); err != nil {
+		dir = "/proc/net"
+	}
+	for _, f := range []string{dir + "/udp", dir + "/udp6"} {
 		for _, ino := range socketInodes(f, port) {
 			inodes[ino] = true
 		}

@@ -24,7 +24,7 @@ func (s *Store) AuditLog(ctx context.Context, limit int) ([]AuditEntry, error) {
 	if limit <= 0 {
 		limit = 500
 	}
-	return collect(ctx, s.RDB, func(r scanner) (AuditEntry, error) {
+	return collect(ctx, s.r, func(r scanner) (AuditEntry, error) {
 		var a AuditEntry
 		err := r.Scan(&a.ID, &a.At, &a.Actor, &a.Action, &a.Object, &a.Detail)
 		return a, err

@@ -47,12 +47,12 @@ func scanBatch(r scanner) (Batch, error) {
 
 // Batches lists batches, newest first; state "" lists all.
 func (s *Store) Batches(ctx context.Context, state string) ([]Batch, error) {
-	return collect(ctx, s.RDB, scanBatch, `SELECT `+batchCols+` FROM batches b WHERE (? = '' OR b.state = ?) ORDER BY b.id DESC`, state, state)
+	return collect(ctx, s.r, scanBatch, `SELECT `+batchCols+` FROM batches b WHERE (? = '' OR b.state = ?) ORDER BY b.id DESC`, state, state)
 }
 
 // Batch returns one batch.
 func (s *Store) Batch(ctx context.Context, id int64) (Batch, error) {
-	return one(ctx, s.RDB, scanBatch, `SELECT `+batchCols+` FROM batches b WHERE b.id = ?`, id)
+	return one(ctx, s.r, scanBatch, `SELECT `+batchCols+` FROM batches b WHERE b.id = ?`, id)
 }
 
 // Batch returns one batch inside the transaction.

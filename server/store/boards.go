@@ -41,14 +41,14 @@ func (s *Store) Boards(ctx context.Context, f BoardFilter) ([]Board, error) {
 		f.Limit = 1000
 	}
 	like := "%" + f.Search + "%"
-	return collect(ctx, s.RDB, scanBoard, `SELECT `+boardCols+` FROM boards
+	return collect(ctx, s.r, scanBoard, `SELECT `+boardCols+` FROM boards
 		WHERE (? = '' OR serial LIKE ? OR mac LIKE ? OR hostname LIKE ?) ORDER BY last_seen DESC LIMIT ?`,
 		f.Search, like, like, like, f.Limit)
 }
 
 // Board returns one board by serial.
 func (s *Store) Board(ctx context.Context, serial string) (Board, error) {
-	return one(ctx, s.RDB, scanBoard, `SELECT `+boardCols+` FROM boards WHERE serial = ?`, serial)
+	return one(ctx, s.r, scanBoard, `SELECT `+boardCols+` FROM boards WHERE serial = ?`, serial)
 }
 
 // Board returns one board inside the transaction.
@@ -75,6 +75,28 @@ func (t *Tx) SeeBoard(ctx context.Context, b Board) error {
 		last_event = CASE WHEN excluded.last_event != '' THEN excluded.last_event ELSE last_event END,
 		last_seen = excluded.last_seen`,
 		b.Serial, b.MAC, b.Model, b.Revision, b.IP, b.LastEvent, now, now)
+	return err
+}
+
+// SeeBoardReturning is SeeBoard that also returns the board as now stored.
+func (t *Tx) SeeBoardReturning(ctx context.Context, b Board) (Board, error) {
+	now := FormatTime(t.Now)
+	return one(ctx, t.tx, scanBoard, `INSERT INTO boards (serial, mac, model, revision, ip, last_event, first_seen, last_seen)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (serial) DO UPDATE SET
+		mac = CASE WHEN excluded.mac != '' THEN excluded.mac ELSE mac END,
+		model = CASE WHEN excluded.model != '' THEN excluded.model ELSE model END,
+		revision = CASE WHEN excluded.revision != '' THEN excluded.revision ELSE revision END,
+		ip = CASE WHEN excluded.ip != '' THEN excluded.ip ELSE ip END,
+		last_event = CASE WHEN excluded.last_event != '' THEN excluded.last_event ELSE last_event END,
+		last_seen = excluded.last_seen
+		RETURNING `+boardCols, b.Serial, b.MAC, b.Model, b.Revision, b.IP, b.LastEvent, now, now)
+}
+
+// SetBoardAllocated records the hostname a board got for a new deployment; its card
+// no longer holds a verified image.
+func (t *Tx) SetBoardAllocated(ctx context.Context, serial, hostname string) error {
+	_, err := t.tx.ExecContext(ctx, `UPDATE boards SET hostname = ?, deployed = 0 WHERE serial = ?`, hostname, serial)
 	return err
 }
 
@@ -128,7 +150,7 @@ func (s *Store) BoardEvents(ctx context.Context, serial, mac string, limit int) 
 	if limit <= 0 {
 		limit = 500
 	}
-	return collect(ctx, s.RDB, func(r scanner) (BoardEvent, error) {
+	return collect(ctx, s.r, func(r scanner) (BoardEvent, error) {
 		var e BoardEvent
 		err := r.Scan(&e.ID, &e.Serial, &e.MAC, &e.At, &e.Kind, &e.Detail)
 		return e, err

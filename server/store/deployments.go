@@ -73,7 +73,7 @@ func (s *Store) Deployments(ctx context.Context, f DeploymentFilter) ([]Deployme
 		f.Limit = 1000
 	}
 	like := "%" + f.Search + "%"
-	return collect(ctx, s.RDB, scanDeployment, `SELECT `+deploymentCols+deploymentFrom+` WHERE
+	return collect(ctx, s.r, scanDeployment, `SELECT `+deploymentCols+deploymentFrom+` WHERE
 		(? = '' OR d.state = ?) AND (? = '' OR d.venue = ?) AND (? = '' OR d.product = ?) AND (? = 0 OR d.batch_id = ?)
 		AND (? = '' OR d.serial = ?) AND (? = '' OR d.hostname LIKE ? OR d.serial LIKE ?)
 		AND (? = '' OR d.started_at >= ?) AND (? = '' OR d.started_at < ?)
@@ -84,7 +84,7 @@ func (s *Store) Deployments(ctx context.Context, f DeploymentFilter) ([]Deployme
 
 // Deployment returns one deployment.
 func (s *Store) Deployment(ctx context.Context, id int64) (Deployment, error) {
-	return one(ctx, s.RDB, scanDeployment, `SELECT `+deploymentCols+deploymentFrom+` WHERE d.id = ?`, id)
+	return one(ctx, s.r, scanDeployment, `SELECT `+deploymentCols+deploymentFrom+` WHERE d.id = ?`, id)
 }
 
 // Deployment returns one deployment inside the transaction.
@@ -174,7 +174,7 @@ type Phase struct {
 
 // Phases returns a deployment's phase history, oldest first.
 func (s *Store) Phases(ctx context.Context, id int64) ([]Phase, error) {
-	return collect(ctx, s.RDB, func(r scanner) (Phase, error) {
+	return collect(ctx, s.r, func(r scanner) (Phase, error) {
 		var p Phase
 		err := r.Scan(&p.Phase, &p.At, &p.Bytes, &p.Message)
 		return p, err
@@ -189,7 +189,7 @@ type StateCount struct {
 
 // DeploymentCounts counts deployments by state.
 func (s *Store) DeploymentCounts(ctx context.Context) ([]StateCount, error) {
-	return collect(ctx, s.RDB, func(r scanner) (StateCount, error) {
+	return collect(ctx, s.r, func(r scanner) (StateCount, error) {
 		var c StateCount
 		err := r.Scan(&c.State, &c.N)
 		return c, err

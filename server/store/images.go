@@ -37,12 +37,12 @@ func scanImage(r scanner) (Image, error) {
 
 // Images lists all images by name.
 func (s *Store) Images(ctx context.Context) ([]Image, error) {
-	return collect(ctx, s.RDB, scanImage, `SELECT `+imageCols+` FROM images ORDER BY name`)
+	return collect(ctx, s.r, scanImage, `SELECT `+imageCols+` FROM images ORDER BY name`)
 }
 
 // Image returns one image.
 func (s *Store) Image(ctx context.Context, name string) (Image, error) {
-	return one(ctx, s.RDB, scanImage, `SELECT `+imageCols+` FROM images WHERE name = ?`, name)
+	return one(ctx, s.r, scanImage, `SELECT `+imageCols+` FROM images WHERE name = ?`, name)
 }
 
 // Image returns one image inside the transaction.

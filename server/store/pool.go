@@ -37,7 +37,7 @@ func (s *Store) PoolNames(ctx context.Context, f PoolFilter) ([]PoolName, error)
 	if f.Free {
 		q += ` AND serial IS NULL AND retired = 0`
 	}
-	return collect(ctx, s.RDB, scanPool, q+` ORDER BY venue, product, seq`, f.Venue, f.Venue, f.Product, f.Product)
+	return collect(ctx, s.r, scanPool, q+` ORDER BY venue, product, seq`, f.Venue, f.Venue, f.Product, f.Product)
 }
 
 // PoolStats counts a venue+product pool.
@@ -52,7 +52,7 @@ type PoolStats struct {
 
 // PoolStats counts every pool.
 func (s *Store) PoolStats(ctx context.Context) ([]PoolStats, error) {
-	return collect(ctx, s.RDB, func(r scanner) (PoolStats, error) {
+	return collect(ctx, s.r, func(r scanner) (PoolStats, error) {
 		var p PoolStats
 		err := r.Scan(&p.Venue, &p.Product, &p.Total, &p.Bound, &p.Retired, &p.Free)
 		return p, err
@@ -63,7 +63,7 @@ func (s *Store) PoolStats(ctx context.Context) ([]PoolStats, error) {
 
 // PoolName returns one pool name.
 func (s *Store) PoolName(ctx context.Context, name string) (PoolName, error) {
-	return one(ctx, s.RDB, scanPool, `SELECT `+poolCols+` FROM pool_names WHERE name = ?`, name)
+	return one(ctx, s.r, scanPool, `SELECT `+poolCols+` FROM pool_names WHERE name = ?`, name)
 }
 
 // MaxPoolSeq is the highest sequence number in a pool (0 when empty).

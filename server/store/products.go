@@ -32,12 +32,12 @@ func scanProduct(r scanner) (Product, error) {
 
 // Products lists all products by code.
 func (s *Store) Products(ctx context.Context) ([]Product, error) {
-	return collect(ctx, s.RDB, scanProduct, `SELECT `+productCols+` FROM products ORDER BY code`)
+	return collect(ctx, s.r, scanProduct, `SELECT `+productCols+` FROM products ORDER BY code`)
 }
 
 // Product returns one product.
 func (s *Store) Product(ctx context.Context, code string) (Product, error) {
-	return one(ctx, s.RDB, scanProduct, `SELECT `+productCols+` FROM products WHERE code = ?`, code)
+	return one(ctx, s.r, scanProduct, `SELECT `+productCols+` FROM products WHERE code = ?`, code)
 }
 
 // Product returns one product inside the transaction.

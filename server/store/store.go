@@ -23,6 +23,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // the "sqlite" driver
@@ -66,6 +67,12 @@ type Store struct {
 	// RDB is the reader pool.
 	RDB  *sql.DB
 	path string
+
+	w, r *dbStmts // prepared statements of the writer and the reader pool
+	// wmu orders writers. database/sql hands a freed connection to a random waiter;
+	// a sync.Mutex under contention hands over in arrival order, which bounds the
+	// tail latency of a burst of hellos.
+	wmu sync.Mutex
 }
 
 // Open opens (creating if needed) the database in dir and migrates it.
@@ -97,6 +104,7 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	s.RDB = r
+	s.w, s.r = &dbStmts{db: w}, &dbStmts{db: r}
 	return s, nil
 }
 
@@ -105,6 +113,8 @@ func (s *Store) Path() string { return s.path }
 
 // Close closes both pools.
 func (s *Store) Close() error {
+	s.w.close()
+	s.r.close()
 	return errors.Join(s.RDB.Close(), s.DB.Close())
 }
 
@@ -181,24 +191,29 @@ type querier interface {
 
 // Tx is one write transaction.
 type Tx struct {
-	tx  *sql.Tx
+	tx  querier
 	Now time.Time // the transaction's clock: every row it writes carries this time
 }
 
 // Update runs fn in one BEGIN IMMEDIATE transaction on the writer connection and
 // commits if fn returns nil.
 func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	tx, err := s.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	if err := fn(&Tx{tx: tx, Now: time.Now().UTC()}); err != nil {
+	ts := &txStmts{tx: tx, cache: s.w}
+	if err := fn(&Tx{tx: ts, Now: time.Now().UTC()}); err != nil {
 		tx.Rollback()
+		ts.prepareMissing(ctx)
 		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	ts.prepareMissing(ctx)
 	return nil
 }
 

@@ -20,12 +20,12 @@ func scanUser(r scanner) (User, error) {
 
 // Users lists users by name.
 func (s *Store) Users(ctx context.Context) ([]User, error) {
-	return collect(ctx, s.RDB, scanUser, `SELECT name, password, created_at FROM users ORDER BY name`)
+	return collect(ctx, s.r, scanUser, `SELECT name, password, created_at FROM users ORDER BY name`)
 }
 
 // User returns one user.
 func (s *Store) User(ctx context.Context, name string) (User, error) {
-	return one(ctx, s.RDB, scanUser, `SELECT name, password, created_at FROM users WHERE name = ?`, name)
+	return one(ctx, s.r, scanUser, `SELECT name, password, created_at FROM users WHERE name = ?`, name)
 }
 
 // PutUser creates a user or replaces its password.
@@ -68,7 +68,7 @@ func (t *Tx) DeleteSession(ctx context.Context, tokenSHA256 string) error {
 
 // SessionUser returns the user of an unexpired session, or ErrNotFound.
 func (s *Store) SessionUser(ctx context.Context, tokenSHA256, now string) (string, error) {
-	return one(ctx, s.RDB, func(r scanner) (string, error) {
+	return one(ctx, s.r, func(r scanner) (string, error) {
 		var u string
 		err := r.Scan(&u)
 		return u, err

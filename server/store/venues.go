@@ -20,12 +20,12 @@ func scanVenue(r scanner) (Venue, error) {
 
 // Venues lists all venues by code.
 func (s *Store) Venues(ctx context.Context) ([]Venue, error) {
-	return collect(ctx, s.RDB, scanVenue, `SELECT code, name, created_at FROM venues ORDER BY code`)
+	return collect(ctx, s.r, scanVenue, `SELECT code, name, created_at FROM venues ORDER BY code`)
 }
 
 // Venue returns one venue.
 func (s *Store) Venue(ctx context.Context, code string) (Venue, error) {
-	return one(ctx, s.RDB, scanVenue, `SELECT code, name, created_at FROM venues WHERE code = ?`, code)
+	return one(ctx, s.r, scanVenue, `SELECT code, name, created_at FROM venues WHERE code = ?`, code)
 }
 
 // Venue returns one venue inside the transaction.

@@ -7,7 +7,8 @@
 // of the serial ("abcd1234/") or the MAC ("dc-a6-32-01-36-c2/"). A request for
 // "<prefix>/<file>" is served from the board's directory if the file is there, else
 // from the shared root. config.txt and cmdline.txt are generated (per board when the
-// request carries a prefix) unless the board's directory holds its own.
+// request carries a prefix) unless the board's directory holds its own; copies in the
+// shared root (the master image's) are never served.
 //
 // Names are resolved through os.Root: "..", absolute names and symlinks that leave
 // the root are refused, logged and recorded. Options: tsize (SetSize is called before

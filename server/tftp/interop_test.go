@@ -34,7 +34,7 @@ func (r *recorder) find(name string) (Event, bool) {
 	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		r.mu.Lock()
 		for i := len(r.ev) - 1; i >= 0; i-- {
-			if r.ev[i].Name == name {
+			if r.ev[i].Name == name && !r.ev[i].Started {
 				ev := r.ev[i]
 				r.mu.Unlock()
 				return ev, true
@@ -45,6 +45,17 @@ func (r *recorder) find(name string) (Event, bool) {
 			return Event{}, false
 		}
 	}
+}
+
+func (r *recorder) started(name string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ev := range r.ev {
+		if ev.Name == name && ev.Started {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *recorder) reset() {
@@ -91,6 +102,10 @@ func newFixture(t testing.TB) *fixture {
 	write("overlays/overlay_map.dtb", randBytes(t, 3000))
 	write("abcd1234/special.bin", special)
 	write("abcd1234/kernel_2712.img", kernel) // same bytes: the board dir wins, fallback tested with dtb
+	write("config.txt", []byte("# the master image's config.txt: never served\n"))
+	write("cmdline.txt", []byte("root=PARTUUID=0000-02 rootwait # the image's: never served\n"))
+	override := []byte("console=ttyAMA10 rpideploy.server=http://elsewhere:8080 # this board's own\n")
+	write("feed0001/cmdline.txt", override)
 	os.WriteFile(filepath.Join(outside, "secret"), []byte("secret"), 0o644)
 	if err := os.Symlink(filepath.Join(outside, "secret"), filepath.Join(root, "evil")); err != nil {
 		t.Fatal(err)
@@ -105,6 +120,9 @@ func newFixture(t testing.TB) *fixture {
 	f.files["abcd1234/config.txt"] = ConfigTxt(Board{Serial: "abcd1234"}, "")
 	f.files["abcd1234/cmdline.txt"] = CmdlineTxt(Board{Serial: "abcd1234"}, "", "http://10.42.0.1:8080")
 	f.files["cmdline.txt"] = CmdlineTxt(Board{}, "", "http://10.42.0.1:8080")
+	f.files["config.txt"] = ConfigTxt(Board{}, "")
+	f.files["feed0001/cmdline.txt"] = override
+	f.files["feed0001/config.txt"] = ConfigTxt(Board{Serial: "feed0001"}, "")
 
 	if err := CheckRoot(root); err != nil {
 		t.Fatal(err)
@@ -187,6 +205,9 @@ func TestRealClientsFetchByteExact(t *testing.T) {
 				ev, ok := f.rec.find(name)
 				if !ok || ev.Err != nil || ev.Bytes != int64(len(want)) || ev.Probe {
 					t.Errorf("event %+v, want %d bytes sent without error", ev, len(want))
+				}
+				if started := f.rec.started(name); started != (len(want) > 512) {
+					t.Errorf("started event: %v, want one only for files of more than one block", started)
 				}
 				if strings.HasPrefix(name, "abcd1234/") && (ev.Board.Serial != "abcd1234" || ev.File != strings.TrimPrefix(name, "abcd1234/")) {
 					t.Errorf("per-board event = %+v, want serial abcd1234", ev)
@@ -275,13 +296,17 @@ func readSkippingStale(c *net.UDPConn, buf []byte) (int, *net.UDPAddr, error) {
 // blksize 1468, ACK the OACK, read block 1, answer ERROR "Early terminate". It returns
 // the OACK's options.
 func probe(addr *net.UDPAddr, name string) (map[string]string, error) {
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	return probeFrom(net.IPv4(127, 0, 0, 1), addr, name, "1468")
+}
+
+func probeFrom(local net.IP, addr *net.UDPAddr, name, blksize string) (map[string]string, error) {
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: local})
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.WriteTo(rrq(name, "tsize", "0", "blksize", "1468"), addr); err != nil {
+	if _, err := c.WriteTo(rrq(name, "tsize", "0", "blksize", blksize), addr); err != nil {
 		return nil, err
 	}
 	buf := make([]byte, 2000)
@@ -329,5 +354,30 @@ func TestOACKAndProbe(t *testing.T) {
 	}
 	if ev, ok := f.rec.find("abcd1234/kernel_2712.img"); !ok || !ev.Probe || ev.Err != nil {
 		t.Errorf("probe event %+v: want Probe and no error", ev)
+	}
+	if f.rec.started("abcd1234/kernel_2712.img") {
+		t.Error("a probe was recorded as a started transfer")
+	}
+}
+
+func TestCheckRootAndPortTaken(t *testing.T) {
+	dir := t.TempDir()
+	err := CheckRoot(dir)
+	for _, want := range []string{"kernel_2712.img", "initramfs_2712", "bcm2712"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("CheckRoot(empty) = %v, want it to name %s", err, want)
+		}
+	}
+	if err := CheckRoot(filepath.Join(dir, "nope")); err == nil {
+		t.Error("CheckRoot(missing dir) = nil")
+	}
+	f := newFixture(t)
+	s, err := New(Options{Root: f.root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Listen(f.addr.String(), "")
+	if err == nil || !strings.Contains(err.Error(), "already taken") {
+		t.Errorf("Listen on a taken port: %v", err)
 	}
 }

@@ -68,13 +68,16 @@ func ParseName(raw string) (Name, error) {
 	return Name{File: clean}, nil
 }
 
-// open opens n inside root: the board's directory first, then the shared root. A
-// symlink that leaves the root is refused by os.Root.
-func open(root *os.Root, n Name) (*os.File, string, error) {
+// open opens n inside root: the board's directory first, then (if fallback) the shared
+// root. An empty File opens nothing (fs.ErrNotExist). A symlink that leaves the root is refused by os.Root.
+func open(root *os.Root, n Name, fallback bool) (*os.File, string, error) {
+	if n.File == "" {
+		return nil, "", fs.ErrNotExist
+	}
 	if n.Prefix != "" {
 		p := n.Prefix + "/" + n.File
 		f, err := openRegular(root, p)
-		if err == nil || !errors.Is(err, fs.ErrNotExist) {
+		if err == nil || !errors.Is(err, fs.ErrNotExist) || !fallback {
 			return f, p, err
 		}
 	}

@@ -33,10 +33,13 @@ type Event struct {
 	Bytes    int64          // bytes sent
 	Duration time.Duration
 	Probe    bool  // the client stopped after block 1 ("Early terminate"): it only checked the file exists
+	Started  bool  // not the end: the client acknowledged block 1 and the transfer goes on
 	Err      error // nil on success and for probes; wraps ErrRefused for refused names
 }
 
-// Recorder receives an Event for every read request.
+// Recorder receives an Event for every read request when it ends, and one with Started
+// set when a transfer of more than one block gets past block 1 (so that a board stuck
+// in a long transfer shows which file it is on).
 type Recorder interface {
 	RecordTFTP(ctx context.Context, ev Event)
 }
@@ -204,7 +207,11 @@ func (s *Server) read(raw string, rf io.ReaderFrom) error {
 	}
 
 	var r io.Reader
-	switch f, _, err := open(s.root, n); {
+	generated := n.File == "config.txt" || n.File == "cmdline.txt"
+	if generated && n.Prefix == "" {
+		n.File = "" // never the shared root's copy (the master image's): always generate
+	}
+	switch f, _, err := open(s.root, n, !generated); {
 	case err == nil:
 		defer f.Close()
 		st, err := f.Stat()
@@ -215,9 +222,9 @@ func (s *Server) read(raw string, rf io.ReaderFrom) error {
 		}
 		ev.Size = st.Size()
 		r = f
-	case errors.Is(err, fs.ErrNotExist) && (n.File == "config.txt" || n.File == "cmdline.txt"):
+	case generated && (n.File == "" || errors.Is(err, fs.ErrNotExist)):
 		var b []byte
-		if n.File == "config.txt" {
+		if ev.File == "config.txt" {
 			b = ConfigTxt(ev.Board, s.opt.ConfigExtra)
 		} else {
 			b = CmdlineTxt(ev.Board, s.opt.Cmdline, s.opt.ServerURL)
@@ -236,7 +243,12 @@ func (s *Server) read(raw string, rf io.ReaderFrom) error {
 	}
 
 	ot.SetSize(ev.Size) // before ReadFrom, so tsize goes into the OACK
-	sent, err := rf.ReadFrom(r)
+	pr := &progressReader{r: r, onStart: func() {
+		st := ev
+		st.Started = true
+		s.record(ctx, st, start)
+	}}
+	sent, err := rf.ReadFrom(pr)
 	ev.Bytes = sent
 	if err != nil && isEarlyTerminate(err) {
 		ev.Probe = true
@@ -310,4 +322,26 @@ func addrOf(ip net.IP) netip.Addr {
 	}
 	a, _ := netip.AddrFromSlice(ip)
 	return a
+}
+
+// progressReader calls onStart once, when pin/tftp asks for block 2: pin reads a block
+// only after the client acknowledged the one before, so a probe (which stops at block
+// 1) never gets there.
+type progressReader struct {
+	r       io.Reader
+	block   int // bytes asked for by the first Read: the block size
+	read    int
+	onStart func()
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	if p.block == 0 {
+		p.block = len(b)
+	} else if p.onStart != nil && p.read >= p.block {
+		p.onStart()
+		p.onStart = nil
+	}
+	n, err := p.r.Read(b)
+	p.read += n
+	return n, err
 }

@@ -5,12 +5,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/rpi-deploy/rpi-deploy/image-tools/bmap"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/imgfile"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/internal/atomicfile"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/layout"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
 )
@@ -54,38 +53,9 @@ func runBmap(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		*out = base + ".bmap"
 	}
-	if err := writeFileAtomic(*out, func(w io.Writer) error { return bmap.Write(w, im, im.Size, ranges) }); err != nil {
+	if err := atomicfile.Write(*out, func(w io.Writer) error { return bmap.Write(w, im, im.Size, ranges) }); err != nil {
 		return fmt.Errorf("write bmap %q: %w", *out, err)
 	}
 	fmt.Fprintf(stdout, "%s: %d ranges\n", *out, len(ranges))
 	return nil
-}
-
-// writeFileAtomic writes path through a temporary file in the same directory, synced and
-// renamed only when write succeeds; on error nothing is left behind.
-func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	w := bufio.NewWriterSize(tmp, 1<<20)
-	if err := write(w); err != nil {
-		return err
-	}
-	if err := w.Flush(); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -22,12 +22,15 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"pack":   {runPack, "pack IN -o NAME.img.zst: compress an image into frames + manifest"},
-	"verify": {runVerify, "verify NAME.img.zst | --manifest M TARGET: check against a manifest"},
-	"bmap":   {runBmap, "bmap IMAGE [-o FILE]: write a bmaptool block map of the data ranges"},
+	"pack":      {runPack, "pack IN -o NAME.img.zst: compress an image into frames + manifest"},
+	"inspect":   {runInspect, "inspect IMAGE|MANIFEST [--json]: partitions, file systems, data, boot files, first boot"},
+	"verify":    {runVerify, "verify NAME.img.zst | --manifest M CARD-OR-IMAGE: check against a manifest"},
+	"bootfiles": {runBootfiles, "bootfiles IMAGE DIR: copy the Pi 5 netboot files out of the boot partition"},
+	"bmap":      {runBmap, "bmap IMAGE [-o FILE]: write a bmaptool block map of the data ranges"},
+	"push":      {runPush, "push [--server URL] NAME.img.zst: upload image and manifest to rpi-deployd, resumable"},
 }
 
-var order = []string{"pack", "verify", "bmap"}
+var order = []string{"pack", "inspect", "verify", "bootfiles", "bmap", "push"}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

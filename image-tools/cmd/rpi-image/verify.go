@@ -17,6 +17,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := newFlags("verify", "NAME.img.zst | --manifest NAME.manifest.json CARD-OR-IMAGE", stderr)
 	manPath := fs.String("manifest", "", "manifest `FILE` (default: beside a packed image)")
 	jobs := fs.Int("j", 0, "chunks checked at once (default: number of CPUs)")
+	full := fs.Bool("full", false, "card or image file: check whole chunks (free space must read as zeros), not only the data ranges")
 	quiet := fs.Bool("q", false, "no progress output")
 	pos, err := parse(fs, args, 1, 1)
 	if err != nil {
@@ -59,5 +60,6 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stdout, "%s: OK: %d frames, %d bytes, sha256 %s\n", target, len(m.Chunks), m.Size, m.SHA256)
 		return nil
 	}
-	return fmt.Errorf("%w: %q is not a packed image", errUsage, target)
+	f.Close()
+	return verifyTarget(ctx, target, size, m, *jobs, *full, prog, stdout)
 }

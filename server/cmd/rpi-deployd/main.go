@@ -31,5 +31,12 @@ func run(ctx context.Context, args []string) int {
 		}
 		return 0
 	}
+	if len(args) > 0 && args[0] == "tftproot" {
+		if err := tftproot(ctx, args[1:], env); err != nil {
+			env.Errorf("rpi-deployd: %v\n", err)
+			return 1
+		}
+		return 0
+	}
 	return cli.Run(ctx, args, env)
 }

@@ -20,13 +20,14 @@ import (
 	"github.com/rpi-deploy/rpi-deploy/server/config"
 	"github.com/rpi-deploy/rpi-deploy/server/domain"
 	"github.com/rpi-deploy/rpi-deploy/server/events"
+	"github.com/rpi-deploy/rpi-deploy/server/netboot"
 	"github.com/rpi-deploy/rpi-deploy/server/store"
 )
 
 // serve runs the server until ctx ends: parse the configuration, open the store,
 // build the parts, serve every listener, shut down in one place.
 func serve(ctx context.Context, args []string, env cli.Env) error {
-	cfg, err := serveConfig(args, env)
+	cfg, nbCfg, err := serveConfig(args, env)
 	if err != nil {
 		return err
 	}
@@ -80,7 +81,21 @@ func serve(ctx context.Context, args []string, env cli.Env) error {
 		env.Errorf("rpi-deployd: agent API on http://%s\n", ln.Addr().String())
 	}
 
+	// DHCP and TFTP (server/netboot): after the HTTP listeners, whose port the agent
+	// URL carries.
+	agentLn := main
+	if len(lns) > 1 {
+		agentLn = lns[1].ln
+	}
+	nb, err := netboot.Start(ctx, nbCfg, netboot.Deps{Store: st, Boards: svc, Logger: log,
+		HTTPPort: agentLn.Addr().(*net.TCPAddr).Port})
+	if err != nil {
+		closeAll()
+		return err
+	}
+
 	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return nb.Serve(ctx) })
 	for _, l := range lns {
 		base := context.Background()
 		if l.agent {
@@ -111,12 +126,13 @@ func serve(ctx context.Context, args []string, env cli.Env) error {
 		return nil
 	})
 	log.Info("rpi-deployd started", "version", env.Version, "data", cfg.Data, "db", st.Path(), "max_streams", cfg.MaxStreams)
+	log.Info("netboot", nb.Describe()...)
 	env.Errorf("rpi-deployd: listening on http://%s\n", main.Addr().String())
 	return g.Wait()
 }
 
 // serveConfig builds the configuration: defaults < config file < environment < flags.
-func serveConfig(args []string, env cli.Env) (config.Config, error) {
+func serveConfig(args []string, env cli.Env) (config.Config, netboot.Config, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	cfgPath := fs.String("config", "", "JSON config file (optional)")
@@ -135,20 +151,27 @@ func serveConfig(args []string, env cli.Env) (config.Config, error) {
 	token := fs.String("token", "", "admin token (default: $RPI_DEPLOY_TOKEN)")
 	maxStreams := fs.Int("max-streams", 0, "deployments streaming at once before hellos get retry (default 64)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default info)")
+	nbFlags := netboot.AddFlags(fs)
+	var nb netboot.Config
 	if err := fs.Parse(args); err != nil {
-		return config.Config{}, err
+		return config.Config{}, nb, err
 	}
 	if fs.NArg() > 0 {
-		return config.Config{}, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+		return config.Config{}, nb, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
 	}
 	var cfg config.Config
 	if *cfgPath != "" {
 		c, err := config.Load(*cfgPath)
 		if err != nil {
-			return cfg, err
+			return cfg, nb, err
 		}
 		cfg = c
 	}
+	nb, err := netboot.Parse(cfg.Netboot)
+	if err != nil {
+		return cfg, nb, err
+	}
+	nb = nb.Override(nbFlags)
 	cfg.FromEnv(env.Getenv)
 	for _, f := range []struct {
 		v   string
@@ -165,5 +188,8 @@ func serveConfig(args []string, env cli.Env) (config.Config, error) {
 		cfg.MaxStreams = *maxStreams
 	}
 	cfg = cfg.WithDefaults()
-	return cfg, cfg.Validate()
+	if err := cfg.Validate(); err != nil {
+		return cfg, nb, err
+	}
+	return cfg, nb, nb.Validate()
 }

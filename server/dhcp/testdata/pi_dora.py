@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Plays a Raspberry Pi 5 EEPROM bootloader's DHCP exchange with scapy.
 
-usage: pi_dora.py IFACE SERIAL8 [discover|dora]
+usage: pi_dora.py IFACE SERIAL8 [discover|dora] [bcast]
 
 Sends a DISCOVER shaped like the Pi 5's (option 60 PXEClient:Arch:00000:UNDI:002001,
 93 = 0, 94, 97 = 00 'RPi5' revision mac-low serial, 55 = 1,3,43,60,66,67,128-135,
@@ -22,6 +22,7 @@ conf.checkIPaddr = False
 
 iface, serial = sys.argv[1], sys.argv[2]
 steps = sys.argv[3] if len(sys.argv) > 3 else "dora"
+flags = 0x8000 if len(sys.argv) > 4 and sys.argv[4] == "bcast" else 0
 mac = get_if_hwaddr(iface)
 chaddr = mac2str(mac)
 xid = random.randint(1, 0xFFFFFFFF)
@@ -61,7 +62,7 @@ def exchange(step, dhcp_opts):
     pkt = (Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") /
            IP(src="0.0.0.0", dst="255.255.255.255") /
            UDP(sport=68, dport=67) /
-           BOOTP(chaddr=chaddr, xid=xid, flags=0) /
+           BOOTP(chaddr=chaddr, xid=xid, flags=flags) /
            DHCP(options=dhcp_opts + ["end"]))
     sendp(pkt, iface=iface)
     sn.join()

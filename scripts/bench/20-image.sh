@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# rpi-image pack against the stock tools on the same ~1 GiB Raspberry Pi OS-shaped
+# image (a used card: random bytes and deleted files in its free space), measured in
+# this run:
+#   pack-time        rpi-image pack (level 3)  vs  zstd -T0 -3 of the raw image
+#   pack-size-zstd   packed size               vs  zstd -T0 -3
+#   pack-size-xz     packed size               vs  xz -T0 -6 (how master images ship),
+#                    on a ~300 MiB image of the same shape (xz is slow)
+#   verify-time      rpi-image verify          vs  zstd -t of the packed file
+# Needs: go, zstd, xz-utils and the testimg tools (scripts/deps/*.apt).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+work=$(mktemp -d "${TMPDIR:-/tmp}/bench-image.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+go build -o "$work/" ./image-tools/cmd/rpi-image ./scripts/bench/mktestimg
+ROOT_DATA=${BENCH_IMAGE_ROOT_DATA:-$((768 << 20))}
+"$work/mktestimg" -o "$work/master.img" -used -boot-size $((128 << 20)) -root-data "$ROOT_DATA" -root-free $((96 << 20)) >/dev/null
+size=$(stat -c %s "$work/master.img")
+echo "image: $size bytes ($(nproc) CPUs)"
+cat "$work/master.img" >/dev/null # page cache: time the compressors, not the disk
+
+secs() { local s e; s=$(date +%s.%N); "$@" >/dev/null; e=$(date +%s.%N); awk -v s="$s" -v e="$e" 'BEGIN { printf "%.3f", e - s }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
+fmt() { printf '%.2f' "$1"; }
+
+t_ours=$(secs "$work/rpi-image" pack -q --level 3 "$work/master.img" -o "$work/ours.img.zst")
+t_zstd=$(secs sh -c "zstd -q -T0 -3 -c '$work/master.img' > '$work/base.zst'")
+echo "bench: pack-time ours=$(fmt "$t_ours")s baseline=$(fmt "$t_zstd")s ratio=$(ratio "$t_ours" "$t_zstd")"
+
+s_ours=$(stat -c %s "$work/ours.img.zst")
+s_zstd=$(stat -c %s "$work/base.zst")
+echo "bench: pack-size-zstd ours=$s_ours baseline=$s_zstd ratio=$(ratio "$s_ours" "$s_zstd")"
+
+# xz -6 runs at ~2 MB/s per core on random data: compare sizes on a smaller image of
+# the same shape (BENCH_IMAGE_XZ_ROOT_DATA) so the bench ends in minutes.
+"$work/mktestimg" -o "$work/small.img" -used -boot-size $((64 << 20)) -root-data "${BENCH_IMAGE_XZ_ROOT_DATA:-$((160 << 20))}" -root-free $((48 << 20)) >/dev/null
+"$work/rpi-image" pack -q "$work/small.img" -o "$work/small.img.zst" >/dev/null
+xz -q -T0 -6 -c "$work/small.img" > "$work/small.xz"
+s_small=$(stat -c %s "$work/small.img.zst")
+s_xz=$(stat -c %s "$work/small.xz")
+echo "bench: pack-size-xz ours=$s_small baseline=$s_xz ratio=$(ratio "$s_small" "$s_xz") # $(stat -c %s "$work/small.img")-byte image"
+
+t_ver=$(secs "$work/rpi-image" verify -q "$work/ours.img.zst")
+t_test=$(secs zstd -q -t "$work/ours.img.zst")
+echo "bench: verify-time ours=$(fmt "$t_ver")s baseline=$(fmt "$t_test")s ratio=$(ratio "$t_ver" "$t_test")"

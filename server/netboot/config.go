@@ -1,0 +1,149 @@
+package netboot
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/rpi-deploy/rpi-deploy/server/dhcp"
+)
+
+// Config is the "netboot" section of rpi-deployd's config file. Flags of `serve`
+// override the first four fields. Zero values mean the documented defaults.
+type Config struct {
+	// DHCPMode is full, proxy or off. Default off.
+	DHCPMode string `json:"dhcp_mode,omitempty"`
+	// DHCPInterface is the deployment network interface (required unless DHCP is off).
+	// DHCP listens on 0.0.0.0:67 bound to it; TFTP is bound to it as well.
+	DHCPInterface string `json:"dhcp_interface,omitempty"`
+	// DHCPRange is the full-mode pool, "FIRST-LAST" (inclusive), inside the
+	// interface's network.
+	DHCPRange string `json:"dhcp_range,omitempty"`
+	// LeaseTime is the full-mode lease time, e.g. "1h" (default 1h).
+	LeaseTime string `json:"lease_time,omitempty"`
+	// Router is option 3 in full mode (default: none).
+	Router string `json:"router,omitempty"`
+	// DNS servers, option 6 in full mode (default: none).
+	DNS []string `json:"dns,omitempty"`
+	// Reservations pin addresses to boards by MAC or serial (8 hex digits).
+	Reservations []dhcp.Reservation `json:"reservations,omitempty"`
+	// TFTPRoot is the TFTP root directory (see `rpi-deployd tftproot`). TFTP is off
+	// when empty.
+	TFTPRoot string `json:"tftp_root,omitempty"`
+	// TFTPListen is the TFTP UDP address. Default 0.0.0.0:69.
+	TFTPListen string `json:"tftp_listen,omitempty"`
+	// AgentURL is the URL agents reach the server at: rpideploy.server= in the
+	// generated cmdline.txt and DHCP option 224. Default http://<interface address>:<HTTP port>.
+	AgentURL string `json:"agent_url,omitempty"`
+	// Cmdline starts the generated cmdline.txt (default tftp.DefaultCmdline).
+	Cmdline string `json:"cmdline,omitempty"`
+	// ConfigTxt is appended to the generated config.txt.
+	ConfigTxt string `json:"config_txt,omitempty"`
+}
+
+// Parse reads the raw "netboot" section (empty: all defaults); unknown fields are an error.
+func Parse(raw json.RawMessage) (Config, error) {
+	var c Config
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return c, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return c, fmt.Errorf("config netboot: %w", err)
+	}
+	return c, nil
+}
+
+// Flags are the netboot flags of `rpi-deployd serve`.
+type Flags struct {
+	DHCPMode, DHCPInterface, DHCPRange, TFTPRoot string
+}
+
+// AddFlags registers --dhcp-mode, --dhcp-interface, --dhcp-range and --tftp-root.
+func AddFlags(fs *flag.FlagSet) *Flags {
+	f := &Flags{}
+	fs.StringVar(&f.DHCPMode, "dhcp-mode", "", "DHCP mode: full, proxy or off (default off)")
+	fs.StringVar(&f.DHCPInterface, "dhcp-interface", "", "deployment network interface for DHCP and TFTP")
+	fs.StringVar(&f.DHCPRange, "dhcp-range", "", "full-mode address pool FIRST-LAST, e.g. 10.42.0.100-10.42.0.199")
+	fs.StringVar(&f.TFTPRoot, "tftp-root", "", "TFTP root directory (TFTP is off when unset)")
+	return f
+}
+
+// Override returns c with the flags that were given.
+func (c Config) Override(f *Flags) Config {
+	if f == nil {
+		return c
+	}
+	for _, p := range []struct {
+		dst *string
+		v   string
+	}{
+		{&c.DHCPMode, f.DHCPMode}, {&c.DHCPInterface, f.DHCPInterface},
+		{&c.DHCPRange, f.DHCPRange}, {&c.TFTPRoot, f.TFTPRoot},
+	} {
+		if p.v != "" {
+			*p.dst = p.v
+		}
+	}
+	return c
+}
+
+// Validate checks the values that need no system access.
+func (c Config) Validate() error {
+	switch c.DHCPMode {
+	case "", dhcp.ModeOff, dhcp.ModeProxy:
+	case dhcp.ModeFull:
+		if c.DHCPRange == "" {
+			return fmt.Errorf("dhcp mode full needs --dhcp-range FIRST-LAST")
+		}
+		if _, _, err := ParseRange(c.DHCPRange); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("dhcp mode %q: want full, proxy or off", c.DHCPMode)
+	}
+	if c.mode() != dhcp.ModeOff && c.DHCPInterface == "" {
+		return fmt.Errorf("dhcp mode %s needs --dhcp-interface IF", c.DHCPMode)
+	}
+	if c.LeaseTime != "" {
+		if d, err := time.ParseDuration(c.LeaseTime); err != nil || d < time.Minute {
+			return fmt.Errorf("lease_time %q: want a duration of at least 1m, e.g. \"1h\"", c.LeaseTime)
+		}
+	}
+	for _, a := range append([]string{c.Router}, c.DNS...) {
+		if a == "" {
+			continue
+		}
+		if ip, err := netip.ParseAddr(a); err != nil || !ip.Is4() {
+			return fmt.Errorf("router/dns %q: want an IPv4 address", a)
+		}
+	}
+	return nil
+}
+
+func (c Config) mode() string {
+	if c.DHCPMode == "" {
+		return dhcp.ModeOff
+	}
+	return c.DHCPMode
+}
+
+// ParseRange reads "FIRST-LAST".
+func ParseRange(s string) (first, last netip.Addr, err error) {
+	a, b, ok := strings.Cut(s, "-")
+	if ok {
+		first, err = netip.ParseAddr(strings.TrimSpace(a))
+		if err == nil {
+			last, err = netip.ParseAddr(strings.TrimSpace(b))
+		}
+	}
+	if !ok || err != nil || !first.Is4() || !last.Is4() || last.Less(first) {
+		return first, last, fmt.Errorf("dhcp range %q: want FIRST-LAST, two IPv4 addresses in order, e.g. 10.42.0.100-10.42.0.199", s)
+	}
+	return first, last, nil
+}

@@ -1,0 +1,271 @@
+package netboot_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rpi-deploy/rpi-deploy/server/dhcp"
+	"github.com/rpi-deploy/rpi-deploy/server/netnstest"
+	"github.com/rpi-deploy/rpi-deploy/server/store"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "netboot-test")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "rpi-deployd")
+	if out, err := exec.Command("go", "build", "-o", binary, "../cmd/rpi-deployd").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build rpi-deployd: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type daemon struct {
+	cmd    *exec.Cmd
+	url    string
+	stderr *bytes.Buffer
+}
+
+var listening = regexp.MustCompile(`rpi-deployd: listening on (http://\S+)`)
+
+// startServe runs `rpi-deployd serve` inside ns and waits for its "listening on" line.
+func startServe(t *testing.T, ns *netnstest.NS, args ...string) *daemon {
+	t.Helper()
+	d := &daemon{stderr: &bytes.Buffer{}}
+	d.cmd = ns.Command(context.Background(), binary, append([]string{"serve"}, args...)...)
+	pr, pw := io.Pipe()
+	d.cmd.Stderr = pw
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			d.stderr.WriteString(sc.Text() + "\n")
+			if m := listening.FindStringSubmatch(sc.Text()); m != nil {
+				found <- m[1]
+			}
+		}
+	}()
+	t.Cleanup(func() { d.stop(t); pw.Close() })
+	select {
+	case d.url = <-found:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("rpi-deployd did not start:\n%s", d.stderr)
+	}
+	return d
+}
+
+func (d *daemon) stop(t *testing.T) {
+	if d.cmd.ProcessState != nil {
+		return
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- d.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("rpi-deployd exit: %v\n%s", err, d.stderr)
+		}
+	case <-time.After(15 * time.Second):
+		d.cmd.Process.Kill()
+		<-done
+		t.Errorf("rpi-deployd did not stop on SIGTERM")
+	}
+}
+
+func tftpRoot(t *testing.T) (string, []byte) {
+	root := t.TempDir()
+	kernel := make([]byte, 700_001)
+	rand.Read(kernel)
+	for name, b := range map[string][]byte{"kernel_2712.img": kernel, "initramfs_2712": []byte("cpio"), "bcm2712-rpi-5-b.dtb": []byte("dtb"),
+		"cmdline.txt": []byte("root=PARTUUID=1234-02 rootwait\n")} {
+		if err := os.WriteFile(filepath.Join(root, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root, kernel
+}
+
+func udhcpc(t *testing.T, ns *netnstest.NS, ifc string, extra ...string) map[string]string {
+	t.Helper()
+	dir := t.TempDir()
+	script := filepath.Join(dir, "s.sh")
+	os.WriteFile(script, []byte("#!/bin/sh\n[ \"$1\" = bound ] && env > "+dir+"/env\nexit 0\n"), 0o755)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := ns.Run(ctx, "busybox", append([]string{"udhcpc", "-i", ifc, "-f", "-q", "-n", "-t", "3", "-T", "1", "-s", script}, extra...)...)
+	b, rerr := os.ReadFile(filepath.Join(dir, "env"))
+	if rerr != nil {
+		t.Fatalf("udhcpc got no lease: %v %s", err, out)
+	}
+	m := map[string]string{}
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok {
+			m[k] = strings.Trim(v, "'")
+		}
+	}
+	return m
+}
+
+func atftp(t *testing.T, ns *netnstest.NS, name string) []byte {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "f")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if msg, err := ns.Run(ctx, "atftp", "--option", "blksize 1468", "--option", "tsize 0", "-g", "-r", name, "-l", out, "10.74.0.1", "69"); err != nil {
+		t.Fatalf("atftp %s: %v %s", name, err, msg)
+	}
+	b, _ := os.ReadFile(out)
+	return b
+}
+
+// TestServeNetboot drives the real rpi-deployd binary in a network namespace: a Pi 5
+// bootloader's DHCP exchange (scapy), its TFTP reads with the per-board cmdline.txt,
+// the agent's DHCP with option 224, and then checks that the lease and the board's
+// netboot events are in the SQLite database, and that a restarted server (configured
+// through the config file this time) gives the board its address back.
+func TestServeNetboot(t *testing.T) {
+	netnstest.Require(t)
+	l := netnstest.NewLink(t, "10.74.0.1/24", "")
+	root, kernel := tftpRoot(t)
+	data := t.TempDir()
+	d := startServe(t, l.Server, "--data", data, "--listen", "10.74.0.1:0", "--dhcp-mode", "full",
+		"--dhcp-interface", l.ServerIf, "--dhcp-range", "10.74.0.100-10.74.0.150", "--tftp-root", root)
+
+	var mac string
+	l.Client.MustDo(t, func() error {
+		ifc, err := net.InterfaceByName(l.ClientIf)
+		if err == nil {
+			mac = ifc.HardwareAddr.String()
+		}
+		return err
+	})
+
+	// The bootloader: DISCOVER/REQUEST with option 97 naming serial abcd1234.
+	script, _ := filepath.Abs("../dhcp/testdata/pi_dora.py")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := l.Client.Run(ctx, "/usr/bin/python3", script, l.ClientIf, "abcd1234", "dora")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ack struct {
+		YIAddr  string            `json:"yiaddr"`
+		Options map[string]string `json:"options"`
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || json.Unmarshal([]byte(lines[1]), &ack) != nil || ack.Options["53"] != "05" {
+		t.Fatalf("no ACK for the bootloader:\n%s\n%s", out, d.stderr)
+	}
+	if ack.Options["43"] != hex.EncodeToString(dhcp.PXEMenu) {
+		t.Errorf("option 43 = %s", ack.Options["43"])
+	}
+	l.Client.MustRun(t, "ip", "addr", "add", ack.YIAddr+"/24", "dev", l.ClientIf)
+
+	// TFTP: the per-board cmdline.txt names the server, the board and its MAC.
+	cmdline := string(atftp(t, l.Client, "abcd1234/cmdline.txt"))
+	for _, want := range []string{"rpideploy.server=" + d.url, "rpideploy.board=abcd1234", "rpideploy.mac=" + mac} {
+		if !strings.Contains(cmdline, want) {
+			t.Errorf("cmdline.txt %q lacks %q", cmdline, want)
+		}
+	}
+	if strings.Contains(cmdline, "PARTUUID") {
+		t.Errorf("served the image's cmdline.txt: %q", cmdline)
+	}
+	if got := atftp(t, l.Client, "abcd1234/kernel_2712.img"); !bytes.Equal(got, kernel) {
+		t.Errorf("kernel: %d bytes differ", len(got))
+	}
+	l.Client.MustRun(t, "ip", "addr", "flush", "dev", l.ClientIf)
+
+	// The agent's Linux DHCP: same address, option 224 = the agent URL.
+	lease := udhcpc(t, l.Client, l.ClientIf, "-V", "rpi-deploy-agent", "-O", "224")
+	if got, _ := hex.DecodeString(lease["opt224"]); string(got) != d.url || lease["ip"] != ack.YIAddr {
+		t.Errorf("agent lease %s, option 224 %q; want %s and %q", lease["ip"], got, ack.YIAddr, d.url)
+	}
+	time.Sleep(300 * time.Millisecond) // events are recorded asynchronously
+	d.stop(t)
+
+	st, err := store.Open(context.Background(), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leases, err := st.DHCPLeases(context.Background())
+	if err != nil || len(leases) != 1 || leases[0].MAC != mac || leases[0].IP != ack.YIAddr || leases[0].Serial != "abcd1234" || leases[0].Kind != "agent" {
+		t.Errorf("stored leases %+v, %v; want %s at %s, serial abcd1234, kind agent", leases, err, mac, ack.YIAddr)
+	}
+	evs, err := st.BoardEvents(context.Background(), "", mac, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, e := range evs {
+		kinds = append(kinds, e.Kind+" "+e.Detail)
+	}
+	all := strings.Join(kinds, "\n")
+	for _, want := range []string{"dhcp.offer serial abcd1234: dhcp.offer " + ack.YIAddr, "dhcp.ack serial abcd1234: dhcp.ack " + ack.YIAddr,
+		"tftp.file serial abcd1234: tftp.file cmdline.txt", "tftp.start serial abcd1234: tftp.start kernel_2712.img 700001 bytes",
+		"tftp.file serial abcd1234: tftp.file kernel_2712.img 700001 bytes"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("board events lack %q:\n%s", want, all)
+		}
+	}
+	st.Close()
+
+	// Restart, configured by the config file: the board gets its address back.
+	cfg := filepath.Join(t.TempDir(), "rpi-deployd.json")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`{"data": %q, "listen": "10.74.0.1:0", "netboot": {"dhcp_mode": "full",
+		"dhcp_interface": %q, "dhcp_range": "10.74.0.100-10.74.0.150", "lease_time": "30m"}}`, data, l.ServerIf)), 0o644)
+	startServe(t, l.Server, "--config", cfg)
+	again := udhcpc(t, l.Client, l.ClientIf)
+	if again["ip"] != ack.YIAddr || again["lease"] != "1800" {
+		t.Errorf("after restart: %s (lease %s), want %s for 1800 s", again["ip"], again["lease"], ack.YIAddr)
+	}
+}
+
+func TestServeStartupErrors(t *testing.T) {
+	netnstest.Require(t)
+	l := netnstest.NewLink(t, "10.73.0.1/24", "")
+	data := t.TempDir()
+	for _, tc := range []struct {
+		ns   *netnstest.NS
+		args []string
+		want string
+	}{
+		{l.Client, []string{"--dhcp-mode", "proxy", "--dhcp-interface", l.ClientIf}, "has no IPv4 address"},
+		{l.Server, []string{"--dhcp-mode", "full", "--dhcp-interface", "nosuch0", "--dhcp-range", "10.73.0.10-10.73.0.20"}, `dhcp interface "nosuch0"`},
+		{l.Server, []string{"--dhcp-mode", "full", "--dhcp-interface", l.ServerIf, "--dhcp-range", "10.99.0.10-10.99.0.20"}, "outside the network"},
+		{l.Server, []string{"--tftp-root", t.TempDir()}, "lacks kernel_2712.img"},
+		{l.Server, []string{"--dhcp-mode", "full", "--dhcp-interface", l.ServerIf, "--dhcp-range", "nonsense"}, "want FIRST-LAST"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		out, err := tc.ns.Run(ctx, binary, append([]string{"serve", "--data", data, "--listen", "127.0.0.1:0"}, tc.args...)...)
+		cancel()
+		if err == nil || !strings.Contains(out, tc.want) {
+			t.Errorf("serve %v: %v\n%s\nwant an error with %q", tc.args, err, out, tc.want)
+		}
+	}
+}

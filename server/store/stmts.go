@@ -1,0 +1,108 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"sync"
+)
+
+// SQLite spends most of a small query parsing it; the store keeps one prepared
+// statement per query text and reuses it.
+
+// dbStmts is a querier over a *sql.DB whose statements are prepared once.
+type dbStmts struct {
+	db *sql.DB
+	m  sync.Map // query → *sql.Stmt
+}
+
+func (d *dbStmts) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	if s, ok := d.m.Load(q); ok {
+		return s.(*sql.Stmt), nil
+	}
+	s, err := d.db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if old, loaded := d.m.LoadOrStore(q, s); loaded {
+		s.Close()
+		return old.(*sql.Stmt), nil
+	}
+	return s, nil
+}
+
+func (d *dbStmts) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	s, err := d.stmt(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return s.ExecContext(ctx, args...)
+}
+
+func (d *dbStmts) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	s, err := d.stmt(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return s.QueryContext(ctx, args...)
+}
+
+func (d *dbStmts) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	s, err := d.stmt(ctx, q)
+	if err != nil {
+		// Let the plain path report the error through Row.Scan.
+		return d.db.QueryRowContext(ctx, q, args...)
+	}
+	return s.QueryRowContext(ctx, args...)
+}
+
+func (d *dbStmts) close() {
+	d.m.Range(func(_, v any) bool {
+		v.(*sql.Stmt).Close()
+		return true
+	})
+}
+
+// txStmts is a querier inside a write transaction. Statements already prepared on
+// the writer connection are reused; new query texts run unprepared this time and are
+// prepared after the transaction ends (the only writer connection is busy until then).
+type txStmts struct {
+	tx      *sql.Tx
+	cache   *dbStmts
+	missing []string
+}
+
+func (t *txStmts) get(ctx context.Context, q string) *sql.Stmt {
+	if s, ok := t.cache.m.Load(q); ok {
+		return t.tx.StmtContext(ctx, s.(*sql.Stmt))
+	}
+	t.missing = append(t.missing, q)
+	return nil
+}
+
+func (t *txStmts) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if s := t.get(ctx, q); s != nil {
+		return s.ExecContext(ctx, args...)
+	}
+	return t.tx.ExecContext(ctx, q, args...)
+}
+
+func (t *txStmts) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if s := t.get(ctx, q); s != nil {
+		return s.QueryContext(ctx, args...)
+	}
+	return t.tx.QueryContext(ctx, q, args...)
+}
+
+func (t *txStmts) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	if s := t.get(ctx, q); s != nil {
+		return s.QueryRowContext(ctx, args...)
+	}
+	return t.tx.QueryRowContext(ctx, q, args...)
+}
+
+// prepareMissing prepares the query texts a transaction ran unprepared.
+func (t *txStmts) prepareMissing(ctx context.Context) {
+	for _, q := range t.missing {
+		t.cache.stmt(ctx, q)
+	}
+}
