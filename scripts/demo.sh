@@ -2,7 +2,7 @@
 # make demo: the whole flow on one machine, no Pi needed (docs/operations.md, "The demo").
 #
 #  1. builds the fleet simulator and the image generator (make demo already ran deps, build)
-#  2. generates a Raspberry Pi OS-shaped master image (scripts/testimg) and packs it
+#  2. generates a Raspberry Pi OS-shaped master image (image-tools/testimg, via scripts/bench/mktestimg) and packs it
 #     (rpi-image pack)
 #  3. starts rpi-deployd on embedded defaults: SQLite in ./demo-data (fresh every run),
 #     DHCP and TFTP off, listening on 127.0.0.1:$DEMO_PORT (a free port if that is taken)
@@ -39,12 +39,12 @@ for b in rpi-deployd rpi-agent rpi-image; do
   [ -x "$bin/$b" ] || die "$bin/$b missing: run 'make demo' (it builds first) or 'make build'"
 done
 go build -trimpath -o "$bin/fleetsim" ./scripts/fleetsim
-go build -trimpath -o "$bin/testimg" ./scripts/testimg
+go build -trimpath -o "$bin/mktestimg" ./scripts/bench/mktestimg
 
 # --- 2. master image --------------------------------------------------------------------
 mkdir -p "$build"
 say "building a Raspberry Pi OS-shaped master image and packing it"
-"$bin/testimg" -o "$build/master.img" -kind bookworm-firstrun -boot-mib 64 -root-data-mib 96 -root-free-mib 32 -seed 7 | sed 's/^/demo: /'
+"$bin/mktestimg" -o "$build/master.img" -kind bookworm-firstrun -root-data $(( 96 << 20 )) -seed 7 | sed 's/^/demo: /'
 "$bin/rpi-image" pack -q --force "$build/master.img" -o "$build/demo.img.zst" | sed 's/^/demo: /'
 rm -f "$build/master.img"
 

@@ -2,7 +2,7 @@
 # Fleet bench: 100 virtual boards (real rpi-agent processes, scripts/fleetsim) flashing
 # at once from one rpi-deployd on this machine, against a baseline measured in the same
 # run: 100 parallel `curl` downloads of the same .img.zst from a plain Go file server
-# (scripts/bench/fileserver). Then the same 100 boards again with fault scenarios mixed
+# (`serverbench fileserve`, scripts/bench/serverbench). Then the same 100 boards again with fault scenarios mixed
 # in: every board must end verified or failed with a cause, none stuck, none verified
 # that is not.
 #
@@ -36,15 +36,15 @@ cleanup() {
 trap cleanup EXIT
 
 go build -trimpath -o "$work/fleetsim" ./scripts/fleetsim
-go build -trimpath -o "$work/testimg" ./scripts/testimg
-go build -trimpath -o "$work/fileserver" ./scripts/bench/fileserver
+go build -trimpath -o "$work/mktestimg" ./scripts/bench/mktestimg
+go build -trimpath -o "$work/serverbench" ./scripts/bench/serverbench
 for b in rpi-deployd rpi-agent rpi-image; do
   [ -x "$bin/$b" ] || { echo "60-fleet: $bin/$b missing: run 'make bench' (it builds first)" >&2; exit 1; }
 done
 
 # The image: Raspberry Pi OS-shaped, ~104 MiB raw.
 mkdir -p "$work/img"
-"$work/testimg" -o "$work/master.img" -boot-mib 40 -root-data-mib "$data_mib" -root-free-mib 8 -seed 60 >/dev/null
+"$work/mktestimg" -o "$work/master.img" -boot-size $(( 40 << 20 )) -root-data $(( data_mib << 20 )) -root-free $(( 8 << 20 )) -seed 60 >/dev/null
 "$bin/rpi-image" pack -q "$work/master.img" -o "$work/img/fleet.img.zst" >/dev/null
 rm -f "$work/master.img"
 zsize=$(stat -c %s "$work/img/fleet.img.zst")
@@ -65,9 +65,9 @@ hwm_mib() { awk '/^VmHWM:/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.3f", a / b }'; }
 
 # --- baseline: 100 parallel curls from a plain Go file server ---------------------------
-"$work/fileserver" -dir "$work/img" -listen 127.0.0.1:0 2>"$work/fileserver.log" &
+"$work/serverbench" fileserve "$work/img" >"$work/fileserver.log" &
 fs_pid=$!; pids+=("$fs_pid")
-fs_url=$(wait_listening "$work/fileserver.log" fileserver)
+for _ in $(seq 100); do fs_url=$(head -1 "$work/fileserver.log"); [ -n "$fs_url" ] && break; sleep 0.05; done
 t0=$(date +%s.%N)
 cpids=()
 for i in $(seq "$n"); do
