@@ -658,4 +658,3 @@ func TestWriteErrors(t *testing.T) {
 		}
 	}
 }
-
