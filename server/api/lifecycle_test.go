@@ -134,7 +134,7 @@ func TestDeploymentLifecycle(t *testing.T) {
 	}
 	// Time filters take RFC 3339 in any precision.
 	for q, want := range map[string]int{
-		"since=" + time.Now().Add(-time.Hour).UTC().Format(time.RFC3339):      6,
+		"since=" + time.Now().Add(-time.Hour).UTC().Format(time.RFC3339):      5,
 		"since=" + time.Now().Add(time.Minute).UTC().Format(time.RFC3339Nano): 0,
 		"until=" + time.Now().Add(-time.Hour).Format(time.RFC3339):            0,
 	} {
