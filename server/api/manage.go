@@ -491,7 +491,8 @@ func (a *API) audit(c *gin.Context) {
 	if !good {
 		return
 	}
-	l, err := a.svc.Store().AuditLog(c.Request.Context(), limit)
+	l, err := a.svc.Store().AuditLog(c.Request.Context(), store.AuditFilter{Actor: c.Query("actor"), Action: c.Query("action"),
+		Object: c.Query("object"), Limit: limit})
 	ok(c, l, err)
 }
 
