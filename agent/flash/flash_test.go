@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,21 +27,16 @@ import (
 func synthImage(t *testing.T, size int) []byte {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(1, 2))
+	fill := rand.NewChaCha8([32]byte{1})
+	text := bytes.Repeat([]byte("line of some config file = value\n"), 64<<10)
 	raw := make([]byte, size)
 	for off := 0; off < size; {
-		n := (1 + rng.IntN(64)) * 4096
-		if off+n > size {
-			n = size - off
-		}
+		n := min((1+rng.IntN(64))*4096, size-off)
 		switch rng.IntN(3) {
 		case 0: // random
-			for i := off; i < off+n; i++ {
-				raw[i] = byte(rng.Uint32())
-			}
+			fill.Read(raw[off : off+n])
 		case 1: // text
-			for i := off; i < off+n; {
-				i += copy(raw[i:off+n], fmt.Sprintf("line %d of some config file\n", i))
-			}
+			copy(raw[off:off+n], text[off%4096:])
 		}
 		off += n
 	}
@@ -52,7 +48,16 @@ func synthImage(t *testing.T, size int) []byte {
 // the compressed bytes.
 func packed(t *testing.T, raw []byte) (*manifest.Manifest, []byte, error) {
 	t.Helper()
-	dir := t.TempDir()
+	packedMu.Lock()
+	defer packedMu.Unlock()
+	if p, ok := packedCache[len(raw)]; ok {
+		return p.m, bytes.Clone(p.zst), nil
+	}
+	dir, err := os.MkdirTemp("", "flash-test-")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer os.RemoveAll(dir)
 	in := filepath.Join(dir, "raw.img")
 	if err := os.WriteFile(in, raw, 0o644); err != nil {
 		return nil, nil, err
@@ -63,7 +68,22 @@ func packed(t *testing.T, raw []byte) (*manifest.Manifest, []byte, error) {
 		return nil, nil, err
 	}
 	zst, err := os.ReadFile(out)
-	return m, zst, err
+	if err != nil {
+		return nil, nil, err
+	}
+	packedCache[len(raw)] = packedImage{m, zst}
+	return m, bytes.Clone(zst), nil
+}
+
+// packedCache holds the images packed so far by size (synthImage is deterministic).
+var (
+	packedMu    sync.Mutex
+	packedCache = map[int]packedImage{}
+)
+
+type packedImage struct {
+	m   *manifest.Manifest
+	zst []byte
 }
 
 // server serves zst at /img.zst through handler tweaks.
@@ -170,7 +190,7 @@ func TestFlippedByteNamesChunk(t *testing.T) {
 }
 
 func TestTruncated(t *testing.T) {
-	raw := synthImage(t, 8<<20)
+	raw := synthImage(t, 16<<20)
 	m, zst, err := packed(t, raw)
 	if err != nil {
 		t.Fatal(err)
@@ -245,5 +265,42 @@ func TestResumeAfterCut(t *testing.T) {
 	st := fl.Stats()
 	if st.Resumes != 1 || float64(st.Fetched) > 1.2*float64(m.CompressedSize) {
 		t.Fatalf("resumes %d, fetched %d of %d compressed bytes", st.Resumes, st.Fetched, m.CompressedSize)
+	}
+}
+
+// TestStalledStreamResumes: a server that stops sending without closing the
+// connection (a pulled cable) is given up after Stall and the stream resumed.
+func TestStalledStreamResumes(t *testing.T) {
+	raw := synthImage(t, 16<<20)
+	m, zst, err := packed(t, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	release := make(chan struct{})
+	h := func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			w.Header().Set("Content-Length", strconv.Itoa(len(zst)))
+			w.Write(zst[:m.Chunks[3].Frame+10])
+			w.(http.Flusher).Flush()
+			<-release // hang with the connection open
+			return
+		}
+		plain(zst)(w, r)
+	}
+	target := oldTarget(t, len(raw))
+	fl, err := Open(target, m, Options{Retry: fastRetry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fl.Close()
+	url := serve(t, h)
+	t.Cleanup(func() { close(release) }) // before the server's Close, which waits for the handler
+	src := &HTTPSource{URL: url, Size: m.CompressedSize, Stall: 300 * time.Millisecond}
+	if err := fl.Stream(context.Background(), src); err != nil {
+		t.Fatal(err)
+	}
+	if st := fl.Stats(); st.Resumes != 1 {
+		t.Fatalf("resumes %d, want 1", st.Resumes)
 	}
 }

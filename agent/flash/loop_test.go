@@ -52,12 +52,12 @@ func loopOnTinyTmpfs(t *testing.T, size, tmpfsSize int64) string {
 }
 
 func TestTargetFailsWrites(t *testing.T) {
-	raw := synthImage(t, 48<<20)
+	raw := synthImage(t, 16<<20)
 	m, zst, err := packed(t, raw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dev := loopOnTinyTmpfs(t, 64<<20, 8<<20)
+	dev := loopOnTinyTmpfs(t, 32<<20, 4<<20)
 	// A previous image on the card: its first block must not survive the failure.
 	if err := os.WriteFile(dev, bytes.Repeat([]byte("OLD!"), 1024), 0); err != nil {
 		t.Fatal(err)

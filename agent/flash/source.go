@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 )
 
 // ErrPermanent is wrapped by source errors that a retry cannot cure (a missing image,
@@ -29,6 +30,10 @@ type HTTPSource struct {
 	// Size is the expected length of the compressed file (manifest.CompressedSize);
 	// a server that says otherwise gets a permanent error.
 	Size int64
+	// Stall is how long a read may wait for the first byte before the connection is
+	// given up as dead and the stream resumed (default 30 s). Time the pipeline spends
+	// not reading (a slow card) does not count.
+	Stall time.Duration
 
 	fetched atomic.Int64
 }
@@ -83,7 +88,11 @@ func (s *HTTPSource) Open(ctx context.Context, off int64) (io.ReadCloser, error)
 	default:
 		return fail(false, "%s", resp.Status)
 	}
-	body := &countingBody{rc: resp.Body, n: &s.fetched}
+	stall := s.Stall
+	if stall <= 0 {
+		stall = 30 * time.Second
+	}
+	body := &countingBody{rc: resp.Body, n: &s.fetched, stall: stall}
 	if skip > 0 {
 		if _, err := io.CopyN(io.Discard, body, skip); err != nil {
 			body.Close()
@@ -112,13 +121,21 @@ func parseContentRange(s string) (start, total int64, ok bool) {
 	return start, total, err1 == nil && err2 == nil
 }
 
+// ErrStalled is returned by reads of a stream that sent nothing for Stall.
+var ErrStalled = errors.New("image stream stalled")
+
 type countingBody struct {
-	rc io.ReadCloser
-	n  *atomic.Int64
+	rc    io.ReadCloser
+	n     *atomic.Int64
+	stall time.Duration
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
+	t := time.AfterFunc(b.stall, func() { b.rc.Close() })
 	n, err := b.rc.Read(p)
+	if !t.Stop() && err != nil {
+		err = fmt.Errorf("%w: no data for %v: %w", ErrStalled, b.stall, err)
+	}
 	b.n.Add(int64(n))
 	return n, err
 }

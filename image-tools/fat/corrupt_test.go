@@ -2,6 +2,7 @@ package fat
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"testing"
@@ -13,7 +14,16 @@ import (
 // (boot sector, FATs, directories) many times: every call must return (data or an
 // error) without panicking or hanging.
 func TestRandomCorruption(t *testing.T) {
-	img := mkfs(t, 32, 34, map[string]string{
+	for _, tc := range []struct{ bits, sizeMiB, runs int }{{16, 16, 240}, {32, 34, 60}} {
+		t.Run(fmt.Sprint("fat", tc.bits), func(t *testing.T) {
+			t.Parallel()
+			corrupt(t, tc.bits, tc.sizeMiB, tc.runs)
+		})
+	}
+}
+
+func corrupt(t *testing.T, bits, sizeMiB, runs int) {
+	img := mkfs(t, bits, sizeMiB, map[string]string{
 		"cmdline.txt": "console=tty1\n", "overlays/README": "readme", "a-long-file-name.txt": "long",
 		"big.bin": string(bytes.Repeat([]byte("b"), 20000)),
 	})
@@ -25,7 +35,7 @@ func TestRandomCorruption(t *testing.T) {
 	meta := int(probe.dataStart + 64*probe.clusterSize) // boot sector .. first directories and files
 	r := rand.New(rand.NewPCG(1, 1))
 	opened := 0
-	for i := range 300 {
+	for i := range runs {
 		dev := testimg.NewCOW(orig)
 		hit := func(at int) { dev.WriteAt([]byte{byte(r.IntN(256))}, int64(at)) }
 		for range 1 + r.IntN(20) {
@@ -56,7 +66,7 @@ func TestRandomCorruption(t *testing.T) {
 		fsys.WriteFile("cmdline.txt", []byte("new\n"))
 		fsys.Remove("a-long-file-name.txt")
 	}
-	if opened < 100 {
-		t.Errorf("only %d of 300 corrupted images opened: the test exercises too little", opened)
+	if opened < runs/3 {
+		t.Errorf("only %d of %d corrupted images opened: the test exercises too little", opened, runs)
 	}
 }

@@ -64,7 +64,8 @@ type Options struct {
 	// Concurrency is the number of chunks compressed at once; default GOMAXPROCS.
 	Concurrency int
 	// Bmap, if set, is a bmaptool .bmap file whose mapped blocks are used as the data
-	// ranges instead of the ranges found from the file systems.
+	// ranges instead of the ranges found from the file systems. Its range checksums
+	// (sha256) must match the input.
 	Bmap string
 	// Progress, if set, receives a progress bar (on a terminal) or periodic lines.
 	Progress io.Writer
@@ -151,6 +152,9 @@ func Pack(ctx context.Context, opt Options) (*manifest.Manifest, error) {
 		}
 		if bm.ImageSize != im.Size {
 			return nil, fmt.Errorf("bmap %q is for an image of %d bytes, %q has %d", opt.Bmap, bm.ImageSize, opt.Input, im.Size)
+		}
+		if err := bm.Check(im); err != nil {
+			return nil, fmt.Errorf("bmap %q: %w", opt.Bmap, err)
 		}
 		lay.Ranges = bm.Ranges()
 		source += " (bmap " + filepath.Base(opt.Bmap) + ")"
@@ -248,7 +252,11 @@ func encodeChunks(ctx context.Context, r io.ReaderAt, m *manifest.Manifest, opt 
 			clear(c.raw[pos-cr.Offset:])
 			sum := sha256.Sum256(c.raw)
 			c.sha = hex.EncodeToString(sum[:])
-			c.data = zstimg.DataSHA256(c.raw, cr.Offset, data)
+			if len(data) == 1 && data[0] == cr {
+				c.data = c.sha // the whole chunk is data: the same bytes, the same hash
+			} else {
+				c.data = zstimg.DataSHA256(c.raw, cr.Offset, data)
+			}
 			c.frame = enc.EncodeAll(c.raw, c.frame[:0])
 			return c, nil
 		},

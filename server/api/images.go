@@ -98,13 +98,9 @@ func (a *API) putManifest(c *gin.Context) {
 		fail(c, http.StatusBadRequest, "read manifest: "+err.Error(), "")
 		return
 	}
-	st, err := a.svc.RegisterManifest(c.Request.Context(), raw)
+	st, err := a.svc.RegisterManifest(c.Request.Context(), c.Param("name"), raw)
 	if err != nil {
 		failErr(c, err)
-		return
-	}
-	if st.Name != c.Param("name") {
-		fail(c, http.StatusBadRequest, "manifest name "+strconv.Quote(st.Name)+" does not match the URL", "name")
 		return
 	}
 	c.JSON(http.StatusOK, st)

@@ -49,6 +49,16 @@ func TestImageUploadResumeAndDownload(t *testing.T) {
 		t.Fatal(err)
 	}
 	raw, _ := os.ReadFile(manifest.PathFor(path))
+	// A manifest under another name, or a broken one, is refused and registers nothing.
+	for url, body := range map[string][]byte{"other-name": raw, m.Name: raw[:len(raw)/2]} {
+		if err := srv.Do(ctx, http.MethodPut, "/api/v1/images/"+url+"/manifest", bytes.NewReader(body), nil); statusOf(err) != 400 {
+			t.Errorf("manifest to %s: %v, want 400", url, err)
+		}
+	}
+	var list []map[string]any
+	if srv.Do(ctx, http.MethodGet, "/api/v1/images", nil, &list); len(list) != 0 {
+		t.Errorf("refused manifests left images: %v", list)
+	}
 	if err := srv.Do(ctx, http.MethodPut, "/api/v1/images/"+m.Name+"/manifest", bytes.NewReader(raw), nil); err != nil {
 		t.Fatal(err)
 	}

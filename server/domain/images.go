@@ -54,10 +54,14 @@ type UploadState struct {
 // The same manifest again keeps the bytes already received; a different manifest for
 // an image still uploading starts over; a ready image with the same content is left
 // alone (state ready); a ready image with different content is a conflict.
-func (s *Service) RegisterManifest(ctx context.Context, raw []byte) (UploadState, error) {
+// name, when not "", must be the manifest's name.
+func (s *Service) RegisterManifest(ctx context.Context, name string, raw []byte) (UploadState, error) {
 	m, err := manifest.Decode(bytes.NewReader(raw))
 	if err != nil {
 		return UploadState{}, invalid("manifest", "%v", err)
+	}
+	if name != "" && m.Name != name {
+		return UploadState{}, invalid("name", "manifest name %q does not match the URL's %q", m.Name, name)
 	}
 	if err := os.MkdirAll(s.imgs, 0o750); err != nil {
 		return UploadState{}, err

@@ -12,6 +12,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -40,7 +42,11 @@ var (
 func Binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		dir := filepath.Join(os.TempDir(), "rpi-deploy-servertest")
+		// Per source tree: several checkouts on one machine must not run each
+		// other's server.
+		_, self, _, _ := runtime.Caller(0)
+		sum := sha256.Sum256([]byte(self))
+		dir := filepath.Join(os.TempDir(), "rpi-deploy-servertest", hex.EncodeToString(sum[:6]))
 		if buildErr = os.MkdirAll(dir, 0o755); buildErr != nil {
 			return
 		}

@@ -10,8 +10,12 @@ function niceMax(v) {
   return 10 * p;
 }
 
-// drawThroughput(canvas, history, windowSeconds): history is [{t: ms, bps}].
-export function drawThroughput(canvas, history, windowS = 600) {
+// drawThroughput(canvas, history, maxWindowSeconds): history is [{t: ms, bps}]. The
+// time axis spans the history there is (at least a minute, at most maxWindowSeconds),
+// so a freshly opened page uses its whole width.
+export function drawThroughput(canvas, history, maxWindowS = 600) {
+  const span = history.length ? (Date.now() - history[0].t) / 1000 : 0;
+  const windowS = Math.min(maxWindowS, Math.max(60, Math.ceil(span / 60) * 60));
   const dpr = window.devicePixelRatio || 1;
   const w = canvas.clientWidth; const hgt = canvas.clientHeight;
   if (w === 0 || hgt === 0) return;
@@ -47,10 +51,12 @@ export function drawThroughput(canvas, history, windowS = 600) {
   ctx.textAlign = 'center'; ctx.fillText('MB/s', 0, 0);
   ctx.restore();
   ctx.textAlign = 'center'; ctx.textBaseline = 'top';
-  const stepMin = windowS >= 600 ? 2 : 1;
-  for (let m = 0; m <= windowS / 60; m += stepMin) {
-    const x = left + pw - (pw * m * 60) / windowS;
-    ctx.fillText(m === 0 ? 'now' : `-${m}m`, x, top + ph + 5);
+  // Ticks every 2 min, 1 min, or 10 s for the one-minute window.
+  const step = windowS > 300 ? 120 : windowS > 60 ? 60 : 10;
+  for (let sec = 0; sec <= windowS; sec += step) {
+    const x = left + pw - (pw * sec) / windowS;
+    ctx.textAlign = sec === 0 ? 'right' : 'center';
+    ctx.fillText(sec === 0 ? 'now' : sec % 60 === 0 ? `-${sec / 60}m` : `-${sec}s`, x, top + ph + 5);
   }
   if (pts.length < 2) return;
 

@@ -88,7 +88,7 @@ class Live extends EventTarget {
       }
       // Boards seen on the network but not yet at hello keep their netboot rows.
       for (const [serial, r] of this.rows) {
-        if (!rows.has(serial) && (r.phase === 'dhcp' || r.phase === 'tftp') && Date.now() - r.seen < RECENT_MS) rows.set(serial, r);
+        if (!rows.has(serial) && (r.phase === 'dhcp' || r.phase === 'tftp') && Date.now() - r.recv < NETBOOT_MS) rows.set(serial, r);
       }
       this.rows = rows;
       this.batches = new Map((f.batches || []).map((b) => [b.id, b]));
@@ -151,7 +151,7 @@ class Live extends EventTarget {
     const now = Date.now();
     let bps = 0;
     for (const r of this.rows.values()) {
-      if (r.phase === 'streaming' && now - r.seen < STALE_MS) bps += r.rate_bps || 0;
+      if (r.phase === 'streaming' && now - r.recv < STALE_MS) bps += r.rate_bps || 0;
     }
     this.history.push({ t: now, bps });
     while (this.history.length > HISTORY_S) this.history.shift();
@@ -161,7 +161,7 @@ class Live extends EventTarget {
   visibleRows() {
     const now = Date.now();
     return [...this.rows.values()].filter((r) => {
-      if (r.phase === 'dhcp' || r.phase === 'tftp') return now - r.seen < NETBOOT_MS; // booted locally after all
+      if (r.phase === 'dhcp' || r.phase === 'tftp') return now - r.recv < NETBOOT_MS; // booted locally after all
       return !TERMINAL.has(r.phase) || now - r.seen < RECENT_MS;
     });
   }
@@ -182,7 +182,8 @@ export function rowFrom(d, prev) {
   if (state === 'verified') phase = 'verified';
   if (state === 'failed') phase = 'failed';
   if (state === 'abandoned') phase = 'abandoned';
-  const t = Date.parse(d.updated_at || d.finished_at || '') || Date.now();
+  const now = Date.now();
+  const t = Date.parse(d.finished_at || d.updated_at || '') || now;
   return {
     serial: d.serial,
     hostname: d.hostname || '',
@@ -202,7 +203,8 @@ export function rowFrom(d, prev) {
     started_at: d.started_at,
     updated_at: d.updated_at,
     finished_at: d.finished_at,
-    seen: Math.max(t, Date.now() - 1000),
+    seen: Math.min(t, now), // server time of the last change (never in the future)
+    recv: now,              // when this browser heard of it
     mac: d.mac || (prev && prev.mac) || '',
   };
 }
@@ -218,7 +220,7 @@ function netbootFrom(d) {
     serial, hostname: ev.hostname || '', venue: ev.venue || '', product: '', state: 'open',
     phase: k.startsWith('tftp') ? 'tftp' : 'dhcp', detail: ev.file || ev.detail || ev.message || '',
     bytes: ev.bytes || 0, total: ev.total || 0, rate_bps: 0, error: '', error_phase: '',
-    seen: Date.now(), mac: ev.mac || '',
+    seen: Date.now(), recv: Date.now(), mac: ev.mac || '',
   };
 }
 

@@ -49,7 +49,10 @@ document.getElementById('logout').addEventListener('click', async () => {
 });
 
 live.addEventListener('change', (ev) => { if (ev.detail === 'status') showLive(); });
-window.addEventListener('hashchange', route);
+window.addEventListener('hashchange', () => {
+  clear(document.getElementById('toasts')); // notes about the page left behind
+  route();
+});
 
 session.me().then((me) => {
   const name = me && (me.user || me.actor);

@@ -103,7 +103,7 @@ export function toast(message, bad = false) {
   const box = document.getElementById('toasts');
   const t = h('div.toast', { class: bad ? 'toast bad' : 'toast', role: bad ? 'alert' : 'status' }, message);
   box.append(t);
-  setTimeout(() => t.remove(), bad ? 8000 : 4000);
+  setTimeout(() => t.remove(), bad ? 8000 : 3000);
 }
 
 // run(fn, okMessage) calls fn, toasts its error or okMessage, and returns its result.

@@ -18,8 +18,9 @@ const SPAN = {
 
 export function progress(r) {
   if (r.phase === 'verified') return 1;
-  const span = SPAN[r.phase];
-  if (!span) return r.last_progress || 0;
+  // A failed board's bar stops where it failed.
+  const span = SPAN[r.phase === 'failed' ? r.error_phase : r.phase];
+  if (!span) return 0;
   const frac = r.total > 0 ? Math.min(1, r.bytes / r.total) : 0;
   return span[0] + (span[1] - span[0]) * frac;
 }
@@ -56,7 +57,7 @@ function rowView(r) {
     class: `row ${r.phase}`, dataset: { serial: r.serial, phase: r.phase, hostname: r.hostname || '' },
   },
   h('div.name',
-    h('div.host', r.hostname || '(unnamed)'),
+    h('div.host', r.hostname || 'new board'),
     h('div.meta', [r.serial, r.venue, r.product].filter(Boolean).join(' · '))),
   h('div.phase', PHASE_LABEL[r.phase] || r.phase, phaseDetail ? h('span.detail', phaseDetail) : null),
   h('div.progress', h('span.pct', `${Math.floor(p * 100)}%`), bar(p, failed ? 'bad' : r.phase === 'verified' ? 'ok' : '')),
@@ -96,7 +97,7 @@ function batchView(b, rows) {
 export function render(view) {
   const stats = h('div.stats');
   const batches = h('div');
-  const canvas = h('canvas.chart', { 'aria-label': 'throughput over the last ten minutes' });
+  const canvas = h('canvas.chart', { role: 'img', 'aria-label': 'aggregate streaming throughput, MB/s, over the last minutes' });
   const rowsBox = h('div.rows', { id: 'fleet-rows' });
   const rateNow = h('span.muted');
   clear(view).append(
@@ -115,8 +116,8 @@ export function render(view) {
     const sum = streaming.reduce((s, r) => s + (r.rate_bps || 0), 0);
     clear(stats).append(
       stat('In progress', active.length, ''),
-      stat('Verified', rows.filter((r) => r.phase === 'verified').length, 'ok', 'last 15 min'),
-      stat('Failed', rows.filter((r) => r.phase === 'failed').length, rows.some((r) => r.phase === 'failed') ? 'bad' : '', 'last 15 min'),
+      stat('Verified', rows.filter((r) => r.phase === 'verified').length, 'ok', '15 min'),
+      stat('Failed', rows.filter((r) => r.phase === 'failed').length, rows.some((r) => r.phase === 'failed') ? 'bad' : '', '15 min'),
       stat('MB/s', mbps(sum), '', `${streaming.length} streaming`));
     const bs = [...live.batches.values()].filter((b) => b.state === 'active' || b.state === 'paused' || b.state === 'pending')
       .sort((a, b) => (b.priority || 0) - (a.priority || 0) || a.id - b.id);

@@ -3,12 +3,15 @@
 import { get, post, del, list, request, API } from '../api.js';
 import { h, clear, table, dialog, field, run, when, bytes, pill, bar, confirmAction, toast } from '../ui.js';
 
+const uploadsBox = h('div', { id: 'uploads' });
+
 export async function render(view, { args }) {
   if (args[0]) return detail(view, args[0]);
   const [images, products] = await Promise.all([get('images'), get('products')]);
   const prods = list(products);
   const activeFor = (img) => img.active_for || prods.filter((p) => p.active_image === img.name).map((p) => p.code);
-  const uploads = h('div', { id: 'uploads' });
+  // The uploads list outlives re-renders of the page: an upload's outcome stays shown.
+  const uploads = uploadsBox;
   const picker = h('input', { type: 'file', id: 'image-files', multiple: true, accept: '.zst,.json' });
   const uploadBtn = h('button.primary', { id: 'image-upload', onclick: () => startUpload([...picker.files], uploads, () => render(view, { args })) }, 'Upload');
   const activate = (img) => dialog(`Activate ${img.name}`, [

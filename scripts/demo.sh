@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# make demo: the whole flow on one machine, no Pi needed (docs/operations.md, "The demo").
+#
+#  1. builds the fleet simulator and the image generator (make demo already ran deps, build)
+#  2. generates a Raspberry Pi OS-shaped master image (image-tools/testimg, via scripts/bench/mktestimg) and packs it
+#     (rpi-image pack)
+#  3. starts rpi-deployd on embedded defaults: SQLite in ./demo-data (fresh every run),
+#     DHCP and TFTP off, listening on 127.0.0.1:$DEMO_PORT (a free port if that is taken)
+#  4. creates an operator login (random password), a venue, a KXP2 pool and a batch
+#  5. starts $DEMO_BOARDS virtual boards (scripts/fleetsim: real rpi-agent processes
+#     flashing image files, with slow cards, a flaky network, power cuts)
+#  6. prints the dashboard URL and the login, and runs until Ctrl-C
+#
+# Environment:
+#   DEMO_BOARDS=20                      virtual boards
+#   DEMO_MIX=slow=15,flaky=15,reboot=10 scenario shares in percent (fleetsim -mix)
+#   DEMO_PORT=8080                      preferred port
+#   DEMO_EXIT_WHEN_DONE=1               exit once every board ended: 0 if all verified
+#                                       (CI: scripts/test.d/40-demo.sh)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+boards=${DEMO_BOARDS:-20}
+mix=${DEMO_MIX:-slow=15,flaky=15,reboot=10}
+port=${DEMO_PORT:-8080}
+once=${DEMO_EXIT_WHEN_DONE:-0}
+data=$PWD/demo-data
+build=$PWD/build/demo
+venue=DEMO
+bin=$PWD/bin
+
+say() { printf 'demo: %s\n' "$*"; }
+die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || say "not root: the badcard scenario (loop devices) is unavailable"
+
+# --- 1. tools ---------------------------------------------------------------------------
+for b in rpi-deployd rpi-agent rpi-image; do
+  [ -x "$bin/$b" ] || die "$bin/$b missing: run 'make demo' (it builds first) or 'make build'"
+done
+go build -trimpath -o "$bin/fleetsim" ./scripts/fleetsim
+go build -trimpath -o "$bin/mktestimg" ./scripts/bench/mktestimg
+
+# --- 2. master image --------------------------------------------------------------------
+mkdir -p "$build"
+say "building a Raspberry Pi OS-shaped master image and packing it"
+"$bin/mktestimg" -o "$build/master.img" -kind bookworm-firstrun -root-data $(( 96 << 20 )) -seed 7 | sed 's/^/demo: /'
+"$bin/rpi-image" pack -q --force "$build/master.img" -o "$build/demo.img.zst" | sed 's/^/demo: /'
+rm -f "$build/master.img"
+
+# --- 3. server --------------------------------------------------------------------------
+srv_pid='' fleet_pid=''
+cleanup() {
+  trap - INT TERM EXIT
+  if [ -n "$fleet_pid" ] && kill -0 "$fleet_pid" 2>/dev/null; then
+    kill -INT "$fleet_pid" 2>/dev/null || true
+    wait "$fleet_pid" 2>/dev/null || true
+  fi
+  if [ -n "$srv_pid" ] && kill -0 "$srv_pid" 2>/dev/null; then
+    kill -TERM "$srv_pid" 2>/dev/null || true
+    wait "$srv_pid" 2>/dev/null || true
+  fi
+  say "stopped (data kept in $data until the next run)"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+rm -rf "$data"
+mkdir -p "$data"
+token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+password=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+export RPI_DEPLOY_TOKEN=$token
+
+listen=127.0.0.1:$port
+if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+  say "port $port is taken: using a free port"
+  listen=127.0.0.1:0
+fi
+"$bin/rpi-deployd" serve --data "$data" --listen "$listen" 2>"$data/server.log" &
+srv_pid=$!
+url=
+for _ in $(seq 200); do
+  url=$(sed -n 's/^rpi-deployd: listening on //p' "$data/server.log" | head -1)
+  [ -n "$url" ] && break
+  kill -0 "$srv_pid" 2>/dev/null || { cat "$data/server.log" >&2; die "rpi-deployd exited"; }
+  sleep 0.05
+done
+[ -n "$url" ] || { cat "$data/server.log" >&2; die "rpi-deployd did not start"; }
+say "rpi-deployd is up at $url (log: $data/server.log)"
+
+# --- 4. login, venue, pool, image, batch --------------------------------------------------
+rd() { "$bin/rpi-deployd" --server "$url" "$@"; }
+rd user add operator --password "$password" >/dev/null
+rd venue add "$venue" --name "Demo Raceway" >/dev/null
+rd pool add --venue "$venue" --product KXP2 --count "$boards" >/dev/null
+rd image add "$build/demo.img.zst" >/dev/null
+rd batch add --venue "$venue" --product KXP2 --count "$boards" --image demo >/dev/null
+say "venue $venue, pool KXP2-$venue-001..$(printf '%03d' "$boards"), image demo, batch of $boards boards"
+
+cat <<EOF
+
+  Dashboard:  $url/
+  Login:      operator / $password
+  Admin token (CLI, API): export RPI_DEPLOY_TOKEN=$token
+
+EOF
+
+# --- 5. virtual boards --------------------------------------------------------------------
+"$bin/fleetsim" -server "$url" -image demo -boards "$boards" -mix "$mix" \
+  -workdir "$data/fleet" -stagger 250ms -slow-rate 6MiB -interval 2s -quiet \
+  -json "$data/fleet/report.json" &
+fleet_pid=$!
+set +e
+wait "$fleet_pid"
+rc=$?
+set -e
+fleet_pid=
+if [ "$once" = 1 ]; then
+  [ "$rc" -eq 0 ] && say "all $boards boards ended as expected" || say "FAIL: fleetsim exited $rc"
+  exit "$rc"
+fi
+say "the boards are done (fleetsim exited $rc); the server stays up: $url/ — Ctrl-C to stop"
+wait "$srv_pid"

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Browser tests of the dashboard (dashboard/e2e): builds the binaries and a small
+# packed test image, then drives a real rpi-deployd and real rpi-agent processes with
+# headless Chromium (playwright-core, Debian's /usr/bin/chromium). Screenshots go to
+# dashboard/e2e/artifacts/. Needs: make deps (chromium, node, npm ci in dashboard/e2e).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+command -v node >/dev/null || { echo "30-browser: node is not installed" >&2; exit 1; }
+[ -x /usr/bin/chromium ] || { echo "30-browser: /usr/bin/chromium is missing (make deps)" >&2; exit 1; }
+if [ ! -d dashboard/e2e/node_modules/playwright-core ]; then
+  (cd dashboard/e2e && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+make --no-print-directory build >/dev/null
+work=$(mktemp -d /tmp/rpi-browser-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+go run ./dashboard/e2e/mkimage -o "$work/kxp2-e2e.img.zst" >/dev/null
+
+cd dashboard/e2e
+# Server data, agent cards and logs live under $work (TMPDIR): on failure, show the logs.
+if ! TMPDIR="$work" RPI_BIN="$PWD/../../bin" E2E_IMAGE="$work/kxp2-e2e.img.zst" ARTIFACTS="$PWD/artifacts" \
+  node --test --test-concurrency=1 --test-timeout=240000 --test-reporter=spec dashboard.test.mjs; then
+  for f in "$work"/rpi-e2e-*/*.log; do echo "== $f"; tail -n 40 "$f"; done
+  exit 1
+fi

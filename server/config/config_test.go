@@ -1,0 +1,60 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestLoadEnvDefaults(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "rpi-deployd.json")
+	os.WriteFile(path, []byte(`{"data":"/srv/rpi","listen":":9000","agent_listen":["10.0.0.1:8080"],"max_streams":10,"retry_after":"3s"}`), 0o600)
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.FromEnv(func(k string) string {
+		if k == "RPI_DEPLOY_TOKEN" {
+			return "from-the-environment-0123"
+		}
+		return ""
+	})
+	got := c.WithDefaults()
+	want := Config{Data: "/srv/rpi", Listen: ":9000", AgentListen: []string{"10.0.0.1:8080"}, Token: "from-the-environment-0123",
+		MaxStreams: 10, RetryAfter: Duration(3 * time.Second), StaleAfter: Duration(15 * time.Minute), LogLevel: "info"}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("(-want +got)\n%s", d)
+	}
+	if err := got.Validate(); err != nil {
+		t.Error(err)
+	}
+	if d := cmp.Diff(Config{Data: DefaultData, Listen: DefaultListen, MaxStreams: 64, RetryAfter: Duration(10 * time.Second),
+		StaleAfter: Duration(15 * time.Minute), LogLevel: "info"}, Config{}.WithDefaults()); d != "" {
+		t.Errorf("defaults (-want +got)\n%s", d)
+	}
+}
+
+func TestLoadRejects(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"unknown field": `{"lissten":":80"}`,
+		"bad duration":  `{"retry_after":"soon"}`,
+		"not JSON":      `listen = ":80"`,
+	} {
+		path := filepath.Join(dir, "c.json")
+		os.WriteFile(path, []byte(body), 0o600)
+		if _, err := Load(path); err == nil || !strings.Contains(err.Error(), path) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	for _, c := range []Config{{LogLevel: "loud"}, {Token: "short"}} {
+		if c.Validate() == nil {
+			t.Errorf("%+v validated", c)
+		}
+	}
+}
