@@ -51,5 +51,11 @@ initramfs: ## arm64 u-root initramfs, rpi-agent as uinit -> build/initramfs_2712
 	$(GO) run ./initramfs/cmd/mkinitramfs -o '$(INITRAMFS)' -compress '$(COMPRESS)' \
 	  -modules-from '$(or $(MODULES_FROM),build/kernel/modules)' -modules '$(MODULES)'
 
+e2e: ## boot the initramfs in QEMU against rpi-deployd (DHCP full mode) in netns: hello, flash, verify, name (root)
+	@initramfs/fetch-kernel.sh
+	@$(MAKE) initramfs
+	RPI_DEPLOY_INITRAMFS='$(abspath $(INITRAMFS))' RPI_DEPLOY_KERNEL='$(abspath build/kernel/vmlinuz)' \
+	  $(GO) test -tags e2e -count=1 -v -timeout 10m -run 'TestBootFlashVerify|TestArchive' ./initramfs/e2e ./initramfs
+
 clean: ## remove build output
 	rm -rf $(BIN) build

@@ -10,7 +10,7 @@
 //
 // Routes (GET and HEAD):
 //
-//	/                  → 303 to /ui/ (or /login without a session)
+//	/                  → 303 to /ui/ (without a session: 303 to /login, or 401 for a script)
 //	/login             the login page                         public
 //	/assets/*file      the login page's CSS, script and icon  public
 //	/ui/*path          the application (index.html + modules) session only
@@ -111,11 +111,21 @@ func (h *handler) authenticated(r *http.Request) bool {
 }
 
 func (h *handler) root(c *gin.Context) {
-	if h.authenticated(c.Request) {
+	switch {
+	case h.authenticated(c.Request):
 		c.Redirect(http.StatusSeeOther, AppPath)
-		return
+	case wantsHTML(c.Request):
+		c.Redirect(http.StatusSeeOther, LoginPath)
+	default:
+		unauthorized(c)
 	}
-	c.Redirect(http.StatusSeeOther, LoginPath)
+}
+
+// unauthorized answers a script's request without a session like the management API
+// does: 401 with a JSON error.
+func unauthorized(c *gin.Context) {
+	c.Header("Cache-Control", "no-store")
+	c.AbortWithStatusJSON(http.StatusUnauthorized, gin.H{"error": "login required"})
 }
 
 func (h *handler) login(c *gin.Context) {
@@ -136,8 +146,7 @@ func (h *handler) app(c *gin.Context) {
 			c.Redirect(http.StatusSeeOther, LoginPath+"?next="+url.QueryEscape(next))
 			return
 		}
-		c.Header("Cache-Control", "no-store")
-		c.AbortWithStatusJSON(http.StatusUnauthorized, gin.H{"error": "login required"})
+		unauthorized(c)
 		return
 	}
 	p := strings.TrimPrefix(path.Clean(c.Param("path")), "/")

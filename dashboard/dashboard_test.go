@@ -77,6 +77,7 @@ func TestRoutes(t *testing.T) {
 		contains string
 	}{
 		{"root without session goes to login", req{path: "/", accept: html}, 303, "/login", "", ""},
+		{"root without session, not a navigation", req{path: "/"}, 401, "", "application/json", "login required"},
 		{"root with session goes to the app", req{path: "/", session: true, accept: html}, 303, "/ui/", "", ""},
 		{"login page is public", req{path: "/login", accept: html}, 200, "", "text/html", `id="login"`},
 		{"login page HEAD", req{method: "HEAD", path: "/login"}, 200, "", "text/html", ""},

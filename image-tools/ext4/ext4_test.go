@@ -326,6 +326,18 @@ func TestTestImage(t *testing.T) {
 					t.Errorf("range %+v holds deleted data", r)
 				}
 			}
+			// Only the used ranges of the rootfs, over garbage, make a clean file system.
+			part := testimg.Garbage(int(info.Root.Size))
+			for _, r := range ranges {
+				if _, err := f.ReadAt(part[r.Offset-info.Root.Offset:r.End()-info.Root.Offset], r.Offset); err != nil {
+					t.Fatal(err)
+				}
+			}
+			partImg := filepath.Join(t.TempDir(), "rootfs.img")
+			if err := os.WriteFile(partImg, part, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			testimg.MustTool(t, "e2fsck", "-fn", partImg)
 		})
 	}
 }

@@ -248,7 +248,11 @@ func encodeChunks(ctx context.Context, r io.ReaderAt, m *manifest.Manifest, opt 
 			clear(c.raw[pos-cr.Offset:])
 			sum := sha256.Sum256(c.raw)
 			c.sha = hex.EncodeToString(sum[:])
-			c.data = zstimg.DataSHA256(c.raw, cr.Offset, data)
+			if len(data) == 1 && data[0] == cr {
+				c.data = c.sha // the whole chunk is data: the same bytes, the same hash
+			} else {
+				c.data = zstimg.DataSHA256(c.raw, cr.Offset, data)
+			}
 			c.frame = enc.EncodeAll(c.raw, c.frame[:0])
 			return c, nil
 		},

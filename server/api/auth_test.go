@@ -2,11 +2,15 @@ package api_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/gin-gonic/gin"
+
+	"github.com/rpi-deploy/rpi-deploy/dashboard"
 	"github.com/rpi-deploy/rpi-deploy/server/api"
 	"github.com/rpi-deploy/rpi-deploy/server/domain"
 	"github.com/rpi-deploy/rpi-deploy/server/events"
@@ -14,9 +18,17 @@ import (
 	"github.com/rpi-deploy/rpi-deploy/server/store"
 )
 
-// TestManagementRequiresAuth walks every registered route: all but the public ones
-// (agent API, image downloads, health, metrics, login) refuse a request without a
-// credential, and with a wrong one, with 401 and a JSON error.
+// dashboardPublic are the dashboard's routes that need no session: the login page and
+// its own CSS, script and icon (dashboard.Register).
+var dashboardPublic = map[string]bool{
+	"GET /login": true, "HEAD /login": true, "GET /assets/*file": true, "HEAD /assets/*file": true,
+}
+
+// TestManagementRequiresAuth walks every registered route, the dashboard's included
+// (mounted as rpi-deployd serve mounts it): all but the public ones (agent API, image
+// downloads, health, metrics, login, the login page) refuse a request without a
+// credential, and with a wrong one, with 401 and a JSON error; a browser navigation
+// to a dashboard page without a session goes to the login page and sees nothing else.
 func TestManagementRequiresAuth(t *testing.T) {
 	dir := t.TempDir()
 	st, err := store.Open(context.Background(), dir)
@@ -25,18 +37,42 @@ func TestManagementRequiresAuth(t *testing.T) {
 	}
 	defer st.Close()
 	svc := domain.New(st, events.New(0, 0), domain.Options{DataDir: dir})
-	engine, _ := api.New(svc, api.Options{Token: "right-token-0123456789"})
+	var a *api.API
+	engine, a := api.New(svc, api.Options{Token: "right-token-0123456789",
+		Extra: []func(*gin.Engine, gin.HandlerFunc){func(r *gin.Engine, _ gin.HandlerFunc) {
+			dashboard.Register(r, dashboard.Config{Authenticated: func(r *http.Request) bool { return a.Authenticated(r) }})
+		}}})
 	ts := httptest.NewServer(engine)
 	defer ts.Close()
 
-	managed := 0
+	managed, pages := 0, 0
 	for _, r := range engine.Routes() {
 		key := r.Method + " " + r.Path
-		if api.PublicRoutes[key] {
+		if api.PublicRoutes[key] || dashboardPublic[key] {
 			continue
 		}
 		managed++
-		path := strings.NewReplacer(":id", "1", ":code", "CORO", ":name", "x", ":serial", "10000000abcdef12").Replace(r.Path)
+		path := strings.NewReplacer(":id", "1", ":code", "CORO", ":name", "x", ":serial", "10000000abcdef12",
+			"*path", "js/main.js", "*file", "x").Replace(r.Path)
+		if !strings.HasPrefix(r.Path, "/api/") && r.Method == http.MethodGet {
+			pages++
+			// A browser navigation without a session: to the login page, no body.
+			req, _ := http.NewRequest(r.Method, ts.URL+path, nil)
+			req.Header.Set("Accept", "text/html")
+			req.Header.Set("Cookie", api.SessionCookie+"=forged")
+			resp, err := http.DefaultTransport.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/login") {
+				t.Errorf("%s navigation without a session: HTTP %d Location %q, want 303 to /login", key, resp.StatusCode, loc)
+			}
+			if strings.Contains(string(body), "import") || strings.Contains(string(body), "<html") {
+				t.Errorf("%s navigation without a session leaks the page: %.100q", key, body)
+			}
+		}
 		for _, auth := range []string{"", "Bearer wrong-token", "Basic YWRtaW46YWRtaW4="} {
 			req, _ := http.NewRequest(r.Method, ts.URL+path, strings.NewReader("{}"))
 			if auth != "" {
@@ -55,8 +91,8 @@ func TestManagementRequiresAuth(t *testing.T) {
 			}
 		}
 	}
-	if managed < 40 {
-		t.Errorf("only %d management routes found", managed)
+	if managed < 40 || pages < 2 {
+		t.Errorf("only %d management routes and %d dashboard pages found", managed, pages)
 	}
 	// The right token passes.
 	req, _ := http.NewRequest(http.MethodGet, ts.URL+"/api/v1/venues", nil)
