@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -200,6 +201,7 @@ func TestPackBadInput(t *testing.T) {
 		{"bad level", Options{Input: raw, Level: 40}, "level", nil},
 		{"exists", Options{Input: raw, Output: existing}, "exists", ErrExists},
 		{"bmap for another image", Options{Input: raw, Bmap: writeBmapFor(t, dir, 8<<20)}, "is for an image of", nil},
+		{"bmap of other content", Options{Input: raw, Bmap: writeBmapFor(t, dir, 3<<20)}, "does not match the bmap", bmap.ErrChecksum},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.opt.Output == "" {
@@ -245,11 +247,11 @@ func writeBmap(t *testing.T, path, image string, size int64, ranges []manifest.R
 
 // writeBmapFor writes a bmap of an all-zero image of size bytes.
 func writeBmapFor(t *testing.T, dir string, size int64) string {
-	img := filepath.Join(dir, "other.img")
+	img := filepath.Join(dir, fmt.Sprintf("other-%d.img", size))
 	if err := os.WriteFile(img, make([]byte, size), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(dir, "other.bmap")
+	p := filepath.Join(dir, fmt.Sprintf("other-%d.bmap", size))
 	writeBmap(t, p, img, size, []manifest.Range{{Offset: 0, Length: 4096}})
 	return p
 }

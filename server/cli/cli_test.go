@@ -129,6 +129,15 @@ func TestCLI(t *testing.T) {
 	if out, _, _ := runCLI(t, srv, "", "audit"); !strings.Contains(out, "pool.retire") || !strings.Contains(out, "venue.add") {
 		t.Errorf("audit: %q", out)
 	}
+	var entries []store.AuditEntry
+	if err := srv.Do(context.Background(), "GET", "/api/v1/audit?action=pool.&actor=token", nil, &entries); err != nil || len(entries) < 3 {
+		t.Errorf("audit filter: %d entries, %v", len(entries), err)
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Action, "pool.") || e.Actor != "token" {
+			t.Errorf("audit filter let through %+v", e)
+		}
+	}
 	// Bad input: clear message, non-zero exit.
 	for _, args := range [][]string{
 		{"venue", "add", "coro"},

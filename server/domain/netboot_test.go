@@ -96,9 +96,18 @@ func TestHelloWithoutBatchRetries(t *testing.T) {
 	if err != nil || r.Action != agentapi.ActionRetry || r.RetryAfterMS != 10000 {
 		t.Fatalf("%+v %v", r, err)
 	}
+	for range 3 {
+		svc.Hello(ctx, agentapi.Hello{Serial: "10000000abcdef12", MAC: "2c:cf:67:00:00:01"})
+	}
 	ds, _ := st.Deployments(ctx, store.DeploymentFilter{})
 	if len(ds) != 0 {
 		t.Errorf("%d deployments", len(ds))
+	}
+	// A waiting board asks again and again: that is no history, only its last event.
+	hist, _ := st.BoardEvents(ctx, "10000000abcdef12", "", 0)
+	b, _ := st.Board(ctx, "10000000abcdef12")
+	if len(hist) != 0 || !strings.HasPrefix(b.LastEvent, "retry: no active batch") {
+		t.Errorf("history %+v, last event %q", hist, b.LastEvent)
 	}
 }
 
