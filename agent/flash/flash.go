@@ -522,6 +522,18 @@ func (fl *Flasher) Commit() error {
 	return nil
 }
 
+// Uncommit zeroes the target's first 4 KiB again and syncs: the card stops being
+// bootable (for a result the server never received).
+func (fl *Flasher) Uncommit() error {
+	if _, err := fl.f.WriteAt(blockdev.AlignedBuffer(blockdev.Align), 0); err != nil {
+		return fmt.Errorf("%w: zero the first block of %q: %w", ErrWrite, fl.path, err)
+	}
+	if err := fl.f.Sync(); err != nil {
+		return fmt.Errorf("%w: sync %q: %w", ErrWrite, fl.path, err)
+	}
+	return nil
+}
+
 // limiter spaces writes so that they average at most rate bytes per second.
 type limiter struct {
 	mu    sync.Mutex

@@ -19,7 +19,7 @@ const VENUE = 'CORO';
 const GOOD_BOARDS = 4;
 
 describe('dashboard in a real browser', { concurrency: false }, () => {
-  let work; let server; let ctx; let page; let imageName; let manifest;
+  let work; let server; let ctx; let page; let imageName; let manifest; let restoreImage;
   const agents = [];
   const cards = tempDir('rpi-e2e-cards-');
 
@@ -230,9 +230,12 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
     const stored = findFile(path.join(work, 'data'), `${imageName}.img.zst`);
     assert.ok(stored, 'stored image file');
     const chunk = manifest.chunks[Math.floor(manifest.chunks.length / 2)];
+    const at = chunk.frame + Math.floor(chunk.frame_size / 2);
     const fd = fs.openSync(stored, 'r+');
-    fs.writeSync(fd, Buffer.alloc(256, 0xa5), 0, 256, chunk.frame + Math.floor(chunk.frame_size / 2));
-    fs.closeSync(fd);
+    const good = Buffer.alloc(256);
+    fs.readSync(fd, good, 0, 256, at);
+    fs.writeSync(fd, Buffer.alloc(256, 0xa5), 0, 256, at);
+    restoreImage = () => { fs.writeSync(fd, good, 0, 256, at); fs.closeSync(fd); };
     const b = serialFor(99);
     const target = targetFile(cards, 'card-corrupt.img', manifest.size + (64 << 20));
     agents.push(new Agent({ server, ...b, target, log: path.join(work, 'agent-corrupt.log'), extra: ['--retry-budget', '5s'] }));
@@ -243,6 +246,7 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
     assert.match(await row.locator('.phase .detail').textContent(), /^in (Streaming|Verifying)/);
     await page.locator('.stat.bad .v', { hasText: '2' }).waitFor();
     console.log(`# corruption shown: ${cause}`);
+    restoreImage();
   });
 
   step('deployment history filters and exports CSV', async () => {
@@ -275,6 +279,13 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
     const [dl2] = await Promise.all([page.waitForEvent('download'), page.click('#history-csv')]);
     const rows2 = parseCSV(fs.readFileSync(await dl2.path(), 'utf8')).filter((r) => r.join('') !== '');
     assert.equal(rows2.length, 3, 'header and the two failed deployments');
+
+    // One deployment: its cause and every phase with its time.
+    await page.locator('#view tbody tr').first().click();
+    await page.waitForURL(/#\/deployments\/\d+$/);
+    await page.locator('dd.error').waitFor();
+    assert.ok(await page.locator('#view tbody tr').count() >= 1, 'phases listed');
+    await screenshot(page, 'deployment', { fullPage: true });
   });
 
   step('flag a board for re-imaging and see its history', async () => {
@@ -311,6 +322,27 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
     const text = await page.textContent('#view');
     for (const word of [VENUE, 'KXP2']) assert.ok(text.includes(word), `audit log mentions ${word}`);
     await screenshot(page, 'audit', { fullPage: true });
+  });
+
+  step('the live view reconnects after a server restart and catches up', async () => {
+    await page.goto(`${server.url}/ui/#/fleet`);
+    await page.locator('#live.on').waitFor();
+    await page.evaluate(() => { window.__sameDocument = true; });
+    const listen = new URL(server.url).host;
+    await server.stop();
+    await page.locator('#live.off').waitFor();
+    server = await startServer({ token: TOKEN, dataDir: path.join(work, 'data'), log: path.join(work, 'rpi-deployd-2.log'), listen });
+    // A board flashes at full speed right after the restart, likely before the
+    // browser is back: its row must come from the snapshot fetched on reconnect.
+    await api(server, TOKEN, 'POST', '/api/v1/batches', { venue: VENUE, product: 'KXP2', count: 1 });
+    const b = serialFor(7);
+    const target = targetFile(cards, 'card-7.img', manifest.size);
+    const agent = new Agent({ server, ...b, target, log: path.join(work, 'agent-7.log') });
+    agents.push(agent);
+    assert.equal(await agent.exited, 0, `agent log ${agent.log}`);
+    await page.locator(`.row[data-serial="${b.serial}"][data-phase="verified"]`).waitFor({ timeout: 30000 });
+    await page.locator('#live.on').waitFor();
+    assert.ok(await page.evaluate(() => window.__sameDocument === true), 'the page reloaded');
   });
 
   step('readable on a tablet', async () => {

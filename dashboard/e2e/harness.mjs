@@ -23,8 +23,8 @@ export function tempDir(prefix) {
 }
 
 // startServer runs `rpi-deployd serve` and resolves once it printed its URL.
-export function startServer({ token, dataDir, log }) {
-  const args = ['serve', '--data', dataDir, '--listen', '127.0.0.1:0', '--token', token, '--log-level', 'info'];
+export function startServer({ token, dataDir, log, listen = '127.0.0.1:0' }) {
+  const args = ['serve', '--data', dataDir, '--listen', listen, '--token', token, '--log-level', 'info'];
   const proc = spawn(path.join(BIN, 'rpi-deployd'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const out = fs.createWriteStream(log);
   proc.stdout.pipe(out, { end: false });

@@ -55,6 +55,7 @@ function rowView(r) {
     (r.phase === 'streaming' || r.phase === 'verifying') && r.total ? `${bytes(r.bytes)} / ${bytes(r.total)}` : r.detail);
   return h('div.row', {
     class: `row ${r.phase}`, dataset: { serial: r.serial, phase: r.phase, hostname: r.hostname || '' },
+    title: 'open this board', onclick: () => { location.hash = `#/boards/${r.serial}`; },
   },
   h('div.name',
     h('div.host', r.hostname || 'new board'),
