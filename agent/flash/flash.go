@@ -128,7 +128,11 @@ func Open(path string, m *manifest.Manifest, opt Options) (*Flasher, error) {
 			return nil, fmt.Errorf("size target %q: %w", path, err)
 		}
 	}
-	f, err := blockdev.Open(path, os.O_RDWR)
+	flag := os.O_RDWR
+	if blockdev.IsBlockDevice(path) {
+		flag |= os.O_EXCL // the kernel refuses (EBUSY) a device that is mounted or in use
+	}
+	f, err := blockdev.Open(path, flag)
 	if err != nil {
 		return nil, fmt.Errorf("open target %q: %w", path, err)
 	}
@@ -207,7 +211,12 @@ func (fl *Flasher) Stream(ctx context.Context, src Source) error {
 	start := time.Now()
 	fl.src = src
 	m, opt := fl.m, fl.opt
-	dec, err := zstimg.NewDecoder(m.ChunkSize, opt.Decoders)
+	// As zstimg.NewDecoder, but without the frames' xxhash64 checks: every chunk's
+	// SHA256 is checked, so they would only cost time.
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(opt.Decoders),
+		zstd.WithDecoderMaxMemory(uint64(m.ChunkSize)),
+		zstd.WithDecoderMaxWindow(max(uint64(m.ChunkSize), zstd.MinWindowSize)),
+		zstd.IgnoreChecksum(true))
 	if err != nil {
 		return err
 	}
