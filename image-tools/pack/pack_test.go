@@ -255,3 +255,38 @@ func writeBmapFor(t *testing.T, dir string, size int64) string {
 	writeBmap(t, p, img, size, []manifest.Range{{Offset: 0, Length: 4096}})
 	return p
 }
+
+// TestPackCancelled: an interrupted pack (Ctrl-C) leaves nothing behind, not even the
+// decompressed copy of a compressed input.
+func TestPackCancelled(t *testing.T) {
+	dir := t.TempDir()
+	raw := filepath.Join(dir, "in", "m.img")
+	os.Mkdir(filepath.Dir(raw), 0o755)
+	rawImage(t, raw, 16<<20)
+	compress(t, "gzip", []string{"-1", "-c"}, raw, raw+".gz")
+	for _, in := range []string{raw, raw + ".gz"} {
+		ctx, cancel := context.WithCancel(context.Background())
+		var prog cancelAfter
+		prog.cancel = cancel
+		out := filepath.Join(dir, "out", "c.img.zst")
+		os.MkdirAll(filepath.Dir(out), 0o755)
+		_, err := Pack(ctx, Options{Input: in, Output: out, ChunkSize: 1 << 20, Progress: &prog})
+		cancel()
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("%s: err %v, want context.Canceled", filepath.Base(in), err)
+		}
+		if ents, _ := os.ReadDir(filepath.Dir(out)); len(ents) != 0 {
+			t.Errorf("%s: %d files left behind, e.g. %s", filepath.Base(in), len(ents), ents[0].Name())
+		}
+	}
+}
+
+// cancelAfter cancels on the first progress line: the job has started.
+type cancelAfter struct {
+	cancel context.CancelFunc
+}
+
+func (c *cancelAfter) Write(p []byte) (int, error) {
+	c.cancel()
+	return len(p), nil
+}

@@ -88,8 +88,8 @@ func TestDeploymentLifecycle(t *testing.T) {
 	}
 	var b store.Batch
 	srv.Do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/batches/%d", fleet.Batch.ID), nil, &b)
-	if b.Done != 0 {
-		t.Errorf("batch done %d after failures, want 0", b.Done)
+	if b.Done != 0 || b.Failed != 2 || b.InFlight != 1 {
+		t.Errorf("batch after two failures: done %d failed %d in progress %d, want 0 2 1", b.Done, b.Failed, b.InFlight)
 	}
 	r = hello(t, srv, helloOf(1))
 	d3 := r.Deployment

@@ -76,7 +76,7 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 			resp = agentapi.HelloResponse{Action: agentapi.ActionRetry, Reason: reason, RetryAfterMS: s.opt.RetryAfter.Milliseconds()}
 			return nil
 		}
-		open, err := t.CountOpen(ctx, store.FormatTime(t.Now.Add(-s.opt.StaleAfter)))
+		open, err := t.CountOpen(ctx, store.FormatTime(t.Now.Add(-s.opt.StaleAfter)), s.opt.MaxStreams)
 		if err != nil {
 			return err
 		}
