@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  IMAGE, Agent, api, launch, parseCSV, screenshot, serialFor, startServer, targetFile, tempDir,
+  IMAGE, Agent, api, freeUDPPort, launch, parseCSV, screenshot, serialFor, startServer, targetFile, tempDir,
+  tftpGet, tftpSetup,
 } from './harness.mjs';
 
 const TOKEN = 'e2e-admin-token-0123456789';
@@ -19,7 +20,7 @@ const VENUE = 'CORO';
 const GOOD_BOARDS = 4;
 
 describe('dashboard in a real browser', { concurrency: false }, () => {
-  let work; let server; let ctx; let page; let imageName; let manifest; let restoreImage;
+  let work; let server; let ctx; let page; let imageName; let manifest; let restoreImage; let config; let tftpPort;
   const agents = [];
   const cards = tempDir('rpi-e2e-cards-');
 
@@ -46,7 +47,9 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
     manifest = JSON.parse(fs.readFileSync(IMAGE.replace(/\.img\.zst$/, '.manifest.json'), 'utf8'));
     imageName = manifest.name;
     work = tempDir('rpi-e2e-');
-    server = await startServer({ token: TOKEN, dataDir: path.join(work, 'data'), log: path.join(work, 'rpi-deployd.log') });
+    tftpPort = await freeUDPPort();
+    config = tftpSetup(work, tftpPort);
+    server = await startServer({ token: TOKEN, dataDir: path.join(work, 'data'), log: path.join(work, 'rpi-deployd.log'), config });
     await api(server, TOKEN, 'PUT', `/api/v1/users/${USER}`, { password: PASSWORD });
     ctx = await launch(path.join(work, 'chromium-profile'));
     page = await ctx.newPage();
@@ -214,7 +217,11 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
     // Failures sort first and the failed counter lights up.
     assert.equal(await page.locator('#fleet-rows .row').first().getAttribute('data-serial'), bad.serial);
     await page.locator('.stat.bad .v', { hasText: '1' }).waitFor();
-    // The docs' picture: a failure, boards streaming, boards verified.
+    // A board that is loading its kernel over TFTP and has not said hello yet.
+    const early = serialFor(9).serial.slice(-8);
+    await tftpGet(tftpPort, `${early}/kernel_2712.img`);
+    await page.locator(`.row[data-serial="short:${early}"][data-phase="tftp"] .detail`, { hasText: 'kernel_2712.img' }).waitFor();
+    // The docs' picture: a failure, boards streaming, one at TFTP, boards verified.
     await page.locator('#fleet-rows .row.streaming').first().waitFor({ timeout: 60000 });
     await page.waitForTimeout(1500);
     await screenshot(page, 'fleet', { fullPage: true });
@@ -331,7 +338,7 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
     const listen = new URL(server.url).host;
     await server.stop();
     await page.locator('#live.off').waitFor();
-    server = await startServer({ token: TOKEN, dataDir: path.join(work, 'data'), log: path.join(work, 'rpi-deployd-2.log'), listen });
+    server = await startServer({ token: TOKEN, dataDir: path.join(work, 'data'), log: path.join(work, 'rpi-deployd-2.log'), listen, config });
     // A board flashes at full speed right after the restart, likely before the
     // browser is back: its row must come from the snapshot fetched on reconnect.
     await api(server, TOKEN, 'POST', '/api/v1/batches', { venue: VENUE, product: 'KXP2', count: 1 });
@@ -343,6 +350,21 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
     await page.locator(`.row[data-serial="${b.serial}"][data-phase="verified"]`).waitFor({ timeout: 30000 });
     await page.locator('#live.on').waitFor();
     assert.ok(await page.evaluate(() => window.__sameDocument === true), 'the page reloaded');
+  });
+
+  step('a board shows at TFTP with the file it loads, then as its deployment', async () => {
+    await api(server, TOKEN, 'POST', '/api/v1/batches', { venue: VENUE, product: 'KXP2', count: 1 });
+    const b = serialFor(8);
+    const short = b.serial.slice(-8);
+    await tftpGet(tftpPort, `${short}/config.txt`);
+    await tftpGet(tftpPort, `${short}/kernel_2712.img`);
+    const early = page.locator(`.row[data-serial="short:${short}"][data-phase="tftp"]`);
+    await early.locator('.detail', { hasText: 'kernel_2712.img' }).waitFor();
+    assert.match(await early.locator('.meta').textContent(), new RegExp(short));
+    const agent = new Agent({ server, ...b, target: targetFile(cards, 'card-8.img', manifest.size), log: path.join(work, 'agent-8.log') });
+    agents.push(agent);
+    await page.locator(`.row[data-serial="${b.serial}"][data-phase="verified"]`).waitFor({ timeout: 30000 });
+    await early.waitFor({ state: 'detached' });
   });
 
   step('readable on a tablet', async () => {
