@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
 	"github.com/rpi-deploy/rpi-deploy/server/events"
@@ -181,4 +182,47 @@ func (s *Service) AbandonDeployment(ctx context.Context, id int64, reason string
 		s.publish(events.DeploymentFinished, d)
 	}
 	return d, err
+}
+
+// AbandonSilent closes every open deployment without any event for longer than
+// silence as abandoned (a board pulled from the rack, an agent that died), which
+// frees its batch slot. The boards keep their names. It returns how many it closed.
+func (s *Service) AbandonSilent(ctx context.Context, silence time.Duration) (int, error) {
+	var closed []store.Deployment
+	err := s.st.Update(ctx, func(t *store.Tx) error {
+		closed = nil
+		ds, err := t.SilentDeployments(ctx, store.FormatTime(t.Now.Add(-silence)))
+		if err != nil {
+			return err
+		}
+		for _, d := range ds {
+			d.State, d.ErrorPhase = store.DeployAbandoned, d.Phase
+			d.Error = fmt.Sprintf("abandoned: no word from the board for %s", silence)
+			d.Phase = agentapi.PhaseFailed
+			if err := t.Finish(ctx, d); err != nil {
+				return err
+			}
+			if err := t.Audit(ctx, "system", "deployment.abandon", fmt.Sprint(d.ID), d.Error); err != nil {
+				return err
+			}
+			if d, err = t.Deployment(ctx, d.ID); err != nil {
+				return err
+			}
+			closed = append(closed, d)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, d := range closed {
+		s.log.Warn("deployment abandoned", "deployment", d.ID, "serial", d.Serial, "hostname", d.Hostname, "silence", silence)
+		s.publish(events.DeploymentFinished, d)
+		if d.BatchID != 0 {
+			if b, err := s.st.Batch(ctx, d.BatchID); err == nil {
+				s.publish(events.BatchChanged, b)
+			}
+		}
+	}
+	return len(closed), nil
 }

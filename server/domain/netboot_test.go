@@ -122,3 +122,44 @@ func TestPasswordHash(t *testing.T) {
 		t.Error("check")
 	}
 }
+
+// TestAbandonSilent: an open deployment without news for too long is abandoned,
+// which frees its batch slot; the board keeps its name and gets it back.
+func TestAbandonSilent(t *testing.T) {
+	svc, st, _ := newService(t)
+	ctx := context.Background()
+	err := st.Update(ctx, func(t *store.Tx) error {
+		t.PutImage(ctx, store.Image{Name: "img", Size: 1, SHA256: "x", CompressedSize: 1, Manifest: "{}", State: store.ImageReady})
+		t.PutVenue(ctx, "CORO", "")
+		t.SetProductImage(ctx, "KXP2", "img")
+		t.AddPoolName(ctx, store.PoolName{Name: "KXP2-CORO-001", Venue: "CORO", Product: "KXP2", Seq: 1})
+		t.AddPoolName(ctx, store.PoolName{Name: "KXP2-CORO-002", Venue: "CORO", Product: "KXP2", Seq: 2})
+		_, err := t.AddBatch(ctx, store.Batch{Venue: "CORO", Product: "KXP2", Count: 1, State: store.BatchActive})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := agentapi.Hello{Serial: "10000000aaaaaaaa", MAC: "2c:cf:67:00:00:0a"}
+	if r, _ := svc.Hello(ctx, a); r.Deployment == nil || r.Deployment.Hostname != "KXP2-CORO-001" {
+		t.Fatalf("a: %+v", r)
+	}
+	b := agentapi.Hello{Serial: "10000000bbbbbbbb", MAC: "2c:cf:67:00:00:0b"}
+	if r, _ := svc.Hello(ctx, b); r.Action != agentapi.ActionRetry {
+		t.Fatalf("b while the batch is full: %+v", r)
+	}
+	if n, err := svc.AbandonSilent(ctx, time.Hour); n != 0 || err != nil {
+		t.Fatalf("fresh deployment abandoned: %d %v", n, err)
+	}
+	time.Sleep(10 * time.Millisecond)
+	if n, err := svc.AbandonSilent(ctx, time.Millisecond); n != 1 || err != nil {
+		t.Fatalf("abandoned %d, %v; want 1", n, err)
+	}
+	if r, _ := svc.Hello(ctx, b); r.Deployment == nil || r.Deployment.Hostname != "KXP2-CORO-002" {
+		t.Fatalf("b after the slot was freed: %+v", r)
+	}
+	bt, _ := st.Batch(ctx, 1)
+	if bt.InFlight != 1 {
+		t.Errorf("batch in progress %d, want 1", bt.InFlight)
+	}
+}
