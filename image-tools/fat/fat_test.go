@@ -658,3 +658,60 @@ func TestWriteErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestGeometries: other sector sizes, cluster sizes and FAT counts that mkfs.vfat
+// makes, written by us and checked by fsck.fat and mtools.
+func TestGeometries(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"4K sectors", []string{"-F", "32", "-S", "4096"}},
+		{"4K clusters FAT16", []string{"-F", "16", "-s", "8"}},
+		{"one FAT", []string{"-F", "32", "-f", "1"}},
+		{"8K clusters FAT32", []string{"-F", "32", "-s", "16"}},
+		// FAT32 by its BPB with fewer than 65525 clusters, as Linux and fsck.fat take
+		// it; mtools takes it for FAT16 and cannot read it, so only we read it back.
+		{"small FAT32", []string{"-F", "32", "-S", "4096"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			img := filepath.Join(t.TempDir(), "fat.img")
+			size := "40960"
+			switch tc.name { // FAT32 needs 65525 clusters for mtools to take it as FAT32
+			case "8K clusters FAT32":
+				size = "600000"
+			case "4K sectors":
+				size = "300000"
+			}
+			testimg.MustTool(t, "mkfs.vfat", append(append([]string{"-C"}, tc.args...), img, size)...)
+			fsys, _ := open(t, img)
+			data := bytes.Repeat([]byte("0123456789abcdef"), 10000)
+			for _, name := range []string{"cmdline.txt", "firstrun-custom-settings-long-name.sh", "big.bin"} {
+				if err := fsys.WriteFile(name, data[:len(name)*1000]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := fsys.WriteFile("big.bin", data); err != nil {
+				t.Fatal(err)
+			}
+			if err := fsys.Remove("cmdline.txt"); err != nil {
+				t.Fatal(err)
+			}
+			fsck(t, img)
+			if tc.name == "small FAT32" {
+				again, _ := open(t, img)
+				if got, err := again.ReadFile("big.bin"); err != nil || !bytes.Equal(got, data) || again.Bits() != 32 {
+					t.Errorf("big.bin: %v, FAT%d", err, again.Bits())
+				}
+				return
+			}
+			if got := mtype(t, img, "big.bin"); !bytes.Equal(got, data) {
+				t.Error("big.bin differs")
+			}
+			if got := mtype(t, img, "firstrun-custom-settings-long-name.sh"); !bytes.Equal(got, data[:37000]) {
+				t.Error("long name file differs")
+			}
+		})
+	}
+}
