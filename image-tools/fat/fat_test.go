@@ -332,6 +332,37 @@ func TestDirectoryGrows(t *testing.T) {
 	if got := mtype(t, img, "overlays/generated-file-with-a-long-name-059.dtbo"); string(got) != "overlays/generated-file-with-a-long-name-059.dtbo" {
 		t.Errorf("mtype: %q", got)
 	}
+	// Replace and remove entries in later directory clusters (long-name runs may
+	// straddle a cluster boundary), then refill the freed slots.
+	for i := range 60 {
+		name := fmt.Sprintf("generated-file-with-a-long-name-%03d.dtbo", i)
+		switch i % 3 {
+		case 0:
+			if err := fsys.Remove(name); err != nil {
+				t.Fatal(err)
+			}
+		case 1:
+			if err := fsys.WriteFile(name, []byte("replaced "+name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for i := range 20 {
+		if err := fsys.WriteFile(fmt.Sprintf("refill-%02d-with-a-long-name.txt", i), []byte("r")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fsck(t, img)
+	names, err := testimg.MList(ctx, img, 0, "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(names); n != 1+40+20 { // overlays, 40 generated, 20 refills
+		t.Errorf("mdir lists %d names, want 61", n)
+	}
+	if got := mtype(t, img, "generated-file-with-a-long-name-058.dtbo"); string(got) != "replaced generated-file-with-a-long-name-058.dtbo" {
+		t.Errorf("mtype after replace: %q", got)
+	}
 }
 
 func TestRemove(t *testing.T) {
