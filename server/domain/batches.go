@@ -18,11 +18,11 @@ type BatchSpec struct {
 	Image    string `json:"image,omitempty"` // "" = the product's active image at each hello
 	Count    int    `json:"count"`           // 0 = open-ended
 	Priority int    `json:"priority"`
-	Paused   bool   `json:"paused,omitempty"` // create paused instead of active
+	Paused   bool   `json:"paused,omitempty"` // create it pending (resume starts it) instead of active
 	Note     string `json:"note,omitempty"`
 }
 
-// AddBatch creates a batch (active unless Paused).
+// AddBatch creates a batch: active, or pending when Paused (resume starts it).
 func (s *Service) AddBatch(ctx context.Context, bs BatchSpec) (store.Batch, error) {
 	if !agentapi.ValidVenue(bs.Venue) {
 		return store.Batch{}, invalid("venue", "venue code %q: want 4 upper-case letters", bs.Venue)
@@ -56,7 +56,7 @@ func (s *Service) AddBatch(ctx context.Context, bs BatchSpec) (store.Batch, erro
 		}
 		state := store.BatchActive
 		if bs.Paused {
-			state = store.BatchPaused
+			state = store.BatchPending
 		}
 		id, err := t.AddBatch(ctx, store.Batch{Venue: bs.Venue, Product: bs.Product, Image: bs.Image, Count: bs.Count,
 			Priority: bs.Priority, State: state, Note: bs.Note})

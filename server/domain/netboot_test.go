@@ -163,3 +163,38 @@ func TestAbandonSilent(t *testing.T) {
 		t.Errorf("batch in progress %d, want 1", bt.InFlight)
 	}
 }
+
+// TestPendingBatch: a batch created paused is pending: boards wait until it is
+// resumed; pause and cancel stop new boards joining.
+func TestPendingBatch(t *testing.T) {
+	svc, st, _ := newService(t)
+	ctx := domain.WithActor(context.Background(), "test")
+	st.Update(ctx, func(t *store.Tx) error {
+		return t.PutImage(ctx, store.Image{Name: "img", Size: 1, SHA256: "x", CompressedSize: 1, Manifest: "{}", State: store.ImageReady})
+	})
+	if _, err := svc.PutVenue(ctx, "ARIA", "Aria"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := svc.AddBatch(ctx, domain.BatchSpec{Venue: "ARIA", Product: "RXP2", Image: "img", Paused: true})
+	if err != nil || b.State != store.BatchPending {
+		t.Fatalf("%+v %v", b, err)
+	}
+	h := agentapi.Hello{Serial: "10000000abcdef12", MAC: "2c:cf:67:00:00:01"}
+	if r, _ := svc.Hello(ctx, h); r.Action != agentapi.ActionRetry {
+		t.Errorf("pending batch: %+v", r)
+	}
+	if b, _ = svc.ChangeBatch(ctx, b.ID, domain.BatchResume, 0); b.State != store.BatchActive {
+		t.Errorf("resume: %s", b.State)
+	}
+	if r, _ := svc.Hello(ctx, h); r.Deployment == nil || r.Deployment.Hostname != "RXP2-ARIA-ABCDEF12" {
+		t.Errorf("active batch: %+v", r)
+	}
+	svc.ChangeBatch(ctx, b.ID, domain.BatchCancel, 0)
+	if _, err := svc.ChangeBatch(ctx, b.ID, domain.BatchResume, 0); !errors.Is(err, domain.ErrConflict) {
+		t.Errorf("resume a cancelled batch: %v", err)
+	}
+	log, _ := st.AuditLog(ctx, store.AuditFilter{Actor: "test"})
+	if len(log) != 4 {
+		t.Errorf("audit: %d entries, want 4 (venue, batch add, resume, cancel)", len(log))
+	}
+}
