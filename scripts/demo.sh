@@ -89,12 +89,13 @@ done
 say "rpi-deployd is up at $url (log: $data/server.log)"
 
 # --- 4. login, venue, pool, image, batch --------------------------------------------------
-rd() { "$bin/rpi-deployd" --server "$url" "$@"; }
-rd user add operator --password "$password" >/dev/null
-rd venue add "$venue" --name "Demo Raceway" >/dev/null
-rd pool add --venue "$venue" --product KXP2 --count "$boards" >/dev/null
-rd image add "$build/demo.img.zst" >/dev/null
-rd batch add --venue "$venue" --product KXP2 --count "$boards" --image demo >/dev/null
+export RPI_DEPLOY_SERVER=$url
+rd() { "$bin/rpi-deployd" "$@" >>"$data/setup.log" 2>&1 || { cat "$data/setup.log" >&2; die "rpi-deployd $*: failed"; }; }
+RPI_DEPLOY_PASSWORD=$password rd user add operator
+rd venue add "$venue" --name "Demo Raceway"
+rd pool add --venue "$venue" --product KXP2 --count "$boards"
+rd image add "$build/demo.img.zst" --activate KXP2
+rd batch add --venue "$venue" --product KXP2 --count "$boards" --image demo
 say "venue $venue, pool KXP2-$venue-001..$(printf '%03d' "$boards"), image demo, batch of $boards boards"
 
 cat <<EOF
@@ -115,6 +116,7 @@ wait "$fleet_pid"
 rc=$?
 set -e
 fleet_pid=
+[ "$rc" -eq 130 ] && exit 130 # Ctrl-C reached fleetsim first
 if [ "$once" = 1 ]; then
   [ "$rc" -eq 0 ] && say "all $boards boards ended as expected" || say "FAIL: fleetsim exited $rc"
   exit "$rc"

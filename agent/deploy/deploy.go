@@ -114,8 +114,19 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 		if rerr := cfg.Client.Result(rctx, dep.ID, res); rerr != nil {
 			r.log.Error("result not delivered", "err", rerr)
 			if err == nil {
+				// Only a card the server knows as verified may boot: undo the commit,
+				// so that the board comes back for the same deployment.
 				err = fmt.Errorf("card verified, but the server has no result: %w", rerr)
+				if uerr := r.fl.Uncommit(); uerr != nil {
+					err = fmt.Errorf("%w; and making the card unbootable again failed: %w", err, uerr)
+				}
+				res.Phase = "result"
 			}
+		}
+	}
+	if r.fl != nil {
+		if cerr := r.fl.Close(); cerr != nil && err == nil {
+			err = cerr
 		}
 	}
 	if err != nil {
@@ -211,7 +222,7 @@ func (r *run) flash(ctx context.Context, out *Outcome) error {
 	if err != nil {
 		return err
 	}
-	defer fl.Close()
+	// Run closes fl after the result: it may have to undo the commit.
 	r.mu.Lock()
 	r.fl, r.total = fl, m.Size
 	r.mu.Unlock()

@@ -249,3 +249,30 @@ func humanSize(n int64) string {
 	}
 	return fmt.Sprintf("%d bytes", n)
 }
+
+// ErrChecksum is wrapped when an image's bytes do not match a range checksum.
+var ErrChecksum = errors.New("image does not match the bmap")
+
+// Check compares every mapped range of the image r with its checksum, as bmaptool copy
+// does. Ranges without a checksum, and checksum types other than sha256, are not
+// checked.
+func (b *Bmap) Check(r io.ReaderAt) error {
+	if b.ChecksumType != "sha256" {
+		return nil
+	}
+	buf := make([]byte, 1<<20)
+	for _, br := range b.Blocks {
+		if br.Checksum == "" {
+			continue
+		}
+		rg := manifest.Range{Offset: br.First * b.BlockSize, Length: min((br.Last+1)*b.BlockSize, b.ImageSize) - br.First*b.BlockSize}
+		h := sha256.New()
+		if err := hashRange(h, r, rg, buf); err != nil {
+			return err
+		}
+		if got := hex.EncodeToString(h.Sum(nil)); got != br.Checksum {
+			return fmt.Errorf("%w: blocks %d-%d: sha256 %s, bmap says %s", ErrChecksum, br.First, br.Last, got, br.Checksum)
+		}
+	}
+	return nil
+}

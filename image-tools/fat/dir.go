@@ -74,8 +74,7 @@ func (f *FS) loadDir(cluster uint32) (*dir, error) {
 // writeBack writes d.data[from:to] to the device.
 func (f *FS) writeBack(d *dir, from, to int) error {
 	if d.chain == nil {
-		_, err := f.dev.WriteAt(d.data[from:to], f.off+f.rootStart+int64(from))
-		if err != nil {
+		if err := f.writeDev(d.data[from:to], f.off+f.rootStart+int64(from)); err != nil {
 			return fmt.Errorf("write root directory: %w", err)
 		}
 		return nil
@@ -85,7 +84,7 @@ func (f *FS) writeBack(d *dir, from, to int) error {
 		i := pos / cs
 		end := min(to, (i+1)*cs)
 		at := f.clusterOff(d.chain[i]) + int64(pos-i*cs)
-		if _, err := f.dev.WriteAt(d.data[pos:end], at); err != nil {
+		if err := f.writeDev(d.data[pos:end], at); err != nil {
 			return fmt.Errorf("write directory cluster %d: %w", d.chain[i], err)
 		}
 		pos = end

@@ -43,6 +43,9 @@ var (
 	ErrNoSpace = errors.New("no space left on FAT file system")
 	// ErrInvalidName: a name a FAT long name cannot hold.
 	ErrInvalidName = errors.New("invalid FAT file name")
+	// ErrFailed: an earlier write to the device failed, so the FATs in memory and on
+	// the device may differ; the FS refuses further changes (open it again).
+	ErrFailed = errors.New("an earlier write to the FAT file system failed")
 	// ErrIsDir / ErrNotDir: the path names the wrong kind of entry.
 	ErrIsDir  = errors.New("is a directory")
 	ErrNotDir = errors.New("not a directory")
@@ -75,6 +78,18 @@ type FS struct {
 	free   uint32         // free clusters
 	next   uint32         // where allocation searches from
 	nowFun func() time.Time
+	failed error // the first failed device write; set, the FS refuses changes
+}
+
+// writeDev writes to the device and remembers a failure (see ErrFailed).
+func (f *FS) writeDev(p []byte, off int64) error {
+	if _, err := f.dev.WriteAt(p, off); err != nil {
+		if f.failed == nil {
+			f.failed = fmt.Errorf("%w: at byte %d: %w", ErrFailed, off, err)
+		}
+		return err
+	}
+	return nil
 }
 
 // Open reads and validates the boot sector and FAT of the file system at offset (of
@@ -358,7 +373,7 @@ func (f *FS) writeChain(cs []uint32, data []byte) error {
 				copy(chunk, data[pos:])
 			}
 		}
-		if _, err := f.dev.WriteAt(chunk, f.clusterOff(first)); err != nil {
+		if err := f.writeDev(chunk, f.clusterOff(first)); err != nil {
 			return fmt.Errorf("write cluster %d: %w", first, err)
 		}
 		pos += m
@@ -412,7 +427,7 @@ func (f *FS) flush() error {
 	for s := range f.dirty {
 		sec := f.fat[s*f.bps : (s+1)*f.bps]
 		for k := int64(0); k < f.numFATs; k++ {
-			if _, err := f.dev.WriteAt(sec, f.off+f.fatStart+k*f.fatBytes+s*f.bps); err != nil {
+			if err := f.writeDev(sec, f.off+f.fatStart+k*f.fatBytes+s*f.bps); err != nil {
 				return fmt.Errorf("write FAT %d sector %d: %w", k+1, s, err)
 			}
 		}
@@ -435,7 +450,7 @@ func (f *FS) flush() error {
 		}
 		binary.LittleEndian.PutUint32(fi[488:], f.free)
 		binary.LittleEndian.PutUint32(fi[492:], f.next)
-		if _, err := f.dev.WriteAt(fi[488:496], f.off+at+488); err != nil {
+		if err := f.writeDev(fi[488:496], f.off+at+488); err != nil {
 			return fmt.Errorf("write FSInfo: %w", err)
 		}
 	}

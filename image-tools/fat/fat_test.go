@@ -592,3 +592,69 @@ func (o bootOverlay) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func (bootOverlay) WriteAt([]byte, int64) (int, error) { return 0, errors.New("read-only") }
+
+// failAfter passes n writes through, then fails every write with EIO.
+type failAfter struct {
+	*os.File
+	n int
+}
+
+var errEIO = errors.New("input/output error")
+
+func (d *failAfter) WriteAt(p []byte, off int64) (int, error) {
+	if d.n <= 0 {
+		return 0, errEIO
+	}
+	d.n--
+	return d.File.WriteAt(p, off)
+}
+
+// TestWriteErrors: a device write that fails at any point of WriteFile is returned,
+// and the FS then refuses further changes with ErrFailed instead of writing from a
+// FAT that no longer matches the device.
+func TestWriteErrors(t *testing.T) {
+	data := bytes.Repeat([]byte("firstrun "), 3000) // several clusters
+	for n := 0; ; n++ {
+		img := mkfs(t, 32, 34, map[string]string{"cmdline.txt": "c"})
+		f, err := os.OpenFile(img, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		dev := &failAfter{File: f, n: n}
+		st, _ := f.Stat()
+		fsys, err := Open(dev, 0, st.Size())
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = fsys.WriteFile("firstrun-with-a-long-name.sh", data)
+		if err == nil {
+			if n < 3 {
+				t.Fatalf("WriteFile succeeded with only %d device writes", n)
+			}
+			fsck(t, img)
+			return
+		}
+		if !errors.Is(err, errEIO) {
+			t.Fatalf("after %d writes: %v, want the device's error", n, err)
+		}
+		dev.n = 1 << 30 // the device works again; the FS must still refuse
+		if err := fsys.WriteFile("cmdline.txt", []byte("x")); !errors.Is(err, ErrFailed) || !errors.Is(err, errEIO) {
+			t.Fatalf("after a failed write: %v, want ErrFailed wrapping the cause", err)
+		}
+		if err := fsys.Remove("cmdline.txt"); !errors.Is(err, ErrFailed) {
+			t.Fatalf("remove after a failed write: %v", err)
+		}
+		// A fresh Open of what reached the device reads cmdline.txt unchanged.
+		again, err := Open(f, 0, st.Size())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := again.ReadFile("cmdline.txt"); err != nil || string(got) != "c" {
+			t.Fatalf("after failing at write %d: cmdline.txt %q, %v", n, got, err)
+		}
+		if n > 20 {
+			t.Fatal("WriteFile never succeeds")
+		}
+	}
+}

@@ -196,6 +196,9 @@ func (f *FS) walk(prefix string, d *dir, fn func(string, Entry) error, depth int
 func (f *FS) WriteFile(name string, data []byte) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.failed != nil {
+		return fmt.Errorf("write %q: %w", name, f.failed)
+	}
 	parts := splitPath(name)
 	if len(parts) == 0 {
 		return &fs.PathError{Op: "write", Path: name, Err: ErrIsDir}
@@ -335,6 +338,9 @@ func (f *FS) WriteFile(name string, data []byte) error {
 func (f *FS) Remove(name string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.failed != nil {
+		return fmt.Errorf("remove %q: %w", name, f.failed)
+	}
 	parts := splitPath(name)
 	if len(parts) == 0 {
 		return &fs.PathError{Op: "remove", Path: name, Err: ErrIsDir}
@@ -379,6 +385,9 @@ type Range = manifest.Range
 func (f *FS) UsedRanges() ([]Range, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.failed != nil {
+		return nil, f.failed
+	}
 	out := []Range{{Offset: f.off, Length: f.dataStart}}
 	add := func(off, n int64) {
 		last := &out[len(out)-1]

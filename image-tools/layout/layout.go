@@ -53,7 +53,8 @@ func (ReadOnly) WriteAt([]byte, int64) (int, error) { return 0, ErrReadOnly }
 // Analyze reads the image r of size bytes. A broken partition table or a corrupt file
 // system is an error that names the partition; a partition with an unknown file system
 // counts as all data. An image without a partition table at all (no 0x55AA boot
-// signature: a bare file system, or opaque test data) is all data, with a warning.
+// signature: a bare file system, or opaque test data), or with one this reader does not
+// walk (GPT, extended partitions), is all data, with a warning.
 func Analyze(r io.ReaderAt, size int64) (*Layout, error) {
 	lay := &Layout{}
 	if !HasTable(r, size) {
@@ -63,6 +64,13 @@ func Analyze(r io.ReaderAt, size int64) (*Layout, error) {
 		return lay, nil
 	}
 	parts, err := mbr.Read(r, size)
+	if errors.Is(err, mbr.ErrGPT) || errors.Is(err, mbr.ErrExtended) {
+		// A valid table this reader does not walk: writing everything loses nothing.
+		lay.Ranges = []manifest.Range{{Offset: 0, Length: size}}
+		lay.Partitions = []manifest.Partition{}
+		lay.Warnings = []string{fmt.Sprintf("%v: all of the image counts as data", err)}
+		return lay, nil
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -51,3 +51,18 @@ func TestParseOSRelease(t *testing.T) {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
+
+func TestGPTIsAllData(t *testing.T) {
+	img := make([]byte, 2<<20)
+	img[446+4] = 0xee // protective MBR entry
+	img[446+8] = 1
+	img[446+12] = 0xff
+	img[510], img[511] = 0x55, 0xaa
+	lay, err := Analyze(bytes.NewReader(img), int64(len(img)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lay.Ranges) != 1 || lay.Ranges[0].Length != int64(len(img)) || len(lay.Warnings) != 1 {
+		t.Errorf("ranges %v warnings %q, want all data and one warning", lay.Ranges, lay.Warnings)
+	}
+}

@@ -64,7 +64,8 @@ type Options struct {
 	// Concurrency is the number of chunks compressed at once; default GOMAXPROCS.
 	Concurrency int
 	// Bmap, if set, is a bmaptool .bmap file whose mapped blocks are used as the data
-	// ranges instead of the ranges found from the file systems.
+	// ranges instead of the ranges found from the file systems. Its range checksums
+	// (sha256) must match the input.
 	Bmap string
 	// Progress, if set, receives a progress bar (on a terminal) or periodic lines.
 	Progress io.Writer
@@ -151,6 +152,9 @@ func Pack(ctx context.Context, opt Options) (*manifest.Manifest, error) {
 		}
 		if bm.ImageSize != im.Size {
 			return nil, fmt.Errorf("bmap %q is for an image of %d bytes, %q has %d", opt.Bmap, bm.ImageSize, opt.Input, im.Size)
+		}
+		if err := bm.Check(im); err != nil {
+			return nil, fmt.Errorf("bmap %q: %w", opt.Bmap, err)
 		}
 		lay.Ranges = bm.Ranges()
 		source += " (bmap " + filepath.Base(opt.Bmap) + ")"

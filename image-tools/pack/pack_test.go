@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -200,6 +201,7 @@ func TestPackBadInput(t *testing.T) {
 		{"bad level", Options{Input: raw, Level: 40}, "level", nil},
 		{"exists", Options{Input: raw, Output: existing}, "exists", ErrExists},
 		{"bmap for another image", Options{Input: raw, Bmap: writeBmapFor(t, dir, 8<<20)}, "is for an image of", nil},
+		{"bmap of other content", Options{Input: raw, Bmap: writeBmapFor(t, dir, 3<<20)}, "does not match the bmap", bmap.ErrChecksum},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.opt.Output == "" {
@@ -245,11 +247,46 @@ func writeBmap(t *testing.T, path, image string, size int64, ranges []manifest.R
 
 // writeBmapFor writes a bmap of an all-zero image of size bytes.
 func writeBmapFor(t *testing.T, dir string, size int64) string {
-	img := filepath.Join(dir, "other.img")
+	img := filepath.Join(dir, fmt.Sprintf("other-%d.img", size))
 	if err := os.WriteFile(img, make([]byte, size), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(dir, "other.bmap")
+	p := filepath.Join(dir, fmt.Sprintf("other-%d.bmap", size))
 	writeBmap(t, p, img, size, []manifest.Range{{Offset: 0, Length: 4096}})
 	return p
+}
+
+// TestPackCancelled: an interrupted pack (Ctrl-C) leaves nothing behind, not even the
+// decompressed copy of a compressed input.
+func TestPackCancelled(t *testing.T) {
+	dir := t.TempDir()
+	raw := filepath.Join(dir, "in", "m.img")
+	os.Mkdir(filepath.Dir(raw), 0o755)
+	rawImage(t, raw, 16<<20)
+	compress(t, "gzip", []string{"-1", "-c"}, raw, raw+".gz")
+	for _, in := range []string{raw, raw + ".gz"} {
+		ctx, cancel := context.WithCancel(context.Background())
+		var prog cancelAfter
+		prog.cancel = cancel
+		out := filepath.Join(dir, "out", "c.img.zst")
+		os.MkdirAll(filepath.Dir(out), 0o755)
+		_, err := Pack(ctx, Options{Input: in, Output: out, ChunkSize: 1 << 20, Progress: &prog})
+		cancel()
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("%s: err %v, want context.Canceled", filepath.Base(in), err)
+		}
+		if ents, _ := os.ReadDir(filepath.Dir(out)); len(ents) != 0 {
+			t.Errorf("%s: %d files left behind, e.g. %s", filepath.Base(in), len(ents), ents[0].Name())
+		}
+	}
+}
+
+// cancelAfter cancels on the first progress line: the job has started.
+type cancelAfter struct {
+	cancel context.CancelFunc
+}
+
+func (c *cancelAfter) Write(p []byte) (int, error) {
+	c.cancel()
+	return len(p), nil
 }

@@ -32,7 +32,7 @@ type Bar struct {
 
 // Start begins reporting on w: label is what is being done ("packing kxp2"), total the
 // number of bytes expected (0 if unknown). On a terminal the bar is redrawn every 200 ms;
-// elsewhere a line is printed every 5 s. Call Finish when done.
+// elsewhere a line is printed at once and then every 5 s. Call Finish when done.
 func Start(w io.Writer, label string, total int64) *Bar {
 	b := &Bar{w: w, label: label, total: total, start: time.Now(), stop: make(chan struct{})}
 	if w == nil {
@@ -42,6 +42,8 @@ func Start(w io.Writer, label string, total int64) *Bar {
 	b.interval = 5 * time.Second
 	if b.tty {
 		b.interval = 200 * time.Millisecond
+	} else {
+		b.print(false) // a log shows when the job started
 	}
 	b.wg.Add(1)
 	go b.loop()

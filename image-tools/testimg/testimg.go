@@ -185,7 +185,11 @@ func BuildContext(ctx context.Context, path string, opt Options) (info *Info, er
 	if err := RequireTools(); err != nil {
 		return nil, err
 	}
-	stage, err := os.MkdirTemp(filepath.Dir(path), ".testimg-*")
+	need := opt.RootData + 8*MiB // generated data, fixed files, a used card's deleted files
+	if opt.Used {
+		need += min(max(opt.RootFree/4, MiB), 64*MiB) + 2*min(opt.BootSize/8, 4*MiB)
+	}
+	stage, err := os.MkdirTemp(stagingDir(need, filepath.Dir(path)), ".testimg-*")
 	if err != nil {
 		return nil, fmt.Errorf("testimg: staging directory: %w", err)
 	}
@@ -250,6 +254,7 @@ type builder struct {
 	dataBytes int64
 	rootBytes int64 // bytes the staged rootfs occupies in 4 KiB blocks
 	textPool  []byte
+	dirs      map[string]bool // made by mkdirs
 	junkBoot  []string
 	junkRoot  []string
 }
@@ -277,17 +282,21 @@ func (b *builder) seed() {
 // writeFile stages data at stage/top/p and records it.
 func (b *builder) writeFile(fsName, top, p string, data []byte, mode os.FileMode) error {
 	full := filepath.Join(b.stage, top, filepath.FromSlash(p))
-	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+	if err := b.mkdirs(filepath.Dir(full)); err != nil {
 		return err
 	}
 	if err := os.WriteFile(full, data, mode); err != nil {
 		return fmt.Errorf("testimg: stage %s: %w", p, err)
 	}
-	if err := os.Chmod(full, mode); err != nil {
-		return err
+	if mode != 0o644 { // WriteFile's mode is subject to the umask
+		if err := os.Chmod(full, mode); err != nil {
+			return err
+		}
 	}
-	if err := os.Chtimes(full, mtime, mtime); err != nil {
-		return err
+	if fsName == "bootfs" { // mcopy -m keeps it: the same timestamps every build
+		if err := os.Chtimes(full, mtime, mtime); err != nil {
+			return err
+		}
 	}
 	sum := sha256.Sum256(data)
 	b.files = append(b.files, File{FS: fsName, Path: p, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]), Mode: mode})
@@ -306,6 +315,22 @@ func (b *builder) symlink(p, target string) error {
 		return err
 	}
 	b.files = append(b.files, File{FS: "rootfs", Path: p, Link: target, Mode: os.ModeSymlink | 0o777})
+	return nil
+}
+
+// mkdirs is os.MkdirAll that remembers what it made: staging thousands of files
+// costs a stat fewer per file.
+func (b *builder) mkdirs(dir string) error {
+	if b.dirs[dir] {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if b.dirs == nil {
+		b.dirs = map[string]bool{}
+	}
+	b.dirs[dir] = true
 	return nil
 }
 
@@ -461,7 +486,7 @@ func (b *builder) stageData() error {
 		}
 		p := fmt.Sprintf("usr/share/rpi-testdata/d%03d/file-%05d.%s", i/50, i, ext)
 		full := filepath.Join(b.stage, "root", filepath.FromSlash(p))
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		if err := b.mkdirs(filepath.Dir(full)); err != nil {
 			return err
 		}
 		f, err := os.Create(full)
@@ -486,9 +511,6 @@ func (b *builder) stageData() error {
 			return fmt.Errorf("testimg: stage %s: %w", p, err)
 		}
 		if err := f.Close(); err != nil {
-			return err
-		}
-		if err := os.Chtimes(full, mtime, mtime); err != nil {
 			return err
 		}
 		b.files = append(b.files, File{FS: "rootfs", Path: p, Size: size, SHA256: hex.EncodeToString(h.Sum(nil)), Mode: 0o644})

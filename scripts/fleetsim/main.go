@@ -37,7 +37,8 @@ func main() {
 	os.Exit(code)
 }
 
-// run is the whole command: 0 every board as expected, 1 not, 2 bad usage or setup.
+// run is the whole command: 0 every board as expected, 1 not, 2 bad usage or setup,
+// 130 stopped by a signal.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("fleetsim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -137,6 +138,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "fleetsim: %v\n", err)
 			return 2
 		}
+	}
+	if ctx.Err() != nil {
+		fmt.Fprintln(stdout, "fleetsim: stopped before every board ended")
+		return 130
 	}
 	if !rep.OK() {
 		fmt.Fprintf(stdout, "fleetsim: FAIL: %d of %d boards did not end as their scenario expects\n", len(rep.Boards)-rep.Expected, len(rep.Boards))

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
 	"github.com/rpi-deploy/rpi-deploy/server/servertest"
@@ -87,8 +88,8 @@ func TestDeploymentLifecycle(t *testing.T) {
 	}
 	var b store.Batch
 	srv.Do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/batches/%d", fleet.Batch.ID), nil, &b)
-	if b.Done != 0 {
-		t.Errorf("batch done %d after failures, want 0", b.Done)
+	if b.Done != 0 || b.Failed != 2 || b.InFlight != 1 {
+		t.Errorf("batch after two failures: done %d failed %d in progress %d, want 0 2 1", b.Done, b.Failed, b.InFlight)
 	}
 	r = hello(t, srv, helloOf(1))
 	d3 := r.Deployment
@@ -130,6 +131,20 @@ func TestDeploymentLifecycle(t *testing.T) {
 	}
 	if r := hello(t, srv, helloOf(3)); r.Action != agentapi.ActionRetry {
 		t.Errorf("board after the batch completed: %+v, want retry", r)
+	}
+	// Time filters take RFC 3339 in any precision.
+	for q, want := range map[string]int{
+		"since=" + time.Now().Add(-time.Hour).UTC().Format(time.RFC3339):      5,
+		"since=" + time.Now().Add(time.Minute).UTC().Format(time.RFC3339Nano): 0,
+		"until=" + time.Now().Add(-time.Hour).Format(time.RFC3339):            0,
+	} {
+		var ds []store.Deployment
+		if err := srv.Do(ctx, http.MethodGet, "/api/v1/deployments?"+q, nil, &ds); err != nil || len(ds) != want {
+			t.Errorf("deployments?%s: %d, want %d (%v)", q, len(ds), want, err)
+		}
+	}
+	if err := srv.Do(ctx, http.MethodGet, "/api/v1/deployments?since=yesterday", nil, nil); statusOf(err) != 400 {
+		t.Errorf("since=yesterday: %v, want 400", err)
 	}
 	var ph struct {
 		Phases []store.Phase `json:"phases"`

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -410,9 +411,23 @@ func (a *API) listDeployments(c *gin.Context) {
 	if !good {
 		return
 	}
+	var since, until string
+	for _, tq := range []struct {
+		key string
+		dst *string
+	}{{"since", &since}, {"until", &until}} {
+		if v := c.Query(tq.key); v != "" {
+			ts, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				fail(c, http.StatusBadRequest, tq.key+" "+strconv.Quote(v)+" is not an RFC 3339 time", tq.key)
+				return
+			}
+			*tq.dst = store.FormatTime(ts)
+		}
+	}
 	ds, err := a.svc.Store().Deployments(c.Request.Context(), store.DeploymentFilter{State: c.Query("state"),
 		Venue: c.Query("venue"), Product: c.Query("product"), BatchID: int64(batch), Serial: c.Query("serial"),
-		Search: c.Query("q"), Since: c.Query("since"), Until: c.Query("until"), Limit: limit})
+		Search: c.Query("q"), Since: since, Until: until, Limit: limit})
 	if err != nil {
 		failErr(c, err)
 		return
@@ -476,7 +491,8 @@ func (a *API) audit(c *gin.Context) {
 	if !good {
 		return
 	}
-	l, err := a.svc.Store().AuditLog(c.Request.Context(), limit)
+	l, err := a.svc.Store().AuditLog(c.Request.Context(), store.AuditFilter{Actor: c.Query("actor"), Action: c.Query("action"),
+		Object: c.Query("object"), Limit: limit})
 	ok(c, l, err)
 }
 

@@ -123,11 +123,41 @@ func TestCLI(t *testing.T) {
 	if out, errs, code := runCLI(t, srv, "s3cret-password\n", "user", "add", "ops"); code != 0 || !strings.Contains(out, "user ops") {
 		t.Errorf("user add: %d %q %q", code, out, errs)
 	}
+	// --data writes the database directly (the server may run meanwhile: SQLite WAL);
+	// the password comes from the environment here.
+	var o, e bytes.Buffer
+	code = cli.Run(context.Background(), []string{"user", "add", "night-shift", "--data", srv.DataDir},
+		cli.Env{Stdout: &o, Stderr: &e, Getenv: func(k string) string {
+			if k == "RPI_DEPLOY_PASSWORD" {
+				return "from-the-env-1"
+			}
+			return ""
+		}})
+	if code != 0 {
+		t.Fatalf("user add --data: %d %s", code, e.String())
+	}
+	resp, err = srv.Client.HTTP.Post(srv.URL+"/api/v1/login", "application/json", strings.NewReader(`{"user":"night-shift","password":"from-the-env-1"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("login of a user added with --data: HTTP %d", resp.StatusCode)
+	}
 	if out, _, _ := runCLI(t, srv, "", "user", "list"); !strings.Contains(out, "ops") {
 		t.Errorf("user list: %q", out)
 	}
 	if out, _, _ := runCLI(t, srv, "", "audit"); !strings.Contains(out, "pool.retire") || !strings.Contains(out, "venue.add") {
 		t.Errorf("audit: %q", out)
+	}
+	var entries []store.AuditEntry
+	if err := srv.Do(context.Background(), "GET", "/api/v1/audit?action=pool.&actor=token", nil, &entries); err != nil || len(entries) < 3 {
+		t.Errorf("audit filter: %d entries, %v", len(entries), err)
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Action, "pool.") || e.Actor != "token" {
+			t.Errorf("audit filter let through %+v", e)
+		}
 	}
 	// Bad input: clear message, non-zero exit.
 	for _, args := range [][]string{

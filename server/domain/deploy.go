@@ -40,21 +40,19 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 	}
 
 	var (
+		decide    func(t *store.Tx) error
 		resp      agentapi.HelloResponse
 		created   *store.Deployment
 		board     store.Board
 		retryNote string
 		batch     *store.Batch
 	)
-	err = s.st.Update(ctx, func(t *store.Tx) error {
+	// decide picks the answer, inside the transaction below.
+	decide = func(t *store.Tx) error {
 		resp, created, batch, retryNote = agentapi.HelloResponse{}, nil, nil, ""
 		b, err := t.SeeBoardReturning(ctx, store.Board{Serial: serial, MAC: mac, Model: h.Model, Revision: h.Revision, IP: h.IP,
 			LastEvent: "hello"})
 		if err != nil {
-			return err
-		}
-		if _, err := t.AddBoardEvent(ctx, store.BoardEvent{Serial: serial, MAC: mac, Kind: "agent.hello",
-			Detail: fmt.Sprintf("agent %s, disk %s %d bytes", h.AgentVersion, h.Disk.Device, h.Disk.SizeBytes)}); err != nil {
 			return err
 		}
 		board = b
@@ -78,7 +76,7 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 			resp = agentapi.HelloResponse{Action: agentapi.ActionRetry, Reason: reason, RetryAfterMS: s.opt.RetryAfter.Milliseconds()}
 			return nil
 		}
-		open, err := t.CountOpen(ctx, store.FormatTime(t.Now.Add(-s.opt.StaleAfter)))
+		open, err := t.CountOpen(ctx, store.FormatTime(t.Now.Add(-s.opt.StaleAfter)), s.opt.MaxStreams)
 		if err != nil {
 			return err
 		}
@@ -134,6 +132,23 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 			return err
 		}
 		return retry(strings.Join(reasons, "; "))
+	}
+	err = s.st.Update(ctx, func(t *store.Tx) error {
+		if err := decide(t); err != nil {
+			return err
+		}
+		// Retries are not history (a waiting board asks every few seconds): the
+		// board's last_event says why it waits.
+		if resp.Action == agentapi.ActionRetry {
+			return t.SetBoardLastEvent(ctx, serial, "retry: "+resp.Reason)
+		}
+		detail := fmt.Sprintf("%s; agent %s, disk %s %d bytes", resp.Action, h.AgentVersion, h.Disk.Device, h.Disk.SizeBytes)
+		if resp.Deployment != nil {
+			detail = fmt.Sprintf("deploy %d as %s; agent %s, disk %s %d bytes", resp.Deployment.ID, resp.Deployment.Hostname,
+				h.AgentVersion, h.Disk.Device, h.Disk.SizeBytes)
+		}
+		_, err := t.AddBoardEvent(ctx, store.BoardEvent{Serial: serial, MAC: mac, Kind: "agent.hello", Detail: detail})
+		return err
 	})
 	if err != nil {
 		return agentapi.HelloResponse{}, err

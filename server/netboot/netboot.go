@@ -269,8 +269,8 @@ func (r *recorder) RecordDHCP(_ context.Context, ev dhcp.Event) {
 		"dhcp offer": domain.NetbootDHCPOffer, "dhcp ack": domain.NetbootDHCPAck, "dhcp nak": kindDHCPNak,
 		"dhcp release": kindDHCPRelease, "dhcp decline": kindDHCPDecline,
 	}[ev.Type]
-	if kind == "" {
-		return
+	if kind == "" || (ev.Client.Kind == dhcp.KindOther && ev.Client.Serial == "") {
+		return // not a board: a laptop or a load generator on the deployment network
 	}
 	e := domain.NetbootEvent{Serial: ev.Client.Serial, MAC: ev.MAC, Kind: kind, Error: ev.Reason}
 	if ev.IP.IsValid() {

@@ -170,3 +170,9 @@ func (t *Tx) SetBoardDeployedFlag(ctx context.Context, serial string, deployed b
 func (t *Tx) BoardByShortSerial(ctx context.Context, short string) (Board, error) {
 	return one(ctx, t.tx, scanBoard, `SELECT `+boardCols+` FROM boards WHERE substr(serial, 9) = ? ORDER BY last_seen DESC LIMIT 1`, short)
 }
+
+// SetBoardLastEvent records, in human words, the last thing that happened to a board.
+func (t *Tx) SetBoardLastEvent(ctx context.Context, serial, what string) error {
+	_, err := t.tx.ExecContext(ctx, `UPDATE boards SET last_event = ? WHERE serial = ?`, what, serial)
+	return err
+}

@@ -323,7 +323,7 @@ func probeFrom(local net.IP, addr *net.UDPAddr, name, blksize string) (map[strin
 		opts[fields[i]] = fields[i+1]
 	}
 	c.WriteTo([]byte{0, 4, 0, 0}, from)
-	n, _, err = c.ReadFromUDP(buf)
+	n, _, err = readSkippingStale(c, buf)
 	if err != nil {
 		return nil, err
 	}

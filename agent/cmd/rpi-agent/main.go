@@ -40,7 +40,7 @@ type options struct {
 	uinit, verbose                               bool
 	retryBudget                                  time.Duration
 	writeRateMB                                  float64
-	decoders, writers                            int
+	decoders, writers, buffers                   int
 }
 
 func main() {
@@ -57,6 +57,7 @@ func main() {
 	fs.Float64Var(&o.writeRateMB, "write-rate-limit", 0, "cap target writes at this many MB/s (benchmarks: stands in for an SD card)")
 	fs.IntVar(&o.decoders, "decoders", 0, "frames decoded at once (default: all cores)")
 	fs.IntVar(&o.writers, "writers", 0, "target writes in flight (default 2)")
+	fs.IntVar(&o.buffers, "buffers", 0, "raw chunk buffers in circulation (default: 96 MiB worth)")
 	fs.StringVar(&o.image, "image", "", "standalone: flash this .img.zst URL (manifest beside it) without a server's assignment; needs --hostname")
 	fs.StringVar(&o.hostname, "hostname", "", "standalone: the hostname to give the board")
 	fs.BoolVar(&o.verbose, "v", false, "debug logs")
@@ -100,7 +101,7 @@ func run(ctx context.Context, o options) error {
 	cfg := deploy.Config{
 		Client:    &client.Client{Server: o.server, Retry: pol, Log: log},
 		Target:    o.target,
-		Flash:     flash.Options{Decoders: o.decoders, Writers: o.writers, WriteRateLimit: o.writeRateMB * 1e6, Retry: pol, Log: log},
+		Flash:     flash.Options{Decoders: o.decoders, Writers: o.writers, Buffers: o.buffers, WriteRateLimit: o.writeRateMB * 1e6, Retry: pol, Log: log},
 		BootFS:    bootFS,
 		Mechanism: o.mechanism,
 		Console:   os.Stderr,

@@ -377,7 +377,7 @@ func (f *Fleet) runBoard(ctx context.Context, b *Board) {
 	var proxy *CutProxy
 	if b.Scenario == Flaky {
 		u, _ := url.Parse(cfg.Server)
-		proxy = &CutProxy{Upstream: u.Host, MaxCuts: cfg.MaxCuts, MaxCut: max(cfg.Manifest.CompressedSize, 1<<20)}
+		proxy = &CutProxy{Upstream: u.Host, MaxCuts: cfg.MaxCuts, MaxCut: max(cfg.Manifest.CompressedSize/2, 1<<20)}
 		b.mu.Lock()
 		b.proxy = proxy
 		b.mu.Unlock()

@@ -57,7 +57,7 @@ async function detail(view, serial) {
         { key: 'error', label: 'Cause', render: (d) => d.error ? h('span.error', `${d.error_phase}: ${d.error}`) : '' },
         { key: 'bytes_written', label: 'Written', num: true, render: (d) => d.bytes_written ? bytes(d.bytes_written) : '' },
         { key: 'duration_ms', label: 'Took', num: true, render: (d) => d.duration_ms ? duration(d.duration_ms / 1000) : '' },
-      ], list(deps), { empty: 'Never deployed.' })),
+      ], list(deps), { empty: 'Never deployed.', onRow: (d) => { location.hash = `#/deployments/${d.id}`; } })),
     h('section.panel', h('h2', 'Network boot and agent events'),
       table([
         { key: 'at', label: 'When', render: (e) => when(e.at) },

@@ -1,7 +1,7 @@
 // Deployment history with filters and CSV export.
 
-import { get, list, url } from '../api.js';
-import { h, clear, table, when, pill, bytes, duration, field, formValues, download } from '../ui.js';
+import { get, post, list, url } from '../api.js';
+import { h, clear, table, when, pill, bytes, duration, field, formValues, download, dialog } from '../ui.js';
 import { lookups, venueOptions, productOptions } from './common.js';
 
 const KEYS = ['venue', 'product', 'state', 'batch', 'q', 'since', 'until'];
@@ -12,7 +12,8 @@ function nextDay(day) {
   return d.toISOString().slice(0, 10);
 }
 
-export async function render(view, { query }) {
+export async function render(view, { args, query }) {
+  if (args[0]) return detail(view, args[0]);
   const f = Object.fromEntries(KEYS.map((k) => [k, query.get(k) || '']));
   // Dates are days; the API compares RFC 3339 times as text, so "until" is the next day.
   const api = { ...f, until: f.until ? nextDay(f.until) : '' };
@@ -48,5 +49,40 @@ export async function render(view, { query }) {
       { key: 'error', label: 'Cause', render: (d) => d.error ? h('span.error', `${d.error_phase}: ${d.error}`) : '' },
       { key: 'bytes_written', label: 'Written', num: true, render: (d) => d.bytes_written ? bytes(d.bytes_written) : '' },
       { key: 'duration_ms', label: 'Took', num: true, render: (d) => d.duration_ms ? duration(d.duration_ms / 1000) : '' },
-    ], rows, { empty: 'No deployment matches.' })));
+    ], rows, { empty: 'No deployment matches.', onRow: (d) => { location.hash = `#/deployments/${d.id}`; } })));
+}
+
+// detail shows one deployment with every phase and its time.
+async function detail(view, id) {
+  const d = await get(`deployments/${id}`);
+  const phases = d.phases || [];
+  const t0 = Date.parse(d.started_at);
+  const abandon = () => dialog(`Abandon deployment #${d.id}`, [
+    h('p', `${d.hostname} on board ${d.serial} will be marked abandoned; the board keeps its name and starts over on its next hello.`),
+    field('reason', 'Reason', { required: true, placeholder: 'board pulled from the rack' }),
+  ], 'Abandon', async (v) => {
+    await post(`deployments/${d.id}/abandon`, { reason: v.reason });
+    detail(view, id);
+  });
+  clear(view).append(h('section.panel',
+    h('h2', h('a', { href: '#/deployments' }, 'History'), ` / #${d.id} `, h('span.mono', d.hostname), pill(d.state === 'open' ? d.phase : d.state, d.state),
+      h('span.spacer'), d.state === 'open' ? h('button.danger', { onclick: abandon }, 'Abandon') : null),
+    h('dl.kv',
+      h('dt', 'Board'), h('dd', h('a.mono', { href: `#/boards/${d.serial}` }, d.serial), d.mac ? h('span.muted.mono', ` ${d.mac}`) : null),
+      h('dt', 'Venue · product'), h('dd', `${d.venue} · ${d.product}`),
+      h('dt', 'Batch'), h('dd', d.batch_id ? h('a', { href: `#/deployments?batch=${d.batch_id}` }, `#${d.batch_id}`) : '—'),
+      h('dt', 'Image'), h('dd.mono', d.image),
+      h('dt', 'Started'), h('dd', when(d.started_at)),
+      h('dt', 'Finished'), h('dd', d.finished_at ? `${when(d.finished_at)} (${duration((Date.parse(d.finished_at) - t0) / 1000)})` : '—'),
+      d.error ? [h('dt', 'Cause'), h('dd.error', `${d.error_phase}: ${d.error}`)] : null,
+      d.sha256 ? [h('dt', 'SHA256 read back'), h('dd.mono', d.sha256)] : null,
+      h('dt', 'Written · fetched'), h('dd', `${bytes(d.bytes_written)} · ${bytes(d.bytes_fetched)}`)),
+    h('h3', 'Phases'),
+    table([
+      { key: 'at', label: 'When', render: (p) => when(p.at) },
+      { key: 'offset', label: '+', num: true, render: (p) => duration((Date.parse(p.at) - t0) / 1000) },
+      { key: 'phase', label: 'Phase', render: (p) => h('strong', p.phase) },
+      { key: 'bytes', label: 'Bytes', num: true, render: (p) => p.bytes ? bytes(p.bytes) : '' },
+      { key: 'message', label: 'Message', render: (p) => h('span.mono', p.message || '') },
+    ], phases, { empty: 'No phase recorded yet.' })));
 }

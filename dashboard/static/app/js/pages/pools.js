@@ -74,14 +74,19 @@ export async function render(view, { query }) {
         { key: 'state', label: 'State', render: (n) => n.retired ? pill('retired', 'bad') : n.serial ? pill('held', 'open') : pill('free', 'ok') },
         { key: 'serial', label: 'Held by', render: (n) => n.serial ? h('a.mono', { href: `#/boards/${n.serial}` }, n.serial) : '' },
         { key: 'bound_at', label: 'Since', render: (n) => n.bound_at ? when(n.bound_at) : '' },
-        { key: 'actions', label: '', render: (n) => n.retired ? h('button.small', {
+        { key: 'actions', label: '', render: (n) => h('div.actions', n.serial && !n.retired ? h('button.small', {
+          onclick: () => confirmAction(`Release ${n.name} from board ${n.serial}? The name goes back to the pool; the board gets a new one on its next deployment.`, 'Release', async () => {
+            await run(() => post(`pools/names/${encodeURIComponent(n.name)}/release`), `${n.name} released`);
+            reload();
+          }),
+        }, 'Release') : null, n.retired ? h('button.small', {
           onclick: () => run(() => post(`pools/names/${encodeURIComponent(n.name)}/unretire`), `${n.name} back in the pool`).then(reload),
         }, 'Unretire') : h('button.small.danger', {
           onclick: () => confirmAction(`Retire ${n.name}? It will never be handed out again${n.serial ? ` (its board ${n.serial} keeps running with it until re-imaged)` : ''}.`, 'Retire', async () => {
             await run(() => post(`pools/names/${encodeURIComponent(n.name)}/retire`), `${n.name} retired`);
             reload();
           }),
-        }, 'Retire') },
+        }, 'Retire')) },
       ], rows, { empty: 'No names match.' }));
   }
 
