@@ -103,14 +103,18 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
     await page.goto(`${server.url}/ui/#/venues`);
     await page.click('#venue-add');
     await page.fill('#f-code', 'coro1');
-    await page.fill('#f-name', 'Coronado Karting');
+    await page.fill('#f-name', 'Coronado Kartin');
     await page.click('dialog button[type=submit]');
     // The browser refuses the pattern before the server sees it; fix and resend.
     assert.equal(await page.locator('dialog[open]').count(), 1);
     await page.fill('#f-code', VENUE);
     await page.click('dialog button[type=submit]');
     await page.locator('dialog').waitFor({ state: 'detached' });
-    await page.locator('td', { hasText: 'Coronado Karting' }).waitFor();
+    await page.locator('td', { hasText: 'Coronado Kartin' }).waitFor();
+    await page.locator('tr', { hasText: VENUE }).locator('button:text("Rename")').click();
+    await page.fill('#f-name', 'Coronado Karting & Grill');
+    await page.click('dialog button[type=submit]');
+    await page.locator('td', { hasText: 'Coronado Karting & Grill' }).waitFor();
   });
 
   step('generate a hostname pool and export it as CSV', async () => {
@@ -186,7 +190,10 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
       const seen = () => {
         for (const row of document.querySelectorAll('#fleet-rows .row')) {
           const list = (window.__phases[row.dataset.serial] ||= []);
-          if (list[list.length - 1] !== row.dataset.phase) list.push(row.dataset.phase);
+          if (list[list.length - 1] !== row.dataset.phase) {
+            list.push(row.dataset.phase);
+            if (row.dataset.phase === 'verified') (window.__verifiedAt ||= {})[row.dataset.serial] = Date.now();
+          }
         }
       };
       new MutationObserver(seen).observe(document.getElementById('view'), { childList: true, subtree: true });
@@ -211,6 +218,12 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
       assert.ok(p.length >= 2, `${b.serial}: only ${p} was ever shown; want the phases before verified too`);
     }
     console.log('# phases shown:', JSON.stringify(phases));
+    // How long after the server recorded each result the operator saw it.
+    const shownAt = await page.evaluate(() => window.__verifiedAt);
+    const deps = await api(server, TOKEN, 'GET', '/api/v1/deployments?state=verified');
+    const lag = boards.map((b) => shownAt[b.serial] - Date.parse(deps.find((d) => d.serial === b.serial).finished_at));
+    console.log(`# result on screen after the server recorded it: ${lag.map((ms) => `${ms} ms`).join(', ')}`);
+    assert.ok(lag.every((ms) => ms < 1000), `updates within a second: ${lag}`);
     for (const a of agents) assert.equal(await a.exited, 0, `agent ${a.serial} (log ${a.log})`);
     await page.locator('.stat.ok .v', { hasText: String(GOOD_BOARDS) }).waitFor();
   });
