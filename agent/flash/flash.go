@@ -224,7 +224,7 @@ func (fl *Flasher) Stream(ctx context.Context, src Source) error {
 	}
 	decCh := make(chan *work, opt.Decoders)
 	orderCh := make(chan *work, opt.Buffers)
-	writeCh := make(chan *work, opt.Writers)
+	writeCh := make(chan *work, opt.Buffers) // the raw buffers bound it; the order stage runs ahead
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { defer close(decCh); return fl.fetch(ctx, src, compFree, rawFree, decCh) })
@@ -409,11 +409,16 @@ func (fl *Flasher) order(ctx context.Context, in <-chan *work, out chan<- *work,
 			}
 			n := fl.m.ChunkRange(w.i).Length
 			whole.Write(w.raw[:n])
-			if w.i == 0 {
+			switch {
+			case w.i == 0:
 				copy(fl.head, w.raw[:n])
 				fl.streamed.Add(n)
 				rawFree <- w.raw
-			} else {
+			case fl.m.Chunks[w.i].DataSHA256 == "":
+				// Free space: nothing to write, so no waiting behind the writes.
+				fl.streamed.Add(n)
+				rawFree <- w.raw
+			default:
 				select {
 				case out <- w:
 				case <-ctx.Done():

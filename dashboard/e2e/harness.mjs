@@ -6,7 +6,8 @@
 //   E2E_IMAGE   NAME.img.zst packed by mkimage (manifest beside it)
 //   ARTIFACTS   where screenshots go (default ./artifacts)
 
-import { spawn } from 'node:child_process';
+import { spawn, execFile } from 'node:child_process';
+import dgram from 'node:dgram';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,8 +24,9 @@ export function tempDir(prefix) {
 }
 
 // startServer runs `rpi-deployd serve` and resolves once it printed its URL.
-export function startServer({ token, dataDir, log, listen = '127.0.0.1:0' }) {
+export function startServer({ token, dataDir, log, listen = '127.0.0.1:0', config }) {
   const args = ['serve', '--data', dataDir, '--listen', listen, '--token', token, '--log-level', 'info'];
+  if (config) args.push('--config', config);
   const proc = spawn(path.join(BIN, 'rpi-deployd'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const out = fs.createWriteStream(log);
   proc.stdout.pipe(out, { end: false });
@@ -142,4 +144,34 @@ export function parseCSV(text) {
   }
   if (field !== '' || row.length) { row.push(field); rows.push(row); }
   return rows;
+}
+
+// freeUDPPort asks the kernel for a free UDP port on loopback (for the TFTP server).
+export function freeUDPPort() {
+  return new Promise((resolve, reject) => {
+    const sock = dgram.createSocket('udp4');
+    sock.on('error', reject);
+    sock.bind(0, '127.0.0.1', () => { const { port } = sock.address(); sock.close(() => resolve(port)); });
+  });
+}
+
+// tftroot makes a TFTP root with the files the server insists on (random bytes: no
+// board boots from them here) and a config file that serves it on loopback.
+export function tftpSetup(dir, port) {
+  const root = path.join(dir, 'tftproot');
+  fs.mkdirSync(root, { recursive: true });
+  for (const [name, size] of [['kernel_2712.img', 2 << 20], ['initramfs_2712', 1 << 20], ['bcm2712-rpi-5-b.dtb', 64 << 10]]) {
+    fs.writeFileSync(path.join(root, name), Buffer.alloc(size, name.length));
+  }
+  const config = path.join(dir, 'rpi-deployd.json');
+  fs.writeFileSync(config, JSON.stringify({ netboot: { tftp_root: root, tftp_listen: `127.0.0.1:${port}` } }));
+  return config;
+}
+
+// tftpGet fetches FILE as the Pi 5 bootloader would (blksize 1468, tsize) with curl.
+export function tftpGet(port, file) {
+  return new Promise((resolve, reject) => {
+    execFile('curl', ['-sS', '--tftp-blksize', '1468', '-o', '/dev/null', `tftp://127.0.0.1:${port}/${file}`],
+      (err, _out, stderr) => (err ? reject(new Error(`curl tftp ${file}: ${stderr || err.message}`)) : resolve()));
+  });
 }

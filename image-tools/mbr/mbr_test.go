@@ -186,3 +186,33 @@ func TestTruncatedImage(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// FuzzParse: any sector either fails with one of the sentinels or yields partitions
+// inside the disk that do not overlap. (go test runs the seeds; go test -fuzz
+// FuzzParse explores.)
+func FuzzParse(f *testing.F) {
+	f.Add(sector(func(s []byte) { entry(s, 0, 0x80, 0x0c, 16384, 131072); entry(s, 1, 0, 0x83, 147456, 131072) }), int64(1<<30))
+	f.Add(sector(func(s []byte) { entry(s, 0, 0, 0x0c, 2048, 4096); entry(s, 1, 0, 0x83, 4096, 4096) }), int64(64<<20))
+	f.Add(make([]byte, 512), int64(512))
+	f.Fuzz(func(t *testing.T, s []byte, size int64) {
+		tab, err := Parse(s, size)
+		if err != nil {
+			for _, e := range []error{ErrNoTable, ErrGPT, ErrExtended, ErrOverlap, ErrPastEnd} {
+				if errors.Is(err, e) {
+					return
+				}
+			}
+			t.Fatalf("error without a sentinel: %v", err)
+		}
+		for i, p := range tab.Partitions {
+			if p.Start <= 0 || p.Size <= 0 || p.End() > size {
+				t.Fatalf("partition %+v outside a disk of %d", p, size)
+			}
+			for _, q := range tab.Partitions[:i] {
+				if p.Start < q.End() && q.Start < p.End() {
+					t.Fatalf("%+v overlaps %+v", p, q)
+				}
+			}
+		}
+	})
+}

@@ -88,8 +88,8 @@ func TestDeploymentLifecycle(t *testing.T) {
 	}
 	var b store.Batch
 	srv.Do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/batches/%d", fleet.Batch.ID), nil, &b)
-	if b.Done != 0 {
-		t.Errorf("batch done %d after failures, want 0", b.Done)
+	if b.Done != 0 || b.Failed != 2 || b.InFlight != 1 {
+		t.Errorf("batch after two failures: done %d failed %d in progress %d, want 0 2 1", b.Done, b.Failed, b.InFlight)
 	}
 	r = hello(t, srv, helloOf(1))
 	d3 := r.Deployment
@@ -117,6 +117,11 @@ func TestDeploymentLifecycle(t *testing.T) {
 	r = hello(t, srv, helloOf(1))
 	if r.Action != agentapi.ActionDeploy || r.Deployment.Hostname != "KXP2-CORO-001" {
 		t.Fatalf("re-image: %+v", r)
+	}
+	var re store.Deployment
+	srv.Do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/deployments/%d", r.Deployment.ID), nil, &re)
+	if re.BatchID != 0 || re.Venue != "CORO" || re.Product != "KXP2" {
+		t.Errorf("re-image deployment %+v: want no batch, CORO KXP2", re)
 	}
 	// Board 2 completes the batch of 2.
 	var open []store.Deployment

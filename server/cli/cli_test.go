@@ -123,6 +123,27 @@ func TestCLI(t *testing.T) {
 	if out, errs, code := runCLI(t, srv, "s3cret-password\n", "user", "add", "ops"); code != 0 || !strings.Contains(out, "user ops") {
 		t.Errorf("user add: %d %q %q", code, out, errs)
 	}
+	// --data writes the database directly (the server may run meanwhile: SQLite WAL);
+	// the password comes from the environment here.
+	var o, e bytes.Buffer
+	code = cli.Run(context.Background(), []string{"user", "add", "night-shift", "--data", srv.DataDir},
+		cli.Env{Stdout: &o, Stderr: &e, Getenv: func(k string) string {
+			if k == "RPI_DEPLOY_PASSWORD" {
+				return "from-the-env-1"
+			}
+			return ""
+		}})
+	if code != 0 {
+		t.Fatalf("user add --data: %d %s", code, e.String())
+	}
+	resp, err = srv.Client.HTTP.Post(srv.URL+"/api/v1/login", "application/json", strings.NewReader(`{"user":"night-shift","password":"from-the-env-1"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("login of a user added with --data: HTTP %d", resp.StatusCode)
+	}
 	if out, _, _ := runCLI(t, srv, "", "user", "list"); !strings.Contains(out, "ops") {
 		t.Errorf("user list: %q", out)
 	}

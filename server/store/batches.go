@@ -26,17 +26,15 @@ type Batch struct {
 	Priority  int    `json:"priority"`
 	State     string `json:"state"`
 	Done      int    `json:"done"`        // verified deployments
-	InFlight  int    `json:"in_progress"` // open deployments (filled by queries that count them)
-	Failed    int    `json:"failed"`      // failed deployments (likewise)
+	InFlight  int    `json:"in_progress"` // open deployments
+	Failed    int    `json:"failed"`      // failed deployments
 	Note      string `json:"note,omitempty"`
 	CreatedAt string `json:"created_at"`
 	UpdatedAt string `json:"updated_at"`
 }
 
 const batchCols = `b.id, b.venue, b.product, b.image, coalesce(b.count, 0), b.priority, b.state, b.done,
-	(SELECT count(*) FROM deployments d WHERE d.batch_id = b.id AND d.state = 'open'),
-	(SELECT count(*) FROM deployments d WHERE d.batch_id = b.id AND d.state = 'failed'),
-	b.note, b.created_at, b.updated_at`
+	b.in_progress, b.failed, b.note, b.created_at, b.updated_at`
 
 func scanBatch(r scanner) (Batch, error) {
 	var b Batch
@@ -87,6 +85,6 @@ func (t *Tx) UpdateBatch(ctx context.Context, b Batch) error {
 // their count are left out.
 func (t *Tx) OpenBatches(ctx context.Context) ([]Batch, error) {
 	return collect(ctx, t.tx, scanBatch, `SELECT `+batchCols+` FROM batches b WHERE b.state = 'active'
-		AND (b.count IS NULL OR b.done + (SELECT count(*) FROM deployments d WHERE d.batch_id = b.id AND d.state = 'open') < b.count)
+		AND (b.count IS NULL OR b.done + b.in_progress < b.count)
 		ORDER BY b.priority DESC, b.id`)
 }

@@ -102,10 +102,17 @@ func (t *Tx) LastDeployment(ctx context.Context, serial string) (Deployment, err
 	return one(ctx, t.tx, scanDeployment, `SELECT `+deploymentCols+deploymentFrom+` WHERE d.serial = ? ORDER BY d.id DESC LIMIT 1`, serial)
 }
 
-// CountOpen counts open deployments updated at or after since (RFC 3339; "" = all).
-func (t *Tx) CountOpen(ctx context.Context, since string) (int, error) {
+// SilentDeployments lists open deployments last updated before before.
+func (t *Tx) SilentDeployments(ctx context.Context, before string) ([]Deployment, error) {
+	return collect(ctx, t.tx, scanDeployment, `SELECT `+deploymentCols+deploymentFrom+` WHERE d.state = 'open' AND d.updated_at < ?`, before)
+}
+
+// CountOpen counts open deployments updated at or after since (RFC 3339; "" = all),
+// up to limit: it never reads more than limit rows.
+func (t *Tx) CountOpen(ctx context.Context, since string, limit int) (int, error) {
 	var n int
-	err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM deployments WHERE state = 'open' AND updated_at >= ?`, since).Scan(&n)
+	err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM deployments WHERE state = 'open' AND updated_at >= ? LIMIT ?)`,
+		since, limit).Scan(&n)
 	return n, err
 }
 
@@ -128,6 +135,11 @@ func (t *Tx) AddDeployment(ctx context.Context, d Deployment) (int64, error) {
 	id, err := res.LastInsertId()
 	if err != nil {
 		return 0, err
+	}
+	if d.BatchID != 0 {
+		if _, err := t.tx.ExecContext(ctx, `UPDATE batches SET in_progress = in_progress + 1 WHERE id = ?`, d.BatchID); err != nil {
+			return 0, err
+		}
 	}
 	return id, t.AddPhase(ctx, id, d.Phase, 0, "")
 }
@@ -152,9 +164,20 @@ func (t *Tx) Touch(ctx context.Context, id int64) error {
 	return err
 }
 
-// Finish closes a deployment with its final state and result fields.
+// Finish closes an open deployment with its final state and result fields, and
+// updates its batch's counters.
 func (t *Tx) Finish(ctx context.Context, d Deployment) error {
 	now := FormatTime(t.Now)
+	if d.BatchID != 0 {
+		failed := 0
+		if d.State == DeployFailed {
+			failed = 1
+		}
+		if _, err := t.tx.ExecContext(ctx, `UPDATE batches SET in_progress = in_progress - 1, failed = failed + ? WHERE id = ?`,
+			failed, d.BatchID); err != nil {
+			return err
+		}
+	}
 	_, err := t.tx.ExecContext(ctx, `UPDATE deployments SET state = ?, phase = ?, error = ?, error_phase = ?, sha256 = ?,
 		bytes_written = ?, bytes_fetched = ?, duration_ms = ?, updated_at = ?, finished_at = ? WHERE id = ?`,
 		d.State, d.Phase, d.Error, d.ErrorPhase, d.SHA256, d.BytesWritten, d.BytesFetched, d.DurationMS, now, now, d.ID)

@@ -452,3 +452,25 @@ func waitFor(t *testing.T, a *agentRun, s string, d time.Duration) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestHelloRetryUntilBatch: a board that says hello before there is a batch for it is
+// told to retry later; it keeps asking (after the server's delay, with jitter) and
+// flashes once the operator has created the batch.
+func TestHelloRetryUntilBatch(t *testing.T) {
+	t.Parallel()
+	im := buildImage(t, testimg.TrixieCloudInit)
+	cfg := filepath.Join(t.TempDir(), "rpi-deployd.json")
+	if err := os.WriteFile(cfg, []byte(`{"retry_after": "300ms"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := servertest.Start(t, servertest.Options{Args: []string{"--config", cfg}})
+	a := startAgent(t, s.URL, "10000000feed0001")
+	waitFor(t, a, "server says retry later", 20*time.Second)
+	s.Setup(t, servertest.Fleet{Venue: "GAMA", Product: "KXP2", Count: 1, Image: im.zst})
+	if err := a.wait(t); err != nil {
+		t.Fatalf("rpi-agent: %v\n%s", err, a.out)
+	}
+	if d := a.deployment(t, s); d.State != "verified" || d.Hostname != "KXP2-GAMA-001" {
+		t.Fatalf("server has %+v, want KXP2-GAMA-001 verified", d)
+	}
+}

@@ -90,6 +90,7 @@ class Live extends EventTarget {
       for (const [serial, r] of this.rows) {
         if (!rows.has(serial) && (r.phase === 'dhcp' || r.phase === 'tftp') && Date.now() - r.recv < NETBOOT_MS) rows.set(serial, r);
       }
+      for (const d of deps) dropNetbootRows(rows, d);
       this.rows = rows;
       this.batches = new Map((f.batches || []).map((b) => [b.id, b]));
       this.counts = f.counts || {};
@@ -125,6 +126,7 @@ class Live extends EventTarget {
       const cur = this.rows.get(dep.serial);
       const row = rowFrom(dep, cur);
       if (!cur || !newer(cur, row)) this.rows.set(dep.serial, row);
+      dropNetbootRows(this.rows, dep);
       handled = true;
     }
     if (batch && typeof batch === 'object' && batch.id !== undefined) {
@@ -209,19 +211,41 @@ export function rowFrom(d, prev) {
   };
 }
 
-// netbootFrom recognises a DHCP or TFTP event of a board (before its agent runs).
-function netbootFrom(d) {
+// netbootFrom turns a board.netboot event (store.BoardEvent: {serial, mac, kind,
+// detail}) into a row for a board that has not said hello yet. A board the server
+// does not know yet has no serial in the event: the row is keyed by the short serial
+// (TFTP prefix, in the detail as "serial abcd1234: …") or the MAC until its hello.
+export function netbootFrom(d) {
   const ev = d.event || d;
-  const k = (ev.kind || ev.phase || '').toLowerCase();
-  if (!k.startsWith('dhcp') && !k.startsWith('tftp')) return null;
-  const serial = ev.serial || '';
-  if (!serial) return null;
+  const kind = String(ev.kind || '').toLowerCase();
+  if (!kind.startsWith('dhcp') && !kind.startsWith('tftp')) return null;
+  let detail = String(ev.detail || '');
+  let short = '';
+  const m = /^serial ([0-9a-f]{8}): (.*)$/i.exec(detail);
+  if (m) { short = m[1].toLowerCase(); detail = m[2]; }
+  const key = ev.serial || (short ? `short:${short}` : '') || (ev.mac ? `mac:${ev.mac}` : '');
+  if (!key) return null;
+  // Details read "tftp.file NAME N bytes in T", "tftp.failed NAME: ERR", "dhcp.offer IP".
+  const rest = detail.startsWith(kind) ? detail.slice(kind.length).trim() : detail;
+  const tftp = kind.startsWith('tftp');
+  const file = tftp ? rest.split(/[\s:]/)[0] : '';
+  let shown = rest;
+  if (tftp) shown = kind === 'tftp.failed' ? `${rest}` : file;
+  else shown = `${kind.slice(5)} ${rest}`.trim();
+  const now = Date.now();
   return {
-    serial, hostname: ev.hostname || '', venue: ev.venue || '', product: '', state: 'open',
-    phase: k.startsWith('tftp') ? 'tftp' : 'dhcp', detail: ev.file || ev.detail || ev.message || '',
-    bytes: ev.bytes || 0, total: ev.total || 0, rate_bps: 0, error: '', error_phase: '',
-    seen: Date.now(), recv: Date.now(), mac: ev.mac || '',
+    serial: key, display: ev.serial || short || ev.mac || '', short: short || (ev.serial ? ev.serial.slice(-8) : ''),
+    hostname: '', venue: '', product: '', state: 'open', phase: tftp ? 'tftp' : 'dhcp', detail: shown,
+    bytes: 0, total: 0, rate_bps: 0, error: '', error_phase: '', seen: now, recv: now, mac: ev.mac || '',
   };
+}
+
+// dropNetbootRows removes the DHCP/TFTP rows that stood for the board of deployment
+// d before the server knew its serial.
+function dropNetbootRows(rows, d) {
+  const short = String(d.serial || '').slice(-8).toLowerCase();
+  rows.delete(`short:${short}`);
+  if (d.mac) rows.delete(`mac:${String(d.mac).toLowerCase()}`);
 }
 
 export const live = new Live();

@@ -55,11 +55,12 @@ function rowView(r) {
     (r.phase === 'streaming' || r.phase === 'verifying') && r.total ? `${bytes(r.bytes)} / ${bytes(r.total)}` : r.detail);
   return h('div.row', {
     class: `row ${r.phase}`, dataset: { serial: r.serial, phase: r.phase, hostname: r.hostname || '' },
-    title: 'open this board', onclick: () => { location.hash = `#/boards/${r.serial}`; },
+    title: 'open this board',
+    onclick: () => { location.hash = r.serial.includes(':') ? `#/boards?q=${encodeURIComponent(r.display)}` : `#/boards/${r.serial}`; },
   },
   h('div.name',
     h('div.host', r.hostname || 'new board'),
-    h('div.meta', [r.serial, r.venue, r.product].filter(Boolean).join(' · '))),
+    h('div.meta', [r.display || r.serial, r.venue, r.product].filter(Boolean).join(' · '))),
   h('div.phase', PHASE_LABEL[r.phase] || r.phase, phaseDetail ? h('span.detail', phaseDetail) : null),
   h('div.progress', h('span.pct', `${Math.floor(p * 100)}%`), bar(p, failed ? 'bad' : r.phase === 'verified' ? 'ok' : '')),
   h('div.rate', r.phase === 'streaming' || r.phase === 'verifying' ? mbps(r.rate_bps) : '—', h('small', 'MB/s')),
