@@ -180,18 +180,25 @@ func (f *FS) parseBPB(b []byte) error {
 		return bad("metadata (%d bytes) fills the whole file system (%d bytes)", f.dataStart, total*f.bps)
 	}
 	f.clusters = uint32((total*f.bps - f.dataStart) / f.clusterSize)
+	// The variant: FAT32 when the 16-bit FAT size and the root entry count are zero,
+	// as Linux and dosfstools decide (mkfs.vfat -F 32 makes FAT32 with fewer than
+	// 65525 clusters too); otherwise the cluster count tells FAT12 from FAT16.
 	switch {
-	case f.clusters < 4085:
+	case le16(22) != 0 && f.clusters < 4085:
 		return fmt.Errorf("%w: FAT12 (%d clusters)", ErrUnsupported, f.clusters)
-	case f.clusters < 65525:
+	case le16(22) != 0 && f.clusters > 0xFFF6-2:
+		return bad("a 16-bit FAT with %d clusters", f.clusters)
+	case le16(22) != 0:
 		f.bits = 16
 		if rootEntries == 0 {
 			return bad("FAT16 with no root directory entries")
 		}
+	case f.clusters > 0x0FFFFFF6-2:
+		return bad("FAT32 with %d clusters", f.clusters)
 	default:
 		f.bits = 32
-		if rootEntries != 0 || le16(22) != 0 {
-			return bad("FAT32 with %d fixed root entries / 16-bit FAT size %d", rootEntries, le16(22))
+		if rootEntries != 0 {
+			return bad("FAT32 with %d fixed root entries", rootEntries)
 		}
 		if v := le16(42); v != 0 {
 			return fmt.Errorf("%w: FAT32 version %d.%d", ErrUnsupported, v>>8, v&0xff)

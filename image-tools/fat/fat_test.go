@@ -332,6 +332,37 @@ func TestDirectoryGrows(t *testing.T) {
 	if got := mtype(t, img, "overlays/generated-file-with-a-long-name-059.dtbo"); string(got) != "overlays/generated-file-with-a-long-name-059.dtbo" {
 		t.Errorf("mtype: %q", got)
 	}
+	// Replace and remove entries in later directory clusters (long-name runs may
+	// straddle a cluster boundary), then refill the freed slots.
+	for i := range 60 {
+		name := fmt.Sprintf("generated-file-with-a-long-name-%03d.dtbo", i)
+		switch i % 3 {
+		case 0:
+			if err := fsys.Remove(name); err != nil {
+				t.Fatal(err)
+			}
+		case 1:
+			if err := fsys.WriteFile(name, []byte("replaced "+name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for i := range 20 {
+		if err := fsys.WriteFile(fmt.Sprintf("refill-%02d-with-a-long-name.txt", i), []byte("r")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fsck(t, img)
+	names, err := testimg.MList(ctx, img, 0, "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(names); n != 1+40+20 { // overlays, 40 generated, 20 refills
+		t.Errorf("mdir lists %d names, want 61", n)
+	}
+	if got := mtype(t, img, "generated-file-with-a-long-name-058.dtbo"); string(got) != "replaced generated-file-with-a-long-name-058.dtbo" {
+		t.Errorf("mtype after replace: %q", got)
+	}
 }
 
 func TestRemove(t *testing.T) {
@@ -656,5 +687,62 @@ func TestWriteErrors(t *testing.T) {
 		if n > 20 {
 			t.Fatal("WriteFile never succeeds")
 		}
+	}
+}
+
+// TestGeometries: other sector sizes, cluster sizes and FAT counts that mkfs.vfat
+// makes, written by us and checked by fsck.fat and mtools.
+func TestGeometries(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"4K sectors", []string{"-F", "32", "-S", "4096"}},
+		{"4K clusters FAT16", []string{"-F", "16", "-s", "8"}},
+		{"one FAT", []string{"-F", "32", "-f", "1"}},
+		{"8K clusters FAT32", []string{"-F", "32", "-s", "16"}},
+		// FAT32 by its BPB with fewer than 65525 clusters, as Linux and fsck.fat take
+		// it; mtools takes it for FAT16 and cannot read it, so only we read it back.
+		{"small FAT32", []string{"-F", "32", "-S", "4096"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			img := filepath.Join(t.TempDir(), "fat.img")
+			size := "40960"
+			switch tc.name { // FAT32 needs 65525 clusters for mtools to take it as FAT32
+			case "8K clusters FAT32":
+				size = "600000"
+			case "4K sectors":
+				size = "300000"
+			}
+			testimg.MustTool(t, "mkfs.vfat", append(append([]string{"-C"}, tc.args...), img, size)...)
+			fsys, _ := open(t, img)
+			data := bytes.Repeat([]byte("0123456789abcdef"), 10000)
+			for _, name := range []string{"cmdline.txt", "firstrun-custom-settings-long-name.sh", "big.bin"} {
+				if err := fsys.WriteFile(name, data[:len(name)*1000]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := fsys.WriteFile("big.bin", data); err != nil {
+				t.Fatal(err)
+			}
+			if err := fsys.Remove("cmdline.txt"); err != nil {
+				t.Fatal(err)
+			}
+			fsck(t, img)
+			if tc.name == "small FAT32" {
+				again, _ := open(t, img)
+				if got, err := again.ReadFile("big.bin"); err != nil || !bytes.Equal(got, data) || again.Bits() != 32 {
+					t.Errorf("big.bin: %v, FAT%d", err, again.Bits())
+				}
+				return
+			}
+			if got := mtype(t, img, "big.bin"); !bytes.Equal(got, data) {
+				t.Error("big.bin differs")
+			}
+			if got := mtype(t, img, "firstrun-custom-settings-long-name.sh"); !bytes.Equal(got, data[:37000]) {
+				t.Error("long name file differs")
+			}
+		})
 	}
 }

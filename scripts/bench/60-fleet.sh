@@ -89,10 +89,10 @@ EOF
 "$bin/rpi-deployd" serve --config "$work/server.json" --data "$work/data" --listen 127.0.0.1:0 2>"$work/server.log" &
 srv_pid=$!; pids+=("$srv_pid")
 url=$(wait_listening "$work/server.log" rpi-deployd)
-rd() { "$bin/rpi-deployd" --server "$url" "$@" >/dev/null; }
+rd() { RPI_DEPLOY_SERVER=$url "$bin/rpi-deployd" "$@" >/dev/null 2>"$work/rd.err" || { cat "$work/rd.err" >&2; exit 1; }; }
 rd venue add FLET --name "Fleet bench"
 rd pool add --venue FLET --product KXP2 --count $(( 2 * n ))
-rd image add "$work/img/fleet.img.zst"
+rd image add "$work/img/fleet.img.zst" --activate KXP2
 rd batch add --venue FLET --product KXP2 --count "$n" --image fleet
 
 "$work/fleetsim" -server "$url" -image fleet -boards "$n" -workdir "$work/run1" -quiet -interval 5s \
@@ -115,7 +115,7 @@ set -e
 srv_rss=$(hwm_mib "$srv_pid")
 echo "bench: fleet${n}-server-peak-rss-MiB ours=$srv_rss baseline=$base_rss ratio=$(ratio "$srv_rss" "$base_rss")"
 sed -n '/^ *scenario/,$p' "$work/run2.out"
-count() { grep -o "\"$1\": [0-9]*" "$work/run2.json" | head -1 | awk '{print $2+0}'; }
+count() { { grep -o "\"$1\": [0-9]*" "$work/run2.json" || true; } | head -1 | awk '{print $2+0}'; }
 bad=$(grep -c '"scenario": "badcard"' "$work/run2.json" || true)
 for o in verified failed stuck verified-but-bad; do
   case $o in verified) want=$(( n - bad ));; failed) want=$bad;; *) want=0;; esac

@@ -123,11 +123,46 @@ func TestCLI(t *testing.T) {
 	if out, errs, code := runCLI(t, srv, "s3cret-password\n", "user", "add", "ops"); code != 0 || !strings.Contains(out, "user ops") {
 		t.Errorf("user add: %d %q %q", code, out, errs)
 	}
+	// --data writes the database directly (the server may run meanwhile: SQLite WAL);
+	// the password comes from the environment here.
+	var o, e bytes.Buffer
+	code = cli.Run(context.Background(), []string{"user", "add", "night-shift", "--data", srv.DataDir},
+		cli.Env{Stdout: &o, Stderr: &e, Getenv: func(k string) string {
+			if k == "RPI_DEPLOY_PASSWORD" {
+				return "from-the-env-1"
+			}
+			return ""
+		}})
+	if code != 0 {
+		t.Fatalf("user add --data: %d %s", code, e.String())
+	}
+	resp, err = srv.Client.HTTP.Post(srv.URL+"/api/v1/login", "application/json", strings.NewReader(`{"user":"night-shift","password":"from-the-env-1"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("login of a user added with --data: HTTP %d", resp.StatusCode)
+	}
 	if out, _, _ := runCLI(t, srv, "", "user", "list"); !strings.Contains(out, "ops") {
 		t.Errorf("user list: %q", out)
 	}
 	if out, _, _ := runCLI(t, srv, "", "audit"); !strings.Contains(out, "pool.retire") || !strings.Contains(out, "venue.add") {
 		t.Errorf("audit: %q", out)
+	}
+	// A name in use by an open deployment cannot be released; venues with names cannot go.
+	if _, errs, code := runCLI(t, srv, "", "pool", "release", "KXP2-CORO-001"); code == 0 || !strings.Contains(errs, "open deployment") {
+		t.Errorf("release of a name in use: %d %q", code, errs)
+	}
+	if _, errs, code := runCLI(t, srv, "", "venue", "rm", "CORO"); code == 0 || !strings.Contains(errs, "409") {
+		t.Errorf("rm of a venue in use: %d %q", code, errs)
+	}
+	runCLI(t, srv, "", "venue", "add", "EMPT")
+	if _, errs, code := runCLI(t, srv, "", "venue", "rm", "EMPT"); code != 0 {
+		t.Errorf("rm of an unused venue: %d %q", code, errs)
+	}
+	if out, errs, code := runCLI(t, srv, "", "pool", "release", "KXP2-ARIA-008"); code != 0 || !strings.Contains(out, `serial ""`) {
+		t.Errorf("release: %d %q %q", code, out, errs)
 	}
 	var entries []store.AuditEntry
 	if err := srv.Do(context.Background(), "GET", "/api/v1/audit?action=pool.&actor=token", nil, &entries); err != nil || len(entries) < 3 {

@@ -62,7 +62,7 @@ func init() {
 		{name: "image show", args: "NAME", help: "print an image's manifest", run: cmdImageShow},
 		{name: "image activate", flags: "product", args: "NAME --product CODE", help: "make an image the product's active image", run: cmdImageActivate},
 		{name: "image rm", args: "NAME", help: "delete an unused image", run: cmdImageRm},
-		{name: "batch add", flags: "venue product image count:int priority:int paused:bool note", args: "--venue CODE --product CODE [--count N] [--image NAME] [--priority N] [--paused] [--note TEXT]", help: "create a batch (count 0 = open-ended)", run: cmdBatchAdd},
+		{name: "batch add", flags: "venue product image count:int priority:int paused:bool note", args: "--venue CODE --product CODE [--count N] [--image NAME] [--priority N] [--paused] [--note TEXT]", help: "create a batch (count 0 = open-ended; --paused creates it pending: batch resume starts it)", run: cmdBatchAdd},
 		{name: "batch list", flags: "state", args: "[--state S]", help: "list batches and their progress", run: cmdBatchList},
 		{name: "batch pause", args: "ID", help: "pause a batch", run: cmdBatchChange(domain.BatchPause)},
 		{name: "batch resume", args: "ID", help: "resume a batch", run: cmdBatchChange(domain.BatchResume)},

@@ -36,6 +36,10 @@ type Config struct {
 	// StaleAfter: an open deployment silent this long no longer counts toward
 	// MaxStreams. Default 15m.
 	StaleAfter Duration `json:"stale_after,omitempty"`
+	// AbandonAfter: an open deployment silent this long is closed as abandoned, which
+	// frees its batch slot (the board keeps its name and gets a new deployment when it
+	// says hello again). Default 2h.
+	AbandonAfter Duration `json:"abandon_after,omitempty"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `json:"log_level,omitempty"`
 	// Netboot holds the DHCP/TFTP settings (see server/dhcp, server/tftp). Kept raw
@@ -119,6 +123,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.StaleAfter <= 0 {
 		c.StaleAfter = Duration(15 * time.Minute)
+	}
+	if c.AbandonAfter <= 0 {
+		c.AbandonAfter = Duration(2 * time.Hour)
 	}
 	if c.LogLevel == "" {
 		c.LogLevel = "info"

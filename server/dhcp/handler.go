@@ -6,6 +6,9 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"regexp"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -53,6 +56,8 @@ type Options struct {
 	Logger   *slog.Logger // nil discards
 }
 
+var serial8 = regexp.MustCompile(`^[0-9a-f]{8}$`)
+
 // Handler computes replies to DHCP requests. It does no I/O except through its
 // LeaseStore and Recorder; Server puts it on the wire.
 type Handler struct {
@@ -96,10 +101,23 @@ func NewHandler(ctx context.Context, o Options) (*Handler, error) {
 		if o.RangeFirst.Compare(o.ServerIP) <= 0 && o.ServerIP.Compare(o.RangeLast) <= 0 {
 			return nil, fmt.Errorf("dhcp range %v-%v contains the server's own address %v", o.RangeFirst, o.RangeLast, o.ServerIP)
 		}
-		for _, r := range o.Reservations {
+		o.Reservations = slices.Clone(o.Reservations) // normalised below; the caller's stay as they are
+		for i, r := range o.Reservations {
 			if !r.IP.Is4() || !subnet.Contains(ip4(r.IP)) {
 				return nil, fmt.Errorf("dhcp reservation %v: not an address of the network %v", r.IP, subnet.String())
 			}
+			if r.MAC != "" {
+				hw, err := net.ParseMAC(r.MAC)
+				if err != nil || len(hw) != 6 {
+					return nil, fmt.Errorf("dhcp reservation %v: MAC %q: want aa:bb:cc:dd:ee:ff", r.IP, r.MAC)
+				}
+				r.MAC = hw.String()
+			}
+			r.Serial = strings.ToLower(r.Serial)
+			if (r.MAC == "") == (r.Serial == "") || (r.Serial != "" && !serial8.MatchString(r.Serial)) {
+				return nil, fmt.Errorf("dhcp reservation %v: give either a MAC or a serial of 8 hex digits", r.IP)
+			}
+			o.Reservations[i] = r
 		}
 		p, err := newPool(ctx, o.RangeFirst, o.RangeLast, o.Reservations, o.Leases)
 		if err != nil {

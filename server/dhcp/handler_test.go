@@ -150,6 +150,16 @@ func TestFullModeLeases(t *testing.T) {
 	if l, ok := h2.LeaseByIP(netip.MustParseAddr("10.99.0.100")); !ok || l.MAC != mac.String() {
 		t.Errorf("LeaseByIP = %+v, %v", l, ok)
 	}
+	// A reservation written in upper case still matches.
+	h3, err := NewHandler(ctx, Options{Mode: ModeFull, ServerIP: netip.MustParseAddr("10.99.0.1"), Netmask: net.CIDRMask(24, 32),
+		RangeFirst: netip.MustParseAddr("10.99.0.100"), RangeLast: netip.MustParseAddr("10.99.0.199"),
+		Reservations: []Reservation{{MAC: "2C:CF:67:00:00:02", IP: netip.MustParseAddr("10.99.0.60")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := h3.Reply(ctx, request(t, other, dhcpv4.WithMessageType(dhcpv4.MessageTypeDiscover))); r == nil || r.YourIPAddr.String() != "10.99.0.60" {
+		t.Errorf("MAC reservation: offer %v, want 10.99.0.60", r)
+	}
 	// Release frees the address.
 	h2.Reply(ctx, request(t, mac, dhcpv4.WithMessageType(dhcpv4.MessageTypeRelease), dhcpv4.WithClientIP(net.IPv4(10, 99, 0, 100))))
 	if _, ok := store.get(mac.String()); ok {
@@ -197,6 +207,11 @@ func TestOptionsRejected(t *testing.T) {
 		"range holds server":  func(o *Options) { o.RangeFirst = netip.MustParseAddr("10.99.0.1") },
 		"no netmask":          func(o *Options) { o.Netmask = nil },
 		"reservation outside": func(o *Options) { o.Reservations = []Reservation{{MAC: "x", IP: netip.MustParseAddr("192.168.0.1")}} },
+		"reservation bad mac": func(o *Options) { o.Reservations = []Reservation{{MAC: "x", IP: netip.MustParseAddr("10.99.0.5")}} },
+		"reservation no key":  func(o *Options) { o.Reservations = []Reservation{{IP: netip.MustParseAddr("10.99.0.5")}} },
+		"reservation serial": func(o *Options) {
+			o.Reservations = []Reservation{{Serial: "xyz", IP: netip.MustParseAddr("10.99.0.5")}}
+		},
 	} {
 		o := base
 		mod(&o)

@@ -1,6 +1,7 @@
 package dhcp
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -374,5 +375,35 @@ func TestBroadcastWhenAsked(t *testing.T) {
 	}
 	if r.EthDst != "ff:ff:ff:ff:ff:ff" || r.IPDst != "255.255.255.255" {
 		t.Errorf("offer to %s / %s, want broadcast", r.EthDst, r.IPDst)
+	}
+}
+
+// TestScapyPeerAgainstDnsmasq runs the same Pi 5 exchange against dnsmasq with
+// pxe-service=0,"Raspberry Pi Boot": the checks our server passes are dnsmasq's
+// behaviour, not an artefact of the test client.
+func TestScapyPeerAgainstDnsmasq(t *testing.T) {
+	t.Parallel()
+	netnstest.Require(t)
+	need(t, "/usr/bin/python3", "/usr/sbin/dnsmasq")
+	script, _ := filepath.Abs("testdata/pi_dora.py")
+	l := netnstest.NewLink(t, "10.77.0.1/24", "")
+	var log bytes.Buffer
+	l.Server.Start(t, &log, "dnsmasq", "--no-daemon", "--port=0", "--no-ping", "--interface="+l.ServerIf, "--bind-interfaces",
+		"--dhcp-range=10.77.0.100,10.77.0.150,1h", "--dhcp-leasefile=/dev/null", `--pxe-service=0,Raspberry Pi Boot`, "--log-facility=-")
+	time.Sleep(500 * time.Millisecond)
+	e := &env{link: l}
+	mac := clientMAC(t, e)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := l.Client.Run(ctx, "/usr/bin/python3", script, l.ClientIf, "abcd1234", "discover")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r scapyReply
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &r); err != nil || r.Timeout {
+		t.Fatalf("dnsmasq sent no offer: %v %s\n%s", err, out, log.String())
+	}
+	if r.EthDst != mac || r.IPDst != r.YIAddr || r.Options["43"] != hex.EncodeToString(PXEMenu) || r.Options["60"] != hex.EncodeToString([]byte("PXEClient")) {
+		t.Errorf("dnsmasq's offer: %+v", r)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
 	"github.com/rpi-deploy/rpi-deploy/server/events"
@@ -17,11 +18,11 @@ type BatchSpec struct {
 	Image    string `json:"image,omitempty"` // "" = the product's active image at each hello
 	Count    int    `json:"count"`           // 0 = open-ended
 	Priority int    `json:"priority"`
-	Paused   bool   `json:"paused,omitempty"` // create paused instead of active
+	Paused   bool   `json:"paused,omitempty"` // create it pending (resume starts it) instead of active
 	Note     string `json:"note,omitempty"`
 }
 
-// AddBatch creates a batch (active unless Paused).
+// AddBatch creates a batch: active, or pending when Paused (resume starts it).
 func (s *Service) AddBatch(ctx context.Context, bs BatchSpec) (store.Batch, error) {
 	if !agentapi.ValidVenue(bs.Venue) {
 		return store.Batch{}, invalid("venue", "venue code %q: want 4 upper-case letters", bs.Venue)
@@ -55,7 +56,7 @@ func (s *Service) AddBatch(ctx context.Context, bs BatchSpec) (store.Batch, erro
 		}
 		state := store.BatchActive
 		if bs.Paused {
-			state = store.BatchPaused
+			state = store.BatchPending
 		}
 		id, err := t.AddBatch(ctx, store.Batch{Venue: bs.Venue, Product: bs.Product, Image: bs.Image, Count: bs.Count,
 			Priority: bs.Priority, State: state, Note: bs.Note})
@@ -181,4 +182,47 @@ func (s *Service) AbandonDeployment(ctx context.Context, id int64, reason string
 		s.publish(events.DeploymentFinished, d)
 	}
 	return d, err
+}
+
+// AbandonSilent closes every open deployment without any event for longer than
+// silence as abandoned (a board pulled from the rack, an agent that died), which
+// frees its batch slot. The boards keep their names. It returns how many it closed.
+func (s *Service) AbandonSilent(ctx context.Context, silence time.Duration) (int, error) {
+	var closed []store.Deployment
+	err := s.st.Update(ctx, func(t *store.Tx) error {
+		closed = nil
+		ds, err := t.SilentDeployments(ctx, store.FormatTime(t.Now.Add(-silence)))
+		if err != nil {
+			return err
+		}
+		for _, d := range ds {
+			d.State, d.ErrorPhase = store.DeployAbandoned, d.Phase
+			d.Error = fmt.Sprintf("abandoned: no word from the board for %s", silence)
+			d.Phase = agentapi.PhaseFailed
+			if err := t.Finish(ctx, d); err != nil {
+				return err
+			}
+			if err := t.Audit(ctx, "system", "deployment.abandon", fmt.Sprint(d.ID), d.Error); err != nil {
+				return err
+			}
+			if d, err = t.Deployment(ctx, d.ID); err != nil {
+				return err
+			}
+			closed = append(closed, d)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, d := range closed {
+		s.log.Warn("deployment abandoned", "deployment", d.ID, "serial", d.Serial, "hostname", d.Hostname, "silence", silence)
+		s.publish(events.DeploymentFinished, d)
+		if d.BatchID != 0 {
+			if b, err := s.st.Batch(ctx, d.BatchID); err == nil {
+				s.publish(events.BatchChanged, b)
+			}
+		}
+	}
+	return len(closed), nil
 }

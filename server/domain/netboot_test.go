@@ -122,3 +122,79 @@ func TestPasswordHash(t *testing.T) {
 		t.Error("check")
 	}
 }
+
+// TestAbandonSilent: an open deployment without news for too long is abandoned,
+// which frees its batch slot; the board keeps its name and gets it back.
+func TestAbandonSilent(t *testing.T) {
+	svc, st, _ := newService(t)
+	ctx := context.Background()
+	err := st.Update(ctx, func(t *store.Tx) error {
+		t.PutImage(ctx, store.Image{Name: "img", Size: 1, SHA256: "x", CompressedSize: 1, Manifest: "{}", State: store.ImageReady})
+		t.PutVenue(ctx, "CORO", "")
+		t.SetProductImage(ctx, "KXP2", "img")
+		t.AddPoolName(ctx, store.PoolName{Name: "KXP2-CORO-001", Venue: "CORO", Product: "KXP2", Seq: 1})
+		t.AddPoolName(ctx, store.PoolName{Name: "KXP2-CORO-002", Venue: "CORO", Product: "KXP2", Seq: 2})
+		_, err := t.AddBatch(ctx, store.Batch{Venue: "CORO", Product: "KXP2", Count: 1, State: store.BatchActive})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := agentapi.Hello{Serial: "10000000aaaaaaaa", MAC: "2c:cf:67:00:00:0a"}
+	if r, _ := svc.Hello(ctx, a); r.Deployment == nil || r.Deployment.Hostname != "KXP2-CORO-001" {
+		t.Fatalf("a: %+v", r)
+	}
+	b := agentapi.Hello{Serial: "10000000bbbbbbbb", MAC: "2c:cf:67:00:00:0b"}
+	if r, _ := svc.Hello(ctx, b); r.Action != agentapi.ActionRetry {
+		t.Fatalf("b while the batch is full: %+v", r)
+	}
+	if n, err := svc.AbandonSilent(ctx, time.Hour); n != 0 || err != nil {
+		t.Fatalf("fresh deployment abandoned: %d %v", n, err)
+	}
+	time.Sleep(10 * time.Millisecond)
+	if n, err := svc.AbandonSilent(ctx, time.Millisecond); n != 1 || err != nil {
+		t.Fatalf("abandoned %d, %v; want 1", n, err)
+	}
+	if r, _ := svc.Hello(ctx, b); r.Deployment == nil || r.Deployment.Hostname != "KXP2-CORO-002" {
+		t.Fatalf("b after the slot was freed: %+v", r)
+	}
+	bt, _ := st.Batch(ctx, 1)
+	if bt.InFlight != 1 {
+		t.Errorf("batch in progress %d, want 1", bt.InFlight)
+	}
+}
+
+// TestPendingBatch: a batch created paused is pending: boards wait until it is
+// resumed; pause and cancel stop new boards joining.
+func TestPendingBatch(t *testing.T) {
+	svc, st, _ := newService(t)
+	ctx := domain.WithActor(context.Background(), "test")
+	st.Update(ctx, func(t *store.Tx) error {
+		return t.PutImage(ctx, store.Image{Name: "img", Size: 1, SHA256: "x", CompressedSize: 1, Manifest: "{}", State: store.ImageReady})
+	})
+	if _, err := svc.PutVenue(ctx, "ARIA", "Aria"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := svc.AddBatch(ctx, domain.BatchSpec{Venue: "ARIA", Product: "RXP2", Image: "img", Paused: true})
+	if err != nil || b.State != store.BatchPending {
+		t.Fatalf("%+v %v", b, err)
+	}
+	h := agentapi.Hello{Serial: "10000000abcdef12", MAC: "2c:cf:67:00:00:01"}
+	if r, _ := svc.Hello(ctx, h); r.Action != agentapi.ActionRetry {
+		t.Errorf("pending batch: %+v", r)
+	}
+	if b, _ = svc.ChangeBatch(ctx, b.ID, domain.BatchResume, 0); b.State != store.BatchActive {
+		t.Errorf("resume: %s", b.State)
+	}
+	if r, _ := svc.Hello(ctx, h); r.Deployment == nil || r.Deployment.Hostname != "RXP2-ARIA-ABCDEF12" {
+		t.Errorf("active batch: %+v", r)
+	}
+	svc.ChangeBatch(ctx, b.ID, domain.BatchCancel, 0)
+	if _, err := svc.ChangeBatch(ctx, b.ID, domain.BatchResume, 0); !errors.Is(err, domain.ErrConflict) {
+		t.Errorf("resume a cancelled batch: %v", err)
+	}
+	log, _ := st.AuditLog(ctx, store.AuditFilter{Actor: "test"})
+	if len(log) != 4 {
+		t.Errorf("audit: %d entries, want 4 (venue, batch add, resume, cancel)", len(log))
+	}
+}

@@ -96,6 +96,7 @@ func serve(ctx context.Context, args []string, env cli.Env) error {
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return nb.Serve(ctx) })
+	g.Go(func() error { return abandonSilent(ctx, svc, time.Duration(cfg.AbandonAfter), log) })
 	for _, l := range lns {
 		base := context.Background()
 		if l.agent {
@@ -192,4 +193,20 @@ func serveConfig(args []string, env cli.Env) (config.Config, netboot.Config, err
 		return cfg, nb, err
 	}
 	return cfg, nb, nb.Validate()
+}
+
+// abandonSilent closes deployments whose boards went silent, once a minute.
+func abandonSilent(ctx context.Context, svc *domain.Service, silence time.Duration, log *slog.Logger) error {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		if _, err := svc.AbandonSilent(ctx, silence); err != nil && ctx.Err() == nil {
+			log.Error("abandon silent deployments", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }

@@ -1,6 +1,6 @@
 // Venues: a 4-letter code and a name.
 
-import { get, post, del, list } from '../api.js';
+import { get, post, put, del, list } from '../api.js';
 import { h, clear, table, dialog, field, run, when, confirmAction } from '../ui.js';
 
 export async function render(view) {
@@ -19,6 +19,12 @@ export async function render(view) {
       { key: 'name', label: 'Name' },
       { key: 'created_at', label: 'Created', render: (v) => when(v.created_at) },
       { key: 'actions', label: '', render: (v) => h('div.actions',
+        h('button.small', { onclick: () => dialog(`Rename ${v.code}`, [
+          field('name', 'Name', { required: true, value: v.name }),
+        ], 'Save', async (x) => {
+          await put(`venues/${v.code}`, { name: x.name });
+          render(view);
+        }) }, 'Rename'),
         h('a.button', { href: `#/pools?venue=${v.code}` }, 'Pools'),
         h('a.button', { href: `#/deployments?venue=${v.code}` }, 'History'),
         h('button.danger.small', { onclick: () => confirmAction(`Delete venue ${v.code}? Only a venue without names, batches or deployments can go.`, 'Delete', async () => {
