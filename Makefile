@@ -51,6 +51,15 @@ initramfs: ## arm64 u-root initramfs, rpi-agent as uinit -> build/initramfs_2712
 	$(GO) run ./initramfs/cmd/mkinitramfs -o '$(INITRAMFS)' -compress '$(COMPRESS)' \
 	  -modules-from '$(or $(MODULES_FROM),build/kernel/modules)' -modules '$(MODULES)'
 
+TFTPROOT     ?= build/tftproot
+PI_INITRAMFS ?= build/pi/initramfs_2712
+
+tftproot: ## TFTP root for IMAGE=master.img: its Pi 5 boot files + an initramfs with the image's kernel modules -> build/tftproot
+	@[ -n "$(IMAGE)" ] || { echo "usage: make tftproot IMAGE=master.img [MODULES_FROM=DIR|IMAGE] [MODULES=a,b] [TFTPROOT=DIR]" >&2; exit 2; }
+	@$(MAKE) initramfs INITRAMFS='$(PI_INITRAMFS)' MODULES_FROM='$(or $(MODULES_FROM),$(IMAGE))' \
+	  MODULES='$(if $(filter command line environment,$(origin MODULES)),$(MODULES))'
+	$(GO) run ./server/cmd/rpi-deployd tftproot --image '$(IMAGE)' --initramfs '$(PI_INITRAMFS)' --out '$(TFTPROOT)'
+
 e2e: ## boot the initramfs in QEMU against rpi-deployd (DHCP full mode) in netns: hello, flash, verify, name (root)
 	@initramfs/fetch-kernel.sh
 	@$(MAKE) initramfs

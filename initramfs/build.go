@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,13 +20,22 @@ import (
 
 // Config says what to build. The zero value of a field means its default.
 type Config struct {
-	Out         string   // the compressed archive to write; required
-	Agent       string   // Go package of the agent, built as the uinit; default ./agent/cmd/rpi-agent
-	ModulesFrom string   // a kernel's lib/modules/<version> directory; "" = no modules
-	Modules     []string // module names to put in (their dependencies are added)
-	Compress    string   // gzip (default), xz, zstd or none
-	GOARCH      string   // default arm64
-	ModuleRoot  string   // the Go module u-root builds in; default: the current directory
+	Out   string // the compressed archive to write; required
+	Agent string // Go package of the agent, built as the uinit; default ./agent/cmd/rpi-agent
+	// ModulesFrom is where modules come from: a kernel's lib/modules/<version>
+	// directory, or a master image whose root file system holds one (see
+	// kmod.FromImage; KernelVersion picks the tree, default the Pi 5 kernel's).
+	ModulesFrom   string
+	KernelVersion string
+	// Modules are put in with their dependencies; a name the tree lacks is an error.
+	Modules []string
+	// OptionalModules are put in like Modules when the tree has them; names that are
+	// neither modules nor built in are skipped (PiModules: kernels differ in what they
+	// build in).
+	OptionalModules []string
+	Compress        string // gzip (default), xz, zstd or none
+	GOARCH          string // default arm64
+	ModuleRoot      string // the Go module u-root builds in; default: the current directory
 }
 
 // Result describes a built initramfs.
@@ -58,10 +68,10 @@ func Build(ctx context.Context, c Config, log io.Writer) (Result, error) {
 	if c.GOARCH == "" {
 		c.GOARCH = "arm64"
 	}
-	if !contains(Compressions, c.Compress) {
+	if !slices.Contains(Compressions, c.Compress) {
 		return Result{}, fmt.Errorf("compression %q: want one of %s", c.Compress, strings.Join(Compressions, ", "))
 	}
-	if len(c.Modules) > 0 && c.ModulesFrom == "" {
+	if len(c.Modules)+len(c.OptionalModules) > 0 && c.ModulesFrom == "" {
 		return Result{}, errors.New("kernel modules named but no module tree to take them from (a kernel's lib/modules/<version> directory)")
 	}
 	if err := os.MkdirAll(filepath.Dir(c.Out), 0o755); err != nil {
@@ -74,12 +84,9 @@ func Build(ctx context.Context, c Config, log io.Writer) (Result, error) {
 	defer os.RemoveAll(tmp)
 
 	var res Result
-	files, err := stageModules(c, tmp, &res)
+	files, err := stageModules(ctx, c, tmp, &res, log)
 	if err != nil {
 		return Result{}, err
-	}
-	if len(res.Modules) > 0 {
-		fmt.Fprintf(log, "initramfs: modules (load order): %s\n", strings.Join(res.Modules, " "))
 	}
 	cpioPath := filepath.Join(tmp, "initramfs.cpio")
 	args := []string{"-o", cpioPath,
@@ -118,30 +125,44 @@ func Build(ctx context.Context, c Config, log io.Writer) (Result, error) {
 	return res, nil
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // stageModules copies the modules and their dependencies into dir/modules, writes the
 // load list there, and returns the u-root -files arguments that put them at
 // initenv.ModulesDir.
-func stageModules(c Config, dir string, res *Result) ([]string, error) {
-	if len(c.Modules) == 0 {
+func stageModules(ctx context.Context, c Config, dir string, res *Result, log io.Writer) ([]string, error) {
+	if len(c.Modules)+len(c.OptionalModules) == 0 {
 		return nil, nil
 	}
-	tree, err := kmod.Open(c.ModulesFrom)
+	root := c.ModulesFrom
+	if fi, err := os.Stat(root); err != nil {
+		return nil, fmt.Errorf("kernel modules: %w", err)
+	} else if fi.Mode().IsRegular() {
+		root, err = kmod.FromImage(ctx, c.ModulesFrom, dir, c.KernelVersion)
+		if errors.Is(err, kmod.ErrNoModules) && len(c.Modules) == 0 {
+			fmt.Fprintf(log, "initramfs: no kernel modules: %v\n", err)
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(log, "initramfs: kernel modules of %s from %s\n", filepath.Base(root), c.ModulesFrom)
+	}
+	tree, err := kmod.Open(root)
 	if err != nil {
 		return nil, err
 	}
-	order, err := tree.Resolve(c.Modules)
+	names := slices.Clone(c.Modules)
+	for _, m := range c.OptionalModules {
+		if tree.Has(m) {
+			names = append(names, m)
+		} else {
+			fmt.Fprintf(log, "initramfs: optional module %s: not in %s and not built in; skipped\n", m, root)
+		}
+	}
+	order, err := tree.Resolve(names)
 	if err != nil {
 		return nil, err
 	}
+	fmt.Fprintf(log, "initramfs: modules (load order): %s\n", strings.Join(order, " "))
 	stage := filepath.Join(dir, "modules")
 	if err := os.MkdirAll(stage, 0o755); err != nil {
 		return nil, err

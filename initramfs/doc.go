@@ -22,3 +22,9 @@ var Commands = []string{
 // QEMUModules are the modules the QEMU virt machine needs from Debian's arm64 kernel
 // (virtio PCI transport, network, disk, entropy); their dependencies come along.
 var QEMUModules = []string{"virtio_pci", "virtio_net", "virtio_blk", "virtio_rng"}
+
+// PiModules are the Raspberry Pi 5 drivers the agent needs when the Pi kernel builds
+// them as modules (PCIe to the RP1 south bridge, RP1 itself, its Cadence GEM Ethernet,
+// the SD host, MMC block devices, packet sockets for DHCP). They are optional: what the
+// kernel builds in, or does not have, is skipped. Not checked on hardware here.
+var PiModules = []string{"pcie_brcmstb", "rp1", "macb", "sdhci_brcmstb", "mmc_block", "af_packet"}

@@ -65,6 +65,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# A demo killed hard (SIGKILL) may have left failing cards attached: detach their loop
+# devices and unmount their tmpfs before removing the old data.
+if [ -d "$data" ]; then
+  awk -v d="$data/" 'index($2, d) == 1 { print $2 }' /proc/mounts | while read -r mnt; do
+    for dev in $(losetup -j "$mnt/card" -O NAME -n 2>/dev/null); do losetup -d "$dev" || true; done
+    umount -l "$mnt" || true
+  done
+fi
 rm -rf "$data"
 mkdir -p "$data"
 token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')

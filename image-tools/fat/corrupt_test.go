@@ -14,7 +14,7 @@ import (
 // (boot sector, FATs, directories) many times: every call must return (data or an
 // error) without panicking or hanging.
 func TestRandomCorruption(t *testing.T) {
-	for _, tc := range []struct{ bits, sizeMiB, runs int }{{16, 16, 240}, {32, 34, 60}} {
+	for _, tc := range []struct{ bits, sizeMiB, runs int }{{16, 16, 150}, {32, 34, 50}} {
 		t.Run(fmt.Sprint("fat", tc.bits), func(t *testing.T) {
 			t.Parallel()
 			corrupt(t, tc.bits, tc.sizeMiB, tc.runs)

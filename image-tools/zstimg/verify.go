@@ -92,10 +92,19 @@ func Verify(ctx context.Context, f io.ReaderAt, size int64, m *manifest.Manifest
 	return nil
 }
 
-// checkData checks chunk i's bytes inside the data ranges against DataSHA256.
+// checkData checks chunk i's bytes inside the data ranges against DataSHA256. raw must
+// already match the chunk's SHA256.
 func checkData(m *manifest.Manifest, i int, raw []byte) error {
 	r := m.ChunkRange(i)
-	got := DataSHA256(raw, r.Offset, m.DataIn(r))
+	data := m.DataIn(r)
+	if len(data) == 1 && data[0] == r {
+		// The whole chunk is data: the same bytes as the SHA256 raw matched.
+		if m.Chunks[i].DataSHA256 != m.Chunks[i].SHA256 {
+			return fmt.Errorf("%w: chunk %d is all data but its data sha256 %q differs from its sha256 %q", ErrMismatch, i, m.Chunks[i].DataSHA256, m.Chunks[i].SHA256)
+		}
+		return nil
+	}
+	got := DataSHA256(raw, r.Offset, data)
 	if got != m.Chunks[i].DataSHA256 {
 		return fmt.Errorf("%w: chunk %d: data sha256 %q, manifest says %q", ErrMismatch, i, got, m.Chunks[i].DataSHA256)
 	}

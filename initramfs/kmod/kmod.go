@@ -90,6 +90,13 @@ func Open(root string) (*Tree, error) {
 	return t, nil
 }
 
+// Has reports whether name is a module of the tree or built into the kernel.
+func (t *Tree) Has(name string) bool {
+	name = Name(name)
+	_, ok := t.files[name]
+	return ok || t.builtin[name]
+}
+
 // Resolve returns the files (relative to Root) of the named modules and of all modules
 // they depend on, dependencies before their users, each once. Built-in modules are left
 // out. A name that is neither a module nor built in is an ErrNotFound error.

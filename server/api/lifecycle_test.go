@@ -118,6 +118,11 @@ func TestDeploymentLifecycle(t *testing.T) {
 	if r.Action != agentapi.ActionDeploy || r.Deployment.Hostname != "KXP2-CORO-001" {
 		t.Fatalf("re-image: %+v", r)
 	}
+	var re store.Deployment
+	srv.Do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/deployments/%d", r.Deployment.ID), nil, &re)
+	if re.BatchID != 0 || re.Venue != "CORO" || re.Product != "KXP2" {
+		t.Errorf("re-image deployment %+v: want no batch, CORO KXP2", re)
+	}
 	// Board 2 completes the batch of 2.
 	var open []store.Deployment
 	srv.Do(ctx, http.MethodGet, "/api/v1/deployments?state=open&serial="+serialOf(2), nil, &open)

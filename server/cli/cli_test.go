@@ -150,6 +150,20 @@ func TestCLI(t *testing.T) {
 	if out, _, _ := runCLI(t, srv, "", "audit"); !strings.Contains(out, "pool.retire") || !strings.Contains(out, "venue.add") {
 		t.Errorf("audit: %q", out)
 	}
+	// A name in use by an open deployment cannot be released; venues with names cannot go.
+	if _, errs, code := runCLI(t, srv, "", "pool", "release", "KXP2-CORO-001"); code == 0 || !strings.Contains(errs, "open deployment") {
+		t.Errorf("release of a name in use: %d %q", code, errs)
+	}
+	if _, errs, code := runCLI(t, srv, "", "venue", "rm", "CORO"); code == 0 || !strings.Contains(errs, "409") {
+		t.Errorf("rm of a venue in use: %d %q", code, errs)
+	}
+	runCLI(t, srv, "", "venue", "add", "EMPT")
+	if _, errs, code := runCLI(t, srv, "", "venue", "rm", "EMPT"); code != 0 {
+		t.Errorf("rm of an unused venue: %d %q", code, errs)
+	}
+	if out, errs, code := runCLI(t, srv, "", "pool", "release", "KXP2-ARIA-008"); code != 0 || !strings.Contains(out, `serial ""`) {
+		t.Errorf("release: %d %q %q", code, out, errs)
+	}
 	var entries []store.AuditEntry
 	if err := srv.Do(context.Background(), "GET", "/api/v1/audit?action=pool.&actor=token", nil, &entries); err != nil || len(entries) < 3 {
 		t.Errorf("audit filter: %d entries, %v", len(entries), err)

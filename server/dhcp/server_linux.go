@@ -46,6 +46,9 @@ func LookupInterface(name string) (Interface, error) {
 	if err != nil {
 		return Interface{}, fmt.Errorf("dhcp interface %q: %w", name, err)
 	}
+	if ifc.Flags&net.FlagUp == 0 {
+		return Interface{}, fmt.Errorf("dhcp interface %q is down (ip link set %s up)", name, name)
+	}
 	addrs, err := ifc.Addrs()
 	if err != nil {
 		return Interface{}, fmt.Errorf("dhcp interface %q: addresses: %w", name, err)

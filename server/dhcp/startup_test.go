@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,6 +23,13 @@ func TestStartupChecks(t *testing.T) {
 		_, err := LookupInterface(l.ClientIf)
 		if err == nil || !strings.Contains(err.Error(), "has no IPv4 address") {
 			t.Errorf("interface without address: %v", err)
+		}
+		if out, err := exec.Command("ip", "link", "add", "dum0", "type", "veth", "peer", "name", "dum1").CombinedOutput(); err != nil {
+			return fmt.Errorf("ip link add dum0: %v %s", err, out)
+		}
+		_, err = LookupInterface("dum0")
+		if err == nil || !strings.Contains(err.Error(), "is down") {
+			t.Errorf("interface down: %v", err)
 		}
 		_, err = LookupInterface("nosuch0")
 		if err == nil || !strings.Contains(err.Error(), `"nosuch0"`) {

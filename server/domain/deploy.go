@@ -100,7 +100,7 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 			return retry("no active batch has room")
 		}
 		// A board whose last deployment failed goes back to its batch if it can.
-		if lastErr == nil && last.BatchID != 0 {
+		if lastErr == nil && last.BatchID != 0 && !b.Reimage {
 			for i, bt := range batches {
 				if bt.ID == last.BatchID {
 					batches[0], batches[i] = batches[i], batches[0]

@@ -87,6 +87,12 @@ func (s *Service) RegisterManifest(ctx context.Context, name string, raw []byte)
 		case err != nil && !errors.Is(err, store.ErrNotFound):
 			return err
 		}
+		s.uploadMu.Lock()
+		busy := s.uploads[m.Name]
+		s.uploadMu.Unlock()
+		if busy {
+			return fmt.Errorf("image %q: an upload with another manifest is in progress: %w", m.Name, ErrConflict)
+		}
 		if err := os.WriteFile(s.partFile(m.Name), nil, 0o640); err != nil {
 			return err
 		}

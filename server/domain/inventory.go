@@ -289,9 +289,16 @@ func (s *Service) RetirePoolName(ctx context.Context, name string, retired bool)
 }
 
 // ReleasePoolName unbinds a name from its board (an operator's decision: the board
-// gets another name next time; a deployment already open under that name keeps it).
+// gets another name next time). Refused while an open deployment uses the name.
 func (s *Service) ReleasePoolName(ctx context.Context, name string) error {
 	err := s.st.Update(ctx, func(t *store.Tx) error {
+		n, err := t.OpenDeploymentsNamed(ctx, name)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			return fmt.Errorf("pool name %q is in use by an open deployment (abandon it first): %w", name, ErrConflict)
+		}
 		if err := t.ReleasePoolName(ctx, name); err != nil {
 			return fmt.Errorf("pool name %q: %w", name, err)
 		}

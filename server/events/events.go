@@ -51,6 +51,8 @@ type Sub struct {
 	once sync.Once
 }
 
+// A nil *Bus publishes nothing and has no subscribers (Subscribe needs a real one).
+
 // New returns a bus that remembers the last keep events and gives each subscriber a
 // buffer of buffer events (0 → 1024 and 256).
 func New(keep, buffer int) *Bus {
@@ -86,6 +88,9 @@ func (b *Bus) Publish(typ string, data any) {
 
 // Seq is the sequence number of the last event published.
 func (b *Bus) Seq() int64 {
+	if b == nil {
+		return 0
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.seq
@@ -122,6 +127,9 @@ func (s *Sub) Close() {
 
 // Subscribers counts the current subscriptions.
 func (b *Bus) Subscribers() int {
+	if b == nil {
+		return 0
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return len(b.subs)

@@ -42,4 +42,7 @@ func TestSlowSubscriberDropped(t *testing.T) {
 	}
 	var nilBus *Bus
 	nilBus.Publish("x", 1) // must not panic
+	if nilBus.Seq() != 0 || nilBus.Subscribers() != 0 {
+		t.Error("nil bus counts")
+	}
 }

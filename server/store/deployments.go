@@ -107,6 +107,13 @@ func (t *Tx) SilentDeployments(ctx context.Context, before string) ([]Deployment
 	return collect(ctx, t.tx, scanDeployment, `SELECT `+deploymentCols+deploymentFrom+` WHERE d.state = 'open' AND d.updated_at < ?`, before)
 }
 
+// OpenDeploymentsNamed counts open deployments under hostname.
+func (t *Tx) OpenDeploymentsNamed(ctx context.Context, hostname string) (int, error) {
+	var n int
+	err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM deployments WHERE state = 'open' AND hostname = ?`, hostname).Scan(&n)
+	return n, err
+}
+
 // CountOpen counts open deployments updated at or after since (RFC 3339; "" = all),
 // up to limit: it never reads more than limit rows.
 func (t *Tx) CountOpen(ctx context.Context, since string, limit int) (int, error) {

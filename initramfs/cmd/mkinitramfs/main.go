@@ -25,8 +25,9 @@ func main() {
 	var modules string
 	flag.StringVar(&c.Out, "o", "build/initramfs_2712", "the compressed initramfs to write")
 	flag.StringVar(&c.Agent, "agent", "./agent/cmd/rpi-agent", "Go package of the agent (the uinit)")
-	flag.StringVar(&c.ModulesFrom, "modules-from", "", "a kernel's lib/modules/<version> directory to take modules from")
-	flag.StringVar(&modules, "modules", "", "comma-separated kernel modules to include (dependencies are added)")
+	flag.StringVar(&c.ModulesFrom, "modules-from", "", "where modules come from: a kernel's lib/modules/<version> directory, or a master image")
+	flag.StringVar(&c.KernelVersion, "kernel-version", "", "with an image: the lib/modules/<version> to use (default: the Pi 5 kernel's)")
+	flag.StringVar(&modules, "modules", "", "comma-separated kernel modules to include (dependencies are added); default with -modules-from: the Pi 5 drivers the kernel has as modules")
 	flag.StringVar(&c.Compress, "compress", "gzip", strings.Join(initramfs.Compressions, ", "))
 	flag.StringVar(&c.GOARCH, "goarch", "arm64", "GOARCH of the initramfs")
 	flag.Parse()
@@ -34,6 +35,9 @@ func main() {
 		if m = strings.TrimSpace(m); m != "" {
 			c.Modules = append(c.Modules, m)
 		}
+	}
+	if len(c.Modules) == 0 && c.ModulesFrom != "" {
+		c.OptionalModules = initramfs.PiModules
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	res, err := initramfs.Build(ctx, c, os.Stderr)
