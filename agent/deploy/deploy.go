@@ -106,7 +106,6 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 	err := r.flash(ctx, out)
 	out.Stats = r.stats()
 	res := r.result(err)
-	out.Result = res
 	// The result must reach the server even when ctx was cancelled.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
 	defer cancel()
@@ -129,6 +128,7 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 			err = cerr
 		}
 	}
+	out.Result = res
 	if err != nil {
 		cfg.LED.Set(led.Failed)
 		r.say("FAILED in %s: %v", res.Phase, err)

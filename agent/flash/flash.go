@@ -2,7 +2,8 @@
 // overlapped pass and proves it there:
 //
 //	fetch (Range-resumable) → decode frames on N goroutines → per-chunk SHA256 →
-//	in order: whole-image SHA256 → O_DIRECT writes of the data ranges only
+//	in order: O_DIRECT writes of the data ranges only, and beside them the
+//	whole-image SHA256
 //
 // then reads every written chunk back with O_DIRECT (image-tools/readback). Chunk 0,
 // which holds the partition table, is held back in memory until Commit, so a card is
@@ -20,7 +21,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"log/slog"
 	"os"
@@ -100,6 +100,10 @@ type Flasher struct {
 	mu                                  sync.Mutex
 	stats                               Stats
 
+	hashDone chan struct{} // closed when the whole-image hash of Stream is done
+	wholeSum string        // its hex result, "" when the stream was incomplete
+	wholeOK  bool          // it matched the manifest
+
 	zeroMu   sync.Mutex
 	zeros    []byte           // ChunkSize zero bytes
 	zeroSums map[int64]string // hex SHA256 of n zero bytes
@@ -128,7 +132,11 @@ func Open(path string, m *manifest.Manifest, opt Options) (*Flasher, error) {
 			return nil, fmt.Errorf("size target %q: %w", path, err)
 		}
 	}
-	f, err := blockdev.Open(path, os.O_RDWR)
+	flag := os.O_RDWR
+	if blockdev.IsBlockDevice(path) {
+		flag |= os.O_EXCL // the kernel refuses (EBUSY) a device that is mounted or in use
+	}
+	f, err := blockdev.Open(path, flag)
 	if err != nil {
 		return nil, fmt.Errorf("open target %q: %w", path, err)
 	}
@@ -197,17 +205,24 @@ type work struct {
 	comp []byte // compressed frame (nil after decoding)
 	raw  []byte // decoded chunk, aligned
 	err  error  // decode or hash failure of this chunk
+	refs atomic.Int32
 }
 
 // Stream fetches, decodes, verifies and writes every chunk but chunk 0 (held back). It
 // stops at the first chunk whose bytes do not match the manifest and names it
-// (*readback.ChunkError). On success the whole-image SHA256 matched too and the target
-// is synced.
+// (*readback.ChunkError). It returns when every write is done and synced; the
+// whole-image SHA256, fed in chunk order beside the writes, may still be finishing:
+// Verify waits for it and checks it, and Commit refuses to run before it matched.
 func (fl *Flasher) Stream(ctx context.Context, src Source) error {
 	start := time.Now()
 	fl.src = src
 	m, opt := fl.m, fl.opt
-	dec, err := zstimg.NewDecoder(m.ChunkSize, opt.Decoders)
+	// As zstimg.NewDecoder, but without the frames' xxhash64 checks: every chunk's
+	// SHA256 is checked, so they would only cost time.
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(opt.Decoders),
+		zstd.WithDecoderMaxMemory(uint64(m.ChunkSize)),
+		zstd.WithDecoderMaxWindow(max(uint64(m.ChunkSize), zstd.MinWindowSize)),
+		zstd.IgnoreChecksum(true))
 	if err != nil {
 		return err
 	}
@@ -217,6 +232,11 @@ func (fl *Flasher) Stream(ctx context.Context, src Source) error {
 	for range opt.Buffers {
 		rawFree <- blockdev.AlignedBuffer(int(m.ChunkSize))
 	}
+	release := func(w *work) {
+		if w.refs.Add(-1) == 0 {
+			rawFree <- w.raw // never blocks: there are only Buffers buffers
+		}
+	}
 	ncomp := opt.Decoders + 2
 	compFree := make(chan []byte, ncomp)
 	for range ncomp {
@@ -224,7 +244,25 @@ func (fl *Flasher) Stream(ctx context.Context, src Source) error {
 	}
 	decCh := make(chan *work, opt.Decoders)
 	orderCh := make(chan *work, opt.Buffers)
-	writeCh := make(chan *work, opt.Buffers) // the raw buffers bound it; the order stage runs ahead
+	writeCh := make(chan *work, opt.Buffers) // the raw buffers bound these two
+	hashCh := make(chan *work, opt.Buffers)
+
+	// The whole-image hash runs beside the writes, so that the writes never wait for
+	// it; it outlives Stream when it lags (Verify collects it).
+	fl.hashDone = make(chan struct{})
+	go func() {
+		defer close(fl.hashDone)
+		whole := sha256.New()
+		n := 0
+		for w := range hashCh {
+			whole.Write(w.raw[:m.ChunkRange(w.i).Length])
+			release(w)
+			n++
+		}
+		if n == len(m.Chunks) {
+			fl.wholeSum = hex.EncodeToString(whole.Sum(nil))
+		}
+	}()
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { defer close(decCh); return fl.fetch(ctx, src, compFree, rawFree, decCh) })
@@ -247,8 +285,11 @@ func (fl *Flasher) Stream(ctx context.Context, src Source) error {
 		})
 	}
 	go func() { decWG.Wait(); close(orderCh) }()
-	whole := sha256.New()
-	g.Go(func() error { defer close(writeCh); return fl.order(ctx, orderCh, writeCh, rawFree, whole) })
+	g.Go(func() error {
+		defer close(writeCh)
+		defer close(hashCh)
+		return fl.order(ctx, orderCh, writeCh, hashCh)
+	})
 	lim := newLimiter(opt.WriteRateLimit)
 	for range opt.Writers {
 		g.Go(func() error {
@@ -257,24 +298,42 @@ func (fl *Flasher) Stream(ctx context.Context, src Source) error {
 					return err
 				}
 				fl.streamed.Add(m.ChunkRange(w.i).Length)
-				rawFree <- w.raw
+				release(w)
 			}
 			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
+		<-fl.hashDone
 		return err
-	}
-	sum := hex.EncodeToString(whole.Sum(nil))
-	if sum != m.SHA256 {
-		return fmt.Errorf("%w: image sha256 %s, manifest says %s", readback.ErrMismatch, sum, m.SHA256)
 	}
 	if err := fl.f.Sync(); err != nil {
 		return fmt.Errorf("%w: sync %q: %w", ErrWrite, fl.path, err)
 	}
 	fl.mu.Lock()
-	fl.stats.SHA256, fl.stats.StreamTime, fl.stats.StreamWritten = sum, time.Since(start), fl.written.Load()
+	fl.stats.StreamTime, fl.stats.StreamWritten = time.Since(start), fl.written.Load()
 	fl.mu.Unlock()
+	return nil
+}
+
+// checkWhole waits for the whole-image hash of Stream and compares it with the
+// manifest.
+func (fl *Flasher) checkWhole(ctx context.Context) error {
+	if fl.hashDone == nil {
+		return errors.New("image not streamed")
+	}
+	select {
+	case <-fl.hashDone:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if fl.wholeSum != fl.m.SHA256 {
+		return fmt.Errorf("%w: image sha256 %s, manifest says %s", readback.ErrMismatch, fl.wholeSum, fl.m.SHA256)
+	}
+	fl.mu.Lock()
+	fl.stats.SHA256 = fl.wholeSum
+	fl.mu.Unlock()
+	fl.wholeOK = true
 	return nil
 }
 
@@ -391,11 +450,20 @@ func (fl *Flasher) zeroSHA256(n int64) string {
 	return s
 }
 
-// order releases chunks in sequence: it feeds the whole-image hash, holds chunk 0
-// back and hands the others to the writers. The first bad chunk ends the stream.
-func (fl *Flasher) order(ctx context.Context, in <-chan *work, out chan<- *work, rawFree chan<- []byte, whole hash.Hash) error {
+// order releases chunks in sequence, stopping at the first bad one: every chunk goes
+// to the whole-image hash, chunks with data also to the writers (chunk 0 is copied
+// aside instead: it is held back). A buffer returns to the pool when both are done.
+func (fl *Flasher) order(ctx context.Context, in <-chan *work, toWrite, toHash chan<- *work) error {
 	pending := map[int]*work{}
 	next := 0
+	send := func(ch chan<- *work, w *work) error {
+		select {
+		case ch <- w:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	for w := range in {
 		pending[w.i] = w
 		for {
@@ -408,21 +476,22 @@ func (fl *Flasher) order(ctx context.Context, in <-chan *work, out chan<- *work,
 				return w.err
 			}
 			n := fl.m.ChunkRange(w.i).Length
-			whole.Write(w.raw[:n])
-			switch {
-			case w.i == 0:
+			write := w.i != 0 && fl.m.Chunks[w.i].DataSHA256 != ""
+			if w.i == 0 {
 				copy(fl.head, w.raw[:n])
-				fl.streamed.Add(n)
-				rawFree <- w.raw
-			case fl.m.Chunks[w.i].DataSHA256 == "":
-				// Free space: nothing to write, so no waiting behind the writes.
-				fl.streamed.Add(n)
-				rawFree <- w.raw
-			default:
-				select {
-				case out <- w:
-				case <-ctx.Done():
-					return ctx.Err()
+			}
+			if write {
+				w.refs.Store(2)
+			} else {
+				w.refs.Store(1)
+				fl.streamed.Add(n) // held back or free space: nothing to write
+			}
+			if err := send(toHash, w); err != nil {
+				return err
+			}
+			if write {
+				if err := send(toWrite, w); err != nil {
+					return err
 				}
 			}
 			next++
@@ -477,7 +546,8 @@ func (fl *Flasher) write(ctx context.Context, w *work, lim *limiter) error {
 }
 
 // Verify reads back every written chunk (all but chunk 0) with O_DIRECT and compares
-// it with the manifest's data hashes, on all cores. progress may be nil.
+// it with the manifest's data hashes, on all cores; then it checks the whole-image
+// SHA256 of the stream. progress may be nil.
 func (fl *Flasher) Verify(ctx context.Context, progress func(done, total int64)) (int, error) {
 	start := time.Now()
 	n, err := readback.Verify(ctx, fl.path, fl.m, readback.Options{
@@ -495,12 +565,15 @@ func (fl *Flasher) Verify(ctx context.Context, progress func(done, total int64))
 	if err != nil {
 		return n, fmt.Errorf("read back %q: %w", fl.path, err)
 	}
-	return n, nil
+	return n, fl.checkWhole(ctx)
 }
 
 // Commit writes the held-back chunk 0 (as first-boot naming may have changed it),
 // syncs, and reads it back with O_DIRECT to compare. After Commit the target boots.
 func (fl *Flasher) Commit() error {
+	if !fl.wholeOK {
+		return errors.New("commit before Verify: the image is not verified")
+	}
 	n, err := fl.f.WriteAt(fl.head, 0)
 	if err == nil && n != len(fl.head) {
 		err = io.ErrShortWrite

@@ -49,51 +49,55 @@ prep() {
   sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
   cat "$img" >/dev/null
 }
-now() { date +%s.%N; }
-secs() { python3 -c "print(f'{$2-$1:.2f}')"; }
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" "$2" | tail -1; }
 
 best() { python3 -c "import sys; print(f'{min(map(float, sys.argv[1:])):.2f}')" "$@"; }
+# timed FILE CMD...: runs CMD under /usr/bin/time; FILE gets "wall cpu maxrss_kb" (cpu =
+# user + sys of the command and the children it waited for)
+timed() {
+  local out=$1; shift
+  /usr/bin/time -f '%e %U %S %M' -o "$out.raw" "$@"
+  awk '{printf "%s %.2f %s\n", $1, $2 + $3, $4}' "$out.raw" >"$out"
+}
 
 # ROUNDS rounds, the three contenders interleaved so that the machine's load hits all
-# alike; the best time of each counts.
-ours_t=(); a_t=(); b_t=(); rss_kb=0
+# alike; the best wall time and the least CPU time of each count. CPU time (user + sys)
+# does not depend on what else the machine runs; wall time does.
+ours_t=(); a_t=(); b_t=(); ours_c=(); a_c=(); b_c=(); rss_kb=0
 for round in $(seq "${ROUNDS:-3}"); do
   # ours: the whole run (manifest, stream, read-back, naming, commit)
   prep "$work/t-agent.img"
-  t0=$(now)
-  /usr/bin/time -f '%M' -o "$work/agent.rss" "$work/bin/rpi-agent" --image "$url" --hostname bench-001 \
+  timed "$work/agent.time" "$work/bin/rpi-agent" --image "$url" --hostname bench-001 \
     --target "$work/t-agent.img" 2>"$work/agent.log" || { cat "$work/agent.log"; exit 1; }
-  t1=$(now)
-  ours_t+=("$(secs "$t0" "$t1")")
-  rss_kb=$(( $(cat "$work/agent.rss") > rss_kb ? $(cat "$work/agent.rss") : rss_kb ))
-  echo "round $round: ours $(grep 'done:' "$work/agent.log")"
+  read -r w c m <"$work/agent.time"; ours_t+=("$w"); ours_c+=("$c"); rss_kb=$(( m > rss_kb ? m : rss_kb ))
 
   # baseline a
   prep "$work/t-a.img"
-  t0=$(now)
-  curl -sf "$url" | zstd -dcq | tee >(sha256sum >"$work/a.sum") |
-    dd of="$work/t-a.img" bs=4M iflag=fullblock oflag=direct conv=notrunc,fsync status=none
-  back=$(sha256sum "$work/t-a.img" | cut -d' ' -f1)
-  t1=$(now)
-  sleep 0.2
-  [ "$(cut -d' ' -f1 "$work/a.sum")" = "$want" ] && [ "$back" = "$want" ] || { echo "baseline a: wrong sha256"; exit 1; }
-  a_t+=("$(secs "$t0" "$t1")")
+  timed "$work/a.time" bash -c '
+    curl -sf "$1" | zstd -dcq | tee >(sha256sum >"$2/a.sum") |
+      dd of="$2/t-a.img" bs=4M iflag=fullblock oflag=direct conv=notrunc,fsync status=none
+    wait $! # the sha256sum of the stream
+    sha256sum "$2/t-a.img" >"$2/a.back"' _ "$url" "$work"
+  [ "$(cut -d' ' -f1 "$work/a.sum")" = "$want" ] && [ "$(cut -d' ' -f1 "$work/a.back")" = "$want" ] ||
+    { echo "baseline a: wrong sha256"; exit 1; }
+  read -r w c m <"$work/a.time"; a_t+=("$w"); a_c+=("$c")
 
   # baseline b
   prep "$work/t-b.img"
-  t0=$(now)
-  bmaptool -q copy --bmap "$work/bench.bmap" "$url" "$work/t-b.img"
-  t1=$(now)
-  b_t+=("$(secs "$t0" "$t1")")
-  echo "round $round: ours=${ours_t[-1]}s a=${a_t[-1]}s bmaptool=${b_t[-1]}s load=$(cut -d' ' -f1 /proc/loadavg)"
+  timed "$work/b.time" bmaptool -q copy --bmap "$work/bench.bmap" "$url" "$work/t-b.img"
+  read -r w c m <"$work/b.time"; b_t+=("$w"); b_c+=("$c")
+  echo "round $round: wall/cpu ours=${ours_t[-1]}/${ours_c[-1]}s a=${a_t[-1]}/${a_c[-1]}s" \
+    "bmaptool=${b_t[-1]}/${b_c[-1]}s load=$(cut -d' ' -f1 /proc/loadavg); $(grep -o 'stream_s=.*' "$work/agent.log")"
 done
 ours=$(best "${ours_t[@]}"); base_a=$(best "${a_t[@]}"); base_b=$(best "${b_t[@]}")
+ours_cpu=$(best "${ours_c[@]}"); a_cpu=$(best "${a_c[@]}"); b_cpu=$(best "${b_c[@]}")
 rss_mb=$(( rss_kb / 1024 ))
 
 echo "bench: agent-vs-curl-zstd-dd-sha256sum ours=${ours}s baseline=${base_a}s ratio=$(ratio "$ours" "$base_a")"
 echo "bench: agent-vs-bmaptool-copy ours=${ours}s baseline=${base_b}s ratio=$(ratio "$ours" "$base_b")"
+echo "bench: agent-vs-curl-zstd-dd-sha256sum-cpu ours=${ours_cpu}s baseline=${a_cpu}s ratio=$(ratio "$ours_cpu" "$a_cpu")"
+echo "bench: agent-vs-bmaptool-copy-cpu ours=${ours_cpu}s baseline=${b_cpu}s ratio=$(ratio "$ours_cpu" "$b_cpu")"
 echo "bench: agent-peak-rss ours=${rss_mb}MB baseline=256MB(budget) ratio=$(ratio "$rss_mb" 256)"
 
 # overlap at 40 MB/s

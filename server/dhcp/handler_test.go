@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -263,4 +265,29 @@ func FuzzReply(f *testing.F) {
 			}
 		}
 	})
+}
+
+type brokenStore struct{ memLeases }
+
+func (*brokenStore) PutLease(context.Context, Lease) error { return errors.New("disk full") }
+
+// TestStoreFailureSendsNoAck: a lease that cannot be stored is not acknowledged (the
+// client asks again); nothing is lost and the server keeps answering.
+func TestStoreFailureSendsNoAck(t *testing.T) {
+	ctx := context.Background()
+	h := testHandler(t, ModeFull, &brokenStore{})
+	mac := net.HardwareAddr{2, 0, 0, 0, 0, 7}
+	offer, err := h.Reply(ctx, request(t, mac, dhcpv4.WithMessageType(dhcpv4.MessageTypeDiscover)))
+	if err != nil || offer == nil {
+		t.Fatalf("offer: %v %v", offer, err)
+	}
+	ack, err := h.Reply(ctx, request(t, mac, dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.IPv4(10, 99, 0, 1))),
+		dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(offer.YourIPAddr))))
+	if ack != nil || err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("REQUEST with a failing store: %v, %v; want no reply and the store's error", ack, err)
+	}
+	if again, _ := h.Reply(ctx, request(t, mac, dhcpv4.WithMessageType(dhcpv4.MessageTypeDiscover))); again == nil || !again.YourIPAddr.Equal(offer.YourIPAddr) {
+		t.Errorf("after the failure: offer %v, want %v again", again, offer.YourIPAddr)
+	}
 }

@@ -163,20 +163,29 @@ func (p *pool) pick(mac, serial string, want netip.Addr, now time.Time) (netip.A
 }
 
 // bind makes ip the lease of mac if it may have it; ok is false when the client must
-// be refused (NAK).
+// be refused (NAK). The table in memory is updated under the lock, the store after it,
+// so that DISCOVERs are not held up by database writes; if the write fails the client
+// gets no ACK and asks again (the table may be ahead of the store, never behind it).
 func (p *pool) bind(ctx context.Context, l Lease, now time.Time) (ok bool, err error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if r, ok := p.reservationFor(l.MAC, l.Serial); ok && r != l.IP {
-		return false, nil // the board has another (reserved) address
-	}
-	if !p.usableBy(l.IP, l.MAC, l.Serial, now) {
+	if !p.bindMemory(l, now) {
 		return false, nil
 	}
 	if p.store != nil {
 		if err := p.store.PutLease(ctx, l); err != nil {
 			return false, fmt.Errorf("store lease %s %s: %w", l.MAC, l.IP, err)
 		}
+	}
+	return true, nil
+}
+
+func (p *pool) bindMemory(l Lease, now time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if r, ok := p.reservationFor(l.MAC, l.Serial); ok && r != l.IP {
+		return false // the board has another (reserved) address
+	}
+	if !p.usableBy(l.IP, l.MAC, l.Serial, now) {
+		return false
 	}
 	if old, ok := p.byMAC[l.MAC]; ok && p.byIP[old.IP] == l.MAC {
 		delete(p.byIP, old.IP)
@@ -188,7 +197,7 @@ func (p *pool) bind(ctx context.Context, l Lease, now time.Time) (ok bool, err e
 	delete(p.offers, l.MAC)
 	p.byMAC[l.MAC] = l
 	p.byIP[l.IP] = l.MAC
-	return true, nil
+	return true
 }
 
 // lease returns mac's current lease.
@@ -202,19 +211,19 @@ func (p *pool) lease(mac string) (Lease, bool) {
 // release forgets mac's lease if it holds ip.
 func (p *pool) release(ctx context.Context, mac string, ip netip.Addr) error {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	l, ok := p.byMAC[mac]
-	if !ok || l.IP != ip {
-		return nil
-	}
-	if p.store != nil {
-		if err := p.store.DeleteLease(ctx, mac); err != nil {
-			return fmt.Errorf("delete lease %s: %w", mac, err)
+	if ok && l.IP == ip {
+		delete(p.byMAC, mac)
+		if p.byIP[ip] == mac {
+			delete(p.byIP, ip)
 		}
 	}
-	delete(p.byMAC, mac)
-	if p.byIP[ip] == mac {
-		delete(p.byIP, ip)
+	p.mu.Unlock()
+	if !ok || l.IP != ip || p.store == nil {
+		return nil
+	}
+	if err := p.store.DeleteLease(ctx, mac); err != nil {
+		return fmt.Errorf("delete lease %s: %w", mac, err)
 	}
 	return nil
 }

@@ -47,25 +47,60 @@ function sortRows(rows) {
     a.serial.localeCompare(b.serial));
 }
 
-function rowView(r) {
+// A row's elements are made once per board and then updated in place: with a
+// hundred boards reporting twice a second, rebuilding every row would spend the
+// tablet's time in layout.
+function makeRow() {
+  const refs = {
+    host: h('div.host'), meta: h('div.meta'), phase: document.createTextNode(''), detail: h('span.detail'),
+    pct: h('span.pct'), bar: bar(0), rate: document.createTextNode(''), eta: document.createTextNode(''),
+    cause: h('div.cause', { hidden: true }),
+  };
+  const el = h('div.row', { title: 'open this board' },
+    h('div.name', refs.host, refs.meta),
+    h('div.phase', refs.phase, refs.detail),
+    h('div.progress', refs.pct, refs.bar),
+    h('div.rate', refs.rate, h('small', 'MB/s')),
+    h('div.eta', refs.eta, h('small', 'ETA')),
+    refs.cause);
+  el.addEventListener('click', () => {
+    const r = el.row;
+    location.hash = r.serial.includes(':') ? `#/boards?q=${encodeURIComponent(r.display)}` : `#/boards/${r.serial}`;
+  });
+  el.refs = refs;
+  return el;
+}
+
+function set(node, key, value) { if (node[key] !== value) node[key] = value; }
+
+function fillRow(el, r) {
+  const { refs } = el;
   const p = progress(r);
-  const e = eta(r);
   const failed = r.phase === 'failed';
-  const phaseDetail = r.phase === 'tftp' ? r.detail : (failed ? `in ${PHASE_LABEL[r.error_phase] || r.error_phase || '?'}` :
-    (r.phase === 'streaming' || r.phase === 'verifying') && r.total ? `${bytes(r.bytes)} / ${bytes(r.total)}` : r.detail);
-  return h('div.row', {
-    class: `row ${r.phase}`, dataset: { serial: r.serial, phase: r.phase, hostname: r.hostname || '' },
-    title: 'open this board',
-    onclick: () => { location.hash = r.serial.includes(':') ? `#/boards?q=${encodeURIComponent(r.display)}` : `#/boards/${r.serial}`; },
-  },
-  h('div.name',
-    h('div.host', r.hostname || 'new board'),
-    h('div.meta', [r.display || r.serial, r.venue, r.product].filter(Boolean).join(' · '))),
-  h('div.phase', PHASE_LABEL[r.phase] || r.phase, phaseDetail ? h('span.detail', phaseDetail) : null),
-  h('div.progress', h('span.pct', `${Math.floor(p * 100)}%`), bar(p, failed ? 'bad' : r.phase === 'verified' ? 'ok' : '')),
-  h('div.rate', r.phase === 'streaming' || r.phase === 'verifying' ? mbps(r.rate_bps) : '—', h('small', 'MB/s')),
-  h('div.eta', r.phase === 'verified' ? '✓' : failed ? '✖' : duration(e), h('small', 'ETA')),
-  failed ? h('div.cause', r.error || 'failed (no cause given)') : null);
+  const moving = r.phase === 'streaming' || r.phase === 'verifying';
+  const detail = r.phase === 'tftp' ? r.detail : (failed ? `in ${PHASE_LABEL[r.error_phase] || r.error_phase || '?'}` :
+    moving && r.total ? `${bytes(r.bytes)} / ${bytes(r.total)}` : r.detail);
+  el.row = r;
+  set(el, 'className', `row ${r.phase}`);
+  if (el.dataset.serial !== r.serial) el.dataset.serial = r.serial;
+  if (el.dataset.phase !== r.phase) el.dataset.phase = r.phase;
+  if (el.dataset.hostname !== (r.hostname || '')) el.dataset.hostname = r.hostname || '';
+  set(refs.host, 'textContent', r.hostname || 'new board');
+  set(refs.meta, 'textContent', [r.display || r.serial, r.venue, r.product].filter(Boolean).join(' · '));
+  set(refs.phase, 'data', PHASE_LABEL[r.phase] || r.phase);
+  set(refs.detail, 'textContent', detail || '');
+  set(refs.detail, 'hidden', !detail);
+  set(refs.pct, 'textContent', `${Math.floor(p * 100)}%`);
+  set(refs.bar, 'className', `bar ${failed ? 'bad' : r.phase === 'verified' ? 'ok' : ''}`);
+  const width = `${Math.floor(Math.max(0, Math.min(1, p)) * 100)}%`;
+  if (refs.bar.firstChild.style.width !== width) {
+    refs.bar.firstChild.style.width = width;
+    refs.bar.setAttribute('aria-valuenow', Math.floor(p * 100));
+  }
+  set(refs.rate, 'data', moving ? mbps(r.rate_bps) : '—');
+  set(refs.eta, 'data', r.phase === 'verified' ? '✓' : failed ? '✖' : duration(eta(r)));
+  set(refs.cause, 'hidden', !failed);
+  set(refs.cause, 'textContent', failed ? (r.error || 'failed (no cause given)') : '');
 }
 
 // batchETA estimates the seconds until a batch with a count is complete.
@@ -101,17 +136,24 @@ export function render(view) {
   const batches = h('div');
   const canvas = h('canvas.chart', { role: 'img', 'aria-label': 'aggregate streaming throughput, MB/s, over the last minutes' });
   const rowsBox = h('div.rows', { id: 'fleet-rows' });
+  const empty = h('p.empty', 'No board is deploying. Power boards on and they appear here.');
+  const rowEls = new Map(); // serial → row element
   const rateNow = h('span.muted');
   clear(view).append(
     stats,
     h('div.fleet-top',
       h('section.panel', h('h2', 'Batches'), batches),
       h('section.panel', h('h2', 'Throughput', h('span.spacer'), rateNow), canvas)),
-    h('section.panel', h('h2', 'Boards'), rowsBox));
+    h('section.panel', h('h2', 'Boards'), empty, rowsBox));
 
+  // Paint at most every PAINT_MS: a big fleet sends many progress events a second,
+  // and a tablet should not rebuild every row for each of them.
+  const PAINT_MS = 200;
   let pending = false;
+  let lastPaint = 0;
   function paint() {
     pending = false;
+    lastPaint = performance.now();
     const rows = sortRows(live.visibleRows());
     const active = rows.filter((r) => !TERMINAL.has(r.phase));
     const streaming = active.filter((r) => r.phase === 'streaming');
@@ -124,13 +166,25 @@ export function render(view) {
     const bs = [...live.batches.values()].filter((b) => b.state === 'active' || b.state === 'paused' || b.state === 'pending')
       .sort((a, b) => (b.priority || 0) - (a.priority || 0) || a.id - b.id);
     clear(batches).append(...(bs.length ? bs.map((b) => batchView(b, rows)) : [h('p.empty', 'No active batch. Create one on the Batches page.')]));
-    clear(rowsBox).append(...(rows.length ? rows.map(rowView) : [h('p.empty', 'No board is deploying. Power boards on and they appear here.')]));
+    empty.hidden = rows.length > 0;
+    const keep = new Set();
+    rows.forEach((r, i) => {
+      let el = rowEls.get(r.serial);
+      if (!el) rowEls.set(r.serial, (el = makeRow()));
+      fillRow(el, r);
+      keep.add(r.serial);
+      if (rowsBox.children[i] !== el) rowsBox.insertBefore(el, rowsBox.children[i] || null);
+    });
+    for (const [serial, el] of rowEls) {
+      if (!keep.has(serial)) { el.remove(); rowEls.delete(serial); }
+    }
     rateNow.textContent = `${mbps(sum)} MB/s now`;
   }
   function schedule() {
     if (pending) return;
     pending = true;
-    requestAnimationFrame(paint);
+    const wait = Math.max(0, lastPaint + PAINT_MS - performance.now());
+    setTimeout(() => requestAnimationFrame(paint), wait);
   }
   const onChange = (ev) => {
     if (ev.detail === 'tick') drawThroughput(canvas, live.history);
