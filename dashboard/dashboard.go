@@ -50,7 +50,7 @@ type Config struct {
 	// Authenticated reports whether r carries a valid operator session (or the admin
 	// token). nil means no request is authenticated: only the login page is served.
 	Authenticated func(r *http.Request) bool
-	// Version is shown in the page footer; empty shows nothing.
+	// Version is shown in the application's footer (HTML-escaped); may be empty.
 	Version string
 }
 
@@ -74,11 +74,11 @@ func load(version string) files {
 		if err != nil {
 			return err
 		}
-		sum := sha256.Sum256(data)
 		rel := strings.TrimPrefix(p, "static/")
 		if rel == "app/index.html" {
 			data = bytes.ReplaceAll(data, []byte("{{VERSION}}"), []byte(html.EscapeString(version)))
 		}
+		sum := sha256.Sum256(data) // after the version went in: a new version is a new ETag
 		out[rel] = &file{name: path.Base(p), data: data, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
 		return nil
 	})

@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"bytes"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -142,6 +143,20 @@ func TestETagRevalidation(t *testing.T) {
 	res, body := do(t, srv, req{path: "/assets/style.css", header: map[string]string{"If-None-Match": etag}})
 	if res.StatusCode != http.StatusNotModified || body != "" {
 		t.Errorf("revalidation: %d %q, want 304 and no body", res.StatusCode, body)
+	}
+}
+
+// A new version of the binary is a new ETag for the shell that shows it.
+func TestVersionChangesETag(t *testing.T) {
+	a, b := load("v1"), load("v2")
+	if a["app/index.html"].etag == b["app/index.html"].etag {
+		t.Error("index.html has the same ETag for two versions")
+	}
+	if !bytes.Contains(load("<b>")["app/index.html"].data, []byte("&lt;b&gt;")) {
+		t.Error("version is not HTML-escaped")
+	}
+	if a["public/style.css"].etag != b["public/style.css"].etag {
+		t.Error("style.css changed ETag with the version")
 	}
 }
 

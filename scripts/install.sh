@@ -96,12 +96,12 @@ d $confdir 0750 root $user -
 EOF
 mkdir -p "$root/etc"
 if command -v systemd-sysusers >/dev/null; then
-  if ((live)); then systemd-sysusers rpi-deploy.conf; else systemd-sysusers --root="$root" "$root/usr/lib/sysusers.d/rpi-deploy.conf"; fi
+  if ((live)); then systemd-sysusers /usr/lib/sysusers.d/rpi-deploy.conf; else systemd-sysusers --root="$root" "$root/usr/lib/sysusers.d/rpi-deploy.conf"; fi
 elif ((live)) && ! getent passwd "$user" >/dev/null; then
   useradd --system --user-group --home-dir "$datadir" --no-create-home --shell /usr/sbin/nologin "$user"
 fi
 if command -v systemd-tmpfiles >/dev/null; then
-  if ((live)); then systemd-tmpfiles --create rpi-deploy.conf; else systemd-tmpfiles --root="$root" --create "$root/usr/lib/tmpfiles.d/rpi-deploy.conf"; fi
+  if ((live)); then systemd-tmpfiles --create /usr/lib/tmpfiles.d/rpi-deploy.conf; else systemd-tmpfiles --root="$root" --create "$root/usr/lib/tmpfiles.d/rpi-deploy.conf"; fi
 else
   install -d -m 0750 "$root$datadir" "$root$confdir"
   ((live)) && chown "$user:$user" "$datadir" && chown "root:$user" "$confdir"
@@ -213,15 +213,15 @@ fs.file-max = 1048576
 EOF
 
 if ((live)); then
-  sysctl -q -p /etc/sysctl.d/60-rpi-deploy.conf
+  # Inside a container /proc/sys may be read-only: the file still applies at next boot.
+  sysctl -q -p /etc/sysctl.d/60-rpi-deploy.conf || say "warning: could not apply the sysctl settings now (they apply at boot)"
   systemctl daemon-reload
+  systemctl enable rpi-deployd.service
   if ((start)); then
-    systemctl enable --now rpi-deployd.service
-    systemctl try-restart rpi-deployd.service
+    systemctl restart rpi-deployd.service
     say "rpi-deployd enabled and running: systemctl status rpi-deployd"
   else
-    systemctl enable rpi-deployd.service
-    systemctl try-restart rpi-deployd.service
+    systemctl try-restart rpi-deployd.service # an upgrade restarts a running server
     say "rpi-deployd enabled; start it with: systemctl start rpi-deployd"
   fi
 else

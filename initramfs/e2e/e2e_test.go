@@ -99,7 +99,8 @@ func TestBootFlashVerify(t *testing.T) {
 
 	// Boot. The board's serial and target come from the kernel command line (the virt
 	// machine has no Pi device tree); the server URL from DHCP option 224.
-	g := bootQEMU(t, l.Client, kernel, initramfs, card)
+	g := bootQEMU(t, vm{ns: l.Client, kernel: kernel, initramfs: initramfs, card: card,
+		cmdline: "rpideploy.target=/dev/vda rpideploy.serial=" + serial})
 	if err := g.wait(bootWait); err != nil {
 		t.Fatalf("QEMU: %v\nconsole (last lines):\n%s", err, g.tail(80))
 	}
@@ -142,6 +143,44 @@ func TestBootFlashVerify(t *testing.T) {
 		hello.Seconds(), verified.Seconds(), g.took.Seconds(), g.at("hello").Seconds())
 
 	checkCard(t, card, src, info, man, d.Hostname)
+}
+
+// TestRescueShell boots with a command line the agent cannot work with and checks
+// that the technician gets a shell on the console that runs the rescue tools and
+// powers the machine off.
+func TestRescueShell(t *testing.T) {
+	initramfs, kernel := input(t, envInitramfs), input(t, envKernel)
+	card := filepath.Join(t.TempDir(), "card.img")
+	writeJunk(t, card, 8<<20)
+	g := bootQEMU(t, vm{kernel: kernel, initramfs: initramfs, card: card,
+		cmdline: "rpideploy.target=/dev/vda rpideploy.serial=not-a-serial"})
+	if _, err := g.out.waitFor("rpi-agent: RESCUE:", 90*time.Second); err != nil {
+		t.Fatalf("%v\nconsole (last lines):\n%s", err, g.tail(60))
+	}
+	// The shell's line editor drops what is typed before its prompt is up, so each
+	// command waits for the output of the one before (output that its own echo does
+	// not contain).
+	for _, step := range []struct{ cmd, out string }{
+		{"cat /lib/rpi-deploy/modules/load.list", "virtio_net.ko"},
+		{"cat /proc/partitions", "vda"},
+		{"poweroff", "reboot: Power down"},
+	} {
+		time.Sleep(2 * time.Second)
+		from := g.out.count()
+		if _, err := io.WriteString(g.in, step.cmd+"\n"); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.out.waitForFrom(from, step.out, 60*time.Second); err != nil {
+			t.Fatalf("rescue shell, %q: %v\nconsole (last lines):\n%s", step.cmd, err, g.tail(40))
+		}
+	}
+	if err := g.wait(30 * time.Second); err != nil {
+		t.Fatalf("%v\nconsole (last lines):\n%s", err, g.tail(60))
+	}
+	if want := `rpideploy.serial="not-a-serial": want 16 hex digits`; !strings.Contains(g.log(), want) {
+		t.Errorf("console lacks the reason %q", want)
+	}
+	fmt.Printf("e2e: rescue shell after %.1f s\n", g.at("rescue").Seconds())
 }
 
 // checkCard checks the card against the master image with outside tools: the same
@@ -325,40 +364,70 @@ func startServer(t *testing.T, l *netnstest.Link) *servertest.Server {
 
 // guest is a running QEMU and its console.
 type guest struct {
-	cmd   *exec.Cmd
-	start time.Time
-	out   *lines
-	done  chan error
-	took  time.Duration
+	cmd    *exec.Cmd
+	start  time.Time
+	out    *lines
+	in     io.WriteCloser // the console's input
+	exited chan struct{}  // closed when QEMU has exited; err is then set
+	err    error
+	took   time.Duration
 }
 
-func bootQEMU(t *testing.T, ns *netnstest.NS, kernel, initramfs, card string) *guest {
+// vm says how to boot.
+type vm struct {
+	ns        *netnstest.NS // run QEMU here, with a NIC on tap0; nil: on the host, no NIC
+	kernel    string
+	initramfs string
+	card      string
+	cmdline   string // after "console=ttyAMA0 panic=-1"
+}
+
+func bootQEMU(t *testing.T, v vm) *guest {
 	t.Helper()
 	args := []string{"-M", "virt", "-cpu", "cortex-a76", "-smp", "2", "-m", "1024",
 		"-nographic", "-no-reboot",
-		"-kernel", kernel, "-initrd", initramfs,
-		"-append", "console=ttyAMA0 panic=-1 rpideploy.target=/dev/vda rpideploy.serial=" + serial,
-		"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
-		"-device", "virtio-net-pci,netdev=n0,mac=" + mac + ",romfile=",
-		"-drive", "file=" + card + ",format=raw,if=none,id=sd,cache=unsafe",
+		"-kernel", v.kernel, "-initrd", v.initramfs,
+		"-append", "console=ttyAMA0 panic=-1 " + v.cmdline,
+		"-drive", "file=" + v.card + ",format=raw,if=none,id=sd,cache=unsafe",
 		"-device", "virtio-blk-pci,drive=sd",
 	}
-	g := &guest{out: &lines{markers: map[string]string{"hello": "rpi-agent: hello to"}}, done: make(chan error, 1)}
-	g.cmd = ns.Command(context.Background(), "qemu-system-aarch64", args...)
+	g := &guest{out: &lines{markers: map[string]string{"hello": "rpi-agent: hello to", "rescue": "rpi-agent: RESCUE:"}},
+		exited: make(chan struct{})}
+	if v.ns != nil {
+		args = append(args, "-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
+			"-device", "virtio-net-pci,netdev=n0,mac="+mac+",romfile=")
+		g.cmd = v.ns.Command(context.Background(), "qemu-system-aarch64", args...)
+	} else {
+		args = append(args, "-nic", "none")
+		g.cmd = exec.Command("qemu-system-aarch64", args...)
+	}
 	g.cmd.Stdout, g.cmd.Stderr = g.out, g.out
+	in, err := g.cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.in = in
 	g.start = time.Now()
 	g.out.start = g.start
 	if err := g.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { g.done <- g.cmd.Wait() }()
+	go func() {
+		g.err = g.cmd.Wait()
+		close(g.exited)
+	}()
 	t.Cleanup(func() {
-		if g.cmd.ProcessState == nil {
+		select {
+		case <-g.exited:
+		default:
 			g.cmd.Process.Kill()
-			<-g.done
+			<-g.exited
 		}
 		if t.Failed() {
-			os.WriteFile(filepath.Join(os.TempDir(), "rpi-deploy-e2e-console.log"), []byte(g.out.all()), 0o644)
+			p := filepath.Join(os.TempDir(), "rpi-deploy-e2e-console-"+t.Name()+".log")
+			if err := os.WriteFile(p, []byte(g.out.all()), 0o644); err == nil {
+				t.Logf("console log: %s", p)
+			}
 		}
 	})
 	return g
@@ -368,16 +437,16 @@ func bootQEMU(t *testing.T, ns *netnstest.NS, kernel, initramfs, card string) *g
 // reboot an exit too).
 func (g *guest) wait(limit time.Duration) error {
 	select {
-	case err := <-g.done:
+	case <-g.exited:
 		g.took = time.Since(g.start)
-		if err != nil {
-			return fmt.Errorf("qemu-system-aarch64: %w", err)
+		if g.err != nil {
+			return fmt.Errorf("qemu-system-aarch64: %w", g.err)
 		}
 		return nil
 	case <-time.After(limit):
 		g.cmd.Process.Kill()
+		<-g.exited
 		g.took = time.Since(g.start)
-		<-g.done
 		return fmt.Errorf("the guest did not power off within %v", limit)
 	}
 }
@@ -437,6 +506,29 @@ func (l *lines) tail(n int) string {
 	defer l.mu.Unlock()
 	from := max(0, len(l.all_)-n)
 	return strings.Join(l.all_[from:], "\n") + "\n" + string(l.partial)
+}
+
+func (l *lines) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.all_)
+}
+
+// waitForFrom waits until a line from index from on contains sub.
+func (l *lines) waitForFrom(from int, sub string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		l.mu.Lock()
+		for _, line := range l.all_[min(from, len(l.all_)):] {
+			if strings.Contains(line, sub) {
+				l.mu.Unlock()
+				return nil
+			}
+		}
+		l.mu.Unlock()
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("no line with %q within %v", sub, limit)
 }
 
 // waitFor waits until a line containing sub appears and returns it.

@@ -97,6 +97,8 @@ async function startUpload(files, box, done) {
     let st = await request('PUT', `${base}/manifest`, { body: text, contentType: 'application/json' });
     let offset = st.offset || 0;
     const t0 = performance.now(); const start = offset;
+    // The server already holds the first bytes (an earlier upload broke off).
+    const resumed = start > 0 && st.state !== 'ready' ? ` (resumed at ${bytes(start)})` : '';
     const PIECE = 16 << 20;
     let failures = 0;
     while (st.state !== 'ready' && offset < img.size) {
@@ -115,7 +117,7 @@ async function startUpload(files, box, done) {
       }
     }
     show(img.size, 0);
-    label.textContent = `${img.name}: uploaded and verified`;
+    label.textContent = `${img.name}: uploaded and verified${resumed}`;
     progress.classList.add('ok');
     done();
   } catch (err) {
