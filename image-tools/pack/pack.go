@@ -125,6 +125,9 @@ func Pack(ctx context.Context, opt Options) (*manifest.Manifest, error) {
 			}
 		}
 	}
+	if st, err := os.Stat(filepath.Dir(opt.Output)); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("output directory %q: does not exist or is not a directory", filepath.Dir(opt.Output))
+	}
 	if same(opt.Input, opt.Output) || same(opt.Input, manPath) {
 		return nil, fmt.Errorf("input %q is also the output", opt.Input)
 	}

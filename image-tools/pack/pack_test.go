@@ -200,6 +200,7 @@ func TestPackBadInput(t *testing.T) {
 		{"bad chunk", Options{Input: raw, ChunkSize: 1000}, "chunk size", nil},
 		{"bad level", Options{Input: raw, Level: 40}, "level", nil},
 		{"exists", Options{Input: raw, Output: existing}, "exists", ErrExists},
+		{"no output directory", Options{Input: raw, Output: filepath.Join(dir, "nope", "x.img.zst")}, "output directory", nil},
 		{"bmap for another image", Options{Input: raw, Bmap: writeBmapFor(t, dir, 8<<20)}, "is for an image of", nil},
 		{"bmap of other content", Options{Input: raw, Bmap: writeBmapFor(t, dir, 3<<20)}, "does not match the bmap", bmap.ErrChecksum},
 	} {
