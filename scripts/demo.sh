@@ -28,10 +28,10 @@ boards=${DEMO_BOARDS:-20}
 port=${DEMO_PORT:-8080}
 once=${DEMO_EXIT_WHEN_DONE:-0}
 pause=${DEMO_PAUSE:-45}
-# Interactive: one failing card per box when root (loop devices), to show a failure with
+# Interactive: one failing card per box when root with loop devices, to show a failure with
 # its cause. Check mode: every board must verify.
 mix=slow=15,flaky=15,reboot=10
-[ "$once" != 1 ] && [ "$(id -u)" -eq 0 ] && mix=$mix,badcard=5
+[ "$once" != 1 ] && [ "$(id -u)" -eq 0 ] && losetup -f >/dev/null 2>&1 && mix=$mix,badcard=5
 mix=${DEMO_MIX:-$mix}
 data=$PWD/demo-data
 build=$PWD/build/demo

@@ -31,7 +31,7 @@ import (
 // Outcome is how a board ended.
 type Outcome string
 
-// Outcomes. Stuck and BadVerified are always wrong; Failed is right only for a bad
+// Outcomes. Stuck, BadVerified and SimError are always wrong; Failed is right only for a bad
 // card.
 const (
 	Verified    Outcome = "verified"         // server says verified and the card matches the image
@@ -39,7 +39,7 @@ const (
 	Stuck       Outcome = "stuck"            // no end within the timeout, or the server still shows it open
 	BadVerified Outcome = "verified-but-bad" // server or agent says verified, but it is not so
 	Canceled    Outcome = "canceled"         // the run was stopped first (Ctrl-C)
-	running     Outcome = ""                 // not ended yet
+	SimError    Outcome = "simulator-error"  // the simulator could not set the board up (card, network, agent binary)
 )
 
 // Config describes one run. The zero value of an optional field is its documented
@@ -335,20 +335,20 @@ func (f *Fleet) runBoard(ctx context.Context, b *Board) {
 
 	logf, err := os.OpenFile(b.LogPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
-		b.Outcome, b.Cause = Failed, fmt.Sprintf("simulator: %v", err)
+		b.Outcome, b.Cause = SimError, err.Error()
 		return
 	}
 	defer logf.Close()
 
 	closeCard, err := f.card(b)
 	if err != nil {
-		b.Outcome, b.Cause = Failed, fmt.Sprintf("simulator: %v", err)
+		b.Outcome, b.Cause = SimError, err.Error()
 		return
 	}
 	defer closeCard()
 	server, closeNet, err := f.network(ctx, b)
 	if err != nil {
-		b.Outcome, b.Cause = Failed, fmt.Sprintf("simulator: %v", err)
+		b.Outcome, b.Cause = SimError, err.Error()
 		return
 	}
 	defer closeNet()
@@ -371,7 +371,7 @@ func (f *Fleet) runBoard(ctx context.Context, b *Board) {
 		cmd.Stderr = cmd.Stdout
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
-			b.Outcome, b.Cause = Failed, fmt.Sprintf("simulator: start agent: %v", err)
+			b.Outcome, b.Cause = SimError, fmt.Sprintf("start agent: %v", err)
 			return
 		}
 		exited := make(chan error, 1)
