@@ -158,19 +158,28 @@ func TestRescueShell(t *testing.T) {
 		t.Fatalf("%v\nconsole (last lines):\n%s", err, g.tail(60))
 	}
 	// The shell's line editor drops what is typed before its prompt is up, so each
-	// command waits for the output of the one before (output that its own echo does
-	// not contain).
-	for _, step := range []struct{ cmd, out string }{
-		{"cat /lib/rpi-deploy/modules/load.list", "virtio_net.ko"},
-		{"cat /proc/partitions", "vda"},
-		{"poweroff", "reboot: Power down"},
+	// command is typed again until its output (which its own echo does not contain)
+	// appears. The commands are harmless to repeat.
+	for _, step := range []struct {
+		cmd, out string
+		wait     time.Duration
+	}{
+		{"cat /lib/rpi-deploy/modules/load.list", "virtio_net.ko", 10 * time.Second},
+		{"cat /proc/partitions", "vda", 10 * time.Second},
+		{"poweroff", "reboot: Power down", 40 * time.Second},
 	} {
-		time.Sleep(2 * time.Second)
-		from := g.out.count()
-		if _, err := io.WriteString(g.in, step.cmd+"\n"); err != nil {
-			t.Fatal(err)
+		var err error
+		for try := 0; try < 6; try++ {
+			time.Sleep(time.Second)
+			from := g.out.count()
+			if _, err := io.WriteString(g.in, step.cmd+"\n"); err != nil {
+				t.Fatal(err)
+			}
+			if err = g.out.waitForFrom(from, step.out, step.wait); err == nil {
+				break
+			}
 		}
-		if err := g.out.waitForFrom(from, step.out, 60*time.Second); err != nil {
+		if err != nil {
 			t.Fatalf("rescue shell, %q: %v\nconsole (last lines):\n%s", step.cmd, err, g.tail(40))
 		}
 	}

@@ -56,17 +56,19 @@ function makeRow() {
     pct: h('span.pct'), bar: bar(0), rate: document.createTextNode(''), eta: document.createTextNode(''),
     cause: h('div.cause', { hidden: true }),
   };
-  const el = h('div.row', { title: 'open this board' },
+  const el = h('div.row', { title: 'open this board', tabindex: 0, role: 'link' },
     h('div.name', refs.host, refs.meta),
     h('div.phase', refs.phase, refs.detail),
     h('div.progress', refs.pct, refs.bar),
     h('div.rate', refs.rate, h('small', 'MB/s')),
     h('div.eta', refs.eta, h('small', 'ETA')),
     refs.cause);
-  el.addEventListener('click', () => {
+  const open = () => {
     const r = el.row;
     location.hash = r.serial.includes(':') ? `#/boards?q=${encodeURIComponent(r.display)}` : `#/boards/${r.serial}`;
-  });
+  };
+  el.addEventListener('click', open);
+  el.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') open(); });
   el.refs = refs;
   return el;
 }
