@@ -112,6 +112,10 @@ func TestBootFlashVerify(t *testing.T) {
 			t.Errorf("console lacks %q", want)
 		}
 	}
+	// No rpideploy.server on the command line: the URL came with the lease (option 224).
+	if want := "msg=\"environment ready\" server=" + serverURL; !strings.Contains(g.log(), want) {
+		t.Errorf("console lacks %q: the agent did not take the server URL from DHCP", want)
+	}
 	// The server says reboot; QEMU's -no-reboot turns that into an exit.
 	if !strings.Contains(g.log(), "rpi-agent: rebooting") && !strings.Contains(g.log(), "rpi-agent: powering off") {
 		t.Errorf("console lacks the agent's reboot or power-off")
@@ -141,6 +145,10 @@ func TestBootFlashVerify(t *testing.T) {
 	hello, verified := since(t, g.start, d.StartedAt), since(t, g.start, d.FinishedAt)
 	fmt.Printf("e2e: seconds from QEMU start: hello %.1f, verified %.1f, powered off %.1f (console hello %.1f)\n",
 		hello.Seconds(), verified.Seconds(), g.took.Seconds(), g.at("hello").Seconds())
+
+	if ip := net.ParseIP(board.IP).To4(); ip == nil || !ip.Mask(net.CIDRMask(24, 32)).Equal(net.IPv4(10, 77, 0, 0)) || ip[3] < 100 || ip[3] > 150 {
+		t.Errorf("board IP %q is not from the DHCP range 10.77.0.100-150", board.IP)
+	}
 
 	checkCard(t, card, src, info, man, d.Hostname)
 }
