@@ -100,6 +100,7 @@ type Flasher struct {
 	mu                                  sync.Mutex
 	stats                               Stats
 
+	rawFree  chan []byte   // Stream's pool of raw chunk buffers
 	hashDone chan struct{} // closed when the whole-image hash of Stream is done
 	wholeSum string        // its hex result, "" when the stream was incomplete
 	wholeOK  bool          // it matched the manifest
@@ -205,6 +206,7 @@ type work struct {
 	comp []byte // compressed frame (nil after decoding)
 	raw  []byte // decoded chunk, aligned
 	err  error  // decode or hash failure of this chunk
+	zero bool   // the chunk decoded to zeros (raw is not needed to hash it)
 	refs atomic.Int32
 }
 
@@ -232,6 +234,7 @@ func (fl *Flasher) Stream(ctx context.Context, src Source) error {
 	for range opt.Buffers {
 		rawFree <- blockdev.AlignedBuffer(int(m.ChunkSize))
 	}
+	fl.rawFree = rawFree
 	release := func(w *work) {
 		if w.refs.Add(-1) == 0 {
 			rawFree <- w.raw // never blocks: there are only Buffers buffers
@@ -245,7 +248,7 @@ func (fl *Flasher) Stream(ctx context.Context, src Source) error {
 	decCh := make(chan *work, opt.Decoders)
 	orderCh := make(chan *work, opt.Buffers)
 	writeCh := make(chan *work, opt.Buffers) // the raw buffers bound these two
-	hashCh := make(chan *work, opt.Buffers)
+	hashCh := make(chan *work, len(m.Chunks)) // zero chunks wait here without a buffer
 
 	// The whole-image hash runs beside the writes, so that the writes never wait for
 	// it; it outlives Stream when it lags (Verify collects it).
@@ -255,8 +258,12 @@ func (fl *Flasher) Stream(ctx context.Context, src Source) error {
 		whole := sha256.New()
 		n := 0
 		for w := range hashCh {
-			whole.Write(w.raw[:m.ChunkRange(w.i).Length])
-			release(w)
+			if w.zero {
+				whole.Write(fl.zeros[:m.ChunkRange(w.i).Length])
+			} else {
+				whole.Write(w.raw[:m.ChunkRange(w.i).Length])
+				release(w)
+			}
 			n++
 		}
 		if n == len(m.Chunks) {
@@ -420,6 +427,7 @@ func (fl *Flasher) decode(dec *zstd.Decoder, w *work) {
 	if c := fl.m.Chunks[w.i]; c.DataSHA256 == "" && c.SHA256 == fl.zeroSHA256(cr.Length) {
 		out, err := dec.DecodeAll(w.comp, w.raw[:0])
 		if err == nil && int64(len(out)) == cr.Length && &out[0] == &w.raw[0] && bytes.Equal(out, fl.zeros[:cr.Length]) {
+			w.zero = true
 			return
 		}
 	}
@@ -485,6 +493,13 @@ func (fl *Flasher) order(ctx context.Context, in <-chan *work, toWrite, toHash c
 			} else {
 				w.refs.Store(1)
 				fl.streamed.Add(n) // held back or free space: nothing to write
+			}
+			if w.zero {
+				// Zeros need no buffer to be hashed: free it now, so that the
+				// whole-image hash may lag behind (over trailing free space, say)
+				// without holding the stream up.
+				fl.rawFree <- w.raw
+				w = &work{i: w.i, zero: true}
 			}
 			if err := send(toHash, w); err != nil {
 				return err
