@@ -107,7 +107,7 @@ func TestBootFlashVerify(t *testing.T) {
 	if g.at("hello") == 0 {
 		t.Errorf("no hello on the console:\n%s", g.tail(80))
 	}
-	for _, want := range []string{"kernel modules loaded", "DHCP lease", "environment ready"} {
+	for _, want := range []string{`msg="kernel modules loaded" loaded=8 failed=0`, "DHCP lease", "environment ready"} {
 		if !strings.Contains(g.log(), want) {
 			t.Errorf("console lacks %q", want)
 		}
