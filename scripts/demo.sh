@@ -28,10 +28,10 @@ boards=${DEMO_BOARDS:-20}
 port=${DEMO_PORT:-8080}
 once=${DEMO_EXIT_WHEN_DONE:-0}
 pause=${DEMO_PAUSE:-45}
-# Interactive: one failing card per box when root (loop devices), to show a failure with
+# Interactive: one failing card per box when root with loop devices, to show a failure with
 # its cause. Check mode: every board must verify.
 mix=slow=15,flaky=15,reboot=10
-[ "$once" != 1 ] && [ "$(id -u)" -eq 0 ] && mix=$mix,badcard=5
+[ "$once" != 1 ] && [ "$(id -u)" -eq 0 ] && losetup -f >/dev/null 2>&1 && mix=$mix,badcard=5
 mix=${DEMO_MIX:-$mix}
 data=$PWD/demo-data
 build=$PWD/build/demo
@@ -55,7 +55,6 @@ go build -trimpath -o "$bin/fleetsim" ./scripts/fleetsim
 go build -trimpath -o "$bin/mktestimg" ./scripts/bench/mktestimg
 
 # --- 2. master image --------------------------------------------------------------------
-mkdir -p "$build"
 say "building a Raspberry Pi OS-shaped master image and packing it"
 "$bin/mktestimg" -o "$build/master.img" -kind bookworm-firstrun -root-data $(( 96 << 20 )) -seed 7 | sed 's/^/demo: /'
 "$bin/rpi-image" pack -q --force "$build/master.img" -o "$build/demo.img.zst" | sed 's/^/demo: /'
@@ -100,7 +99,7 @@ fi
 "$bin/rpi-deployd" serve --data "$data" --listen "$listen" 2>"$data/server.log" &
 srv_pid=$!
 url=
-for _ in $(seq 200); do
+for _ in $(seq 600); do # up to 30 s on a busy machine
   url=$(sed -n 's/^rpi-deployd: listening on //p' "$data/server.log" | head -1)
   [ -n "$url" ] && break
   kill -0 "$srv_pid" 2>/dev/null || { cat "$data/server.log" >&2; die "rpi-deployd exited"; }

@@ -10,8 +10,8 @@
 // never bootable before it is verified and named; Open zeroes the target's first block
 // so an old image stops being bootable too.
 //
-// Memory is bounded: a fixed set of chunk buffers circulates through bounded channels
-// (Options.Buffers), about 2 × Buffers × ChunkSize bytes in all.
+// Memory is bounded: a fixed set of chunk buffers circulates through bounded channels:
+// Options.Buffers raw chunks plus Decoders+2 compressed frames, and chunk 0.
 package flash
 
 import (
@@ -74,10 +74,10 @@ type Stats struct {
 	Written  int64 // bytes written to the target (data ranges and merged gaps)
 	// StreamWritten is Written at the end of the streaming phase (chunk 0 comes later).
 	StreamWritten int64
-	Fetched       int64 // compressed bytes received, resumes included (HTTPSource only)
-	Resumes       int   // how many times the stream was resumed
-	ReadBack      int64 // bytes read back and matched
-	SHA256        string
+	Fetched       int64  // compressed bytes received, resumes included (HTTPSource only)
+	Resumes       int    // how many times the stream was resumed
+	ReadBack      int64  // bytes read back and matched
+	SHA256        string // the stream's whole-image SHA256, once Verify checked it
 	StreamTime    time.Duration
 	VerifyTime    time.Duration
 	ChunksMatch   int

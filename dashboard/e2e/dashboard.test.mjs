@@ -24,6 +24,18 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
   const agents = [];
   const cards = tempDir('rpi-e2e-cards-');
 
+  // visit opens a page of the application and waits until that page has rendered
+  // (hash navigation keeps the previous page's elements until then).
+  const visit = async (hash) => {
+    const target = `${server.url}/ui/${hash}`;
+    const name = hash.replace(/^#\//, '').split(/[/?]/)[0];
+    const before = await page.evaluate(() => document.body.dataset.rendered || '').catch(() => '');
+    const same = page.url() === target;
+    await page.goto(target);
+    await page.waitForFunction(([b, n, same]) => document.body.dataset.page === n &&
+      (same || (document.body.dataset.rendered || '') !== b), [before, name, same]);
+  };
+
   // Each step builds on the ones before: after a failure the rest are skipped (not
   // left to time out), and the failing page is saved as a screenshot.
   let broken = '';
@@ -100,7 +112,7 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
   });
 
   step('create a venue', async () => {
-    await page.goto(`${server.url}/ui/#/venues`);
+    await visit(`#/venues`);
     await page.click('#venue-add');
     await page.fill('#f-code', 'coro1');
     await page.fill('#f-name', 'Coronado Kartin');
@@ -118,7 +130,7 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
   });
 
   step('generate a hostname pool and export it as CSV', async () => {
-    await page.goto(`${server.url}/ui/#/pools`);
+    await visit(`#/pools`);
     await page.click('#pool-generate');
     await page.selectOption('#f-venue', VENUE);
     await page.selectOption('#f-product', 'KXP2');
@@ -161,7 +173,7 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
       headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Range': `bytes 0-${head.length - 1}/${manifest.compressed_size}` },
     });
     assert.equal(res.status, 200, await res.text());
-    await page.goto(`${server.url}/ui/#/images`);
+    await visit(`#/images`);
     await page.locator('tr', { hasText: imageName }).locator('.pill', { hasText: 'uploading' }).waitFor();
     await page.setInputFiles('#image-files', [IMAGE, IMAGE.replace(/\.img\.zst$/, '.manifest.json')]);
     await page.click('#image-upload');
@@ -179,7 +191,7 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
   });
 
   step('create a batch', async () => {
-    await page.goto(`${server.url}/ui/#/batches`);
+    await visit(`#/batches`);
     await page.click('#batch-add');
     await page.selectOption('#f-venue', VENUE);
     await page.selectOption('#f-product', 'KXP2');
@@ -190,7 +202,7 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
   });
 
   step('boards advance live to verified without a reload', async () => {
-    await page.goto(`${server.url}/ui/#/fleet`);
+    await visit(`#/fleet`);
     await page.locator('#live.on').waitFor();
     // Mark this document: a reload would lose the mark. Record every phase each
     // row shows, as the operator would see it.
@@ -298,7 +310,7 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
   });
 
   step('deployment history filters and exports CSV', async () => {
-    await page.goto(`${server.url}/ui/#/deployments`);
+    await visit(`#/deployments`);
     await page.locator('#history-filter').waitFor();
     await page.locator('td', { hasText: 'KXP2-CORO-001' }).first().waitFor();
     await screenshot(page, 'history', { fullPage: true });
@@ -344,7 +356,7 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
     // Names go out in hello order, which concurrent boards do not promise.
     const { hostname } = await api(server, TOKEN, 'GET', `/api/v1/boards/${serial}`);
     assert.match(hostname, /^KXP2-CORO-00[1-4]$/);
-    await page.goto(`${server.url}/ui/#/boards/${serial}`);
+    await visit(`#/boards/${serial}`);
     await page.locator('td', { hasText: hostname }).first().waitFor();
     await page.click('button:text("Re-image")');
     await page.locator('button:text("Cancel re-image")').waitFor();
@@ -354,7 +366,7 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
   });
 
   step('batches page: pause, resume, reprioritise, cancel', async () => {
-    await page.goto(`${server.url}/ui/#/batches`);
+    await visit(`#/batches`);
     const open = page.locator('tr', { hasText: 'open-ended' });
     await open.locator('button:text("Pause")').click();
     await open.locator('.pill.paused').waitFor();
@@ -371,7 +383,7 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
   });
 
   step('audit log records the operator actions', async () => {
-    await page.goto(`${server.url}/ui/#/audit`);
+    await visit(`#/audit`);
     await page.locator('#view tbody tr').first().waitFor();
     // Every action this session took through the pages, by this operator.
     const mine = await page.$$eval('#view tbody tr', (trs) => trs
@@ -393,7 +405,7 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
   });
 
   step('the live view reconnects after a server restart and catches up', async () => {
-    await page.goto(`${server.url}/ui/#/fleet`);
+    await visit(`#/fleet`);
     await page.locator('#live.on').waitFor();
     await page.evaluate(() => { window.__sameDocument = true; });
     const listen = new URL(server.url).host;
@@ -430,7 +442,7 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
 
   step('readable on a tablet', async () => {
     await page.setViewportSize({ width: 820, height: 1180 });
-    await page.goto(`${server.url}/ui/#/fleet`);
+    await visit(`#/fleet`);
     await page.locator('#fleet-rows .row').first().waitFor();
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
     assert.ok(overflow <= 0, `page scrolls sideways by ${overflow}px on a tablet`);
@@ -441,7 +453,7 @@ describe('dashboard in a real browser', { concurrency: false }, () => {
   });
 
   step('log out ends the session', async () => {
-    await page.goto(`${server.url}/ui/#/fleet`);
+    await visit(`#/fleet`);
     await page.click('#logout');
     await page.waitForURL(/\/login$/);
     const status = await page.evaluate(async () => (await fetch('/api/v1/fleet')).status);

@@ -107,10 +107,14 @@ func TestBootFlashVerify(t *testing.T) {
 	if g.at("hello") == 0 {
 		t.Errorf("no hello on the console:\n%s", g.tail(80))
 	}
-	for _, want := range []string{"kernel modules loaded", "DHCP lease", "environment ready"} {
+	for _, want := range []string{`msg="kernel modules loaded" loaded=8 failed=0`, "DHCP lease", "environment ready"} {
 		if !strings.Contains(g.log(), want) {
 			t.Errorf("console lacks %q", want)
 		}
+	}
+	// No rpideploy.server on the command line: the URL came with the lease (option 224).
+	if want := "msg=\"environment ready\" server=" + serverURL; !strings.Contains(g.log(), want) {
+		t.Errorf("console lacks %q: the agent did not take the server URL from DHCP", want)
 	}
 	// The server says reboot; QEMU's -no-reboot turns that into an exit.
 	if !strings.Contains(g.log(), "rpi-agent: rebooting") && !strings.Contains(g.log(), "rpi-agent: powering off") {
@@ -142,6 +146,10 @@ func TestBootFlashVerify(t *testing.T) {
 	fmt.Printf("e2e: seconds from QEMU start: hello %.1f, verified %.1f, powered off %.1f (console hello %.1f)\n",
 		hello.Seconds(), verified.Seconds(), g.took.Seconds(), g.at("hello").Seconds())
 
+	if ip := net.ParseIP(board.IP).To4(); ip == nil || !ip.Mask(net.CIDRMask(24, 32)).Equal(net.IPv4(10, 77, 0, 0)) || ip[3] < 100 || ip[3] > 150 {
+		t.Errorf("board IP %q is not from the DHCP range 10.77.0.100-150", board.IP)
+	}
+
 	checkCard(t, card, src, info, man, d.Hostname)
 }
 
@@ -158,19 +166,28 @@ func TestRescueShell(t *testing.T) {
 		t.Fatalf("%v\nconsole (last lines):\n%s", err, g.tail(60))
 	}
 	// The shell's line editor drops what is typed before its prompt is up, so each
-	// command waits for the output of the one before (output that its own echo does
-	// not contain).
-	for _, step := range []struct{ cmd, out string }{
-		{"cat /lib/rpi-deploy/modules/load.list", "virtio_net.ko"},
-		{"cat /proc/partitions", "vda"},
-		{"poweroff", "reboot: Power down"},
+	// command is typed again until its output (which its own echo does not contain)
+	// appears. The commands are harmless to repeat.
+	for _, step := range []struct {
+		cmd, out string
+		wait     time.Duration
+	}{
+		{"cat /lib/rpi-deploy/modules/load.list", "virtio_net.ko", 10 * time.Second},
+		{"cat /proc/partitions", "vda", 10 * time.Second},
+		{"poweroff", "reboot: Power down", 40 * time.Second},
 	} {
-		time.Sleep(2 * time.Second)
-		from := g.out.count()
-		if _, err := io.WriteString(g.in, step.cmd+"\n"); err != nil {
-			t.Fatal(err)
+		var err error
+		for try := 0; try < 6; try++ {
+			time.Sleep(time.Second)
+			from := g.out.count()
+			if _, err := io.WriteString(g.in, step.cmd+"\n"); err != nil {
+				t.Fatal(err)
+			}
+			if err = g.out.waitForFrom(from, step.out, step.wait); err == nil {
+				break
+			}
 		}
-		if err := g.out.waitForFrom(from, step.out, 60*time.Second); err != nil {
+		if err != nil {
 			t.Fatalf("rescue shell, %q: %v\nconsole (last lines):\n%s", step.cmd, err, g.tail(40))
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rpi-deploy/rpi-deploy/agent/flash/flashtest"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/pack"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/testimg"
@@ -131,7 +132,12 @@ func (s *syncBuffer) String() string {
 // startAgent runs rpi-agent in host mode as board serial against server url.
 func startAgent(t *testing.T, url, serial string, args ...string) *agentRun {
 	t.Helper()
-	target := filepath.Join(t.TempDir(), "card.img")
+	return startAgentOn(t, url, serial, filepath.Join(t.TempDir(), "card.img"), args...)
+}
+
+// startAgentOn is startAgent with the card at target (a file or a block device).
+func startAgentOn(t *testing.T, url, serial, target string, args ...string) *agentRun {
+	t.Helper()
 	// A card that held an older image: its first sector must not survive a failure.
 	if err := os.WriteFile(target, bytes.Repeat([]byte("OLD-CARD"), 1<<16), 0o644); err != nil {
 		t.Fatal(err)
@@ -473,4 +479,24 @@ func TestHelloRetryUntilBatch(t *testing.T) {
 	if d := a.deployment(t, s); d.State != "verified" || d.Hostname != "KXP2-GAMA-001" {
 		t.Fatalf("server has %+v, want KXP2-GAMA-001 verified", d)
 	}
+}
+
+// TestCardFailsWrites: the card is a loop device whose backing file sits on a 16 MiB
+// tmpfs, so writes fail part-way (ENOSPC/EIO): the agent fails in streaming with the
+// cause, the server records it, and the card is left unbootable.
+func TestCardFailsWrites(t *testing.T) {
+	t.Parallel()
+	im := buildImage(t, testimg.TrixieCloudInit)
+	dev := flashtest.LoopOnTinyTmpfs(t, im.m.Size+(8<<20), 16<<20)
+	s := setup(t, im, "DELT")
+	a := startAgentOn(t, s.URL, "10000000d1ed0001", dev)
+	if err := a.wait(t); err == nil {
+		t.Fatalf("rpi-agent succeeded on a failing card:\n%s", a.out)
+	}
+	d := a.deployment(t, s)
+	if d.State != "failed" || d.ErrorPhase != "streaming" ||
+		!(strings.Contains(d.Error, "no space left on device") || strings.Contains(d.Error, "input/output error")) {
+		t.Errorf("server has %+v, want failed in streaming with ENOSPC or EIO", d)
+	}
+	checkUnbootable(t, dev)
 }

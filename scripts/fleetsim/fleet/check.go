@@ -28,7 +28,7 @@ func (f *Fleet) check(ctx context.Context) {
 		return r.Offset < boot.Start+boot.Size && boot.Start < r.End()
 	}
 	for _, b := range f.Boards {
-		if b.Outcome == Canceled {
+		if b.Outcome == Canceled || b.Outcome == SimError {
 			continue
 		}
 		sb, seen := f.serverBoard(b.Serial)

@@ -31,7 +31,7 @@ import (
 // Outcome is how a board ended.
 type Outcome string
 
-// Outcomes. Stuck and BadVerified are always wrong; Failed is right only for a bad
+// Outcomes. Stuck, BadVerified and SimError are always wrong; Failed is right only for a bad
 // card.
 const (
 	Verified    Outcome = "verified"         // server says verified and the card matches the image
@@ -39,7 +39,7 @@ const (
 	Stuck       Outcome = "stuck"            // no end within the timeout, or the server still shows it open
 	BadVerified Outcome = "verified-but-bad" // server or agent says verified, but it is not so
 	Canceled    Outcome = "canceled"         // the run was stopped first (Ctrl-C)
-	running     Outcome = ""                 // not ended yet
+	SimError    Outcome = "simulator-error"  // the simulator could not set the board up (card, network, agent binary)
 )
 
 // Config describes one run. The zero value of an optional field is its documented
@@ -335,68 +335,23 @@ func (f *Fleet) runBoard(ctx context.Context, b *Board) {
 
 	logf, err := os.OpenFile(b.LogPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
-		b.Outcome, b.Cause = Failed, fmt.Sprintf("simulator: %v", err)
+		b.Outcome, b.Cause = SimError, err.Error()
 		return
 	}
 	defer logf.Close()
 
-	// The card.
-	switch b.Scenario {
-	case BadCard:
-		dir := filepath.Join(cfg.WorkDir, "cards", fmt.Sprintf("board-%03d", b.Index))
-		capacity := int64(float64(cfg.Manifest.DataBytes) * cfg.BadFill)
-		card, err := newBadCard(dir, cfg.CardSize, capacity)
-		if err != nil {
-			b.Outcome, b.Cause = Failed, fmt.Sprintf("simulator: %v", err)
-			return
-		}
-		defer func() {
-			if err := card.Close(); err != nil {
-				f.logf("board %03d: %v", b.Index, err)
-			}
-		}()
-		b.Target = card.dev
-	default:
-		b.Target = filepath.Join(cfg.WorkDir, "cards", fmt.Sprintf("board-%03d.img", b.Index))
-		if err := os.Remove(b.Target); err != nil && !errors.Is(err, os.ErrNotExist) {
-			b.Outcome, b.Cause = Failed, fmt.Sprintf("simulator: %v", err)
-			return
-		}
-		if err := os.WriteFile(b.Target, nil, 0o644); err != nil {
-			b.Outcome, b.Cause = Failed, fmt.Sprintf("simulator: %v", err)
-			return
-		}
-		if err := os.Truncate(b.Target, cfg.CardSize); err != nil {
-			b.Outcome, b.Cause = Failed, fmt.Sprintf("simulator: %v", err)
-			return
-		}
+	closeCard, err := f.card(b)
+	if err != nil {
+		b.Outcome, b.Cause = SimError, err.Error()
+		return
 	}
-
-	// The network.
-	server := cfg.Server
-	var proxy *CutProxy
-	if b.Scenario == Flaky {
-		u, _ := url.Parse(cfg.Server)
-		proxy = &CutProxy{Upstream: u.Host, MaxCuts: cfg.MaxCuts, MaxCut: max(cfg.Manifest.CompressedSize/2, 1<<20)}
-		b.mu.Lock()
-		b.proxy = proxy
-		b.mu.Unlock()
-		addr, err := proxy.Listen(cfg.Seed + uint64(b.Index))
-		if err != nil {
-			b.Outcome, b.Cause = Failed, fmt.Sprintf("simulator: proxy: %v", err)
-			return
-		}
-		pctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-		done := make(chan struct{})
-		go func() { defer close(done); proxy.Serve(pctx) }()
-		defer func() {
-			stop()
-			<-done
-			b.Cuts, b.Fetched = proxy.Cuts(), proxy.Bytes()
-		}()
-		u.Host = addr
-		server = u.String()
+	defer closeCard()
+	server, closeNet, err := f.network(ctx, b)
+	if err != nil {
+		b.Outcome, b.Cause = SimError, err.Error()
+		return
 	}
+	defer closeNet()
 
 	args := []string{"--server", server, "--target", b.Target, "--serial", b.Serial, "--mac", b.MAC}
 	if b.Scenario == Slow {
@@ -416,7 +371,7 @@ func (f *Fleet) runBoard(ctx context.Context, b *Board) {
 		cmd.Stderr = cmd.Stdout
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
-			b.Outcome, b.Cause = Failed, fmt.Sprintf("simulator: start agent: %v", err)
+			b.Outcome, b.Cause = SimError, fmt.Sprintf("start agent: %v", err)
 			return
 		}
 		exited := make(chan error, 1)
@@ -464,7 +419,10 @@ func (f *Fleet) runBoard(ctx context.Context, b *Board) {
 			poll.Stop()
 		}
 		if rebooted {
-			continue // boots again, as the same board
+			if bctx.Err() == nil {
+				continue // boots again, as the same board
+			}
+			killed = true // stopped or timed out while off
 		}
 		switch {
 		case killed && ctx.Err() != nil:
@@ -479,6 +437,67 @@ func (f *Fleet) runBoard(ctx context.Context, b *Board) {
 		f.logf("board %03d %s %s: agent ended: %s %s", b.Index, b.Serial, b.Scenario, b.Outcome, b.Cause)
 		return
 	}
+}
+
+// card makes board b's SD card and sets b.Target: a fresh sparse image file of
+// Config.CardSize bytes, or for BadCard a failing loop device. The returned func
+// releases it.
+func (f *Fleet) card(b *Board) (func(), error) {
+	cfg := &f.cfg
+	if b.Scenario == BadCard {
+		dir := filepath.Join(cfg.WorkDir, "cards", fmt.Sprintf("board-%03d", b.Index))
+		card, err := newBadCard(dir, cfg.CardSize, int64(float64(cfg.Manifest.DataBytes)*cfg.BadFill))
+		if err != nil {
+			return nil, err
+		}
+		b.Target = card.dev
+		return func() {
+			if err := card.Close(); err != nil {
+				f.logf("board %03d: %v", b.Index, err)
+			}
+		}, nil
+	}
+	b.Target = filepath.Join(cfg.WorkDir, "cards", fmt.Sprintf("board-%03d.img", b.Index))
+	if err := os.Remove(b.Target); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if err := os.WriteFile(b.Target, nil, 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.Truncate(b.Target, cfg.CardSize); err != nil {
+		return nil, err
+	}
+	return func() {}, nil
+}
+
+// network returns the server URL board b's agent talks to: the server itself, or for
+// Flaky a CutProxy in front of it that runs until the returned func is called.
+func (f *Fleet) network(ctx context.Context, b *Board) (string, func(), error) {
+	cfg := &f.cfg
+	if b.Scenario != Flaky {
+		return cfg.Server, func() {}, nil
+	}
+	u, err := url.Parse(cfg.Server)
+	if err != nil {
+		return "", nil, err
+	}
+	proxy := &CutProxy{Upstream: u.Host, MaxCuts: cfg.MaxCuts, MaxCut: max(cfg.Manifest.CompressedSize/2, 1<<20)}
+	addr, err := proxy.Listen(cfg.Seed + uint64(b.Index))
+	if err != nil {
+		return "", nil, fmt.Errorf("proxy: %w", err)
+	}
+	b.mu.Lock()
+	b.proxy = proxy
+	b.mu.Unlock()
+	pctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() { defer close(done); proxy.Serve(pctx) }()
+	u.Host = addr
+	return u.String(), func() {
+		stop()
+		<-done
+		b.Cuts, b.Fetched = proxy.Cuts(), proxy.Bytes()
+	}, nil
 }
 
 // progress is the fraction of the image's data a board has written, from the

@@ -24,7 +24,7 @@ type Summary struct {
 
 // stateOrder is the order Line prints states in.
 var stateOrder = []string{"waiting", "booting", "hello", "streaming", "verifying", "naming", "commit", "rebooting", "off",
-	string(Verified), string(Failed), string(Stuck), string(BadVerified), string(Canceled)}
+	string(Verified), string(Failed), string(Stuck), string(BadVerified), string(Canceled), string(SimError)}
 
 // Line renders the summary as one line of text.
 func (s Summary) Line() string {
@@ -134,7 +134,7 @@ func (f *Fleet) report() *Report {
 // board that did not end verified.
 func (r *Report) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tboards\tverified\tfailed\tstuck\tverified-but-bad\tcanceled\texpected\tas expected\tmean time\t")
+	fmt.Fprintln(tw, "scenario\tboards\tverified\tfailed\tstuck\tverified-but-bad\tcanceled\tsim-error\texpected\tas expected\tmean time\t")
 	for _, sc := range Scenarios {
 		var n, ok int
 		var sum time.Duration
@@ -153,11 +153,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 		if n == 0 {
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%.1fs\t\n", sc, n, counts[Verified], counts[Failed], counts[Stuck],
-			counts[BadVerified], counts[Canceled], sc.Expect(), ok, (sum / time.Duration(n)).Seconds())
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%.1fs\t\n", sc, n, counts[Verified], counts[Failed], counts[Stuck],
+			counts[BadVerified], counts[Canceled], counts[SimError], sc.Expect(), ok, (sum / time.Duration(n)).Seconds())
 	}
-	fmt.Fprintf(tw, "all\t%d\t%d\t%d\t%d\t%d\t%d\t\t%d\t%.1fs\t\n", len(r.Boards), r.Count(Verified), r.Count(Failed), r.Count(Stuck),
-		r.Count(BadVerified), r.Count(Canceled), r.Expected, r.Elapsed.Seconds())
+	fmt.Fprintf(tw, "all\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\t%d\t%.1fs\t\n", len(r.Boards), r.Count(Verified), r.Count(Failed), r.Count(Stuck),
+		r.Count(BadVerified), r.Count(Canceled), r.Count(SimError), r.Expected, r.Elapsed.Seconds())
 	if err := tw.Flush(); err != nil {
 		return err
 	}

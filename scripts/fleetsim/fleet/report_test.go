@@ -1,9 +1,12 @@
 package fleet
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
 )
 
 func TestReportTableAndOK(t *testing.T) {
@@ -54,5 +57,27 @@ func TestSummaryLine(t *testing.T) {
 	want := "  12.0s 20 boards: hello 1 streaming 9 off 1 verified 6 failed 1 weird 2 (power cuts 1, connections cut 2)"
 	if got := s.Line(); got != want {
 		t.Errorf("Line() =\n%q, want\n%q", got, want)
+	}
+}
+
+// A board the simulator cannot set up is a simulator error, never "failed as
+// expected" — not even for a bad card, whose expected end is failed.
+func TestSimulatorErrorIsNeverExpected(t *testing.T) {
+	m := &manifest.Manifest{Name: "x", Size: 1 << 20, DataBytes: 1 << 20, CompressedSize: 1 << 10}
+	f, err := New(Config{Server: "http://127.0.0.1:1", Agent: t.TempDir(), Manifest: m, WorkDir: t.TempDir(), Boards: 2, Mix: Mix{Normal: 50, Slow: 50}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := f.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range rep.Boards {
+		if b.Outcome != SimError || !strings.Contains(b.Cause, "start agent") {
+			t.Errorf("board %d with a directory for an agent: %s %q, want %s", b.Index, b.Outcome, b.Cause, SimError)
+		}
+	}
+	if rep.OK() || rep.Expected != 0 {
+		t.Errorf("OK %v with %d expected, want not OK and 0", rep.OK(), rep.Expected)
 	}
 }

@@ -35,6 +35,9 @@ async function route() {
   } catch (err) {
     clear(view).append(h('section.panel', h('h2', 'Could not load this page'), h('p.error', err.message || String(err))));
   }
+  // Which page is on screen, and a new mark per render (the browser tests wait on it).
+  document.body.dataset.page = name;
+  document.body.dataset.rendered = `${Date.now()}-${Math.random()}`;
 }
 
 function showLive() {
