@@ -107,7 +107,7 @@ func TestBootFlashVerify(t *testing.T) {
 	if g.at("hello") == 0 {
 		t.Errorf("no hello on the console:\n%s", g.tail(80))
 	}
-	for _, want := range []string{"kernel modules loaded", "DHCP lease", "environment ready"} {
+	for _, want := range []string{`msg="kernel modules loaded" loaded=8 failed=0`, "DHCP lease", "environment ready"} {
 		if !strings.Contains(g.log(), want) {
 			t.Errorf("console lacks %q", want)
 		}
@@ -116,9 +116,9 @@ func TestBootFlashVerify(t *testing.T) {
 	if want := "msg=\"environment ready\" server=" + serverURL; !strings.Contains(g.log(), want) {
 		t.Errorf("console lacks %q: the agent did not take the server URL from DHCP", want)
 	}
-	// The server says reboot; QEMU's -no-reboot turns that into an exit.
-	if !strings.Contains(g.log(), "rpi-agent: rebooting") && !strings.Contains(g.log(), "rpi-agent: powering off") {
-		t.Errorf("console lacks the agent's reboot or power-off")
+	// The server says poweroff (serve --after poweroff): the guest powers itself down.
+	if !strings.Contains(g.log(), "rpi-agent: powering off") || !strings.Contains(g.log(), "reboot: Power down") {
+		t.Errorf("console lacks the agent's power-off")
 	}
 
 	// The server's record.
@@ -347,7 +347,7 @@ func startServer(t *testing.T, l *netnstest.Link) *servertest.Server {
 		t.Fatal(err)
 	}
 	token := hex.EncodeToString(tok)
-	args := []string{"serve", "--data", t.TempDir(), "--listen", serverIP + ":8080", "--token", token}
+	args := []string{"serve", "--data", t.TempDir(), "--listen", serverIP + ":8080", "--token", token, "--after", "poweroff"}
 	switch dhcp := os.Getenv(envDHCP); dhcp {
 	case "", "rpi-deployd":
 		args = append(args, "--dhcp-mode", "full", "--dhcp-interface", l.ServerIf,

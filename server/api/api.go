@@ -72,7 +72,6 @@ func New(svc *domain.Service, opt Options) (*gin.Engine, *API) {
 	r.NoMethod(func(c *gin.Context) { fail(c, http.StatusMethodNotAllowed, "method not allowed", "") })
 
 	r.GET("/healthz", a.healthz)
-	r.GET("/metrics", a.metrics)
 	r.GET("/images/:file", a.download)
 	r.HEAD("/images/:file", a.download)
 
@@ -87,6 +86,7 @@ func New(svc *domain.Service, opt Options) (*gin.Engine, *API) {
 	v1.POST("/session", a.login)
 	v1.DELETE("/session", a.logout)
 
+	r.GET("/metrics", a.auth, a.metrics) // Prometheus: bearer_token or authorization in the scrape config
 	m := v1.Group("", a.auth)
 	a.manageRoutes(m)
 	for _, f := range opt.Extra {
@@ -98,7 +98,6 @@ func New(svc *domain.Service, opt Options) (*gin.Engine, *API) {
 // PublicRoutes are the routes that need no operator credential (the rest do).
 var PublicRoutes = map[string]bool{
 	"GET /healthz":                        true,
-	"GET /metrics":                        true,
 	"GET /images/:file":                   true,
 	"HEAD /images/:file":                  true,
 	"POST /api/v1/agent/hello":            true,

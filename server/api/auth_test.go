@@ -26,7 +26,7 @@ var dashboardPublic = map[string]bool{
 
 // TestManagementRequiresAuth walks every registered route, the dashboard's included
 // (mounted as rpi-deployd serve mounts it): all but the public ones (agent API, image
-// downloads, health, metrics, login, the login page) refuse a request without a
+// downloads, health, login, the login page; /metrics needs the token too) refuse a request without a
 // credential, and with a wrong one, with 401 and a JSON error; a browser navigation
 // to a dashboard page without a session goes to the login page and sees nothing else.
 func TestManagementRequiresAuth(t *testing.T) {
@@ -54,7 +54,7 @@ func TestManagementRequiresAuth(t *testing.T) {
 		managed++
 		path := strings.NewReplacer(":id", "1", ":code", "CORO", ":name", "x", ":serial", "10000000abcdef12",
 			"*path", "js/main.js", "*file", "x").Replace(r.Path)
-		if !strings.HasPrefix(r.Path, "/api/") && r.Method == http.MethodGet {
+		if !strings.HasPrefix(r.Path, "/api/") && r.Path != "/metrics" && r.Method == http.MethodGet {
 			pages++
 			// A browser navigation without a session: to the login page, no body.
 			req, _ := http.NewRequest(r.Method, ts.URL+path, nil)

@@ -40,6 +40,10 @@ type Config struct {
 	// frees its batch slot (the board keeps its name and gets a new deployment when it
 	// says hello again). Default 2h.
 	AbandonAfter Duration `json:"abandon_after,omitempty"`
+	// After is what an agent does once its card is verified: "reboot" into the new
+	// system, "poweroff" (boards racked for later), or "wait" (stay up for a
+	// technician). Default reboot.
+	After string `json:"after,omitempty"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `json:"log_level,omitempty"`
 	// Netboot holds the DHCP/TFTP settings (see server/dhcp, server/tftp). Kept raw
@@ -130,6 +134,9 @@ func (c Config) WithDefaults() Config {
 	if c.LogLevel == "" {
 		c.LogLevel = "info"
 	}
+	if c.After == "" {
+		c.After = "reboot"
+	}
 	return c
 }
 
@@ -139,6 +146,11 @@ func (c Config) Validate() error {
 	case "", "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("log_level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	switch c.After {
+	case "", "reboot", "poweroff", "wait":
+	default:
+		return fmt.Errorf("after %q: want reboot, poweroff or wait", c.After)
 	}
 	if c.Token != "" && len(c.Token) < 16 {
 		return fmt.Errorf("token: at least 16 characters")

@@ -13,7 +13,7 @@ import (
 func TestLoadEnvDefaults(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "rpi-deployd.json")
-	os.WriteFile(path, []byte(`{"data":"/srv/rpi","listen":":9000","agent_listen":["10.0.0.1:8080"],"max_streams":10,"retry_after":"3s"}`), 0o600)
+	os.WriteFile(path, []byte(`{"data":"/srv/rpi","listen":":9000","agent_listen":["10.0.0.1:8080"],"max_streams":10,"retry_after":"3s","after":"poweroff"}`), 0o600)
 	c, err := Load(path)
 	if err != nil {
 		t.Fatal(err)
@@ -27,7 +27,7 @@ func TestLoadEnvDefaults(t *testing.T) {
 	got := c.WithDefaults()
 	want := Config{Data: "/srv/rpi", Listen: ":9000", AgentListen: []string{"10.0.0.1:8080"}, Token: "from-the-environment-0123",
 		MaxStreams: 10, RetryAfter: Duration(3 * time.Second), StaleAfter: Duration(15 * time.Minute),
-		AbandonAfter: Duration(2 * time.Hour), LogLevel: "info"}
+		AbandonAfter: Duration(2 * time.Hour), LogLevel: "info", After: "poweroff"}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("(-want +got)\n%s", d)
 	}
@@ -35,7 +35,7 @@ func TestLoadEnvDefaults(t *testing.T) {
 		t.Error(err)
 	}
 	if d := cmp.Diff(Config{Data: DefaultData, Listen: DefaultListen, MaxStreams: 64, RetryAfter: Duration(10 * time.Second),
-		StaleAfter: Duration(15 * time.Minute), AbandonAfter: Duration(2 * time.Hour), LogLevel: "info"}, Config{}.WithDefaults()); d != "" {
+		StaleAfter: Duration(15 * time.Minute), AbandonAfter: Duration(2 * time.Hour), LogLevel: "info", After: "reboot"}, Config{}.WithDefaults()); d != "" {
 		t.Errorf("defaults (-want +got)\n%s", d)
 	}
 }
@@ -53,7 +53,7 @@ func TestLoadRejects(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	for _, c := range []Config{{LogLevel: "loud"}, {Token: "short"}} {
+	for _, c := range []Config{{LogLevel: "loud"}, {Token: "short"}, {After: "halt"}} {
 		if c.Validate() == nil {
 			t.Errorf("%+v validated", c)
 		}

@@ -128,7 +128,7 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 				return err
 			}
 			board.Hostname, board.Deployed = d.Hostname, false
-			resp, err = deployResponseWith(d, img, p)
+			resp, err = deployResponseWith(d, img, p, s.opt.After)
 			return err
 		}
 		return retry(strings.Join(reasons, "; "))
@@ -243,11 +243,12 @@ func (s *Service) deployResponse(ctx context.Context, t *store.Tx, d store.Deplo
 	if err != nil {
 		return agentapi.HelloResponse{}, err
 	}
-	return deployResponseWith(d, img, p)
+	return deployResponseWith(d, img, p, s.opt.After)
 }
 
-// deployResponseWith builds the deploy answer from the deployment, its image and product.
-func deployResponseWith(d store.Deployment, img store.Image, p store.Product) (agentapi.HelloResponse, error) {
+// deployResponseWith builds the deploy answer from the deployment, its image and product;
+// after is what the agent does once the card is verified.
+func deployResponseWith(d store.Deployment, img store.Image, p store.Product, after string) (agentapi.HelloResponse, error) {
 	var fb agentapi.FirstBoot
 	if p.FirstBoot != "" {
 		if err := json.Unmarshal([]byte(p.FirstBoot), &fb); err != nil {
@@ -259,7 +260,7 @@ func deployResponseWith(d store.Deployment, img store.Image, p store.Product) (a
 		ID: d.ID, Hostname: d.Hostname, Product: d.Product, Venue: d.Venue,
 		Image: agentapi.Image{Name: img.Name, URL: ImagePath(img.Name), ManifestURL: ManifestPath(img.Name),
 			SHA256: img.SHA256, Size: img.Size, CompressedSize: img.CompressedSize},
-		FirstBoot: fb, After: agentapi.AfterReboot,
+		FirstBoot: fb, After: after,
 	}}, nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
 	"github.com/rpi-deploy/rpi-deploy/server/events"
 	"github.com/rpi-deploy/rpi-deploy/server/store"
 )
@@ -54,6 +55,9 @@ type Options struct {
 	StaleAfter time.Duration
 	// RetryAfter is the delay a "retry" answer asks for. Default 10 s.
 	RetryAfter time.Duration
+	// After is what an agent does once its card is verified: agentapi.AfterReboot
+	// (default), AfterPoweroff or AfterWait.
+	After string
 	// Logger; nil discards.
 	Logger *slog.Logger
 }
@@ -80,6 +84,9 @@ func New(st *store.Store, bus *events.Bus, opt Options) *Service {
 	}
 	if opt.RetryAfter <= 0 {
 		opt.RetryAfter = 10 * time.Second
+	}
+	if opt.After == "" {
+		opt.After = agentapi.AfterReboot
 	}
 	log := opt.Logger
 	if log == nil {

@@ -42,7 +42,7 @@ func serve(ctx context.Context, args []string, env cli.Env) error {
 	defer st.Close()
 	bus := events.New(0, 0)
 	svc := domain.New(st, bus, domain.Options{DataDir: cfg.Data, MaxStreams: cfg.MaxStreams,
-		StaleAfter: time.Duration(cfg.StaleAfter), RetryAfter: time.Duration(cfg.RetryAfter), Logger: log})
+		StaleAfter: time.Duration(cfg.StaleAfter), RetryAfter: time.Duration(cfg.RetryAfter), After: cfg.After, Logger: log})
 	if cfg.Token == "" {
 		log.Warn("no admin token (--token, RPI_DEPLOY_TOKEN or config): the management API accepts user sessions only")
 	}
@@ -152,6 +152,7 @@ func serveConfig(args []string, env cli.Env) (config.Config, netboot.Config, err
 	token := fs.String("token", "", "admin token (default: $RPI_DEPLOY_TOKEN)")
 	maxStreams := fs.Int("max-streams", 0, "deployments streaming at once before hellos get retry (default 64)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default info)")
+	after := fs.String("after", "", "what a board does once its card is verified: reboot, poweroff or wait (default reboot)")
 	nbFlags := netboot.AddFlags(fs)
 	var nb netboot.Config
 	if err := fs.Parse(args); err != nil {
@@ -177,7 +178,7 @@ func serveConfig(args []string, env cli.Env) (config.Config, netboot.Config, err
 	for _, f := range []struct {
 		v   string
 		dst *string
-	}{{*data, &cfg.Data}, {*listen, &cfg.Listen}, {*token, &cfg.Token}, {*logLevel, &cfg.LogLevel}} {
+	}{{*data, &cfg.Data}, {*listen, &cfg.Listen}, {*token, &cfg.Token}, {*logLevel, &cfg.LogLevel}, {*after, &cfg.After}} {
 		if f.v != "" {
 			*f.dst = f.v
 		}

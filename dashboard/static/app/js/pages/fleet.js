@@ -112,7 +112,8 @@ function batchETA(b, rows) {
   const mine = rows.filter((r) => r.batch_id === b.id);
   const done = mine.filter((r) => r.phase === 'verified' && r.started_at && r.finished_at);
   const running = mine.filter((r) => !TERMINAL.has(r.phase));
-  const conc = Math.max(1, running.length);
+  if (running.length === 0) return null; // waiting for boards to be powered on
+  const conc = running.length;
   if (done.length) {
     const avg = done.reduce((s, r) => s + (Date.parse(r.finished_at) - Date.parse(r.started_at)) / 1000, 0) / done.length;
     if (avg > 0) return (remaining * avg) / conc;
@@ -130,7 +131,8 @@ function batchView(b, rows) {
     h('div.title', `#${b.id} ${b.venue} · ${b.product}`, h('span.pill', { class: `pill ${b.state}` }, b.state),
       h('span.spacer'), h('span', b.count ? `${b.done || 0} / ${b.count}` : `${b.done || 0} done · open-ended`)),
     b.count ? bar(frac, b.state === 'complete' ? 'ok' : 'big') : null,
-    h('div.sub', `${inProgress || b.in_progress || 0} in progress · ${failed || b.failed || 0} failed · image ${b.image || 'active'} · ETA ${duration(batchETA(b, rows))}`));
+    h('div.sub', `${inProgress || b.in_progress || 0} in progress · ${failed || b.failed || 0} failed · image ${b.image || 'active'} · `,
+      b.count && !inProgress && (b.done || 0) < b.count ? 'waiting for boards' : `ETA ${duration(batchETA(b, rows))}`));
 }
 
 export function render(view) {
