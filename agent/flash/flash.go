@@ -247,7 +247,7 @@ func (fl *Flasher) Stream(ctx context.Context, src Source) error {
 	}
 	decCh := make(chan *work, opt.Decoders)
 	orderCh := make(chan *work, opt.Buffers)
-	writeCh := make(chan *work, opt.Buffers) // the raw buffers bound these two
+	writeCh := make(chan *work, opt.Buffers)  // the raw buffers bound these two
 	hashCh := make(chan *work, len(m.Chunks)) // zero chunks wait here without a buffer
 
 	// The whole-image hash runs beside the writes, so that the writes never wait for
