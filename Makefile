@@ -29,7 +29,7 @@ lint: ## gofmt, go vet and go mod tidy must leave nothing to say
 	@scripts/lint.sh
 
 test-go: ## Go tests with the race detector (network tests make their own namespaces; needs root)
-	$(GO) test -race -count=1 -timeout 20m ./...
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m ./...
 
 test: deps lint test-go cross ## everything CI runs: lint, Go tests, cross-builds, boot in QEMU, browser tests
 	@scripts/test-extra.sh
