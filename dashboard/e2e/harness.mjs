@@ -3,7 +3,7 @@
 //
 // Environment (scripts/test.d/30-browser.sh sets it):
 //   RPI_BIN     folder with rpi-deployd and rpi-agent (default ../../bin)
-//   E2E_IMAGE   NAME.img.zst packed by mkimage (manifest beside it)
+//   E2E_IMAGE   NAME.img.zst packed by scripts/bench/mktestimg -pack (manifest beside it)
 //   ARTIFACTS   where screenshots go (default ./artifacts)
 
 import { spawn, execFile } from 'node:child_process';

@@ -28,10 +28,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-go build -o "$work/bin/" ./agent/cmd/rpi-agent ./image-tools/cmd/rpi-image ./scripts/bench/mkimg
+go build -o "$work/bin/" ./agent/cmd/rpi-agent ./image-tools/cmd/rpi-image ./scripts/bench/mktestimg
 img=$work/bench.img.zst
 if [ ! -f "$img" ]; then
-  "$work/bin/mkimg" -o "$img" -root-data "${ROOT_DATA:-700}" -root-free "${ROOT_FREE:-300}"
+  "$work/bin/mktestimg" -o "$work/bench.img" -pack "$img" -seed 7 -boot-size $((256 << 20)) \
+    -root-data $(( ${ROOT_DATA:-700} << 20 )) -root-free $(( ${ROOT_FREE:-300} << 20 ))
 fi
 "$work/bin/rpi-image" bmap "$img" -o "$work/bench.bmap" 2>/dev/null
 size=$(stat -c %s "$work/bench.img")

@@ -15,7 +15,7 @@ fi
 make --no-print-directory build >/dev/null
 work=$(mktemp -d /tmp/rpi-browser-XXXXXX)
 trap 'rm -rf "$work"' EXIT
-go run ./dashboard/e2e/mkimage -o "$work/kxp2-e2e.img.zst" >/dev/null
+go run ./scripts/bench/mktestimg -o "$work/kxp2-e2e.img" -pack "$work/kxp2-e2e.img.zst" -boot-size $((33 << 20)) -root-data $((24 << 20)) -root-free $((4 << 20)) -seed 7 >/dev/null
 
 cd dashboard/e2e
 # Server data, agent cards and logs live under $work (TMPDIR): on failure, show the logs.
