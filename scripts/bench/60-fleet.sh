@@ -12,6 +12,9 @@
 #                                                                decode, hash, write, read back) vs
 #                                                                until all curls finished (download only)
 #   bench: fleet100-all-verified-s  ours=X baseline=Y ratio=R   those two times
+#   bench: fleet100-serve-MBps      ours=X baseline=Y ratio=R   the server alone: 100 parallel curls
+#                                                                of the image from rpi-deployd vs from
+#                                                                the plain Go file server
 #   bench: fleet100-server-peak-rss-MiB ours=X baseline=Y ratio=R  VmHWM of rpi-deployd vs the file server
 #   bench: fleet100-faults-<outcome> ours=N baseline=EXPECTED ratio=R  counts with faults mixed in
 #
@@ -68,15 +71,19 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf 
 "$work/serverbench" fileserve "$work/img" >"$work/fileserver.log" &
 fs_pid=$!; pids+=("$fs_pid")
 for _ in $(seq 100); do fs_url=$(head -1 "$work/fileserver.log"); [ -n "$fs_url" ] && break; sleep 0.05; done
-t0=$(date +%s.%N)
-cpids=()
-for i in $(seq "$n"); do
-  curl -sf -o /dev/null "$fs_url/fleet.img.zst" &
-  cpids+=($!)
-done
-for p in "${cpids[@]}"; do wait "$p" || { echo "60-fleet: a baseline curl failed" >&2; exit 1; }; done
-t1=$(date +%s.%N)
-base_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+# curl_all URL: seconds for n parallel downloads of URL.
+curl_all() {
+  local t0 t1 p cpids=()
+  t0=$(date +%s.%N)
+  for _ in $(seq "$n"); do
+    curl -sf -o /dev/null "$1" &
+    cpids+=($!)
+  done
+  for p in "${cpids[@]}"; do wait "$p" || { echo "60-fleet: a curl of $1 failed" >&2; return 1; }; done
+  t1=$(date +%s.%N)
+  awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }'
+}
+base_s=$(curl_all "$fs_url/fleet.img.zst")
 base_rss=$(hwm_mib "$fs_pid")
 kill "$fs_pid"; wait "$fs_pid" 2>/dev/null || true
 
@@ -95,6 +102,8 @@ rd pool add --venue FLET --product KXP2 --count $(( 2 * n ))
 rd image add "$work/img/fleet.img.zst" --activate KXP2
 rd batch add --venue FLET --product KXP2 --count "$n" --image fleet
 
+serve_s=$(curl_all "$url/images/fleet.img.zst")
+
 "$work/fleetsim" -server "$url" -image fleet -boards "$n" -workdir "$work/run1" -quiet -interval 5s \
   -timeout 15m -json "$work/run1.json" >"$work/run1.out" || { cat "$work/run1.out"; echo "60-fleet: the normal run failed" >&2; exit 1; }
 ours_s=$(grep -o '"all_verified_after_seconds": [0-9.]*' "$work/run1.json" | awk '{printf "%.2f", $2}')
@@ -104,6 +113,8 @@ ours_bps=$(awk -v z="$zsize" -v n="$n" -v s="$ours_s" 'BEGIN { printf "%.1f", z 
 base_bps=$(awk -v z="$zsize" -v n="$n" -v s="$base_s" 'BEGIN { printf "%.1f", z * n / s / 1e6 }')
 echo "bench: fleet${n}-throughput-MBps ours=$ours_bps baseline=$base_bps ratio=$(ratio "$ours_bps" "$base_bps")"
 echo "bench: fleet${n}-all-verified-s ours=$ours_s baseline=$base_s ratio=$(ratio "$ours_s" "$base_s")"
+serve_bps=$(awk -v z="$zsize" -v n="$n" -v s="$serve_s" 'BEGIN { printf "%.1f", z * n / s / 1e6 }')
+echo "bench: fleet${n}-serve-MBps ours=$serve_bps baseline=$base_bps ratio=$(ratio "$serve_bps" "$base_bps")"
 
 # --- with faults ----------------------------------------------------------------------------
 rd batch add --venue FLET --product KXP2 --count "$n" --image fleet
