@@ -5,6 +5,12 @@
 //	in order: O_DIRECT writes of the data ranges only, and beside them the
 //	whole-image SHA256
 //
+// When the manifest carries SHA-256 chaining values (manifest.Chunk.Chain) the two
+// hashes are one: each decoder hashes its chunk from the previous chunk's chaining
+// value and compares the result with the chunk's own (the last chunk's Sum with the
+// whole-image SHA256), which proves the chunk and, chunk by chunk, the whole image, in
+// one parallel pass; the sequential whole-image hash does not run.
+//
 // then reads every written chunk back with O_DIRECT (image-tools/readback). Chunk 0,
 // which holds the partition table, is held back in memory until Commit, so a card is
 // never bootable before it is verified and named; Open zeroes the target's first block
@@ -36,6 +42,7 @@ import (
 	"github.com/rpi-deploy/rpi-deploy/image-tools/blockdev"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/readback"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/sha256chain"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/zstimg"
 )
 
@@ -105,6 +112,9 @@ type Flasher struct {
 	wholeSum string        // its hex result, "" when the stream was incomplete
 	wholeOK  bool          // it matched the manifest
 
+	chain    [][sha256chain.Size]byte // the manifest's chaining values, nil without them
+	chainSum string                   // the whole-image SHA256 the last chunk's chain ended in
+
 	zeroMu   sync.Mutex
 	zeros    []byte           // ChunkSize zero bytes
 	zeroSums map[int64]string // hex SHA256 of n zero bytes
@@ -167,6 +177,15 @@ func Open(path string, m *manifest.Manifest, opt Options) (*Flasher, error) {
 	if fl.log == nil {
 		fl.log = slog.New(slog.DiscardHandler)
 	}
+	if m.HasChain() {
+		fl.chain = make([][sha256chain.Size]byte, len(m.Chunks)-1)
+		for i := range fl.chain {
+			if fl.chain[i], err = sha256chain.Parse(m.Chunks[i].Chain); err != nil {
+				f.Close()
+				return nil, fmt.Errorf("%w: chunk %d: %w", manifest.ErrInvalid, i, err)
+			}
+		}
+	}
 	fl.head = blockdev.AlignedBuffer(int(m.ChunkRange(0).Length))
 	// Unbootable from now on: zero the first block (the MBR) and make it durable.
 	zero := blockdev.AlignedBuffer(blockdev.Align)
@@ -215,7 +234,7 @@ type work struct {
 // (*readback.ChunkError). It returns when every write is done and synced; the
 // whole-image SHA256, fed in chunk order beside the writes, may still be finishing:
 // Verify waits for it and checks it, and Commit refuses to run before it matched.
-func (fl *Flasher) Stream(ctx context.Context, src Source) error {
+func (fl *Flasher) Stream(ctx context.Context, src Source) (err error) {
 	start := time.Now()
 	fl.src = src
 	m, opt := fl.m, fl.opt
@@ -247,29 +266,17 @@ func (fl *Flasher) Stream(ctx context.Context, src Source) error {
 	}
 	decCh := make(chan *work, opt.Decoders)
 	orderCh := make(chan *work, opt.Buffers)
-	writeCh := make(chan *work, opt.Buffers)  // the raw buffers bound these two
-	hashCh := make(chan *work, len(m.Chunks)) // zero chunks wait here without a buffer
+	writeCh := make(chan *work, opt.Buffers) // the raw buffers bound these two
 
 	// The whole-image hash runs beside the writes, so that the writes never wait for
-	// it; it outlives Stream when it lags (Verify collects it).
+	// it; it outlives Stream when it lags (Verify collects it). With chaining values
+	// the decoders did its work chunk by chunk: Stream's success is its result.
 	fl.hashDone = make(chan struct{})
-	go func() {
-		defer close(fl.hashDone)
-		whole := sha256.New()
-		n := 0
-		for w := range hashCh {
-			if w.zero {
-				whole.Write(fl.zeros[:m.ChunkRange(w.i).Length])
-			} else {
-				whole.Write(w.raw[:m.ChunkRange(w.i).Length])
-				release(w)
-			}
-			n++
-		}
-		if n == len(m.Chunks) {
-			fl.wholeSum = hex.EncodeToString(whole.Sum(nil))
-		}
-	}()
+	var hashCh chan *work
+	if fl.chain == nil {
+		hashCh = make(chan *work, len(m.Chunks)) // zero chunks wait here without a buffer
+		go fl.hashWhole(hashCh, release)
+	}
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { defer close(decCh); return fl.fetch(ctx, src, compFree, rawFree, decCh) })
@@ -294,7 +301,9 @@ func (fl *Flasher) Stream(ctx context.Context, src Source) error {
 	go func() { decWG.Wait(); close(orderCh) }()
 	g.Go(func() error {
 		defer close(writeCh)
-		defer close(hashCh)
+		if hashCh != nil {
+			defer close(hashCh)
+		}
 		return fl.order(ctx, orderCh, writeCh, hashCh)
 	})
 	lim := newLimiter(opt.WriteRateLimit)
@@ -310,7 +319,14 @@ func (fl *Flasher) Stream(ctx context.Context, src Source) error {
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
+	err = g.Wait()
+	if fl.chain != nil {
+		if err == nil {
+			fl.wholeSum = fl.chainSum
+		}
+		close(fl.hashDone)
+	}
+	if err != nil {
 		<-fl.hashDone
 		return err
 	}
@@ -321,6 +337,27 @@ func (fl *Flasher) Stream(ctx context.Context, src Source) error {
 	fl.stats.StreamTime, fl.stats.StreamWritten = time.Since(start), fl.written.Load()
 	fl.mu.Unlock()
 	return nil
+}
+
+// hashWhole feeds the chunks from in, in order, to the whole-image SHA256 and records
+// its hex result in wholeSum when every chunk came.
+func (fl *Flasher) hashWhole(in <-chan *work, release func(*work)) {
+	defer close(fl.hashDone)
+	m := fl.m
+	whole := sha256.New()
+	n := 0
+	for w := range in {
+		if w.zero {
+			whole.Write(fl.zeros[:m.ChunkRange(w.i).Length])
+		} else {
+			whole.Write(w.raw[:m.ChunkRange(w.i).Length])
+			release(w)
+		}
+		n++
+	}
+	if n == len(m.Chunks) {
+		fl.wholeSum = hex.EncodeToString(whole.Sum(nil))
+	}
 }
 
 // checkWhole waits for the whole-image hash of Stream and compares it with the
@@ -424,6 +461,10 @@ func (fl *Flasher) fetch(ctx context.Context, src Source, compFree, rawFree chan
 // comparison with zeros stands in for hashing it (the whole-image hash still sees it).
 func (fl *Flasher) decode(dec *zstd.Decoder, w *work) {
 	cr := fl.m.ChunkRange(w.i)
+	if fl.chain != nil {
+		fl.decodeChained(dec, w)
+		return
+	}
 	if c := fl.m.Chunks[w.i]; c.DataSHA256 == "" && c.SHA256 == fl.zeroSHA256(cr.Length) {
 		out, err := dec.DecodeAll(w.comp, w.raw[:0])
 		if err == nil && int64(len(out)) == cr.Length && &out[0] == &w.raw[0] && bytes.Equal(out, fl.zeros[:cr.Length]) {
@@ -438,6 +479,54 @@ func (fl *Flasher) decode(dec *zstd.Decoder, w *work) {
 	}
 	if &out[0] != &w.raw[0] {
 		copy(w.raw, out)
+	}
+}
+
+// decodeChained decodes chunk w.i and hashes it from the previous chunk's chaining
+// value (the SHA-256 initial value for chunk 0): the state it ends in must be the
+// chunk's own chaining value, and for the last chunk the Sum must be the whole image's
+// SHA256. Free space is hashed like the rest: it is part of the whole-image hash.
+func (fl *Flasher) decodeChained(dec *zstd.Decoder, w *work) {
+	m := fl.m
+	cr := m.ChunkRange(w.i)
+	fail := func(err error) { w.err = &readback.ChunkError{Chunk: w.i, Offset: cr.Offset, Err: err} }
+	out, err := dec.DecodeAll(w.comp, w.raw[:0])
+	if err != nil {
+		fail(fmt.Errorf("chunk %d: decode frame at %d (%d bytes): %w", w.i, m.Chunks[w.i].Frame, m.Chunks[w.i].FrameSize, err))
+		return
+	}
+	if int64(len(out)) != cr.Length {
+		fail(fmt.Errorf("%w: chunk %d: frame at %d decodes to %d bytes, want %d", zstimg.ErrMismatch, w.i, m.Chunks[w.i].Frame, len(out), cr.Length))
+		return
+	}
+	if &out[0] != &w.raw[0] {
+		copy(w.raw, out)
+	}
+	from := sha256chain.Initial()
+	if w.i > 0 {
+		from = fl.chain[w.i-1]
+	}
+	h, err := sha256chain.Resume(from, cr.Offset)
+	if err != nil {
+		fail(err)
+		return
+	}
+	h.Write(w.raw[:cr.Length])
+	if w.i == len(m.Chunks)-1 {
+		if got := hex.EncodeToString(h.Sum(nil)); got != m.SHA256 {
+			fail(fmt.Errorf("%w: chunk %d (raw [%d,+%d)), the last: image sha256 %s, manifest says %s", zstimg.ErrMismatch, w.i, cr.Offset, cr.Length, got, m.SHA256))
+			return
+		}
+		fl.chainSum = m.SHA256
+		return
+	}
+	st, err := sha256chain.State(h, cr.End())
+	if err != nil {
+		fail(err)
+		return
+	}
+	if st != fl.chain[w.i] {
+		fail(fmt.Errorf("%w: chunk %d (raw [%d,+%d)): sha256 chain %s, manifest says %s", zstimg.ErrMismatch, w.i, cr.Offset, cr.Length, sha256chain.Hex(st), m.Chunks[w.i].Chain))
 	}
 }
 
@@ -459,8 +548,9 @@ func (fl *Flasher) zeroSHA256(n int64) string {
 }
 
 // order releases chunks in sequence, stopping at the first bad one: every chunk goes
-// to the whole-image hash, chunks with data also to the writers (chunk 0 is copied
-// aside instead: it is held back). A buffer returns to the pool when both are done.
+// to the whole-image hash (unless toHash is nil: chained chunks were hashed whole by
+// their decoder), chunks with data also to the writers (chunk 0 is copied aside
+// instead: it is held back). A buffer returns to the pool when both are done.
 func (fl *Flasher) order(ctx context.Context, in <-chan *work, toWrite, toHash chan<- *work) error {
 	pending := map[int]*work{}
 	next := 0
@@ -488,11 +578,19 @@ func (fl *Flasher) order(ctx context.Context, in <-chan *work, toWrite, toHash c
 			if w.i == 0 {
 				copy(fl.head, w.raw[:n])
 			}
-			if write {
-				w.refs.Store(2)
-			} else {
-				w.refs.Store(1)
+			refs := int32(1) // the writer
+			if toHash != nil {
+				refs = 2 // and the whole-image hash
+			}
+			if !write {
+				refs--
 				fl.streamed.Add(n) // held back or free space: nothing to write
+			}
+			w.refs.Store(refs)
+			if refs == 0 {
+				fl.rawFree <- w.raw // never blocks: there are only Buffers buffers
+				next++
+				continue
 			}
 			if w.zero {
 				// Zeros need no buffer to be hashed: free it now, so that the
@@ -501,8 +599,10 @@ func (fl *Flasher) order(ctx context.Context, in <-chan *work, toWrite, toHash c
 				fl.rawFree <- w.raw
 				w = &work{i: w.i, zero: true}
 			}
-			if err := send(toHash, w); err != nil {
-				return err
+			if toHash != nil {
+				if err := send(toHash, w); err != nil {
+					return err
+				}
 			}
 			if write {
 				if err := send(toWrite, w); err != nil {

@@ -92,6 +92,15 @@ type Chunk struct {
 	DataSHA256 string `json:"data_sha256,omitempty"`
 	Frame      int64  `json:"frame"`      // offset of the chunk's zstd frame in the compressed file
 	FrameSize  int64  `json:"frame_size"` // length of that frame in bytes
+	// Chain is the SHA-256 chaining value of the whole-image hash right after this
+	// chunk: the eight 32-bit state words, big-endian, as 64 lower-case hex digits,
+	// after hashing raw bytes [0, end of this chunk) (a multiple of 64, so no partial
+	// block is pending). Present on every chunk but the last (whose end is closed by
+	// SHA256 of the manifest), or on none (older manifests; one-chunk images). With it
+	// a reader hashes chunk i alone, from chunk i-1's Chain (the SHA-256 initial value
+	// for chunk 0), and so proves each chunk and the whole image in one parallel pass
+	// (package image-tools/sha256chain).
+	Chain string `json:"chain,omitempty"`
 }
 
 // Partition is one entry of the image's MBR partition table.
@@ -117,6 +126,9 @@ var ErrInvalid = errors.New("invalid manifest")
 func invalid(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, a...))
 }
+
+// HasChain reports whether the chunks carry SHA-256 chaining values (Chunk.Chain).
+func (m *Manifest) HasChain() bool { return len(m.Chunks) > 1 && m.Chunks[0].Chain != "" }
 
 // NumChunks is the number of chunks an image of size bytes has at chunkSize.
 func NumChunks(size, chunkSize int64) int {
@@ -189,6 +201,12 @@ func (m *Manifest) Validate() error {
 		}
 		if c.DataSHA256 != "" && !hexRE.MatchString(c.DataSHA256) {
 			return invalid("chunk %d: data_sha256 %q", i, c.DataSHA256)
+		}
+		if c.Chain != "" && !hexRE.MatchString(c.Chain) {
+			return invalid("chunk %d: chain %q is not 64 lower-case hex digits", i, c.Chain)
+		}
+		if has, want := c.Chain != "", m.Chunks[0].Chain != "" && i < len(m.Chunks)-1; has != want {
+			return invalid("chunk %d: chain %q: want it on every chunk but the last, or on none", i, c.Chain)
 		}
 		if c.Frame != next || c.FrameSize <= 0 {
 			return invalid("chunk %d: frame at %d size %d, want frame at %d", i, c.Frame, c.FrameSize, next)

@@ -31,6 +31,7 @@ import (
 	"github.com/rpi-deploy/rpi-deploy/image-tools/layout"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/progress"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/sha256chain"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/zstimg"
 )
 
@@ -270,6 +271,13 @@ func encodeChunks(ctx context.Context, r io.ReaderAt, m *manifest.Manifest, opt 
 			comp.Write(c.frame)
 			whole.Write(c.raw)
 			m.Chunks[i] = manifest.Chunk{SHA256: c.sha, DataSHA256: c.data, Frame: off, FrameSize: int64(len(c.frame))}
+			if i < n-1 { // the last chunk is closed by m.SHA256
+				st, err := sha256chain.State(whole, m.ChunkRange(i).End())
+				if err != nil {
+					return err
+				}
+				m.Chunks[i].Chain = sha256chain.Hex(st)
+			}
 			off += int64(len(c.frame))
 			bar.Add(int64(len(c.raw)))
 			if c.pooled {

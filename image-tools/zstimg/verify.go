@@ -14,6 +14,7 @@ import (
 	"github.com/rpi-deploy/rpi-deploy/image-tools/internal/ordered"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/progress"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/sha256chain"
 )
 
 // VerifyOptions tune Verify. The zero value is ready to use.
@@ -26,9 +27,10 @@ type VerifyOptions struct {
 
 // Verify checks the packed file f of size bytes against m: the file length and its
 // SHA256 (compressed_size, compressed_sha256), that every frame starts where the manifest
-// says and decodes to exactly its chunk, every chunk's SHA256 and DataSHA256, and the
-// SHA256 of the whole raw image. A file cut exactly at a frame boundary decodes cleanly
-// as a zstd stream; the length check is what catches it. Mismatches wrap ErrMismatch.
+// says and decodes to exactly its chunk, every chunk's SHA256 and DataSHA256, the
+// SHA256 of the whole raw image, and the chain values (the whole-image hash's state at
+// every chunk's end). A file cut exactly at a frame boundary decodes cleanly as a zstd
+// stream; the length check is what catches it. Mismatches wrap ErrMismatch.
 func Verify(ctx context.Context, f io.ReaderAt, size int64, m *manifest.Manifest, opt VerifyOptions) (err error) {
 	if err := m.Validate(); err != nil {
 		return err
@@ -76,6 +78,15 @@ func Verify(ctx context.Context, f io.ReaderAt, size int64, m *manifest.Manifest
 		func(i int, res *result) error {
 			comp.Write(res.frame)
 			whole.Write(res.raw)
+			if want := m.Chunks[i].Chain; want != "" {
+				st, err := sha256chain.State(whole, m.ChunkRange(i).End())
+				if err != nil {
+					return err
+				}
+				if got := sha256chain.Hex(st); got != want {
+					return fmt.Errorf("%w: chunk %d: sha256 chain %s, manifest says %s", ErrMismatch, i, got, want)
+				}
+			}
 			bar.Add(int64(len(res.raw)))
 			pool.Put(res)
 			return nil

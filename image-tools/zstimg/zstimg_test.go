@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/rpi-deploy/rpi-deploy/image-tools/pack"
@@ -64,5 +66,31 @@ func TestReaderAt(t *testing.T) {
 	}
 	if err := zstimg.Verify(context.Background(), bytes.NewReader(b), int64(len(b)), m, zstimg.VerifyOptions{}); err == nil || errors.Is(err, context.Canceled) {
 		t.Fatalf("Verify of a damaged file: %v", err)
+	}
+}
+
+// TestVerifyChain: Verify accepts a packed file with its chain values and names the
+// chunk whose chain value the whole-image hash does not pass through.
+func TestVerifyChain(t *testing.T) {
+	dir := t.TempDir()
+	raw := make([]byte, 2<<20+100)
+	rand.NewChaCha8([32]byte{3}).Read(raw[:1<<20])
+	in := filepath.Join(dir, "raw.img")
+	os.WriteFile(in, raw, 0o644)
+	out := filepath.Join(dir, "c.img.zst")
+	m, err := pack.Pack(context.Background(), pack.Options{Input: in, Output: out, ChunkSize: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(out)
+	if err := zstimg.Verify(context.Background(), bytes.NewReader(b), int64(len(b)), m, zstimg.VerifyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	bad := *m
+	bad.Chunks = slices.Clone(m.Chunks)
+	bad.Chunks[5].Chain = bad.Chunks[4].Chain
+	err = zstimg.Verify(context.Background(), bytes.NewReader(b), int64(len(b)), &bad, zstimg.VerifyOptions{})
+	if !errors.Is(err, zstimg.ErrMismatch) || !strings.Contains(err.Error(), "chunk 5: sha256 chain") {
+		t.Fatalf("Verify with a wrong chain value at chunk 5: %v", err)
 	}
 }
