@@ -3,7 +3,8 @@
 # OS-shaped image (image-tools/testimg + pack), all served by the same local HTTP
 # server, each writing a preallocated target file with the page cache dropped before:
 #
-#   ours        rpi-agent --image: fetch + decode + per-chunk and whole SHA256 + O_DIRECT
+#   ours        rpi-agent --image: fetch + decode + SHA256 (one parallel pass over the
+#               manifest's chain values; per-chunk and whole without them) + O_DIRECT
 #               writes of the data ranges, then O_DIRECT read-back of every data chunk,
 #               first-boot naming, partition table last
 #   baseline a  curl | zstd -d | tee >(sha256sum) | dd bs=4M oflag=direct, then a
