@@ -157,6 +157,10 @@ func (s *Server) Listen(addr, ifname string) error {
 // LocalAddr is the address Listen bound.
 func (s *Server) LocalAddr() *net.UDPAddr { return s.conn.LocalAddr().(*net.UDPAddr) }
 
+// shutdownDrain is how long Serve lets pin's loop start the requests it read before
+// the socket closed (microseconds of work; the margin covers a loaded machine).
+const shutdownDrain = 100 * time.Millisecond
+
 // Serve answers requests until ctx is cancelled; then it stops taking requests, waits
 // for running transfers (each ends within Timeout×Retries) and returns nil.
 func (s *Server) Serve(ctx context.Context) error {
@@ -165,6 +169,16 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	stop := context.AfterFunc(ctx, func() {
 		s.closing.Store(true)
+		// pin/tftp v3.1.0's Shutdown closes the socket, then waits for running
+		// transfers; but a request its loop read just before the close still starts a
+		// transfer after that wait (a WaitGroup Add racing Wait: the race detector
+		// flags it, and the transfer outlives Shutdown). So close the socket first,
+		// give the loop time to start what it already read (it holds the server's
+		// mutex while it does), and only then shut down and wait.
+		s.conn.Close()
+		time.Sleep(shutdownDrain)
+		s.srv.Lock()
+		s.srv.Unlock()
 		s.srv.Shutdown()
 	})
 	defer stop()
