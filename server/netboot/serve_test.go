@@ -21,24 +21,19 @@ import (
 
 	"github.com/rpi-deploy/rpi-deploy/server/dhcp"
 	"github.com/rpi-deploy/rpi-deploy/server/netnstest"
+	"github.com/rpi-deploy/rpi-deploy/server/servertest"
 	"github.com/rpi-deploy/rpi-deploy/server/store"
 )
 
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "netboot-test")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "rpi-deployd")
-	if out, err := exec.Command("go", "build", "-o", binary, "../cmd/rpi-deployd").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build rpi-deployd: %v\n%s", err, out)
+	var err error
+	if binary, err = servertest.Build(servertest.ServerPkg); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(m.Run())
 }
 
 type daemon struct {

@@ -30,43 +30,65 @@ import (
 	"github.com/rpi-deploy/rpi-deploy/server/client"
 )
 
-const pkg = "github.com/rpi-deploy/rpi-deploy/server/cmd/rpi-deployd"
+// Main packages of the binaries tests run.
+const (
+	ServerPkg = "github.com/rpi-deploy/rpi-deploy/server/cmd/rpi-deployd"
+	AgentPkg  = "github.com/rpi-deploy/rpi-deploy/agent/cmd/rpi-agent"
+)
+
+type built struct {
+	once sync.Once
+	path string
+	err  error
+}
 
 var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
+	buildsMu sync.Mutex
+	builds   = map[string]*built{}
 )
+
+// Build builds the main package pkg without -race and CGO (once per test binary and
+// package) and returns the binary's path. The binary lives in a directory of this
+// source tree's own under the temp directory (several checkouts on one machine must
+// not run each other's binaries), at one fixed path replaced atomically: test
+// binaries running at once build the same code, and nothing is left behind per run.
+func Build(pkg string) (string, error) {
+	buildsMu.Lock()
+	b := builds[pkg]
+	if b == nil {
+		b = &built{}
+		builds[pkg] = b
+	}
+	buildsMu.Unlock()
+	b.once.Do(func() {
+		_, self, _, _ := runtime.Caller(0)
+		sum := sha256.Sum256([]byte(self))
+		dir := filepath.Join(os.TempDir(), "rpi-deploy-servertest", hex.EncodeToString(sum[:6]))
+		if b.err = os.MkdirAll(dir, 0o755); b.err != nil {
+			return
+		}
+		name := filepath.Base(pkg)
+		tmp := filepath.Join(dir, fmt.Sprintf("%s.%d.tmp", name, os.Getpid()))
+		cmd := exec.Command("go", "build", "-o", tmp, pkg)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+			return
+		}
+		b.path = filepath.Join(dir, name)
+		b.err = os.Rename(tmp, b.path)
+	})
+	return b.path, b.err
+}
 
 // Binary builds rpi-deployd (once per test binary) and returns its path.
 func Binary(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		// Per source tree: several checkouts on one machine must not run each
-		// other's server.
-		_, self, _, _ := runtime.Caller(0)
-		sum := sha256.Sum256([]byte(self))
-		dir := filepath.Join(os.TempDir(), "rpi-deploy-servertest", hex.EncodeToString(sum[:6]))
-		if buildErr = os.MkdirAll(dir, 0o755); buildErr != nil {
-			return
-		}
-		// One fixed path, replaced atomically: test binaries running at once build the
-		// same code, and nothing is left behind per run.
-		tmp := filepath.Join(dir, fmt.Sprintf("rpi-deployd.%d.tmp", os.Getpid()))
-		cmd := exec.Command("go", "build", "-o", tmp, pkg)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
-			return
-		}
-		binPath = filepath.Join(dir, "rpi-deployd")
-		buildErr = os.Rename(tmp, binPath)
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	path, err := Build(ServerPkg)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return binPath
+	return path
 }
 
 // Options for Start. Zero values mean the defaults.

@@ -30,18 +30,12 @@ import (
 var agentBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "rpi-agent-test-")
-	if err != nil {
+	var err error
+	if agentBin, err = servertest.Build(servertest.AgentPkg); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	agentBin = filepath.Join(dir, "rpi-agent")
-	if out, err := exec.Command("go", "build", "-o", agentBin, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build rpi-agent: %v\n%s", err, out)
-		os.Exit(1)
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
 	os.RemoveAll(filepath.Join(os.TempDir(), "rpi-agent-images-"+strconv.Itoa(os.Getpid())))
 	os.Exit(code)
 }
