@@ -2,8 +2,8 @@
 // boards, built on github.com/insomniacslk/dhcp (server4).
 //
 // It recognises the Pi EEPROM bootloader by option 60 ("PXEClient…") together with
-// option 97 (type 0, FourCC "RPi5"/"RPi4", board revision, low 4 bytes of the MAC,
-// 4-byte serial) — never by MAC vendor prefix — and answers it the way dnsmasq with
+// option 97 (type 0, FourCC "RPi5"/"RPi4", board revision little-endian, low 4 bytes
+// of the MAC in wire order, serial little-endian) — never by MAC vendor prefix — and answers it the way dnsmasq with
 // pxe-service=0,"Raspberry Pi Boot" does: option 43 with the PXE boot menu (the same
 // 32 bytes), option 60 "PXEClient", the client's option 97 echoed, siaddr = our TFTP
 // server (and option 66 with the same address in dotted form, which the Pi 4 reads).

@@ -160,11 +160,13 @@ func TestServeNetboot(t *testing.T) {
 		return err
 	})
 
-	// The bootloader: DISCOVER/REQUEST with option 97 naming serial abcd1234.
+	// The bootloader: DISCOVER/REQUEST with the option 97 a real Pi 4 sent (serial
+	// 5b154510, the TFTP prefix that board asked for).
+	const serial = "5b154510"
 	script, _ := filepath.Abs("../dhcp/testdata/pi_dora.py")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := l.Client.Run(ctx, "/usr/bin/python3", script, l.ClientIf, "abcd1234", "dora")
+	out, err := l.Client.Run(ctx, "/usr/bin/python3", script, l.ClientIf, capturedOption97(t), "dora")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,8 +184,8 @@ func TestServeNetboot(t *testing.T) {
 	l.Client.MustRun(t, "ip", "addr", "add", ack.YIAddr+"/24", "dev", l.ClientIf)
 
 	// TFTP: the per-board cmdline.txt names the server, the board and its MAC.
-	cmdline := string(atftp(t, l.Client, "abcd1234/cmdline.txt"))
-	for _, want := range []string{"rpideploy.server=" + d.url, "rpideploy.board=abcd1234", "rpideploy.mac=" + mac} {
+	cmdline := string(atftp(t, l.Client, serial+"/cmdline.txt"))
+	for _, want := range []string{"rpideploy.server=" + d.url, "rpideploy.board=" + serial, "rpideploy.mac=" + mac} {
 		if !strings.Contains(cmdline, want) {
 			t.Errorf("cmdline.txt %q lacks %q", cmdline, want)
 		}
@@ -191,7 +193,7 @@ func TestServeNetboot(t *testing.T) {
 	if strings.Contains(cmdline, "PARTUUID") {
 		t.Errorf("served the image's cmdline.txt: %q", cmdline)
 	}
-	if got := atftp(t, l.Client, "abcd1234/kernel_2712.img"); !bytes.Equal(got, kernel) {
+	if got := atftp(t, l.Client, serial+"/kernel_2712.img"); !bytes.Equal(got, kernel) {
 		t.Errorf("kernel: %d bytes differ", len(got))
 	}
 	l.Client.MustRun(t, "ip", "addr", "flush", "dev", l.ClientIf)
@@ -209,8 +211,8 @@ func TestServeNetboot(t *testing.T) {
 		t.Fatal(err)
 	}
 	leases, err := st.DHCPLeases(context.Background())
-	if err != nil || len(leases) != 1 || leases[0].MAC != mac || leases[0].IP != ack.YIAddr || leases[0].Serial != "abcd1234" || leases[0].Kind != "agent" {
-		t.Errorf("stored leases %+v, %v; want %s at %s, serial abcd1234, kind agent", leases, err, mac, ack.YIAddr)
+	if err != nil || len(leases) != 1 || leases[0].MAC != mac || leases[0].IP != ack.YIAddr || leases[0].Serial != serial || leases[0].Kind != "agent" {
+		t.Errorf("stored leases %+v, %v; want %s at %s, serial %s, kind agent", leases, err, mac, ack.YIAddr, serial)
 	}
 	evs, err := st.BoardEvents(context.Background(), "", mac, 0)
 	if err != nil {
@@ -221,9 +223,9 @@ func TestServeNetboot(t *testing.T) {
 		kinds = append(kinds, e.Kind+" "+e.Detail)
 	}
 	all := strings.Join(kinds, "\n")
-	for _, want := range []string{"dhcp.offer serial abcd1234: dhcp.offer " + ack.YIAddr, "dhcp.ack serial abcd1234: dhcp.ack " + ack.YIAddr,
-		"tftp.file serial abcd1234: tftp.file cmdline.txt", "tftp.start serial abcd1234: tftp.start kernel_2712.img 700001 bytes",
-		"tftp.file serial abcd1234: tftp.file kernel_2712.img 700001 bytes"} {
+	for _, want := range []string{"dhcp.offer serial " + serial + ": dhcp.offer " + ack.YIAddr, "dhcp.ack serial " + serial + ": dhcp.ack " + ack.YIAddr,
+		"tftp.file serial " + serial + ": tftp.file cmdline.txt", "tftp.start serial " + serial + ": tftp.start kernel_2712.img 700001 bytes",
+		"tftp.file serial " + serial + ": tftp.file kernel_2712.img 700001 bytes"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("board events lack %q:\n%s", want, all)
 		}
@@ -263,4 +265,20 @@ func TestServeStartupErrors(t *testing.T) {
 			t.Errorf("serve %v: %v\n%s\nwant an error with %q", tc.args, err, out, tc.want)
 		}
 	}
+}
+
+// capturedOption97 is the hex of a real Pi 4's option 97 (server/dhcp/testdata/option97-rpi4.txt).
+func capturedOption97(t testing.TB) string {
+	t.Helper()
+	b, err := os.ReadFile("../dhcp/testdata/option97-rpi4.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var line string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			line = l
+		}
+	}
+	return strings.ReplaceAll(line, ":", "")
 }

@@ -209,10 +209,17 @@ func (s *Server) read(raw string, rf io.ReaderFrom) error {
 	}
 	ev.File = n.File
 	ev.Board = Board{Serial: n.Serial(), MAC: n.MAC()}
+	generated := n.File == "config.txt" || n.File == "cmdline.txt"
 	if s.opt.Boards != nil && remote.Addr().IsValid() {
 		if b, ok := s.opt.Boards.BoardByIP(ctx, remote.Addr()); ok {
 			if ev.Board.Serial == "" {
 				ev.Board.Serial = b.Serial
+			} else if b.Serial != "" && b.Serial != ev.Board.Serial && generated {
+				// The prefix is what the bootloader itself asks for; option 97 is
+				// decoded by us (and was once decoded with the wrong byte order).
+				// Said once per generated file, i.e. twice per boot, not per block.
+				log.Warn("tftp: the board's TFTP prefix and its DHCP option 97 serial disagree; using the TFTP prefix",
+					"tftp_prefix", ev.Board.Serial, "option97_serial", b.Serial, "mac", b.MAC)
 			}
 			if ev.Board.MAC == "" {
 				ev.Board.MAC = b.MAC
@@ -221,7 +228,6 @@ func (s *Server) read(raw string, rf io.ReaderFrom) error {
 	}
 
 	var r io.Reader
-	generated := n.File == "config.txt" || n.File == "cmdline.txt"
 	if generated && n.Prefix == "" {
 		n.File = "" // never the shared root's copy (the master image's): always generate
 	}
