@@ -10,10 +10,11 @@ import (
 	"time"
 
 	"github.com/rpi-deploy/rpi-deploy/server/dhcp"
+	"github.com/rpi-deploy/rpi-deploy/server/tftp"
 )
 
 // Config is the "netboot" section of rpi-deployd's config file. Flags of `serve`
-// override the first four fields. Zero values mean the documented defaults.
+// override the first four fields and Console. Zero values mean the documented defaults.
 type Config struct {
 	// DHCPMode is full, proxy or off. Default off.
 	DHCPMode string `json:"dhcp_mode,omitempty"`
@@ -39,7 +40,13 @@ type Config struct {
 	// AgentURL is the URL agents reach the server at: rpideploy.server= in the
 	// generated cmdline.txt and DHCP option 224. Default http://<interface address>:<HTTP port>.
 	AgentURL string `json:"agent_url,omitempty"`
-	// Cmdline starts the generated cmdline.txt (default tftp.DefaultCmdline).
+	// Console is which console the generated cmdline.txt puts last, and so which one
+	// shows the agent and the rescue shell: "hdmi" (default: tty1, a screen on HDMI)
+	// or "serial" (serial0, the Pi 5's 3-pin debug UART). Kernel messages go to both.
+	Console string `json:"console,omitempty"`
+	// Cmdline starts the generated cmdline.txt instead (default: from Console,
+	// tftp.DefaultCmdline for hdmi). It names its own console= entries, so it cannot be
+	// combined with Console.
 	Cmdline string `json:"cmdline,omitempty"`
 	// ConfigTxt is appended to the generated config.txt.
 	ConfigTxt string `json:"config_txt,omitempty"`
@@ -61,16 +68,17 @@ func Parse(raw json.RawMessage) (Config, error) {
 
 // Flags are the netboot flags of `rpi-deployd serve`.
 type Flags struct {
-	DHCPMode, DHCPInterface, DHCPRange, TFTPRoot string
+	DHCPMode, DHCPInterface, DHCPRange, TFTPRoot, Console string
 }
 
-// AddFlags registers --dhcp-mode, --dhcp-interface, --dhcp-range and --tftp-root.
+// AddFlags registers --dhcp-mode, --dhcp-interface, --dhcp-range, --tftp-root and --console.
 func AddFlags(fs *flag.FlagSet) *Flags {
 	f := &Flags{}
 	fs.StringVar(&f.DHCPMode, "dhcp-mode", "", "DHCP mode: full, proxy or off (default off)")
 	fs.StringVar(&f.DHCPInterface, "dhcp-interface", "", "deployment network interface for DHCP and TFTP")
 	fs.StringVar(&f.DHCPRange, "dhcp-range", "", "full-mode address pool FIRST-LAST, e.g. 10.42.0.100-10.42.0.199")
 	fs.StringVar(&f.TFTPRoot, "tftp-root", "", "TFTP root directory (TFTP is off when unset)")
+	fs.StringVar(&f.Console, "console", "", "console the netbooted agent and its rescue shell use: hdmi or serial (default hdmi; put last in cmdline.txt)")
 	return f
 }
 
@@ -84,7 +92,7 @@ func (c Config) Override(f *Flags) Config {
 		v   string
 	}{
 		{&c.DHCPMode, f.DHCPMode}, {&c.DHCPInterface, f.DHCPInterface},
-		{&c.DHCPRange, f.DHCPRange}, {&c.TFTPRoot, f.TFTPRoot},
+		{&c.DHCPRange, f.DHCPRange}, {&c.TFTPRoot, f.TFTPRoot}, {&c.Console, f.Console},
 	} {
 		if p.v != "" {
 			*p.dst = p.v
@@ -109,6 +117,12 @@ func (c Config) Validate() error {
 	}
 	if c.mode() != dhcp.ModeOff && c.DHCPInterface == "" {
 		return fmt.Errorf("dhcp mode %s needs --dhcp-interface IF", c.DHCPMode)
+	}
+	if _, err := tftp.CmdlineFor(c.Console); err != nil {
+		return err
+	}
+	if c.Console != "" && c.Cmdline != "" {
+		return fmt.Errorf("console %q and cmdline %q: set one (cmdline names its own console= entries)", c.Console, c.Cmdline)
 	}
 	if c.LeaseTime != "" {
 		if d, err := time.ParseDuration(c.LeaseTime); err != nil || d < time.Minute {

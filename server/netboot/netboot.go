@@ -104,7 +104,7 @@ func Start(ctx context.Context, c Config, d Deps) (*Services, error) {
 	}
 
 	if c.TFTPRoot != "" {
-		t, err := tftp.New(tftp.Options{Root: c.TFTPRoot, ServerURL: s.AgentURL, Cmdline: c.Cmdline,
+		t, err := tftp.New(tftp.Options{Root: c.TFTPRoot, ServerURL: s.AgentURL, Cmdline: c.Cmdline, Console: c.Console,
 			ConfigExtra: c.ConfigTxt, Boards: leaseBoards{s}, Recorder: s.rec, Logger: log})
 		if err != nil {
 			s.close()

@@ -190,6 +190,9 @@ func TestServeNetboot(t *testing.T) {
 			t.Errorf("cmdline.txt %q lacks %q", cmdline, want)
 		}
 	}
+	if f := strings.Fields(cmdline); lastConsole(f) != "console=tty1" {
+		t.Errorf("cmdline.txt %q: last console %q, want console=tty1 (HDMI shows the agent by default)", cmdline, lastConsole(f))
+	}
 	if strings.Contains(cmdline, "PARTUUID") {
 		t.Errorf("served the image's cmdline.txt: %q", cmdline)
 	}
@@ -257,6 +260,7 @@ func TestServeStartupErrors(t *testing.T) {
 		{l.Server, []string{"--dhcp-mode", "full", "--dhcp-interface", l.ServerIf, "--dhcp-range", "10.99.0.10-10.99.0.20"}, "outside the network"},
 		{l.Server, []string{"--tftp-root", t.TempDir()}, "lacks kernel_2712.img"},
 		{l.Server, []string{"--dhcp-mode", "full", "--dhcp-interface", l.ServerIf, "--dhcp-range", "nonsense"}, "want FIRST-LAST"},
+		{l.Server, []string{"--console", "vga"}, `console "vga": want "hdmi"`},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		out, err := tc.ns.Run(ctx, binary, append([]string{"serve", "--data", data, "--listen", "127.0.0.1:0"}, tc.args...)...)
@@ -281,4 +285,15 @@ func capturedOption97(t testing.TB) string {
 		}
 	}
 	return strings.ReplaceAll(line, ":", "")
+}
+
+// lastConsole is the last console= argument: the one Linux makes /dev/console.
+func lastConsole(args []string) string {
+	last := ""
+	for _, a := range args {
+		if strings.HasPrefix(a, "console=") {
+			last = a
+		}
+	}
+	return last
 }

@@ -54,7 +54,8 @@ type Boards interface {
 type Options struct {
 	Root        string        // the TFTP root (required)
 	ServerURL   string        // rpideploy.server= in generated cmdline.txt
-	Cmdline     string        // start of generated cmdline.txt; default DefaultCmdline
+	Cmdline     string        // start of generated cmdline.txt; default CmdlineFor(Console)
+	Console     string        // ConsoleHDMI (default) or ConsoleSerial: which console is last; only without Cmdline
 	ConfigExtra string        // extra lines at the end of generated config.txt
 	Timeout     time.Duration // per datagram round trip; default 5s
 	Retries     int           // per datagram; default 5
@@ -77,6 +78,15 @@ type Server struct {
 func New(o Options) (*Server, error) {
 	if o.Root == "" {
 		return nil, errors.New("tftp: no root directory")
+	}
+	if o.Cmdline == "" {
+		base, err := CmdlineFor(o.Console)
+		if err != nil {
+			return nil, err
+		}
+		o.Cmdline = base
+	} else if o.Console != "" {
+		return nil, fmt.Errorf("tftp: console %q and cmdline %q: set one (cmdline names its own console= entries)", o.Console, o.Cmdline)
 	}
 	root, err := os.OpenRoot(o.Root)
 	if err != nil {
