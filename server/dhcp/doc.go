@@ -12,6 +12,9 @@
 //   - full: addresses from a range, leases persisted through a LeaseStore,
 //     reservations by MAC or serial, lease time. The agent's Linux-side DHCP (option 60
 //     "rpi-deploy-agent") gets a normal lease plus option 224 = the agent URL.
+//     Options.OnlyBoards leaves every client but Pi bootloaders and the agent
+//     unanswered. An offer is held for OfferHold (5 s) and at most MaxOffers (half the
+//     range) at once, so DISCOVERs from many MACs cannot hold the range.
 //   - proxy: beside a site's own DHCP server; answers Pi bootloaders only, with the
 //     boot options and no address (yiaddr 0.0.0.0).
 //   - off: no DHCP at all (the caller simply does not start a Server).

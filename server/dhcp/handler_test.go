@@ -188,13 +188,25 @@ func TestPoolExhaustion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Two clients take both addresses by lease (offers alone cannot fill the range:
+	// at most MaxOffers are held, see TestOfferCapAndHold); the third gets nothing.
+	sid := dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.IPv4(10, 99, 0, 1)))
 	for i := range 3 {
-		r, err := h.Reply(context.Background(), request(t, net.HardwareAddr{2, 0, 0, 0, 0, byte(i)}, dhcpv4.WithMessageType(dhcpv4.MessageTypeDiscover)))
+		mac := net.HardwareAddr{2, 0, 0, 0, 0, byte(i)}
+		r, err := h.Reply(context.Background(), request(t, mac, dhcpv4.WithMessageType(dhcpv4.MessageTypeDiscover)))
 		if i < 2 && r == nil {
 			t.Fatalf("client %d got no offer: %v", i, err)
 		}
-		if i == 2 && (r != nil || err == nil) {
-			t.Fatalf("third client: %v, %v; want no offer and ErrNoAddress", r, err)
+		if i == 2 {
+			if r != nil || !errors.Is(err, ErrNoAddress) {
+				t.Fatalf("third client: %v, %v; want no offer and ErrNoAddress", r, err)
+			}
+			break
+		}
+		ack, _ := h.Reply(context.Background(), request(t, mac, dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest), sid,
+			dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(r.YourIPAddr))))
+		if ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck {
+			t.Fatalf("client %d: REQUEST answered %v, want ACK", i, ack)
 		}
 	}
 }

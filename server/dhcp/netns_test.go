@@ -95,7 +95,10 @@ type env struct {
 }
 
 // startServer runs a DHCP server in its own namespace, on the veth end 10.77.0.1/24.
-func startServer(t *testing.T, mode string) *env {
+func startServer(t *testing.T, mode string) *env { t.Helper(); return startServerWith(t, mode, nil) }
+
+// startServerWith is startServer with the Options changed by set (when not nil).
+func startServerWith(t *testing.T, mode string, set func(*Options)) *env {
 	t.Helper()
 	l := netnstest.NewLink(t, "10.77.0.1/24", "")
 	e := &env{link: l, leases: &memLeases{}, events: &events{}}
@@ -106,12 +109,16 @@ func startServer(t *testing.T, mode string) *env {
 		if err != nil {
 			return err
 		}
-		h, err := NewHandler(ctx, Options{
+		o := Options{
 			Mode: mode, ServerIP: ifc.IP, Netmask: ifc.Netmask,
 			RangeFirst: netip.MustParseAddr("10.77.0.100"), RangeLast: netip.MustParseAddr("10.77.0.150"),
 			LeaseTime: 10 * time.Minute, AgentURL: agentURL,
 			Leases: e.leases, Recorder: e.events,
-		})
+		}
+		if set != nil {
+			set(&o)
+		}
+		h, err := NewHandler(ctx, o)
 		if err != nil {
 			return err
 		}

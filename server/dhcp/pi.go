@@ -19,6 +19,9 @@ const (
 // AgentClassID is the option 60 the rpi-deploy agent sends from Linux.
 const AgentClassID = "rpi-deploy-agent"
 
+// PiClassID is the option 60 of the Pi 4 and Pi 5 EEPROM bootloaders' DISCOVER.
+const PiClassID = "PXEClient:Arch:00000:UNDI:002001"
+
 // OptionAgentURL is the site-specific option that carries the agent URL to the agent.
 const OptionAgentURL = dhcpv4.GenericOptionCode(224)
 

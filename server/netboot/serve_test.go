@@ -138,9 +138,10 @@ func atftp(t *testing.T, ns *netnstest.NS, name string) []byte {
 	return b
 }
 
-// TestServeNetboot drives the real rpi-deployd binary in a network namespace: a Pi 5
-// bootloader's DHCP exchange (scapy), its TFTP reads with the per-board cmdline.txt,
-// the agent's DHCP with option 224, and then checks that the lease and the board's
+// TestServeNetboot drives the real rpi-deployd binary in a network namespace, with
+// --dhcp-only-boards: a Pi bootloader's DHCP exchange (scapy), its TFTP reads with the
+// per-board cmdline.txt, the agent's DHCP with option 224 (a plain DHCP client gets
+// nothing), and then checks that the lease and the board's
 // netboot events are in the SQLite database, and that a restarted server (configured
 // through the config file this time) gives the board its address back.
 func TestServeNetboot(t *testing.T) {
@@ -149,7 +150,8 @@ func TestServeNetboot(t *testing.T) {
 	root, kernel := tftpRoot(t)
 	data := t.TempDir()
 	d := startServe(t, l.Server, "--data", data, "--listen", "10.74.0.1:0", "--dhcp-mode", "full",
-		"--dhcp-interface", l.ServerIf, "--dhcp-range", "10.74.0.100-10.74.0.150", "--tftp-root", root)
+		"--dhcp-interface", l.ServerIf, "--dhcp-range", "10.74.0.100-10.74.0.150", "--tftp-root", root,
+		"--dhcp-only-boards")
 
 	var mac string
 	l.Client.MustDo(t, func() error {
@@ -200,6 +202,16 @@ func TestServeNetboot(t *testing.T) {
 		t.Errorf("kernel: %d bytes differ", len(got))
 	}
 	l.Client.MustRun(t, "ip", "addr", "flush", "dev", l.ClientIf)
+
+	// A plain DHCP client is not a board: --dhcp-only-boards leaves it unanswered.
+	{
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		out, err := l.Client.Run(ctx, "busybox", "udhcpc", "-i", l.ClientIf, "-f", "-q", "-n", "-t", "2", "-T", "1", "-s", "/bin/true")
+		cancel()
+		if err == nil || !strings.Contains(out, "no lease") {
+			t.Errorf("plain udhcpc with --dhcp-only-boards: %v %s, want no lease", err, out)
+		}
+	}
 
 	// The agent's Linux DHCP: same address, option 224 = the agent URL.
 	lease := udhcpc(t, l.Client, l.ClientIf, "-V", "rpi-deploy-agent", "-O", "224")
@@ -261,6 +273,7 @@ func TestServeStartupErrors(t *testing.T) {
 		{l.Server, []string{"--tftp-root", t.TempDir()}, "lacks kernel_2712.img"},
 		{l.Server, []string{"--dhcp-mode", "full", "--dhcp-interface", l.ServerIf, "--dhcp-range", "nonsense"}, "want FIRST-LAST"},
 		{l.Server, []string{"--console", "vga"}, `console "vga": want "hdmi"`},
+		{l.Server, []string{"--dhcp-mode", "proxy", "--dhcp-interface", l.ServerIf, "--dhcp-only-boards"}, "dhcp_only_boards is for dhcp mode full"},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		out, err := tc.ns.Run(ctx, binary, append([]string{"serve", "--data", data, "--listen", "127.0.0.1:0"}, tc.args...)...)
