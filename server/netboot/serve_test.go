@@ -139,7 +139,8 @@ func atftp(t *testing.T, ns *netnstest.NS, name string) []byte {
 }
 
 // TestServeNetboot drives the real rpi-deployd binary in a network namespace, with
-// --dhcp-only-boards: a Pi bootloader's DHCP exchange (scapy), its TFTP reads with the
+// --dhcp-only-boards: a Pi bootloader's DHCP exchange (scapy) right after a flood of
+// DISCOVERs from random MACs, its TFTP reads with the
 // per-board cmdline.txt, the agent's DHCP with option 224 (a plain DHCP client gets
 // nothing), and then checks that the lease and the board's
 // netboot events are in the SQLite database, and that a restarted server (configured
@@ -165,9 +166,24 @@ func TestServeNetboot(t *testing.T) {
 	// The bootloader: DISCOVER/REQUEST with the option 97 a real Pi 4 sent (serial
 	// 5b154510, the TFTP prefix that board asked for).
 	const serial = "5b154510"
-	script, _ := filepath.Abs("../dhcp/testdata/pi_dora.py")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	// First the issue-13 attack: 150 Pi-shaped DISCOVERs from random MACs that never
+	// REQUEST (Pi-shaped, so that --dhcp-only-boards answers them). The range has 51
+	// addresses; the server holds at most half of them for the flood.
+	flood, _ := filepath.Abs("../dhcp/testdata/discover_flood.py")
+	fc := l.Client.Command(ctx, "/usr/bin/python3", flood, l.ClientIf, "150", "pi")
+	fc.Env = append(fc.Environ(), "OPT97_HEX="+capturedOption97(t))
+	fout, err := fc.Output()
+	var fr struct {
+		Offers  int      `json:"offers"`
+		Offered []string `json:"offered"`
+	}
+	if err != nil || json.Unmarshal(fout, &fr) != nil || fr.Offers == 0 || len(fr.Offered) > 25 {
+		t.Errorf("flood: %v %s; want offers, for at most 25 distinct addresses", err, fout)
+	}
+	// The real board right after it.
+	script, _ := filepath.Abs("../dhcp/testdata/pi_dora.py")
 	out, err := l.Client.Run(ctx, "/usr/bin/python3", script, l.ClientIf, capturedOption97(t), "dora")
 	if err != nil {
 		t.Fatal(err)
