@@ -60,7 +60,7 @@ func init() {
 		{name: "image add", flags: "activate allow-no-first-boot:bool", args: "FILE.img.zst [--activate PRODUCT] [--allow-no-first-boot]", help: "upload a packed image (manifest beside it), resumable; an image without a first-boot mechanism needs --allow-no-first-boot", run: cmdImageAdd},
 		{name: "image list", help: "list images", run: cmdImageList},
 		{name: "image show", args: "NAME", help: "print an image's manifest", run: cmdImageShow},
-		{name: "image activate", flags: "product", args: "NAME --product CODE", help: "make an image the product's active image", run: cmdImageActivate},
+		{name: "image activate", flags: "product allow-no-first-boot:bool", args: "NAME --product CODE [--allow-no-first-boot]", help: "make an image the product's active image (one without a first-boot mechanism needs --allow-no-first-boot)", run: cmdImageActivate},
 		{name: "image rm", args: "NAME", help: "delete an unused image", run: cmdImageRm},
 		{name: "batch add", flags: "venue product image count:int priority:int paused:bool note allow-no-first-boot:bool", args: "--venue CODE --product CODE [--count N] [--image NAME] [--priority N] [--paused] [--note TEXT] [--allow-no-first-boot]", help: "create a batch (count 0 = open-ended; --paused creates it pending: batch resume starts it; an image without a first-boot mechanism needs --allow-no-first-boot)", run: cmdBatchAdd},
 		{name: "batch list", flags: "state", args: "[--state S]", help: "list batches and their progress", run: cmdBatchList},
@@ -288,7 +288,8 @@ func cmdImageAdd(ctx context.Context, x *ctxt) error {
 		if m, err := loadName(file); err == nil {
 			name = m
 		}
-		if err := x.c.Post(ctx, v1+"/images/"+url.PathEscape(name)+"/activate", map[string]string{"product": p}, nil); err != nil {
+		if err := x.c.Post(ctx, v1+"/images/"+url.PathEscape(name)+"/activate",
+			map[string]any{"product": p, "allow_no_first_boot": x.flagBool("allow-no-first-boot")}, nil); err != nil {
 			return err
 		}
 		fmt.Fprintf(x.out, "image %s active for %s\n", name, p)
@@ -347,7 +348,8 @@ func cmdImageActivate(ctx context.Context, x *ctxt) error {
 	if err != nil {
 		return err
 	}
-	if err := x.c.Post(ctx, v1+"/images/"+url.PathEscape(name)+"/activate", map[string]string{"product": x.flagStr("product")}, nil); err != nil {
+	if err := x.c.Post(ctx, v1+"/images/"+url.PathEscape(name)+"/activate",
+		map[string]any{"product": x.flagStr("product"), "allow_no_first_boot": x.flagBool("allow-no-first-boot")}, nil); err != nil {
 		return err
 	}
 	fmt.Fprintf(x.out, "image %s active for %s\n", name, x.flagStr("product"))

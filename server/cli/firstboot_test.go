@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,9 +15,9 @@ import (
 )
 
 // TestImageWithoutFirstBootRefused: an image whose manifest names no first-boot
-// mechanism is refused by `image add` and by `batch add` — with a message that names
-// the image and the override — before any board could flash it; nothing is left
-// behind by the refusal; --allow-no-first-boot lets it through. A Raspberry Pi
+// mechanism is refused by `image add`, `image activate` and `batch add` — with a
+// message that names the image and the override — before any board could flash it;
+// nothing is left behind by the refusal; --allow-no-first-boot lets it through. A Raspberry Pi
 // OS-shaped image (bookworm firstrun) needs no override.
 func TestImageWithoutFirstBootRefused(t *testing.T) {
 	srv := servertest.Start(t, servertest.Options{})
@@ -55,6 +56,13 @@ func TestImageWithoutFirstBootRefused(t *testing.T) {
 	}
 
 	mustRun("image raw-unnamed active for KXP2", "image", "add", unnamed, "--activate", "KXP2", "--allow-no-first-boot")
+	// Activating it makes every image-less batch of the product flash it: refused too.
+	mustFail("image", "activate", "raw-unnamed", "--product", "RXP2")
+	var rxp2 map[string]any
+	if err := srv.Do(context.Background(), http.MethodGet, "/api/v1/products/RXP2", nil, &rxp2); err != nil || rxp2["active_image"] == "raw-unnamed" {
+		t.Errorf("after a refused activation RXP2 = %v, %v", rxp2, err)
+	}
+	mustRun("image raw-unnamed active for RXP2", "image", "activate", "raw-unnamed", "--product", "RXP2", "--allow-no-first-boot")
 	// Named or the product's active image: a batch that would flash it is refused too.
 	mustFail("batch", "add", "--venue", "CORO", "--product", "KXP2", "--count", "2", "--image", "raw-unnamed")
 	mustFail("batch", "add", "--venue", "CORO", "--product", "KXP2", "--count", "2")

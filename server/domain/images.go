@@ -304,8 +304,10 @@ func (s *Service) Manifest(ctx context.Context, name string) (*manifest.Manifest
 	return manifest.Decode(bytes.NewReader([]byte(img.Manifest)))
 }
 
-// ActivateImage makes a ready image the active image of a product.
-func (s *Service) ActivateImage(ctx context.Context, name, product string) (store.Product, error) {
+// ActivateImage makes a ready image the active image of a product. Every batch of the
+// product without an image of its own then flashes it, so an image without a
+// first-boot mechanism is refused here too unless allowNoFirstBoot (ErrNoFirstBoot).
+func (s *Service) ActivateImage(ctx context.Context, name, product string, allowNoFirstBoot bool) (store.Product, error) {
 	var p store.Product
 	err := s.st.Update(ctx, func(t *store.Tx) error {
 		img, err := t.Image(ctx, name)
@@ -314,6 +316,9 @@ func (s *Service) ActivateImage(ctx context.Context, name, product string) (stor
 		}
 		if img.State != store.ImageReady {
 			return fmt.Errorf("image %q is still %s: %w", name, img.State, ErrConflict)
+		}
+		if img.FirstBoot == manifest.FirstBootNone && !allowNoFirstBoot {
+			return noFirstBoot(name, "activate it", "rpi-deployd image activate --allow-no-first-boot (API: \"allow_no_first_boot\": true)")
 		}
 		if err := t.SetProductImage(ctx, product, name); err != nil {
 			return fmt.Errorf("product %q: %w", product, err)

@@ -50,7 +50,7 @@ func (s *Server) Setup(t testing.TB, f Fleet) FleetInfo {
 	if err := push.Push(ctx, push.Options{Server: s.URL, Token: s.Token, Image: f.Image, AllowNoFirstBoot: unnamed}); err != nil {
 		t.Fatalf("push %s: %v", f.Image, err)
 	}
-	if err := s.Do(ctx, http.MethodPost, "/api/v1/images/"+m.Name+"/activate", map[string]string{"product": f.Product}, nil); err != nil {
+	if err := s.Do(ctx, http.MethodPost, "/api/v1/images/"+m.Name+"/activate", map[string]any{"product": f.Product, "allow_no_first_boot": unnamed}, nil); err != nil {
 		t.Fatalf("activate: %v", err)
 	}
 	if err := s.Do(ctx, http.MethodPost, "/api/v1/venues", map[string]string{"code": f.Venue, "name": f.Venue}, nil); err != nil {

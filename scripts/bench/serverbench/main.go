@@ -102,7 +102,7 @@ func run() error {
 		path string
 		body any
 	}{
-		{"/api/v1/images/" + m.Name + "/activate", map[string]string{"product": "RXP2"}},
+		{"/api/v1/images/" + m.Name + "/activate", map[string]any{"product": "RXP2", "allow_no_first_boot": true}},
 		{"/api/v1/venues", map[string]string{"code": "BNCH", "name": "bench"}},
 		{"/api/v1/batches", map[string]any{"venue": "BNCH", "product": "RXP2", "count": 0, "allow_no_first_boot": true}},
 	} {
