@@ -131,12 +131,29 @@ func (a *API) agentOnly(c *gin.Context) {
 	c.Next()
 }
 
+// healthz: 200 when the database reads and writes and the disk has its reserve; 503
+// with the reason otherwise. After a failed write it probes with a write of its own,
+// so it turns 200 again by itself once the disk has room.
 func (a *API) healthz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
-	v, err := a.svc.Store().Version(ctx)
+	st := a.svc.Store()
+	v, err := st.Version(ctx)
 	if err != nil {
-		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "error", "error": err.Error()})
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "error", "error": "database read: " + err.Error()})
+		return
+	}
+	if werr, at := st.WriteError(); werr != nil {
+		if err := st.Probe(ctx); err != nil {
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "error",
+				"error": "database write failed at " + at.UTC().Format(time.RFC3339) + ": " + werr.Error()})
+			return
+		}
+	}
+	if free, reserve, err := a.svc.DiskFree(); err == nil && free < reserve {
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "error", "free_bytes": free, "reserve_bytes": reserve,
+			"error": "data directory nearly full: " + strconv.FormatInt(free, 10) + " bytes free, " +
+				strconv.FormatInt(reserve, 10) + " kept free for the database"})
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ok", "version": a.opt.Version, "schema": v,
@@ -151,7 +168,11 @@ func fail(c *gin.Context, code int, msg, field string) {
 // failErr maps a domain error to a status code.
 func failErr(c *gin.Context, err error) {
 	var fe *domain.FieldError
+	var se *domain.SpaceError
 	switch {
+	case errors.As(err, &se):
+		c.AbortWithStatusJSON(http.StatusInsufficientStorage, gin.H{"error": se.Error(), "needed_bytes": se.Needed,
+			"free_bytes": se.Free, "reserve_bytes": se.Reserve})
 	case errors.As(err, &fe):
 		fail(c, http.StatusBadRequest, fe.Msg, fe.Field)
 	case errors.Is(err, domain.ErrInvalid):

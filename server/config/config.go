@@ -44,6 +44,10 @@ type Config struct {
 	// system, "poweroff" (boards racked for later), or "wait" (stay up for a
 	// technician). Default reboot.
 	After string `json:"after,omitempty"`
+	// DiskReserve is how many bytes of the data directory's file system image uploads
+	// leave free for the database; an upload that would eat into it is refused (507)
+	// and /healthz answers 503 while less is free. Default 64 MiB.
+	DiskReserve int64 `json:"disk_reserve,omitempty"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `json:"log_level,omitempty"`
 	// Netboot holds the DHCP/TFTP settings (see server/dhcp, server/tftp). Kept raw
@@ -130,6 +134,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.AbandonAfter <= 0 {
 		c.AbandonAfter = Duration(2 * time.Hour)
+	}
+	if c.DiskReserve <= 0 {
+		c.DiskReserve = 64 << 20
 	}
 	if c.LogLevel == "" {
 		c.LogLevel = "info"

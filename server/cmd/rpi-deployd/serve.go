@@ -42,7 +42,11 @@ func serve(ctx context.Context, args []string, env cli.Env) error {
 	defer st.Close()
 	bus := events.New(0, 0)
 	svc := domain.New(st, bus, domain.Options{DataDir: cfg.Data, MaxStreams: cfg.MaxStreams,
-		StaleAfter: time.Duration(cfg.StaleAfter), RetryAfter: time.Duration(cfg.RetryAfter), After: cfg.After, Logger: log})
+		StaleAfter: time.Duration(cfg.StaleAfter), RetryAfter: time.Duration(cfg.RetryAfter), After: cfg.After, Logger: log,
+		DiskReserve: cfg.DiskReserve})
+	if err := svc.Recover(ctx); err != nil {
+		return err
+	}
 	if cfg.Token == "" {
 		log.Warn("no admin token (--token, RPI_DEPLOY_TOKEN or config): the management API accepts user sessions only")
 	}
@@ -152,6 +156,7 @@ func serveConfig(args []string, env cli.Env) (config.Config, netboot.Config, err
 	token := fs.String("token", "", "admin token (default: $RPI_DEPLOY_TOKEN)")
 	maxStreams := fs.Int("max-streams", 0, "deployments streaming at once before hellos get retry (default 64)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default info)")
+	diskReserve := fs.Int64("disk-reserve", 0, "`bytes` of the data directory's file system that uploads leave free for the database (default 64 MiB)")
 	after := fs.String("after", "", "what a board does once its card is verified: reboot, poweroff or wait (default reboot)")
 	nbFlags := netboot.AddFlags(fs)
 	var nb netboot.Config
@@ -188,6 +193,9 @@ func serveConfig(args []string, env cli.Env) (config.Config, netboot.Config, err
 	}
 	if *maxStreams > 0 {
 		cfg.MaxStreams = *maxStreams
+	}
+	if *diskReserve > 0 {
+		cfg.DiskReserve = *diskReserve
 	}
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
