@@ -35,6 +35,11 @@ type Options struct {
 	Shutdown <-chan struct{}
 	// Version is reported by /healthz.
 	Version string
+	// LoginFailures failed logins from one source address within LoginWindow lock that
+	// address out of logging in until the window ends. Defaults DefaultLoginFailures
+	// (10) and DefaultLoginWindow (10 minutes).
+	LoginFailures int
+	LoginWindow   time.Duration
 	// Extra lets other parts (dashboard, netboot) add routes to the engine; called
 	// with the engine and the middleware that enforces operator authentication.
 	Extra []func(r *gin.Engine, auth gin.HandlerFunc)
@@ -47,6 +52,8 @@ type API struct {
 	log     *slog.Logger
 	Metrics *Metrics
 	started time.Time
+	logins  *loginLimiter
+	csrf    *http.CrossOriginProtection
 }
 
 type agentKey struct{}
@@ -63,7 +70,14 @@ func New(svc *domain.Service, opt Options) (*gin.Engine, *API) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	a := &API{svc: svc, opt: opt, log: log, Metrics: NewMetrics(), started: time.Now()}
+	if opt.LoginFailures <= 0 {
+		opt.LoginFailures = DefaultLoginFailures
+	}
+	if opt.LoginWindow <= 0 {
+		opt.LoginWindow = DefaultLoginWindow
+	}
+	a := &API{svc: svc, opt: opt, log: log, Metrics: NewMetrics(), started: time.Now(),
+		logins: newLoginLimiter(opt.LoginFailures, opt.LoginWindow), csrf: http.NewCrossOriginProtection()}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.Use(gin.Recovery(), a.logRequests)
