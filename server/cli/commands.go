@@ -279,7 +279,9 @@ func cmdImageAdd(ctx context.Context, x *ctxt) error {
 	if err != nil {
 		return err
 	}
-	if err := push.Push(ctx, push.Options{Server: x.c.URL, Token: x.c.Token, Image: file, Progress: x.env.Stderr}); err != nil {
+	hc := *x.c.HTTP // its transport (TLS settings), without the overall timeout
+	hc.Timeout = 0
+	if err := push.Push(ctx, push.Options{Server: x.c.URL, Token: x.c.Token, Image: file, Progress: x.env.Stderr, Client: &hc}); err != nil {
 		return err
 	}
 	if p := x.flagStr("activate"); p != "" {

@@ -192,7 +192,7 @@ func (s *Server) start(t testing.TB, listen string) {
 		// start only (a restart keeps the address).
 		if s.URL == "" {
 			s.URL, s.AgentURLs = u, agents
-			s.addr = strings.TrimPrefix(u, "http://")
+			s.addr = strings.TrimPrefix(strings.TrimPrefix(u, "http://"), "https://")
 		}
 	case <-done:
 		t.Fatalf("rpi-deployd exited before listening:\n%s", s.log.tail(40))

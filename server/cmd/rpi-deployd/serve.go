@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"crypto/tls"
 	"net/http"
 	"strings"
 	"time"
@@ -74,6 +75,13 @@ func serve(ctx context.Context, args []string, env cli.Env) error {
 	if err != nil {
 		return fmt.Errorf("listen %q: %w", cfg.Listen, err)
 	}
+	scheme := "http"
+	if tc, err := serveTLS(cfg, env); err != nil {
+		main.Close()
+		return err
+	} else if tc != nil {
+		main, scheme = tls.NewListener(main, tc), "https"
+	}
 	lns = append(lns, listener{main, len(cfg.AgentListen) == 0})
 	for _, addr := range cfg.AgentListen {
 		ln, err := net.Listen("tcp", addr)
@@ -132,7 +140,7 @@ func serve(ctx context.Context, args []string, env cli.Env) error {
 	})
 	log.Info("rpi-deployd started", "version", env.Version, "data", cfg.Data, "db", st.Path(), "max_streams", cfg.MaxStreams)
 	log.Info("netboot", nb.Describe()...)
-	env.Errorf("rpi-deployd: listening on http://%s\n", main.Addr().String())
+	env.Errorf("rpi-deployd: listening on %s://%s\n", scheme, main.Addr().String())
 	return g.Wait()
 }
 
@@ -156,6 +164,9 @@ func serveConfig(args []string, env cli.Env) (config.Config, netboot.Config, err
 	token := fs.String("token", "", "admin token (default: $RPI_DEPLOY_TOKEN)")
 	maxStreams := fs.Int("max-streams", 0, "deployments streaming at once before hellos get retry (default 64)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default info)")
+	tlsMode := fs.String("tls", "", "HTTPS on the management listener: off, self-signed (generated in DATA/tls on first start) or files (--tls-cert, --tls-key) (default off)")
+	tlsCert := fs.String("tls-cert", "", "PEM `file` of the management listener's certificate chain (implies --tls files)")
+	tlsKey := fs.String("tls-key", "", "PEM `file` of the certificate's key")
 	diskReserve := fs.Int64("disk-reserve", 0, "`bytes` of the data directory's file system that uploads leave free for the database (default 64 MiB)")
 	after := fs.String("after", "", "what a board does once its card is verified: reboot, poweroff or wait (default reboot)")
 	nbFlags := netboot.AddFlags(fs)
@@ -183,7 +194,8 @@ func serveConfig(args []string, env cli.Env) (config.Config, netboot.Config, err
 	for _, f := range []struct {
 		v   string
 		dst *string
-	}{{*data, &cfg.Data}, {*listen, &cfg.Listen}, {*token, &cfg.Token}, {*logLevel, &cfg.LogLevel}, {*after, &cfg.After}} {
+	}{{*data, &cfg.Data}, {*listen, &cfg.Listen}, {*token, &cfg.Token}, {*logLevel, &cfg.LogLevel}, {*after, &cfg.After},
+		{*tlsMode, &cfg.TLS}, {*tlsCert, &cfg.TLSCert}, {*tlsKey, &cfg.TLSKey}} {
 		if f.v != "" {
 			*f.dst = f.v
 		}
