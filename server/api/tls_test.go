@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/push"
@@ -44,6 +45,12 @@ func TestManagementTLS(t *testing.T) {
 		t.Fatalf("URL %s, agent URLs %v: want https management and one plain HTTP agent listener", srv.URL, srv.AgentURLs)
 	}
 	fp := fingerprintOf(t, srv)
+	if srv.Fingerprint != fp {
+		t.Errorf("servertest fingerprint %q, log %q", srv.Fingerprint, fp)
+	}
+	if err := srv.Healthy(10 * time.Second); err != nil {
+		t.Errorf("healthz over TLS with servertest's pinned client: %v", err)
+	}
 	certFile := filepath.Join(srv.DataDir, "tls", tlscert.CertFile)
 	for _, p := range []string{certFile, filepath.Join(srv.DataDir, "tls", tlscert.KeyFile)} {
 		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o600 {
