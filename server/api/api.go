@@ -30,6 +30,12 @@ type Options struct {
 	// context was marked with AgentContext (the agent listeners). When false it
 	// answers everywhere.
 	AgentOnlyListeners bool
+	// AgentListenersOnlyAgent: when true, connections of the agent listeners (marked
+	// with AgentContext) get only the agent API, image downloads and /healthz; the
+	// management API, login and dashboard answer 404 there. Set when the management
+	// listener uses TLS, so that no credential is ever sent in the clear on the deploy
+	// network.
+	AgentListenersOnlyAgent bool
 	// Shutdown, when closed, ends the long-lived event streams (so that an HTTP
 	// shutdown does not wait for them). nil: never.
 	Shutdown <-chan struct{}
@@ -80,7 +86,7 @@ func New(svc *domain.Service, opt Options) (*gin.Engine, *API) {
 		logins: newLoginLimiter(opt.LoginFailures, opt.LoginWindow), csrf: http.NewCrossOriginProtection()}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
-	r.Use(gin.Recovery(), a.logRequests)
+	r.Use(gin.Recovery(), a.logRequests, a.agentListenerScope)
 	r.HandleMethodNotAllowed = true
 	r.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "no such endpoint", "") })
 	r.NoMethod(func(c *gin.Context) { fail(c, http.StatusMethodNotAllowed, "method not allowed", "") })
@@ -133,6 +139,27 @@ func (a *API) logRequests(c *gin.Context) {
 		a.log.Debug("request", "method", c.Request.Method, "path", c.Request.URL.Path, "status", c.Writer.Status(),
 			"duration", time.Since(start))
 	}
+}
+
+// agentRoutes are what an agent listener serves under Options.AgentListenersOnlyAgent.
+var agentRoutes = map[string]bool{
+	"GET /healthz":                        true,
+	"GET /images/:file":                   true,
+	"HEAD /images/:file":                  true,
+	"POST /api/v1/agent/hello":            true,
+	"POST /api/v1/deployments/:id/events": true,
+	"POST /api/v1/deployments/:id/result": true,
+}
+
+func (a *API) agentListenerScope(c *gin.Context) {
+	if a.opt.AgentListenersOnlyAgent {
+		if v, _ := c.Request.Context().Value(agentKey{}).(bool); v && !agentRoutes[c.Request.Method+" "+c.FullPath()] {
+			fail(c, http.StatusNotFound, "only the agent API and image downloads answer on the deployment network listeners; "+
+				"the management API is on the TLS listener", "")
+			return
+		}
+	}
+	c.Next()
 }
 
 func (a *API) agentOnly(c *gin.Context) {

@@ -112,10 +112,34 @@ func TestManagementTLS(t *testing.T) {
 		t.Error("push to the TLS listener without trust succeeded")
 	}
 
-	// The boards' listener is plain HTTP.
+	// The boards' listener is plain HTTP, and serves them only: no credential is
+	// ever sent in the clear there.
 	var hr agentapi.HelloResponse
 	if code, body, err := postJSON(t, srv.AgentURLs[0]+agentapi.PathHello, helloOf(1), &hr); err != nil || code != 200 {
 		t.Errorf("hello on the plain agent listener: %d %s %v", code, body, err)
+	}
+	agentURL := srv.AgentURLs[0]
+	for _, tc := range []struct {
+		method, path string
+		want         int
+	}{
+		{http.MethodGet, "/healthz", 200},
+		{http.MethodHead, "/images/kxp2-test.img.zst", 200},
+		{http.MethodGet, "/api/v1/venues", 404},
+		{http.MethodPost, "/api/v1/login", 404},
+		{http.MethodGet, "/", 404},
+		{http.MethodGet, "/login", 404},
+	} {
+		req, _ := http.NewRequest(tc.method, agentURL+tc.path, strings.NewReader(`{"user":"ops","password":"x"}`))
+		req.Header.Set("Authorization", "Bearer "+srv.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s %s on the agent listener: %d, want %d", tc.method, tc.path, resp.StatusCode, tc.want)
+		}
 	}
 
 	// A restart keeps the certificate.
@@ -135,6 +159,7 @@ func TestTLSConfigErrors(t *testing.T) {
 	}{
 		{[]string{"--tls", "self-signed"}, "needs agent_listen"},
 		{[]string{"--tls", "on", "--agent-listen", "127.0.0.1:0"}, "want off, self-signed or files"},
+		{[]string{"--tls", "off", "--tls-cert", "c.pem", "--tls-key", "k.pem"}, "drop them or set tls"},
 		{[]string{"--tls-cert", "/nonexistent.pem", "--agent-listen", "127.0.0.1:0"}, "give both or neither"},
 		{[]string{"--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.key", "--agent-listen", "127.0.0.1:0"}, "load TLS certificate"},
 	} {

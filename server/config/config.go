@@ -178,6 +178,9 @@ func (c Config) Validate() error {
 	}
 	switch mode := c.TLSMode(); mode {
 	case "off":
+		if c.TLSCert != "" {
+			return fmt.Errorf("tls \"off\" with tls_cert and tls_key: drop them or set tls \"files\"")
+		}
 	case "self-signed", "files":
 		if mode == "self-signed" && c.TLSCert != "" {
 			return fmt.Errorf("tls %q: tls_cert and tls_key are for tls \"files\"", c.TLS)
