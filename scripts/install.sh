@@ -91,7 +91,7 @@ u $user - "rpi-deploy server" $datadir
 EOF
 put /usr/lib/tmpfiles.d/rpi-deploy.conf 0644 <<EOF
 # rpi-deployd directories (scripts/install.sh)
-d $datadir 0750 $user $user -
+d $datadir 0700 $user $user -
 d $confdir 0750 root $user -
 EOF
 mkdir -p "$root/etc"
@@ -103,7 +103,8 @@ fi
 if command -v systemd-tmpfiles >/dev/null; then
   if ((live)); then systemd-tmpfiles --create /usr/lib/tmpfiles.d/rpi-deploy.conf; else systemd-tmpfiles --root="$root" --create "$root/usr/lib/tmpfiles.d/rpi-deploy.conf"; fi
 else
-  install -d -m 0750 "$root$datadir" "$root$confdir"
+  install -d -m 0700 "$root$datadir"
+  install -d -m 0750 "$root$confdir"
   ((live)) && chown "$user:$user" "$datadir" && chown "root:$user" "$confdir"
 fi
 

@@ -63,7 +63,7 @@ func packed(t *testing.T, raw []byte) (*manifest.Manifest, []byte, error) {
 		return nil, nil, err
 	}
 	out := filepath.Join(dir, "synth.img.zst")
-	m, err := pack.Pack(context.Background(), pack.Options{Input: in, Output: out, ChunkSize: 1 << 20})
+	m, err := pack.Pack(context.Background(), pack.Options{Input: in, Output: out, ChunkSize: 1 << 20, Raw: true})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -3,7 +3,8 @@
 // manifest beside it is read frame by frame (package zstdimg); any other xz, gzip or
 // zstd file is first decompressed into a sparse temporary file.
 //
-// The format is recognised by its magic bytes, never by the file name.
+// The format is recognised by its magic bytes, never by the file name; a name that
+// promises a compression (.xz, .gz, .zst) the bytes do not have is refused.
 package imgfile
 
 import (
@@ -39,6 +40,37 @@ const (
 
 // ErrEmpty is returned for an input of zero bytes.
 var ErrEmpty = errors.New("image is empty")
+
+// ErrNameMismatch is returned for a file whose name says one compression (.xz, .gz,
+// .zst) and whose first bytes say another: a wrong or damaged download is refused
+// instead of being taken for a raw image.
+var ErrNameMismatch = errors.New("content does not match the file name")
+
+// nameFormats maps a file name ending to the format it promises.
+var nameFormats = []struct {
+	suffix string
+	f      Format
+}{{".xz", XZ}, {".gz", Gzip}, {".zst", Zstd}, {".zstd", Zstd}}
+
+// CheckName returns an error wrapping ErrNameMismatch, naming path, when path ends in
+// .xz, .gz, .zst or .zstd and f (the format its content has) is another one. Any other
+// name carries no promise: the content alone decides.
+func CheckName(path string, f Format) error {
+	lower := strings.ToLower(path)
+	for _, nf := range nameFormats {
+		if strings.HasSuffix(lower, nf.suffix) && f != nf.f {
+			return fmt.Errorf("%q: named %s but its first bytes are %s: %w", path, nf.suffix, describe(f), ErrNameMismatch)
+		}
+	}
+	return nil
+}
+
+func describe(f Format) string {
+	if f == Raw {
+		return "not a known compression (raw data)"
+	}
+	return string(f) + " data"
+}
 
 // Detect returns the format of the file whose first bytes are head.
 func Detect(head []byte) Format {
@@ -112,6 +144,9 @@ func Open(ctx context.Context, path string, opt Options) (_ *Image, err error) {
 		return nil, fmt.Errorf("read %q: %w", path, err)
 	}
 	im.Format = Detect(head)
+	if err := CheckName(path, im.Format); err != nil {
+		return nil, err
+	}
 	switch im.Format {
 	case Raw:
 		im.Size = size

@@ -75,7 +75,15 @@ type Options struct {
 	// TempDir holds the decompressed copy of a compressed input; default: the output's
 	// directory.
 	TempDir string
+	// Raw accepts an input without a partition table (a bare file system or opaque
+	// data), packed whole as data. Without it such an input is refused with
+	// ErrNoTable: a card image always has one, so its absence means a wrong file.
+	Raw bool
 }
+
+// ErrNoTable is returned for an input without a partition table when Options.Raw is
+// not set.
+var ErrNoTable = errors.New("no partition table (no 0x55AA signature in sector 0); pack it anyway with --raw")
 
 func (o *Options) setDefaults() error {
 	if o.Input == "" {
@@ -139,6 +147,9 @@ func Pack(ctx context.Context, opt Options) (*manifest.Manifest, error) {
 	}
 	defer im.Close()
 
+	if !opt.Raw && !layout.HasTable(im, im.Size) {
+		return nil, fmt.Errorf("input %q: %w", opt.Input, ErrNoTable)
+	}
 	lay, err := layout.Analyze(im, im.Size)
 	if err != nil {
 		return nil, fmt.Errorf("read layout of %q: %w", opt.Input, err)

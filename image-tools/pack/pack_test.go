@@ -19,6 +19,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/rpi-deploy/rpi-deploy/image-tools/bmap"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/imgfile"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/zstimg"
 )
@@ -347,4 +348,73 @@ func chainStates(b []byte, chunk int64) []string {
 		out = append(out, hex.EncodeToString(st))
 	}
 	return out
+}
+
+// TestPackRefusesMisnamedAndTableless pins two findings of issue 13: a file named .xz
+// that is not xz was packed as a raw 7-byte image, and an input without a partition
+// table was only a warning. The compressed inputs are made by the real xz, gzip and
+// zstd programs.
+func TestPackRefusesMisnamedAndTableless(t *testing.T) {
+	dir := t.TempDir()
+	raw := filepath.Join(dir, "m.img")
+	rawImage(t, raw, 3<<20)
+	compress(t, "gzip", []string{"-1", "-c"}, raw, filepath.Join(dir, "gzip-named.img.xz"))
+	compress(t, "xz", []string{"-T1", "-0", "-c"}, raw, filepath.Join(dir, "xz-named.img.zst"))
+	compress(t, "zstd", []string{"-q", "-c"}, raw, filepath.Join(dir, "zstd-named.img.gz"))
+	if err := os.WriteFile(filepath.Join(dir, "seven.img.xz"), []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A bare file system-like blob: random bytes, no 0x55AA signature, compressed by xz.
+	bare := filepath.Join(dir, "bare.img")
+	blob := make([]byte, 2<<20)
+	rand.NewChaCha8([32]byte{9}).Read(blob)
+	blob[510], blob[511] = 0, 0
+	if err := os.WriteFile(bare, blob, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	compress(t, "xz", []string{"-T1", "-0", "-c"}, bare, bare+".xz")
+
+	for _, tc := range []struct {
+		name, input string
+		raw         bool
+		wantIs      error
+	}{
+		{"7 bytes named xz", "seven.img.xz", false, imgfile.ErrNameMismatch},
+		{"7 bytes named xz with --raw", "seven.img.xz", true, imgfile.ErrNameMismatch},
+		{"gzip named xz", "gzip-named.img.xz", false, imgfile.ErrNameMismatch},
+		{"xz named zst", "xz-named.img.zst", false, imgfile.ErrNameMismatch},
+		{"zstd named gz", "zstd-named.img.gz", false, imgfile.ErrNameMismatch},
+		{"no partition table", "bare.img", false, ErrNoTable},
+		{"no partition table, xz", "bare.img.xz", false, ErrNoTable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := t.TempDir()
+			in := filepath.Join(dir, tc.input)
+			_, err := Pack(context.Background(), Options{Input: in, Output: filepath.Join(out, "x.img.zst"), Raw: tc.raw})
+			if !errors.Is(err, tc.wantIs) {
+				t.Fatalf("err %v, want %v", err, tc.wantIs)
+			}
+			if !strings.Contains(err.Error(), tc.input) {
+				t.Errorf("err %q does not name the input %q", err, tc.input)
+			}
+			if ents, _ := os.ReadDir(out); len(ents) != 0 {
+				t.Errorf("output directory holds %s after the error", ents[0].Name())
+			}
+		})
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(dir, ".rpi-image-raw-*"))
+	if len(leftovers) != 0 {
+		t.Errorf("decompressed copies left behind: %q", leftovers)
+	}
+
+	// --raw packs a table-less input whole, and the name check does not refuse what
+	// matches: the real xz output named .xz.
+	m, err := Pack(context.Background(), Options{Input: bare + ".xz", Output: filepath.Join(t.TempDir(), "bare.img.zst"), Raw: true})
+	if err != nil {
+		t.Fatalf("pack --raw: %v", err)
+	}
+	want := sha256.Sum256(blob)
+	if m.SHA256 != hex.EncodeToString(want[:]) || m.Size != int64(len(blob)) {
+		t.Errorf("packed sha256 %s size %d, want %x size %d", m.SHA256, m.Size, want, len(blob))
+	}
 }

@@ -25,7 +25,7 @@ func TestVerify(t *testing.T) {
 	if err := os.WriteFile(good, raw, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	m, err := pack.Pack(context.Background(), pack.Options{Input: good, Output: filepath.Join(dir, "rb.img.zst"), ChunkSize: 1 << 20})
+	m, err := pack.Pack(context.Background(), pack.Options{Input: good, Output: filepath.Join(dir, "rb.img.zst"), ChunkSize: 1 << 20, Raw: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,7 @@ func TestReaderAt(t *testing.T) {
 	in := filepath.Join(dir, "raw.img")
 	os.WriteFile(in, raw, 0o644)
 	out := filepath.Join(dir, "r.img.zst")
-	m, err := pack.Pack(context.Background(), pack.Options{Input: in, Output: out, ChunkSize: 256 << 10})
+	m, err := pack.Pack(context.Background(), pack.Options{Input: in, Output: out, ChunkSize: 256 << 10, Raw: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestVerifyChain(t *testing.T) {
 	in := filepath.Join(dir, "raw.img")
 	os.WriteFile(in, raw, 0o644)
 	out := filepath.Join(dir, "c.img.zst")
-	m, err := pack.Pack(context.Background(), pack.Options{Input: in, Output: out, ChunkSize: 256 << 10})
+	m, err := pack.Pack(context.Background(), pack.Options{Input: in, Output: out, ChunkSize: 256 << 10, Raw: true})
 	if err != nil {
 		t.Fatal(err)
 	}

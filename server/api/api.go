@@ -30,11 +30,22 @@ type Options struct {
 	// context was marked with AgentContext (the agent listeners). When false it
 	// answers everywhere.
 	AgentOnlyListeners bool
+	// AgentListenersOnlyAgent: when true, connections of the agent listeners (marked
+	// with AgentContext) get only the agent API, image downloads and /healthz; the
+	// management API, login and dashboard answer 404 there. Set when the management
+	// listener uses TLS, so that no credential is ever sent in the clear on the deploy
+	// network.
+	AgentListenersOnlyAgent bool
 	// Shutdown, when closed, ends the long-lived event streams (so that an HTTP
 	// shutdown does not wait for them). nil: never.
 	Shutdown <-chan struct{}
 	// Version is reported by /healthz.
 	Version string
+	// LoginFailures failed logins from one source address within LoginWindow lock that
+	// address out of logging in until the window ends. Defaults DefaultLoginFailures
+	// (10) and DefaultLoginWindow (10 minutes).
+	LoginFailures int
+	LoginWindow   time.Duration
 	// Extra lets other parts (dashboard, netboot) add routes to the engine; called
 	// with the engine and the middleware that enforces operator authentication.
 	Extra []func(r *gin.Engine, auth gin.HandlerFunc)
@@ -47,6 +58,8 @@ type API struct {
 	log     *slog.Logger
 	Metrics *Metrics
 	started time.Time
+	logins  *loginLimiter
+	csrf    *http.CrossOriginProtection
 }
 
 type agentKey struct{}
@@ -63,10 +76,17 @@ func New(svc *domain.Service, opt Options) (*gin.Engine, *API) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	a := &API{svc: svc, opt: opt, log: log, Metrics: NewMetrics(), started: time.Now()}
+	if opt.LoginFailures <= 0 {
+		opt.LoginFailures = DefaultLoginFailures
+	}
+	if opt.LoginWindow <= 0 {
+		opt.LoginWindow = DefaultLoginWindow
+	}
+	a := &API{svc: svc, opt: opt, log: log, Metrics: NewMetrics(), started: time.Now(),
+		logins: newLoginLimiter(opt.LoginFailures, opt.LoginWindow), csrf: http.NewCrossOriginProtection()}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
-	r.Use(gin.Recovery(), a.logRequests)
+	r.Use(gin.Recovery(), a.logRequests, a.agentListenerScope)
 	r.HandleMethodNotAllowed = true
 	r.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "no such endpoint", "") })
 	r.NoMethod(func(c *gin.Context) { fail(c, http.StatusMethodNotAllowed, "method not allowed", "") })
@@ -121,6 +141,27 @@ func (a *API) logRequests(c *gin.Context) {
 	}
 }
 
+// agentRoutes are what an agent listener serves under Options.AgentListenersOnlyAgent.
+var agentRoutes = map[string]bool{
+	"GET /healthz":                        true,
+	"GET /images/:file":                   true,
+	"HEAD /images/:file":                  true,
+	"POST /api/v1/agent/hello":            true,
+	"POST /api/v1/deployments/:id/events": true,
+	"POST /api/v1/deployments/:id/result": true,
+}
+
+func (a *API) agentListenerScope(c *gin.Context) {
+	if a.opt.AgentListenersOnlyAgent {
+		if v, _ := c.Request.Context().Value(agentKey{}).(bool); v && !agentRoutes[c.Request.Method+" "+c.FullPath()] {
+			fail(c, http.StatusNotFound, "only the agent API and image downloads answer on the deployment network listeners; "+
+				"the management API is on the TLS listener", "")
+			return
+		}
+	}
+	c.Next()
+}
+
 func (a *API) agentOnly(c *gin.Context) {
 	if a.opt.AgentOnlyListeners {
 		if v, _ := c.Request.Context().Value(agentKey{}).(bool); !v {
@@ -131,12 +172,29 @@ func (a *API) agentOnly(c *gin.Context) {
 	c.Next()
 }
 
+// healthz: 200 when the database reads and writes and the disk has its reserve; 503
+// with the reason otherwise. After a failed write it probes with a write of its own,
+// so it turns 200 again by itself once the disk has room.
 func (a *API) healthz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
-	v, err := a.svc.Store().Version(ctx)
+	st := a.svc.Store()
+	v, err := st.Version(ctx)
 	if err != nil {
-		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "error", "error": err.Error()})
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "error", "error": "database read: " + err.Error()})
+		return
+	}
+	if werr, at := st.WriteError(); werr != nil {
+		if err := st.Probe(ctx); err != nil {
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "error",
+				"error": "database write failed at " + at.UTC().Format(time.RFC3339) + ": " + werr.Error()})
+			return
+		}
+	}
+	if free, reserve, err := a.svc.DiskFree(); err == nil && free < reserve {
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "error", "free_bytes": free, "reserve_bytes": reserve,
+			"error": "data directory nearly full: " + strconv.FormatInt(free, 10) + " bytes free, " +
+				strconv.FormatInt(reserve, 10) + " kept free for the database"})
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ok", "version": a.opt.Version, "schema": v,
@@ -151,7 +209,11 @@ func fail(c *gin.Context, code int, msg, field string) {
 // failErr maps a domain error to a status code.
 func failErr(c *gin.Context, err error) {
 	var fe *domain.FieldError
+	var se *domain.SpaceError
 	switch {
+	case errors.As(err, &se):
+		c.AbortWithStatusJSON(http.StatusInsufficientStorage, gin.H{"error": se.Error(), "needed_bytes": se.Needed,
+			"free_bytes": se.Free, "reserve_bytes": se.Reserve})
 	case errors.As(err, &fe):
 		fail(c, http.StatusBadRequest, fe.Msg, fe.Field)
 	case errors.Is(err, domain.ErrInvalid):

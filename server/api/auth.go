@@ -4,7 +4,9 @@ import (
 	"crypto/subtle"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -33,6 +35,9 @@ func (a *API) auth(c *gin.Context) {
 		return
 	}
 	if ck, err := c.Cookie(SessionCookie); err == nil && ck != "" {
+		if !a.sameOrigin(c) {
+			return
+		}
 		user, err := a.svc.SessionUser(c.Request.Context(), ck)
 		if err == nil {
 			c.Request = c.Request.WithContext(domain.WithActor(c.Request.Context(), "user:"+user))
@@ -57,7 +62,15 @@ type loginRequest struct {
 
 // login: POST /api/v1/login {"user","password"} → session cookie (and the token in
 // the body, usable as a Bearer token).
+//
+// Failed logins are counted per source address (the TCP peer, never a forwarded-for
+// header): past Options.LoginFailures in Options.LoginWindow that address gets 429
+// with Retry-After until the window ends, whatever it sends. Each failure is in the
+// audit log (user.login_failed, with the address; never the password).
 func (a *API) login(c *gin.Context) {
+	if !a.sameOrigin(c) {
+		return
+	}
 	var lr loginRequest
 	if !bindJSON(c, &lr, 4<<10) {
 		return
@@ -65,9 +78,25 @@ func (a *API) login(c *gin.Context) {
 	if lr.User == "" {
 		lr.User = lr.Username
 	}
+	src := c.RemoteIP()
+	if blocked, wait := a.logins.blocked(src, time.Now()); blocked {
+		secs := int64(wait/time.Second) + 1
+		c.Header("Retry-After", strconv.FormatInt(secs, 10))
+		fail(c, http.StatusTooManyRequests, "too many failed logins from "+src+"; try again in "+
+			strconv.FormatInt(secs, 10)+" s", "")
+		return
+	}
 	tok, exp, err := a.svc.Login(c.Request.Context(), lr.User, lr.Password)
 	if err != nil {
 		if errors.Is(err, domain.ErrAuth) {
+			last := a.logins.fail(src, time.Now())
+			if err := a.svc.LoginFailed(c.Request.Context(), lr.User, src, last); err != nil {
+				a.log.Error("audit a failed login", "from", src, "err", err)
+			}
+			if last {
+				a.log.Warn("failed logins: limit reached, address refused for the rest of the window", "from", src,
+					"failures", a.opt.LoginFailures, "window", a.opt.LoginWindow)
+			}
 			fail(c, http.StatusUnauthorized, "wrong user or password", "")
 			return
 		}
@@ -81,6 +110,9 @@ func (a *API) login(c *gin.Context) {
 
 // logout: POST /api/v1/logout — ends the session of the cookie (or Bearer session token).
 func (a *API) logout(c *gin.Context) {
+	if !a.sameOrigin(c) {
+		return
+	}
 	tok, _ := c.Cookie(SessionCookie)
 	if b, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer "); ok {
 		tok = b
@@ -94,6 +126,19 @@ func (a *API) logout(c *gin.Context) {
 	http.SetCookie(c.Writer, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
 		SameSite: http.SameSiteStrictMode})
 	c.JSON(http.StatusOK, gin.H{"ok": true})
+}
+
+// sameOrigin refuses (403) a state-changing request that a browser sent from another
+// site (Sec-Fetch-Site, else Origin against Host: net/http.CrossOriginProtection), so
+// that a page elsewhere cannot use an operator's session cookie. Safe methods and
+// requests without those headers (the CLI, curl, agents) pass. It is applied where a
+// cookie authenticates: Bearer-token calls cannot be forged by a browser.
+func (a *API) sameOrigin(c *gin.Context) bool {
+	if err := a.csrf.Check(c.Request); err != nil {
+		fail(c, http.StatusForbidden, "cross-origin request refused: a browser sent it from another site ("+err.Error()+")", "")
+		return false
+	}
+	return true
 }
 
 // me: GET /api/v1/me.

@@ -103,6 +103,8 @@ func Run(ctx context.Context, args []string, env Env) int {
 	x.fs.SetOutput(env.Stderr)
 	server := x.fs.String("server", "", "server URL (default $RPI_DEPLOY_SERVER or "+client.DefaultServer+")")
 	token := x.fs.String("token", "", "admin token (default $RPI_DEPLOY_TOKEN)")
+	caFile := x.fs.String("ca", "", "PEM `file` of the CA (or the self-signed certificate) to check an https server with (default $RPI_DEPLOY_CA)")
+	pin := x.fs.String("tls-fingerprint", "", "SHA-256 `fingerprint` of the https server's certificate, as rpi-deployd serve prints it (default $RPI_DEPLOY_TLS_FINGERPRINT)")
 	x.json = x.fs.Bool("json", false, "print JSON instead of a table")
 	for _, f := range strings.Fields(c.flags) {
 		name, kind, _ := strings.Cut(f, ":")
@@ -137,6 +139,16 @@ func Run(ctx context.Context, args []string, env Env) int {
 		tok = env.getenv("RPI_DEPLOY_TOKEN")
 	}
 	x.c = client.New(srv, tok)
+	if *caFile == "" {
+		*caFile = env.getenv("RPI_DEPLOY_CA")
+	}
+	if *pin == "" {
+		*pin = env.getenv("RPI_DEPLOY_TLS_FINGERPRINT")
+	}
+	if err := x.c.SetTLS(*caFile, *pin); err != nil {
+		env.Errorf("rpi-deployd %s: %v\n", c.name, err)
+		return 2
+	}
 	if err := c.run(ctx, x); err != nil {
 		if errors.Is(err, errUsage) {
 			env.Errorf("rpi-deployd %s: %v\n", c.name, err)
@@ -166,6 +178,7 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 func usage(w io.Writer) {
 	fmt.Fprintf(w, "rpi-deployd — rpi-deploy server and operator CLI\n\nusage:\n")
 	fmt.Fprintf(w, "  rpi-deployd serve [--config FILE] [--data DIR] [--listen ADDR] [--agent-listen ADDR] [--token T] [--max-streams N]\n")
+	fmt.Fprintf(w, "        [--tls off|self-signed|files] [--tls-cert FILE --tls-key FILE] [--disk-reserve BYTES]\n")
 	fmt.Fprintf(w, "        [--dhcp-mode full|proxy|off] [--dhcp-interface IF] [--dhcp-range FIRST-LAST] [--tftp-root DIR]\n")
 	fmt.Fprintf(w, "  rpi-deployd tftproot --image IMAGE --initramfs FILE --out DIR   (assemble the TFTP root; docs/netboot.md)\n")
 	names := make([]int, len(commands))
@@ -177,5 +190,5 @@ func usage(w io.Writer) {
 		c := commands[i]
 		fmt.Fprintf(w, "  rpi-deployd %s %s\n      %s\n", c.name, c.args, c.help)
 	}
-	fmt.Fprintf(w, "\nEvery command but serve talks to a running server: --server URL (default $RPI_DEPLOY_SERVER or %s),\n--token TOKEN (default $RPI_DEPLOY_TOKEN); --json prints JSON.\n", client.DefaultServer)
+	fmt.Fprintf(w, "\nEvery command but serve talks to a running server: --server URL (default $RPI_DEPLOY_SERVER or %s),\n--token TOKEN (default $RPI_DEPLOY_TOKEN); --json prints JSON. For an https server with its own certificate:\n--ca FILE ($RPI_DEPLOY_CA) or --tls-fingerprint SHA256 ($RPI_DEPLOY_TLS_FINGERPRINT).\n", client.DefaultServer)
 }

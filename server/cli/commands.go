@@ -279,7 +279,9 @@ func cmdImageAdd(ctx context.Context, x *ctxt) error {
 	if err != nil {
 		return err
 	}
-	if err := push.Push(ctx, push.Options{Server: x.c.URL, Token: x.c.Token, Image: file, Progress: x.env.Stderr,
+	hc := *x.c.HTTP // its transport (TLS settings), without the overall timeout
+	hc.Timeout = 0
+	if err := push.Push(ctx, push.Options{Server: x.c.URL, Token: x.c.Token, Image: file, Progress: x.env.Stderr, Client: &hc,
 		AllowNoFirstBoot: x.flagBool("allow-no-first-boot")}); err != nil {
 		return err
 	}

@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/rpi-deploy/rpi-deploy/server/tlscert"
 )
 
 // DefaultServer is the server URL when none is given.
@@ -31,6 +33,28 @@ func New(serverURL, token string) *Client {
 		serverURL = DefaultServer
 	}
 	return &Client{URL: strings.TrimSuffix(serverURL, "/"), Token: token, HTTP: &http.Client{Timeout: 5 * time.Minute}}
+}
+
+// SetTLS makes the client trust an HTTPS server by a CA file (PEM; a self-signed
+// server certificate can be its own CA file) and/or by the SHA-256 fingerprint of its
+// certificate (hex, as rpi-deployd prints it at start; colons allowed). With neither,
+// the system's roots apply. Certificate verification is never switched off.
+func (c *Client) SetTLS(caFile, fingerprint string) error {
+	if caFile == "" && fingerprint == "" {
+		return nil
+	}
+	cfg, err := tlscert.ClientConfig(caFile, fingerprint)
+	if err != nil {
+		return err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = cfg
+	timeout := 5 * time.Minute
+	if c.HTTP != nil {
+		timeout = c.HTTP.Timeout
+	}
+	c.HTTP = &http.Client{Timeout: timeout, Transport: tr}
+	return nil
 }
 
 // Error is a non-2xx answer.

@@ -24,6 +24,17 @@ type Config struct {
 	// agent API answers only on these (images are served on all listeners). Default:
 	// none, and the agent API answers on Listen.
 	AgentListen []string `json:"agent_listen,omitempty"`
+	// TLS is HTTPS on the management listener (Listen): "" or "off" for plain HTTP;
+	// "self-signed" for a certificate generated on first start and kept in
+	// DATA/tls (cert.pem, key.pem, 0600); "files" for TLSCert and TLSKey (setting
+	// those alone means "files"). The agent listeners stay plain HTTP (boards in the
+	// initramfs have no CA to check a certificate with; an image's integrity is its
+	// manifest's SHA-256), so TLS needs AgentListen. Default off.
+	TLS string `json:"tls,omitempty"`
+	// TLSCert and TLSKey are PEM files of the management listener's certificate chain
+	// and its key.
+	TLSCert string `json:"tls_cert,omitempty"`
+	TLSKey  string `json:"tls_key,omitempty"`
 	// Token is the admin token for the management API (Authorization: Bearer).
 	// Also from RPI_DEPLOY_TOKEN. No default: without a token and without users, the
 	// management API refuses everything.
@@ -44,6 +55,10 @@ type Config struct {
 	// system, "poweroff" (boards racked for later), or "wait" (stay up for a
 	// technician). Default reboot.
 	After string `json:"after,omitempty"`
+	// DiskReserve is how many bytes of the data directory's file system image uploads
+	// leave free for the database; an upload that would eat into it is refused (507)
+	// and /healthz answers 503 while less is free. Default 64 MiB.
+	DiskReserve int64 `json:"disk_reserve,omitempty"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `json:"log_level,omitempty"`
 	// Netboot holds the DHCP/TFTP settings (see server/dhcp, server/tftp). Kept raw
@@ -131,6 +146,9 @@ func (c Config) WithDefaults() Config {
 	if c.AbandonAfter <= 0 {
 		c.AbandonAfter = Duration(2 * time.Hour)
 	}
+	if c.DiskReserve <= 0 {
+		c.DiskReserve = 64 << 20
+	}
 	if c.LogLevel == "" {
 		c.LogLevel = "info"
 	}
@@ -155,5 +173,38 @@ func (c Config) Validate() error {
 	if c.Token != "" && len(c.Token) < 16 {
 		return fmt.Errorf("token: at least 16 characters")
 	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return fmt.Errorf("tls_cert and tls_key: give both or neither")
+	}
+	switch mode := c.TLSMode(); mode {
+	case "off":
+		if c.TLSCert != "" {
+			return fmt.Errorf("tls \"off\" with tls_cert and tls_key: drop them or set tls \"files\"")
+		}
+	case "self-signed", "files":
+		if mode == "self-signed" && c.TLSCert != "" {
+			return fmt.Errorf("tls %q: tls_cert and tls_key are for tls \"files\"", c.TLS)
+		}
+		if mode == "files" && c.TLSCert == "" {
+			return fmt.Errorf("tls \"files\": needs tls_cert and tls_key")
+		}
+		if len(c.AgentListen) == 0 {
+			return fmt.Errorf("tls %q: needs agent_listen (--agent-listen): boards speak plain HTTP, so the agent API cannot share the TLS listener", mode)
+		}
+	default:
+		return fmt.Errorf("tls %q: want off, self-signed or files", c.TLS)
+	}
 	return nil
+}
+
+// TLSMode is the effective TLS setting: "off", "self-signed", "files", or TLS as
+// given when it is none of those (Validate refuses it).
+func (c Config) TLSMode() string {
+	switch {
+	case c.TLS == "" && c.TLSCert != "":
+		return "files"
+	case c.TLS == "":
+		return "off"
+	}
+	return c.TLS
 }

@@ -27,7 +27,7 @@ func TestLoadEnvDefaults(t *testing.T) {
 	got := c.WithDefaults()
 	want := Config{Data: "/srv/rpi", Listen: ":9000", AgentListen: []string{"10.0.0.1:8080"}, Token: "from-the-environment-0123",
 		MaxStreams: 10, RetryAfter: Duration(3 * time.Second), StaleAfter: Duration(15 * time.Minute),
-		AbandonAfter: Duration(2 * time.Hour), LogLevel: "info", After: "poweroff"}
+		AbandonAfter: Duration(2 * time.Hour), LogLevel: "info", After: "poweroff", DiskReserve: 64 << 20}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("(-want +got)\n%s", d)
 	}
@@ -35,7 +35,7 @@ func TestLoadEnvDefaults(t *testing.T) {
 		t.Error(err)
 	}
 	if d := cmp.Diff(Config{Data: DefaultData, Listen: DefaultListen, MaxStreams: 64, RetryAfter: Duration(10 * time.Second),
-		StaleAfter: Duration(15 * time.Minute), AbandonAfter: Duration(2 * time.Hour), LogLevel: "info", After: "reboot"}, Config{}.WithDefaults()); d != "" {
+		StaleAfter: Duration(15 * time.Minute), AbandonAfter: Duration(2 * time.Hour), LogLevel: "info", After: "reboot", DiskReserve: 64 << 20}, Config{}.WithDefaults()); d != "" {
 		t.Errorf("defaults (-want +got)\n%s", d)
 	}
 }

@@ -58,6 +58,10 @@ type Options struct {
 	// After is what an agent does once its card is verified: agentapi.AfterReboot
 	// (default), AfterPoweroff or AfterWait.
 	After string
+	// DiskReserve is how many bytes of the data directory's file system uploads
+	// leave free, for the database: an upload that would eat into it is refused
+	// (ErrNoSpace). Default DefaultDiskReserve (64 MiB).
+	DiskReserve int64
 	// Logger; nil discards.
 	Logger *slog.Logger
 }
@@ -87,6 +91,9 @@ func New(st *store.Store, bus *events.Bus, opt Options) *Service {
 	}
 	if opt.After == "" {
 		opt.After = agentapi.AfterReboot
+	}
+	if opt.DiskReserve <= 0 {
+		opt.DiskReserve = DefaultDiskReserve
 	}
 	log := opt.Logger
 	if log == nil {

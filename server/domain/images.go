@@ -85,7 +85,7 @@ func (s *Service) RegisterManifest(ctx context.Context, name string, raw []byte,
 	if m.FirstBoot == manifest.FirstBootNone && !allowNoFirstBoot {
 		return UploadState{}, noFirstBoot(m.Name, "register it", "rpi-deployd image add --allow-no-first-boot (rpi-image push --allow-no-first-boot; API: PUT …/manifest?allow_no_first_boot=true)")
 	}
-	if err := os.MkdirAll(s.imgs, 0o750); err != nil {
+	if err := os.MkdirAll(s.imgs, store.DirMode); err != nil {
 		return UploadState{}, err
 	}
 	st := UploadState{Name: m.Name, State: store.ImageUploading, Size: m.CompressedSize}
@@ -105,8 +105,11 @@ func (s *Service) RegisterManifest(ctx context.Context, name string, raw []byte,
 			st.State, st.Offset = store.ImageReady, old.CompressedSize
 			return nil
 		case err == nil && same(old):
-			return nil // resume
+			return s.checkSpace(ctx, m.Name, m.CompressedSize-s.partSize(m.Name)) // resume
 		case err != nil && !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+		if err := s.checkSpace(ctx, m.Name, m.CompressedSize); err != nil {
 			return err
 		}
 		s.uploadMu.Lock()
@@ -115,7 +118,7 @@ func (s *Service) RegisterManifest(ctx context.Context, name string, raw []byte,
 		if busy {
 			return fmt.Errorf("image %q: an upload with another manifest is in progress: %w", m.Name, ErrConflict)
 		}
-		if err := os.WriteFile(s.partFile(m.Name), nil, 0o640); err != nil {
+		if err := os.WriteFile(s.partFile(m.Name), nil, store.FileMode); err != nil {
 			return err
 		}
 		img = store.Image{Name: m.Name, Size: m.Size, SHA256: m.SHA256, CompressedSize: m.CompressedSize,
@@ -137,6 +140,16 @@ func (s *Service) RegisterManifest(ctx context.Context, name string, raw []byte,
 		st.Offset = s.partSize(m.Name)
 		if img.Name != "" {
 			s.publish(events.ImageChanged, img)
+		}
+		if img.Name == "" && st.Offset == m.CompressedSize && s.claimUpload(m.Name) {
+			// Every byte is there but the image is not ready: the server stopped
+			// between the last byte and the check. Check it now.
+			defer s.releaseUpload(m.Name)
+			old, err := s.st.Image(ctx, m.Name)
+			if err != nil {
+				return st, err
+			}
+			return s.finishUpload(ctx, old)
 		}
 	}
 	return st, nil
@@ -177,21 +190,13 @@ func (s *Service) AppendImage(ctx context.Context, name string, offset int64, r 
 		return UploadState{Name: name, State: img.State, Offset: img.CompressedSize, Size: img.CompressedSize},
 			fmt.Errorf("image %q is already complete: %w", name, ErrOffset)
 	}
-	s.uploadMu.Lock()
-	if s.uploads[name] {
-		s.uploadMu.Unlock()
+	if !s.claimUpload(name) {
 		return UploadState{}, fmt.Errorf("image %q: another upload is in progress: %w", name, ErrConflict)
 	}
-	s.uploads[name] = true
-	s.uploadMu.Unlock()
-	defer func() {
-		s.uploadMu.Lock()
-		delete(s.uploads, name)
-		s.uploadMu.Unlock()
-	}()
+	defer s.releaseUpload(name)
 
 	st := UploadState{Name: name, State: store.ImageUploading, Size: img.CompressedSize}
-	f, err := os.OpenFile(s.partFile(name), os.O_WRONLY|os.O_CREATE, 0o640)
+	f, err := os.OpenFile(s.partFile(name), os.O_WRONLY|os.O_CREATE, store.FileMode)
 	if err != nil {
 		return st, err
 	}
@@ -205,6 +210,9 @@ func (s *Service) AppendImage(ctx context.Context, name string, offset int64, r 
 		return st, fmt.Errorf("image %q: offset %d, have %d bytes: %w", name, offset, have, ErrOffset)
 	}
 	want := img.CompressedSize - have
+	if err := s.checkSpace(ctx, name, want); err != nil {
+		return st, err
+	}
 	n, copyErr := io.Copy(f, io.LimitReader(r, want))
 	st.Offset = have + n
 	if copyErr == nil && n == want {
@@ -219,6 +227,17 @@ func (s *Service) AppendImage(ctx context.Context, name string, offset int64, r 
 	}
 	if err := f.Close(); err != nil && copyErr == nil {
 		copyErr = err
+	}
+	if copyErr != nil && isNoSpace(copyErr) {
+		// The disk filled up under this request (something else wrote to it since the
+		// check): drop what this request added, so the database keeps its room, and
+		// say so; the client resumes from the old offset once there is space.
+		if err := os.Truncate(s.partFile(name), have); err != nil {
+			s.log.Warn("truncate upload after ENOSPC", "image", name, "err", err)
+		}
+		st.Offset = s.partSize(name)
+		free, _ := freeBytes(s.imgs)
+		return st, &SpaceError{Image: name, Needed: want, Free: free, Reserve: s.opt.DiskReserve, Err: copyErr}
 	}
 	if copyErr != nil {
 		return st, fmt.Errorf("image %q: receive at %d: %w", name, st.Offset, copyErr)
@@ -277,7 +296,7 @@ func (s *Service) finishUpload(ctx context.Context, img store.Image) (UploadStat
 
 func writeFileSync(path string, data []byte) error {
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, store.FileMode)
 	if err != nil {
 		return err
 	}
@@ -335,14 +354,30 @@ func (s *Service) ActivateImage(ctx context.Context, name, product string, allow
 }
 
 // DeleteImage removes an image that no open deployment or unfinished batch uses.
+//
+// The files go first, inside the write transaction (after the in-use check, before
+// the row): on a full disk the database cannot write the deletion until the files
+// have freed their space. Should the commit still fail, the row stays without files
+// (downloads answer 404) and deleting again finishes the job.
 func (s *Service) DeleteImage(ctx context.Context, name string) error {
+	if !manifest.ValidName(name) {
+		return fmt.Errorf("image %q: %w", name, ErrNotFound)
+	}
 	err := s.st.Update(ctx, func(t *store.Tx) error {
+		if _, err := t.Image(ctx, name); err != nil {
+			return fmt.Errorf("image %q: %w", name, err)
+		}
 		n, err := t.ImageInUse(ctx, name)
 		if err != nil {
 			return err
 		}
 		if n > 0 {
 			return fmt.Errorf("image %q is used by %d open deployments or unfinished batches: %w", name, n, ErrConflict)
+		}
+		for _, p := range []string{s.ImageFile(name), s.ManifestFile(name), s.partFile(name)} {
+			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("remove image file %q: %w", p, err)
+			}
 		}
 		if err := t.DeleteImage(ctx, name); err != nil {
 			return fmt.Errorf("image %q: %w", name, err)
@@ -355,11 +390,23 @@ func (s *Service) DeleteImage(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	for _, p := range []string{s.ImageFile(name), s.ManifestFile(name), s.partFile(name)} {
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			s.log.Warn("remove image file", "path", p, "err", err)
-		}
-	}
 	s.publish(events.ImageChanged, map[string]any{"name": name, "deleted": true})
 	return nil
+}
+
+// claimUpload marks name as having a write in progress; false when one already has.
+func (s *Service) claimUpload(name string) bool {
+	s.uploadMu.Lock()
+	defer s.uploadMu.Unlock()
+	if s.uploads[name] {
+		return false
+	}
+	s.uploads[name] = true
+	return true
+}
+
+func (s *Service) releaseUpload(name string) {
+	s.uploadMu.Lock()
+	delete(s.uploads, name)
+	s.uploadMu.Unlock()
 }

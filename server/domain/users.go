@@ -55,7 +55,9 @@ func CheckPassword(encoded, pw string) bool {
 	return err == nil && subtle.ConstantTimeCompare(got, want) == 1
 }
 
-// PutUser creates a user or sets its password (at least 8 characters).
+// PutUser creates a user or sets its password (at least 8 characters). A new
+// password ends every session of the user (a stolen session does not outlive the
+// password change that should have locked its thief out).
 func (s *Service) PutUser(ctx context.Context, name, password string) error {
 	if !userRE.MatchString(name) {
 		return invalid("name", "user name %q: want a lower-case letter then [a-z0-9._-], at most 32", name)
@@ -71,7 +73,15 @@ func (s *Service) PutUser(ctx context.Context, name, password string) error {
 		if err := t.PutUser(ctx, name, h); err != nil {
 			return err
 		}
-		return t.Audit(ctx, Actor(ctx), "user.put", name, "")
+		n, err := t.DeleteUserSessions(ctx, name)
+		if err != nil {
+			return err
+		}
+		detail := ""
+		if n > 0 {
+			detail = fmt.Sprintf("%d sessions ended", n)
+		}
+		return t.Audit(ctx, Actor(ctx), "user.put", name, detail)
 	})
 }
 
@@ -114,6 +124,25 @@ func (s *Service) Login(ctx context.Context, name, password string) (string, tim
 		return t.Audit(ctx, "user:"+name, "user.login", name, "")
 	})
 	return token, exp, err
+}
+
+// LoginFailed records a failed login from the address from in the audit log
+// (user.login_failed; user.login_blocked too when it used up the address's last
+// attempt). The attempted user name is cut to 64 bytes; the password is never
+// recorded.
+func (s *Service) LoginFailed(ctx context.Context, user, from string, last bool) error {
+	if len(user) > 64 {
+		user = user[:64]
+	}
+	return s.st.Update(ctx, func(t *store.Tx) error {
+		if err := t.Audit(ctx, "anonymous", "user.login_failed", user, "from "+from); err != nil {
+			return err
+		}
+		if last {
+			return t.Audit(ctx, "anonymous", "user.login_blocked", from, "too many failed logins; refused until the window ends")
+		}
+		return nil
+	})
 }
 
 // SessionUser returns the user of a live session token.

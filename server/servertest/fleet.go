@@ -101,7 +101,7 @@ func PackedImage(t testing.TB, dir, name string, size int64, chunk int64) string
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, name+".img.zst")
-	if _, err := pack.Pack(context.Background(), pack.Options{Input: raw, Output: out, ChunkSize: chunk, Concurrency: 2}); err != nil {
+	if _, err := pack.Pack(context.Background(), pack.Options{Input: raw, Output: out, ChunkSize: chunk, Concurrency: 2, Raw: true}); err != nil {
 		t.Fatalf("pack %s: %v", raw, err)
 	}
 	os.Remove(raw)

@@ -108,6 +108,9 @@ type Server struct {
 	Token     string
 	DataDir   string
 	Client    *client.Client // management API client with the admin token
+	// Fingerprint is the SHA-256 of the TLS certificate the server printed (serve
+	// --tls); "" without TLS. Client pins it.
+	Fingerprint string
 
 	t    testing.TB
 	opt  Options
@@ -136,6 +139,9 @@ func Start(t testing.TB, opt Options) *Server {
 	s := &Server{t: t, opt: opt, Token: opt.Token, DataDir: opt.DataDir, log: &logBuf{}}
 	s.start(t, opt.Listen)
 	s.Client = client.New(s.URL, s.Token)
+	if err := s.Client.SetTLS("", s.Fingerprint); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		s.Stop()
 		if t.Failed() {
@@ -160,12 +166,16 @@ func (s *Server) start(t testing.TB, listen string) {
 	}
 	found := make(chan string, 1)
 	var agents []string
+	var fingerprint string
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
 			line := sc.Text()
 			s.log.add(line)
+			if fp, ok := strings.CutPrefix(line, "rpi-deployd: TLS certificate sha256 fingerprint "); ok {
+				fingerprint = fp
+			}
 			if u, ok := strings.CutPrefix(line, "rpi-deployd: agent API on "); ok {
 				agents = append(agents, u)
 			}
@@ -191,8 +201,8 @@ func (s *Server) start(t testing.TB, listen string) {
 		// URL and AgentURLs are read by clients without a lock: written on the first
 		// start only (a restart keeps the address).
 		if s.URL == "" {
-			s.URL, s.AgentURLs = u, agents
-			s.addr = strings.TrimPrefix(u, "http://")
+			s.URL, s.AgentURLs, s.Fingerprint = u, agents, fingerprint
+			s.addr = strings.TrimPrefix(strings.TrimPrefix(u, "http://"), "https://")
 		}
 	case <-done:
 		t.Fatalf("rpi-deployd exited before listening:\n%s", s.log.tail(40))
@@ -283,7 +293,11 @@ func (s *Server) Log() string { return s.log.tail(1000) }
 func (s *Server) Healthy(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		resp, err := http.Get(s.URL + "/healthz")
+		hc := http.DefaultClient
+		if s.Client != nil && s.Client.HTTP != nil {
+			hc = s.Client.HTTP
+		}
+		resp, err := hc.Get(s.URL + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {

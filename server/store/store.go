@@ -73,14 +73,42 @@ type Store struct {
 	// a sync.Mutex under contention hands over in arrival order, which bounds the
 	// tail latency of a burst of hellos.
 	wmu sync.Mutex
+
+	errMu    sync.Mutex
+	writeErr error     // the last failed write transaction, nil after a success
+	writeAt  time.Time // when writeErr happened
 }
+
+// DirMode and FileMode are the permissions of the data directory and of the files in
+// it (the database and its -wal and -shm files): they hold password hashes, session
+// hashes and the audit log, which are the operator's only.
+const (
+	DirMode  os.FileMode = 0o700
+	FileMode os.FileMode = 0o600
+)
 
 // Open opens (creating if needed) the database in dir and migrates it.
 func Open(ctx context.Context, dir string) (*Store, error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := os.MkdirAll(dir, DirMode); err != nil {
 		return nil, fmt.Errorf("create data directory %q: %w", dir, err)
 	}
+	if err := os.Chmod(dir, DirMode); err != nil {
+		return nil, fmt.Errorf("data directory %q: %w", dir, err)
+	}
 	path := filepath.Join(dir, FileName)
+	// SQLite creates the -wal and -shm files with the mode of the database file, so
+	// the database file is created (empty: SQLite takes it as a new database) or
+	// tightened first. Files of an older version (0644) are tightened on every start.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, FileMode)
+	if err != nil {
+		return nil, fmt.Errorf("open database %q: %w", path, err)
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, FileMode); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("database file %q: %w", p, err)
+		}
+	}
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
 		"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 	w, err := sql.Open("sqlite", dsn)
@@ -202,19 +230,72 @@ func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
 	defer s.wmu.Unlock()
 	tx, err := s.DB.BeginTx(ctx, nil)
 	if err != nil {
+		s.noteWrite(err)
 		return fmt.Errorf("begin: %w", err)
 	}
 	ts := &txStmts{tx: tx, cache: s.w}
 	if err := fn(&Tx{tx: ts, Now: time.Now().UTC()}); err != nil {
 		tx.Rollback()
 		ts.prepareMissing(ctx)
+		s.noteWrite(err)
 		return err
 	}
 	if err := tx.Commit(); err != nil {
+		s.noteWrite(err)
 		return fmt.Errorf("commit: %w", err)
 	}
+	s.noteWrite(nil)
 	ts.prepareMissing(ctx)
 	return nil
+}
+
+// noteWrite records the outcome of a write transaction for WriteError: a success
+// clears it; a failure of the database itself (disk full, I/O error, read-only
+// file) sets it. Errors of the caller's rules (not found, conflict, bad input) and a
+// cancelled request say nothing about the database and are ignored.
+func (s *Store) noteWrite(err error) {
+	if err != nil && !isStorageError(err) {
+		return
+	}
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	s.writeErr = err
+	if err != nil {
+		s.writeAt = time.Now()
+	}
+}
+
+// isStorageError reports whether err comes from SQLite failing to write: SQLITE_FULL
+// (13), SQLITE_IOERR (10, with its extended codes), SQLITE_READONLY (8),
+// SQLITE_CANTOPEN (14) or SQLITE_CORRUPT (11).
+func isStorageError(err error) bool {
+	var ce interface{ Code() int }
+	if !errors.As(err, &ce) {
+		return false
+	}
+	switch ce.Code() & 0xff {
+	case 8, 10, 11, 13, 14:
+		return true
+	}
+	return false
+}
+
+// WriteError returns the error of the last write transaction and when it happened,
+// or nil when the last write succeeded (or none failed since the start).
+func (s *Store) WriteError() (error, time.Time) {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	return s.writeErr, s.writeAt
+}
+
+// Probe writes to the database (it rewrites one row of schema_migrations with its own
+// values) to learn whether writes work again; its outcome updates WriteError.
+func (s *Store) Probe(ctx context.Context) error {
+	return s.Update(ctx, func(t *Tx) error {
+		_, err := t.tx.ExecContext(ctx, `UPDATE schema_migrations SET applied_at = applied_at
+			WHERE version = (SELECT max(version) FROM schema_migrations)`)
+		return err
+	})
 }
 
 // isUnique reports whether err is a UNIQUE or PRIMARY KEY constraint failure.

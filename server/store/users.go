@@ -60,6 +60,15 @@ func (t *Tx) AddSession(ctx context.Context, tokenSHA256, user, expires string) 
 	return err
 }
 
+// DeleteUserSessions ends every session of a user and returns how many there were.
+func (t *Tx) DeleteUserSessions(ctx context.Context, user string) (int64, error) {
+	res, err := t.tx.ExecContext(ctx, `DELETE FROM sessions WHERE user = ?`, user)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
 // DeleteSession ends a session.
 func (t *Tx) DeleteSession(ctx context.Context, tokenSHA256 string) error {
 	_, err := t.tx.ExecContext(ctx, `DELETE FROM sessions WHERE token_sha256 = ?`, tokenSHA256)

@@ -525,3 +525,36 @@ func TestPackBlockDevice(t *testing.T) {
 		t.Errorf("packing %s gave sha256 %s, the file %s", dev, fromDev.SHA256, fromFile.SHA256)
 	}
 }
+
+// TestPackInputChecks: through the command, a file named .xz that is not xz and an
+// input without a partition table end in a non-zero exit whose message names the file;
+// --raw packs the table-less input.
+func TestPackInputChecks(t *testing.T) {
+	dir := t.TempDir()
+	fake := filepath.Join(dir, "master.img.xz")
+	if err := os.WriteFile(fake, []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bare := filepath.Join(dir, "bare.img")
+	if err := os.WriteFile(bare, bytes.Repeat([]byte("opaque data, no table\n"), 50000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ input, want string }{
+		{fake, "named .xz but its first bytes are not a known compression"},
+		{bare, "no partition table"},
+	} {
+		out := filepath.Join(t.TempDir(), "x.img.zst")
+		_, _, err := cli(t, "pack", "-q", tc.input, "-o", out)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), tc.input) {
+			t.Errorf("pack %s: %v, want an error naming the file and %q", tc.input, err, tc.want)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Errorf("pack %s wrote %s", tc.input, out)
+		}
+	}
+	out := filepath.Join(t.TempDir(), "bare.img.zst")
+	mustCLI(t, "pack", "-q", "--raw", bare, "-o", out)
+	if _, _, err := cli(t, "verify", out); err != nil {
+		t.Errorf("verify the --raw pack: %v", err)
+	}
+}

@@ -21,6 +21,7 @@ func runPack(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.StringVar(&opt.Bmap, "bmap", "", "take the data ranges from this bmaptool `FILE` instead of the file systems")
 	fs.BoolVar(&opt.Force, "force", false, "replace an existing output")
 	fs.StringVar(&opt.TempDir, "tmpdir", "", "`DIR` for the decompressed copy of a compressed input (default: the output's directory)")
+	fs.BoolVar(&opt.Raw, "raw", false, "accept an input without a partition table (packed whole as data)")
 	quiet := fs.Bool("q", false, "no progress output")
 	pos, err := parse(fs, args, 1, 1)
 	if err != nil {

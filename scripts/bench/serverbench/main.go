@@ -179,7 +179,7 @@ func makeImage(dir string, size int64) (string, error) {
 	}
 	out := filepath.Join(dir, "img", "bench.img.zst")
 	os.MkdirAll(filepath.Dir(out), 0o755)
-	if _, err := pack.Pack(context.Background(), pack.Options{Input: raw, Output: out, Level: 1}); err != nil {
+	if _, err := pack.Pack(context.Background(), pack.Options{Input: raw, Output: out, Level: 1, Raw: true}); err != nil {
 		return "", err
 	}
 	os.Remove(raw)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -42,7 +43,11 @@ func serve(ctx context.Context, args []string, env cli.Env) error {
 	defer st.Close()
 	bus := events.New(0, 0)
 	svc := domain.New(st, bus, domain.Options{DataDir: cfg.Data, MaxStreams: cfg.MaxStreams,
-		StaleAfter: time.Duration(cfg.StaleAfter), RetryAfter: time.Duration(cfg.RetryAfter), After: cfg.After, Logger: log})
+		StaleAfter: time.Duration(cfg.StaleAfter), RetryAfter: time.Duration(cfg.RetryAfter), After: cfg.After, Logger: log,
+		DiskReserve: cfg.DiskReserve})
+	if err := svc.Recover(ctx); err != nil {
+		return err
+	}
 	if cfg.Token == "" {
 		log.Warn("no admin token (--token, RPI_DEPLOY_TOKEN or config): the management API accepts user sessions only")
 	}
@@ -50,7 +55,7 @@ func serve(ctx context.Context, args []string, env cli.Env) error {
 	streamsDone := make(chan struct{}) // closed at shutdown: ends event streams
 	var a *api.API
 	engine, a := api.New(svc, api.Options{Token: cfg.Token, Logger: log, AgentOnlyListeners: len(cfg.AgentListen) > 0,
-		Version: env.Version, Shutdown: streamsDone,
+		Version: env.Version, Shutdown: streamsDone, AgentListenersOnlyAgent: cfg.TLSMode() != "off",
 		Extra: []func(*gin.Engine, gin.HandlerFunc){func(r *gin.Engine, _ gin.HandlerFunc) {
 			dashboard.Register(r, dashboard.Config{Authenticated: func(r *http.Request) bool { return a.Authenticated(r) },
 				Version: env.Version})
@@ -69,6 +74,13 @@ func serve(ctx context.Context, args []string, env cli.Env) error {
 	main, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %q: %w", cfg.Listen, err)
+	}
+	scheme := "http"
+	if tc, err := serveTLS(cfg, env); err != nil {
+		main.Close()
+		return err
+	} else if tc != nil {
+		main, scheme = tls.NewListener(main, tc), "https"
 	}
 	lns = append(lns, listener{main, len(cfg.AgentListen) == 0})
 	for _, addr := range cfg.AgentListen {
@@ -128,7 +140,7 @@ func serve(ctx context.Context, args []string, env cli.Env) error {
 	})
 	log.Info("rpi-deployd started", "version", env.Version, "data", cfg.Data, "db", st.Path(), "max_streams", cfg.MaxStreams)
 	log.Info("netboot", nb.Describe()...)
-	env.Errorf("rpi-deployd: listening on http://%s\n", main.Addr().String())
+	env.Errorf("rpi-deployd: listening on %s://%s\n", scheme, main.Addr().String())
 	return g.Wait()
 }
 
@@ -152,6 +164,10 @@ func serveConfig(args []string, env cli.Env) (config.Config, netboot.Config, err
 	token := fs.String("token", "", "admin token (default: $RPI_DEPLOY_TOKEN)")
 	maxStreams := fs.Int("max-streams", 0, "deployments streaming at once before hellos get retry (default 64)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default info)")
+	tlsMode := fs.String("tls", "", "HTTPS on the management listener: off, self-signed (generated in DATA/tls on first start) or files (--tls-cert, --tls-key) (default off)")
+	tlsCert := fs.String("tls-cert", "", "PEM `file` of the management listener's certificate chain (implies --tls files)")
+	tlsKey := fs.String("tls-key", "", "PEM `file` of the certificate's key")
+	diskReserve := fs.Int64("disk-reserve", 0, "`bytes` of the data directory's file system that uploads leave free for the database (default 64 MiB)")
 	after := fs.String("after", "", "what a board does once its card is verified: reboot, poweroff or wait (default reboot)")
 	nbFlags := netboot.AddFlags(fs)
 	var nb netboot.Config
@@ -178,7 +194,8 @@ func serveConfig(args []string, env cli.Env) (config.Config, netboot.Config, err
 	for _, f := range []struct {
 		v   string
 		dst *string
-	}{{*data, &cfg.Data}, {*listen, &cfg.Listen}, {*token, &cfg.Token}, {*logLevel, &cfg.LogLevel}, {*after, &cfg.After}} {
+	}{{*data, &cfg.Data}, {*listen, &cfg.Listen}, {*token, &cfg.Token}, {*logLevel, &cfg.LogLevel}, {*after, &cfg.After},
+		{*tlsMode, &cfg.TLS}, {*tlsCert, &cfg.TLSCert}, {*tlsKey, &cfg.TLSKey}} {
 		if f.v != "" {
 			*f.dst = f.v
 		}
@@ -188,6 +205,9 @@ func serveConfig(args []string, env cli.Env) (config.Config, netboot.Config, err
 	}
 	if *maxStreams > 0 {
 		cfg.MaxStreams = *maxStreams
+	}
+	if *diskReserve > 0 {
+		cfg.DiskReserve = *diskReserve
 	}
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
