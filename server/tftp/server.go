@@ -66,9 +66,9 @@ type Options struct {
 	// MaxPerClient caps the transfers running at once for one client IP address (a
 	// Pi's bootloader reads one file at a time). Default DefaultMaxPerClient.
 	MaxPerClient int
-	Boards      Boards        // nil: boards are known by their prefix only
-	Recorder    Recorder      // nil records nothing
-	Logger      *slog.Logger  // nil discards
+	Boards       Boards       // nil: boards are known by their prefix only
+	Recorder     Recorder     // nil records nothing
+	Logger       *slog.Logger // nil discards
 }
 
 // Defaults of Options.
