@@ -33,6 +33,16 @@ type Options struct {
 	// Shutdown, when closed, ends the long-lived event streams (so that an HTTP
 	// shutdown does not wait for them). nil: never.
 	Shutdown <-chan struct{}
+	// ReadTimeout is how long an image upload may go without a body byte (its read
+	// deadline moves on by this much as bytes arrive). 0: no deadline of our own.
+	ReadTimeout time.Duration
+	// WriteTimeout is how long an image download may take for each 1 MiB, and the
+	// event stream for each event (the write deadline moves on by this much before
+	// each). 0: no deadline of our own.
+	WriteTimeout time.Duration
+	// MaxEventStreams caps the event streams open at once; past it GET
+	// /api/v1/events gets 503. 0: DefaultMaxEventStreams.
+	MaxEventStreams int
 	// Version is reported by /healthz.
 	Version string
 	// Extra lets other parts (dashboard, netboot) add routes to the engine; called
@@ -47,6 +57,7 @@ type API struct {
 	log     *slog.Logger
 	Metrics *Metrics
 	started time.Time
+	streams chan struct{} // one token per open event stream
 }
 
 type agentKey struct{}
@@ -63,10 +74,14 @@ func New(svc *domain.Service, opt Options) (*gin.Engine, *API) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	a := &API{svc: svc, opt: opt, log: log, Metrics: NewMetrics(), started: time.Now()}
+	if opt.MaxEventStreams <= 0 {
+		opt.MaxEventStreams = DefaultMaxEventStreams
+	}
+	a := &API{svc: svc, opt: opt, log: log, Metrics: NewMetrics(), started: time.Now(),
+		streams: make(chan struct{}, opt.MaxEventStreams)}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
-	r.Use(gin.Recovery(), a.logRequests)
+	r.Use(gin.Recovery(), a.logRequests, a.uploadDeadline)
 	r.HandleMethodNotAllowed = true
 	r.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "no such endpoint", "") })
 	r.NoMethod(func(c *gin.Context) { fail(c, http.StatusMethodNotAllowed, "method not allowed", "") })

@@ -18,6 +18,7 @@ import (
 	"github.com/rpi-deploy/rpi-deploy/server/api"
 	"github.com/rpi-deploy/rpi-deploy/server/cli"
 	"github.com/rpi-deploy/rpi-deploy/server/config"
+	"github.com/rpi-deploy/rpi-deploy/server/connlimit"
 	"github.com/rpi-deploy/rpi-deploy/server/domain"
 	"github.com/rpi-deploy/rpi-deploy/server/events"
 	"github.com/rpi-deploy/rpi-deploy/server/netboot"
@@ -50,7 +51,8 @@ func serve(ctx context.Context, args []string, env cli.Env) error {
 	streamsDone := make(chan struct{}) // closed at shutdown: ends event streams
 	var a *api.API
 	engine, a := api.New(svc, api.Options{Token: cfg.Token, Logger: log, AgentOnlyListeners: len(cfg.AgentListen) > 0,
-		Version: env.Version, Shutdown: streamsDone,
+		Version: env.Version, Shutdown: streamsDone, MaxEventStreams: cfg.MaxEventStreams,
+		ReadTimeout: time.Duration(cfg.HTTPReadTimeout), WriteTimeout: time.Duration(cfg.HTTPWriteTimeout),
 		Extra: []func(*gin.Engine, gin.HandlerFunc){func(r *gin.Engine, _ gin.HandlerFunc) {
 			dashboard.Register(r, dashboard.Config{Authenticated: func(r *http.Request) bool { return a.Authenticated(r) },
 				Version: env.Version})
@@ -94,6 +96,7 @@ func serve(ctx context.Context, args []string, env cli.Env) error {
 		return err
 	}
 
+	lim := connlimit.New(connlimit.Options{Max: cfg.HTTPMaxConns, PerSource: cfg.HTTPMaxConnsPerSource, Logger: log})
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return nb.Serve(ctx) })
 	g.Go(func() error { return abandonSilent(ctx, svc, time.Duration(cfg.AbandonAfter), log) })
@@ -102,11 +105,9 @@ func serve(ctx context.Context, args []string, env cli.Env) error {
 		if l.agent {
 			base = api.AgentContext(base)
 		}
-		srv := &http.Server{Handler: engine, ReadHeaderTimeout: 15 * time.Second,
-			BaseContext: func(net.Listener) context.Context { return base },
-			ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+		srv := newHTTPServer(cfg, engine, base, lim, log)
 		g.Go(func() error {
-			if err := srv.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := srv.Serve(lim.Listen(l.ln)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("serve %s: %w", l.ln.Addr(), err)
 			}
 			return nil
@@ -154,6 +155,7 @@ func serveConfig(args []string, env cli.Env) (config.Config, netboot.Config, err
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default info)")
 	after := fs.String("after", "", "what a board does once its card is verified: reboot, poweroff or wait (default reboot)")
 	nbFlags := netboot.AddFlags(fs)
+	httpFl := addHTTPFlags(fs)
 	var nb netboot.Config
 	if err := fs.Parse(args); err != nil {
 		return config.Config{}, nb, err
@@ -189,6 +191,7 @@ func serveConfig(args []string, env cli.Env) (config.Config, netboot.Config, err
 	if *maxStreams > 0 {
 		cfg.MaxStreams = *maxStreams
 	}
+	httpFl.apply(&cfg)
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return cfg, nb, err
