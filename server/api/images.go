@@ -190,7 +190,9 @@ func (w *streamWriter) ReadFrom(r io.Reader) (int64, error) {
 // writerOnly hides a writer's ReadFrom so that io.Copy does not call back into it.
 type writerOnly struct{ io.Writer }
 
-func (w writerOnly) ReadFrom(r io.Reader) (int64, error) { return io.Copy(struct{ io.Writer }{w.Writer}, r) }
+func (w writerOnly) ReadFrom(r io.Reader) (int64, error) {
+	return io.Copy(struct{ io.Writer }{w.Writer}, r)
+}
 
 // putManifest: PUT /api/v1/images/:name/manifest — start or resume an upload.
 func (a *API) putManifest(c *gin.Context) {
