@@ -240,3 +240,259 @@ func TestHTTPConnectionFloodLeavesBoardsServed(t *testing.T) {
 }
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+var (
+	bigOnce sync.Once
+	bigPath string
+)
+
+// bigImage is a 24 MiB packed image of random bytes (incompressible): more than the
+// socket buffers hold, so a reader that stops reading stalls the server's writes.
+func bigImage(t *testing.T) string {
+	t.Helper()
+	bigOnce.Do(func() {
+		d, err := os.MkdirTemp("", "api-test-big-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(d) })
+		bigPath = servertest.PackedImage(t, d, "kxp2-big", 24<<20, 1<<20)
+	})
+	return bigPath
+}
+
+// TestDownloadDeadlinesMoveWithTheBytes: with a write timeout of 2 s, a board that
+// reads the 24 MiB image slowly but steadily (6 s in all) gets all of it, byte-exact
+// (the deadline moves on with every 1 MiB), while a reader that stops for 6 s is cut:
+// its connection and descriptor do not stay with the server.
+func TestDownloadDeadlinesMoveWithTheBytes(t *testing.T) {
+	srv := servertest.Start(t, servertest.Options{Args: []string{"--http-write-timeout", "2s"}})
+	fleet := srv.Setup(t, servertest.Fleet{Venue: "CORO", Product: "KXP2", Count: 5, Image: bigImage(t)})
+	url := srv.URL + "/images/" + fleet.ImageName + ".img.zst"
+	size := fleet.Manifest.CompressedSize
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // slow but moving: 256 KiB every 64 ms, about 4 MiB/s
+		defer wg.Done()
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer resp.Body.Close()
+		h := sha256.New()
+		start := time.Now()
+		for {
+			n, err := io.CopyN(h, resp.Body, 256<<10)
+			if err != nil || n == 0 {
+				break
+			}
+			time.Sleep(64 * time.Millisecond)
+		}
+		if got := hex.EncodeToString(h.Sum(nil)); got != fleet.Manifest.CompressedSHA256 {
+			t.Errorf("slow reader: sha256 %s after %v, want the image's %s", got, time.Since(start), fleet.Manifest.CompressedSHA256)
+		} else {
+			t.Logf("slow reader: %d bytes in %v with a 2 s write timeout", size, time.Since(start).Round(time.Millisecond))
+		}
+	}()
+
+	c, err := dialFrom("127.0.0.2", srv.URL, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET /images/%s.img.zst HTTP/1.1\r\nHost: x\r\n\r\n", fleet.ImageName)
+	if _, err := io.CopyN(io.Discard, c, 64<<10); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(6 * time.Second) // stalled: the server's writes block, then time out
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	n, err := io.Copy(io.Discard, c)
+	if n+64<<10 >= size {
+		t.Errorf("a reader stalled for 6 s got all %d bytes; the write timeout (2 s) should have cut it", size)
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Errorf("the stalled reader's connection was still open 20 s later")
+	}
+	t.Logf("stalled reader: cut after %d of %d bytes (%v)", n+64<<10, size, err)
+	wg.Wait()
+}
+
+// TestTooManyRangesRefused pins the range amplification of issue 13 (a 40 000-range
+// request built a 5.7 MB answer): such a header is past the 64 KiB header limit (431),
+// and past 16 ranges the answer is a short 416 with a JSON error that says why; 2
+// ranges still get their multipart answer, one range its bytes.
+func TestTooManyRangesRefused(t *testing.T) {
+	srv := servertest.Start(t, servertest.Options{})
+	fleet := srv.Setup(t, servertest.Fleet{Venue: "CORO", Product: "KXP2", Count: 5, Image: testImage(t)})
+	url := srv.URL + "/images/" + fleet.ImageName + ".img.zst"
+	get := func(rng string) (*http.Response, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		req.Header.Set("Range", rng)
+		resp, err := httpc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, b
+	}
+	var many []string
+	for i := range 40000 {
+		many = append(many, fmt.Sprintf("%d-%d", i*7, i*7))
+	}
+	// 40 000 ranges (about 400 KB of header) are past the 64 KiB header limit now.
+	if resp, body := get("bytes=" + strings.Join(many, ",")); resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("40 000 ranges: %d %.100q, want 431", resp.StatusCode, body)
+	}
+	// 4000 ranges fit in 64 KiB of header; net/http's ServeContent would build a
+	// multipart answer with 4000 parts.
+	resp, body := get("bytes=" + strings.Join(many[:4000], ","))
+	if resp.StatusCode != http.StatusRequestedRangeNotSatisfiable || !strings.Contains(string(body), "at most 16") ||
+		len(body) > 200 {
+		t.Errorf("4000 ranges: %d, %d bytes %.200q; want a short 416 naming the limit", resp.StatusCode, len(body), body)
+	}
+	if cr := resp.Header.Get("Content-Range"); cr != "bytes */"+strconv.FormatInt(fleet.Manifest.CompressedSize, 10) {
+		t.Errorf("Content-Range %q", cr)
+	}
+	resp, body = get("bytes=0-9,100-109")
+	if resp.StatusCode != http.StatusPartialContent || !strings.HasPrefix(resp.Header.Get("Content-Type"), "multipart/byteranges") {
+		t.Errorf("2 ranges: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	resp, body = get("bytes=1048576-")
+	if resp.StatusCode != http.StatusPartialContent || int64(len(body)) != fleet.Manifest.CompressedSize-1048576 {
+		t.Errorf("resume from 1 MiB: %d, %d bytes", resp.StatusCode, len(body))
+	}
+}
+
+// TestSymlinksInImagesDirNotServed pins issue 13's "symlinks in the images directory
+// are served without a DB row": a symlink to a file outside, named like an image, and
+// a ready image whose file was swapped for a symlink (to a copy inside the directory)
+// are both 404, while the real image is served.
+func TestSymlinksInImagesDirNotServed(t *testing.T) {
+	srv := servertest.Start(t, servertest.Options{})
+	fleet := srv.Setup(t, servertest.Fleet{Venue: "CORO", Product: "KXP2", Count: 5, Image: testImage(t)})
+	imgs := srv.DataDir + "/images"
+	secret := t.TempDir() + "/secret"
+	os.WriteFile(secret, []byte("root:secret-hash\n"), 0o600)
+	for _, n := range []string{"evil.img.zst", "evil.manifest.json"} {
+		if err := os.Symlink(secret, imgs+"/"+n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	status := func(name string) (int, string) {
+		resp, err := httpc.Get(srv.URL + "/images/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	real := fleet.ImageName + ".img.zst"
+	if code, _ := status(real); code != 200 {
+		t.Fatalf("the real image: %d", code)
+	}
+	for _, n := range []string{"evil.img.zst", "evil.manifest.json"} {
+		if code, body := status(n); code != 404 || strings.Contains(body, "secret") {
+			t.Errorf("%s (symlink out, no row): %d %q", n, code, body)
+		}
+	}
+	// The ready image's file becomes a symlink to a copy of itself in the same directory.
+	b, err := os.ReadFile(imgs + "/" + real)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(imgs+"/copy.bin", b, 0o600)
+	os.Remove(imgs + "/" + real)
+	if err := os.Symlink("copy.bin", imgs+"/"+real); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := status(real); code != 404 {
+		t.Errorf("a ready image whose file is a symlink: %d %.100q, want 404", code, body)
+	}
+	if !strings.Contains(srv.Log(), "image download refused") {
+		t.Errorf("the refused symlink was not logged")
+	}
+}
+
+// TestEventStreamsCappedAndStalledOnesCut pins the event-stream finding of issue 13
+// (2000 stalled clients held 350 MB): past --max-event-streams a stream gets a clear
+// 503; streams whose clients stop reading are cut by the write timeout once their
+// buffers fill, which frees their places; boards are served all along.
+func TestEventStreamsCappedAndStalledOnesCut(t *testing.T) {
+	const streams = 8
+	srv := servertest.Start(t, servertest.Options{Args: []string{"--max-event-streams", strconv.Itoa(streams), "--http-write-timeout", "2s"}})
+	srv.Setup(t, servertest.Fleet{Venue: "CORO", Product: "RXP2", Count: 0, Image: testImage(t)})
+	open := func() (net.Conn, string) {
+		t.Helper()
+		c, err := dialFrom("127.0.0.2", srv.URL, 4096)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "GET /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", srv.Token)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		c.SetReadDeadline(time.Time{})
+		return c, line
+	}
+	var stalled []net.Conn
+	defer func() {
+		for _, c := range stalled {
+			c.Close()
+		}
+	}()
+	for i := range streams {
+		c, line := open()
+		if !strings.Contains(line, " 200 ") {
+			t.Fatalf("stream %d: %q", i, line)
+		}
+		stalled = append(stalled, c) // never read again
+	}
+	if c, line := open(); !strings.Contains(line, " 503 ") {
+		t.Errorf("stream %d of %d: %q, want 503", streams+1, streams, line)
+	} else {
+		c.Close()
+	}
+	fds0, rss0 := procStats(t, srv.PID())
+	// Boards say hello and report progress: each event goes to every stream.
+	start := time.Now()
+	var ids []int64
+	for i := range 40 {
+		r := hello(t, srv, helloOf(100+i))
+		ids = append(ids, r.Deployment.ID)
+	}
+	// Events until the stalled streams are cut (socket buffers full, then the bus's
+	// buffer full → reset, the write blocked → cut by the write timeout) and a new
+	// stream gets a place: bounded by 200 rounds of 40 events (about 5 MB per stream,
+	// more than the 4 MiB a socket's send buffer grows to here).
+	var line string
+	sent := 0
+	for round := 0; round < 200 && !strings.Contains(line, " 200 "); round++ {
+		for _, id := range ids {
+			if code := event(t, srv, id, agentapi.Event{Phase: "streaming", Bytes: int64(round) << 20, Total: 3 << 20, RateBps: 1e8}); code != 200 {
+				t.Fatalf("event: %d", code)
+			}
+			sent++
+		}
+		if round%10 == 9 {
+			c, l := open()
+			c.Close()
+			line = l
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(line, " 200 ") && time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		c, l := open()
+		c.Close()
+		line = l
+	}
+	t.Logf("40 boards, %d events in %v while %d streams stalled", sent, time.Since(start).Round(time.Millisecond), streams)
+	if !strings.Contains(line, " 200 ") {
+		t.Errorf("a new stream after the stalled ones should have been cut: %q", line)
+	}
+	fds1, rss1 := procStats(t, srv.PID())
+	t.Logf("server: %d descriptors, RSS %d KiB with %d stalled streams; %d, %d KiB after they were cut", fds0, rss0, streams, fds1, rss1)
+}
