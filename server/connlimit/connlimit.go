@@ -1,8 +1,9 @@
 // Package connlimit caps the connections of rpi-deployd's HTTP listeners: at most
 // PerSource connections from one remote address and Max in all. When Max is reached,
-// the connection that has been idle (a keep-alive connection between requests) the
-// longest is closed to make room; only when none is idle is the new connection turned
-// away. Connections turned away get a short HTTP answer (429 past PerSource, 503 past
+// the connection that has been idle the longest is closed to make room: a keep-alive
+// connection between requests, or one that has sent no whole request in its first
+// second (a header that trickles in counts as idle; a request being served or a body
+// being received does not). Only when none is idle is the new connection turned away. Connections turned away get a short HTTP answer (429 past PerSource, 503 past
 // Max) and are closed, so one host can hold at most PerSource descriptors and all
 // hosts together at most Max, whatever they send.
 //
@@ -45,7 +46,7 @@ type Limiter struct {
 	mu    sync.Mutex
 	total int
 	per   map[netip.Addr]int
-	idle  map[*Conn]time.Time // connections between requests, since when
+	idle  map[*Conn]idleSince // connections with no request in progress
 
 	refusing chan struct{} // bounds the goroutines answering refused connections
 	warn     rateLog       // accept errors
@@ -64,14 +65,25 @@ func New(o Options) *Limiter {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Limiter{opt: o, log: log, per: map[netip.Addr]int{}, idle: map[*Conn]time.Time{},
+	return &Limiter{opt: o, log: log, per: map[netip.Addr]int{}, idle: map[*Conn]idleSince{},
 		refusing: make(chan struct{}, 64)}
 }
+
+// idleSince is when a connection went idle: between requests, or (fresh) accepted
+// and not yet sent a whole request's headers.
+type idleSince struct {
+	t     time.Time
+	fresh bool
+}
+
+// freshGrace is how long a new connection is left alone before it may be reclaimed:
+// a real client sends its request at once.
+const freshGrace = time.Second
 
 // Stats are the limiter's counts.
 type Stats struct {
 	Open    int // connections open
-	Idle    int // of which idle between requests
+	Idle    int // of which with no request in progress (between requests, or new)
 	Sources int // distinct remote addresses
 }
 
@@ -102,9 +114,13 @@ func (l *Limiter) ConnState(c net.Conn, st http.ConnState) {
 	lc := c.(*Conn)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if st == http.StateIdle && !lc.closed {
-		l.idle[lc] = time.Now()
-	} else {
+	switch {
+	case lc.closed:
+	case st == http.StateIdle:
+		l.idle[lc] = idleSince{t: time.Now()}
+	case st == http.StateNew:
+		l.idle[lc] = idleSince{t: time.Now(), fresh: true}
+	default:
 		delete(l.idle, lc)
 	}
 }
@@ -151,9 +167,13 @@ func (l *Limiter) admit(ip netip.Addr) (code int, victim *Conn) {
 	}
 	if l.total >= l.opt.Max {
 		var since time.Time
-		for c, t := range l.idle {
-			if victim == nil || t.Before(since) {
-				victim, since = c, t
+		now := time.Now()
+		for c, i := range l.idle {
+			if i.fresh && now.Sub(i.t) < freshGrace {
+				continue
+			}
+			if victim == nil || i.t.Before(since) {
+				victim, since = c, i.t
 			}
 		}
 		if victim == nil {
