@@ -85,6 +85,9 @@ func TestCaps(t *testing.T) {
 			t.Fatalf("within the caps: %s", s)
 		}
 		idle = append(idle, c)
+		// The server marks a connection idle after the client has its answer: wait,
+		// so that idle[0] is the longest idle.
+		waitStats(t, l, func(s Stats) bool { return s.Idle == len(idle) })
 	}
 	if s := request(t, dial(t, ln, "127.0.0.2")); !strings.HasPrefix(s, "429") {
 		t.Errorf("4th connection from one host: %s, want 429", s)
