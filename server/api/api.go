@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -181,6 +182,9 @@ func failErr(c *gin.Context, err error) {
 		fail(c, http.StatusUnauthorized, err.Error(), "")
 	case errors.Is(err, context.Canceled):
 		fail(c, 499, err.Error(), "")
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The client stopped sending within the read deadline (http_read_timeout).
+		fail(c, http.StatusRequestTimeout, err.Error(), "")
 	default:
 		c.Error(err)
 		fail(c, http.StatusInternalServerError, err.Error(), "")

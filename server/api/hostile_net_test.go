@@ -502,3 +502,92 @@ func TestEventStreamsCappedAndStalledOnesCut(t *testing.T) {
 	fds1, rss1 := procStats(t, srv.PID())
 	t.Logf("server: %d descriptors, RSS %d KiB with %d stalled streams; %d, %d KiB after they were cut", fds0, rss0, streams, fds1, rss1)
 }
+
+// slowReader hands out its bytes piece by piece with a pause before each, and can
+// stop for a while after a given offset.
+type slowReader struct {
+	b           []byte
+	off, piece  int
+	pause       time.Duration
+	stallAt     int
+	stall       time.Duration
+	stalledOnce bool
+}
+
+func (r *slowReader) Read(p []byte) (int, error) {
+	if r.off >= len(r.b) {
+		return 0, io.EOF
+	}
+	if !r.stalledOnce && r.stall > 0 && r.off >= r.stallAt {
+		r.stalledOnce = true
+		time.Sleep(r.stall)
+	}
+	time.Sleep(r.pause)
+	n := copy(p[:min(len(p), r.piece)], r.b[r.off:])
+	r.off += n
+	return n, nil
+}
+
+// TestUploadDeadlineMovesWithTheBytes: with a read timeout of 2 s, an image upload
+// whose bytes keep coming for several seconds (a piece every 150 ms) is accepted whole
+// (its read deadline moves on with the bytes), while one that stops for 5 s is cut
+// with 408 and resumes from where the server stands.
+func TestUploadDeadlineMovesWithTheBytes(t *testing.T) {
+	srv := servertest.Start(t, servertest.Options{Args: []string{"--http-read-timeout", "2s"}})
+	img := testImage(t)
+	raw, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	man, err := os.ReadFile(strings.TrimSuffix(img, ".img.zst") + ".manifest.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := strings.TrimSuffix(img[strings.LastIndex(img, "/")+1:], ".img.zst")
+	put := func(path string, body io.Reader, size int64, rng string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPut, srv.URL+"/api/v1/images/"+name+path, body)
+		req.ContentLength = size
+		req.Header.Set("Authorization", "Bearer "+srv.Token)
+		if rng != "" {
+			req.Header.Set("Content-Range", rng)
+		}
+		resp, err := httpc.Do(req)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	size := int64(len(raw))
+	all := fmt.Sprintf("bytes 0-%d/%d", size-1, size)
+
+	// Stalled: 1 MiB, then nothing for 5 s.
+	if code, body := put("/manifest", bytes.NewReader(man), int64(len(man)), ""); code != 200 {
+		t.Fatalf("manifest: %d %s", code, body)
+	}
+	start := time.Now()
+	code, body := put("/data", &slowReader{b: raw, piece: 64 << 10, stallAt: 1 << 20, stall: 5 * time.Second}, size, all)
+	if code != http.StatusRequestTimeout || !strings.Contains(body, "timeout") {
+		t.Errorf("an upload that stopped for 5 s with a 2 s read timeout: %d %s, want 408", code, body)
+	}
+	t.Logf("stalled upload: %d %.120s after %v", code, body, time.Since(start).Round(time.Millisecond))
+
+	// Slow but moving: a piece (what the client's copy buffer asks for, at most 128
+	// KiB) every 150 ms, resumed from the server's offset.
+	var st struct {
+		Offset int64  `json:"offset"`
+		State  string `json:"state"`
+	}
+	if err := srv.Do(t.Context(), http.MethodGet, "/api/v1/images/"+name+"/upload", nil, &st); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	code, body = put("/data", &slowReader{b: raw[st.Offset:], piece: 128 << 10, pause: 150 * time.Millisecond}, size-st.Offset,
+		fmt.Sprintf("bytes %d-%d/%d", st.Offset, size-1, size))
+	if code != 200 || !strings.Contains(body, `"ready"`) {
+		t.Fatalf("slow upload from offset %d: %d %s", st.Offset, code, body)
+	}
+	t.Logf("slow upload from offset %d: ready after %v with a 2 s read timeout", st.Offset, time.Since(start).Round(time.Millisecond))
+}
