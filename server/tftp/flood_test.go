@@ -80,7 +80,8 @@ func peakFDs(ctx context.Context, t testing.TB) func() int {
 // from another address is served byte-exact meanwhile, and once the flood stops every
 // descriptor is freed by the retransmission timeout (Timeout × (Retries+1)).
 func TestFloodFromOneHostLeavesBootsServed(t *testing.T) {
-	f := newFixture(t)                                          // Timeout 1s, Retries 3; MaxPerClient and MaxTransfers at their defaults
+	// Timeout 1s, Retries 3; MaxPerClient and MaxTransfers at their defaults.
+	f := newFixture(t)
 	if _, err := probe(f.addr, "kernel_2712.img"); err != nil { // warm up: lazily opened fds
 		t.Fatal(err)
 	}
