@@ -74,15 +74,19 @@ func Parse(raw json.RawMessage) (Config, error) {
 // Flags are the netboot flags of `rpi-deployd serve`.
 type Flags struct {
 	DHCPMode, DHCPInterface, DHCPRange, TFTPRoot string
+	TFTPMaxTransfers, TFTPMaxPerClient           int
 }
 
-// AddFlags registers --dhcp-mode, --dhcp-interface, --dhcp-range and --tftp-root.
+// AddFlags registers --dhcp-mode, --dhcp-interface, --dhcp-range, --tftp-root,
+// --tftp-max-transfers and --tftp-max-per-client.
 func AddFlags(fs *flag.FlagSet) *Flags {
 	f := &Flags{}
 	fs.StringVar(&f.DHCPMode, "dhcp-mode", "", "DHCP mode: full, proxy or off (default off)")
 	fs.StringVar(&f.DHCPInterface, "dhcp-interface", "", "deployment network interface for DHCP and TFTP")
 	fs.StringVar(&f.DHCPRange, "dhcp-range", "", "full-mode address pool FIRST-LAST, e.g. 10.42.0.100-10.42.0.199")
 	fs.StringVar(&f.TFTPRoot, "tftp-root", "", "TFTP root directory (TFTP is off when unset)")
+	fs.IntVar(&f.TFTPMaxTransfers, "tftp-max-transfers", 0, "TFTP transfers at once; past it: ERROR server busy (default 256)")
+	fs.IntVar(&f.TFTPMaxPerClient, "tftp-max-per-client", 0, "TFTP transfers at once for one client address (default 8)")
 	return f
 }
 
@@ -101,6 +105,12 @@ func (c Config) Override(f *Flags) Config {
 		if p.v != "" {
 			*p.dst = p.v
 		}
+	}
+	if f.TFTPMaxTransfers > 0 {
+		c.TFTPMaxTransfers = f.TFTPMaxTransfers
+	}
+	if f.TFTPMaxPerClient > 0 {
+		c.TFTPMaxPerClient = f.TFTPMaxPerClient
 	}
 	return c
 }
