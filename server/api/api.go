@@ -17,6 +17,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
+	"github.com/rpi-deploy/rpi-deploy/server/connlimit"
 	"github.com/rpi-deploy/rpi-deploy/server/domain"
 )
 
@@ -44,6 +45,8 @@ type Options struct {
 	// MaxEventStreams caps the event streams open at once; past it GET
 	// /api/v1/events gets 503. 0: DefaultMaxEventStreams.
 	MaxEventStreams int
+	// Conns, when set, is the HTTP listeners' connection limiter; /metrics reports it.
+	Conns *connlimit.Limiter
 	// Version is reported by /healthz.
 	Version string
 	// Extra lets other parts (dashboard, netboot) add routes to the engine; called

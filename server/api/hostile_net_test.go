@@ -240,6 +240,18 @@ func TestHTTPConnectionFloodLeavesBoardsServed(t *testing.T) {
 	if !strings.Contains(srv.Log(), "http: connections refused") {
 		t.Errorf("no WARN about refused connections in the log")
 	}
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+srv.Token)
+	resp, err := httpc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), `rpideploy_http_connections_refused_total{reason="per_source"} `) ||
+		strings.Contains(string(metrics), `rpideploy_http_connections_refused_total{reason="per_source"} 0`+"\n") {
+		t.Errorf("/metrics does not count the refused connections:\n%s", metrics)
+	}
 }
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

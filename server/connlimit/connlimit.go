@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -47,6 +48,8 @@ type Limiter struct {
 	total int
 	per   map[netip.Addr]int
 	idle  map[*Conn]idleSince // connections with no request in progress
+
+	refusedSource, refusedMax, reclaimed atomic.Int64
 
 	refusing chan struct{} // bounds the goroutines answering refused connections
 	warn     rateLog       // accept errors
@@ -85,13 +88,18 @@ type Stats struct {
 	Open    int // connections open
 	Idle    int // of which with no request in progress (between requests, or new)
 	Sources int // distinct remote addresses
+
+	RefusedPerSource int64 // connections refused (429) since start: their source was at PerSource
+	RefusedMax       int64 // connections refused (503) since start: Max reached, none idle
+	Reclaimed        int64 // idle connections closed since start to make room
 }
 
 // Stats returns the current counts.
 func (l *Limiter) Stats() Stats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return Stats{Open: l.total, Idle: len(l.idle), Sources: len(l.per)}
+	return Stats{Open: l.total, Idle: len(l.idle), Sources: len(l.per), RefusedPerSource: l.refusedSource.Load(),
+		RefusedMax: l.refusedMax.Load(), Reclaimed: l.reclaimed.Load()}
 }
 
 // Listen wraps ln: its connections count against the limits.
@@ -163,6 +171,7 @@ func (l *Limiter) admit(ip netip.Addr) (code int, victim *Conn) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.per[ip] >= l.opt.PerSource {
+		l.refusedSource.Add(1)
 		return http.StatusTooManyRequests, nil
 	}
 	if l.total >= l.opt.Max {
@@ -177,8 +186,10 @@ func (l *Limiter) admit(ip netip.Addr) (code int, victim *Conn) {
 			}
 		}
 		if victim == nil {
+			l.refusedMax.Add(1)
 			return http.StatusServiceUnavailable, nil
 		}
+		l.reclaimed.Add(1)
 		// The victim's slot goes to the new connection now: its Close must not give it
 		// back a second time.
 		delete(l.idle, victim)

@@ -138,6 +138,9 @@ func TestCaps(t *testing.T) {
 	if _, err := silent.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Errorf("the silent connection should have been closed: %v", err)
 	}
+	if st := l.Stats(); st.RefusedPerSource != 1 || st.RefusedMax != 2 || st.Reclaimed != 2 {
+		t.Errorf("counters %+v, want 1 refused per source, 2 at Max, 2 reclaimed", st)
+	}
 }
 
 type syncBuf struct {

@@ -49,9 +49,10 @@ func serve(ctx context.Context, args []string, env cli.Env) error {
 	}
 
 	streamsDone := make(chan struct{}) // closed at shutdown: ends event streams
+	lim := connlimit.New(connlimit.Options{Max: cfg.HTTPMaxConns, PerSource: cfg.HTTPMaxConnsPerSource, Logger: log})
 	var a *api.API
 	engine, a := api.New(svc, api.Options{Token: cfg.Token, Logger: log, AgentOnlyListeners: len(cfg.AgentListen) > 0,
-		Version: env.Version, Shutdown: streamsDone, MaxEventStreams: cfg.MaxEventStreams,
+		Version: env.Version, Shutdown: streamsDone, MaxEventStreams: cfg.MaxEventStreams, Conns: lim,
 		ReadTimeout: time.Duration(cfg.HTTPReadTimeout), WriteTimeout: time.Duration(cfg.HTTPWriteTimeout),
 		Extra: []func(*gin.Engine, gin.HandlerFunc){func(r *gin.Engine, _ gin.HandlerFunc) {
 			dashboard.Register(r, dashboard.Config{Authenticated: func(r *http.Request) bool { return a.Authenticated(r) },
@@ -96,7 +97,6 @@ func serve(ctx context.Context, args []string, env cli.Env) error {
 		return err
 	}
 
-	lim := connlimit.New(connlimit.Options{Max: cfg.HTTPMaxConns, PerSource: cfg.HTTPMaxConnsPerSource, Logger: log})
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return nb.Serve(ctx) })
 	g.Go(func() error { return abandonSilent(ctx, svc, time.Duration(cfg.AbandonAfter), log) })
