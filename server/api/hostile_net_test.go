@@ -276,12 +276,12 @@ func bigImage(t *testing.T) string {
 	return bigPath
 }
 
-// TestDownloadDeadlinesMoveWithTheBytes: with a write timeout of 2 s, a board that
+// TestDownloadDeadlinesMoveWithTheBytes: with read and write timeouts of 2 s, a board that
 // reads the 24 MiB image slowly but steadily (6 s in all) gets all of it, byte-exact
 // (the deadline moves on with every 1 MiB), while a reader that stops for 6 s is cut:
 // its connection and descriptor do not stay with the server.
 func TestDownloadDeadlinesMoveWithTheBytes(t *testing.T) {
-	srv := servertest.Start(t, servertest.Options{Args: []string{"--http-write-timeout", "2s"}})
+	srv := servertest.Start(t, servertest.Options{Args: []string{"--http-write-timeout", "2s", "--http-read-timeout", "2s"}})
 	fleet := srv.Setup(t, servertest.Fleet{Venue: "CORO", Product: "KXP2", Count: 5, Image: bigImage(t)})
 	url := srv.URL + "/images/" + fleet.ImageName + ".img.zst"
 	size := fleet.Manifest.CompressedSize
@@ -440,11 +440,38 @@ func TestSymlinksInImagesDirNotServed(t *testing.T) {
 // TestEventStreamsCappedAndStalledOnesCut pins the event-stream finding of issue 13
 // (2000 stalled clients held 350 MB): past --max-event-streams a stream gets a clear
 // 503; streams whose clients stop reading are cut by the write timeout once their
-// buffers fill, which frees their places; boards are served all along.
+// buffers fill, which frees their places; a stream that is read all along outlives
+// the read and write timeouts; boards are served all along.
 func TestEventStreamsCappedAndStalledOnesCut(t *testing.T) {
 	const streams = 8
-	srv := servertest.Start(t, servertest.Options{Args: []string{"--max-event-streams", strconv.Itoa(streams), "--http-write-timeout", "2s"}})
+	srv := servertest.Start(t, servertest.Options{Args: []string{"--max-event-streams", strconv.Itoa(streams),
+		"--http-write-timeout", "2s", "--http-read-timeout", "2s"}})
 	srv.Setup(t, servertest.Fleet{Venue: "CORO", Product: "RXP2", Count: 0, Image: testImage(t)})
+	// A dashboard that reads its stream all along: it must outlive the read and write
+	// timeouts (2 s: they are per request and per write, not per connection) and see
+	// the last board's hello at the end.
+	live, err := dialFrom("127.0.0.3", srv.URL, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	fmt.Fprintf(live, "GET /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", srv.Token)
+	lastSerial := serialOf(999)
+	sawLast := make(chan struct{})
+	go func() {
+		br := bufio.NewReader(live)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if strings.Contains(line, lastSerial) && strings.Contains(line, "deployment.created") {
+				close(sawLast)
+				io.Copy(io.Discard, br)
+				return
+			}
+		}
+	}()
 	open := func() (net.Conn, string) {
 		t.Helper()
 		c, err := dialFrom("127.0.0.2", srv.URL, 4096)
@@ -463,7 +490,7 @@ func TestEventStreamsCappedAndStalledOnesCut(t *testing.T) {
 			c.Close()
 		}
 	}()
-	for i := range streams {
+	for i := range streams - 1 { // the live stream holds one place
 		c, line := open()
 		if !strings.Contains(line, " 200 ") {
 			t.Fatalf("stream %d: %q", i, line)
@@ -507,12 +534,21 @@ func TestEventStreamsCappedAndStalledOnesCut(t *testing.T) {
 		c.Close()
 		line = l
 	}
-	t.Logf("40 boards, %d events in %v while %d streams stalled", sent, time.Since(start).Round(time.Millisecond), streams)
+	t.Logf("40 boards, %d events in %v while %d streams stalled", sent, time.Since(start).Round(time.Millisecond), len(stalled))
 	if !strings.Contains(line, " 200 ") {
 		t.Errorf("a new stream after the stalled ones should have been cut: %q", line)
 	}
 	fds1, rss1 := procStats(t, srv.PID())
-	t.Logf("server: %d descriptors, RSS %d KiB with %d stalled streams; %d, %d KiB after they were cut", fds0, rss0, streams, fds1, rss1)
+	t.Logf("server: %d descriptors, RSS %d KiB with %d stalled streams; %d, %d KiB after they were cut", fds0, rss0, len(stalled), fds1, rss1)
+	if time.Since(start) < 3*time.Second {
+		time.Sleep(3*time.Second - time.Since(start))
+	}
+	hello(t, srv, helloOf(999))
+	select {
+	case <-sawLast:
+	case <-time.After(10 * time.Second):
+		t.Errorf("the stream read all along did not get the last hello's event (alive for %v; read and write timeouts 2 s)", time.Since(start))
+	}
 }
 
 // slowReader hands out its bytes piece by piece with a pause before each, and can
