@@ -256,24 +256,11 @@ func TestHTTPConnectionFloodLeavesBoardsServed(t *testing.T) {
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 
-var (
-	bigOnce sync.Once
-	bigPath string
-)
-
-// bigImage is a 24 MiB packed image of random bytes (incompressible): more than the
+// bigImage packs a 24 MiB image of random bytes (incompressible): more than the
 // socket buffers hold, so a reader that stops reading stalls the server's writes.
 func bigImage(t *testing.T) string {
 	t.Helper()
-	bigOnce.Do(func() {
-		d, err := os.MkdirTemp("", "api-test-big-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.RemoveAll(d) })
-		bigPath = servertest.PackedImage(t, d, "kxp2-big", 24<<20, 1<<20)
-	})
-	return bigPath
+	return servertest.PackedImage(t, t.TempDir(), "kxp2-big", 24<<20, 1<<20)
 }
 
 // TestDownloadDeadlinesMoveWithTheBytes: with read and write timeouts of 2 s, a board that
