@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"net/netip"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -197,4 +198,45 @@ func TestFloodFromManyHostsIsCapped(t *testing.T) {
 	if after > before {
 		t.Errorf("open descriptors %d after the flood; %d before", after, before)
 	}
+}
+
+// leases is a Boards that knows some addresses, as the DHCP leases of full mode do.
+type leases map[netip.Addr]Board
+
+func (l leases) BoardByIP(_ context.Context, ip netip.Addr) (Board, bool) {
+	b, ok := l[ip]
+	return b, ok
+}
+
+// TestFloodLeavesLeasedBoardsServed: the same flood from 64 addresses, but the board
+// has a DHCP lease: the flood (addresses no lease knows) holds at most three quarters
+// of the global cap, and the board gets its files, byte-exact, while it runs.
+func TestFloodLeavesLeasedBoardsServed(t *testing.T) {
+	const maxTransfers = 32
+	board := netip.MustParseAddr("127.0.0.1")
+	f := newFixtureWith(t, func(o *Options) {
+		o.MaxTransfers = maxTransfers
+		o.Boards = leases{board: {Serial: "abcd1234", MAC: "2c:cf:67:00:00:01"}}
+	})
+	var srcs []net.IP
+	for i := range 64 {
+		srcs = append(srcs, net.IPv4(127, 0, 1, byte(1+i)))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	done := make(chan int64)
+	go func() { done <- flood(ctx, t, f.addr, srcs, 1500) }()
+	time.Sleep(500 * time.Millisecond)
+	if n := f.srv.Transfers(); n > maxTransfers-maxTransfers/4 {
+		t.Errorf("the flood holds %d transfers; addresses without a lease may hold %d", n, maxTransfers-maxTransfers/4)
+	}
+	for _, client := range []string{"atftp", "curl"} {
+		for _, name := range []string{"abcd1234/config.txt", "abcd1234/kernel_2712.img"} {
+			got, err := fetch(t, client, f.addr, name)
+			if err != nil || !bytes.Equal(got, f.files[name]) {
+				t.Errorf("%s %s with a lease, during the flood: %v (%d bytes)", client, name, err, len(got))
+			}
+		}
+	}
+	t.Logf("%d requests from %d addresses without a lease; the leased board was served", <-done, len(srcs))
 }

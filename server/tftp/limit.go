@@ -18,11 +18,17 @@ func newSlots(max, each int) *slots {
 	return &slots{max: max, each: each, per: map[netip.Addr]int{}}
 }
 
-// take reserves a slot for a transfer to ip; false when either cap is reached.
-func (s *slots) take(ip netip.Addr) bool {
+// take reserves a slot for a transfer to ip; false when a cap is reached. Addresses
+// the DHCP leases do not know (known false) share three quarters of max: the last
+// quarter is kept for boards, so that a flood from spoofed addresses cannot take it.
+func (s *slots) take(ip netip.Addr, known bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.total >= s.max || s.per[ip] >= s.each {
+	limit := s.max
+	if !known {
+		limit = s.max - s.max/4
+	}
+	if s.total >= limit || s.per[ip] >= s.each {
 		return false
 	}
 	s.total++

@@ -60,8 +60,9 @@ type Options struct {
 	Retries     int           // per datagram; default 5
 	// MaxTransfers caps the transfers running at once (each holds a UDP socket until
 	// the client's last ACK, or until Timeout × (Retries+1) passes without one).
-	// Requests beyond it are answered with an ERROR "server busy" at once. Default
-	// DefaultMaxTransfers.
+	// Requests beyond it are answered with an ERROR "server busy" at once. Addresses
+	// that Boards does not know share three quarters of it; the rest is kept for
+	// boards with a DHCP lease. Default DefaultMaxTransfers.
 	MaxTransfers int
 	// MaxPerClient caps the transfers running at once for one client IP address (a
 	// Pi's bootloader reads one file at a time). Default DefaultMaxPerClient.
@@ -232,7 +233,12 @@ func (s *Server) read(raw string, rf io.ReaderFrom) error {
 	// A slot before anything else: a flood of requests that are never acknowledged
 	// must not hold more sockets than the caps allow. Refusals are neither recorded
 	// (a flood would fill the store) nor logged one by one.
-	if !s.slots.take(remote.Addr()) {
+	var leased Board
+	known := false
+	if s.opt.Boards != nil && remote.Addr().IsValid() {
+		leased, known = s.opt.Boards.BoardByIP(ctx, remote.Addr())
+	}
+	if !s.slots.take(remote.Addr(), known) {
 		if n := s.busy.add(); n > 0 {
 			s.log.Warn("tftp requests refused: too many transfers at once", "refused", n,
 				"max_transfers", s.opt.MaxTransfers, "max_per_client", s.opt.MaxPerClient, "last_remote", remote.String())
@@ -250,14 +256,12 @@ func (s *Server) read(raw string, rf io.ReaderFrom) error {
 	}
 	ev.File = n.File
 	ev.Board = Board{Serial: n.Serial(), MAC: n.MAC()}
-	if s.opt.Boards != nil && remote.Addr().IsValid() {
-		if b, ok := s.opt.Boards.BoardByIP(ctx, remote.Addr()); ok {
-			if ev.Board.Serial == "" {
-				ev.Board.Serial = b.Serial
-			}
-			if ev.Board.MAC == "" {
-				ev.Board.MAC = b.MAC
-			}
+	if known {
+		if ev.Board.Serial == "" {
+			ev.Board.Serial = leased.Serial
+		}
+		if ev.Board.MAC == "" {
+			ev.Board.MAC = leased.MAC
 		}
 	}
 
