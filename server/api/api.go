@@ -10,12 +10,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
+	"github.com/rpi-deploy/rpi-deploy/server/connlimit"
 	"github.com/rpi-deploy/rpi-deploy/server/domain"
 )
 
@@ -39,6 +41,18 @@ type Options struct {
 	// Shutdown, when closed, ends the long-lived event streams (so that an HTTP
 	// shutdown does not wait for them). nil: never.
 	Shutdown <-chan struct{}
+	// ReadTimeout is how long an image upload may go without a body byte (its read
+	// deadline moves on by this much as bytes arrive). 0: no deadline of our own.
+	ReadTimeout time.Duration
+	// WriteTimeout is how long an image download may take for each 1 MiB, and the
+	// event stream for each event (the write deadline moves on by this much before
+	// each). 0: no deadline of our own.
+	WriteTimeout time.Duration
+	// MaxEventStreams caps the event streams open at once; past it GET
+	// /api/v1/events gets 503. 0: DefaultMaxEventStreams.
+	MaxEventStreams int
+	// Conns, when set, is the HTTP listeners' connection limiter; /metrics reports it.
+	Conns *connlimit.Limiter
 	// Version is reported by /healthz.
 	Version string
 	// LoginFailures failed logins from one source address within LoginWindow lock that
@@ -60,6 +74,7 @@ type API struct {
 	started time.Time
 	logins  *loginLimiter
 	csrf    *http.CrossOriginProtection
+	streams chan struct{} // one token per open event stream
 }
 
 type agentKey struct{}
@@ -82,11 +97,15 @@ func New(svc *domain.Service, opt Options) (*gin.Engine, *API) {
 	if opt.LoginWindow <= 0 {
 		opt.LoginWindow = DefaultLoginWindow
 	}
+	if opt.MaxEventStreams <= 0 {
+		opt.MaxEventStreams = DefaultMaxEventStreams
+	}
 	a := &API{svc: svc, opt: opt, log: log, Metrics: NewMetrics(), started: time.Now(),
-		logins: newLoginLimiter(opt.LoginFailures, opt.LoginWindow), csrf: http.NewCrossOriginProtection()}
+		logins: newLoginLimiter(opt.LoginFailures, opt.LoginWindow), csrf: http.NewCrossOriginProtection(),
+		streams: make(chan struct{}, opt.MaxEventStreams)}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
-	r.Use(gin.Recovery(), a.logRequests, a.agentListenerScope)
+	r.Use(gin.Recovery(), a.logRequests, a.agentListenerScope, a.uploadDeadline)
 	r.HandleMethodNotAllowed = true
 	r.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "no such endpoint", "") })
 	r.NoMethod(func(c *gin.Context) { fail(c, http.StatusMethodNotAllowed, "method not allowed", "") })
@@ -228,6 +247,9 @@ func failErr(c *gin.Context, err error) {
 		fail(c, http.StatusUnauthorized, err.Error(), "")
 	case errors.Is(err, context.Canceled):
 		fail(c, 499, err.Error(), "")
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The client stopped sending within the read deadline (http_read_timeout).
+		fail(c, http.StatusRequestTimeout, err.Error(), "")
 	default:
 		c.Error(err)
 		fail(c, http.StatusInternalServerError, err.Error(), "")

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"sync"
@@ -100,3 +101,10 @@ func hello(t testing.TB, srv *servertest.Server, h agentapi.Hello) agentapi.Hell
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 
 func statusOf(err error) int { return client.StatusOf(err) }
+
+// clientFrom is an HTTP client whose connections come from the local address src
+// (any 127.0.0.0/8 address works on loopback): one "host" of a test.
+func clientFrom(src string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 10 * time.Second}
+	return &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{DialContext: d.DialContext}}
+}

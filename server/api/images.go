@@ -2,40 +2,63 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/rpi-deploy/rpi-deploy/server/domain"
+	"github.com/rpi-deploy/rpi-deploy/server/store"
 )
 
+// maxRanges is the most byte ranges one download request may ask for. The agent asks
+// for one; net/http's ServeContent has no cap of its own (40 000 ranges built a
+// 5.7 MB multipart answer).
+const maxRanges = 16
+
 // download: GET/HEAD /images/NAME.img.zst and /images/NAME.manifest.json, with
-// Range, If-Range and sendfile (http.ServeContent on the *os.File).
+// Range, If-Range and sendfile (http.ServeContent on the *os.File). Only images the
+// store has as ready are served, and only regular files in the images directory:
+// never a symlink, whatever it points to.
 func (a *API) download(c *gin.Context) {
 	file := c.Param("file")
-	var path, ctype string
+	var path, ctype, name string
 	isImage := false
 	switch {
 	case strings.HasSuffix(file, ".img.zst"):
-		path, ctype, isImage = a.svc.ImageFile(strings.TrimSuffix(file, ".img.zst")), "application/zstd", true
+		name = strings.TrimSuffix(file, ".img.zst")
+		path, ctype, isImage = a.svc.ImageFile(name), "application/zstd", true
 	case strings.HasSuffix(file, ".manifest.json"):
-		path, ctype = a.svc.ManifestFile(strings.TrimSuffix(file, ".manifest.json")), "application/json"
+		name = strings.TrimSuffix(file, ".manifest.json")
+		path, ctype = a.svc.ManifestFile(name), "application/json"
 	}
 	if path == "" {
 		fail(c, http.StatusNotFound, "no such image file "+strconv.Quote(file), "")
 		return
 	}
-	f, err := os.Open(path)
+	img, err := a.svc.Store().Image(c.Request.Context(), name)
+	if err != nil || img.State != store.ImageReady {
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			failErr(c, err)
+			return
+		}
+		fail(c, http.StatusNotFound, "no ready image file "+strconv.Quote(file), "")
+		return
+	}
+	f, err := openRegular(filepath.Dir(path), filepath.Base(path))
 	if errors.Is(err, os.ErrNotExist) {
 		fail(c, http.StatusNotFound, "no ready image file "+strconv.Quote(file), "")
 		return
 	}
 	if err != nil {
-		failErr(c, err)
+		a.log.Warn("image download refused", "file", file, "err", err)
+		fail(c, http.StatusNotFound, "no ready image file "+strconv.Quote(file), "")
 		return
 	}
 	defer f.Close()
@@ -44,51 +67,131 @@ func (a *API) download(c *gin.Context) {
 		failErr(c, err)
 		return
 	}
+	if n := countRanges(c.GetHeader("Range")); n > maxRanges {
+		c.Header("Content-Range", "bytes */"+strconv.FormatInt(fi.Size(), 10))
+		fail(c, http.StatusRequestedRangeNotSatisfiable,
+			"Range asks for "+strconv.Itoa(n)+" ranges; at most "+strconv.Itoa(maxRanges)+" are served", "Range")
+		return
+	}
 	c.Header("Content-Type", ctype)
 	c.Header("Cache-Control", "no-cache")
+	w := &streamWriter{gw: c.Writer, m: a.Metrics, rc: http.NewResponseController(c.Writer), d: a.opt.WriteTimeout}
 	if !isImage || c.Request.Method == http.MethodHead {
-		http.ServeContent(c.Writer, c.Request, file, fi.ModTime(), f)
+		http.ServeContent(w, c.Request, file, fi.ModTime(), f)
 		return
 	}
 	a.Metrics.streams.Add(1)
 	defer a.Metrics.streams.Add(-1)
 	a.Metrics.downloads.Add(1)
-	w := &countingWriter{gw: c.Writer, m: a.Metrics}
+	w.count = true
 	http.ServeContent(w, c.Request, file, fi.ModTime(), f)
 }
 
-// countingWriter counts image bytes served and keeps sendfile: ReadFrom goes to the
-// net/http response underneath Gin's writer.
-type countingWriter struct {
-	gw gin.ResponseWriter
-	m  *Metrics
+// openRegular opens dir/name only if it is a regular file in dir itself: symlinks
+// are refused, also ones that point inside dir (os.Root alone would follow those).
+func openRegular(dir, name string) (*os.File, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	lfi, err := root.Lstat(name)
+	if err != nil {
+		return nil, err
+	}
+	if !lfi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%q is not a regular file (%s)", name, lfi.Mode().Type())
+	}
+	f, err := root.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	// Replaced by a symlink between Lstat and Open?
+	if fi, err := f.Stat(); err != nil || !os.SameFile(lfi, fi) {
+		f.Close()
+		return nil, fmt.Errorf("%q changed while being opened", name)
+	}
+	return f, nil
 }
 
-func (w *countingWriter) Header() http.Header  { return w.gw.Header() }
-func (w *countingWriter) WriteHeader(code int) { w.gw.WriteHeader(code) }
-func (w *countingWriter) Write(p []byte) (int, error) {
+// countRanges counts the byte ranges of a Range header ("bytes=0-1,5-9" → 2).
+func countRanges(h string) int {
+	if h == "" {
+		return 0
+	}
+	return strings.Count(h, ",") + 1
+}
+
+// streamWriter serves image bytes: it counts them (when count is set), keeps sendfile
+// (ReadFrom goes to the net/http response underneath Gin's writer), and moves the
+// write deadline on by d before each 1 MiB, so a reader that keeps reading is served
+// however long the image takes, and one that stops is cut after d.
+type streamWriter struct {
+	gw    gin.ResponseWriter
+	m     *Metrics
+	rc    *http.ResponseController
+	d     time.Duration
+	count bool
+}
+
+func (w *streamWriter) Header() http.Header  { return w.gw.Header() }
+func (w *streamWriter) WriteHeader(code int) { w.gw.WriteHeader(code) }
+func (w *streamWriter) Write(p []byte) (int, error) {
+	moveWriteDeadline(w.rc, w.d)
 	n, err := w.gw.Write(p)
-	w.m.bytesServed.Add(int64(n))
+	w.add(int64(n))
 	return n, err
 }
 
-func (w *countingWriter) ReadFrom(r io.Reader) (int64, error) {
+func (w *streamWriter) add(n int64) {
+	if w.count {
+		w.m.bytesServed.Add(n)
+	}
+}
+
+func (w *streamWriter) ReadFrom(r io.Reader) (int64, error) {
 	w.gw.WriteHeaderNow()
-	var n int64
-	var err error
+	var dst io.ReaderFrom = writerOnly{w.gw}
 	if u, ok := w.gw.(interface{ Unwrap() http.ResponseWriter }); ok {
-		rf, _ := u.Unwrap().(io.ReaderFrom)
-		if rf != nil {
-			n, err = rf.ReadFrom(r)
-			w.m.bytesServed.Add(n)
-			return n, err
+		if rf, ok := u.Unwrap().(io.ReaderFrom); ok {
+			dst = rf
 		}
 	}
-	{
-		n, err = io.Copy(struct{ io.Writer }{w.gw}, r)
+	// ServeContent hands over an io.LimitedReader of the *os.File; sendfile takes only
+	// that shape, so each chunk is a LimitedReader of the file itself.
+	src, left := r, int64(-1)
+	if lr, ok := r.(*io.LimitedReader); ok {
+		src, left = lr.R, lr.N
+		defer func() { lr.N = left }()
 	}
-	w.m.bytesServed.Add(n)
-	return n, err
+	var total int64
+	for left != 0 {
+		chunk := int64(downloadChunk)
+		if left > 0 && left < chunk {
+			chunk = left
+		}
+		moveWriteDeadline(w.rc, w.d)
+		n, err := dst.ReadFrom(&io.LimitedReader{R: src, N: chunk})
+		total += n
+		w.add(n)
+		if left > 0 {
+			left -= n
+		}
+		if err != nil {
+			return total, err
+		}
+		if n < chunk {
+			break // end of the file
+		}
+	}
+	return total, nil
+}
+
+// writerOnly hides a writer's ReadFrom so that io.Copy does not call back into it.
+type writerOnly struct{ io.Writer }
+
+func (w writerOnly) ReadFrom(r io.Reader) (int64, error) {
+	return io.Copy(struct{ io.Writer }{w.Writer}, r)
 }
 
 // putManifest: PUT /api/v1/images/:name/manifest — start or resume an upload.

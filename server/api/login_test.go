@@ -4,22 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/rpi-deploy/rpi-deploy/server/api"
 	"github.com/rpi-deploy/rpi-deploy/server/servertest"
 )
-
-// clientFrom is an HTTP client whose connections come from the loopback address src
-// (127.0.0.0/8 is all local on Linux), i.e. another host as far as the server knows.
-func clientFrom(src string) *http.Client {
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 10 * time.Second}
-	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: d.DialContext}}
-}
 
 type loginAnswer struct {
 	code   int

@@ -77,6 +77,12 @@ func (a *API) metrics(c *gin.Context) {
 	fmt.Fprintf(&b, "# HELP rpideploy_image_downloads_total Image downloads started.\n# TYPE rpideploy_image_downloads_total counter\nrpideploy_image_downloads_total %d\n", m.downloads.Load())
 	fmt.Fprintf(&b, "# HELP rpideploy_image_streams_in_flight Image downloads running now.\n# TYPE rpideploy_image_streams_in_flight gauge\nrpideploy_image_streams_in_flight %d\n", m.streams.Load())
 	fmt.Fprintf(&b, "# HELP rpideploy_event_subscribers Event stream clients connected.\n# TYPE rpideploy_event_subscribers gauge\nrpideploy_event_subscribers %d\n", a.svc.Bus().Subscribers())
+	if a.opt.Conns != nil {
+		st := a.opt.Conns.Stats()
+		fmt.Fprintf(&b, "# HELP rpideploy_http_connections HTTP connections open, and of them idle (no request in progress).\n# TYPE rpideploy_http_connections gauge\nrpideploy_http_connections{state=\"open\"} %d\nrpideploy_http_connections{state=\"idle\"} %d\n", st.Open, st.Idle)
+		fmt.Fprintf(&b, "# HELP rpideploy_http_connections_refused_total HTTP connections refused: per_source (429) or max (503).\n# TYPE rpideploy_http_connections_refused_total counter\nrpideploy_http_connections_refused_total{reason=\"per_source\"} %d\nrpideploy_http_connections_refused_total{reason=\"max\"} %d\n", st.RefusedPerSource, st.RefusedMax)
+		fmt.Fprintf(&b, "# HELP rpideploy_http_connections_reclaimed_total Idle HTTP connections closed to make room.\n# TYPE rpideploy_http_connections_reclaimed_total counter\nrpideploy_http_connections_reclaimed_total %d\n", st.Reclaimed)
+	}
 	m.mu.Lock()
 	fmt.Fprintf(&b, "# HELP rpideploy_hellos_total Agent hellos by answer.\n# TYPE rpideploy_hellos_total counter\n")
 	for _, k := range sortedKeys(m.hellos) {

@@ -1,9 +1,7 @@
 package api
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -24,7 +22,18 @@ const heartbeat = 15 * time.Second
 //
 // Resume with Last-Event-ID (or ?after=SEQ). When events were missed (the client was
 // too slow or too long away) an event "reset" is sent: fetch /api/v1/fleet again.
+// At most Options.MaxEventStreams streams are open at once (503 past it); each write
+// has Options.WriteTimeout, so a client that stops reading is cut, not waited for.
 func (a *API) events(c *gin.Context) {
+	select {
+	case a.streams <- struct{}{}:
+		defer func() { <-a.streams }()
+	default:
+		c.Header("Retry-After", "10")
+		fail(c, http.StatusServiceUnavailable, "too many event streams open (at most "+
+			strconv.Itoa(cap(a.streams))+"); try again later", "")
+		return
+	}
 	after, _ := strconv.ParseInt(c.GetHeader("Last-Event-ID"), 10, 64)
 	if v := c.Query("after"); v != "" {
 		after, _ = strconv.ParseInt(v, 10, 64)
@@ -35,36 +44,43 @@ func (a *API) events(c *gin.Context) {
 	c.Header("Cache-Control", "no-cache")
 	c.Header("X-Accel-Buffering", "no")
 	c.Status(http.StatusOK)
-	if missed {
-		fmt.Fprintf(c.Writer, "event: reset\ndata: {\"reason\":\"events missed\"}\n\n")
-	} else {
-		fmt.Fprintf(c.Writer, ": connected seq %d\n\n", a.svc.Bus().Seq())
+	rc := http.NewResponseController(c.Writer)
+	send := func(b []byte) bool {
+		moveWriteDeadline(rc, a.opt.WriteTimeout)
+		if _, err := c.Writer.Write(b); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
 	}
-	c.Writer.Flush()
+	first := fmt.Appendf(nil, ": connected seq %d\n\n", a.svc.Bus().Seq())
+	if missed {
+		first = []byte("event: reset\ndata: {\"reason\":\"events missed\"}\n\n")
+	}
+	if !send(first) {
+		return
+	}
 	tick := time.NewTicker(heartbeat)
 	defer tick.Stop()
 	ctx := c.Request.Context()
-	c.Stream(func(w io.Writer) bool {
+	for {
 		select {
 		case <-ctx.Done():
-			return false
+			return
 		case <-a.opt.Shutdown:
-			return false
+			return
 		case <-sub.Lost:
-			fmt.Fprintf(w, "event: reset\ndata: {\"reason\":\"client too slow\"}\n\n")
-			return false
+			send([]byte("event: reset\ndata: {\"reason\":\"client too slow\"}\n\n"))
+			return
 		case <-tick.C:
-			fmt.Fprintf(w, ": ping\n\n")
-			return true
-		case ev := <-sub.C:
-			b, err := json.Marshal(ev)
-			if err != nil {
-				return false
+			if !send([]byte(": ping\n\n")) {
+				return
 			}
-			fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, ev.Type, b)
-			return true
+		case ev := <-sub.C:
+			if ev.SSE != nil && !send(ev.SSE) {
+				return
+			}
 		}
-	})
+	}
 }
 
 // Fleet is the snapshot the dashboard starts from: then it follows /api/v1/events

@@ -59,6 +59,32 @@ type Config struct {
 	// leave free for the database; an upload that would eat into it is refused (507)
 	// and /healthz answers 503 while less is free. Default 64 MiB.
 	DiskReserve int64 `json:"disk_reserve,omitempty"`
+	// HTTPReadHeaderTimeout is how long a client may take to send a request's headers.
+	// Default 10s.
+	HTTPReadHeaderTimeout Duration `json:"http_read_header_timeout,omitempty"`
+	// HTTPReadTimeout is how long a client may take to send a whole request, body
+	// included. Image uploads (PUT /api/v1/images/NAME/data) are not cut by it: their
+	// deadline moves on by HTTPReadTimeout whenever body bytes arrive. Default 1m.
+	HTTPReadTimeout Duration `json:"http_read_timeout,omitempty"`
+	// HTTPWriteTimeout is how long writing a response may take. Image downloads and
+	// the event stream are not cut by it: their deadline moves on by HTTPWriteTimeout
+	// before every chunk (1 MiB of an image, one event), so a slow reader that keeps
+	// reading is served and one that stops for longer than this is cut. Default 1m.
+	HTTPWriteTimeout Duration `json:"http_write_timeout,omitempty"`
+	// HTTPIdleTimeout closes a keep-alive connection idle this long between requests.
+	// Default 1m.
+	HTTPIdleTimeout Duration `json:"http_idle_timeout,omitempty"`
+	// HTTPMaxConns caps the HTTP connections of all listeners together; past it the
+	// longest-idle keep-alive connection is closed, or, when none is idle, the new one
+	// gets 503. Default 2048.
+	HTTPMaxConns int `json:"http_max_conns,omitempty"`
+	// HTTPMaxConnsPerSource caps the HTTP connections from one IP address; past it a
+	// new connection gets 429. Raise it when a reverse proxy fronts the server.
+	// Default 64.
+	HTTPMaxConnsPerSource int `json:"http_max_conns_per_source,omitempty"`
+	// MaxEventStreams caps the event streams (GET /api/v1/events) open at once; past
+	// it a new one gets 503. Default 64.
+	MaxEventStreams int `json:"max_event_streams,omitempty"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `json:"log_level,omitempty"`
 	// Netboot holds the DHCP/TFTP settings (see server/dhcp, server/tftp). Kept raw
@@ -148,6 +174,24 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.DiskReserve <= 0 {
 		c.DiskReserve = 64 << 20
+	}
+	for _, d := range []struct {
+		v   *Duration
+		def time.Duration
+	}{{&c.HTTPReadHeaderTimeout, 10 * time.Second}, {&c.HTTPReadTimeout, time.Minute},
+		{&c.HTTPWriteTimeout, time.Minute}, {&c.HTTPIdleTimeout, time.Minute}} {
+		if *d.v <= 0 {
+			*d.v = Duration(d.def)
+		}
+	}
+	if c.HTTPMaxConns <= 0 {
+		c.HTTPMaxConns = 2048
+	}
+	if c.HTTPMaxConnsPerSource <= 0 {
+		c.HTTPMaxConnsPerSource = 64
+	}
+	if c.MaxEventStreams <= 0 {
+		c.MaxEventStreams = 64
 	}
 	if c.LogLevel == "" {
 		c.LogLevel = "info"

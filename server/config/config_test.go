@@ -13,7 +13,7 @@ import (
 func TestLoadEnvDefaults(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "rpi-deployd.json")
-	os.WriteFile(path, []byte(`{"data":"/srv/rpi","listen":":9000","agent_listen":["10.0.0.1:8080"],"max_streams":10,"retry_after":"3s","after":"poweroff"}`), 0o600)
+	os.WriteFile(path, []byte(`{"data":"/srv/rpi","listen":":9000","agent_listen":["10.0.0.1:8080"],"max_streams":10,"retry_after":"3s","after":"poweroff","http_idle_timeout":"30s","http_max_conns_per_source":8}`), 0o600)
 	c, err := Load(path)
 	if err != nil {
 		t.Fatal(err)
@@ -27,7 +27,10 @@ func TestLoadEnvDefaults(t *testing.T) {
 	got := c.WithDefaults()
 	want := Config{Data: "/srv/rpi", Listen: ":9000", AgentListen: []string{"10.0.0.1:8080"}, Token: "from-the-environment-0123",
 		MaxStreams: 10, RetryAfter: Duration(3 * time.Second), StaleAfter: Duration(15 * time.Minute),
-		AbandonAfter: Duration(2 * time.Hour), LogLevel: "info", After: "poweroff", DiskReserve: 64 << 20}
+		AbandonAfter: Duration(2 * time.Hour), LogLevel: "info", After: "poweroff", DiskReserve: 64 << 20,
+		HTTPReadHeaderTimeout: Duration(10 * time.Second), HTTPReadTimeout: Duration(time.Minute),
+		HTTPWriteTimeout: Duration(time.Minute), HTTPIdleTimeout: Duration(30 * time.Second),
+		HTTPMaxConns: 2048, HTTPMaxConnsPerSource: 8, MaxEventStreams: 64}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("(-want +got)\n%s", d)
 	}
@@ -35,7 +38,10 @@ func TestLoadEnvDefaults(t *testing.T) {
 		t.Error(err)
 	}
 	if d := cmp.Diff(Config{Data: DefaultData, Listen: DefaultListen, MaxStreams: 64, RetryAfter: Duration(10 * time.Second),
-		StaleAfter: Duration(15 * time.Minute), AbandonAfter: Duration(2 * time.Hour), LogLevel: "info", After: "reboot", DiskReserve: 64 << 20}, Config{}.WithDefaults()); d != "" {
+		StaleAfter: Duration(15 * time.Minute), AbandonAfter: Duration(2 * time.Hour), LogLevel: "info", After: "reboot", DiskReserve: 64 << 20,
+		HTTPReadHeaderTimeout: Duration(10 * time.Second), HTTPReadTimeout: Duration(time.Minute),
+		HTTPWriteTimeout: Duration(time.Minute), HTTPIdleTimeout: Duration(time.Minute),
+		HTTPMaxConns: 2048, HTTPMaxConnsPerSource: 64, MaxEventStreams: 64}, Config{}.WithDefaults()); d != "" {
 		t.Errorf("defaults (-want +got)\n%s", d)
 	}
 }

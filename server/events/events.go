@@ -5,6 +5,8 @@
 package events
 
 import (
+	"encoding/json"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -31,6 +33,10 @@ type Event struct {
 	Time time.Time `json:"time"`
 	Type string    `json:"type"`
 	Data any       `json:"data"`
+	// SSE is the event as one Server-Sent Events message ("id: SEQ\nevent: TYPE\ndata:
+	// JSON\n\n"), encoded once by Publish for every subscriber; nil when Data could
+	// not be encoded (the event stream skips it).
+	SSE []byte `json:"-"`
 }
 
 // Bus fans events out to subscribers. The zero value is not usable; use New.
@@ -75,6 +81,9 @@ func (b *Bus) Publish(typ string, data any) {
 	defer b.mu.Unlock()
 	b.seq++
 	ev := Event{Seq: b.seq, Time: time.Now().UTC(), Type: typ, Data: data}
+	if j, err := json.Marshal(ev); err == nil {
+		ev.SSE = fmt.Appendf(nil, "id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, ev.Type, j)
+	}
 	b.ring[b.seq%int64(len(b.ring))] = ev
 	for s := range b.subs {
 		select {

@@ -47,6 +47,18 @@ type Config struct {
 	TFTPRoot string `json:"tftp_root,omitempty"`
 	// TFTPListen is the TFTP UDP address. Default 0.0.0.0:69.
 	TFTPListen string `json:"tftp_listen,omitempty"`
+	// TFTPMaxTransfers caps the TFTP transfers running at once; requests beyond it
+	// get an ERROR "server busy". Default 256 (tftp.DefaultMaxTransfers).
+	TFTPMaxTransfers int `json:"tftp_max_transfers,omitempty"`
+	// TFTPMaxPerClient caps the TFTP transfers running at once for one client
+	// address. Default 8 (tftp.DefaultMaxPerClient).
+	TFTPMaxPerClient int `json:"tftp_max_per_client,omitempty"`
+	// TFTPTimeout is how long a TFTP transfer waits for each ACK before it resends,
+	// e.g. "5s"; after TFTPRetries resends the transfer ends and frees its socket.
+	// Default 5s.
+	TFTPTimeout string `json:"tftp_timeout,omitempty"`
+	// TFTPRetries is how often a datagram is resent. Default 5.
+	TFTPRetries int `json:"tftp_retries,omitempty"`
 	// AgentURL is the URL agents reach the server at: rpideploy.server= in the
 	// generated cmdline.txt and DHCP option 224. Default http://<interface address>:<HTTP port>.
 	AgentURL string `json:"agent_url,omitempty"`
@@ -80,10 +92,11 @@ func Parse(raw json.RawMessage) (Config, error) {
 type Flags struct {
 	DHCPMode, DHCPInterface, DHCPRange, TFTPRoot, Console string
 	OnlyBoards                                            bool
+	TFTPMaxTransfers, TFTPMaxPerClient                    int
 }
 
 // AddFlags registers --dhcp-mode, --dhcp-interface, --dhcp-range, --tftp-root,
-// --console and --dhcp-only-boards.
+// --console, --dhcp-only-boards, --tftp-max-transfers and --tftp-max-per-client.
 func AddFlags(fs *flag.FlagSet) *Flags {
 	f := &Flags{}
 	fs.StringVar(&f.DHCPMode, "dhcp-mode", "", "DHCP mode: full, proxy or off (default off)")
@@ -92,6 +105,8 @@ func AddFlags(fs *flag.FlagSet) *Flags {
 	fs.StringVar(&f.TFTPRoot, "tftp-root", "", "TFTP root directory (TFTP is off when unset)")
 	fs.BoolVar(&f.OnlyBoards, "dhcp-only-boards", false, "full mode: answer only Raspberry Pi bootloaders and the rpi-deploy agent, no other DHCP client")
 	fs.StringVar(&f.Console, "console", "", "console the netbooted agent and its rescue shell use: hdmi or serial (default hdmi; put last in cmdline.txt)")
+	fs.IntVar(&f.TFTPMaxTransfers, "tftp-max-transfers", 0, "TFTP transfers at once; past it: ERROR server busy (default 256)")
+	fs.IntVar(&f.TFTPMaxPerClient, "tftp-max-per-client", 0, "TFTP transfers at once for one client address (default 8)")
 	return f
 }
 
@@ -113,6 +128,12 @@ func (c Config) Override(f *Flags) Config {
 	}
 	if f.OnlyBoards {
 		c.OnlyBoards = true
+	}
+	if f.TFTPMaxTransfers > 0 {
+		c.TFTPMaxTransfers = f.TFTPMaxTransfers
+	}
+	if f.TFTPMaxPerClient > 0 {
+		c.TFTPMaxPerClient = f.TFTPMaxPerClient
 	}
 	return c
 }
@@ -155,6 +176,14 @@ func (c Config) Validate() error {
 		if d, err := time.ParseDuration(c.LeaseTime); err != nil || d < time.Minute {
 			return fmt.Errorf("lease_time %q: want a duration of at least 1m, e.g. \"1h\"", c.LeaseTime)
 		}
+	}
+	if c.TFTPTimeout != "" {
+		if d, err := time.ParseDuration(c.TFTPTimeout); err != nil || d < 100*time.Millisecond || d > time.Minute {
+			return fmt.Errorf("tftp_timeout %q: want a duration from 100ms to 1m, e.g. \"5s\"", c.TFTPTimeout)
+		}
+	}
+	if c.TFTPMaxTransfers < 0 || c.TFTPMaxPerClient < 0 || c.TFTPRetries < 0 {
+		return fmt.Errorf("tftp_max_transfers, tftp_max_per_client and tftp_retries: want 0 (default) or more")
 	}
 	for _, a := range append([]string{c.Router}, c.DNS...) {
 		if a == "" {

@@ -110,8 +110,10 @@ func Start(ctx context.Context, c Config, d Deps) (*Services, error) {
 	}
 
 	if c.TFTPRoot != "" {
+		timeout, _ := time.ParseDuration(c.TFTPTimeout) // checked by Validate; "" → 0 → default
 		t, err := tftp.New(tftp.Options{Root: c.TFTPRoot, ServerURL: s.AgentURL, Cmdline: c.Cmdline, Console: c.Console,
-			ConfigExtra: c.ConfigTxt, Boards: leaseBoards{s}, Recorder: s.rec, Logger: log})
+			ConfigExtra: c.ConfigTxt, Boards: leaseBoards{s}, Recorder: s.rec, Logger: log,
+			Timeout: timeout, Retries: c.TFTPRetries, MaxTransfers: c.TFTPMaxTransfers, MaxPerClient: c.TFTPMaxPerClient})
 		if err != nil {
 			s.close()
 			return nil, err

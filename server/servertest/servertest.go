@@ -1,6 +1,7 @@
 // Package servertest starts a real rpi-deployd process for tests: the binary is
 // built once per test binary (go build, without -race, into the temp directory), run
-// as `rpi-deployd serve --data DIR --listen 127.0.0.1:0` with a random admin token,
+// as `rpi-deployd serve --data DIR --listen 127.0.0.1:0 --http-max-conns-per-source
+// 4096` (all simulated boards share 127.0.0.1) with a random admin token,
 // and stopped when the test ends.
 //
 //	srv := servertest.Start(t, servertest.Options{})
@@ -153,7 +154,9 @@ func Start(t testing.TB, opt Options) *Server {
 
 func (s *Server) start(t testing.TB, listen string) {
 	t.Helper()
-	args := append([]string{"serve", "--data", s.DataDir, "--listen", listen}, s.opt.Args...)
+	// Every board a test simulates connects from 127.0.0.1: lift the per-source
+	// connection cap (a real board has an address of its own). Args may set it again.
+	args := append([]string{"serve", "--data", s.DataDir, "--listen", listen, "--http-max-conns-per-source", "4096"}, s.opt.Args...)
 	cmd := exec.Command(Binary(t), args...)
 	cmd.Env = append(append(os.Environ(), "RPI_DEPLOY_TOKEN="+s.Token), s.opt.Env...)
 	stderr, err := cmd.StderrPipe()
@@ -284,6 +287,17 @@ func (s *Server) Running() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.cmd != nil
+}
+
+// PID is the running process's id (0 when it is not running), for tests that watch
+// its descriptors and memory in /proc.
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
 }
 
 // Log returns the server's recent log lines.

@@ -59,10 +59,29 @@ type Options struct {
 	ConfigExtra string        // extra lines at the end of generated config.txt
 	Timeout     time.Duration // per datagram round trip; default 5s
 	Retries     int           // per datagram; default 5
-	Boards      Boards        // nil: boards are known by their prefix only
-	Recorder    Recorder      // nil records nothing
-	Logger      *slog.Logger  // nil discards
+	// MaxTransfers caps the transfers running at once (each holds a UDP socket until
+	// the client's last ACK, or until Timeout × (Retries+1) passes without one).
+	// Requests beyond it are answered with an ERROR "server busy" at once. Addresses
+	// that Boards does not know share three quarters of it; the rest is kept for
+	// boards with a DHCP lease. Default DefaultMaxTransfers.
+	MaxTransfers int
+	// MaxPerClient caps the transfers running at once for one client IP address (a
+	// Pi's bootloader reads one file at a time). Default DefaultMaxPerClient.
+	MaxPerClient int
+	Boards       Boards       // nil: boards are known by their prefix only
+	Recorder     Recorder     // nil records nothing
+	Logger       *slog.Logger // nil discards
 }
+
+// Defaults of Options.
+const (
+	DefaultMaxTransfers = 256
+	DefaultMaxPerClient = 8
+)
+
+// ErrBusy is the error a request gets (as an ERROR packet) when MaxTransfers or
+// MaxPerClient transfers are running.
+var ErrBusy = errors.New("server busy: too many transfers at once, try again")
 
 // Server serves the TFTP root read-only.
 type Server struct {
@@ -72,6 +91,8 @@ type Server struct {
 	log     *slog.Logger
 	conn    *net.UDPConn
 	closing atomic.Bool
+	slots   *slots
+	busy    rateLog
 }
 
 // New opens the root. It does not check the boot files (CheckRoot does).
@@ -92,7 +113,13 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tftp root: %w", err)
 	}
-	s := &Server{opt: o, root: root, log: o.Logger}
+	if o.MaxTransfers <= 0 {
+		o.MaxTransfers = DefaultMaxTransfers
+	}
+	if o.MaxPerClient <= 0 {
+		o.MaxPerClient = DefaultMaxPerClient
+	}
+	s := &Server{opt: o, root: root, log: o.Logger, slots: newSlots(o.MaxTransfers, o.MaxPerClient)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -164,6 +191,9 @@ func (s *Server) Listen(addr, ifname string) error {
 	return nil
 }
 
+// Transfers is the number of transfers running (holding a slot).
+func (s *Server) Transfers() int { return s.slots.running() }
+
 // LocalAddr is the address Listen bound.
 func (s *Server) LocalAddr() *net.UDPAddr { return s.conn.LocalAddr().(*net.UDPAddr) }
 
@@ -210,6 +240,23 @@ func (s *Server) read(raw string, rf io.ReaderFrom) error {
 	ev := Event{Name: raw, Remote: remote, Size: -1}
 	log := s.log.With("remote", remote.String(), "file", raw)
 
+	// A slot before anything else: a flood of requests that are never acknowledged
+	// must not hold more sockets than the caps allow. Refusals are neither recorded
+	// (a flood would fill the store) nor logged one by one.
+	var leased Board
+	known := false
+	if s.opt.Boards != nil && remote.Addr().IsValid() {
+		leased, known = s.opt.Boards.BoardByIP(ctx, remote.Addr())
+	}
+	if !s.slots.take(remote.Addr(), known) {
+		if n := s.busy.add(); n > 0 {
+			s.log.Warn("tftp requests refused: too many transfers at once", "refused", n,
+				"max_transfers", s.opt.MaxTransfers, "max_per_client", s.opt.MaxPerClient, "last_remote", remote.String())
+		}
+		return failSafe(rf, ra, ErrBusy)
+	}
+	defer s.slots.release(remote.Addr())
+
 	n, err := ParseName(raw)
 	if err != nil {
 		ev.Err = err
@@ -220,20 +267,18 @@ func (s *Server) read(raw string, rf io.ReaderFrom) error {
 	ev.File = n.File
 	ev.Board = Board{Serial: n.Serial(), MAC: n.MAC()}
 	generated := n.File == "config.txt" || n.File == "cmdline.txt"
-	if s.opt.Boards != nil && remote.Addr().IsValid() {
-		if b, ok := s.opt.Boards.BoardByIP(ctx, remote.Addr()); ok {
-			if ev.Board.Serial == "" {
-				ev.Board.Serial = b.Serial
-			} else if b.Serial != "" && b.Serial != ev.Board.Serial && generated {
-				// The prefix is what the bootloader itself asks for; option 97 is
-				// decoded by us (and was once decoded with the wrong byte order).
-				// Said once per generated file, i.e. twice per boot, not per block.
-				log.Warn("tftp: the board's TFTP prefix and its DHCP option 97 serial disagree; using the TFTP prefix",
-					"tftp_prefix", ev.Board.Serial, "option97_serial", b.Serial, "mac", b.MAC)
-			}
-			if ev.Board.MAC == "" {
-				ev.Board.MAC = b.MAC
-			}
+	if known {
+		if ev.Board.Serial == "" {
+			ev.Board.Serial = leased.Serial
+		} else if leased.Serial != "" && leased.Serial != ev.Board.Serial && generated {
+			// The prefix is what the bootloader itself asks for; option 97 is
+			// decoded by us (and was once decoded with the wrong byte order).
+			// Said once per generated file, i.e. twice per boot, not per block.
+			log.Warn("tftp: the board's TFTP prefix and its DHCP option 97 serial disagree; using the TFTP prefix",
+				"tftp_prefix", ev.Board.Serial, "option97_serial", leased.Serial, "mac", leased.MAC)
+		}
+		if ev.Board.MAC == "" {
+			ev.Board.MAC = leased.MAC
 		}
 	}
 

@@ -19,6 +19,7 @@ import (
 	"github.com/rpi-deploy/rpi-deploy/server/api"
 	"github.com/rpi-deploy/rpi-deploy/server/cli"
 	"github.com/rpi-deploy/rpi-deploy/server/config"
+	"github.com/rpi-deploy/rpi-deploy/server/connlimit"
 	"github.com/rpi-deploy/rpi-deploy/server/domain"
 	"github.com/rpi-deploy/rpi-deploy/server/events"
 	"github.com/rpi-deploy/rpi-deploy/server/netboot"
@@ -53,9 +54,12 @@ func serve(ctx context.Context, args []string, env cli.Env) error {
 	}
 
 	streamsDone := make(chan struct{}) // closed at shutdown: ends event streams
+	lim := connlimit.New(connlimit.Options{Max: cfg.HTTPMaxConns, PerSource: cfg.HTTPMaxConnsPerSource, Logger: log})
 	var a *api.API
 	engine, a := api.New(svc, api.Options{Token: cfg.Token, Logger: log, AgentOnlyListeners: len(cfg.AgentListen) > 0,
 		Version: env.Version, Shutdown: streamsDone, AgentListenersOnlyAgent: cfg.TLSMode() != "off",
+		MaxEventStreams: cfg.MaxEventStreams, Conns: lim,
+		ReadTimeout: time.Duration(cfg.HTTPReadTimeout), WriteTimeout: time.Duration(cfg.HTTPWriteTimeout),
 		Extra: []func(*gin.Engine, gin.HandlerFunc){func(r *gin.Engine, _ gin.HandlerFunc) {
 			dashboard.Register(r, dashboard.Config{Authenticated: func(r *http.Request) bool { return a.Authenticated(r) },
 				Version: env.Version})
@@ -64,6 +68,7 @@ func serve(ctx context.Context, args []string, env cli.Env) error {
 	type listener struct {
 		ln    net.Listener
 		agent bool
+		tls   *tls.Config // nil: plain HTTP
 	}
 	var lns []listener
 	closeAll := func() {
@@ -76,20 +81,21 @@ func serve(ctx context.Context, args []string, env cli.Env) error {
 		return fmt.Errorf("listen %q: %w", cfg.Listen, err)
 	}
 	scheme := "http"
-	if tc, err := serveTLS(cfg, env); err != nil {
+	tc, err := serveTLS(cfg, env)
+	if err != nil {
 		main.Close()
 		return err
 	} else if tc != nil {
-		main, scheme = tls.NewListener(main, tc), "https"
+		scheme = "https"
 	}
-	lns = append(lns, listener{main, len(cfg.AgentListen) == 0})
+	lns = append(lns, listener{ln: main, agent: len(cfg.AgentListen) == 0, tls: tc})
 	for _, addr := range cfg.AgentListen {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			closeAll()
 			return fmt.Errorf("listen (agent) %q: %w", addr, err)
 		}
-		lns = append(lns, listener{ln, true})
+		lns = append(lns, listener{ln: ln, agent: true})
 		env.Errorf("rpi-deployd: agent API on http://%s\n", ln.Addr().String())
 	}
 
@@ -114,11 +120,14 @@ func serve(ctx context.Context, args []string, env cli.Env) error {
 		if l.agent {
 			base = api.AgentContext(base)
 		}
-		srv := &http.Server{Handler: engine, ReadHeaderTimeout: 15 * time.Second,
-			BaseContext: func(net.Listener) context.Context { return base },
-			ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+		srv := newHTTPServer(cfg, engine, base, lim, log)
 		g.Go(func() error {
-			if err := srv.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			// The limiter counts TCP connections; TLS (management listener) wraps it.
+			ln := lim.Listen(l.ln)
+			if l.tls != nil {
+				ln = tls.NewListener(ln, l.tls)
+			}
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("serve %s: %w", l.ln.Addr(), err)
 			}
 			return nil
@@ -170,6 +179,7 @@ func serveConfig(args []string, env cli.Env) (config.Config, netboot.Config, err
 	diskReserve := fs.Int64("disk-reserve", 0, "`bytes` of the data directory's file system that uploads leave free for the database (default 64 MiB)")
 	after := fs.String("after", "", "what a board does once its card is verified: reboot, poweroff or wait (default reboot)")
 	nbFlags := netboot.AddFlags(fs)
+	httpFl := addHTTPFlags(fs)
 	var nb netboot.Config
 	if err := fs.Parse(args); err != nil {
 		return config.Config{}, nb, err
@@ -209,6 +219,7 @@ func serveConfig(args []string, env cli.Env) (config.Config, netboot.Config, err
 	if *diskReserve > 0 {
 		cfg.DiskReserve = *diskReserve
 	}
+	httpFl.apply(&cfg)
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return cfg, nb, err

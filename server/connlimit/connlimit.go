@@ -1,0 +1,305 @@
+// Package connlimit caps the connections of rpi-deployd's HTTP listeners: at most
+// PerSource connections from one remote address and Max in all. When Max is reached,
+// the connection that has been idle the longest is closed to make room: a keep-alive
+// connection between requests, or one that has sent no whole request in its first
+// second (a header that trickles in counts as idle; a request being served or a body
+// being received does not). Only when none is idle is the new connection turned away. Connections turned away get a short HTTP answer (429 past PerSource, 503 past
+// Max) and are closed, so one host can hold at most PerSource descriptors and all
+// hosts together at most Max, whatever they send.
+//
+// Wrap each listener with Limiter.Listen and set http.Server.ConnState to
+// Limiter.ConnState (the limiter learns from it which connections are idle). Accept
+// errors (such as "too many open files") are logged at WARN, at most once a second,
+// before net/http backs off and retries.
+package connlimit
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults of Options.
+const (
+	DefaultMax       = 2048
+	DefaultPerSource = 64
+)
+
+// Options configure a Limiter; zero values mean the defaults.
+type Options struct {
+	Max       int          // connections in all; default DefaultMax
+	PerSource int          // connections from one remote IP address; default DefaultPerSource
+	Logger    *slog.Logger // nil discards
+}
+
+// Limiter counts connections across any number of listeners.
+type Limiter struct {
+	opt Options
+	log *slog.Logger
+
+	mu    sync.Mutex
+	total int
+	per   map[netip.Addr]int
+	idle  map[*Conn]idleSince // connections with no request in progress
+
+	refusedSource, refusedMax, reclaimed atomic.Int64
+
+	refusing chan struct{} // bounds the goroutines answering refused connections
+	warn     rateLog       // accept errors
+	refused  rateLog       // refused connections
+}
+
+// New returns a Limiter.
+func New(o Options) *Limiter {
+	if o.Max <= 0 {
+		o.Max = DefaultMax
+	}
+	if o.PerSource <= 0 {
+		o.PerSource = DefaultPerSource
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Limiter{opt: o, log: log, per: map[netip.Addr]int{}, idle: map[*Conn]idleSince{},
+		refusing: make(chan struct{}, 64)}
+}
+
+// idleSince is when a connection went idle: between requests, or (fresh) accepted
+// and not yet sent a whole request's headers.
+type idleSince struct {
+	t     time.Time
+	fresh bool
+}
+
+// freshGrace is how long a new connection is left alone before it may be reclaimed:
+// a real client sends its request at once.
+const freshGrace = time.Second
+
+// Stats are the limiter's counts.
+type Stats struct {
+	Open    int // connections open
+	Idle    int // of which with no request in progress (between requests, or new)
+	Sources int // distinct remote addresses
+
+	RefusedPerSource int64 // connections refused (429) since start: their source was at PerSource
+	RefusedMax       int64 // connections refused (503) since start: Max reached, none idle
+	Reclaimed        int64 // idle connections closed since start to make room
+}
+
+// Stats returns the current counts.
+func (l *Limiter) Stats() Stats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return Stats{Open: l.total, Idle: len(l.idle), Sources: len(l.per), RefusedPerSource: l.refusedSource.Load(),
+		RefusedMax: l.refusedMax.Load(), Reclaimed: l.reclaimed.Load()}
+}
+
+// Listen wraps ln: its connections count against the limits.
+func (l *Limiter) Listen(ln net.Listener) net.Listener { return &listener{Listener: ln, l: l} }
+
+// ConnState is the http.Server.ConnState hook that tells the limiter which
+// connections are idle. Connections wrapped by another layer (crypto/tls) are found
+// through their NetConn method.
+func (l *Limiter) ConnState(c net.Conn, st http.ConnState) {
+	for {
+		if _, ok := c.(*Conn); ok {
+			break
+		}
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return
+		}
+		c = u.NetConn()
+	}
+	lc := c.(*Conn)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case lc.closed:
+	case st == http.StateIdle:
+		l.idle[lc] = idleSince{t: time.Now()}
+	case st == http.StateNew:
+		l.idle[lc] = idleSince{t: time.Now(), fresh: true}
+	default:
+		delete(l.idle, lc)
+	}
+}
+
+type listener struct {
+	net.Listener
+	l *Limiter
+}
+
+// Accept returns the next connection within the limits; others are answered and
+// closed here.
+func (ln *listener) Accept() (net.Conn, error) {
+	l := ln.l
+	for {
+		c, err := ln.Listener.Accept()
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				if n := l.warn.add(); n > 0 {
+					l.log.Warn("http: accept failed", "listener", ln.Addr().String(), "errors", n, "err", err)
+				}
+			}
+			return nil, err
+		}
+		ip := sourceOf(c)
+		code, victim := l.admit(ip)
+		if victim != nil {
+			victim.Close() // frees its slot; ours is taken already
+		}
+		if code != 0 {
+			l.refuse(c, ip, code)
+			continue
+		}
+		return &Conn{Conn: c, l: l, ip: ip}, nil
+	}
+}
+
+// admit takes a slot for a connection from ip. It returns an HTTP status when the
+// connection must be refused, and an idle connection to close to make room.
+func (l *Limiter) admit(ip netip.Addr) (code int, victim *Conn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.per[ip] >= l.opt.PerSource {
+		l.refusedSource.Add(1)
+		return http.StatusTooManyRequests, nil
+	}
+	if l.total >= l.opt.Max {
+		var since time.Time
+		now := time.Now()
+		for c, i := range l.idle {
+			if i.fresh && now.Sub(i.t) < freshGrace {
+				continue
+			}
+			if victim == nil || i.t.Before(since) {
+				victim, since = c, i.t
+			}
+		}
+		if victim == nil {
+			l.refusedMax.Add(1)
+			return http.StatusServiceUnavailable, nil
+		}
+		l.reclaimed.Add(1)
+		// The victim's slot goes to the new connection now: its Close must not give it
+		// back a second time.
+		delete(l.idle, victim)
+		victim.closed = true
+		l.per[victim.ip]--
+		if l.per[victim.ip] <= 0 {
+			delete(l.per, victim.ip)
+		}
+		l.total--
+	}
+	l.total++
+	l.per[ip]++
+	return 0, victim
+}
+
+func (l *Limiter) release(c *Conn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.idle, c)
+	if c.closed {
+		return
+	}
+	c.closed = true
+	l.total--
+	if l.per[c.ip]--; l.per[c.ip] <= 0 {
+		delete(l.per, c.ip)
+	}
+}
+
+// refuse answers a refused connection with a short HTTP error and closes it. The
+// answer is written by a goroutine (at most 64 at once, each for at most a second;
+// beyond that the connection is just closed) so that Accept never waits on a client.
+func (l *Limiter) refuse(c net.Conn, ip netip.Addr, code int) {
+	if n := l.refused.add(); n > 0 {
+		l.log.Warn("http: connections refused", "refused", n, "status", code, "last_source", ip.String(),
+			"max_conns", l.opt.Max, "max_conns_per_source", l.opt.PerSource)
+	}
+	select {
+	case l.refusing <- struct{}{}:
+	default:
+		c.Close()
+		return
+	}
+	go func() {
+		defer func() { <-l.refusing }()
+		defer c.Close()
+		msg := "too many connections from " + ip.String()
+		if code == http.StatusServiceUnavailable {
+			msg = "server at its connection limit, try again"
+		}
+		body := fmt.Sprintf("{\"error\":%q}\n", msg)
+		c.SetDeadline(time.Now().Add(time.Second))
+		fmt.Fprintf(c, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
+			code, http.StatusText(code), len(body), body)
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.CloseWrite()
+		}
+		// Read what the client sent so that closing does not reset the connection
+		// before the client has read the answer.
+		io.Copy(io.Discard, io.LimitReader(c, 64<<10))
+	}()
+}
+
+// Conn is an accepted connection; Close gives its slot back.
+type Conn struct {
+	net.Conn
+	l      *Limiter
+	ip     netip.Addr
+	closed bool // under l.mu
+	once   sync.Once
+}
+
+// Close closes the connection and frees its slot.
+func (c *Conn) Close() error {
+	c.once.Do(func() { c.l.release(c) })
+	return c.Conn.Close()
+}
+
+// ReadFrom keeps sendfile(2): net/http's response writer hands a file to the
+// connection's ReadFrom, which *net.TCPConn implements with sendfile.
+func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+}
+
+func sourceOf(c net.Conn) netip.Addr {
+	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+// rateLog counts events and lets one log line through per second: add returns the
+// count to report, or 0 to stay quiet.
+type rateLog struct {
+	mu   sync.Mutex
+	n    int
+	last time.Time
+}
+
+func (r *rateLog) add() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.n++
+	if time.Since(r.last) < time.Second {
+		return 0
+	}
+	n := r.n
+	r.n, r.last = 0, time.Now()
+	return n
+}
