@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -243,58 +242,7 @@ func TestBuildCard(t *testing.T) {
 	if err := os.WriteFile(img, card.Image, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	CheckCard(t, img, conf.Bytes(), stamp)
-}
-
-// CheckCard holds a card image to Raspberry Pi's tools and the real FAT tools.
-func CheckCard(t *testing.T, img string, conf []byte, stamp time.Time) {
-	t.Helper()
-	dir := t.TempDir()
-	out := func(name string, args ...string) string {
-		t.Helper()
-		b, err := exec.Command(name, args...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s %v: %v\n%s", name, args, err, b)
-		}
-		return string(b)
-	}
-	table := out("sfdisk", "--dump", img)
-	if !strings.Contains(table, "label: dos") || !strings.Contains(table, "start=        2048") || !strings.Contains(table, "type=c") {
-		t.Errorf("partition table:\n%s", table)
-	}
-	part := fmt.Sprintf("%s@@%d", img, 2048*512)
-	whole := mustRead(t, img)
-	partFile := filepath.Join(dir, "part.img")
-	if err := os.WriteFile(partFile, whole[2048*512:], 0o644); err != nil {
-		t.Fatal(err)
-	}
-	fsck := out("fsck.fat", "-n", "-v", partFile)
-	t.Logf("fsck.fat -n -v:\n%s", fsck)
-	if !strings.Contains(fsck, "2 FATs, 32 bit entries") { // and exit status 0: nothing to fix
-		t.Errorf("fsck.fat does not call it FAT32:\n%s", fsck)
-	}
-	if info := out("minfo", "-i", part, "::"); !strings.Contains(info, "fat_bits=32") && !strings.Contains(info, "FAT32") {
-		t.Errorf("minfo does not call it FAT32:\n%s", info)
-	}
-	listing := out("mdir", "-b", "-i", part, "::/")
-	for _, f := range []string{"recovery.bin", "pieeprom.bin", "pieeprom.sig", "README.txt"} {
-		if !strings.Contains(listing, f) {
-			t.Errorf("the card lacks %s:\n%s", f, listing)
-		}
-		out("mcopy", "-n", "-i", part, "::/"+f, filepath.Join(dir, f))
-	}
-	if got, want := mustRead(t, filepath.Join(dir, "recovery.bin")), eepromtest.ReadFile(t, "recovery.bin"); !bytes.Equal(got, want) {
-		t.Error("recovery.bin on the card differs from Raspberry Pi's")
-	}
-	pie := filepath.Join(dir, "pieeprom.bin")
-	if got := eepromtest.Tool(t, nil, "rpi-eeprom-config", pie); !bytes.Equal(got, conf) {
-		t.Errorf("rpi-eeprom-config prints %q from the card's pieeprom.bin, want %q", got, conf)
-	}
-	digest := filepath.Join(dir, "digest.sig")
-	eepromtest.Tool(t, []string{fmt.Sprintf("SOURCE_DATE_EPOCH=%d", stamp.Unix())}, "rpi-eeprom-digest", "-i", pie, "-o", digest)
-	if got, want := mustRead(t, filepath.Join(dir, "pieeprom.sig")), mustRead(t, digest); !bytes.Equal(got, want) {
-		t.Errorf("pieeprom.sig = %q, rpi-eeprom-digest writes %q", got, want)
-	}
+	eepromtest.CheckCard(t, img, conf.Bytes(), stamp)
 }
 
 func mustRead(t *testing.T, p string) []byte {

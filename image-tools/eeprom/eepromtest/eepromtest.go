@@ -7,10 +7,13 @@ package eepromtest
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 )
 
 // Dir returns the folder of Raspberry Pi's files; the test fails if it is missing.
@@ -73,4 +76,68 @@ func Tool(t testing.TB, env []string, name string, args ...string) []byte {
 		t.Fatalf("%s %v: %v\n%s", name, args, err, stderr.Bytes())
 	}
 	return out
+}
+
+// CheckCard holds a card image to Raspberry Pi's tools and the real FAT tools: an MBR
+// with one FAT32 partition (type 0x0c) from sector 2048 that fsck.fat -n passes and
+// minfo calls FAT32; recovery.bin identical to Raspberry Pi's; pieeprom.bin from which
+// rpi-eeprom-config prints exactly conf; pieeprom.sig byte for byte what
+// rpi-eeprom-digest writes for it with SOURCE_DATE_EPOCH=stamp.
+func CheckCard(t testing.TB, img string, conf []byte, stamp time.Time) {
+	t.Helper()
+	dir := t.TempDir()
+	out := func(name string, args ...string) string {
+		t.Helper()
+		b, err := exec.Command(name, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %v: %v\n%s", name, args, err, b)
+		}
+		return string(b)
+	}
+	table := out("sfdisk", "--dump", img)
+	if !strings.Contains(table, "label: dos") || !strings.Contains(table, "start=        2048") || !strings.Contains(table, "type=c") {
+		t.Errorf("partition table:\n%s", table)
+	}
+	part := fmt.Sprintf("%s@@%d", img, 2048*512)
+	whole := mustRead(t, img)
+	partFile := filepath.Join(dir, "part.img")
+	if err := os.WriteFile(partFile, whole[2048*512:], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fsck := out("fsck.fat", "-n", "-v", partFile)
+	t.Logf("fsck.fat -n -v:\n%s", fsck)
+	if !strings.Contains(fsck, "2 FATs, 32 bit entries") { // and exit status 0: nothing to fix
+		t.Errorf("fsck.fat does not call it FAT32:\n%s", fsck)
+	}
+	if info := out("minfo", "-i", part, "::"); !strings.Contains(info, "fat_bits=32") && !strings.Contains(info, "FAT32") {
+		t.Errorf("minfo does not call it FAT32:\n%s", info)
+	}
+	listing := out("mdir", "-b", "-i", part, "::/")
+	for _, f := range []string{"recovery.bin", "pieeprom.bin", "pieeprom.sig", "README.txt"} {
+		if !strings.Contains(listing, f) {
+			t.Errorf("the card lacks %s:\n%s", f, listing)
+		}
+		out("mcopy", "-n", "-i", part, "::/"+f, filepath.Join(dir, f))
+	}
+	if got, want := mustRead(t, filepath.Join(dir, "recovery.bin")), ReadFile(t, "recovery.bin"); !bytes.Equal(got, want) {
+		t.Error("recovery.bin on the card differs from Raspberry Pi's")
+	}
+	pie := filepath.Join(dir, "pieeprom.bin")
+	if got := Tool(t, nil, "rpi-eeprom-config", pie); !bytes.Equal(got, conf) {
+		t.Errorf("rpi-eeprom-config prints %q from the card's pieeprom.bin, want %q", got, conf)
+	}
+	digest := filepath.Join(dir, "digest.sig")
+	Tool(t, []string{fmt.Sprintf("SOURCE_DATE_EPOCH=%d", stamp.Unix())}, "rpi-eeprom-digest", "-i", pie, "-o", digest)
+	if got, want := mustRead(t, filepath.Join(dir, "pieeprom.sig")), mustRead(t, digest); !bytes.Equal(got, want) {
+		t.Errorf("pieeprom.sig = %q, rpi-eeprom-digest writes %q", got, want)
+	}
+}
+
+func mustRead(t testing.TB, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
