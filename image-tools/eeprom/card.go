@@ -100,9 +100,24 @@ const (
 	mbrTypeFAT32L = 0x0c
 )
 
+// Names of the bootloader image on the card. Raspberry Pi's documentation ("Bootloader
+// update files", raspberrypi.com/documentation/computers/raspberry-pi.html): with
+// pieeprom.upd, recovery.bin writes the EEPROM, renames itself to RECOVERY.000 and
+// resets, and the new bootloader boots on; with pieeprom.bin it stops after the
+// update (HDMI green, green LED blinking rapidly) and stays on the card, so it runs
+// again at every power-on until the card is changed.
+const (
+	UpdateName = "pieeprom.upd"
+	StopName   = "pieeprom.bin"
+)
+
 // CardOptions configure BuildCard.
 type CardOptions struct {
-	// Config is embedded into pieeprom.bin; its zero value means DefaultConfig.
+	// Stop writes the image as pieeprom.bin (recovery.bin stops and blinks) instead
+	// of pieeprom.upd (recovery.bin renames itself and the board boots on: with
+	// BOOT_ORDER=0xf21 it finds the card unbootable and network-boots).
+	Stop bool
+	// Config is embedded into the bootloader image; its zero value means DefaultConfig.
 	Config *Config
 	// Time stamps the files and the "ts:" line of pieeprom.sig (the bootloader's
 	// update timestamp); zero means now.
@@ -112,14 +127,15 @@ type CardOptions struct {
 // Card is a built recovery card.
 type Card struct {
 	Image    []byte // the whole card image (CardSize bytes)
-	Pieeprom []byte // pieeprom.bin as on the card
+	Name     string // UpdateName or StopName: the bootloader image's file name on the card
+	Pieeprom []byte // the bootloader image as on the card
 	Sig      []byte // pieeprom.sig as on the card
 	Config   []byte // the bootconf.txt embedded in Pieeprom
 	Version  string // Firmware.Image.Version()
 }
 
-// BuildCard makes the recovery card: recovery.bin as given, pieeprom.bin with the
-// config embedded, pieeprom.sig (its SHA-256 and a "ts:" line, as rpi-eeprom-digest
+// BuildCard makes the recovery card: recovery.bin as given, the bootloader image
+// with the config embedded (pieeprom.upd, or pieeprom.bin with Stop), pieeprom.sig (its SHA-256 and a "ts:" line, as rpi-eeprom-digest
 // writes it) and README.txt.
 func BuildCard(fw *Firmware, opt CardOptions) (*Card, error) {
 	conf := DefaultConfig()
@@ -150,6 +166,10 @@ func BuildCard(fw *Firmware, opt CardOptions) (*Card, error) {
 	part := img[partStartLBA*sectorSize:]
 	formatFAT32(part, partStartLBA, partSectors, volID, now)
 
+	name := UpdateName
+	if opt.Stop {
+		name = StopName
+	}
 	fs, err := fat.Open(memDev(img), partStartLBA*sectorSize, int64(partSectors)*sectorSize)
 	if err != nil {
 		return nil, fmt.Errorf("open the new FAT32 file system: %w", err)
@@ -160,28 +180,35 @@ func BuildCard(fw *Firmware, opt CardOptions) (*Card, error) {
 		data []byte
 	}{
 		{"recovery.bin", fw.Recovery},
-		{"pieeprom.bin", pieeprom},
+		{name, pieeprom},
 		{"pieeprom.sig", sig},
-		{"README.txt", readme(fw, confBytes)},
+		{"README.txt", readme(fw, confBytes, opt.Stop)},
 	}
 	for _, f := range files {
 		if err := fs.WriteFile(f.name, f.data); err != nil {
 			return nil, fmt.Errorf("write %s to the card: %w", f.name, err)
 		}
 	}
-	return &Card{Image: img, Pieeprom: pieeprom, Sig: sig, Config: confBytes, Version: fw.Image.Version()}, nil
+	return &Card{Image: img, Name: name, Pieeprom: pieeprom, Sig: sig, Config: confBytes, Version: fw.Image.Version()}, nil
 }
 
 // readme is the card's README.txt: what the card does and how to use it.
-func readme(fw *Firmware, conf []byte) []byte {
+func readme(fw *Firmware, conf []byte, stop bool) []byte {
 	var b strings.Builder
 	b.WriteString("rpi-deploy bootloader card for Raspberry Pi 5\r\n\r\n")
 	fmt.Fprintf(&b, "Firmware: %s (%s).\r\n\r\n", fw.Name, fw.Image.Version())
-	b.WriteString("1. Power the Pi 5 off, insert this card, power on.\r\n")
-	b.WriteString("2. Wait about 10 seconds: the green LED blinks rapidly when the EEPROM is written\r\n")
-	b.WriteString("   (a screen on HDMI turns green). recovery.bin renames itself, so it runs once.\r\n")
-	b.WriteString("3. Leave the card in and power-cycle on the deploy network: the card no longer boots,\r\n")
-	b.WriteString("   the board falls through to network boot and rpi-deploy flashes this very card.\r\n\r\n")
+	if stop {
+		b.WriteString("1. Power the Pi 5 off, insert this card, power on.\r\n")
+		b.WriteString("2. Wait about 10 seconds: the green LED blinks rapidly when the EEPROM is written\r\n")
+		b.WriteString("   (a screen on HDMI turns green). Power off and take the card out: it would\r\n")
+		b.WriteString("   write the EEPROM again at every power-on.\r\n\r\n")
+	} else {
+		b.WriteString("1. Connect the new Pi 5 to the deploy network, insert this card.\r\n")
+		b.WriteString("2. Power on: in about 10 seconds the bootloader is written, recovery.bin renames\r\n")
+		b.WriteString("   itself to RECOVERY.000 (so it runs once) and the board restarts.\r\n")
+		b.WriteString("3. The card no longer boots: the board network-boots and rpi-deploy flashes\r\n")
+		b.WriteString("   this very card with the image of the active batch.\r\n\r\n")
+	}
 	b.WriteString("Embedded bootloader config (bootconf.txt):\r\n\r\n")
 	b.WriteString(strings.ReplaceAll(string(conf), "\n", "\r\n"))
 	return []byte(b.String())

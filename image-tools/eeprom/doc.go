@@ -9,9 +9,13 @@
 // the tests hold it to that tool run on Raspberry Pi's own image.
 //
 // The card (BuildCard) is an MBR disk image with one FAT32 partition holding
-// recovery.bin, pieeprom.bin (config embedded), pieeprom.sig (SHA-256 and a "ts:"
-// line, as rpi-eeprom-digest writes it) and README.txt. Powered on with it, a Pi 5's
-// ROM runs recovery.bin, which writes pieeprom.bin into the EEPROM and renames itself
-// so that it runs once; the card then no longer boots, and with BOOT_ORDER=0xf21 the
-// board falls through to network boot, where rpi-deploy flashes that same card.
+// recovery.bin, pieeprom.upd (the bootloader image, config embedded), pieeprom.sig
+// (SHA-256 and a "ts:" line, as rpi-eeprom-digest writes it) and README.txt. Powered
+// on with it, a Pi 5's ROM runs recovery.bin, which writes pieeprom.upd into the
+// EEPROM, renames itself to RECOVERY.000 (so it runs once) and resets. The card then
+// no longer boots, and with BOOT_ORDER=0xf21 the board falls through to network boot,
+// where rpi-deploy flashes that same card. (Named pieeprom.bin instead — CardOptions.Stop,
+// as Raspberry Pi's own recovery images do — recovery.bin stops after the update with
+// the green LED blinking and does not rename itself: Raspberry Pi's documentation,
+// "Bootloader update files".)
 package eeprom

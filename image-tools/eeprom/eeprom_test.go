@@ -233,16 +233,21 @@ func TestBuildCard(t *testing.T) {
 		t.Fatal(err)
 	}
 	stamp := time.Date(2026, 12, 4, 20, 30, 0, 0, time.UTC)
-	card, err := BuildCard(fw, CardOptions{Config: &conf, Time: stamp})
-	if err != nil {
-		t.Fatal(err)
+	for _, stop := range []bool{false, true} {
+		card, err := BuildCard(fw, CardOptions{Config: &conf, Time: stamp, Stop: stop})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[bool]string{false: UpdateName, true: StopName}[stop]
+		if card.Name != want {
+			t.Errorf("Stop=%v: card.Name = %q, want %q", stop, card.Name, want)
+		}
+		img := filepath.Join(t.TempDir(), "card.img")
+		if err := os.WriteFile(img, card.Image, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		eepromtest.CheckCard(t, img, want, conf.Bytes(), stamp)
 	}
-	dir := t.TempDir()
-	img := filepath.Join(dir, "card.img")
-	if err := os.WriteFile(img, card.Image, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	eepromtest.CheckCard(t, img, conf.Bytes(), stamp)
 }
 
 func mustRead(t *testing.T, p string) []byte {

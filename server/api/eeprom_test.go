@@ -91,7 +91,7 @@ func TestEEPROMCardUploadDownload(t *testing.T) {
 	if h, _ := os.ReadFile(hdr); !strings.Contains(string(h), `filename="rpi-deploy-eeprom-card-2026-05-26.img"`) {
 		t.Errorf("headers:\n%s", h)
 	}
-	eepromtest.CheckCard(t, card, conf.Bytes(), info.Built)
+	eepromtest.CheckCard(t, card, "pieeprom.upd", conf.Bytes(), info.Built)
 
 	pie := eepromtest.ReadFile(t, "pieeprom-2026-05-26.bin")
 	bad := filepath.Join(t.TempDir(), "pieeprom-bad.bin")

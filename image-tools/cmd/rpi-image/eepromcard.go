@@ -26,6 +26,9 @@ func runEepromCard(ctx context.Context, args []string, stdout, stderr io.Writer)
 	var sets setFlags
 	fs.Var(&sets, "set", "`KEY=VALUE` of the embedded config, repeatable; keys are those Raspberry Pi documents")
 	out := fs.String("o", "", "write the card image to `CARD.img`")
+	stop := fs.Bool("stop", false, "name the image pieeprom.bin, as Raspberry Pi's recovery images do: recovery.bin stops after the update "+
+		"with the green LED blinking and runs again at every power-on (default pieeprom.upd: it renames itself to RECOVERY.000 "+
+		"and the board boots on to the network)")
 	stamp := fs.Int64("timestamp", 0, "Unix `SECONDS` for the files and pieeprom.sig's ts: line (default now)")
 	if _, err := parse(fs, args, 0, 0); err != nil {
 		return err
@@ -51,7 +54,7 @@ func runEepromCard(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	opt := eeprom.CardOptions{Config: &conf}
+	opt := eeprom.CardOptions{Config: &conf, Stop: *stop}
 	if *stamp != 0 {
 		opt.Time = time.Unix(*stamp, 0)
 	}
@@ -68,7 +71,7 @@ func runEepromCard(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}); err != nil {
 		return fmt.Errorf("write card %q: %w", *out, err)
 	}
-	fmt.Fprintf(stdout, "%s: %s, %s\n", *out, fw.Name, card.Version)
+	fmt.Fprintf(stdout, "%s: %s as %s, %s\n", *out, fw.Name, card.Name, card.Version)
 	fmt.Fprintf(stdout, "embedded bootloader config:\n%s", card.Config)
 	fmt.Fprintf(stdout, "write it to cards with: rpi-image write %s /dev/sdX [/dev/sdY …]\n", *out)
 	return nil

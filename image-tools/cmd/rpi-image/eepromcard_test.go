@@ -24,16 +24,17 @@ func eepromCard(t *testing.T, args ...string) (string, string, error) {
 	return stdout.String(), stderr.String(), err
 }
 
-// The card from the CLI: our defaults with the overrides, held to Raspberry Pi's
-// tools (eepromtest.CheckCard); the output names the bootloader version.
+// The card from the CLI (--stop: pieeprom.bin, as Raspberry Pi's recovery images):
+// our defaults with the overrides, held to Raspberry Pi's tools
+// (eepromtest.CheckCard); the output names the bootloader version.
 func TestEepromCardCLI(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "card.img")
 	stdout, stderr, err := eepromCard(t, "--firmware", eepromtest.Dir(t), "--boot-order", "0xf12",
-		"--set", "TFTP_PREFIX=2", "--set", "DHCP_TIMEOUT=60000", "--timestamp", "1796416200", "-o", out)
+		"--set", "TFTP_PREFIX=2", "--set", "DHCP_TIMEOUT=60000", "--stop", "--timestamp", "1796416200", "-o", out)
 	if err != nil {
 		t.Fatalf("eeprom-card: %v\n%s", err, stderr)
 	}
-	if !strings.Contains(stdout, "pieeprom-2026-05-26.bin, bootloader 2026-05-26") {
+	if !strings.Contains(stdout, "pieeprom-2026-05-26.bin as pieeprom.bin, bootloader 2026-05-26") {
 		t.Errorf("output does not name the bootloader:\n%s", stdout)
 	}
 	want := "[all]\nBOOT_UART=1\nBOOT_ORDER=0xf12\nNET_INSTALL_ENABLED=0\nNET_INSTALL_AT_POWER_ON=0\n" +
@@ -41,7 +42,7 @@ func TestEepromCardCLI(t *testing.T) {
 	if !strings.Contains(stdout, want) {
 		t.Errorf("output lacks the embedded config %q:\n%s", want, stdout)
 	}
-	eepromtest.CheckCard(t, out, []byte(want), time.Unix(cardStamp, 0))
+	eepromtest.CheckCard(t, out, "pieeprom.bin", []byte(want), time.Unix(cardStamp, 0))
 }
 
 // Bad input: an error that names the problem, and no card image (nor a temporary
@@ -168,6 +169,6 @@ func TestWriteCardCLI(t *testing.T) {
 		if err := os.WriteFile(copyPath, got, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		eepromtest.CheckCard(t, copyPath, eeprom.DefaultConfig().Bytes(), time.Unix(cardStamp, 0))
+		eepromtest.CheckCard(t, copyPath, "pieeprom.upd", eeprom.DefaultConfig().Bytes(), time.Unix(cardStamp, 0))
 	}
 }

@@ -80,10 +80,11 @@ func Tool(t testing.TB, env []string, name string, args ...string) []byte {
 
 // CheckCard holds a card image to Raspberry Pi's tools and the real FAT tools: an MBR
 // with one FAT32 partition (type 0x0c) from sector 2048 that fsck.fat -n passes and
-// minfo calls FAT32; recovery.bin identical to Raspberry Pi's; pieeprom.bin from which
-// rpi-eeprom-config prints exactly conf; pieeprom.sig byte for byte what
+// minfo calls FAT32; recovery.bin identical to Raspberry Pi's; the bootloader image
+// (name: pieeprom.upd or pieeprom.bin, the other absent) from which rpi-eeprom-config
+// prints exactly conf; pieeprom.sig byte for byte what
 // rpi-eeprom-digest writes for it with SOURCE_DATE_EPOCH=stamp.
-func CheckCard(t testing.TB, img string, conf []byte, stamp time.Time) {
+func CheckCard(t testing.TB, img, name string, conf []byte, stamp time.Time) {
 	t.Helper()
 	dir := t.TempDir()
 	out := func(name string, args ...string) string {
@@ -113,7 +114,14 @@ func CheckCard(t testing.TB, img string, conf []byte, stamp time.Time) {
 		t.Errorf("minfo does not call it FAT32:\n%s", info)
 	}
 	listing := out("mdir", "-b", "-i", part, "::/")
-	for _, f := range []string{"recovery.bin", "pieeprom.bin", "pieeprom.sig", "README.txt"} {
+	other := map[string]string{"pieeprom.upd": "pieeprom.bin", "pieeprom.bin": "pieeprom.upd"}[name]
+	if other == "" {
+		t.Fatalf("CheckCard: name %q is neither pieeprom.upd nor pieeprom.bin", name)
+	}
+	if strings.Contains(listing, other) {
+		t.Errorf("the card holds %s besides %s:\n%s", other, name, listing)
+	}
+	for _, f := range []string{"recovery.bin", name, "pieeprom.sig", "README.txt"} {
 		if !strings.Contains(listing, f) {
 			t.Errorf("the card lacks %s:\n%s", f, listing)
 		}
@@ -122,9 +130,9 @@ func CheckCard(t testing.TB, img string, conf []byte, stamp time.Time) {
 	if got, want := mustRead(t, filepath.Join(dir, "recovery.bin")), ReadFile(t, "recovery.bin"); !bytes.Equal(got, want) {
 		t.Error("recovery.bin on the card differs from Raspberry Pi's")
 	}
-	pie := filepath.Join(dir, "pieeprom.bin")
+	pie := filepath.Join(dir, name)
 	if got := Tool(t, nil, "rpi-eeprom-config", pie); !bytes.Equal(got, conf) {
-		t.Errorf("rpi-eeprom-config prints %q from the card's pieeprom.bin, want %q", got, conf)
+		t.Errorf("rpi-eeprom-config prints %q from the card's %s, want %q", got, name, conf)
 	}
 	digest := filepath.Join(dir, "digest.sig")
 	Tool(t, []string{fmt.Sprintf("SOURCE_DATE_EPOCH=%d", stamp.Unix())}, "rpi-eeprom-digest", "-i", pie, "-o", digest)

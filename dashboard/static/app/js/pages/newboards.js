@@ -41,14 +41,13 @@ export async function render(view) {
   });
 
   const steps = h('ol.steps', { id: 'eeprom-steps' },
-    h('li', h('strong', 'Write the card. '), 'Download the card image below and write it to one SD card per board: ',
+    h('li', h('strong', 'Write the cards. '), 'Download the card image below and write it to one SD card per board: ',
       h('code', 'rpi-image write card.img /dev/sdX /dev/sdY …'), ' writes many card readers at once and reads each back.'),
-    h('li', h('strong', 'Turn network boot on. '), 'Put a card in each new Pi 5 and power it on. After about ten seconds ',
-      'the green LED blinks rapidly (a screen on HDMI turns green): the bootloader is updated and the card has ',
-      'renamed its recovery.bin, so it will not run again.'),
-    h('li', h('strong', 'Flash it over the network. '), 'Power the board off, leave the card in, plug it into the deploy ',
-      'network and power it on. The card no longer boots, the board network-boots, and rpi-deploy flashes that same card ',
-      'with the image of the active batch.'));
+    h('li', h('strong', 'Rack the boards. '), 'Put a card in each new Pi 5 and connect it to the deploy network. ',
+      'Make sure a batch for its venue and product is active.'),
+    h('li', h('strong', 'Power on. '), 'In about ten seconds the bootloader is updated; recovery.bin renames itself to ',
+      'RECOVERY.000, so it runs once, and the board restarts. The card no longer boots, so the board network-boots and ',
+      'rpi-deploy flashes that same card with the batch\'s image: watch it on the Fleet page.'));
 
   const offer = c
     ? h('div', { id: 'eeprom-card' },
