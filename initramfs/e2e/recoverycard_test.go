@@ -76,8 +76,8 @@ func TestRecoveryCardFlashed(t *testing.T) {
 		t.Fatalf("mren: %v: %s", err, out)
 	}
 	listing, err := exec.Command("mdir", "-b", "-i", part, "::/").CombinedOutput()
-	if err != nil || strings.Contains(string(listing), "recovery.bin") || !strings.Contains(string(listing), "RECOVERY.000") ||
-		!strings.Contains(string(listing), eeprom.UpdateName) {
+	if low := strings.ToLower(string(listing)); err != nil || strings.Contains(low, "recovery.bin") ||
+		!strings.Contains(low, "recovery.000") || !strings.Contains(low, eeprom.UpdateName) {
 		t.Fatalf("the card before the boot: %v\n%s", err, listing)
 	}
 
@@ -114,8 +114,8 @@ func TestRecoveryCardFlashed(t *testing.T) {
 	if err != nil {
 		t.Fatalf("mdir of the flashed card: %v\n%s", err, after)
 	}
-	for _, gone := range []string{"RECOVERY.000", "pieeprom", "README.txt"} {
-		if strings.Contains(string(after), gone) {
+	for _, gone := range []string{"recovery.000", "pieeprom", "readme.txt"} {
+		if strings.Contains(strings.ToLower(string(after)), gone) {
 			t.Errorf("the flashed card still holds %s:\n%s", gone, after)
 		}
 	}
