@@ -44,6 +44,28 @@ func TestConfigOfRealImage(t *testing.T) {
 	}
 }
 
+// Version names what an older bootloader lacks, by its build timestamp (the real
+// image with only the timestamp's digits changed).
+func TestVersionOfOlderBootloaders(t *testing.T) {
+	_, real := realImage(t)
+	cases := []struct{ stamp, want string }{
+		{"1779807685", "bootloader 2026-05-26"},
+		{"1750000000", "bootloader 2025-06-15; lacks TFTP files above 96 MB (needs 2025-09-23)"},
+		{"1700000000", "bootloader 2023-11-14; lacks set_reboot_order (needs 2025-01-22), TFTP files above 96 MB (needs 2025-09-23)"},
+		{"1690000000", "bootloader 2023-07-22; lacks DHCP option 97 with the serial (needs 2023-10-30), set_reboot_order (needs 2025-01-22), TFTP files above 96 MB (needs 2025-09-23)"},
+	}
+	for _, c := range cases {
+		b := bytes.Replace(real, []byte("BUILD_TIMESTAMP=1779807685"), []byte("BUILD_TIMESTAMP="+c.stamp), 1)
+		im, err := Parse(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := im.Version(); got != c.want {
+			t.Errorf("timestamp %s: Version() = %q, want %q", c.stamp, got, c.want)
+		}
+	}
+}
+
 // For the same config, our image is byte for byte what rpi-eeprom-config --config
 // --out writes, and rpi-eeprom-config reads our config back unchanged.
 func TestWithConfigMatchesRpiEepromConfig(t *testing.T) {
