@@ -82,7 +82,8 @@ func Tool(t testing.TB, env []string, name string, args ...string) []byte {
 // with one FAT32 partition (type 0x0c) from sector 2048 that fsck.fat -n passes and
 // minfo calls FAT32; recovery.bin identical to Raspberry Pi's; the bootloader image
 // (name: pieeprom.upd or pieeprom.bin, the other absent) from which rpi-eeprom-config
-// prints exactly conf; pieeprom.sig byte for byte what
+// prints exactly conf and that is byte for byte what rpi-eeprom-config --config --out
+// makes of Raspberry Pi's image with conf; pieeprom.sig byte for byte what
 // rpi-eeprom-digest writes for it with SOURCE_DATE_EPOCH=stamp.
 func CheckCard(t testing.TB, img, name string, conf []byte, stamp time.Time) {
 	t.Helper()
@@ -133,6 +134,15 @@ func CheckCard(t testing.TB, img, name string, conf []byte, stamp time.Time) {
 	pie := filepath.Join(dir, name)
 	if got := Tool(t, nil, "rpi-eeprom-config", pie); !bytes.Equal(got, conf) {
 		t.Errorf("rpi-eeprom-config prints %q from the card's %s, want %q", got, name, conf)
+	}
+	// Byte for byte what Raspberry Pi's tool makes of its own image and the same config.
+	confFile, toolOut := filepath.Join(dir, "bootconf.txt"), filepath.Join(dir, "tool.bin")
+	if err := os.WriteFile(confFile, conf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	Tool(t, nil, "rpi-eeprom-config", "--config", confFile, "--out", toolOut, Pieeprom(t))
+	if !bytes.Equal(mustRead(t, pie), mustRead(t, toolOut)) {
+		t.Errorf("the card's %s differs from rpi-eeprom-config --config --out of the same config", name)
 	}
 	digest := filepath.Join(dir, "digest.sig")
 	Tool(t, []string{fmt.Sprintf("SOURCE_DATE_EPOCH=%d", stamp.Unix())}, "rpi-eeprom-digest", "-i", pie, "-o", digest)
