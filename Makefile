@@ -64,7 +64,7 @@ e2e: ## boot the initramfs in QEMU against rpi-deployd (DHCP full mode) in netns
 	@initramfs/fetch-kernel.sh
 	@$(MAKE) initramfs
 	RPI_DEPLOY_INITRAMFS='$(abspath $(INITRAMFS))' RPI_DEPLOY_KERNEL='$(abspath build/kernel/vmlinuz)' \
-	  $(GO) test -tags e2e -count=1 -v -timeout 10m -run 'TestBootFlashVerify|TestRescueShell|TestArchive' ./initramfs/e2e ./initramfs
+	  $(GO) test -tags e2e -count=1 -v -timeout 10m -run 'TestBootFlashVerify|TestRescueShell|TestArchive|TestRecoveryCardFlashed' ./initramfs/e2e ./initramfs
 
 clean: ## remove build output
 	rm -rf $(BIN) build

@@ -1,5 +1,5 @@
 // Command rpi-image packs Raspberry Pi master images for rpi-deploy and works with
-// packed images: pack, inspect, verify, bootfiles, bmap, push. See docs/manifest.md.
+// packed images: pack, inspect, verify, bootfiles, bmap, push, eeprom-card, write. See docs/manifest.md.
 package main
 
 import (
@@ -22,15 +22,17 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"pack":      {runPack, "pack IN -o NAME.img.zst: compress an image into frames + manifest"},
-	"inspect":   {runInspect, "inspect IMAGE|MANIFEST [--json]: partitions, file systems, data, boot files, first boot"},
-	"verify":    {runVerify, "verify NAME.img.zst | --manifest M CARD-OR-IMAGE: check against a manifest"},
-	"bootfiles": {runBootfiles, "bootfiles IMAGE DIR: copy the Pi 5 netboot files out of the boot partition"},
-	"bmap":      {runBmap, "bmap IMAGE [-o FILE]: write a bmaptool block map of the data ranges"},
-	"push":      {runPush, "push [--server URL] NAME.img.zst: upload image and manifest to rpi-deployd, resumable"},
+	"pack":        {runPack, "pack IN -o NAME.img.zst: compress an image into frames + manifest"},
+	"inspect":     {runInspect, "inspect IMAGE|MANIFEST [--json]: partitions, file systems, data, boot files, first boot"},
+	"verify":      {runVerify, "verify NAME.img.zst | --manifest M CARD-OR-IMAGE: check against a manifest"},
+	"bootfiles":   {runBootfiles, "bootfiles IMAGE DIR: copy the Pi 5 netboot files out of the boot partition"},
+	"bmap":        {runBmap, "bmap IMAGE [-o FILE]: write a bmaptool block map of the data ranges"},
+	"push":        {runPush, "push [--server URL] NAME.img.zst: upload image and manifest to rpi-deployd, resumable"},
+	"eeprom-card": {runEepromCard, "eeprom-card --firmware FILE|DIR [--boot-order 0xf21] [--set KEY=VALUE]... -o CARD.img: Pi 5 bootloader card that turns network boot on"},
+	"write":       {runWrite, "write CARD.img /dev/sdX [/dev/sdY ...]: write an image to several cards at once and read each back"},
 }
 
-var order = []string{"pack", "inspect", "verify", "bootfiles", "bmap", "push"}
+var order = []string{"pack", "inspect", "verify", "bootfiles", "bmap", "push", "eeprom-card", "write"}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -24,7 +24,7 @@ export async function request(method, path, opts = {}) {
   }
   const headers = { Accept: 'application/json' };
   let body = opts.body;
-  if (body !== undefined && !(body instanceof Blob) && typeof body !== 'string') {
+  if (body !== undefined && !(body instanceof Blob) && !(body instanceof FormData) && typeof body !== 'string') {
     headers['Content-Type'] = 'application/json';
     body = JSON.stringify(body);
   } else if (opts.contentType) {

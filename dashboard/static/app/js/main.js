@@ -12,8 +12,9 @@ import * as images from './pages/images.js';
 import * as boards from './pages/boards.js';
 import * as deployments from './pages/deployments.js';
 import * as audit from './pages/audit.js';
+import * as newboards from './pages/newboards.js';
 
-const pages = { fleet, batches, venues, pools, products, images, boards, deployments, audit };
+const pages = { fleet, batches, venues, pools, products, images, boards, deployments, audit, newboards };
 const view = document.getElementById('view');
 let cleanup = null;
 
