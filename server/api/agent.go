@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
+	"github.com/rpi-deploy/rpi-deploy/server/domain"
 )
 
 func newStrictDecoder(r io.Reader) *json.Decoder {
@@ -25,7 +27,7 @@ func (a *API) hello(c *gin.Context) {
 		return
 	}
 	start := time.Now()
-	resp, err := a.svc.Hello(c.Request.Context(), h)
+	resp, err := a.svc.Hello(domain.WithSource(c.Request.Context(), remoteIP(c.Request)), h)
 	a.Metrics.observeHello(time.Since(start), resp.Action, err)
 	if err != nil {
 		failErr(c, err)
@@ -62,7 +64,7 @@ func (a *API) event(c *gin.Context) {
 	if !bindJSON(c, &e, 64<<10) {
 		return
 	}
-	d, err := a.svc.Event(c.Request.Context(), id, e)
+	d, err := a.svc.Event(c.Request.Context(), id, c.GetHeader(agentapi.HeaderSecret), e)
 	if err != nil {
 		failErr(c, err)
 		return
@@ -80,10 +82,37 @@ func (a *API) result(c *gin.Context) {
 	if !bindJSON(c, &r, 64<<10) {
 		return
 	}
-	d, err := a.svc.Result(c.Request.Context(), id, r)
+	d, err := a.svc.Result(c.Request.Context(), id, c.GetHeader(agentapi.HeaderSecret), r)
 	if err != nil {
 		failErr(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, d)
+}
+
+// remoteIP is the address of the connection's peer, without the port. Headers such
+// as X-Forwarded-For are ignored: any host on the deployment network can write them.
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// claimStream runs before an image download: a request carrying a deployment secret
+// (header X-Deployment-Secret) marks that deployment as streaming; a wrong secret
+// is refused with 401 before any byte is sent. Requests without the header are
+// served as before (operators, curl). Manifests do not count as image bytes.
+func (a *API) claimStream(c *gin.Context) {
+	secret := c.GetHeader(agentapi.HeaderSecret)
+	if secret == "" || !strings.HasSuffix(c.Param("file"), ".img.zst") || c.Request.Method != http.MethodGet {
+		c.Next()
+		return
+	}
+	if _, err := a.svc.StreamStarted(c.Request.Context(), secret); err != nil {
+		failErr(c, err)
+		return
+	}
+	c.Next()
 }

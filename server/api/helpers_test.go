@@ -53,12 +53,20 @@ var httpc = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{M
 
 // postJSON posts v and decodes the answer into out (when 2xx), returning the status.
 func postJSON(t testing.TB, url string, v, out any) (int, []byte, error) {
+	return postSecret(t, url, "", v, out)
+}
+
+// postSecret is postJSON with a deployment secret header (when not "").
+func postSecret(t testing.TB, url, secret string, v, out any) (int, []byte, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		t.Fatal(err)
 	}
 	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, url, bytes.NewReader(b))
 	req.Header.Set("Content-Type", "application/json")
+	if secret != "" {
+		req.Header.Set(agentapi.HeaderSecret, secret)
+	}
 	resp, err := httpc.Do(req)
 	if err != nil {
 		return 0, nil, err
@@ -100,3 +108,20 @@ func hello(t testing.TB, srv *servertest.Server, h agentapi.Hello) agentapi.Hell
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 
 func statusOf(err error) int { return client.StatusOf(err) }
+
+// fetch reads the first KiB of d's image with d's secret, as the agent starts its
+// stream: the server counts the deployment as streaming from then on.
+func fetch(t testing.TB, d *agentapi.Deployment) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, d.Image.URL, nil)
+	req.Header.Set(agentapi.HeaderSecret, d.Secret)
+	req.Header.Set("Range", "bytes=0-1023")
+	resp, err := httpc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil || resp.StatusCode != http.StatusPartialContent {
+		t.Fatalf("fetch %s for deployment %d: %s %v", d.Image.URL, d.ID, resp.Status, err)
+	}
+}

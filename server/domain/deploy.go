@@ -39,6 +39,7 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 		}
 	}
 
+	source := sourceOf(ctx)
 	var (
 		decide    func(t *store.Tx) error
 		resp      agentapi.HelloResponse
@@ -46,10 +47,26 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 		board     store.Board
 		retryNote string
 		batch     *store.Batch
+		unseen    bool // a new serial over its source's limit: nothing written
 	)
+	retry := func(reason string) error {
+		retryNote = reason
+		resp = agentapi.HelloResponse{Action: agentapi.ActionRetry, Reason: reason, RetryAfterMS: s.opt.RetryAfter.Milliseconds()}
+		return nil
+	}
 	// decide picks the answer, inside the transaction below.
 	decide = func(t *store.Tx) error {
-		resp, created, batch, retryNote = agentapi.HelloResponse{}, nil, nil, ""
+		resp, created, batch, retryNote, unseen = agentapi.HelloResponse{}, nil, nil, "", false
+		// A serial never seen before costs its source a token: random serials
+		// cannot flood the boards table or the pools faster than the limit.
+		if _, err := t.Board(ctx, serial); errors.Is(err, store.ErrNotFound) {
+			if !s.newSerials.allow(source, t.Now) {
+				unseen = true
+				return retry(fmt.Sprintf("too many new boards from %s (limit %d a minute)", source, s.opt.NewSerialsPerMinute))
+			}
+		} else if err != nil {
+			return err
+		}
 		b, err := t.SeeBoardReturning(ctx, store.Board{Serial: serial, MAC: mac, Model: h.Model, Revision: h.Revision, IP: h.IP,
 			LastEvent: "hello"})
 		if err != nil {
@@ -61,7 +78,16 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 			if err := t.Touch(ctx, d.ID); err != nil {
 				return err
 			}
+			// Only the secret's hash is stored: the board (which may have rebooted and
+			// lost it) gets a new one, and the old one stops working.
+			secret, hash := newSecret()
+			if err := t.SetDeploymentSecret(ctx, d.ID, hash); err != nil {
+				return err
+			}
 			resp, err = s.deployResponse(ctx, t, d)
+			if resp.Deployment != nil {
+				resp.Deployment.Secret = secret
+			}
 			return err
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
@@ -71,12 +97,17 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 				Reason: fmt.Sprintf("card holds verified image %q as %s", b.Image, b.Hostname)}
 			return nil
 		}
-		retry := func(reason string) error {
-			retryNote = reason
-			resp = agentapi.HelloResponse{Action: agentapi.ActionRetry, Reason: reason, RetryAfterMS: s.opt.RetryAfter.Milliseconds()}
-			return nil
+		if source != "" && s.opt.MaxOpenPerSource > 0 {
+			n, err := t.CountOpenFromSource(ctx, source, s.opt.MaxOpenPerSource)
+			if err != nil {
+				return err
+			}
+			if n >= s.opt.MaxOpenPerSource {
+				return retry(fmt.Sprintf("%d deployments open from %s, the limit is %d", n, source, s.opt.MaxOpenPerSource))
+			}
 		}
-		open, err := t.CountOpen(ctx, store.FormatTime(t.Now.Add(-s.opt.StaleAfter)), s.opt.MaxStreams)
+		open, err := t.CountSlots(ctx, store.FormatTime(t.Now.Add(-s.opt.ClaimWindow)), store.FormatTime(t.Now.Add(-s.opt.StaleAfter)),
+			s.opt.MaxStreams)
 		if err != nil {
 			return err
 		}
@@ -128,7 +159,14 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 				return err
 			}
 			board.Hostname, board.Deployed = d.Hostname, false
+			secret, hash := newSecret()
+			if err := t.SetDeploymentClaim(ctx, d.ID, hash, source); err != nil {
+				return err
+			}
 			resp, err = deployResponseWith(d, img, p, s.opt.After)
+			if resp.Deployment != nil {
+				resp.Deployment.Secret = secret
+			}
 			return err
 		}
 		return retry(strings.Join(reasons, "; "))
@@ -140,6 +178,9 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 		// Retries are not history (a waiting board asks every few seconds): the
 		// board's last_event says why it waits.
 		if resp.Action == agentapi.ActionRetry {
+			if unseen {
+				return nil
+			}
 			return t.SetBoardLastEvent(ctx, serial, "retry: "+resp.Reason)
 		}
 		detail := fmt.Sprintf("%s; agent %s, disk %s %d bytes", resp.Action, h.AgentVersion, h.Disk.Device, h.Disk.SizeBytes)
@@ -153,7 +194,9 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 	if err != nil {
 		return agentapi.HelloResponse{}, err
 	}
-	s.publish(events.BoardChanged, board)
+	if !unseen {
+		s.publish(events.BoardChanged, board)
+	}
 	switch {
 	case created != nil:
 		s.log.Info("deployment created", "deployment", created.ID, "serial", serial, "mac", mac, "hostname", created.Hostname,
@@ -164,6 +207,8 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 				s.publish(events.BatchChanged, bt)
 			}
 		}
+	case unseen:
+		s.log.Debug("new serial over its source's limit", "serial", serial, "source", source)
 	case retryNote != "":
 		s.publish(events.HelloRetry, map[string]string{"serial": serial, "mac": mac, "reason": retryNote})
 	}
@@ -194,7 +239,9 @@ func (s *Service) allocate(ctx context.Context, t *store.Tx, bt store.Batch, ser
 	var hostname string
 	switch p.Naming {
 	case store.NamingSerial:
-		hostname = SerialHostname(p.Code, bt.Venue, serial)
+		if hostname, err = s.uniqueSerialHostname(ctx, t, p.Code, bt.Venue, serial); err != nil {
+			return d, img, p, "", err
+		}
 	case store.NamingPool:
 		n, err := t.HeldName(ctx, bt.Venue, p.Code, serial)
 		if errors.Is(err, store.ErrNotFound) {
@@ -223,7 +270,44 @@ func (s *Service) allocate(ctx context.Context, t *store.Tx, bt store.Batch, ser
 // SerialHostname is the name of a serial-named product's board: PRODUCT-VENUE- and
 // the low 8 hex digits of the serial in upper case.
 func SerialHostname(product, venue, serial string) string {
-	return fmt.Sprintf("%s-%s-%s", product, venue, strings.ToUpper(agentapi.ShortSerial(serial)))
+	return serialHostname(product, venue, serial, 8)
+}
+
+// serialHostname is PRODUCT-VENUE- and the low digits hex digits of the serial.
+func serialHostname(product, venue, serial string, digits int) string {
+	s := strings.ToUpper(serial)
+	if len(s) > digits {
+		s = s[len(s)-digits:]
+	}
+	return fmt.Sprintf("%s-%s-%s", product, venue, s)
+}
+
+// uniqueSerialHostname is the board's serial name, made unique: the low 8 hex digits
+// of the serial, or, when another board holds that name (two serials alike in their
+// low 32 bits), the low 12, then all 16, which no other board can share. A board
+// keeps the candidate it holds while no other board holds it too.
+func (s *Service) uniqueSerialHostname(ctx context.Context, t *store.Tx, product, venue, serial string) (string, error) {
+	b, err := t.Board(ctx, serial)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return "", err
+	}
+	candidates := []string{serialHostname(product, venue, serial, 8), serialHostname(product, venue, serial, 12),
+		serialHostname(product, venue, serial, 16)}
+	taken := func(c string) (bool, error) { return t.HostnameTaken(ctx, c, serial) }
+	for _, c := range candidates[:2] {
+		if b.Hostname != c {
+			continue
+		}
+		if tk, err := taken(c); err != nil || !tk {
+			return c, err
+		}
+	}
+	for _, c := range candidates[:2] {
+		if tk, err := taken(c); err != nil || !tk {
+			return c, err
+		}
+	}
+	return candidates[2], nil
 }
 
 // PoolHostname is the name with sequence number seq in a pool: PRODUCT-VENUE-NNN.
@@ -273,8 +357,12 @@ func validPhase(p string) bool {
 	return false
 }
 
-// Event records a phase change or progress report of an open deployment.
-func (s *Service) Event(ctx context.Context, id int64, e agentapi.Event) (store.Deployment, error) {
+// maxPhases bounds the phase history of one deployment (a real one records about 8).
+const maxPhases = 64
+
+// Event records a phase change or progress report of an open deployment. secret
+// must be the deployment's (ErrSecret otherwise).
+func (s *Service) Event(ctx context.Context, id int64, secret string, e agentapi.Event) (store.Deployment, error) {
 	if !validPhase(e.Phase) {
 		return store.Deployment{}, invalid("phase", "phase %q: want one of %s (results go to /result)", e.Phase, strings.Join(agentapi.Phases, ", "))
 	}
@@ -292,13 +380,22 @@ func (s *Service) Event(ctx context.Context, id int64, e agentapi.Event) (store.
 		if err != nil {
 			return fmt.Errorf("deployment %d: %w", id, err)
 		}
+		if _, err := checkSecret(ctx, t, id, secret); err != nil {
+			return err
+		}
 		if d.State != store.DeployOpen {
 			return fmt.Errorf("deployment %d is %s: %w", id, d.State, ErrConflict)
 		}
 		changed = d.Phase != e.Phase
 		if changed {
-			if err := t.AddPhase(ctx, id, e.Phase, e.Bytes, e.Message); err != nil {
+			n, err := t.CountPhases(ctx, id)
+			if err != nil {
 				return err
+			}
+			if n < maxPhases {
+				if err := t.AddPhase(ctx, id, e.Phase, e.Bytes, e.Message); err != nil {
+					return err
+				}
 			}
 		}
 		total := e.Total
@@ -325,8 +422,14 @@ func (s *Service) Event(ctx context.Context, id int64, e agentapi.Event) (store.
 // success report with another digest is recorded as a failure. The board keeps its
 // name either way; only a verified result marks it deployed and counts toward its
 // batch. Sending the same result again is harmless; a different one for a closed
-// deployment is a conflict.
-func (s *Service) Result(ctx context.Context, id int64, r agentapi.Result) (store.Deployment, error) {
+// deployment is a conflict. secret must be the deployment's (ErrSecret otherwise)
+// and r.Serial its board's. A failure before the board fetched any image byte
+// releases the pool name it was given (see releaseUnstreamed).
+func (s *Service) Result(ctx context.Context, id int64, secret string, r agentapi.Result) (store.Deployment, error) {
+	serial, err := agentapi.NormalizeSerial(r.Serial)
+	if err != nil {
+		return store.Deployment{}, invalid("serial", "%v", err)
+	}
 	if !r.Success && r.Error == "" {
 		return store.Deployment{}, invalid("error", "a failure needs an error")
 	}
@@ -342,12 +445,19 @@ func (s *Service) Result(ctx context.Context, id int64, r agentapi.Result) (stor
 		bt    *store.Batch
 		again bool
 	)
-	err := s.st.Update(ctx, func(t *store.Tx) error {
+	err = s.st.Update(ctx, func(t *store.Tx) error {
 		var err error
 		bt, again = nil, false
 		d, err = t.Deployment(ctx, id)
 		if err != nil {
 			return fmt.Errorf("deployment %d: %w", id, err)
+		}
+		streamed, err := checkSecret(ctx, t, id, secret)
+		if err != nil {
+			return err
+		}
+		if serial != d.Serial {
+			return fmt.Errorf("deployment %d belongs to board %s, not %s: %w", id, d.Serial, serial, ErrConflict)
 		}
 		if d.State != store.DeployOpen {
 			if (d.State == store.DeployVerified) == r.Success && d.State != store.DeployAbandoned {
@@ -372,6 +482,11 @@ func (s *Service) Result(ctx context.Context, id int64, r agentapi.Result) (stor
 		}
 		if err := t.Finish(ctx, d); err != nil {
 			return err
+		}
+		if d.State == store.DeployFailed {
+			if _, err := s.releaseUnstreamed(ctx, t, d, streamed); err != nil {
+				return err
+			}
 		}
 		if d.State == store.DeployVerified {
 			if err := t.SetBoardDeployed(ctx, d.Serial, d.Hostname, d.Image); err != nil {

@@ -42,7 +42,10 @@ func serve(ctx context.Context, args []string, env cli.Env) error {
 	defer st.Close()
 	bus := events.New(0, 0)
 	svc := domain.New(st, bus, domain.Options{DataDir: cfg.Data, MaxStreams: cfg.MaxStreams,
-		StaleAfter: time.Duration(cfg.StaleAfter), RetryAfter: time.Duration(cfg.RetryAfter), After: cfg.After, Logger: log})
+		StaleAfter: time.Duration(cfg.StaleAfter), RetryAfter: time.Duration(cfg.RetryAfter), After: cfg.After, Logger: log,
+		ClaimWindow: time.Duration(cfg.ClaimWindow), ClaimTimeout: time.Duration(cfg.ClaimTimeout),
+		MaxOpenPerSource: cfg.MaxOpenPerSource, NewSerialsPerMinute: cfg.NewSerialsPerMinute,
+		EventsPerBoard: cfg.EventsPerBoard, ForgetBoardsAfter: time.Duration(cfg.ForgetBoardsAfter)})
 	if cfg.Token == "" {
 		log.Warn("no admin token (--token, RPI_DEPLOY_TOKEN or config): the management API accepts user sessions only")
 	}
@@ -96,7 +99,9 @@ func serve(ctx context.Context, args []string, env cli.Env) error {
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return nb.Serve(ctx) })
-	g.Go(func() error { return abandonSilent(ctx, svc, time.Duration(cfg.AbandonAfter), log) })
+	g.Go(func() error {
+		return abandonSilent(ctx, svc, time.Duration(cfg.AbandonAfter), min(time.Minute, time.Duration(cfg.ClaimTimeout)/2), log)
+	})
 	for _, l := range lns {
 		base := context.Background()
 		if l.agent {
@@ -153,6 +158,7 @@ func serveConfig(args []string, env cli.Env) (config.Config, netboot.Config, err
 	maxStreams := fs.Int("max-streams", 0, "deployments streaming at once before hellos get retry (default 64)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default info)")
 	after := fs.String("after", "", "what a board does once its card is verified: reboot, poweroff or wait (default reboot)")
+	limits := deploymentFlags(fs)
 	nbFlags := netboot.AddFlags(fs)
 	var nb netboot.Config
 	if err := fs.Parse(args); err != nil {
@@ -189,6 +195,7 @@ func serveConfig(args []string, env cli.Env) (config.Config, netboot.Config, err
 	if *maxStreams > 0 {
 		cfg.MaxStreams = *maxStreams
 	}
+	limits.apply(&cfg)
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return cfg, nb, err
@@ -196,13 +203,20 @@ func serveConfig(args []string, env cli.Env) (config.Config, netboot.Config, err
 	return cfg, nb, nb.Validate()
 }
 
-// abandonSilent closes deployments whose boards went silent, once a minute.
-func abandonSilent(ctx context.Context, svc *domain.Service, silence time.Duration, log *slog.Logger) error {
-	t := time.NewTicker(time.Minute)
+// abandonSilent closes deployments whose boards went silent or never fetched their
+// image, and applies retention, every interval.
+func abandonSilent(ctx context.Context, svc *domain.Service, silence, every time.Duration, log *slog.Logger) error {
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		if _, err := svc.AbandonSilent(ctx, silence); err != nil && ctx.Err() == nil {
 			log.Error("abandon silent deployments", "err", err)
+		}
+		if _, err := svc.ExpireClaims(ctx); err != nil && ctx.Err() == nil {
+			log.Error("expire claims", "err", err)
+		}
+		if _, err := svc.Purge(ctx); err != nil && ctx.Err() == nil {
+			log.Error("retention", "err", err)
 		}
 		select {
 		case <-ctx.Done():
