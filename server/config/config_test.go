@@ -27,7 +27,8 @@ func TestLoadEnvDefaults(t *testing.T) {
 	got := c.WithDefaults()
 	want := Config{Data: "/srv/rpi", Listen: ":9000", AgentListen: []string{"10.0.0.1:8080"}, Token: "from-the-environment-0123",
 		MaxStreams: 10, RetryAfter: Duration(3 * time.Second), StaleAfter: Duration(15 * time.Minute),
-		AbandonAfter: Duration(2 * time.Hour), LogLevel: "info", After: "poweroff"}
+		AbandonAfter: Duration(2 * time.Hour), ClaimWindow: Duration(2 * time.Minute), ClaimTimeout: Duration(10 * time.Minute), MaxOpenPerSource: 4,
+		NewSerialsPerMinute: 120, EventsPerBoard: 1000, ForgetBoardsAfter: Duration(168 * time.Hour), LogLevel: "info", After: "poweroff"}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("(-want +got)\n%s", d)
 	}
@@ -35,7 +36,8 @@ func TestLoadEnvDefaults(t *testing.T) {
 		t.Error(err)
 	}
 	if d := cmp.Diff(Config{Data: DefaultData, Listen: DefaultListen, MaxStreams: 64, RetryAfter: Duration(10 * time.Second),
-		StaleAfter: Duration(15 * time.Minute), AbandonAfter: Duration(2 * time.Hour), LogLevel: "info", After: "reboot"}, Config{}.WithDefaults()); d != "" {
+		StaleAfter: Duration(15 * time.Minute), AbandonAfter: Duration(2 * time.Hour), ClaimWindow: Duration(2 * time.Minute), ClaimTimeout: Duration(10 * time.Minute), MaxOpenPerSource: 4,
+		NewSerialsPerMinute: 120, EventsPerBoard: 1000, ForgetBoardsAfter: Duration(168 * time.Hour), LogLevel: "info", After: "reboot"}, Config{}.WithDefaults()); d != "" {
 		t.Errorf("defaults (-want +got)\n%s", d)
 	}
 }
