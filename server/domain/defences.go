@@ -264,3 +264,12 @@ func (l *sourceLimiter) allow(source string, now time.Time) bool {
 	b.tokens--
 	return true
 }
+
+// sha256Hex reports whether s is a SHA-256 in hex (64 digits, either case).
+func sha256Hex(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
+}

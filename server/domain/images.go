@@ -63,6 +63,10 @@ func (s *Service) RegisterManifest(ctx context.Context, name string, raw []byte)
 	if name != "" && m.Name != name {
 		return UploadState{}, invalid("name", "manifest name %q does not match the URL's %q", m.Name, name)
 	}
+	if !sha256Hex(m.CompressedSHA256) {
+		return UploadState{}, invalid("compressed_sha256", "manifest %q: compressed_sha256 %q is not 64 hex digits; without it the upload cannot be checked (rpi-image pack writes it)",
+			m.Name, m.CompressedSHA256)
+	}
 	if err := os.MkdirAll(s.imgs, 0o750); err != nil {
 		return UploadState{}, err
 	}
