@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net"
@@ -101,18 +102,81 @@ func remoteIP(r *http.Request) string {
 }
 
 // claimStream runs before an image download: a request carrying a deployment secret
-// (header X-Deployment-Secret) marks that deployment as streaming; a wrong secret
-// is refused with 401 before any byte is sent. Requests without the header are
-// served as before (operators, curl). Manifests do not count as image bytes.
+// (header X-Deployment-Secret) marks that deployment as streaming, and the image
+// bytes then sent are counted for it (a board that received fewer than the whole
+// image cannot hold a named card); a wrong secret is refused with 401 before any
+// byte is sent. Requests without the header are served as before (operators, curl).
+// Manifests do not count as image bytes.
 func (a *API) claimStream(c *gin.Context) {
 	secret := c.GetHeader(agentapi.HeaderSecret)
 	if secret == "" || !strings.HasSuffix(c.Param("file"), ".img.zst") || c.Request.Method != http.MethodGet {
 		c.Next()
 		return
 	}
-	if _, err := a.svc.StreamStarted(c.Request.Context(), secret); err != nil {
+	id, err := a.svc.StreamStarted(c.Request.Context(), secret)
+	if err != nil {
 		failErr(c, err)
 		return
 	}
+	w := &servedWriter{ResponseWriter: c.Writer}
+	c.Writer = w
 	c.Next()
+	if err := a.svc.StreamServed(context.WithoutCancel(c.Request.Context()), id, w.n); err != nil {
+		a.log.Error("count image bytes served", "deployment", id, "bytes", w.n, "err", err)
+	}
 }
+
+// servedWriter counts the body bytes written through Gin's writer and, for the
+// sendfile path (ReadFrom on the writer Unwrap gives), through the one underneath.
+type servedWriter struct {
+	gin.ResponseWriter
+	n int64
+}
+
+func (w *servedWriter) Write(p []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(p)
+	w.n += int64(n)
+	return n, err
+}
+
+func (w *servedWriter) WriteString(s string) (int, error) {
+	n, err := w.ResponseWriter.WriteString(s)
+	w.n += int64(n)
+	return n, err
+}
+
+// Unwrap is the net/http writer underneath, counted.
+func (w *servedWriter) Unwrap() http.ResponseWriter {
+	var inner http.ResponseWriter = w.ResponseWriter
+	if u, ok := inner.(interface{ Unwrap() http.ResponseWriter }); ok {
+		inner = u.Unwrap()
+	}
+	return servedRF{ResponseWriter: inner, n: &w.n}
+}
+
+// servedRF counts what goes through Write and ReadFrom (sendfile kept).
+type servedRF struct {
+	http.ResponseWriter
+	n *int64
+}
+
+func (w servedRF) Write(p []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(p)
+	*w.n += int64(n)
+	return n, err
+}
+
+func (w servedRF) ReadFrom(r io.Reader) (int64, error) {
+	var n int64
+	var err error
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(r)
+	} else {
+		n, err = io.Copy(struct{ io.Writer }{w.ResponseWriter}, r)
+	}
+	*w.n += n
+	return n, err
+}
+
+// Unwrap keeps http.ResponseController working (write deadlines, flush).
+func (w servedRF) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -268,7 +268,7 @@ func TestPoolDrain(t *testing.T) {
 	if r.Deployment == nil || !strings.HasPrefix(r.Deployment.Hostname, "KXP2-CORO-0") {
 		t.Fatalf("real board during the attack: %+v", r)
 	}
-	fetch(t, r.Deployment)
+	fetchSome(t, r.Deployment)
 	t.Logf("%d attack hellos in %s: %d deployments (each failed at once: %d), %d refused as too many new serials",
 		attempts, elapsed.Round(time.Millisecond), deploys.Load(), failedOK.Load(), limited.Load())
 	if used, most := attempts-limited.Load(), 120+int64(elapsed.Seconds()*2)+1; used > most || deploys.Load() > most {
@@ -287,8 +287,7 @@ func TestPoolDrain(t *testing.T) {
 	hc := attackerAt(3)
 	for range 10 {
 		var r agentapi.HelloResponse
-		post(t, hc, srv.URL+agentapi.PathHello, "", agentapi.Hello{Serial: fmt.Sprintf("20000000%08x", len(held)+1000*len(free)),
-			MAC: "2c:cf:67:ee:ee:ef"}, &r)
+		post(t, hc, srv.URL+agentapi.PathHello, "", randomHello(), &r)
 		if r.Deployment != nil {
 			held = append(held, r.Deployment)
 		}
@@ -315,24 +314,61 @@ func TestPoolDrain(t *testing.T) {
 		t.Fatalf("the real board's deployment: %+v %v, want open", d, err)
 	}
 
-	// Names bound before the defences (or by a host that streamed a byte and left):
-	// pool release-unused gives back every name no card can carry. A name bound by an
-	// import, of a board that never deployed, is one.
-	csv := "name,serial\nKXP2-CORO-900," + randomSerial() + "\n"
-	if err := srv.Client.Do(ctx, http.MethodPost, "/api/v1/pools/import?venue=CORO&product=KXP2", nil, strings.NewReader(csv), nil); err != nil {
-		t.Fatal(err)
+	// A host that fetches a KiB of the image and then reports a failure: it did not get
+	// the whole image, so no card can carry the name, which goes back at once.
+	hc = attackerAt(4)
+	var r4 agentapi.HelloResponse
+	h4 := randomHello()
+	post(t, hc, srv.URL+agentapi.PathHello, "", h4, &r4)
+	if r4.Deployment == nil {
+		t.Fatalf("host 4: %+v", r4)
+	}
+	fetchSome(t, r4.Deployment)
+	post(t, hc, srv.URL+fmt.Sprintf(agentapi.PathResult, r4.Deployment.ID), r4.Deployment.Secret,
+		agentapi.Result{Serial: h4.Serial, Phase: "streaming", Error: "gone"}, nil)
+	srv.Do(ctx, http.MethodGet, "/api/v1/pools/names?venue=CORO&product=KXP2&free=1", nil, &free)
+	if len(free) != 19 {
+		t.Errorf("%d names free after a failure with a partial image, want 19", len(free))
+	}
+
+	// Names that stay bound: deployments that streamed part of the image and were then
+	// abandoned (silence, or an operator). `pool release-unused` gives back every
+	// name no card can carry; the real board's (open) is kept.
+	hc = attackerAt(5)
+	for range 3 {
+		var r agentapi.HelloResponse
+		post(t, hc, srv.URL+agentapi.PathHello, "", randomHello(), &r)
+		if r.Deployment == nil {
+			t.Fatalf("host 5: %+v", r)
+		}
+		fetchSome(t, r.Deployment)
+		if err := srv.Do(ctx, http.MethodPost, fmt.Sprintf("/api/v1/deployments/%d/abandon", r.Deployment.ID),
+			map[string]string{"reason": "test"}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv.Do(ctx, http.MethodGet, "/api/v1/pools/names?venue=CORO&product=KXP2&free=1", nil, &free)
+	if len(free) != 16 {
+		t.Fatalf("%d names free after 3 abandoned deployments, want 16", len(free))
 	}
 	out := runCLI(t, srv, "pool", "release-unused", "--venue", "CORO", "--product", "KXP2", "--dry-run")
-	if !strings.Contains(out, "would release 1 names") || !strings.Contains(out, "KXP2-CORO-900") {
+	if !strings.Contains(out, "would release 3 names") {
 		t.Errorf("dry run: %q", out)
 	}
 	out = runCLI(t, srv, "pool", "release-unused", "--venue", "CORO", "--product", "KXP2")
-	if !strings.Contains(out, "released 1 names") {
+	if !strings.Contains(out, "released 3 names") {
 		t.Errorf("release-unused: %q", out)
 	}
 	srv.Do(ctx, http.MethodGet, "/api/v1/pools/names?venue=CORO&product=KXP2&free=1", nil, &free)
-	if len(free) != 20 {
-		t.Errorf("%d names free after release-unused, want 20 (the real board, streaming, keeps its own)", len(free))
+	if len(free) != 19 {
+		t.Errorf("%d names free after release-unused, want 19 (the real board keeps its own)", len(free))
+	}
+	// The real board finishes; it keeps its name through release-unused too.
+	if got, code := result(t, srv, r.Deployment, serialOf(1), agentapi.Result{Success: true, SHA256: r.Deployment.Image.SHA256}); code != 200 || got.State != store.DeployVerified {
+		t.Fatalf("real board's result: %d %+v", code, got)
+	}
+	if out := runCLI(t, srv, "pool", "release-unused", "--dry-run"); !strings.Contains(out, "would release 0 names") {
+		t.Errorf("release-unused after the real board verified: %q", out)
 	}
 }
 

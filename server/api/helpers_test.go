@@ -109,19 +109,30 @@ func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 
 func statusOf(err error) int { return client.StatusOf(err) }
 
-// fetch reads the first KiB of d's image with d's secret, as the agent starts its
-// stream: the server counts the deployment as streaming from then on.
-func fetch(t testing.TB, d *agentapi.Deployment) {
+// fetch downloads d's whole image with d's secret, as the agent does: the server
+// counts the deployment as streaming and its board as holding the whole image.
+func fetch(t testing.TB, d *agentapi.Deployment) { t.Helper(); fetchRange(t, d, "") }
+
+// fetchSome downloads the first KiB of d's image with d's secret: streaming, but
+// not the whole image.
+func fetchSome(t testing.TB, d *agentapi.Deployment) { t.Helper(); fetchRange(t, d, "bytes=0-1023") }
+
+func fetchRange(t testing.TB, d *agentapi.Deployment, rng string) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, d.Image.URL, nil)
 	req.Header.Set(agentapi.HeaderSecret, d.Secret)
-	req.Header.Set("Range", "bytes=0-1023")
+	want := http.StatusOK
+	if rng != "" {
+		req.Header.Set("Range", rng)
+		want = http.StatusPartialContent
+	}
 	resp, err := httpc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	if _, err := io.Copy(io.Discard, resp.Body); err != nil || resp.StatusCode != http.StatusPartialContent {
-		t.Fatalf("fetch %s for deployment %d: %s %v", d.Image.URL, d.ID, resp.Status, err)
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err != nil || resp.StatusCode != want || (rng == "" && n != d.Image.CompressedSize) {
+		t.Fatalf("fetch %s for deployment %d: %s, %d bytes, %v", d.Image.URL, d.ID, resp.Status, n, err)
 	}
 }

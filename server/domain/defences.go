@@ -51,25 +51,27 @@ func hashSecret(secret string) string {
 // ErrSecret is a missing or wrong deployment secret. It wraps ErrAuth (401).
 var ErrSecret = fmt.Errorf("deployment secret: %w", ErrAuth)
 
-// checkSecret compares secret with the deployment's stored hash in constant time.
-func checkSecret(ctx context.Context, t *store.Tx, id int64, secret string) (streamed bool, err error) {
-	want, streamed, err := t.DeploymentSecret(ctx, id)
+// checkSecret compares secret with the deployment's stored hash in constant time and
+// returns how many image bytes were served for the deployment.
+func checkSecret(ctx context.Context, t *store.Tx, id int64, secret string) (served int64, err error) {
+	want, served, err := t.DeploymentSecret(ctx, id)
 	if err != nil {
-		return false, fmt.Errorf("deployment %d: %w", id, err)
+		return 0, fmt.Errorf("deployment %d: %w", id, err)
 	}
 	if secret == "" {
-		return false, fmt.Errorf("deployment %d: no secret sent (header X-Deployment-Secret): %w", id, ErrSecret)
+		return 0, fmt.Errorf("deployment %d: no secret sent (header X-Deployment-Secret): %w", id, ErrSecret)
 	}
 	got := hashSecret(secret)
 	if want == "" || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
-		return false, fmt.Errorf("deployment %d: the secret does not match (a newer hello of the board replaces it): %w", id, ErrSecret)
+		return 0, fmt.Errorf("deployment %d: the secret does not match (a newer hello of the board replaces it): %w", id, ErrSecret)
 	}
-	return streamed, nil
+	return served, nil
 }
 
 // StreamStarted records that the board holding secret fetches its image: from now on
-// its deployment counts as streamed (its name is no longer released early) and it
-// holds a stream slot while active. A secret of no open deployment gives ErrSecret.
+// its deployment counts as streaming (it holds a stream slot while active) and its
+// claim no longer expires. A secret of no open deployment gives ErrSecret. The
+// caller reports the bytes it then sent with StreamServed.
 func (s *Service) StreamStarted(ctx context.Context, secret string) (int64, error) {
 	id, err := s.st.OpenDeploymentBySecret(ctx, hashSecret(secret))
 	if errors.Is(err, store.ErrNotFound) {
@@ -90,12 +92,22 @@ func (s *Service) StreamStarted(ctx context.Context, secret string) (int64, erro
 	return id, err
 }
 
+// StreamServed counts n image bytes sent for deployment id (after StreamStarted).
+func (s *Service) StreamServed(ctx context.Context, id, n int64) error {
+	if n <= 0 {
+		return nil
+	}
+	return s.st.Update(ctx, func(t *store.Tx) error { return t.AddServed(ctx, id, n) })
+}
+
 // releaseUnstreamed unbinds the pool name of a deployment that closed before its
-// board fetched any image byte, unless the board ever had a verified card under
-// that name: no card can carry the name, so it may go to another board at once.
-// It reports whether it released a name.
-func (s *Service) releaseUnstreamed(ctx context.Context, t *store.Tx, d store.Deployment, streamed bool) (bool, error) {
-	if streamed {
+// board received the whole image (whole false: fewer bytes were served for its
+// secret than the image's compressed size), unless the board ever had a verified
+// card under that name. The agent names a card only after it checked the whole
+// image, so no card can carry the name, and it may go to another board at once. It
+// reports whether it released a name.
+func (s *Service) releaseUnstreamed(ctx context.Context, t *store.Tx, d store.Deployment, whole bool) (bool, error) {
+	if whole {
 		return false, nil
 	}
 	n, err := t.HeldName(ctx, d.Venue, d.Product, d.Serial)
@@ -115,7 +127,7 @@ func (s *Service) releaseUnstreamed(ctx context.Context, t *store.Tx, d store.De
 	if err := t.SetBoardHostname(ctx, d.Serial, ""); err != nil {
 		return false, err
 	}
-	return true, t.Audit(ctx, "system", "pool.release", n.Name, fmt.Sprintf("deployment %d closed before streaming", d.ID))
+	return true, t.Audit(ctx, "system", "pool.release", n.Name, fmt.Sprintf("deployment %d closed before its board had the whole image", d.ID))
 }
 
 // ExpireClaims closes, as abandoned, every open deployment whose board has not

@@ -423,7 +423,7 @@ func (s *Service) Event(ctx context.Context, id int64, secret string, e agentapi
 // name either way; only a verified result marks it deployed and counts toward its
 // batch. Sending the same result again is harmless; a different one for a closed
 // deployment is a conflict. secret must be the deployment's (ErrSecret otherwise)
-// and r.Serial its board's. A failure before the board fetched any image byte
+// and r.Serial its board's. A failure before the board received the whole image
 // releases the pool name it was given (see releaseUnstreamed).
 func (s *Service) Result(ctx context.Context, id int64, secret string, r agentapi.Result) (store.Deployment, error) {
 	serial, err := agentapi.NormalizeSerial(r.Serial)
@@ -452,7 +452,7 @@ func (s *Service) Result(ctx context.Context, id int64, secret string, r agentap
 		if err != nil {
 			return fmt.Errorf("deployment %d: %w", id, err)
 		}
-		streamed, err := checkSecret(ctx, t, id, secret)
+		served, err := checkSecret(ctx, t, id, secret)
 		if err != nil {
 			return err
 		}
@@ -484,7 +484,7 @@ func (s *Service) Result(ctx context.Context, id int64, secret string, r agentap
 			return err
 		}
 		if d.State == store.DeployFailed {
-			if _, err := s.releaseUnstreamed(ctx, t, d, streamed); err != nil {
+			if _, err := s.releaseUnstreamed(ctx, t, d, served >= img.CompressedSize); err != nil {
 				return err
 			}
 		}

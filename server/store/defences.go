@@ -22,14 +22,19 @@ func (t *Tx) SetDeploymentSecret(ctx context.Context, id int64, secretSHA256 str
 }
 
 // DeploymentSecret returns the SHA-256 (hex) of a deployment's secret ("" when it has
-// none) and whether the board ever fetched image bytes with it.
-func (t *Tx) DeploymentSecret(ctx context.Context, id int64) (secretSHA256 string, streamed bool, err error) {
-	var at sql.NullString
-	err = t.tx.QueryRowContext(ctx, `SELECT secret_sha256, streamed_at FROM deployments WHERE id = ?`, id).Scan(&secretSHA256, &at)
+// none) and how many image bytes were served for it.
+func (t *Tx) DeploymentSecret(ctx context.Context, id int64) (secretSHA256 string, served int64, err error) {
+	err = t.tx.QueryRowContext(ctx, `SELECT secret_sha256, served FROM deployments WHERE id = ?`, id).Scan(&secretSHA256, &served)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", false, ErrNotFound
+		return "", 0, ErrNotFound
 	}
-	return secretSHA256, at.Valid, err
+	return secretSHA256, served, err
+}
+
+// AddServed counts n more image bytes served for a deployment.
+func (t *Tx) AddServed(ctx context.Context, id, n int64) error {
+	_, err := t.tx.ExecContext(ctx, `UPDATE deployments SET served = served + ? WHERE id = ?`, n, id)
+	return err
 }
 
 // OpenDeploymentBySecret returns the ID of the open deployment whose secret hashes to
@@ -108,13 +113,18 @@ func (t *Tx) CountPhases(ctx context.Context, id int64) (int, error) {
 }
 
 // ReleasableNames lists the bound names of a pool (venue and product; "" = all)
-// whose board has no open deployment and never had a verified one under that name:
-// no card can carry them.
+// that a deployment bound (imported bindings of boards flashed elsewhere are kept),
+// whose board has no open deployment, never had a verified one under that name, and
+// never received a whole image under it (served below the image's compressed size;
+// a deployment whose image is gone counts as whole): no card can carry them.
 func (t *Tx) ReleasableNames(ctx context.Context, venue, product string) ([]PoolName, error) {
 	return collect(ctx, t.tx, scanPool, `SELECT `+poolCols+` FROM pool_names p
 		WHERE p.serial IS NOT NULL AND (? = '' OR p.venue = ?) AND (? = '' OR p.product = ?)
+		AND EXISTS (SELECT 1 FROM deployments d WHERE d.serial = p.serial AND d.hostname = p.name)
 		AND NOT EXISTS (SELECT 1 FROM deployments d WHERE d.serial = p.serial AND d.state = 'open')
 		AND NOT EXISTS (SELECT 1 FROM deployments d WHERE d.serial = p.serial AND d.hostname = p.name AND d.state = 'verified')
+		AND NOT EXISTS (SELECT 1 FROM deployments d LEFT JOIN images i ON i.name = d.image
+			WHERE d.serial = p.serial AND d.hostname = p.name AND d.served >= coalesce(i.compressed_size, 0))
 		ORDER BY p.venue, p.product, p.seq`, venue, venue, product, product)
 }
 
