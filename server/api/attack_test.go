@@ -555,3 +555,45 @@ func TestRetentionAndInputChecks(t *testing.T) {
 		}
 	}
 }
+
+// TestEarlyReleaseKeepsVerifiedName: the early release of a name whose board did not
+// get the whole image never takes a name the board's card carries from an earlier
+// verified deployment: a board flagged for re-imaging whose new deployment fails
+// before any image byte keeps its name, and gets it again.
+func TestEarlyReleaseKeepsVerifiedName(t *testing.T) {
+	srv := servertest.Start(t, servertest.Options{})
+	fleet := srv.Setup(t, servertest.Fleet{Venue: "CORO", Product: "KXP2", Count: 0, PoolSize: 3, Image: testImage(t)})
+	ctx := context.Background()
+	d := hello(t, srv, helloOf(1)).Deployment
+	fetch(t, d)
+	if got, code := result(t, srv, d, serialOf(1), agentapi.Result{Success: true, SHA256: fleet.Manifest.SHA256}); code != 200 || got.State != store.DeployVerified {
+		t.Fatalf("verified: %d %+v", code, got)
+	}
+	if err := srv.Do(ctx, http.MethodPost, "/api/v1/boards/"+serialOf(1)+"/reimage", map[string]bool{"reimage": true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	re := hello(t, srv, helloOf(1)).Deployment
+	if re == nil || re.Hostname != d.Hostname {
+		t.Fatalf("re-image: %+v, want %s", re, d.Hostname)
+	}
+	if _, code := result(t, srv, re, serialOf(1), agentapi.Result{Phase: "streaming", Error: "network down"}); code != 200 {
+		t.Fatalf("failure: %d", code)
+	}
+	var p store.PoolName
+	var names []store.PoolName
+	srv.Do(ctx, http.MethodGet, "/api/v1/pools/names?venue=CORO&product=KXP2", nil, &names)
+	for _, n := range names {
+		if n.Name == d.Hostname {
+			p = n
+		}
+	}
+	if p.Serial != serialOf(1) {
+		t.Fatalf("name %s after the failed re-image: held by %q, want %s", d.Hostname, p.Serial, serialOf(1))
+	}
+	if out := runCLI(t, srv, "pool", "release-unused", "--dry-run"); !strings.Contains(out, "would release 0 names") {
+		t.Errorf("release-unused would take the verified board's name: %q", out)
+	}
+	if r := hello(t, srv, helloOf(2)); r.Deployment == nil || r.Deployment.Hostname == d.Hostname {
+		t.Errorf("another board: %+v, must not get %s", r.Deployment, d.Hostname)
+	}
+}

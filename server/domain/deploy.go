@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
 	"github.com/rpi-deploy/rpi-deploy/server/events"
@@ -47,26 +48,28 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 		board     store.Board
 		retryNote string
 		batch     *store.Batch
-		unseen    bool // a new serial over its source's limit: nothing written
 	)
 	retry := func(reason string) error {
 		retryNote = reason
 		resp = agentapi.HelloResponse{Action: agentapi.ActionRetry, Reason: reason, RetryAfterMS: s.opt.RetryAfter.Milliseconds()}
 		return nil
 	}
+	// A serial never seen before costs its source a token: random serials cannot
+	// flood the boards table or the pools faster than the limit. Checked on the
+	// reader before the write transaction, so that a flood over its budget does not
+	// queue for the writer.
+	if _, err := s.st.Board(ctx, serial); errors.Is(err, store.ErrNotFound) {
+		if !s.newSerials.allow(source, time.Now()) {
+			s.log.Debug("new serial over its source's limit", "serial", serial, "source", source)
+			return agentapi.HelloResponse{Action: agentapi.ActionRetry, RetryAfterMS: s.opt.RetryAfter.Milliseconds(),
+				Reason: fmt.Sprintf("too many new boards from %s (limit %d a minute)", source, s.opt.NewSerialsPerMinute)}, nil
+		}
+	} else if err != nil {
+		return agentapi.HelloResponse{}, err
+	}
 	// decide picks the answer, inside the transaction below.
 	decide = func(t *store.Tx) error {
-		resp, created, batch, retryNote, unseen = agentapi.HelloResponse{}, nil, nil, "", false
-		// A serial never seen before costs its source a token: random serials
-		// cannot flood the boards table or the pools faster than the limit.
-		if _, err := t.Board(ctx, serial); errors.Is(err, store.ErrNotFound) {
-			if !s.newSerials.allow(source, t.Now) {
-				unseen = true
-				return retry(fmt.Sprintf("too many new boards from %s (limit %d a minute)", source, s.opt.NewSerialsPerMinute))
-			}
-		} else if err != nil {
-			return err
-		}
+		resp, created, batch, retryNote = agentapi.HelloResponse{}, nil, nil, ""
 		b, err := t.SeeBoardReturning(ctx, store.Board{Serial: serial, MAC: mac, Model: h.Model, Revision: h.Revision, IP: h.IP,
 			LastEvent: "hello"})
 		if err != nil {
@@ -178,9 +181,6 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 		// Retries are not history (a waiting board asks every few seconds): the
 		// board's last_event says why it waits.
 		if resp.Action == agentapi.ActionRetry {
-			if unseen {
-				return nil
-			}
 			return t.SetBoardLastEvent(ctx, serial, "retry: "+resp.Reason)
 		}
 		detail := fmt.Sprintf("%s; agent %s, disk %s %d bytes", resp.Action, h.AgentVersion, h.Disk.Device, h.Disk.SizeBytes)
@@ -194,9 +194,7 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 	if err != nil {
 		return agentapi.HelloResponse{}, err
 	}
-	if !unseen {
-		s.publish(events.BoardChanged, board)
-	}
+	s.publish(events.BoardChanged, board)
 	switch {
 	case created != nil:
 		s.log.Info("deployment created", "deployment", created.ID, "serial", serial, "mac", mac, "hostname", created.Hostname,
@@ -207,8 +205,6 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 				s.publish(events.BatchChanged, bt)
 			}
 		}
-	case unseen:
-		s.log.Debug("new serial over its source's limit", "serial", serial, "source", source)
 	case retryNote != "":
 		s.publish(events.HelloRetry, map[string]string{"serial": serial, "mac": mac, "reason": retryNote})
 	}
