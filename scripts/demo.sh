@@ -97,7 +97,7 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
   listen=127.0.0.1:0
 fi
 # The virtual boards all say hello from 127.0.0.1: the per-address limits are off.
-"$bin/rpi-deployd" serve --data "$data" --listen "$listen" --max-open-per-source -1 --new-serials-per-minute -1 2>"$data/server.log" &
+"$bin/rpi-deployd" serve --data "$data" --listen "$listen" --max-open-per-source -1 --new-serials-per-minute -1 --agent-requests-per-source -1 2>"$data/server.log" &
 srv_pid=$!
 url=
 for _ in $(seq 600); do # up to 30 s on a busy machine

@@ -94,7 +94,8 @@ export RPI_DEPLOY_TOKEN=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 mkdir -p "$work/data"
 cat >"$work/server.json" <<EOF
 { "max_streams": $(( n + 28 )), "retry_after": "1s", "log_level": "warn",
-  "max_open_per_source": -1, "new_serials_per_minute": -1 }
+  "max_open_per_source": -1, "new_serials_per_minute": -1,
+  "agent_requests_per_source": -1 }
 EOF
 "$bin/rpi-deployd" serve --config "$work/server.json" --data "$work/data" --listen 127.0.0.1:0 2>"$work/server.log" &
 srv_pid=$!; pids+=("$srv_pid")

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -180,3 +181,52 @@ func (w servedRF) ReadFrom(r io.Reader) (int64, error) {
 
 // Unwrap keeps http.ResponseController working (write deadlines, flush).
 func (w servedRF) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// sourceGate lets at most n agent-API requests of one source address run at once;
+// the others wait (until their client gives up). A board makes one request at a
+// time, so it never waits; a host that floods the agent API gets n workers' worth
+// of the server, not all of it. n <= 0: no gate.
+type sourceGate struct {
+	n  int
+	mu sync.Mutex
+	m  map[string]*gateSlots
+}
+
+type gateSlots struct {
+	ch   chan struct{}
+	refs int // requests holding or waiting for a slot
+}
+
+func (g *sourceGate) handle(c *gin.Context) {
+	if g.n <= 0 {
+		c.Next()
+		return
+	}
+	ip := remoteIP(c.Request)
+	g.mu.Lock()
+	if g.m == nil {
+		g.m = map[string]*gateSlots{}
+	}
+	s := g.m[ip]
+	if s == nil {
+		s = &gateSlots{ch: make(chan struct{}, g.n)}
+		g.m[ip] = s
+	}
+	s.refs++
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		if s.refs--; s.refs == 0 {
+			delete(g.m, ip)
+		}
+		g.mu.Unlock()
+	}()
+	select {
+	case s.ch <- struct{}{}:
+	case <-c.Request.Context().Done():
+		fail(c, 499, "client gone while waiting for its address's turn", "")
+		return
+	}
+	defer func() { <-s.ch }()
+	c.Next()
+}

@@ -35,6 +35,9 @@ type Options struct {
 	Shutdown <-chan struct{}
 	// Version is reported by /healthz.
 	Version string
+	// AgentPerSource is how many agent-API requests (hello, events, result) of one
+	// source address run at once; more wait their turn. Default 4; negative: no limit.
+	AgentPerSource int
 	// Extra lets other parts (dashboard, netboot) add routes to the engine; called
 	// with the engine and the middleware that enforces operator authentication.
 	Extra []func(r *gin.Engine, auth gin.HandlerFunc)
@@ -76,7 +79,11 @@ func New(svc *domain.Service, opt Options) (*gin.Engine, *API) {
 	r.HEAD("/images/:file", a.download)
 
 	v1 := r.Group("/api/v1")
-	ag := v1.Group("", a.agentOnly)
+	gate := &sourceGate{n: opt.AgentPerSource}
+	if opt.AgentPerSource == 0 {
+		gate.n = 4
+	}
+	ag := v1.Group("", a.agentOnly, gate.handle)
 	ag.POST("/agent/hello", a.hello)
 	ag.POST("/deployments/:id/events", a.event)
 	ag.POST("/deployments/:id/result", a.result)

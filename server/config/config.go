@@ -52,6 +52,12 @@ type Config struct {
 	// NewSerialsPerMinute is how many never seen serials one network address may
 	// introduce per minute. Default 120; negative: no limit.
 	NewSerialsPerMinute int `json:"new_serials_per_minute,omitempty"`
+	// AgentRequestsPerSource is how many agent-API requests of one network address
+	// run at once; more wait their turn. Default 4; negative: no limit.
+	AgentRequestsPerSource int `json:"agent_requests_per_source,omitempty"`
+	// OverLimitDelay is how long the answer to a hello over a per-address limit is
+	// held. Default 1s; negative: none.
+	OverLimitDelay Duration `json:"over_limit_delay,omitempty"`
 	// EventsPerBoard is how many history events are kept per board. Default 1000.
 	EventsPerBoard int `json:"events_per_board,omitempty"`
 	// ForgetBoardsAfter: a board that never got a deployment nor a name is deleted
@@ -159,6 +165,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.NewSerialsPerMinute == 0 {
 		c.NewSerialsPerMinute = 120
+	}
+	if c.AgentRequestsPerSource == 0 {
+		c.AgentRequestsPerSource = 4
+	}
+	if c.OverLimitDelay == 0 {
+		c.OverLimitDelay = Duration(time.Second)
 	}
 	if c.EventsPerBoard <= 0 {
 		c.EventsPerBoard = 1000

@@ -28,7 +28,7 @@ func TestLoadEnvDefaults(t *testing.T) {
 	want := Config{Data: "/srv/rpi", Listen: ":9000", AgentListen: []string{"10.0.0.1:8080"}, Token: "from-the-environment-0123",
 		MaxStreams: 10, RetryAfter: Duration(3 * time.Second), StaleAfter: Duration(15 * time.Minute),
 		AbandonAfter: Duration(2 * time.Hour), ClaimWindow: Duration(2 * time.Minute), ClaimTimeout: Duration(10 * time.Minute), MaxOpenPerSource: 4,
-		NewSerialsPerMinute: 120, EventsPerBoard: 1000, ForgetBoardsAfter: Duration(168 * time.Hour), LogLevel: "info", After: "poweroff"}
+		NewSerialsPerMinute: 120, AgentRequestsPerSource: 4, OverLimitDelay: Duration(time.Second), EventsPerBoard: 1000, ForgetBoardsAfter: Duration(168 * time.Hour), LogLevel: "info", After: "poweroff"}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("(-want +got)\n%s", d)
 	}
@@ -37,7 +37,7 @@ func TestLoadEnvDefaults(t *testing.T) {
 	}
 	if d := cmp.Diff(Config{Data: DefaultData, Listen: DefaultListen, MaxStreams: 64, RetryAfter: Duration(10 * time.Second),
 		StaleAfter: Duration(15 * time.Minute), AbandonAfter: Duration(2 * time.Hour), ClaimWindow: Duration(2 * time.Minute), ClaimTimeout: Duration(10 * time.Minute), MaxOpenPerSource: 4,
-		NewSerialsPerMinute: 120, EventsPerBoard: 1000, ForgetBoardsAfter: Duration(168 * time.Hour), LogLevel: "info", After: "reboot"}, Config{}.WithDefaults()); d != "" {
+		NewSerialsPerMinute: 120, AgentRequestsPerSource: 4, OverLimitDelay: Duration(time.Second), EventsPerBoard: 1000, ForgetBoardsAfter: Duration(168 * time.Hour), LogLevel: "info", After: "reboot"}, Config{}.WithDefaults()); d != "" {
 		t.Errorf("defaults (-want +got)\n%s", d)
 	}
 }

@@ -230,6 +230,23 @@ func (s *Service) Purge(ctx context.Context) (Purged, error) {
 	return p, err
 }
 
+// overLimit holds the answer to a source that is over one of its limits for
+// OverLimitDelay (or until ctx ends): a host that floods the agent API with
+// requests the limits refuse gets a slow answer, so a client that waits for its
+// answers (and the API's per-address request limit) sends only a few a second. A
+// board never gets here: one board is one serial and one open deployment.
+func (s *Service) overLimit(ctx context.Context) {
+	if s.opt.OverLimitDelay <= 0 {
+		return
+	}
+	t := time.NewTimer(s.opt.OverLimitDelay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
 // sourceLimiter is a token bucket per source address: perMinute tokens a minute,
 // as many at most (the burst). Buckets that are full again are forgotten.
 type sourceLimiter struct {

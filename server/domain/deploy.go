@@ -48,6 +48,7 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 		board     store.Board
 		retryNote string
 		batch     *store.Batch
+		limited   bool // the source is over its open-deployment limit
 	)
 	retry := func(reason string) error {
 		retryNote = reason
@@ -61,6 +62,7 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 	if _, err := s.st.Board(ctx, serial); errors.Is(err, store.ErrNotFound) {
 		if !s.newSerials.allow(source, time.Now()) {
 			s.log.Debug("new serial over its source's limit", "serial", serial, "source", source)
+			s.overLimit(ctx)
 			return agentapi.HelloResponse{Action: agentapi.ActionRetry, RetryAfterMS: s.opt.RetryAfter.Milliseconds(),
 				Reason: fmt.Sprintf("too many new boards from %s (limit %d a minute)", source, s.opt.NewSerialsPerMinute)}, nil
 		}
@@ -69,7 +71,7 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 	}
 	// decide picks the answer, inside the transaction below.
 	decide = func(t *store.Tx) error {
-		resp, created, batch, retryNote = agentapi.HelloResponse{}, nil, nil, ""
+		resp, created, batch, retryNote, limited = agentapi.HelloResponse{}, nil, nil, "", false
 		b, err := t.SeeBoardReturning(ctx, store.Board{Serial: serial, MAC: mac, Model: h.Model, Revision: h.Revision, IP: h.IP,
 			LastEvent: "hello"})
 		if err != nil {
@@ -106,6 +108,7 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 				return err
 			}
 			if n >= s.opt.MaxOpenPerSource {
+				limited = true
 				return retry(fmt.Sprintf("%d deployments open from %s, the limit is %d", n, source, s.opt.MaxOpenPerSource))
 			}
 		}
@@ -193,6 +196,9 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 	})
 	if err != nil {
 		return agentapi.HelloResponse{}, err
+	}
+	if limited {
+		s.overLimit(ctx) // after the commit: the writer is not held
 	}
 	s.publish(events.BoardChanged, board)
 	switch {

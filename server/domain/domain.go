@@ -75,6 +75,10 @@ type Options struct {
 	// serial is answered "retry" and nothing is written. Default 120; negative: no
 	// limit.
 	NewSerialsPerMinute int
+	// OverLimitDelay is how long the answer to a hello over one of the per-source
+	// limits (NewSerialsPerMinute, MaxOpenPerSource) is held. Default 1 s; negative:
+	// none.
+	OverLimitDelay time.Duration
 	// EventsPerBoard is how many history events are kept per board. Default 1000.
 	EventsPerBoard int
 	// ForgetBoardsAfter: a board that never got a deployment nor a name is deleted
@@ -123,6 +127,9 @@ func New(st *store.Store, bus *events.Bus, opt Options) *Service {
 	}
 	if opt.NewSerialsPerMinute == 0 {
 		opt.NewSerialsPerMinute = 120
+	}
+	if opt.OverLimitDelay == 0 {
+		opt.OverLimitDelay = time.Second
 	}
 	if opt.EventsPerBoard <= 0 {
 		opt.EventsPerBoard = 1000

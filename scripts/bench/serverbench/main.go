@@ -89,7 +89,7 @@ func run() error {
 	srv, err := startProc(exec.Command(*bin, "serve", "--data", filepath.Join(work, "data"), "--listen", "127.0.0.1:0",
 		"--max-streams", "256", "--log-level", "warn",
 		// Every simulated board says hello from 127.0.0.1: the per-address limits are off.
-		"--max-open-per-source", "-1", "--new-serials-per-minute", "-1"), "rpi-deployd: listening on ", token)
+		"--max-open-per-source", "-1", "--new-serials-per-minute", "-1", "--agent-requests-per-source", "-1"), "rpi-deployd: listening on ", token)
 	if err != nil {
 		return err
 	}

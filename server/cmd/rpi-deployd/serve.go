@@ -45,7 +45,7 @@ func serve(ctx context.Context, args []string, env cli.Env) error {
 		StaleAfter: time.Duration(cfg.StaleAfter), RetryAfter: time.Duration(cfg.RetryAfter), After: cfg.After, Logger: log,
 		ClaimWindow: time.Duration(cfg.ClaimWindow), ClaimTimeout: time.Duration(cfg.ClaimTimeout),
 		MaxOpenPerSource: cfg.MaxOpenPerSource, NewSerialsPerMinute: cfg.NewSerialsPerMinute,
-		EventsPerBoard: cfg.EventsPerBoard, ForgetBoardsAfter: time.Duration(cfg.ForgetBoardsAfter)})
+		EventsPerBoard: cfg.EventsPerBoard, OverLimitDelay: time.Duration(cfg.OverLimitDelay), ForgetBoardsAfter: time.Duration(cfg.ForgetBoardsAfter)})
 	if cfg.Token == "" {
 		log.Warn("no admin token (--token, RPI_DEPLOY_TOKEN or config): the management API accepts user sessions only")
 	}
@@ -53,6 +53,7 @@ func serve(ctx context.Context, args []string, env cli.Env) error {
 	streamsDone := make(chan struct{}) // closed at shutdown: ends event streams
 	var a *api.API
 	engine, a := api.New(svc, api.Options{Token: cfg.Token, Logger: log, AgentOnlyListeners: len(cfg.AgentListen) > 0,
+		AgentPerSource: cfg.AgentRequestsPerSource,
 		Version: env.Version, Shutdown: streamsDone,
 		Extra: []func(*gin.Engine, gin.HandlerFunc){func(r *gin.Engine, _ gin.HandlerFunc) {
 			dashboard.Register(r, dashboard.Config{Authenticated: func(r *http.Request) bool { return a.Authenticated(r) },
