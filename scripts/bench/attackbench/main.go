@@ -247,7 +247,10 @@ func (a *attack) start(url string, max int64) (stop func()) {
 			}
 		}
 	}
+	// The drain host does not wait for slow answers: it gives up after 200 ms and
+	// sends the next hello (a new connection), as an impatient flood would.
 	drain, lock := from(2), from(3)
+	drain.Timeout = 200 * time.Millisecond
 	for range 16 {
 		wg.Add(1)
 		go worker(drain, true)
