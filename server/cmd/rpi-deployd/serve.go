@@ -53,8 +53,7 @@ func serve(ctx context.Context, args []string, env cli.Env) error {
 	streamsDone := make(chan struct{}) // closed at shutdown: ends event streams
 	var a *api.API
 	engine, a := api.New(svc, api.Options{Token: cfg.Token, Logger: log, AgentOnlyListeners: len(cfg.AgentListen) > 0,
-		AgentPerSource: cfg.AgentRequestsPerSource,
-		Version:        env.Version, Shutdown: streamsDone,
+		Version: env.Version, Shutdown: streamsDone, AgentPerSource: cfg.AgentRequestsPerSource,
 		Extra: []func(*gin.Engine, gin.HandlerFunc){func(r *gin.Engine, _ gin.HandlerFunc) {
 			dashboard.Register(r, dashboard.Config{Authenticated: func(r *http.Request) bool { return a.Authenticated(r) },
 				Version: env.Version})
