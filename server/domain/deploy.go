@@ -21,7 +21,10 @@ func ManifestPath(name string) string { return "/images/" + name + ".manifest.js
 // its card already holds a verified image (and no re-image is asked for), a new
 // deployment from the best active batch, or retry. Input is checked before anything
 // is written; a bad serial or MAC leaves no row behind. Image URLs in the answer are
-// paths relative to the server.
+// paths relative to the server. A deploy answer carries a fresh deployment secret
+// (a re-hello replaces the previous one). The source address of ctx (WithSource)
+// is held to NewSerialsPerMinute and MaxOpenPerSource; answers over those limits
+// are held OverLimitDelay.
 func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloResponse, error) {
 	serial, err := agentapi.NormalizeSerial(h.Serial)
 	if err != nil {
