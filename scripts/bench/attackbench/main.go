@@ -116,8 +116,8 @@ func run() error {
 	q99, a99 := p99(quiet), p99(attacked)
 	fmt.Printf("bench: hello-under-attack ours=%.2f baseline=%.2f ratio=%.2f\n", a99, q99, a99/q99)
 	fmt.Printf("bench: hello-under-attack-p50 ours=%.2f baseline=%.2f ratio=%.2f\n", p50(attacked), p50(quiet), p50(attacked)/p50(quiet))
-	fmt.Printf("attack: %d hellos from the attacker (%d deployments, %d answered retry), %d failed results; real boards: %d hellos each mode, %d cycles failed\n",
-		att.hellos.Load(), att.deploys.Load(), att.retries.Load(), att.results.Load(), len(quiet), failed)
+	fmt.Printf("attack: %d hellos from the attacker (%d deployments, %d answered retry, %d given up or failed), %d failed results; real boards: %d hellos each mode, %d cycles failed\n",
+		att.hellos.Load(), att.deploys.Load(), att.retries.Load(), att.gaveUp.Load(), att.results.Load(), len(quiet), failed)
 	if failed > 0 {
 		return fmt.Errorf("%d board cycles failed", failed)
 	}
@@ -210,7 +210,7 @@ func (b *board) cycle(serial string) ([]float64, error) {
 
 // attack runs the two attacks until stopped.
 type attack struct {
-	hellos, deploys, retries, results atomic.Int64
+	hellos, deploys, retries, results, gaveUp atomic.Int64
 }
 
 // start runs 16 pool-drain workers from 127.0.0.2 and 8 slot-lockout workers from
@@ -233,6 +233,7 @@ func (a *attack) start(url string, max int64) (stop func()) {
 			var r agentapi.HelloResponse
 			a.hellos.Add(1)
 			if code, err := post(hc, url+agentapi.PathHello, "", agentapi.Hello{Serial: serial, MAC: "2c:cf:67:ee:ee:ee"}, &r); err != nil || code != 200 {
+				a.gaveUp.Add(1)
 				continue
 			}
 			if r.Deployment == nil {
