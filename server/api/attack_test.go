@@ -263,7 +263,7 @@ func TestPoolDrain(t *testing.T) {
 	if r.Deployment == nil || !strings.HasPrefix(r.Deployment.Hostname, "KXP2-CORO-0") {
 		t.Fatalf("real board during the attack: %+v", r)
 	}
-	fetchSome(t, r.Deployment)
+	fetch(t, r.Deployment) // and its whole image
 	t.Logf("%d attack hellos answered in %s: %d deployments (each failed at once: %d), %d refused as too many new serials",
 		hellos.Load(), elapsed.Round(time.Millisecond), deploys.Load(), failedOK.Load(), limited.Load())
 	if most := 120 + int64(elapsed.Seconds()*2) + 1; deploys.Load() > most || limited.Load() == 0 {
