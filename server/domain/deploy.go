@@ -428,8 +428,7 @@ func (s *Service) Event(ctx context.Context, id int64, secret string, e agentapi
 // name either way; only a verified result marks it deployed and counts toward its
 // batch. Sending the same result again is harmless; a different one for a closed
 // deployment is a conflict. secret must be the deployment's (ErrSecret otherwise)
-// and r.Serial its board's; a success needs the whole image to have been sent for
-// the deployment's secret (ErrConflict otherwise, and the deployment stays open). A failure before the board received the whole image
+// and r.Serial its board's. A failure before the board received the whole image
 // releases the pool name it was given (see releaseUnstreamed).
 func (s *Service) Result(ctx context.Context, id int64, secret string, r agentapi.Result) (store.Deployment, error) {
 	serial, err := agentapi.NormalizeSerial(r.Serial)
@@ -475,14 +474,6 @@ func (s *Service) Result(ctx context.Context, id int64, secret string, r agentap
 		img, err := t.Image(ctx, d.Image)
 		if err != nil {
 			return fmt.Errorf("deployment %d image %q: %w", id, d.Image, err)
-		}
-		// A verified card needs the whole image: a success for a deployment whose
-		// secret was never sent the whole of it is not the board's (or the count was
-		// lost with a crash: the board flashes again). Refused; the deployment stays
-		// open for its board.
-		if r.Success && served < img.CompressedSize {
-			return fmt.Errorf("deployment %d: success reported, but %d of the image's %d bytes were sent for its secret: %w",
-				id, served, img.CompressedSize, ErrConflict)
 		}
 		d.SHA256, d.BytesWritten, d.BytesFetched, d.DurationMS = strings.ToLower(r.SHA256), r.BytesWritten, r.BytesFetched, r.DurationMS
 		switch {
