@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -34,6 +35,17 @@ func TestResultAfterSecretReplaced(t *testing.T) {
 		t.Fatalf("hello: %+v %v", resp, err)
 	}
 	id := resp.Deployment.ID
+	// The image, downloaded with the secret (a success needs it sent whole).
+	req, _ := http.NewRequest(http.MethodGet, resp.Deployment.Image.URL, nil)
+	req.Header.Set(agentapi.HeaderSecret, resp.Deployment.Secret)
+	ir, err := http.DefaultClient.Do(req)
+	if err != nil || ir.StatusCode != 200 {
+		t.Fatalf("image: %v %v", ir, err)
+	}
+	if n, err := io.Copy(io.Discard, ir.Body); err != nil || n != resp.Deployment.Image.CompressedSize {
+		t.Fatalf("image: %d bytes, %v", n, err)
+	}
+	ir.Body.Close()
 	if err := c.Event(ctx, id, agentapi.Event{Phase: agentapi.PhaseStreaming}); err != nil {
 		t.Fatalf("event with the secret: %v", err)
 	}

@@ -139,6 +139,7 @@ func TestDeploymentLifecycle(t *testing.T) {
 	if r2.Deployment == nil || r2.Deployment.ID != open[0].ID {
 		t.Fatalf("board 2 again: %+v, want deployment %d", r2, open[0].ID)
 	}
+	fetch(t, r2.Deployment)
 	result(t, srv, r2.Deployment, serialOf(2), agentapi.Result{Success: true, SHA256: fleet.Manifest.SHA256})
 	srv.Do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/batches/%d", fleet.Batch.ID), nil, &b)
 	if b.Done != 2 || b.State != "complete" {

@@ -1,6 +1,6 @@
 // Command attackbench measures what a hostile host on the deploy network costs real
 // boards: the p99 hello latency of 20 boards, each from its own loopback address
-// (127.0.0.10–29) doing what the agent does (hello, fetch image bytes with the
+// (127.0.0.10–29) doing what the agent does (hello, download the image with the
 // deployment secret, a streaming event, the verified result), while one host
 // (127.0.0.2 and .3) runs the pool-drain attack (random serials, each followed by a
 // failed result) and the slot-lockout attack (random hellos that never stream),
@@ -61,7 +61,7 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(work)
-	img, err := makeImage(work, 8<<20)
+	img, err := makeImage(work, 256<<10) // each cycle downloads it whole
 	if err != nil {
 		return err
 	}
@@ -188,17 +188,16 @@ func (b *board) cycle(serial string) ([]float64, error) {
 	d := r.Deployment
 	req, _ := http.NewRequest(http.MethodGet, d.Image.URL, nil)
 	req.Header.Set(agentapi.HeaderSecret, d.Secret)
-	req.Header.Set("Range", "bytes=0-65535")
 	resp, err := b.hc.Do(req)
 	if err != nil {
 		return lat, err
 	}
-	io.Copy(io.Discard, resp.Body)
+	n, err := io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusPartialContent {
-		return lat, fmt.Errorf("image: %s", resp.Status)
+	if err != nil || resp.StatusCode != http.StatusOK || n != d.Image.CompressedSize {
+		return lat, fmt.Errorf("image: %s, %d bytes, %v", resp.Status, n, err)
 	}
-	if code, err := post(b.hc, b.url+fmt.Sprintf(agentapi.PathEvents, d.ID), d.Secret, agentapi.Event{Phase: agentapi.PhaseStreaming, Bytes: 65536}, nil); err != nil || code != 200 {
+	if code, err := post(b.hc, b.url+fmt.Sprintf(agentapi.PathEvents, d.ID), d.Secret, agentapi.Event{Phase: agentapi.PhaseStreaming, Bytes: n}, nil); err != nil || code != 200 {
 		return lat, fmt.Errorf("event: %d %v", code, err)
 	}
 	res := agentapi.Result{Serial: serial, Success: true, SHA256: b.sha}

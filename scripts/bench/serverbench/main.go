@@ -303,7 +303,8 @@ func helloLatency(url string, workers, total, run int, sha string) (p50, p99 flo
 					fmt.Fprintln(os.Stderr, "hello: HTTP", resp.StatusCode, hr.Action, hr.Reason)
 					continue
 				}
-				rb, _ := json.Marshal(agentapi.Result{Serial: fmt.Sprintf("%08x%08x", run+1, i), Success: true, SHA256: sha})
+				// A failure closes the deployment (a success needs the whole image downloaded).
+				rb, _ := json.Marshal(agentapi.Result{Serial: fmt.Sprintf("%08x%08x", run+1, i), Phase: agentapi.PhaseStreaming, Error: "bench"})
 				req, _ := http.NewRequest(http.MethodPost, url+fmt.Sprintf(agentapi.PathResult, hr.Deployment.ID), bytes.NewReader(rb))
 				req.Header.Set("Content-Type", "application/json")
 				req.Header.Set(agentapi.HeaderSecret, hr.Deployment.Secret)
