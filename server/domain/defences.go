@@ -100,12 +100,14 @@ func (s *Service) StreamServed(ctx context.Context, id, n int64) error {
 	return s.st.Update(ctx, func(t *store.Tx) error { return t.AddServed(ctx, id, n) })
 }
 
-// releaseUnstreamed unbinds the pool name of a deployment that closed before its
-// board received the whole image (whole false: fewer bytes were served for its
-// secret than the image's compressed size), unless the board ever had a verified
-// card under that name. The agent names a card only after it checked the whole
-// image, so no card can carry the name, and it may go to another board at once. It
-// reports whether it released a name.
+// releaseUnstreamed unbinds the pool name of a deployment that closed as a reported
+// failure or an expired claim before its board received the whole image (whole
+// false: fewer bytes were served for its secret than the image's compressed size),
+// unless the board ever had a verified card under that name. No card can carry the
+// name: the agent never leaves a failed card bootable, and names a card only after
+// it checked the whole image; so the name may go to another board at once. A board
+// that received the whole image keeps its name for its retry, as before. It reports
+// whether it released a name.
 func (s *Service) releaseUnstreamed(ctx context.Context, t *store.Tx, d store.Deployment, whole bool) (bool, error) {
 	if whole {
 		return false, nil
@@ -171,8 +173,7 @@ func (s *Service) ExpireClaims(ctx context.Context) (int, error) {
 }
 
 // ReleaseUnused unbinds every name of a pool (venue and product; "" = all pools)
-// whose board has no open deployment and never had a verified card under it. With
-// dryRun it only lists them.
+// that no card can carry (store.Tx.ReleasableNames). With dryRun it only lists them.
 func (s *Service) ReleaseUnused(ctx context.Context, venue, product string, dryRun bool) ([]string, error) {
 	var names []string
 	err := s.st.Update(ctx, func(t *store.Tx) error {

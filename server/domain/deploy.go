@@ -488,7 +488,7 @@ func (s *Service) Result(ctx context.Context, id int64, secret string, r agentap
 		if err := t.Finish(ctx, d); err != nil {
 			return err
 		}
-		if d.State == store.DeployFailed {
+		if d.State == store.DeployFailed && !r.Success {
 			if _, err := s.releaseUnstreamed(ctx, t, d, served >= img.CompressedSize); err != nil {
 				return err
 			}

@@ -113,18 +113,19 @@ func (t *Tx) CountPhases(ctx context.Context, id int64) (int, error) {
 }
 
 // ReleasableNames lists the bound names of a pool (venue and product; "" = all)
-// that a deployment bound (imported bindings of boards flashed elsewhere are kept),
-// whose board has no open deployment, never had a verified one under that name, and
-// never received a whole image under it (served below the image's compressed size;
-// a deployment whose image is gone counts as whole): no card can carry them.
+// that no card can carry: bound by a deployment (imported bindings of boards flashed
+// elsewhere are kept), whose board has no open deployment, and every deployment of
+// the board under that name either reported a failure (the agent never leaves a
+// failed card bootable) or never fetched a byte of its image. Names of deployments
+// abandoned after they streamed are kept: the board may have booted its card and
+// lost only its result.
 func (t *Tx) ReleasableNames(ctx context.Context, venue, product string) ([]PoolName, error) {
 	return collect(ctx, t.tx, scanPool, `SELECT `+poolCols+` FROM pool_names p
 		WHERE p.serial IS NOT NULL AND (? = '' OR p.venue = ?) AND (? = '' OR p.product = ?)
 		AND EXISTS (SELECT 1 FROM deployments d WHERE d.serial = p.serial AND d.hostname = p.name)
 		AND NOT EXISTS (SELECT 1 FROM deployments d WHERE d.serial = p.serial AND d.state = 'open')
-		AND NOT EXISTS (SELECT 1 FROM deployments d WHERE d.serial = p.serial AND d.hostname = p.name AND d.state = 'verified')
-		AND NOT EXISTS (SELECT 1 FROM deployments d LEFT JOIN images i ON i.name = d.image
-			WHERE d.serial = p.serial AND d.hostname = p.name AND d.served >= coalesce(i.compressed_size, 0))
+		AND NOT EXISTS (SELECT 1 FROM deployments d WHERE d.serial = p.serial AND d.hostname = p.name
+			AND NOT ((d.state = 'failed' AND d.sha256 = '') OR d.streamed_at IS NULL))
 		ORDER BY p.venue, p.product, p.seq`, venue, venue, product, product)
 }
 
