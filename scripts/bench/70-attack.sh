@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Hello latency under attack (scripts/bench/attackbench): 20 real boards, each from its
-# own loopback address, deploy (hello, image bytes with the deployment secret, an event,
+# own loopback address, deploy (hello, the whole image with the deployment secret, an event,
 # the verified result) while one host runs the pool-drain attack (random serials, each
 # followed by a failed result) and the slot-lockout attack (random hellos that never
 # stream), against the same boards without the attack; rounds alternate quiet and
