@@ -96,8 +96,9 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
   say "port $port is taken: using a free port"
   listen=127.0.0.1:0
 fi
-# The virtual boards all connect from 127.0.0.1: lift the per-source connection cap.
-"$bin/rpi-deployd" serve --data "$data" --listen "$listen" --http-max-conns-per-source 4096 2>"$data/server.log" &
+# The virtual boards all connect from 127.0.0.1: lift the per-source connection cap
+# and turn the per-address limits off.
+"$bin/rpi-deployd" serve --data "$data" --listen "$listen" --http-max-conns-per-source 4096 --max-open-per-source -1 --new-serials-per-minute -1 --agent-requests-per-source -1 2>"$data/server.log" &
 srv_pid=$!
 url=
 for _ in $(seq 600); do # up to 30 s on a busy machine

@@ -17,6 +17,10 @@ const (
 	PathResult = "/api/v1/deployments/%d/result" // fmt with the deployment ID
 )
 
+// HeaderSecret carries a deployment's secret (Deployment.Secret) on its events, its
+// result and its image download.
+const HeaderSecret = "X-Deployment-Secret"
+
 // Hello is what a board says about itself: POST PathHello.
 type Hello struct {
 	Serial       string `json:"serial"`             // 16 lower- or upper-case hex digits
@@ -66,6 +70,10 @@ type Deployment struct {
 	Image     Image     `json:"image"`
 	FirstBoot FirstBoot `json:"first_boot"`
 	After     string    `json:"after,omitempty"` // AfterReboot (default), AfterPoweroff, AfterWait
+	// Secret proves, on this deployment's events, result and image download (header
+	// HeaderSecret), that the sender is the board this answer went to. Every hello
+	// of the board gets a new one; the older ones stop working.
+	Secret string `json:"secret,omitempty"`
 }
 
 // Image says where to fetch the packed image. URLs may be absolute or relative to the
@@ -120,6 +128,8 @@ type Event struct {
 
 // Result closes a deployment: POST PathResult.
 type Result struct {
+	// Serial is the reporting board's serial; it must be the deployment's.
+	Serial  string `json:"serial"`
 	Success bool   `json:"success"`
 	Phase   string `json:"phase,omitempty"` // the phase that failed (failure only)
 	Error   string `json:"error,omitempty"` // the cause (failure only)

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
@@ -22,6 +23,10 @@ import (
 
 // ErrRejected is wrapped when the server answers 4xx: retrying cannot help.
 var ErrRejected = errors.New("rejected by server")
+
+// ErrSecret is wrapped (with ErrRejected) when the server refuses the deployment
+// secret (401): a newer hello of this board replaced it.
+var ErrSecret = errors.New("deployment secret refused")
 
 // Client is an agent API client. Zero-value fields mean their defaults.
 type Client struct {
@@ -34,6 +39,10 @@ type Client struct {
 	// limit; the server decides).
 	Wait retry.Policy
 	Log  *slog.Logger
+
+	mu      sync.Mutex
+	hello   *agentapi.Hello  // the last hello sent
+	secrets map[int64]string // deployment ID → its secret, from the hello answers
 }
 
 func (c *Client) http() *http.Client {
@@ -71,6 +80,11 @@ func (e transientError) Unwrap() error { return e.err }
 
 // do sends one request; body is JSON-encoded when not nil and out decoded when not nil.
 func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	return c.doWith(ctx, method, path, "", body, out)
+}
+
+// doWith is do that sends secret (when not "") in the deployment secret header.
+func (c *Client) doWith(ctx context.Context, method, path, secret string, body, out any) error {
 	u, err := c.Resolve(path)
 	if err != nil {
 		return err
@@ -89,6 +103,9 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if secret != "" {
+		req.Header.Set(agentapi.HeaderSecret, secret)
 	}
 	resp, err := c.http().Do(req)
 	if err != nil {
@@ -112,6 +129,9 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 			}
 		}
 		err := fmt.Errorf("%s %s: %s: %s", method, u, resp.Status, msg)
+		if resp.StatusCode == http.StatusUnauthorized && secret != "" {
+			return fmt.Errorf("%w: %w: %w", ErrRejected, ErrSecret, err)
+		}
 		if resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusRequestTimeout {
 			return fmt.Errorf("%w: %w", ErrRejected, err)
 		}
@@ -127,9 +147,14 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 
 // doRetry is do with the Retry policy for transient failures.
 func (c *Client) doRetry(ctx context.Context, method, path string, body, out any) error {
+	return c.doRetryWith(ctx, method, path, "", body, out)
+}
+
+// doRetryWith is doRetry with a deployment secret.
+func (c *Client) doRetryWith(ctx context.Context, method, path, secret string, body, out any) error {
 	r := c.Retry.Start()
 	for {
-		err := c.do(ctx, method, path, body, out)
+		err := c.doWith(ctx, method, path, secret, body, out)
 		var te transientError
 		if err == nil || !errors.As(err, &te) {
 			return err
@@ -149,6 +174,9 @@ func (c *Client) Hello(ctx context.Context, h agentapi.Hello) (*agentapi.HelloRe
 	if wait.Budget == 0 {
 		wait.Budget = -1
 	}
+	c.mu.Lock()
+	c.hello = &h
+	c.mu.Unlock()
 	w := wait.Start()
 	for {
 		var resp agentapi.HelloResponse
@@ -160,6 +188,7 @@ func (c *Client) Hello(ctx context.Context, h agentapi.Hello) (*agentapi.HelloRe
 			if resp.Deployment == nil {
 				return nil, fmt.Errorf("hello: deploy answer without a deployment")
 			}
+			c.remember(resp.Deployment)
 			return &resp, nil
 		case agentapi.ActionBootLocal:
 			return &resp, nil
@@ -175,16 +204,53 @@ func (c *Client) Hello(ctx context.Context, h agentapi.Hello) (*agentapi.HelloRe
 	}
 }
 
-// Event posts a progress event once (best effort: callers log and go on).
+// remember keeps the secret of a deployment the server gave this client.
+func (c *Client) remember(d *agentapi.Deployment) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.secrets == nil {
+		c.secrets = map[int64]string{}
+	}
+	c.secrets[d.ID] = d.Secret
+}
+
+func (c *Client) secret(id int64) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.secrets[id]
+}
+
+// Event posts a progress event once (best effort: callers log and go on), with the
+// deployment's secret from the hello answer.
 func (c *Client) Event(ctx context.Context, id int64, ev agentapi.Event) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	return c.do(ctx, http.MethodPost, fmt.Sprintf(agentapi.PathEvents, id), ev, nil)
+	return c.doWith(ctx, http.MethodPost, fmt.Sprintf(agentapi.PathEvents, id), c.secret(id), ev, nil)
 }
 
-// Result posts the result, retrying transient failures.
+// Result posts the result with the deployment's secret, retrying transient
+// failures. When the server refuses the secret (another hello as this board's
+// serial replaced it), it says hello once more: if the answer is the same open
+// deployment, its new secret carries the result.
 func (c *Client) Result(ctx context.Context, id int64, res agentapi.Result) error {
-	return c.doRetry(ctx, http.MethodPost, fmt.Sprintf(agentapi.PathResult, id), res, nil)
+	path := fmt.Sprintf(agentapi.PathResult, id)
+	err := c.doRetryWith(ctx, http.MethodPost, path, c.secret(id), res, nil)
+	c.mu.Lock()
+	h := c.hello
+	c.mu.Unlock()
+	if !errors.Is(err, ErrSecret) || h == nil {
+		return err
+	}
+	c.log().Warn("server refused the deployment secret; saying hello again for a new one", "deployment", id)
+	var resp agentapi.HelloResponse
+	if herr := c.doRetry(ctx, http.MethodPost, agentapi.PathHello, h, &resp); herr != nil {
+		return fmt.Errorf("%w; hello again: %w", err, herr)
+	}
+	if resp.Action != agentapi.ActionDeploy || resp.Deployment == nil || resp.Deployment.ID != id {
+		return fmt.Errorf("%w; hello again answered %s, not deployment %d", err, resp.Action, id)
+	}
+	c.remember(resp.Deployment)
+	return c.doRetryWith(ctx, http.MethodPost, path, resp.Deployment.Secret, res, nil)
 }
 
 // Manifest fetches and validates the manifest at ref (absolute or server-relative).

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"sync"
 	"time"
@@ -230,6 +231,9 @@ func (r *run) flash(ctx context.Context, out *Outcome) error {
 	stop := r.report(ctx)
 	defer stop()
 	src := &flash.HTTPSource{URL: url, Size: m.CompressedSize}
+	if dep.Secret != "" {
+		src.Header = http.Header{agentapi.HeaderSecret: {dep.Secret}}
+	}
 	if err := fl.Stream(ctx, src); err != nil {
 		return err
 	}
@@ -277,7 +281,7 @@ func (r *run) name(fl *flash.Flasher, mech string, p manifest.Partition) error {
 // result builds the Result for err (nil: success).
 func (r *run) result(err error) agentapi.Result {
 	st := r.stats()
-	res := agentapi.Result{
+	res := agentapi.Result{Serial: r.cfg.Hello.Serial,
 		BytesWritten: st.Written, BytesFetched: st.Fetched,
 		DurationMS: time.Since(r.start).Milliseconds(),
 	}

@@ -34,6 +34,8 @@ type HTTPSource struct {
 	// given up as dead and the stream resumed (default 30 s). Time the pipeline spends
 	// not reading (a slow card) does not count.
 	Stall time.Duration
+	// Header is sent with every request (the deployment secret, agentapi.HeaderSecret).
+	Header http.Header
 
 	fetched atomic.Int64
 }
@@ -46,6 +48,9 @@ func (s *HTTPSource) Open(ctx context.Context, off int64) (io.ReadCloser, error)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrPermanent, err)
+	}
+	for k, v := range s.Header {
+		req.Header[k] = v
 	}
 	if off > 0 {
 		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", off))

@@ -88,11 +88,15 @@ base_rss=$(hwm_mib "$fs_pid")
 kill "$fs_pid"; wait "$fs_pid" 2>/dev/null || true
 
 # --- ours: rpi-deployd + 100 agents -------------------------------------------------------
+# Every virtual board says hello from 127.0.0.1: the per-address limits (meant for a
+# deploy network where each board has its own address) are off.
 export RPI_DEPLOY_TOKEN=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 mkdir -p "$work/data"
 # All agents connect from 127.0.0.1: lift the per-source connection cap (default 64).
 cat >"$work/server.json" <<EOF
-{ "max_streams": $(( n + 28 )), "retry_after": "1s", "log_level": "warn", "http_max_conns_per_source": 4096 }
+{ "max_streams": $(( n + 28 )), "retry_after": "1s", "log_level": "warn", "http_max_conns_per_source": 4096,
+  "max_open_per_source": -1, "new_serials_per_minute": -1,
+  "agent_requests_per_source": -1 }
 EOF
 "$bin/rpi-deployd" serve --config "$work/server.json" --data "$work/data" --listen 127.0.0.1:0 2>"$work/server.log" &
 srv_pid=$!; pids+=("$srv_pid")

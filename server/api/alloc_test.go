@@ -20,7 +20,9 @@ import (
 // names, all distinct, the rest retry; every answer given before the kill still
 // holds after it; re-sending any of the 50 returns the same deployment.
 func TestConcurrentHellosWithKill(t *testing.T) {
-	srv := servertest.Start(t, servertest.Options{Args: []string{"--max-streams", "5000"}})
+	srv := servertest.Start(t, servertest.Options{Args: []string{"--max-streams", "5000",
+		// 1000 boards from one address, none of which streams: the per-address limits are off.
+		"--max-open-per-source", "-1", "--new-serials-per-minute", "-1", "--agent-requests-per-source", "-1", "--claim-window", "1h", "--claim-timeout", "1h"}})
 	fleet := srv.Setup(t, servertest.Fleet{Venue: "CORO", Product: "KXP2", Count: 50, Image: testImage(t)})
 
 	const boards = 1000

@@ -60,6 +60,9 @@ type Options struct {
 	// (10) and DefaultLoginWindow (10 minutes).
 	LoginFailures int
 	LoginWindow   time.Duration
+	// AgentPerSource is how many agent-API requests (hello, events, result) of one
+	// source address run at once; more wait their turn. Default 4; negative: no limit.
+	AgentPerSource int
 	// Extra lets other parts (dashboard, netboot) add routes to the engine; called
 	// with the engine and the middleware that enforces operator authentication.
 	Extra []func(r *gin.Engine, auth gin.HandlerFunc)
@@ -111,11 +114,15 @@ func New(svc *domain.Service, opt Options) (*gin.Engine, *API) {
 	r.NoMethod(func(c *gin.Context) { fail(c, http.StatusMethodNotAllowed, "method not allowed", "") })
 
 	r.GET("/healthz", a.healthz)
-	r.GET("/images/:file", a.download)
+	r.GET("/images/:file", a.claimStream, a.download)
 	r.HEAD("/images/:file", a.download)
 
 	v1 := r.Group("/api/v1")
-	ag := v1.Group("", a.agentOnly)
+	gate := &sourceGate{n: opt.AgentPerSource}
+	if opt.AgentPerSource == 0 {
+		gate.n = 4
+	}
+	ag := v1.Group("", a.agentOnly, gate.handle)
 	ag.POST("/agent/hello", a.hello)
 	ag.POST("/deployments/:id/events", a.event)
 	ag.POST("/deployments/:id/result", a.result)

@@ -54,12 +54,20 @@ var httpc = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{M
 
 // postJSON posts v and decodes the answer into out (when 2xx), returning the status.
 func postJSON(t testing.TB, url string, v, out any) (int, []byte, error) {
+	return postSecret(t, url, "", v, out)
+}
+
+// postSecret is postJSON with a deployment secret header (when not "").
+func postSecret(t testing.TB, url, secret string, v, out any) (int, []byte, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		t.Fatal(err)
 	}
 	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, url, bytes.NewReader(b))
 	req.Header.Set("Content-Type", "application/json")
+	if secret != "" {
+		req.Header.Set(agentapi.HeaderSecret, secret)
+	}
 	resp, err := httpc.Do(req)
 	if err != nil {
 		return 0, nil, err
@@ -107,4 +115,32 @@ func statusOf(err error) int { return client.StatusOf(err) }
 func clientFrom(src string) *http.Client {
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 10 * time.Second}
 	return &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{DialContext: d.DialContext}}
+}
+
+// fetch downloads d's whole image with d's secret, as the agent does: the server
+// counts the deployment as streaming and its board as holding the whole image.
+func fetch(t testing.TB, d *agentapi.Deployment) { t.Helper(); fetchRange(t, d, "") }
+
+// fetchSome downloads the first KiB of d's image with d's secret: streaming, but
+// not the whole image.
+func fetchSome(t testing.TB, d *agentapi.Deployment) { t.Helper(); fetchRange(t, d, "bytes=0-1023") }
+
+func fetchRange(t testing.TB, d *agentapi.Deployment, rng string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, d.Image.URL, nil)
+	req.Header.Set(agentapi.HeaderSecret, d.Secret)
+	want := http.StatusOK
+	if rng != "" {
+		req.Header.Set("Range", rng)
+		want = http.StatusPartialContent
+	}
+	resp, err := httpc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err != nil || resp.StatusCode != want || (rng == "" && n != d.Image.CompressedSize) {
+		t.Fatalf("fetch %s for deployment %d: %s, %d bytes, %v", d.Image.URL, d.ID, resp.Status, n, err)
+	}
 }

@@ -426,7 +426,9 @@ func TestSymlinksInImagesDirNotServed(t *testing.T) {
 func TestEventStreamsCappedAndStalledOnesCut(t *testing.T) {
 	const streams = 8
 	srv := servertest.Start(t, servertest.Options{Args: []string{"--max-event-streams", strconv.Itoa(streams),
-		"--http-write-timeout", "2s", "--http-read-timeout", "2s"}})
+		"--http-write-timeout", "2s", "--http-read-timeout", "2s",
+		// 40 boards say hello from 127.0.0.1: the per-address deployment limits are off.
+		"--max-open-per-source", "-1", "--new-serials-per-minute", "-1", "--agent-requests-per-source", "-1"}})
 	srv.Setup(t, servertest.Fleet{Venue: "CORO", Product: "RXP2", Count: 0, Image: testImage(t)})
 	// A dashboard that reads its stream all along: it must outlive the read and write
 	// timeouts (2 s: they are per request and per write, not per connection) and see
@@ -486,10 +488,10 @@ func TestEventStreamsCappedAndStalledOnesCut(t *testing.T) {
 	fds0, rss0 := procStats(t, srv.PID())
 	// Boards say hello and report progress: each event goes to every stream.
 	start := time.Now()
-	var ids []int64
+	var deps []*agentapi.Deployment
 	for i := range 40 {
 		r := hello(t, srv, helloOf(100+i))
-		ids = append(ids, r.Deployment.ID)
+		deps = append(deps, r.Deployment)
 	}
 	// Events until the stalled streams are cut (socket buffers full, then the bus's
 	// buffer full → reset, the write blocked → cut by the write timeout) and a new
@@ -498,8 +500,8 @@ func TestEventStreamsCappedAndStalledOnesCut(t *testing.T) {
 	var line string
 	sent := 0
 	for round := 0; round < 200 && !strings.Contains(line, " 200 "); round++ {
-		for _, id := range ids {
-			if code := event(t, srv, id, agentapi.Event{Phase: "streaming", Bytes: int64(round) << 20, Total: 3 << 20, RateBps: 1e8}); code != 200 {
+		for _, d := range deps {
+			if code := event(t, srv, d, agentapi.Event{Phase: "streaming", Bytes: int64(round) << 20, Total: 3 << 20, RateBps: 1e8}); code != 200 {
 				t.Fatalf("event: %d", code)
 			}
 			sent++
@@ -593,7 +595,7 @@ func TestUploadDeadlineMovesWithTheBytes(t *testing.T) {
 	all := fmt.Sprintf("bytes 0-%d/%d", size-1, size)
 
 	// Stalled: 1 MiB, then nothing for 5 s.
-	if code, body := put("/manifest", bytes.NewReader(man), int64(len(man)), ""); code != 200 {
+	if code, body := put("/manifest?allow_no_first_boot=true", bytes.NewReader(man), int64(len(man)), ""); code != 200 {
 		t.Fatalf("manifest: %d %s", code, body)
 	}
 	start := time.Now()

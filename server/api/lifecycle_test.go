@@ -13,29 +13,31 @@ import (
 	"github.com/rpi-deploy/rpi-deploy/server/store"
 )
 
-func event(t *testing.T, srv *servertest.Server, id int64, e agentapi.Event) int {
+func event(t *testing.T, srv *servertest.Server, d *agentapi.Deployment, e agentapi.Event) int {
 	t.Helper()
-	code, body, err := postJSON(t, srv.URL+fmt.Sprintf(agentapi.PathEvents, id), e, nil)
+	code, body, err := postSecret(t, srv.URL+fmt.Sprintf(agentapi.PathEvents, d.ID), d.Secret, e, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if code != 200 {
-		t.Logf("event %d %s: %d %s", id, e.Phase, code, body)
+		t.Logf("event %d %s: %d %s", d.ID, e.Phase, code, body)
 	}
 	return code
 }
 
-func result(t *testing.T, srv *servertest.Server, id int64, r agentapi.Result) (store.Deployment, int) {
+// result posts r for d as the board serial, with d's secret.
+func result(t *testing.T, srv *servertest.Server, d *agentapi.Deployment, serial string, r agentapi.Result) (store.Deployment, int) {
 	t.Helper()
-	var d store.Deployment
-	code, body, err := postJSON(t, srv.URL+fmt.Sprintf(agentapi.PathResult, id), r, &d)
+	var out store.Deployment
+	r.Serial = serial
+	code, body, err := postSecret(t, srv.URL+fmt.Sprintf(agentapi.PathResult, d.ID), d.Secret, r, &out)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if code != 200 {
-		t.Logf("result %d: %d %s", id, code, body)
+		t.Logf("result %d: %d %s", d.ID, code, body)
 	}
-	return d, code
+	return out, code
 }
 
 // TestDeploymentLifecycle: a failed deployment keeps the board's name for the retry;
@@ -52,25 +54,26 @@ func TestDeploymentLifecycle(t *testing.T) {
 		t.Fatalf("first hello: %+v", r)
 	}
 	d1 := r.Deployment
+	fetch(t, d1)
 	if !strings.HasPrefix(d1.Image.URL, srv.URL+"/images/") || d1.FirstBoot.Hostname != d1.Hostname {
 		t.Errorf("deployment: %+v", d1)
 	}
 	for _, e := range []agentapi.Event{{Phase: "streaming", Bytes: 1 << 20, Total: 3 << 20, RateBps: 1e8}, {Phase: "verifying"}} {
-		if code := event(t, srv, d1.ID, e); code != 200 {
+		if code := event(t, srv, d1, e); code != 200 {
 			t.Fatalf("event: %d", code)
 		}
 	}
-	if code := event(t, srv, d1.ID, agentapi.Event{Phase: "verified"}); code != 400 {
+	if code := event(t, srv, d1, agentapi.Event{Phase: "verified"}); code != 400 {
 		t.Errorf("terminal phase as event: %d, want 400", code)
 	}
-	if code := event(t, srv, 99999, agentapi.Event{Phase: "streaming"}); code != 404 {
+	if code := event(t, srv, &agentapi.Deployment{ID: 99999, Secret: d1.Secret}, agentapi.Event{Phase: "streaming"}); code != 404 {
 		t.Errorf("event for unknown deployment: %d, want 404", code)
 	}
 	// Failure: the name stays with the board.
-	if d, code := result(t, srv, d1.ID, agentapi.Result{Success: false, Phase: "streaming", Error: "write /dev/mmcblk0: I/O error"}); code != 200 || d.State != "failed" {
+	if d, code := result(t, srv, d1, serialOf(1), agentapi.Result{Success: false, Phase: "streaming", Error: "write /dev/mmcblk0: I/O error"}); code != 200 || d.State != "failed" {
 		t.Fatalf("failure result: %d %+v", code, d)
 	}
-	if code := event(t, srv, d1.ID, agentapi.Event{Phase: "streaming"}); code != 409 {
+	if code := event(t, srv, d1, agentapi.Event{Phase: "streaming"}); code != 409 {
 		t.Errorf("event after result: %d, want 409", code)
 	}
 	// Another board takes the next name; the failed board gets its own back.
@@ -82,8 +85,9 @@ func TestDeploymentLifecycle(t *testing.T) {
 		t.Fatalf("retry of board 1: %+v", r.Deployment)
 	}
 	d2 := r.Deployment
+	fetch(t, d2)
 	// Success with the wrong digest is recorded as a failure.
-	if d, _ := result(t, srv, d2.ID, agentapi.Result{Success: true, SHA256: strings.Repeat("0", 64)}); d.State != "failed" || !strings.Contains(d.Error, "does not match") {
+	if d, _ := result(t, srv, d2, serialOf(1), agentapi.Result{Success: true, SHA256: strings.Repeat("0", 64)}); d.State != "failed" || !strings.Contains(d.Error, "does not match") {
 		t.Fatalf("wrong digest: %+v", d)
 	}
 	var b store.Batch
@@ -93,14 +97,15 @@ func TestDeploymentLifecycle(t *testing.T) {
 	}
 	r = hello(t, srv, helloOf(1))
 	d3 := r.Deployment
-	if d, code := result(t, srv, d3.ID, agentapi.Result{Success: true, SHA256: fleet.Manifest.SHA256, ChunksVerified: 4}); code != 200 || d.State != "verified" {
+	fetch(t, d3)
+	if d, code := result(t, srv, d3, serialOf(1), agentapi.Result{Success: true, SHA256: fleet.Manifest.SHA256, ChunksVerified: 4}); code != 200 || d.State != "verified" {
 		t.Fatalf("verified: %d %+v", code, d)
 	}
 	// The same result again is harmless; a contradicting one is a conflict.
-	if _, code := result(t, srv, d3.ID, agentapi.Result{Success: true, SHA256: fleet.Manifest.SHA256}); code != 200 {
+	if _, code := result(t, srv, d3, serialOf(1), agentapi.Result{Success: true, SHA256: fleet.Manifest.SHA256}); code != 200 {
 		t.Errorf("repeated result: %d", code)
 	}
-	if _, code := result(t, srv, d3.ID, agentapi.Result{Success: false, Error: "x"}); code != 409 {
+	if _, code := result(t, srv, d3, serialOf(1), agentapi.Result{Success: false, Error: "x"}); code != 409 {
 		t.Errorf("contradicting result: %d, want 409", code)
 	}
 	srv.Do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/batches/%d", fleet.Batch.ID), nil, &b)
@@ -129,7 +134,13 @@ func TestDeploymentLifecycle(t *testing.T) {
 	if len(open) != 1 {
 		t.Fatalf("board 2 open deployments: %d", len(open))
 	}
-	result(t, srv, open[0].ID, agentapi.Result{Success: true, SHA256: fleet.Manifest.SHA256})
+	// The management API never shows the secret; board 2 says hello again for a new one.
+	r2 := hello(t, srv, helloOf(2))
+	if r2.Deployment == nil || r2.Deployment.ID != open[0].ID {
+		t.Fatalf("board 2 again: %+v, want deployment %d", r2, open[0].ID)
+	}
+	fetch(t, r2.Deployment)
+	result(t, srv, r2.Deployment, serialOf(2), agentapi.Result{Success: true, SHA256: fleet.Manifest.SHA256})
 	srv.Do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/batches/%d", fleet.Batch.ID), nil, &b)
 	if b.Done != 2 || b.State != "complete" {
 		t.Errorf("batch: done %d state %s, want 2 complete", b.Done, b.State)

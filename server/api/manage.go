@@ -39,6 +39,7 @@ func (a *API) manageRoutes(m *gin.RouterGroup) {
 	m.POST("/pools/names/:name/retire", a.poolRetire(true))
 	m.POST("/pools/names/:name/unretire", a.poolRetire(false))
 	m.POST("/pools/names/:name/release", a.poolRelease)
+	m.POST("/pools/release-unused", a.poolReleaseUnused)
 
 	m.GET("/images", a.listImages)
 	m.GET("/images/:name", a.getImage)
@@ -241,6 +242,23 @@ func (a *API) poolRelease(c *gin.Context) {
 	}
 	p, err := a.svc.Store().PoolName(c.Request.Context(), c.Param("name"))
 	ok(c, p, err)
+}
+
+type releaseUnusedBody struct {
+	Venue   string `json:"venue,omitempty"`
+	Product string `json:"product,omitempty"`
+	DryRun  bool   `json:"dry_run,omitempty"`
+}
+
+// poolReleaseUnused: POST /api/v1/pools/release-unused — unbind every name no card
+// can carry (see domain.ReleaseUnused).
+func (a *API) poolReleaseUnused(c *gin.Context) {
+	var b releaseUnusedBody
+	if !bindJSON(c, &b, 4<<10) {
+		return
+	}
+	names, err := a.svc.ReleaseUnused(c.Request.Context(), b.Venue, b.Product, b.DryRun)
+	ok(c, gin.H{"released": len(names), "names": names, "dry_run": b.DryRun}, err)
 }
 
 // imageView adds where an upload stands and which products use the image.

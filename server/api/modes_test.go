@@ -16,7 +16,7 @@ import (
 // image files 0600, and tightens those of an older version (0755/0644) on start.
 func TestDataFileModes(t *testing.T) {
 	srv := servertest.Start(t, servertest.Options{})
-	if err := push.Push(context.Background(), push.Options{Server: srv.URL, Token: srv.Token, Image: testImage(t)}); err != nil {
+	if err := push.Push(context.Background(), push.Options{Server: srv.URL, Token: srv.Token, Image: testImage(t), AllowNoFirstBoot: true}); err != nil {
 		t.Fatal(err)
 	}
 	hello(t, srv, helloOf(1)) // a write: the WAL files exist

@@ -99,7 +99,7 @@ func TestManagementTLS(t *testing.T) {
 	env.Getenv = func(k string) string {
 		return map[string]string{"RPI_DEPLOY_TOKEN": srv.Token, "RPI_DEPLOY_CA": certFile, "RPI_DEPLOY_SERVER": srv.URL}[k]
 	}
-	if code := cli.Run(ctx, []string{"image", "add", testImage(t)}, env); code != 0 {
+	if code := cli.Run(ctx, []string{"image", "add", "--allow-no-first-boot", testImage(t)}, env); code != 0 {
 		t.Errorf("CLI image add with $RPI_DEPLOY_CA: exit %d: %s", code, errOut.String())
 	}
 	errOut.Reset()
@@ -108,7 +108,7 @@ func TestManagementTLS(t *testing.T) {
 		t.Errorf("CLI without CA or pin: exit %d, %s", code, errOut.String())
 	}
 	// Pushing with a client that trusts nothing fails; the image above is ready.
-	if err := push.Push(ctx, push.Options{Server: srv.URL, Token: srv.Token, Image: testImage(t)}); err == nil {
+	if err := push.Push(ctx, push.Options{Server: srv.URL, Token: srv.Token, Image: testImage(t), AllowNoFirstBoot: true}); err == nil {
 		t.Error("push to the TLS listener without trust succeeded")
 	}
 

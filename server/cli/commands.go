@@ -57,6 +57,7 @@ func init() {
 		{name: "pool retire", args: "NAME", help: "retire a name: never handed out again", run: cmdPoolAction("retire")},
 		{name: "pool unretire", args: "NAME", help: "return a retired name to service", run: cmdPoolAction("unretire")},
 		{name: "pool release", args: "NAME", help: "unbind a name from its board", run: cmdPoolAction("release")},
+		{name: "pool release-unused", flags: "venue product dry-run:bool", args: "[--venue CODE] [--product CODE] [--dry-run]", help: "unbind every name whose board has no open deployment and never had a verified card under it (a hello flood's names)", run: cmdPoolReleaseUnused},
 		{name: "image add", flags: "activate allow-no-first-boot:bool", args: "FILE.img.zst [--activate PRODUCT] [--allow-no-first-boot]", help: "upload a packed image (manifest beside it), resumable; an image without a first-boot mechanism needs --allow-no-first-boot", run: cmdImageAdd},
 		{name: "image list", help: "list images", run: cmdImageList},
 		{name: "image show", args: "NAME", help: "print an image's manifest", run: cmdImageShow},
@@ -272,6 +273,29 @@ func cmdPoolAction(action string) func(context.Context, *ctxt) error {
 			fmt.Fprintf(x.out, "%s: serial %q retired %v\n", p.Name, p.Serial, p.Retired)
 		})
 	}
+}
+
+func cmdPoolReleaseUnused(ctx context.Context, x *ctxt) error {
+	type released struct {
+		Released int      `json:"released"`
+		Names    []string `json:"names"`
+		DryRun   bool     `json:"dry_run"`
+	}
+	var out released
+	body := map[string]any{"venue": x.flagStr("venue"), "product": x.flagStr("product"), "dry_run": x.flagBool("dry-run")}
+	if err := x.c.Post(ctx, v1+"/pools/release-unused", body, &out); err != nil {
+		return err
+	}
+	return show(x, out, func(o released) {
+		verb := "released"
+		if o.DryRun {
+			verb = "would release"
+		}
+		fmt.Fprintf(x.out, "%s %d names\n", verb, o.Released)
+		for _, n := range o.Names {
+			fmt.Fprintln(x.out, n)
+		}
+	})
 }
 
 func cmdImageAdd(ctx context.Context, x *ctxt) error {

@@ -51,6 +51,29 @@ type Config struct {
 	// frees its batch slot (the board keeps its name and gets a new deployment when it
 	// says hello again). Default 2h.
 	AbandonAfter Duration `json:"abandon_after,omitempty"`
+	// ClaimWindow: a deployment whose board has not fetched its image yet holds a
+	// stream slot this long after its hello. Default 2m.
+	ClaimWindow Duration `json:"claim_window,omitempty"`
+	// ClaimTimeout: a deployment whose board has not fetched its image this long
+	// after its hello is abandoned and its pool name released. Default 10m.
+	ClaimTimeout Duration `json:"claim_timeout,omitempty"`
+	// MaxOpenPerSource is how many open deployments the hellos from one network
+	// address may hold (a board holds one). Default 4; negative: no limit.
+	MaxOpenPerSource int `json:"max_open_per_source,omitempty"`
+	// NewSerialsPerMinute is how many never seen serials one network address may
+	// introduce per minute. Default 120; negative: no limit.
+	NewSerialsPerMinute int `json:"new_serials_per_minute,omitempty"`
+	// AgentRequestsPerSource is how many agent-API requests of one network address
+	// run at once; more wait their turn. Default 4; negative: no limit.
+	AgentRequestsPerSource int `json:"agent_requests_per_source,omitempty"`
+	// OverLimitDelay is how long the answer to a hello over a per-address limit is
+	// held. Default 1s; negative: none.
+	OverLimitDelay Duration `json:"over_limit_delay,omitempty"`
+	// EventsPerBoard is how many history events are kept per board. Default 1000.
+	EventsPerBoard int `json:"events_per_board,omitempty"`
+	// ForgetBoardsAfter: a board that never got a deployment nor a name is deleted
+	// after this long without a hello. Default 168h.
+	ForgetBoardsAfter Duration `json:"forget_boards_after,omitempty"`
 	// After is what an agent does once its card is verified: "reboot" into the new
 	// system, "poweroff" (boards racked for later), or "wait" (stay up for a
 	// technician). Default reboot.
@@ -192,6 +215,30 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MaxEventStreams <= 0 {
 		c.MaxEventStreams = 64
+	}
+	if c.ClaimWindow <= 0 {
+		c.ClaimWindow = Duration(2 * time.Minute)
+	}
+	if c.ClaimTimeout <= 0 {
+		c.ClaimTimeout = Duration(10 * time.Minute)
+	}
+	if c.MaxOpenPerSource == 0 {
+		c.MaxOpenPerSource = 4
+	}
+	if c.NewSerialsPerMinute == 0 {
+		c.NewSerialsPerMinute = 120
+	}
+	if c.AgentRequestsPerSource == 0 {
+		c.AgentRequestsPerSource = 4
+	}
+	if c.OverLimitDelay == 0 {
+		c.OverLimitDelay = Duration(time.Second)
+	}
+	if c.EventsPerBoard <= 0 {
+		c.EventsPerBoard = 1000
+	}
+	if c.ForgetBoardsAfter <= 0 {
+		c.ForgetBoardsAfter = Duration(7 * 24 * time.Hour)
 	}
 	if c.LogLevel == "" {
 		c.LogLevel = "info"

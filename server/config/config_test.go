@@ -30,7 +30,9 @@ func TestLoadEnvDefaults(t *testing.T) {
 		AbandonAfter: Duration(2 * time.Hour), LogLevel: "info", After: "poweroff", DiskReserve: 64 << 20,
 		HTTPReadHeaderTimeout: Duration(10 * time.Second), HTTPReadTimeout: Duration(time.Minute),
 		HTTPWriteTimeout: Duration(time.Minute), HTTPIdleTimeout: Duration(30 * time.Second),
-		HTTPMaxConns: 2048, HTTPMaxConnsPerSource: 8, MaxEventStreams: 64}
+		HTTPMaxConns: 2048, HTTPMaxConnsPerSource: 8, MaxEventStreams: 64,
+		ClaimWindow: Duration(2 * time.Minute), ClaimTimeout: Duration(10 * time.Minute), MaxOpenPerSource: 4,
+		NewSerialsPerMinute: 120, AgentRequestsPerSource: 4, OverLimitDelay: Duration(time.Second), EventsPerBoard: 1000, ForgetBoardsAfter: Duration(168 * time.Hour)}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("(-want +got)\n%s", d)
 	}
@@ -41,7 +43,9 @@ func TestLoadEnvDefaults(t *testing.T) {
 		StaleAfter: Duration(15 * time.Minute), AbandonAfter: Duration(2 * time.Hour), LogLevel: "info", After: "reboot", DiskReserve: 64 << 20,
 		HTTPReadHeaderTimeout: Duration(10 * time.Second), HTTPReadTimeout: Duration(time.Minute),
 		HTTPWriteTimeout: Duration(time.Minute), HTTPIdleTimeout: Duration(time.Minute),
-		HTTPMaxConns: 2048, HTTPMaxConnsPerSource: 64, MaxEventStreams: 64}, Config{}.WithDefaults()); d != "" {
+		HTTPMaxConns: 2048, HTTPMaxConnsPerSource: 64, MaxEventStreams: 64,
+		ClaimWindow: Duration(2 * time.Minute), ClaimTimeout: Duration(10 * time.Minute), MaxOpenPerSource: 4,
+		NewSerialsPerMinute: 120, AgentRequestsPerSource: 4, OverLimitDelay: Duration(time.Second), EventsPerBoard: 1000, ForgetBoardsAfter: Duration(168 * time.Hour)}, Config{}.WithDefaults()); d != "" {
 		t.Errorf("defaults (-want +got)\n%s", d)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
 	"github.com/rpi-deploy/rpi-deploy/server/events"
@@ -20,7 +21,10 @@ func ManifestPath(name string) string { return "/images/" + name + ".manifest.js
 // its card already holds a verified image (and no re-image is asked for), a new
 // deployment from the best active batch, or retry. Input is checked before anything
 // is written; a bad serial or MAC leaves no row behind. Image URLs in the answer are
-// paths relative to the server.
+// paths relative to the server. A deploy answer carries a fresh deployment secret
+// (a re-hello replaces the previous one). The source address of ctx (WithSource)
+// is held to NewSerialsPerMinute and MaxOpenPerSource; answers over those limits
+// are held OverLimitDelay.
 func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloResponse, error) {
 	serial, err := agentapi.NormalizeSerial(h.Serial)
 	if err != nil {
@@ -39,6 +43,7 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 		}
 	}
 
+	source := sourceOf(ctx)
 	var (
 		decide    func(t *store.Tx) error
 		resp      agentapi.HelloResponse
@@ -46,10 +51,30 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 		board     store.Board
 		retryNote string
 		batch     *store.Batch
+		limited   bool // the source is over its open-deployment limit
 	)
+	retry := func(reason string) error {
+		retryNote = reason
+		resp = agentapi.HelloResponse{Action: agentapi.ActionRetry, Reason: reason, RetryAfterMS: s.opt.RetryAfter.Milliseconds()}
+		return nil
+	}
+	// A serial never seen before costs its source a token: random serials cannot
+	// flood the boards table or the pools faster than the limit. Checked on the
+	// reader before the write transaction, so that a flood over its budget does not
+	// queue for the writer.
+	if _, err := s.st.Board(ctx, serial); errors.Is(err, store.ErrNotFound) {
+		if !s.newSerials.allow(source, time.Now()) {
+			s.log.Debug("new serial over its source's limit", "serial", serial, "source", source)
+			s.overLimit(ctx)
+			return agentapi.HelloResponse{Action: agentapi.ActionRetry, RetryAfterMS: s.opt.RetryAfter.Milliseconds(),
+				Reason: fmt.Sprintf("too many new boards from %s (limit %d a minute)", source, s.opt.NewSerialsPerMinute)}, nil
+		}
+	} else if err != nil {
+		return agentapi.HelloResponse{}, err
+	}
 	// decide picks the answer, inside the transaction below.
 	decide = func(t *store.Tx) error {
-		resp, created, batch, retryNote = agentapi.HelloResponse{}, nil, nil, ""
+		resp, created, batch, retryNote, limited = agentapi.HelloResponse{}, nil, nil, "", false
 		b, err := t.SeeBoardReturning(ctx, store.Board{Serial: serial, MAC: mac, Model: h.Model, Revision: h.Revision, IP: h.IP,
 			LastEvent: "hello"})
 		if err != nil {
@@ -61,7 +86,16 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 			if err := t.Touch(ctx, d.ID); err != nil {
 				return err
 			}
+			// Only the secret's hash is stored: the board (which may have rebooted and
+			// lost it) gets a new one, and the old one stops working.
+			secret, hash := newSecret()
+			if err := t.SetDeploymentSecret(ctx, d.ID, hash); err != nil {
+				return err
+			}
 			resp, err = s.deployResponse(ctx, t, d)
+			if resp.Deployment != nil {
+				resp.Deployment.Secret = secret
+			}
 			return err
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
@@ -71,12 +105,18 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 				Reason: fmt.Sprintf("card holds verified image %q as %s", b.Image, b.Hostname)}
 			return nil
 		}
-		retry := func(reason string) error {
-			retryNote = reason
-			resp = agentapi.HelloResponse{Action: agentapi.ActionRetry, Reason: reason, RetryAfterMS: s.opt.RetryAfter.Milliseconds()}
-			return nil
+		if source != "" && s.opt.MaxOpenPerSource > 0 {
+			n, err := t.CountOpenFromSource(ctx, source, s.opt.MaxOpenPerSource)
+			if err != nil {
+				return err
+			}
+			if n >= s.opt.MaxOpenPerSource {
+				limited = true
+				return retry(fmt.Sprintf("%d deployments open from %s, the limit is %d", n, source, s.opt.MaxOpenPerSource))
+			}
 		}
-		open, err := t.CountOpen(ctx, store.FormatTime(t.Now.Add(-s.opt.StaleAfter)), s.opt.MaxStreams)
+		open, err := t.CountSlots(ctx, store.FormatTime(t.Now.Add(-s.opt.ClaimWindow)), store.FormatTime(t.Now.Add(-s.opt.StaleAfter)),
+			s.opt.MaxStreams)
 		if err != nil {
 			return err
 		}
@@ -128,7 +168,14 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 				return err
 			}
 			board.Hostname, board.Deployed = d.Hostname, false
+			secret, hash := newSecret()
+			if err := t.SetDeploymentClaim(ctx, d.ID, hash, source); err != nil {
+				return err
+			}
 			resp, err = deployResponseWith(d, img, p, s.opt.After)
+			if resp.Deployment != nil {
+				resp.Deployment.Secret = secret
+			}
 			return err
 		}
 		return retry(strings.Join(reasons, "; "))
@@ -152,6 +199,9 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 	})
 	if err != nil {
 		return agentapi.HelloResponse{}, err
+	}
+	if limited {
+		s.overLimit(ctx) // after the commit: the writer is not held
 	}
 	s.publish(events.BoardChanged, board)
 	switch {
@@ -194,7 +244,9 @@ func (s *Service) allocate(ctx context.Context, t *store.Tx, bt store.Batch, ser
 	var hostname string
 	switch p.Naming {
 	case store.NamingSerial:
-		hostname = SerialHostname(p.Code, bt.Venue, serial)
+		if hostname, err = s.uniqueSerialHostname(ctx, t, p.Code, bt.Venue, serial); err != nil {
+			return d, img, p, "", err
+		}
 	case store.NamingPool:
 		n, err := t.HeldName(ctx, bt.Venue, p.Code, serial)
 		if errors.Is(err, store.ErrNotFound) {
@@ -223,7 +275,44 @@ func (s *Service) allocate(ctx context.Context, t *store.Tx, bt store.Batch, ser
 // SerialHostname is the name of a serial-named product's board: PRODUCT-VENUE- and
 // the low 8 hex digits of the serial in upper case.
 func SerialHostname(product, venue, serial string) string {
-	return fmt.Sprintf("%s-%s-%s", product, venue, strings.ToUpper(agentapi.ShortSerial(serial)))
+	return serialHostname(product, venue, serial, 8)
+}
+
+// serialHostname is PRODUCT-VENUE- and the low digits hex digits of the serial.
+func serialHostname(product, venue, serial string, digits int) string {
+	s := strings.ToUpper(serial)
+	if len(s) > digits {
+		s = s[len(s)-digits:]
+	}
+	return fmt.Sprintf("%s-%s-%s", product, venue, s)
+}
+
+// uniqueSerialHostname is the board's serial name, made unique: the low 8 hex digits
+// of the serial, or, when another board holds that name (two serials alike in their
+// low 32 bits), the low 12, then all 16, which no other board can share. A board
+// keeps the candidate it holds while no other board holds it too.
+func (s *Service) uniqueSerialHostname(ctx context.Context, t *store.Tx, product, venue, serial string) (string, error) {
+	b, err := t.Board(ctx, serial)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return "", err
+	}
+	candidates := []string{serialHostname(product, venue, serial, 8), serialHostname(product, venue, serial, 12),
+		serialHostname(product, venue, serial, 16)}
+	taken := func(c string) (bool, error) { return t.HostnameTaken(ctx, c, serial) }
+	for _, c := range candidates[:2] {
+		if b.Hostname != c {
+			continue
+		}
+		if tk, err := taken(c); err != nil || !tk {
+			return c, err
+		}
+	}
+	for _, c := range candidates[:2] {
+		if tk, err := taken(c); err != nil || !tk {
+			return c, err
+		}
+	}
+	return candidates[2], nil
 }
 
 // PoolHostname is the name with sequence number seq in a pool: PRODUCT-VENUE-NNN.
@@ -273,8 +362,12 @@ func validPhase(p string) bool {
 	return false
 }
 
-// Event records a phase change or progress report of an open deployment.
-func (s *Service) Event(ctx context.Context, id int64, e agentapi.Event) (store.Deployment, error) {
+// maxPhases bounds the phase history of one deployment (a real one records about 8).
+const maxPhases = 64
+
+// Event records a phase change or progress report of an open deployment. secret
+// must be the deployment's (ErrSecret otherwise).
+func (s *Service) Event(ctx context.Context, id int64, secret string, e agentapi.Event) (store.Deployment, error) {
 	if !validPhase(e.Phase) {
 		return store.Deployment{}, invalid("phase", "phase %q: want one of %s (results go to /result)", e.Phase, strings.Join(agentapi.Phases, ", "))
 	}
@@ -292,13 +385,22 @@ func (s *Service) Event(ctx context.Context, id int64, e agentapi.Event) (store.
 		if err != nil {
 			return fmt.Errorf("deployment %d: %w", id, err)
 		}
+		if _, err := checkSecret(ctx, t, id, secret); err != nil {
+			return err
+		}
 		if d.State != store.DeployOpen {
 			return fmt.Errorf("deployment %d is %s: %w", id, d.State, ErrConflict)
 		}
 		changed = d.Phase != e.Phase
 		if changed {
-			if err := t.AddPhase(ctx, id, e.Phase, e.Bytes, e.Message); err != nil {
+			n, err := t.CountPhases(ctx, id)
+			if err != nil {
 				return err
+			}
+			if n < maxPhases {
+				if err := t.AddPhase(ctx, id, e.Phase, e.Bytes, e.Message); err != nil {
+					return err
+				}
 			}
 		}
 		total := e.Total
@@ -325,8 +427,14 @@ func (s *Service) Event(ctx context.Context, id int64, e agentapi.Event) (store.
 // success report with another digest is recorded as a failure. The board keeps its
 // name either way; only a verified result marks it deployed and counts toward its
 // batch. Sending the same result again is harmless; a different one for a closed
-// deployment is a conflict.
-func (s *Service) Result(ctx context.Context, id int64, r agentapi.Result) (store.Deployment, error) {
+// deployment is a conflict. secret must be the deployment's (ErrSecret otherwise)
+// and r.Serial its board's. A failure before the board received the whole image
+// releases the pool name it was given (see releaseUnstreamed).
+func (s *Service) Result(ctx context.Context, id int64, secret string, r agentapi.Result) (store.Deployment, error) {
+	serial, err := agentapi.NormalizeSerial(r.Serial)
+	if err != nil {
+		return store.Deployment{}, invalid("serial", "%v", err)
+	}
 	if !r.Success && r.Error == "" {
 		return store.Deployment{}, invalid("error", "a failure needs an error")
 	}
@@ -342,12 +450,19 @@ func (s *Service) Result(ctx context.Context, id int64, r agentapi.Result) (stor
 		bt    *store.Batch
 		again bool
 	)
-	err := s.st.Update(ctx, func(t *store.Tx) error {
+	err = s.st.Update(ctx, func(t *store.Tx) error {
 		var err error
 		bt, again = nil, false
 		d, err = t.Deployment(ctx, id)
 		if err != nil {
 			return fmt.Errorf("deployment %d: %w", id, err)
+		}
+		served, err := checkSecret(ctx, t, id, secret)
+		if err != nil {
+			return err
+		}
+		if serial != d.Serial {
+			return fmt.Errorf("deployment %d belongs to board %s, not %s: %w", id, d.Serial, serial, ErrConflict)
 		}
 		if d.State != store.DeployOpen {
 			if (d.State == store.DeployVerified) == r.Success && d.State != store.DeployAbandoned {
@@ -372,6 +487,11 @@ func (s *Service) Result(ctx context.Context, id int64, r agentapi.Result) (stor
 		}
 		if err := t.Finish(ctx, d); err != nil {
 			return err
+		}
+		if d.State == store.DeployFailed && !r.Success {
+			if _, err := s.releaseUnstreamed(ctx, t, d, served >= img.CompressedSize); err != nil {
+				return err
+			}
 		}
 		if d.State == store.DeployVerified {
 			if err := t.SetBoardDeployed(ctx, d.Serial, d.Hostname, d.Image); err != nil {

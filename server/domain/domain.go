@@ -47,11 +47,13 @@ func invalid(field, format string, a ...any) error {
 type Options struct {
 	// DataDir holds images/ (packed images and manifests). Required.
 	DataDir string
-	// MaxStreams is how many deployments may be open (streaming) at once; beyond it
-	// a new board's hello is answered "retry". Default 64.
+	// MaxStreams is how many deployments may hold a stream slot at once; beyond it
+	// a new board's hello is answered "retry". A deployment holds a slot while its
+	// board fetches the image and reports (until StaleAfter of silence), and, before
+	// its first image byte, only for ClaimWindow after its hello. Default 64.
 	MaxStreams int
-	// StaleAfter: an open deployment without any event for this long no longer counts
-	// toward MaxStreams. Default 15 minutes.
+	// StaleAfter: an open deployment that fetched its image and has been silent
+	// this long no longer counts toward MaxStreams. Default 15 minutes.
 	StaleAfter time.Duration
 	// RetryAfter is the delay a "retry" answer asks for. Default 10 s.
 	RetryAfter time.Duration
@@ -62,6 +64,30 @@ type Options struct {
 	// leave free, for the database: an upload that would eat into it is refused
 	// (ErrNoSpace). Default DefaultDiskReserve (64 MiB).
 	DiskReserve int64
+	// ClaimWindow: a deployment whose board has not fetched its image yet holds a
+	// stream slot for this long after its hello, then no longer. Default 2 minutes.
+	ClaimWindow time.Duration
+	// ClaimTimeout: a deployment whose board has not fetched its image this long
+	// after its hello is abandoned and its pool name released. Default 10 minutes.
+	ClaimTimeout time.Duration
+	// MaxOpenPerSource is how many open deployments the hellos of one network
+	// address may hold; beyond it that address is answered "retry". A board holds
+	// one. Default 4; negative: no limit.
+	MaxOpenPerSource int
+	// NewSerialsPerMinute is how many never seen serials one address may introduce
+	// per minute (a bucket of as many, refilled evenly); beyond it a hello of a new
+	// serial is answered "retry" and nothing is written. Default 120; negative: no
+	// limit.
+	NewSerialsPerMinute int
+	// OverLimitDelay is how long the answer to a hello over one of the per-source
+	// limits (NewSerialsPerMinute, MaxOpenPerSource) is held. Default 1 s; negative:
+	// none.
+	OverLimitDelay time.Duration
+	// EventsPerBoard is how many history events are kept per board. Default 1000.
+	EventsPerBoard int
+	// ForgetBoardsAfter: a board that never got a deployment nor a name is deleted
+	// after this long without a hello. Default 7 days (168h).
+	ForgetBoardsAfter time.Duration
 	// Logger; nil discards.
 	Logger *slog.Logger
 }
@@ -73,6 +99,8 @@ type Service struct {
 	opt  Options
 	log  *slog.Logger
 	imgs string // image directory
+
+	newSerials sourceLimiter // NewSerialsPerMinute per source
 
 	uploadMu sync.Mutex
 	uploads  map[string]bool // image names with an append in progress
@@ -95,11 +123,33 @@ func New(st *store.Store, bus *events.Bus, opt Options) *Service {
 	if opt.DiskReserve <= 0 {
 		opt.DiskReserve = DefaultDiskReserve
 	}
+	if opt.ClaimWindow <= 0 {
+		opt.ClaimWindow = 2 * time.Minute
+	}
+	if opt.ClaimTimeout <= 0 {
+		opt.ClaimTimeout = 10 * time.Minute
+	}
+	if opt.MaxOpenPerSource == 0 {
+		opt.MaxOpenPerSource = 4
+	}
+	if opt.NewSerialsPerMinute == 0 {
+		opt.NewSerialsPerMinute = 120
+	}
+	if opt.OverLimitDelay == 0 {
+		opt.OverLimitDelay = time.Second
+	}
+	if opt.EventsPerBoard <= 0 {
+		opt.EventsPerBoard = 1000
+	}
+	if opt.ForgetBoardsAfter <= 0 {
+		opt.ForgetBoardsAfter = 7 * 24 * time.Hour
+	}
 	log := opt.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Service{st: st, bus: bus, opt: opt, log: log, imgs: filepath.Join(opt.DataDir, "images"), uploads: map[string]bool{}}
+	return &Service{st: st, bus: bus, opt: opt, log: log, imgs: filepath.Join(opt.DataDir, "images"), uploads: map[string]bool{},
+		newSerials: sourceLimiter{perMinute: opt.NewSerialsPerMinute}}
 }
 
 // Store gives read access to the store (for list and show endpoints).

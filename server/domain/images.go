@@ -82,6 +82,10 @@ func (s *Service) RegisterManifest(ctx context.Context, name string, raw []byte,
 	if name != "" && m.Name != name {
 		return UploadState{}, invalid("name", "manifest name %q does not match the URL's %q", m.Name, name)
 	}
+	if !sha256Hex(m.CompressedSHA256) {
+		return UploadState{}, invalid("compressed_sha256", "manifest %q: compressed_sha256 %q is not 64 hex digits; without it the upload cannot be checked (rpi-image pack writes it)",
+			m.Name, m.CompressedSHA256)
+	}
 	if m.FirstBoot == manifest.FirstBootNone && !allowNoFirstBoot {
 		return UploadState{}, noFirstBoot(m.Name, "register it", "rpi-deployd image add --allow-no-first-boot (rpi-image push --allow-no-first-boot; API: PUT …/manifest?allow_no_first_boot=true)")
 	}

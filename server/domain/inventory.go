@@ -142,14 +142,17 @@ func (s *Service) poolTarget(ctx context.Context, t *store.Tx, venue, product st
 	return p, nil
 }
 
+// maxPoolSeq is the highest pool sequence number GeneratePool starts at (9 digits).
+const maxPoolSeq = 999_999_999
+
 // GeneratePool adds count names to a venue's pool for a pool-named product,
 // numbered from start (0 = after the highest existing number).
 func (s *Service) GeneratePool(ctx context.Context, venue, product string, count, start int) ([]string, error) {
 	if count < 1 || count > 100000 {
 		return nil, invalid("count", "count %d: want 1-100000", count)
 	}
-	if start < 0 {
-		return nil, invalid("start", "start %d is negative", start)
+	if start < 0 || start > maxPoolSeq {
+		return nil, invalid("start", "start %d: want 0-%d", start, maxPoolSeq)
 	}
 	var names []string
 	err := s.st.Update(ctx, func(t *store.Tx) error {
@@ -162,6 +165,9 @@ func (s *Service) GeneratePool(ctx context.Context, venue, product string, count
 			m, err := t.MaxPoolSeq(ctx, venue, product)
 			if err != nil {
 				return err
+			}
+			if m >= maxPoolSeq {
+				return invalid("start", "pool %s/%s already ends at %d: give a start of 1-%d", venue, product, m, maxPoolSeq)
 			}
 			start = m + 1
 		}

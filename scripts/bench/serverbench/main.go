@@ -87,7 +87,9 @@ func run() error {
 
 	token := "bench-token-0123456789abcdef"
 	srv, err := startProc(exec.Command(*bin, "serve", "--data", filepath.Join(work, "data"), "--listen", "127.0.0.1:0",
-		"--max-streams", "256", "--log-level", "warn"), "rpi-deployd: listening on ", token)
+		"--max-streams", "256", "--log-level", "warn",
+		// Every simulated board says hello from 127.0.0.1: the per-address limits are off.
+		"--max-open-per-source", "-1", "--new-serials-per-minute", "-1", "--agent-requests-per-source", "-1"), "rpi-deployd: listening on ", token)
 	if err != nil {
 		return err
 	}
@@ -303,8 +305,12 @@ func helloLatency(url string, workers, total, run int, sha string) (p50, p99 flo
 					fmt.Fprintln(os.Stderr, "hello: HTTP", resp.StatusCode, hr.Action, hr.Reason)
 					continue
 				}
-				rb, _ := json.Marshal(agentapi.Result{Success: true, SHA256: sha})
-				resp, err = hc.Post(url+fmt.Sprintf(agentapi.PathResult, hr.Deployment.ID), "application/json", bytes.NewReader(rb))
+				// A failure closes the deployment (a success needs the whole image downloaded).
+				rb, _ := json.Marshal(agentapi.Result{Serial: fmt.Sprintf("%08x%08x", run+1, i), Phase: agentapi.PhaseStreaming, Error: "bench"})
+				req, _ := http.NewRequest(http.MethodPost, url+fmt.Sprintf(agentapi.PathResult, hr.Deployment.ID), bytes.NewReader(rb))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set(agentapi.HeaderSecret, hr.Deployment.Secret)
+				resp, err = hc.Do(req)
 				if err != nil {
 					fmt.Fprintln(os.Stderr, "result:", err)
 					continue

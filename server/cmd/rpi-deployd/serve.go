@@ -45,7 +45,10 @@ func serve(ctx context.Context, args []string, env cli.Env) error {
 	bus := events.New(0, 0)
 	svc := domain.New(st, bus, domain.Options{DataDir: cfg.Data, MaxStreams: cfg.MaxStreams,
 		StaleAfter: time.Duration(cfg.StaleAfter), RetryAfter: time.Duration(cfg.RetryAfter), After: cfg.After, Logger: log,
-		DiskReserve: cfg.DiskReserve})
+		DiskReserve: cfg.DiskReserve,
+		ClaimWindow: time.Duration(cfg.ClaimWindow), ClaimTimeout: time.Duration(cfg.ClaimTimeout),
+		MaxOpenPerSource: cfg.MaxOpenPerSource, NewSerialsPerMinute: cfg.NewSerialsPerMinute,
+		EventsPerBoard: cfg.EventsPerBoard, OverLimitDelay: time.Duration(cfg.OverLimitDelay), ForgetBoardsAfter: time.Duration(cfg.ForgetBoardsAfter)})
 	if err := svc.Recover(ctx); err != nil {
 		return err
 	}
@@ -59,7 +62,7 @@ func serve(ctx context.Context, args []string, env cli.Env) error {
 	engine, a := api.New(svc, api.Options{Token: cfg.Token, Logger: log, AgentOnlyListeners: len(cfg.AgentListen) > 0,
 		Version: env.Version, Shutdown: streamsDone, AgentListenersOnlyAgent: cfg.TLSMode() != "off",
 		MaxEventStreams: cfg.MaxEventStreams, Conns: lim,
-		ReadTimeout: time.Duration(cfg.HTTPReadTimeout), WriteTimeout: time.Duration(cfg.HTTPWriteTimeout),
+		ReadTimeout: time.Duration(cfg.HTTPReadTimeout), WriteTimeout: time.Duration(cfg.HTTPWriteTimeout), AgentPerSource: cfg.AgentRequestsPerSource,
 		Extra: []func(*gin.Engine, gin.HandlerFunc){func(r *gin.Engine, _ gin.HandlerFunc) {
 			dashboard.Register(r, dashboard.Config{Authenticated: func(r *http.Request) bool { return a.Authenticated(r) },
 				Version: env.Version})
@@ -114,7 +117,9 @@ func serve(ctx context.Context, args []string, env cli.Env) error {
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return nb.Serve(ctx) })
-	g.Go(func() error { return abandonSilent(ctx, svc, time.Duration(cfg.AbandonAfter), log) })
+	g.Go(func() error {
+		return abandonSilent(ctx, svc, time.Duration(cfg.AbandonAfter), min(time.Minute, time.Duration(cfg.ClaimTimeout)/2), log)
+	})
 	for _, l := range lns {
 		base := context.Background()
 		if l.agent {
@@ -178,6 +183,7 @@ func serveConfig(args []string, env cli.Env) (config.Config, netboot.Config, err
 	tlsKey := fs.String("tls-key", "", "PEM `file` of the certificate's key")
 	diskReserve := fs.Int64("disk-reserve", 0, "`bytes` of the data directory's file system that uploads leave free for the database (default 64 MiB)")
 	after := fs.String("after", "", "what a board does once its card is verified: reboot, poweroff or wait (default reboot)")
+	limits := deploymentFlags(fs)
 	nbFlags := netboot.AddFlags(fs)
 	httpFl := addHTTPFlags(fs)
 	var nb netboot.Config
@@ -220,6 +226,7 @@ func serveConfig(args []string, env cli.Env) (config.Config, netboot.Config, err
 		cfg.DiskReserve = *diskReserve
 	}
 	httpFl.apply(&cfg)
+	limits.apply(&cfg)
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return cfg, nb, err
@@ -227,13 +234,20 @@ func serveConfig(args []string, env cli.Env) (config.Config, netboot.Config, err
 	return cfg, nb, nb.Validate()
 }
 
-// abandonSilent closes deployments whose boards went silent, once a minute.
-func abandonSilent(ctx context.Context, svc *domain.Service, silence time.Duration, log *slog.Logger) error {
-	t := time.NewTicker(time.Minute)
+// abandonSilent closes deployments whose boards went silent or never fetched their
+// image, and applies retention, every interval.
+func abandonSilent(ctx context.Context, svc *domain.Service, silence, every time.Duration, log *slog.Logger) error {
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		if _, err := svc.AbandonSilent(ctx, silence); err != nil && ctx.Err() == nil {
 			log.Error("abandon silent deployments", "err", err)
+		}
+		if _, err := svc.ExpireClaims(ctx); err != nil && ctx.Err() == nil {
+			log.Error("expire claims", "err", err)
+		}
+		if _, err := svc.Purge(ctx); err != nil && ctx.Err() == nil {
+			log.Error("retention", "err", err)
 		}
 		select {
 		case <-ctx.Done():

@@ -1,0 +1,189 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+)
+
+// Deployment secrets, sources, stream claims and retention (migration 0020).
+
+// SetDeploymentClaim records the SHA-256 (hex) of a deployment's secret and the
+// address its hello came from.
+func (t *Tx) SetDeploymentClaim(ctx context.Context, id int64, secretSHA256, source string) error {
+	_, err := t.tx.ExecContext(ctx, `UPDATE deployments SET secret_sha256 = ?, source = ? WHERE id = ?`, secretSHA256, source, id)
+	return err
+}
+
+// SetDeploymentSecret replaces the SHA-256 (hex) of a deployment's secret.
+func (t *Tx) SetDeploymentSecret(ctx context.Context, id int64, secretSHA256 string) error {
+	_, err := t.tx.ExecContext(ctx, `UPDATE deployments SET secret_sha256 = ? WHERE id = ?`, secretSHA256, id)
+	return err
+}
+
+// DeploymentSecret returns the SHA-256 (hex) of a deployment's secret ("" when it has
+// none) and how many image bytes were served for it.
+func (t *Tx) DeploymentSecret(ctx context.Context, id int64) (secretSHA256 string, served int64, err error) {
+	err = t.tx.QueryRowContext(ctx, `SELECT secret_sha256, served FROM deployments WHERE id = ?`, id).Scan(&secretSHA256, &served)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", 0, ErrNotFound
+	}
+	return secretSHA256, served, err
+}
+
+// AddServed counts n more image bytes served for a deployment.
+func (t *Tx) AddServed(ctx context.Context, id, n int64) error {
+	_, err := t.tx.ExecContext(ctx, `UPDATE deployments SET served = served + ? WHERE id = ?`, n, id)
+	return err
+}
+
+// OpenDeploymentBySecret returns the ID of the open deployment whose secret hashes to
+// secretSHA256, or ErrNotFound.
+func (s *Store) OpenDeploymentBySecret(ctx context.Context, secretSHA256 string) (int64, error) {
+	var id int64
+	err := s.RDB.QueryRowContext(ctx, `SELECT id FROM deployments WHERE state = 'open' AND secret_sha256 = ? AND secret_sha256 != ''`,
+		secretSHA256).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, ErrNotFound
+	}
+	return id, err
+}
+
+// MarkStreamed records that the board fetched image bytes for an open deployment
+// (the first time only) and that it is active now. It reports whether the
+// deployment is still open.
+func (t *Tx) MarkStreamed(ctx context.Context, id int64) (bool, error) {
+	now := FormatTime(t.Now)
+	res, err := t.tx.ExecContext(ctx, `UPDATE deployments SET streamed_at = coalesce(streamed_at, ?), updated_at = ?
+		WHERE id = ? AND state = 'open'`, now, now, id)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}
+
+// CountSlots counts the open deployments that hold a stream slot, up to limit: those
+// that never fetched their image and said hello at or after claimSince, and those
+// that fetched it and were active at or after activeSince.
+func (t *Tx) CountSlots(ctx context.Context, claimSince, activeSince string, limit int) (int, error) {
+	var n int
+	err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM deployments WHERE state = 'open' AND
+		((streamed_at IS NULL AND started_at >= ?) OR (streamed_at IS NOT NULL AND updated_at >= ?)) LIMIT ?)`,
+		claimSince, activeSince, limit).Scan(&n)
+	return n, err
+}
+
+// CountOpenFromSource counts the open deployments whose hello came from source, up
+// to limit.
+func (t *Tx) CountOpenFromSource(ctx context.Context, source string, limit int) (int, error) {
+	var n int
+	err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM deployments WHERE state = 'open' AND source = ? LIMIT ?)`,
+		source, limit).Scan(&n)
+	return n, err
+}
+
+// UnstreamedDeployments lists open deployments that never fetched their image and
+// said hello before before.
+func (t *Tx) UnstreamedDeployments(ctx context.Context, before string) ([]Deployment, error) {
+	return collect(ctx, t.tx, scanDeployment, `SELECT `+deploymentCols+deploymentFrom+`
+		WHERE d.state = 'open' AND d.streamed_at IS NULL AND d.started_at < ?`, before)
+}
+
+// VerifiedUnder reports whether the board ever had a verified deployment under hostname.
+func (t *Tx) VerifiedUnder(ctx context.Context, serial, hostname string) (bool, error) {
+	var n int
+	err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM deployments WHERE serial = ? AND hostname = ? AND state = 'verified'`,
+		serial, hostname).Scan(&n)
+	return n > 0, err
+}
+
+// HostnameTaken reports whether a board other than serial holds hostname.
+func (t *Tx) HostnameTaken(ctx context.Context, hostname, serial string) (bool, error) {
+	var n int
+	err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM boards WHERE hostname = ? AND serial != ?`, hostname, serial).Scan(&n)
+	return n > 0, err
+}
+
+// CountPhases counts a deployment's recorded phase changes.
+func (t *Tx) CountPhases(ctx context.Context, id int64) (int, error) {
+	var n int
+	err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM deployment_phases WHERE deployment_id = ?`, id).Scan(&n)
+	return n, err
+}
+
+// ReleasableNames lists the bound names of a pool (venue and product; "" = all)
+// that no card can carry: bound by a deployment (imported bindings of boards flashed
+// elsewhere are kept), whose board has no open deployment, and every deployment of
+// the board under that name either reported a failure (the agent never leaves a
+// failed card bootable) or never fetched a byte of its image. Names of deployments
+// abandoned after they streamed are kept: the board may have booted its card and
+// lost only its result.
+func (t *Tx) ReleasableNames(ctx context.Context, venue, product string) ([]PoolName, error) {
+	return collect(ctx, t.tx, scanPool, `SELECT `+poolCols+` FROM pool_names p
+		WHERE p.serial IS NOT NULL AND (? = '' OR p.venue = ?) AND (? = '' OR p.product = ?)
+		AND EXISTS (SELECT 1 FROM deployments d WHERE d.serial = p.serial AND d.hostname = p.name)
+		AND NOT EXISTS (SELECT 1 FROM deployments d WHERE d.serial = p.serial AND d.state = 'open')
+		AND NOT EXISTS (SELECT 1 FROM deployments d WHERE d.serial = p.serial AND d.hostname = p.name
+			AND NOT ((d.state = 'failed' AND d.sha256 = '') OR d.streamed_at IS NULL))
+		ORDER BY p.venue, p.product, p.seq`, venue, venue, product, product)
+}
+
+// PurgeSessions deletes the sessions that expired before now and returns how many.
+func (t *Tx) PurgeSessions(ctx context.Context) (int64, error) {
+	res, err := t.tx.ExecContext(ctx, `DELETE FROM sessions WHERE expires_at <= ?`, FormatTime(t.Now))
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// CapBoardEvents keeps the newest keep events of every board (by serial, and for
+// events without a serial, by MAC) and deletes older ones; it returns how many.
+func (t *Tx) CapBoardEvents(ctx context.Context, keep int) (int64, error) {
+	var total int64
+	for _, col := range []string{"serial", "mac"} {
+		other := "mac"
+		if col == "mac" {
+			other = "serial"
+		}
+		// The keys over the cap, then per key everything older than its keep-th newest.
+		keys, err := collect(ctx, t.tx, func(r scanner) (string, error) {
+			var k string
+			err := r.Scan(&k)
+			return k, err
+		}, `SELECT `+col+` FROM board_events WHERE `+col+` != '' AND (? = 'serial' OR `+other+` = '')
+			GROUP BY `+col+` HAVING count(*) > ?`, col, keep)
+		if err != nil {
+			return total, err
+		}
+		for _, k := range keys {
+			res, err := t.tx.ExecContext(ctx, `DELETE FROM board_events WHERE `+col+` = ? AND (? = 'serial' OR `+other+` = '')
+				AND id <= (SELECT id FROM board_events WHERE `+col+` = ? AND (? = 'serial' OR `+other+` = '')
+				ORDER BY id DESC LIMIT 1 OFFSET ?)`, k, col, k, col, keep)
+			if err != nil {
+				return total, err
+			}
+			n, _ := res.RowsAffected()
+			total += n
+		}
+	}
+	return total, nil
+}
+
+// ForgetIdleBoards deletes boards last seen before before that never had a
+// deployment and hold no name (random serials of a hello flood), with their events.
+// It returns how many boards it deleted.
+func (t *Tx) ForgetIdleBoards(ctx context.Context, before string) (int64, error) {
+	const idle = `SELECT serial FROM boards b WHERE b.last_seen < ? AND b.hostname = '' AND b.deployed = 0
+		AND NOT EXISTS (SELECT 1 FROM deployments d WHERE d.serial = b.serial)
+		AND NOT EXISTS (SELECT 1 FROM pool_names p WHERE p.serial = b.serial)`
+	if _, err := t.tx.ExecContext(ctx, `DELETE FROM board_events WHERE serial IN (`+idle+`)`, before); err != nil {
+		return 0, err
+	}
+	res, err := t.tx.ExecContext(ctx, `DELETE FROM boards WHERE serial IN (`+idle+`)`, before)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
