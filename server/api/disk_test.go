@@ -149,7 +149,7 @@ func TestDiskFull(t *testing.T) {
 	if code, body := healthz(t, srv); code != 200 {
 		t.Errorf("healthz after space came back: %d %v", code, body)
 	}
-	if err := push.Push(ctx, push.Options{Server: srv.URL, Token: srv.Token, Image: small}); err != nil {
+	if err := push.Push(ctx, push.Options{Server: srv.URL, Token: srv.Token, Image: small, AllowNoFirstBoot: true}); err != nil {
 		t.Fatalf("push after space came back: %v", err)
 	}
 	filler = fillDisk(t, data, 0)
@@ -182,7 +182,7 @@ func TestDiskFull(t *testing.T) {
 		t.Errorf("healthz after the disk was freed: %d %v", code, body)
 	}
 	hello(t, srv, helloOf(500))
-	if err := push.Push(ctx, push.Options{Server: srv.URL, Token: srv.Token, Image: small}); err != nil {
+	if err := push.Push(ctx, push.Options{Server: srv.URL, Token: srv.Token, Image: small, AllowNoFirstBoot: true}); err != nil {
 		t.Errorf("push after recovery: %v", err)
 	}
 }
