@@ -153,6 +153,31 @@ func ensureBinfmt(ctx context.Context, log io.Writer) error {
 	return nil
 }
 
+// Key returns the cache key of the image o describes (16 hex digits) and the kernel
+// package line it was made with.
+func (o Options) Key() (string, []byte, error) {
+	pkgs, err := o.packages()
+	if err != nil {
+		return "", nil, err
+	}
+	kpkg, err := os.ReadFile(filepath.Join(o.KernelDir, "package"))
+	if err != nil {
+		return "", nil, fmt.Errorf("kernel (run initramfs/fetch-kernel.sh): %w", err)
+	}
+	if len(strings.Fields(string(kpkg))) != 3 {
+		return "", nil, fmt.Errorf("kernel package file %q: want package, version, kernel version", kpkg)
+	}
+	h := sha256.New()
+	sources, _ := os.ReadFile(HostSources)
+	for _, part := range [][]byte{[]byte(o.Flavour), []byte(strings.Join(mmdebstrapArgs(pkgs, ""), " ")), sources,
+		assembleScript, rootinitSource, kpkg,
+		[]byte(strings.Join(RootModules, ",")), []byte(strings.Join(InitrdModules, ","))} {
+		fmt.Fprintf(h, "%d:", len(part))
+		h.Write(part)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16], kpkg, nil
+}
+
 // Build returns the image of o.Flavour from the cache, building it first when the
 // cache has no entry for these inputs. Building needs root, mmdebstrap, qemu-user
 // binfmt for arm64 and the machine's Debian mirror.
@@ -170,25 +195,11 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 			return nil, err
 		}
 	}
-	kpkg, err := os.ReadFile(filepath.Join(o.KernelDir, "package"))
+	key, kpkg, err := o.Key()
 	if err != nil {
-		return nil, fmt.Errorf("kernel (run initramfs/fetch-kernel.sh): %w", err)
+		return nil, err
 	}
-	kfields := strings.Fields(string(kpkg))
-	if len(kfields) != 3 {
-		return nil, fmt.Errorf("kernel package file %q: want package, version, kernel version", kpkg)
-	}
-	kver := kfields[2]
-
-	h := sha256.New()
-	sources, _ := os.ReadFile(HostSources)
-	for _, part := range [][]byte{[]byte(o.Flavour), []byte(strings.Join(mmdebstrapArgs(pkgs, ""), " ")), sources,
-		assembleScript, rootinitSource, kpkg,
-		[]byte(strings.Join(RootModules, ",")), []byte(strings.Join(InitrdModules, ","))} {
-		fmt.Fprintf(h, "%d:", len(part))
-		h.Write(part)
-	}
-	key := hex.EncodeToString(h.Sum(nil))[:16]
+	kver := strings.Fields(string(kpkg))[2]
 	img := &Image{Flavour: o.Flavour, Dir: filepath.Join(o.CacheDir, o.Flavour+"-"+key), DiskID: key[:8]}
 	img.Path, img.Initrd, img.Kernel = filepath.Join(img.Dir, "master.img"),
 		filepath.Join(img.Dir, "initrd.img"), filepath.Join(img.Dir, "vmlinuz")
