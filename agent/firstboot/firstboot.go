@@ -2,8 +2,9 @@
 // way the image's own first-boot machinery expects it (pi5-boot.md §4):
 //
 //   - "firstrun" (Bookworm): firstrun.sh as Raspberry Pi Imager writes it, plus
-//     " systemd.run=/boot/firstrun.sh systemd.run_success_action=reboot
-//     systemd.unit=kernel-command-line.target" on cmdline.txt;
+//     " systemd.run=/boot/firmware/firstrun.sh systemd.run_success_action=reboot
+//     systemd.unit=kernel-command-line.target" on cmdline.txt, with the paths where
+//     Bookworm mounts the boot partition (see FirstrunPath);
 //   - "cloud-init" (Trixie): user-data (#cloud-config, hostname, manage_etc_hosts),
 //     meta-data (instance-id rpi-deploy-<deployment>), network-config kept (a DHCP
 //     default when missing), " ds=nocloud;i=<instance-id>" on cmdline.txt;
@@ -94,7 +95,7 @@ func Apply(fsys FS, mech string, s Settings) error {
 	case manifest.FirstBootFirstrun:
 		files = append(files, file{"firstrun.sh", []byte(FirstrunScript(s.FirstBoot))})
 		cmdline = EditCmdline(cmdline, []string{"systemd.run", "systemd.run_success_action", "systemd.unit"},
-			"systemd.run=/boot/firstrun.sh", "systemd.run_success_action=reboot", "systemd.unit=kernel-command-line.target")
+			"systemd.run="+FirstrunPath, "systemd.run_success_action=reboot", "systemd.unit=kernel-command-line.target")
 	case manifest.FirstBootCloudInit:
 		id := fmt.Sprintf("rpi-deploy-%d", s.DeploymentID)
 		files = append(files, file{"user-data", []byte(UserData(s.FirstBoot))},
@@ -160,10 +161,19 @@ func EditCmdline(cmdline []byte, drop []string, add ...string) []byte {
 	return []byte(strings.Join(append(out, add...), " ") + "\n")
 }
 
+// FirstrunPath is where firstrun.sh is when it runs: Bookworm mounts the boot partition
+// at /boot/firmware. Raspberry Pi Imager writes /boot/firstrun.sh and relies on
+// Raspberry Pi OS's initramfs hook imager_fixup (raspberrypi-sys-mods) to rewrite
+// "/boot/" to "/boot/firmware/" in cmdline.txt and the script, at the price of one more
+// reboot; the hook acts only when the command line holds "systemd.run=/boot/firstrun.sh",
+// so with the final paths written here it has nothing to do, and an image without the
+// hook (or without an initramfs) runs the script as well.
+const FirstrunPath = "/boot/firmware/firstrun.sh"
+
 // FirstrunScript is firstrun.sh as Raspberry Pi Imager generates it for these
 // settings: it sets the hostname (imager_custom when present, else /etc/hostname and
 // the 127.0.1.1 line of /etc/hosts), SSH, keyboard and time zone, then removes itself
-// and its cmdline.txt arguments and exits 0.
+// and its cmdline.txt arguments (under /boot/firmware, FirstrunPath) and exits 0.
 func FirstrunScript(fb agentapi.FirstBoot) string {
 	var b strings.Builder
 	name := fb.Hostname
@@ -222,8 +232,8 @@ func FirstrunScript(fb agentapi.FirstBoot) string {
 		}
 		b.WriteString("fi\n")
 	}
-	b.WriteString("rm -f /boot/firstrun.sh\n")
-	b.WriteString("sed -i 's| systemd.run.*||g' /boot/cmdline.txt\n")
+	b.WriteString("rm -f " + FirstrunPath + "\n")
+	b.WriteString("sed -i 's| systemd.run.*||g' /boot/firmware/cmdline.txt\n")
 	b.WriteString("exit 0\n")
 	return b.String()
 }

@@ -274,7 +274,7 @@ func checkCard(t *testing.T, card, src string, info *testimg.Info, man *manifest
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(cmdline), "systemd.run=/boot/firstrun.sh") {
+	if !strings.Contains(string(cmdline), "systemd.run=/boot/firmware/firstrun.sh") {
 		t.Errorf("cmdline.txt does not run firstrun.sh: %q", cmdline)
 	}
 }

@@ -251,8 +251,8 @@ func TestFlashThreeKinds(t *testing.T) {
 		files map[string][]string // boot file → what it must hold (HOST = the hostname)
 	}{
 		{testimg.BookwormFirstrun, "CORO", map[string][]string{
-			"firstrun.sh": {"imager_custom set_hostname HOST\n", "echo HOST >/etc/hostname", "rm -f /boot/firstrun.sh"},
-			"cmdline.txt": {" systemd.run=/boot/firstrun.sh systemd.run_success_action=reboot systemd.unit=kernel-command-line.target\n"},
+			"firstrun.sh": {"imager_custom set_hostname HOST\n", "echo HOST >/etc/hostname", "rm -f /boot/firmware/firstrun.sh"},
+			"cmdline.txt": {" systemd.run=/boot/firmware/firstrun.sh systemd.run_success_action=reboot systemd.unit=kernel-command-line.target\n"},
 		}},
 		{testimg.TrixieCloudInit, "ARIA", map[string][]string{
 			"user-data":   {"#cloud-config\n", "hostname: HOST\n", "manage_etc_hosts: true\n"},

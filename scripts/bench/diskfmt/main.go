@@ -163,7 +163,7 @@ func run(ctx context.Context, dir string, rootData int64, runs int) error {
 	if err != nil {
 		return err
 	}
-	cmdline = append(cmdline[:len(cmdline)-1], " systemd.run=/boot/firstrun.sh systemd.run_success_action=reboot systemd.unit=kernel-command-line.target\n"...)
+	cmdline = append(cmdline[:len(cmdline)-1], " systemd.run=/boot/firmware/firstrun.sh systemd.run_success_action=reboot systemd.unit=kernel-command-line.target\n"...)
 	src := out("src")
 	if err := fresh(src); err != nil {
 		return err
