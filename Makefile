@@ -31,8 +31,8 @@ lint: ## gofmt, go vet and go mod tidy must leave nothing to say
 test-go: ## Go tests with the race detector (network tests make their own namespaces; needs root)
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m ./...
 
-test: deps lint test-go cross ## everything CI runs: lint, Go tests, cross-builds, boot in QEMU, browser tests
-	@scripts/test-extra.sh
+test: deps ## everything CI runs: lint, Go tests, cross-builds, boot in QEMU (and the second boot), browser tests
+	@scripts/test.sh
 
 bench: deps build ## benchmarks, each printing "bench: NAME ours=X baseline=Y ratio=R"
 	@scripts/bench.sh

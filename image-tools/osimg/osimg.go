@@ -234,18 +234,9 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 	defer os.RemoveAll(tmp)
 	fmt.Fprintf(log, "osimg: building %s (key %s) in %s\n", o.Flavour, key, tmp)
 
-	if err := ensureBinfmt(ctx, log); err != nil {
+	tar, err := rootfs(ctx, o, pkgs, log)
+	if err != nil {
 		return nil, err
-	}
-	tar := filepath.Join(tmp, "rootfs.tar")
-	cmd := exec.CommandContext(ctx, "mmdebstrap", mmdebstrapArgs(pkgs, tar)...)
-	cmd.Stdout, cmd.Stderr = log, log
-	// Cancelled: mmdebstrap unmounts /proc, /sys and /dev of its chroot and removes it
-	// on SIGTERM; SIGKILL would leave them mounted.
-	cmd.Cancel = func() error { return cmd.Process.Signal(unix.SIGTERM) }
-	cmd.WaitDelay = 2 * time.Minute
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("mmdebstrap %s: %w", o.Flavour, err)
 	}
 	rootfsTook := time.Since(start)
 	fmt.Fprintf(log, "osimg: %s root file system in %.0f s\n", o.Flavour, rootfsTook.Seconds())
@@ -262,7 +253,7 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 	if err := stageInitrd(ctx, tree, initrd); err != nil {
 		return nil, err
 	}
-	cmd = exec.CommandContext(ctx, "bash", "-c", string(assembleScript))
+	cmd := exec.CommandContext(ctx, "bash", "-c", string(assembleScript))
 	cmd.Env = append(os.Environ(), "ROOTFS_TAR="+tar, "FLAVOUR="+o.Flavour, "KVER="+kver,
 		"MODULES="+modules, "INITRD="+initrd, "DISK_ID="+img.DiskID, "OUT="+tmp)
 	cmd.Stdout, cmd.Stderr = log, log
@@ -271,11 +262,6 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 	}
 	if err := copyFile(filepath.Join(o.KernelDir, "vmlinuz"), filepath.Join(tmp, "vmlinuz")); err != nil {
 		return nil, err
-	}
-	for _, f := range []string{tar} {
-		if err := os.Remove(f); err != nil {
-			return nil, err
-		}
 	}
 	for _, d := range []string{modules, initrd} {
 		if err := os.RemoveAll(d); err != nil {
@@ -301,6 +287,40 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 	fmt.Fprintf(log, "osimg: %s built in %.0f s (root file system %.0f s): %s\n",
 		o.Flavour, img.Info.Seconds, img.Info.RootfsSeconds, img.Dir)
 	return img, nil
+}
+
+// rootfs returns the path of the flavour's mmdebstrap tarball in the cache, making it
+// first when there is none for these packages, mmdebstrap arguments and apt sources.
+// It is the costly part of a build (the packages' scripts run under qemu-user), so it
+// is kept on its own: a change of assemble.sh, rootinit or the kernel reassembles the
+// image from it in seconds. The caller holds the flavour's lock.
+func rootfs(ctx context.Context, o Options, pkgs []string, log io.Writer) (string, error) {
+	h := sha256.New()
+	sources, _ := os.ReadFile(HostSources)
+	for _, part := range [][]byte{[]byte(o.Flavour), []byte(strings.Join(mmdebstrapArgs(pkgs, ""), " ")), sources} {
+		fmt.Fprintf(h, "%d:", len(part))
+		h.Write(part)
+	}
+	tar := filepath.Join(o.CacheDir, "rootfs-"+o.Flavour+"-"+hex.EncodeToString(h.Sum(nil))[:16]+".tar")
+	if _, err := os.Stat(tar); err == nil {
+		fmt.Fprintf(log, "osimg: %s root file system cached in %s\n", o.Flavour, tar)
+		return tar, nil
+	}
+	if err := ensureBinfmt(ctx, log); err != nil {
+		return "", err
+	}
+	part := strings.TrimSuffix(tar, ".tar") + ".part.tar" // mmdebstrap picks the format by the name's end
+	cmd := exec.CommandContext(ctx, "mmdebstrap", mmdebstrapArgs(pkgs, part)...)
+	cmd.Stdout, cmd.Stderr = log, log
+	// Cancelled: mmdebstrap unmounts /proc, /sys and /dev of its chroot and removes it
+	// on SIGTERM; SIGKILL would leave them mounted.
+	cmd.Cancel = func() error { return cmd.Process.Signal(unix.SIGTERM) }
+	cmd.WaitDelay = 2 * time.Minute
+	if err := cmd.Run(); err != nil {
+		os.Remove(part)
+		return "", fmt.Errorf("mmdebstrap %s: %w", o.Flavour, err)
+	}
+	return tar, os.Rename(part, tar)
 }
 
 // stageRootModules copies RootModules and their dependencies (same relative paths)
