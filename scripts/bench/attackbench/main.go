@@ -13,7 +13,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -25,19 +24,13 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
-	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
-	"github.com/rpi-deploy/rpi-deploy/image-tools/pack"
-	"github.com/rpi-deploy/rpi-deploy/image-tools/push"
-	"github.com/rpi-deploy/rpi-deploy/server/client"
+	"github.com/rpi-deploy/rpi-deploy/scripts/bench/benchkit"
 )
 
 func main() {
@@ -61,51 +54,32 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(work)
-	img, err := makeImage(work, 256<<10) // each cycle downloads it whole
-	if err != nil {
-		return err
-	}
-	m, err := manifest.Load(manifest.PathFor(img))
+	img, err := benchkit.MakeImage(work, "attack", rand.Reader, 256<<10) // each cycle downloads it whole
 	if err != nil {
 		return err
 	}
 	b := make([]byte, 16)
 	rand.Read(b)
 	token := hex.EncodeToString(b)
-	srv, err := start(exec.Command(*bin, "serve", "--data", filepath.Join(work, "data"), "--listen", "127.0.0.1:0",
-		"--log-level", "warn"), token)
+	srv, err := benchkit.StartDeployd(*bin, filepath.Join(work, "data"), token, os.Stderr, "--log-level", "warn")
 	if err != nil {
 		return err
 	}
-	defer srv.stop()
-	c := client.New(srv.url, token)
-	if err := push.Push(ctx, push.Options{Server: srv.url, Token: token, Image: img}); err != nil {
+	defer srv.Stop()
+	m, err := benchkit.Setup(ctx, srv.URL, token, img, "KXP2", *boards**rounds**cycles*2+200)
+	if err != nil {
 		return err
-	}
-	names := *boards * *rounds * *cycles * 2
-	for _, call := range []struct {
-		path string
-		body any
-	}{
-		{"/api/v1/images/" + m.Name + "/activate", map[string]string{"product": "KXP2"}},
-		{"/api/v1/venues", map[string]string{"code": "BNCH", "name": "bench"}},
-		{"/api/v1/pools/generate", map[string]any{"venue": "BNCH", "product": "KXP2", "count": names + 200}},
-		{"/api/v1/batches", map[string]any{"venue": "BNCH", "product": "KXP2", "count": 0}},
-	} {
-		if err := c.Post(ctx, call.path, call.body, nil); err != nil {
-			return fmt.Errorf("%s: %w", call.path, err)
-		}
 	}
 
 	fleet := make([]*board, *boards)
 	for i := range fleet {
-		fleet[i] = &board{n: i, hc: from(byte(10 + i)), url: srv.url, sha: m.SHA256}
+		fleet[i] = &board{n: i, hc: from(byte(10 + i)), url: srv.URL, sha: m.SHA256}
 	}
 	var quiet, attacked []float64
 	var att attack
 	for r := range *rounds {
 		quiet = append(quiet, runBoards(fleet, r*2, *cycles)...)
-		stop := att.start(srv.url, *maxAttack)
+		stop := att.start(srv.URL, *maxAttack)
 		attacked = append(attacked, runBoards(fleet, r*2+1, *cycles)...)
 		stop()
 	}
@@ -113,9 +87,8 @@ func run() error {
 	for _, b := range fleet {
 		failed += b.failed
 	}
-	q99, a99 := p99(quiet), p99(attacked)
-	fmt.Printf("bench: hello-under-attack ours=%.2f baseline=%.2f ratio=%.2f\n", a99, q99, a99/q99)
-	fmt.Printf("bench: hello-under-attack-p50 ours=%.2f baseline=%.2f ratio=%.2f\n", p50(attacked), p50(quiet), p50(attacked)/p50(quiet))
+	benchkit.Line("hello-under-attack", benchkit.Percentile(attacked, 99), benchkit.Percentile(quiet, 99))
+	benchkit.Line("hello-under-attack-p50", benchkit.Percentile(attacked, 50), benchkit.Percentile(quiet, 50))
 	fmt.Printf("attack: %d hellos from the attacker (%d deployments, %d answered retry, %d given up or failed), %d failed results; real boards: %d hellos each mode, %d cycles failed\n",
 		att.hellos.Load(), att.deploys.Load(), att.retries.Load(), att.gaveUp.Load(), att.results.Load(), len(quiet), failed)
 	if failed > 0 {
@@ -291,72 +264,4 @@ func post(hc *http.Client, url, secret string, v, out any) (int, error) {
 		return resp.StatusCode, json.Unmarshal(data, out)
 	}
 	return resp.StatusCode, nil
-}
-
-func quantile(v []float64, q float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	return s[min(len(s)-1, int(q*float64(len(s))))]
-}
-
-func p99(v []float64) float64 { return quantile(v, 0.99) }
-func p50(v []float64) float64 { return quantile(v, 0.50) }
-
-// makeImage packs size bytes of random data.
-func makeImage(dir string, size int64) (string, error) {
-	raw := filepath.Join(dir, "attack.raw")
-	f, err := os.Create(raw)
-	if err != nil {
-		return "", err
-	}
-	if _, err := io.CopyN(f, rand.Reader, size); err != nil {
-		return "", err
-	}
-	if err := f.Close(); err != nil {
-		return "", err
-	}
-	out := filepath.Join(dir, "img", "attack.img.zst")
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return "", err
-	}
-	if _, err := pack.Pack(context.Background(), pack.Options{Input: raw, Output: out, Level: 1}); err != nil {
-		return "", err
-	}
-	return out, os.Remove(raw)
-}
-
-type proc struct {
-	cmd *exec.Cmd
-	url string
-}
-
-// start runs rpi-deployd and reads its URL from the "listening on" line.
-func start(cmd *exec.Cmd, token string) (*proc, error) {
-	cmd.Env = append(os.Environ(), "RPI_DEPLOY_TOKEN="+token)
-	r, err := cmd.StderrPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		if u, ok := strings.CutPrefix(sc.Text(), "rpi-deployd: listening on "); ok {
-			go io.Copy(os.Stderr, r)
-			return &proc{cmd: cmd, url: u}, nil
-		}
-		fmt.Fprintln(os.Stderr, sc.Text())
-	}
-	cmd.Process.Kill()
-	cmd.Wait()
-	return nil, fmt.Errorf("%s: no listening line", cmd.Path)
-}
-
-func (p *proc) stop() {
-	p.cmd.Process.Signal(os.Interrupt)
-	p.cmd.Wait()
 }
