@@ -22,9 +22,7 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,9 +30,7 @@ import (
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
-	"github.com/rpi-deploy/rpi-deploy/image-tools/pack"
-	"github.com/rpi-deploy/rpi-deploy/image-tools/push"
-	"github.com/rpi-deploy/rpi-deploy/server/client"
+	"github.com/rpi-deploy/rpi-deploy/scripts/bench/benchkit"
 )
 
 func main() {
@@ -58,38 +54,20 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(work)
-	img, err := makeImage(work, 16<<20)
-	if err != nil {
-		return err
-	}
-	m, err := manifest.Load(manifest.PathFor(img))
+	img, err := benchkit.MakeImage(work, "flood", rand.Reader, 16<<20)
 	if err != nil {
 		return err
 	}
 	token := "bench-token-0123456789abcdef"
-	cmd := exec.Command(*bin, "serve", "--data", filepath.Join(work, "data"), "--listen", "127.0.0.1:0", "--log-level", "error")
-	cmd.Env = append(os.Environ(), "RPI_DEPLOY_TOKEN="+token)
-	url, err := start(cmd)
+	srv, err := benchkit.StartDeployd(*bin, filepath.Join(work, "data"), token, nil, "--log-level", "error")
 	if err != nil {
 		return err
 	}
-	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
-	pid := cmd.Process.Pid
-	if err := push.Push(ctx, push.Options{Server: url, Token: token, Image: img}); err != nil {
+	defer srv.Stop()
+	url, pid := srv.URL, srv.Cmd.Process.Pid
+	m, err := benchkit.Setup(ctx, url, token, img, "RXP2", 0)
+	if err != nil {
 		return err
-	}
-	c := client.New(url, token)
-	for _, call := range []struct {
-		path string
-		body any
-	}{
-		{"/api/v1/images/" + m.Name + "/activate", map[string]string{"product": "RXP2"}},
-		{"/api/v1/venues", map[string]string{"code": "BNCH", "name": "bench"}},
-		{"/api/v1/batches", map[string]any{"venue": "BNCH", "product": "RXP2", "count": 0}},
-	} {
-		if err := c.Post(ctx, call.path, call.body, nil); err != nil {
-			return fmt.Errorf("%s: %w", call.path, err)
-		}
 	}
 
 	measure(url, 1, 1, m) // warm up: page cache, SQLite connections
@@ -107,10 +85,10 @@ func run() error {
 	if loud.errors > 0 || quiet.errors > 0 {
 		fmt.Printf("netflood: board errors: %d quiet, %d under the flood (first: %v)\n", quiet.errors, loud.errors, loud.first)
 	}
-	line("httpflood-hello-p99-ms", loud.p99, quiet.p99)
-	line("httpflood-download-MBps", loud.mbps, quiet.mbps)
-	line("httpflood-server-fds", float64(lfds), float64(qfds))
-	line("httpflood-server-rss-MiB", lrss, qrss)
+	benchkit.Line("httpflood-hello-p99-ms", loud.p99, quiet.p99)
+	benchkit.Line("httpflood-download-MBps", loud.mbps, quiet.mbps)
+	benchkit.Line("httpflood-server-fds", float64(lfds), float64(qfds))
+	benchkit.Line("httpflood-server-rss-MiB", lrss, qrss)
 	return nil
 }
 
@@ -164,10 +142,7 @@ func measure(url string, boards, rounds int, m *manifest.Manifest) result {
 		}()
 	}
 	wg.Wait()
-	sort.Float64s(lat)
-	if len(lat) > 0 {
-		r.p99 = lat[min(len(lat)-1, len(lat)*99/100)]
-	}
+	r.p99 = benchkit.Percentile(lat, 99)
 	t0 := time.Now()
 	var total atomic.Int64
 	for range boards {
@@ -251,65 +226,7 @@ func (f *flooder) close() {
 	}
 }
 
-func line(name string, ours, base float64) {
-	r := 0.0
-	if base > 0 {
-		r = ours / base
-	}
-	fmt.Printf("bench: %s ours=%.2f baseline=%.2f ratio=%.2f\n", name, ours, base, r)
-}
-
 func procStats(pid int) (fds int, rssMiB float64) {
 	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			var kb float64
-			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
-			rssMiB = kb / 1024
-		}
-	}
-	return len(ents), rssMiB
-}
-
-// makeImage packs size random bytes.
-func makeImage(dir string, size int64) (string, error) {
-	raw := filepath.Join(dir, "flood.raw")
-	f, err := os.Create(raw)
-	if err != nil {
-		return "", err
-	}
-	if _, err := io.CopyN(f, rand.Reader, size); err != nil {
-		return "", err
-	}
-	if err := f.Close(); err != nil {
-		return "", err
-	}
-	out := filepath.Join(dir, "img", "flood.img.zst")
-	os.MkdirAll(filepath.Dir(out), 0o755)
-	if _, err := pack.Pack(context.Background(), pack.Options{Input: raw, Output: out, Level: 1}); err != nil {
-		return "", err
-	}
-	return out, os.Remove(raw)
-}
-
-// start runs rpi-deployd and reads its URL from its "listening on" line.
-func start(cmd *exec.Cmd) (string, error) {
-	r, err := cmd.StderrPipe()
-	if err != nil {
-		return "", err
-	}
-	if err := cmd.Start(); err != nil {
-		return "", err
-	}
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		if u, ok := strings.CutPrefix(sc.Text(), "rpi-deployd: listening on "); ok {
-			go io.Copy(io.Discard, r)
-			return u, nil
-		}
-		fmt.Fprintln(os.Stderr, sc.Text())
-	}
-	cmd.Process.Kill()
-	return "", fmt.Errorf("%s: no listening line", cmd.Path)
+	return len(ents), benchkit.StatusMiB(pid, "VmRSS")
 }
