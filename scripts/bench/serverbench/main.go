@@ -13,7 +13,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -25,17 +24,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
-	"github.com/rpi-deploy/rpi-deploy/image-tools/pack"
-	"github.com/rpi-deploy/rpi-deploy/image-tools/push"
-	"github.com/rpi-deploy/rpi-deploy/server/client"
+	"github.com/rpi-deploy/rpi-deploy/scripts/bench/benchkit"
 )
 
 func main() {
@@ -76,159 +71,83 @@ func run() error {
 	defer os.RemoveAll(work)
 
 	// A packed image: half random (incompressible), half text-like.
-	img, err := makeImage(work, *sizeMiB<<20)
+	rnd, err := os.Open("/dev/urandom")
 	if err != nil {
 		return err
 	}
-	m, err := manifest.Load(manifest.PathFor(img))
+	defer rnd.Close()
+	img, err := benchkit.MakeImage(work, "bench", &halfText{rnd: rnd}, *sizeMiB<<20)
 	if err != nil {
 		return err
 	}
 
 	token := "bench-token-0123456789abcdef"
-	srv, err := startProc(exec.Command(*bin, "serve", "--data", filepath.Join(work, "data"), "--listen", "127.0.0.1:0",
+	srv, err := benchkit.StartDeployd(*bin, filepath.Join(work, "data"), token, nil,
 		"--max-streams", "256", "--log-level", "warn",
 		// Every simulated board says hello from 127.0.0.1: the per-address limits are off.
-		"--max-open-per-source", "-1", "--new-serials-per-minute", "-1", "--agent-requests-per-source", "-1"), "rpi-deployd: listening on ", token)
+		"--max-open-per-source", "-1", "--new-serials-per-minute", "-1", "--agent-requests-per-source", "-1")
 	if err != nil {
 		return err
 	}
-	defer srv.stop()
-	c := client.New(srv.url, token)
-	// The bench image is raw data without partitions, so no first-boot mechanism:
-	// the server accepts it only with the explicit override.
-	if err := push.Push(ctx, push.Options{Server: srv.url, Token: token, Image: img, AllowNoFirstBoot: true}); err != nil {
+	defer srv.Stop()
+	m, err := benchkit.Setup(ctx, srv.URL, token, img, "RXP2", 0)
+	if err != nil {
 		return err
-	}
-	for _, call := range []struct {
-		path string
-		body any
-	}{
-		{"/api/v1/images/" + m.Name + "/activate", map[string]any{"product": "RXP2", "allow_no_first_boot": true}},
-		{"/api/v1/venues", map[string]string{"code": "BNCH", "name": "bench"}},
-		{"/api/v1/batches", map[string]any{"venue": "BNCH", "product": "RXP2", "count": 0, "allow_no_first_boot": true}},
-	} {
-		if err := c.Post(ctx, call.path, call.body, nil); err != nil {
-			return fmt.Errorf("%s: %w", call.path, err)
-		}
 	}
 
 	// Hello latency.
 	base := startBaselineHello(m)
 	defer base.Close()
 	bp50, bp99 := helloLatency(base.URL, *boards, *hellos, 0, m.SHA256)
-	op50, op99 := helloLatency(srv.url, *boards, *hellos, 1, m.SHA256)
-	line("hello_p50_ms_200_boards", op50, bp50)
-	line("hello_p99_ms_200_boards", op99, bp99)
+	op50, op99 := helloLatency(srv.URL, *boards, *hellos, 1, m.SHA256)
+	benchkit.Line("hello_p50_ms_200_boards", op50, bp50)
+	benchkit.Line("hello_p99_ms_200_boards", op99, bp99)
 
 	// Download throughput: the same file from both, 4 parallel clients, rounds
 	// alternating, best of 5 each (the machine may be busy with other work).
-	fs, err := startProc(exec.Command(os.Args[0], "fileserve", filepath.Dir(img)), "", "")
+	fs, err := benchkit.StartURL(exec.Command(os.Args[0], "fileserve", filepath.Dir(img)))
 	if err != nil {
 		return err
 	}
-	defer fs.stop()
-	ourURL := srv.url + "/images/" + m.Name + ".img.zst"
-	baseURL := fs.url + "/" + filepath.Base(img)
+	defer fs.Stop()
+	ourURL := srv.URL + "/images/" + m.Name + ".img.zst"
+	baseURL := fs.URL + "/" + filepath.Base(img)
 	fetch(baseURL, 1) // warm the page cache
 	var ours, theirs float64
 	for range 5 {
 		theirs = max(theirs, fetch(baseURL, 4))
 		ours = max(ours, fetch(ourURL, 4))
 	}
-	line("image_download_MBps", ours, theirs)
+	benchkit.Line("image_download_MBps", ours, theirs)
 
 	// Peak RSS with 50 downloads at once.
 	fetch(baseURL, *downloads)
 	fetch(ourURL, *downloads)
-	line("peak_rss_MiB_50_downloads", hwmMiB(srv.cmd.Process.Pid), hwmMiB(fs.cmd.Process.Pid))
+	benchkit.Line("peak_rss_MiB_50_downloads", benchkit.StatusMiB(srv.Cmd.Process.Pid, "VmHWM"), benchkit.StatusMiB(fs.Cmd.Process.Pid, "VmHWM"))
 	return nil
 }
 
-func line(name string, ours, base float64) {
-	r := 0.0
-	if base > 0 {
-		r = ours / base
-	}
-	fmt.Printf("bench: %s ours=%.2f baseline=%.2f ratio=%.2f\n", name, ours, base, r)
+// halfText reads alternately len(text) bytes from rnd and the text: an image half
+// incompressible, half text-like.
+type halfText struct {
+	rnd io.Reader
+	off int64
 }
 
-func makeImage(dir string, size int64) (string, error) {
-	raw := filepath.Join(dir, "bench.raw")
-	f, err := os.Create(raw)
-	if err != nil {
-		return "", err
-	}
-	rnd, err := os.Open("/dev/urandom")
-	if err != nil {
-		return "", err
-	}
-	defer rnd.Close()
-	text := bytes.Repeat([]byte("func main() { fmt.Println(\"rpi-deploy\") } // bench\n"), 1<<14)
-	for w := int64(0); w < size; {
-		n := min(int64(len(text)), size-w)
-		if (w/int64(len(text)))%2 == 0 {
-			if _, err := io.CopyN(f, rnd, n); err != nil {
-				return "", err
-			}
-		} else if _, err := f.Write(text[:n]); err != nil {
-			return "", err
-		}
-		w += n
-	}
-	if err := f.Close(); err != nil {
-		return "", err
-	}
-	out := filepath.Join(dir, "img", "bench.img.zst")
-	os.MkdirAll(filepath.Dir(out), 0o755)
-	if _, err := pack.Pack(context.Background(), pack.Options{Input: raw, Output: out, Level: 1, Raw: true}); err != nil {
-		return "", err
-	}
-	os.Remove(raw)
-	return out, nil
-}
+var text = bytes.Repeat([]byte("func main() { fmt.Println(\"rpi-deploy\") } // bench\n"), 1<<14)
 
-type proc struct {
-	cmd *exec.Cmd
-	url string
-}
-
-// startProc runs cmd and reads its URL from the line starting with prefix (stderr)
-// or, with prefix "", the first line of stdout.
-func startProc(cmd *exec.Cmd, prefix, token string) (*proc, error) {
-	cmd.Env = append(os.Environ(), "RPI_DEPLOY_TOKEN="+token)
-	var r io.Reader
+func (h *halfText) Read(p []byte) (int, error) {
+	k := h.off % int64(len(text))
+	n := min(int64(len(p)), int64(len(text))-k)
 	var err error
-	if prefix == "" {
-		r, err = cmd.StdoutPipe()
-		cmd.Stderr = os.Stderr
+	var got int
+	if (h.off/int64(len(text)))%2 == 0 {
+		got, err = h.rnd.Read(p[:n])
 	} else {
-		r, err = cmd.StderrPipe()
+		got = copy(p, text[k:k+n])
 	}
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		l := sc.Text()
-		if u, ok := strings.CutPrefix(l, prefix); ok && strings.HasPrefix(u, "http://") {
-			go io.Copy(io.Discard, r)
-			return &proc{cmd: cmd, url: u}, nil
-		}
-		if prefix != "" {
-			fmt.Fprintln(os.Stderr, l)
-		}
-	}
-	cmd.Process.Kill()
-	return nil, fmt.Errorf("%s: no URL line", cmd.Path)
-}
-
-func (p *proc) stop() {
-	p.cmd.Process.Signal(os.Interrupt)
-	p.cmd.Wait()
+	h.off += int64(got)
+	return got, err
 }
 
 // startBaselineHello answers hellos the cheapest way net/http can: decode, check the
@@ -325,8 +244,7 @@ func helloLatency(url string, workers, total, run int, sha string) (p50, p99 flo
 	}
 	close(next)
 	wg.Wait()
-	sort.Float64s(lat)
-	return lat[total/2], lat[total*99/100]
+	return benchkit.Percentile(lat, 50), benchkit.Percentile(lat, 99)
 }
 
 // fetch downloads url with n clients at once and returns the total MB/s.
@@ -353,19 +271,4 @@ func fetch(url string, n int) float64 {
 	}
 	wg.Wait()
 	return float64(total) / time.Since(t).Seconds() / 1e6
-}
-
-// hwmMiB is a process's peak resident set size.
-func hwmMiB(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
-			return kb / 1024
-		}
-	}
-	return 0
 }
