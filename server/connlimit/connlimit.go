@@ -24,6 +24,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/rpi-deploy/rpi-deploy/server/internal/lograte"
 )
 
 // Defaults of Options.
@@ -51,9 +53,9 @@ type Limiter struct {
 
 	refusedSource, refusedMax, reclaimed atomic.Int64
 
-	refusing chan struct{} // bounds the goroutines answering refused connections
-	warn     rateLog       // accept errors
-	refused  rateLog       // refused connections
+	refusing chan struct{}   // bounds the goroutines answering refused connections
+	warn     lograte.Counter // accept errors
+	refused  lograte.Counter // refused connections
 }
 
 // New returns a Limiter.
@@ -146,7 +148,7 @@ func (ln *listener) Accept() (net.Conn, error) {
 		c, err := ln.Listener.Accept()
 		if err != nil {
 			if !errors.Is(err, net.ErrClosed) {
-				if n := l.warn.add(); n > 0 {
+				if n := l.warn.Add(); n > 0 {
 					l.log.Warn("http: accept failed", "listener", ln.Addr().String(), "errors", n, "err", err)
 				}
 			}
@@ -223,7 +225,7 @@ func (l *Limiter) release(c *Conn) {
 // answer is written by a goroutine (at most 64 at once, each for at most a second;
 // beyond that the connection is just closed) so that Accept never waits on a client.
 func (l *Limiter) refuse(c net.Conn, ip netip.Addr, code int) {
-	if n := l.refused.add(); n > 0 {
+	if n := l.refused.Add(); n > 0 {
 		l.log.Warn("http: connections refused", "refused", n, "status", code, "last_source", ip.String(),
 			"max_conns", l.opt.Max, "max_conns_per_source", l.opt.PerSource)
 	}
@@ -282,24 +284,4 @@ func sourceOf(c net.Conn) netip.Addr {
 		return ap.Addr().Unmap()
 	}
 	return netip.Addr{}
-}
-
-// rateLog counts events and lets one log line through per second: add returns the
-// count to report, or 0 to stay quiet.
-type rateLog struct {
-	mu   sync.Mutex
-	n    int
-	last time.Time
-}
-
-func (r *rateLog) add() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.n++
-	if time.Since(r.last) < time.Second {
-		return 0
-	}
-	n := r.n
-	r.n, r.last = 0, time.Now()
-	return n
 }

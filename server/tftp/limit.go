@@ -3,7 +3,6 @@ package tftp
 import (
 	"net/netip"
 	"sync"
-	"time"
 )
 
 // slots counts running transfers, in all and per client address.
@@ -50,24 +49,4 @@ func (s *slots) running() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.total
-}
-
-// rateLog counts events and lets one log line through per second: add returns the
-// count to report (the events since the last line), or 0 to stay quiet.
-type rateLog struct {
-	mu   sync.Mutex
-	n    int
-	last time.Time
-}
-
-func (r *rateLog) add() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.n++
-	if time.Since(r.last) < time.Second {
-		return 0
-	}
-	n := r.n
-	r.n, r.last = 0, time.Now()
-	return n
 }

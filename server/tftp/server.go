@@ -20,6 +20,7 @@ import (
 	"github.com/pin/tftp/v3"
 	"golang.org/x/sys/unix"
 
+	"github.com/rpi-deploy/rpi-deploy/server/internal/lograte"
 	"github.com/rpi-deploy/rpi-deploy/server/netcheck"
 )
 
@@ -92,7 +93,7 @@ type Server struct {
 	conn    *net.UDPConn
 	closing atomic.Bool
 	slots   *slots
-	busy    rateLog
+	busy    lograte.Counter
 }
 
 // New opens the root. It does not check the boot files (CheckRoot does).
@@ -249,7 +250,7 @@ func (s *Server) read(raw string, rf io.ReaderFrom) error {
 		leased, known = s.opt.Boards.BoardByIP(ctx, remote.Addr())
 	}
 	if !s.slots.take(remote.Addr(), known) {
-		if n := s.busy.add(); n > 0 {
+		if n := s.busy.Add(); n > 0 {
 			s.log.Warn("tftp requests refused: too many transfers at once", "refused", n,
 				"max_transfers", s.opt.MaxTransfers, "max_per_client", s.opt.MaxPerClient, "last_remote", remote.String())
 		}
