@@ -203,30 +203,14 @@ func (s *Service) AbandonDeployment(ctx context.Context, id int64, reason string
 // silence as abandoned (a board pulled from the rack, an agent that died), which
 // frees its batch slot. The boards keep their names. It returns how many it closed.
 func (s *Service) AbandonSilent(ctx context.Context, silence time.Duration) (int, error) {
-	var closed []store.Deployment
-	err := s.st.Update(ctx, func(t *store.Tx) error {
-		closed = nil
-		ds, err := t.SilentDeployments(ctx, store.FormatTime(t.Now.Add(-silence)))
-		if err != nil {
-			return err
-		}
-		for _, d := range ds {
-			d.State, d.ErrorPhase = store.DeployAbandoned, d.Phase
-			d.Error = fmt.Sprintf("abandoned: no word from the board for %s", silence)
-			d.Phase = agentapi.PhaseFailed
-			if err := t.Finish(ctx, d); err != nil {
-				return err
-			}
-			if err := t.Audit(ctx, "system", "deployment.abandon", fmt.Sprint(d.ID), d.Error); err != nil {
-				return err
-			}
-			if d, err = t.Deployment(ctx, d.ID); err != nil {
-				return err
-			}
-			closed = append(closed, d)
-		}
-		return nil
-	})
+	closed, err := s.abandon(ctx,
+		func(t *store.Tx) ([]store.Deployment, error) {
+			return t.SilentDeployments(ctx, store.FormatTime(t.Now.Add(-silence)))
+		},
+		fmt.Sprintf("abandoned: no word from the board for %s", silence),
+		func(t *store.Tx, d store.Deployment) error {
+			return t.Audit(ctx, "system", "deployment.abandon", fmt.Sprint(d.ID), d.Error)
+		})
 	if err != nil {
 		return 0, err
 	}
@@ -240,4 +224,34 @@ func (s *Service) AbandonSilent(ctx context.Context, silence time.Duration) (int
 		}
 	}
 	return len(closed), nil
+}
+
+// abandon closes, in one transaction, every open deployment find returns as
+// abandoned with reason as its error (its error phase the phase it was in, its
+// phase failed), runs then on each in the same transaction, and returns them as
+// stored afterwards. The caller logs and publishes after the commit.
+func (s *Service) abandon(ctx context.Context, find func(*store.Tx) ([]store.Deployment, error), reason string, then func(*store.Tx, store.Deployment) error) ([]store.Deployment, error) {
+	var closed []store.Deployment
+	err := s.st.Update(ctx, func(t *store.Tx) error {
+		closed = nil
+		ds, err := find(t)
+		if err != nil {
+			return err
+		}
+		for _, d := range ds {
+			d.State, d.ErrorPhase, d.Phase, d.Error = store.DeployAbandoned, d.Phase, agentapi.PhaseFailed, reason
+			if err := t.Finish(ctx, d); err != nil {
+				return err
+			}
+			if err := then(t, d); err != nil {
+				return err
+			}
+			if d, err = t.Deployment(ctx, d.ID); err != nil {
+				return err
+			}
+			closed = append(closed, d)
+		}
+		return nil
+	})
+	return closed, err
 }

@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
 	"github.com/rpi-deploy/rpi-deploy/server/events"
 	"github.com/rpi-deploy/rpi-deploy/server/store"
 )
@@ -136,29 +135,15 @@ func (s *Service) releaseUnstreamed(ctx context.Context, t *store.Tx, d store.De
 // fetched its image within claimTimeout of its hello, and releases its pool name
 // (see releaseUnstreamed). It returns how many it closed.
 func (s *Service) ExpireClaims(ctx context.Context) (int, error) {
-	var closed []store.Deployment
-	err := s.st.Update(ctx, func(t *store.Tx) error {
-		closed = nil
-		ds, err := t.UnstreamedDeployments(ctx, store.FormatTime(t.Now.Add(-s.opt.ClaimTimeout)))
-		if err != nil {
+	closed, err := s.abandon(ctx,
+		func(t *store.Tx) ([]store.Deployment, error) {
+			return t.UnstreamedDeployments(ctx, store.FormatTime(t.Now.Add(-s.opt.ClaimTimeout)))
+		},
+		fmt.Sprintf("abandoned: the board did not fetch its image within %s of its hello", s.opt.ClaimTimeout),
+		func(t *store.Tx, d store.Deployment) error {
+			_, err := s.releaseUnstreamed(ctx, t, d, false)
 			return err
-		}
-		for _, d := range ds {
-			d.State, d.ErrorPhase, d.Phase = store.DeployAbandoned, d.Phase, agentapi.PhaseFailed
-			d.Error = fmt.Sprintf("abandoned: the board did not fetch its image within %s of its hello", s.opt.ClaimTimeout)
-			if err := t.Finish(ctx, d); err != nil {
-				return err
-			}
-			if _, err := s.releaseUnstreamed(ctx, t, d, false); err != nil {
-				return err
-			}
-			if d, err = t.Deployment(ctx, d.ID); err != nil {
-				return err
-			}
-			closed = append(closed, d)
-		}
-		return nil
-	})
+		})
 	if err != nil {
 		return 0, err
 	}
