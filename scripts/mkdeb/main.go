@@ -217,7 +217,7 @@ func checkELF(path string, m elf.Machine) error {
 	}
 	f, err := elf.Open(path)
 	if err != nil {
-		return fmt.Errorf("binary %q: %w", path, err)
+		return fmt.Errorf("binary %q is not an ELF executable: %w", path, err)
 	}
 	defer f.Close()
 	if f.Machine != m {
