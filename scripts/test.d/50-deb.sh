@@ -124,7 +124,7 @@ systemd-nspawn -q -b -D "$root" --private-network --register=no --keep-unit \
 nspawn_pid=$!
 # The container's PID 1 (systemd) is nspawn's child once the boot has begun.
 for _ in $(seq 100); do
-  leader=$(ps -o pid=,comm= --ppid "$nspawn_pid" | awk '$2 == "systemd" {print $1; exit}')
+  leader=$({ ps -o pid=,comm= --ppid "$nspawn_pid" || true; } | awk '$2 == "systemd" {print $1; exit}')
   [ -n "$leader" ] && break
   sleep 0.1
 done
