@@ -11,7 +11,7 @@ BIN     := bin
 GO      ?= go
 export CGO_ENABLED ?= 0
 
-.PHONY: help deps build cross test test-go lint bench demo initramfs tftproot e2e clean
+.PHONY: help deps build cross test test-go lint bench demo initramfs tftproot e2e deb clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-12s %s\n", $$1, $$2}'
@@ -65,6 +65,36 @@ e2e: ## boot the initramfs in QEMU against rpi-deployd (DHCP full mode) in netns
 	@$(MAKE) initramfs
 	RPI_DEPLOY_INITRAMFS='$(abspath $(INITRAMFS))' RPI_DEPLOY_KERNEL='$(abspath build/kernel/vmlinuz)' \
 	  $(GO) test -tags e2e -count=1 -v -timeout 60m -run 'TestBootFlashVerify|TestRescueShell|TestArchive|TestRecoveryCardFlashed|TestSecondBoot' ./initramfs/e2e ./initramfs
+
+# --- Debian package: nfpm as a library (scripts/mkdeb), files in packaging/ ---
+DEB_ARCHES  ?= amd64 arm64
+DEB_VERSION ?=
+DEB_OUT     ?= build/deb
+# The commit's time: the changelog date, the no-tag version's date, every file's mtime.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
+export SOURCE_DATE_EPOCH
+HOST_ARCH   := $(shell $(GO) env GOARCH)
+
+deb: deps ## Debian packages rpi-deploy_VERSION_ARCH.deb for DEB_ARCHES (amd64 arm64) -> build/deb/ (DEB_VERSION=V overrides the version from git; ships build/initramfs_2712 if built)
+	@rm -rf '$(DEB_OUT)/bin' '$(DEB_OUT)/man'
+	@for a in $(DEB_ARCHES) $(HOST_ARCH); do \
+	  [ -x '$(DEB_OUT)'/bin/$$a/rpi-deployd ] && continue; \
+	  echo "build linux/$$a"; \
+	  GOOS=linux GOARCH=$$a $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o '$(DEB_OUT)'/bin/$$a/ \
+	    ./server/cmd/rpi-deployd ./agent/cmd/rpi-agent ./image-tools/cmd/rpi-image; \
+	done
+	@mkdir -p '$(DEB_OUT)/man'
+	@help2man -N --no-discard-stderr -n 'rpi-deploy server (DHCP, TFTP, HTTP API, dashboard) and operator CLI' \
+	  -o '$(DEB_OUT)/man/rpi-deployd.1' '$(DEB_OUT)/bin/$(HOST_ARCH)/rpi-deployd'
+	@help2man -N --no-discard-stderr -n 'flash, verify and name a Raspberry Pi 5 SD card from rpi-deployd' \
+	  -o '$(DEB_OUT)/man/rpi-agent.1' '$(DEB_OUT)/bin/$(HOST_ARCH)/rpi-agent'
+	@help2man -N --no-discard-stderr -n 'pack, inspect and verify Raspberry Pi master images' \
+	  -o '$(DEB_OUT)/man/rpi-image.1' '$(DEB_OUT)/bin/$(HOST_ARCH)/rpi-image'
+	@for a in $(DEB_ARCHES); do \
+	  $(GO) run ./scripts/mkdeb -arch $$a -bin '$(DEB_OUT)'/bin/$$a -man '$(DEB_OUT)/man' \
+	    -describe '$(VERSION)' -version '$(DEB_VERSION)' -o '$(DEB_OUT)' \
+	    $(if $(wildcard $(INITRAMFS)),-initramfs '$(INITRAMFS)'); \
+	done
 
 clean: ## remove build output
 	rm -rf $(BIN) build
