@@ -45,6 +45,10 @@ type Options struct {
 	Retries int
 	// Client; nil = a client without overall timeout.
 	Client *http.Client
+	// AllowNoFirstBoot asks the server to accept an image whose manifest names no
+	// first-boot mechanism (it refuses one by default: boards flashed with it could
+	// not be given their hostname).
+	AllowNoFirstBoot bool
 }
 
 // State is the server's upload state.
@@ -93,7 +97,11 @@ func Push(ctx context.Context, opt Options) error {
 	p.base = strings.TrimSuffix(opt.Server, "/") + "/api/v1/images/" + m.Name
 
 	var st State
-	if err := p.call(ctx, http.MethodPut, "/manifest", bytes.NewReader(raw), int64(len(raw)), "", &st); err != nil {
+	q := "/manifest"
+	if opt.AllowNoFirstBoot {
+		q += "?allow_no_first_boot=true"
+	}
+	if err := p.call(ctx, http.MethodPut, q, bytes.NewReader(raw), int64(len(raw)), "", &st); err != nil {
 		return err
 	}
 	if st.State == "ready" {

@@ -92,13 +92,15 @@ func (w *countingWriter) ReadFrom(r io.Reader) (int64, error) {
 }
 
 // putManifest: PUT /api/v1/images/:name/manifest — start or resume an upload.
+// ?allow_no_first_boot=true accepts an image without a first-boot mechanism.
 func (a *API) putManifest(c *gin.Context) {
 	raw, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, 64<<20))
 	if err != nil {
 		fail(c, http.StatusBadRequest, "read manifest: "+err.Error(), "")
 		return
 	}
-	st, err := a.svc.RegisterManifest(c.Request.Context(), c.Param("name"), raw)
+	allow, _ := strconv.ParseBool(c.DefaultQuery("allow_no_first_boot", "false"))
+	st, err := a.svc.RegisterManifest(c.Request.Context(), c.Param("name"), raw, allow)
 	if err != nil {
 		failErr(c, err)
 		return

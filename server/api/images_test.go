@@ -55,11 +55,18 @@ func TestImageUploadResumeAndDownload(t *testing.T) {
 			t.Errorf("manifest to %s: %v, want 400", url, err)
 		}
 	}
+	// The test image is raw data: no first-boot mechanism. Without the override it is
+	// refused (400) with a message that names it and the override.
+	err = srv.Do(ctx, http.MethodPut, "/api/v1/images/"+m.Name+"/manifest", bytes.NewReader(raw), nil)
+	if statusOf(err) != 400 || !strings.Contains(err.Error(), `image "`+m.Name+`" has no first-boot mechanism`) ||
+		!strings.Contains(err.Error(), "allow_no_first_boot=true") {
+		t.Errorf("manifest without a first-boot mechanism: %v, want 400 naming the image and the override", err)
+	}
 	var list []map[string]any
 	if srv.Do(ctx, http.MethodGet, "/api/v1/images", nil, &list); len(list) != 0 {
 		t.Errorf("refused manifests left images: %v", list)
 	}
-	if err := srv.Do(ctx, http.MethodPut, "/api/v1/images/"+m.Name+"/manifest", bytes.NewReader(raw), nil); err != nil {
+	if err := srv.Do(ctx, http.MethodPut, "/api/v1/images/"+m.Name+"/manifest?allow_no_first_boot=true", bytes.NewReader(raw), nil); err != nil {
 		t.Fatal(err)
 	}
 	half := int64(len(data) / 2)
@@ -76,7 +83,7 @@ func TestImageUploadResumeAndDownload(t *testing.T) {
 	srv.Kill()
 	srv.Restart(t)
 	var prog bytes.Buffer
-	if err := push.Push(ctx, push.Options{Server: srv.URL, Token: srv.Token, Image: path, Progress: &prog}); err != nil {
+	if err := push.Push(ctx, push.Options{Server: srv.URL, Token: srv.Token, Image: path, Progress: &prog, AllowNoFirstBoot: true}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(prog.String(), "ready") {
@@ -91,7 +98,7 @@ func TestImageUploadResumeAndDownload(t *testing.T) {
 		t.Errorf("after push: %+v", st)
 	}
 	// Pushing again is a no-op.
-	if err := push.Push(ctx, push.Options{Server: srv.URL, Token: srv.Token, Image: path}); err != nil {
+	if err := push.Push(ctx, push.Options{Server: srv.URL, Token: srv.Token, Image: path, AllowNoFirstBoot: true}); err != nil {
 		t.Errorf("second push: %v", err)
 	}
 
@@ -150,7 +157,7 @@ func TestImageUploadResumeAndDownload(t *testing.T) {
 	bm.Name = "corrupt"
 	var mb bytes.Buffer
 	bm.Encode(&mb)
-	if err := srv.Do(ctx, http.MethodPut, "/api/v1/images/corrupt/manifest", bytes.NewReader(mb.Bytes()), nil); err != nil {
+	if err := srv.Do(ctx, http.MethodPut, "/api/v1/images/corrupt/manifest?allow_no_first_boot=true", bytes.NewReader(mb.Bytes()), nil); err != nil {
 		t.Fatal(err)
 	}
 	bad := bytes.Clone(data)

@@ -203,7 +203,7 @@ func TestSerialNamingAndBadInput(t *testing.T) {
 		if status := statusOf(err); status != 400 {
 			t.Errorf("venue %q: %v, want 400", code, err)
 		}
-		err = srv.Do(ctx, http.MethodPost, "/api/v1/batches", map[string]any{"venue": code, "product": "RXP2", "count": 1}, nil)
+		err = srv.Do(ctx, http.MethodPost, "/api/v1/batches", map[string]any{"venue": code, "product": "RXP2", "count": 1, "allow_no_first_boot": true}, nil)
 		if status := statusOf(err); status != 400 {
 			t.Errorf("batch for venue %q: %v, want 400", code, err)
 		}

@@ -302,7 +302,8 @@ func (a *API) deleteImage(c *gin.Context) {
 }
 
 type activateBody struct {
-	Product string `json:"product"`
+	Product          string `json:"product"`
+	AllowNoFirstBoot bool   `json:"allow_no_first_boot,omitempty"` // accept an image without a first-boot mechanism
 }
 
 func (a *API) activateImage(c *gin.Context) {
@@ -310,7 +311,7 @@ func (a *API) activateImage(c *gin.Context) {
 	if !bindJSON(c, &b, 4<<10) {
 		return
 	}
-	p, err := a.svc.ActivateImage(c.Request.Context(), c.Param("name"), b.Product)
+	p, err := a.svc.ActivateImage(c.Request.Context(), c.Param("name"), b.Product, b.AllowNoFirstBoot)
 	ok(c, viewProduct(p), err)
 }
 

@@ -57,12 +57,12 @@ func init() {
 		{name: "pool retire", args: "NAME", help: "retire a name: never handed out again", run: cmdPoolAction("retire")},
 		{name: "pool unretire", args: "NAME", help: "return a retired name to service", run: cmdPoolAction("unretire")},
 		{name: "pool release", args: "NAME", help: "unbind a name from its board", run: cmdPoolAction("release")},
-		{name: "image add", flags: "activate", args: "FILE.img.zst [--activate PRODUCT]", help: "upload a packed image (manifest beside it), resumable", run: cmdImageAdd},
+		{name: "image add", flags: "activate allow-no-first-boot:bool", args: "FILE.img.zst [--activate PRODUCT] [--allow-no-first-boot]", help: "upload a packed image (manifest beside it), resumable; an image without a first-boot mechanism needs --allow-no-first-boot", run: cmdImageAdd},
 		{name: "image list", help: "list images", run: cmdImageList},
 		{name: "image show", args: "NAME", help: "print an image's manifest", run: cmdImageShow},
-		{name: "image activate", flags: "product", args: "NAME --product CODE", help: "make an image the product's active image", run: cmdImageActivate},
+		{name: "image activate", flags: "product allow-no-first-boot:bool", args: "NAME --product CODE [--allow-no-first-boot]", help: "make an image the product's active image (one without a first-boot mechanism needs --allow-no-first-boot)", run: cmdImageActivate},
 		{name: "image rm", args: "NAME", help: "delete an unused image", run: cmdImageRm},
-		{name: "batch add", flags: "venue product image count:int priority:int paused:bool note", args: "--venue CODE --product CODE [--count N] [--image NAME] [--priority N] [--paused] [--note TEXT]", help: "create a batch (count 0 = open-ended; --paused creates it pending: batch resume starts it)", run: cmdBatchAdd},
+		{name: "batch add", flags: "venue product image count:int priority:int paused:bool note allow-no-first-boot:bool", args: "--venue CODE --product CODE [--count N] [--image NAME] [--priority N] [--paused] [--note TEXT] [--allow-no-first-boot]", help: "create a batch (count 0 = open-ended; --paused creates it pending: batch resume starts it; an image without a first-boot mechanism needs --allow-no-first-boot)", run: cmdBatchAdd},
 		{name: "batch list", flags: "state", args: "[--state S]", help: "list batches and their progress", run: cmdBatchList},
 		{name: "batch pause", args: "ID", help: "pause a batch", run: cmdBatchChange(domain.BatchPause)},
 		{name: "batch resume", args: "ID", help: "resume a batch", run: cmdBatchChange(domain.BatchResume)},
@@ -279,7 +279,8 @@ func cmdImageAdd(ctx context.Context, x *ctxt) error {
 	if err != nil {
 		return err
 	}
-	if err := push.Push(ctx, push.Options{Server: x.c.URL, Token: x.c.Token, Image: file, Progress: x.env.Stderr}); err != nil {
+	if err := push.Push(ctx, push.Options{Server: x.c.URL, Token: x.c.Token, Image: file, Progress: x.env.Stderr,
+		AllowNoFirstBoot: x.flagBool("allow-no-first-boot")}); err != nil {
 		return err
 	}
 	if p := x.flagStr("activate"); p != "" {
@@ -287,7 +288,8 @@ func cmdImageAdd(ctx context.Context, x *ctxt) error {
 		if m, err := loadName(file); err == nil {
 			name = m
 		}
-		if err := x.c.Post(ctx, v1+"/images/"+url.PathEscape(name)+"/activate", map[string]string{"product": p}, nil); err != nil {
+		if err := x.c.Post(ctx, v1+"/images/"+url.PathEscape(name)+"/activate",
+			map[string]any{"product": p, "allow_no_first_boot": x.flagBool("allow-no-first-boot")}, nil); err != nil {
 			return err
 		}
 		fmt.Fprintf(x.out, "image %s active for %s\n", name, p)
@@ -346,7 +348,8 @@ func cmdImageActivate(ctx context.Context, x *ctxt) error {
 	if err != nil {
 		return err
 	}
-	if err := x.c.Post(ctx, v1+"/images/"+url.PathEscape(name)+"/activate", map[string]string{"product": x.flagStr("product")}, nil); err != nil {
+	if err := x.c.Post(ctx, v1+"/images/"+url.PathEscape(name)+"/activate",
+		map[string]any{"product": x.flagStr("product"), "allow_no_first_boot": x.flagBool("allow-no-first-boot")}, nil); err != nil {
 		return err
 	}
 	fmt.Fprintf(x.out, "image %s active for %s\n", name, x.flagStr("product"))
@@ -363,7 +366,8 @@ func cmdImageRm(ctx context.Context, x *ctxt) error {
 
 func cmdBatchAdd(ctx context.Context, x *ctxt) error {
 	bs := domain.BatchSpec{Venue: x.flagStr("venue"), Product: x.flagStr("product"), Image: x.flagStr("image"),
-		Count: x.flagInt("count"), Priority: x.flagInt("priority"), Paused: x.flagBool("paused"), Note: x.flagStr("note")}
+		Count: x.flagInt("count"), Priority: x.flagInt("priority"), Paused: x.flagBool("paused"), Note: x.flagStr("note"),
+		AllowNoFirstBoot: x.flagBool("allow-no-first-boot")}
 	var b store.Batch
 	if err := x.c.Post(ctx, v1+"/batches", bs, &b); err != nil {
 		return err

@@ -2,8 +2,8 @@
 // boards, built on github.com/insomniacslk/dhcp (server4).
 //
 // It recognises the Pi EEPROM bootloader by option 60 ("PXEClient…") together with
-// option 97 (type 0, FourCC "RPi5"/"RPi4", board revision, low 4 bytes of the MAC,
-// 4-byte serial) — never by MAC vendor prefix — and answers it the way dnsmasq with
+// option 97 (type 0, FourCC "RPi5"/"RPi4", board revision little-endian, low 4 bytes
+// of the MAC in wire order, serial little-endian) — never by MAC vendor prefix — and answers it the way dnsmasq with
 // pxe-service=0,"Raspberry Pi Boot" does: option 43 with the PXE boot menu (the same
 // 32 bytes), option 60 "PXEClient", the client's option 97 echoed, siaddr = our TFTP
 // server (and option 66 with the same address in dotted form, which the Pi 4 reads).
@@ -12,6 +12,9 @@
 //   - full: addresses from a range, leases persisted through a LeaseStore,
 //     reservations by MAC or serial, lease time. The agent's Linux-side DHCP (option 60
 //     "rpi-deploy-agent") gets a normal lease plus option 224 = the agent URL.
+//     Options.OnlyBoards leaves every client but Pi bootloaders and the agent
+//     unanswered. An offer is held for OfferHold (5 s) and at most MaxOffers (half the
+//     range) at once, so DISCOVERs from many MACs cannot hold the range.
 //   - proxy: beside a site's own DHCP server; answers Pi bootloaders only, with the
 //     boot options and no address (yiaddr 0.0.0.0).
 //   - off: no DHCP at all (the caller simply does not start a Server).

@@ -51,6 +51,24 @@ type Options struct {
 	TFTPServer netip.Addr // siaddr and option 66 for Pi bootloaders; default ServerIP
 	AgentURL   string     // option 224 for the agent's DHCP; none when empty
 
+	// OnlyBoards (full mode) answers only Raspberry Pi bootloaders (option 60
+	// PiClassID and option 97 of the "RPi5"/"RPi4" form) and the rpi-deploy agent
+	// (option 60 AgentClassID), and stays silent to every other client. A REQUEST,
+	// RELEASE or DECLINE from a MAC that holds a board's offer or lease is answered
+	// too (a Pi 4 REQUEST was seen without option 60). Default false: any client
+	// gets a lease.
+	OnlyBoards bool
+	// OfferHold (full mode) is how long an offered address is kept for the client
+	// that was offered it, waiting for its REQUEST (which real clients send within
+	// milliseconds). Default 5s.
+	OfferHold time.Duration
+	// MaxOffers (full mode) caps the offers held at once; at the cap a new DISCOVER
+	// takes the place of the oldest held offer, one of a client that is not a board
+	// first. So a host that sends DISCOVERs from many MACs and never REQUESTs holds at
+	// most MaxOffers addresses, for at most OfferHold. Default half the range (at
+	// least 1).
+	MaxOffers int
+
 	Leases   LeaseStore   // full mode; nil keeps leases in memory only
 	Recorder Recorder     // nil records nothing
 	Logger   *slog.Logger // nil discards
@@ -119,10 +137,18 @@ func NewHandler(ctx context.Context, o Options) (*Handler, error) {
 			}
 			o.Reservations[i] = r
 		}
+		if o.OfferHold <= 0 {
+			o.OfferHold = DefaultOfferHold
+		}
+		if o.MaxOffers <= 0 {
+			o.MaxOffers = max(1, rangeSize(o.RangeFirst, o.RangeLast)/2)
+		}
+		h.opt = o
 		p, err := newPool(ctx, o.RangeFirst, o.RangeLast, o.Reservations, o.Leases)
 		if err != nil {
 			return nil, err
 		}
+		p.hold, p.maxOffers = o.OfferHold, o.MaxOffers
 		h.pool = p
 	}
 	return h, nil
@@ -178,9 +204,40 @@ func (h *Handler) proxy(ctx context.Context, req *dhcpv4.DHCPv4, c Client) *dhcp
 	return reply
 }
 
+// DefaultOfferHold is Options.OfferHold's default.
+const DefaultOfferHold = 5 * time.Second
+
+// rangeSize is the number of addresses FIRST-LAST holds (capped at 1<<20).
+func rangeSize(first, last netip.Addr) int {
+	n := 1
+	for a := first; a.IsValid() && a.Compare(last) < 0 && n < 1<<20; a = a.Next() {
+		n++
+	}
+	return n
+}
+
+// isBoard says whether OnlyBoards lets req through: a Pi bootloader by options 60
+// and 97, the agent by option 60, or a follow-up from a MAC a board holds an offer or
+// lease for.
+func (h *Handler) isBoard(req *dhcpv4.DHCPv4, c Client, mac string) bool {
+	switch {
+	case c.Kind == KindAgent:
+		return true
+	case c.Kind == KindBootloader && req.ClassIdentifier() == PiClassID && (c.Model == "RPi5" || c.Model == "RPi4"):
+		return true
+	case req.MessageType() == dhcpv4.MessageTypeDiscover || req.MessageType() == dhcpv4.MessageTypeInform:
+		return false
+	}
+	return h.pool.heldByBoard(mac)
+}
+
 func (h *Handler) full(ctx context.Context, req *dhcpv4.DHCPv4, c Client) (*dhcpv4.DHCPv4, error) {
 	mac := req.ClientHWAddr.String()
 	now := h.now()
+	if h.opt.OnlyBoards && !h.isBoard(req, c, mac) {
+		h.log.Debug("dhcp: not a board, ignored (only_boards)", "mac", mac, "type", req.MessageType().String(), "class", req.ClassIdentifier())
+		return nil, nil
+	}
 	if c.Serial == "" {
 		if l, ok := h.pool.lease(mac); ok {
 			c.Serial = l.Serial // the agent's DHCP: same NIC, the board the bootloader named
@@ -188,7 +245,7 @@ func (h *Handler) full(ctx context.Context, req *dhcpv4.DHCPv4, c Client) (*dhcp
 	}
 	switch req.MessageType() {
 	case dhcpv4.MessageTypeDiscover:
-		ip, err := h.pool.offer(mac, c.Serial, addrOf(req.RequestedIPAddress()), now)
+		ip, err := h.pool.offer(mac, c.Serial, c.Kind, addrOf(req.RequestedIPAddress()), now)
 		if err != nil {
 			return nil, fmt.Errorf("offer to %s: %w", mac, err)
 		}

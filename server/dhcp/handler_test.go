@@ -26,7 +26,7 @@ func testHandler(t testing.TB, mode string, store LeaseStore) *Handler {
 		Mode: mode, ServerIP: netip.MustParseAddr("10.99.0.1"), Netmask: net.CIDRMask(24, 32),
 		RangeFirst: netip.MustParseAddr("10.99.0.100"), RangeLast: netip.MustParseAddr("10.99.0.199"),
 		Router: netip.MustParseAddr("10.99.0.1"), LeaseTime: time.Hour, AgentURL: agentURL,
-		Reservations: []Reservation{{Serial: "0badcafe", IP: netip.MustParseAddr("10.99.0.50")}},
+		Reservations: []Reservation{{Serial: capturedSerial, IP: netip.MustParseAddr("10.99.0.50")}},
 		Leases:       store,
 	})
 	if err != nil {
@@ -40,7 +40,7 @@ func testHandler(t testing.TB, mode string, store LeaseStore) *Handler {
 // compares what the Pi bootloader reads with dnsmasq's OFFER.
 func TestOfferLikeDnsmasq(t *testing.T) {
 	disc, want := dnsmasqExchange(t)
-	if c := Classify(disc); c.Kind != KindBootloader || c.Model != "RPi4" || c.Serial != "00000000" {
+	if c := Classify(disc); c.Kind != KindBootloader || c.Model != "RPi4" || c.Revision != "00a03111" || c.Serial != capturedSerial {
 		t.Fatalf("Classify(capture) = %+v", c)
 	}
 	for _, mode := range []string{ModeFull, ModeProxy} {
@@ -140,12 +140,12 @@ func TestFullModeLeases(t *testing.T) {
 	if again == nil || again.YourIPAddr.String() != "10.99.0.100" {
 		t.Fatalf("after restart offer = %v, want 10.99.0.100", again)
 	}
-	// A board with a reserved serial gets its reservation.
-	opt97 := append([]byte{0}, []byte("RPi5\x00\xd0\x41\x70\x00\x00\x00\x03\x0b\xad\xca\xfe")...)
-	pi, _ := h2.Reply(ctx, request(t, net.HardwareAddr{0xd8, 0x3a, 0xdd, 0, 0, 3},
+	// A board with a reserved serial gets its reservation (option 97 as a real Pi
+	// sends it: the serial is little-endian).
+	pi, _ := h2.Reply(ctx, request(t, net.HardwareAddr{0xdc, 0xa6, 0x32, 0x2e, 0xf8, 0xed},
 		dhcpv4.WithMessageType(dhcpv4.MessageTypeDiscover),
 		dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient:Arch:00000:UNDI:002001")),
-		dhcpv4.WithGeneric(dhcpv4.OptionClientMachineIdentifier, opt97)))
+		dhcpv4.WithGeneric(dhcpv4.OptionClientMachineIdentifier, capturedOption97(t))))
 	if pi == nil || pi.YourIPAddr.String() != "10.99.0.50" {
 		t.Fatalf("reserved board's offer = %v, want 10.99.0.50", pi)
 	}
@@ -188,13 +188,25 @@ func TestPoolExhaustion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Two clients take both addresses by lease (offers alone cannot fill the range:
+	// at most MaxOffers are held, see TestOfferCapAndHold); the third gets nothing.
+	sid := dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.IPv4(10, 99, 0, 1)))
 	for i := range 3 {
-		r, err := h.Reply(context.Background(), request(t, net.HardwareAddr{2, 0, 0, 0, 0, byte(i)}, dhcpv4.WithMessageType(dhcpv4.MessageTypeDiscover)))
+		mac := net.HardwareAddr{2, 0, 0, 0, 0, byte(i)}
+		r, err := h.Reply(context.Background(), request(t, mac, dhcpv4.WithMessageType(dhcpv4.MessageTypeDiscover)))
 		if i < 2 && r == nil {
 			t.Fatalf("client %d got no offer: %v", i, err)
 		}
-		if i == 2 && (r != nil || err == nil) {
-			t.Fatalf("third client: %v, %v; want no offer and ErrNoAddress", r, err)
+		if i == 2 {
+			if r != nil || !errors.Is(err, ErrNoAddress) {
+				t.Fatalf("third client: %v, %v; want no offer and ErrNoAddress", r, err)
+			}
+			break
+		}
+		ack, _ := h.Reply(context.Background(), request(t, mac, dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest), sid,
+			dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(r.YourIPAddr))))
+		if ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck {
+			t.Fatalf("client %d: REQUEST answered %v, want ACK", i, ack)
 		}
 	}
 }

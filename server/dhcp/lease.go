@@ -55,6 +55,9 @@ type pool struct {
 	reserved map[netip.Addr]Reservation
 	store    LeaseStore
 	hold     time.Duration // how long an offered address is kept for its client
+	// maxOffers caps len(offers); at the cap the oldest offer (of a non-board first)
+	// makes room (0: no cap).
+	maxOffers int
 }
 
 func newPool(ctx context.Context, first, last netip.Addr, res []Reservation, store LeaseStore) (*pool, error) {
@@ -62,7 +65,7 @@ func newPool(ctx context.Context, first, last netip.Addr, res []Reservation, sto
 		first: first, last: last,
 		byMAC: map[string]Lease{}, byIP: map[netip.Addr]string{}, offers: map[string]Lease{},
 		declined: map[netip.Addr]time.Time{}, reserved: map[netip.Addr]Reservation{},
-		store: store, hold: 60 * time.Second,
+		store: store, hold: DefaultOfferHold,
 	}
 	for _, r := range res {
 		p.reserved[r.IP] = r
@@ -119,10 +122,15 @@ func (p *pool) usableBy(ip netip.Addr, mac, serial string, now time.Time) bool {
 }
 
 // offer picks an address for mac (its reservation, its lease, the one it asks for, or
-// the first free one) and holds it for the client for p.hold.
-func (p *pool) offer(mac, serial string, want netip.Addr, now time.Time) (netip.Addr, error) {
+// the first free one) and holds it for the client for p.hold. kind is the client's
+// (KindBootloader, KindAgent, KindOther): when the offers are at p.maxOffers, an old
+// offer of a non-board client makes room first.
+func (p *pool) offer(mac, serial, kind string, want netip.Addr, now time.Time) (netip.Addr, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if _, again := p.offers[mac]; !again && p.maxOffers > 0 && len(p.offers) >= p.maxOffers {
+		p.makeRoom(now)
+	}
 	ip, err := p.pick(mac, serial, want, now)
 	if err != nil {
 		return ip, err
@@ -130,9 +138,64 @@ func (p *pool) offer(mac, serial string, want netip.Addr, now time.Time) (netip.
 	if o, ok := p.offers[mac]; ok && p.byIP[o.IP] == mac {
 		delete(p.byIP, o.IP)
 	}
-	p.offers[mac] = Lease{MAC: mac, IP: ip, Serial: serial, Expires: now.Add(p.hold)}
+	p.offers[mac] = Lease{MAC: mac, IP: ip, Serial: serial, Kind: kind, Expires: now.Add(p.hold)}
 	p.byIP[ip] = mac
 	return ip, nil
+}
+
+// makeRoom drops expired offers and, if the offers are still at the cap, the oldest
+// one of a client that is not a board (else the oldest of all). Called with p.mu held.
+func (p *pool) makeRoom(now time.Time) {
+	var oldest, oldestOther string
+	for mac, o := range p.offers {
+		if !now.Before(o.Expires) {
+			p.dropOffer(mac)
+			continue
+		}
+		if oldest == "" || o.Expires.Before(p.offers[oldest].Expires) {
+			oldest = mac
+		}
+		if o.Kind != KindBootloader && o.Kind != KindAgent && (oldestOther == "" || o.Expires.Before(p.offers[oldestOther].Expires)) {
+			oldestOther = mac
+		}
+	}
+	if len(p.offers) < p.maxOffers {
+		return
+	}
+	if oldestOther != "" {
+		p.dropOffer(oldestOther)
+	} else if oldest != "" {
+		p.dropOffer(oldest)
+	}
+}
+
+// dropOffer forgets mac's offer and frees its address unless mac holds it by lease.
+// Called with p.mu held.
+func (p *pool) dropOffer(mac string) {
+	o, ok := p.offers[mac]
+	if !ok {
+		return
+	}
+	delete(p.offers, mac)
+	if p.byIP[o.IP] == mac {
+		if l, ok := p.byMAC[mac]; ok && l.IP == o.IP {
+			return
+		}
+		delete(p.byIP, o.IP)
+	}
+}
+
+// heldByBoard says whether mac holds an offer or a lease made for a Pi bootloader or
+// the agent.
+func (p *pool) heldByBoard(mac string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	board := func(k string) bool { return k == KindBootloader || k == KindAgent }
+	if o, ok := p.offers[mac]; ok && board(o.Kind) {
+		return true
+	}
+	l, ok := p.byMAC[mac]
+	return ok && board(l.Kind)
 }
 
 func (p *pool) pick(mac, serial string, want netip.Addr, now time.Time) (netip.Addr, error) {
@@ -241,15 +304,7 @@ func (p *pool) decline(ctx context.Context, mac string, ip netip.Addr, until tim
 func (p *pool) forgetOffer(mac string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if o, ok := p.offers[mac]; ok {
-		delete(p.offers, mac)
-		if p.byIP[o.IP] == mac {
-			if l, ok := p.byMAC[mac]; ok && l.IP == o.IP {
-				return
-			}
-			delete(p.byIP, o.IP)
-		}
-	}
+	p.dropOffer(mac)
 }
 
 func ip4(a netip.Addr) net.IP { b := a.As4(); return net.IP(b[:]) }

@@ -95,7 +95,10 @@ type env struct {
 }
 
 // startServer runs a DHCP server in its own namespace, on the veth end 10.77.0.1/24.
-func startServer(t *testing.T, mode string) *env {
+func startServer(t *testing.T, mode string) *env { t.Helper(); return startServerWith(t, mode, nil) }
+
+// startServerWith is startServer with the Options changed by set (when not nil).
+func startServerWith(t *testing.T, mode string, set func(*Options)) *env {
 	t.Helper()
 	l := netnstest.NewLink(t, "10.77.0.1/24", "")
 	e := &env{link: l, leases: &memLeases{}, events: &events{}}
@@ -106,12 +109,16 @@ func startServer(t *testing.T, mode string) *env {
 		if err != nil {
 			return err
 		}
-		h, err := NewHandler(ctx, Options{
+		o := Options{
 			Mode: mode, ServerIP: ifc.IP, Netmask: ifc.Netmask,
 			RangeFirst: netip.MustParseAddr("10.77.0.100"), RangeLast: netip.MustParseAddr("10.77.0.150"),
 			LeaseTime: 10 * time.Minute, AgentURL: agentURL,
 			Leases: e.leases, Recorder: e.events,
-		})
+		}
+		if set != nil {
+			set(&o)
+		}
+		h, err := NewHandler(ctx, o)
 		if err != nil {
 			return err
 		}
@@ -291,7 +298,7 @@ func TestPiBootloaderExchange(t *testing.T) {
 			mac := clientMAC(t, e)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			out, err := e.link.Client.Run(ctx, "/usr/bin/python3", script, e.link.ClientIf, "abcd1234", "dora")
+			out, err := e.link.Client.Run(ctx, "/usr/bin/python3", script, e.link.ClientIf, hex.EncodeToString(capturedOption97(t)), "dora")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -322,7 +329,7 @@ func TestPiBootloaderExchange(t *testing.T) {
 				if r.Options["60"] != hex.EncodeToString([]byte("PXEClient")) {
 					t.Errorf("%s: option 60 = %s", r.Step, r.Options["60"])
 				}
-				if !strings.HasPrefix(r.Options["97"], "0052506935") || !strings.HasSuffix(r.Options["97"], "abcd1234") {
+				if r.Options["97"] != hex.EncodeToString(capturedOption97(t)) {
 					t.Errorf("%s: option 97 = %s, want the client's echoed", r.Step, r.Options["97"])
 				}
 				if r.SIAddr != "10.77.0.1" || r.Options["54"] != "0a4d0001" {
@@ -342,12 +349,12 @@ func TestPiBootloaderExchange(t *testing.T) {
 					}
 				}
 			}
-			wantEv := []string{"dhcp offer bootloader abcd1234", "dhcp ack bootloader abcd1234"}
+			wantEv := []string{"dhcp offer bootloader " + capturedSerial, "dhcp ack bootloader " + capturedSerial}
 			if got := e.events.types(); strings.Join(got, ",") != strings.Join(wantEv, ",") {
 				t.Errorf("events = %q, want %q", got, wantEv)
 			}
 			if mode == ModeFull {
-				if l, ok := e.leases.get(mac); !ok || l.Serial != "abcd1234" || l.Kind != KindBootloader {
+				if l, ok := e.leases.get(mac); !ok || l.Serial != capturedSerial || l.Kind != KindBootloader {
 					t.Errorf("lease = %+v, want the board's serial and kind bootloader", l)
 				}
 			}
@@ -365,7 +372,7 @@ func TestBroadcastWhenAsked(t *testing.T) {
 	e := startServer(t, ModeFull)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := e.link.Client.Run(ctx, "/usr/bin/python3", script, e.link.ClientIf, "abcd1234", "discover", "bcast")
+	out, err := e.link.Client.Run(ctx, "/usr/bin/python3", script, e.link.ClientIf, hex.EncodeToString(capturedOption97(t)), "discover", "bcast")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,7 +402,7 @@ func TestScapyPeerAgainstDnsmasq(t *testing.T) {
 	mac := clientMAC(t, e)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := l.Client.Run(ctx, "/usr/bin/python3", script, l.ClientIf, "abcd1234", "discover")
+	out, err := l.Client.Run(ctx, "/usr/bin/python3", script, l.ClientIf, hex.EncodeToString(capturedOption97(t)), "discover")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,9 @@ const (
 // AgentClassID is the option 60 the rpi-deploy agent sends from Linux.
 const AgentClassID = "rpi-deploy-agent"
 
+// PiClassID is the option 60 of the Pi 4 and Pi 5 EEPROM bootloaders' DISCOVER.
+const PiClassID = "PXEClient:Arch:00000:UNDI:002001"
+
 // OptionAgentURL is the site-specific option that carries the agent URL to the agent.
 const OptionAgentURL = dhcpv4.GenericOptionCode(224)
 
@@ -50,7 +53,10 @@ func Classify(req *dhcpv4.DHCPv4) Client {
 
 // ParseOption97 decodes the Pi bootloader's option 97 (17 bytes, type 0). The current
 // form is FourCC ("RPi5"/"RPi4"), revision, low 4 bytes of the MAC, serial; the old
-// form (EEPROM DHCP_OPTION97=0) is the serial four times.
+// form (EEPROM DHCP_OPTION97=0) is the serial four times. Revision and serial are
+// little-endian 32-bit words and the MAC bytes are in wire order, as a real Pi 4
+// sends them (testdata/option97-rpi4.txt: revision bytes 11 31 a0 00 are 0x00a03111,
+// serial bytes 10 45 15 5b are the TFTP prefix 5b154510).
 func ParseOption97(b []byte) (Client, error) {
 	if len(b) != 17 || b[0] != 0 {
 		return Client{}, fmt.Errorf("option 97: want 17 bytes of type 0, got %d bytes", len(b))
@@ -60,12 +66,12 @@ func ParseOption97(b []byte) (Client, error) {
 	case "RPi5", "RPi4":
 		return Client{
 			Model:    cc,
-			Revision: fmt.Sprintf("%08x", binary.BigEndian.Uint32(v[4:8])),
-			Serial:   fmt.Sprintf("%08x", binary.BigEndian.Uint32(v[12:16])),
+			Revision: fmt.Sprintf("%08x", binary.LittleEndian.Uint32(v[4:8])),
+			Serial:   fmt.Sprintf("%08x", binary.LittleEndian.Uint32(v[12:16])),
 		}, nil
 	}
 	if bytes.Equal(v[0:4], v[4:8]) && bytes.Equal(v[0:4], v[8:12]) && bytes.Equal(v[0:4], v[12:16]) {
-		return Client{Serial: fmt.Sprintf("%08x", binary.BigEndian.Uint32(v[0:4]))}, nil
+		return Client{Serial: fmt.Sprintf("%08x", binary.LittleEndian.Uint32(v[0:4]))}, nil
 	}
 	return Client{}, fmt.Errorf("option 97: not a Raspberry Pi identifier (% x)", v[0:4])
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
 	"github.com/rpi-deploy/rpi-deploy/server/events"
 	"github.com/rpi-deploy/rpi-deploy/server/store"
 )
@@ -20,6 +21,9 @@ type BatchSpec struct {
 	Priority int    `json:"priority"`
 	Paused   bool   `json:"paused,omitempty"` // create it pending (resume starts it) instead of active
 	Note     string `json:"note,omitempty"`
+	// AllowNoFirstBoot lets the batch use an image without a first-boot mechanism
+	// (boards flashed with it keep the image's own hostname). Default false: refused.
+	AllowNoFirstBoot bool `json:"allow_no_first_boot,omitempty"`
 }
 
 // AddBatch creates a batch: active, or pending when Paused (resume starts it).
@@ -45,14 +49,21 @@ func (s *Service) AddBatch(ctx context.Context, bs BatchSpec) (store.Batch, erro
 		if err != nil {
 			return err
 		}
-		if bs.Image != "" {
-			if _, err := t.Image(ctx, bs.Image); errors.Is(err, store.ErrNotFound) {
-				return invalid("image", "image %q does not exist", bs.Image)
-			} else if err != nil {
-				return err
-			}
-		} else if p.Image == "" {
+		imgName := bs.Image
+		if imgName == "" {
+			imgName = p.Image
+		}
+		if imgName == "" {
 			return invalid("image", "product %q has no active image: name one", bs.Product)
+		}
+		img, err := t.Image(ctx, imgName)
+		if errors.Is(err, store.ErrNotFound) {
+			return invalid("image", "image %q does not exist", imgName)
+		} else if err != nil {
+			return err
+		}
+		if img.FirstBoot == manifest.FirstBootNone && !bs.AllowNoFirstBoot {
+			return noFirstBoot(img.Name, "use it", "rpi-deployd batch add --allow-no-first-boot (API: \"allow_no_first_boot\": true)")
 		}
 		state := store.BatchActive
 		if bs.Paused {
@@ -63,8 +74,12 @@ func (s *Service) AddBatch(ctx context.Context, bs BatchSpec) (store.Batch, erro
 		if err != nil {
 			return err
 		}
-		if err := t.Audit(ctx, Actor(ctx), "batch.add", fmt.Sprint(id), fmt.Sprintf("%s %s count %d image %q priority %d",
-			bs.Venue, bs.Product, bs.Count, bs.Image, bs.Priority)); err != nil {
+		note := ""
+		if img.FirstBoot == manifest.FirstBootNone {
+			note = " allow_no_first_boot"
+		}
+		if err := t.Audit(ctx, Actor(ctx), "batch.add", fmt.Sprint(id), fmt.Sprintf("%s %s count %d image %q priority %d%s",
+			bs.Venue, bs.Product, bs.Count, bs.Image, bs.Priority, note)); err != nil {
 			return err
 		}
 		b, err = t.Batch(ctx, id)

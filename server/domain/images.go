@@ -20,6 +20,23 @@ import (
 // client sent; UploadState tells the right one.
 var ErrOffset = fmt.Errorf("%w: upload offset mismatch", ErrConflict)
 
+// ErrNoFirstBoot is wrapped (with ErrInvalid) when an image without a first-boot
+// mechanism is registered or used by a batch without the explicit override.
+var ErrNoFirstBoot = errors.New("no first-boot mechanism")
+
+// noFirstBoot is the error that names the image, says why it matters and how to go on
+// anyway.
+func noFirstBoot(image, action, override string) error {
+	return &noFirstBootError{msg: fmt.Sprintf("image %q has no first-boot mechanism: its manifest's first_boot is empty "+
+		"(no firstrun.sh support, cloud-init seed or custom.toml was found when it was packed), so boards flashed with it "+
+		"cannot be given their hostname; repack an image that has one, or %s anyway with %s", image, action, override)}
+}
+
+type noFirstBootError struct{ msg string }
+
+func (e *noFirstBootError) Error() string   { return e.msg }
+func (e *noFirstBootError) Unwrap() []error { return []error{ErrInvalid, ErrNoFirstBoot} }
+
 // ErrDigest is returned when a complete upload does not match the manifest's
 // compressed_sha256; the partial file is discarded.
 var ErrDigest = errors.New("uploaded bytes do not match the manifest")
@@ -54,14 +71,19 @@ type UploadState struct {
 // The same manifest again keeps the bytes already received; a different manifest for
 // an image still uploading starts over; a ready image with the same content is left
 // alone (state ready); a ready image with different content is a conflict.
-// name, when not "", must be the manifest's name.
-func (s *Service) RegisterManifest(ctx context.Context, name string, raw []byte) (UploadState, error) {
+// name, when not "", must be the manifest's name. An image without a first-boot
+// mechanism (manifest first_boot "") is refused unless allowNoFirstBoot: boards
+// flashed with it could not be given their hostname (ErrNoFirstBoot).
+func (s *Service) RegisterManifest(ctx context.Context, name string, raw []byte, allowNoFirstBoot bool) (UploadState, error) {
 	m, err := manifest.Decode(bytes.NewReader(raw))
 	if err != nil {
 		return UploadState{}, invalid("manifest", "%v", err)
 	}
 	if name != "" && m.Name != name {
 		return UploadState{}, invalid("name", "manifest name %q does not match the URL's %q", m.Name, name)
+	}
+	if m.FirstBoot == manifest.FirstBootNone && !allowNoFirstBoot {
+		return UploadState{}, noFirstBoot(m.Name, "register it", "rpi-deployd image add --allow-no-first-boot (rpi-image push --allow-no-first-boot; API: PUT …/manifest?allow_no_first_boot=true)")
 	}
 	if err := os.MkdirAll(s.imgs, 0o750); err != nil {
 		return UploadState{}, err
@@ -102,7 +124,11 @@ func (s *Service) RegisterManifest(ctx context.Context, name string, raw []byte)
 		if err := t.PutImage(ctx, img); err != nil {
 			return err
 		}
-		return t.Audit(ctx, Actor(ctx), "image.register", m.Name, fmt.Sprintf("size %d sha256 %s", m.Size, m.SHA256))
+		note := ""
+		if m.FirstBoot == manifest.FirstBootNone {
+			note = " allow_no_first_boot"
+		}
+		return t.Audit(ctx, Actor(ctx), "image.register", m.Name, fmt.Sprintf("size %d sha256 %s%s", m.Size, m.SHA256, note))
 	})
 	if err != nil {
 		return st, err
@@ -278,8 +304,10 @@ func (s *Service) Manifest(ctx context.Context, name string) (*manifest.Manifest
 	return manifest.Decode(bytes.NewReader([]byte(img.Manifest)))
 }
 
-// ActivateImage makes a ready image the active image of a product.
-func (s *Service) ActivateImage(ctx context.Context, name, product string) (store.Product, error) {
+// ActivateImage makes a ready image the active image of a product. Every batch of the
+// product without an image of its own then flashes it, so an image without a
+// first-boot mechanism is refused here too unless allowNoFirstBoot (ErrNoFirstBoot).
+func (s *Service) ActivateImage(ctx context.Context, name, product string, allowNoFirstBoot bool) (store.Product, error) {
 	var p store.Product
 	err := s.st.Update(ctx, func(t *store.Tx) error {
 		img, err := t.Image(ctx, name)
@@ -288,6 +316,9 @@ func (s *Service) ActivateImage(ctx context.Context, name, product string) (stor
 		}
 		if img.State != store.ImageReady {
 			return fmt.Errorf("image %q is still %s: %w", name, img.State, ErrConflict)
+		}
+		if img.FirstBoot == manifest.FirstBootNone && !allowNoFirstBoot {
+			return noFirstBoot(name, "activate it", "rpi-deployd image activate --allow-no-first-boot (API: \"allow_no_first_boot\": true)")
 		}
 		if err := t.SetProductImage(ctx, product, name); err != nil {
 			return fmt.Errorf("product %q: %w", product, err)

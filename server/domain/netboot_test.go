@@ -170,7 +170,7 @@ func TestPendingBatch(t *testing.T) {
 	svc, st, _ := newService(t)
 	ctx := domain.WithActor(context.Background(), "test")
 	st.Update(ctx, func(t *store.Tx) error {
-		return t.PutImage(ctx, store.Image{Name: "img", Size: 1, SHA256: "x", CompressedSize: 1, Manifest: "{}", State: store.ImageReady})
+		return t.PutImage(ctx, store.Image{Name: "img", Size: 1, SHA256: "x", CompressedSize: 1, FirstBoot: "firstrun", Manifest: "{}", State: store.ImageReady})
 	})
 	if _, err := svc.PutVenue(ctx, "ARIA", "Aria"); err != nil {
 		t.Fatal(err)

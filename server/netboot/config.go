@@ -10,10 +10,11 @@ import (
 	"time"
 
 	"github.com/rpi-deploy/rpi-deploy/server/dhcp"
+	"github.com/rpi-deploy/rpi-deploy/server/tftp"
 )
 
 // Config is the "netboot" section of rpi-deployd's config file. Flags of `serve`
-// override the first four fields. Zero values mean the documented defaults.
+// override the first four fields and Console. Zero values mean the documented defaults.
 type Config struct {
 	// DHCPMode is full, proxy or off. Default off.
 	DHCPMode string `json:"dhcp_mode,omitempty"`
@@ -29,6 +30,16 @@ type Config struct {
 	Router string `json:"router,omitempty"`
 	// DNS servers, option 6 in full mode (default: none).
 	DNS []string `json:"dns,omitempty"`
+	// OnlyBoards (full mode) answers only Pi bootloaders (option 60
+	// PXEClient:Arch:00000:UNDI:002001 with option 97 "RPi5"/"RPi4") and the agent
+	// (option 60 rpi-deploy-agent); other clients get no answer. Default false.
+	OnlyBoards bool `json:"dhcp_only_boards,omitempty"`
+	// OfferHold (full mode) is how long an offered address waits for its REQUEST,
+	// e.g. "5s" (default 5s, at most 1m).
+	OfferHold string `json:"offer_hold,omitempty"`
+	// MaxOffers (full mode) caps the offers held at once (default half the range);
+	// beyond it the oldest offer, a non-board's first, makes room.
+	MaxOffers int `json:"max_offers,omitempty"`
 	// Reservations pin addresses to boards by MAC or serial (8 hex digits).
 	Reservations []dhcp.Reservation `json:"reservations,omitempty"`
 	// TFTPRoot is the TFTP root directory (see `rpi-deployd tftproot`). TFTP is off
@@ -39,7 +50,13 @@ type Config struct {
 	// AgentURL is the URL agents reach the server at: rpideploy.server= in the
 	// generated cmdline.txt and DHCP option 224. Default http://<interface address>:<HTTP port>.
 	AgentURL string `json:"agent_url,omitempty"`
-	// Cmdline starts the generated cmdline.txt (default tftp.DefaultCmdline).
+	// Console is which console the generated cmdline.txt puts last, and so which one
+	// shows the agent and the rescue shell: "hdmi" (default: tty1, a screen on HDMI)
+	// or "serial" (serial0, the Pi 5's 3-pin debug UART). Kernel messages go to both.
+	Console string `json:"console,omitempty"`
+	// Cmdline starts the generated cmdline.txt instead (default: from Console,
+	// tftp.DefaultCmdline for hdmi). It names its own console= entries, so it cannot be
+	// combined with Console.
 	Cmdline string `json:"cmdline,omitempty"`
 	// ConfigTxt is appended to the generated config.txt.
 	ConfigTxt string `json:"config_txt,omitempty"`
@@ -61,16 +78,20 @@ func Parse(raw json.RawMessage) (Config, error) {
 
 // Flags are the netboot flags of `rpi-deployd serve`.
 type Flags struct {
-	DHCPMode, DHCPInterface, DHCPRange, TFTPRoot string
+	DHCPMode, DHCPInterface, DHCPRange, TFTPRoot, Console string
+	OnlyBoards                                            bool
 }
 
-// AddFlags registers --dhcp-mode, --dhcp-interface, --dhcp-range and --tftp-root.
+// AddFlags registers --dhcp-mode, --dhcp-interface, --dhcp-range, --tftp-root,
+// --console and --dhcp-only-boards.
 func AddFlags(fs *flag.FlagSet) *Flags {
 	f := &Flags{}
 	fs.StringVar(&f.DHCPMode, "dhcp-mode", "", "DHCP mode: full, proxy or off (default off)")
 	fs.StringVar(&f.DHCPInterface, "dhcp-interface", "", "deployment network interface for DHCP and TFTP")
 	fs.StringVar(&f.DHCPRange, "dhcp-range", "", "full-mode address pool FIRST-LAST, e.g. 10.42.0.100-10.42.0.199")
 	fs.StringVar(&f.TFTPRoot, "tftp-root", "", "TFTP root directory (TFTP is off when unset)")
+	fs.BoolVar(&f.OnlyBoards, "dhcp-only-boards", false, "full mode: answer only Raspberry Pi bootloaders and the rpi-deploy agent, no other DHCP client")
+	fs.StringVar(&f.Console, "console", "", "console the netbooted agent and its rescue shell use: hdmi or serial (default hdmi; put last in cmdline.txt)")
 	return f
 }
 
@@ -84,11 +105,14 @@ func (c Config) Override(f *Flags) Config {
 		v   string
 	}{
 		{&c.DHCPMode, f.DHCPMode}, {&c.DHCPInterface, f.DHCPInterface},
-		{&c.DHCPRange, f.DHCPRange}, {&c.TFTPRoot, f.TFTPRoot},
+		{&c.DHCPRange, f.DHCPRange}, {&c.TFTPRoot, f.TFTPRoot}, {&c.Console, f.Console},
 	} {
 		if p.v != "" {
 			*p.dst = p.v
 		}
+	}
+	if f.OnlyBoards {
+		c.OnlyBoards = true
 	}
 	return c
 }
@@ -109,6 +133,23 @@ func (c Config) Validate() error {
 	}
 	if c.mode() != dhcp.ModeOff && c.DHCPInterface == "" {
 		return fmt.Errorf("dhcp mode %s needs --dhcp-interface IF", c.DHCPMode)
+	}
+	if _, err := tftp.CmdlineFor(c.Console); err != nil {
+		return err
+	}
+	if c.Console != "" && c.Cmdline != "" {
+		return fmt.Errorf("console %q and cmdline %q: set one (cmdline names its own console= entries)", c.Console, c.Cmdline)
+	}
+	if c.OfferHold != "" {
+		if d, err := time.ParseDuration(c.OfferHold); err != nil || d <= 0 || d > time.Minute {
+			return fmt.Errorf("offer_hold %q: want a duration above 0 and at most 1m, e.g. \"5s\"", c.OfferHold)
+		}
+	}
+	if c.MaxOffers < 0 {
+		return fmt.Errorf("max_offers %d: want a positive number (0 = half the range)", c.MaxOffers)
+	}
+	if c.OnlyBoards && c.mode() != dhcp.ModeFull {
+		return fmt.Errorf("dhcp_only_boards is for dhcp mode full (proxy mode answers only Pi bootloaders anyway)")
 	}
 	if c.LeaseTime != "" {
 		if d, err := time.ParseDuration(c.LeaseTime); err != nil || d < time.Minute {

@@ -43,6 +43,8 @@ type Services struct {
 	rec      *recorder
 	AgentURL string // what boards are told (cmdline.txt, option 224)
 	log      *slog.Logger
+
+	onlyBoards bool
 }
 
 // Start checks the configuration against the system (interface, addresses, ports,
@@ -55,7 +57,7 @@ func Start(ctx context.Context, c Config, d Deps) (*Services, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Services{log: log, AgentURL: c.AgentURL}
+	s := &Services{log: log, AgentURL: c.AgentURL, onlyBoards: c.OnlyBoards}
 	s.rec = newRecorder(d.Boards, log)
 
 	var ifc dhcp.Interface
@@ -86,6 +88,10 @@ func Start(ctx context.Context, c Config, d Deps) (*Services, error) {
 		if c.LeaseTime != "" {
 			o.LeaseTime, _ = time.ParseDuration(c.LeaseTime)
 		}
+		if c.OfferHold != "" {
+			o.OfferHold, _ = time.ParseDuration(c.OfferHold)
+		}
+		o.OnlyBoards, o.MaxOffers = c.OnlyBoards, c.MaxOffers
 		if c.Router != "" {
 			o.Router = netip.MustParseAddr(c.Router)
 		}
@@ -104,7 +110,7 @@ func Start(ctx context.Context, c Config, d Deps) (*Services, error) {
 	}
 
 	if c.TFTPRoot != "" {
-		t, err := tftp.New(tftp.Options{Root: c.TFTPRoot, ServerURL: s.AgentURL, Cmdline: c.Cmdline,
+		t, err := tftp.New(tftp.Options{Root: c.TFTPRoot, ServerURL: s.AgentURL, Cmdline: c.Cmdline, Console: c.Console,
 			ConfigExtra: c.ConfigTxt, Boards: leaseBoards{s}, Recorder: s.rec, Logger: log})
 		if err != nil {
 			s.close()
@@ -137,6 +143,9 @@ func (s *Services) Describe() []any {
 	var kv []any
 	if s.dhcp != nil {
 		kv = append(kv, "dhcp", s.handler.Mode(), "dhcp_addr", s.dhcp.LocalAddr().String())
+		if s.onlyBoards {
+			kv = append(kv, "dhcp_only_boards", true)
+		}
 	} else {
 		kv = append(kv, "dhcp", "off")
 	}

@@ -138,9 +138,11 @@ func atftp(t *testing.T, ns *netnstest.NS, name string) []byte {
 	return b
 }
 
-// TestServeNetboot drives the real rpi-deployd binary in a network namespace: a Pi 5
-// bootloader's DHCP exchange (scapy), its TFTP reads with the per-board cmdline.txt,
-// the agent's DHCP with option 224, and then checks that the lease and the board's
+// TestServeNetboot drives the real rpi-deployd binary in a network namespace, with
+// --dhcp-only-boards: a Pi bootloader's DHCP exchange (scapy) right after a flood of
+// DISCOVERs from random MACs, its TFTP reads with the
+// per-board cmdline.txt, the agent's DHCP with option 224 (a plain DHCP client gets
+// nothing), and then checks that the lease and the board's
 // netboot events are in the SQLite database, and that a restarted server (configured
 // through the config file this time) gives the board its address back.
 func TestServeNetboot(t *testing.T) {
@@ -149,7 +151,8 @@ func TestServeNetboot(t *testing.T) {
 	root, kernel := tftpRoot(t)
 	data := t.TempDir()
 	d := startServe(t, l.Server, "--data", data, "--listen", "10.74.0.1:0", "--dhcp-mode", "full",
-		"--dhcp-interface", l.ServerIf, "--dhcp-range", "10.74.0.100-10.74.0.150", "--tftp-root", root)
+		"--dhcp-interface", l.ServerIf, "--dhcp-range", "10.74.0.100-10.74.0.150", "--tftp-root", root,
+		"--dhcp-only-boards")
 
 	var mac string
 	l.Client.MustDo(t, func() error {
@@ -160,11 +163,28 @@ func TestServeNetboot(t *testing.T) {
 		return err
 	})
 
-	// The bootloader: DISCOVER/REQUEST with option 97 naming serial abcd1234.
-	script, _ := filepath.Abs("../dhcp/testdata/pi_dora.py")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// The bootloader: DISCOVER/REQUEST with the option 97 a real Pi 4 sent (serial
+	// 5b154510, the TFTP prefix that board asked for).
+	const serial = "5b154510"
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	out, err := l.Client.Run(ctx, "/usr/bin/python3", script, l.ClientIf, "abcd1234", "dora")
+	// First the issue-13 attack: 150 Pi-shaped DISCOVERs from random MACs that never
+	// REQUEST (Pi-shaped, so that --dhcp-only-boards answers them). The range has 51
+	// addresses; the server holds at most half of them for the flood.
+	flood, _ := filepath.Abs("../dhcp/testdata/discover_flood.py")
+	fc := l.Client.Command(ctx, "/usr/bin/python3", flood, l.ClientIf, "150", "pi")
+	fc.Env = append(fc.Environ(), "OPT97_HEX="+capturedOption97(t))
+	fout, err := fc.Output()
+	var fr struct {
+		Offers  int      `json:"offers"`
+		Offered []string `json:"offered"`
+	}
+	if err != nil || json.Unmarshal(fout, &fr) != nil || fr.Offers == 0 || len(fr.Offered) > 25 {
+		t.Errorf("flood: %v %s; want offers, for at most 25 distinct addresses", err, fout)
+	}
+	// The real board right after it.
+	script, _ := filepath.Abs("../dhcp/testdata/pi_dora.py")
+	out, err := l.Client.Run(ctx, "/usr/bin/python3", script, l.ClientIf, capturedOption97(t), "dora")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,19 +202,32 @@ func TestServeNetboot(t *testing.T) {
 	l.Client.MustRun(t, "ip", "addr", "add", ack.YIAddr+"/24", "dev", l.ClientIf)
 
 	// TFTP: the per-board cmdline.txt names the server, the board and its MAC.
-	cmdline := string(atftp(t, l.Client, "abcd1234/cmdline.txt"))
-	for _, want := range []string{"rpideploy.server=" + d.url, "rpideploy.board=abcd1234", "rpideploy.mac=" + mac} {
+	cmdline := string(atftp(t, l.Client, serial+"/cmdline.txt"))
+	for _, want := range []string{"rpideploy.server=" + d.url, "rpideploy.board=" + serial, "rpideploy.mac=" + mac} {
 		if !strings.Contains(cmdline, want) {
 			t.Errorf("cmdline.txt %q lacks %q", cmdline, want)
 		}
 	}
+	if f := strings.Fields(cmdline); lastConsole(f) != "console=tty1" {
+		t.Errorf("cmdline.txt %q: last console %q, want console=tty1 (HDMI shows the agent by default)", cmdline, lastConsole(f))
+	}
 	if strings.Contains(cmdline, "PARTUUID") {
 		t.Errorf("served the image's cmdline.txt: %q", cmdline)
 	}
-	if got := atftp(t, l.Client, "abcd1234/kernel_2712.img"); !bytes.Equal(got, kernel) {
+	if got := atftp(t, l.Client, serial+"/kernel_2712.img"); !bytes.Equal(got, kernel) {
 		t.Errorf("kernel: %d bytes differ", len(got))
 	}
 	l.Client.MustRun(t, "ip", "addr", "flush", "dev", l.ClientIf)
+
+	// A plain DHCP client is not a board: --dhcp-only-boards leaves it unanswered.
+	{
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		out, err := l.Client.Run(ctx, "busybox", "udhcpc", "-i", l.ClientIf, "-f", "-q", "-n", "-t", "2", "-T", "1", "-s", "/bin/true")
+		cancel()
+		if err == nil || !strings.Contains(out, "no lease") {
+			t.Errorf("plain udhcpc with --dhcp-only-boards: %v %s, want no lease", err, out)
+		}
+	}
 
 	// The agent's Linux DHCP: same address, option 224 = the agent URL.
 	lease := udhcpc(t, l.Client, l.ClientIf, "-V", "rpi-deploy-agent", "-O", "224")
@@ -209,8 +242,8 @@ func TestServeNetboot(t *testing.T) {
 		t.Fatal(err)
 	}
 	leases, err := st.DHCPLeases(context.Background())
-	if err != nil || len(leases) != 1 || leases[0].MAC != mac || leases[0].IP != ack.YIAddr || leases[0].Serial != "abcd1234" || leases[0].Kind != "agent" {
-		t.Errorf("stored leases %+v, %v; want %s at %s, serial abcd1234, kind agent", leases, err, mac, ack.YIAddr)
+	if err != nil || len(leases) != 1 || leases[0].MAC != mac || leases[0].IP != ack.YIAddr || leases[0].Serial != serial || leases[0].Kind != "agent" {
+		t.Errorf("stored leases %+v, %v; want %s at %s, serial %s, kind agent", leases, err, mac, ack.YIAddr, serial)
 	}
 	evs, err := st.BoardEvents(context.Background(), "", mac, 0)
 	if err != nil {
@@ -221,9 +254,9 @@ func TestServeNetboot(t *testing.T) {
 		kinds = append(kinds, e.Kind+" "+e.Detail)
 	}
 	all := strings.Join(kinds, "\n")
-	for _, want := range []string{"dhcp.offer serial abcd1234: dhcp.offer " + ack.YIAddr, "dhcp.ack serial abcd1234: dhcp.ack " + ack.YIAddr,
-		"tftp.file serial abcd1234: tftp.file cmdline.txt", "tftp.start serial abcd1234: tftp.start kernel_2712.img 700001 bytes",
-		"tftp.file serial abcd1234: tftp.file kernel_2712.img 700001 bytes"} {
+	for _, want := range []string{"dhcp.offer serial " + serial + ": dhcp.offer " + ack.YIAddr, "dhcp.ack serial " + serial + ": dhcp.ack " + ack.YIAddr,
+		"tftp.file serial " + serial + ": tftp.file cmdline.txt", "tftp.start serial " + serial + ": tftp.start kernel_2712.img 700001 bytes",
+		"tftp.file serial " + serial + ": tftp.file kernel_2712.img 700001 bytes"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("board events lack %q:\n%s", want, all)
 		}
@@ -255,6 +288,8 @@ func TestServeStartupErrors(t *testing.T) {
 		{l.Server, []string{"--dhcp-mode", "full", "--dhcp-interface", l.ServerIf, "--dhcp-range", "10.99.0.10-10.99.0.20"}, "outside the network"},
 		{l.Server, []string{"--tftp-root", t.TempDir()}, "lacks kernel_2712.img"},
 		{l.Server, []string{"--dhcp-mode", "full", "--dhcp-interface", l.ServerIf, "--dhcp-range", "nonsense"}, "want FIRST-LAST"},
+		{l.Server, []string{"--console", "vga"}, `console "vga": want "hdmi"`},
+		{l.Server, []string{"--dhcp-mode", "proxy", "--dhcp-interface", l.ServerIf, "--dhcp-only-boards"}, "dhcp_only_boards is for dhcp mode full"},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		out, err := tc.ns.Run(ctx, binary, append([]string{"serve", "--data", data, "--listen", "127.0.0.1:0"}, tc.args...)...)
@@ -263,4 +298,31 @@ func TestServeStartupErrors(t *testing.T) {
 			t.Errorf("serve %v: %v\n%s\nwant an error with %q", tc.args, err, out, tc.want)
 		}
 	}
+}
+
+// capturedOption97 is the hex of a real Pi 4's option 97 (server/dhcp/testdata/option97-rpi4.txt).
+func capturedOption97(t testing.TB) string {
+	t.Helper()
+	b, err := os.ReadFile("../dhcp/testdata/option97-rpi4.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var line string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			line = l
+		}
+	}
+	return strings.ReplaceAll(line, ":", "")
+}
+
+// lastConsole is the last console= argument: the one Linux makes /dev/console.
+func lastConsole(args []string) string {
+	last := ""
+	for _, a := range args {
+		if strings.HasPrefix(a, "console=") {
+			last = a
+		}
+	}
+	return last
 }

@@ -36,7 +36,9 @@ type FleetInfo struct {
 
 // Setup uploads the image through the API (unless already there), makes it the
 // product's active image, creates the venue, generates pool names for pool products
-// and creates an active batch.
+// and creates an active batch. An image whose manifest names no first-boot mechanism
+// (PackedImage's raw data) is uploaded and used with the explicit override
+// (allow_no_first_boot), which the server otherwise demands.
 func (s *Server) Setup(t testing.TB, f Fleet) FleetInfo {
 	t.Helper()
 	ctx := context.Background()
@@ -44,10 +46,11 @@ func (s *Server) Setup(t testing.TB, f Fleet) FleetInfo {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := push.Push(ctx, push.Options{Server: s.URL, Token: s.Token, Image: f.Image}); err != nil {
+	unnamed := m.FirstBoot == manifest.FirstBootNone
+	if err := push.Push(ctx, push.Options{Server: s.URL, Token: s.Token, Image: f.Image, AllowNoFirstBoot: unnamed}); err != nil {
 		t.Fatalf("push %s: %v", f.Image, err)
 	}
-	if err := s.Do(ctx, http.MethodPost, "/api/v1/images/"+m.Name+"/activate", map[string]string{"product": f.Product}, nil); err != nil {
+	if err := s.Do(ctx, http.MethodPost, "/api/v1/images/"+m.Name+"/activate", map[string]any{"product": f.Product, "allow_no_first_boot": unnamed}, nil); err != nil {
 		t.Fatalf("activate: %v", err)
 	}
 	if err := s.Do(ctx, http.MethodPost, "/api/v1/venues", map[string]string{"code": f.Venue, "name": f.Venue}, nil); err != nil {
@@ -68,7 +71,7 @@ func (s *Server) Setup(t testing.TB, f Fleet) FleetInfo {
 	}
 	var b store.Batch
 	if err := s.Do(ctx, http.MethodPost, "/api/v1/batches", map[string]any{"venue": f.Venue, "product": f.Product,
-		"image": m.Name, "count": f.Count, "priority": f.Priority}, &b); err != nil {
+		"image": m.Name, "count": f.Count, "priority": f.Priority, "allow_no_first_boot": unnamed}, &b); err != nil {
 		t.Fatalf("batch: %v", err)
 	}
 	return FleetInfo{ImageName: m.Name, Manifest: m, Batch: b}

@@ -11,8 +11,31 @@ const (
 	InitramfsFile = "initramfs_2712" // the name auto_initramfs=1 derives from kernel_2712.img
 )
 
-// DefaultCmdline is the start of every generated cmdline.txt.
+// Consoles the generated cmdline.txt can make /dev/console. Linux sends kernel
+// messages to every console= on the command line but makes the LAST one /dev/console:
+// the agent's output (its stderr), and the rescue shell when a deployment fails, appear
+// only there. On a Pi 5, serial0 is the 3-pin debug UART (ttyAMA10) and tty1 is HDMI.
+const (
+	ConsoleHDMI   = "hdmi"   // console=serial0,115200 console=tty1: HDMI is /dev/console (default)
+	ConsoleSerial = "serial" // console=tty1 console=serial0,115200: the debug UART is /dev/console
+)
+
+// DefaultCmdline is the start of every generated cmdline.txt with the default
+// console (ConsoleHDMI: a screen on HDMI shows the agent and the rescue shell).
 const DefaultCmdline = "console=serial0,115200 console=tty1 rdinit=/init"
+
+// CmdlineFor is the start of the generated cmdline.txt for console (ConsoleHDMI,
+// ConsoleSerial; "" = ConsoleHDMI): both consoles, the chosen one last.
+func CmdlineFor(console string) (string, error) {
+	switch console {
+	case "", ConsoleHDMI:
+		return DefaultCmdline, nil
+	case ConsoleSerial:
+		return "console=tty1 console=serial0,115200 rdinit=/init", nil
+	}
+	return "", fmt.Errorf("console %q: want %q (HDMI shows the agent and the rescue shell) or %q (the debug UART does)",
+		console, ConsoleHDMI, ConsoleSerial)
+}
 
 // Board is what the server knows about the board asking for a file.
 type Board struct {

@@ -54,7 +54,8 @@ type Boards interface {
 type Options struct {
 	Root        string        // the TFTP root (required)
 	ServerURL   string        // rpideploy.server= in generated cmdline.txt
-	Cmdline     string        // start of generated cmdline.txt; default DefaultCmdline
+	Cmdline     string        // start of generated cmdline.txt; default CmdlineFor(Console)
+	Console     string        // ConsoleHDMI (default) or ConsoleSerial: which console is last; only without Cmdline
 	ConfigExtra string        // extra lines at the end of generated config.txt
 	Timeout     time.Duration // per datagram round trip; default 5s
 	Retries     int           // per datagram; default 5
@@ -77,6 +78,15 @@ type Server struct {
 func New(o Options) (*Server, error) {
 	if o.Root == "" {
 		return nil, errors.New("tftp: no root directory")
+	}
+	if o.Cmdline == "" {
+		base, err := CmdlineFor(o.Console)
+		if err != nil {
+			return nil, err
+		}
+		o.Cmdline = base
+	} else if o.Console != "" {
+		return nil, fmt.Errorf("tftp: console %q and cmdline %q: set one (cmdline names its own console= entries)", o.Console, o.Cmdline)
 	}
 	root, err := os.OpenRoot(o.Root)
 	if err != nil {
@@ -209,10 +219,17 @@ func (s *Server) read(raw string, rf io.ReaderFrom) error {
 	}
 	ev.File = n.File
 	ev.Board = Board{Serial: n.Serial(), MAC: n.MAC()}
+	generated := n.File == "config.txt" || n.File == "cmdline.txt"
 	if s.opt.Boards != nil && remote.Addr().IsValid() {
 		if b, ok := s.opt.Boards.BoardByIP(ctx, remote.Addr()); ok {
 			if ev.Board.Serial == "" {
 				ev.Board.Serial = b.Serial
+			} else if b.Serial != "" && b.Serial != ev.Board.Serial && generated {
+				// The prefix is what the bootloader itself asks for; option 97 is
+				// decoded by us (and was once decoded with the wrong byte order).
+				// Said once per generated file, i.e. twice per boot, not per block.
+				log.Warn("tftp: the board's TFTP prefix and its DHCP option 97 serial disagree; using the TFTP prefix",
+					"tftp_prefix", ev.Board.Serial, "option97_serial", b.Serial, "mac", b.MAC)
 			}
 			if ev.Board.MAC == "" {
 				ev.Board.MAC = b.MAC
@@ -221,7 +238,6 @@ func (s *Server) read(raw string, rf io.ReaderFrom) error {
 	}
 
 	var r io.Reader
-	generated := n.File == "config.txt" || n.File == "cmdline.txt"
 	if generated && n.Prefix == "" {
 		n.File = "" // never the shared root's copy (the master image's): always generate
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/rpi-deploy/rpi-deploy/agent/flash"
 	"github.com/rpi-deploy/rpi-deploy/agent/initenv"
 	"github.com/rpi-deploy/rpi-deploy/agent/led"
+	"github.com/rpi-deploy/rpi-deploy/agent/mailbox"
 	"github.com/rpi-deploy/rpi-deploy/agent/retry"
 )
 
@@ -136,6 +137,13 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	if o.uinit {
+		if out.After() == agentapi.AfterReboot {
+			why := "verified flash"
+			if out.Action == agentapi.ActionBootLocal {
+				why = "boot_local"
+			}
+			nextBootFromCard(log, why, mailbox.SetRebootOrder)
+		}
 		return initenv.Finish(out.After())
 	}
 	return nil

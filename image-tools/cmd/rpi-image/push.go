@@ -22,6 +22,7 @@ func runPush(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	token := fs.String("token", "", "admin `token` (default $RPI_DEPLOY_TOKEN)")
 	retries := fs.Int("retries", 0, "consecutive failures without progress before giving up (default 5)")
 	quiet := fs.Bool("q", false, "no progress output")
+	allow := fs.Bool("allow-no-first-boot", false, "let the server accept an image without a first-boot mechanism (boards keep its hostname)")
 	pos, err := parse(fs, args, 1, 1)
 	if err != nil {
 		return err
@@ -39,7 +40,7 @@ func runPush(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	opt := push.Options{Server: *server, Token: *token, Image: pos[0], Retries: *retries}
+	opt := push.Options{Server: *server, Token: *token, Image: pos[0], Retries: *retries, AllowNoFirstBoot: *allow}
 	if !*quiet {
 		opt.Progress = stderr
 	}

@@ -1,15 +1,18 @@
 #!/usr/bin/python3
 """Plays a Raspberry Pi 5 EEPROM bootloader's DHCP exchange with scapy.
 
-usage: pi_dora.py IFACE SERIAL8 [discover|dora] [bcast]
+usage: pi_dora.py IFACE OPTION97_HEX [discover|dora] [bcast]
 
 Sends a DISCOVER shaped like the Pi 5's (option 60 PXEClient:Arch:00000:UNDI:002001,
-93 = 0, 94, 97 = 00 'RPi5' revision mac-low serial, 55 = 1,3,43,60,66,67,128-135,
-broadcast flag clear), then (dora) a REQUEST for the offered address to the offering
+93 = 0, 94, 97 = OPTION97_HEX verbatim, 55 = 1,3,43,60,66,67,128-135, broadcast flag
+clear), then (dora) a REQUEST for the offered address to the offering
 server. Prints one JSON object per reply received:
   {"step": "offer"|"ack", "eth_dst": ..., "ip_src": ..., "ip_dst": ..., "yiaddr": ...,
    "siaddr": ..., "options": {"53": "02", ...}}   (option values in hex)
 or {"step": ..., "timeout": true}.
+
+Option 97 is given, never built here: the tests pass the bytes a real Pi sent
+(testdata/option97-rpi4.txt; revision and serial little-endian, MAC in wire order).
 """
 import json
 import random
@@ -20,13 +23,12 @@ from scapy.all import conf, get_if_hwaddr, AsyncSniffer, sendp, Ether, IP, UDP, 
 conf.verb = 0
 conf.checkIPaddr = False
 
-iface, serial = sys.argv[1], sys.argv[2]
+iface, opt97 = sys.argv[1], bytes.fromhex(sys.argv[2].replace(":", ""))
 steps = sys.argv[3] if len(sys.argv) > 3 else "dora"
 flags = 0x8000 if len(sys.argv) > 4 and sys.argv[4] == "bcast" else 0
 mac = get_if_hwaddr(iface)
 chaddr = mac2str(mac)
 xid = random.randint(1, 0xFFFFFFFF)
-opt97 = b"\x00RPi5" + bytes.fromhex("00d04170") + chaddr[2:6] + bytes.fromhex(serial)
 common = [
     ("param_req_list", [1, 3, 43, 60, 66, 67, 128, 129, 130, 131, 132, 133, 134, 135]),
     (93, b"\x00\x00"),

@@ -1,0 +1,90 @@
+package tftp
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// leaseBoards answers BoardByIP as the DHCP leases do: the serial decoded from the
+// board's option 97.
+type leaseBoards map[netip.Addr]Board
+
+func (l leaseBoards) BoardByIP(_ context.Context, ip netip.Addr) (Board, bool) {
+	b, ok := l[ip]
+	return b, ok
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *lockedBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *lockedBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+// TestPrefixWinsOverOption97: when the serial that DHCP decoded from option 97
+// disagrees with the TFTP prefix the same board asks for, the server says so (WARN,
+// both values) and names the board by the prefix in the generated files.
+func TestPrefixWinsOverOption97(t *testing.T) {
+	root := t.TempDir()
+	var logs lockedBuffer
+	boards := leaseBoards{netip.MustParseAddr("127.0.0.1"): {Serial: "1045155b", MAC: "dc:a6:32:2e:f8:ed"}}
+	s, err := New(Options{Root: root, ServerURL: "http://10.42.0.1:8080", Boards: boards, Timeout: time.Second, Retries: 3,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Listen("127.0.0.1:0", ""); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+
+	for _, tc := range []struct {
+		name, wantBoard string
+		wantWarn        bool
+	}{
+		{name: "5b154510/cmdline.txt", wantBoard: "5b154510", wantWarn: true},
+		{name: "1045155b/cmdline.txt", wantBoard: "1045155b"},
+		{name: "cmdline.txt", wantBoard: "1045155b"}, // no prefix: the lease names the board
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(logs.String())
+			got, err := fetch(t, "curl", s.LocalAddr(), tc.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(got), " rpideploy.board="+tc.wantBoard+" ") {
+				t.Errorf("cmdline.txt = %q, want rpideploy.board=%s", got, tc.wantBoard)
+			}
+			line := logs.String()[before:]
+			warned := strings.Contains(line, "level=WARN") && strings.Contains(line, "tftp_prefix=5b154510") &&
+				strings.Contains(line, "option97_serial=1045155b")
+			if warned != tc.wantWarn {
+				t.Errorf("warned = %v, want %v; log:\n%s", warned, tc.wantWarn, line)
+			}
+		})
+	}
+}
