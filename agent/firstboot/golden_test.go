@@ -1,0 +1,101 @@
+package firstboot
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"os/exec"
+	"strings"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// profileFB is a whole profile as the server sends it: every setting Raspberry Pi
+// Imager has, plus locale, a rendered file and run-once commands. The hash is
+// `openssl passwd -6 -salt rpideploy secret-pw`, the PSK `wpa_passphrase 'Venue Wi-Fi'
+// 'correct horse battery'`.
+var profileFB = agentapi.FirstBoot{
+	Hostname:        "KXP2-CORO-001",
+	Timezone:        "Europe/Rome",
+	KeyboardLayout:  "it",
+	SSHKeys:         []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEXO/TsO7aCl0VCp1X/G8E/9Rz00SKuaqfA3VbDpv7JL op@deploy"},
+	User:            "kiosk",
+	PasswordHash:    "$6$rpideploy$.bL8lFhHbjAix6mf/5rG1rFJ5Bt6wdfg3hh2wzFYYyWqxzMNdWdrLMKhUUeO16lVL5zdhhVffm3EGPeXXopEA0",
+	SSHPasswordAuth: false,
+	WiFi: &agentapi.WiFi{SSID: "Venue Wi-Fi", PSK: "c9e242c0945a1aff591be35bb33bda1f56b52d3389631df4a133da7f8c58651c",
+		Hidden: true, Country: "IT"},
+	Locale: "it_IT.UTF-8",
+	Files: []agentapi.File{{Path: "/etc/kiosk/board.json", Mode: "0640", Owner: "kiosk:kiosk",
+		Content: "{\"hostname\": \"KXP2-CORO-001\", \"serial\": \"10000000abcdef01\"}\n"}},
+	RunOnce: []string{"echo first boot >>/var/log/kiosk-firstboot.log", "systemctl enable kiosk.service || true"},
+}
+
+// TestGolden pins each mechanism's files for a whole profile against testdata/
+// (go test ./agent/firstboot -run TestGolden -update rewrites them after a reviewed
+// change).
+func TestGolden(t *testing.T) {
+	noFiles := profileFB
+	noFiles.Locale, noFiles.Files, noFiles.RunOnce = "", nil, nil
+	for _, tc := range []struct {
+		mech  string
+		fb    agentapi.FirstBoot
+		files []string
+	}{
+		{"firstrun", profileFB, []string{"firstrun.sh", "cmdline.txt"}},
+		{"cloud-init", profileFB, []string{"user-data", "meta-data", "network-config", "cmdline.txt"}},
+		{"custom.toml", noFiles, []string{"custom.toml", "cmdline.txt"}},
+	} {
+		t.Run(tc.mech, func(t *testing.T) {
+			t.Parallel()
+			fsys := mapFS{"cmdline.txt": "console=serial0,115200 console=tty1 root=PARTUUID=4e2f9a01-02 rootfstype=ext4 fsck.repair=yes rootwait\n"}
+			if err := Apply(fsys, tc.mech, Settings{FirstBoot: tc.fb, DeploymentID: 42}); err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range tc.files {
+				golden := filepath.Join("testdata", tc.mech, name)
+				if *update {
+					if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(golden, []byte(fsys[name]), 0o644); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				want, err := os.ReadFile(golden)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d := cmp.Diff(string(want), fsys[name]); d != "" {
+					t.Errorf("%s (-golden +got):\n%s", golden, d)
+				}
+			}
+			if sh, ok := fsys["firstrun.sh"]; ok {
+				// Debian's /bin/sh (dash) must parse what it will run.
+				cmd := exec.Command("sh", "-n")
+				cmd.Stdin = strings.NewReader(sh)
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Errorf("sh -n firstrun.sh: %v\n%s", err, out)
+				}
+			}
+		})
+	}
+}
+
+// TestCustomTomlRefusesExtras pins that a profile custom.toml cannot express is refused
+// before anything is written, instead of being dropped silently.
+func TestCustomTomlRefusesExtras(t *testing.T) {
+	fsys := mapFS{"cmdline.txt": "root=x\n"}
+	err := Apply(fsys, "custom.toml", Settings{FirstBoot: profileFB})
+	if !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("Apply = %v, want ErrUnsupported", err)
+	}
+	if d := cmp.Diff(mapFS{"cmdline.txt": "root=x\n"}, fsys); d != "" {
+		t.Errorf("a refused Apply changed files:\n%s", d)
+	}
+}
