@@ -70,6 +70,8 @@ func (a *API) manageRoutes(m *gin.RouterGroup) {
 
 	m.GET("/audit", a.audit)
 
+	a.profileRoutes(m)
+
 	m.GET("/users", a.listUsers)
 	m.PUT("/users/:name", a.putUser)
 	m.DELETE("/users/:name", a.deleteUser)

@@ -128,8 +128,10 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 				return err
 			}
 			board.Hostname, board.Deployed = d.Hostname, false
-			resp, err = deployResponseWith(d, img, p, s.opt.After)
-			return err
+			if resp, err = deployResponseWith(d, img, p, s.opt.After); err != nil {
+				return err
+			}
+			return applyProfile(ctx, t, &resp, d, img)
 		}
 		return retry(strings.Join(reasons, "; "))
 	}
@@ -216,6 +218,9 @@ func (s *Service) allocate(ctx context.Context, t *store.Tx, bt store.Batch, ser
 	if err != nil {
 		return d, img, p, "", err
 	}
+	if err := recordProfile(ctx, t, id, p.Code, bt.Venue, bt.ID); err != nil {
+		return d, img, p, "", err
+	}
 	d, err = t.Deployment(ctx, id)
 	return d, img, p, "", err
 }
@@ -243,7 +248,11 @@ func (s *Service) deployResponse(ctx context.Context, t *store.Tx, d store.Deplo
 	if err != nil {
 		return agentapi.HelloResponse{}, err
 	}
-	return deployResponseWith(d, img, p, s.opt.After)
+	resp, err := deployResponseWith(d, img, p, s.opt.After)
+	if err != nil {
+		return resp, err
+	}
+	return resp, applyProfile(ctx, t, &resp, d, img)
 }
 
 // deployResponseWith builds the deploy answer from the deployment, its image and product;

@@ -180,13 +180,17 @@ func prepareWiFi(w WiFiInput, old *WiFi) (WiFi, error) {
 			return WiFi{}, err
 		}
 		out.PSK = psk
+	case w.PSK == "set" || (w.PSK == "" && w.Passphrase == "" && out.SSID != "" && old != nil && old.SSID == out.SSID && old.PSK != ""):
+		// "set" is how a redacted profile shows the PSK: sent back, it keeps the stored one.
+		if old == nil || old.SSID != out.SSID || old.PSK == "" {
+			return WiFi{}, errf("wifi.passphrase", "required for SSID %q (8-63 characters, or psk: 64 hex digits)", out.SSID)
+		}
+		out.PSK = old.PSK
 	case w.PSK != "":
 		if !pskRE.MatchString(w.PSK) {
 			return WiFi{}, errf("wifi.psk", "want 64 hex digits, got %d characters", len(w.PSK))
 		}
 		out.PSK = strings.ToLower(w.PSK)
-	case out.SSID != "" && old != nil && old.SSID == out.SSID && old.PSK != "":
-		out.PSK = old.PSK
 	case out.SSID != "":
 		return WiFi{}, errf("wifi.passphrase", "required for SSID %q (8-63 characters, or psk: 64 hex digits)", out.SSID)
 	}
