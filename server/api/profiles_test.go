@@ -40,8 +40,8 @@ func sshKey(t *testing.T) string {
 func kioskProfile(key string) map[string]any {
 	return map[string]any{
 		"user": "kiosk", "password": testPassword, "ssh_authorized_keys": []string{key}, "ssh_password_auth": false,
-		"wifi":     map[string]any{"ssid": "Venue Wi-Fi", "passphrase": testPassphrase, "country": "GB"},
-		"locale":   "en_GB.UTF-8", "timezone": "Europe/London", "keyboard": "gb",
+		"wifi":   map[string]any{"ssid": "Venue Wi-Fi", "passphrase": testPassphrase, "country": "GB"},
+		"locale": "en_GB.UTF-8", "timezone": "Europe/London", "keyboard": "gb",
 		"files":    []map[string]any{{"path": "/etc/kiosk/board.conf", "mode": "0640", "content": "host={{.Hostname}} serial={{.Serial}} mac={{.MAC}} venue={{.Venue}} batch={{.Batch}} deployment={{.DeploymentID}} image={{.ImageName}}\n"}},
 		"run_once": []string{"echo once >>/var/lib/kiosk-once"},
 	}
