@@ -60,11 +60,11 @@ tftproot: ## TFTP root for IMAGE=master.img: its Pi 5 boot files + an initramfs 
 	  MODULES='$(if $(filter command line environment,$(origin MODULES)),$(MODULES))'
 	$(GO) run ./server/cmd/rpi-deployd tftproot --image '$(IMAGE)' --initramfs '$(PI_INITRAMFS)' --out '$(TFTPROOT)'
 
-e2e: ## boot the initramfs in QEMU against rpi-deployd (DHCP full mode) in netns: hello, flash, verify, name (root)
+e2e: ## boot the initramfs in QEMU against rpi-deployd (DHCP full mode) in netns: hello, flash, verify, name; then boot the flashed OS images (root)
 	@initramfs/fetch-kernel.sh
 	@$(MAKE) initramfs
 	RPI_DEPLOY_INITRAMFS='$(abspath $(INITRAMFS))' RPI_DEPLOY_KERNEL='$(abspath build/kernel/vmlinuz)' \
-	  $(GO) test -tags e2e -count=1 -v -timeout 10m -run 'TestBootFlashVerify|TestRescueShell|TestArchive' ./initramfs/e2e ./initramfs
+	  $(GO) test -tags e2e -count=1 -v -timeout 60m -run 'TestBootFlashVerify|TestRescueShell|TestArchive|TestSecondBoot' ./initramfs/e2e ./initramfs
 
 clean: ## remove build output
 	rm -rf $(BIN) build

@@ -45,8 +45,8 @@ const (
 const Suite = "bookworm"
 
 // Packages are installed in both flavours (on top of mmdebstrap's minbase variant).
-var Packages = []string{"systemd", "systemd-sysv", "udev", "dbus", "openssh-server", "sudo",
-	"kmod", "iproute2", "dosfstools", "e2fsprogs", "netbase"}
+var Packages = []string{"systemd", "systemd-sysv", "udev", "openssh-server", "sudo",
+	"kmod", "iproute2", "dosfstools", "e2fsprogs", "ifupdown", "isc-dhcp-client", "netbase"}
 
 // CloudInitPackages are added for the cloud-init flavour.
 var CloudInitPackages = []string{"cloud-init"}
@@ -240,6 +240,10 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 	tar := filepath.Join(tmp, "rootfs.tar")
 	cmd := exec.CommandContext(ctx, "mmdebstrap", mmdebstrapArgs(pkgs, tar)...)
 	cmd.Stdout, cmd.Stderr = log, log
+	// Cancelled: mmdebstrap unmounts /proc, /sys and /dev of its chroot and removes it
+	// on SIGTERM; SIGKILL would leave them mounted.
+	cmd.Cancel = func() error { return cmd.Process.Signal(unix.SIGTERM) }
+	cmd.WaitDelay = 2 * time.Minute
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("mmdebstrap %s: %w", o.Flavour, err)
 	}
