@@ -391,11 +391,7 @@ func FirstrunScript(fb agentapi.FirstBoot) string {
 	}
 	if fb.Locale != "" {
 		line("# rpi-deploy: locale")
-		line("if [ -f /etc/locale.gen ] && command -v locale-gen >/dev/null; then")
-		line("   sed -i \"s/^# *\\(%s \\)/\\1/\" /etc/locale.gen", regexp.QuoteMeta(fb.Locale))
-		line("   locale-gen")
-		line("fi")
-		line("echo 'LANG=%s' >/etc/default/locale", fb.Locale)
+		line("%s", localeScript(fb.Locale))
 	}
 	for i, f := range fb.Files {
 		mode, owner := fileMode(f), fileOwner(f)
@@ -420,6 +416,16 @@ func FirstrunScript(fb agentapi.FirstBoot) string {
 	line("sed -i 's| systemd.run.*||g' /boot/firmware/cmdline.txt")
 	line("exit 0")
 	return b.String()
+}
+
+// localeScript sets the system locale the Debian way: the locale enabled in
+// /etc/locale.gen and generated when the locales package is there, and LANG in
+// /etc/default/locale (what update-locale writes) in any case. cloud-init's own
+// "locale:" is not used: on Debian it fails the whole module when the locale is not
+// already in /etc/locale.gen.
+func localeScript(locale string) string {
+	return fmt.Sprintf("if [ -f /etc/locale.gen ] && command -v locale-gen >/dev/null; then sed -i 's/^# *\\(%s \\)/\\1/' /etc/locale.gen && locale-gen; fi; echo 'LANG=%s' >/etc/default/locale",
+		regexp.QuoteMeta(locale), locale)
 }
 
 // userGroups are the groups Raspberry Pi Imager gives the first user.
@@ -454,8 +460,9 @@ func yamlQuote(s string) string { return strconv.Quote(s) }
 // avahi-daemon" and apt Check-Date lines (a deploy network has no Debian mirror to
 // install from). rpi-deploy's additions: "ssh_pwauth: false" when the profile turns
 // password logins off (cloud-init otherwise leaves sshd's default), ssh keys without
-// a user go to the image's default user, and locale, write_files and runcmd for the
-// locale, files and run-once commands (cloud-init runs runcmd once per instance).
+// a user go to the image's default user, write_files for the files, and runcmd for the
+// locale (localeScript) and the run-once commands (cloud-init runs runcmd once per
+// instance).
 func UserData(fb agentapi.FirstBoot) string {
 	var b strings.Builder
 	line := func(format string, a ...any) { fmt.Fprintf(&b, format+"\n", a...) }
@@ -506,9 +513,6 @@ func UserData(fb agentapi.FirstBoot) string {
 			line("ssh_pwauth: false")
 		}
 	}
-	if fb.Locale != "" {
-		line("locale: %s", fb.Locale)
-	}
 	if len(fb.Files) > 0 {
 		line("write_files:")
 		for _, f := range fb.Files {
@@ -521,8 +525,11 @@ func UserData(fb agentapi.FirstBoot) string {
 		}
 	}
 	wifiCountryOnly := fb.WiFi != nil && fb.WiFi.SSID == "" && fb.WiFi.Country != ""
-	if len(fb.RunOnce) > 0 || wifiCountryOnly {
+	if len(fb.RunOnce) > 0 || wifiCountryOnly || fb.Locale != "" {
 		line("runcmd:")
+		if fb.Locale != "" {
+			line("  - [ sh, -c, %s ]", yamlQuote(localeScript(fb.Locale)))
+		}
 		if wifiCountryOnly {
 			line("  - [ rfkill, unblock, wifi ]")
 			line("  - [ sh, -c, \"for f in /var/lib/systemd/rfkill/*:wlan; do echo 0 > \\\"$f\\\"; done\" ]")

@@ -3,6 +3,7 @@ package firstboot
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -97,5 +98,34 @@ func TestCustomTomlRefusesExtras(t *testing.T) {
 	}
 	if d := cmp.Diff(mapFS{"cmdline.txt": "root=x\n"}, fsys); d != "" {
 		t.Errorf("a refused Apply changed files:\n%s", d)
+	}
+}
+
+// TestGoldenParses reads the golden files with real parsers (Python's PyYAML, the
+// YAML loader cloud-init itself uses, and tomllib) and checks the values that carry
+// the profile: what a quoting mistake would break.
+func TestGoldenParses(t *testing.T) {
+	const script = `
+import json, sys, tomllib, yaml
+ud = yaml.safe_load(open(sys.argv[1] + "/cloud-init/user-data"))
+nc = yaml.safe_load(open(sys.argv[1] + "/cloud-init/network-config"))
+ct = tomllib.load(open(sys.argv[1] + "/custom.toml/custom.toml", "rb"))
+ap = nc["network"]["wifis"]["wlan0"]["access-points"]
+print(json.dumps({
+  "user": ud["users"][0]["name"], "hash": ud["users"][0]["passwd"], "key": ud["users"][0]["ssh_authorized_keys"][0],
+  "pwauth": ud["ssh_pwauth"], "file": ud["write_files"][0]["path"], "cmd": ud["runcmd"][-1][2],
+  "ssid": list(ap)[0], "psk": list(ap.values())[0]["password"], "eth0": nc["network"]["ethernets"]["eth0"]["dhcp4"],
+  "toml_hash": ct["user"]["password"], "toml_psk": ct["wlan"]["password"], "toml_key": ct["ssh"]["authorized_keys"][0],
+}, sort_keys=True))
+`
+	out, err := exec.Command("python3", "-c", script, "testdata").CombinedOutput()
+	if err != nil {
+		t.Fatalf("python3: %v\n%s", err, out)
+	}
+	fb := profileFB
+	want := fmt.Sprintf(`{"cmd": %q, "eth0": true, "file": %q, "hash": %q, "key": %q, "psk": %q, "pwauth": false, "ssid": %q, "toml_hash": %q, "toml_key": %q, "toml_psk": %q, "user": %q}`,
+		fb.RunOnce[1], fb.Files[0].Path, fb.PasswordHash, fb.SSHKeys[0], fb.WiFi.PSK, fb.WiFi.SSID, fb.PasswordHash, fb.SSHKeys[0], fb.WiFi.PSK, fb.User)
+	if got := strings.TrimSpace(string(out)); got != want {
+		t.Errorf("parsed golden files:\n got %s\nwant %s", got, want)
 	}
 }

@@ -87,11 +87,7 @@ KBEOF
    dpkg-reconfigure -f noninteractive keyboard-configuration
 fi
 # rpi-deploy: locale
-if [ -f /etc/locale.gen ] && command -v locale-gen >/dev/null; then
-   sed -i "s/^# *\(it_IT\.UTF-8 \)/\1/" /etc/locale.gen
-   locale-gen
-fi
-echo 'LANG=it_IT.UTF-8' >/etc/default/locale
+if [ -f /etc/locale.gen ] && command -v locale-gen >/dev/null; then sed -i 's/^# *\(it_IT\.UTF-8 \)/\1/' /etc/locale.gen && locale-gen; fi; echo 'LANG=it_IT.UTF-8' >/etc/default/locale
 # rpi-deploy: file 1
 install -d -m 755 '/etc/kiosk'
 base64 -d >'/etc/kiosk/board.json' <<'RPIDEPLOYEOF'
