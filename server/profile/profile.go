@@ -358,8 +358,10 @@ func Merge(layers ...Profile) Profile {
 		}
 		names = append(names, p.Name)
 		if p.User != "" {
+			if p.User != out.User {
+				out.PasswordHash = "" // another user does not inherit this one's password
+			}
 			out.User = p.User
-			out.PasswordHash = "" // a new user does not inherit the password of another
 		}
 		if p.PasswordHash != "" {
 			out.PasswordHash = p.PasswordHash

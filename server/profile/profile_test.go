@@ -135,6 +135,10 @@ func TestMerge(t *testing.T) {
 	if m := Merge(product, Profile{Name: "x", User: "ops"}); m.PasswordHash != "" || m.User != "ops" {
 		t.Errorf("Merge with a new user = %+v", m)
 	}
+	// The same user again keeps it.
+	if m := Merge(product, Profile{Name: "x", User: "kiosk"}); m.PasswordHash != product.PasswordHash {
+		t.Errorf("Merge with the same user dropped its password: %+v", m)
+	}
 }
 
 func TestRender(t *testing.T) {
