@@ -46,8 +46,7 @@ const Suite = "bookworm"
 
 // Packages are installed in both flavours (on top of mmdebstrap's minbase variant).
 var Packages = []string{"systemd", "systemd-sysv", "udev", "openssh-server", "sudo",
-	"kmod", "iproute2", "dosfstools", "e2fsprogs", "ifupdown", "isc-dhcp-client", "netbase",
-	"locales"} // locale-gen, for a first-boot profile's locale
+	"kmod", "iproute2", "dosfstools", "e2fsprogs", "ifupdown", "isc-dhcp-client", "netbase"}
 
 // CloudInitPackages are added for the cloud-init flavour.
 var CloudInitPackages = []string{"cloud-init"}

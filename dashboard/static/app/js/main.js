@@ -12,8 +12,9 @@ import * as images from './pages/images.js';
 import * as boards from './pages/boards.js';
 import * as deployments from './pages/deployments.js';
 import * as audit from './pages/audit.js';
+import * as profiles from './pages/profiles.js';
 
-const pages = { fleet, batches, venues, pools, products, images, boards, deployments, audit };
+const pages = { fleet, batches, venues, pools, products, profiles, images, boards, deployments, audit };
 const view = document.getElementById('view');
 let cleanup = null;
 
