@@ -458,8 +458,8 @@ func yamlQuote(s string) string { return strconv.Quote(s) }
 // UserData is the cloud-init user-data for the settings, in the order and shape of
 // Raspberry Pi Imager's generateCloudInitUserData, without its "packages:
 // avahi-daemon" and apt Check-Date lines (a deploy network has no Debian mirror to
-// install from). rpi-deploy's additions: "ssh_pwauth: false" when the profile turns
-// password logins off (cloud-init otherwise leaves sshd's default), ssh keys without
+// install from). rpi-deploy's additions: "ssh_pwauth: false" with keys unless the
+// profile keeps password logins on (cloud-init otherwise leaves sshd's default), ssh keys without
 // a user go to the image's default user, write_files for the files, and runcmd for the
 // locale (localeScript) and the run-once commands (cloud-init runs runcmd once per
 // instance).
@@ -506,12 +506,11 @@ func UserData(fb agentapi.FirstBoot) string {
 			line("  - %s", yamlQuote(k))
 		}
 	}
-	if sshEnabled {
-		if fb.SSHPasswordAuth {
-			line("ssh_pwauth: true")
-		} else {
-			line("ssh_pwauth: false")
-		}
+	switch {
+	case fb.SSHPasswordAuth:
+		line("ssh_pwauth: true")
+	case len(fb.SSHKeys) > 0: // keys, and password logins not asked for: off
+		line("ssh_pwauth: false")
 	}
 	if len(fb.Files) > 0 {
 		line("write_files:")
@@ -607,6 +606,8 @@ func CustomToml(old string, fb agentapi.FirstBoot) string {
 	}
 	if fb.EnableSSH || fb.SSHPasswordAuth || len(fb.SSHKeys) > 0 {
 		doc = setTOML(doc, "ssh", "enabled", "true")
+	}
+	if fb.SSHPasswordAuth || len(fb.SSHKeys) > 0 { // with keys, password logins are off unless asked for
 		doc = setTOML(doc, "ssh", "password_authentication", strconv.FormatBool(fb.SSHPasswordAuth))
 	}
 	if len(fb.SSHKeys) > 0 {

@@ -129,3 +129,35 @@ print(json.dumps({
 		t.Errorf("parsed golden files:\n got %s\nwant %s", got, want)
 	}
 }
+
+// TestSSHPasswordLogins pins when each mechanism turns SSH password logins off: with
+// keys unless the profile keeps them on, and never for "enable SSH" alone (which
+// would lock out a password-only user).
+func TestSSHPasswordLogins(t *testing.T) {
+	for _, tc := range []struct {
+		name                  string
+		fb                    agentapi.FirstBoot
+		firstrun, cloud, toml string // "" = must not appear
+	}{
+		{"ssh only", agentapi.FirstBoot{Hostname: "h", EnableSSH: true}, "", "", ""},
+		{"keys", agentapi.FirstBoot{Hostname: "h", SSHKeys: profileFB.SSHKeys},
+			"echo 'PasswordAuthentication no' >>/etc/ssh/sshd_config", "ssh_pwauth: false", "password_authentication = false"},
+		{"keys and passwords", agentapi.FirstBoot{Hostname: "h", SSHKeys: profileFB.SSHKeys, SSHPasswordAuth: true},
+			"", "ssh_pwauth: true", "password_authentication = true"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, c := range []struct{ text, want, off string }{
+				{FirstrunScript(tc.fb), tc.firstrun, "PasswordAuthentication no"},
+				{UserData(tc.fb), tc.cloud, "ssh_pwauth"},
+				{CustomToml("", tc.fb), tc.toml, "password_authentication"},
+			} {
+				if tc := c.want; tc != "" && !strings.Contains(c.text, tc) {
+					t.Errorf("lacks %q:\n%s", tc, c.text)
+				}
+				if c.want == "" && strings.Contains(c.text, c.off) {
+					t.Errorf("has %q:\n%s", c.off, c.text)
+				}
+			}
+		})
+	}
+}
