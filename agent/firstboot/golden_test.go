@@ -161,3 +161,50 @@ func TestSSHPasswordLogins(t *testing.T) {
 		})
 	}
 }
+
+// TestFirstrunWritesFiles runs the file and run-once part of firstrun.sh with the real
+// sh, base64, install and chmod, under a temporary directory instead of /: the files
+// come out byte for byte with their modes, and each command runs once.
+func TestFirstrunWritesFiles(t *testing.T) {
+	dir := t.TempDir()
+	fb := agentapi.FirstBoot{Hostname: "h", Files: []agentapi.File{
+		{Path: "/etc/kiosk/board.json", Mode: "0640", Content: profileFB.Files[0].Content},
+		{Path: "/opt/app/empty", Content: ""},
+		{Path: "/opt/app/odd", Mode: "0600", Content: "quotes ' \" $HOME `x` \\ and\nRPIDEPLOYEOF\nbinary \x00\xff end"},
+	}, RunOnce: []string{"echo once >>" + dir + "/runs", "printf '%s\\n' \"it's\" >>" + dir + "/runs"}}
+	var part []string
+	in := false
+	for _, l := range strings.Split(FirstrunScript(fb), "\n") {
+		if strings.HasPrefix(l, "# rpi-deploy: file") || strings.HasPrefix(l, "# rpi-deploy: run-once") {
+			in = true
+		}
+		if strings.HasPrefix(l, "rm -f "+FirstrunPath) {
+			break
+		}
+		if in && !strings.HasPrefix(l, "chown ") { // the owners exist on the card only
+			part = append(part, strings.NewReplacer("'/etc/", "'"+dir+"/etc/", "'/opt/", "'"+dir+"/opt/").Replace(l))
+		}
+	}
+	cmd := exec.Command("sh", "-e")
+	cmd.Stdin = strings.NewReader(strings.Join(part, "\n") + "\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sh: %v\n%s\n%s", err, out, strings.Join(part, "\n"))
+	}
+	for _, f := range fb.Files {
+		got, err := os.ReadFile(dir + f.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != f.Content {
+			t.Errorf("%s = %q, want %q", f.Path, got, f.Content)
+		}
+		st, _ := os.Stat(dir + f.Path)
+		want := map[string]os.FileMode{"0640": 0o640, "": 0o644, "0600": 0o600}[f.Mode]
+		if st.Mode().Perm() != want {
+			t.Errorf("%s mode %v, want %v", f.Path, st.Mode().Perm(), want)
+		}
+	}
+	if runs, _ := os.ReadFile(dir + "/runs"); string(runs) != "once\nit's\n" {
+		t.Errorf("run-once output %q", runs)
+	}
+}
