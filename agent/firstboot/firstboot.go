@@ -461,8 +461,8 @@ func yamlQuote(s string) string { return strconv.Quote(s) }
 // install from). rpi-deploy's additions: "ssh_pwauth: false" with keys unless the
 // profile keeps password logins on (cloud-init otherwise leaves sshd's default), ssh keys without
 // a user go to the image's default user, write_files for the files, and runcmd for the
-// locale (localeScript) and the run-once commands (cloud-init runs runcmd once per
-// instance).
+// locale (localeScript, with "locale: false" so that cloud-init's own locale module
+// stays out) and the run-once commands (cloud-init runs runcmd once per instance).
 func UserData(fb agentapi.FirstBoot) string {
 	var b strings.Builder
 	line := func(format string, a ...any) { fmt.Fprintf(&b, format+"\n", a...) }
@@ -511,6 +511,11 @@ func UserData(fb agentapi.FirstBoot) string {
 		line("ssh_pwauth: true")
 	case len(fb.SSHKeys) > 0: // keys, and password logins not asked for: off
 		line("ssh_pwauth: false")
+	}
+	if fb.Locale != "" {
+		// cloud-init's own locale module would redo (and on Debian, without the
+		// locale generated yet, fail) what localeScript does in runcmd.
+		line("locale: false")
 	}
 	if len(fb.Files) > 0 {
 		line("write_files:")
