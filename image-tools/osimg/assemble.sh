@@ -95,6 +95,8 @@ datasource:
     fs_label: bootfs
 network:
   config: disabled
+# No locales package here (Raspberry Pi OS has one): update-locale would fail.
+locale: false
 system_info:
   default_user:
     name: pi

@@ -242,7 +242,9 @@ func secondBoot(t *testing.T, img *osimg.Image, initramfs string) {
 	// rerun would have made new host keys).
 	g3 := bootOS(t, ns, img, card, strings.TrimSpace(string(mustMType(t, card, boot, "cmdline.txt")))+" console=ttyAMA0")
 	out, err := ssh(sshWait, g3, map[bool]string{true: "accept-new", false: "yes"}[img.Flavour == osimg.Firstrun],
-		"hostname; cat /etc/hostname; cat /proc/cmdline; ls /var/lib/cloud/instances 2>/dev/null; echo end")
+		// cloud-init removes boot-finished at the start of every boot and writes it at
+		// the end: wait for that before the power-off (no cloud-init: no wait).
+		"cloud-init status --wait >/dev/null 2>&1; hostname; cat /etc/hostname; cat /proc/cmdline; ls /var/lib/cloud/instances 2>/dev/null; echo end")
 	if err != nil {
 		t.Fatalf("further boot: %v: %s\nconsole (last lines):\n%s", err, out, g3.tail(80))
 	}
