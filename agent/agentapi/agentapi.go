@@ -96,6 +96,38 @@ type FirstBoot struct {
 	SSHKeys        []string `json:"ssh_authorized_keys,omitempty"`
 	EnableSSH      bool     `json:"enable_ssh,omitempty"`
 	KeyboardLayout string   `json:"keyboard_layout,omitempty"`
+
+	// The rest comes from the deployment's first-boot profile (docs/profiles.md).
+
+	// User is the first user's name (Raspberry Pi Imager's "username"); with
+	// PasswordHash, its crypt(3) password hash ("$6$…", never a clear password).
+	User         string `json:"user,omitempty"`
+	PasswordHash string `json:"password_hash,omitempty"`
+	// SSHPasswordAuth allows SSH logins with a password; false turns them off.
+	SSHPasswordAuth bool     `json:"ssh_password_auth,omitempty"`
+	WiFi            *WiFi    `json:"wifi,omitempty"`
+	Locale          string   `json:"locale,omitempty"` // e.g. en_GB.UTF-8
+	Files           []File   `json:"files,omitempty"`
+	RunOnce         []string `json:"run_once,omitempty"` // shell commands, run once as root at first boot, in order
+}
+
+// WiFi is the wireless network a board joins.
+type WiFi struct {
+	SSID string `json:"ssid"`
+	// PSK is the WPA pre-shared key as 64 hex digits (PBKDF2-SHA1 of the passphrase
+	// and SSID, what wpa_passphrase prints), or "" for an open network.
+	PSK     string `json:"psk,omitempty"`
+	Hidden  bool   `json:"hidden,omitempty"`
+	Country string `json:"country,omitempty"` // ISO 3166-1 alpha-2 regulatory domain, e.g. GB
+}
+
+// File is a file written into the root file system at first boot. The server
+// renders Content (a template over the board's facts) before it sends it.
+type File struct {
+	Path    string `json:"path"`            // absolute, e.g. /etc/app/config.json
+	Mode    string `json:"mode,omitempty"`  // octal, "" = 0644
+	Owner   string `json:"owner,omitempty"` // user[:group], "" = root:root
+	Content string `json:"content"`
 }
 
 // Phases of a deployment, in order. The server also records PhaseDHCP and PhaseTFTP

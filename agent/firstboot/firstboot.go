@@ -17,9 +17,11 @@
 package firstboot
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
+	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -43,6 +45,54 @@ type Settings struct {
 
 // ErrMechanism is wrapped for an unknown or absent mechanism.
 var ErrMechanism = errors.New("unknown first-boot mechanism")
+
+// ErrUnsupported is wrapped when the mechanism cannot carry a setting of the profile.
+var ErrUnsupported = errors.New("setting not supported by the first-boot mechanism")
+
+var (
+	safeRE     = regexp.MustCompile(`^[A-Za-z0-9_+/.@-]*$`)
+	userRE     = regexp.MustCompile(`^([a-z_][a-z0-9_-]{0,31})?$`)
+	hashRE     = regexp.MustCompile(`^(\$[0-9a-z]+\$[./0-9A-Za-z$=,]+)?$`)
+	pskRE      = regexp.MustCompile(`^([0-9a-f]{64})?$`)
+	modeRE     = regexp.MustCompile(`^(0?[0-7]{3,4})?$`)
+	ownerRE    = regexp.MustCompile(`^([a-z_][a-z0-9_-]{0,31}(:[a-z_][a-z0-9_-]{0,31})?)?$`)
+	countryRE  = regexp.MustCompile(`^([A-Z]{2})?$`)
+	filePathRE = regexp.MustCompile(`^/[A-Za-z0-9_.+@,=/-]+$`)
+)
+
+// check is the agent's last line of defence against values that would break out of
+// the shell, YAML or TOML they are written into; the server validates the same
+// settings properly (and with better messages) when a profile is saved.
+func check(fb agentapi.FirstBoot) error {
+	for _, k := range fb.SSHKeys {
+		if strings.ContainsAny(k, "\n\r'\"\\") {
+			return fmt.Errorf("ssh key %.20q…: contains a quote, backslash or line break", k)
+		}
+	}
+	for name, v := range map[string]string{"timezone": fb.Timezone, "keyboard layout": fb.KeyboardLayout, "locale": fb.Locale} {
+		if !safeRE.MatchString(v) {
+			return fmt.Errorf("%s %q: unexpected characters", name, v)
+		}
+	}
+	if !userRE.MatchString(fb.User) {
+		return fmt.Errorf("user %q: want a lower-case user name", fb.User)
+	}
+	if !hashRE.MatchString(fb.PasswordHash) {
+		return errors.New("password hash: not a crypt(3) hash")
+	}
+	if w := fb.WiFi; w != nil {
+		if !pskRE.MatchString(w.PSK) || !countryRE.MatchString(w.Country) ||
+			len(w.SSID) > 32 || strings.ContainsAny(w.SSID, "\\\x00\n\r") {
+			return errors.New("wifi: want an SSID of 1-32 bytes without backslash or line break, a 64-hex PSK and a 2-letter country")
+		}
+	}
+	for _, f := range fb.Files {
+		if !filePathRE.MatchString(f.Path) || path.Clean(f.Path) != f.Path || !modeRE.MatchString(f.Mode) || !ownerRE.MatchString(f.Owner) {
+			return fmt.Errorf("file %q: want a clean absolute path, an octal mode and a user[:group] owner", f.Path)
+		}
+	}
+	return nil
+}
 
 var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
 
@@ -76,14 +126,23 @@ func Apply(fsys FS, mech string, s Settings) error {
 	if !ValidHostname(s.Hostname) {
 		return fmt.Errorf("hostname %q: want letters, digits and inner hyphens, at most 63", s.Hostname)
 	}
-	for _, k := range s.SSHKeys {
-		if strings.ContainsAny(k, "\n\r'\"\\") {
-			return fmt.Errorf("ssh key %.20q…: contains a quote, backslash or line break", k)
-		}
+	if err := check(s.FirstBoot); err != nil {
+		return err
 	}
-	for _, v := range []string{s.Timezone, s.KeyboardLayout} {
-		if !regexp.MustCompile(`^[A-Za-z0-9_+/-]*$`).MatchString(v) {
-			return fmt.Errorf("timezone or keyboard layout %q: unexpected characters", v)
+	if mech == manifest.FirstBootCustomToml {
+		var missing []string
+		if s.Locale != "" {
+			missing = append(missing, "locale")
+		}
+		if len(s.Files) > 0 {
+			missing = append(missing, "files")
+		}
+		if len(s.RunOnce) > 0 {
+			missing = append(missing, "run_once")
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("%w: custom.toml has no place for %s; use an image with firstrun or cloud-init",
+				ErrUnsupported, strings.Join(missing, ", "))
 		}
 	}
 	cmdline, err := fsys.ReadFile("cmdline.txt")
@@ -100,7 +159,9 @@ func Apply(fsys FS, mech string, s Settings) error {
 		id := fmt.Sprintf("rpi-deploy-%d", s.DeploymentID)
 		files = append(files, file{"user-data", []byte(UserData(s.FirstBoot))},
 			file{"meta-data", []byte(MetaData(id))})
-		if _, err := fsys.ReadFile("network-config"); errors.Is(err, fs.ErrNotExist) {
+		if nc := NetworkConfig(s.FirstBoot); nc != "" {
+			files = append(files, file{"network-config", []byte(nc)})
+		} else if _, err := fsys.ReadFile("network-config"); errors.Is(err, fs.ErrNotExist) {
 			files = append(files, file{"network-config", []byte(defaultNetworkConfig)})
 		} else if err != nil {
 			return fmt.Errorf("read network-config: %w", err)
@@ -170,94 +231,346 @@ func EditCmdline(cmdline []byte, drop []string, add ...string) []byte {
 // hook (or without an initramfs) runs the script as well.
 const FirstrunPath = "/boot/firmware/firstrun.sh"
 
-// FirstrunScript is firstrun.sh as Raspberry Pi Imager generates it for these
-// settings: it sets the hostname (imager_custom when present, else /etc/hostname and
-// the 127.0.1.1 line of /etc/hosts), SSH, keyboard and time zone, then removes itself
-// and its cmdline.txt arguments (under /boot/firmware, FirstrunPath) and exits 0.
+// FirstrunScript is firstrun.sh as Raspberry Pi Imager's current generator
+// (src/customization_generator.cpp, generateSystemdScript) writes it for these
+// settings — hostname, SSH keys, SSH with password, first user and password hash,
+// Wi-Fi, keyboard and time zone, each through imager_custom/userconf when the image has
+// them and with Imager's own fallback otherwise — and removes itself and its
+// cmdline.txt arguments (under /boot/firmware, FirstrunPath). rpi-deploy's additions
+// are marked "# rpi-deploy:" (docs/profiles.md): the first user is created when the
+// image has no user 1000 to rename, SSH password logins stay on when the profile
+// allows them, then the locale, the files and the run-once commands.
 func FirstrunScript(fb agentapi.FirstBoot) string {
 	var b strings.Builder
+	line := func(format string, a ...any) { fmt.Fprintf(&b, format+"\n", a...) }
 	name := fb.Hostname
-	b.WriteString("#!/bin/bash\n\nset +e\n\n")
-	b.WriteString("CURRENT_HOSTNAME=`cat /etc/hostname | tr -d \" \\t\\n\\r\"`\n")
-	b.WriteString("if [ -f /usr/lib/raspberrypi-sys-mods/imager_custom ]; then\n")
-	fmt.Fprintf(&b, "   /usr/lib/raspberrypi-sys-mods/imager_custom set_hostname %s\n", name)
-	b.WriteString("else\n")
-	fmt.Fprintf(&b, "   echo %s >/etc/hostname\n", name)
-	fmt.Fprintf(&b, "   sed -i \"s/127.0.1.1.*$CURRENT_HOSTNAME/127.0.1.1\\t%s/g\" /etc/hosts\n", name)
-	b.WriteString("fi\n")
-	if fb.EnableSSH || len(fb.SSHKeys) > 0 {
-		b.WriteString("FIRSTUSER=`getent passwd 1000 | cut -d: -f1`\n")
-		b.WriteString("FIRSTUSERHOME=`getent passwd 1000 | cut -d: -f6`\n")
-		b.WriteString("if [ -f /usr/lib/raspberrypi-sys-mods/imager_custom ]; then\n")
-		if len(fb.SSHKeys) > 0 {
-			b.WriteString("   /usr/lib/raspberrypi-sys-mods/imager_custom enable_ssh -k")
-			for _, k := range fb.SSHKeys {
-				fmt.Fprintf(&b, " '%s'", k)
-			}
-			b.WriteString("\n")
+	line("#!/bin/sh")
+	line("")
+	line("set +e")
+	line("")
+	line("CURRENT_HOSTNAME=$(cat /etc/hostname | tr -d \" \\t\\n\\r\")")
+	line("if [ -f /usr/lib/raspberrypi-sys-mods/imager_custom ]; then")
+	line("   /usr/lib/raspberrypi-sys-mods/imager_custom set_hostname %s", name)
+	line("else")
+	line("   echo %s >/etc/hostname", name)
+	line("   sed -i \"s/127.0.1.1.*$CURRENT_HOSTNAME/127.0.1.1\\t%s/g\" /etc/hosts", name)
+	line("fi")
+	user := fb.User
+	if user == "" {
+		user = "pi"
+	}
+	needUser := fb.User != "" || fb.PasswordHash != "" || len(fb.SSHKeys) > 0
+	if fb.User != "" {
+		line("# rpi-deploy: an image without a user 1000 (plain Debian) gets the profile's user")
+		line("if ! getent passwd 1000 >/dev/null && [ ! -f /usr/lib/userconf-pi/userconf ]; then")
+		line("   useradd -m -u 1000 -s /bin/bash %s", shellQuote(user))
+		line("   for g in %s; do getent group \"$g\" >/dev/null && usermod -a -G \"$g\" %s; done", strings.ReplaceAll(userGroups, ",", " "), shellQuote(user))
+		line("fi")
+	}
+	line("FIRSTUSER=$(getent passwd 1000 | cut -d: -f1)")
+	line("FIRSTUSERHOME=$(getent passwd 1000 | cut -d: -f6)")
+	if len(fb.SSHKeys) > 0 {
+		var args strings.Builder
+		for _, k := range fb.SSHKeys {
+			args.WriteString(" " + shellQuote(k))
+		}
+		line("if [ -f /usr/lib/raspberrypi-sys-mods/imager_custom ]; then")
+		line("   /usr/lib/raspberrypi-sys-mods/imager_custom enable_ssh -k%s", args.String())
+		line("else")
+		line("   install -o \"$FIRSTUSER\" -m 700 -d \"$FIRSTUSERHOME/.ssh\"")
+		line("cat > \"$FIRSTUSERHOME/.ssh/authorized_keys\" <<'EOF'")
+		line("%s", strings.Join(fb.SSHKeys, "\n"))
+		line("EOF")
+		line("   chown \"$FIRSTUSER:$FIRSTUSER\" \"$FIRSTUSERHOME/.ssh/authorized_keys\"")
+		line("   chmod 600 \"$FIRSTUSERHOME/.ssh/authorized_keys\"")
+		if fb.SSHPasswordAuth {
+			line("   # rpi-deploy: the profile keeps SSH password logins on")
 		} else {
-			b.WriteString("   /usr/lib/raspberrypi-sys-mods/imager_custom enable_ssh\n")
+			line("   echo 'PasswordAuthentication no' >>/etc/ssh/sshd_config")
 		}
-		b.WriteString("else\n")
-		if len(fb.SSHKeys) > 0 {
-			b.WriteString("   install -o \"$FIRSTUSER\" -m 700 -d \"$FIRSTUSERHOME/.ssh\"\n")
-			b.WriteString("   install -o \"$FIRSTUSER\" -m 600 <(printf \"")
-			for _, k := range fb.SSHKeys {
-				fmt.Fprintf(&b, "%s\\n", k)
-			}
-			b.WriteString("\") \"$FIRSTUSERHOME/.ssh/authorized_keys\"\n")
-			b.WriteString("   echo 'PasswordAuthentication no' >>/etc/ssh/sshd_config\n")
+		line("   systemctl enable ssh")
+		line("fi")
+	}
+	if (fb.EnableSSH || fb.SSHPasswordAuth) && len(fb.SSHKeys) == 0 {
+		line("if [ -f /usr/lib/raspberrypi-sys-mods/imager_custom ]; then")
+		line("   /usr/lib/raspberrypi-sys-mods/imager_custom enable_ssh")
+		line("else")
+		line("   systemctl enable ssh")
+		line("fi")
+	}
+	if needUser {
+		line("if [ -f /usr/lib/userconf-pi/userconf ]; then")
+		line("   /usr/lib/userconf-pi/userconf %s %s", shellQuote(user), shellQuote(fb.PasswordHash))
+		line("else")
+		if fb.PasswordHash != "" {
+			line("   echo \"$FIRSTUSER:%s\" | chpasswd -e", strings.ReplaceAll(fb.PasswordHash, "$", "\\$"))
 		}
-		b.WriteString("   systemctl enable ssh\n")
-		b.WriteString("fi\n")
+		line("   if [ \"$FIRSTUSER\" != \"%s\" ]; then", user)
+		line("      usermod -l \"%s\" \"$FIRSTUSER\"", user)
+		line("      usermod -m -d \"/home/%s\" \"%s\"", user, user)
+		line("      groupmod -n \"%s\" \"$FIRSTUSER\"", user)
+		line("      if grep -q \"^autologin-user=\" /etc/lightdm/lightdm.conf ; then")
+		line("         sed /etc/lightdm/lightdm.conf -i -e \"s/^autologin-user=.*/autologin-user=%s/\"", user)
+		line("      fi")
+		line("      if [ -f /etc/systemd/system/getty@tty1.service.d/autologin.conf ]; then")
+		line("         sed /etc/systemd/system/getty@tty1.service.d/autologin.conf -i -e \"s/$FIRSTUSER/%s/\"", user)
+		line("      fi")
+		line("      if [ -f /etc/sudoers.d/010_pi-nopasswd ]; then")
+		line("         sed -i \"s/^$FIRSTUSER /%s /\" /etc/sudoers.d/010_pi-nopasswd", user)
+		line("      fi")
+		line("   fi")
+		line("fi")
+	}
+	if w := fb.WiFi; w != nil && w.SSID != "" {
+		line("if [ -f /usr/lib/raspberrypi-sys-mods/imager_custom ]; then")
+		hidden := ""
+		if w.Hidden {
+			hidden = " -h "
+		}
+		line("   /usr/lib/raspberrypi-sys-mods/imager_custom set_wlan %s%s %s %s", hidden, shellQuote(w.SSID), shellQuote(w.PSK), shellQuote(w.Country))
+		line("else")
+		line("cat >/etc/wpa_supplicant/wpa_supplicant.conf <<'WPAEOF'")
+		if w.Country != "" {
+			line("country=%s", w.Country)
+		}
+		line("ctrl_interface=DIR=/var/run/wpa_supplicant GROUP=netdev")
+		line("ap_scan=1")
+		line("")
+		line("update_config=1")
+		line("network={")
+		if w.Hidden {
+			line("\tscan_ssid=1")
+		}
+		line("\tssid=\"%s\"", strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(w.SSID))
+		if w.PSK != "" {
+			line("\tkey_mgmt=WPA-PSK SAE")
+			line("\tpsk=%s", w.PSK)
+			line("\tieee80211w=1")
+		} else {
+			line("\tkey_mgmt=NONE")
+		}
+		line("}")
+		line("WPAEOF")
+		line("   chmod 600 /etc/wpa_supplicant/wpa_supplicant.conf")
+		line("   rfkill unblock wifi")
+		line("   for filename in /var/lib/systemd/rfkill/*:wlan ; do")
+		line("       echo 0 > $filename")
+		line("   done")
+		line("fi")
+	} else if w != nil && w.Country != "" {
+		line("rfkill unblock wifi")
+		line("for filename in /var/lib/systemd/rfkill/*:wlan ; do")
+		line("  echo 0 > $filename")
+		line("done")
 	}
 	if fb.KeyboardLayout != "" || fb.Timezone != "" {
-		b.WriteString("if [ -f /usr/lib/raspberrypi-sys-mods/imager_custom ]; then\n")
+		line("if [ -f /usr/lib/raspberrypi-sys-mods/imager_custom ]; then")
 		if fb.KeyboardLayout != "" {
-			fmt.Fprintf(&b, "   /usr/lib/raspberrypi-sys-mods/imager_custom set_keymap '%s'\n", fb.KeyboardLayout)
+			line("   /usr/lib/raspberrypi-sys-mods/imager_custom set_keymap %s", shellQuote(fb.KeyboardLayout))
 		}
 		if fb.Timezone != "" {
-			fmt.Fprintf(&b, "   /usr/lib/raspberrypi-sys-mods/imager_custom set_timezone '%s'\n", fb.Timezone)
+			line("   /usr/lib/raspberrypi-sys-mods/imager_custom set_timezone %s", shellQuote(fb.Timezone))
 		}
-		b.WriteString("else\n")
+		line("else")
 		if fb.Timezone != "" {
-			b.WriteString("   rm -f /etc/localtime\n")
-			fmt.Fprintf(&b, "   echo \"%s\" >/etc/timezone\n", fb.Timezone)
-			b.WriteString("   dpkg-reconfigure -f noninteractive tzdata\n")
+			line("   rm -f /etc/localtime")
+			line("   echo \"%s\" >/etc/timezone", fb.Timezone)
+			line("   dpkg-reconfigure -f noninteractive tzdata")
 		}
 		if fb.KeyboardLayout != "" {
-			b.WriteString("cat >/etc/default/keyboard <<'KBEOF'\n")
-			fmt.Fprintf(&b, "XKBMODEL=\"pc105\"\nXKBLAYOUT=\"%s\"\nXKBVARIANT=\"\"\nXKBOPTIONS=\"\"\n\nKBEOF\n", fb.KeyboardLayout)
-			b.WriteString("   dpkg-reconfigure -f noninteractive keyboard-configuration\n")
+			line("cat >/etc/default/keyboard <<'KBEOF'")
+			line("XKBMODEL=\"pc105\"")
+			line("XKBLAYOUT=\"%s\"", fb.KeyboardLayout)
+			line("XKBVARIANT=\"\"")
+			line("XKBOPTIONS=\"\"")
+			line("")
+			line("KBEOF")
+			line("   dpkg-reconfigure -f noninteractive keyboard-configuration")
 		}
-		b.WriteString("fi\n")
+		line("fi")
 	}
-	b.WriteString("rm -f " + FirstrunPath + "\n")
-	b.WriteString("sed -i 's| systemd.run.*||g' /boot/firmware/cmdline.txt\n")
-	b.WriteString("exit 0\n")
+	if fb.Locale != "" {
+		line("# rpi-deploy: locale")
+		line("%s", localeScript(fb.Locale))
+	}
+	for i, f := range fb.Files {
+		mode, owner := fileMode(f), fileOwner(f)
+		line("# rpi-deploy: file %d", i+1)
+		line("install -d -m 755 %s", shellQuote(path.Dir(f.Path)))
+		line("base64 -d >%s <<'RPIDEPLOYEOF'", shellQuote(f.Path))
+		enc := base64.StdEncoding.EncodeToString([]byte(f.Content))
+		for len(enc) > 76 {
+			line("%s", enc[:76])
+			enc = enc[76:]
+		}
+		line("%s", enc)
+		line("RPIDEPLOYEOF")
+		line("chmod %s %s", mode, shellQuote(f.Path))
+		line("chown %s %s", shellQuote(owner), shellQuote(f.Path))
+	}
+	for i, c := range fb.RunOnce {
+		line("# rpi-deploy: run-once command %d", i+1)
+		line("sh -c %s", shellQuote(c))
+	}
+	line("rm -f %s", FirstrunPath)
+	line("sed -i 's| systemd.run.*||g' /boot/firmware/cmdline.txt")
+	line("exit 0")
 	return b.String()
 }
 
-// UserData is the cloud-init user-data for the settings.
+// localeScript sets the system locale the Debian way: the locale enabled in
+// /etc/locale.gen and generated when the locales package is there, and LANG in
+// /etc/default/locale (what update-locale writes) in any case. cloud-init's own
+// "locale:" is not used: on Debian it fails the whole module when the locale is not
+// already in /etc/locale.gen.
+func localeScript(locale string) string {
+	return fmt.Sprintf("if [ -f /etc/locale.gen ] && command -v locale-gen >/dev/null; then sed -i 's/^# *\\(%s \\)/\\1/' /etc/locale.gen && locale-gen; fi; echo 'LANG=%s' >/etc/default/locale",
+		regexp.QuoteMeta(locale), locale)
+}
+
+// userGroups are the groups Raspberry Pi Imager gives the first user.
+const userGroups = "users,adm,dialout,audio,netdev,video,plugdev,cdrom,games,input,gpio,spi,i2c,render,sudo"
+
+// shellQuote quotes s for sh as Raspberry Pi Imager does: in single quotes, each
+// single quote written as '"'"'.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'"
+}
+
+func fileMode(f agentapi.File) string {
+	if f.Mode == "" {
+		return "0644"
+	}
+	return f.Mode
+}
+
+func fileOwner(f agentapi.File) string {
+	if f.Owner == "" {
+		return "root:root"
+	}
+	return f.Owner
+}
+
+// yamlQuote writes s as a YAML double-quoted scalar. Go's quoting escapes (\n, \t,
+// \", \\, \xNN, \uNNNN, \UNNNNNNNN, \a, \b, \f, \r, \v) are all YAML escapes too.
+func yamlQuote(s string) string { return strconv.Quote(s) }
+
+// UserData is the cloud-init user-data for the settings, in the order and shape of
+// Raspberry Pi Imager's generateCloudInitUserData, without its "packages:
+// avahi-daemon" and apt Check-Date lines (a deploy network has no Debian mirror to
+// install from). rpi-deploy's additions: "ssh_pwauth: false" with keys unless the
+// profile keeps password logins on (cloud-init otherwise leaves sshd's default), ssh keys without
+// a user go to the image's default user, write_files for the files, and runcmd for the
+// locale (localeScript, with "locale: false" so that cloud-init's own locale module
+// stays out) and the run-once commands (cloud-init runs runcmd once per instance).
 func UserData(fb agentapi.FirstBoot) string {
 	var b strings.Builder
-	b.WriteString("#cloud-config\n# written by rpi-deploy\n")
-	fmt.Fprintf(&b, "hostname: %s\nmanage_etc_hosts: true\n", fb.Hostname)
+	line := func(format string, a ...any) { fmt.Fprintf(&b, format+"\n", a...) }
+	line("#cloud-config")
+	line("# written by rpi-deploy")
+	line("hostname: %s", fb.Hostname)
+	line("manage_etc_hosts: true")
 	if fb.Timezone != "" {
-		fmt.Fprintf(&b, "timezone: %s\n", fb.Timezone)
+		line("timezone: %s", fb.Timezone)
 	}
 	if fb.KeyboardLayout != "" {
-		fmt.Fprintf(&b, "keyboard:\n  model: pc105\n  layout: \"%s\"\n", fb.KeyboardLayout)
+		line("keyboard:")
+		line("  model: pc105")
+		line("  layout: \"%s\"", fb.KeyboardLayout)
 	}
-	if fb.EnableSSH || len(fb.SSHKeys) > 0 {
-		b.WriteString("enable_ssh: true\n")
+	sshEnabled := fb.EnableSSH || fb.SSHPasswordAuth || len(fb.SSHKeys) > 0
+	if sshEnabled {
+		line("enable_ssh: true")
 	}
-	if len(fb.SSHKeys) > 0 {
-		b.WriteString("ssh_pwauth: false\nssh_authorized_keys:\n")
+	if fb.User != "" {
+		line("users:")
+		line("- name: %s", fb.User)
+		line("  groups: %s", userGroups)
+		line("  shell: /bin/bash")
+		if fb.PasswordHash != "" {
+			line("  lock_passwd: false")
+			line("  passwd: %s", fb.PasswordHash)
+		} else if len(fb.SSHKeys) > 0 {
+			line("  lock_passwd: true")
+		}
+		if len(fb.SSHKeys) > 0 {
+			line("  ssh_authorized_keys:")
+			for _, k := range fb.SSHKeys {
+				line("    - %s", k)
+			}
+			line("  sudo: ALL=(ALL) NOPASSWD:ALL")
+		}
+	} else if len(fb.SSHKeys) > 0 {
+		line("ssh_authorized_keys:")
 		for _, k := range fb.SSHKeys {
-			fmt.Fprintf(&b, "  - %s\n", strconv.Quote(k))
+			line("  - %s", yamlQuote(k))
 		}
 	}
+	switch {
+	case fb.SSHPasswordAuth:
+		line("ssh_pwauth: true")
+	case len(fb.SSHKeys) > 0: // keys, and password logins not asked for: off
+		line("ssh_pwauth: false")
+	}
+	if fb.Locale != "" {
+		// cloud-init's own locale module would redo (and on Debian, without the
+		// locale generated yet, fail) what localeScript does in runcmd.
+		line("locale: false")
+	}
+	if len(fb.Files) > 0 {
+		line("write_files:")
+		for _, f := range fb.Files {
+			line("- path: %s", yamlQuote(f.Path))
+			line("  permissions: '%s'", fileMode(f))
+			line("  owner: %s", yamlQuote(fileOwner(f)))
+			line("  encoding: b64")
+			line("  content: %s", base64.StdEncoding.EncodeToString([]byte(f.Content)))
+			line("  defer: true")
+		}
+	}
+	wifiCountryOnly := fb.WiFi != nil && fb.WiFi.SSID == "" && fb.WiFi.Country != ""
+	if len(fb.RunOnce) > 0 || wifiCountryOnly || fb.Locale != "" {
+		line("runcmd:")
+		if fb.Locale != "" {
+			line("  - [ sh, -c, %s ]", yamlQuote(localeScript(fb.Locale)))
+		}
+		if wifiCountryOnly {
+			line("  - [ rfkill, unblock, wifi ]")
+			line("  - [ sh, -c, \"for f in /var/lib/systemd/rfkill/*:wlan; do echo 0 > \\\"$f\\\"; done\" ]")
+		}
+		for _, c := range fb.RunOnce {
+			line("  - [ sh, -c, %s ]", yamlQuote(c))
+		}
+	}
+	return b.String()
+}
+
+// NetworkConfig is the cloud-init network-config (netplan v2) for a profile with a
+// Wi-Fi network: Raspberry Pi Imager's generateCloudInitNetworkConfig (wlan0, DHCP,
+// regulatory domain, the access point with its hidden flag and derived PSK) with
+// rpi-deploy's wired DHCP default kept beside it, since the board was just deployed
+// over that port. Without a Wi-Fi SSID it is "" (keep or default the image's file).
+func NetworkConfig(fb agentapi.FirstBoot) string {
+	w := fb.WiFi
+	if w == nil || w.SSID == "" {
+		return ""
+	}
+	var b strings.Builder
+	line := func(format string, a ...any) { fmt.Fprintf(&b, format+"\n", a...) }
+	b.WriteString(defaultNetworkConfig)
+	line("  wifis:")
+	line("    wlan0:")
+	line("      dhcp4: true")
+	if w.Country != "" {
+		line("      regulatory-domain: \"%s\"", strings.ToUpper(w.Country))
+	}
+	line("      access-points:")
+	line("        \"%s\":", strings.ReplaceAll(w.SSID, `"`, `\"`))
+	if w.Hidden {
+		line("          hidden: true")
+	}
+	line("          password: \"%s\"", w.PSK)
+	line("      optional: true")
 	return b.String()
 }
 
@@ -276,31 +589,51 @@ network:
 `
 
 // CustomToml returns old (a custom.toml, possibly empty) with config_version = 1,
-// [system] hostname and, when set, [ssh] and [locale] keys set; everything else in
-// old is kept.
+// [system] hostname and, when set, the [user], [ssh], [wlan] and [locale] keys of
+// Raspberry Pi Imager's custom.toml format (doc/os_customisation_formats.md,
+// read by raspberrypi-sys-mods' init_config): the password hash and the derived PSK
+// go with password_encrypted = true. Everything else in old is kept. The format has
+// no locale, files or commands; Apply refuses a profile that has them.
 func CustomToml(old string, fb agentapi.FirstBoot) string {
 	doc := old
 	if strings.TrimSpace(doc) == "" {
 		doc = "# Raspberry Pi first boot configuration, written by rpi-deploy\n"
 	}
+	q := strconv.Quote
 	doc = setTOML(doc, "", "config_version", "1")
-	doc = setTOML(doc, "system", "hostname", strconv.Quote(fb.Hostname))
-	if fb.EnableSSH || len(fb.SSHKeys) > 0 {
+	doc = setTOML(doc, "system", "hostname", q(fb.Hostname))
+	if fb.User != "" {
+		doc = setTOML(doc, "user", "name", q(fb.User))
+		if fb.PasswordHash != "" {
+			doc = setTOML(doc, "user", "password", q(fb.PasswordHash))
+			doc = setTOML(doc, "user", "password_encrypted", "true")
+		}
+	}
+	if fb.EnableSSH || fb.SSHPasswordAuth || len(fb.SSHKeys) > 0 {
 		doc = setTOML(doc, "ssh", "enabled", "true")
 	}
+	if fb.SSHPasswordAuth || len(fb.SSHKeys) > 0 { // with keys, password logins are off unless asked for
+		doc = setTOML(doc, "ssh", "password_authentication", strconv.FormatBool(fb.SSHPasswordAuth))
+	}
 	if len(fb.SSHKeys) > 0 {
-		q := make([]string, len(fb.SSHKeys))
+		keys := make([]string, len(fb.SSHKeys))
 		for i, k := range fb.SSHKeys {
-			q[i] = strconv.Quote(k)
+			keys[i] = q(k)
 		}
-		doc = setTOML(doc, "ssh", "password_authentication", "false")
-		doc = setTOML(doc, "ssh", "authorized_keys", "[ "+strings.Join(q, ", ")+" ]")
+		doc = setTOML(doc, "ssh", "authorized_keys", "[ "+strings.Join(keys, ", ")+" ]")
+	}
+	if w := fb.WiFi; w != nil && w.SSID != "" {
+		doc = setTOML(doc, "wlan", "ssid", q(w.SSID))
+		doc = setTOML(doc, "wlan", "password", q(w.PSK))
+		doc = setTOML(doc, "wlan", "password_encrypted", "true")
+		doc = setTOML(doc, "wlan", "hidden", strconv.FormatBool(w.Hidden))
+		doc = setTOML(doc, "wlan", "country", q(w.Country))
 	}
 	if fb.KeyboardLayout != "" {
-		doc = setTOML(doc, "locale", "keymap", strconv.Quote(fb.KeyboardLayout))
+		doc = setTOML(doc, "locale", "keymap", q(fb.KeyboardLayout))
 	}
 	if fb.Timezone != "" {
-		doc = setTOML(doc, "locale", "timezone", strconv.Quote(fb.Timezone))
+		doc = setTOML(doc, "locale", "timezone", q(fb.Timezone))
 	}
 	return doc
 }

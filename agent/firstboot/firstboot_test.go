@@ -35,7 +35,7 @@ func TestApply(t *testing.T) {
 		want  map[string][]string // file → substrings it must hold
 	}{
 		{"firstrun", mapFS{"cmdline.txt": cmd}, map[string][]string{
-			"firstrun.sh": {"#!/bin/bash\n", "imager_custom set_hostname KXP2-CORO-001\n", "echo KXP2-CORO-001 >/etc/hostname", "127.0.1.1\\tKXP2-CORO-001", "rm -f /boot/firmware/firstrun.sh", "exit 0\n"},
+			"firstrun.sh": {"#!/bin/sh\n", "imager_custom set_hostname KXP2-CORO-001\n", "echo KXP2-CORO-001 >/etc/hostname", "127.0.1.1\\tKXP2-CORO-001", "rm -f /boot/firmware/firstrun.sh", "exit 0\n"},
 			"cmdline.txt": {strings.TrimSpace(cmd) + " systemd.run=/boot/firmware/firstrun.sh systemd.run_success_action=reboot systemd.unit=kernel-command-line.target\n"},
 		}},
 		{"cloud-init", mapFS{"cmdline.txt": "root=x resize\n", "network-config": "network:\n  version: 2\n"}, map[string][]string{

@@ -28,6 +28,15 @@ const (
 	osBootWait = 10 * time.Minute // QEMU start to the first-boot mechanism done, at most
 	sshWait    = 8 * time.Minute  // QEMU start to an SSH login, at most
 	sshPort    = "2222"           // the host side of QEMU's hostfwd, in the test's own namespace
+
+	// The first-boot profile the product carries (issue 12): the user it creates (or
+	// renames the image's first user to), its password, and what it must leave.
+	profileUser     = "kiosk"
+	profilePassword = "e2e-Profile-pw"
+	profileTimezone = "Europe/Rome"
+	profileLocale   = "it_IT.UTF-8"
+	profileFile     = "/etc/kiosk/board.conf"
+	runOnceLog      = "/var/lib/rpi-deploy-run-once.log"
 )
 
 // TestSecondBoot flashes a real Debian bookworm arm64 OS image (image-tools/osimg) onto
@@ -113,6 +122,21 @@ func secondBoot(t *testing.T, img *osimg.Image, initramfs string) {
 			SSHKeys: []string{strings.TrimSpace(string(pub))}}}, nil); err != nil {
 		t.Fatalf("product first-boot settings: %v", err)
 	}
+	// The product's first-boot profile: a user with a password and the key, SSH
+	// password logins off, time zone, locale, a file templated over the board's facts
+	// and a run-once command.
+	if err := srv.Do(ctx, http.MethodPut, "/api/v1/profiles/e2e", map[string]any{
+		"user": profileUser, "password": profilePassword, "ssh_authorized_keys": []string{strings.TrimSpace(string(pub))},
+		"ssh_password_auth": false, "timezone": profileTimezone, "locale": profileLocale,
+		"files": []map[string]string{{"path": profileFile, "mode": "0640", "owner": profileUser + ":" + profileUser,
+			"content": "hostname={{.Hostname}}\nserial={{.Serial}}\n"}},
+		"run_once": []string{"echo ran >>" + runOnceLog},
+	}, nil); err != nil {
+		t.Fatalf("profile: %v", err)
+	}
+	if err := srv.Do(ctx, http.MethodPut, "/api/v1/profile-links/product/KXP2", map[string]string{"profile": "e2e"}, nil); err != nil {
+		t.Fatalf("attach the profile: %v", err)
+	}
 	fleet := srv.Setup(t, servertest.Fleet{Venue: "CORO", Product: "KXP2", Count: 1, Image: packed})
 	g := bootQEMU(t, vm{ns: l.Client, kernel: img.Kernel, initramfs: initramfs, card: card,
 		cmdline: "rpideploy.target=/dev/vda rpideploy.serial=" + serial})
@@ -158,7 +182,7 @@ func secondBoot(t *testing.T, img *osimg.Image, initramfs string) {
 	// namespace's loopback only.
 	ns := netnstest.New(t)
 	knownHosts := filepath.Join(dir, "known_hosts")
-	ssh := func(limit time.Duration, g *guest, strict, command string) (string, error) {
+	ssh := func(limit time.Duration, g *guest, strict, command string, opts ...string) (string, error) {
 		var out []byte
 		var err error
 		for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(3 * time.Second) {
@@ -167,9 +191,9 @@ func secondBoot(t *testing.T, img *osimg.Image, initramfs string) {
 				return "", fmt.Errorf("QEMU exited: %v", g.err)
 			default:
 			}
-			cmd := ns.Command(ctx, "ssh", "-i", key, "-p", sshPort, "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
-				"-o", "StrictHostKeyChecking="+strict, "-o", "UserKnownHostsFile="+knownHosts, "-o", "LogLevel=ERROR",
-				"pi@127.0.0.1", command)
+			args := append([]string{"-i", key, "-p", sshPort, "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
+				"-o", "StrictHostKeyChecking=" + strict, "-o", "UserKnownHostsFile=" + knownHosts, "-o", "LogLevel=ERROR"}, opts...)
+			cmd := ns.Command(ctx, "ssh", append(args, profileUser+"@127.0.0.1", command)...)
 			if out, err = cmd.CombinedOutput(); err == nil {
 				return string(out), nil
 			}
@@ -237,6 +261,7 @@ func secondBoot(t *testing.T, img *osimg.Image, initramfs string) {
 	if strings.Contains(g3.log(), "Command from Kernel Command Line") {
 		t.Errorf("further boot ran a command from the kernel command line:\n%s", g3.tail(40))
 	}
+	checkProfile(t, g3, ssh, name)
 	if out, err := ssh(time.Minute, g3, "yes", "sudo systemctl poweroff"); err != nil && !strings.Contains(out, "closed") {
 		t.Logf("poweroff: %v: %s", err, out)
 	}
@@ -245,7 +270,9 @@ func secondBoot(t *testing.T, img *osimg.Image, initramfs string) {
 	}
 	checkNamed(t, card, boot, root, name, origCmdline, cmdline, img.Flavour, instance, g3)
 	if !t.Failed() {
+		// One line for the name (issue 11), one for the profile's login (issue 12).
 		fmt.Printf("second-boot: %s hostname=%s seconds=%.0f\n", img.Flavour, name, took.Seconds())
+		fmt.Printf("second-boot: %s ssh-login=ok user=%s\n", img.Flavour, profileUser)
 		t.Logf("further boot: SSH login after %.0f s, powered off after %.0f s", g3.at("login").Seconds(), g3.took.Seconds())
 	}
 }
@@ -348,4 +375,55 @@ func bootOS(t *testing.T, ns *netnstest.NS, img *osimg.Image, card, cmdline stri
 		}
 	})
 	return g
+}
+
+// checkProfile logs into the further boot as the profile's user with the profile's
+// key and checks what the profile promised: the user with the profile's password
+// (its shadow hash re-made by the real openssl from the password), SSH password
+// logins refused (the server offers publickey only), time zone and locale applied, the
+// templated file holding this board's hostname and serial, the run-once command run
+// exactly once over two boots.
+func checkProfile(t *testing.T, g *guest, ssh func(time.Duration, *guest, string, string, ...string) (string, error), name string) {
+	t.Helper()
+	out, err := ssh(time.Minute, g, "yes", `echo "user=$(id -un)"; echo "home=$HOME"; echo "tz=$(cat /etc/timezone)"; `+
+		`echo "localtime=$(readlink -f /etc/localtime)"; echo "lang=$(. /etc/default/locale; echo $LANG)"; `+
+		`echo "file=$(sudo stat -c %U:%a `+profileFile+`)"; `+
+		`sudo sed 's/^/content:/' `+profileFile+`; echo "runs=$(sudo grep -c '^ran$' `+runOnceLog+`)"; `+
+		`echo "shadow=$(sudo getent shadow `+profileUser+` | cut -d: -f2)"`)
+	if err != nil {
+		t.Fatalf("profile: login as %s with the profile's key: %v: %s\nconsole (last lines):\n%s", profileUser, err, out, g.tail(60))
+	}
+	got := map[string]string{}
+	var content []string
+	for _, l := range strings.Split(out, "\n") {
+		if c, ok := strings.CutPrefix(l, "content:"); ok {
+			content = append(content, c)
+		} else if k, v, ok := strings.Cut(l, "="); ok {
+			got[k] = v
+		}
+	}
+	want := map[string]string{"user": profileUser, "home": "/home/" + profileUser, "tz": profileTimezone,
+		"localtime": "/usr/share/zoneinfo/" + profileTimezone, "lang": profileLocale, "file": profileUser + ":640", "runs": "1"}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("profile: %s = %q, want %q", k, got[k], v)
+		}
+	}
+	// The OS images leave out Debian's locales package (no locale-gen): the locale is
+	// applied as LANG in /etc/default/locale, which is what is checked above.
+	if wantContent := []string{"hostname=" + name, "serial=" + strings.ToLower(serial)}; strings.Join(content, "|") != strings.Join(wantContent, "|") {
+		t.Errorf("profile: %s = %q, want %q", profileFile, content, wantContent)
+	}
+	parts := strings.Split(got["shadow"], "$")
+	if len(parts) != 4 || parts[1] != "6" {
+		t.Errorf("profile: shadow hash of %s = %q, want a $6$ hash", profileUser, got["shadow"])
+	} else if remade, err := exec.Command("openssl", "passwd", "-6", "-salt", parts[2], profilePassword).Output(); err != nil ||
+		strings.TrimSpace(string(remade)) != got["shadow"] {
+		t.Errorf("profile: shadow hash %q is not the profile's password (openssl: %s %v)", got["shadow"], remade, err)
+	}
+	// Password logins are refused: the server offers publickey only.
+	out, err = ssh(time.Minute, g, "yes", "true", "-o", "PubkeyAuthentication=no", "-o", "PreferredAuthentications=password,keyboard-interactive")
+	if err == nil || !strings.Contains(out, "Permission denied (publickey)") {
+		t.Errorf("profile: a login without the key: %v: %q, want Permission denied (publickey)", err, out)
+	}
 }

@@ -72,6 +72,7 @@ func (a *API) manageRoutes(m *gin.RouterGroup) {
 	m.GET("/audit", a.audit)
 
 	a.eepromRoutes(m)
+	a.profileRoutes(m)
 
 	m.GET("/users", a.listUsers)
 	m.PUT("/users/:name", a.putUser)

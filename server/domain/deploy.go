@@ -172,11 +172,13 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 			if err := t.SetDeploymentClaim(ctx, d.ID, hash, source); err != nil {
 				return err
 			}
-			resp, err = deployResponseWith(d, img, p, s.opt.After)
+			if resp, err = deployResponseWith(d, img, p, s.opt.After); err != nil {
+				return err
+			}
 			if resp.Deployment != nil {
 				resp.Deployment.Secret = secret
 			}
-			return err
+			return applyProfile(ctx, t, &resp, d, img)
 		}
 		return retry(strings.Join(reasons, "; "))
 	}
@@ -268,6 +270,9 @@ func (s *Service) allocate(ctx context.Context, t *store.Tx, bt store.Batch, ser
 	if err != nil {
 		return d, img, p, "", err
 	}
+	if err := recordProfile(ctx, t, id, p.Code, bt.Venue, bt.ID); err != nil {
+		return d, img, p, "", err
+	}
 	d, err = t.Deployment(ctx, id)
 	return d, img, p, "", err
 }
@@ -332,7 +337,11 @@ func (s *Service) deployResponse(ctx context.Context, t *store.Tx, d store.Deplo
 	if err != nil {
 		return agentapi.HelloResponse{}, err
 	}
-	return deployResponseWith(d, img, p, s.opt.After)
+	resp, err := deployResponseWith(d, img, p, s.opt.After)
+	if err != nil {
+		return resp, err
+	}
+	return resp, applyProfile(ctx, t, &resp, d, img)
 }
 
 // deployResponseWith builds the deploy answer from the deployment, its image and product;

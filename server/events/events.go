@@ -25,6 +25,7 @@ const (
 	ProductChanged     = "product.changed"     // Data: product
 	PoolChanged        = "pool.changed"        // Data: {"venue","product"}
 	HelloRetry         = "hello.retry"         // Data: {"serial","reason"}: a board was told to retry
+	ProfileChanged     = "profile.changed"     // Data: redacted profile, {"name","deleted":true} or {"link":…}
 )
 
 // Event is one state change.

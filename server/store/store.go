@@ -1,7 +1,7 @@
 // Package store is rpi-deployd's SQLite database: one file in the data directory,
 // schema created and migrated on open from the numbered SQL files embedded in the
 // binary (migrations/NNNN_*.sql; 0001–0049 belong to the server core, 0050–0069 to
-// netboot). It knows nothing of HTTP.
+// netboot, 0070–0079 to first-boot profiles). It knows nothing of HTTP.
 //
 // Writes go through one connection (SetMaxOpenConns(1)) with BEGIN IMMEDIATE
 // transactions, so concurrent requests queue in-process instead of failing with

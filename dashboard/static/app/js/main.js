@@ -13,8 +13,9 @@ import * as boards from './pages/boards.js';
 import * as deployments from './pages/deployments.js';
 import * as audit from './pages/audit.js';
 import * as newboards from './pages/newboards.js';
+import * as profiles from './pages/profiles.js';
 
-const pages = { fleet, batches, venues, pools, products, images, boards, deployments, audit, newboards };
+const pages = { fleet, batches, venues, pools, products, profiles, images, boards, deployments, audit, newboards };
 const view = document.getElementById('view');
 let cleanup = null;
 
