@@ -418,6 +418,14 @@ func bootQEMU(t *testing.T, v vm) *guest {
 		args = append(args, "-nic", "none")
 		g.cmd = exec.Command("qemu-system-aarch64", args...)
 	}
+	g.run(t)
+	return g
+}
+
+// run starts g.cmd (QEMU) with its console in g.out and stdin in g.in; at the test's
+// end it kills QEMU if it still runs and, if the test failed, keeps the console log.
+func (g *guest) run(t *testing.T) {
+	t.Helper()
 	g.cmd.Stdout, g.cmd.Stderr = g.out, g.out
 	in, err := g.cmd.StdinPipe()
 	if err != nil {
@@ -441,13 +449,12 @@ func bootQEMU(t *testing.T, v vm) *guest {
 			<-g.exited
 		}
 		if t.Failed() {
-			p := filepath.Join(os.TempDir(), "rpi-deploy-e2e-console-"+t.Name()+".log")
+			p := filepath.Join(os.TempDir(), "rpi-deploy-e2e-console-"+strings.ReplaceAll(t.Name(), "/", "-")+fmt.Sprintf("-%d.log", g.start.Unix()))
 			if err := os.WriteFile(p, []byte(g.out.all()), 0o644); err == nil {
 				t.Logf("console log: %s", p)
 			}
 		}
 	})
-	return g
 }
 
 // wait waits for QEMU to exit by itself (the guest powered off; -no-reboot makes a

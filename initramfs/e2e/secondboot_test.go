@@ -345,35 +345,7 @@ func bootOS(t *testing.T, ns *netnstest.NS, img *osimg.Image, card, cmdline stri
 	}
 	g := &guest{out: &lines{markers: map[string]string{"login": "login:"}}, exited: make(chan struct{})}
 	g.cmd = ns.Command(context.Background(), "qemu-system-aarch64", args...)
-	g.cmd.Stdout, g.cmd.Stderr = g.out, g.out
-	in, err := g.cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.in = in
-	g.start = time.Now()
-	g.out.start = g.start
-	if err := g.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		g.err = g.cmd.Wait()
-		close(g.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-g.exited:
-		default:
-			g.cmd.Process.Kill()
-			<-g.exited
-		}
-		if t.Failed() {
-			p := filepath.Join(os.TempDir(), "rpi-deploy-e2e-console-"+strings.ReplaceAll(t.Name(), "/", "-")+fmt.Sprintf("-%d.log", g.start.Unix()))
-			if err := os.WriteFile(p, []byte(g.out.all()), 0o644); err == nil {
-				t.Logf("console log: %s", p)
-			}
-		}
-	})
+	g.run(t)
 	return g
 }
 
