@@ -63,26 +63,13 @@ func input(t *testing.T, env string) string {
 // name, power off.
 func TestBootFlashVerify(t *testing.T) {
 	initramfs, kernel := input(t, envInitramfs), input(t, envKernel)
-	for _, tool := range []string{"qemu-system-aarch64", "sfdisk", "mtype", "fsck.fat", "e2fsck"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s not installed (make deps): %v", tool, err)
-		}
-	}
+	needTools(t, "qemu-system-aarch64", "sfdisk", "mtype", "fsck.fat", "e2fsck")
 	ctx := context.Background()
 	dir := t.TempDir()
 
 	// The master image: Raspberry Pi OS-shaped, small, packed as the server stores it.
-	src := filepath.Join(dir, "master.img")
-	info, err := testimg.BuildContext(ctx, src, testimg.Options{Kind: testimg.BookwormFirstrun,
-		BootSize: testimg.MinBootSize, RootData: 24 << 20, RootFree: 16 << 20, Seed: 7})
-	if err != nil {
-		t.Fatalf("build the test image: %v", err)
-	}
-	packed := filepath.Join(dir, "e2e-bookworm.img.zst")
-	man, err := pack.Pack(ctx, pack.Options{Input: src, Output: packed, Concurrency: 2})
-	if err != nil {
-		t.Fatalf("pack: %v", err)
-	}
+	src, packed := filepath.Join(dir, "master.img"), filepath.Join(dir, "e2e-bookworm.img.zst")
+	info, man := smallImage(t, src, packed, 7)
 	t.Logf("image: %d MiB raw, %d MiB data, %d KiB packed", info.Size>>20, man.DataBytes>>20, man.CompressedSize>>10)
 
 	// The SD card: a used card, full of old bytes, a little larger than the image.
@@ -151,6 +138,33 @@ func TestBootFlashVerify(t *testing.T) {
 	}
 
 	checkCard(t, card, src, info, man, d.Hostname)
+}
+
+// needTools fails the test when a tool it runs is not installed.
+func needTools(t *testing.T, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s not installed (make deps): %v", tool, err)
+		}
+	}
+}
+
+// smallImage builds a small Raspberry Pi OS-shaped master image (firstrun) at src
+// and packs it to packed as the server stores it.
+func smallImage(t *testing.T, src, packed string, seed int64) (*testimg.Info, *manifest.Manifest) {
+	t.Helper()
+	ctx := context.Background()
+	info, err := testimg.BuildContext(ctx, src, testimg.Options{Kind: testimg.BookwormFirstrun,
+		BootSize: testimg.MinBootSize, RootData: 24 << 20, RootFree: 16 << 20, Seed: seed})
+	if err != nil {
+		t.Fatalf("build the test image: %v", err)
+	}
+	man, err := pack.Pack(ctx, pack.Options{Input: src, Output: packed, Concurrency: 2})
+	if err != nil {
+		t.Fatalf("pack: %v", err)
+	}
+	return info, man
 }
 
 // TestRescueShell boots with a command line the agent cannot work with and checks

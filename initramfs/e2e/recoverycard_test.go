@@ -14,8 +14,6 @@ import (
 
 	"github.com/rpi-deploy/rpi-deploy/image-tools/eeprom"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/eeprom/eepromtest"
-	"github.com/rpi-deploy/rpi-deploy/image-tools/pack"
-	"github.com/rpi-deploy/rpi-deploy/image-tools/testimg"
 	"github.com/rpi-deploy/rpi-deploy/server/netnstest"
 	"github.com/rpi-deploy/rpi-deploy/server/servertest"
 	"github.com/rpi-deploy/rpi-deploy/server/store"
@@ -28,25 +26,12 @@ import (
 // one: the master image, verified, named.
 func TestRecoveryCardFlashed(t *testing.T) {
 	initramfs, kernel := input(t, envInitramfs), input(t, envKernel)
-	for _, tool := range []string{"qemu-system-aarch64", "sfdisk", "mtype", "mren", "mdir", "fsck.fat", "e2fsck"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s not installed (make deps): %v", tool, err)
-		}
-	}
+	needTools(t, "qemu-system-aarch64", "sfdisk", "mtype", "mren", "mdir", "fsck.fat", "e2fsck")
 	ctx := context.Background()
 	dir := t.TempDir()
 
-	src := filepath.Join(dir, "master.img")
-	info, err := testimg.BuildContext(ctx, src, testimg.Options{Kind: testimg.BookwormFirstrun,
-		BootSize: testimg.MinBootSize, RootData: 24 << 20, RootFree: 16 << 20, Seed: 11})
-	if err != nil {
-		t.Fatalf("build the test image: %v", err)
-	}
-	packed := filepath.Join(dir, "e2e-recovery.img.zst")
-	man, err := pack.Pack(ctx, pack.Options{Input: src, Output: packed, Concurrency: 2})
-	if err != nil {
-		t.Fatalf("pack: %v", err)
-	}
+	src, packed := filepath.Join(dir, "master.img"), filepath.Join(dir, "e2e-recovery.img.zst")
+	info, man := smallImage(t, src, packed, 11)
 
 	// The card as the operator wrote it (rpi-image eeprom-card, Raspberry Pi's own
 	// firmware), at the start of a used card larger than the master image.
