@@ -156,7 +156,7 @@ func TestCrossBoardResult(t *testing.T) {
 		assertNoSecret(t, "GET "+path, string(raw), secrets)
 	}
 	time.Sleep(300 * time.Millisecond) // the stream's last events
-	stream := sse()
+	stream := sse.String()
 	if !strings.Contains(stream, "deployment.finished") {
 		t.Errorf("event stream has no deployment.finished: %.300s", stream)
 	}
@@ -173,9 +173,28 @@ func assertNoSecret(t *testing.T, where, text string, secrets []string) {
 	}
 }
 
-// startSSE reads the management event stream in the background; the returned func
-// gives what arrived so far.
-func startSSE(t *testing.T, srv *servertest.Server) func() string {
+// sseLog is the management event stream read in the background (startSSE).
+type sseLog struct {
+	mu   sync.Mutex
+	buf  strings.Builder
+	done chan struct{}
+}
+
+// String is what arrived so far.
+func (l *sseLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// Ended waits for the stream to end (the server stopped) and returns all of it.
+func (l *sseLog) Ended() string {
+	<-l.done
+	return l.String()
+}
+
+// startSSE reads the management event stream in the background, from now on.
+func startSSE(t *testing.T, srv *servertest.Server) *sseLog {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/api/v1/events", nil)
@@ -185,29 +204,23 @@ func startSSE(t *testing.T, srv *servertest.Server) func() string {
 		cancel()
 		t.Fatalf("event stream: %v %v", resp, err)
 	}
-	var mu sync.Mutex
-	var buf strings.Builder
-	done := make(chan struct{})
+	l := &sseLog{done: make(chan struct{})}
 	go func() {
-		defer close(done)
+		defer close(l.done)
 		sc := bufio.NewScanner(resp.Body)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
-			mu.Lock()
-			buf.WriteString(sc.Text() + "\n")
-			mu.Unlock()
+			l.mu.Lock()
+			l.buf.WriteString(sc.Text() + "\n")
+			l.mu.Unlock()
 		}
 	}()
 	t.Cleanup(func() {
 		cancel()
 		resp.Body.Close()
-		<-done
+		<-l.done
 	})
-	return func() string {
-		mu.Lock()
-		defer mu.Unlock()
-		return buf.String()
-	}
+	return l
 }
 
 // TestPoolDrain: one host says hello with random serials, each followed by a failed

@@ -1,14 +1,12 @@
 package api_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
@@ -189,25 +187,7 @@ func TestProfileSecretsNowhere(t *testing.T) {
 	defer cancel()
 
 	// The event stream, from before the profile exists.
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/api/v1/events", nil)
-	req.Header.Set("Authorization", "Bearer "+srv.Token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sse strings.Builder
-	var mu sync.Mutex
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			mu.Lock()
-			sse.WriteString(sc.Text() + "\n")
-			mu.Unlock()
-		}
-	}()
+	sse := startSSE(t, srv)
 
 	key := sshKey(t)
 	p := kioskProfile(key)
@@ -245,10 +225,7 @@ func TestProfileSecretsNowhere(t *testing.T) {
 		t.Fatalf("audit or CSV lacks the run:\n%s\n%s", audit, csv)
 	}
 	srv.Stop() // ends the stream and flushes the log
-	<-done
-	mu.Lock()
-	stream := sse.String()
-	mu.Unlock()
+	stream := sse.Ended()
 	if !strings.Contains(stream, "profile.changed") {
 		t.Fatalf("the event stream has no profile.changed event:\n%s", stream)
 	}
