@@ -167,15 +167,27 @@ func (o Options) Key() (string, []byte, error) {
 	if len(strings.Fields(string(kpkg))) != 3 {
 		return "", nil, fmt.Errorf("kernel package file %q: want package, version, kernel version", kpkg)
 	}
-	h := sha256.New()
+	parts := append(rootfsInputs(o.Flavour, pkgs), assembleScript, rootinitSource, kpkg,
+		[]byte(strings.Join(RootModules, ",")), []byte(strings.Join(InitrdModules, ",")))
+	return hashKey(parts...), kpkg, nil
+}
+
+// rootfsInputs are what the mmdebstrap root file system depends on: the flavour, the
+// mmdebstrap arguments (package list) and the host's apt sources.
+func rootfsInputs(flavour string, pkgs []string) [][]byte {
 	sources, _ := os.ReadFile(HostSources)
-	for _, part := range [][]byte{[]byte(o.Flavour), []byte(strings.Join(mmdebstrapArgs(pkgs, ""), " ")), sources,
-		assembleScript, rootinitSource, kpkg,
-		[]byte(strings.Join(RootModules, ",")), []byte(strings.Join(InitrdModules, ","))} {
+	return [][]byte{[]byte(flavour), []byte(strings.Join(mmdebstrapArgs(pkgs, ""), " ")), sources}
+}
+
+// hashKey is a cache key: the first 16 hex digits of a SHA-256 over the parts, each
+// prefixed with its length.
+func hashKey(parts ...[]byte) string {
+	h := sha256.New()
+	for _, part := range parts {
 		fmt.Fprintf(h, "%d:", len(part))
 		h.Write(part)
 	}
-	return hex.EncodeToString(h.Sum(nil))[:16], kpkg, nil
+	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
 // Build returns the image of o.Flavour from the cache, building it first when the
@@ -295,13 +307,7 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 // is kept on its own: a change of assemble.sh, rootinit or the kernel reassembles the
 // image from it in seconds. The caller holds the flavour's lock.
 func rootfs(ctx context.Context, o Options, pkgs []string, log io.Writer) (string, error) {
-	h := sha256.New()
-	sources, _ := os.ReadFile(HostSources)
-	for _, part := range [][]byte{[]byte(o.Flavour), []byte(strings.Join(mmdebstrapArgs(pkgs, ""), " ")), sources} {
-		fmt.Fprintf(h, "%d:", len(part))
-		h.Write(part)
-	}
-	tar := filepath.Join(o.CacheDir, "rootfs-"+o.Flavour+"-"+hex.EncodeToString(h.Sum(nil))[:16]+".tar")
+	tar := filepath.Join(o.CacheDir, "rootfs-"+o.Flavour+"-"+hashKey(rootfsInputs(o.Flavour, pkgs)...)+".tar")
 	if _, err := os.Stat(tar); err == nil {
 		fmt.Fprintf(log, "osimg: %s root file system cached in %s\n", o.Flavour, tar)
 		return tar, nil
