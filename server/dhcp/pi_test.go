@@ -1,12 +1,10 @@
 package dhcp
 
 import (
-	"encoding/hex"
-	"os"
-	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/rpi-deploy/rpi-deploy/server/dhcp/dhcptest"
 )
 
 // capturedOption97 is option 97 of a real Raspberry Pi 4 bootloader (see
@@ -14,19 +12,9 @@ import (
 // these bytes rather than bytes that our own encoding of a guess would make.
 func capturedOption97(t testing.TB) []byte {
 	t.Helper()
-	b, err := os.ReadFile("testdata/option97-rpi4.txt")
+	v, err := dhcptest.CapturedOption97()
 	if err != nil {
 		t.Fatal(err)
-	}
-	var line string
-	for _, l := range strings.Split(string(b), "\n") {
-		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
-			line = l
-		}
-	}
-	v, err := hex.DecodeString(strings.ReplaceAll(line, ":", ""))
-	if err != nil || len(v) != 17 {
-		t.Fatalf("testdata/option97-rpi4.txt: %q: %v (%d bytes)", line, err, len(v))
 	}
 	return v
 }

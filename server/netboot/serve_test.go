@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/rpi-deploy/rpi-deploy/server/dhcp"
+	"github.com/rpi-deploy/rpi-deploy/server/dhcp/dhcptest"
 	"github.com/rpi-deploy/rpi-deploy/server/netnstest"
 	"github.com/rpi-deploy/rpi-deploy/server/servertest"
 	"github.com/rpi-deploy/rpi-deploy/server/store"
@@ -303,17 +304,11 @@ func TestServeStartupErrors(t *testing.T) {
 // capturedOption97 is the hex of a real Pi 4's option 97 (server/dhcp/testdata/option97-rpi4.txt).
 func capturedOption97(t testing.TB) string {
 	t.Helper()
-	b, err := os.ReadFile("../dhcp/testdata/option97-rpi4.txt")
+	v, err := dhcptest.CapturedOption97()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var line string
-	for _, l := range strings.Split(string(b), "\n") {
-		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
-			line = l
-		}
-	}
-	return strings.ReplaceAll(line, ":", "")
+	return hex.EncodeToString(v)
 }
 
 // lastConsole is the last console= argument: the one Linux makes /dev/console.
