@@ -116,6 +116,22 @@ export async function launch(profileDir, viewport = { width: 1440, height: 900 }
   });
 }
 
+// loggedIn gives a browser context and page with USER logged in to server through the
+// login form (the user is created first with the admin token).
+export async function loggedIn(server, token, work, user, password, timeout = 20000) {
+  await api(server, token, 'PUT', `/api/v1/users/${user}`, { password });
+  const ctx = await launch(path.join(work, 'chromium-profile'));
+  const page = await ctx.newPage();
+  page.setDefaultTimeout(timeout);
+  page.on('pageerror', (err) => console.error('page error:', err));
+  await page.goto(`${server.url}/login`);
+  await page.fill('#username', user);
+  await page.fill('#password', password);
+  await page.click('button[type=submit]');
+  await page.waitForURL(/\/ui\/$/);
+  return { ctx, page };
+}
+
 export async function screenshot(page, name, opts = {}) {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
   const file = path.join(ARTIFACTS, `${name}.png`);

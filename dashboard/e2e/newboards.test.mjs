@@ -12,7 +12,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { api, launch, screenshot, startServer, tempDir } from './harness.mjs';
+import { api, loggedIn, screenshot, startServer, tempDir } from './harness.mjs';
 
 const TOKEN = 'e2e-admin-token-newboards-0123';
 const USER = 'operator';
@@ -41,16 +41,7 @@ describe('New boards page', { concurrency: false }, () => {
   before(async () => {
     work = tempDir('rpi-e2e-newboards-');
     server = await startServer({ token: TOKEN, dataDir: path.join(work, 'data'), log: path.join(work, 'rpi-deployd.log') });
-    await api(server, TOKEN, 'PUT', `/api/v1/users/${USER}`, { password: PASSWORD });
-    ctx = await launch(path.join(work, 'chromium-profile'));
-    page = await ctx.newPage();
-    page.setDefaultTimeout(20000);
-    page.on('pageerror', (err) => console.error('page error:', err));
-    await page.goto(`${server.url}/login`);
-    await page.fill('#username', USER);
-    await page.fill('#password', PASSWORD);
-    await page.click('button[type=submit]');
-    await page.waitForURL(/\/ui\/$/);
+    ({ ctx, page } = await loggedIn(server, TOKEN, work, USER, PASSWORD, 20000));
   });
 
   after(async () => {

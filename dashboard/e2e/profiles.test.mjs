@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { api, launch, screenshot, startServer, tempDir } from './harness.mjs';
+import { api, loggedIn, screenshot, startServer, tempDir } from './harness.mjs';
 
 const TOKEN = 'e2e-profiles-token-0123456789';
 const USER = 'operator';
@@ -26,16 +26,7 @@ describe('first-boot profiles page', { concurrency: false }, () => {
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'op@browser', '-f', path.join(work, 'k')]);
     key = fs.readFileSync(path.join(work, 'k.pub'), 'utf8').trim();
     server = await startServer({ token: TOKEN, dataDir: path.join(work, 'data'), log: path.join(work, 'rpi-deployd.log') });
-    await api(server, TOKEN, 'PUT', `/api/v1/users/${USER}`, { password: PASSWORD });
-    ctx = await launch(path.join(work, 'chromium-profile'));
-    page = await ctx.newPage();
-    page.setDefaultTimeout(15000);
-    page.on('pageerror', (err) => console.error('page error:', err));
-    await page.goto(`${server.url}/login`);
-    await page.fill('#username', USER);
-    await page.fill('#password', PASSWORD);
-    await page.click('button[type=submit]');
-    await page.waitForURL(/\/ui\/$/);
+    ({ ctx, page } = await loggedIn(server, TOKEN, work, USER, PASSWORD, 15000));
   });
 
   after(async () => {
