@@ -204,18 +204,10 @@ func (a *API) agentOnly(c *gin.Context) {
 func (a *API) healthz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
-	st := a.svc.Store()
-	v, err := st.Version(ctx)
+	v, err := a.svc.Health(ctx)
 	if err != nil {
-		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "error", "error": "database read: " + err.Error()})
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "error", "error": err.Error()})
 		return
-	}
-	if werr, at := st.WriteError(); werr != nil {
-		if err := st.Probe(ctx); err != nil {
-			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "error",
-				"error": "database write failed at " + at.UTC().Format(time.RFC3339) + ": " + werr.Error()})
-			return
-		}
 	}
 	if free, reserve, err := a.svc.DiskFree(); err == nil && free < reserve {
 		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "error", "free_bytes": free, "reserve_bytes": reserve,

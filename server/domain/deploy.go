@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
 	"github.com/rpi-deploy/rpi-deploy/server/events"
+	"github.com/rpi-deploy/rpi-deploy/server/mgmtapi"
 	"github.com/rpi-deploy/rpi-deploy/server/store"
 )
 
@@ -63,7 +63,7 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 	// reader before the write transaction, so that a flood over its budget does not
 	// queue for the writer.
 	if _, err := s.st.Board(ctx, serial); errors.Is(err, store.ErrNotFound) {
-		if !s.newSerials.allow(source, time.Now()) {
+		if !s.newSerials.allow(source, s.now()) {
 			s.log.Debug("new serial over its source's limit", "serial", serial, "source", source)
 			s.overLimit(ctx)
 			return agentapi.HelloResponse{Action: agentapi.ActionRetry, RetryAfterMS: s.opt.RetryAfter.Milliseconds(),
@@ -205,17 +205,13 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 	if limited {
 		s.overLimit(ctx) // after the commit: the writer is not held
 	}
-	s.publish(events.BoardChanged, board)
+	s.publish(events.BoardChanged, wireBoard(board))
 	switch {
 	case created != nil:
 		s.log.Info("deployment created", "deployment", created.ID, "serial", serial, "mac", mac, "hostname", created.Hostname,
 			"batch", created.BatchID, "image", created.Image)
-		s.publish(events.DeploymentCreated, *created)
-		if batch.ID != 0 {
-			if bt, err := s.st.Batch(ctx, batch.ID); err == nil {
-				s.publish(events.BatchChanged, bt)
-			}
-		}
+		s.publish(events.DeploymentCreated, wireDeployment(*created))
+		s.publishBatch(ctx, batch.ID)
 	case retryNote != "":
 		s.publish(events.HelloRetry, map[string]string{"serial": serial, "mac": mac, "reason": retryNote})
 	}
@@ -376,12 +372,12 @@ const maxPhases = 64
 
 // Event records a phase change or progress report of an open deployment. secret
 // must be the deployment's (ErrSecret otherwise).
-func (s *Service) Event(ctx context.Context, id int64, secret string, e agentapi.Event) (store.Deployment, error) {
+func (s *Service) Event(ctx context.Context, id int64, secret string, e agentapi.Event) (mgmtapi.Deployment, error) {
 	if !validPhase(e.Phase) {
-		return store.Deployment{}, invalid("phase", "phase %q: want one of %s (results go to /result)", e.Phase, strings.Join(agentapi.Phases, ", "))
+		return mgmtapi.Deployment{}, invalid("phase", "phase %q: want one of %s (results go to /result)", e.Phase, strings.Join(agentapi.Phases, ", "))
 	}
 	if e.Bytes < 0 || e.Total < 0 || e.RateBps < 0 {
-		return store.Deployment{}, invalid("bytes", "bytes, total and rate_bps must not be negative")
+		return mgmtapi.Deployment{}, invalid("bytes", "bytes, total and rate_bps must not be negative")
 	}
 	if len(e.Message) > 2000 {
 		e.Message = e.Message[:2000]
@@ -423,13 +419,13 @@ func (s *Service) Event(ctx context.Context, id int64, secret string, e agentapi
 		return err
 	})
 	if err != nil {
-		return d, err
+		return mgmtapi.Deployment{}, err
 	}
 	if changed {
 		s.log.Info("deployment phase", "deployment", id, "serial", d.Serial, "hostname", d.Hostname, "phase", e.Phase)
 	}
-	s.publish(events.DeploymentProgress, d)
-	return d, nil
+	s.publish(events.DeploymentProgress, wireDeployment(d))
+	return wireDeployment(d), nil
 }
 
 // Result closes an open deployment. Success counts only with the image's SHA256: a
@@ -439,16 +435,16 @@ func (s *Service) Event(ctx context.Context, id int64, secret string, e agentapi
 // deployment is a conflict. secret must be the deployment's (ErrSecret otherwise)
 // and r.Serial its board's. A failure before the board received the whole image
 // releases the pool name it was given (see releaseUnstreamed).
-func (s *Service) Result(ctx context.Context, id int64, secret string, r agentapi.Result) (store.Deployment, error) {
+func (s *Service) Result(ctx context.Context, id int64, secret string, r agentapi.Result) (mgmtapi.Deployment, error) {
 	serial, err := agentapi.NormalizeSerial(r.Serial)
 	if err != nil {
-		return store.Deployment{}, invalid("serial", "%v", err)
+		return mgmtapi.Deployment{}, invalid("serial", "%v", err)
 	}
 	if !r.Success && r.Error == "" {
-		return store.Deployment{}, invalid("error", "a failure needs an error")
+		return mgmtapi.Deployment{}, invalid("error", "a failure needs an error")
 	}
 	if r.Success && r.SHA256 == "" {
-		return store.Deployment{}, invalid("sha256", "a success needs the measured sha256")
+		return mgmtapi.Deployment{}, invalid("sha256", "a success needs the measured sha256")
 	}
 	if len(r.Error) > 4000 {
 		r.Error = r.Error[:4000]
@@ -531,21 +527,19 @@ func (s *Service) Result(ctx context.Context, id int64, secret string, r agentap
 		board, err = t.Board(ctx, d.Serial)
 		return err
 	})
-	if err != nil || again {
-		return d, err
+	if err != nil {
+		return mgmtapi.Deployment{}, err
+	}
+	if again {
+		return wireDeployment(d), nil
 	}
 	s.log.Info("deployment finished", "deployment", id, "serial", d.Serial, "hostname", d.Hostname, "state", d.State, "error", d.Error)
-	s.publish(events.DeploymentFinished, d)
-	s.publish(events.BoardChanged, board)
-	if d.BatchID != 0 {
-		if bt == nil {
-			if b, err := s.st.Batch(ctx, d.BatchID); err == nil {
-				bt = &b
-			}
-		}
-		if bt != nil {
-			s.publish(events.BatchChanged, *bt)
-		}
+	s.publish(events.DeploymentFinished, wireDeployment(d))
+	s.publish(events.BoardChanged, wireBoard(board))
+	if bt != nil {
+		s.publish(events.BatchChanged, wireBatch(*bt))
+	} else {
+		s.publishBatch(ctx, d.BatchID)
 	}
-	return d, nil
+	return wireDeployment(d), nil
 }

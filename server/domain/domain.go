@@ -90,6 +90,10 @@ type Options struct {
 	ForgetBoardsAfter time.Duration
 	// Logger; nil discards.
 	Logger *slog.Logger
+	// Now is the service's clock (rate limits, sessions, the fleet snapshot); nil
+	// means time.Now. Tests pass a clock they advance, and give the store the same
+	// one (store.Store.SetClock), instead of sleeping.
+	Now func() time.Time
 }
 
 // Service is the domain layer.
@@ -144,6 +148,9 @@ func New(st *store.Store, bus *events.Bus, opt Options) *Service {
 	if opt.ForgetBoardsAfter <= 0 {
 		opt.ForgetBoardsAfter = 7 * 24 * time.Hour
 	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
 	log := opt.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -151,9 +158,6 @@ func New(st *store.Store, bus *events.Bus, opt Options) *Service {
 	return &Service{st: st, bus: bus, opt: opt, log: log, imgs: filepath.Join(opt.DataDir, "images"), uploads: map[string]bool{},
 		newSerials: sourceLimiter{perMinute: opt.NewSerialsPerMinute}}
 }
-
-// Store gives read access to the store (for list and show endpoints).
-func (s *Service) Store() *store.Store { return s.st }
 
 // Bus is the event bus.
 func (s *Service) Bus() *events.Bus { return s.bus }
@@ -175,6 +179,9 @@ func Actor(ctx context.Context) string {
 	}
 	return "system"
 }
+
+// now is the service's clock, in UTC.
+func (s *Service) now() time.Time { return s.opt.Now().UTC() }
 
 // publish is called after a commit.
 func (s *Service) publish(typ string, data any) { s.bus.Publish(typ, data) }

@@ -10,16 +10,13 @@ import (
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
 	"github.com/rpi-deploy/rpi-deploy/server/events"
+	"github.com/rpi-deploy/rpi-deploy/server/mgmtapi"
 	"github.com/rpi-deploy/rpi-deploy/server/profile"
 	"github.com/rpi-deploy/rpi-deploy/server/store"
 )
 
 // ProfileView is a profile as the API shows it: secrets redacted, with its dates.
-type ProfileView struct {
-	profile.Redacted
-	CreatedAt string `json:"created_at,omitempty"`
-	UpdatedAt string `json:"updated_at,omitempty"`
-}
+type ProfileView = mgmtapi.ProfileView
 
 func decodeProfile(p store.Profile) (profile.Profile, error) {
 	var out profile.Profile
@@ -168,7 +165,7 @@ func (s *Service) DeleteProfile(ctx context.Context, name string) error {
 // AttachProfile attaches profile name to a product, venue or batch (target: the
 // code, or the batch ID), replacing the profile attached there before; name ""
 // detaches.
-func (s *Service) AttachProfile(ctx context.Context, scope, target, name string) (store.ProfileLink, error) {
+func (s *Service) AttachProfile(ctx context.Context, scope, target, name string) (mgmtapi.ProfileLink, error) {
 	l := store.ProfileLink{Scope: scope, Target: target, Profile: name}
 	err := s.st.Update(ctx, func(t *store.Tx) error {
 		var err error
@@ -208,9 +205,9 @@ func (s *Service) AttachProfile(ctx context.Context, scope, target, name string)
 		return t.Audit(ctx, Actor(ctx), "profile.attach", scope+" "+target, name)
 	})
 	if err == nil {
-		s.publish(events.ProfileChanged, map[string]any{"link": l})
+		s.publish(events.ProfileChanged, map[string]any{"link": wireProfileLink(l)})
 	}
-	return l, err
+	return wireProfileLink(l), err
 }
 
 // effectiveProfile merges the profiles attached to the product, the venue and the

@@ -74,6 +74,8 @@ type Store struct {
 	// tail latency of a burst of hellos.
 	wmu sync.Mutex
 
+	now func() time.Time // the clock of write transactions (Tx.Now); SetClock
+
 	errMu    sync.Mutex
 	writeErr error     // the last failed write transaction, nil after a success
 	writeAt  time.Time // when writeErr happened
@@ -118,7 +120,7 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	s := &Store{DB: w, path: path}
+	s := &Store{DB: w, path: path, now: time.Now}
 	if err := s.migrate(ctx); err != nil {
 		w.Close()
 		return nil, err
@@ -134,6 +136,16 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	s.RDB = r
 	s.w, s.r = &dbStmts{db: w}, &dbStmts{db: r}
 	return s, nil
+}
+
+// SetClock sets the clock that stamps write transactions (Tx.Now, and so every
+// time the store writes); nil restores time.Now. Call it before the store is used:
+// tests pass a clock they advance instead of sleeping.
+func (s *Store) SetClock(now func() time.Time) {
+	if now == nil {
+		now = time.Now
+	}
+	s.now = now
 }
 
 // Path is the database file.
@@ -234,7 +246,7 @@ func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	ts := &txStmts{tx: tx, cache: s.w}
-	if err := fn(&Tx{tx: ts, Now: time.Now().UTC()}); err != nil {
+	if err := fn(&Tx{tx: ts, Now: s.now().UTC()}); err != nil {
 		tx.Rollback()
 		ts.prepareMissing(ctx)
 		s.noteWrite(err)
