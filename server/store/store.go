@@ -26,7 +26,6 @@ import (
 	"sync"
 	"time"
 
-	_ "modernc.org/sqlite" // the "sqlite" driver
 )
 
 //go:embed migrations/*.sql
@@ -277,21 +276,6 @@ func (s *Store) noteWrite(err error) {
 	}
 }
 
-// isStorageError reports whether err comes from SQLite failing to write: SQLITE_FULL
-// (13), SQLITE_IOERR (10, with its extended codes), SQLITE_READONLY (8),
-// SQLITE_CANTOPEN (14) or SQLITE_CORRUPT (11).
-func isStorageError(err error) bool {
-	var ce interface{ Code() int }
-	if !errors.As(err, &ce) {
-		return false
-	}
-	switch ce.Code() & 0xff {
-	case 8, 10, 11, 13, 14:
-		return true
-	}
-	return false
-}
-
 // WriteError returns the error of the last write transaction and when it happened,
 // or nil when the last write succeeded (or none failed since the start).
 func (s *Store) WriteError() (error, time.Time) {
@@ -308,11 +292,6 @@ func (s *Store) Probe(ctx context.Context) error {
 			WHERE version = (SELECT max(version) FROM schema_migrations)`)
 		return err
 	})
-}
-
-// isUnique reports whether err is a UNIQUE or PRIMARY KEY constraint failure.
-func isUnique(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
 }
 
 // nullStr maps "" to NULL.
