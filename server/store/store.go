@@ -25,7 +25,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
 )
 
 //go:embed migrations/*.sql
