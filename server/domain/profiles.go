@@ -251,17 +251,18 @@ func (s *Service) EffectiveProfile(ctx context.Context, product, venue string, b
 	return r, err
 }
 
-// recordProfile fixes the effective profile of a new deployment.
-func recordProfile(ctx context.Context, t *store.Tx, id int64, product, venue string, batch int64) error {
-	p, ok, err := effectiveProfile(ctx, t, product, venue, batch)
+// recordProfile fixes the effective profile of a new deployment and returns it; ok
+// is false when no profile applies.
+func recordProfile(ctx context.Context, t *store.Tx, id int64, product, venue string, batch int64) (p profile.Profile, ok bool, err error) {
+	p, ok, err = effectiveProfile(ctx, t, product, venue, batch)
 	if err != nil || !ok {
-		return err
+		return p, false, err
 	}
 	spec, err := json.Marshal(p)
 	if err != nil {
-		return err
+		return p, false, err
 	}
-	return t.SetDeploymentProfile(ctx, id, string(spec))
+	return p, true, t.SetDeploymentProfile(ctx, id, string(spec))
 }
 
 // DeploymentProfile returns the profile recorded with deployment id, secrets
@@ -281,8 +282,8 @@ func (s *Service) DeploymentProfile(ctx context.Context, id int64) (r profile.Re
 	return profile.Redact(p), true, nil
 }
 
-// applyProfile puts the profile recorded with d into its deploy answer, the files
-// rendered over the board's facts.
+// applyProfile puts the profile recorded with d into its deploy answer (a board
+// that asks again while its deployment is open).
 func applyProfile(ctx context.Context, t *store.Tx, resp *agentapi.HelloResponse, d store.Deployment, img store.Image) error {
 	spec, err := t.DeploymentProfile(ctx, d.ID)
 	if err != nil || spec == "" || resp.Deployment == nil {
@@ -292,6 +293,12 @@ func applyProfile(ctx context.Context, t *store.Tx, resp *agentapi.HelloResponse
 	if err := json.Unmarshal([]byte(spec), &p); err != nil {
 		return fmt.Errorf("deployment %d profile: %w", d.ID, err)
 	}
+	return renderProfile(resp, p, d, img)
+}
+
+// renderProfile puts profile p into d's deploy answer, the files rendered over the
+// board's facts.
+func renderProfile(resp *agentapi.HelloResponse, p profile.Profile, d store.Deployment, img store.Image) error {
 	facts := profile.Facts{Hostname: d.Hostname, Serial: d.Serial, MAC: d.MAC, Venue: d.Venue, Product: d.Product,
 		Batch: d.BatchID, DeploymentID: d.ID, ImageName: img.Name, ImageSHA256: img.SHA256}
 	fb, err := profile.FirstBoot(resp.Deployment.FirstBoot, p, facts)
