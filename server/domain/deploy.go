@@ -141,97 +141,121 @@ func (s *Service) Result(ctx context.Context, id int64, secret string, r agentap
 	if len(r.Error) > 4000 {
 		r.Error = r.Error[:4000]
 	}
-	var (
-		d     store.Deployment
-		board store.Board
-		bt    *store.Batch
-		again bool
-	)
+	var out resultOutcome
 	err = s.st.Update(ctx, func(t *store.Tx) error {
 		var err error
-		bt, again = nil, false
-		d, err = t.Deployment(ctx, id)
-		if err != nil {
-			return fmt.Errorf("deployment %d: %w", id, err)
-		}
-		served, err := checkSecret(ctx, t, id, secret)
-		if err != nil {
-			return err
-		}
-		if serial != d.Serial {
-			return fmt.Errorf("deployment %d belongs to board %s, not %s: %w", id, d.Serial, serial, ErrConflict)
-		}
-		if d.State != store.DeployOpen {
-			if (d.State == store.DeployVerified) == r.Success && d.State != store.DeployAbandoned {
-				again = true
-				return nil
-			}
-			return fmt.Errorf("deployment %d is already %s: %w", id, d.State, ErrConflict)
-		}
-		img, err := t.Image(ctx, d.Image)
-		if err != nil {
-			return fmt.Errorf("deployment %d image %q: %w", id, d.Image, err)
-		}
-		d.SHA256, d.BytesWritten, d.BytesFetched, d.DurationMS = strings.ToLower(r.SHA256), r.BytesWritten, r.BytesFetched, r.DurationMS
-		switch {
-		case r.Success && d.SHA256 == img.SHA256:
-			d.State, d.Phase, d.Error, d.ErrorPhase = store.DeployVerified, agentapi.PhaseVerified, "", ""
-		case r.Success:
-			d.State, d.Phase, d.ErrorPhase = store.DeployFailed, agentapi.PhaseFailed, agentapi.PhaseVerifying
-			d.Error = fmt.Sprintf("reported sha256 %s does not match image %q sha256 %s", d.SHA256, img.Name, img.SHA256)
-		default:
-			d.State, d.Phase, d.Error, d.ErrorPhase = store.DeployFailed, agentapi.PhaseFailed, r.Error, r.Phase
-		}
-		if err := t.Finish(ctx, d); err != nil {
-			return err
-		}
-		if d.State == store.DeployFailed && !r.Success {
-			if _, err := s.releaseUnstreamed(ctx, t, d, served >= img.CompressedSize); err != nil {
-				return err
-			}
-		}
-		if d.State == store.DeployVerified {
-			if err := t.SetBoardDeployed(ctx, d.Serial, d.Hostname, d.Image); err != nil {
-				return err
-			}
-			if d.BatchID != 0 {
-				b, err := t.Batch(ctx, d.BatchID)
-				if err != nil {
-					return err
-				}
-				b.Done++
-				if b.Count > 0 && b.Done >= b.Count && (b.State == store.BatchActive || b.State == store.BatchPaused) {
-					b.State = store.BatchComplete
-				}
-				if err := t.UpdateBatch(ctx, b); err != nil {
-					return err
-				}
-				bt = &b
-			}
-		}
-		if _, err := t.AddBoardEvent(ctx, store.BoardEvent{Serial: d.Serial, Kind: "deployment." + d.State,
-			Detail: fmt.Sprintf("deployment %d %s %s %s", d.ID, d.Hostname, d.Image, d.Error)}); err != nil {
-			return err
-		}
-		if d, err = t.Deployment(ctx, id); err != nil {
-			return err
-		}
-		board, err = t.Board(ctx, d.Serial)
+		out, err = s.finish(ctx, t, id, secret, serial, r)
 		return err
 	})
 	if err != nil {
 		return mgmtapi.Deployment{}, err
 	}
-	if again {
+	d := out.d
+	if out.again {
 		return wireDeployment(d), nil
 	}
 	s.log.Info("deployment finished", "deployment", id, "serial", d.Serial, "hostname", d.Hostname, "state", d.State, "error", d.Error)
 	s.publish(events.DeploymentFinished, wireDeployment(d))
-	s.publish(events.BoardChanged, wireBoard(board))
-	if bt != nil {
-		s.publish(events.BatchChanged, wireBatch(*bt))
+	s.publish(events.BoardChanged, wireBoard(out.board))
+	if out.batch != nil {
+		s.publish(events.BatchChanged, wireBatch(*out.batch))
 	} else {
 		s.publishBatch(ctx, d.BatchID)
 	}
 	return wireDeployment(d), nil
+}
+
+// resultOutcome is what one result transaction did.
+type resultOutcome struct {
+	d     store.Deployment // as stored afterwards
+	board store.Board
+	batch *store.Batch // the batch a verified card counted toward
+	again bool         // the same result for a closed deployment: nothing changed
+}
+
+// finish records result r of deployment id in its transaction (see Result).
+func (s *Service) finish(ctx context.Context, t *store.Tx, id int64, secret, serial string, r agentapi.Result) (resultOutcome, error) {
+	var out resultOutcome
+	d, err := t.Deployment(ctx, id)
+	if err != nil {
+		return out, fmt.Errorf("deployment %d: %w", id, err)
+	}
+	out.d = d
+	served, err := checkSecret(ctx, t, id, secret)
+	if err != nil {
+		return out, err
+	}
+	if serial != d.Serial {
+		return out, fmt.Errorf("deployment %d belongs to board %s, not %s: %w", id, d.Serial, serial, ErrConflict)
+	}
+	if d.State != store.DeployOpen {
+		if (d.State == store.DeployVerified) == r.Success && d.State != store.DeployAbandoned {
+			out.again = true
+			return out, nil
+		}
+		return out, fmt.Errorf("deployment %d is already %s: %w", id, d.State, ErrConflict)
+	}
+	img, err := t.Image(ctx, d.Image)
+	if err != nil {
+		return out, fmt.Errorf("deployment %d image %q: %w", id, d.Image, err)
+	}
+	judge(&d, img, r)
+	if err := t.Finish(ctx, d); err != nil {
+		return out, err
+	}
+	if d.State == store.DeployFailed && !r.Success {
+		if _, err := s.releaseUnstreamed(ctx, t, d, served >= img.CompressedSize); err != nil {
+			return out, err
+		}
+	}
+	if d.State == store.DeployVerified {
+		if out.batch, err = countVerified(ctx, t, d); err != nil {
+			return out, err
+		}
+	}
+	if _, err := t.AddBoardEvent(ctx, store.BoardEvent{Serial: d.Serial, Kind: "deployment." + d.State,
+		Detail: fmt.Sprintf("deployment %d %s %s %s", d.ID, d.Hostname, d.Image, d.Error)}); err != nil {
+		return out, err
+	}
+	if out.d, err = t.Deployment(ctx, id); err != nil {
+		return out, err
+	}
+	out.board, err = t.Board(ctx, d.Serial)
+	return out, err
+}
+
+// judge sets the closing state of d from the agent's result: verified only when
+// the measured SHA256 is the image's; a success with another digest is a failure
+// in phase verifying.
+func judge(d *store.Deployment, img store.Image, r agentapi.Result) {
+	d.SHA256, d.BytesWritten, d.BytesFetched, d.DurationMS = strings.ToLower(r.SHA256), r.BytesWritten, r.BytesFetched, r.DurationMS
+	switch {
+	case r.Success && d.SHA256 == img.SHA256:
+		d.State, d.Phase, d.Error, d.ErrorPhase = store.DeployVerified, agentapi.PhaseVerified, "", ""
+	case r.Success:
+		d.State, d.Phase, d.ErrorPhase = store.DeployFailed, agentapi.PhaseFailed, agentapi.PhaseVerifying
+		d.Error = fmt.Sprintf("reported sha256 %s does not match image %q sha256 %s", d.SHA256, img.Name, img.SHA256)
+	default:
+		d.State, d.Phase, d.Error, d.ErrorPhase = store.DeployFailed, agentapi.PhaseFailed, r.Error, r.Phase
+	}
+}
+
+// countVerified marks d's board deployed and counts d toward its batch, which is
+// complete once Count boards are verified. It returns the batch (nil: none).
+func countVerified(ctx context.Context, t *store.Tx, d store.Deployment) (*store.Batch, error) {
+	if err := t.SetBoardDeployed(ctx, d.Serial, d.Hostname, d.Image); err != nil {
+		return nil, err
+	}
+	if d.BatchID == 0 {
+		return nil, nil
+	}
+	b, err := t.Batch(ctx, d.BatchID)
+	if err != nil {
+		return nil, err
+	}
+	b.Done++
+	if b.Count > 0 && b.Done >= b.Count && (b.State == store.BatchActive || b.State == store.BatchPaused) {
+		b.State = store.BatchComplete
+	}
+	return &b, t.UpdateBatch(ctx, b)
 }

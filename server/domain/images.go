@@ -63,6 +63,26 @@ func (s *Service) partFile(name string) string { return filepath.Join(s.imgs, na
 // UploadState is where an image upload stands.
 type UploadState = mgmtapi.UploadState
 
+// checkManifest decodes a manifest being registered under name ("": any) and
+// checks what the upload needs of it (see RegisterManifest).
+func checkManifest(name string, raw []byte, allowNoFirstBoot bool) (*manifest.Manifest, error) {
+	m, err := manifest.Decode(bytes.NewReader(raw))
+	if err != nil {
+		return nil, invalid("manifest", "%v", err)
+	}
+	if name != "" && m.Name != name {
+		return nil, invalid("name", "manifest name %q does not match the URL's %q", m.Name, name)
+	}
+	if !sha256Hex(m.CompressedSHA256) {
+		return nil, invalid("compressed_sha256", "manifest %q: compressed_sha256 %q is not 64 hex digits; without it the upload cannot be checked (rpi-image pack writes it)",
+			m.Name, m.CompressedSHA256)
+	}
+	if m.FirstBoot == manifest.FirstBootNone && !allowNoFirstBoot {
+		return nil, noFirstBoot(m.Name, "register it", "rpi-deployd image add --allow-no-first-boot (rpi-image push --allow-no-first-boot; API: PUT …/manifest?allow_no_first_boot=true)")
+	}
+	return m, nil
+}
+
 // RegisterManifest starts (or resumes) the upload of an image by its manifest.
 // The same manifest again keeps the bytes already received; a different manifest for
 // an image still uploading starts over; a ready image with the same content is left
@@ -71,19 +91,9 @@ type UploadState = mgmtapi.UploadState
 // mechanism (manifest first_boot "") is refused unless allowNoFirstBoot: boards
 // flashed with it could not be given their hostname (ErrNoFirstBoot).
 func (s *Service) RegisterManifest(ctx context.Context, name string, raw []byte, allowNoFirstBoot bool) (UploadState, error) {
-	m, err := manifest.Decode(bytes.NewReader(raw))
+	m, err := checkManifest(name, raw, allowNoFirstBoot)
 	if err != nil {
-		return UploadState{}, invalid("manifest", "%v", err)
-	}
-	if name != "" && m.Name != name {
-		return UploadState{}, invalid("name", "manifest name %q does not match the URL's %q", m.Name, name)
-	}
-	if !sha256Hex(m.CompressedSHA256) {
-		return UploadState{}, invalid("compressed_sha256", "manifest %q: compressed_sha256 %q is not 64 hex digits; without it the upload cannot be checked (rpi-image pack writes it)",
-			m.Name, m.CompressedSHA256)
-	}
-	if m.FirstBoot == manifest.FirstBootNone && !allowNoFirstBoot {
-		return UploadState{}, noFirstBoot(m.Name, "register it", "rpi-deployd image add --allow-no-first-boot (rpi-image push --allow-no-first-boot; API: PUT …/manifest?allow_no_first_boot=true)")
+		return UploadState{}, err
 	}
 	if err := os.MkdirAll(s.imgs, store.DirMode); err != nil {
 		return UploadState{}, err
