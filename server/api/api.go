@@ -21,6 +21,9 @@ import (
 	"github.com/rpi-deploy/rpi-deploy/server/domain"
 )
 
+// DefaultAgentPerSource is Options.AgentPerSource when zero.
+const DefaultAgentPerSource = 4
+
 // Options configure the handler.
 type Options struct {
 	// Token is the admin token (Authorization: Bearer TOKEN). "" = token auth off;
@@ -120,7 +123,7 @@ func New(svc *domain.Service, opt Options) (*gin.Engine, *API) {
 	v1 := r.Group("/api/v1")
 	gate := &sourceGate{n: opt.AgentPerSource}
 	if opt.AgentPerSource == 0 {
-		gate.n = 4
+		gate.n = DefaultAgentPerSource
 	}
 	ag := v1.Group("", a.agentOnly, gate.handle)
 	ag.POST("/agent/hello", a.hello)

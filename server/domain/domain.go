@@ -43,6 +43,21 @@ func invalid(field, format string, a ...any) error {
 	return &FieldError{Field: field, Msg: fmt.Sprintf(format, a...)}
 }
 
+// Defaults of Options, the one place they are set: server/config fills its zero
+// fields from these too.
+const (
+	DefaultMaxStreams          = 64
+	DefaultStaleAfter          = 15 * time.Minute
+	DefaultRetryAfter          = 10 * time.Second
+	DefaultClaimWindow         = 2 * time.Minute
+	DefaultClaimTimeout        = 10 * time.Minute
+	DefaultMaxOpenPerSource    = 4
+	DefaultNewSerialsPerMinute = 120
+	DefaultOverLimitDelay      = time.Second
+	DefaultEventsPerBoard      = 1000
+	DefaultForgetBoardsAfter   = 7 * 24 * time.Hour
+)
+
 // Options tune the service. Zero values mean the documented defaults.
 type Options struct {
 	// DataDir holds images/ (packed images and manifests). Required.
@@ -112,14 +127,17 @@ type Service struct {
 
 // New builds the service over an open store and an event bus (nil bus: no events).
 func New(st *store.Store, bus *events.Bus, opt Options) *Service {
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{{&opt.StaleAfter, DefaultStaleAfter}, {&opt.RetryAfter, DefaultRetryAfter}, {&opt.ClaimWindow, DefaultClaimWindow},
+		{&opt.ClaimTimeout, DefaultClaimTimeout}, {&opt.ForgetBoardsAfter, DefaultForgetBoardsAfter}} {
+		if *d.v <= 0 {
+			*d.v = d.def
+		}
+	}
 	if opt.MaxStreams <= 0 {
-		opt.MaxStreams = 64
-	}
-	if opt.StaleAfter <= 0 {
-		opt.StaleAfter = 15 * time.Minute
-	}
-	if opt.RetryAfter <= 0 {
-		opt.RetryAfter = 10 * time.Second
+		opt.MaxStreams = DefaultMaxStreams
 	}
 	if opt.After == "" {
 		opt.After = agentapi.AfterReboot
@@ -127,26 +145,17 @@ func New(st *store.Store, bus *events.Bus, opt Options) *Service {
 	if opt.DiskReserve <= 0 {
 		opt.DiskReserve = DefaultDiskReserve
 	}
-	if opt.ClaimWindow <= 0 {
-		opt.ClaimWindow = 2 * time.Minute
-	}
-	if opt.ClaimTimeout <= 0 {
-		opt.ClaimTimeout = 10 * time.Minute
-	}
 	if opt.MaxOpenPerSource == 0 {
-		opt.MaxOpenPerSource = 4
+		opt.MaxOpenPerSource = DefaultMaxOpenPerSource
 	}
 	if opt.NewSerialsPerMinute == 0 {
-		opt.NewSerialsPerMinute = 120
+		opt.NewSerialsPerMinute = DefaultNewSerialsPerMinute
 	}
 	if opt.OverLimitDelay == 0 {
-		opt.OverLimitDelay = time.Second
+		opt.OverLimitDelay = DefaultOverLimitDelay
 	}
 	if opt.EventsPerBoard <= 0 {
-		opt.EventsPerBoard = 1000
-	}
-	if opt.ForgetBoardsAfter <= 0 {
-		opt.ForgetBoardsAfter = 7 * 24 * time.Hour
+		opt.EventsPerBoard = DefaultEventsPerBoard
 	}
 	if opt.Now == nil {
 		opt.Now = time.Now
