@@ -69,19 +69,15 @@ func (s *Service) PutUser(ctx context.Context, name, password string) error {
 	if err != nil {
 		return err
 	}
-	return s.st.Update(ctx, func(t *store.Tx) error {
+	return changeNoRow(ctx, s, "", nil, func(t *store.Tx) (auditLine, error) {
 		if err := t.PutUser(ctx, name, h); err != nil {
-			return err
+			return auditLine{}, err
 		}
 		n, err := t.DeleteUserSessions(ctx, name)
-		if err != nil {
-			return err
-		}
-		detail := ""
 		if n > 0 {
-			detail = fmt.Sprintf("%d sessions ended", n)
+			return auditLine{"user.put", name, fmt.Sprintf("%d sessions ended", n)}, err
 		}
-		return t.Audit(ctx, Actor(ctx), "user.put", name, detail)
+		return auditLine{"user.put", name, ""}, err
 	})
 }
 
@@ -99,11 +95,11 @@ func SetPasswordInDataDir(ctx context.Context, dir, user, password string) error
 
 // DeleteUser removes a user and ends its sessions.
 func (s *Service) DeleteUser(ctx context.Context, name string) error {
-	return s.st.Update(ctx, func(t *store.Tx) error {
+	return changeNoRow(ctx, s, "", nil, func(t *store.Tx) (auditLine, error) {
 		if err := t.DeleteUser(ctx, name); err != nil {
-			return fmt.Errorf("user %q: %w", name, err)
+			return auditLine{}, fmt.Errorf("user %q: %w", name, err)
 		}
-		return t.Audit(ctx, Actor(ctx), "user.delete", name, "")
+		return auditLine{"user.delete", name, ""}, nil
 	})
 }
 
