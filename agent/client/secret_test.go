@@ -14,8 +14,8 @@ import (
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
 	"github.com/rpi-deploy/rpi-deploy/agent/client"
 	"github.com/rpi-deploy/rpi-deploy/agent/retry"
+	"github.com/rpi-deploy/rpi-deploy/server/mgmtapi"
 	"github.com/rpi-deploy/rpi-deploy/server/servertest"
-	"github.com/rpi-deploy/rpi-deploy/server/store"
 )
 
 // TestResultAfterSecretReplaced, against the real rpi-deployd: the client sends the
@@ -64,8 +64,8 @@ func TestResultAfterSecretReplaced(t *testing.T) {
 	if err := c.Result(ctx, id, agentapi.Result{Serial: h.Serial, Success: true, SHA256: fleet.Manifest.SHA256}); err != nil {
 		t.Fatalf("result: %v", err)
 	}
-	var d store.Deployment
-	if err := srv.Do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/deployments/%d", id), nil, &d); err != nil || d.State != store.DeployVerified {
+	var d mgmtapi.Deployment
+	if err := srv.Do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/deployments/%d", id), nil, &d); err != nil || d.State != mgmtapi.DeployVerified {
 		t.Fatalf("deployment %d: %+v %v, want verified", id, d, err)
 	}
 }

@@ -26,9 +26,9 @@ import (
 	"github.com/rpi-deploy/rpi-deploy/image-tools/pack"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/testimg"
 	"github.com/rpi-deploy/rpi-deploy/server/client"
+	"github.com/rpi-deploy/rpi-deploy/server/mgmtapi"
 	"github.com/rpi-deploy/rpi-deploy/server/netnstest"
 	"github.com/rpi-deploy/rpi-deploy/server/servertest"
-	"github.com/rpi-deploy/rpi-deploy/server/store"
 )
 
 // Inputs, set by `make e2e`.
@@ -110,8 +110,8 @@ func TestBootFlashVerify(t *testing.T) {
 
 	// The server's record.
 	var board struct {
-		store.Board
-		Deployments []store.Deployment `json:"deployments"`
+		mgmtapi.Board
+		Deployments []mgmtapi.Deployment `json:"deployments"`
 	}
 	if err := srv.Do(ctx, http.MethodGet, "/api/v1/boards/"+serial, nil, &board); err != nil {
 		t.Fatalf("board %s: %v", serial, err)
@@ -120,9 +120,9 @@ func TestBootFlashVerify(t *testing.T) {
 		t.Fatalf("board has %d deployments, want 1: %+v", len(board.Deployments), board.Deployments)
 	}
 	d := board.Deployments[0]
-	if d.State != store.DeployVerified || d.SHA256 != man.SHA256 || d.Image != fleet.ImageName {
+	if d.State != mgmtapi.DeployVerified || d.SHA256 != man.SHA256 || d.Image != fleet.ImageName {
 		t.Errorf("deployment = state %q sha256 %q image %q, want %q %q %q (error %q in %q)",
-			d.State, d.SHA256, d.Image, store.DeployVerified, man.SHA256, fleet.ImageName, d.Error, d.ErrorPhase)
+			d.State, d.SHA256, d.Image, mgmtapi.DeployVerified, man.SHA256, fleet.ImageName, d.Error, d.ErrorPhase)
 	}
 	if !regexp.MustCompile(`^KXP2-CORO-\d{3}$`).MatchString(d.Hostname) || board.MAC != mac || !board.Deployed {
 		t.Errorf("board = hostname %q mac %q deployed %v, want KXP2-CORO-NNN %s true", d.Hostname, board.MAC, board.Deployed, mac)

@@ -14,9 +14,9 @@ import (
 
 	"github.com/rpi-deploy/rpi-deploy/image-tools/eeprom"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/eeprom/eepromtest"
+	"github.com/rpi-deploy/rpi-deploy/server/mgmtapi"
 	"github.com/rpi-deploy/rpi-deploy/server/netnstest"
 	"github.com/rpi-deploy/rpi-deploy/server/servertest"
-	"github.com/rpi-deploy/rpi-deploy/server/store"
 )
 
 // TestRecoveryCardFlashed: a new board's SD card after the bootloader card did its
@@ -78,8 +78,8 @@ func TestRecoveryCardFlashed(t *testing.T) {
 		t.Fatalf("QEMU: %v\nconsole (last lines):\n%s", err, g.tail(80))
 	}
 	var board struct {
-		store.Board
-		Deployments []store.Deployment `json:"deployments"`
+		mgmtapi.Board
+		Deployments []mgmtapi.Deployment `json:"deployments"`
 	}
 	if err := srv.Do(ctx, http.MethodGet, "/api/v1/boards/"+serial, nil, &board); err != nil {
 		t.Fatalf("board %s: %v\nconsole:\n%s", serial, err, g.tail(80))
@@ -88,7 +88,7 @@ func TestRecoveryCardFlashed(t *testing.T) {
 		t.Fatalf("board has %d deployments, want 1\nconsole:\n%s", len(board.Deployments), g.tail(80))
 	}
 	d := board.Deployments[0]
-	if d.State != store.DeployVerified || d.SHA256 != man.SHA256 || d.Image != fleet.ImageName {
+	if d.State != mgmtapi.DeployVerified || d.SHA256 != man.SHA256 || d.Image != fleet.ImageName {
 		t.Fatalf("deployment = state %q sha256 %q image %q (error %q in %q); want verified %s %s",
 			d.State, d.SHA256, d.Image, d.Error, d.ErrorPhase, man.SHA256, fleet.ImageName)
 	}

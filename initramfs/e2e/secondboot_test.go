@@ -19,9 +19,9 @@ import (
 	"github.com/rpi-deploy/rpi-deploy/image-tools/pack"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/testimg"
 	"github.com/rpi-deploy/rpi-deploy/server/domain"
+	"github.com/rpi-deploy/rpi-deploy/server/mgmtapi"
 	"github.com/rpi-deploy/rpi-deploy/server/netnstest"
 	"github.com/rpi-deploy/rpi-deploy/server/servertest"
-	"github.com/rpi-deploy/rpi-deploy/server/store"
 )
 
 const (
@@ -118,7 +118,7 @@ func secondBoot(t *testing.T, img *osimg.Image, initramfs string) {
 	useNamespace(l.Server)
 	srv := startServer(t, l)
 	if err := srv.Do(ctx, http.MethodPost, "/api/v1/products", domain.ProductSpec{Code: "KXP2", Name: "KXP2",
-		Naming: store.NamingPool, FirstBoot: &agentapi.FirstBoot{EnableSSH: true,
+		Naming: mgmtapi.NamingPool, FirstBoot: &agentapi.FirstBoot{EnableSSH: true,
 			SSHKeys: []string{strings.TrimSpace(string(pub))}}}, nil); err != nil {
 		t.Fatalf("product first-boot settings: %v", err)
 	}
@@ -144,13 +144,13 @@ func secondBoot(t *testing.T, img *osimg.Image, initramfs string) {
 		t.Fatalf("flash: QEMU: %v\nconsole (last lines):\n%s", err, g.tail(80))
 	}
 	var board struct {
-		store.Board
-		Deployments []store.Deployment `json:"deployments"`
+		mgmtapi.Board
+		Deployments []mgmtapi.Deployment `json:"deployments"`
 	}
 	if err := srv.Do(ctx, http.MethodGet, "/api/v1/boards/"+serial, nil, &board); err != nil {
 		t.Fatalf("board %s: %v", serial, err)
 	}
-	if len(board.Deployments) != 1 || board.Deployments[0].State != store.DeployVerified || board.Deployments[0].Image != fleet.ImageName {
+	if len(board.Deployments) != 1 || board.Deployments[0].State != mgmtapi.DeployVerified || board.Deployments[0].Image != fleet.ImageName {
 		t.Fatalf("deployments %+v, want one verified of %s\nconsole (last lines):\n%s", board.Deployments, fleet.ImageName, g.tail(60))
 	}
 	d := board.Deployments[0]

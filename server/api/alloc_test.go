@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
+	"github.com/rpi-deploy/rpi-deploy/server/mgmtapi"
 	"github.com/rpi-deploy/rpi-deploy/server/servertest"
-	"github.com/rpi-deploy/rpi-deploy/server/store"
 )
 
 // TestConcurrentHellosWithKill fires 1000 concurrent hellos from distinct boards at
@@ -144,14 +144,14 @@ func TestConcurrentHellosWithKill(t *testing.T) {
 			t.Errorf("board %d: binding before the kill %d lost (now %d)", i, b.Deployment.ID, r.Deployment.ID)
 		}
 	}
-	var open []store.Deployment
+	var open []mgmtapi.Deployment
 	if err := srv.Do(context.Background(), http.MethodGet, "/api/v1/deployments?state=open&limit=5000", nil, &open); err != nil {
 		t.Fatal(err)
 	}
 	if len(open) != 50 {
 		t.Errorf("%d open deployments in the store, want 50", len(open))
 	}
-	var free []store.PoolName
+	var free []mgmtapi.PoolName
 	if err := srv.Do(context.Background(), http.MethodGet, "/api/v1/pools/names?venue=CORO&product=KXP2&free=1", nil, &free); err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,9 @@ import (
 	"github.com/rpi-deploy/rpi-deploy/server/domain"
 )
 
+// DefaultAgentPerSource is Options.AgentPerSource when zero.
+const DefaultAgentPerSource = 4
+
 // Options configure the handler.
 type Options struct {
 	// Token is the admin token (Authorization: Bearer TOKEN). "" = token auth off;
@@ -120,7 +123,7 @@ func New(svc *domain.Service, opt Options) (*gin.Engine, *API) {
 	v1 := r.Group("/api/v1")
 	gate := &sourceGate{n: opt.AgentPerSource}
 	if opt.AgentPerSource == 0 {
-		gate.n = 4
+		gate.n = DefaultAgentPerSource
 	}
 	ag := v1.Group("", a.agentOnly, gate.handle)
 	ag.POST("/agent/hello", a.hello)
@@ -204,18 +207,10 @@ func (a *API) agentOnly(c *gin.Context) {
 func (a *API) healthz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
-	st := a.svc.Store()
-	v, err := st.Version(ctx)
+	v, err := a.svc.Health(ctx)
 	if err != nil {
-		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "error", "error": "database read: " + err.Error()})
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "error", "error": err.Error()})
 		return
-	}
-	if werr, at := st.WriteError(); werr != nil {
-		if err := st.Probe(ctx); err != nil {
-			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "error",
-				"error": "database write failed at " + at.UTC().Format(time.RFC3339) + ": " + werr.Error()})
-			return
-		}
 	}
 	if free, reserve, err := a.svc.DiskFree(); err == nil && free < reserve {
 		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "error", "free_bytes": free, "reserve_bytes": reserve,

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
+	"github.com/rpi-deploy/rpi-deploy/server/mgmtapi"
 	"github.com/rpi-deploy/rpi-deploy/server/servertest"
 	"github.com/rpi-deploy/rpi-deploy/server/store"
 )
@@ -115,9 +116,9 @@ func TestCrossBoardResult(t *testing.T) {
 	} else {
 		resp.Body.Close()
 	}
-	var d store.Deployment
+	var d mgmtapi.Deployment
 	srv.Do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/deployments/%d", a.ID), nil, &d)
-	if d.State != store.DeployOpen || d.Phase != agentapi.PhaseHello {
+	if d.State != mgmtapi.DeployOpen || d.Phase != agentapi.PhaseHello {
 		t.Fatalf("A's deployment after the attack: %s %s, want open hello", d.State, d.Phase)
 	}
 
@@ -133,7 +134,7 @@ func TestCrossBoardResult(t *testing.T) {
 	if code := event(t, srv, a2, agentapi.Event{Phase: "streaming", Bytes: 1}); code != 200 {
 		t.Errorf("event with the new secret: %d", code)
 	}
-	if got, code := result(t, srv, a2, serialOf(1), agentapi.Result{Success: true, SHA256: fleet.Manifest.SHA256}); code != 200 || got.State != store.DeployVerified {
+	if got, code := result(t, srv, a2, serialOf(1), agentapi.Result{Success: true, SHA256: fleet.Manifest.SHA256}); code != 200 || got.State != mgmtapi.DeployVerified {
 		t.Fatalf("A's own result: %d %+v", code, got)
 	}
 
@@ -284,7 +285,7 @@ func TestPoolDrain(t *testing.T) {
 		t.Errorf("one address got %d deployments for new serials in %s (%d refused), want at most %d and then refusals",
 			deploys.Load(), elapsed.Round(time.Millisecond), limited.Load(), most)
 	}
-	var free []store.PoolName
+	var free []mgmtapi.PoolName
 	srv.Do(ctx, http.MethodGet, "/api/v1/pools/names?venue=CORO&product=KXP2&free=1", nil, &free)
 	if len(free) != 19 {
 		t.Errorf("%d names free after the attack, want 19 (20 less the real board's)", len(free))
@@ -320,8 +321,8 @@ func TestPoolDrain(t *testing.T) {
 	if len(free) != 19 {
 		t.Fatalf("%d names free after the claims timed out, want 19", len(free))
 	}
-	var d store.Deployment
-	if err := srv.Do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/deployments/%d", r.Deployment.ID), nil, &d); err != nil || d.State != store.DeployOpen {
+	var d mgmtapi.Deployment
+	if err := srv.Do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/deployments/%d", r.Deployment.ID), nil, &d); err != nil || d.State != mgmtapi.DeployOpen {
 		t.Fatalf("the real board's deployment: %+v %v, want open", d, err)
 	}
 
@@ -384,7 +385,7 @@ func TestPoolDrain(t *testing.T) {
 		t.Errorf("%d names free after release-unused, want 18 (the real board and the abandoned one keep theirs)", len(free))
 	}
 	// The real board finishes; it keeps its name through release-unused too.
-	if got, code := result(t, srv, r.Deployment, serialOf(1), agentapi.Result{Success: true, SHA256: r.Deployment.Image.SHA256}); code != 200 || got.State != store.DeployVerified {
+	if got, code := result(t, srv, r.Deployment, serialOf(1), agentapi.Result{Success: true, SHA256: r.Deployment.Image.SHA256}); code != 200 || got.State != mgmtapi.DeployVerified {
 		t.Fatalf("real board's result: %d %+v", code, got)
 	}
 	if out := runCLI(t, srv, "pool", "release-unused", "--dry-run"); !strings.Contains(out, "would release 0 names") {
@@ -557,7 +558,7 @@ func TestRetentionAndInputChecks(t *testing.T) {
 	if statusOf(err) != 400 || !strings.Contains(err.Error(), "start") {
 		t.Errorf("generate with a huge start: %v, want 400 naming start", err)
 	}
-	var free []store.PoolName
+	var free []mgmtapi.PoolName
 	srv.Do(ctx, http.MethodGet, "/api/v1/pools/names?venue=CORO&product=KXP2", nil, &free)
 	if len(free) != 5 {
 		t.Errorf("pool has %d names after the refused generate, want 5", len(free))
@@ -568,7 +569,7 @@ func TestRetentionAndInputChecks(t *testing.T) {
 	if statusOf(err) != 400 || !strings.Contains(err.Error(), "compressed_sha256") {
 		t.Errorf("manifest without compressed_sha256: %v, want 400 naming compressed_sha256", err)
 	}
-	var imgs []store.Image
+	var imgs []mgmtapi.Image
 	srv.Do(ctx, http.MethodGet, "/api/v1/images", nil, &imgs)
 	for _, i := range imgs {
 		if i.Name == "no-digest" {
@@ -587,7 +588,7 @@ func TestEarlyReleaseKeepsVerifiedName(t *testing.T) {
 	ctx := context.Background()
 	d := hello(t, srv, helloOf(1)).Deployment
 	fetch(t, d)
-	if got, code := result(t, srv, d, serialOf(1), agentapi.Result{Success: true, SHA256: fleet.Manifest.SHA256}); code != 200 || got.State != store.DeployVerified {
+	if got, code := result(t, srv, d, serialOf(1), agentapi.Result{Success: true, SHA256: fleet.Manifest.SHA256}); code != 200 || got.State != mgmtapi.DeployVerified {
 		t.Fatalf("verified: %d %+v", code, got)
 	}
 	if err := srv.Do(ctx, http.MethodPost, "/api/v1/boards/"+serialOf(1)+"/reimage", map[string]bool{"reimage": true}, nil); err != nil {
@@ -600,8 +601,8 @@ func TestEarlyReleaseKeepsVerifiedName(t *testing.T) {
 	if _, code := result(t, srv, re, serialOf(1), agentapi.Result{Phase: "streaming", Error: "network down"}); code != 200 {
 		t.Fatalf("failure: %d", code)
 	}
-	var p store.PoolName
-	var names []store.PoolName
+	var p mgmtapi.PoolName
+	var names []mgmtapi.PoolName
 	srv.Do(ctx, http.MethodGet, "/api/v1/pools/names?venue=CORO&product=KXP2", nil, &names)
 	for _, n := range names {
 		if n.Name == d.Hostname {

@@ -14,7 +14,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/rpi-deploy/rpi-deploy/server/domain"
-	"github.com/rpi-deploy/rpi-deploy/server/store"
 )
 
 // maxRanges is the most byte ranges one download request may ask for. The agent asks
@@ -42,12 +41,12 @@ func (a *API) download(c *gin.Context) {
 		fail(c, http.StatusNotFound, "no such image file "+strconv.Quote(file), "")
 		return
 	}
-	img, err := a.svc.Store().Image(c.Request.Context(), name)
-	if err != nil || img.State != store.ImageReady {
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			failErr(c, err)
-			return
-		}
+	ready, err := a.svc.ImageReady(c.Request.Context(), name)
+	if err != nil {
+		failErr(c, err)
+		return
+	}
+	if !ready {
 		fail(c, http.StatusNotFound, "no ready image file "+strconv.Quote(file), "")
 		return
 	}

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
+	"github.com/rpi-deploy/rpi-deploy/server/mgmtapi"
 	"github.com/rpi-deploy/rpi-deploy/server/servertest"
-	"github.com/rpi-deploy/rpi-deploy/server/store"
 )
 
 func event(t *testing.T, srv *servertest.Server, d *agentapi.Deployment, e agentapi.Event) int {
@@ -26,9 +26,9 @@ func event(t *testing.T, srv *servertest.Server, d *agentapi.Deployment, e agent
 }
 
 // result posts r for d as the board serial, with d's secret.
-func result(t *testing.T, srv *servertest.Server, d *agentapi.Deployment, serial string, r agentapi.Result) (store.Deployment, int) {
+func result(t *testing.T, srv *servertest.Server, d *agentapi.Deployment, serial string, r agentapi.Result) (mgmtapi.Deployment, int) {
 	t.Helper()
-	var out store.Deployment
+	var out mgmtapi.Deployment
 	r.Serial = serial
 	code, body, err := postSecret(t, srv.URL+fmt.Sprintf(agentapi.PathResult, d.ID), d.Secret, r, &out)
 	if err != nil {
@@ -90,7 +90,7 @@ func TestDeploymentLifecycle(t *testing.T) {
 	if d, _ := result(t, srv, d2, serialOf(1), agentapi.Result{Success: true, SHA256: strings.Repeat("0", 64)}); d.State != "failed" || !strings.Contains(d.Error, "does not match") {
 		t.Fatalf("wrong digest: %+v", d)
 	}
-	var b store.Batch
+	var b mgmtapi.Batch
 	srv.Do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/batches/%d", fleet.Batch.ID), nil, &b)
 	if b.Done != 0 || b.Failed != 2 || b.InFlight != 1 {
 		t.Errorf("batch after two failures: done %d failed %d in progress %d, want 0 2 1", b.Done, b.Failed, b.InFlight)
@@ -123,13 +123,13 @@ func TestDeploymentLifecycle(t *testing.T) {
 	if r.Action != agentapi.ActionDeploy || r.Deployment.Hostname != "KXP2-CORO-001" {
 		t.Fatalf("re-image: %+v", r)
 	}
-	var re store.Deployment
+	var re mgmtapi.Deployment
 	srv.Do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/deployments/%d", r.Deployment.ID), nil, &re)
 	if re.BatchID != 0 || re.Venue != "CORO" || re.Product != "KXP2" {
 		t.Errorf("re-image deployment %+v: want no batch, CORO KXP2", re)
 	}
 	// Board 2 completes the batch of 2.
-	var open []store.Deployment
+	var open []mgmtapi.Deployment
 	srv.Do(ctx, http.MethodGet, "/api/v1/deployments?state=open&serial="+serialOf(2), nil, &open)
 	if len(open) != 1 {
 		t.Fatalf("board 2 open deployments: %d", len(open))
@@ -154,7 +154,7 @@ func TestDeploymentLifecycle(t *testing.T) {
 		"since=" + time.Now().Add(time.Minute).UTC().Format(time.RFC3339Nano): 0,
 		"until=" + time.Now().Add(-time.Hour).Format(time.RFC3339):            0,
 	} {
-		var ds []store.Deployment
+		var ds []mgmtapi.Deployment
 		if err := srv.Do(ctx, http.MethodGet, "/api/v1/deployments?"+q, nil, &ds); err != nil || len(ds) != want {
 			t.Errorf("deployments?%s: %d, want %d (%v)", q, len(ds), want, err)
 		}
@@ -163,7 +163,7 @@ func TestDeploymentLifecycle(t *testing.T) {
 		t.Errorf("since=yesterday: %v, want 400", err)
 	}
 	var ph struct {
-		Phases []store.Phase `json:"phases"`
+		Phases []mgmtapi.Phase `json:"phases"`
 	}
 	srv.Do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/deployments/%d", d1.ID), nil, &ph)
 	var got []string
@@ -219,9 +219,9 @@ func TestSerialNamingAndBadInput(t *testing.T) {
 			t.Errorf("batch for venue %q: %v, want 400", code, err)
 		}
 	}
-	var boards []store.Board
-	var venues []store.Venue
-	var batches []store.Batch
+	var boards []mgmtapi.Board
+	var venues []mgmtapi.Venue
+	var batches []mgmtapi.Batch
 	srv.Do(ctx, http.MethodGet, "/api/v1/boards", nil, &boards)
 	srv.Do(ctx, http.MethodGet, "/api/v1/venues", nil, &venues)
 	srv.Do(ctx, http.MethodGet, "/api/v1/batches", nil, &batches)

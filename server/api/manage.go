@@ -10,9 +10,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
 	"github.com/rpi-deploy/rpi-deploy/server/domain"
-	"github.com/rpi-deploy/rpi-deploy/server/store"
 )
 
 func (a *API) manageRoutes(m *gin.RouterGroup) {
@@ -102,7 +100,7 @@ func queryInt(c *gin.Context, key string) (int, bool) {
 }
 
 func (a *API) listVenues(c *gin.Context) {
-	v, err := a.svc.Store().Venues(c.Request.Context())
+	v, err := a.svc.Venues(c.Request.Context())
 	ok(c, v, err)
 }
 
@@ -134,7 +132,7 @@ func (a *API) putVenue(c *gin.Context) {
 }
 
 func (a *API) getVenue(c *gin.Context) {
-	v, err := a.svc.Store().Venue(c.Request.Context(), c.Param("code"))
+	v, err := a.svc.Venue(c.Request.Context(), c.Param("code"))
 	ok(c, v, wrapNotFound(err, "venue", c.Param("code")))
 }
 
@@ -144,32 +142,20 @@ func (a *API) deleteVenue(c *gin.Context) {
 }
 
 func wrapNotFound(err error, what, key string) error {
-	if err == store.ErrNotFound {
+	if err == domain.ErrNotFound {
 		return fmt.Errorf("%s %q: %w", what, key, err)
 	}
 	return err
 }
 
-// productView adds the decoded first-boot defaults to a product.
-type productView struct {
-	store.Product
-	FirstBoot agentapi.FirstBoot `json:"first_boot"`
-}
-
-func viewProduct(p store.Product) productView { return productView{p, domain.ProductFirstBoot(p)} }
-
 func (a *API) listProducts(c *gin.Context) {
-	ps, err := a.svc.Store().Products(c.Request.Context())
-	out := make([]productView, 0, len(ps))
-	for _, p := range ps {
-		out = append(out, viewProduct(p))
-	}
-	ok(c, out, err)
+	ps, err := a.svc.Products(c.Request.Context())
+	ok(c, ps, err)
 }
 
 func (a *API) getProduct(c *gin.Context) {
-	p, err := a.svc.Store().Product(c.Request.Context(), c.Param("code"))
-	ok(c, viewProduct(p), wrapNotFound(err, "product", c.Param("code")))
+	p, err := a.svc.Product(c.Request.Context(), c.Param("code"))
+	ok(c, p, wrapNotFound(err, "product", c.Param("code")))
 }
 
 func (a *API) postProduct(c *gin.Context) {
@@ -178,16 +164,16 @@ func (a *API) postProduct(c *gin.Context) {
 		return
 	}
 	p, err := a.svc.PutProduct(c.Request.Context(), ps)
-	ok(c, viewProduct(p), err)
+	ok(c, p, err)
 }
 
 func (a *API) poolStats(c *gin.Context) {
-	s, err := a.svc.Store().PoolStats(c.Request.Context())
+	s, err := a.svc.PoolStats(c.Request.Context())
 	ok(c, s, err)
 }
 
 func (a *API) poolNames(c *gin.Context) {
-	n, err := a.svc.Store().PoolNames(c.Request.Context(), store.PoolFilter{Venue: c.Query("venue"), Product: c.Query("product"),
+	n, err := a.svc.PoolNames(c.Request.Context(), domain.PoolFilter{Venue: c.Query("venue"), Product: c.Query("product"),
 		Free: c.Query("free") == "1" || c.Query("free") == "true"})
 	ok(c, n, err)
 }
@@ -226,22 +212,13 @@ func (a *API) poolExport(c *gin.Context) {
 
 func (a *API) poolRetire(retired bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		err := a.svc.RetirePoolName(c.Request.Context(), c.Param("name"), retired)
-		if err != nil {
-			failErr(c, err)
-			return
-		}
-		p, err := a.svc.Store().PoolName(c.Request.Context(), c.Param("name"))
+		p, err := a.svc.RetirePoolName(c.Request.Context(), c.Param("name"), retired)
 		ok(c, p, err)
 	}
 }
 
 func (a *API) poolRelease(c *gin.Context) {
-	if err := a.svc.ReleasePoolName(c.Request.Context(), c.Param("name")); err != nil {
-		failErr(c, err)
-		return
-	}
-	p, err := a.svc.Store().PoolName(c.Request.Context(), c.Param("name"))
+	p, err := a.svc.ReleasePoolName(c.Request.Context(), c.Param("name"))
 	ok(c, p, err)
 }
 
@@ -262,59 +239,23 @@ func (a *API) poolReleaseUnused(c *gin.Context) {
 	ok(c, gin.H{"released": len(names), "names": names, "dry_run": b.DryRun}, err)
 }
 
-// imageView adds where an upload stands and which products use the image.
-type imageView struct {
-	store.Image
-	Offset     int64    `json:"uploaded"`
-	ActiveFor  []string `json:"active_for"`
-	URL        string   `json:"url"`
-	ManifestTo string   `json:"manifest_url"`
-}
-
-func (a *API) imageView(c *gin.Context, img store.Image, products []store.Product) imageView {
-	v := imageView{Image: img, ActiveFor: []string{}, URL: domain.ImagePath(img.Name), ManifestTo: domain.ManifestPath(img.Name)}
-	if st, err := a.svc.Upload(c.Request.Context(), img.Name); err == nil {
-		v.Offset = st.Offset
-	}
-	for _, p := range products {
-		if p.Image == img.Name {
-			v.ActiveFor = append(v.ActiveFor, p.Code)
-		}
-	}
-	return v
-}
-
 func (a *API) listImages(c *gin.Context) {
-	imgs, err := a.svc.Store().Images(c.Request.Context())
-	if err != nil {
-		failErr(c, err)
-		return
-	}
-	ps, err := a.svc.Store().Products(c.Request.Context())
-	out := make([]imageView, 0, len(imgs))
-	for _, i := range imgs {
-		out = append(out, a.imageView(c, i, ps))
-	}
-	ok(c, out, err)
+	imgs, err := a.svc.Images(c.Request.Context())
+	ok(c, imgs, err)
 }
 
 func (a *API) getImage(c *gin.Context) {
-	img, err := a.svc.Store().Image(c.Request.Context(), c.Param("name"))
-	if err != nil {
-		failErr(c, wrapNotFound(err, "image", c.Param("name")))
-		return
-	}
-	ps, err := a.svc.Store().Products(c.Request.Context())
-	ok(c, a.imageView(c, img, ps), err)
+	img, err := a.svc.Image(c.Request.Context(), c.Param("name"))
+	ok(c, img, wrapNotFound(err, "image", c.Param("name")))
 }
 
 func (a *API) getManifest(c *gin.Context) {
-	img, err := a.svc.Store().Image(c.Request.Context(), c.Param("name"))
+	m, err := a.svc.ImageManifest(c.Request.Context(), c.Param("name"))
 	if err != nil {
 		failErr(c, wrapNotFound(err, "image", c.Param("name")))
 		return
 	}
-	c.Data(http.StatusOK, "application/json", []byte(img.Manifest))
+	c.Data(http.StatusOK, "application/json", m)
 }
 
 func (a *API) deleteImage(c *gin.Context) {
@@ -333,11 +274,11 @@ func (a *API) activateImage(c *gin.Context) {
 		return
 	}
 	p, err := a.svc.ActivateImage(c.Request.Context(), c.Param("name"), b.Product, b.AllowNoFirstBoot)
-	ok(c, viewProduct(p), err)
+	ok(c, p, err)
 }
 
 func (a *API) listBatches(c *gin.Context) {
-	b, err := a.svc.Store().Batches(c.Request.Context(), c.Query("state"))
+	b, err := a.svc.Batches(c.Request.Context(), c.Query("state"))
 	ok(c, b, err)
 }
 
@@ -355,7 +296,7 @@ func (a *API) getBatch(c *gin.Context) {
 	if !good {
 		return
 	}
-	b, err := a.svc.Store().Batch(c.Request.Context(), id)
+	b, err := a.svc.Batch(c.Request.Context(), id)
 	ok(c, b, wrapNotFound(err, "batch", c.Param("id")))
 }
 
@@ -383,31 +324,13 @@ func (a *API) listBoards(c *gin.Context) {
 	if !good {
 		return
 	}
-	b, err := a.svc.Store().Boards(c.Request.Context(), store.BoardFilter{Search: c.Query("q"), Limit: limit})
+	b, err := a.svc.Boards(c.Request.Context(), domain.BoardFilter{Search: c.Query("q"), Limit: limit})
 	ok(c, b, err)
 }
 
-// boardView is a board with its history.
-type boardView struct {
-	store.Board
-	Deployments []store.Deployment `json:"deployments"`
-	History     []store.BoardEvent `json:"history"`
-}
-
 func (a *API) getBoard(c *gin.Context) {
-	ctx := c.Request.Context()
-	b, err := a.svc.Store().Board(ctx, c.Param("serial"))
-	if err != nil {
-		failErr(c, wrapNotFound(err, "board", c.Param("serial")))
-		return
-	}
-	v := boardView{Board: b}
-	if v.Deployments, err = a.svc.Store().Deployments(ctx, store.DeploymentFilter{Serial: b.Serial, Limit: 100}); err != nil {
-		failErr(c, err)
-		return
-	}
-	v.History, err = a.svc.Store().BoardEvents(ctx, b.Serial, b.MAC, 500)
-	ok(c, v, err)
+	b, err := a.svc.Board(c.Request.Context(), c.Param("serial"))
+	ok(c, b, wrapNotFound(err, "board", c.Param("serial")))
 }
 
 type reimageBody struct {
@@ -444,10 +367,10 @@ func (a *API) listDeployments(c *gin.Context) {
 				fail(c, http.StatusBadRequest, tq.key+" "+strconv.Quote(v)+" is not an RFC 3339 time", tq.key)
 				return
 			}
-			*tq.dst = store.FormatTime(ts)
+			*tq.dst = domain.FormatTime(ts)
 		}
 	}
-	ds, err := a.svc.Store().Deployments(c.Request.Context(), store.DeploymentFilter{State: c.Query("state"),
+	ds, err := a.svc.Deployments(c.Request.Context(), domain.DeploymentFilter{State: c.Query("state"),
 		Venue: c.Query("venue"), Product: c.Query("product"), BatchID: int64(batch), Serial: c.Query("serial"),
 		Search: c.Query("q"), Since: since, Until: until, Limit: limit})
 	if err != nil {
@@ -472,23 +395,13 @@ func (a *API) listDeployments(c *gin.Context) {
 	c.JSON(http.StatusOK, ds)
 }
 
-type deploymentView struct {
-	store.Deployment
-	Phases []store.Phase `json:"phases"`
-}
-
 func (a *API) getDeployment(c *gin.Context) {
 	id, good := idParam(c)
 	if !good {
 		return
 	}
-	d, err := a.svc.Store().Deployment(c.Request.Context(), id)
-	if err != nil {
-		failErr(c, wrapNotFound(err, "deployment", c.Param("id")))
-		return
-	}
-	ph, err := a.svc.Store().Phases(c.Request.Context(), id)
-	ok(c, deploymentView{d, ph}, err)
+	d, err := a.svc.Deployment(c.Request.Context(), id)
+	ok(c, d, wrapNotFound(err, "deployment", c.Param("id")))
 }
 
 type abandonBody struct {
@@ -513,13 +426,13 @@ func (a *API) audit(c *gin.Context) {
 	if !good {
 		return
 	}
-	l, err := a.svc.Store().AuditLog(c.Request.Context(), store.AuditFilter{Actor: c.Query("actor"), Action: c.Query("action"),
+	l, err := a.svc.AuditLog(c.Request.Context(), domain.AuditFilter{Actor: c.Query("actor"), Action: c.Query("action"),
 		Object: c.Query("object"), Limit: limit})
 	ok(c, l, err)
 }
 
 func (a *API) listUsers(c *gin.Context) {
-	u, err := a.svc.Store().Users(c.Request.Context())
+	u, err := a.svc.Users(c.Request.Context())
 	ok(c, u, err)
 }
 
@@ -546,12 +459,6 @@ func (a *API) boardEvents(c *gin.Context) {
 	if !good {
 		return
 	}
-	ctx := c.Request.Context()
-	b, err := a.svc.Store().Board(ctx, c.Param("serial"))
-	if err != nil {
-		failErr(c, wrapNotFound(err, "board", c.Param("serial")))
-		return
-	}
-	ev, err := a.svc.Store().BoardEvents(ctx, b.Serial, b.MAC, limit)
-	ok(c, ev, err)
+	ev, err := a.svc.BoardEvents(c.Request.Context(), c.Param("serial"), limit)
+	ok(c, ev, wrapNotFound(err, "board", c.Param("serial")))
 }

@@ -60,14 +60,14 @@ func (m *Metrics) observeHello(d time.Duration, action string, err error) {
 func (a *API) metrics(c *gin.Context) {
 	var b strings.Builder
 	m := a.Metrics
-	counts, err := a.svc.Store().DeploymentCounts(c.Request.Context())
+	counts, err := a.svc.DeploymentCounts(c.Request.Context())
 	if err != nil {
 		failErr(c, err)
 		return
 	}
 	byState := map[string]int64{"open": 0, "verified": 0, "failed": 0, "abandoned": 0}
-	for _, sc := range counts {
-		byState[sc.State] = sc.N
+	for state, n := range counts {
+		byState[state] = n
 	}
 	fmt.Fprintf(&b, "# HELP rpideploy_deployments Deployments by state.\n# TYPE rpideploy_deployments gauge\n")
 	for _, s := range sortedKeys(byState) {

@@ -61,7 +61,7 @@ func (a *API) deleteProfile(c *gin.Context) {
 }
 
 func (a *API) listProfileLinks(c *gin.Context) {
-	v, err := a.svc.Store().ProfileLinks(c.Request.Context())
+	v, err := a.svc.ProfileLinks(c.Request.Context())
 	ok(c, v, err)
 }
 

@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-
-	"github.com/rpi-deploy/rpi-deploy/server/store"
 )
 
 // heartbeat is how often an idle event stream sends a comment line.
@@ -83,59 +81,13 @@ func (a *API) events(c *gin.Context) {
 	}
 }
 
-// Fleet is the snapshot the dashboard starts from: then it follows /api/v1/events
-// from Seq.
-type Fleet struct {
-	Seq             int64              `json:"seq"`     // last event included; stream with ?after=seq
-	Time            time.Time          `json:"time"`    // server time
-	Active          []store.Deployment `json:"active"`  // open deployments
-	Recent          []store.Deployment `json:"recent"`  // finished in the last hour, newest first (≤ 200)
-	Batches         []store.Batch      `json:"batches"` // pending, active and paused batches
-	Counts          map[string]int64   `json:"counts"`  // deployments by state, all time
-	StreamsInFlight int64              `json:"streams_in_flight"`
-	MaxStreams      int                `json:"max_streams"`
-}
-
-// fleet: GET /api/v1/fleet.
+// fleet: GET /api/v1/fleet, the dashboard's starting snapshot (mgmtapi.Fleet).
 func (a *API) fleet(c *gin.Context) {
-	ctx := c.Request.Context()
-	st := a.svc.Store()
-	f := Fleet{Seq: a.svc.Bus().Seq(), Time: time.Now().UTC(), Counts: map[string]int64{},
-		StreamsInFlight: a.Metrics.StreamsInFlight(), MaxStreams: a.svc.Options().MaxStreams}
-	var err error
-	if f.Active, err = st.Deployments(ctx, store.DeploymentFilter{State: store.DeployOpen, Limit: 10000}); err != nil {
-		failErr(c, err)
-		return
-	}
-	recent, err := st.Deployments(ctx, store.DeploymentFilter{Since: store.FormatTime(time.Now().Add(-time.Hour)), Limit: 400})
+	f, err := a.svc.Fleet(c.Request.Context())
 	if err != nil {
 		failErr(c, err)
 		return
 	}
-	f.Recent = []store.Deployment{}
-	for _, d := range recent {
-		if d.State != store.DeployOpen && len(f.Recent) < 200 {
-			f.Recent = append(f.Recent, d)
-		}
-	}
-	all, err := st.Batches(ctx, "")
-	if err != nil {
-		failErr(c, err)
-		return
-	}
-	f.Batches = []store.Batch{}
-	for _, b := range all {
-		if b.State == store.BatchActive || b.State == store.BatchPaused || b.State == store.BatchPending {
-			f.Batches = append(f.Batches, b)
-		}
-	}
-	counts, err := st.DeploymentCounts(ctx)
-	if err != nil {
-		failErr(c, err)
-		return
-	}
-	for _, sc := range counts {
-		f.Counts[sc.State] = sc.N
-	}
+	f.StreamsInFlight = a.Metrics.StreamsInFlight()
 	c.JSON(http.StatusOK, f)
 }

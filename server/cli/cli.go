@@ -24,6 +24,11 @@ type Env struct {
 	Stdout, Stderr io.Writer
 	Getenv         func(string) string
 	Version        string
+	// SetPassword sets a user's password in the database of data directory dir
+	// directly, without a server (`user add --data DIR`); rpi-deployd passes
+	// domain.SetPasswordInDataDir. The CLI itself links no database: nil makes --data
+	// an error.
+	SetPassword func(ctx context.Context, dir, user, password string) error
 }
 
 // Errorf writes to Stderr.
@@ -99,6 +104,34 @@ func Run(ctx context.Context, args []string, env Env) int {
 		env.Errorf("rpi-deployd: unknown command %q (rpi-deployd help lists them)\n", strings.Join(args, " "))
 		return 2
 	}
+	x, err := newCtxt(c, rest, env)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		if !errors.Is(err, errFlags) {
+			env.Errorf("rpi-deployd %s: %v\n", c.name, err)
+		}
+		return 2
+	}
+	if err := c.run(ctx, x); err != nil {
+		if errors.Is(err, errUsage) {
+			env.Errorf("rpi-deployd %s: %v\n", c.name, err)
+			x.fs.Usage()
+			return 2
+		}
+		env.Errorf("rpi-deployd %s: %v\n", c.name, err)
+		return 1
+	}
+	return 0
+}
+
+// errFlags is a command line the flag package rejected (it said why on Stderr).
+var errFlags = errors.New("bad flags")
+
+// newCtxt parses the command line of c (the common flags, then c's own) and builds
+// its client from the flags and the environment.
+func newCtxt(c *cmd, args []string, env Env) (*ctxt, error) {
 	x := &ctxt{env: env, out: env.Stdout, fs: flag.NewFlagSet(c.name, flag.ContinueOnError)}
 	x.fs.SetOutput(env.Stderr)
 	server := x.fs.String("server", "", "server URL (default $RPI_DEPLOY_SERVER or "+client.DefaultServer+")")
@@ -122,43 +155,27 @@ func Run(ctx context.Context, args []string, env Env) int {
 		x.fs.PrintDefaults()
 	}
 	// Flags may come before, between or after positional arguments.
-	pos, err := parseInterspersed(x.fs, rest)
+	pos, err := parseInterspersed(x.fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return 0
+			return nil, err
 		}
-		return 2
+		return nil, errFlags
 	}
 	x.pos = pos
-	srv := *server
-	if srv == "" {
-		srv = env.getenv("RPI_DEPLOY_SERVER")
+	x.c = client.New(orEnv(*server, env, "RPI_DEPLOY_SERVER"), orEnv(*token, env, "RPI_DEPLOY_TOKEN"))
+	if err := x.c.SetTLS(orEnv(*caFile, env, "RPI_DEPLOY_CA"), orEnv(*pin, env, "RPI_DEPLOY_TLS_FINGERPRINT")); err != nil {
+		return nil, err
 	}
-	tok := *token
-	if tok == "" {
-		tok = env.getenv("RPI_DEPLOY_TOKEN")
+	return x, nil
+}
+
+// orEnv is v, or when v is empty the environment variable key.
+func orEnv(v string, env Env, key string) string {
+	if v == "" {
+		return env.getenv(key)
 	}
-	x.c = client.New(srv, tok)
-	if *caFile == "" {
-		*caFile = env.getenv("RPI_DEPLOY_CA")
-	}
-	if *pin == "" {
-		*pin = env.getenv("RPI_DEPLOY_TLS_FINGERPRINT")
-	}
-	if err := x.c.SetTLS(*caFile, *pin); err != nil {
-		env.Errorf("rpi-deployd %s: %v\n", c.name, err)
-		return 2
-	}
-	if err := c.run(ctx, x); err != nil {
-		if errors.Is(err, errUsage) {
-			env.Errorf("rpi-deployd %s: %v\n", c.name, err)
-			x.fs.Usage()
-			return 2
-		}
-		env.Errorf("rpi-deployd %s: %v\n", c.name, err)
-		return 1
-	}
-	return 0
+	return v
 }
 
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {

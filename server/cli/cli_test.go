@@ -10,8 +10,9 @@ import (
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
 	"github.com/rpi-deploy/rpi-deploy/server/cli"
+	"github.com/rpi-deploy/rpi-deploy/server/domain"
+	"github.com/rpi-deploy/rpi-deploy/server/mgmtapi"
 	"github.com/rpi-deploy/rpi-deploy/server/servertest"
-	"github.com/rpi-deploy/rpi-deploy/server/store"
 )
 
 // runCLI runs one CLI invocation against srv and returns stdout, stderr, status.
@@ -76,7 +77,7 @@ func TestCLI(t *testing.T) {
 		t.Errorf("deployments: %d %q", code, out)
 	}
 	out, _, _ = runCLI(t, srv, "", "deployments", "--json")
-	var ds []store.Deployment
+	var ds []mgmtapi.Deployment
 	if err := json.Unmarshal([]byte(out), &ds); err != nil || len(ds) != 1 || ds[0].Hostname != "KXP2-CORO-001" {
 		t.Errorf("deployments --json: %v %q", err, out)
 	}
@@ -100,7 +101,7 @@ func TestCLI(t *testing.T) {
 		t.Errorf("bad CSV import: %d %q", code, errs)
 	}
 	out, _, _ = runCLI(t, srv, "", "pool", "list", "--venue", "ARIA", "--product", "KXP2", "--json")
-	var names []store.PoolName
+	var names []mgmtapi.PoolName
 	json.Unmarshal([]byte(out), &names)
 	if len(names) != 2 || names[1].Serial != "10000000cafef00d" {
 		t.Errorf("ARIA pool after a refused import: %+v", names)
@@ -127,7 +128,7 @@ func TestCLI(t *testing.T) {
 	// the password comes from the environment here.
 	var o, e bytes.Buffer
 	code = cli.Run(context.Background(), []string{"user", "add", "night-shift", "--data", srv.DataDir},
-		cli.Env{Stdout: &o, Stderr: &e, Getenv: func(k string) string {
+		cli.Env{Stdout: &o, Stderr: &e, SetPassword: domain.SetPasswordInDataDir, Getenv: func(k string) string {
 			if k == "RPI_DEPLOY_PASSWORD" {
 				return "from-the-env-1"
 			}
@@ -164,7 +165,7 @@ func TestCLI(t *testing.T) {
 	if out, errs, code := runCLI(t, srv, "", "pool", "release", "KXP2-ARIA-008"); code != 0 || !strings.Contains(out, `serial ""`) {
 		t.Errorf("release: %d %q %q", code, out, errs)
 	}
-	var entries []store.AuditEntry
+	var entries []mgmtapi.AuditEntry
 	if err := srv.Do(context.Background(), "GET", "/api/v1/audit?action=pool.&actor=token", nil, &entries); err != nil || len(entries) < 3 {
 		t.Errorf("audit filter: %d entries, %v", len(entries), err)
 	}

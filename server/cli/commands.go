@@ -14,8 +14,7 @@ import (
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/push"
-	"github.com/rpi-deploy/rpi-deploy/server/domain"
-	"github.com/rpi-deploy/rpi-deploy/server/store"
+	"github.com/rpi-deploy/rpi-deploy/server/mgmtapi"
 )
 
 const v1 = "/api/v1"
@@ -65,10 +64,10 @@ func init() {
 		{name: "image rm", args: "NAME", help: "delete an unused image", run: cmdImageRm},
 		{name: "batch add", flags: "venue product image count:int priority:int paused:bool note allow-no-first-boot:bool", args: "--venue CODE --product CODE [--count N] [--image NAME] [--priority N] [--paused] [--note TEXT] [--allow-no-first-boot]", help: "create a batch (count 0 = open-ended; --paused creates it pending: batch resume starts it; an image without a first-boot mechanism needs --allow-no-first-boot)", run: cmdBatchAdd},
 		{name: "batch list", flags: "state", args: "[--state S]", help: "list batches and their progress", run: cmdBatchList},
-		{name: "batch pause", args: "ID", help: "pause a batch", run: cmdBatchChange(domain.BatchPause)},
-		{name: "batch resume", args: "ID", help: "resume a batch", run: cmdBatchChange(domain.BatchResume)},
-		{name: "batch cancel", args: "ID", help: "cancel a batch", run: cmdBatchChange(domain.BatchCancel)},
-		{name: "batch priority", args: "ID N", help: "set a batch's priority (higher first)", run: cmdBatchChange(domain.BatchPriority)},
+		{name: "batch pause", args: "ID", help: "pause a batch", run: cmdBatchChange(mgmtapi.BatchPause)},
+		{name: "batch resume", args: "ID", help: "resume a batch", run: cmdBatchChange(mgmtapi.BatchResume)},
+		{name: "batch cancel", args: "ID", help: "cancel a batch", run: cmdBatchChange(mgmtapi.BatchCancel)},
+		{name: "batch priority", args: "ID N", help: "set a batch's priority (higher first)", run: cmdBatchChange(mgmtapi.BatchPriority)},
 		{name: "deployments", flags: "state venue product serial since until batch:int limit:int csv:bool", args: "[--state S] [--venue V] [--batch ID] [--serial S] [--limit N] [--csv]", help: "list deployments", run: cmdDeployments},
 		{name: "deployment abandon", flags: "reason", args: "ID [--reason TEXT]", help: "close an open deployment that will not finish", run: cmdAbandon},
 		{name: "boards", flags: "q", args: "[-q TEXT]", help: "list boards", run: cmdBoards},
@@ -87,10 +86,10 @@ func cmdStatus(ctx context.Context, x *ctxt) error {
 		return err
 	}
 	var f struct {
-		Active  []store.Deployment `json:"active"`
-		Batches []store.Batch      `json:"batches"`
-		Counts  map[string]int64   `json:"counts"`
-		Streams int64              `json:"streams_in_flight"`
+		Active  []mgmtapi.Deployment `json:"active"`
+		Batches []mgmtapi.Batch      `json:"batches"`
+		Counts  map[string]int64     `json:"counts"`
+		Streams int64                `json:"streams_in_flight"`
 	}
 	if err := x.c.Get(ctx, v1+"/fleet", nil, &f); err != nil {
 		return err
@@ -118,19 +117,19 @@ func cmdVenueAdd(ctx context.Context, x *ctxt) error {
 	if err != nil {
 		return err
 	}
-	var v store.Venue
+	var v mgmtapi.Venue
 	if err := x.c.Post(ctx, v1+"/venues", map[string]string{"code": code, "name": x.flagStr("name")}, &v); err != nil {
 		return err
 	}
-	return show(x, v, func(v store.Venue) { fmt.Fprintf(x.out, "venue %s %q\n", v.Code, v.Name) })
+	return show(x, v, func(v mgmtapi.Venue) { fmt.Fprintf(x.out, "venue %s %q\n", v.Code, v.Name) })
 }
 
 func cmdVenueList(ctx context.Context, x *ctxt) error {
-	var vs []store.Venue
+	var vs []mgmtapi.Venue
 	if err := x.c.Get(ctx, v1+"/venues", nil, &vs); err != nil {
 		return err
 	}
-	return show(x, vs, func(vs []store.Venue) {
+	return show(x, vs, func(vs []mgmtapi.Venue) {
 		rows := [][]string{}
 		for _, v := range vs {
 			rows = append(rows, []string{v.Code, v.Name, v.CreatedAt})
@@ -152,7 +151,7 @@ func cmdProductAdd(ctx context.Context, x *ctxt) error {
 	if err != nil {
 		return err
 	}
-	ps := domain.ProductSpec{Code: code, Name: x.flagStr("name"), Naming: x.flagStr("naming"), Digits: x.flagInt("digits")}
+	ps := mgmtapi.ProductSpec{Code: code, Name: x.flagStr("name"), Naming: x.flagStr("naming"), Digits: x.flagInt("digits")}
 	fb := agentapi.FirstBoot{Mechanism: x.flagStr("mechanism"), Timezone: x.flagStr("timezone"), KeyboardLayout: x.flagStr("keyboard")}
 	if k := x.flagStr("ssh-key"); k != "" {
 		fb.SSHKeys, fb.EnableSSH = []string{k}, true
@@ -166,11 +165,11 @@ func cmdProductAdd(ctx context.Context, x *ctxt) error {
 }
 
 func cmdProductList(ctx context.Context, x *ctxt) error {
-	var ps []store.Product
+	var ps []mgmtapi.Product
 	if err := x.c.Get(ctx, v1+"/products", nil, &ps); err != nil {
 		return err
 	}
-	return show(x, ps, func(ps []store.Product) {
+	return show(x, ps, func(ps []mgmtapi.Product) {
 		rows := [][]string{}
 		for _, p := range ps {
 			rows = append(rows, []string{p.Code, p.Name, p.Naming, itoa(p.Digits), p.Image})
@@ -198,11 +197,11 @@ func cmdPoolAdd(ctx context.Context, x *ctxt) error {
 
 func cmdPoolList(ctx context.Context, x *ctxt) error {
 	if x.flagStr("venue") == "" && x.flagStr("product") == "" {
-		var ps []store.PoolStats
+		var ps []mgmtapi.PoolStats
 		if err := x.c.Get(ctx, v1+"/pools", nil, &ps); err != nil {
 			return err
 		}
-		return show(x, ps, func(ps []store.PoolStats) {
+		return show(x, ps, func(ps []mgmtapi.PoolStats) {
 			rows := [][]string{}
 			for _, p := range ps {
 				rows = append(rows, []string{p.Venue, p.Product, itoa(p.Total), itoa(p.Bound), itoa(p.Free), itoa(p.Retired)})
@@ -214,11 +213,11 @@ func cmdPoolList(ctx context.Context, x *ctxt) error {
 	if x.flagBool("free") {
 		q.Set("free", "1")
 	}
-	var ns []store.PoolName
+	var ns []mgmtapi.PoolName
 	if err := x.c.Get(ctx, v1+"/pools/names", q, &ns); err != nil {
 		return err
 	}
-	return show(x, ns, func(ns []store.PoolName) {
+	return show(x, ns, func(ns []mgmtapi.PoolName) {
 		rows := [][]string{}
 		for _, n := range ns {
 			r := ""
@@ -265,11 +264,11 @@ func cmdPoolAction(action string) func(context.Context, *ctxt) error {
 		if err != nil {
 			return err
 		}
-		var p store.PoolName
+		var p mgmtapi.PoolName
 		if err := x.c.Post(ctx, v1+"/pools/names/"+url.PathEscape(name)+"/"+action, map[string]any{}, &p); err != nil {
 			return err
 		}
-		return show(x, p, func(p store.PoolName) {
+		return show(x, p, func(p mgmtapi.PoolName) {
 			fmt.Fprintf(x.out, "%s: serial %q retired %v\n", p.Name, p.Serial, p.Retired)
 		})
 	}
@@ -332,7 +331,7 @@ func baseName(p string) string {
 
 func cmdImageList(ctx context.Context, x *ctxt) error {
 	var is []struct {
-		store.Image
+		mgmtapi.Image
 		Uploaded  int64    `json:"uploaded"`
 		ActiveFor []string `json:"active_for"`
 	}
@@ -340,14 +339,14 @@ func cmdImageList(ctx context.Context, x *ctxt) error {
 		return err
 	}
 	return show(x, is, func(is []struct {
-		store.Image
+		mgmtapi.Image
 		Uploaded  int64    `json:"uploaded"`
 		ActiveFor []string `json:"active_for"`
 	}) {
 		rows := [][]string{}
 		for _, i := range is {
 			st := i.State
-			if st == store.ImageUploading {
+			if st == mgmtapi.ImageUploading {
 				st = fmt.Sprintf("uploading %d%%", i.Uploaded*100/max(1, i.CompressedSize))
 			}
 			rows = append(rows, []string{i.Name, st, mib(i.Size), mib(i.CompressedSize), i.FirstBoot, strings.Join(i.ActiveFor, ","), i.SHA256[:12]})
@@ -391,24 +390,24 @@ func cmdImageRm(ctx context.Context, x *ctxt) error {
 }
 
 func cmdBatchAdd(ctx context.Context, x *ctxt) error {
-	bs := domain.BatchSpec{Venue: x.flagStr("venue"), Product: x.flagStr("product"), Image: x.flagStr("image"),
+	bs := mgmtapi.BatchSpec{Venue: x.flagStr("venue"), Product: x.flagStr("product"), Image: x.flagStr("image"),
 		Count: x.flagInt("count"), Priority: x.flagInt("priority"), Paused: x.flagBool("paused"), Note: x.flagStr("note"),
 		AllowNoFirstBoot: x.flagBool("allow-no-first-boot")}
-	var b store.Batch
+	var b mgmtapi.Batch
 	if err := x.c.Post(ctx, v1+"/batches", bs, &b); err != nil {
 		return err
 	}
-	return show(x, b, func(b store.Batch) {
+	return show(x, b, func(b mgmtapi.Batch) {
 		fmt.Fprintf(x.out, "batch %d: %s %s count %s image %q priority %d, %s\n", b.ID, b.Venue, b.Product, countStr(b.Count), b.Image, b.Priority, b.State)
 	})
 }
 
 func cmdBatchList(ctx context.Context, x *ctxt) error {
-	var bs []store.Batch
+	var bs []mgmtapi.Batch
 	if err := x.c.Get(ctx, v1+"/batches", url.Values{"state": {x.flagStr("state")}}, &bs); err != nil {
 		return err
 	}
-	return show(x, bs, func(bs []store.Batch) {
+	return show(x, bs, func(bs []mgmtapi.Batch) {
 		rows := [][]string{}
 		for _, b := range bs {
 			rows = append(rows, []string{itoa(b.ID), b.State, b.Venue, b.Product, b.Image, itoa(b.Done) + "/" + countStr(b.Count),
@@ -425,7 +424,7 @@ func cmdBatchChange(action string) func(context.Context, *ctxt) error {
 			return err
 		}
 		var body any = map[string]any{}
-		if action == domain.BatchPriority {
+		if action == mgmtapi.BatchPriority {
 			n, err := x.arg(1, "N")
 			if err != nil {
 				return err
@@ -436,11 +435,11 @@ func cmdBatchChange(action string) func(context.Context, *ctxt) error {
 			}
 			body = map[string]int{"priority": p}
 		}
-		var b store.Batch
+		var b mgmtapi.Batch
 		if err := x.c.Post(ctx, v1+"/batches/"+url.PathEscape(id)+"/"+action, body, &b); err != nil {
 			return err
 		}
-		return show(x, b, func(b store.Batch) { fmt.Fprintf(x.out, "batch %d: %s, priority %d\n", b.ID, b.State, b.Priority) })
+		return show(x, b, func(b mgmtapi.Batch) { fmt.Fprintf(x.out, "batch %d: %s, priority %d\n", b.ID, b.State, b.Priority) })
 	}
 }
 
@@ -466,15 +465,15 @@ func cmdDeployments(ctx context.Context, x *ctxt) error {
 		_, err := x.out.Write(b)
 		return err
 	}
-	var ds []store.Deployment
+	var ds []mgmtapi.Deployment
 	if err := x.c.Get(ctx, v1+"/deployments", q, &ds); err != nil {
 		return err
 	}
-	return show(x, ds, func(ds []store.Deployment) {
+	return show(x, ds, func(ds []mgmtapi.Deployment) {
 		rows := [][]string{}
 		for _, d := range ds {
 			prog := ""
-			if d.Total > 0 && d.State == store.DeployOpen {
+			if d.Total > 0 && d.State == mgmtapi.DeployOpen {
 				prog = fmt.Sprintf("%d%%", d.Bytes*100/d.Total)
 			}
 			rows = append(rows, []string{itoa(d.ID), d.Hostname, d.Serial, d.Venue, itoa(d.BatchID), d.Image, d.State, d.Phase, prog,
@@ -489,19 +488,19 @@ func cmdAbandon(ctx context.Context, x *ctxt) error {
 	if err != nil {
 		return err
 	}
-	var d store.Deployment
+	var d mgmtapi.Deployment
 	if err := x.c.Post(ctx, v1+"/deployments/"+url.PathEscape(id)+"/abandon", map[string]string{"reason": x.flagStr("reason")}, &d); err != nil {
 		return err
 	}
-	return show(x, d, func(d store.Deployment) { fmt.Fprintf(x.out, "deployment %d: %s\n", d.ID, d.State) })
+	return show(x, d, func(d mgmtapi.Deployment) { fmt.Fprintf(x.out, "deployment %d: %s\n", d.ID, d.State) })
 }
 
 func cmdBoards(ctx context.Context, x *ctxt) error {
-	var bs []store.Board
+	var bs []mgmtapi.Board
 	if err := x.c.Get(ctx, v1+"/boards", url.Values{"q": {x.flagStr("q")}}, &bs); err != nil {
 		return err
 	}
-	return show(x, bs, func(bs []store.Board) {
+	return show(x, bs, func(bs []mgmtapi.Board) {
 		rows := [][]string{}
 		for _, b := range bs {
 			flags := ""
@@ -536,15 +535,15 @@ func cmdBoardReimage(ctx context.Context, x *ctxt) error {
 	if err != nil {
 		return err
 	}
-	var b store.Board
+	var b mgmtapi.Board
 	if err := x.c.Post(ctx, v1+"/boards/"+url.PathEscape(serial)+"/reimage", map[string]bool{"reimage": !x.flagBool("off")}, &b); err != nil {
 		return err
 	}
-	return show(x, b, func(b store.Board) { fmt.Fprintf(x.out, "board %s: reimage %v\n", b.Serial, b.Reimage) })
+	return show(x, b, func(b mgmtapi.Board) { fmt.Fprintf(x.out, "board %s: reimage %v\n", b.Serial, b.Reimage) })
 }
 
 func cmdAudit(ctx context.Context, x *ctxt) error {
-	var as []store.AuditEntry
+	var as []mgmtapi.AuditEntry
 	q := url.Values{}
 	if n := x.flagInt("limit"); n > 0 {
 		q.Set("limit", itoa(n))
@@ -552,7 +551,7 @@ func cmdAudit(ctx context.Context, x *ctxt) error {
 	if err := x.c.Get(ctx, v1+"/audit", q, &as); err != nil {
 		return err
 	}
-	return show(x, as, func(as []store.AuditEntry) {
+	return show(x, as, func(as []mgmtapi.AuditEntry) {
 		rows := [][]string{}
 		for _, a := range as {
 			rows = append(rows, []string{a.At[:19], a.Actor, a.Action, a.Object, a.Detail})
@@ -589,13 +588,10 @@ func cmdUserAdd(ctx context.Context, x *ctxt) error {
 		return err
 	}
 	if dir := x.flagStr("data"); dir != "" {
-		st, err := store.Open(ctx, dir)
-		if err != nil {
-			return err
+		if x.env.SetPassword == nil {
+			return fmt.Errorf("--data: this program cannot open the database (run rpi-deployd user add)")
 		}
-		defer st.Close()
-		svc := domain.New(st, nil, domain.Options{DataDir: dir})
-		if err := svc.PutUser(domain.WithActor(ctx, "cli"), name, pw); err != nil {
+		if err := x.env.SetPassword(ctx, dir, name, pw); err != nil {
 			return err
 		}
 	} else if err := x.c.Put(ctx, v1+"/users/"+url.PathEscape(name), map[string]string{"password": pw}, nil); err != nil {
@@ -606,11 +602,11 @@ func cmdUserAdd(ctx context.Context, x *ctxt) error {
 }
 
 func cmdUserList(ctx context.Context, x *ctxt) error {
-	var us []store.User
+	var us []mgmtapi.User
 	if err := x.c.Get(ctx, v1+"/users", nil, &us); err != nil {
 		return err
 	}
-	return show(x, us, func(us []store.User) {
+	return show(x, us, func(us []mgmtapi.User) {
 		rows := [][]string{}
 		for _, u := range us {
 			rows = append(rows, []string{u.Name, u.CreatedAt})

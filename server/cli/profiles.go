@@ -10,9 +10,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/rpi-deploy/rpi-deploy/server/domain"
+	"github.com/rpi-deploy/rpi-deploy/server/mgmtapi"
 	"github.com/rpi-deploy/rpi-deploy/server/profile"
-	"github.com/rpi-deploy/rpi-deploy/server/store"
 )
 
 func init() {
@@ -52,7 +51,7 @@ func cmdProfileSet(ctx context.Context, x *ctxt) error {
 	if err := json.Unmarshal(body, &raw); err != nil {
 		return fmt.Errorf("profile JSON: %w", err)
 	}
-	var v domain.ProfileView
+	var v mgmtapi.ProfileView
 	if err := x.c.Put(ctx, v1+"/profiles/"+url.PathEscape(name), raw, &v); err != nil {
 		return err
 	}
@@ -100,11 +99,11 @@ func describe(r profile.Redacted) string {
 }
 
 func cmdProfileList(ctx context.Context, x *ctxt) error {
-	var ps []domain.ProfileView
+	var ps []mgmtapi.ProfileView
 	if err := x.c.Get(ctx, v1+"/profiles", nil, &ps); err != nil {
 		return err
 	}
-	var links []store.ProfileLink
+	var links []mgmtapi.ProfileLink
 	if err := x.c.Get(ctx, v1+"/profile-links", nil, &links); err != nil {
 		return err
 	}
@@ -130,7 +129,7 @@ func cmdProfileShow(ctx context.Context, x *ctxt) error {
 	if err != nil {
 		return err
 	}
-	var v domain.ProfileView
+	var v mgmtapi.ProfileView
 	if err := x.c.Get(ctx, v1+"/profiles/"+url.PathEscape(name), nil, &v); err != nil {
 		return err
 	}
@@ -151,7 +150,7 @@ func cmdProfileRm(ctx context.Context, x *ctxt) error {
 
 // scopeFlag returns the one scope flag given.
 func (x *ctxt) scopeFlag() (scope, target string, err error) {
-	for _, s := range []string{store.ScopeProduct, store.ScopeVenue, store.ScopeBatch} {
+	for _, s := range []string{mgmtapi.ScopeProduct, mgmtapi.ScopeVenue, mgmtapi.ScopeBatch} {
 		if v := x.flagStr(s); v != "" {
 			if scope != "" {
 				return "", "", fmt.Errorf("%w: one of --product, --venue, --batch", errUsage)

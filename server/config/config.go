@@ -10,6 +10,10 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
+	"github.com/rpi-deploy/rpi-deploy/server/api"
+	"github.com/rpi-deploy/rpi-deploy/server/domain"
 )
 
 // Config is the server's configuration.
@@ -184,19 +188,19 @@ func (c Config) WithDefaults() Config {
 		c.Listen = DefaultListen
 	}
 	if c.MaxStreams <= 0 {
-		c.MaxStreams = 64
+		c.MaxStreams = domain.DefaultMaxStreams
 	}
 	if c.RetryAfter <= 0 {
-		c.RetryAfter = Duration(10 * time.Second)
+		c.RetryAfter = Duration(domain.DefaultRetryAfter)
 	}
 	if c.StaleAfter <= 0 {
-		c.StaleAfter = Duration(15 * time.Minute)
+		c.StaleAfter = Duration(domain.DefaultStaleAfter)
 	}
 	if c.AbandonAfter <= 0 {
 		c.AbandonAfter = Duration(2 * time.Hour)
 	}
 	if c.DiskReserve <= 0 {
-		c.DiskReserve = 64 << 20
+		c.DiskReserve = domain.DefaultDiskReserve
 	}
 	for _, d := range []struct {
 		v   *Duration
@@ -214,37 +218,37 @@ func (c Config) WithDefaults() Config {
 		c.HTTPMaxConnsPerSource = 64
 	}
 	if c.MaxEventStreams <= 0 {
-		c.MaxEventStreams = 64
+		c.MaxEventStreams = api.DefaultMaxEventStreams
 	}
 	if c.ClaimWindow <= 0 {
-		c.ClaimWindow = Duration(2 * time.Minute)
+		c.ClaimWindow = Duration(domain.DefaultClaimWindow)
 	}
 	if c.ClaimTimeout <= 0 {
-		c.ClaimTimeout = Duration(10 * time.Minute)
+		c.ClaimTimeout = Duration(domain.DefaultClaimTimeout)
 	}
 	if c.MaxOpenPerSource == 0 {
-		c.MaxOpenPerSource = 4
+		c.MaxOpenPerSource = domain.DefaultMaxOpenPerSource
 	}
 	if c.NewSerialsPerMinute == 0 {
-		c.NewSerialsPerMinute = 120
+		c.NewSerialsPerMinute = domain.DefaultNewSerialsPerMinute
 	}
 	if c.AgentRequestsPerSource == 0 {
-		c.AgentRequestsPerSource = 4
+		c.AgentRequestsPerSource = api.DefaultAgentPerSource
 	}
 	if c.OverLimitDelay == 0 {
-		c.OverLimitDelay = Duration(time.Second)
+		c.OverLimitDelay = Duration(domain.DefaultOverLimitDelay)
 	}
 	if c.EventsPerBoard <= 0 {
-		c.EventsPerBoard = 1000
+		c.EventsPerBoard = domain.DefaultEventsPerBoard
 	}
 	if c.ForgetBoardsAfter <= 0 {
-		c.ForgetBoardsAfter = Duration(7 * 24 * time.Hour)
+		c.ForgetBoardsAfter = Duration(domain.DefaultForgetBoardsAfter)
 	}
 	if c.LogLevel == "" {
 		c.LogLevel = "info"
 	}
 	if c.After == "" {
-		c.After = "reboot"
+		c.After = agentapi.AfterReboot
 	}
 	return c
 }

@@ -149,7 +149,7 @@ func (s *Service) ExpireClaims(ctx context.Context) (int, error) {
 	}
 	for _, d := range closed {
 		s.log.Info("claim expired", "deployment", d.ID, "serial", d.Serial, "hostname", d.Hostname, "claim_timeout", s.opt.ClaimTimeout)
-		s.publish(events.DeploymentFinished, d)
+		s.publish(events.DeploymentFinished, wireDeployment(d))
 	}
 	if len(closed) > 0 {
 		s.publish(events.PoolChanged, map[string]any{"released": len(closed)})

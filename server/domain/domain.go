@@ -43,6 +43,21 @@ func invalid(field, format string, a ...any) error {
 	return &FieldError{Field: field, Msg: fmt.Sprintf(format, a...)}
 }
 
+// Defaults of Options, the one place they are set: server/config fills its zero
+// fields from these too.
+const (
+	DefaultMaxStreams          = 64
+	DefaultStaleAfter          = 15 * time.Minute
+	DefaultRetryAfter          = 10 * time.Second
+	DefaultClaimWindow         = 2 * time.Minute
+	DefaultClaimTimeout        = 10 * time.Minute
+	DefaultMaxOpenPerSource    = 4
+	DefaultNewSerialsPerMinute = 120
+	DefaultOverLimitDelay      = time.Second
+	DefaultEventsPerBoard      = 1000
+	DefaultForgetBoardsAfter   = 7 * 24 * time.Hour
+)
+
 // Options tune the service. Zero values mean the documented defaults.
 type Options struct {
 	// DataDir holds images/ (packed images and manifests). Required.
@@ -90,6 +105,10 @@ type Options struct {
 	ForgetBoardsAfter time.Duration
 	// Logger; nil discards.
 	Logger *slog.Logger
+	// Now is the service's clock (rate limits, sessions, the fleet snapshot); nil
+	// means time.Now. Tests pass a clock they advance, and give the store the same
+	// one (store.Store.SetClock), instead of sleeping.
+	Now func() time.Time
 }
 
 // Service is the domain layer.
@@ -108,14 +127,17 @@ type Service struct {
 
 // New builds the service over an open store and an event bus (nil bus: no events).
 func New(st *store.Store, bus *events.Bus, opt Options) *Service {
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{{&opt.StaleAfter, DefaultStaleAfter}, {&opt.RetryAfter, DefaultRetryAfter}, {&opt.ClaimWindow, DefaultClaimWindow},
+		{&opt.ClaimTimeout, DefaultClaimTimeout}, {&opt.ForgetBoardsAfter, DefaultForgetBoardsAfter}} {
+		if *d.v <= 0 {
+			*d.v = d.def
+		}
+	}
 	if opt.MaxStreams <= 0 {
-		opt.MaxStreams = 64
-	}
-	if opt.StaleAfter <= 0 {
-		opt.StaleAfter = 15 * time.Minute
-	}
-	if opt.RetryAfter <= 0 {
-		opt.RetryAfter = 10 * time.Second
+		opt.MaxStreams = DefaultMaxStreams
 	}
 	if opt.After == "" {
 		opt.After = agentapi.AfterReboot
@@ -123,26 +145,20 @@ func New(st *store.Store, bus *events.Bus, opt Options) *Service {
 	if opt.DiskReserve <= 0 {
 		opt.DiskReserve = DefaultDiskReserve
 	}
-	if opt.ClaimWindow <= 0 {
-		opt.ClaimWindow = 2 * time.Minute
-	}
-	if opt.ClaimTimeout <= 0 {
-		opt.ClaimTimeout = 10 * time.Minute
-	}
 	if opt.MaxOpenPerSource == 0 {
-		opt.MaxOpenPerSource = 4
+		opt.MaxOpenPerSource = DefaultMaxOpenPerSource
 	}
 	if opt.NewSerialsPerMinute == 0 {
-		opt.NewSerialsPerMinute = 120
+		opt.NewSerialsPerMinute = DefaultNewSerialsPerMinute
 	}
 	if opt.OverLimitDelay == 0 {
-		opt.OverLimitDelay = time.Second
+		opt.OverLimitDelay = DefaultOverLimitDelay
 	}
 	if opt.EventsPerBoard <= 0 {
-		opt.EventsPerBoard = 1000
+		opt.EventsPerBoard = DefaultEventsPerBoard
 	}
-	if opt.ForgetBoardsAfter <= 0 {
-		opt.ForgetBoardsAfter = 7 * 24 * time.Hour
+	if opt.Now == nil {
+		opt.Now = time.Now
 	}
 	log := opt.Logger
 	if log == nil {
@@ -151,9 +167,6 @@ func New(st *store.Store, bus *events.Bus, opt Options) *Service {
 	return &Service{st: st, bus: bus, opt: opt, log: log, imgs: filepath.Join(opt.DataDir, "images"), uploads: map[string]bool{},
 		newSerials: sourceLimiter{perMinute: opt.NewSerialsPerMinute}}
 }
-
-// Store gives read access to the store (for list and show endpoints).
-func (s *Service) Store() *store.Store { return s.st }
 
 // Bus is the event bus.
 func (s *Service) Bus() *events.Bus { return s.bus }
@@ -175,6 +188,9 @@ func Actor(ctx context.Context) string {
 	}
 	return "system"
 }
+
+// now is the service's clock, in UTC.
+func (s *Service) now() time.Time { return s.opt.Now().UTC() }
 
 // publish is called after a commit.
 func (s *Service) publish(typ string, data any) { s.bus.Publish(typ, data) }

@@ -13,23 +13,14 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/rpi-deploy/rpi-deploy/image-tools/eeprom"
+	"github.com/rpi-deploy/rpi-deploy/server/mgmtapi"
 	"github.com/rpi-deploy/rpi-deploy/server/store"
 )
 
-// EEPROMCard describes the bootloader recovery card the server offers for download
-// (docs/operations.md §5): built from the operator's Raspberry Pi firmware with the
-// fleet's bootloader config embedded.
-type EEPROMCard struct {
-	Firmware string    `json:"firmware"` // the bootloader file's name, e.g. pieeprom-2026-05-26.bin
-	Version  string    `json:"version"`  // "bootloader 2026-05-26", plus what it lacks
-	Config   string    `json:"config"`   // the embedded bootconf.txt
-	Size     int64     `json:"size"`     // bytes of the card image
-	SHA256   string    `json:"sha256"`   // of the card image
-	Built    time.Time `json:"built"`
-}
+// EEPROMCard describes the bootloader recovery card the server offers for download.
+type EEPROMCard = mgmtapi.EEPROMCard
 
 var firmwareName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
@@ -65,7 +56,7 @@ func (s *Service) SetEEPROMFirmware(ctx context.Context, name string, pieeprom, 
 			return EEPROMCard{}, invalid("config", "%v", err)
 		}
 	}
-	now := time.Now().UTC()
+	now := s.now()
 	card, err := eeprom.BuildCard(fw, eeprom.CardOptions{Config: &conf, Time: now})
 	if err != nil {
 		return EEPROMCard{}, invalid("config", "%v", err)

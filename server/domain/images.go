@@ -13,6 +13,7 @@ import (
 
 	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
 	"github.com/rpi-deploy/rpi-deploy/server/events"
+	"github.com/rpi-deploy/rpi-deploy/server/mgmtapi"
 	"github.com/rpi-deploy/rpi-deploy/server/store"
 )
 
@@ -60,11 +61,26 @@ func (s *Service) ManifestFile(name string) string {
 func (s *Service) partFile(name string) string { return filepath.Join(s.imgs, name+".img.zst.part") }
 
 // UploadState is where an image upload stands.
-type UploadState struct {
-	Name   string `json:"name"`
-	State  string `json:"state"`  // uploading or ready
-	Offset int64  `json:"offset"` // bytes received so far (== size when ready)
-	Size   int64  `json:"size"`   // compressed size expected
+type UploadState = mgmtapi.UploadState
+
+// checkManifest decodes a manifest being registered under name ("": any) and
+// checks what the upload needs of it (see RegisterManifest).
+func checkManifest(name string, raw []byte, allowNoFirstBoot bool) (*manifest.Manifest, error) {
+	m, err := manifest.Decode(bytes.NewReader(raw))
+	if err != nil {
+		return nil, invalid("manifest", "%v", err)
+	}
+	if name != "" && m.Name != name {
+		return nil, invalid("name", "manifest name %q does not match the URL's %q", m.Name, name)
+	}
+	if !sha256Hex(m.CompressedSHA256) {
+		return nil, invalid("compressed_sha256", "manifest %q: compressed_sha256 %q is not 64 hex digits; without it the upload cannot be checked (rpi-image pack writes it)",
+			m.Name, m.CompressedSHA256)
+	}
+	if m.FirstBoot == manifest.FirstBootNone && !allowNoFirstBoot {
+		return nil, noFirstBoot(m.Name, "register it", "rpi-deployd image add --allow-no-first-boot (rpi-image push --allow-no-first-boot; API: PUT …/manifest?allow_no_first_boot=true)")
+	}
+	return m, nil
 }
 
 // RegisterManifest starts (or resumes) the upload of an image by its manifest.
@@ -75,19 +91,9 @@ type UploadState struct {
 // mechanism (manifest first_boot "") is refused unless allowNoFirstBoot: boards
 // flashed with it could not be given their hostname (ErrNoFirstBoot).
 func (s *Service) RegisterManifest(ctx context.Context, name string, raw []byte, allowNoFirstBoot bool) (UploadState, error) {
-	m, err := manifest.Decode(bytes.NewReader(raw))
+	m, err := checkManifest(name, raw, allowNoFirstBoot)
 	if err != nil {
-		return UploadState{}, invalid("manifest", "%v", err)
-	}
-	if name != "" && m.Name != name {
-		return UploadState{}, invalid("name", "manifest name %q does not match the URL's %q", m.Name, name)
-	}
-	if !sha256Hex(m.CompressedSHA256) {
-		return UploadState{}, invalid("compressed_sha256", "manifest %q: compressed_sha256 %q is not 64 hex digits; without it the upload cannot be checked (rpi-image pack writes it)",
-			m.Name, m.CompressedSHA256)
-	}
-	if m.FirstBoot == manifest.FirstBootNone && !allowNoFirstBoot {
-		return UploadState{}, noFirstBoot(m.Name, "register it", "rpi-deployd image add --allow-no-first-boot (rpi-image push --allow-no-first-boot; API: PUT …/manifest?allow_no_first_boot=true)")
+		return UploadState{}, err
 	}
 	if err := os.MkdirAll(s.imgs, store.DirMode); err != nil {
 		return UploadState{}, err
@@ -143,7 +149,7 @@ func (s *Service) RegisterManifest(ctx context.Context, name string, raw []byte,
 	if st.State == store.ImageUploading {
 		st.Offset = s.partSize(m.Name)
 		if img.Name != "" {
-			s.publish(events.ImageChanged, img)
+			s.publish(events.ImageChanged, wireImage(img))
 		}
 		if img.Name == "" && st.Offset == m.CompressedSize && s.claimUpload(m.Name) {
 			// Every byte is there but the image is not ready: the server stopped
@@ -292,7 +298,7 @@ func (s *Service) finishUpload(ctx context.Context, img store.Image) (UploadStat
 		return UploadState{}, err
 	}
 	if i, err := s.st.Image(ctx, img.Name); err == nil {
-		s.publish(events.ImageChanged, i)
+		s.publish(events.ImageChanged, wireImage(i))
 	}
 	s.log.Info("image ready", "image", img.Name, "compressed_size", n)
 	return UploadState{Name: img.Name, State: store.ImageReady, Offset: n, Size: n}, nil
@@ -330,29 +336,25 @@ func (s *Service) Manifest(ctx context.Context, name string) (*manifest.Manifest
 // ActivateImage makes a ready image the active image of a product. Every batch of the
 // product without an image of its own then flashes it, so an image without a
 // first-boot mechanism is refused here too unless allowNoFirstBoot (ErrNoFirstBoot).
-func (s *Service) ActivateImage(ctx context.Context, name, product string, allowNoFirstBoot bool) (store.Product, error) {
-	var p store.Product
-	err := s.st.Update(ctx, func(t *store.Tx) error {
+func (s *Service) ActivateImage(ctx context.Context, name, product string, allowNoFirstBoot bool) (mgmtapi.ProductView, error) {
+	p, err := change(ctx, s, "", func(t *store.Tx) (auditLine, error) {
 		img, err := t.Image(ctx, name)
 		if err != nil {
-			return fmt.Errorf("image %q: %w", name, err)
+			return auditLine{}, fmt.Errorf("image %q: %w", name, err)
 		}
 		if img.State != store.ImageReady {
-			return fmt.Errorf("image %q is still %s: %w", name, img.State, ErrConflict)
+			return auditLine{}, fmt.Errorf("image %q is still %s: %w", name, img.State, ErrConflict)
 		}
 		if img.FirstBoot == manifest.FirstBootNone && !allowNoFirstBoot {
-			return noFirstBoot(name, "activate it", "rpi-deployd image activate --allow-no-first-boot (API: \"allow_no_first_boot\": true)")
+			return auditLine{}, noFirstBoot(name, "activate it", "rpi-deployd image activate --allow-no-first-boot (API: \"allow_no_first_boot\": true)")
 		}
 		if err := t.SetProductImage(ctx, product, name); err != nil {
-			return fmt.Errorf("product %q: %w", product, err)
+			return auditLine{}, fmt.Errorf("product %q: %w", product, err)
 		}
-		if p, err = t.Product(ctx, product); err != nil {
-			return err
-		}
-		return t.Audit(ctx, Actor(ctx), "image.activate", name, "product "+product)
-	})
+		return auditLine{"image.activate", name, "product " + product}, nil
+	}, func(t *store.Tx) (store.Product, error) { return t.Product(ctx, product) }, wireProductView)
 	if err == nil {
-		s.publish(events.ProductChanged, p)
+		s.publish(events.ProductChanged, p.Product)
 	}
 	return p, err
 }

@@ -13,110 +13,73 @@ import (
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
 	"github.com/rpi-deploy/rpi-deploy/server/events"
+	"github.com/rpi-deploy/rpi-deploy/server/mgmtapi"
 	"github.com/rpi-deploy/rpi-deploy/server/store"
 )
 
 // PutVenue creates a venue (code: 4 upper-case letters) or renames it.
-func (s *Service) PutVenue(ctx context.Context, code, name string) (store.Venue, error) {
+func (s *Service) PutVenue(ctx context.Context, code, name string) (mgmtapi.Venue, error) {
 	if !agentapi.ValidVenue(code) {
-		return store.Venue{}, invalid("code", "venue code %q: want 4 upper-case letters", code)
+		return mgmtapi.Venue{}, invalid("code", "venue code %q: want 4 upper-case letters", code)
 	}
 	if len(name) > 200 {
-		return store.Venue{}, invalid("name", "venue name longer than 200 bytes")
+		return mgmtapi.Venue{}, invalid("name", "venue name longer than 200 bytes")
 	}
-	var v store.Venue
-	err := s.st.Update(ctx, func(t *store.Tx) error {
+	return change(ctx, s, events.VenueChanged, func(t *store.Tx) (auditLine, error) {
 		created, err := t.PutVenue(ctx, code, name)
-		if err != nil {
-			return err
-		}
-		action := "venue.rename"
 		if created {
-			action = "venue.add"
+			return auditLine{"venue.add", code, name}, err
 		}
-		if err := t.Audit(ctx, Actor(ctx), action, code, name); err != nil {
-			return err
-		}
-		v, err = t.Venue(ctx, code)
-		return err
-	})
-	if err == nil {
-		s.publish(events.VenueChanged, v)
-	}
-	return v, err
+		return auditLine{"venue.rename", code, name}, err
+	}, func(t *store.Tx) (store.Venue, error) { return t.Venue(ctx, code) }, wireVenue)
 }
 
 // DeleteVenue removes a venue nothing refers to.
 func (s *Service) DeleteVenue(ctx context.Context, code string) error {
-	err := s.st.Update(ctx, func(t *store.Tx) error {
+	return changeNoRow(ctx, s, events.VenueChanged, map[string]any{"code": code, "deleted": true}, func(t *store.Tx) (auditLine, error) {
 		if err := t.DeleteVenue(ctx, code); err != nil {
-			return fmt.Errorf("venue %q: %w", code, err)
+			return auditLine{}, fmt.Errorf("venue %q: %w", code, err)
 		}
-		return t.Audit(ctx, Actor(ctx), "venue.delete", code, "")
+		return auditLine{"venue.delete", code, ""}, nil
 	})
-	if err == nil {
-		s.publish(events.VenueChanged, map[string]any{"code": code, "deleted": true})
-	}
-	return err
 }
 
 var productRE = regexp.MustCompile(`^[A-Z0-9]{2,8}$`)
 
 // ProductSpec is a product as an operator defines it.
-type ProductSpec struct {
-	Code      string              `json:"code"`   // 2–8 upper-case letters or digits, e.g. KXP2
-	Name      string              `json:"name"`   // human name
-	Naming    string              `json:"naming"` // "pool" or "serial"
-	Digits    int                 `json:"digits"` // pool number width, default 3
-	FirstBoot *agentapi.FirstBoot `json:"first_boot,omitempty"`
-}
+type ProductSpec = mgmtapi.ProductSpec
 
 // PutProduct creates or updates a product: no code needed to add one.
-func (s *Service) PutProduct(ctx context.Context, ps ProductSpec) (store.Product, error) {
+func (s *Service) PutProduct(ctx context.Context, ps ProductSpec) (mgmtapi.ProductView, error) {
 	if !productRE.MatchString(ps.Code) {
-		return store.Product{}, invalid("code", "product code %q: want 2-8 upper-case letters or digits", ps.Code)
+		return mgmtapi.ProductView{}, invalid("code", "product code %q: want 2-8 upper-case letters or digits", ps.Code)
 	}
 	if ps.Naming != store.NamingPool && ps.Naming != store.NamingSerial {
-		return store.Product{}, invalid("naming", "naming %q: want pool or serial", ps.Naming)
+		return mgmtapi.ProductView{}, invalid("naming", "naming %q: want pool or serial", ps.Naming)
 	}
 	if ps.Digits == 0 {
 		ps.Digits = 3
 	}
 	if ps.Digits < 1 || ps.Digits > 6 {
-		return store.Product{}, invalid("digits", "digits %d: want 1-6", ps.Digits)
+		return mgmtapi.ProductView{}, invalid("digits", "digits %d: want 1-6", ps.Digits)
 	}
 	fb := "{}"
 	if ps.FirstBoot != nil {
 		ps.FirstBoot.Hostname = ""
 		b, err := json.Marshal(ps.FirstBoot)
 		if err != nil {
-			return store.Product{}, err
+			return mgmtapi.ProductView{}, err
 		}
 		fb = string(b)
 	}
-	var p store.Product
-	err := s.st.Update(ctx, func(t *store.Tx) error {
-		if err := t.PutProduct(ctx, store.Product{Code: ps.Code, Name: ps.Name, Naming: ps.Naming, Digits: ps.Digits, FirstBoot: fb}); err != nil {
-			return err
-		}
-		if err := t.Audit(ctx, Actor(ctx), "product.put", ps.Code, fmt.Sprintf("naming %s digits %d first_boot %s", ps.Naming, ps.Digits, fb)); err != nil {
-			return err
-		}
-		var err error
-		p, err = t.Product(ctx, ps.Code)
-		return err
-	})
+	p, err := change(ctx, s, "", func(t *store.Tx) (auditLine, error) {
+		err := t.PutProduct(ctx, store.Product{Code: ps.Code, Name: ps.Name, Naming: ps.Naming, Digits: ps.Digits, FirstBoot: fb})
+		return auditLine{"product.put", ps.Code, fmt.Sprintf("naming %s digits %d first_boot %s", ps.Naming, ps.Digits, fb)}, err
+	}, func(t *store.Tx) (store.Product, error) { return t.Product(ctx, ps.Code) }, wireProductView)
 	if err == nil {
-		s.publish(events.ProductChanged, p)
+		s.publish(events.ProductChanged, p.Product)
 	}
 	return p, err
-}
-
-// ProductFirstBoot decodes a product's first-boot defaults.
-func ProductFirstBoot(p store.Product) agentapi.FirstBoot {
-	var fb agentapi.FirstBoot
-	json.Unmarshal([]byte(p.FirstBoot), &fb)
-	return fb
 }
 
 func (s *Service) poolTarget(ctx context.Context, t *store.Tx, venue, product string) (store.Product, error) {
@@ -155,35 +118,36 @@ func (s *Service) GeneratePool(ctx context.Context, venue, product string, count
 		return nil, invalid("start", "start %d: want 0-%d", start, maxPoolSeq)
 	}
 	var names []string
-	err := s.st.Update(ctx, func(t *store.Tx) error {
+	err := changeNoRow(ctx, s, events.PoolChanged, map[string]any{"venue": venue, "product": product}, func(t *store.Tx) (auditLine, error) {
 		names = nil
 		p, err := s.poolTarget(ctx, t, venue, product)
 		if err != nil {
-			return err
+			return auditLine{}, err
 		}
-		if start == 0 {
+		from := start
+		if from == 0 {
 			m, err := t.MaxPoolSeq(ctx, venue, product)
 			if err != nil {
-				return err
+				return auditLine{}, err
 			}
 			if m >= maxPoolSeq {
-				return invalid("start", "pool %s/%s already ends at %d: give a start of 1-%d", venue, product, m, maxPoolSeq)
+				return auditLine{}, invalid("start", "pool %s/%s already ends at %d: give a start of 1-%d", venue, product, m, maxPoolSeq)
 			}
-			start = m + 1
+			from = m + 1
 		}
-		for seq := start; seq < start+count; seq++ {
+		for seq := from; seq < from+count; seq++ {
 			n := PoolHostname(p.Code, venue, p.Digits, seq)
 			if err := t.AddPoolName(ctx, store.PoolName{Name: n, Venue: venue, Product: p.Code, Seq: seq}); err != nil {
-				return err
+				return auditLine{}, err
 			}
 			names = append(names, n)
 		}
-		return t.Audit(ctx, Actor(ctx), "pool.generate", venue+"/"+product, fmt.Sprintf("%d names from %s", count, names[0]))
+		return auditLine{"pool.generate", venue + "/" + product, fmt.Sprintf("%d names from %s", count, names[0])}, nil
 	})
-	if err == nil {
-		s.publish(events.PoolChanged, map[string]any{"venue": venue, "product": product})
+	if err != nil {
+		return nil, err
 	}
-	return names, err
+	return names, nil
 }
 
 var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
@@ -230,29 +194,26 @@ func (s *Service) ImportPool(ctx context.Context, venue, product string, r io.Re
 		}
 		rows = append(rows, pn)
 	}
-	err = s.st.Update(ctx, func(t *store.Tx) error {
+	err = changeNoRow(ctx, s, events.PoolChanged, map[string]any{"venue": venue, "product": product}, func(t *store.Tx) (auditLine, error) {
 		if _, err := s.poolTarget(ctx, t, venue, product); err != nil {
-			return err
+			return auditLine{}, err
 		}
 		for i, pn := range rows {
 			if pn.Serial != "" {
 				pn.BoundAt = store.FormatTime(t.Now)
 				if err := t.SeeBoard(ctx, store.Board{Serial: pn.Serial}); err != nil {
-					return err
+					return auditLine{}, err
 				}
 				if err := t.SetBoardHostname(ctx, pn.Serial, pn.Name); err != nil {
-					return err
+					return auditLine{}, err
 				}
 			}
 			if err := t.AddPoolName(ctx, pn); err != nil {
-				return fmt.Errorf("row %d: %w", i+1, err)
+				return auditLine{}, fmt.Errorf("row %d: %w", i+1, err)
 			}
 		}
-		return t.Audit(ctx, Actor(ctx), "pool.import", venue+"/"+product, fmt.Sprintf("%d names", len(rows)))
+		return auditLine{"pool.import", venue + "/" + product, fmt.Sprintf("%d names", len(rows))}, nil
 	})
-	if err == nil {
-		s.publish(events.PoolChanged, map[string]any{"venue": venue, "product": product})
-	}
 	return len(rows), err
 }
 
@@ -276,42 +237,45 @@ func (s *Service) ExportPool(ctx context.Context, venue, product string, w io.Wr
 }
 
 // RetirePoolName retires (or with retired=false returns to service) a pool name; a
-// retired name is never handed out again.
-func (s *Service) RetirePoolName(ctx context.Context, name string, retired bool) error {
-	err := s.st.Update(ctx, func(t *store.Tx) error {
-		if err := t.SetPoolRetired(ctx, name, retired); err != nil {
-			return fmt.Errorf("pool name %q: %w", name, err)
-		}
-		action := "pool.retire"
-		if !retired {
-			action = "pool.unretire"
-		}
-		return t.Audit(ctx, Actor(ctx), action, name, "")
-	})
-	if err == nil {
-		s.publish(events.PoolChanged, map[string]any{"name": name})
+// retired name is never handed out again. It returns the name as it now stands.
+func (s *Service) RetirePoolName(ctx context.Context, name string, retired bool) (mgmtapi.PoolName, error) {
+	action := "pool.retire"
+	if !retired {
+		action = "pool.unretire"
 	}
-	return err
+	return s.changePoolName(ctx, name, func(t *store.Tx) (auditLine, error) {
+		if err := t.SetPoolRetired(ctx, name, retired); err != nil {
+			return auditLine{}, fmt.Errorf("pool name %q: %w", name, err)
+		}
+		return auditLine{action, name, ""}, nil
+	})
 }
 
 // ReleasePoolName unbinds a name from its board (an operator's decision: the board
-// gets another name next time). Refused while an open deployment uses the name.
-func (s *Service) ReleasePoolName(ctx context.Context, name string) error {
-	err := s.st.Update(ctx, func(t *store.Tx) error {
+// gets another name next time). Refused while an open deployment uses the name. It
+// returns the name as it now stands.
+func (s *Service) ReleasePoolName(ctx context.Context, name string) (mgmtapi.PoolName, error) {
+	return s.changePoolName(ctx, name, func(t *store.Tx) (auditLine, error) {
 		n, err := t.OpenDeploymentsNamed(ctx, name)
 		if err != nil {
-			return err
+			return auditLine{}, err
 		}
 		if n > 0 {
-			return fmt.Errorf("pool name %q is in use by an open deployment (abandon it first): %w", name, ErrConflict)
+			return auditLine{}, fmt.Errorf("pool name %q is in use by an open deployment (abandon it first): %w", name, ErrConflict)
 		}
 		if err := t.ReleasePoolName(ctx, name); err != nil {
-			return fmt.Errorf("pool name %q: %w", name, err)
+			return auditLine{}, fmt.Errorf("pool name %q: %w", name, err)
 		}
-		return t.Audit(ctx, Actor(ctx), "pool.release", name, "")
+		return auditLine{"pool.release", name, ""}, nil
 	})
+}
+
+// changePoolName runs an audited change of one pool name, reads it back and
+// publishes pool.changed with the name.
+func (s *Service) changePoolName(ctx context.Context, name string, write func(*store.Tx) (auditLine, error)) (mgmtapi.PoolName, error) {
+	n, err := change(ctx, s, "", write, func(t *store.Tx) (store.PoolName, error) { return t.PoolName(ctx, name) }, wirePoolName)
 	if err == nil {
 		s.publish(events.PoolChanged, map[string]any{"name": name})
 	}
-	return err
+	return n, err
 }

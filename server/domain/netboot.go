@@ -109,7 +109,7 @@ func (s *Service) RecordNetboot(ctx context.Context, e NetbootEvent) error {
 	if err != nil {
 		return err
 	}
-	s.publish(events.BoardNetboot, ev)
+	s.publish(events.BoardNetboot, wireBoardEvent(ev))
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +15,31 @@ import (
 )
 
 func newService(t *testing.T) (*domain.Service, *store.Store, *events.Bus) {
+	svc, st, bus, _ := newClockedService(t)
+	return svc, st, bus
+}
+
+// testClock is a clock that moves only when the test advances it.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// newClockedService is a service over a fresh store whose store and domain share
+// one testClock, starting at a fixed instant.
+func newClockedService(t *testing.T) (*domain.Service, *store.Store, *events.Bus, *testClock) {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := store.Open(context.Background(), dir)
@@ -21,8 +47,10 @@ func newService(t *testing.T) (*domain.Service, *store.Store, *events.Bus) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	clk := &testClock{now: time.Date(2026, 5, 26, 9, 0, 0, 0, time.UTC)}
+	st.SetClock(clk.Now)
 	bus := events.New(0, 0)
-	return domain.New(st, bus, domain.Options{DataDir: dir}), st, bus
+	return domain.New(st, bus, domain.Options{DataDir: dir, Now: clk.Now}), st, bus, clk
 }
 
 // TestRecordNetboot: DHCP and TFTP events land in the board's history and on the
@@ -126,7 +154,7 @@ func TestPasswordHash(t *testing.T) {
 // TestAbandonSilent: an open deployment without news for too long is abandoned,
 // which frees its batch slot; the board keeps its name and gets it back.
 func TestAbandonSilent(t *testing.T) {
-	svc, st, _ := newService(t)
+	svc, st, _, clk := newClockedService(t)
 	ctx := context.Background()
 	err := st.Update(ctx, func(t *store.Tx) error {
 		t.PutImage(ctx, store.Image{Name: "img", Size: 1, SHA256: "x", CompressedSize: 1, Manifest: "{}", State: store.ImageReady})
@@ -151,8 +179,12 @@ func TestAbandonSilent(t *testing.T) {
 	if n, err := svc.AbandonSilent(ctx, time.Hour); n != 0 || err != nil {
 		t.Fatalf("fresh deployment abandoned: %d %v", n, err)
 	}
-	time.Sleep(10 * time.Millisecond)
-	if n, err := svc.AbandonSilent(ctx, time.Millisecond); n != 1 || err != nil {
+	clk.Advance(59 * time.Minute)
+	if n, err := svc.AbandonSilent(ctx, time.Hour); n != 0 || err != nil {
+		t.Fatalf("deployment silent for 59 minutes abandoned: %d %v", n, err)
+	}
+	clk.Advance(2 * time.Minute)
+	if n, err := svc.AbandonSilent(ctx, time.Hour); n != 1 || err != nil {
 		t.Fatalf("abandoned %d, %v; want 1", n, err)
 	}
 	if r, _ := svc.Hello(ctx, b); r.Deployment == nil || r.Deployment.Hostname != "KXP2-CORO-002" {

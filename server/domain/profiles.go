@@ -10,16 +10,13 @@ import (
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
 	"github.com/rpi-deploy/rpi-deploy/server/events"
+	"github.com/rpi-deploy/rpi-deploy/server/mgmtapi"
 	"github.com/rpi-deploy/rpi-deploy/server/profile"
 	"github.com/rpi-deploy/rpi-deploy/server/store"
 )
 
 // ProfileView is a profile as the API shows it: secrets redacted, with its dates.
-type ProfileView struct {
-	profile.Redacted
-	CreatedAt string `json:"created_at,omitempty"`
-	UpdatedAt string `json:"updated_at,omitempty"`
-}
+type ProfileView = mgmtapi.ProfileView
 
 func decodeProfile(p store.Profile) (profile.Profile, error) {
 	var out profile.Profile
@@ -75,40 +72,35 @@ func fieldErr(err error) error {
 // them keeps the stored ones (profile.Prepare). Deployments already open keep the
 // profile they started with.
 func (s *Service) PutProfile(ctx context.Context, in profile.Input) (ProfileView, error) {
-	var v ProfileView
-	err := s.st.Update(ctx, func(t *store.Tx) error {
+	var name string
+	v, err := change(ctx, s, events.ProfileChanged, func(t *store.Tx) (auditLine, error) {
 		var old profile.Profile
 		if sp, err := t.Profile(ctx, in.Name); err == nil {
 			if old, err = decodeProfile(sp); err != nil {
-				return err
+				return auditLine{}, err
 			}
 		} else if !errors.Is(err, store.ErrNotFound) {
-			return err
+			return auditLine{}, err
 		}
 		p, err := profile.Prepare(in, old)
 		if err != nil {
-			return fieldErr(err)
+			return auditLine{}, fieldErr(err)
 		}
 		spec, err := json.Marshal(p)
 		if err != nil {
-			return err
+			return auditLine{}, err
 		}
-		if err := t.PutProfile(ctx, p.Name, string(spec)); err != nil {
-			return err
-		}
-		if err := t.Audit(ctx, Actor(ctx), "profile.put", p.Name, profileSummary(p)); err != nil {
-			return err
-		}
-		sp, err := t.Profile(ctx, p.Name)
+		name = p.Name
+		return auditLine{"profile.put", p.Name, profileSummary(p)}, t.PutProfile(ctx, p.Name, string(spec))
+	}, func(t *store.Tx) (ProfileView, error) {
+		sp, err := t.Profile(ctx, name)
 		if err != nil {
-			return err
+			return ProfileView{}, err
 		}
-		v, err = viewProfile(sp)
-		return err
-	})
+		return viewProfile(sp)
+	}, func(v ProfileView) ProfileView { return v })
 	if err == nil {
 		s.log.Info("profile saved", "profile", v.Name)
-		s.publish(events.ProfileChanged, v)
 	}
 	return v, err
 }
@@ -153,64 +145,60 @@ func profileSummary(p profile.Profile) string {
 
 // DeleteProfile removes a profile attached to nothing.
 func (s *Service) DeleteProfile(ctx context.Context, name string) error {
-	err := s.st.Update(ctx, func(t *store.Tx) error {
+	return changeNoRow(ctx, s, events.ProfileChanged, map[string]any{"name": name, "deleted": true}, func(t *store.Tx) (auditLine, error) {
 		if err := t.DeleteProfile(ctx, name); err != nil {
-			return fmt.Errorf("profile %q: %w", name, err)
+			return auditLine{}, fmt.Errorf("profile %q: %w", name, err)
 		}
-		return t.Audit(ctx, Actor(ctx), "profile.delete", name, "")
+		return auditLine{"profile.delete", name, ""}, nil
 	})
-	if err == nil {
-		s.publish(events.ProfileChanged, map[string]any{"name": name, "deleted": true})
-	}
-	return err
 }
 
 // AttachProfile attaches profile name to a product, venue or batch (target: the
 // code, or the batch ID), replacing the profile attached there before; name ""
 // detaches.
-func (s *Service) AttachProfile(ctx context.Context, scope, target, name string) (store.ProfileLink, error) {
-	l := store.ProfileLink{Scope: scope, Target: target, Profile: name}
-	err := s.st.Update(ctx, func(t *store.Tx) error {
-		var err error
-		switch scope {
-		case store.ScopeProduct:
-			_, err = t.Product(ctx, target)
-		case store.ScopeVenue:
-			_, err = t.Venue(ctx, target)
-		case store.ScopeBatch:
-			id, perr := strconv.ParseInt(target, 10, 64)
-			if perr != nil {
-				return invalid("target", "batch %q: want a batch ID", target)
-			}
-			_, err = t.Batch(ctx, id)
-		default:
-			return invalid("scope", "scope %q: want product, venue or batch", scope)
-		}
-		if errors.Is(err, store.ErrNotFound) {
-			return invalid("target", "%s %q does not exist", scope, target)
-		} else if err != nil {
-			return err
+func (s *Service) AttachProfile(ctx context.Context, scope, target, name string) (mgmtapi.ProfileLink, error) {
+	l := wireProfileLink(store.ProfileLink{Scope: scope, Target: target, Profile: name})
+	return l, changeNoRow(ctx, s, events.ProfileChanged, map[string]any{"link": l}, func(t *store.Tx) (auditLine, error) {
+		if err := checkProfileTarget(ctx, t, scope, target); err != nil {
+			return auditLine{}, err
 		}
 		if name == "" {
 			if err := t.UnlinkProfile(ctx, scope, target); err != nil {
-				return fmt.Errorf("%s %s has no profile: %w", scope, target, err)
+				return auditLine{}, fmt.Errorf("%s %s has no profile: %w", scope, target, err)
 			}
-			return t.Audit(ctx, Actor(ctx), "profile.detach", scope+" "+target, "")
+			return auditLine{"profile.detach", scope + " " + target, ""}, nil
 		}
 		if _, err := t.Profile(ctx, name); errors.Is(err, store.ErrNotFound) {
-			return invalid("profile", "profile %q does not exist", name)
+			return auditLine{}, invalid("profile", "profile %q does not exist", name)
 		} else if err != nil {
-			return err
+			return auditLine{}, err
 		}
-		if err := t.LinkProfile(ctx, l); err != nil {
-			return err
-		}
-		return t.Audit(ctx, Actor(ctx), "profile.attach", scope+" "+target, name)
+		return auditLine{"profile.attach", scope + " " + target, name}, t.LinkProfile(ctx, store.ProfileLink(l))
 	})
-	if err == nil {
-		s.publish(events.ProfileChanged, map[string]any{"link": l})
+}
+
+// checkProfileTarget checks that the product, venue or batch a profile is attached
+// to exists.
+func checkProfileTarget(ctx context.Context, t *store.Tx, scope, target string) error {
+	var err error
+	switch scope {
+	case store.ScopeProduct:
+		_, err = t.Product(ctx, target)
+	case store.ScopeVenue:
+		_, err = t.Venue(ctx, target)
+	case store.ScopeBatch:
+		id, perr := strconv.ParseInt(target, 10, 64)
+		if perr != nil {
+			return invalid("target", "batch %q: want a batch ID", target)
+		}
+		_, err = t.Batch(ctx, id)
+	default:
+		return invalid("scope", "scope %q: want product, venue or batch", scope)
 	}
-	return l, err
+	if errors.Is(err, store.ErrNotFound) {
+		return invalid("target", "%s %q does not exist", scope, target)
+	}
+	return err
 }
 
 // effectiveProfile merges the profiles attached to the product, the venue and the
@@ -254,17 +242,18 @@ func (s *Service) EffectiveProfile(ctx context.Context, product, venue string, b
 	return r, err
 }
 
-// recordProfile fixes the effective profile of a new deployment.
-func recordProfile(ctx context.Context, t *store.Tx, id int64, product, venue string, batch int64) error {
-	p, ok, err := effectiveProfile(ctx, t, product, venue, batch)
+// recordProfile fixes the effective profile of a new deployment and returns it; ok
+// is false when no profile applies.
+func recordProfile(ctx context.Context, t *store.Tx, id int64, product, venue string, batch int64) (p profile.Profile, ok bool, err error) {
+	p, ok, err = effectiveProfile(ctx, t, product, venue, batch)
 	if err != nil || !ok {
-		return err
+		return p, false, err
 	}
 	spec, err := json.Marshal(p)
 	if err != nil {
-		return err
+		return p, false, err
 	}
-	return t.SetDeploymentProfile(ctx, id, string(spec))
+	return p, true, t.SetDeploymentProfile(ctx, id, string(spec))
 }
 
 // DeploymentProfile returns the profile recorded with deployment id, secrets
@@ -284,8 +273,8 @@ func (s *Service) DeploymentProfile(ctx context.Context, id int64) (r profile.Re
 	return profile.Redact(p), true, nil
 }
 
-// applyProfile puts the profile recorded with d into its deploy answer, the files
-// rendered over the board's facts.
+// applyProfile puts the profile recorded with d into its deploy answer (a board
+// that asks again while its deployment is open).
 func applyProfile(ctx context.Context, t *store.Tx, resp *agentapi.HelloResponse, d store.Deployment, img store.Image) error {
 	spec, err := t.DeploymentProfile(ctx, d.ID)
 	if err != nil || spec == "" || resp.Deployment == nil {
@@ -295,6 +284,12 @@ func applyProfile(ctx context.Context, t *store.Tx, resp *agentapi.HelloResponse
 	if err := json.Unmarshal([]byte(spec), &p); err != nil {
 		return fmt.Errorf("deployment %d profile: %w", d.ID, err)
 	}
+	return renderProfile(resp, p, d, img)
+}
+
+// renderProfile puts profile p into d's deploy answer, the files rendered over the
+// board's facts.
+func renderProfile(resp *agentapi.HelloResponse, p profile.Profile, d store.Deployment, img store.Image) error {
 	facts := profile.Facts{Hostname: d.Hostname, Serial: d.Serial, MAC: d.MAC, Venue: d.Venue, Product: d.Product,
 		Batch: d.BatchID, DeploymentID: d.ID, ImageName: img.Name, ImageSHA256: img.SHA256}
 	fb, err := profile.FirstBoot(resp.Deployment.FirstBoot, p, facts)

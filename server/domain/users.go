@@ -69,29 +69,37 @@ func (s *Service) PutUser(ctx context.Context, name, password string) error {
 	if err != nil {
 		return err
 	}
-	return s.st.Update(ctx, func(t *store.Tx) error {
+	return changeNoRow(ctx, s, "", nil, func(t *store.Tx) (auditLine, error) {
 		if err := t.PutUser(ctx, name, h); err != nil {
-			return err
+			return auditLine{}, err
 		}
 		n, err := t.DeleteUserSessions(ctx, name)
-		if err != nil {
-			return err
-		}
-		detail := ""
 		if n > 0 {
-			detail = fmt.Sprintf("%d sessions ended", n)
+			return auditLine{"user.put", name, fmt.Sprintf("%d sessions ended", n)}, err
 		}
-		return t.Audit(ctx, Actor(ctx), "user.put", name, detail)
+		return auditLine{"user.put", name, ""}, err
 	})
+}
+
+// SetPasswordInDataDir opens the database of data directory dir and sets user's
+// password there, audited as "cli" (`rpi-deployd user add --data DIR`: the first
+// login of a fresh installation, with or without a server running on it).
+func SetPasswordInDataDir(ctx context.Context, dir, user, password string) error {
+	st, err := store.Open(ctx, dir)
+	if err != nil {
+		return err
+	}
+	err = New(st, nil, Options{DataDir: dir}).PutUser(WithActor(ctx, "cli"), user, password)
+	return errors.Join(err, st.Close())
 }
 
 // DeleteUser removes a user and ends its sessions.
 func (s *Service) DeleteUser(ctx context.Context, name string) error {
-	return s.st.Update(ctx, func(t *store.Tx) error {
+	return changeNoRow(ctx, s, "", nil, func(t *store.Tx) (auditLine, error) {
 		if err := t.DeleteUser(ctx, name); err != nil {
-			return fmt.Errorf("user %q: %w", name, err)
+			return auditLine{}, fmt.Errorf("user %q: %w", name, err)
 		}
-		return t.Audit(ctx, Actor(ctx), "user.delete", name, "")
+		return auditLine{"user.delete", name, ""}, nil
 	})
 }
 
@@ -116,7 +124,7 @@ func (s *Service) Login(ctx context.Context, name, password string) (string, tim
 	tok := make([]byte, 32)
 	rand.Read(tok)
 	token := hex.EncodeToString(tok)
-	exp := time.Now().Add(SessionTTL).UTC()
+	exp := s.now().Add(SessionTTL)
 	err = s.st.Update(ctx, func(t *store.Tx) error {
 		if err := t.AddSession(ctx, tokenHash(token), name, store.FormatTime(exp)); err != nil {
 			return err
@@ -147,7 +155,7 @@ func (s *Service) LoginFailed(ctx context.Context, user, from string, last bool)
 
 // SessionUser returns the user of a live session token.
 func (s *Service) SessionUser(ctx context.Context, token string) (string, error) {
-	u, err := s.st.SessionUser(ctx, tokenHash(token), store.FormatTime(time.Now()))
+	u, err := s.st.SessionUser(ctx, tokenHash(token), store.FormatTime(s.now()))
 	if errors.Is(err, store.ErrNotFound) {
 		return "", ErrAuth
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/pack"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/push"
-	"github.com/rpi-deploy/rpi-deploy/server/store"
+	"github.com/rpi-deploy/rpi-deploy/server/mgmtapi"
 )
 
 // Fleet describes what Setup creates.
@@ -31,7 +31,7 @@ type Fleet struct {
 type FleetInfo struct {
 	ImageName string
 	Manifest  *manifest.Manifest
-	Batch     store.Batch
+	Batch     mgmtapi.Batch
 }
 
 // Setup uploads the image through the API (unless already there), makes it the
@@ -56,11 +56,11 @@ func (s *Server) Setup(t testing.TB, f Fleet) FleetInfo {
 	if err := s.Do(ctx, http.MethodPost, "/api/v1/venues", map[string]string{"code": f.Venue, "name": f.Venue}, nil); err != nil {
 		t.Fatalf("venue: %v", err)
 	}
-	var p store.Product
+	var p mgmtapi.Product
 	if err := s.Do(ctx, http.MethodGet, "/api/v1/products/"+f.Product, nil, &p); err != nil {
 		t.Fatalf("product: %v", err)
 	}
-	if p.Naming == store.NamingPool {
+	if p.Naming == mgmtapi.NamingPool {
 		n := f.PoolSize
 		if n == 0 {
 			n = max(f.Count, 1)
@@ -69,7 +69,7 @@ func (s *Server) Setup(t testing.TB, f Fleet) FleetInfo {
 			t.Fatalf("pool: %v", err)
 		}
 	}
-	var b store.Batch
+	var b mgmtapi.Batch
 	if err := s.Do(ctx, http.MethodPost, "/api/v1/batches", map[string]any{"venue": f.Venue, "product": f.Product,
 		"image": m.Name, "count": f.Count, "priority": f.Priority, "allow_no_first_boot": unnamed}, &b); err != nil {
 		t.Fatalf("batch: %v", err)

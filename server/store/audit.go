@@ -4,12 +4,12 @@ import "context"
 
 // AuditEntry is one operator action.
 type AuditEntry struct {
-	ID     int64  `json:"id"`
-	At     string `json:"at"`
-	Actor  string `json:"actor"` // "token", "user:NAME", "cli"
-	Action string `json:"action"`
-	Object string `json:"object,omitempty"`
-	Detail string `json:"detail,omitempty"`
+	ID     int64
+	At     string
+	Actor  string // "token", "user:NAME", "cli"
+	Action string
+	Object string
+	Detail string
 }
 
 // Audit appends to the audit log.

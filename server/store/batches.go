@@ -18,19 +18,19 @@ const (
 // Batch is "deploy Count boards of Product for Venue with Image". Count 0 means
 // open-ended: every unknown board takes the venue's next name until cancelled.
 type Batch struct {
-	ID        int64  `json:"id"`
-	Venue     string `json:"venue"`
-	Product   string `json:"product"`
-	Image     string `json:"image"` // "" = the product's active image
-	Count     int    `json:"count"` // 0 = open-ended
-	Priority  int    `json:"priority"`
-	State     string `json:"state"`
-	Done      int    `json:"done"`        // verified deployments
-	InFlight  int    `json:"in_progress"` // open deployments
-	Failed    int    `json:"failed"`      // failed deployments
-	Note      string `json:"note,omitempty"`
-	CreatedAt string `json:"created_at"`
-	UpdatedAt string `json:"updated_at"`
+	ID        int64
+	Venue     string
+	Product   string
+	Image     string // "" = the product's active image
+	Count     int    // 0 = open-ended
+	Priority  int
+	State     string
+	Done      int // verified deployments
+	InFlight  int // open deployments
+	Failed    int // failed deployments
+	Note      string
+	CreatedAt string
+	UpdatedAt string
 }
 
 const batchCols = `b.id, b.venue, b.product, b.image, coalesce(b.count, 0), b.priority, b.state, b.done,

@@ -6,18 +6,18 @@ import (
 
 // Board is a Raspberry Pi the server has heard of, by serial.
 type Board struct {
-	Serial    string `json:"serial"` // 16 lower-case hex digits
-	MAC       string `json:"mac"`
-	Model     string `json:"model,omitempty"`
-	Revision  string `json:"revision,omitempty"`
-	IP        string `json:"ip,omitempty"`
-	Hostname  string `json:"hostname,omitempty"`
-	Image     string `json:"image,omitempty"` // image of the last verified deployment
-	Deployed  bool   `json:"deployed"`        // its card holds a verified image
-	Reimage   bool   `json:"reimage"`         // re-image on next boot
-	LastEvent string `json:"last_event,omitempty"`
-	FirstSeen string `json:"first_seen"`
-	LastSeen  string `json:"last_seen"`
+	Serial    string // 16 lower-case hex digits
+	MAC       string
+	Model     string
+	Revision  string
+	IP        string
+	Hostname  string
+	Image     string // image of the last verified deployment
+	Deployed  bool   // its card holds a verified image
+	Reimage   bool   // re-image on next boot
+	LastEvent string
+	FirstSeen string
+	LastSeen  string
 }
 
 const boardCols = `serial, mac, model, revision, ip, hostname, image, deployed, reimage, last_event, first_seen, last_seen`
@@ -127,12 +127,12 @@ func (t *Tx) SetBoardReimage(ctx context.Context, serial string, reimage bool) e
 
 // BoardEvent is one line of a board's history (netboot and agent events).
 type BoardEvent struct {
-	ID     int64  `json:"id"`
-	Serial string `json:"serial,omitempty"`
-	MAC    string `json:"mac,omitempty"`
-	At     string `json:"at"`
-	Kind   string `json:"kind"`
-	Detail string `json:"detail,omitempty"`
+	ID     int64
+	Serial string
+	MAC    string
+	At     string
+	Kind   string
+	Detail string
 }
 
 // AddBoardEvent appends to a board's history.

@@ -15,29 +15,29 @@ const (
 
 // Deployment is one board's assignment and its progress.
 type Deployment struct {
-	ID           int64   `json:"id"`
-	Serial       string  `json:"serial"`
-	MAC          string  `json:"mac,omitempty"` // the board's, joined in
-	BatchID      int64   `json:"batch_id,omitempty"`
-	Venue        string  `json:"venue"`
-	Product      string  `json:"product"`
-	Hostname     string  `json:"hostname"`
-	Image        string  `json:"image"`
-	State        string  `json:"state"`
-	Phase        string  `json:"phase"`
-	Bytes        int64   `json:"bytes"`
-	Total        int64   `json:"total"`
-	RateBps      float64 `json:"rate_bps"`
-	Message      string  `json:"message,omitempty"`
-	Error        string  `json:"error,omitempty"`
-	ErrorPhase   string  `json:"error_phase,omitempty"`
-	SHA256       string  `json:"sha256,omitempty"`
-	BytesWritten int64   `json:"bytes_written,omitempty"`
-	BytesFetched int64   `json:"bytes_fetched,omitempty"`
-	DurationMS   int64   `json:"duration_ms,omitempty"`
-	StartedAt    string  `json:"started_at"`
-	UpdatedAt    string  `json:"updated_at"`
-	FinishedAt   string  `json:"finished_at,omitempty"`
+	ID           int64
+	Serial       string
+	MAC          string // the board's, joined in
+	BatchID      int64
+	Venue        string
+	Product      string
+	Hostname     string
+	Image        string
+	State        string
+	Phase        string
+	Bytes        int64
+	Total        int64
+	RateBps      float64
+	Message      string
+	Error        string
+	ErrorPhase   string
+	SHA256       string
+	BytesWritten int64
+	BytesFetched int64
+	DurationMS   int64
+	StartedAt    string
+	UpdatedAt    string
+	FinishedAt   string
 }
 
 const deploymentCols = `d.id, d.serial, coalesce(bo.mac, ''), coalesce(d.batch_id, 0), d.venue, d.product, d.hostname, d.image,
@@ -196,10 +196,10 @@ func (t *Tx) Finish(ctx context.Context, d Deployment) error {
 
 // Phase is one recorded phase change.
 type Phase struct {
-	Phase   string `json:"phase"`
-	At      string `json:"at"`
-	Bytes   int64  `json:"bytes,omitempty"`
-	Message string `json:"message,omitempty"`
+	Phase   string
+	At      string
+	Bytes   int64
+	Message string
 }
 
 // Phases returns a deployment's phase history, oldest first.

@@ -13,17 +13,17 @@ const (
 
 // Image is a registered master image. Manifest holds the manifest JSON as uploaded.
 type Image struct {
-	Name             string `json:"name"`
-	Size             int64  `json:"size"`
-	SHA256           string `json:"sha256"`
-	CompressedSize   int64  `json:"compressed_size"`
-	CompressedSHA256 string `json:"compressed_sha256,omitempty"`
-	FirstBoot        string `json:"first_boot"`
-	OSRelease        string `json:"os_release,omitempty"`
-	Manifest         string `json:"-"`
-	State            string `json:"state"`
-	CreatedAt        string `json:"created_at"`
-	ReadyAt          string `json:"ready_at,omitempty"`
+	Name             string
+	Size             int64
+	SHA256           string
+	CompressedSize   int64
+	CompressedSHA256 string
+	FirstBoot        string
+	OSRelease        string
+	Manifest         string
+	State            string
+	CreatedAt        string
+	ReadyAt          string
 }
 
 const imageCols = `name, size, sha256, compressed_size, compressed_sha256, first_boot, os_release, manifest, state, created_at, coalesce(ready_at, '')`

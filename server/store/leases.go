@@ -9,13 +9,13 @@ import (
 // DHCPLease is one row of dhcp_leases (migration 0050, owned by netboot): the address
 // the full-mode DHCP server bound to a MAC.
 type DHCPLease struct {
-	MAC       string    `json:"mac"`
-	IP        string    `json:"ip"`
-	Serial    string    `json:"serial,omitempty"` // 8 hex digits (DHCP option 97)
-	Kind      string    `json:"kind,omitempty"`   // bootloader, agent, other
-	Hostname  string    `json:"hostname,omitempty"`
-	ExpiresAt time.Time `json:"expires_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	MAC       string
+	IP        string
+	Serial    string // 8 hex digits (DHCP option 97)
+	Kind      string // bootloader, agent, other
+	Hostname  string
+	ExpiresAt time.Time
+	UpdatedAt time.Time
 }
 
 // DHCPLeases returns every stored lease, expired ones included, by address.

@@ -7,14 +7,14 @@ import (
 
 // PoolName is one hostname of a venue's pool for a product.
 type PoolName struct {
-	Name      string `json:"name"`
-	Venue     string `json:"venue"`
-	Product   string `json:"product"`
-	Seq       int    `json:"seq"`
-	Serial    string `json:"serial,omitempty"` // the board holding it; "" while free
-	BoundAt   string `json:"bound_at,omitempty"`
-	Retired   bool   `json:"retired"`
-	CreatedAt string `json:"created_at"`
+	Name      string
+	Venue     string
+	Product   string
+	Seq       int
+	Serial    string // the board holding it; "" while free
+	BoundAt   string
+	Retired   bool
+	CreatedAt string
 }
 
 const poolCols = `name, venue, product, seq, coalesce(serial, ''), coalesce(bound_at, ''), retired, created_at`
@@ -42,12 +42,12 @@ func (s *Store) PoolNames(ctx context.Context, f PoolFilter) ([]PoolName, error)
 
 // PoolStats counts a venue+product pool.
 type PoolStats struct {
-	Venue   string `json:"venue"`
-	Product string `json:"product"`
-	Total   int    `json:"total"`
-	Bound   int    `json:"bound"`
-	Retired int    `json:"retired"`
-	Free    int    `json:"free"`
+	Venue   string
+	Product string
+	Total   int
+	Bound   int
+	Retired int
+	Free    int
 }
 
 // PoolStats counts every pool.
@@ -64,6 +64,11 @@ func (s *Store) PoolStats(ctx context.Context) ([]PoolStats, error) {
 // PoolName returns one pool name.
 func (s *Store) PoolName(ctx context.Context, name string) (PoolName, error) {
 	return one(ctx, s.r, scanPool, `SELECT `+poolCols+` FROM pool_names WHERE name = ?`, name)
+}
+
+// PoolName returns one pool name, as the transaction sees it.
+func (t *Tx) PoolName(ctx context.Context, name string) (PoolName, error) {
+	return one(ctx, t.tx, scanPool, `SELECT `+poolCols+` FROM pool_names WHERE name = ?`, name)
 }
 
 // MaxPoolSeq is the highest sequence number in a pool (0 when empty).

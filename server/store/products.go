@@ -13,13 +13,13 @@ const (
 
 // Product is a kind of board deployment with its naming strategy.
 type Product struct {
-	Code      string `json:"code"`
-	Name      string `json:"name"`
-	Naming    string `json:"naming"`       // NamingPool or NamingSerial
-	Digits    int    `json:"digits"`       // width of pool numbers (pool naming), default 3
-	Image     string `json:"active_image"` // active image, "" when none
-	FirstBoot string `json:"-"`            // JSON agentapi.FirstBoot defaults
-	CreatedAt string `json:"created_at"`
+	Code      string
+	Name      string
+	Naming    string // NamingPool or NamingSerial
+	Digits    int    // width of pool numbers (pool naming), default 3
+	Image     string // active image, "" when none
+	FirstBoot string // JSON agentapi.FirstBoot defaults
+	CreatedAt string
 }
 
 const productCols = `code, name, naming, digits, coalesce(image, ''), first_boot, created_at`

@@ -11,10 +11,10 @@ import (
 // it holds the password hash and the derived Wi-Fi PSK, so it must not be shown
 // as it is (profile.Redact).
 type Profile struct {
-	Name      string `json:"name"`
-	Spec      string `json:"-"`
-	CreatedAt string `json:"created_at"`
-	UpdatedAt string `json:"updated_at"`
+	Name      string
+	Spec      string
+	CreatedAt string
+	UpdatedAt string
 }
 
 // Scopes a profile attaches to, lowest first: the order profiles merge in.
@@ -26,9 +26,9 @@ const (
 
 // ProfileLink attaches a profile to a product, venue or batch.
 type ProfileLink struct {
-	Scope   string `json:"scope"`
-	Target  string `json:"target"` // product or venue code, or batch ID
-	Profile string `json:"profile"`
+	Scope   string
+	Target  string // product or venue code, or batch ID
+	Profile string
 }
 
 func scanProfile(r scanner) (Profile, error) {

@@ -25,8 +25,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	_ "modernc.org/sqlite" // the "sqlite" driver
 )
 
 //go:embed migrations/*.sql
@@ -74,6 +72,8 @@ type Store struct {
 	// tail latency of a burst of hellos.
 	wmu sync.Mutex
 
+	now func() time.Time // the clock of write transactions (Tx.Now); SetClock
+
 	errMu    sync.Mutex
 	writeErr error     // the last failed write transaction, nil after a success
 	writeAt  time.Time // when writeErr happened
@@ -118,7 +118,7 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	s := &Store{DB: w, path: path}
+	s := &Store{DB: w, path: path, now: time.Now}
 	if err := s.migrate(ctx); err != nil {
 		w.Close()
 		return nil, err
@@ -134,6 +134,16 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	s.RDB = r
 	s.w, s.r = &dbStmts{db: w}, &dbStmts{db: r}
 	return s, nil
+}
+
+// SetClock sets the clock that stamps write transactions (Tx.Now, and so every
+// time the store writes); nil restores time.Now. Call it before the store is used:
+// tests pass a clock they advance instead of sleeping.
+func (s *Store) SetClock(now func() time.Time) {
+	if now == nil {
+		now = time.Now
+	}
+	s.now = now
 }
 
 // Path is the database file.
@@ -234,7 +244,7 @@ func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	ts := &txStmts{tx: tx, cache: s.w}
-	if err := fn(&Tx{tx: ts, Now: time.Now().UTC()}); err != nil {
+	if err := fn(&Tx{tx: ts, Now: s.now().UTC()}); err != nil {
 		tx.Rollback()
 		ts.prepareMissing(ctx)
 		s.noteWrite(err)
@@ -265,21 +275,6 @@ func (s *Store) noteWrite(err error) {
 	}
 }
 
-// isStorageError reports whether err comes from SQLite failing to write: SQLITE_FULL
-// (13), SQLITE_IOERR (10, with its extended codes), SQLITE_READONLY (8),
-// SQLITE_CANTOPEN (14) or SQLITE_CORRUPT (11).
-func isStorageError(err error) bool {
-	var ce interface{ Code() int }
-	if !errors.As(err, &ce) {
-		return false
-	}
-	switch ce.Code() & 0xff {
-	case 8, 10, 11, 13, 14:
-		return true
-	}
-	return false
-}
-
 // WriteError returns the error of the last write transaction and when it happened,
 // or nil when the last write succeeded (or none failed since the start).
 func (s *Store) WriteError() (error, time.Time) {
@@ -296,11 +291,6 @@ func (s *Store) Probe(ctx context.Context) error {
 			WHERE version = (SELECT max(version) FROM schema_migrations)`)
 		return err
 	})
-}
-
-// isUnique reports whether err is a UNIQUE or PRIMARY KEY constraint failure.
-func isUnique(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
 }
 
 // nullStr maps "" to NULL.

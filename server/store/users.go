@@ -7,9 +7,9 @@ import (
 
 // User is an operator who can log in to the dashboard.
 type User struct {
-	Name      string `json:"name"`
-	Password  string `json:"-"` // encoded hash
-	CreatedAt string `json:"created_at"`
+	Name      string
+	Password  string // encoded hash
+	CreatedAt string
 }
 
 func scanUser(r scanner) (User, error) {

@@ -7,9 +7,9 @@ import (
 
 // Venue is a site boards are deployed to.
 type Venue struct {
-	Code      string `json:"code"` // 4 upper-case letters
-	Name      string `json:"name"`
-	CreatedAt string `json:"created_at"`
+	Code      string // 4 upper-case letters
+	Name      string
+	CreatedAt string
 }
 
 func scanVenue(r scanner) (Venue, error) {

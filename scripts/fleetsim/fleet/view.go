@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/rpi-deploy/rpi-deploy/server/client"
-	"github.com/rpi-deploy/rpi-deploy/server/store"
+	"github.com/rpi-deploy/rpi-deploy/server/mgmtapi"
 )
 
 // APIView reads the server's deployments over its management API
@@ -25,7 +25,7 @@ func (v *APIView) Boards(ctx context.Context) (map[string]ServerBoard, error) {
 	if v.Batch != 0 {
 		q.Set("batch", fmt.Sprint(v.Batch))
 	}
-	var list []store.Deployment
+	var list []mgmtapi.Deployment
 	if err := client.New(v.Server, v.Token).Get(ctx, "/api/v1/deployments", q, &list); err != nil {
 		return nil, fmt.Errorf("deployments: %w", err)
 	}
@@ -36,7 +36,7 @@ func (v *APIView) Boards(ctx context.Context) (map[string]ServerBoard, error) {
 			continue // keep the newest
 		}
 		phase := d.Phase
-		if d.State != store.DeployOpen {
+		if d.State != mgmtapi.DeployOpen {
 			phase = d.State // verified, failed, abandoned: the end is what counts
 		}
 		errText := d.Error

@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/rpi-deploy/rpi-deploy/server/cli"
+	"github.com/rpi-deploy/rpi-deploy/server/domain"
 )
 
 // version is stamped by the Makefile: -ldflags "-X main.version=…".
@@ -23,7 +24,8 @@ func main() {
 }
 
 func run(ctx context.Context, args []string) int {
-	env := cli.Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Version: version}
+	env := cli.Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Version: version,
+		SetPassword: domain.SetPasswordInDataDir}
 	if len(args) > 0 && args[0] == "serve" {
 		if err := serve(ctx, args[1:], env); err != nil {
 			env.Errorf("rpi-deployd: %v\n", err)

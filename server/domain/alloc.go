@@ -1,0 +1,212 @@
+package domain
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
+	"github.com/rpi-deploy/rpi-deploy/server/profile"
+	"github.com/rpi-deploy/rpi-deploy/server/store"
+)
+
+// Allocation: which batch a board joins, which name it gets (the next free name of
+// the venue's pool, or one made from its serial) and the deployment that binds the
+// two. It all happens inside the hello's one IMMEDIATE transaction, so two boards
+// never get the same name and a board that asks again gets its own back.
+
+// allocateHello opens a deployment for the board of in from the first batch that
+// can take it (see candidateBatches), or answers retry with every batch's reason.
+func (s *Service) allocateHello(ctx context.Context, t *store.Tx, in hello, out helloOutcome) (helloOutcome, error) {
+	batches, err := candidateBatches(ctx, t, in.serial, out.board.Reimage)
+	if err != nil {
+		return out, err
+	}
+	if len(batches) == 0 {
+		out.resp = s.retry("no active batch has room")
+		return out, nil
+	}
+	var reasons []string
+	for _, bt := range batches {
+		a, why, err := s.allocate(ctx, t, bt, in.serial)
+		if err != nil {
+			return out, err
+		}
+		if why != "" {
+			if bt.ID == 0 {
+				reasons = append(reasons, "re-image: "+why)
+			} else {
+				reasons = append(reasons, fmt.Sprintf("batch %d: %s", bt.ID, why))
+			}
+			continue
+		}
+		out.created, out.batchID = &a.d, bt.ID
+		// The card is about to be overwritten: until a verified result it holds nothing.
+		if err := t.SetBoardAllocated(ctx, in.serial, a.d.Hostname); err != nil {
+			return out, err
+		}
+		out.board.Hostname, out.board.Deployed = a.d.Hostname, false
+		secret, hash := newSecret()
+		if err := t.SetDeploymentClaim(ctx, a.d.ID, hash, in.source); err != nil {
+			return out, err
+		}
+		if out.resp, err = deployResponseWith(a.d, a.img, a.product, s.opt.After); err != nil {
+			return out, err
+		}
+		out.resp.Deployment.Secret = secret
+		if a.hasProfile {
+			err = renderProfile(&out.resp, a.profile, a.d, a.img)
+		}
+		return out, err
+	}
+	out.resp = s.retry(strings.Join(reasons, "; "))
+	return out, nil
+}
+
+// candidateBatches lists the batches a board may join, best first: the active
+// batches by priority; a board flagged for re-imaging first of all re-imaged where
+// it was, under its name, with the product's active image, outside any batch (ID
+// 0); a board whose last deployment failed back in its batch if it can.
+func candidateBatches(ctx context.Context, t *store.Tx, serial string, reimage bool) ([]store.Batch, error) {
+	batches, err := t.OpenBatches(ctx)
+	if err != nil {
+		return nil, err
+	}
+	last, err := t.LastDeployment(ctx, serial)
+	if errors.Is(err, store.ErrNotFound) {
+		return batches, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if reimage {
+		return append([]store.Batch{{Venue: last.Venue, Product: last.Product}}, batches...), nil
+	}
+	if last.BatchID != 0 {
+		for i, bt := range batches {
+			if bt.ID == last.BatchID {
+				batches[0], batches[i] = batches[i], batches[0]
+				break
+			}
+		}
+	}
+	return batches, nil
+}
+
+// allocation is a deployment just opened, with what its answer is made of.
+type allocation struct {
+	d          store.Deployment
+	img        store.Image
+	product    store.Product
+	profile    profile.Profile // the effective first-boot profile recorded with d
+	hasProfile bool
+}
+
+// allocate tries to open a deployment for serial in batch bt. A non-empty reason
+// says why it cannot (no image, pool exhausted) without being an error.
+func (s *Service) allocate(ctx context.Context, t *store.Tx, bt store.Batch, serial string) (a allocation, reason string, err error) {
+	if a.product, err = t.Product(ctx, bt.Product); err != nil {
+		return a, "", fmt.Errorf("product %q: %w", bt.Product, err)
+	}
+	imgName := bt.Image
+	if imgName == "" {
+		imgName = a.product.Image
+	}
+	if imgName == "" {
+		return a, fmt.Sprintf("product %s has no active image", a.product.Code), nil
+	}
+	a.img, err = t.Image(ctx, imgName)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && a.img.State != store.ImageReady) {
+		return a, fmt.Sprintf("image %q is not ready", imgName), nil
+	}
+	if err != nil {
+		return a, "", err
+	}
+	hostname, reason, err := s.hostnameFor(ctx, t, a.product, bt.Venue, serial)
+	if err != nil || reason != "" {
+		return a, reason, err
+	}
+	id, err := t.AddDeployment(ctx, store.Deployment{Serial: serial, BatchID: bt.ID, Venue: bt.Venue, Product: a.product.Code,
+		Hostname: hostname, Image: a.img.Name, Phase: agentapi.PhaseHello, Total: a.img.Size})
+	if err != nil {
+		return a, "", err
+	}
+	if a.profile, a.hasProfile, err = recordProfile(ctx, t, id, a.product.Code, bt.Venue, bt.ID); err != nil {
+		return a, "", err
+	}
+	a.d, err = t.Deployment(ctx, id)
+	return a, "", err
+}
+
+// hostnameFor is the name a board of product p gets at venue: from the venue's pool
+// (the one it holds, or the next free one) or from its serial. A non-empty reason
+// says why there is none (the pool is exhausted).
+func (s *Service) hostnameFor(ctx context.Context, t *store.Tx, p store.Product, venue, serial string) (name, reason string, err error) {
+	switch p.Naming {
+	case store.NamingSerial:
+		name, err = s.uniqueSerialHostname(ctx, t, p.Code, venue, serial)
+		return name, "", err
+	case store.NamingPool:
+		n, err := t.HeldName(ctx, venue, p.Code, serial)
+		if errors.Is(err, store.ErrNotFound) {
+			n, err = t.BindNextName(ctx, venue, p.Code, serial)
+			if errors.Is(err, store.ErrNotFound) {
+				return "", fmt.Sprintf("pool %s/%s has no free name", venue, p.Code), nil
+			}
+		}
+		return n.Name, "", err
+	}
+	return "", "", fmt.Errorf("product %q: unknown naming %q", p.Code, p.Naming)
+}
+
+// SerialHostname is the name of a serial-named product's board: PRODUCT-VENUE- and
+// the low 8 hex digits of the serial in upper case.
+func SerialHostname(product, venue, serial string) string {
+	return serialHostname(product, venue, serial, 8)
+}
+
+// serialHostname is PRODUCT-VENUE- and the low digits hex digits of the serial.
+func serialHostname(product, venue, serial string, digits int) string {
+	s := strings.ToUpper(serial)
+	if len(s) > digits {
+		s = s[len(s)-digits:]
+	}
+	return fmt.Sprintf("%s-%s-%s", product, venue, s)
+}
+
+// uniqueSerialHostname is the board's serial name, made unique: the low 8 hex digits
+// of the serial, or, when another board holds that name (two serials alike in their
+// low 32 bits), the low 12, then all 16, which no other board can share. A board
+// keeps the candidate it holds while no other board holds it too.
+func (s *Service) uniqueSerialHostname(ctx context.Context, t *store.Tx, product, venue, serial string) (string, error) {
+	b, err := t.Board(ctx, serial)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return "", err
+	}
+	candidates := []string{serialHostname(product, venue, serial, 8), serialHostname(product, venue, serial, 12),
+		serialHostname(product, venue, serial, 16)}
+	taken := func(c string) (bool, error) { return t.HostnameTaken(ctx, c, serial) }
+	for _, c := range candidates[:2] {
+		if b.Hostname != c {
+			continue
+		}
+		if tk, err := taken(c); err != nil || !tk {
+			return c, err
+		}
+	}
+	for _, c := range candidates[:2] {
+		if tk, err := taken(c); err != nil || !tk {
+			return c, err
+		}
+	}
+	return candidates[2], nil
+}
+
+// PoolHostname is the name with sequence number seq in a pool: PRODUCT-VENUE-NNN.
+func PoolHostname(product, venue string, digits, seq int) string {
+	if digits <= 0 {
+		digits = 3
+	}
+	return fmt.Sprintf("%s-%s-%0*d", product, venue, digits, seq)
+}

@@ -1,0 +1,214 @@
+package domain
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
+	"github.com/rpi-deploy/rpi-deploy/server/events"
+	"github.com/rpi-deploy/rpi-deploy/server/store"
+)
+
+// hello is a board's checked hello and where it came from.
+type hello struct {
+	agentapi.Hello
+	serial, mac string // normalised
+	source      string // network address of the sender (WithSource), "" when unknown
+}
+
+// helloOutcome is what one hello transaction decided; each attempt starts from a
+// zero outcome.
+type helloOutcome struct {
+	resp    agentapi.HelloResponse
+	board   store.Board       // the board as the hello left it
+	created *store.Deployment // the deployment opened, if any
+	batchID int64             // the batch it was opened in (0: none, or a re-image)
+	limited bool              // the source is over its open-deployment limit
+}
+
+// Hello answers a board's hello: its open deployment if it has one, boot-local if
+// its card already holds a verified image (and no re-image is asked for), a new
+// deployment from the best active batch, or retry. Input is checked before anything
+// is written; a bad serial or MAC leaves no row behind. Image URLs in the answer are
+// paths relative to the server. A deploy answer carries a fresh deployment secret
+// (a re-hello replaces the previous one). The source address of ctx (WithSource)
+// is held to NewSerialsPerMinute and MaxOpenPerSource; answers over those limits
+// are held OverLimitDelay.
+func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloResponse, error) {
+	in, err := checkHello(h)
+	if err != nil {
+		return agentapi.HelloResponse{}, err
+	}
+	in.source = sourceOf(ctx)
+	if resp, err := s.admitSerial(ctx, in); err != nil || resp != nil {
+		if resp == nil {
+			return agentapi.HelloResponse{}, err
+		}
+		return *resp, err
+	}
+	var out helloOutcome
+	err = s.st.Update(ctx, func(t *store.Tx) error {
+		var err error
+		if out, err = s.decideHello(ctx, t, in); err != nil {
+			return err
+		}
+		return recordHello(ctx, t, in, out.resp)
+	})
+	if err != nil {
+		return agentapi.HelloResponse{}, err
+	}
+	if out.limited {
+		s.overLimit(ctx) // after the commit: the writer is not held
+	}
+	s.publishHello(ctx, in, out)
+	return out.resp, nil
+}
+
+// checkHello checks and normalises a hello's fields.
+func checkHello(h agentapi.Hello) (hello, error) {
+	in := hello{Hello: h}
+	var err error
+	if in.serial, err = agentapi.NormalizeSerial(h.Serial); err != nil {
+		return in, invalid("serial", "%v", err)
+	}
+	if in.mac, err = agentapi.NormalizeMAC(h.MAC); err != nil {
+		return in, invalid("mac", "%v", err)
+	}
+	if h.Disk.SizeBytes < 0 {
+		return in, invalid("disk.size_bytes", "disk size %d is negative", h.Disk.SizeBytes)
+	}
+	for _, f := range []struct{ name, v string }{{"model", h.Model}, {"revision", h.Revision}, {"agent_version", h.AgentVersion},
+		{"ip", h.IP}, {"disk.device", h.Disk.Device}, {"disk.cid", h.Disk.CID}} {
+		if len(f.v) > 200 {
+			return in, invalid(f.name, "%s is longer than 200 bytes", f.name)
+		}
+	}
+	return in, nil
+}
+
+// admitSerial charges a serial never seen before to its source's budget
+// (NewSerialsPerMinute): random serials cannot flood the boards table or the pools
+// faster than the limit. It reads on the reader pool before any write transaction,
+// so a flood over its budget does not queue for the writer. A non-nil answer is
+// the retry to send (already held OverLimitDelay).
+func (s *Service) admitSerial(ctx context.Context, in hello) (*agentapi.HelloResponse, error) {
+	_, err := s.st.Board(ctx, in.serial)
+	if err == nil || !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	if s.newSerials.allow(in.source, s.now()) {
+		return nil, nil
+	}
+	s.log.Debug("new serial over its source's limit", "serial", in.serial, "source", in.source)
+	s.overLimit(ctx)
+	return &agentapi.HelloResponse{Action: agentapi.ActionRetry, RetryAfterMS: s.opt.RetryAfter.Milliseconds(),
+		Reason: fmt.Sprintf("too many new boards from %s (limit %d a minute)", in.source, s.opt.NewSerialsPerMinute)}, nil
+}
+
+// decideHello picks the answer to a hello inside its transaction: the open
+// deployment again, boot-local, retry (a limit reached), or a new deployment.
+func (s *Service) decideHello(ctx context.Context, t *store.Tx, in hello) (helloOutcome, error) {
+	b, err := t.SeeBoardReturning(ctx, store.Board{Serial: in.serial, MAC: in.mac, Model: in.Model, Revision: in.Revision,
+		IP: in.IP, LastEvent: "hello"})
+	if err != nil {
+		return helloOutcome{}, err
+	}
+	out := helloOutcome{board: b}
+	// The same board again while its deployment is open: the same answer.
+	if d, err := t.OpenDeployment(ctx, in.serial); err == nil {
+		out.resp, err = s.reopen(ctx, t, d)
+		return out, err
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return out, err
+	}
+	if b.Deployed && !b.Reimage {
+		out.resp = agentapi.HelloResponse{Action: agentapi.ActionBootLocal,
+			Reason: fmt.Sprintf("card holds verified image %q as %s", b.Image, b.Hostname)}
+		return out, nil
+	}
+	why, limited, err := s.admitDeployment(ctx, t, in.source)
+	if err != nil || why != "" {
+		out.resp, out.limited = s.retry(why), limited
+		return out, err
+	}
+	return s.allocateHello(ctx, t, in, out)
+}
+
+// reopen answers a board whose deployment is still open with that deployment
+// and a new secret: only the secret's hash is stored, so the board (which may have
+// rebooted and lost it) gets a new one, and the old one stops working.
+func (s *Service) reopen(ctx context.Context, t *store.Tx, d store.Deployment) (agentapi.HelloResponse, error) {
+	if err := t.Touch(ctx, d.ID); err != nil {
+		return agentapi.HelloResponse{}, err
+	}
+	secret, hash := newSecret()
+	if err := t.SetDeploymentSecret(ctx, d.ID, hash); err != nil {
+		return agentapi.HelloResponse{}, err
+	}
+	resp, err := s.deployResponse(ctx, t, d)
+	if resp.Deployment != nil {
+		resp.Deployment.Secret = secret
+	}
+	return resp, err
+}
+
+// admitDeployment says why a new deployment cannot be opened now ("" when it can):
+// the source holds MaxOpenPerSource open deployments (limited), or MaxStreams
+// boards hold a stream slot.
+func (s *Service) admitDeployment(ctx context.Context, t *store.Tx, source string) (why string, limited bool, err error) {
+	if source != "" && s.opt.MaxOpenPerSource > 0 {
+		n, err := t.CountOpenFromSource(ctx, source, s.opt.MaxOpenPerSource)
+		if err != nil {
+			return "", false, err
+		}
+		if n >= s.opt.MaxOpenPerSource {
+			return fmt.Sprintf("%d deployments open from %s, the limit is %d", n, source, s.opt.MaxOpenPerSource), true, nil
+		}
+	}
+	open, err := t.CountSlots(ctx, store.FormatTime(t.Now.Add(-s.opt.ClaimWindow)), store.FormatTime(t.Now.Add(-s.opt.StaleAfter)),
+		s.opt.MaxStreams)
+	if err != nil {
+		return "", false, err
+	}
+	if open >= s.opt.MaxStreams {
+		return fmt.Sprintf("%d boards streaming, the limit is %d", open, s.opt.MaxStreams), false, nil
+	}
+	return "", false, nil
+}
+
+// retry is the answer "ask again later" for reason.
+func (s *Service) retry(reason string) agentapi.HelloResponse {
+	return agentapi.HelloResponse{Action: agentapi.ActionRetry, Reason: reason, RetryAfterMS: s.opt.RetryAfter.Milliseconds()}
+}
+
+// recordHello writes the hello into the board's history, in its transaction.
+// Retries are not history (a waiting board asks every few seconds): the board's
+// last_event says why it waits.
+func recordHello(ctx context.Context, t *store.Tx, in hello, resp agentapi.HelloResponse) error {
+	if resp.Action == agentapi.ActionRetry {
+		return t.SetBoardLastEvent(ctx, in.serial, "retry: "+resp.Reason)
+	}
+	detail := fmt.Sprintf("%s; agent %s, disk %s %d bytes", resp.Action, in.AgentVersion, in.Disk.Device, in.Disk.SizeBytes)
+	if resp.Deployment != nil {
+		detail = fmt.Sprintf("deploy %d as %s; agent %s, disk %s %d bytes", resp.Deployment.ID, resp.Deployment.Hostname,
+			in.AgentVersion, in.Disk.Device, in.Disk.SizeBytes)
+	}
+	_, err := t.AddBoardEvent(ctx, store.BoardEvent{Serial: in.serial, MAC: in.mac, Kind: "agent.hello", Detail: detail})
+	return err
+}
+
+// publishHello logs and publishes what a committed hello changed.
+func (s *Service) publishHello(ctx context.Context, in hello, out helloOutcome) {
+	s.publish(events.BoardChanged, wireBoard(out.board))
+	switch {
+	case out.created != nil:
+		d := out.created
+		s.log.Info("deployment created", "deployment", d.ID, "serial", in.serial, "mac", in.mac, "hostname", d.Hostname,
+			"batch", d.BatchID, "image", d.Image)
+		s.publish(events.DeploymentCreated, wireDeployment(*d))
+		s.publishBatch(ctx, out.batchID)
+	case out.resp.Action == agentapi.ActionRetry:
+		s.publish(events.HelloRetry, map[string]string{"serial": in.serial, "mac": in.mac, "reason": out.resp.Reason})
+	}
+}
