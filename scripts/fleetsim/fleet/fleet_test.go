@@ -79,7 +79,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 // verified-but-bad.
 func TestScenarios(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("the badcard scenario needs root (tmpfs + loop device); CI runs as root")
+		t.Fatal("the badcard scenario needs root (tmpfs + loop device); CI runs as root")
 	}
 	srv, m := fleetServer(t, 5)
 	f := newFleet(t, srv, m, Config{
