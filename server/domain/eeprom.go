@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/rpi-deploy/rpi-deploy/image-tools/eeprom"
@@ -32,9 +31,6 @@ type EEPROMCard struct {
 }
 
 var firmwareName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-
-// eepromMu serialises firmware uploads (one card at a time).
-var eepromMu sync.Mutex
 
 func (s *Service) eepromDir() string { return filepath.Join(s.opt.DataDir, "eeprom") }
 
@@ -80,8 +76,8 @@ func (s *Service) SetEEPROMFirmware(ctx context.Context, name string, pieeprom, 
 		return EEPROMCard{}, err
 	}
 
-	eepromMu.Lock()
-	defer eepromMu.Unlock()
+	s.eepromMu.Lock()
+	defer s.eepromMu.Unlock()
 	if err := os.MkdirAll(s.eepromDir(), 0o755); err != nil {
 		return EEPROMCard{}, err
 	}
