@@ -356,6 +356,11 @@ func (s *Server) signal(sig syscall.Signal) {
 		cmd.Process.Kill()
 		<-done
 	}
+	// A race-enabled child reports a data race on its stderr (and exits 66); in the
+	// test's own process the race detector fails the test by itself.
+	if s.log.raced() {
+		s.t.Errorf("rpi-deployd (child process) reported a data race:\n%s", s.log.tail(200))
+	}
 }
 
 // Restart stops the server if it runs and starts it again on the same data
@@ -445,11 +450,15 @@ func (s *Server) Do(ctx context.Context, method, path string, body, out any) err
 type logBuf struct {
 	mu    sync.Mutex
 	lines []string
+	race  bool // a line said "WARNING: DATA RACE"
 }
 
 func (l *logBuf) add(line string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if strings.Contains(line, "WARNING: DATA RACE") {
+		l.race = true
+	}
 	l.lines = append(l.lines, line)
 	if len(l.lines) > 5000 {
 		l.lines = l.lines[len(l.lines)-2000:]
@@ -461,6 +470,12 @@ func (l *logBuf) Write(p []byte) (int, error) {
 		l.add(line)
 	}
 	return len(p), nil
+}
+
+func (l *logBuf) raced() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.race
 }
 
 func (l *logBuf) tail(n int) string {
