@@ -87,6 +87,8 @@ func summarise(r io.Reader, w io.Writer, verbose bool) (*summary, error) {
 			io.WriteString(w, e.Output)
 		case e.Action == "build-fail":
 			s.pkgFailed = append(s.pkgFailed, e.Package+" (build failed)")
+		case e.Test == "" && e.Action == "output" && e.Output == "PASS\n":
+			// The test binary's own last line: go test shows "ok  pkg" instead.
 		case e.Test == "" && e.Action == "output":
 			io.WriteString(w, e.Output) // "ok  pkg 1.2s", "FAIL pkg", panics outside tests
 		case e.Test == "" && e.Action == "fail":
