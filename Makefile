@@ -28,8 +28,10 @@ cross: ## cross-build the agent (and the other binaries) for linux/arm64 into bi
 lint: ## gofmt, go vet and go mod tidy must leave nothing to say
 	@scripts/lint.sh
 
-test-go: ## Go tests with the race detector (network tests make their own namespaces; needs root)
-	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m ./...
+TESTSUM := $(GO) run ./scripts/testsum
+
+test-go: ## Go tests with the race detector (network tests make their own namespaces; needs root); fails on any skipped test
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m -json ./... | $(TESTSUM)
 
 test: deps ## everything CI runs: lint, Go tests, cross-builds, boot in QEMU (and the second boot), browser tests
 	@scripts/test.sh
@@ -64,7 +66,8 @@ e2e: ## boot the initramfs in QEMU against rpi-deployd (DHCP full mode) in netns
 	@initramfs/fetch-kernel.sh
 	@$(MAKE) initramfs
 	RPI_DEPLOY_INITRAMFS='$(abspath $(INITRAMFS))' RPI_DEPLOY_KERNEL='$(abspath build/kernel/vmlinuz)' \
-	  $(GO) test -tags e2e -count=1 -v -timeout 60m -run 'TestBootFlashVerify|TestRescueShell|TestArchive|TestRecoveryCardFlashed|TestSecondBoot' ./initramfs/e2e ./initramfs
+	  $(GO) test -tags e2e -count=1 -json -timeout 60m -run 'TestBootFlashVerify|TestRescueShell|TestArchive|TestRecoveryCardFlashed|TestSecondBoot' ./initramfs/e2e ./initramfs \
+	  | $(TESTSUM) -v
 
 # --- Debian package: nfpm as a library (scripts/mkdeb), files in packaging/ ---
 DEB_ARCHES  ?= amd64 arm64

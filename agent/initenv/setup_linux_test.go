@@ -74,7 +74,7 @@ func run(t *testing.T, name string, args ...string) {
 func netPair(t *testing.T, mac string) (agentNS, srvNS string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces (CI runs as root)")
+		t.Fatal("needs root for network namespaces (CI runs as root)")
 	}
 	id := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
 	agentNS, srvNS = "ie-a-"+id, "ie-s-"+id

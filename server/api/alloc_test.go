@@ -15,14 +15,25 @@ import (
 )
 
 // TestConcurrentHellosWithKill fires 1000 concurrent hellos from distinct boards at
-// a batch of 50 KXP2 names, SIGKILLs the real server process in the middle, restarts
-// it on the same address and lets every board retry until answered: exactly 50 get
-// names, all distinct, the rest retry; every answer given before the kill still
-// holds after it; re-sending any of the 50 returns the same deployment.
+// a batch of 50 KXP2 names, stops the server in the middle, restarts it on the same
+// address and lets every board retry until answered: exactly 50 get names, all
+// distinct, the rest retry; every answer given before the stop still holds after it;
+// re-sending any of the 50 returns the same deployment. Twice: in the test's process
+// (the race detector watches the handlers and the domain under the load; the server
+// shuts down), and as a child process that is SIGKILLed (no shutdown at all).
 func TestConcurrentHellosWithKill(t *testing.T) {
-	srv := servertest.Start(t, servertest.Options{Args: []string{"--max-streams", "5000",
-		// 1000 boards from one address, none of which streams: the per-address limits are off.
-		"--max-open-per-source", "-1", "--new-serials-per-minute", "-1", "--agent-requests-per-source", "-1", "--claim-window", "1h", "--claim-timeout", "1h"}})
+	for _, tc := range []struct {
+		name    string
+		process bool
+	}{{"in-process stop", false}, {"process SIGKILL", true}} {
+		t.Run(tc.name, func(t *testing.T) { concurrentHellos(t, tc.process) })
+	}
+}
+
+func concurrentHellos(t *testing.T, process bool) {
+	// 1000 boards from one address, none of which streams: the per-address limits are off.
+	srv := servertest.Start(t, servertest.Options{Process: process, NoSourceLimits: true, Args: []string{"--max-streams", "5000",
+		"--claim-window", "1h", "--claim-timeout", "1h"}})
 	fleet := srv.Setup(t, servertest.Fleet{Venue: "CORO", Product: "KXP2", Count: 50, Image: testImage(t)})
 
 	const boards = 1000
@@ -78,7 +89,11 @@ func TestConcurrentHellosWithKill(t *testing.T) {
 	}
 	close(start)
 	<-killed
-	srv.Kill()
+	if process {
+		srv.Kill()
+	} else {
+		srv.Stop()
+	}
 	killedAt := time.Now()
 	before := make(map[int]agentapi.HelloResponse)
 	mu.Lock()

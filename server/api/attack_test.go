@@ -270,15 +270,17 @@ func TestPoolDrain(t *testing.T) {
 			}
 		}
 	}()
-	// A real board arrives while the attack runs.
+	defer wg.Wait() // also when a check below ends the test early
+	// A real board arrives while the attack runs, and fetches its whole image at once
+	// as a board does (its claim times out after 4 s; the attack may run longer).
 	time.Sleep(time.Second)
 	r := hello(t, srv, helloOf(1))
-	wg.Wait()
-	elapsed := time.Since(start)
 	if r.Deployment == nil || !strings.HasPrefix(r.Deployment.Hostname, "KXP2-CORO-0") {
 		t.Fatalf("real board during the attack: %+v", r)
 	}
-	fetch(t, r.Deployment) // and its whole image
+	fetch(t, r.Deployment)
+	wg.Wait()
+	elapsed := time.Since(start)
 	t.Logf("%d attack hellos answered in %s: %d deployments (each failed at once: %d), %d refused as too many new serials",
 		hellos.Load(), elapsed.Round(time.Millisecond), deploys.Load(), failedOK.Load(), limited.Load())
 	if most := 120 + int64(elapsed.Seconds()*2) + 1; deploys.Load() > most || limited.Load() < 3 {

@@ -111,7 +111,8 @@ func board(t testing.TB, c *http.Client, srv *servertest.Server, i int, wantSHA 
 // connection: the descriptors come back to where they were.
 func TestHTTPConnectionFloodLeavesBoardsServed(t *testing.T) {
 	const maxConns, perSource = 300, 32
-	srv := servertest.Start(t, servertest.Options{Args: []string{
+	// A child process: its descriptors are counted in /proc, apart from the attackers'.
+	srv := servertest.Start(t, servertest.Options{Process: true, Args: []string{
 		"--http-max-conns", strconv.Itoa(maxConns), "--http-max-conns-per-source", strconv.Itoa(perSource),
 		"--http-read-header-timeout", "2s", "--http-read-timeout", "3s", "--http-idle-timeout", "3s"}})
 	fleet := srv.Setup(t, servertest.Fleet{Venue: "CORO", Product: "KXP2", Count: 5, Image: testImage(t)})
@@ -425,10 +426,10 @@ func TestSymlinksInImagesDirNotServed(t *testing.T) {
 // the read and write timeouts; boards are served all along.
 func TestEventStreamsCappedAndStalledOnesCut(t *testing.T) {
 	const streams = 8
-	srv := servertest.Start(t, servertest.Options{Args: []string{"--max-event-streams", strconv.Itoa(streams),
-		"--http-write-timeout", "2s", "--http-read-timeout", "2s",
-		// 40 boards say hello from 127.0.0.1: the per-address deployment limits are off.
-		"--max-open-per-source", "-1", "--new-serials-per-minute", "-1", "--agent-requests-per-source", "-1"}})
+	// A child process (its descriptors and memory are counted in /proc); 40 boards say
+	// hello from 127.0.0.1: the per-address deployment limits are off.
+	srv := servertest.Start(t, servertest.Options{Process: true, NoSourceLimits: true, Args: []string{"--max-event-streams", strconv.Itoa(streams),
+		"--http-write-timeout", "2s", "--http-read-timeout", "2s"}})
 	srv.Setup(t, servertest.Fleet{Venue: "CORO", Product: "RXP2", Count: 0, Image: testImage(t)})
 	// A dashboard that reads its stream all along: it must outlive the read and write
 	// timeouts (2 s: they are per request and per write, not per connection) and see

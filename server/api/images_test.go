@@ -37,7 +37,7 @@ func putRange(t *testing.T, srv *servertest.Server, name string, data []byte, st
 // with Range and HEAD; bytes that do not match the manifest are refused (422) and
 // the image never becomes ready.
 func TestImageUploadResumeAndDownload(t *testing.T) {
-	srv := servertest.Start(t, servertest.Options{})
+	srv := servertest.Start(t, servertest.Options{Process: true}) // SIGKILLed mid-upload
 	ctx := context.Background()
 	path := testImage(t)
 	m, err := manifest.Load(manifest.PathFor(path))

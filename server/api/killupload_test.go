@@ -28,7 +28,7 @@ type uploadState struct {
 // restart the upload is checked against its manifest and becomes ready with the right
 // bytes. A complete .part whose bytes do not match is discarded instead.
 func TestUploadKilledAfterLastByte(t *testing.T) {
-	srv := servertest.Start(t, servertest.Options{})
+	srv := servertest.Start(t, servertest.Options{Process: true}) // SIGKILLed
 	ctx := context.Background()
 	// Big enough that hashing it at the end takes a moment to catch.
 	path := servertest.PackedImage(t, t.TempDir(), "killed-at-end", 48<<20, 4<<20)

@@ -123,6 +123,8 @@ type Service struct {
 
 	uploadMu sync.Mutex
 	uploads  map[string]bool // image names with an append in progress
+
+	eepromMu sync.Mutex // serialises firmware uploads (one card at a time per data directory)
 }
 
 // New builds the service over an open store and an event bus (nil bus: no events).

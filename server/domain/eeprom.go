@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 
 	"github.com/rpi-deploy/rpi-deploy/image-tools/eeprom"
 	"github.com/rpi-deploy/rpi-deploy/server/mgmtapi"
@@ -23,9 +22,6 @@ import (
 type EEPROMCard = mgmtapi.EEPROMCard
 
 var firmwareName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-
-// eepromMu serialises firmware uploads (one card at a time).
-var eepromMu sync.Mutex
 
 func (s *Service) eepromDir() string { return filepath.Join(s.opt.DataDir, "eeprom") }
 
@@ -71,8 +67,8 @@ func (s *Service) SetEEPROMFirmware(ctx context.Context, name string, pieeprom, 
 		return EEPROMCard{}, err
 	}
 
-	eepromMu.Lock()
-	defer eepromMu.Unlock()
+	s.eepromMu.Lock()
+	defer s.eepromMu.Unlock()
 	if err := os.MkdirAll(s.eepromDir(), 0o755); err != nil {
 		return EEPROMCard{}, err
 	}

@@ -2,7 +2,7 @@
 // pairs (and, for QEMU guests, a bridge with a tap device), so DHCP, TFTP and boot
 // tests send traffic only inside namespaces the test created. Everything it creates
 // is removed in t.Cleanup, also when the test fails. It needs root (CAP_SYS_ADMIN,
-// CAP_NET_ADMIN); Require skips the test when that is impossible here.
+// CAP_NET_ADMIN); Require fails the test when that is impossible here.
 //
 // Typical use:
 //
@@ -39,14 +39,16 @@ type Link struct {
 	ServerIf, ClientIf string // interface names inside their namespaces
 }
 
-// Require skips t unless the process may create network namespaces (root with `ip`).
+// Require fails t unless the process may create network namespaces (root with `ip`):
+// CI runs as root with iproute2 installed, so a missing one is a broken setup, not a
+// reason to skip.
 func Require(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("netnstest: needs root to create network namespaces")
+		t.Fatal("netnstest: needs root to create network namespaces")
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("netnstest: needs ip (iproute2)")
+		t.Fatal("netnstest: needs ip (iproute2; make deps)")
 	}
 }
 

@@ -1,8 +1,11 @@
-// Package servertest starts a real rpi-deployd process for tests: the binary is
-// built once per test binary (go build, without -race, into the temp directory), run
-// as `rpi-deployd serve --data DIR --listen 127.0.0.1:0 --http-max-conns-per-source
-// 4096` (all simulated boards share 127.0.0.1) with a random admin token,
-// and stopped when the test ends.
+// Package servertest starts a real rpi-deployd for tests: by default in the test's
+// own process (server/daemon, the code `rpi-deployd serve` runs), so that `go test
+// -race` checks the handlers and the domain under the test's load; with
+// Options.Process as a child process (built once per test binary, with -race when
+// the test binary has it) for tests that SIGKILL it or watch its descriptors. Either
+// way it runs as `serve --data DIR --listen 127.0.0.1:0 --http-max-conns-per-source
+// 4096` (all simulated boards share 127.0.0.1) over a real SQLite file, with a random
+// admin token, and is stopped when the test ends.
 //
 //	srv := servertest.Start(t, servertest.Options{})
 //	fleet := srv.Setup(t, servertest.Fleet{Venue: "CORO", Product: "KXP2", Count: 20, Image: packed})
@@ -15,6 +18,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -29,6 +33,7 @@ import (
 	"time"
 
 	"github.com/rpi-deploy/rpi-deploy/server/client"
+	"github.com/rpi-deploy/rpi-deploy/server/daemon"
 )
 
 // Main packages of the binaries tests run.
@@ -53,12 +58,17 @@ var (
 // source tree's own under the temp directory (several checkouts on one machine must
 // not run each other's binaries), at one fixed path replaced atomically: test
 // binaries running at once build the same code, and nothing is left behind per run.
-func Build(pkg string) (string, error) {
+func Build(pkg string) (string, error) { return build(pkg, false) }
+
+// build is Build, with the race detector (and CGO, which it needs) when race is set;
+// the race-enabled binary has a name of its own ("-race" appended).
+func build(pkg string, race bool) (string, error) {
+	key := fmt.Sprintf("%s race=%v", pkg, race)
 	buildsMu.Lock()
-	b := builds[pkg]
+	b := builds[key]
 	if b == nil {
 		b = &built{}
-		builds[pkg] = b
+		builds[key] = b
 	}
 	buildsMu.Unlock()
 	b.once.Do(func() {
@@ -69,9 +79,14 @@ func Build(pkg string) (string, error) {
 			return
 		}
 		name := filepath.Base(pkg)
+		args, cgo := []string{"build"}, "CGO_ENABLED=0"
+		if race {
+			name += "-race"
+			args, cgo = append(args, "-race"), "CGO_ENABLED=1"
+		}
 		tmp := filepath.Join(dir, fmt.Sprintf("%s.%d.tmp", name, os.Getpid()))
-		cmd := exec.Command("go", "build", "-o", tmp, pkg)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		cmd := exec.Command("go", append(args, "-o", tmp, pkg)...)
+		cmd.Env = append(os.Environ(), cgo)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			b.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
 			return
@@ -82,15 +97,22 @@ func Build(pkg string) (string, error) {
 	return b.path, b.err
 }
 
-// Binary builds rpi-deployd (once per test binary) and returns its path.
+// Binary builds rpi-deployd (once per test binary) and returns its path. It has the
+// race detector when the test binary has it (go test -race): a data race in the
+// child then ends it with exit status 66 and the race report in its log.
 func Binary(t testing.TB) string {
 	t.Helper()
-	path, err := Build(ServerPkg)
+	path, err := build(ServerPkg, raceEnabled)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return path
 }
+
+// NoSourceLimits are the serve flags that lift the per-address limits of the agent
+// API (open deployments, new serials per minute, requests at once), for tests whose
+// many simulated boards all connect from 127.0.0.1.
+var NoSourceLimits = []string{"--max-open-per-source", "-1", "--new-serials-per-minute", "-1", "--agent-requests-per-source", "-1"}
 
 // Options for Start. Zero values mean the defaults.
 type Options struct {
@@ -99,9 +121,16 @@ type Options struct {
 	Listen  string   // default 127.0.0.1:0
 	Args    []string // extra serve flags, e.g. "--max-streams", "10"
 	Env     []string // extra environment ("KEY=VALUE")
+	// NoSourceLimits adds the NoSourceLimits flags (before Args, which may set them
+	// again).
+	NoSourceLimits bool
+	// Process runs rpi-deployd as a child process (Binary) instead of in the test's
+	// process. Kill and PID need it; so do tests that measure the server's own
+	// descriptors or memory, which in-process would include the test's.
+	Process bool
 }
 
-// Server is a running rpi-deployd process.
+// Server is a running rpi-deployd, in the test's process or a child process.
 type Server struct {
 	URL string // http://127.0.0.1:PORT
 	// AgentURLs are the --agent-listen listeners, in order (empty without them).
@@ -117,13 +146,15 @@ type Server struct {
 	opt  Options
 	addr string // host:port, kept across restarts
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-	log  *logBuf
+	mu     sync.Mutex
+	cmd    *exec.Cmd          // Process: the child; nil when stopped
+	cancel context.CancelFunc // in-process: ends the daemon; nil when stopped
+	done   chan struct{}      // closed when the running server has ended
+	err    error              // in-process: what daemon.Wait returned (after done)
+	log    *logBuf
 }
 
-// Start runs rpi-deployd and waits for its "listening on" line.
+// Start runs rpi-deployd and returns when it listens.
 func Start(t testing.TB, opt Options) *Server {
 	t.Helper()
 	if opt.DataDir == "" {
@@ -138,7 +169,9 @@ func Start(t testing.TB, opt Options) *Server {
 		opt.Listen = "127.0.0.1:0"
 	}
 	s := &Server{t: t, opt: opt, Token: opt.Token, DataDir: opt.DataDir, log: &logBuf{}}
-	s.start(t, opt.Listen)
+	if err := s.start(opt.Listen); err != nil {
+		t.Fatal(err)
+	}
 	s.Client = client.New(s.URL, s.Token)
 	if err := s.Client.SetTLS("", s.Fingerprint); err != nil {
 		t.Fatal(err)
@@ -152,20 +185,82 @@ func Start(t testing.TB, opt Options) *Server {
 	return s
 }
 
-func (s *Server) start(t testing.TB, listen string) {
-	t.Helper()
+// args are the serve flags (without "serve") for listen.
+func (s *Server) args(listen string) []string {
 	// Every board a test simulates connects from 127.0.0.1: lift the per-source
 	// connection cap (a real board has an address of its own). Args may set it again.
-	args := append([]string{"serve", "--data", s.DataDir, "--listen", listen, "--http-max-conns-per-source", "4096"}, s.opt.Args...)
-	cmd := exec.Command(Binary(t), args...)
+	args := []string{"--data", s.DataDir, "--listen", listen, "--http-max-conns-per-source", "4096"}
+	if s.opt.NoSourceLimits {
+		args = append(args, NoSourceLimits...)
+	}
+	return append(args, s.opt.Args...)
+}
+
+// getenv is the environment the server sees: the test's, then the admin token,
+// then Options.Env (later entries win, as in a child's environment).
+func (s *Server) getenv(key string) string {
+	for i := len(s.opt.Env) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(s.opt.Env[i], "="); ok && k == key {
+			return v
+		}
+	}
+	if key == "RPI_DEPLOY_TOKEN" {
+		return s.Token
+	}
+	return os.Getenv(key)
+}
+
+// start runs the server on listen and returns when it listens.
+func (s *Server) start(listen string) error {
+	if s.opt.Process {
+		return s.startProcess(listen)
+	}
+	opt, err := daemon.Parse(s.args(listen), s.getenv, s.log)
+	if err != nil {
+		return fmt.Errorf("rpi-deployd serve %q: %w", s.args(listen), err)
+	}
+	opt.Version, opt.Stderr = "dev", s.log
+	ctx, cancel := context.WithCancel(context.Background())
+	d, err := daemon.Start(ctx, opt)
+	if err != nil {
+		cancel()
+		return fmt.Errorf("rpi-deployd (in-process) did not start: %w\n%s", err, s.log.tail(40))
+	}
+	done := make(chan struct{})
+	go func() {
+		err := d.Wait()
+		s.mu.Lock()
+		s.err = err
+		s.mu.Unlock()
+		close(done)
+	}()
+	s.mu.Lock()
+	s.cancel, s.done = cancel, done
+	s.mu.Unlock()
+	s.started(d.URL, d.AgentURLs, d.Fingerprint)
+	return nil
+}
+
+// started records the addresses of the first start (a restart keeps them).
+// URL and AgentURLs are read by clients without a lock: written on the first start only.
+func (s *Server) started(url string, agents []string, fingerprint string) {
+	if s.URL == "" {
+		s.URL, s.AgentURLs, s.Fingerprint = url, agents, fingerprint
+		s.addr = strings.TrimPrefix(strings.TrimPrefix(url, "http://"), "https://")
+	}
+}
+
+// startProcess runs the binary and waits for its "listening on" line.
+func (s *Server) startProcess(listen string) error {
+	cmd := exec.Command(Binary(s.t), append([]string{"serve"}, s.args(listen)...)...)
 	cmd.Env = append(append(os.Environ(), "RPI_DEPLOY_TOKEN="+s.Token), s.opt.Env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	cmd.Stdout = s.log
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	found := make(chan string, 1)
 	var agents []string
@@ -176,13 +271,13 @@ func (s *Server) start(t testing.TB, listen string) {
 		for sc.Scan() {
 			line := sc.Text()
 			s.log.add(line)
-			if fp, ok := strings.CutPrefix(line, "rpi-deployd: TLS certificate sha256 fingerprint "); ok {
+			if fp, ok := strings.CutPrefix(line, daemon.LineFingerprint); ok {
 				fingerprint = fp
 			}
-			if u, ok := strings.CutPrefix(line, "rpi-deployd: agent API on "); ok {
+			if u, ok := strings.CutPrefix(line, daemon.LineAgentAPI); ok {
 				agents = append(agents, u)
 			}
-			if u, ok := strings.CutPrefix(line, "rpi-deployd: listening on "); ok {
+			if u, ok := strings.CutPrefix(line, daemon.LineListening); ok {
 				select {
 				case found <- u:
 				default:
@@ -201,25 +296,50 @@ func (s *Server) start(t testing.TB, listen string) {
 		s.mu.Lock()
 		s.cmd, s.done = cmd, done
 		s.mu.Unlock()
-		// URL and AgentURLs are read by clients without a lock: written on the first
-		// start only (a restart keeps the address).
-		if s.URL == "" {
-			s.URL, s.AgentURLs, s.Fingerprint = u, agents, fingerprint
-			s.addr = strings.TrimPrefix(strings.TrimPrefix(u, "http://"), "https://")
-		}
+		s.started(u, agents, fingerprint)
+		return nil
 	case <-done:
-		t.Fatalf("rpi-deployd exited before listening:\n%s", s.log.tail(40))
+		return fmt.Errorf("rpi-deployd exited before listening:\n%s", s.log.tail(40))
 	case <-time.After(30 * time.Second):
 		cmd.Process.Kill()
-		t.Fatalf("rpi-deployd did not print its listening line in 30 s:\n%s", s.log.tail(40))
+		<-done
+		return fmt.Errorf("rpi-deployd did not print its listening line in 30 s:\n%s", s.log.tail(40))
 	}
 }
 
-// Kill ends the process with SIGKILL (no shutdown at all) and waits for it.
-func (s *Server) Kill() { s.signal(syscall.SIGKILL) }
+// Kill ends the child process with SIGKILL (no shutdown at all) and waits for it.
+// It needs Options.Process.
+func (s *Server) Kill() {
+	if !s.opt.Process {
+		s.t.Fatal("servertest: Kill needs Options.Process (a child process to SIGKILL)")
+	}
+	s.signal(syscall.SIGKILL)
+}
 
-// Stop ends the process with SIGTERM and waits (SIGKILL after 15 s).
-func (s *Server) Stop() { s.signal(syscall.SIGTERM) }
+// Stop shuts the server down and waits: in-process, it cancels the daemon's
+// context (every listener shut down, the store closed) and reports an error the
+// daemon returned; a child gets SIGTERM (SIGKILL after 15 s).
+func (s *Server) Stop() {
+	if s.opt.Process {
+		s.signal(syscall.SIGTERM)
+		return
+	}
+	s.mu.Lock()
+	cancel, done := s.cancel, s.done
+	s.cancel = nil
+	s.mu.Unlock()
+	if cancel == nil {
+		return
+	}
+	cancel()
+	<-done
+	s.mu.Lock()
+	err := s.err
+	s.mu.Unlock()
+	if err != nil {
+		s.t.Errorf("rpi-deployd (in-process) ended with: %v", err)
+	}
+}
 
 func (s *Server) signal(sig syscall.Signal) {
 	s.mu.Lock()
@@ -236,62 +356,50 @@ func (s *Server) signal(sig syscall.Signal) {
 		cmd.Process.Kill()
 		<-done
 	}
-}
-
-// Restart stops the process if it runs (SIGTERM) and starts it again on the same
-// data directory and the same host:port, so clients holding URL reconnect.
-func (s *Server) Restart(t testing.TB) {
-	t.Helper()
-	s.Stop()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ok := s.tryStart(t)
-		if ok || time.Now().After(deadline) {
-			if !ok {
-				t.Fatalf("restart on %s failed:\n%s", s.addr, s.log.tail(40))
-			}
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
+	// A race-enabled child reports a data race on its stderr (and exits 66); in the
+	// test's own process the race detector fails the test by itself.
+	if s.log.raced() {
+		s.t.Errorf("rpi-deployd (child process) reported a data race:\n%s", s.log.tail(200))
 	}
 }
 
-// tryStart starts on s.addr; false when the address is still taken.
-func (s *Server) tryStart(t testing.TB) (ok bool) {
+// Restart stops the server if it runs and starts it again on the same data
+// directory and the same host:port, so clients holding URL reconnect. Should the
+// address still be taken, it retries with a growing delay for up to 10 s.
+func (s *Server) Restart(t testing.TB) {
 	t.Helper()
-	ft := &fatalCatcher{TB: t}
-	func() {
-		defer func() {
-			if r := recover(); r != nil && r != errFatal {
-				panic(r)
-			}
-		}()
-		s.start(ft, s.addr)
-	}()
-	return !ft.failed
+	s.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		err := s.start(s.addr)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) && !strings.Contains(err.Error(), "address already in use") {
+			t.Fatalf("restart on %s: %v", s.addr, err)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("restart on %s: address still in use after 10 s: %v", s.addr, err)
+		case <-time.After(wait):
+		}
+	}
 }
 
-var errFatal = fmt.Errorf("servertest: start failed")
-
-type fatalCatcher struct {
-	testing.TB
-	failed bool
-}
-
-func (f *fatalCatcher) Fatalf(format string, a ...any) { f.failed = true; panic(errFatal) }
-func (f *fatalCatcher) Fatal(a ...any)                 { f.failed = true; panic(errFatal) }
-func (f *fatalCatcher) Helper()                        {}
-
-// Running reports whether the process is up.
+// Running reports whether the server is up.
 func (s *Server) Running() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.cmd != nil
+	return s.cmd != nil || s.cancel != nil
 }
 
-// PID is the running process's id (0 when it is not running), for tests that watch
-// its descriptors and memory in /proc.
+// PID is the running child's process id (0 when it is not running), for tests that
+// watch its descriptors and memory in /proc. It needs Options.Process.
 func (s *Server) PID() int {
+	if !s.opt.Process {
+		s.t.Fatal("servertest: PID needs Options.Process (in-process, /proc would show the test's own descriptors too)")
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cmd == nil {
@@ -303,25 +411,33 @@ func (s *Server) PID() int {
 // Log returns the server's recent log lines.
 func (s *Server) Log() string { return s.log.tail(1000) }
 
-// Healthy waits until /healthz answers 200 (or the timeout passes).
+// Healthy waits until /healthz answers 200, trying again with a growing delay, or
+// the timeout passes.
 func (s *Server) Healthy(timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		hc := http.DefaultClient
-		if s.Client != nil && s.Client.HTTP != nil {
-			hc = s.Client.HTTP
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	hc := http.DefaultClient
+	if s.Client != nil && s.Client.HTTP != nil {
+		hc = s.Client.HTTP
+	}
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/healthz", nil)
+		if err != nil {
+			return err
 		}
-		resp, err := hc.Get(s.URL + "/healthz")
+		resp, err := hc.Do(req)
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == 200 {
+			if resp.StatusCode == http.StatusOK {
 				return nil
 			}
+			err = fmt.Errorf("HTTP %d", resp.StatusCode)
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("healthz: %v", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("healthz: %w", err)
+		case <-time.After(wait):
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -334,11 +450,15 @@ func (s *Server) Do(ctx context.Context, method, path string, body, out any) err
 type logBuf struct {
 	mu    sync.Mutex
 	lines []string
+	race  bool // a line said "WARNING: DATA RACE"
 }
 
 func (l *logBuf) add(line string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if strings.Contains(line, "WARNING: DATA RACE") {
+		l.race = true
+	}
 	l.lines = append(l.lines, line)
 	if len(l.lines) > 5000 {
 		l.lines = l.lines[len(l.lines)-2000:]
@@ -350,6 +470,12 @@ func (l *logBuf) Write(p []byte) (int, error) {
 		l.add(line)
 	}
 	return len(p), nil
+}
+
+func (l *logBuf) raced() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.race
 }
 
 func (l *logBuf) tail(n int) string {

@@ -196,7 +196,13 @@ type deploymentView struct {
 
 func setup(t *testing.T, im *image, venue string) *servertest.Server {
 	t.Helper()
-	s := servertest.Start(t, servertest.Options{})
+	return setupWith(t, im, venue, servertest.Options{})
+}
+
+// setupWith is setup with the server's options (Process for the tests that kill it).
+func setupWith(t *testing.T, im *image, venue string, opt servertest.Options) *servertest.Server {
+	t.Helper()
+	s := servertest.Start(t, opt)
 	s.Setup(t, servertest.Fleet{Venue: venue, Product: "KXP2", Count: 1, Image: im.zst})
 	return s
 }
@@ -306,7 +312,7 @@ var slowStream = []string{"--write-rate-limit", "20", "--buffers", "1"}
 func TestServerRestartMidStream(t *testing.T) {
 	t.Parallel()
 	im := buildImageData(t, testimg.BookwormFirstrun, 64)
-	s := setup(t, im, "CORO")
+	s := setupWith(t, im, "CORO", servertest.Options{Process: true})
 	a := startAgent(t, s.URL, "10000000dead0001", slowStream...)
 	waitFor(t, a, "phase=streaming", 20*time.Second)
 	time.Sleep(500 * time.Millisecond)
@@ -338,7 +344,7 @@ func TestServerRestartMidStream(t *testing.T) {
 func TestServerGone(t *testing.T) {
 	t.Parallel()
 	im := buildImageData(t, testimg.BookwormFirstrun, 64)
-	s := setup(t, im, "CORO")
+	s := setupWith(t, im, "CORO", servertest.Options{Process: true})
 	a := startAgent(t, s.URL, "10000000dead0002", append(slowStream, "--retry-budget", "2s")...)
 	waitFor(t, a, "phase=streaming", 20*time.Second)
 	time.Sleep(500 * time.Millisecond)

@@ -17,7 +17,7 @@ import (
 func LoopOnTinyTmpfs(t testing.TB, size, tmpfsSize int64) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root for mount and losetup")
+		t.Fatal("needs root for mount and losetup")
 	}
 	if _, err := exec.LookPath("losetup"); err != nil {
 		t.Fatalf("losetup not installed (scripts/deps/agent.apt lists mount): %v", err)

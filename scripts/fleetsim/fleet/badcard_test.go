@@ -15,7 +15,7 @@ import (
 // them with an I/O error (or no space), and Close leaves no loop device or mount.
 func TestBadCardFailsWrites(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root (mount, losetup); CI runs as root")
+		t.Fatal("needs root (mount, losetup); CI runs as root")
 	}
 	const size, capacity = 64 << 20, 4 << 20
 	card, err := newBadCard(t.TempDir(), size, capacity)

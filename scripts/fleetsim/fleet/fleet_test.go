@@ -45,7 +45,7 @@ func fleetServer(t *testing.T, count int) (*servertest.Server, *manifest.Manifes
 	}
 	os.Remove(raw)
 	// Every virtual board says hello from 127.0.0.1: the per-address limits are off.
-	srv := servertest.Start(t, servertest.Options{Args: []string{"--max-open-per-source", "-1", "--new-serials-per-minute", "-1", "--agent-requests-per-source", "-1"}})
+	srv := servertest.Start(t, servertest.Options{NoSourceLimits: true})
 	info := srv.Setup(t, servertest.Fleet{Venue: "FLET", Product: "KXP2", Count: count, Image: img})
 	return srv, info.Manifest
 }
@@ -79,7 +79,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 // verified-but-bad.
 func TestScenarios(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("the badcard scenario needs root (tmpfs + loop device); CI runs as root")
+		t.Fatal("the badcard scenario needs root (tmpfs + loop device); CI runs as root")
 	}
 	srv, m := fleetServer(t, 5)
 	f := newFleet(t, srv, m, Config{

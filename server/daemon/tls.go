@@ -1,11 +1,12 @@
-package main
+package daemon
 
 import (
 	"crypto/tls"
+	"fmt"
+	"io"
 	"net"
 	"path/filepath"
 
-	"github.com/rpi-deploy/rpi-deploy/server/cli"
 	"github.com/rpi-deploy/rpi-deploy/server/config"
 	"github.com/rpi-deploy/rpi-deploy/server/tlscert"
 )
@@ -13,9 +14,10 @@ import (
 // TLSDir is the directory of the generated certificate inside the data directory.
 const TLSDir = "tls"
 
-// serveTLS returns the management listener's TLS configuration, nil when TLS is
-// off, and prints the certificate's fingerprint for clients to pin.
-func serveTLS(cfg config.Config, env cli.Env) (*tls.Config, error) {
+// serveTLS returns the management listener's TLS configuration and the
+// certificate's SHA-256 fingerprint (nil and "" when TLS is off), and prints the
+// fingerprint for clients to pin.
+func serveTLS(cfg config.Config, stderr io.Writer) (*tls.Config, string, error) {
 	var (
 		cert tls.Certificate
 		fp   string
@@ -28,11 +30,11 @@ func serveTLS(cfg config.Config, env cli.Env) (*tls.Config, error) {
 	case "files":
 		cert, fp, err = tlscert.Load(cfg.TLSCert, cfg.TLSKey)
 	default:
-		return nil, nil
+		return nil, "", nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	env.Errorf("rpi-deployd: TLS certificate sha256 fingerprint %s\n", fp)
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+	fmt.Fprintf(stderr, "%s%s\n", LineFingerprint, fp)
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, fp, nil
 }

@@ -1,0 +1,221 @@
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/rpi-deploy/rpi-deploy/dashboard"
+	"github.com/rpi-deploy/rpi-deploy/server/api"
+	"github.com/rpi-deploy/rpi-deploy/server/connlimit"
+	"github.com/rpi-deploy/rpi-deploy/server/domain"
+	"github.com/rpi-deploy/rpi-deploy/server/events"
+	"github.com/rpi-deploy/rpi-deploy/server/netboot"
+	"github.com/rpi-deploy/rpi-deploy/server/store"
+)
+
+// Daemon is a running server: every listener is open and served.
+type Daemon struct {
+	// URL is the management listener's base URL (http:// or https://, with the port
+	// the kernel chose for a ":0" listen address).
+	URL string
+	// AgentURLs are the --agent-listen listeners' base URLs, in order.
+	AgentURLs []string
+	// Fingerprint is the SHA-256 of the management listener's TLS certificate; ""
+	// without TLS.
+	Fingerprint string
+
+	g     *errgroup.Group
+	store *store.Store
+}
+
+// Run is Start, then Wait: it serves until ctx ends.
+func Run(ctx context.Context, opt Options) error {
+	d, err := Start(ctx, opt)
+	if err != nil {
+		return err
+	}
+	return d.Wait()
+}
+
+// Start opens the store (recovering what a crash left), builds the parts, opens
+// every listener (HTTP, agent, DHCP, TFTP) and serves them in goroutines until ctx
+// ends. When it returns without error the listeners accept connections. Wait for
+// the end with Wait.
+func Start(ctx context.Context, opt Options) (d *Daemon, err error) {
+	cfg := opt.Config
+	stderr := opt.Stderr
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	level := new(slog.LevelVar)
+	level.UnmarshalText([]byte(cfg.LogLevel))
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	st, err := store.Open(ctx, cfg.Data)
+	if err != nil {
+		return nil, err
+	}
+	type listener struct {
+		ln    net.Listener
+		agent bool
+		tls   *tls.Config // nil: plain HTTP
+	}
+	var lns []listener
+	defer func() {
+		if err != nil {
+			for _, l := range lns {
+				l.ln.Close()
+			}
+			st.Close()
+		}
+	}()
+	bus := events.New(0, 0)
+	svc := domain.New(st, bus, domain.Options{DataDir: cfg.Data, MaxStreams: cfg.MaxStreams,
+		StaleAfter: time.Duration(cfg.StaleAfter), RetryAfter: time.Duration(cfg.RetryAfter), After: cfg.After, Logger: log,
+		DiskReserve: cfg.DiskReserve,
+		ClaimWindow: time.Duration(cfg.ClaimWindow), ClaimTimeout: time.Duration(cfg.ClaimTimeout),
+		MaxOpenPerSource: cfg.MaxOpenPerSource, NewSerialsPerMinute: cfg.NewSerialsPerMinute,
+		EventsPerBoard: cfg.EventsPerBoard, OverLimitDelay: time.Duration(cfg.OverLimitDelay), ForgetBoardsAfter: time.Duration(cfg.ForgetBoardsAfter)})
+	if err := svc.Recover(ctx); err != nil {
+		return nil, err
+	}
+	if cfg.Token == "" {
+		log.Warn("no admin token (--token, RPI_DEPLOY_TOKEN or config): the management API accepts user sessions only")
+	}
+
+	streamsDone := make(chan struct{}) // closed at shutdown: ends event streams
+	lim := connlimit.New(connlimit.Options{Max: cfg.HTTPMaxConns, PerSource: cfg.HTTPMaxConnsPerSource, Logger: log})
+	var a *api.API
+	engine, a := api.New(svc, api.Options{Token: cfg.Token, Logger: log, AgentOnlyListeners: len(cfg.AgentListen) > 0,
+		Version: opt.Version, Shutdown: streamsDone, AgentListenersOnlyAgent: cfg.TLSMode() != "off",
+		MaxEventStreams: cfg.MaxEventStreams, Conns: lim,
+		ReadTimeout: time.Duration(cfg.HTTPReadTimeout), WriteTimeout: time.Duration(cfg.HTTPWriteTimeout), AgentPerSource: cfg.AgentRequestsPerSource,
+		Extra: []func(*gin.Engine, gin.HandlerFunc){func(r *gin.Engine, _ gin.HandlerFunc) {
+			dashboard.Register(r, dashboard.Config{Authenticated: func(r *http.Request) bool { return a.Authenticated(r) },
+				Version: opt.Version})
+		}}})
+
+	main, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen %q: %w", cfg.Listen, err)
+	}
+	tc, fp, err := serveTLS(cfg, stderr)
+	if err != nil {
+		main.Close()
+		return nil, err
+	}
+	d = &Daemon{URL: "http://" + main.Addr().String(), Fingerprint: fp, store: st}
+	if tc != nil {
+		d.URL = "https://" + main.Addr().String()
+	}
+	lns = append(lns, listener{ln: main, agent: len(cfg.AgentListen) == 0, tls: tc})
+	for _, addr := range cfg.AgentListen {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("listen (agent) %q: %w", addr, err)
+		}
+		lns = append(lns, listener{ln: ln, agent: true})
+		u := "http://" + ln.Addr().String()
+		d.AgentURLs = append(d.AgentURLs, u)
+		fmt.Fprintf(stderr, "%s%s\n", LineAgentAPI, u)
+	}
+
+	// DHCP and TFTP (server/netboot): after the HTTP listeners, whose port the agent
+	// URL carries.
+	agentLn := main
+	if len(lns) > 1 {
+		agentLn = lns[1].ln
+	}
+	nb, err := netboot.Start(ctx, opt.Netboot, netboot.Deps{Store: st, Boards: svc, Logger: log,
+		HTTPPort: agentLn.Addr().(*net.TCPAddr).Port})
+	if err != nil {
+		return nil, err
+	}
+
+	g, ctx := errgroup.WithContext(ctx)
+	d.g = g
+	g.Go(func() error { return nb.Serve(ctx) })
+	g.Go(func() error {
+		return abandonSilent(ctx, svc, time.Duration(cfg.AbandonAfter), min(time.Minute, time.Duration(cfg.ClaimTimeout)/2), log)
+	})
+	for _, l := range lns {
+		base := context.Background()
+		if l.agent {
+			base = api.AgentContext(base)
+		}
+		srv := newHTTPServer(cfg, engine, base, lim, log)
+		g.Go(func() error {
+			// The limiter counts TCP connections; TLS (management listener) wraps it.
+			ln := lim.Listen(l.ln)
+			if l.tls != nil {
+				ln = tls.NewListener(ln, l.tls)
+			}
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serve %s: %w", l.ln.Addr(), err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := srv.Shutdown(sctx); err != nil {
+				srv.Close()
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		<-ctx.Done()
+		close(streamsDone)
+		return nil
+	})
+	log.Info("rpi-deployd started", "version", opt.Version, "data", cfg.Data, "db", st.Path(), "max_streams", cfg.MaxStreams)
+	log.Info("netboot", nb.Describe()...)
+	fmt.Fprintf(stderr, "%s%s\n", LineListening, d.URL)
+	return d, nil
+}
+
+// Wait waits until the server has stopped (its context ended, or a listener
+// failed): every HTTP connection shut down, the DHCP and TFTP sockets and the store
+// closed. It returns the first error that stopped it.
+func (d *Daemon) Wait() error {
+	err := d.g.Wait()
+	if cerr := d.store.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// abandonSilent closes deployments whose boards went silent or never fetched their
+// image, and applies retention, every interval.
+func abandonSilent(ctx context.Context, svc *domain.Service, silence, every time.Duration, log *slog.Logger) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if _, err := svc.AbandonSilent(ctx, silence); err != nil && ctx.Err() == nil {
+			log.Error("abandon silent deployments", "err", err)
+		}
+		if _, err := svc.ExpireClaims(ctx); err != nil && ctx.Err() == nil {
+			log.Error("expire claims", "err", err)
+		}
+		if _, err := svc.Purge(ctx); err != nil && ctx.Err() == nil {
+			log.Error("retention", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
