@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package netboot wires rpi-deployd's DHCP and TFTP servers (server/dhcp,
 // server/tftp) to the rest of the server: configuration and flags, start-up checks,
 // leases in the SQLite store, and board events through the domain layer, which puts
