@@ -34,7 +34,7 @@ cross: ## cross-build all binaries for linux/arm64, rpi-image and rpi-deployd fo
 		GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/$$os-$$arch/ ./server/cmd/rpi-deployd ./image-tools/cmd/rpi-image; \
 	done
 
-lint: ## gofmt, go vet and go mod tidy must leave nothing to say
+lint: ## gofmt, go vet, go mod tidy and scripts/funclen (no function over 80 lines unless allowlisted) must leave nothing to say
 	@scripts/lint.sh
 
 test-go: ## Go tests with the race detector (network tests make their own namespaces; needs root)
