@@ -132,6 +132,8 @@ func Write(ctx context.Context, p *Plan, targets []string, opt Options) ([]Resul
 	return res, errors.Join(errs...)
 }
 
+// writeOne writes the image to one checked card: the first block zeroed, the other
+// chunks written and read back, then the first chunk written and read back.
 func (p *Plan) writeOne(ctx context.Context, target string, opt Options) (err error) {
 	src, err := os.Open(p.path)
 	if err != nil {
@@ -154,21 +156,34 @@ func (p *Plan) writeOne(ctx context.Context, target string, opt Options) (err er
 	if size < p.m.Size {
 		return fmt.Errorf("%w: %q has %d bytes, the image needs %d", ErrRefused, target, size, p.m.Size)
 	}
-	count := func(fn func(int64), n int) {
-		if fn != nil {
-			fn(int64(n))
-		}
+	buf := blockdev.AlignedBuffer(ChunkSize)
+	if err := p.writeBody(ctx, src, f, buf, opt); err != nil {
+		return err
 	}
-	// Unbootable from now on.
+	var last int64
+	if _, err := readback.Verify(ctx, target, p.m, readback.Options{
+		Full: true,
+		Skip: func(i int) bool { return i == 0 },
+		Progress: func(done, _ int64) {
+			count(opt.ReadBack, done-last)
+			last = done
+		},
+	}); err != nil {
+		return fmt.Errorf("read back %q: %w", target, err)
+	}
+	return p.writeHead(src, f, buf, opt)
+}
+
+// writeBody zeroes the card's first block (it is unbootable from then on) and writes
+// every chunk but the first, then syncs.
+func (p *Plan) writeBody(ctx context.Context, src io.ReaderAt, f *blockdev.File, buf []byte, opt Options) error {
 	if _, err := f.WriteAt(blockdev.AlignedBuffer(blockdev.Align), 0); err != nil {
-		return fmt.Errorf("zero the first block of %q: %w", target, err)
+		return fmt.Errorf("zero the first block of %q: %w", f.Path(), err)
 	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %q: %w", target, err)
+		return fmt.Errorf("sync %q: %w", f.Path(), err)
 	}
-	buf := blockdev.AlignedBuffer(ChunkSize)
-	n := len(p.m.Chunks)
-	for i := 1; i < n; i++ {
+	for i := 1; i < len(p.m.Chunks); i++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -177,46 +192,48 @@ func (p *Plan) writeOne(ctx context.Context, target string, opt Options) (err er
 			return fmt.Errorf("read image: %w", err)
 		}
 		if _, err := f.WriteAt(buf[:r.Length], r.Offset); err != nil {
-			return fmt.Errorf("write [%d,+%d) to %q: %w", r.Offset, r.Length, target, err)
+			return fmt.Errorf("write [%d,+%d) to %q: %w", r.Offset, r.Length, f.Path(), err)
 		}
-		count(opt.Written, int(r.Length))
+		count(opt.Written, r.Length)
 	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %q: %w", target, err)
+		return fmt.Errorf("sync %q: %w", f.Path(), err)
 	}
-	var last int64
-	if _, err := readback.Verify(ctx, target, p.m, readback.Options{
-		Full: true,
-		Skip: func(i int) bool { return i == 0 },
-		Progress: func(done, _ int64) {
-			count(opt.ReadBack, int(done-last))
-			last = done
-		},
-	}); err != nil {
-		return fmt.Errorf("read back %q: %w", target, err)
-	}
+	return nil
+}
+
+// writeHead writes the first chunk (the partition table) last, syncs and reads it
+// back; a card whose first chunk differs is made unbootable again.
+func (p *Plan) writeHead(src io.ReaderAt, f *blockdev.File, buf []byte, opt Options) error {
 	r := p.m.ChunkRange(0)
 	head := buf[:r.Length]
 	if _, err := src.ReadAt(head, 0); err != nil && err != io.EOF {
 		return fmt.Errorf("read image: %w", err)
 	}
 	if _, err := f.WriteAt(head, 0); err != nil {
-		return fmt.Errorf("write the first chunk to %q: %w", target, err)
+		return fmt.Errorf("write the first chunk to %q: %w", f.Path(), err)
 	}
-	count(opt.Written, len(head))
+	count(opt.Written, int64(len(head)))
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %q: %w", target, err)
+		return fmt.Errorf("sync %q: %w", f.Path(), err)
 	}
 	back := blockdev.AlignedBuffer(len(head))
 	if _, err := f.ReadAt(back, 0); err != nil {
-		return fmt.Errorf("read back the first chunk of %q: %w", target, err)
+		return fmt.Errorf("read back the first chunk of %q: %w", f.Path(), err)
 	}
-	count(opt.ReadBack, len(back))
+	count(opt.ReadBack, int64(len(back)))
 	if !bytes.Equal(back, head) {
 		f.WriteAt(blockdev.AlignedBuffer(blockdev.Align), 0)
 		f.Sync()
-		return fmt.Errorf("read back %q: %w: the first chunk differs", target, readback.ErrMismatch)
+		return fmt.Errorf("read back %q: %w: the first chunk differs", f.Path(), readback.ErrMismatch)
 	}
 	rereadPartitions(f)
 	return nil
+}
+
+// count calls fn (if set) with n.
+func count(fn func(int64), n int64) {
+	if fn != nil {
+		fn(n)
+	}
 }
