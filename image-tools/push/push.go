@@ -66,27 +66,11 @@ var ErrRejected = errors.New("server rejected the upload")
 // Push uploads the image, resuming where the server stands, and returns when the
 // server reports it ready.
 func Push(ctx context.Context, opt Options) error {
-	mpath := manifest.PathFor(opt.Image)
-	raw, err := os.ReadFile(mpath)
-	if err != nil {
-		return fmt.Errorf("read manifest: %w", err)
-	}
-	m, err := manifest.Decode(bytes.NewReader(raw))
-	if err != nil {
-		return fmt.Errorf("manifest %q: %w", mpath, err)
-	}
-	f, err := os.Open(opt.Image)
+	raw, m, f, err := open(opt.Image)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if fi.Size() != m.CompressedSize {
-		return fmt.Errorf("image %q is %d bytes, its manifest says compressed_size %d", opt.Image, fi.Size(), m.CompressedSize)
-	}
 	if opt.Retries <= 0 {
 		opt.Retries = 5
 	}
@@ -108,7 +92,41 @@ func Push(ctx context.Context, opt Options) error {
 		p.printf("push %s: already on the server\n", m.Name)
 		return nil
 	}
-	prog := newProgress(opt.Progress, m.Name, m.CompressedSize, st.Offset)
+	return p.upload(ctx, f, m, st)
+}
+
+// open reads the manifest beside image (its raw bytes and decoded) and opens the
+// image, which must be as long as the manifest says.
+func open(image string) ([]byte, *manifest.Manifest, *os.File, error) {
+	mpath := manifest.PathFor(image)
+	raw, err := os.ReadFile(mpath)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("read manifest: %w", err)
+	}
+	m, err := manifest.Decode(bytes.NewReader(raw))
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("manifest %q: %w", mpath, err)
+	}
+	f, err := os.Open(image)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && fi.Size() != m.CompressedSize {
+		err = fmt.Errorf("image %q is %d bytes, its manifest says compressed_size %d", image, fi.Size(), m.CompressedSize)
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, nil, err
+	}
+	return raw, m, f, nil
+}
+
+// upload sends the image's bytes from where the server stands (st) until the server
+// reports it ready. After a failed request it asks the server where it stands and
+// resumes there; opt.Retries failures in a row without progress end it.
+func (p *pusher) upload(ctx context.Context, f io.ReaderAt, m *manifest.Manifest, st State) error {
+	prog := newProgress(p.opt.Progress, m.Name, m.CompressedSize, st.Offset)
 	defer prog.stop()
 	failures := 0
 	for {
@@ -141,7 +159,7 @@ func Push(ctx context.Context, opt Options) error {
 		} else {
 			failures++
 		}
-		if failures >= opt.Retries {
+		if failures >= p.opt.Retries {
 			return fmt.Errorf("push %s: %d attempts without progress: %w", m.Name, failures, err)
 		}
 		p.printf("\npush %s: %v; resuming at %d\n", m.Name, err, now.Offset)
