@@ -482,6 +482,26 @@ func UserData(fb agentapi.FirstBoot) string {
 	if sshEnabled {
 		line("enable_ssh: true")
 	}
+	userDataUsers(line, fb)
+	switch {
+	case fb.SSHPasswordAuth:
+		line("ssh_pwauth: true")
+	case len(fb.SSHKeys) > 0: // keys, and password logins not asked for: off
+		line("ssh_pwauth: false")
+	}
+	if fb.Locale != "" {
+		// cloud-init's own locale module would redo (and on Debian, without the
+		// locale generated yet, fail) what localeScript does in runcmd.
+		line("locale: false")
+	}
+	userDataFiles(line, fb)
+	userDataRuncmd(line, fb)
+	return b.String()
+}
+
+// userDataUsers writes the users: list (the profile's user), or the image default
+// user's ssh_authorized_keys when the profile names no user.
+func userDataUsers(line func(string, ...any), fb agentapi.FirstBoot) {
 	if fb.User != "" {
 		line("users:")
 		line("- name: %s", fb.User)
@@ -506,43 +526,42 @@ func UserData(fb agentapi.FirstBoot) string {
 			line("  - %s", yamlQuote(k))
 		}
 	}
-	switch {
-	case fb.SSHPasswordAuth:
-		line("ssh_pwauth: true")
-	case len(fb.SSHKeys) > 0: // keys, and password logins not asked for: off
-		line("ssh_pwauth: false")
+}
+
+// userDataFiles writes write_files: for the profile's files, deferred until the users exist.
+func userDataFiles(line func(string, ...any), fb agentapi.FirstBoot) {
+	if len(fb.Files) == 0 {
+		return
 	}
-	if fb.Locale != "" {
-		// cloud-init's own locale module would redo (and on Debian, without the
-		// locale generated yet, fail) what localeScript does in runcmd.
-		line("locale: false")
+	line("write_files:")
+	for _, f := range fb.Files {
+		line("- path: %s", yamlQuote(f.Path))
+		line("  permissions: '%s'", fileMode(f))
+		line("  owner: %s", yamlQuote(fileOwner(f)))
+		line("  encoding: b64")
+		line("  content: %s", base64.StdEncoding.EncodeToString([]byte(f.Content)))
+		line("  defer: true")
 	}
-	if len(fb.Files) > 0 {
-		line("write_files:")
-		for _, f := range fb.Files {
-			line("- path: %s", yamlQuote(f.Path))
-			line("  permissions: '%s'", fileMode(f))
-			line("  owner: %s", yamlQuote(fileOwner(f)))
-			line("  encoding: b64")
-			line("  content: %s", base64.StdEncoding.EncodeToString([]byte(f.Content)))
-			line("  defer: true")
-		}
-	}
+}
+
+// userDataRuncmd writes runcmd: the locale, unblocking Wi-Fi for a country without a
+// network, and the run-once commands.
+func userDataRuncmd(line func(string, ...any), fb agentapi.FirstBoot) {
 	wifiCountryOnly := fb.WiFi != nil && fb.WiFi.SSID == "" && fb.WiFi.Country != ""
-	if len(fb.RunOnce) > 0 || wifiCountryOnly || fb.Locale != "" {
-		line("runcmd:")
-		if fb.Locale != "" {
-			line("  - [ sh, -c, %s ]", yamlQuote(localeScript(fb.Locale)))
-		}
-		if wifiCountryOnly {
-			line("  - [ rfkill, unblock, wifi ]")
-			line("  - [ sh, -c, \"for f in /var/lib/systemd/rfkill/*:wlan; do echo 0 > \\\"$f\\\"; done\" ]")
-		}
-		for _, c := range fb.RunOnce {
-			line("  - [ sh, -c, %s ]", yamlQuote(c))
-		}
+	if len(fb.RunOnce) == 0 && !wifiCountryOnly && fb.Locale == "" {
+		return
 	}
-	return b.String()
+	line("runcmd:")
+	if fb.Locale != "" {
+		line("  - [ sh, -c, %s ]", yamlQuote(localeScript(fb.Locale)))
+	}
+	if wifiCountryOnly {
+		line("  - [ rfkill, unblock, wifi ]")
+		line("  - [ sh, -c, \"for f in /var/lib/systemd/rfkill/*:wlan; do echo 0 > \\\"$f\\\"; done\" ]")
+	}
+	for _, c := range fb.RunOnce {
+		line("  - [ sh, -c, %s ]", yamlQuote(c))
+	}
 }
 
 // NetworkConfig is the cloud-init network-config (netplan v2) for a profile with a
