@@ -181,16 +181,25 @@ func (s *Services) Describe() []any {
 }
 
 // Serve runs the servers until ctx ends; then it closes their sockets and returns nil.
+// Board events are recorded until both servers have stopped (the TFTP server lets
+// running transfers end first), so an event of a reply that went out is never lost.
 func (s *Services) Serve(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return s.rec.run(ctx) })
+	g.Go(func() error { <-ctx.Done(); return nil }) // until ctx ends, with or without servers
 	if s.dhcp != nil {
 		g.Go(func() error { return s.dhcp.Serve(ctx) })
 	}
 	if s.tftp != nil {
 		g.Go(func() error { return s.tftp.Serve(ctx) })
 	}
-	return g.Wait()
+	stopped := make(chan struct{})
+	var err error
+	go func() {
+		err = g.Wait()
+		close(stopped)
+	}()
+	s.rec.run(ctx, stopped)
+	return err
 }
 
 // leaseStore adapts the SQLite store to dhcp.LeaseStore.
@@ -249,16 +258,19 @@ func newRecorder(b Boards, log *slog.Logger) *recorder {
 	return &recorder{boards: b, log: log, q: make(chan domain.NetbootEvent, 4096)}
 }
 
-func (r *recorder) run(ctx context.Context) error {
+// run records queued events until stopped is closed, then what is still queued. ctx
+// ending does not interrupt it: events are written with a context that outlives ctx.
+func (r *recorder) run(ctx context.Context, stopped <-chan struct{}) {
+	ctx = context.WithoutCancel(ctx)
 	for {
 		select {
-		case <-ctx.Done():
+		case <-stopped:
 			for { // flush what is queued
 				select {
 				case e := <-r.q:
-					r.deliver(context.Background(), e)
+					r.deliver(ctx, e)
 				default:
-					return nil
+					return
 				}
 			}
 		case e := <-r.q:
