@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
+	progbar "github.com/rpi-deploy/rpi-deploy/image-tools/progress"
 )
 
 // Options of a push.
@@ -297,13 +298,14 @@ func (p *progress) line(prefix string) {
 	el := time.Since(p.start).Seconds()
 	rate := 0.0
 	if el > 0 {
-		rate = float64(s-p.first) / el / (1 << 20)
+		rate = float64(s-p.first) / el
 	}
 	pct := 100.0
 	if p.total > 0 {
 		pct = float64(s) * 100 / float64(p.total)
 	}
-	fmt.Fprintf(p.w, "%spush %s: %.1f/%.1f MiB %3.0f%% %.1f MiB/s ", prefix, p.name, float64(s)/(1<<20), float64(p.total)/(1<<20), pct, rate)
+	fmt.Fprintf(p.w, "%spush %s: %s/%s %3.0f%% %s/s ", prefix, p.name,
+		progbar.Bytes(s), progbar.Bytes(p.total), pct, progbar.Bytes(int64(rate)))
 }
 
 func (p *progress) done() {
