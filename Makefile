@@ -22,10 +22,19 @@ deps: ## install the Debian packages, Go modules and npm packages the build and 
 build: ## build rpi-deployd, rpi-agent and rpi-image for this machine into bin/
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./server/cmd/rpi-deployd ./agent/cmd/rpi-agent ./image-tools/cmd/rpi-image
 
-cross: ## cross-build the agent (and the other binaries) for linux/arm64 into bin/linux-arm64/
-	GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/linux-arm64/ ./server/cmd/rpi-deployd ./agent/cmd/rpi-agent ./image-tools/cmd/rpi-image
+# Operators prepare images on macOS and Windows too: rpi-image and rpi-deployd's operator
+# commands build there (`serve` and `tftproot` answer that they run on Linux only).
+OPERATOR_PLATFORMS := darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
 
-lint: ## gofmt, go vet and go mod tidy must leave nothing to say
+cross: ## cross-build all binaries for linux/arm64, rpi-image and rpi-deployd for macOS and Windows (amd64, arm64) into bin/OS-ARCH/
+	GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/linux-arm64/ ./server/cmd/rpi-deployd ./agent/cmd/rpi-agent ./image-tools/cmd/rpi-image
+	for p in $(OPERATOR_PLATFORMS); do \
+		os=$${p%/*} arch=$${p#*/}; \
+		echo "GOOS=$$os GOARCH=$$arch: rpi-image rpi-deployd"; \
+		GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/$$os-$$arch/ ./server/cmd/rpi-deployd ./image-tools/cmd/rpi-image; \
+	done
+
+lint: ## gofmt, go vet, go mod tidy and scripts/funclen (no function over 80 lines unless allowlisted) must leave nothing to say
 	@scripts/lint.sh
 
 TESTSUM := $(GO) run ./scripts/testsum

@@ -23,6 +23,7 @@ import (
 	"github.com/rpi-deploy/rpi-deploy/agent/led"
 	"github.com/rpi-deploy/rpi-deploy/agent/retry"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/progress"
 )
 
 // BootFS opens the FAT file system of the boot partition (size bytes at offset of
@@ -369,7 +370,7 @@ func (r *run) status(phase string, done, total int64, rate float64) {
 	}
 	r.conMu.Lock()
 	defer r.conMu.Unlock()
-	line := fmt.Sprintf("rpi-agent: %-9s %s / %s  %5.1f%%  %s/s", phase, human(done), human(total), pct, human(int64(rate)))
+	line := fmt.Sprintf("rpi-agent: %-9s %s / %s  %5.1f%%  %s/s", phase, progress.Bytes(done), progress.Bytes(total), pct, progress.Bytes(int64(rate)))
 	if !r.cfg.TTY {
 		if time.Since(r.lastPrint) >= 5*time.Second {
 			r.lastPrint = time.Now()
@@ -407,17 +408,4 @@ func repeat(c byte, n int) string {
 		b[i] = c
 	}
 	return string(b)
-}
-
-func human(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

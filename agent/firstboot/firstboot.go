@@ -244,17 +244,7 @@ func FirstrunScript(fb agentapi.FirstBoot) string {
 	var b strings.Builder
 	line := func(format string, a ...any) { fmt.Fprintf(&b, format+"\n", a...) }
 	name := fb.Hostname
-	line("#!/bin/sh")
-	line("")
-	line("set +e")
-	line("")
-	line("CURRENT_HOSTNAME=$(cat /etc/hostname | tr -d \" \\t\\n\\r\")")
-	line("if [ -f /usr/lib/raspberrypi-sys-mods/imager_custom ]; then")
-	line("   /usr/lib/raspberrypi-sys-mods/imager_custom set_hostname %s", name)
-	line("else")
-	line("   echo %s >/etc/hostname", name)
-	line("   sed -i \"s/127.0.1.1.*$CURRENT_HOSTNAME/127.0.1.1\\t%s/g\" /etc/hosts", name)
-	line("fi")
+	firstrunHostname(line, name)
 	user := fb.User
 	if user == "" {
 		user = "pi"
@@ -269,6 +259,38 @@ func FirstrunScript(fb agentapi.FirstBoot) string {
 	}
 	line("FIRSTUSER=$(getent passwd 1000 | cut -d: -f1)")
 	line("FIRSTUSERHOME=$(getent passwd 1000 | cut -d: -f6)")
+	firstrunSSH(line, fb)
+	if needUser {
+		firstrunUserconf(line, fb, user)
+	}
+	firstrunWiFi(line, fb)
+	firstrunKeyboardTimezone(line, fb)
+	firstrunAdditions(line, fb)
+	line("rm -f %s", FirstrunPath)
+	line("sed -i 's| systemd.run.*||g' /boot/firmware/cmdline.txt")
+	line("exit 0")
+	return b.String()
+}
+
+// firstrunHostname starts firstrun.sh: the shebang and the hostname, through
+// imager_custom set_hostname or /etc/hostname and /etc/hosts.
+func firstrunHostname(line func(string, ...any), name string) {
+	line("#!/bin/sh")
+	line("")
+	line("set +e")
+	line("")
+	line("CURRENT_HOSTNAME=$(cat /etc/hostname | tr -d \" \\t\\n\\r\")")
+	line("if [ -f /usr/lib/raspberrypi-sys-mods/imager_custom ]; then")
+	line("   /usr/lib/raspberrypi-sys-mods/imager_custom set_hostname %s", name)
+	line("else")
+	line("   echo %s >/etc/hostname", name)
+	line("   sed -i \"s/127.0.1.1.*$CURRENT_HOSTNAME/127.0.1.1\\t%s/g\" /etc/hosts", name)
+	line("fi")
+}
+
+// firstrunSSH installs the SSH keys (imager_custom enable_ssh -k, or the first user's
+// authorized_keys) or just enables sshd.
+func firstrunSSH(line func(string, ...any), fb agentapi.FirstBoot) {
 	if len(fb.SSHKeys) > 0 {
 		var args strings.Builder
 		for _, k := range fb.SSHKeys {
@@ -298,29 +320,37 @@ func FirstrunScript(fb agentapi.FirstBoot) string {
 		line("   systemctl enable ssh")
 		line("fi")
 	}
-	if needUser {
-		line("if [ -f /usr/lib/userconf-pi/userconf ]; then")
-		line("   /usr/lib/userconf-pi/userconf %s %s", shellQuote(user), shellQuote(fb.PasswordHash))
-		line("else")
-		if fb.PasswordHash != "" {
-			line("   echo \"$FIRSTUSER:%s\" | chpasswd -e", strings.ReplaceAll(fb.PasswordHash, "$", "\\$"))
-		}
-		line("   if [ \"$FIRSTUSER\" != \"%s\" ]; then", user)
-		line("      usermod -l \"%s\" \"$FIRSTUSER\"", user)
-		line("      usermod -m -d \"/home/%s\" \"%s\"", user, user)
-		line("      groupmod -n \"%s\" \"$FIRSTUSER\"", user)
-		line("      if grep -q \"^autologin-user=\" /etc/lightdm/lightdm.conf ; then")
-		line("         sed /etc/lightdm/lightdm.conf -i -e \"s/^autologin-user=.*/autologin-user=%s/\"", user)
-		line("      fi")
-		line("      if [ -f /etc/systemd/system/getty@tty1.service.d/autologin.conf ]; then")
-		line("         sed /etc/systemd/system/getty@tty1.service.d/autologin.conf -i -e \"s/$FIRSTUSER/%s/\"", user)
-		line("      fi")
-		line("      if [ -f /etc/sudoers.d/010_pi-nopasswd ]; then")
-		line("         sed -i \"s/^$FIRSTUSER /%s /\" /etc/sudoers.d/010_pi-nopasswd", user)
-		line("      fi")
-		line("   fi")
-		line("fi")
+}
+
+// firstrunUserconf sets the first user's name and password: userconf-pi's userconf,
+// or chpasswd and renaming user 1000 the way Imager's fallback does.
+func firstrunUserconf(line func(string, ...any), fb agentapi.FirstBoot, user string) {
+	line("if [ -f /usr/lib/userconf-pi/userconf ]; then")
+	line("   /usr/lib/userconf-pi/userconf %s %s", shellQuote(user), shellQuote(fb.PasswordHash))
+	line("else")
+	if fb.PasswordHash != "" {
+		line("   echo \"$FIRSTUSER:%s\" | chpasswd -e", strings.ReplaceAll(fb.PasswordHash, "$", "\\$"))
 	}
+	line("   if [ \"$FIRSTUSER\" != \"%s\" ]; then", user)
+	line("      usermod -l \"%s\" \"$FIRSTUSER\"", user)
+	line("      usermod -m -d \"/home/%s\" \"%s\"", user, user)
+	line("      groupmod -n \"%s\" \"$FIRSTUSER\"", user)
+	line("      if grep -q \"^autologin-user=\" /etc/lightdm/lightdm.conf ; then")
+	line("         sed /etc/lightdm/lightdm.conf -i -e \"s/^autologin-user=.*/autologin-user=%s/\"", user)
+	line("      fi")
+	line("      if [ -f /etc/systemd/system/getty@tty1.service.d/autologin.conf ]; then")
+	line("         sed /etc/systemd/system/getty@tty1.service.d/autologin.conf -i -e \"s/$FIRSTUSER/%s/\"", user)
+	line("      fi")
+	line("      if [ -f /etc/sudoers.d/010_pi-nopasswd ]; then")
+	line("         sed -i \"s/^$FIRSTUSER /%s /\" /etc/sudoers.d/010_pi-nopasswd", user)
+	line("      fi")
+	line("   fi")
+	line("fi")
+}
+
+// firstrunWiFi configures the Wi-Fi network (imager_custom set_wlan, or
+// wpa_supplicant.conf), or with a country alone unblocks the radio.
+func firstrunWiFi(line func(string, ...any), fb agentapi.FirstBoot) {
 	if w := fb.WiFi; w != nil && w.SSID != "" {
 		line("if [ -f /usr/lib/raspberrypi-sys-mods/imager_custom ]; then")
 		hidden := ""
@@ -363,6 +393,11 @@ func FirstrunScript(fb agentapi.FirstBoot) string {
 		line("  echo 0 > $filename")
 		line("done")
 	}
+}
+
+// firstrunKeyboardTimezone sets the keymap and time zone (imager_custom, or
+// /etc/default/keyboard and tzdata).
+func firstrunKeyboardTimezone(line func(string, ...any), fb agentapi.FirstBoot) {
 	if fb.KeyboardLayout != "" || fb.Timezone != "" {
 		line("if [ -f /usr/lib/raspberrypi-sys-mods/imager_custom ]; then")
 		if fb.KeyboardLayout != "" {
@@ -389,6 +424,10 @@ func FirstrunScript(fb agentapi.FirstBoot) string {
 		}
 		line("fi")
 	}
+}
+
+// firstrunAdditions are rpi-deploy's: the locale, the files and the run-once commands.
+func firstrunAdditions(line func(string, ...any), fb agentapi.FirstBoot) {
 	if fb.Locale != "" {
 		line("# rpi-deploy: locale")
 		line("%s", localeScript(fb.Locale))
@@ -412,10 +451,6 @@ func FirstrunScript(fb agentapi.FirstBoot) string {
 		line("# rpi-deploy: run-once command %d", i+1)
 		line("sh -c %s", shellQuote(c))
 	}
-	line("rm -f %s", FirstrunPath)
-	line("sed -i 's| systemd.run.*||g' /boot/firmware/cmdline.txt")
-	line("exit 0")
-	return b.String()
 }
 
 // localeScript sets the system locale the Debian way: the locale enabled in
@@ -482,6 +517,26 @@ func UserData(fb agentapi.FirstBoot) string {
 	if sshEnabled {
 		line("enable_ssh: true")
 	}
+	userDataUsers(line, fb)
+	switch {
+	case fb.SSHPasswordAuth:
+		line("ssh_pwauth: true")
+	case len(fb.SSHKeys) > 0: // keys, and password logins not asked for: off
+		line("ssh_pwauth: false")
+	}
+	if fb.Locale != "" {
+		// cloud-init's own locale module would redo (and on Debian, without the
+		// locale generated yet, fail) what localeScript does in runcmd.
+		line("locale: false")
+	}
+	userDataFiles(line, fb)
+	userDataRuncmd(line, fb)
+	return b.String()
+}
+
+// userDataUsers writes the users: list (the profile's user), or the image default
+// user's ssh_authorized_keys when the profile names no user.
+func userDataUsers(line func(string, ...any), fb agentapi.FirstBoot) {
 	if fb.User != "" {
 		line("users:")
 		line("- name: %s", fb.User)
@@ -506,43 +561,42 @@ func UserData(fb agentapi.FirstBoot) string {
 			line("  - %s", yamlQuote(k))
 		}
 	}
-	switch {
-	case fb.SSHPasswordAuth:
-		line("ssh_pwauth: true")
-	case len(fb.SSHKeys) > 0: // keys, and password logins not asked for: off
-		line("ssh_pwauth: false")
+}
+
+// userDataFiles writes write_files: for the profile's files, deferred until the users exist.
+func userDataFiles(line func(string, ...any), fb agentapi.FirstBoot) {
+	if len(fb.Files) == 0 {
+		return
 	}
-	if fb.Locale != "" {
-		// cloud-init's own locale module would redo (and on Debian, without the
-		// locale generated yet, fail) what localeScript does in runcmd.
-		line("locale: false")
+	line("write_files:")
+	for _, f := range fb.Files {
+		line("- path: %s", yamlQuote(f.Path))
+		line("  permissions: '%s'", fileMode(f))
+		line("  owner: %s", yamlQuote(fileOwner(f)))
+		line("  encoding: b64")
+		line("  content: %s", base64.StdEncoding.EncodeToString([]byte(f.Content)))
+		line("  defer: true")
 	}
-	if len(fb.Files) > 0 {
-		line("write_files:")
-		for _, f := range fb.Files {
-			line("- path: %s", yamlQuote(f.Path))
-			line("  permissions: '%s'", fileMode(f))
-			line("  owner: %s", yamlQuote(fileOwner(f)))
-			line("  encoding: b64")
-			line("  content: %s", base64.StdEncoding.EncodeToString([]byte(f.Content)))
-			line("  defer: true")
-		}
-	}
+}
+
+// userDataRuncmd writes runcmd: the locale, unblocking Wi-Fi for a country without a
+// network, and the run-once commands.
+func userDataRuncmd(line func(string, ...any), fb agentapi.FirstBoot) {
 	wifiCountryOnly := fb.WiFi != nil && fb.WiFi.SSID == "" && fb.WiFi.Country != ""
-	if len(fb.RunOnce) > 0 || wifiCountryOnly || fb.Locale != "" {
-		line("runcmd:")
-		if fb.Locale != "" {
-			line("  - [ sh, -c, %s ]", yamlQuote(localeScript(fb.Locale)))
-		}
-		if wifiCountryOnly {
-			line("  - [ rfkill, unblock, wifi ]")
-			line("  - [ sh, -c, \"for f in /var/lib/systemd/rfkill/*:wlan; do echo 0 > \\\"$f\\\"; done\" ]")
-		}
-		for _, c := range fb.RunOnce {
-			line("  - [ sh, -c, %s ]", yamlQuote(c))
-		}
+	if len(fb.RunOnce) == 0 && !wifiCountryOnly && fb.Locale == "" {
+		return
 	}
-	return b.String()
+	line("runcmd:")
+	if fb.Locale != "" {
+		line("  - [ sh, -c, %s ]", yamlQuote(localeScript(fb.Locale)))
+	}
+	if wifiCountryOnly {
+		line("  - [ rfkill, unblock, wifi ]")
+		line("  - [ sh, -c, \"for f in /var/lib/systemd/rfkill/*:wlan; do echo 0 > \\\"$f\\\"; done\" ]")
+	}
+	for _, c := range fb.RunOnce {
+		line("  - [ sh, -c, %s ]", yamlQuote(c))
+	}
 }
 
 // NetworkConfig is the cloud-init network-config (netplan v2) for a profile with a

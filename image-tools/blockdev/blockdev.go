@@ -5,15 +5,19 @@
 // O_DIRECT is refused by some file systems (EINVAL at open or at the first aligned
 // transfer). Open falls back to buffered I/O there; callers then end with Sync, and
 // readers accept that the page cache is in the way (File.Direct tells which).
+//
+// Direct I/O, dropping the page cache and the block device size ioctl are Linux's
+// (blockdev_linux.go). On macOS files are opened buffered with F_NOCACHE and a disk's
+// size comes from DKIOCGETBLOCKCOUNT × DKIOCGETBLOCKSIZE (blockdev_darwin.go); on
+// Windows files are buffered and devices have no size here (blockdev_windows.go).
 package blockdev
 
 import (
 	"errors"
 	"fmt"
 	"os"
+	"syscall"
 	"unsafe"
-
-	"golang.org/x/sys/unix"
 )
 
 // Align is the alignment of buffers, offsets and lengths of direct transfers: 4096
@@ -42,21 +46,14 @@ type File struct {
 	direct bool
 }
 
-// Open opens path with flag (os.O_RDONLY, os.O_RDWR, …) plus O_DIRECT, falling back
-// to buffered I/O when the file system refuses O_DIRECT.
+// Open opens path with flag (os.O_RDONLY, os.O_RDWR, …) for direct I/O where the OS
+// and file system offer it (Linux: O_DIRECT), else buffered.
 func Open(path string, flag int) (*File, error) {
-	f, err := os.OpenFile(path, flag|unix.O_DIRECT, 0)
-	if err == nil {
-		return &File{File: f, path: path, direct: true}, nil
-	}
-	if !errors.Is(err, unix.EINVAL) {
-		return nil, err
-	}
-	f, err = os.OpenFile(path, flag, 0)
+	f, direct, err := open(path, flag)
 	if err != nil {
 		return nil, err
 	}
-	return &File{File: f, path: path}, nil
+	return &File{File: f, path: path, direct: direct}, nil
 }
 
 // Direct reports whether transfers bypass the page cache.
@@ -64,19 +61,6 @@ func (f *File) Direct() bool { return f.direct }
 
 // Path is the path f was opened with.
 func (f *File) Path() string { return f.path }
-
-// fallback reopens f without O_DIRECT after the kernel refused a direct transfer.
-func (f *File) fallback() error {
-	flags, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0)
-	if err != nil {
-		return err
-	}
-	if _, err := unix.FcntlInt(f.Fd(), unix.F_SETFL, flags&^unix.O_DIRECT); err != nil {
-		return fmt.Errorf("turn off O_DIRECT on %q: %w", f.path, err)
-	}
-	f.direct = false
-	return nil
-}
 
 // directOK reports whether p at off may go to the kernel as a direct transfer.
 func directOK(p []byte, off int64) bool {
@@ -91,7 +75,7 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 		return f.bufferedWriteAt(p, off)
 	}
 	n, err := f.File.WriteAt(p, off)
-	if f.direct && n == 0 && errors.Is(err, unix.EINVAL) {
+	if f.direct && n == 0 && errors.Is(err, syscall.EINVAL) {
 		if err := f.fallback(); err != nil {
 			return 0, err
 		}
@@ -108,7 +92,7 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 		return f.bufferedReadAt(p, off)
 	}
 	n, err := f.File.ReadAt(p, off)
-	if f.direct && n == 0 && errors.Is(err, unix.EINVAL) {
+	if f.direct && n == 0 && errors.Is(err, syscall.EINVAL) {
 		if err := f.fallback(); err != nil {
 			return 0, err
 		}
@@ -153,21 +137,15 @@ func Size(f *os.File) (int64, error) {
 	if st.Mode()&os.ModeDevice == 0 {
 		return st.Size(), nil
 	}
-	n, err := unix.IoctlGetUint64(int(f.Fd()), unix.BLKGETSIZE64)
+	n, err := deviceSize(f)
 	if err != nil {
 		return 0, fmt.Errorf("size of %q: %w", f.Name(), err)
 	}
-	return int64(n), nil
+	return n, nil
 }
 
 // IsBlockDevice reports whether path is a block device.
 func IsBlockDevice(path string) bool {
 	st, err := os.Stat(path)
 	return err == nil && st.Mode()&os.ModeDevice != 0 && st.Mode()&os.ModeCharDevice == 0
-}
-
-// DropCache asks the kernel to forget the page cache of f's range [off, off+n) (n = 0:
-// to the end). Readers that fell back to buffered I/O call it before reading back.
-func DropCache(f *os.File, off, n int64) error {
-	return unix.Fadvise(int(f.Fd()), off, n, unix.FADV_DONTNEED)
 }

@@ -20,6 +20,7 @@ import (
 	"strings"
 
 	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/progress"
 )
 
 // ErrInvalid is wrapped by every error about a malformed .bmap file.
@@ -217,7 +218,7 @@ func Write(w io.Writer, r io.ReaderAt, size int64, ranges []manifest.Range) erro
     <BlockMap>
 %s    </BlockMap>
 </bmap>
-`, humanSize(size), size, bs, blocks, pct, mapped, zeros, body.String())
+`, progress.Bytes(size), size, bs, blocks, pct, mapped, zeros, body.String())
 	sum := sha256.Sum256([]byte(doc))
 	doc = strings.Replace(doc, zeros, hex.EncodeToString(sum[:]), 1)
 	_, err := io.WriteString(w, doc)
@@ -238,16 +239,6 @@ func hashRange(h hash.Hash, r io.ReaderAt, rg manifest.Range, buf []byte) error 
 		}
 	}
 	return nil
-}
-
-func humanSize(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	}
-	return fmt.Sprintf("%d bytes", n)
 }
 
 // ErrChecksum is wrapped when an image's bytes do not match a range checksum.

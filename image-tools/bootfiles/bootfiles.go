@@ -84,33 +84,9 @@ func Copy(r io.ReaderAt, size int64, dir string) (files []string, err error) {
 	if err != nil {
 		return nil, err
 	}
-	type item struct {
-		path string
-		dir  bool
-	}
-	var items []item
-	err = boot.Walk(func(p string, e fat.Entry) error {
-		if !Wanted(p) && !(e.IsDir && strings.EqualFold(p, "overlays")) {
-			if e.IsDir {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		if !filepath.IsLocal(filepath.FromSlash(p)) {
-			return fmt.Errorf("boot partition entry %q is not a plain relative path", p)
-		}
-		items = append(items, item{p, e.IsDir})
-		return nil
-	})
+	items, err := wantedItems(boot)
 	if err != nil {
 		return nil, err
-	}
-	hasKernel := slices.ContainsFunc(items, func(it item) bool { return strings.EqualFold(it.path, Kernel) })
-	hasDTB := slices.ContainsFunc(items, func(it item) bool {
-		return !strings.Contains(it.path, "/") && strings.HasSuffix(strings.ToLower(it.path), ".dtb")
-	})
-	if !hasKernel || !hasDTB {
-		return nil, fmt.Errorf("%w (kernel %s: %v, bcm2712*.dtb: %v)", ErrNotPi5, Kernel, hasKernel, hasDTB)
 	}
 
 	var created []string // files and directories this call made, to undo on error
@@ -165,6 +141,42 @@ func Copy(r io.ReaderAt, size int64, dir string) (files []string, err error) {
 	}
 	slices.Sort(files)
 	return files, nil
+}
+
+// item is a file or directory of the boot partition that Copy copies.
+type item struct {
+	path string
+	dir  bool
+}
+
+// wantedItems lists the netboot files and directories of boot (see Wanted); the
+// partition must hold the Pi 5 kernel and a device tree, else ErrNotPi5.
+func wantedItems(boot *fat.FS) ([]item, error) {
+	var items []item
+	err := boot.Walk(func(p string, e fat.Entry) error {
+		if !Wanted(p) && !(e.IsDir && strings.EqualFold(p, "overlays")) {
+			if e.IsDir {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if !filepath.IsLocal(filepath.FromSlash(p)) {
+			return fmt.Errorf("boot partition entry %q is not a plain relative path", p)
+		}
+		items = append(items, item{p, e.IsDir})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	hasKernel := slices.ContainsFunc(items, func(it item) bool { return strings.EqualFold(it.path, Kernel) })
+	hasDTB := slices.ContainsFunc(items, func(it item) bool {
+		return !strings.Contains(it.path, "/") && strings.HasSuffix(strings.ToLower(it.path), ".dtb")
+	})
+	if !hasKernel || !hasDTB {
+		return nil, fmt.Errorf("%w (kernel %s: %v, bcm2712*.dtb: %v)", ErrNotPi5, Kernel, hasKernel, hasDTB)
+	}
+	return items, nil
 }
 
 func mkdirAll(d string, mkdir func(string) error) error {

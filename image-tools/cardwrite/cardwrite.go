@@ -12,7 +12,6 @@
 package cardwrite
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -22,10 +21,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/rpi-deploy/rpi-deploy/image-tools/blockdev"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
@@ -38,21 +34,6 @@ const ChunkSize = 4 << 20
 // ErrRefused: the target is not a card this package will write to.
 var ErrRefused = errors.New("refusing to write")
 
-// System is where the package looks at the running system; the zero value means the
-// real /proc/self/mountinfo, /proc/swaps and /sys.
-type System struct {
-	MountInfo string // default /proc/self/mountinfo
-	Swaps     string // default /proc/swaps
-	Sys       string // default /sys
-}
-
-func (s System) path(p, def string) string {
-	if p == "" {
-		return def
-	}
-	return p
-}
-
 // devInfo is a block device's kernel name and number.
 type devInfo struct {
 	name     string // sda, loop3, mmcblk0
@@ -60,110 +41,6 @@ type devInfo struct {
 	disk     string // the whole disk's name (name itself for a disk)
 	partOf   bool   // name is a partition of disk
 	holdersN int
-}
-
-func (s System) info(path string) (devInfo, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return devInfo{}, err
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFBLK {
-		return devInfo{}, fmt.Errorf("%w: %q is not a block device", ErrRefused, path)
-	}
-	return s.infoOf(fmt.Sprintf("%d:%d", unix.Major(uint64(st.Rdev)), unix.Minor(uint64(st.Rdev))))
-}
-
-// infoOf looks a device number up in /sys/dev/block.
-func (s System) infoOf(majMin string) (devInfo, error) {
-	sys := s.path(s.Sys, "/sys")
-	link, err := filepath.EvalSymlinks(filepath.Join(sys, "dev", "block", majMin))
-	if err != nil {
-		return devInfo{}, fmt.Errorf("device %s in sysfs: %w", majMin, err)
-	}
-	d := devInfo{name: filepath.Base(link), majMin: majMin, disk: filepath.Base(link)}
-	if _, err := os.Stat(filepath.Join(link, "partition")); err == nil {
-		d.partOf, d.disk = true, filepath.Base(filepath.Dir(link))
-	}
-	holders, _ := os.ReadDir(filepath.Join(link, "holders"))
-	d.holdersN = len(holders)
-	return d, nil
-}
-
-// Check refuses a target that is not a whole block device, is the running system's
-// disk, is mounted (it or a partition), is swap, or is held by another device.
-func (s System) Check(path string) error {
-	d, err := s.info(path)
-	if err != nil {
-		if errors.Is(err, ErrRefused) {
-			return err
-		}
-		return fmt.Errorf("%w: %q: %w", ErrRefused, path, err)
-	}
-	if d.partOf {
-		return fmt.Errorf("%w: %q is partition %s of %s; give the whole card (/dev/%s)", ErrRefused, path, d.name, d.disk, d.disk)
-	}
-	if d.holdersN > 0 {
-		return fmt.Errorf("%w: %q is held by another device (device mapper, RAID)", ErrRefused, path)
-	}
-	f, err := os.Open(s.path(s.MountInfo, "/proc/self/mountinfo"))
-	if err != nil {
-		return fmt.Errorf("read mounts: %w", err)
-	}
-	defer f.Close()
-	var mounted []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 || strings.HasPrefix(fields[2], "0:") {
-			continue // a virtual file system has no block device
-		}
-		m, err := s.infoOf(fields[2])
-		if err != nil || m.disk != d.disk {
-			continue
-		}
-		if fields[4] == "/" {
-			return fmt.Errorf("%w: %q holds the running system (mounted at /)", ErrRefused, path)
-		}
-		mounted = append(mounted, "/dev/"+m.name+" at "+unescape(fields[4]))
-	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("read mounts: %w", err)
-	}
-	if len(mounted) > 0 {
-		return fmt.Errorf("%w: %q is mounted (%s); unmount it first", ErrRefused, path, strings.Join(mounted, ", "))
-	}
-	swaps, _ := os.ReadFile(s.path(s.Swaps, "/proc/swaps"))
-	for _, line := range strings.Split(string(swaps), "\n") {
-		dev, _, _ := strings.Cut(line, " ")
-		if !strings.HasPrefix(dev, "/dev/") {
-			continue
-		}
-		if m, err := s.info(dev); err == nil && m.disk == d.disk {
-			return fmt.Errorf("%w: %q is used as swap (%s)", ErrRefused, path, dev)
-		}
-	}
-	return nil
-}
-
-// unescape undoes mountinfo's octal escapes (\040 for a space).
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var c byte
-			if _, err := fmt.Sscanf(s[i+1:i+4], "%3o", &c); err == nil {
-				b.WriteByte(c)
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // Options tune Write.
@@ -255,14 +132,15 @@ func Write(ctx context.Context, p *Plan, targets []string, opt Options) ([]Resul
 	return res, errors.Join(errs...)
 }
 
+// writeOne writes the image to one checked card: the first block zeroed, the other
+// chunks written and read back, then the first chunk written and read back.
 func (p *Plan) writeOne(ctx context.Context, target string, opt Options) (err error) {
 	src, err := os.Open(p.path)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	// O_EXCL: the kernel refuses (EBUSY) a block device that is mounted or in use.
-	f, err := blockdev.Open(target, os.O_RDWR|unix.O_EXCL)
+	f, err := openCard(target)
 	if err != nil {
 		return fmt.Errorf("open target %q: %w", target, err)
 	}
@@ -278,21 +156,34 @@ func (p *Plan) writeOne(ctx context.Context, target string, opt Options) (err er
 	if size < p.m.Size {
 		return fmt.Errorf("%w: %q has %d bytes, the image needs %d", ErrRefused, target, size, p.m.Size)
 	}
-	count := func(fn func(int64), n int) {
-		if fn != nil {
-			fn(int64(n))
-		}
+	buf := blockdev.AlignedBuffer(ChunkSize)
+	if err := p.writeBody(ctx, src, f, buf, opt); err != nil {
+		return err
 	}
-	// Unbootable from now on.
+	var last int64
+	if _, err := readback.Verify(ctx, target, p.m, readback.Options{
+		Full: true,
+		Skip: func(i int) bool { return i == 0 },
+		Progress: func(done, _ int64) {
+			count(opt.ReadBack, done-last)
+			last = done
+		},
+	}); err != nil {
+		return fmt.Errorf("read back %q: %w", target, err)
+	}
+	return p.writeHead(src, f, buf, opt)
+}
+
+// writeBody zeroes the card's first block (it is unbootable from then on) and writes
+// every chunk but the first, then syncs.
+func (p *Plan) writeBody(ctx context.Context, src io.ReaderAt, f *blockdev.File, buf []byte, opt Options) error {
 	if _, err := f.WriteAt(blockdev.AlignedBuffer(blockdev.Align), 0); err != nil {
-		return fmt.Errorf("zero the first block of %q: %w", target, err)
+		return fmt.Errorf("zero the first block of %q: %w", f.Path(), err)
 	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %q: %w", target, err)
+		return fmt.Errorf("sync %q: %w", f.Path(), err)
 	}
-	buf := blockdev.AlignedBuffer(ChunkSize)
-	n := len(p.m.Chunks)
-	for i := 1; i < n; i++ {
+	for i := 1; i < len(p.m.Chunks); i++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -301,47 +192,48 @@ func (p *Plan) writeOne(ctx context.Context, target string, opt Options) (err er
 			return fmt.Errorf("read image: %w", err)
 		}
 		if _, err := f.WriteAt(buf[:r.Length], r.Offset); err != nil {
-			return fmt.Errorf("write [%d,+%d) to %q: %w", r.Offset, r.Length, target, err)
+			return fmt.Errorf("write [%d,+%d) to %q: %w", r.Offset, r.Length, f.Path(), err)
 		}
-		count(opt.Written, int(r.Length))
+		count(opt.Written, r.Length)
 	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %q: %w", target, err)
+		return fmt.Errorf("sync %q: %w", f.Path(), err)
 	}
-	var last int64
-	if _, err := readback.Verify(ctx, target, p.m, readback.Options{
-		Full: true,
-		Skip: func(i int) bool { return i == 0 },
-		Progress: func(done, _ int64) {
-			count(opt.ReadBack, int(done-last))
-			last = done
-		},
-	}); err != nil {
-		return fmt.Errorf("read back %q: %w", target, err)
-	}
+	return nil
+}
+
+// writeHead writes the first chunk (the partition table) last, syncs and reads it
+// back; a card whose first chunk differs is made unbootable again.
+func (p *Plan) writeHead(src io.ReaderAt, f *blockdev.File, buf []byte, opt Options) error {
 	r := p.m.ChunkRange(0)
 	head := buf[:r.Length]
 	if _, err := src.ReadAt(head, 0); err != nil && err != io.EOF {
 		return fmt.Errorf("read image: %w", err)
 	}
 	if _, err := f.WriteAt(head, 0); err != nil {
-		return fmt.Errorf("write the first chunk to %q: %w", target, err)
+		return fmt.Errorf("write the first chunk to %q: %w", f.Path(), err)
 	}
-	count(opt.Written, len(head))
+	count(opt.Written, int64(len(head)))
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %q: %w", target, err)
+		return fmt.Errorf("sync %q: %w", f.Path(), err)
 	}
 	back := blockdev.AlignedBuffer(len(head))
 	if _, err := f.ReadAt(back, 0); err != nil {
-		return fmt.Errorf("read back the first chunk of %q: %w", target, err)
+		return fmt.Errorf("read back the first chunk of %q: %w", f.Path(), err)
 	}
-	count(opt.ReadBack, len(back))
+	count(opt.ReadBack, int64(len(back)))
 	if !bytes.Equal(back, head) {
 		f.WriteAt(blockdev.AlignedBuffer(blockdev.Align), 0)
 		f.Sync()
-		return fmt.Errorf("read back %q: %w: the first chunk differs", target, readback.ErrMismatch)
+		return fmt.Errorf("read back %q: %w: the first chunk differs", f.Path(), readback.ErrMismatch)
 	}
-	// Let the kernel see the new partition table; a reader without partitions refuses.
-	_ = unix.IoctlSetInt(int(f.Fd()), unix.BLKRRPART, 0)
+	rereadPartitions(f)
 	return nil
+}
+
+// count calls fn (if set) with n.
+func count(fn func(int64), n int64) {
+	if fn != nil {
+		fn(n)
+	}
 }

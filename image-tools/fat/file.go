@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"time"
 
 	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
 )
@@ -199,17 +200,11 @@ func (f *FS) WriteFile(name string, data []byte) error {
 	if f.failed != nil {
 		return fmt.Errorf("write %q: %w", name, f.failed)
 	}
-	parts := splitPath(name)
-	if len(parts) == 0 {
-		return &fs.PathError{Op: "write", Path: name, Err: ErrIsDir}
-	}
-	base := parts[len(parts)-1]
-	if err := validLong(base); err != nil {
+	parts, err := checkWrite(name, len(data))
+	if err != nil {
 		return &fs.PathError{Op: "write", Path: name, Err: err}
 	}
-	if int64(len(data)) > 0xFFFFFFFF {
-		return &fs.PathError{Op: "write", Path: name, Err: fmt.Errorf("%w: %d bytes is more than a FAT file holds", ErrNoSpace, len(data))}
-	}
+	base := parts[len(parts)-1]
 	d, err := f.walkTo("write", name, parts[:len(parts)-1])
 	if err != nil {
 		return err
@@ -232,18 +227,7 @@ func (f *FS) WriteFile(name string, data []byte) error {
 		}
 		slot = old.pos
 	} else {
-		sfn, flags, needLFN := shortName(base, func(s [11]byte) bool {
-			for _, e := range d.entries() {
-				if e.sfn == s {
-					return true
-				}
-			}
-			return false
-		})
-		if needLFN {
-			ents = append(ents, lfnEntries(base, checksum(sfn))...)
-		}
-		ents = append(ents, shortEntry(sfn, flags, attrArchive, 0, 0, now))
+		ents = newEntries(d, base, now)
 		if slot = d.freeSlot(len(ents)); slot < 0 {
 			if d.chain == nil {
 				return &fs.PathError{Op: "write", Path: name, Err: fmt.Errorf("%w: the FAT16 root directory is full", ErrNoSpace)}
@@ -256,14 +240,9 @@ func (f *FS) WriteFile(name string, data []byte) error {
 	if grow {
 		extra = int((int64(len(ents)*entrySize) + f.clusterSize - 1) / f.clusterSize)
 	}
-	freeFirst := false
-	switch {
-	case need+extra <= int(f.free):
-	case need+extra <= int(f.free)+len(oldChain):
-		freeFirst = true
-	default:
-		return &fs.PathError{Op: "write", Path: name, Err: fmt.Errorf("%w: %d bytes need %d clusters of %d bytes, %d free",
-			ErrNoSpace, len(data), need+extra, f.clusterSize, int(f.free)+len(oldChain))}
+	freeFirst, err := f.room(len(data), need+extra, len(oldChain))
+	if err != nil {
+		return &fs.PathError{Op: "write", Path: name, Err: err}
 	}
 
 	// From here on the device changes. Errors are I/O errors of the device.
@@ -271,56 +250,19 @@ func (f *FS) WriteFile(name string, data []byte) error {
 		f.freeChain(oldChain)
 		oldChain = nil
 	}
-	var cs []uint32
-	if need > 0 {
-		if cs, err = f.alloc(need); err != nil {
-			return fmt.Errorf("write %q: %w", name, err)
-		}
-		if err := f.writeChain(cs, data); err != nil {
-			return fmt.Errorf("write %q: %w", name, err)
-		}
+	first, err := f.writeData(data, need)
+	if err != nil {
+		return fmt.Errorf("write %q: %w", name, err)
 	}
 	if grow {
-		add, err := f.alloc(extra)
-		if err != nil {
-			return fmt.Errorf("write %q: grow directory: %w", name, err)
-		}
-		if err := f.writeChain(add, nil); err != nil {
-			return fmt.Errorf("write %q: grow directory: %w", name, err)
-		}
-		f.set(d.chain[len(d.chain)-1], add[0])
-		d.chain = append(d.chain, add...)
-		d.data = append(d.data, make([]byte, int64(len(add))*f.clusterSize)...)
-		// The run of free entries may start in the old last cluster: an entry of
-		// 0x00 there ends the directory for every reader, so it must be used first.
-		if slot = d.freeSlot(len(ents)); slot < 0 {
-			return fmt.Errorf("write %q: %w: no free directory slot after growing", name, ErrCorrupt)
+		if slot, err = f.growDir(d, extra, len(ents)); err != nil {
+			return fmt.Errorf("write %q: %w", name, err)
 		}
 	}
 	if err := f.flush(); err != nil {
 		return fmt.Errorf("write %q: %w", name, err)
 	}
-	var first uint32
-	if len(cs) > 0 {
-		first = cs[0]
-	}
-	if exists {
-		e := d.data[slot : slot+entrySize]
-		var sfn [11]byte
-		copy(sfn[:], e[:11])
-		ne := shortEntry(sfn, e[12], e[11]|attrArchive, first, uint32(len(data)), now)
-		copy(ne[13:20], e[13:20]) // keep creation time and date
-		copy(e, ne[:])
-	} else {
-		ents[len(ents)-1] = shortEntry([11]byte(ents[len(ents)-1][:11]), ents[len(ents)-1][12], attrArchive, first, uint32(len(data)), now)
-		for i, en := range ents {
-			copy(d.data[slot+i*entrySize:], en[:])
-		}
-	}
-	n := 1
-	if !exists {
-		n = len(ents)
-	}
+	n := setEntries(d, slot, ents, first, uint32(len(data)), now)
 	if err := f.writeBack(d, slot, slot+n*entrySize); err != nil {
 		return fmt.Errorf("write %q: %w", name, err)
 	}
@@ -331,6 +273,112 @@ func (f *FS) WriteFile(name string, data []byte) error {
 		return fmt.Errorf("write %q: %w", name, err)
 	}
 	return nil
+}
+
+// checkWrite splits name into its path parts and checks that a file of size bytes may
+// be written there: a valid long name, not the root, at most 4 GiB - 1.
+func checkWrite(name string, size int) ([]string, error) {
+	parts := splitPath(name)
+	if len(parts) == 0 {
+		return nil, ErrIsDir
+	}
+	if err := validLong(parts[len(parts)-1]); err != nil {
+		return nil, err
+	}
+	if int64(size) > 0xFFFFFFFF {
+		return nil, fmt.Errorf("%w: %d bytes is more than a FAT file holds", ErrNoSpace, size)
+	}
+	return parts, nil
+}
+
+// room reports whether need clusters (for size bytes) are free (false), or free once
+// the old contents' old clusters are (true); else ErrNoSpace.
+func (f *FS) room(size, need, old int) (freeFirst bool, err error) {
+	switch {
+	case need <= int(f.free):
+		return false, nil
+	case need <= int(f.free)+old:
+		return true, nil
+	}
+	return false, fmt.Errorf("%w: %d bytes need %d clusters of %d bytes, %d free",
+		ErrNoSpace, size, need, f.clusterSize, int(f.free)+old)
+}
+
+// writeData writes data into need newly allocated clusters and returns the first
+// (0 for no data).
+func (f *FS) writeData(data []byte, need int) (uint32, error) {
+	if need == 0 {
+		return 0, nil
+	}
+	cs, err := f.alloc(need)
+	if err != nil {
+		return 0, err
+	}
+	if err := f.writeChain(cs, data); err != nil {
+		return 0, err
+	}
+	return cs[0], nil
+}
+
+// newEntries makes the directory entries of a new file base in d: long-name entries
+// where the name needs them, then the short entry (no contents yet).
+func newEntries(d *dir, base string, now time.Time) [][entrySize]byte {
+	var ents [][entrySize]byte
+	sfn, flags, needLFN := shortName(base, func(s [11]byte) bool {
+		for _, e := range d.entries() {
+			if e.sfn == s {
+				return true
+			}
+		}
+		return false
+	})
+	if needLFN {
+		ents = append(ents, lfnEntries(base, checksum(sfn))...)
+	}
+	return append(ents, shortEntry(sfn, flags, attrArchive, 0, 0, now))
+}
+
+// growDir adds extra zeroed clusters to the directory d and returns the slot where n
+// new entries now fit.
+func (f *FS) growDir(d *dir, extra, n int) (int, error) {
+	add, err := f.alloc(extra)
+	if err != nil {
+		return 0, fmt.Errorf("grow directory: %w", err)
+	}
+	if err := f.writeChain(add, nil); err != nil {
+		return 0, fmt.Errorf("grow directory: %w", err)
+	}
+	f.set(d.chain[len(d.chain)-1], add[0])
+	d.chain = append(d.chain, add...)
+	d.data = append(d.data, make([]byte, int64(len(add))*f.clusterSize)...)
+	// The run of free entries may start in the old last cluster: an entry of
+	// 0x00 there ends the directory for every reader, so it must be used first.
+	slot := d.freeSlot(n)
+	if slot < 0 {
+		return 0, fmt.Errorf("%w: no free directory slot after growing", ErrCorrupt)
+	}
+	return slot, nil
+}
+
+// setEntries points the file's entry at slot of d to its first cluster and size, and
+// returns how many entries it changed: ents == nil updates the existing short entry
+// (keeping its name, case bits and creation time); else ents are the new file's.
+func setEntries(d *dir, slot int, ents [][entrySize]byte, first, size uint32, now time.Time) int {
+	if ents == nil {
+		e := d.data[slot : slot+entrySize]
+		var sfn [11]byte
+		copy(sfn[:], e[:11])
+		ne := shortEntry(sfn, e[12], e[11]|attrArchive, first, size, now)
+		copy(ne[13:20], e[13:20]) // keep creation time and date
+		copy(e, ne[:])
+		return 1
+	}
+	last := ents[len(ents)-1]
+	ents[len(ents)-1] = shortEntry([11]byte(last[:11]), last[12], attrArchive, first, size, now)
+	for i, en := range ents {
+		copy(d.data[slot+i*entrySize:], en[:])
+	}
+	return len(ents)
 }
 
 // Remove deletes the file name: its long-name and short entries are marked deleted

@@ -194,58 +194,13 @@ func Decompress(ctx context.Context, path string, f Format, dir string, prog io.
 	counted.bar = bar
 	defer func() { bar.Finish(err == nil) }()
 
-	var r io.Reader
-	var wait func() error
-	switch f {
-	case Gzip:
-		zr, err := gzip.NewReader(bufio.NewReaderSize(counted, 1<<20))
-		if err != nil {
-			return nil, 0, fmt.Errorf("decompress %q: gzip: %w", path, err)
-		}
-		defer zr.Close()
-		r, wait = zr, func() error { return nil }
-	case Zstd:
-		zr, err := zstd.NewReader(counted, zstd.WithDecoderConcurrency(1))
-		if err != nil {
-			return nil, 0, err
-		}
-		defer zr.Close()
-		r, wait = zr, func() error { return nil }
-	case XZ:
-		cmd := exec.CommandContext(ctx, "xz", "--decompress", "--stdout", "--threads=0")
-		cmd.Stdin = counted
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			return nil, 0, err
-		}
-		if err := cmd.Start(); err != nil {
-			return nil, 0, fmt.Errorf("decompress %q: start xz (package xz-utils): %w", path, err)
-		}
-		r = out
-		wait = func() error {
-			if err := cmd.Wait(); err != nil {
-				msg := strings.TrimPrefix(strings.TrimSpace(strings.ReplaceAll(stderr.String(), "(stdin)", filepath.Base(path))), "xz: ")
-				if msg == "" {
-					msg = err.Error()
-				}
-				return errors.New(msg)
-			}
-			return nil
-		}
-		defer func() {
-			if err != nil && cmd.Process != nil {
-				cmd.Process.Kill()
-				cmd.Wait()
-			}
-		}()
-	default:
-		return nil, 0, fmt.Errorf("decompress %q: format %s is not compressed", path, f)
+	r, finish, err := decoder(ctx, path, f, counted)
+	if err != nil {
+		return nil, 0, err
 	}
-
 	out, err := os.CreateTemp(dir, ".rpi-image-raw-*")
 	if err != nil {
+		finish(true)
 		return nil, 0, fmt.Errorf("decompress %q: %w", path, err)
 	}
 	defer func() {
@@ -255,7 +210,7 @@ func Decompress(ctx context.Context, path string, f Format, dir string, prog io.
 		}
 	}()
 	n, copyErr := copySparse(ctx, out, r)
-	waitErr := wait()
+	waitErr := finish(copyErr != nil)
 	switch {
 	case waitErr != nil:
 		return nil, 0, fmt.Errorf("decompress %q: %s: %w", path, f, waitErr)
@@ -266,6 +221,60 @@ func Decompress(ctx context.Context, path string, f Format, dir string, prog io.
 		return nil, 0, fmt.Errorf("decompress %q: %s: %w", path, f, copyErr)
 	}
 	return out, n, nil
+}
+
+// decoder starts decoding in, the file path of format f. finish ends the decoder and
+// returns its own error; failed (the output could not be written) stops it first, and
+// then its error is not asked for.
+func decoder(ctx context.Context, path string, f Format, in io.Reader) (r io.Reader, finish func(failed bool) error, err error) {
+	switch f {
+	case Gzip:
+		zr, err := gzip.NewReader(bufio.NewReaderSize(in, 1<<20))
+		if err != nil {
+			return nil, nil, fmt.Errorf("decompress %q: gzip: %w", path, err)
+		}
+		return zr, func(bool) error { zr.Close(); return nil }, nil // read errors come from Read
+	case Zstd:
+		zr, err := zstd.NewReader(in, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return nil, nil, err
+		}
+		return zr, func(bool) error { zr.Close(); return nil }, nil
+	case XZ:
+		return xzDecoder(ctx, path, in)
+	}
+	return nil, nil, fmt.Errorf("decompress %q: format %s is not compressed", path, f)
+}
+
+// xzDecoder runs the xz program (xz-utils) over in; its error messages name path.
+func xzDecoder(ctx context.Context, path string, in io.Reader) (io.Reader, func(failed bool) error, error) {
+	cmd := exec.CommandContext(ctx, "xz", "--decompress", "--stdout", "--threads=0")
+	cmd.Stdin = in
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, fmt.Errorf("decompress %q: start xz (package xz-utils): %w", path, err)
+	}
+	finish := func(failed bool) error {
+		if failed {
+			cmd.Process.Kill() // it may be blocked writing to a pipe no one reads
+			cmd.Wait()
+			return nil
+		}
+		if err := cmd.Wait(); err != nil {
+			msg := strings.TrimPrefix(strings.TrimSpace(strings.ReplaceAll(stderr.String(), "(stdin)", filepath.Base(path))), "xz: ")
+			if msg == "" {
+				msg = err.Error()
+			}
+			return errors.New(msg)
+		}
+		return nil
+	}
+	return out, finish, nil
 }
 
 // copySparse copies r into the empty file w, leaving holes where 64 KiB blocks are all

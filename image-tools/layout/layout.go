@@ -117,10 +117,19 @@ func Analyze(r io.ReaderAt, size int64) (*Layout, error) {
 		lay.Partitions = append(lay.Partitions, mp)
 	}
 	lay.Ranges = Normalize(ranges, size)
+	if err := lay.describe(boot, root); err != nil {
+		return nil, err
+	}
+	return lay, nil
+}
+
+// describe fills in what the boot partition (its root directory) and the root file
+// system (its os-release) say, and the first-boot mechanism they carry. Either may be nil.
+func (lay *Layout) describe(boot *fat.FS, root *ext4.FS) error {
 	if boot != nil {
 		ents, err := boot.ReadDir("")
 		if err != nil {
-			return nil, fmt.Errorf("boot partition: read root directory: %w", err)
+			return fmt.Errorf("boot partition: read root directory: %w", err)
 		}
 		for _, e := range ents {
 			name := e.Name
@@ -137,7 +146,7 @@ func Analyze(r io.ReaderAt, size int64) (*Layout, error) {
 		lay.OSRelease = osr["PRETTY_NAME"]
 	}
 	lay.FirstBoot = FirstBoot(boot, root, osr)
-	return lay, nil
+	return nil
 }
 
 // HasTable reports whether sector 0 of the image ends with the 0x55AA boot signature

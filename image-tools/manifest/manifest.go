@@ -22,9 +22,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/rpi-deploy/rpi-deploy/image-tools/internal/atomicfile"
 )
 
 // Version is the manifest format version this package writes and reads.
@@ -293,28 +294,16 @@ func (m *Manifest) Encode(w io.Writer) error {
 	return enc.Encode(m)
 }
 
-// Save validates m and writes it to path atomically (temp file, fsync, rename).
+// Save validates m and writes it to path atomically (package atomicfile: temporary
+// file, fsync, rename; mode 0644). On error an existing file at path stays as it was.
 func (m *Manifest) Save(path string) error {
 	if err := m.Validate(); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".manifest-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := m.Encode(tmp); err != nil {
-		tmp.Close()
+	if err := atomicfile.Write(path, m.Encode); err != nil {
 		return fmt.Errorf("write manifest %q: %w", path, err)
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return nil
 }
 
 // PathFor returns the manifest path that belongs beside a packed image:

@@ -190,6 +190,57 @@ func hashKey(parts ...[]byte) string {
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
+// lockCache takes the flavour's lock in the cache directory (flock, so that parallel
+// test processes build an image once) and returns its release.
+func lockCache(dir, flavour string) (unlock func(), err error) {
+	lock, err := os.OpenFile(filepath.Join(dir, flavour+".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("lock %s: %w", lock.Name(), err)
+	}
+	return func() {
+		unix.Flock(int(lock.Fd()), unix.LOCK_UN)
+		lock.Close()
+	}, nil
+}
+
+// assemble turns the root file system tar into the image in dir tmp: the kernel's
+// modules staged into the root and into an initrd, assembleScript run over them, and
+// the kernel copied beside (master.img, initrd.img, vmlinuz); the staging goes again.
+func assemble(ctx context.Context, o Options, tar, kver, diskID, tmp string, log io.Writer) error {
+	tree, err := kmod.Open(filepath.Join(o.KernelDir, "modules"))
+	if err != nil {
+		return err
+	}
+	modules := filepath.Join(tmp, "modules")
+	if err := stageRootModules(tree, filepath.Join(modules, "lib", "modules", kver)); err != nil {
+		return err
+	}
+	initrd := filepath.Join(tmp, "initrd")
+	if err := stageInitrd(ctx, tree, initrd); err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, "bash", "-c", string(assembleScript))
+	cmd.Env = append(os.Environ(), "ROOTFS_TAR="+tar, "FLAVOUR="+o.Flavour, "KVER="+kver,
+		"MODULES="+modules, "INITRD="+initrd, "DISK_ID="+diskID, "OUT="+tmp)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("assemble %s: %w", o.Flavour, err)
+	}
+	if err := copyFile(filepath.Join(o.KernelDir, "vmlinuz"), filepath.Join(tmp, "vmlinuz")); err != nil {
+		return err
+	}
+	for _, d := range []string{modules, initrd} {
+		if err := os.RemoveAll(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Build returns the image of o.Flavour from the cache, building it first when the
 // cache has no entry for these inputs. Building needs root, mmdebstrap, qemu-user
 // binfmt for arm64 and the machine's Debian mirror.
@@ -219,15 +270,11 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 	if err := os.MkdirAll(o.CacheDir, 0o755); err != nil {
 		return nil, err
 	}
-	lock, err := os.OpenFile(filepath.Join(o.CacheDir, o.Flavour+".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	unlock, err := lockCache(o.CacheDir, o.Flavour)
 	if err != nil {
 		return nil, err
 	}
-	defer lock.Close()
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
-		return nil, fmt.Errorf("lock %s: %w", lock.Name(), err)
-	}
-	defer unix.Flock(int(lock.Fd()), unix.LOCK_UN)
+	defer unlock()
 
 	if b, err := os.ReadFile(filepath.Join(img.Dir, "info.json")); err == nil {
 		if err := json.Unmarshal(b, &img.Info); err != nil {
@@ -253,32 +300,8 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 	rootfsTook := time.Since(start)
 	fmt.Fprintf(log, "osimg: %s root file system in %.0f s\n", o.Flavour, rootfsTook.Seconds())
 
-	tree, err := kmod.Open(filepath.Join(o.KernelDir, "modules"))
-	if err != nil {
+	if err := assemble(ctx, o, tar, kver, img.DiskID, tmp, log); err != nil {
 		return nil, err
-	}
-	modules := filepath.Join(tmp, "modules")
-	if err := stageRootModules(tree, filepath.Join(modules, "lib", "modules", kver)); err != nil {
-		return nil, err
-	}
-	initrd := filepath.Join(tmp, "initrd")
-	if err := stageInitrd(ctx, tree, initrd); err != nil {
-		return nil, err
-	}
-	cmd := exec.CommandContext(ctx, "bash", "-c", string(assembleScript))
-	cmd.Env = append(os.Environ(), "ROOTFS_TAR="+tar, "FLAVOUR="+o.Flavour, "KVER="+kver,
-		"MODULES="+modules, "INITRD="+initrd, "DISK_ID="+img.DiskID, "OUT="+tmp)
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("assemble %s: %w", o.Flavour, err)
-	}
-	if err := copyFile(filepath.Join(o.KernelDir, "vmlinuz"), filepath.Join(tmp, "vmlinuz")); err != nil {
-		return nil, err
-	}
-	for _, d := range []string{modules, initrd} {
-		if err := os.RemoveAll(d); err != nil {
-			return nil, err
-		}
 	}
 	img.Info = BuildInfo{Key: key, KernelPackage: strings.TrimSpace(string(kpkg)),
 		Seconds: time.Since(start).Seconds(), RootfsSeconds: rootfsTook.Seconds(),

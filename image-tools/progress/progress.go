@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 )
 
 // Bar counts bytes done out of a total and prints them to a writer. A nil *Bar and a
@@ -50,14 +50,12 @@ func Start(w io.Writer, label string, total int64) *Bar {
 	return b
 }
 
-// IsTerminal reports whether w is a character device that answers terminal ioctls.
+// IsTerminal reports whether w is a terminal: an *os.File that answers the terminal
+// ioctls (Linux, macOS) or console mode calls (Windows). It is the one TTY check of
+// rpi-image and rpi-agent.
 func IsTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // Add records n more bytes done.

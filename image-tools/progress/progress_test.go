@@ -7,7 +7,7 @@ import (
 )
 
 func TestBytes(t *testing.T) {
-	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.00 KiB", 3 << 20: "3.00 MiB", 1300 << 20: "1.27 GiB"} {
+	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.00 KiB", 3 << 20: "3.00 MiB", 1300 << 20: "1.27 GiB", 5 << 40: "5.00 TiB", 6 << 50: "6.00 PiB", 1<<62 + 1<<61: "6144.00 PiB"} {
 		if got := Bytes(n); got != want {
 			t.Errorf("Bytes(%d) = %q, want %q", n, got, want)
 		}

@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
+	progbar "github.com/rpi-deploy/rpi-deploy/image-tools/progress"
 )
 
 // Options of a push.
@@ -66,27 +67,11 @@ var ErrRejected = errors.New("server rejected the upload")
 // Push uploads the image, resuming where the server stands, and returns when the
 // server reports it ready.
 func Push(ctx context.Context, opt Options) error {
-	mpath := manifest.PathFor(opt.Image)
-	raw, err := os.ReadFile(mpath)
-	if err != nil {
-		return fmt.Errorf("read manifest: %w", err)
-	}
-	m, err := manifest.Decode(bytes.NewReader(raw))
-	if err != nil {
-		return fmt.Errorf("manifest %q: %w", mpath, err)
-	}
-	f, err := os.Open(opt.Image)
+	raw, m, f, err := open(opt.Image)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if fi.Size() != m.CompressedSize {
-		return fmt.Errorf("image %q is %d bytes, its manifest says compressed_size %d", opt.Image, fi.Size(), m.CompressedSize)
-	}
 	if opt.Retries <= 0 {
 		opt.Retries = 5
 	}
@@ -108,7 +93,41 @@ func Push(ctx context.Context, opt Options) error {
 		p.printf("push %s: already on the server\n", m.Name)
 		return nil
 	}
-	prog := newProgress(opt.Progress, m.Name, m.CompressedSize, st.Offset)
+	return p.upload(ctx, f, m, st)
+}
+
+// open reads the manifest beside image (its raw bytes and decoded) and opens the
+// image, which must be as long as the manifest says.
+func open(image string) ([]byte, *manifest.Manifest, *os.File, error) {
+	mpath := manifest.PathFor(image)
+	raw, err := os.ReadFile(mpath)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("read manifest: %w", err)
+	}
+	m, err := manifest.Decode(bytes.NewReader(raw))
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("manifest %q: %w", mpath, err)
+	}
+	f, err := os.Open(image)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && fi.Size() != m.CompressedSize {
+		err = fmt.Errorf("image %q is %d bytes, its manifest says compressed_size %d", image, fi.Size(), m.CompressedSize)
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, nil, err
+	}
+	return raw, m, f, nil
+}
+
+// upload sends the image's bytes from where the server stands (st) until the server
+// reports it ready. After a failed request it asks the server where it stands and
+// resumes there; opt.Retries failures in a row without progress end it.
+func (p *pusher) upload(ctx context.Context, f io.ReaderAt, m *manifest.Manifest, st State) error {
+	prog := newProgress(p.opt.Progress, m.Name, m.CompressedSize, st.Offset)
 	defer prog.stop()
 	failures := 0
 	for {
@@ -141,7 +160,7 @@ func Push(ctx context.Context, opt Options) error {
 		} else {
 			failures++
 		}
-		if failures >= opt.Retries {
+		if failures >= p.opt.Retries {
 			return fmt.Errorf("push %s: %d attempts without progress: %w", m.Name, failures, err)
 		}
 		p.printf("\npush %s: %v; resuming at %d\n", m.Name, err, now.Offset)
@@ -279,13 +298,14 @@ func (p *progress) line(prefix string) {
 	el := time.Since(p.start).Seconds()
 	rate := 0.0
 	if el > 0 {
-		rate = float64(s-p.first) / el / (1 << 20)
+		rate = float64(s-p.first) / el
 	}
 	pct := 100.0
 	if p.total > 0 {
 		pct = float64(s) * 100 / float64(p.total)
 	}
-	fmt.Fprintf(p.w, "%spush %s: %.1f/%.1f MiB %3.0f%% %.1f MiB/s ", prefix, p.name, float64(s)/(1<<20), float64(p.total)/(1<<20), pct, rate)
+	fmt.Fprintf(p.w, "%spush %s: %s/%s %3.0f%% %s/s ", prefix, p.name,
+		progbar.Bytes(s), progbar.Bytes(p.total), pct, progbar.Bytes(int64(rate)))
 }
 
 func (p *progress) done() {

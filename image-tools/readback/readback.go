@@ -11,10 +11,9 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"sync"
-	"sync/atomic"
 
 	"github.com/rpi-deploy/rpi-deploy/image-tools/blockdev"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/internal/ordered"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
 )
 
@@ -58,7 +57,7 @@ type Options struct {
 }
 
 // Verify reads back the chunks of m from path and compares their hashes with the
-// manifest. It returns how many chunks matched; the error of the first failure found
+// manifest. It returns how many chunks matched before the first failing one, whose error
 // is a *ChunkError (errors.Is(err, ErrMismatch) for wrong bytes).
 func Verify(ctx context.Context, path string, m *manifest.Manifest, opt Options) (int, error) {
 	f, err := blockdev.Open(path, 0)
@@ -73,13 +72,48 @@ func Verify(ctx context.Context, path string, m *manifest.Manifest, opt Options)
 	return VerifyFile(ctx, f, m, opt)
 }
 
-// VerifyFile is Verify on an open file.
+// VerifyFile is Verify on an open file. Chunks are read and hashed on several
+// goroutines and judged in order (package ordered), so the error is always the first
+// failing chunk's and the count is of the chunks before it.
 func VerifyFile(ctx context.Context, f io.ReaderAt, m *manifest.Manifest, opt Options) (int, error) {
-	type job struct {
-		chunk  int
-		ranges []manifest.Range
-		want   string
+	jobs, total := plan(m, opt)
+	workers := opt.Workers
+	if workers <= 0 {
+		workers = 2 * runtime.GOMAXPROCS(0)
 	}
+	workers = min(workers, max(len(jobs), 1))
+	bufs := make(chan []byte, workers)
+	for range workers {
+		bufs <- blockdev.AlignedBuffer(int(m.ChunkSize))
+	}
+	matched, done := 0, int64(0)
+	err := ordered.Map(ctx, len(jobs), workers,
+		func(_ context.Context, k int) (int64, error) {
+			buf := <-bufs
+			defer func() { bufs <- buf }()
+			return jobs[k].check(f, buf, m, opt.Offset)
+		},
+		func(_ int, n int64) error {
+			matched++
+			done += n
+			if opt.Progress != nil {
+				opt.Progress(done, total)
+			}
+			return nil
+		})
+	return matched, err
+}
+
+// job is one chunk to check: its ranges (the whole chunk, or its data ranges) and the
+// hash they must have.
+type job struct {
+	chunk  int
+	ranges []manifest.Range
+	want   string
+}
+
+// plan lists the chunks opt asks for and the bytes they cover.
+func plan(m *manifest.Manifest, opt Options) ([]job, int64) {
 	var jobs []job
 	var total int64
 	for i, c := range m.Chunks {
@@ -99,72 +133,25 @@ func VerifyFile(ctx context.Context, f io.ReaderAt, m *manifest.Manifest, opt Op
 		}
 		jobs = append(jobs, j)
 	}
-	workers := opt.Workers
-	if workers <= 0 {
-		workers = 2 * runtime.GOMAXPROCS(0)
-	}
-	workers = min(workers, max(len(jobs), 1))
+	return jobs, total
+}
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		next, matched atomic.Int64
-		mu            sync.Mutex
-		done          int64
-		firstErr      *ChunkError
-		wg            sync.WaitGroup
-	)
-	fail := func(e *ChunkError) {
-		mu.Lock()
-		if firstErr == nil || e.Chunk < firstErr.Chunk {
-			firstErr = e
+// check reads j's ranges into buf and compares their hash; it returns the bytes read,
+// or a *ChunkError.
+func (j job) check(f io.ReaderAt, buf []byte, m *manifest.Manifest, base int64) (int64, error) {
+	h := sha256.New()
+	var n int64
+	for _, r := range j.ranges {
+		if err := readRange(f, buf, r, base); err != nil {
+			return n, &ChunkError{Chunk: j.chunk, Offset: m.ChunkRange(j.chunk).Offset, Err: err}
 		}
-		mu.Unlock()
-		cancel()
+		h.Write(buf[:r.Length])
+		n += r.Length
 	}
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := blockdev.AlignedBuffer(int(m.ChunkSize))
-			for ctx.Err() == nil {
-				k := int(next.Add(1) - 1)
-				if k >= len(jobs) {
-					return
-				}
-				j := jobs[k]
-				h := sha256.New()
-				var n int64
-				for _, r := range j.ranges {
-					if err := readRange(f, buf, r, opt.Offset); err != nil {
-						fail(&ChunkError{Chunk: j.chunk, Offset: m.ChunkRange(j.chunk).Offset, Err: err})
-						return
-					}
-					h.Write(buf[:r.Length])
-					n += r.Length
-				}
-				if got := hex.EncodeToString(h.Sum(nil)); got != j.want {
-					fail(&ChunkError{Chunk: j.chunk, Offset: m.ChunkRange(j.chunk).Offset, Want: j.want, Got: got, Err: ErrMismatch})
-					return
-				}
-				matched.Add(1)
-				if opt.Progress != nil {
-					mu.Lock()
-					done += n
-					opt.Progress(done, total)
-					mu.Unlock()
-				}
-			}
-		}()
+	if got := hex.EncodeToString(h.Sum(nil)); got != j.want {
+		return n, &ChunkError{Chunk: j.chunk, Offset: m.ChunkRange(j.chunk).Offset, Want: j.want, Got: got, Err: ErrMismatch}
 	}
-	wg.Wait()
-	if firstErr != nil {
-		return int(matched.Load()), firstErr
-	}
-	if err := ctx.Err(); err != nil {
-		return int(matched.Load()), err
-	}
-	return int(matched.Load()), nil
+	return n, nil
 }
 
 // readRange reads r (at most len(buf) bytes) into the start of buf. The length is

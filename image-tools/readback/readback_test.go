@@ -53,6 +53,19 @@ func TestVerify(t *testing.T) {
 		t.Fatalf("err = %v, want a mismatch at chunk 4", err)
 	}
 
+	// Two bad chunks, many workers: the later one may be hashed first, but the error is
+	// always the first chunk's and the count is of the chunks before it.
+	bad[1<<20+65536*2+5] ^= 1
+	if err := os.WriteFile(badPath, bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		n, err := readback.Verify(context.Background(), badPath, m, readback.Options{Workers: 8})
+		if !errors.As(err, &ce) || ce.Chunk != 1 || n != 1 {
+			t.Fatalf("two bad chunks: %d matched, err %v; want 1 matched and a mismatch at chunk 1", n, err)
+		}
+	}
+
 	short := filepath.Join(dir, "short.img")
 	if err := os.WriteFile(short, raw[:5<<20], 0o644); err != nil {
 		t.Fatal(err)

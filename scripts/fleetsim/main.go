@@ -40,36 +40,9 @@ func main() {
 // run is the whole command: 0 every board as expected, 1 not, 2 bad usage or setup,
 // 130 stopped by a signal.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("fleetsim", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var (
-		cfg        fleet.Config
-		mix        = fs.String("mix", "", "scenario shares in percent, e.g. slow=10,flaky=10,badcard=5,reboot=10 (the rest is normal)")
-		image      = fs.String("image", "", "image NAME: the manifest is fetched from SERVER/images/NAME.manifest.json")
-		manifestAt = fs.String("manifest", "", "image manifest file or URL (instead of -image)")
-		token      = fs.String("token", "", "admin token for the server's deployments list (default $RPI_DEPLOY_TOKEN; without one, no server check)")
-		batch      = fs.Int64("batch", 0, "only look at this batch's deployments")
-		jsonOut    = fs.String("json", "", "write the report as JSON to this file")
-		quiet      = fs.Bool("quiet", false, "no per-board event lines")
-		cardSize   byteFlag
-		slowRate   byteFlag
-	)
-	fs.StringVar(&cfg.Server, "server", "http://127.0.0.1:8080", "rpi-deployd base URL")
-	fs.StringVar(&cfg.Agent, "agent", defaultAgent(), "rpi-agent binary")
-	fs.IntVar(&cfg.Boards, "boards", 20, "number of virtual boards")
-	fs.StringVar(&cfg.WorkDir, "workdir", "fleetsim-work", "directory for the boards' cards and logs")
-	fs.Var(&cardSize, "card-size", "size of each virtual SD card, e.g. 512MiB (default image size + 64 MiB)")
-	fs.Var(&slowRate, "slow-rate", "write rate of a slow card, e.g. 8MB or 6MiB (per second; default 8MB)")
-	fs.StringVar(&cfg.SlowFlag, "slow-flag", "", "the agent's write-rate-limit flag (default --write-rate-limit)")
-	fs.IntVar(&cfg.MaxCuts, "max-cuts", 3, "connections the network cuts per flaky board")
-	fs.Float64Var(&cfg.RebootAt, "reboot-at", 0.3, "fraction of the image written when a reboot board loses power")
-	fs.DurationVar(&cfg.RebootWait, "reboot-wait", time.Second, "how long a rebooting board stays off")
-	fs.Float64Var(&cfg.BadFill, "bad-fill", 0.4, "fraction of the image's data a bad card stores before its writes fail")
-	fs.DurationVar(&cfg.Stagger, "stagger", 0, "delay between board power-ons")
-	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Minute, "a board not ended after this is stuck")
-	fs.DurationVar(&cfg.Interval, "interval", time.Second, "live summary interval")
-	fs.Uint64Var(&cfg.Seed, "seed", 0, "seed for scenario assignment and cut points (0 = random)")
-	serialBase := fs.String("serial-base", "", "first board's serial, 16 hex digits (default random; boards count up)")
+	var cfg fleet.Config
+	var o options
+	fs := newFlagSet(&cfg, &o, stderr)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -77,42 +50,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "fleetsim: unexpected arguments %q\n", fs.Args())
 		return 2
 	}
-	var err error
-	if cfg.Mix, err = fleet.ParseMix(*mix); err != nil {
+	if err := o.apply(ctx, &cfg, stderr); err != nil {
 		fmt.Fprintf(stderr, "fleetsim: %v\n", err)
 		return 2
-	}
-	cfg.CardSize, cfg.SlowRate = int64(cardSize), int64(slowRate)
-	if *serialBase != "" {
-		if _, err := fmt.Sscanf(*serialBase, "%016x", &cfg.SerialBase); err != nil || len(*serialBase) != 16 {
-			fmt.Fprintf(stderr, "fleetsim: -serial-base %q: want 16 hex digits\n", *serialBase)
-			return 2
-		}
-	}
-	switch {
-	case *manifestAt != "" && *image != "":
-		fmt.Fprintln(stderr, "fleetsim: give -image or -manifest, not both")
-		return 2
-	case *image != "":
-		*manifestAt = strings.TrimSuffix(cfg.Server, "/") + "/images/" + *image + ".manifest.json"
-	case *manifestAt == "":
-		fmt.Fprintln(stderr, "fleetsim: which image? give -image NAME or -manifest FILE")
-		return 2
-	}
-	if cfg.Manifest, err = loadManifest(ctx, *manifestAt); err != nil {
-		fmt.Fprintf(stderr, "fleetsim: %v\n", err)
-		return 2
-	}
-	if *token == "" {
-		*token = os.Getenv("RPI_DEPLOY_TOKEN")
-	}
-	if *token != "" {
-		cfg.View = &fleet.APIView{Server: cfg.Server, Token: *token, Batch: *batch}
-	} else {
-		fmt.Fprintln(stderr, "fleetsim: no admin token: ends are checked against the agents and the cards only, not the server")
-	}
-	if !*quiet {
-		cfg.Log = stderr
 	}
 	cfg.Status = func(s fleet.Summary) { fmt.Fprintf(stdout, "fleetsim: %s\n", s.Line()) }
 
@@ -124,20 +64,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "fleetsim: %d boards (%s) against %s, image %s (%d MiB raw, %d MiB compressed), work in %s\n",
 		len(f.Boards), cfg.Mix, cfg.Server, cfg.Manifest.Name, cfg.Manifest.Size>>20, cfg.Manifest.CompressedSize>>20, cfg.WorkDir)
 	rep, err := f.Run(ctx)
+	if err == nil {
+		fmt.Fprintln(stdout)
+		err = rep.WriteTable(stdout)
+	}
+	if err == nil && o.jsonOut != "" {
+		err = writeJSON(o.jsonOut, rep)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "fleetsim: %v\n", err)
 		return 2
-	}
-	fmt.Fprintln(stdout)
-	if err := rep.WriteTable(stdout); err != nil {
-		fmt.Fprintf(stderr, "fleetsim: %v\n", err)
-		return 2
-	}
-	if *jsonOut != "" {
-		if err := writeJSON(*jsonOut, rep); err != nil {
-			fmt.Fprintf(stderr, "fleetsim: %v\n", err)
-			return 2
-		}
 	}
 	if ctx.Err() != nil {
 		fmt.Fprintln(stdout, "fleetsim: stopped before every board ended")
@@ -149,6 +85,82 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "fleetsim: ok: all %d boards ended as expected in %.1fs\n", len(rep.Boards), rep.Elapsed.Seconds())
 	return 0
+}
+
+// options are the flags that do not go straight into fleet.Config.
+type options struct {
+	mix, image, manifestAt, token, jsonOut, serialBase string
+	batch                                              int64
+	quiet                                              bool
+	cardSize, slowRate                                 byteFlag
+}
+
+// newFlagSet defines fleetsim's flags over cfg and o.
+func newFlagSet(cfg *fleet.Config, o *options, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("fleetsim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.mix, "mix", "", "scenario shares in percent, e.g. slow=10,flaky=10,badcard=5,reboot=10 (the rest is normal)")
+	fs.StringVar(&o.image, "image", "", "image NAME: the manifest is fetched from SERVER/images/NAME.manifest.json")
+	fs.StringVar(&o.manifestAt, "manifest", "", "image manifest file or URL (instead of -image)")
+	fs.StringVar(&o.token, "token", "", "admin token for the server's deployments list (default $RPI_DEPLOY_TOKEN; without one, no server check)")
+	fs.Int64Var(&o.batch, "batch", 0, "only look at this batch's deployments")
+	fs.StringVar(&o.jsonOut, "json", "", "write the report as JSON to this file")
+	fs.BoolVar(&o.quiet, "quiet", false, "no per-board event lines")
+	fs.StringVar(&cfg.Server, "server", "http://127.0.0.1:8080", "rpi-deployd base URL")
+	fs.StringVar(&cfg.Agent, "agent", defaultAgent(), "rpi-agent binary")
+	fs.IntVar(&cfg.Boards, "boards", 20, "number of virtual boards")
+	fs.StringVar(&cfg.WorkDir, "workdir", "fleetsim-work", "directory for the boards' cards and logs")
+	fs.Var(&o.cardSize, "card-size", "size of each virtual SD card, e.g. 512MiB (default image size + 64 MiB)")
+	fs.Var(&o.slowRate, "slow-rate", "write rate of a slow card, e.g. 8MB or 6MiB (per second; default 8MB)")
+	fs.StringVar(&cfg.SlowFlag, "slow-flag", "", "the agent's write-rate-limit flag (default --write-rate-limit)")
+	fs.IntVar(&cfg.MaxCuts, "max-cuts", 3, "connections the network cuts per flaky board")
+	fs.Float64Var(&cfg.RebootAt, "reboot-at", 0.3, "fraction of the image written when a reboot board loses power")
+	fs.DurationVar(&cfg.RebootWait, "reboot-wait", time.Second, "how long a rebooting board stays off")
+	fs.Float64Var(&cfg.BadFill, "bad-fill", 0.4, "fraction of the image's data a bad card stores before its writes fail")
+	fs.DurationVar(&cfg.Stagger, "stagger", 0, "delay between board power-ons")
+	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Minute, "a board not ended after this is stuck")
+	fs.DurationVar(&cfg.Interval, "interval", time.Second, "live summary interval")
+	fs.Uint64Var(&cfg.Seed, "seed", 0, "seed for scenario assignment and cut points (0 = random)")
+	fs.StringVar(&o.serialBase, "serial-base", "", "first board's serial, 16 hex digits (default random; boards count up)")
+	return fs
+}
+
+// apply checks the parsed options and fills the rest of cfg: the scenario mix, sizes,
+// serials, the image's manifest (fetched or read), the server view and the log.
+func (o *options) apply(ctx context.Context, cfg *fleet.Config, stderr io.Writer) error {
+	var err error
+	if cfg.Mix, err = fleet.ParseMix(o.mix); err != nil {
+		return err
+	}
+	cfg.CardSize, cfg.SlowRate = int64(o.cardSize), int64(o.slowRate)
+	if o.serialBase != "" {
+		if _, err := fmt.Sscanf(o.serialBase, "%016x", &cfg.SerialBase); err != nil || len(o.serialBase) != 16 {
+			return fmt.Errorf("-serial-base %q: want 16 hex digits", o.serialBase)
+		}
+	}
+	switch {
+	case o.manifestAt != "" && o.image != "":
+		return errors.New("give -image or -manifest, not both")
+	case o.image != "":
+		o.manifestAt = strings.TrimSuffix(cfg.Server, "/") + "/images/" + o.image + ".manifest.json"
+	case o.manifestAt == "":
+		return errors.New("which image? give -image NAME or -manifest FILE")
+	}
+	if cfg.Manifest, err = loadManifest(ctx, o.manifestAt); err != nil {
+		return err
+	}
+	if o.token == "" {
+		o.token = os.Getenv("RPI_DEPLOY_TOKEN")
+	}
+	if o.token != "" {
+		cfg.View = &fleet.APIView{Server: cfg.Server, Token: o.token, Batch: o.batch}
+	} else {
+		fmt.Fprintln(stderr, "fleetsim: no admin token: ends are checked against the agents and the cards only, not the server")
+	}
+	if !o.quiet {
+		cfg.Log = stderr
+	}
+	return nil
 }
 
 // defaultAgent is rpi-agent beside this binary, else bin/rpi-agent.

@@ -96,58 +96,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 // build writes the package into o.OutDir and returns its path. On error nothing is
 // left in o.OutDir.
 func build(o options) (string, error) {
-	want, ok := machines[o.Arch]
-	if !ok {
-		return "", fmt.Errorf("architecture %q: want amd64 or arm64", o.Arch)
-	}
-	version := o.Version
-	if version == "" {
-		v, err := DebVersion(o.Describe, o.Commit)
-		if err != nil {
-			return "", err
-		}
-		version = v
-	} else if err := CheckDebVersion(version); err != nil {
+	version, err := checkInputs(o)
+	if err != nil {
 		return "", err
 	}
-	for _, b := range binaries {
-		if err := checkELF(filepath.Join(o.BinDir, b), want); err != nil {
-			return "", err
-		}
-	}
-	if o.Initramfs != "" {
-		if fi, err := os.Stat(o.Initramfs); err != nil {
-			return "", fmt.Errorf("initramfs: %w", err)
-		} else if !fi.Mode().IsRegular() || fi.Size() == 0 {
-			return "", fmt.Errorf("initramfs %q: not a non-empty regular file", o.Initramfs)
-		}
-	}
-
-	vars := map[string]string{"ARCH": o.Arch, "VERSION": version, "BIN": o.BinDir}
-	var unknown []string
-	config, err := nfpm.ParseFileWithEnvMapping(o.Config, func(k string) string {
-		v, ok := vars[k]
-		// nfpm itself asks for NFPM_*PASSPHRASE (package signing, unused here).
-		if !ok && !strings.HasPrefix(k, "NFPM_") {
-			unknown = append(unknown, k)
-		}
-		return v
-	})
+	info, err := readConfig(o, version)
 	if err != nil {
-		return "", fmt.Errorf("read %q: %w", o.Config, err)
+		return "", err
 	}
-	if len(unknown) > 0 {
-		return "", fmt.Errorf("%q uses unknown variables %s (known: ARCH, VERSION, BIN)", o.Config, strings.Join(unknown, ", "))
-	}
-	info, err := config.Get("deb")
-	if err != nil {
-		return "", fmt.Errorf("%q: %w", o.Config, err)
-	}
-	info = nfpm.WithDefaults(info)
-	if info.VersionSchema != "none" {
-		return "", fmt.Errorf("%q: version_schema must be none (the version is already a Debian version)", o.Config)
-	}
-	info.MTime = o.Commit
 
 	tmp, err := os.MkdirTemp(o.OutDir, ".mkdeb-")
 	if err != nil {
@@ -204,6 +160,69 @@ func build(o options) (string, error) {
 		return "", err
 	}
 	return name, nil
+}
+
+// checkInputs checks the architecture, the binaries and the initramfs, and returns the
+// package version (o.Version, checked, or made from git describe).
+func checkInputs(o options) (string, error) {
+	want, ok := machines[o.Arch]
+	if !ok {
+		return "", fmt.Errorf("architecture %q: want amd64 or arm64", o.Arch)
+	}
+	version := o.Version
+	if version == "" {
+		v, err := DebVersion(o.Describe, o.Commit)
+		if err != nil {
+			return "", err
+		}
+		version = v
+	} else if err := CheckDebVersion(version); err != nil {
+		return "", err
+	}
+	for _, b := range binaries {
+		if err := checkELF(filepath.Join(o.BinDir, b), want); err != nil {
+			return "", err
+		}
+	}
+	if o.Initramfs != "" {
+		if fi, err := os.Stat(o.Initramfs); err != nil {
+			return "", fmt.Errorf("initramfs: %w", err)
+		} else if !fi.Mode().IsRegular() || fi.Size() == 0 {
+			return "", fmt.Errorf("initramfs %q: not a non-empty regular file", o.Initramfs)
+		}
+	}
+	return version, nil
+}
+
+// readConfig reads packaging/nfpm.yaml with ARCH, VERSION and BIN filled in; any other
+// variable is an error.
+func readConfig(o options, version string) (*nfpm.Info, error) {
+	vars := map[string]string{"ARCH": o.Arch, "VERSION": version, "BIN": o.BinDir}
+	var unknown []string
+	config, err := nfpm.ParseFileWithEnvMapping(o.Config, func(k string) string {
+		v, ok := vars[k]
+		// nfpm itself asks for NFPM_*PASSPHRASE (package signing, unused here).
+		if !ok && !strings.HasPrefix(k, "NFPM_") {
+			unknown = append(unknown, k)
+		}
+		return v
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read %q: %w", o.Config, err)
+	}
+	if len(unknown) > 0 {
+		return nil, fmt.Errorf("%q uses unknown variables %s (known: ARCH, VERSION, BIN)", o.Config, strings.Join(unknown, ", "))
+	}
+	info, err := config.Get("deb")
+	if err != nil {
+		return nil, fmt.Errorf("%q: %w", o.Config, err)
+	}
+	info = nfpm.WithDefaults(info)
+	if info.VersionSchema != "none" {
+		return nil, fmt.Errorf("%q: version_schema must be none (the version is already a Debian version)", o.Config)
+	}
+	info.MTime = o.Commit
+	return info, nil
 }
 
 // checkELF reports whether path is an executable ELF file for machine m.

@@ -134,6 +134,13 @@ func summarise(r io.Reader, w io.Writer, verbose bool) (*summary, error) {
 	if err := sc.Err(); err != nil {
 		return s, err
 	}
+	s.report(w)
+	return s, nil
+}
+
+// report writes the skipped tests with what they printed, the failed packages and
+// the counts.
+func (s *summary) report(w io.Writer) {
 	if len(s.skipped) > 0 {
 		fmt.Fprintf(w, "skipped tests (CI runs every test; a skip hides one that did not run):\n")
 		for _, k := range s.skipped {
@@ -150,5 +157,4 @@ func summarise(r io.Reader, w io.Writer, verbose bool) (*summary, error) {
 	}
 	fmt.Fprintf(w, "skipped: %d\n", len(s.skipped))
 	fmt.Fprintf(w, "go: %d passed, %d failed, %d skipped\n", s.passed, s.failed, len(s.skipped))
-	return s, nil
 }

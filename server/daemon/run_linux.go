@@ -16,6 +16,7 @@ import (
 
 	"github.com/rpi-deploy/rpi-deploy/dashboard"
 	"github.com/rpi-deploy/rpi-deploy/server/api"
+	"github.com/rpi-deploy/rpi-deploy/server/config"
 	"github.com/rpi-deploy/rpi-deploy/server/connlimit"
 	"github.com/rpi-deploy/rpi-deploy/server/domain"
 	"github.com/rpi-deploy/rpi-deploy/server/events"
@@ -65,11 +66,6 @@ func Start(ctx context.Context, opt Options) (d *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	type listener struct {
-		ln    net.Listener
-		agent bool
-		tls   *tls.Config // nil: plain HTTP
-	}
 	var lns []listener
 	defer func() {
 		if err != nil {
@@ -79,60 +75,25 @@ func Start(ctx context.Context, opt Options) (d *Daemon, err error) {
 			st.Close()
 		}
 	}()
-	bus := events.New(0, 0)
-	svc := domain.New(st, bus, domain.Options{DataDir: cfg.Data, MaxStreams: cfg.MaxStreams,
-		StaleAfter: time.Duration(cfg.StaleAfter), RetryAfter: time.Duration(cfg.RetryAfter), After: cfg.After, Logger: log,
-		DiskReserve: cfg.DiskReserve,
-		ClaimWindow: time.Duration(cfg.ClaimWindow), ClaimTimeout: time.Duration(cfg.ClaimTimeout),
-		MaxOpenPerSource: cfg.MaxOpenPerSource, NewSerialsPerMinute: cfg.NewSerialsPerMinute,
-		EventsPerBoard: cfg.EventsPerBoard, OverLimitDelay: time.Duration(cfg.OverLimitDelay), ForgetBoardsAfter: time.Duration(cfg.ForgetBoardsAfter)})
+	svc := newService(st, cfg, log)
 	if err := svc.Recover(ctx); err != nil {
 		return nil, err
 	}
 	if cfg.Token == "" {
 		log.Warn("no admin token (--token, RPI_DEPLOY_TOKEN or config): the management API accepts user sessions only")
 	}
-
 	streamsDone := make(chan struct{}) // closed at shutdown: ends event streams
 	lim := connlimit.New(connlimit.Options{Max: cfg.HTTPMaxConns, PerSource: cfg.HTTPMaxConnsPerSource, Logger: log})
-	var a *api.API
-	engine, a := api.New(svc, api.Options{Token: cfg.Token, Logger: log, AgentOnlyListeners: len(cfg.AgentListen) > 0,
-		Version: opt.Version, Shutdown: streamsDone, AgentListenersOnlyAgent: cfg.TLSMode() != "off",
-		MaxEventStreams: cfg.MaxEventStreams, Conns: lim,
-		ReadTimeout: time.Duration(cfg.HTTPReadTimeout), WriteTimeout: time.Duration(cfg.HTTPWriteTimeout), AgentPerSource: cfg.AgentRequestsPerSource,
-		Extra: []func(*gin.Engine, gin.HandlerFunc){func(r *gin.Engine, _ gin.HandlerFunc) {
-			dashboard.Register(r, dashboard.Config{Authenticated: func(r *http.Request) bool { return a.Authenticated(r) },
-				Version: opt.Version})
-		}}})
+	engine := newEngine(svc, cfg, opt.Version, streamsDone, lim, log)
 
-	main, err := net.Listen("tcp", cfg.Listen)
+	d, lns, err = listen(cfg, stderr)
 	if err != nil {
-		return nil, fmt.Errorf("listen %q: %w", cfg.Listen, err)
-	}
-	tc, fp, err := serveTLS(cfg, stderr)
-	if err != nil {
-		main.Close()
 		return nil, err
 	}
-	d = &Daemon{URL: "http://" + main.Addr().String(), Fingerprint: fp, store: st}
-	if tc != nil {
-		d.URL = "https://" + main.Addr().String()
-	}
-	lns = append(lns, listener{ln: main, agent: len(cfg.AgentListen) == 0, tls: tc})
-	for _, addr := range cfg.AgentListen {
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return nil, fmt.Errorf("listen (agent) %q: %w", addr, err)
-		}
-		lns = append(lns, listener{ln: ln, agent: true})
-		u := "http://" + ln.Addr().String()
-		d.AgentURLs = append(d.AgentURLs, u)
-		fmt.Fprintf(stderr, "%s%s\n", LineAgentAPI, u)
-	}
-
+	d.store = st
 	// DHCP and TFTP (server/netboot): after the HTTP listeners, whose port the agent
 	// URL carries.
-	agentLn := main
+	agentLn := lns[0].ln
 	if len(lns) > 1 {
 		agentLn = lns[1].ln
 	}
@@ -149,31 +110,7 @@ func Start(ctx context.Context, opt Options) (d *Daemon, err error) {
 		return abandonSilent(ctx, svc, time.Duration(cfg.AbandonAfter), min(time.Minute, time.Duration(cfg.ClaimTimeout)/2), log)
 	})
 	for _, l := range lns {
-		base := context.Background()
-		if l.agent {
-			base = api.AgentContext(base)
-		}
-		srv := newHTTPServer(cfg, engine, base, lim, log)
-		g.Go(func() error {
-			// The limiter counts TCP connections; TLS (management listener) wraps it.
-			ln := lim.Listen(l.ln)
-			if l.tls != nil {
-				ln = tls.NewListener(ln, l.tls)
-			}
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("serve %s: %w", l.ln.Addr(), err)
-			}
-			return nil
-		})
-		g.Go(func() error {
-			<-ctx.Done()
-			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := srv.Shutdown(sctx); err != nil {
-				srv.Close()
-			}
-			return nil
-		})
+		serveHTTP(ctx, g, l, newHTTPServer(cfg, engine, l.base(), lim, log), lim)
 	}
 	g.Go(func() error {
 		<-ctx.Done()
@@ -184,6 +121,109 @@ func Start(ctx context.Context, opt Options) (d *Daemon, err error) {
 	log.Info("netboot", nb.Describe()...)
 	fmt.Fprintf(stderr, "%s%s\n", LineListening, d.URL)
 	return d, nil
+}
+
+// listener is one HTTP listener: the management one (which also answers agents
+// unless --agent-listen is set) or an agent-only one.
+type listener struct {
+	ln    net.Listener
+	agent bool
+	tls   *tls.Config // nil: plain HTTP
+}
+
+// base is the context the listener's requests start from: agent listeners mark
+// theirs so that the API answers only agent routes there.
+func (l listener) base() context.Context {
+	if l.agent {
+		return api.AgentContext(context.Background())
+	}
+	return context.Background()
+}
+
+// newService is the domain with the configuration's limits and timings.
+func newService(st *store.Store, cfg config.Config, log *slog.Logger) *domain.Service {
+	return domain.New(st, events.New(0, 0), domain.Options{DataDir: cfg.Data, MaxStreams: cfg.MaxStreams,
+		StaleAfter: time.Duration(cfg.StaleAfter), RetryAfter: time.Duration(cfg.RetryAfter), After: cfg.After, Logger: log,
+		DiskReserve: cfg.DiskReserve,
+		ClaimWindow: time.Duration(cfg.ClaimWindow), ClaimTimeout: time.Duration(cfg.ClaimTimeout),
+		MaxOpenPerSource: cfg.MaxOpenPerSource, NewSerialsPerMinute: cfg.NewSerialsPerMinute,
+		EventsPerBoard: cfg.EventsPerBoard, OverLimitDelay: time.Duration(cfg.OverLimitDelay), ForgetBoardsAfter: time.Duration(cfg.ForgetBoardsAfter)})
+}
+
+// newEngine is the HTTP API with the dashboard mounted on it.
+func newEngine(svc *domain.Service, cfg config.Config, version string, streamsDone <-chan struct{}, lim *connlimit.Limiter, log *slog.Logger) *gin.Engine {
+	var a *api.API
+	engine, a := api.New(svc, api.Options{Token: cfg.Token, Logger: log, AgentOnlyListeners: len(cfg.AgentListen) > 0,
+		Version: version, Shutdown: streamsDone, AgentListenersOnlyAgent: cfg.TLSMode() != "off",
+		MaxEventStreams: cfg.MaxEventStreams, Conns: lim,
+		ReadTimeout: time.Duration(cfg.HTTPReadTimeout), WriteTimeout: time.Duration(cfg.HTTPWriteTimeout), AgentPerSource: cfg.AgentRequestsPerSource,
+		Extra: []func(*gin.Engine, gin.HandlerFunc){func(r *gin.Engine, _ gin.HandlerFunc) {
+			dashboard.Register(r, dashboard.Config{Authenticated: func(r *http.Request) bool { return a.Authenticated(r) },
+				Version: version})
+		}}})
+	return engine
+}
+
+// listen opens the management listener (with TLS when configured) and the
+// --agent-listen ones, printing each agent URL; on error it closes what it opened.
+func listen(cfg config.Config, stderr io.Writer) (d *Daemon, lns []listener, err error) {
+	defer func() {
+		if err != nil {
+			for _, l := range lns {
+				l.ln.Close()
+			}
+		}
+	}()
+	main, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen %q: %w", cfg.Listen, err)
+	}
+	tc, fp, err := serveTLS(cfg, stderr)
+	if err != nil {
+		main.Close()
+		return nil, nil, err
+	}
+	d = &Daemon{URL: "http://" + main.Addr().String(), Fingerprint: fp}
+	if tc != nil {
+		d.URL = "https://" + main.Addr().String()
+	}
+	lns = append(lns, listener{ln: main, agent: len(cfg.AgentListen) == 0, tls: tc})
+	for _, addr := range cfg.AgentListen {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, lns, fmt.Errorf("listen (agent) %q: %w", addr, err)
+		}
+		lns = append(lns, listener{ln: ln, agent: true})
+		u := "http://" + ln.Addr().String()
+		d.AgentURLs = append(d.AgentURLs, u)
+		fmt.Fprintf(stderr, "%s%s\n", LineAgentAPI, u)
+	}
+	return d, lns, nil
+}
+
+// serveHTTP serves one listener in g until ctx ends, then shuts it down (10 s for
+// requests in flight, then closes).
+func serveHTTP(ctx context.Context, g *errgroup.Group, l listener, srv *http.Server, lim *connlimit.Limiter) {
+	g.Go(func() error {
+		// The limiter counts TCP connections; TLS (management listener) wraps it.
+		ln := lim.Listen(l.ln)
+		if l.tls != nil {
+			ln = tls.NewListener(ln, l.tls)
+		}
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve %s: %w", l.ln.Addr(), err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			srv.Close()
+		}
+		return nil
+	})
 }
 
 // Wait waits until the server has stopped (its context ended, or a listener

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -397,7 +398,7 @@ func TestScapyPeerAgainstDnsmasq(t *testing.T) {
 	var log bytes.Buffer
 	l.Server.Start(t, &log, "dnsmasq", "--no-daemon", "--port=0", "--no-ping", "--interface="+l.ServerIf, "--bind-interfaces",
 		"--dhcp-range=10.77.0.100,10.77.0.150,1h", "--dhcp-leasefile=/dev/null", `--pxe-service=0,Raspberry Pi Boot`, "--log-facility=-")
-	time.Sleep(500 * time.Millisecond)
+	waitListening(t, l.Server, 67)
 	e := &env{link: l}
 	mac := clientMAC(t, e)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -412,5 +413,22 @@ func TestScapyPeerAgainstDnsmasq(t *testing.T) {
 	}
 	if r.EthDst != mac || r.IPDst != r.YIAddr || r.Options["43"] != hex.EncodeToString(PXEMenu) || r.Options["60"] != hex.EncodeToString([]byte("PXEClient")) {
 		t.Errorf("dnsmasq's offer: %+v", r)
+	}
+}
+
+// waitListening waits until a UDP socket in ns is bound to port (a server started in
+// the background is ready), as ss(8) reports it.
+func waitListening(t *testing.T, ns *netnstest.NS, port int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, err := ns.Run(context.Background(), "ss", "-H", "-u", "-l", "-n", fmt.Sprintf("sport = :%d", port))
+		if err == nil && strings.TrimSpace(out) != "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing listens on UDP port %d after 10 s: %v %s", port, err, out)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

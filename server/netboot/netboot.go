@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package netboot wires rpi-deployd's DHCP and TFTP servers (server/dhcp,
 // server/tftp) to the rest of the server: configuration and flags, start-up checks,
 // leases in the SQLite store, and board events through the domain layer, which puts
@@ -75,63 +77,82 @@ func Start(ctx context.Context, c Config, d Deps) (*Services, error) {
 			return nil, err
 		}
 	}
-
-	if mode := c.mode(); mode != dhcp.ModeOff {
-		o := dhcp.Options{Mode: mode, ServerIP: ifc.IP, Netmask: ifc.Netmask, Reservations: c.Reservations,
-			AgentURL: s.AgentURL, Recorder: s.rec, Logger: log}
-		if mode == dhcp.ModeFull {
-			o.RangeFirst, o.RangeLast, _ = ParseRange(c.DHCPRange)
-			if d.Store != nil {
-				o.Leases = leaseStore{d.Store}
-			}
-		}
-		if c.LeaseTime != "" {
-			o.LeaseTime, _ = time.ParseDuration(c.LeaseTime)
-		}
-		if c.OfferHold != "" {
-			o.OfferHold, _ = time.ParseDuration(c.OfferHold)
-		}
-		o.OnlyBoards, o.MaxOffers = c.OnlyBoards, c.MaxOffers
-		if c.Router != "" {
-			o.Router = netip.MustParseAddr(c.Router)
-		}
-		for _, a := range c.DNS {
-			o.DNS = append(o.DNS, netip.MustParseAddr(a))
-		}
-		h, err := dhcp.NewHandler(ctx, o)
-		if err != nil {
+	if c.mode() != dhcp.ModeOff {
+		if err := s.startDHCP(ctx, c, d, ifc); err != nil {
 			return nil, err
 		}
-		srv, err := dhcp.Listen(h, c.DHCPInterface, 0, log)
-		if err != nil {
-			return nil, err
-		}
-		s.dhcp, s.handler = srv, h
 	}
-
 	if c.TFTPRoot != "" {
-		timeout, _ := time.ParseDuration(c.TFTPTimeout) // checked by Validate; "" → 0 → default
-		t, err := tftp.New(tftp.Options{Root: c.TFTPRoot, ServerURL: s.AgentURL, Cmdline: c.Cmdline, Console: c.Console,
-			ConfigExtra: c.ConfigTxt, Boards: leaseBoards{s}, Recorder: s.rec, Logger: log,
-			Timeout: timeout, Retries: c.TFTPRetries, MaxTransfers: c.TFTPMaxTransfers, MaxPerClient: c.TFTPMaxPerClient})
-		if err != nil {
+		if err := s.startTFTP(c); err != nil {
 			s.close()
 			return nil, err
 		}
-		addr := c.TFTPListen
-		if addr == "" {
-			addr = "0.0.0.0:69"
-		}
-		if err := t.Listen(addr, c.DHCPInterface); err != nil {
-			s.close()
-			return nil, err
-		}
-		s.tftp = t
 	}
 	if s.tftp != nil && s.AgentURL == "" {
 		log.Warn("netboot: no agent URL (set netboot.agent_url or --dhcp-interface): cmdline.txt will carry no rpideploy.server")
 	}
 	return s, nil
+}
+
+// dhcpOptions turns the validated configuration into the DHCP handler's options.
+func (s *Services) dhcpOptions(c Config, d Deps, ifc dhcp.Interface) dhcp.Options {
+	mode := c.mode()
+	o := dhcp.Options{Mode: mode, ServerIP: ifc.IP, Netmask: ifc.Netmask, Reservations: c.Reservations,
+		AgentURL: s.AgentURL, Recorder: s.rec, Logger: s.log}
+	if mode == dhcp.ModeFull {
+		o.RangeFirst, o.RangeLast, _ = ParseRange(c.DHCPRange)
+		if d.Store != nil {
+			o.Leases = leaseStore{d.Store}
+		}
+	}
+	if c.LeaseTime != "" {
+		o.LeaseTime, _ = time.ParseDuration(c.LeaseTime)
+	}
+	if c.OfferHold != "" {
+		o.OfferHold, _ = time.ParseDuration(c.OfferHold)
+	}
+	o.OnlyBoards, o.MaxOffers = c.OnlyBoards, c.MaxOffers
+	if c.Router != "" {
+		o.Router = netip.MustParseAddr(c.Router)
+	}
+	for _, a := range c.DNS {
+		o.DNS = append(o.DNS, netip.MustParseAddr(a))
+	}
+	return o
+}
+
+// startDHCP builds the DHCP handler and opens its socket on the configured interface.
+func (s *Services) startDHCP(ctx context.Context, c Config, d Deps, ifc dhcp.Interface) error {
+	h, err := dhcp.NewHandler(ctx, s.dhcpOptions(c, d, ifc))
+	if err != nil {
+		return err
+	}
+	srv, err := dhcp.Listen(h, c.DHCPInterface, 0, s.log)
+	if err != nil {
+		return err
+	}
+	s.dhcp, s.handler = srv, h
+	return nil
+}
+
+// startTFTP builds the TFTP server and opens its socket (default 0.0.0.0:69).
+func (s *Services) startTFTP(c Config) error {
+	timeout, _ := time.ParseDuration(c.TFTPTimeout) // checked by Validate; "" → 0 → default
+	t, err := tftp.New(tftp.Options{Root: c.TFTPRoot, ServerURL: s.AgentURL, Cmdline: c.Cmdline, Console: c.Console,
+		ConfigExtra: c.ConfigTxt, Boards: leaseBoards{s}, Recorder: s.rec, Logger: s.log,
+		Timeout: timeout, Retries: c.TFTPRetries, MaxTransfers: c.TFTPMaxTransfers, MaxPerClient: c.TFTPMaxPerClient})
+	if err != nil {
+		return err
+	}
+	addr := c.TFTPListen
+	if addr == "" {
+		addr = "0.0.0.0:69"
+	}
+	if err := t.Listen(addr, c.DHCPInterface); err != nil {
+		return err
+	}
+	s.tftp = t
+	return nil
 }
 
 func (s *Services) close() {
@@ -160,16 +181,25 @@ func (s *Services) Describe() []any {
 }
 
 // Serve runs the servers until ctx ends; then it closes their sockets and returns nil.
+// Board events are recorded until both servers have stopped (the TFTP server lets
+// running transfers end first), so an event of a reply that went out is never lost.
 func (s *Services) Serve(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return s.rec.run(ctx) })
+	g.Go(func() error { <-ctx.Done(); return nil }) // until ctx ends, with or without servers
 	if s.dhcp != nil {
 		g.Go(func() error { return s.dhcp.Serve(ctx) })
 	}
 	if s.tftp != nil {
 		g.Go(func() error { return s.tftp.Serve(ctx) })
 	}
-	return g.Wait()
+	stopped := make(chan struct{})
+	var err error
+	go func() {
+		err = g.Wait()
+		close(stopped)
+	}()
+	s.rec.run(ctx, stopped)
+	return err
 }
 
 // leaseStore adapts the SQLite store to dhcp.LeaseStore.
@@ -228,16 +258,19 @@ func newRecorder(b Boards, log *slog.Logger) *recorder {
 	return &recorder{boards: b, log: log, q: make(chan domain.NetbootEvent, 4096)}
 }
 
-func (r *recorder) run(ctx context.Context) error {
+// run records queued events until stopped is closed, then what is still queued. ctx
+// ending does not interrupt it: events are written with a context that outlives ctx.
+func (r *recorder) run(ctx context.Context, stopped <-chan struct{}) {
+	ctx = context.WithoutCancel(ctx)
 	for {
 		select {
-		case <-ctx.Done():
+		case <-stopped:
 			for { // flush what is queued
 				select {
 				case e := <-r.q:
-					r.deliver(context.Background(), e)
+					r.deliver(ctx, e)
 				default:
-					return nil
+					return
 				}
 			}
 		case e := <-r.q:

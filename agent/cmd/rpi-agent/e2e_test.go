@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -315,9 +316,9 @@ func TestServerRestartMidStream(t *testing.T) {
 	s := setupWith(t, im, "CORO", servertest.Options{Process: true})
 	a := startAgent(t, s.URL, "10000000dead0001", slowStream...)
 	waitFor(t, a, "phase=streaming", 20*time.Second)
-	time.Sleep(500 * time.Millisecond)
+	waitWritten(t, a, 4<<20, 20*time.Second)
 	s.Kill()
-	time.Sleep(1500 * time.Millisecond)
+	waitFor(t, a, "image stream broke; resuming", 20*time.Second)
 	s.Restart(t)
 	if err := a.wait(t); err != nil {
 		t.Fatalf("rpi-agent: %v\n%s", err, a.out)
@@ -347,7 +348,7 @@ func TestServerGone(t *testing.T) {
 	s := setupWith(t, im, "CORO", servertest.Options{Process: true})
 	a := startAgent(t, s.URL, "10000000dead0002", append(slowStream, "--retry-budget", "2s")...)
 	waitFor(t, a, "phase=streaming", 20*time.Second)
-	time.Sleep(500 * time.Millisecond)
+	waitWritten(t, a, 4<<20, 20*time.Second)
 	s.Kill()
 	if err := a.wait(t); err == nil {
 		t.Fatalf("rpi-agent succeeded without a server:\n%s", a.out)
@@ -445,6 +446,26 @@ func checkUnbootable(t *testing.T, card string) {
 	}
 	if !bytes.Equal(b, make([]byte, 4096)) {
 		t.Fatalf("the card's first block is not zero after a failure: %q", b[:16])
+	}
+}
+
+// waitWritten waits until the agent has written n bytes of image onto its card: the
+// card file's allocated blocks grow past the old card's n bytes beyond it.
+func waitWritten(t *testing.T, a *agentRun, n int64, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		var st syscall.Stat_t
+		if err := syscall.Stat(a.target, &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Blocks*512 >= 512<<10+n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rpi-agent wrote %d bytes within %v, want %d:\n%s", st.Blocks*512-512<<10, d, n, a.out)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -20,8 +20,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
 	"github.com/rpi-deploy/rpi-deploy/agent/board"
 	"github.com/rpi-deploy/rpi-deploy/agent/client"
@@ -31,6 +29,7 @@ import (
 	"github.com/rpi-deploy/rpi-deploy/agent/led"
 	"github.com/rpi-deploy/rpi-deploy/agent/mailbox"
 	"github.com/rpi-deploy/rpi-deploy/agent/retry"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/progress"
 )
 
 var version = "dev"
@@ -106,7 +105,7 @@ func run(ctx context.Context, o options) error {
 		BootFS:    bootFS,
 		Mechanism: o.mechanism,
 		Console:   os.Stderr,
-		TTY:       isTTY(os.Stderr),
+		TTY:       progress.IsTerminal(os.Stderr),
 		LED:       led.Find(o.root),
 		Log:       log,
 	}
@@ -177,9 +176,4 @@ func first(a, b string) string {
 		return a
 	}
 	return b
-}
-
-func isTTY(f *os.File) bool {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
 }

@@ -65,75 +65,96 @@ func run(ctx context.Context, dir string, rootData int64, runs int) error {
 	}
 	defer f.Close()
 	warm(f)
-	root, boot := info.Root, info.Boot
-	rootDev := fmt.Sprintf("%s?offset=%d", img, root.Offset)
-	bootDev := fmt.Sprintf("%s@@%d", img, boot.Offset)
-
-	bench := func(name string, ours, baseline func() error) error {
-		o, err := best(runs, ours)
-		if err != nil {
-			return fmt.Errorf("%s ours: %w", name, err)
-		}
-		b, err := best(runs, baseline)
-		if err != nil {
-			return fmt.Errorf("%s baseline: %w", name, err)
-		}
-		fmt.Printf("bench: %s ours=%.4f baseline=%.4f ratio=%.3f\n", name, o, b, o/b)
-		return nil
-	}
-	out := func(name string) string { return filepath.Join(dir, name) }
-	fresh := func(d string) error {
-		if err := os.RemoveAll(d); err != nil {
+	b := &bencher{ctx: ctx, dir: dir, runs: runs, img: img, f: f, info: info,
+		rootDev: fmt.Sprintf("%s?offset=%d", img, info.Root.Offset),
+		bootDev: fmt.Sprintf("%s@@%d", img, info.Boot.Offset)}
+	for _, step := range []func() error{b.ext4UsedRanges, b.ext4ExtractAll, b.fatExtractAll, b.fatNameBoard, b.fatUsedRanges} {
+		if err := step(); err != nil {
 			return err
 		}
-		return os.MkdirAll(d, 0o755)
 	}
+	return nil
+}
 
-	err = bench("ext4-used-ranges", func() error {
-		fsys, err := ext4.Open(f, root.Offset, root.Size)
+// bencher runs the benchmarks on one test image, opened read-write as f.
+type bencher struct {
+	ctx              context.Context
+	dir, img         string
+	runs             int
+	f                *os.File
+	info             *testimg.Info
+	rootDev, bootDev string // the partitions as e2fsprogs and mtools name them
+}
+
+// bench times ours and baseline (best of b.runs each) and prints the bench: line.
+func (b *bencher) bench(name string, ours, baseline func() error) error {
+	o, err := best(b.runs, ours)
+	if err != nil {
+		return fmt.Errorf("%s ours: %w", name, err)
+	}
+	bl, err := best(b.runs, baseline)
+	if err != nil {
+		return fmt.Errorf("%s baseline: %w", name, err)
+	}
+	fmt.Printf("bench: %s ours=%.4f baseline=%.4f ratio=%.3f\n", name, o, bl, o/bl)
+	return nil
+}
+
+// fresh returns the empty directory name in b.dir.
+func (b *bencher) fresh(name string) (string, error) {
+	d := filepath.Join(b.dir, name)
+	if err := os.RemoveAll(d); err != nil {
+		return "", err
+	}
+	return d, os.MkdirAll(d, 0o755)
+}
+
+func (b *bencher) ext4UsedRanges() error {
+	root := b.info.Root
+	return b.bench("ext4-used-ranges", func() error {
+		fsys, err := ext4.Open(b.f, root.Offset, root.Size)
 		if err != nil {
 			return err
 		}
 		_, err = fsys.UsedRanges()
 		return err
 	}, func() error {
-		_, err := testimg.Tool(ctx, "dumpe2fs", rootDev)
+		_, err := testimg.Tool(b.ctx, "dumpe2fs", b.rootDev)
 		return err
 	})
-	if err != nil {
-		return err
-	}
+}
 
-	err = bench("ext4-extract-all", func() error {
-		fsys, err := ext4.Open(f, root.Offset, root.Size)
+func (b *bencher) ext4ExtractAll() error {
+	root := b.info.Root
+	return b.bench("ext4-extract-all", func() error {
+		fsys, err := ext4.Open(b.f, root.Offset, root.Size)
 		if err != nil {
 			return err
 		}
-		d := out("ext4-ours")
-		if err := fresh(d); err != nil {
+		d, err := b.fresh("ext4-ours")
+		if err != nil {
 			return err
 		}
 		return extractExt4(fsys, "", d)
 	}, func() error {
-		d := out("ext4-debugfs")
-		if err := fresh(d); err != nil {
-			return err
-		}
-		_, err := testimg.Tool(ctx, "debugfs", "-R", "rdump / "+d, rootDev)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-
-	ro := readOnly{f}
-	err = bench("fat-extract-all", func() error {
-		fsys, err := fat.Open(ro, boot.Offset, boot.Size)
+		d, err := b.fresh("ext4-debugfs")
 		if err != nil {
 			return err
 		}
-		d := out("fat-ours")
-		if err := fresh(d); err != nil {
+		_, err = testimg.Tool(b.ctx, "debugfs", "-R", "rdump / "+d, b.rootDev)
+		return err
+	})
+}
+
+func (b *bencher) fatExtractAll() error {
+	boot := b.info.Boot
+	return b.bench("fat-extract-all", func() error {
+		fsys, err := fat.Open(readOnly{b.f}, boot.Offset, boot.Size)
+		if err != nil {
+			return err
+		}
+		d, err := b.fresh("fat-ours")
+		if err != nil {
 			return err
 		}
 		return fsys.Walk(func(p string, e fat.Entry) error {
@@ -147,25 +168,27 @@ func run(ctx context.Context, dir string, rootData int64, runs int) error {
 			return os.WriteFile(filepath.Join(d, p), data, 0o644)
 		})
 	}, func() error {
-		d := out("fat-mcopy")
-		if err := fresh(d); err != nil {
+		d, err := b.fresh("fat-mcopy")
+		if err != nil {
 			return err
 		}
-		_, err := testimg.Tool(ctx, "mcopy", "-s", "-n", "-i", bootDev, "::/*", d)
+		_, err = testimg.Tool(b.ctx, "mcopy", "-s", "-n", "-i", b.bootDev, "::/*", d)
 		return err
 	})
-	if err != nil {
-		return err
-	}
+}
 
+// fatNameBoard times the agent's naming step against mcopy, then checks the file
+// system with fsck.fat.
+func (b *bencher) fatNameBoard() error {
+	boot := b.info.Boot
 	firstrun := []byte(strings.Repeat("#!/bin/bash\n# set the hostname\n", 120))
-	cmdline, err := testimg.MType(ctx, img, boot.Offset, "cmdline.txt")
+	cmdline, err := testimg.MType(b.ctx, b.img, boot.Offset, "cmdline.txt")
 	if err != nil {
 		return err
 	}
 	cmdline = append(cmdline[:len(cmdline)-1], " systemd.run=/boot/firmware/firstrun.sh systemd.run_success_action=reboot systemd.unit=kernel-command-line.target\n"...)
-	src := out("src")
-	if err := fresh(src); err != nil {
+	src, err := b.fresh("src")
+	if err != nil {
 		return err
 	}
 	for name, data := range map[string][]byte{"firstrun.sh": firstrun, "cmdline.txt": cmdline} {
@@ -173,8 +196,8 @@ func run(ctx context.Context, dir string, rootData int64, runs int) error {
 			return err
 		}
 	}
-	err = bench("fat-name-board", func() error {
-		fsys, err := fat.Open(f, boot.Offset, boot.Size)
+	err = b.bench("fat-name-board", func() error {
+		fsys, err := fat.Open(b.f, boot.Offset, boot.Size)
 		if err != nil {
 			return err
 		}
@@ -184,35 +207,39 @@ func run(ctx context.Context, dir string, rootData int64, runs int) error {
 		if err := fsys.WriteFile("cmdline.txt", cmdline); err != nil {
 			return err
 		}
-		return f.Sync()
+		return b.f.Sync()
 	}, func() error {
 		for _, name := range []string{"firstrun.sh", "cmdline.txt"} {
-			if _, err := testimg.Tool(ctx, "mcopy", "-o", "-i", bootDev, filepath.Join(src, name), "::/"+name); err != nil {
+			if _, err := testimg.Tool(b.ctx, "mcopy", "-o", "-i", b.bootDev, filepath.Join(src, name), "::/"+name); err != nil {
 				return err
 			}
 		}
-		return f.Sync()
+		return b.f.Sync()
 	})
 	if err != nil {
 		return err
 	}
-	if err := testimg.FsckFAT(ctx, img, boot.Offset, boot.Size); err != nil {
+	if err := testimg.FsckFAT(b.ctx, b.img, boot.Offset, boot.Size); err != nil {
 		return fmt.Errorf("after fat-name-board: %w", err)
 	}
+	return nil
+}
 
-	part := out("boot.part")
-	if err := copyPart(f, part, boot.Offset, boot.Size); err != nil {
+func (b *bencher) fatUsedRanges() error {
+	boot := b.info.Boot
+	part := filepath.Join(b.dir, "boot.part")
+	if err := copyPart(b.f, part, boot.Offset, boot.Size); err != nil {
 		return err
 	}
-	return bench("fat-used-ranges", func() error {
-		fsys, err := fat.Open(ro, boot.Offset, boot.Size)
+	return b.bench("fat-used-ranges", func() error {
+		fsys, err := fat.Open(readOnly{b.f}, boot.Offset, boot.Size)
 		if err != nil {
 			return err
 		}
 		_, err = fsys.UsedRanges()
 		return err
 	}, func() error {
-		_, err := testimg.Tool(ctx, "fsck.fat", "-n", part)
+		_, err := testimg.Tool(b.ctx, "fsck.fat", "-n", part)
 		return err
 	})
 }

@@ -376,49 +376,9 @@ func (f *Fleet) runBoard(ctx context.Context, b *Board) {
 		}
 		exited := make(chan error, 1)
 		go func() { exited <- cmd.Wait() }()
-		cut := make(<-chan time.Time)
-		var poll *time.Ticker
-		if powerCut {
-			poll = time.NewTicker(100 * time.Millisecond)
-			cut = poll.C
-		}
-		var werr error
-		killed, rebooted := false, false
-	wait:
-		for {
-			select {
-			case werr = <-exited:
-				break wait
-			case <-bctx.Done():
-				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-				werr = <-exited
-				killed = true
-				break wait
-			case <-cut:
-				if f.progress(b) >= cfg.RebootAt {
-					// Power cut: no chance to report, flush or close anything.
-					syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-					<-exited
-					poll.Stop()
-					powerCut, rebooted = false, true
-					b.mu.Lock()
-					b.Reboots++
-					b.local = "off"
-					b.mu.Unlock()
-					f.logf("board %03d %s: power cut at %.0f%% of the image", b.Index, b.Serial, 100*f.progress(b))
-					fmt.Fprintf(logf, "=== fleetsim: power cut\n")
-					select {
-					case <-bctx.Done():
-					case <-time.After(cfg.RebootWait):
-					}
-					break wait
-				}
-			}
-		}
-		if poll != nil {
-			poll.Stop()
-		}
+		werr, killed, rebooted := f.watchRun(bctx, b, cmd, exited, powerCut, logf)
 		if rebooted {
+			powerCut = false
 			if bctx.Err() == nil {
 				continue // boots again, as the same board
 			}
@@ -436,6 +396,45 @@ func (f *Fleet) runBoard(ctx context.Context, b *Board) {
 		}
 		f.logf("board %03d %s %s: agent ended: %s %s", b.Index, b.Serial, b.Scenario, b.Outcome, b.Cause)
 		return
+	}
+}
+
+// watchRun waits for one agent run (cmd, whose exit comes on exited) to end: by itself;
+// killed when bctx ends; or, with powerCut, by a power cut once Config.RebootAt of
+// the image is on the card, after which the board stays off for Config.RebootWait.
+func (f *Fleet) watchRun(bctx context.Context, b *Board, cmd *exec.Cmd, exited <-chan error, powerCut bool, logf io.Writer) (werr error, killed, rebooted bool) {
+	cut := make(<-chan time.Time)
+	if powerCut {
+		poll := time.NewTicker(100 * time.Millisecond)
+		defer poll.Stop()
+		cut = poll.C
+	}
+	for {
+		select {
+		case werr = <-exited:
+			return werr, false, false
+		case <-bctx.Done():
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			return <-exited, true, false
+		case <-cut:
+			if f.progress(b) < f.cfg.RebootAt {
+				continue
+			}
+			// Power cut: no chance to report, flush or close anything.
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+			b.mu.Lock()
+			b.Reboots++
+			b.local = "off"
+			b.mu.Unlock()
+			f.logf("board %03d %s: power cut at %.0f%% of the image", b.Index, b.Serial, 100*f.progress(b))
+			fmt.Fprintf(logf, "=== fleetsim: power cut\n")
+			select {
+			case <-bctx.Done():
+			case <-time.After(f.cfg.RebootWait):
+			}
+			return nil, false, true
+		}
 	}
 }
 
