@@ -61,7 +61,7 @@ func serve(ctx context.Context, args []string, env cli.Env) error {
 	var a *api.API
 	engine, a := api.New(svc, api.Options{Token: cfg.Token, Logger: log, AgentOnlyListeners: len(cfg.AgentListen) > 0,
 		Version: env.Version, Shutdown: streamsDone, AgentListenersOnlyAgent: cfg.TLSMode() != "off",
-		MaxEventStreams: cfg.MaxEventStreams, Conns: lim,
+		MaxEventStreams: cfg.MaxEventStreams, Conns: lim, Swarm: newSwarm(cfg, log),
 		ReadTimeout: time.Duration(cfg.HTTPReadTimeout), WriteTimeout: time.Duration(cfg.HTTPWriteTimeout), AgentPerSource: cfg.AgentRequestsPerSource,
 		Extra: []func(*gin.Engine, gin.HandlerFunc){func(r *gin.Engine, _ gin.HandlerFunc) {
 			dashboard.Register(r, dashboard.Config{Authenticated: func(r *http.Request) bool { return a.Authenticated(r) },
@@ -182,6 +182,8 @@ func serveConfig(args []string, env cli.Env) (config.Config, netboot.Config, err
 	tlsCert := fs.String("tls-cert", "", "PEM `file` of the management listener's certificate chain (implies --tls files)")
 	tlsKey := fs.String("tls-key", "", "PEM `file` of the certificate's key")
 	diskReserve := fs.Int64("disk-reserve", 0, "`bytes` of the data directory's file system that uploads leave free for the database (default 64 MiB)")
+	p2p := fs.String("p2p", "", "peer-to-peer image distribution between boards: on or off (default off)")
+	p2pSeedFor := fs.Duration("p2p-seed-for", 0, "how long a verified board keeps serving pieces to the others, at most (default 10m)")
 	after := fs.String("after", "", "what a board does once its card is verified: reboot, poweroff or wait (default reboot)")
 	limits := deploymentFlags(fs)
 	nbFlags := netboot.AddFlags(fs)
@@ -211,7 +213,7 @@ func serveConfig(args []string, env cli.Env) (config.Config, netboot.Config, err
 		v   string
 		dst *string
 	}{{*data, &cfg.Data}, {*listen, &cfg.Listen}, {*token, &cfg.Token}, {*logLevel, &cfg.LogLevel}, {*after, &cfg.After},
-		{*tlsMode, &cfg.TLS}, {*tlsCert, &cfg.TLSCert}, {*tlsKey, &cfg.TLSKey}} {
+		{*tlsMode, &cfg.TLS}, {*p2p, &cfg.P2P}, {*tlsCert, &cfg.TLSCert}, {*tlsKey, &cfg.TLSKey}} {
 		if f.v != "" {
 			*f.dst = f.v
 		}
@@ -224,6 +226,9 @@ func serveConfig(args []string, env cli.Env) (config.Config, netboot.Config, err
 	}
 	if *diskReserve > 0 {
 		cfg.DiskReserve = *diskReserve
+	}
+	if *p2pSeedFor > 0 {
+		cfg.P2PSeedFor = config.Duration(*p2pSeedFor)
 	}
 	httpFl.apply(&cfg)
 	limits.apply(&cfg)
