@@ -113,6 +113,9 @@ type SwarmAnnounce struct {
 	Uploaded   int64 `json:"uploaded"`    // bytes sent to other boards
 	Done       bool  `json:"done"`        // its card is verified: it only serves now
 	Leaving    bool  `json:"leaving"`     // it stops serving now
+	// BadPeers are "ip:port" of boards whose pieces failed their SHA-1 check here
+	// (each reported once); the server logs them with their serials.
+	BadPeers []string `json:"bad_peers,omitempty"`
 }
 
 // SwarmAnswer answers a SwarmAnnounce.

@@ -108,9 +108,16 @@ func (a *API) swarmAnnounce(c *gin.Context) {
 		c.JSON(http.StatusOK, agentapi.SwarmAnswer{IntervalMS: a.opt.Swarm.Interval().Milliseconds()})
 		return
 	}
-	ans := a.opt.Swarm.Announce(swarm.Member{Deployment: d.ID, Serial: d.Serial, Image: d.Image,
+	if len(in.BadPeers) > 16 {
+		in.BadPeers = in.BadPeers[:16]
+	}
+	m := swarm.Member{Deployment: d.ID, Serial: d.Serial, Image: d.Image,
 		IP: remoteIP(c.Request), Port: in.Port, FromServer: in.FromServer, FromPeers: in.FromPeers,
-		Uploaded: in.Uploaded, Done: in.Done || d.State != "open"})
+		Uploaded: in.Uploaded, Done: in.Done || d.State != "open"}
+	if len(in.BadPeers) > 0 {
+		a.opt.Swarm.Accuse(d.Image, m, in.BadPeers)
+	}
+	ans := a.opt.Swarm.Announce(m)
 	c.JSON(http.StatusOK, ans)
 }
 

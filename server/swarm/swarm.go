@@ -181,6 +181,25 @@ func (r *Registry) Torrent(name, path, webSeed string) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// Accuse logs that the board of deployment from received pieces failing their SHA-1
+// check from the peers at addrs ("ip:port"), naming the boards listed there. It only
+// logs: one board's word is no reason to drop another from the swarm (a hostile board
+// could accuse anyone), and the accuser already banned them itself.
+func (r *Registry) Accuse(image string, from Member, addrs []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, a := range addrs {
+		serial, deployment := "", int64(0)
+		for _, o := range r.members[image] {
+			if fmt.Sprintf("%s:%d", o.IP, o.Port) == a {
+				serial, deployment = o.Serial, o.Deployment
+			}
+		}
+		r.log.Warn("board received corrupt pieces from a peer", "image", image, "reporter", from.Serial,
+			"reporter_deployment", from.Deployment, "peer", a, "peer_serial", serial, "peer_deployment", deployment)
+	}
+}
+
 // Announce records one board's announce and returns the peers it may connect to:
 // the other boards of the same image heard from recently, never itself, at most
 // MaxPeers of them chosen at random. m.IP must be the address the announce came
