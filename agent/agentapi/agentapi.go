@@ -113,7 +113,7 @@ type SwarmAnnounce struct {
 	Uploaded   int64 `json:"uploaded"`    // bytes sent to other boards
 	Done       bool  `json:"done"`        // its card is verified: it only serves now
 	Leaving    bool  `json:"leaving"`     // it stops serving now
-	// BadPeers are "ip:port" of boards whose pieces failed their SHA-1 check here
+	// BadPeers are the addresses (IP) of peers this board banned for corrupt pieces
 	// (each reported once); the server logs them with their serials.
 	BadPeers []string `json:"bad_peers,omitempty"`
 }

@@ -130,6 +130,7 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 	if r.sw != nil {
 		if err == nil {
 			fs, fp, up := r.sw.Counts()
+			r.log.Info("swarm bytes", "from_server", fs, "from_peers", fp, "uploaded", up)
 			r.say("seeding for the boards still flashing (from server %s, from peers %s, sent %s so far)", human(fs), human(fp), human(up))
 			r.sw.Seed(ctx)
 		}

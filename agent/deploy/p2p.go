@@ -20,6 +20,8 @@ type P2P struct {
 	// Keep, Readahead, Listen: swarm.Config's (0/"": its defaults).
 	Keep, Readahead int64
 	Listen          string
+	// CorruptUploads: tests only (swarm.Config.CorruptUploads).
+	CorruptUploads bool
 }
 
 // swarmSource reads the image from the swarm and, once the swarm stalls (no piece
@@ -79,7 +81,7 @@ func (r *run) joinSwarm(ctx context.Context, url string, compressed int64) *swar
 		hc.Transport = r.cfg.Client.HTTP.Transport
 	}
 	sw, err := swarm.Join(ctx, swarm.Config{Swarm: c, Secret: r.dep.Secret, WebSeed: url, CompressedSize: compressed,
-		HTTP: hc, Keep: r.cfg.P2P.Keep, Readahead: r.cfg.P2P.Readahead, Listen: r.cfg.P2P.Listen, Log: r.log})
+		HTTP: hc, Keep: r.cfg.P2P.Keep, Readahead: r.cfg.P2P.Readahead, Listen: r.cfg.P2P.Listen, CorruptUploads: r.cfg.P2P.CorruptUploads, Log: r.log})
 	if err != nil {
 		r.log.Warn("could not join the swarm; HTTP alone", "err", err)
 		return nil

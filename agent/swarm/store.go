@@ -28,6 +28,7 @@ type pieceStore struct {
 	keep            int64
 	consumed        atomic.Int64 // compressed bytes the reader has read past
 	onFailed        func(piece int)
+	lie             bool // test only: serve consumed pieces corrupted (Config.CorruptUploads)
 
 	mu       sync.Mutex
 	data     [][]byte
@@ -114,6 +115,11 @@ func (p *piece) ReadAt(b []byte, off int64) (int, error) {
 		return 0, io.EOF
 	}
 	n := copy(b, d[off:])
+	if p.s.lie && min(int64(p.i+1)*p.s.pieceLen, p.s.total) <= p.s.consumed.Load() {
+		for j := range b[:n] {
+			b[j] ^= 0x5a // only the other boards read pieces the reader has passed
+		}
+	}
 	if n < len(b) {
 		return n, io.EOF
 	}

@@ -53,8 +53,14 @@ type Config struct {
 	// Keep is how many bytes of completed pieces are kept in RAM to serve the other
 	// boards (default 512 MiB); consumed pieces beyond it are dropped, oldest first.
 	Keep int64
-	// Readahead is how far ahead of the flasher pieces are fetched (default 32 MiB).
+	// Readahead is how far ahead of the flasher its reader asks for pieces first
+	// (default 4 MiB). An image of at most Keep compressed bytes is fetched whole, in
+	// the engine's rarest-first order (so the boards fetch different pieces and trade
+	// them); a larger one only in a window of Window bytes ahead of the flasher.
 	Readahead int64
+	// Window is how far ahead of the flasher pieces of an image larger than Keep are
+	// fetched (default 64 MiB).
+	Window int64
 	// Listen is the TCP address BitTorrent listens on (default ":0", any port).
 	Listen string
 	// Stall: a read that gets no byte for this long fails (the flasher then resumes,
@@ -62,6 +68,10 @@ type Config struct {
 	Stall time.Duration
 	// SeedFor bounds Seed (default 10 min) whatever the server says.
 	SeedFor time.Duration
+	// CorruptUploads is for tests only (rpi-agent --p2p-test-corrupt-uploads): the
+	// board serves every piece its own flasher has read past with its bytes flipped,
+	// as a hostile board would; its own card is written from the good bytes.
+	CorruptUploads bool
 	// Log names peers that sent corrupt pieces, joins and the seeding's end (nil:
 	// discard).
 	Log *slog.Logger
@@ -79,6 +89,7 @@ type Swarm struct {
 
 	fromServer, fromPeers atomic.Int64
 	done                  atomic.Bool
+	whole                 bool // the whole image is fetched (it fits in Keep), not a window
 
 	mu           sync.Mutex
 	contributors map[int]map[string]bool // piece → peers that sent its bytes
@@ -102,7 +113,10 @@ func Join(ctx context.Context, cfg Config) (*Swarm, error) {
 		cfg.Keep = 512 << 20
 	}
 	if cfg.Readahead <= 0 {
-		cfg.Readahead = 32 << 20
+		cfg.Readahead = 4 << 20
+	}
+	if cfg.Window <= 0 {
+		cfg.Window = 64 << 20
 	}
 	if cfg.Listen == "" {
 		cfg.Listen = ":0"
@@ -129,6 +143,10 @@ func Join(ctx context.Context, cfg Config) (*Swarm, error) {
 		return nil, err
 	}
 	s.store = newPieceStore(info, cfg.Keep, s.pieceFailed)
+	s.store.lie = cfg.CorruptUploads
+	if cfg.CorruptUploads {
+		log.Warn("TEST MODE: this board serves corrupted pieces to its peers")
+	}
 
 	host, port, err := net.SplitHostPort(cfg.Listen)
 	if err != nil {
@@ -161,6 +179,10 @@ func Join(ctx context.Context, cfg Config) (*Swarm, error) {
 	s.t = t
 	if cfg.WebSeed != "" {
 		t.AddWebSeeds([]string{cfg.WebSeed})
+	}
+	s.whole = info.TotalLength() <= cfg.Keep
+	if s.whole {
+		t.DownloadAll()
 	}
 	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.stop, s.loopDone = cancel, make(chan struct{})
@@ -251,25 +273,39 @@ func (s *Swarm) received(ev torrent.ReceivedUsefulDataEvent) {
 	s.mu.Unlock()
 }
 
-// pieceFailed names the peers whose bytes made piece i fail its SHA-1 check.
+// pieceFailed records that piece i failed its SHA-1 check (its bytes were thrown away
+// and it is fetched again) and which peers had sent bytes of it. Who lied is decided
+// by the engine: a peer that sent the whole piece, or whose blocks differ from those
+// of the piece that finally passed (smart ban), is banned; checkBans names them.
 func (s *Swarm) pieceFailed(i int) {
 	s.mu.Lock()
 	from := s.contributors[i]
 	delete(s.contributors, i)
 	var names []string
 	for addr := range from {
-		s.bad[addr] = true
 		names = append(names, addr)
 	}
 	s.mu.Unlock()
-	for _, addr := range names {
-		s.log.Warn("corrupt piece from peer: it failed its SHA-1 check and was thrown away; the peer is banned",
-			"piece", i, "peer", addr, "serial", s.serialOf(addr))
-	}
 	if len(names) > 0 {
+		s.log.Info("piece failed its SHA-1 check; fetching it again", "piece", i, "from", strings.Join(names, ","))
 		select {
 		case s.kick <- struct{}{}:
 		default:
+		}
+	}
+}
+
+// checkBans logs every peer address the engine banned since the last call, with the
+// board serial the server listed at that address.
+func (s *Swarm) checkBans() {
+	for _, ip := range s.cl.BadPeerIPs() {
+		s.mu.Lock()
+		known := s.bad[ip]
+		s.bad[ip] = true
+		s.mu.Unlock()
+		if !known {
+			s.log.Warn("peer banned: it sent corrupt piece data (failed SHA-1 checks); nothing of it reached the card",
+				"peer", ip, "serial", s.serialOf(ip))
 		}
 	}
 }
@@ -282,12 +318,12 @@ func (s *Swarm) serialOf(addr string) string {
 	}
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return ""
+		host = addr
 	}
 	return s.serials[host] // "" when unknown or when several boards share the address
 }
 
-// BadPeers lists the peers that sent pieces failing their SHA-1 check.
+// BadPeers lists the addresses of the peers banned for corrupt pieces.
 func (s *Swarm) BadPeers() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -318,7 +354,11 @@ func (s *Swarm) Port() int { return s.cl.LocalPort() }
 // arrive from the web seed and the peers.
 func (s *Swarm) Open(ctx context.Context, off int64) (io.ReadCloser, error) {
 	r := s.t.NewReader()
-	r.SetReadahead(s.cfg.Readahead)
+	if s.whole {
+		r.SetReadahead(s.cfg.Readahead)
+	} else {
+		r.SetReadahead(max(s.cfg.Readahead, s.cfg.Window))
+	}
 	if _, err := r.Seek(off, io.SeekStart); err != nil {
 		r.Close()
 		return nil, err
@@ -359,6 +399,7 @@ func (s *Swarm) Seed(ctx context.Context) {
 	defer cancel()
 	start := time.Now()
 	for {
+		s.checkBans()
 		seed, err := s.announce(ctx, false)
 		if err != nil && ctx.Err() == nil {
 			s.log.Warn("swarm announce failed while seeding", "err", err)
@@ -395,6 +436,7 @@ func (s *Swarm) loop(ctx context.Context) {
 		case <-time.After(s.interval()):
 		case <-s.kick:
 		}
+		s.checkBans()
 		if s.done.Load() {
 			continue
 		}
@@ -450,7 +492,7 @@ func (s *Swarm) announce(ctx context.Context, leaving bool) (seed bool, err erro
 			continue
 		}
 		addr := &net.TCPAddr{IP: ip, Port: p.Port}
-		if s.bad[addr.String()] {
+		if s.bad[ip.String()] {
 			continue
 		}
 		s.allow.add(ip)
@@ -477,6 +519,7 @@ func (s *Swarm) announce(ctx context.Context, leaving bool) (seed bool, err erro
 func (s *Swarm) Close() error {
 	s.stop()
 	<-s.loopDone
+	s.checkBans()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := s.announce(ctx, true); err != nil {

@@ -27,6 +27,9 @@ func init() {
 	}
 }
 
+// swarmHelloWait is how long a hello waits for its image's metainfo.
+const swarmHelloWait = 3 * time.Second
+
 // swarmHello adds the swarm invitation to a deployment of a hello answer when P2P is
 // on and the image's metainfo is ready (it is computed in the background on the first
 // hello for an image; until then boards fetch over HTTP alone).
@@ -35,6 +38,11 @@ func (a *API) swarmHello(c *gin.Context, d *agentapi.Deployment) {
 		return
 	}
 	hash, err := a.opt.Swarm.Prepare(d.Image.Name, a.svc.ImageFile(d.Image.Name))
+	if errors.Is(err, swarm.ErrNotReady) {
+		// The first hello for an image starts its piece hashes; a small image is
+		// ready in moments, so wait a little before sending this board to HTTP alone.
+		hash, err = a.opt.Swarm.Wait(c.Request.Context(), d.Image.Name, swarmHelloWait)
+	}
 	if err != nil {
 		if !errors.Is(err, swarm.ErrNotReady) {
 			a.log.Warn("swarm unavailable; HTTP only", "image", d.Image.Name, "err", err)

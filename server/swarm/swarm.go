@@ -13,6 +13,7 @@ package swarm
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -127,6 +128,26 @@ func (r *Registry) Prepare(name, path string) (metainfo.Hash, error) {
 	}
 }
 
+// Wait waits up to d for the metainfo of image name that Prepare started; ErrNotReady
+// when it is still being computed then.
+func (r *Registry) Wait(ctx context.Context, name string, d time.Duration) (metainfo.Hash, error) {
+	r.mu.Lock()
+	b := r.infos[name]
+	r.mu.Unlock()
+	if b == nil {
+		return metainfo.Hash{}, ErrNotReady
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-b.done:
+		return b.hash, b.err
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return metainfo.Hash{}, ErrNotReady
+}
+
 func (r *Registry) start(name, path string) (*built, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -182,7 +203,7 @@ func (r *Registry) Torrent(name, path, webSeed string) ([]byte, error) {
 }
 
 // Accuse logs that the board of deployment from received pieces failing their SHA-1
-// check from the peers at addrs ("ip:port"), naming the boards listed there. It only
+// check from the peers at addrs (IP addresses), naming the boards listed there. It only
 // logs: one board's word is no reason to drop another from the swarm (a hostile board
 // could accuse anyone), and the accuser already banned them itself.
 func (r *Registry) Accuse(image string, from Member, addrs []string) {
@@ -191,7 +212,7 @@ func (r *Registry) Accuse(image string, from Member, addrs []string) {
 	for _, a := range addrs {
 		serial, deployment := "", int64(0)
 		for _, o := range r.members[image] {
-			if fmt.Sprintf("%s:%d", o.IP, o.Port) == a {
+			if o.IP == a || fmt.Sprintf("%s:%d", o.IP, o.Port) == a {
 				serial, deployment = o.Serial, o.Deployment
 			}
 		}

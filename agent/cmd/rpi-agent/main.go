@@ -44,6 +44,7 @@ type options struct {
 	decoders, writers, buffers                   int
 	p2p, p2pListen                               string
 	p2pKeepMiB, p2pReadaheadMiB                  int64
+	p2pLie                                       bool
 }
 
 func main() {
@@ -65,8 +66,9 @@ func main() {
 	fs.StringVar(&o.hostname, "hostname", "", "standalone: the hostname to give the board")
 	fs.StringVar(&o.p2p, "p2p", "auto", "auto: fetch from the other boards too when the server invites; off: HTTP alone")
 	fs.Int64Var(&o.p2pKeepMiB, "p2p-keep", 0, "MiB of compressed pieces kept in RAM to serve other boards (default 512)")
-	fs.Int64Var(&o.p2pReadaheadMiB, "p2p-readahead", 0, "MiB fetched ahead of the flasher from the swarm (default 32)")
+	fs.Int64Var(&o.p2pReadaheadMiB, "p2p-readahead", 0, "MiB the flasher asks the swarm for ahead of itself first (default 4)")
 	fs.StringVar(&o.p2pListen, "p2p-listen", "", "TCP address the swarm listens on (default :0, any port)")
+	fs.BoolVar(&o.p2pLie, "p2p-test-corrupt-uploads", false, "TESTS ONLY: serve corrupted pieces to the other boards (a hostile board)")
 	fs.BoolVar(&o.verbose, "v", false, "debug logs")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Parse(os.Args[1:])
@@ -116,7 +118,7 @@ func run(ctx context.Context, o options) error {
 		BootFS:    bootFS,
 		Mechanism: o.mechanism,
 		P2P: deploy.P2P{Off: o.p2p == "off", Keep: o.p2pKeepMiB << 20, Readahead: o.p2pReadaheadMiB << 20,
-			Listen: o.p2pListen},
+			Listen: o.p2pListen, CorruptUploads: o.p2pLie},
 		Console: os.Stderr,
 		TTY:     isTTY(os.Stderr),
 		LED:     led.Find(o.root),

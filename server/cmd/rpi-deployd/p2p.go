@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
 	"github.com/rpi-deploy/rpi-deploy/server/config"
+	"github.com/rpi-deploy/rpi-deploy/server/domain"
+	"github.com/rpi-deploy/rpi-deploy/server/store"
 	"github.com/rpi-deploy/rpi-deploy/server/swarm"
 )
 
@@ -14,4 +17,22 @@ func newSwarm(cfg config.Config, log *slog.Logger) *swarm.Registry {
 		return nil
 	}
 	return swarm.New(swarm.Options{SeedFor: time.Duration(cfg.P2PSeedFor), Log: log.With("part", "swarm")})
+}
+
+// prepareSwarms starts the piece hashes of every ready image in the background, so
+// that the first boards find their swarm ready.
+func prepareSwarms(ctx context.Context, reg *swarm.Registry, svc *domain.Service, log *slog.Logger) {
+	if reg == nil {
+		return
+	}
+	imgs, err := svc.Store().Images(ctx)
+	if err != nil {
+		log.Warn("swarm: list images", "err", err)
+		return
+	}
+	for _, im := range imgs {
+		if im.State == store.ImageReady {
+			reg.Prepare(im.Name, svc.ImageFile(im.Name))
+		}
+	}
 }

@@ -58,10 +58,12 @@ func serve(ctx context.Context, args []string, env cli.Env) error {
 
 	streamsDone := make(chan struct{}) // closed at shutdown: ends event streams
 	lim := connlimit.New(connlimit.Options{Max: cfg.HTTPMaxConns, PerSource: cfg.HTTPMaxConnsPerSource, Logger: log})
+	swarms := newSwarm(cfg, log)
+	prepareSwarms(ctx, swarms, svc, log)
 	var a *api.API
 	engine, a := api.New(svc, api.Options{Token: cfg.Token, Logger: log, AgentOnlyListeners: len(cfg.AgentListen) > 0,
 		Version: env.Version, Shutdown: streamsDone, AgentListenersOnlyAgent: cfg.TLSMode() != "off",
-		MaxEventStreams: cfg.MaxEventStreams, Conns: lim, Swarm: newSwarm(cfg, log),
+		MaxEventStreams: cfg.MaxEventStreams, Conns: lim, Swarm: swarms,
 		ReadTimeout: time.Duration(cfg.HTTPReadTimeout), WriteTimeout: time.Duration(cfg.HTTPWriteTimeout), AgentPerSource: cfg.AgentRequestsPerSource,
 		Extra: []func(*gin.Engine, gin.HandlerFunc){func(r *gin.Engine, _ gin.HandlerFunc) {
 			dashboard.Register(r, dashboard.Config{Authenticated: func(r *http.Request) bool { return a.Authenticated(r) },
