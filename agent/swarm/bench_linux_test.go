@@ -53,8 +53,14 @@ func TestP2PFleetBench(t *testing.T) {
 		}
 		f.finish(t, bs, nil)
 		s := last.Sub(start).Seconds()
-		t.Logf("p2p=%s boards=%d rate=%s: all verified in %.1f s; server sent %d bytes (%.2f images of %d)",
-			p2p, boards, rate, s, f.served(), float64(f.served())/float64(f.m.CompressedSize), f.m.CompressedSize)
+		var cpu time.Duration
+		for _, b := range bs {
+			cpu += b.cpu
+		}
+		load, _ := os.ReadFile("/proc/loadavg")
+		t.Logf("p2p=%s boards=%d rate=%s: all verified in %.1f s; server sent %d bytes (%.2f images of %d); agents' CPU %.1f s in all (seeding included); loadavg %s",
+			p2p, boards, rate, s, f.served(), float64(f.served())/float64(f.m.CompressedSize), f.m.CompressedSize,
+			cpu.Seconds(), strings.TrimSpace(string(load)))
 		return s, f.served(), f.m.CompressedSize
 	}
 	one, _, _ := run("on", 1)

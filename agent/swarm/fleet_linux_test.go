@@ -222,6 +222,7 @@ type board struct {
 	cmd    *exec.Cmd
 	err    error
 	took   time.Duration
+	cpu    time.Duration // user + system CPU time of the agent process
 	done   chan struct{}
 }
 
@@ -247,6 +248,9 @@ func (f *fleet) start(b *board, extra ...string) {
 	go func() {
 		b.err = b.cmd.Wait()
 		b.took = time.Since(start)
+		if st := b.cmd.ProcessState; st != nil {
+			b.cpu = st.UserTime() + st.SystemTime() // ip netns exec execs the agent: same process
+		}
 		close(b.done)
 	}()
 	f.t.Cleanup(func() {
