@@ -251,7 +251,7 @@ func (r *run) flash(ctx context.Context, out *Outcome) error {
 	}
 	var src flash.Source = hs
 	if sw := r.joinSwarm(ctx, url, m.CompressedSize); sw != nil {
-		src = &swarmSource{sw: sw, http: hs, log: r.log}
+		src = &swarm.Fallback{Swarm: sw, HTTP: hs, Log: r.log}
 	}
 	if err := fl.Stream(ctx, src); err != nil {
 		return err

@@ -2,13 +2,8 @@ package deploy
 
 import (
 	"context"
-	"errors"
-	"io"
-	"log/slog"
 	"net/http"
-	"sync/atomic"
 
-	"github.com/rpi-deploy/rpi-deploy/agent/flash"
 	"github.com/rpi-deploy/rpi-deploy/agent/swarm"
 )
 
@@ -22,43 +17,6 @@ type P2P struct {
 	Listen          string
 	// CorruptUploads: tests only (swarm.Config.CorruptUploads).
 	CorruptUploads bool
-}
-
-// swarmSource reads the image from the swarm and, once the swarm stalls (no piece
-// for swarm.Config.Stall: no peer and no web seed answer), from the server over HTTP
-// alone for the rest of the run. Either way the flasher checks every chunk.
-type swarmSource struct {
-	sw      *swarm.Swarm
-	http    *flash.HTTPSource
-	log     *slog.Logger
-	useHTTP atomic.Bool
-}
-
-func (s *swarmSource) Open(ctx context.Context, off int64) (io.ReadCloser, error) {
-	if s.useHTTP.Load() {
-		return s.http.Open(ctx, off)
-	}
-	rc, err := s.sw.Open(ctx, off)
-	if err != nil {
-		return nil, err
-	}
-	return &swarmBody{ReadCloser: rc, s: s}, nil
-}
-
-// Fetched is every compressed byte received, from the swarm and over plain HTTP.
-func (s *swarmSource) Fetched() int64 { return s.sw.Fetched() + s.http.Fetched() }
-
-type swarmBody struct {
-	io.ReadCloser
-	s *swarmSource
-}
-
-func (b *swarmBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if errors.Is(err, swarm.ErrStalled) && !b.s.useHTTP.Swap(true) {
-		b.s.log.Warn("swarm stalled; fetching the rest over HTTP alone", "err", err)
-	}
-	return n, err
 }
 
 // joinSwarm joins the image's swarm when the server invited the board and P2P is not

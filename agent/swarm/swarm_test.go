@@ -22,6 +22,7 @@ import (
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
 	"github.com/rpi-deploy/rpi-deploy/agent/flash"
+	"github.com/rpi-deploy/rpi-deploy/agent/retry"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/readback"
 	"github.com/rpi-deploy/rpi-deploy/server/servertest"
@@ -280,3 +281,37 @@ func TestStoreDropsConsumedPieces(t *testing.T) {
 }
 
 func g0() g.Option[[]byte] { return g.None[[]byte]() }
+
+// TestFallbackToHTTP: the web seed answers nothing but errors and there is no peer: the
+// swarm read stalls, and Fallback fetches the rest over plain HTTP; the card verifies.
+func TestFallbackToHTTP(t *testing.T) {
+	zst, m := packed(t, "fallback", 3<<20)
+	o, hash := newOrigin(t, zst, 64<<10)
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, zst) }))
+	defer plain.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cfg := o.config(hash, m, nil)
+	cfg.WebSeed = o.URL + "/no-such-file" // 404 for every piece
+	cfg.Stall = 2 * time.Second
+	sw, err := Join(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sw.Close()
+	src := &Fallback{Swarm: sw, HTTP: &flash.HTTPSource{URL: plain.URL, Size: m.CompressedSize}}
+	fl, err := flash.Open(filepath.Join(t.TempDir(), "card.img"), m, flash.Options{Retry: retry.Policy{Budget: time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fl.Close()
+	if err := fl.Stream(ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fl.Verify(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !src.OverHTTP() || src.HTTP.Fetched() != m.CompressedSize {
+		t.Errorf("over HTTP %v, fetched %d over HTTP; want true and %d", src.OverHTTP(), src.HTTP.Fetched(), m.CompressedSize)
+	}
+}
