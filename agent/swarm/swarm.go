@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strings"
@@ -34,6 +35,7 @@ import (
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/iplist"
 	"github.com/anacrolix/torrent/metainfo"
+	"github.com/anacrolix/torrent/types"
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
 )
@@ -183,6 +185,7 @@ func Join(ctx context.Context, cfg Config) (*Swarm, error) {
 	s.whole = info.TotalLength() <= cfg.Keep
 	if s.whole {
 		t.DownloadAll()
+		s.spread(t, info.NumPieces())
 	}
 	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.stop, s.loopDone = cancel, make(chan struct{})
@@ -192,6 +195,21 @@ func Join(ctx context.Context, cfg Config) (*Swarm, error) {
 	go s.loop(lctx)
 	log.Info("joined swarm", "info_hash", cfg.Swarm.InfoHash, "pieces", info.NumPieces(), "piece_length", info.PieceLength, "port", cl.LocalPort())
 	return s, nil
+}
+
+// spread gives a random eighth of the pieces (one contiguous run) high priority: the
+// boards of a batch, which start together, then begin with different pieces (mostly
+// from the web seed) and trade them, instead of all asking for the same first pieces
+// (the engine breaks ties in availability by piece index).
+func (s *Swarm) spread(t *torrent.Torrent, n int) {
+	if n < 16 {
+		return
+	}
+	k := n / 8
+	start := rand.IntN(n)
+	for j := range k {
+		t.Piece((start + j) % n).SetPriority(types.PiecePriorityHigh)
+	}
 }
 
 func transport(c *http.Client) http.RoundTripper {
