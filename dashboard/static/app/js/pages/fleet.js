@@ -1,6 +1,6 @@
 // The fleet view: every board in progress, live; batch progress; throughput chart.
 
-import { h, clear, bar, mbps, duration, bytes } from '../ui.js';
+import { h, clear, bar, mbps, duration, bytes, table } from '../ui.js';
 import { live, TERMINAL } from '../live.js';
 import { drawThroughput } from '../chart.js';
 import { get } from '../api.js';
@@ -231,18 +231,14 @@ function renderSwarm(box, s) {
   const fromServer = members.reduce((a, m) => a + (m.from_server || 0), 0);
   const fromPeers = members.reduce((a, m) => a + (m.from_peers || 0), 0);
   clear(box).append(
-    h('h2', 'Peer-to-peer', h('span.spacer'), h('span.muted', `server upload ${mbps(s.server_upload_bps || 0)} MB/s`)),
-    members.length
-      ? h('table.swarm',
-        h('thead', h('tr', h('th', 'Board'), h('th', 'Image'), h('th', 'From server'), h('th', 'From peers'), h('th', 'Sent to peers'), h('th', 'State'))),
-        h('tbody', ...members.map((m) => h('tr', { dataset: { serial: m.serial } },
-          h('td', m.serial), h('td', m.image), h('td.from-server', bytes(m.from_server || 0)),
-          h('td.from-peers', bytes(m.from_peers || 0)), h('td', bytes(m.uploaded || 0)),
-          h('td', m.done ? (m.seeding ? 'seeding' : 'done') : 'downloading')))),
-        h('tfoot', h('tr', h('td', `${members.length} boards`), h('td', ''), h('td', bytes(fromServer)), h('td', bytes(fromPeers)), h('td', ''), h('td', ''))))
-      : h('p.empty', 'No board is in a swarm right now.'));
-}
-
-function stat(k, v, cls, sub) {
-  return h('div.stat', { class: `stat ${cls}` }, h('div.v', String(v)), h('div.k', k, sub ? h('span.muted', ` · ${sub}`) : null));
+    h('h2', 'Peer-to-peer', h('span.spacer'),
+      h('span.muted', `server upload ${mbps(s.server_upload_bps || 0)} MB/s · ${members.length} boards · ${bytes(fromServer)} from the server, ${bytes(fromPeers)} from peers`)),
+    table([
+      { key: 'serial', label: 'Board' },
+      { key: 'image', label: 'Image' },
+      { key: 'from_server', label: 'From server', num: true, render: (m) => bytes(m.from_server || 0) },
+      { key: 'from_peers', label: 'From peers', num: true, render: (m) => bytes(m.from_peers || 0) },
+      { key: 'uploaded', label: 'Sent to peers', num: true, render: (m) => bytes(m.uploaded || 0) },
+      { key: 'state', label: 'State', render: (m) => (m.done ? (m.seeding ? 'seeding' : 'done') : 'downloading') },
+    ], members, { class: 'swarm', empty: 'No board is in a swarm right now.' }));
 }
