@@ -321,14 +321,14 @@ func (f *fleet) finish(t *testing.T, boards []*board, liar *board) (fromPeers in
 	return fromPeers
 }
 
-// TestFleetSharesPieces: five boards flash one image through a server link no faster
-// than each board's own (40 Mbit/s, tc); with P2P the server sends well under five
-// images' worth, every card verifies (the agent's read-back, and a read-back from
+// TestFleetSharesPieces: five boards flash one image through a server link slower
+// than each board's own (16 and 40 Mbit/s, tc: the server's link is the one the
+// fleet shares); with P2P the server sends well under five images' worth, every card verifies (the agent's read-back, and a read-back from
 // outside), and the boards report bytes from peers.
 func TestFleetSharesPieces(t *testing.T) {
 	zst := fleetImage(t, 20)
 	const n = 5
-	f := newFleet(t, zst, "on", "40mbit", n)
+	f := newFleet(t, zst, "on", "16mbit", n)
 	var boards []*board
 	for i := range n {
 		boards = append(boards, f.addBoard(i+1, "40mbit"))
