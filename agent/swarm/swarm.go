@@ -26,6 +26,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -154,9 +155,13 @@ func Join(ctx context.Context, cfg Config) (*Swarm, error) {
 	if err != nil {
 		return nil, fmt.Errorf("swarm listen address %q: %w", cfg.Listen, err)
 	}
+	portN, err := strconv.Atoi(port)
+	if err != nil || portN < 0 || portN > 65535 {
+		return nil, fmt.Errorf("swarm listen address %q: bad port", cfg.Listen)
+	}
 	tc := torrent.NewDefaultClientConfig()
 	tc.ListenHost = func(string) string { return host }
-	fmt.Sscan(port, &tc.ListenPort)
+	tc.ListenPort = portN
 	tc.NoDHT, tc.DisablePEX, tc.DisableTrackers, tc.DisableUTP, tc.DisableWebtorrent = true, true, true, true, true
 	tc.NoDefaultPortForwarding = true
 	tc.DisableIPv6 = true
