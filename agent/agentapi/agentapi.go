@@ -85,6 +85,52 @@ type Image struct {
 	SHA256         string `json:"sha256"`       // of the raw image (manifest.SHA256)
 	Size           int64  `json:"size"`         // raw bytes
 	CompressedSize int64  `json:"compressed_size"`
+	// Swarm, when set, invites the board to fetch the image from the other boards of
+	// the same image as well (BitTorrent); without it, or when the swarm cannot
+	// form, the board fetches URL alone.
+	Swarm *Swarm `json:"swarm,omitempty"`
+}
+
+// Swarm says how a board joins the BitTorrent swarm of its image (docs/agent.md).
+type Swarm struct {
+	InfoHash    string `json:"info_hash"`    // 40 hex digits: the v1 info hash of TorrentURL's metainfo
+	TorrentURL  string `json:"torrent_url"`  // GET with HeaderSecret: the bencoded metainfo
+	AnnounceURL string `json:"announce_url"` // POST SwarmAnnounce with HeaderSecret
+	IntervalMS  int64  `json:"interval_ms"`  // announce every this many milliseconds
+}
+
+// Paths of the swarm endpoints, fmt with the deployment ID.
+const (
+	PathSwarmTorrent  = "/api/v1/deployments/%d/swarm/torrent"
+	PathSwarmAnnounce = "/api/v1/deployments/%d/swarm/announce"
+)
+
+// SwarmAnnounce is a board's periodic word to the swarm's tracker.
+type SwarmAnnounce struct {
+	Port       int   `json:"port"`        // TCP port its BitTorrent client listens on (0: none)
+	FromServer int64 `json:"from_server"` // compressed bytes fetched from the server's web seed
+	FromPeers  int64 `json:"from_peers"`  // compressed bytes received from other boards
+	Uploaded   int64 `json:"uploaded"`    // bytes sent to other boards
+	Done       bool  `json:"done"`        // its card is verified: it only serves now
+	Leaving    bool  `json:"leaving"`     // it stops serving now
+	// BadPeers are the addresses (IP) of peers this board banned for corrupt pieces
+	// (each reported once); the server logs them with their serials.
+	BadPeers []string `json:"bad_peers,omitempty"`
+}
+
+// SwarmAnswer answers a SwarmAnnounce.
+type SwarmAnswer struct {
+	Peers      []SwarmPeer `json:"peers"`
+	IntervalMS int64       `json:"interval_ms"`
+	// Seed tells a board that is Done whether to keep serving (false: reboot now).
+	Seed bool `json:"seed"`
+}
+
+// SwarmPeer is another board of the swarm, at the address its announce came from.
+type SwarmPeer struct {
+	IP     string `json:"ip"`
+	Port   int    `json:"port"`
+	Serial string `json:"serial"`
 }
 
 // FirstBoot carries what goes onto the boot partition for the first boot.

@@ -22,6 +22,7 @@ import (
 	"github.com/rpi-deploy/rpi-deploy/agent/flash"
 	"github.com/rpi-deploy/rpi-deploy/agent/led"
 	"github.com/rpi-deploy/rpi-deploy/agent/retry"
+	"github.com/rpi-deploy/rpi-deploy/agent/swarm"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/progress"
 )
@@ -48,6 +49,8 @@ type Config struct {
 	Log     *slog.Logger
 	// Every is the progress report interval (default 1 s).
 	Every time.Duration
+	// P2P: the board's part in its image's swarm when the server invites it.
+	P2P P2P
 	// Deployment, if set, is flashed without asking the server (no hello, no events,
 	// no result): rpi-agent --image, for benchmarks and bench-top use.
 	Deployment *agentapi.Deployment
@@ -125,6 +128,17 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 			}
 		}
 	}
+	if r.sw != nil {
+		if err == nil {
+			fs, fp, up := r.sw.Counts()
+			r.log.Info("swarm bytes", "from_server", fs, "from_peers", fp, "uploaded", up)
+			r.say("seeding for the boards still flashing (from server %s, from peers %s, sent %s so far)", progress.Bytes(fs), progress.Bytes(fp), progress.Bytes(up))
+			r.sw.Seed(ctx)
+		}
+		if cerr := r.sw.Close(); cerr != nil {
+			r.log.Warn("leave swarm", "err", cerr)
+		}
+	}
 	if r.fl != nil {
 		if cerr := r.fl.Close(); cerr != nil && err == nil {
 			err = cerr
@@ -147,6 +161,7 @@ type run struct {
 	dep   *agentapi.Deployment
 	start time.Time
 
+	sw        *swarm.Swarm // the image's swarm, when the board joined one
 	mu        sync.Mutex
 	phase     string
 	fl        *flash.Flasher
@@ -231,9 +246,13 @@ func (r *run) flash(ctx context.Context, out *Outcome) error {
 
 	stop := r.report(ctx)
 	defer stop()
-	src := &flash.HTTPSource{URL: url, Size: m.CompressedSize}
+	hs := &flash.HTTPSource{URL: url, Size: m.CompressedSize}
 	if dep.Secret != "" {
-		src.Header = http.Header{agentapi.HeaderSecret: {dep.Secret}}
+		hs.Header = http.Header{agentapi.HeaderSecret: {dep.Secret}}
+	}
+	var src flash.Source = hs
+	if sw := r.joinSwarm(ctx, url, m.CompressedSize); sw != nil {
+		src = &swarm.Fallback{Swarm: sw, HTTP: hs, Log: r.log}
 	}
 	if err := fl.Stream(ctx, src); err != nil {
 		return err
@@ -328,6 +347,10 @@ func (r *run) report(ctx context.Context) (stop func()) {
 				ev := agentapi.Event{Phase: phase, Time: now, Bytes: bytes, Total: total, RateBps: rate}
 				if st := r.stats(); phase == agentapi.PhaseStreaming {
 					ev.Message = fmt.Sprintf("fetched %d compressed bytes, %d resumes", st.Fetched, st.Resumes)
+					if r.sw != nil {
+						fs, fp, up := r.sw.Counts()
+						ev.Message += fmt.Sprintf("; from server %d, from peers %d, sent to peers %d", fs, fp, up)
+					}
 				}
 				if r.cfg.Deployment == nil {
 					if err := r.cfg.Client.Event(ctx, r.dep.ID, ev); err != nil && ctx.Err() == nil {

@@ -39,6 +39,7 @@ func (a *API) hello(c *gin.Context) {
 		base := baseURL(c.Request)
 		d.Image.URL = base + d.Image.URL
 		d.Image.ManifestURL = base + d.Image.ManifestURL
+		a.swarmHello(c, d)
 	}
 	c.JSON(http.StatusOK, resp)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
 	"github.com/rpi-deploy/rpi-deploy/server/connlimit"
 	"github.com/rpi-deploy/rpi-deploy/server/domain"
+	"github.com/rpi-deploy/rpi-deploy/server/swarm"
 )
 
 // DefaultAgentPerSource is Options.AgentPerSource when zero.
@@ -66,6 +67,10 @@ type Options struct {
 	// AgentPerSource is how many agent-API requests (hello, events, result) of one
 	// source address run at once; more wait their turn. Default 4; negative: no limit.
 	AgentPerSource int
+	// Swarm, when set, turns on peer-to-peer image distribution (rpi-deployd --p2p=on):
+	// hello answers invite boards into their image's swarm and the swarm endpoints
+	// answer. nil: off, boards fetch over HTTP alone.
+	Swarm *swarm.Registry
 	// Extra lets other parts (dashboard, netboot) add routes to the engine; called
 	// with the engine and the middleware that enforces operator authentication.
 	Extra []func(r *gin.Engine, auth gin.HandlerFunc)
@@ -81,6 +86,7 @@ type API struct {
 	logins  *loginLimiter
 	csrf    *http.CrossOriginProtection
 	streams chan struct{} // one token per open event stream
+	upload  uploadMeter   // the server's image upload rate, for GET /api/v1/swarm
 }
 
 type agentKey struct{}
@@ -129,6 +135,7 @@ func New(svc *domain.Service, opt Options) (*gin.Engine, *API) {
 	ag.POST("/agent/hello", a.hello)
 	ag.POST("/deployments/:id/events", a.event)
 	ag.POST("/deployments/:id/result", a.result)
+	a.swarmRoutes(ag, v1.Group("", a.auth))
 
 	v1.POST("/login", a.login)
 	v1.POST("/logout", a.logout)

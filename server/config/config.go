@@ -43,6 +43,13 @@ type Config struct {
 	// Also from RPI_DEPLOY_TOKEN. No default: without a token and without users, the
 	// management API refuses everything.
 	Token string `json:"token,omitempty"`
+	// P2P turns peer-to-peer image distribution on ("on") or off ("off", the default):
+	// with it, boards of the same image fetch pieces from each other as well as from
+	// the server (docs/agent.md "Peer-to-peer").
+	P2P string `json:"p2p,omitempty"`
+	// P2PSeedFor is how long a board whose card is verified keeps serving pieces to
+	// the boards still flashing, at most. Default 10m.
+	P2PSeedFor Duration `json:"p2p_seed_for,omitempty"`
 	// MaxStreams is how many deployments may stream at once; beyond it a hello is
 	// answered "retry". Default 64.
 	MaxStreams int `json:"max_streams,omitempty"`
@@ -259,6 +266,14 @@ func (c Config) Validate() error {
 	case "", "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("log_level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	switch c.P2P {
+	case "", "off", "on":
+	default:
+		return fmt.Errorf("p2p %q: want on or off", c.P2P)
+	}
+	if c.P2PSeedFor < 0 {
+		return fmt.Errorf("p2p_seed_for: must not be negative")
 	}
 	switch c.After {
 	case "", "reboot", "poweroff", "wait":

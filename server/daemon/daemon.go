@@ -67,6 +67,8 @@ func Parse(args []string, getenv func(string) string, stderr io.Writer) (Options
 	tlsMode := fs.String("tls", "", "HTTPS on the management listener: off, self-signed (generated in DATA/tls on first start) or files (--tls-cert, --tls-key) (default off)")
 	tlsCert := fs.String("tls-cert", "", "PEM `file` of the management listener's certificate chain (implies --tls files)")
 	tlsKey := fs.String("tls-key", "", "PEM `file` of the certificate's key")
+	p2p := fs.String("p2p", "", "peer-to-peer image distribution between boards: on or off (default off)")
+	p2pSeedFor := fs.Duration("p2p-seed-for", 0, "how long a verified board keeps serving pieces to the others, at most (default 10m)")
 	diskReserve := fs.Int64("disk-reserve", 0, "`bytes` of the data directory's file system that uploads leave free for the database (default 64 MiB)")
 	after := fs.String("after", "", "what a board does once its card is verified: reboot, poweroff or wait (default reboot)")
 	limits := deploymentFlags(fs)
@@ -97,7 +99,7 @@ func Parse(args []string, getenv func(string) string, stderr io.Writer) (Options
 		v   string
 		dst *string
 	}{{*data, &cfg.Data}, {*listen, &cfg.Listen}, {*token, &cfg.Token}, {*logLevel, &cfg.LogLevel}, {*after, &cfg.After},
-		{*tlsMode, &cfg.TLS}, {*tlsCert, &cfg.TLSCert}, {*tlsKey, &cfg.TLSKey}} {
+		{*tlsMode, &cfg.TLS}, {*p2p, &cfg.P2P}, {*tlsCert, &cfg.TLSCert}, {*tlsKey, &cfg.TLSKey}} {
 		if f.v != "" {
 			*f.dst = f.v
 		}
@@ -110,6 +112,9 @@ func Parse(args []string, getenv func(string) string, stderr io.Writer) (Options
 	}
 	if *diskReserve > 0 {
 		cfg.DiskReserve = *diskReserve
+	}
+	if *p2pSeedFor > 0 {
+		cfg.P2PSeedFor = config.Duration(*p2pSeedFor)
 	}
 	httpFl.apply(cfg)
 	limits.apply(cfg)

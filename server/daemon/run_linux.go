@@ -22,6 +22,7 @@ import (
 	"github.com/rpi-deploy/rpi-deploy/server/events"
 	"github.com/rpi-deploy/rpi-deploy/server/netboot"
 	"github.com/rpi-deploy/rpi-deploy/server/store"
+	"github.com/rpi-deploy/rpi-deploy/server/swarm"
 )
 
 // Daemon is a running server: every listener is open and served.
@@ -84,7 +85,9 @@ func Start(ctx context.Context, opt Options) (d *Daemon, err error) {
 	}
 	streamsDone := make(chan struct{}) // closed at shutdown: ends event streams
 	lim := connlimit.New(connlimit.Options{Max: cfg.HTTPMaxConns, PerSource: cfg.HTTPMaxConnsPerSource, Logger: log})
-	engine := newEngine(svc, cfg, opt.Version, streamsDone, lim, log)
+	swarms := newSwarm(cfg, log)
+	prepareSwarms(ctx, swarms, svc, log)
+	engine := newEngine(svc, cfg, opt.Version, streamsDone, lim, swarms, log)
 
 	d, lns, err = listen(cfg, stderr)
 	if err != nil {
@@ -151,11 +154,11 @@ func newService(st *store.Store, cfg config.Config, log *slog.Logger) *domain.Se
 }
 
 // newEngine is the HTTP API with the dashboard mounted on it.
-func newEngine(svc *domain.Service, cfg config.Config, version string, streamsDone <-chan struct{}, lim *connlimit.Limiter, log *slog.Logger) *gin.Engine {
+func newEngine(svc *domain.Service, cfg config.Config, version string, streamsDone <-chan struct{}, lim *connlimit.Limiter, swarms *swarm.Registry, log *slog.Logger) *gin.Engine {
 	var a *api.API
 	engine, a := api.New(svc, api.Options{Token: cfg.Token, Logger: log, AgentOnlyListeners: len(cfg.AgentListen) > 0,
 		Version: version, Shutdown: streamsDone, AgentListenersOnlyAgent: cfg.TLSMode() != "off",
-		MaxEventStreams: cfg.MaxEventStreams, Conns: lim,
+		MaxEventStreams: cfg.MaxEventStreams, Conns: lim, Swarm: swarms,
 		ReadTimeout: time.Duration(cfg.HTTPReadTimeout), WriteTimeout: time.Duration(cfg.HTTPWriteTimeout), AgentPerSource: cfg.AgentRequestsPerSource,
 		Extra: []func(*gin.Engine, gin.HandlerFunc){func(r *gin.Engine, _ gin.HandlerFunc) {
 			dashboard.Register(r, dashboard.Config{Authenticated: func(r *http.Request) bool { return a.Authenticated(r) },

@@ -41,6 +41,9 @@ type options struct {
 	retryBudget                                  time.Duration
 	writeRateMB                                  float64
 	decoders, writers, buffers                   int
+	p2p, p2pListen                               string
+	p2pKeepMiB, p2pReadaheadMiB                  int64
+	p2pLie                                       bool
 }
 
 func main() {
@@ -60,9 +63,18 @@ func main() {
 	fs.IntVar(&o.buffers, "buffers", 0, "raw chunk buffers in circulation (default: 96 MiB worth)")
 	fs.StringVar(&o.image, "image", "", "standalone: flash this .img.zst URL (manifest beside it) without a server's assignment; needs --hostname")
 	fs.StringVar(&o.hostname, "hostname", "", "standalone: the hostname to give the board")
+	fs.StringVar(&o.p2p, "p2p", "auto", "auto: fetch from the other boards too when the server invites; off: HTTP alone")
+	fs.Int64Var(&o.p2pKeepMiB, "p2p-keep", 0, "MiB of compressed pieces kept in RAM to serve other boards (default 512)")
+	fs.Int64Var(&o.p2pReadaheadMiB, "p2p-readahead", 0, "MiB the flasher asks the swarm for ahead of itself first (default 4)")
+	fs.StringVar(&o.p2pListen, "p2p-listen", "", "TCP address the swarm listens on (default :0, any port)")
+	fs.BoolVar(&o.p2pLie, "p2p-test-corrupt-uploads", false, "TESTS ONLY: serve corrupted pieces to the other boards (a hostile board)")
 	fs.BoolVar(&o.verbose, "v", false, "debug logs")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Parse(os.Args[1:])
+	if o.p2p != "auto" && o.p2p != "off" {
+		fmt.Fprintf(os.Stderr, "rpi-agent: --p2p %q: want auto or off\n", o.p2p)
+		os.Exit(2)
+	}
 	if *showVersion {
 		fmt.Println("rpi-agent", version)
 		return
@@ -104,10 +116,12 @@ func run(ctx context.Context, o options) error {
 		Flash:     flash.Options{Decoders: o.decoders, Writers: o.writers, Buffers: o.buffers, WriteRateLimit: o.writeRateMB * 1e6, Retry: pol, Log: log},
 		BootFS:    bootFS,
 		Mechanism: o.mechanism,
-		Console:   os.Stderr,
-		TTY:       progress.IsTerminal(os.Stderr),
-		LED:       led.Find(o.root),
-		Log:       log,
+		P2P: deploy.P2P{Off: o.p2p == "off", Keep: o.p2pKeepMiB << 20, Readahead: o.p2pReadaheadMiB << 20,
+			Listen: o.p2pListen, CorruptUploads: o.p2pLie},
+		Console: os.Stderr,
+		TTY:     progress.IsTerminal(os.Stderr),
+		LED:     led.Find(o.root),
+		Log:     log,
 	}
 	if o.image != "" {
 		if err := standalone(&cfg, o); err != nil {

@@ -1,8 +1,9 @@
 // The fleet view: every board in progress, live; batch progress; throughput chart.
 
-import { h, clear, bar, mbps, duration, bytes } from '../ui.js';
+import { h, clear, bar, mbps, duration, bytes, table } from '../ui.js';
 import { live, TERMINAL } from '../live.js';
 import { drawThroughput } from '../chart.js';
+import { get } from '../api.js';
 
 export const PHASE_LABEL = {
   dhcp: 'DHCP', tftp: 'TFTP', hello: 'Hello', streaming: 'Streaming', verifying: 'Verifying',
@@ -143,12 +144,15 @@ export function render(view) {
   const empty = h('p.empty', 'No board is deploying. Power boards on and they appear here.');
   const rowEls = new Map(); // serial → row element
   const rateNow = h('span.muted');
+  const swarmBox = h('section.panel', { id: 'swarm', hidden: true });
+  const stopSwarm = pollSwarm(swarmBox);
   clear(view).append(
     stats,
     h('div.fleet-top',
       h('section.panel', h('h2', 'Batches'), batches),
       h('section.panel', h('h2', 'Throughput', h('span.spacer'), rateNow), canvas)),
-    h('section.panel', h('h2', 'Boards'), empty, rowsBox));
+    h('section.panel', h('h2', 'Boards'), empty, rowsBox),
+    swarmBox);
 
   // Paint at most every PAINT_MS: a big fleet sends many progress events a second,
   // and a tablet should not rebuild every row for each of them.
@@ -199,9 +203,42 @@ export function render(view) {
   drawThroughput(canvas, live.history);
   const onResize = () => drawThroughput(canvas, live.history);
   window.addEventListener('resize', onResize);
-  return () => { live.removeEventListener('change', onChange); window.removeEventListener('resize', onResize); };
+  return () => { stopSwarm(); live.removeEventListener('change', onChange); window.removeEventListener('resize', onResize); };
 }
 
-function stat(k, v, cls, sub) {
-  return h('div.stat', { class: `stat ${cls}` }, h('div.v', String(v)), h('div.k', k, sub ? h('span.muted', ` · ${sub}`) : null));
+// pollSwarm shows, every 2 s while P2P is on (rpi-deployd --p2p=on), the server's
+// image upload rate and, per board in a swarm, the compressed bytes it got from the
+// server and from other boards and what it sent them (GET /api/v1/swarm).
+function pollSwarm(box) {
+  let timer = null;
+  let stopped = false;
+  async function tick() {
+    try {
+      const s = await get('swarm');
+      box.hidden = !s.enabled;
+      if (s.enabled) renderSwarm(box, s);
+    } catch (e) {
+      box.hidden = true;
+    }
+    if (!stopped) timer = setTimeout(tick, 2000);
+  }
+  tick();
+  return () => { stopped = true; clearTimeout(timer); };
+}
+
+function renderSwarm(box, s) {
+  const members = s.members || [];
+  const fromServer = members.reduce((a, m) => a + (m.from_server || 0), 0);
+  const fromPeers = members.reduce((a, m) => a + (m.from_peers || 0), 0);
+  clear(box).append(
+    h('h2', 'Peer-to-peer', h('span.spacer'),
+      h('span.muted', `server upload ${mbps(s.server_upload_bps || 0)} MB/s · ${members.length} boards · ${bytes(fromServer)} from the server, ${bytes(fromPeers)} from peers`)),
+    table([
+      { key: 'serial', label: 'Board' },
+      { key: 'image', label: 'Image' },
+      { key: 'from_server', label: 'From server', num: true, render: (m) => bytes(m.from_server || 0) },
+      { key: 'from_peers', label: 'From peers', num: true, render: (m) => bytes(m.from_peers || 0) },
+      { key: 'uploaded', label: 'Sent to peers', num: true, render: (m) => bytes(m.uploaded || 0) },
+      { key: 'state', label: 'State', render: (m) => (m.done ? (m.seeding ? 'seeding' : 'done') : 'downloading') },
+    ], members, { class: 'swarm', empty: 'No board is in a swarm right now.' }));
 }

@@ -1,0 +1,317 @@
+package swarm
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	g "github.com/anacrolix/generics"
+	"github.com/anacrolix/torrent/bencode"
+	"github.com/anacrolix/torrent/metainfo"
+
+	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
+	"github.com/rpi-deploy/rpi-deploy/agent/flash"
+	"github.com/rpi-deploy/rpi-deploy/agent/retry"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/readback"
+	"github.com/rpi-deploy/rpi-deploy/server/servertest"
+)
+
+// origin stands in for a server that hands out a metainfo and web seeds a file: the
+// torrent, the announce (no peers) and the web seed, all checking the secret.
+type origin struct {
+	*httptest.Server
+	mu        sync.Mutex
+	announces []agentapi.SwarmAnnounce
+	served    int64
+}
+
+const testSecret = "s3cret-of-the-deployment"
+
+func newOrigin(t *testing.T, file string, pieceLen int64) (*origin, metainfo.Hash) {
+	t.Helper()
+	info := metainfo.Info{PieceLength: pieceLen}
+	if err := info.BuildFromFilePath(file); err != nil {
+		t.Fatal(err)
+	}
+	info.Name = "img.img.zst"
+	ib, err := bencode.Marshal(info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tb bytes.Buffer
+	if err := (&metainfo.MetaInfo{InfoBytes: ib}).Write(&tb); err != nil {
+		t.Fatal(err)
+	}
+	o := &origin{}
+	mux := http.NewServeMux()
+	auth := func(h http.HandlerFunc) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get(agentapi.HeaderSecret) != testSecret {
+				http.Error(w, "no secret", http.StatusUnauthorized)
+				return
+			}
+			h(w, r)
+		}
+	}
+	mux.HandleFunc("GET /torrent", auth(func(w http.ResponseWriter, r *http.Request) { w.Write(tb.Bytes()) }))
+	mux.HandleFunc("POST /announce", auth(func(w http.ResponseWriter, r *http.Request) {
+		var a agentapi.SwarmAnnounce
+		if err := json.NewDecoder(r.Body).Decode(&a); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		o.mu.Lock()
+		o.announces = append(o.announces, a)
+		o.mu.Unlock()
+		json.NewEncoder(w).Encode(agentapi.SwarmAnswer{IntervalMS: 200})
+	}))
+	mux.HandleFunc("GET /img.img.zst", auth(func(w http.ResponseWriter, r *http.Request) {
+		cw := &countWriter{ResponseWriter: w}
+		http.ServeFile(cw, r, file)
+		o.mu.Lock()
+		o.served += cw.n
+		o.mu.Unlock()
+	}))
+	o.Server = httptest.NewServer(mux)
+	t.Cleanup(o.Close)
+	return o, metainfo.HashBytes(ib)
+}
+
+type countWriter struct {
+	http.ResponseWriter
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (o *origin) config(hash metainfo.Hash, m *manifest.Manifest, log *slog.Logger) Config {
+	return Config{Swarm: agentapi.Swarm{InfoHash: hash.HexString(), TorrentURL: o.URL + "/torrent", AnnounceURL: o.URL + "/announce", IntervalMS: 200},
+		Secret: testSecret, WebSeed: o.URL + "/img.img.zst", CompressedSize: m.CompressedSize, Listen: "127.0.0.1:0",
+		Stall: 20 * time.Second, Log: log}
+}
+
+func packed(t *testing.T, name string, size int64) (string, *manifest.Manifest) {
+	t.Helper()
+	zst := servertest.PackedImage(t, t.TempDir(), name, size, 1<<20)
+	m, err := manifest.Load(manifest.PathFor(zst))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return zst, m
+}
+
+// TestFlashFromWebSeed: one board alone in its swarm gets every piece from the web
+// seed through the BitTorrent client and the card verifies; every byte came from the
+// server, none from peers.
+func TestFlashFromWebSeed(t *testing.T) {
+	zst, m := packed(t, "alone", 6<<20)
+	o, hash := newOrigin(t, zst, 64<<10)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	sw, err := Join(ctx, o.config(hash, m, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sw.Close()
+	target := filepath.Join(t.TempDir(), "card.img")
+	fl, err := flash.Open(target, m, flash.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fl.Close()
+	if err := fl.Stream(ctx, sw); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fl.Verify(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := fl.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	fs, fp, _ := sw.Counts()
+	if fs != m.CompressedSize || fp != 0 {
+		t.Errorf("from server %d, from peers %d; want %d and 0", fs, fp, m.CompressedSize)
+	}
+	if st := fl.Stats(); st.SHA256 != m.SHA256 {
+		t.Errorf("stream sha256 %s, manifest %s", st.SHA256, m.SHA256)
+	}
+}
+
+// TestLyingMetainfo is the layer below BitTorrent's SHA-1: the server (or whoever
+// answers as it) hands out a metainfo built over corrupted image bytes and seeds those
+// bytes, so every piece passes its SHA-1 check. The manifest's SHA-256 must still stop
+// the chunk: the stream fails naming it, and nothing of it or after it is on the card.
+func TestLyingMetainfo(t *testing.T) {
+	zst, m := packed(t, "liar", 6<<20)
+	bad := 3
+	b, err := os.ReadFile(zst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := m.Chunks[bad]
+	b[c.Frame+c.FrameSize/2] ^= 0x40 // inside frame 3's compressed data
+	lie := filepath.Join(t.TempDir(), "img.img.zst")
+	if err := os.WriteFile(lie, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o, hash := newOrigin(t, lie, 64<<10)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	sw, err := Join(ctx, o.config(hash, m, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sw.Close()
+	target := filepath.Join(t.TempDir(), "card.img")
+	fl, err := flash.Open(target, m, flash.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fl.Close()
+	err = fl.Stream(ctx, sw)
+	var ce *readback.ChunkError
+	if !errors.As(err, &ce) || ce.Chunk != bad {
+		t.Fatalf("Stream = %v; want a ChunkError naming chunk %d", err, bad)
+	}
+	if !strings.Contains(err.Error(), "chunk 3") {
+		t.Errorf("error does not name the chunk: %v", err)
+	}
+	if err := fl.Commit(); err == nil {
+		t.Fatal("Commit of an unverified card succeeded")
+	}
+	card, err := os.ReadFile(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := m.ChunkRange(bad)
+	for i, v := range card[r.Offset:] {
+		if v != 0 {
+			t.Fatalf("byte %d (chunk %d or later) reached the card", r.Offset+int64(i), bad)
+		}
+	}
+	for i, v := range card[:4096] {
+		if v != 0 {
+			t.Fatalf("first block byte %d is not zero: the card could boot", i)
+		}
+	}
+}
+
+// TestMetainfoMustFit: a metainfo whose info hash is not the one the hello answer
+// named, or whose length is not the manifest's compressed size, is refused.
+func TestMetainfoMustFit(t *testing.T) {
+	zst, m := packed(t, "fit", 2<<20)
+	o, hash := newOrigin(t, zst, 64<<10)
+	ctx := context.Background()
+	cfg := o.config(hash, m, nil)
+	cfg.Swarm.InfoHash = strings.Repeat("ab", 20)
+	if _, err := Join(ctx, cfg); !errors.Is(err, ErrMetainfo) {
+		t.Errorf("wrong info hash: Join = %v; want ErrMetainfo", err)
+	}
+	cfg = o.config(hash, m, nil)
+	cfg.CompressedSize++
+	if _, err := Join(ctx, cfg); !errors.Is(err, ErrMetainfo) {
+		t.Errorf("wrong length: Join = %v; want ErrMetainfo", err)
+	}
+	cfg = o.config(hash, m, nil)
+	cfg.Secret = "wrong"
+	if _, err := Join(ctx, cfg); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("wrong secret: Join = %v; want the server's 401", err)
+	}
+}
+
+// TestStoreDropsConsumedPieces: past Keep bytes, the store drops pieces the reader has
+// consumed (lowest first) and never one ahead of it; a dropped piece reads as an
+// error and says it is no longer complete.
+func TestStoreDropsConsumedPieces(t *testing.T) {
+	info := &metainfo.Info{PieceLength: 16, Length: 100, Pieces: make([]byte, 7*20)} // 7 pieces, the last of 4 bytes
+	s := newPieceStore(info, 40, nil)
+	ti, err := s.OpenTorrent(context.Background(), info, metainfo.Hash{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pieces := make([]*piece, info.NumPieces())
+	for i := range pieces {
+		pieces[i] = ti.PieceWithHash(info.Piece(i), g0()).(*piece)
+		data := bytes.Repeat([]byte{byte(i + 1)}, int(pieces[i].n))
+		if _, err := pieces[i].WriteAt(data, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := pieces[i].MarkComplete(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if now, _ := s.Held(); now != 100 {
+		t.Fatalf("held %d bytes before anything was consumed; nothing may be dropped ahead of the reader", now)
+	}
+	s.consume(50) // pieces 0, 1 and 2 (bytes 0–47) are behind the reader
+	if now, _ := s.Held(); now != 52 {
+		t.Fatalf("held %d bytes after consuming 50 with keep 40; want 52 (pieces 3–6)", now)
+	}
+	for i, want := range []bool{false, false, false, true, true, true, true} {
+		if got := pieces[i].Completion().Complete; got != want {
+			t.Errorf("piece %d complete = %v, want %v", i, got, want)
+		}
+	}
+	buf := make([]byte, 4)
+	if _, err := pieces[0].ReadAt(buf, 0); !errors.Is(err, errDropped) {
+		t.Errorf("read of a dropped piece = %v; want errDropped", err)
+	}
+	if n, err := pieces[6].ReadAt(buf, 0); n != 4 || err != nil || buf[0] != 7 {
+		t.Errorf("read of the last piece = %d, %v, %v", n, err, buf)
+	}
+	if n, err := pieces[6].ReadAt(buf, 2); n != 2 || err != io.EOF {
+		t.Errorf("read past the 4-byte last piece = %d, %v; want 2, EOF", n, err)
+	}
+}
+
+func g0() g.Option[[]byte] { return g.None[[]byte]() }
+
+// TestFallbackToHTTP: the web seed answers nothing but errors and there is no peer: the
+// swarm read stalls, and Fallback fetches the rest over plain HTTP; the card verifies.
+func TestFallbackToHTTP(t *testing.T) {
+	zst, m := packed(t, "fallback", 3<<20)
+	o, hash := newOrigin(t, zst, 64<<10)
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, zst) }))
+	defer plain.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cfg := o.config(hash, m, nil)
+	cfg.WebSeed = o.URL + "/no-such-file" // 404 for every piece
+	cfg.Stall = 2 * time.Second
+	sw, err := Join(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sw.Close()
+	src := &Fallback{Swarm: sw, HTTP: &flash.HTTPSource{URL: plain.URL, Size: m.CompressedSize}}
+	fl, err := flash.Open(filepath.Join(t.TempDir(), "card.img"), m, flash.Options{Retry: retry.Policy{Budget: time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fl.Close()
+	if err := fl.Stream(ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fl.Verify(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !src.OverHTTP() || src.HTTP.Fetched() != m.CompressedSize {
+		t.Errorf("over HTTP %v, fetched %d over HTTP; want true and %d", src.OverHTTP(), src.HTTP.Fetched(), m.CompressedSize)
+	}
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# P2P fleet bench (issue 15): N real rpi-agent processes (P2P_BOARDS, default 20), each
+# in its own network namespace, flash one Raspberry Pi OS-shaped image (testimg,
+# P2P_ROOT_MIB MiB of rootfs data, packed with 1 MiB chunks) from rpi-deployd through
+# links of equal rate (P2P_RATE, default 20mbit; tc tbf both ways on the server's link
+# and on every board's), side by side in this run:
+#   bench: p2p-fleet-N ours=SECONDS(P2P) baseline=SECONDS(HTTP only) ratio=R
+#   bench: p2p-fleet-N-vs-one ours=SECONDS(P2P) baseline=SECONDS(one board alone, P2P on) ratio=R
+#   bench: p2p-fleet-N-server-MB ours=MB the server sent (P2P) baseline=N × compressed size ratio=R
+#   bench: p2p-fleet-N-server-MB-http-only ours=MB (HTTP only) baseline=N × compressed size ratio=R
+# Times run from the agents' start to the last card verified (read back). Needs root
+# (namespaces), tc and curl. The Go side is agent/swarm's TestP2PFleetBench (tag p2pbench).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+go test -tags p2pbench -count=1 -timeout 60m -run '^TestP2PFleetBench$' -v ./agent/swarm/ 2>&1 |
+  tee "${P2P_LOG:-/dev/null}" | grep -E '^(bench:|    bench_linux_test.go)' || { echo "p2p bench failed (P2P_LOG=FILE keeps its output)" >&2; exit 1; }

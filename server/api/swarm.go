@@ -1,0 +1,165 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
+	"github.com/rpi-deploy/rpi-deploy/server/swarm"
+)
+
+// swarmRoutes adds the swarm endpoints of the agent API (docs/api.md "Swarm") and
+// the operators' view of the swarms.
+func (a *API) swarmRoutes(agent, manage *gin.RouterGroup) {
+	agent.GET("/deployments/:id/swarm/torrent", a.swarmTorrent)
+	agent.POST("/deployments/:id/swarm/announce", a.swarmAnnounce)
+	manage.GET("/swarm", a.swarmList)
+}
+
+func init() {
+	for _, r := range []string{"GET /api/v1/deployments/:id/swarm/torrent", "POST /api/v1/deployments/:id/swarm/announce"} {
+		PublicRoutes[r], agentRoutes[r] = true, true
+	}
+}
+
+// swarmHelloWait is how long a hello waits for its image's metainfo.
+const swarmHelloWait = 3 * time.Second
+
+// swarmHello adds the swarm invitation to a deployment of a hello answer when P2P is
+// on and the image's metainfo is ready (it is computed in the background on the first
+// hello for an image; until then boards fetch over HTTP alone).
+func (a *API) swarmHello(c *gin.Context, d *agentapi.Deployment) {
+	if a.opt.Swarm == nil {
+		return
+	}
+	hash, err := a.opt.Swarm.Prepare(d.Image.Name, a.svc.ImageFile(d.Image.Name))
+	if errors.Is(err, swarm.ErrNotReady) {
+		// The first hello for an image starts its piece hashes; a small image is
+		// ready in moments, so wait a little before sending this board to HTTP alone.
+		hash, err = a.opt.Swarm.Wait(c.Request.Context(), d.Image.Name, swarmHelloWait)
+	}
+	if err != nil {
+		if !errors.Is(err, swarm.ErrNotReady) {
+			a.log.Warn("swarm unavailable; HTTP only", "image", d.Image.Name, "err", err)
+		}
+		return
+	}
+	base := baseURL(c.Request)
+	d.Image.Swarm = &agentapi.Swarm{
+		InfoHash:    hash.HexString(),
+		TorrentURL:  base + fmt.Sprintf(agentapi.PathSwarmTorrent, d.ID),
+		AnnounceURL: base + fmt.Sprintf(agentapi.PathSwarmAnnounce, d.ID),
+		IntervalMS:  a.opt.Swarm.Interval().Milliseconds(),
+	}
+}
+
+// swarmTorrent: GET /api/v1/deployments/:id/swarm/torrent, with the deployment's
+// secret: the metainfo of its image, the image download URL as web seed.
+func (a *API) swarmTorrent(c *gin.Context) {
+	if a.opt.Swarm == nil {
+		fail(c, http.StatusNotFound, "peer-to-peer distribution is off (rpi-deployd --p2p=off)", "")
+		return
+	}
+	id, ok := idParam(c)
+	if !ok {
+		return
+	}
+	d, err := a.svc.SwarmMember(c.Request.Context(), id, c.GetHeader(agentapi.HeaderSecret))
+	if err != nil {
+		failErr(c, err)
+		return
+	}
+	b, err := a.opt.Swarm.Torrent(d.Image, a.svc.ImageFile(d.Image), baseURL(c.Request)+"/images/"+d.Image+".img.zst")
+	if err != nil {
+		failErr(c, err)
+		return
+	}
+	c.Data(http.StatusOK, "application/x-bittorrent", b)
+}
+
+// swarmAnnounce: POST /api/v1/deployments/:id/swarm/announce, with the deployment's
+// secret. The board is listed at the address its connection came from (never one it
+// claims), once per deployment.
+func (a *API) swarmAnnounce(c *gin.Context) {
+	if a.opt.Swarm == nil {
+		fail(c, http.StatusNotFound, "peer-to-peer distribution is off (rpi-deployd --p2p=off)", "")
+		return
+	}
+	id, ok := idParam(c)
+	if !ok {
+		return
+	}
+	var in agentapi.SwarmAnnounce
+	if !bindJSON(c, &in, 4<<10) {
+		return
+	}
+	if in.Port < 0 || in.Port > 65535 {
+		fail(c, http.StatusBadRequest, "port must be 0…65535", "port")
+		return
+	}
+	if in.FromServer < 0 || in.FromPeers < 0 || in.Uploaded < 0 {
+		fail(c, http.StatusBadRequest, "byte counts must not be negative", "")
+		return
+	}
+	d, err := a.svc.SwarmMember(c.Request.Context(), id, c.GetHeader(agentapi.HeaderSecret))
+	if err != nil {
+		failErr(c, err)
+		return
+	}
+	if in.Leaving {
+		a.opt.Swarm.Leave(d.Image, d.ID)
+		c.JSON(http.StatusOK, agentapi.SwarmAnswer{IntervalMS: a.opt.Swarm.Interval().Milliseconds()})
+		return
+	}
+	if len(in.BadPeers) > 16 {
+		in.BadPeers = in.BadPeers[:16]
+	}
+	m := swarm.Member{Deployment: d.ID, Serial: d.Serial, Image: d.Image,
+		IP: remoteIP(c.Request), Port: in.Port, FromServer: in.FromServer, FromPeers: in.FromPeers,
+		Uploaded: in.Uploaded, Done: in.Done || d.State != "open"}
+	if len(in.BadPeers) > 0 {
+		a.opt.Swarm.Accuse(d.Image, m, in.BadPeers)
+	}
+	ans := a.opt.Swarm.Announce(m)
+	c.JSON(http.StatusOK, ans)
+}
+
+// swarmList: GET /api/v1/swarm (operators): every board heard from recently, with the
+// bytes it got from the server and from peers, and the server's image upload rate.
+func (a *API) swarmList(c *gin.Context) {
+	out := struct {
+		Enabled         bool           `json:"enabled"`
+		Members         []swarm.Member `json:"members"`
+		ServerUploadBps float64        `json:"server_upload_bps"`
+	}{Enabled: a.opt.Swarm != nil, Members: []swarm.Member{}, ServerUploadBps: a.upload.sample(time.Now(), a.Metrics.BytesServed())}
+	if a.opt.Swarm != nil {
+		out.Members = append(out.Members, a.opt.Swarm.Members()...)
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// uploadMeter turns the image bytes counter into a rate: bytes per second since the
+// previous sample at least a second ago (the first sample says 0).
+type uploadMeter struct {
+	mu    sync.Mutex
+	at    time.Time
+	bytes int64
+	rate  float64
+}
+
+func (u *uploadMeter) sample(now time.Time, bytes int64) float64 {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if dt := now.Sub(u.at); !u.at.IsZero() && dt < time.Second {
+		return u.rate
+	} else if !u.at.IsZero() {
+		u.rate = float64(bytes-u.bytes) / dt.Seconds()
+	}
+	u.at, u.bytes = now, bytes
+	return u.rate
+}
