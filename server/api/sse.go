@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -26,8 +25,10 @@ const streamBatch = 200 * time.Millisecond
 const streamWrite = 256 << 10
 
 // streamBufs holds the buffers of the writes to event streams: a stream borrows one
-// only while it writes, so a thousand mostly idle streams share a few warm ones.
-var streamBufs = sync.Pool{New: func() any { return new([]byte) }}
+// only while it writes, so a thousand mostly idle streams share a few warm ones (a
+// free list, not a sync.Pool: a garbage collection would empty that, and fresh
+// buffers cost page faults).
+var streamBufs = make(chan []byte, 32)
 
 // events: GET /api/v1/events — Server-Sent Events, one per state change:
 //
@@ -92,11 +93,17 @@ func (a *API) events(c *gin.Context) {
 			continue
 		case <-cur.Ready():
 		}
-		bp := streamBufs.Get().(*[]byte)
-		buf, lost := cur.Read((*bp)[:0], streamWrite)
+		var buf []byte
+		select {
+		case buf = <-streamBufs:
+		default:
+		}
+		buf, lost := cur.Read(buf[:0], streamWrite)
 		ok := lost || len(buf) == 0 || send(buf)
-		*bp = buf
-		streamBufs.Put(bp)
+		select {
+		case streamBufs <- buf:
+		default:
+		}
 		if lost {
 			send([]byte("event: reset\ndata: {\"reason\":\"client too slow\"}\n\n"))
 			return

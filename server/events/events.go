@@ -72,7 +72,7 @@ func stateKey(typ string, j []byte) string {
 // Bus fans events out to subscribers. The zero value is not usable; use New.
 // A nil *Bus is safe: Publish does nothing.
 type Bus struct {
-	mu     sync.Mutex
+	mu     sync.RWMutex // Cursor.Read and More read the ring under RLock, side by side
 	seq    int64
 	ring   []Event // the last len(ring) events, ring[seq % len]
 	subs   map[*Sub]struct{}
@@ -211,8 +211,9 @@ func (b *Bus) Subscribers() int {
 // all the events published since its last read at once. It suits many slow readers
 // (event streams); Subscribe's channel suits a few in-process ones.
 type Cursor struct {
-	bus  *Bus
-	next int64 // sequence number of the next event to read
+	bus   *Bus
+	next  int64    // sequence number of the next event to read
+	parts [][]byte // Read's messages, reused
 }
 
 // Follow starts a cursor after sequence number after (0: after the last event
@@ -261,26 +262,42 @@ func (c *Cursor) Ready() <-chan struct{} {
 // than the ring's length behind: events are gone, nothing is appended, and the
 // cursor moves past the newest event (a reader then starts again from a snapshot).
 func (c *Cursor) Read(dst []byte, limit int) (out []byte, lost bool) {
+	// The messages are taken under the read lock, copied after it: a publisher never
+	// waits for a reader's copy.
+	parts, lost := c.take(limit)
+	for _, p := range parts {
+		dst = append(dst, p...)
+	}
+	clear(parts)
+	return dst, lost
+}
+
+// take collects into c.parts the messages Read appends (the slices themselves: a
+// message is never changed once published).
+func (c *Cursor) take(limit int) (parts [][]byte, lost bool) {
 	b := c.bus
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	c.parts = c.parts[:0]
 	if c.next < b.oldest() {
 		c.next = b.seq + 1
-		return dst, true
+		return c.parts, true
 	}
-	for ; c.next <= b.seq && (limit <= 0 || len(dst) < limit); c.next++ {
+	n := 0
+	for ; c.next <= b.seq && (limit <= 0 || n < limit); c.next++ {
 		e := &b.ring[c.next%int64(len(b.ring))]
 		if e.next != 0 && e.next <= b.seq {
 			continue
 		}
-		dst = append(dst, e.SSE...)
+		c.parts = append(c.parts, e.SSE)
+		n += len(e.SSE)
 	}
-	return dst, false
+	return c.parts, false
 }
 
 // More reports whether there are events the cursor has not read yet.
 func (c *Cursor) More() bool {
-	c.bus.mu.Lock()
-	defer c.bus.mu.Unlock()
+	c.bus.mu.RLock()
+	defer c.bus.mu.RUnlock()
 	return c.next <= c.bus.seq
 }
