@@ -8,6 +8,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/rpi-deploy/rpi-deploy/server/events"
 	"github.com/rpi-deploy/rpi-deploy/server/store"
 )
 
@@ -93,22 +94,7 @@ func (a *API) events(c *gin.Context) {
 			continue
 		case <-cur.Ready():
 		}
-		var buf []byte
-		select {
-		case buf = <-streamBufs:
-		default:
-		}
-		buf, lost := cur.Read(buf[:0], streamWrite)
-		ok := lost || len(buf) == 0 || send(buf)
-		select {
-		case streamBufs <- buf:
-		default:
-		}
-		if lost {
-			send([]byte("event: reset\ndata: {\"reason\":\"client too slow\"}\n\n"))
-			return
-		}
-		if !ok {
+		if !writeEvents(cur, send) {
 			return
 		}
 		if cur.More() {
@@ -124,6 +110,28 @@ func (a *API) events(c *gin.Context) {
 		case <-pause.C:
 		}
 	}
+}
+
+// writeEvents sends what cur has to read, up to streamWrite bytes, in one write; false
+// when the stream must end: the write failed, or the client fell so far behind that
+// events are gone (it is sent "reset" first).
+func writeEvents(cur *events.Cursor, send func([]byte) bool) bool {
+	var buf []byte
+	select {
+	case buf = <-streamBufs:
+	default:
+	}
+	buf, lost := cur.Read(buf[:0], streamWrite)
+	ok := lost || len(buf) == 0 || send(buf)
+	select {
+	case streamBufs <- buf:
+	default:
+	}
+	if lost {
+		send([]byte("event: reset\ndata: {\"reason\":\"client too slow\"}\n\n"))
+		return false
+	}
+	return ok
 }
 
 // Fleet is the snapshot the dashboard starts from: then it follows /api/v1/events
