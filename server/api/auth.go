@@ -67,6 +67,11 @@ type loginRequest struct {
 // header): past Options.LoginFailures in Options.LoginWindow that address gets 429
 // with Retry-After until the window ends, whatever it sends. Each failure is in the
 // audit log (user.login_failed, with the address; never the password).
+//
+// Password checks run within a budget of their own (loginBudget: one at a time, at
+// most half of one CPU, 16 waiting): a login that finds no place within 1 s gets 429
+// with Retry-After: 1, so that logins, however many, never take the CPU the boards'
+// requests need.
 func (a *API) login(c *gin.Context) {
 	if !a.sameOrigin(c) {
 		return
@@ -86,7 +91,16 @@ func (a *API) login(c *gin.Context) {
 			strconv.FormatInt(secs, 10)+" s", "")
 		return
 	}
-	tok, exp, err := a.svc.Login(c.Request.Context(), lr.User, lr.Password)
+	var tok string
+	var exp time.Time
+	var err error
+	if berr := a.logins.checks.do(c.Request.Context(), func() {
+		tok, exp, err = a.svc.Login(c.Request.Context(), lr.User, lr.Password)
+	}); berr != nil {
+		c.Header("Retry-After", "1")
+		fail(c, http.StatusTooManyRequests, "too many logins being checked; try again in 1 s", "")
+		return
+	}
 	if err != nil {
 		if errors.Is(err, domain.ErrAuth) {
 			last := a.logins.fail(src, time.Now())

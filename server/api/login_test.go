@@ -3,9 +3,11 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/rpi-deploy/rpi-deploy/server/api"
@@ -203,5 +205,55 @@ func TestCrossOriginWrites(t *testing.T) {
 		if c := call(t, srv, http.MethodPost, "/api/v1/venues", `{"code":"`+tc.code+`","name":"x"}`, tc.ck, tc.bearer, tc.hdr); c/100 != 2 {
 			t.Errorf("%s: %d, want 2xx", tc.name, c)
 		}
+	}
+}
+
+// TestLoginFloodRefusedNotQueued pins the finding of issue 18 that wrong logins from
+// many addresses took the CPU the boards need: against the real binary, 48 wrong
+// logins at once, each from its own address, are each answered either 401 (checked)
+// or 429 with Retry-After and a clear message (the password checks' queue is full);
+// nothing else, and no session. Boards saying hello meanwhile are answered, and the
+// operator's right password works once the flood is over.
+func TestLoginFloodRefusedNotQueued(t *testing.T) {
+	srv := servertest.Start(t, servertest.Options{})
+	ctx := context.Background()
+	if err := srv.Do(ctx, http.MethodPut, "/api/v1/users/ops", map[string]string{"password": "correct horse"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	const n = 48
+	answers := make(chan loginAnswer, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			answers <- loginAs(t, clientFrom(fmt.Sprintf("127.0.4.%d", i+1)), srv, "ops", "guess", nil)
+		}()
+	}
+	for i := range 4 {
+		if hr := hello(t, srv, helloOf(i)); hr.Action == "" {
+			t.Errorf("hello %d during the login flood: no answer", i)
+		}
+	}
+	wg.Wait()
+	close(answers)
+	checked, busy := 0, 0
+	for a := range answers {
+		switch {
+		case a.cookie != nil || a.token != "":
+			t.Errorf("a wrong password got a session: %+v", a)
+		case a.code == http.StatusUnauthorized:
+			checked++
+		case a.code == http.StatusTooManyRequests && a.retry == "1" && strings.Contains(a.body, "too many logins being checked"):
+			busy++
+		default:
+			t.Errorf("wrong login during the flood: %d Retry-After %q %s", a.code, a.retry, a.body)
+		}
+	}
+	if busy == 0 || checked == 0 {
+		t.Errorf("%d checked, %d refused as busy; want some of each (queue of 16, one check at a time)", checked, busy)
+	}
+	if a := loginAs(t, clientFrom("127.0.5.1"), srv, "ops", "correct horse", nil); a.code != http.StatusOK || a.cookie == nil {
+		t.Errorf("operator after the flood: %d %s, want 200 with a session", a.code, a.body)
 	}
 }

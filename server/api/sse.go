@@ -7,10 +7,28 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/rpi-deploy/rpi-deploy/server/events"
 )
 
 // heartbeat is how often an idle event stream sends a comment line.
 const heartbeat = 15 * time.Second
+
+// streamBatch is the shortest time between two writes of events to one stream: an
+// event after a quiet spell goes out at once, the ones that follow it within
+// streamBatch go together in one write. With many dashboards open, a burst of events
+// then costs each stream a few writes, not one per event.
+const streamBatch = 200 * time.Millisecond
+
+// streamWrite is about the most bytes of events one write to a stream carries (a
+// backlog goes in several, one after the other).
+const streamWrite = 256 << 10
+
+// streamBufs holds the buffers of the writes to event streams: a stream borrows one
+// only while it writes, so a thousand mostly idle streams share a few warm ones (a
+// free list, not a sync.Pool: a garbage collection would empty that, and fresh
+// buffers cost page faults).
+var streamBufs = make(chan []byte, 32)
 
 // events: GET /api/v1/events — Server-Sent Events, one per state change:
 //
@@ -20,6 +38,7 @@ const heartbeat = 15 * time.Second
 //
 // Resume with Last-Event-ID (or ?after=SEQ). When events were missed (the client was
 // too slow or too long away) an event "reset" is sent: fetch /api/v1/fleet again.
+// Events that follow each other within streamBatch arrive in one write.
 // At most Options.MaxEventStreams streams are open at once (503 past it); each write
 // has Options.WriteTimeout, so a client that stops reading is cut, not waited for.
 func (a *API) events(c *gin.Context) {
@@ -36,8 +55,7 @@ func (a *API) events(c *gin.Context) {
 	if v := c.Query("after"); v != "" {
 		after, _ = strconv.ParseInt(v, 10, 64)
 	}
-	sub, missed := a.svc.Bus().Subscribe(after)
-	defer sub.Close()
+	cur, missed := a.svc.Bus().Follow(after)
 	c.Header("Content-Type", "text/event-stream; charset=utf-8")
 	c.Header("Cache-Control", "no-cache")
 	c.Header("X-Accel-Buffering", "no")
@@ -59,6 +77,8 @@ func (a *API) events(c *gin.Context) {
 	}
 	tick := time.NewTicker(heartbeat)
 	defer tick.Stop()
+	pause := time.NewTimer(0)
+	defer pause.Stop()
 	ctx := c.Request.Context()
 	for {
 		select {
@@ -66,19 +86,51 @@ func (a *API) events(c *gin.Context) {
 			return
 		case <-a.opt.Shutdown:
 			return
-		case <-sub.Lost:
-			send([]byte("event: reset\ndata: {\"reason\":\"client too slow\"}\n\n"))
-			return
 		case <-tick.C:
 			if !send([]byte(": ping\n\n")) {
 				return
 			}
-		case ev := <-sub.C:
-			if ev.SSE != nil && !send(ev.SSE) {
-				return
-			}
+			continue
+		case <-cur.Ready():
+		}
+		if !writeEvents(cur, send) {
+			return
+		}
+		if cur.More() {
+			continue // a backlog larger than one write: no pause in between
+		}
+		// Events published during the pause go out together in the next write.
+		pause.Reset(streamBatch)
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.opt.Shutdown:
+			return
+		case <-pause.C:
 		}
 	}
+}
+
+// writeEvents sends what cur has to read, up to streamWrite bytes, in one write; false
+// when the stream must end: the write failed, or the client fell so far behind that
+// events are gone (it is sent "reset" first).
+func writeEvents(cur *events.Cursor, send func([]byte) bool) bool {
+	var buf []byte
+	select {
+	case buf = <-streamBufs:
+	default:
+	}
+	buf, lost := cur.Read(buf[:0], streamWrite)
+	ok := lost || len(buf) == 0 || send(buf)
+	select {
+	case streamBufs <- buf:
+	default:
+	}
+	if lost {
+		send([]byte("event: reset\ndata: {\"reason\":\"client too slow\"}\n\n"))
+		return false
+	}
+	return ok
 }
 
 // fleet: GET /api/v1/fleet, the dashboard's starting snapshot (mgmtapi.Fleet).

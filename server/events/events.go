@@ -38,16 +38,51 @@ type Event struct {
 	// JSON\n\n"), encoded once by Publish for every subscriber; nil when Data could
 	// not be encoded (the event stream skips it).
 	SSE []byte `json:"-"`
+
+	// next is the sequence number of the next event of the same type about the same
+	// object (see stateKey), 0 while there is none: a cursor that reads both at once
+	// skips this one.
+	next int64
+}
+
+// stateKey names the object of an event that carries the whole of the object's
+// state now (a board, a batch), so that a later event with the same key supersedes
+// it; "" for every other event (they are all delivered). Every hello and result
+// changes its batch: with a fleet saying hello, most of a stream's batch.changed
+// events are superseded before they are sent. (deployment.progress events are
+// delivered all: a board reports a few a second, fewer than a stream's writes.)
+func stateKey(typ string, j []byte) string {
+	switch typ {
+	case BoardChanged, BatchChanged:
+	default:
+		return ""
+	}
+	var k struct {
+		Data struct {
+			ID     json.Number `json:"id"`
+			Serial string      `json:"serial"`
+		} `json:"data"`
+	}
+	if json.Unmarshal(j, &k) != nil || (k.Data.ID == "" && k.Data.Serial == "") {
+		return ""
+	}
+	return typ + " " + string(k.Data.ID) + " " + k.Data.Serial
 }
 
 // Bus fans events out to subscribers. The zero value is not usable; use New.
 // A nil *Bus is safe: Publish does nothing.
 type Bus struct {
-	mu     sync.Mutex
+	mu     sync.RWMutex // Cursor.Read and More read the ring under RLock, side by side
 	seq    int64
 	ring   []Event // the last len(ring) events, ring[seq % len]
 	subs   map[*Sub]struct{}
 	buffer int
+	// notify is closed by the next Publish; made by Cursor.Ready when a follower
+	// waits (nil: nobody waits).
+	notify chan struct{}
+	// last is the sequence number of the latest event of each state key (stateKey),
+	// pruned to the keys still in the ring when it outgrows it.
+	last map[string]int64
 }
 
 // Sub is one subscription.
@@ -69,7 +104,7 @@ func New(keep, buffer int) *Bus {
 	if buffer <= 0 {
 		buffer = 256
 	}
-	return &Bus{ring: make([]Event, keep), subs: map[*Sub]struct{}{}, buffer: buffer}
+	return &Bus{ring: make([]Event, keep), subs: map[*Sub]struct{}{}, buffer: buffer, last: map[string]int64{}}
 }
 
 // Publish sends an event to every subscriber. A subscriber whose buffer is full is
@@ -84,14 +119,40 @@ func (b *Bus) Publish(typ string, data any) {
 	ev := Event{Seq: b.seq, Time: time.Now().UTC(), Type: typ, Data: data}
 	if j, err := json.Marshal(ev); err == nil {
 		ev.SSE = fmt.Appendf(nil, "id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, ev.Type, j)
+		if k := stateKey(typ, j); k != "" {
+			b.supersede(k, ev.Seq)
+		}
 	}
 	b.ring[b.seq%int64(len(b.ring))] = ev
+	if b.notify != nil {
+		close(b.notify)
+		b.notify = nil
+	}
 	for s := range b.subs {
 		select {
 		case s.C <- ev:
 		default:
 			delete(b.subs, s)
 			close(s.Lost)
+		}
+	}
+}
+
+// supersede records seq as the latest event of key and links the previous one, if
+// still in the ring, to it. b.mu is held.
+func (b *Bus) supersede(key string, seq int64) {
+	if prev, ok := b.last[key]; ok {
+		if e := &b.ring[prev%int64(len(b.ring))]; e.Seq == prev {
+			e.next = seq
+		}
+	}
+	b.last[key] = seq
+	if len(b.last) > 2*len(b.ring) {
+		oldest := b.oldest()
+		for k, q := range b.last {
+			if q < oldest {
+				delete(b.last, k)
+			}
 		}
 	}
 }
@@ -143,4 +204,100 @@ func (b *Bus) Subscribers() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return len(b.subs)
+}
+
+// Cursor follows the bus by reading its ring: a Publish costs the same whatever the
+// number of cursors (one channel close wakes the waiting ones), and a reader takes
+// all the events published since its last read at once. It suits many slow readers
+// (event streams); Subscribe's channel suits a few in-process ones.
+type Cursor struct {
+	bus   *Bus
+	next  int64    // sequence number of the next event to read
+	parts [][]byte // Read's messages, reused
+}
+
+// Follow starts a cursor after sequence number after (0: after the last event
+// published). missed reports whether events after `after` are already gone from the
+// ring; the cursor then starts at the oldest event still in it.
+func (b *Bus) Follow(after int64) (c *Cursor, missed bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c = &Cursor{bus: b, next: b.seq + 1}
+	if after > 0 && after < b.seq {
+		c.next = after + 1
+		if oldest := b.oldest(); c.next < oldest {
+			c.next, missed = oldest, true
+		}
+	}
+	return c, missed
+}
+
+// oldest is the sequence number of the oldest event in the ring. b.mu is held.
+func (b *Bus) oldest() int64 {
+	return max(1, b.seq-int64(len(b.ring))+1)
+}
+
+var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// Ready returns a channel that is closed once there is an event to read.
+func (c *Cursor) Ready() <-chan struct{} {
+	b := c.bus
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if c.next <= b.seq {
+		return closed
+	}
+	if b.notify == nil {
+		b.notify = make(chan struct{})
+	}
+	return b.notify
+}
+
+// Read appends the SSE messages (Event.SSE) of the events published since the last
+// Read, in order, to dst and returns it, stopping once dst holds limit bytes or more
+// (0: no limit; the rest comes with the next Read). Events without a message are
+// skipped, and so is a state event (board.changed, batch.changed) that a later one
+// about the same object, published by then, supersedes: the reader gets
+// the later one and ends in the same state. lost reports that the reader fell more
+// than the ring's length behind: events are gone, nothing is appended, and the
+// cursor moves past the newest event (a reader then starts again from a snapshot).
+func (c *Cursor) Read(dst []byte, limit int) (out []byte, lost bool) {
+	// The messages are taken under the read lock, copied after it: a publisher never
+	// waits for a reader's copy.
+	parts, lost := c.take(limit)
+	for _, p := range parts {
+		dst = append(dst, p...)
+	}
+	clear(parts)
+	return dst, lost
+}
+
+// take collects into c.parts the messages Read appends (the slices themselves: a
+// message is never changed once published).
+func (c *Cursor) take(limit int) (parts [][]byte, lost bool) {
+	b := c.bus
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	c.parts = c.parts[:0]
+	if c.next < b.oldest() {
+		c.next = b.seq + 1
+		return c.parts, true
+	}
+	n := 0
+	for ; c.next <= b.seq && (limit <= 0 || n < limit); c.next++ {
+		e := &b.ring[c.next%int64(len(b.ring))]
+		if e.next != 0 && e.next <= b.seq {
+			continue
+		}
+		c.parts = append(c.parts, e.SSE)
+		n += len(e.SSE)
+	}
+	return c.parts, false
+}
+
+// More reports whether there are events the cursor has not read yet.
+func (c *Cursor) More() bool {
+	c.bus.mu.RLock()
+	defer c.bus.mu.RUnlock()
+	return c.next <= c.bus.seq
 }

@@ -81,3 +81,116 @@ func TestEncodedOnce(t *testing.T) {
 		t.Errorf("unencodable event: %q", ev.SSE)
 	}
 }
+
+// TestCursor: a cursor reads every event published since its last read in one go,
+// in order, as the same SSE messages a subscriber gets; Ready is closed exactly when
+// there is something to read; a cursor that falls more than the ring behind is told
+// it lost events and starts again at the newest; resuming works as with Subscribe.
+func TestCursor(t *testing.T) {
+	b := New(4, 0)
+	c, missed := b.Follow(0)
+	if missed {
+		t.Error("a new cursor missed events")
+	}
+	select {
+	case <-c.Ready():
+		t.Fatal("Ready before any event")
+	default:
+	}
+	ready := c.Ready()
+	b.Publish("x", 1)
+	b.Publish("x", 2)
+	select {
+	case <-ready:
+	default:
+		t.Fatal("Ready not closed by Publish")
+	}
+	got, lost := c.Read(nil, 0)
+	var want []byte
+	for q := int64(1); q <= 2; q++ {
+		want = append(want, b.ring[q%4].SSE...)
+	}
+	if lost || !bytes.Equal(got, want) {
+		t.Errorf("Read = %q, %v; want %q, false", got, lost, want)
+	}
+	if got, _ := c.Read(nil, 0); len(got) != 0 {
+		t.Errorf("second Read = %q, want nothing", got)
+	}
+	for i := range 5 { // one more than the ring holds
+		b.Publish("x", i)
+	}
+	if got, lost := c.Read(nil, 0); !lost || len(got) != 0 {
+		t.Errorf("behind by 5 with a ring of 4: Read = %q, %v; want nothing, lost", got, lost)
+	}
+	b.Publish("x", "after")
+	if got, lost := c.Read(nil, 0); lost || !bytes.Contains(got, []byte(`"data":"after"`)) || bytes.Count(got, []byte("id: ")) != 1 {
+		t.Errorf("after a loss: Read = %q, %v; want the one new event", got, lost)
+	}
+	// seq is 8; the ring holds 5..8.
+	if c, missed := b.Follow(5); missed {
+		t.Error("resume after 5 reported missed events")
+	} else if got, _ := c.Read(nil, 0); bytes.Count(got, []byte("id: ")) != 3 || !bytes.HasPrefix(got, []byte("id: 6\n")) {
+		t.Errorf("resume after 5: %q, want events 6..8", got)
+	}
+	if _, missed := b.Follow(2); !missed {
+		t.Error("resume after 2 should report missed events")
+	}
+}
+
+// TestCursorSkipsSupersededState: of the state events about one object (a board by
+// serial, a batch by id) that a reader gets in one Read, only the latest is
+// delivered; transitions (deployment.created), progress and events about other
+// objects all are; a reader that already read the earlier event
+// still gets the later one; Read stops past its byte limit and the rest follows.
+func TestCursorSkipsSupersededState(t *testing.T) {
+	b := New(0, 0)
+	early, _ := b.Follow(0)
+	c, _ := b.Follow(0)
+	b.Publish(BoardChanged, map[string]any{"serial": "10000000abcd0001", "v": 1})
+	if got, _ := early.Read(nil, 0); !bytes.Contains(got, []byte(`"v":1`)) {
+		t.Fatalf("first read: %q", got)
+	}
+	b.Publish(DeploymentCreated, map[string]any{"id": 7, "serial": "10000000abcd0001"})
+	b.Publish(BatchChanged, map[string]any{"id": 1, "v": 1})
+	b.Publish(BoardChanged, map[string]any{"serial": "10000000abcd0002", "v": 1})
+	b.Publish(BoardChanged, map[string]any{"serial": "10000000abcd0001", "v": 2})
+	b.Publish(BatchChanged, map[string]any{"id": 1, "v": 2})
+	b.Publish(DeploymentCreated, map[string]any{"id": 7, "serial": "10000000abcd0001"})
+	b.Publish(DeploymentProgress, map[string]any{"id": 7, "v": 1})
+	b.Publish(DeploymentProgress, map[string]any{"id": 8, "v": 1})
+	b.Publish(DeploymentProgress, map[string]any{"id": 7, "v": 2})
+
+	ids := func(p []byte) []string {
+		var out []string
+		for _, l := range bytes.Split(p, []byte("\n")) {
+			if id, ok := bytes.CutPrefix(l, []byte("id: ")); ok {
+				out = append(out, string(id))
+			}
+		}
+		return out
+	}
+	got, _ := c.Read(nil, 0)
+	want := []string{"2", "4", "5", "6", "7", "8", "9", "10"}
+	if diff := fmt.Sprint(ids(got)); diff != fmt.Sprint(want) {
+		t.Errorf("one read of all: ids %v, want %v", ids(got), want)
+	}
+	if got, _ := early.Read(nil, 0); fmt.Sprint(ids(got)) != fmt.Sprint(want) {
+		t.Errorf("reader of event 1: ids %v, want %v", ids(got), want)
+	}
+	// A byte limit: one event per Read (each is longer than 1 byte), then the rest.
+	d, _ := b.Follow(1)
+	var all []string
+	for range 20 {
+		got, _ := d.Read(nil, 1)
+		if len(got) == 0 {
+			break
+		}
+		if n := len(ids(got)); n != 1 {
+			t.Fatalf("Read with limit 1: %d events", n)
+		}
+		all = append(all, ids(got)...)
+	}
+	if fmt.Sprint(all) != fmt.Sprint(want) || d.More() {
+		t.Errorf("reads of one event each: ids %v (more: %v), want %v", all, d.More(), want)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -93,7 +94,10 @@ type Server struct {
 	srv     *tftp.Server
 	log     *slog.Logger
 	conn    *net.UDPConn
+	ifname  string // Listen's interface binding ("": none)
 	closing atomic.Bool
+	stopped chan struct{} // closed by stopHook once pin's loop closed the socket
+	stopOne sync.Once
 	slots   *slots
 	busy    lograte.Counter
 }
@@ -133,7 +137,8 @@ func New(o Options) (*Server, error) {
 	if o.Retries > 0 {
 		s.srv.SetRetries(o.Retries)
 	}
-	s.srv.SetHook(strayHook{s.log})
+	s.stopped = make(chan struct{})
+	s.srv.SetHook(stopHook{s})
 	return s, nil
 }
 
@@ -191,6 +196,7 @@ func (s *Server) Listen(addr, ifname string) error {
 		return fmt.Errorf("tftp: listen on %s: %w", addr, err)
 	}
 	s.conn = pc.(*net.UDPConn)
+	s.ifname = ifname
 	return nil
 }
 
@@ -200,37 +206,128 @@ func (s *Server) Transfers() int { return s.slots.running() }
 // LocalAddr is the address Listen bound.
 func (s *Server) LocalAddr() *net.UDPAddr { return s.conn.LocalAddr().(*net.UDPAddr) }
 
-// shutdownDrain is how long Serve lets pin's loop start the requests it read before
-// the socket closed (microseconds of work; the margin covers a loaded machine).
-const shutdownDrain = 100 * time.Millisecond
-
 // Serve answers requests until ctx is cancelled; then it stops taking requests, waits
 // for running transfers (each ends within Timeout×Retries) and returns nil.
 func (s *Server) Serve(ctx context.Context) error {
 	if s.conn == nil {
 		return errors.New("tftp: Serve before Listen")
 	}
+	// The stop packet's socket is made here, on the caller's goroutine: in the
+	// network namespace the server runs in (tests run servers in namespaces they
+	// made; the AfterFunc below runs on a goroutine of its own).
+	stopper, err := s.stopSender()
+	if err != nil {
+		s.log.Warn("tftp: no socket for the stop packet; shutdown will close from outside", "err", err)
+	}
+	shutDown := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
+		defer close(shutDown)
 		s.closing.Store(true)
 		// pin/tftp v3.1.0's Shutdown closes the socket, then waits for running
 		// transfers; but a request its loop read just before the close still starts a
-		// transfer after that wait (a WaitGroup Add racing Wait: the race detector
-		// flags it, and the transfer outlives Shutdown). So close the socket first,
-		// give the loop time to start what it already read (it holds the server's
-		// mutex while it does), and only then shut down and wait.
-		s.conn.Close()
-		time.Sleep(shutdownDrain)
-		s.srv.Lock()
-		s.srv.Unlock()
+		// transfer after that wait began (a WaitGroup Add racing Wait: the race
+		// detector flags it, and the transfer outlives Shutdown). So the socket is
+		// closed by pin's loop itself: a stop packet sent to the socket reaches the
+		// loop after every request read before it, and the hook the loop calls for it
+		// closes the socket before the loop can read again (stopHook). Only then does
+		// Shutdown wait, with no transfer left to start.
+		if err := s.stopLoop(stopper); err != nil {
+			s.log.Warn("tftp: stop the request loop from inside; closing from outside", "err", err)
+			s.conn.Close()
+		}
 		s.srv.Shutdown()
 	})
-	defer stop()
-	err := s.srv.Serve(s.conn)
+	if stopper != nil {
+		defer stopper.Close()
+	}
+	serveErr := s.srv.Serve(s.conn)
+	if !stop() {
+		<-shutDown // pin's Serve returns before Shutdown has waited for the transfers
+	}
 	s.root.Close()
 	if s.closing.Load() {
 		return nil
 	}
-	return err
+	return serveErr
+}
+
+// stopPacket is the datagram stopLoop sends to the server's own socket: opcode 0xFFFF,
+// which no TFTP packet has, so pin's loop reports it to the hook as
+// stopPacketErr without starting anything.
+var stopPacket = []byte{0xff, 0xff}
+
+const stopPacketErr = "unknown opcode: 65535"
+
+// stopResend and stopGiveUp: stopLoop sends the stop packet again every stopResend
+// (a full socket buffer drops it) and gives up after stopGiveUp.
+const (
+	stopResend = 100 * time.Millisecond
+	stopGiveUp = 10 * time.Second
+)
+
+// stopSender is a UDP socket connected to an address at which the server's socket
+// receives datagrams from this host (selfAddr).
+func (s *Server) stopSender() (*net.UDPConn, error) {
+	dst, err := s.selfAddr()
+	if err != nil {
+		return nil, err
+	}
+	c, err := net.DialUDP("udp4", nil, dst)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", dst, err)
+	}
+	return c, nil
+}
+
+// stopLoop sends stopPacket through c until pin's loop has read one and closed the
+// socket (see stopHook), and returns then.
+func (s *Server) stopLoop(c *net.UDPConn) error {
+	if c == nil {
+		return errors.New("no socket for the stop packet")
+	}
+	resend := time.NewTicker(stopResend)
+	defer resend.Stop()
+	giveUp := time.After(stopGiveUp)
+	for {
+		if _, err := c.Write(stopPacket); err != nil {
+			return fmt.Errorf("send the stop packet to %s: %w", c.RemoteAddr(), err)
+		}
+		select {
+		case <-s.stopped:
+			return nil
+		case <-resend.C:
+		case <-giveUp:
+			return fmt.Errorf("no stop packet came back through %s in %v", c.RemoteAddr(), stopGiveUp)
+		}
+	}
+}
+
+// selfAddr is an address at which the server's socket receives a datagram from this
+// host: its own address; for a wildcard bind, the bound interface's IPv4 address or,
+// without one, 127.0.0.1 (a datagram to an interface's own address is received as
+// coming in on that interface, so an interface binding lets it through).
+func (s *Server) selfAddr() (*net.UDPAddr, error) {
+	la := s.LocalAddr()
+	if !la.IP.IsUnspecified() {
+		return la, nil
+	}
+	if s.ifname == "" {
+		return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: la.Port}, nil
+	}
+	ifi, err := net.InterfaceByName(s.ifname)
+	if err != nil {
+		return nil, err
+	}
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
+			return &net.UDPAddr{IP: n.IP.To4(), Port: la.Port}, nil
+		}
+	}
+	return nil, fmt.Errorf("interface %q has no IPv4 address", s.ifname)
 }
 
 // read is the pin/tftp read handler.
@@ -383,13 +480,25 @@ func isEarlyTerminate(err error) bool {
 	return strings.Contains(err.Error(), "Early terminate")
 }
 
-// strayHook logs failures pin/tftp reports outside our handler (stray packets on port 69).
-type strayHook struct{ log *slog.Logger }
+// stopHook is pin/tftp's hook. It logs failures pin reports outside our handler (stray
+// packets on port 69), and it ends pin's request loop on shutdown: pin calls
+// OnFailure with no remote address only from its loop, for a packet the loop read
+// and could not use; when that packet is the stop packet of a server that is
+// closing, the hook closes the socket right there, on the loop's goroutine, so the
+// loop reads nothing more (see Serve).
+type stopHook struct{ s *Server }
 
-func (strayHook) OnSuccess(tftp.TransferStats) {}
-func (h strayHook) OnFailure(st tftp.TransferStats, err error) {
+func (stopHook) OnSuccess(tftp.TransferStats) {}
+func (h stopHook) OnFailure(st tftp.TransferStats, err error) {
+	if st.RemoteAddr == nil && h.s.closing.Load() && err != nil && err.Error() == stopPacketErr {
+		h.s.stopOne.Do(func() {
+			h.s.conn.Close()
+			close(h.s.stopped)
+		})
+		return
+	}
 	if st.Filename == "" {
-		h.log.Debug("tftp: stray packet", "err", err)
+		h.s.log.Debug("tftp: stray packet", "err", err)
 	}
 }
 

@@ -154,14 +154,16 @@ export function render(view) {
     h('section.panel', h('h2', 'Boards'), empty, rowsBox),
     swarmBox);
 
-  // Paint at most every PAINT_MS: a big fleet sends many progress events a second,
-  // and a tablet should not rebuild every row for each of them.
-  const PAINT_MS = 200;
+  // Paint on the next animation frame after a change, all the changes since the last
+  // paint at once; but leave at least PAINT_IDLE times the last paint's duration between
+  // two paints, so that painting takes at most a sixth of the time however big the
+  // fleet and however many events a second it sends (a tablet stays responsive).
+  const PAINT_IDLE = 5;
   let pending = false;
-  let lastPaint = 0;
+  let nextPaint = 0;
   function paint() {
     pending = false;
-    lastPaint = performance.now();
+    const start = performance.now();
     const rows = sortRows(live.visibleRows());
     const active = rows.filter((r) => !TERMINAL.has(r.phase));
     const streaming = active.filter((r) => r.phase === 'streaming');
@@ -187,12 +189,15 @@ export function render(view) {
       if (!keep.has(serial)) { el.remove(); rowEls.delete(serial); }
     }
     rateNow.textContent = `${mbps(sum)} MB/s now`;
+    const end = performance.now();
+    nextPaint = end + PAINT_IDLE * (end - start);
   }
   function schedule() {
     if (pending) return;
     pending = true;
-    const wait = Math.max(0, lastPaint + PAINT_MS - performance.now());
-    setTimeout(() => requestAnimationFrame(paint), wait);
+    const wait = nextPaint - performance.now();
+    if (wait <= 0) requestAnimationFrame(paint);
+    else setTimeout(() => requestAnimationFrame(paint), wait);
   }
   const onChange = (ev) => {
     if (ev.detail === 'tick') drawThroughput(canvas, live.history);

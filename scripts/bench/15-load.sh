@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# What dashboards and login attempts cost the agent API (scripts/bench/loadbench):
+# rpi-deployd's hello throughput while a load runs against the same server quiet,
+# rounds alternating in the same run. Loopback only.
+#   bench: hello-rate-2000-sse          ours=LOADED baseline=QUIET ratio=R   2000 event streams open
+#   bench: hello-rate-64-wrong-logins   ours=LOADED baseline=QUIET ratio=R   64 clients posting wrong
+#                                                                           passwords from 127.1.x.y
+# (hellos/s; ratio = the share of the quiet throughput left under the load).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+[ -x bin/rpi-deployd ] || go build -o bin/ ./server/cmd/rpi-deployd
+go build -o bin/loadbench ./scripts/bench/loadbench
+ulimit -n 20000 2>/dev/null || true
+bin/loadbench -bin bin/rpi-deployd "$@"

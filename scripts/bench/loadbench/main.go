@@ -1,0 +1,279 @@
+// Command loadbench measures what other traffic costs the agent API: rpi-deployd's
+// hello throughput (hellos answered per second, each from a new board, each followed
+// by a failed result that closes its deployment) while a load runs, against the same
+// server with no load, in rounds that alternate quiet and loaded in the same run
+// (scripts/bench/15-load.sh runs it). Loads:
+//
+//   - sse: N dashboards following GET /api/v1/events (every hello and result is
+//     published to each of them);
+//   - logins: N clients sending wrong passwords to POST /api/v1/login as fast as they
+//     are answered, each request from another loopback address (127.1.x.y), so the
+//     per-address failure limit never stops them.
+//
+// It prints "bench: hello-rate-NAME ours=LOADED baseline=QUIET ratio=R" (hellos/s;
+// the ratio is the share of the quiet throughput left under the load).
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
+	"github.com/rpi-deploy/rpi-deploy/scripts/bench/benchkit"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "loadbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	bin := flag.String("bin", "bin/rpi-deployd", "rpi-deployd binary")
+	workers := flag.Int("workers", 32, "concurrent boards saying hello")
+	dur := flag.Duration("duration", 4*time.Second, "length of one measuring round")
+	rounds := flag.Int("rounds", 3, "rounds of each (quiet and loaded alternate); the median counts")
+	subs := flag.Int("sse", 2000, "event stream subscribers of the sse load (0: skip)")
+	logins := flag.Int("logins", 64, "concurrent wrong logins of the logins load (0: skip)")
+	flag.Parse()
+	ctx := context.Background()
+
+	work, err := os.MkdirTemp("", "loadbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	img, err := benchkit.MakeImage(work, "bench", bytes.NewReader(make([]byte, 8<<20)), 8<<20)
+	if err != nil {
+		return err
+	}
+	token := "bench-token-0123456789abcdef"
+	srv, err := benchkit.StartDeployd(*bin, filepath.Join(work, "data"), token, nil,
+		"--log-level", "error", "--max-event-streams", strconv.Itoa(max(*subs+16, 64)),
+		"--http-max-conns", strconv.Itoa(*subs+*logins+*workers+256),
+		"--http-max-conns-per-source", strconv.Itoa(*subs+*workers+64),
+		// Every simulated board says hello from 127.0.0.1: the per-address limits are off.
+		"--max-open-per-source", "-1", "--new-serials-per-minute", "-1", "--agent-requests-per-source", "-1")
+	if err != nil {
+		return err
+	}
+	defer srv.Stop()
+	if _, err := benchkit.Setup(ctx, srv.URL, token, img, "RXP2", 0); err != nil {
+		return err
+	}
+	h := &hellos{url: srv.URL, workers: *workers}
+	h.rate(time.Second) // warm up: connections, SQLite pages
+
+	if *subs > 0 {
+		quiet, loaded, err := compare(h, *dur, *rounds, func() (func(), error) { return sse(srv.URL, token, *subs) })
+		if err != nil {
+			return fmt.Errorf("sse: %w", err)
+		}
+		benchkit.Line("hello-rate-"+strconv.Itoa(*subs)+"-sse", loaded, quiet)
+	}
+	if *logins > 0 {
+		quiet, loaded, err := compare(h, *dur, *rounds, func() (func(), error) { return wrongLogins(srv.URL, *logins), nil })
+		if err != nil {
+			return fmt.Errorf("logins: %w", err)
+		}
+		benchkit.Line("hello-rate-"+strconv.Itoa(*logins)+"-wrong-logins", loaded, quiet)
+	}
+	return nil
+}
+
+// compare measures h's rate rounds times quiet and rounds times under the load that
+// start starts (and its stop function ends), alternating, and returns the medians.
+func compare(h *hellos, d time.Duration, rounds int, start func() (stop func(), err error)) (quiet, loaded float64, err error) {
+	var q, l []float64
+	for range rounds {
+		q = append(q, h.rate(d))
+		stop, err := start()
+		if err != nil {
+			return 0, 0, err
+		}
+		l = append(l, h.rate(d))
+		stop()
+	}
+	fmt.Fprintf(os.Stderr, "loadbench: hellos/s quiet %.0f loaded %.0f\n", q, l)
+	return median(q), median(l), nil
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// hellos sends hellos, each from a new board, from workers goroutines.
+type hellos struct {
+	url     string
+	workers int
+	next    atomic.Int64
+}
+
+// rate sends hellos for d and returns how many were answered with a deployment per
+// second. Each board then closes its deployment with a failed result (not counted).
+func (h *hellos) rate(d time.Duration) float64 {
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: h.workers}}
+	defer hc.CloseIdleConnections()
+	var done atomic.Int64
+	var wg sync.WaitGroup
+	end := time.Now().Add(d)
+	t0 := time.Now()
+	for range h.workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(end) {
+				if h.one(hc) {
+					done.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(done.Load()) / time.Since(t0).Seconds()
+}
+
+func (h *hellos) one(hc *http.Client) bool {
+	i := h.next.Add(1)
+	serial := fmt.Sprintf("5eed%012x", i)
+	b, _ := json.Marshal(agentapi.Hello{Serial: serial, MAC: fmt.Sprintf("2c:cf:67:%02x:%02x:%02x", i>>16&0xff, i>>8&0xff, i&0xff),
+		Disk: agentapi.Disk{Device: "/dev/mmcblk0", SizeBytes: 32 << 30}})
+	resp, err := hc.Post(h.url+agentapi.PathHello, "application/json", bytes.NewReader(b))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "hello:", err)
+		time.Sleep(10 * time.Millisecond)
+		return false
+	}
+	var hr agentapi.HelloResponse
+	json.NewDecoder(resp.Body).Decode(&hr)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || hr.Deployment == nil {
+		fmt.Fprintln(os.Stderr, "hello: HTTP", resp.StatusCode, hr.Action, hr.Reason)
+		time.Sleep(10 * time.Millisecond)
+		return false
+	}
+	rb, _ := json.Marshal(agentapi.Result{Serial: serial, Phase: agentapi.PhaseStreaming, Error: "bench"})
+	req, _ := http.NewRequest(http.MethodPost, h.url+fmt.Sprintf(agentapi.PathResult, hr.Deployment.ID), bytes.NewReader(rb))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(agentapi.HeaderSecret, hr.Deployment.Secret)
+	if resp, err = hc.Do(req); err == nil {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	return true
+}
+
+// sse opens n event streams and reads them until stop is called. It returns once
+// all n are open (the server has sent each its first line).
+func sse(url, token string, n int) (stop func(), err error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n, MaxConnsPerHost: 0}}
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	var events, bytesIn atomic.Int64
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+"/api/v1/events", nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := hc.Do(req)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				errs <- fmt.Errorf("GET /api/v1/events: HTTP %d", resp.StatusCode)
+				return
+			}
+			r := bufio.NewReaderSize(resp.Body, 64<<10)
+			if _, err := r.ReadSlice('\n'); err != nil {
+				errs <- err
+				return
+			}
+			errs <- nil
+			// Read as a browser's network stack does, in large pieces; only count. (The
+			// readers share the server's CPUs here: line by line parsing would make
+			// them, not the server, the load measured.)
+			buf := make([]byte, 256<<10)
+			for {
+				k, err := r.Read(buf)
+				bytesIn.Add(int64(k))
+				events.Add(int64(bytes.Count(buf[:k], []byte("\nid: "))))
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			cancel()
+			wg.Wait()
+			return nil, err
+		}
+	}
+	return func() {
+		cancel()
+		wg.Wait()
+		hc.CloseIdleConnections()
+		fmt.Fprintf(os.Stderr, "loadbench: %d subscribers received %d events, %d bytes\n", n, events.Load(), bytesIn.Load())
+	}, nil
+}
+
+// wrongLogins runs n clients that post wrong passwords until stop is called; each
+// request comes from the next address of 127.1.0.0/16.
+func wrongLogins(url string, n int) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var addr atomic.Uint32
+	var answered, refused atomic.Int64
+	body := []byte(`{"user":"admin","password":"not-the-password"}`)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				a := addr.Add(1)
+				d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 1, byte(a>>8), byte(a))}}
+				hc := &http.Client{Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}}
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url+"/api/v1/login", bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := hc.Do(req)
+				if err != nil {
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusTooManyRequests {
+					refused.Add(1)
+				} else {
+					answered.Add(1)
+				}
+			}
+		}()
+	}
+	return func() {
+		cancel()
+		wg.Wait()
+		fmt.Fprintf(os.Stderr, "loadbench: wrong logins: %d checked, %d refused (429)\n", answered.Load(), refused.Load())
+	}
+}
