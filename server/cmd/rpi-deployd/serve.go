@@ -117,6 +117,7 @@ func serve(ctx context.Context, args []string, env cli.Env) error {
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return nb.Serve(ctx) })
+	g.Go(func() error { return servePprof(ctx, cfg.PprofListen, env.Errorf) })
 	g.Go(func() error {
 		return abandonSilent(ctx, svc, time.Duration(cfg.AbandonAfter), min(time.Minute, time.Duration(cfg.ClaimTimeout)/2), log)
 	})
