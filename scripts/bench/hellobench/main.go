@@ -28,6 +28,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -116,24 +117,34 @@ func run() error {
 		if seed > 0 {
 			name += fmt.Sprintf("-at-%dk", seed/1000)
 		}
-		ours, bare, err := scenario(o, work, img, base.URL, i, seed)
+		r, err := scenario(o, work, img, base, i, seed)
 		if err != nil {
 			return err
 		}
-		benchkit.Line("hello-p50"+name, benchkit.Percentile(ours, 50), benchkit.Percentile(bare, 50))
-		benchkit.Line("hello-p99"+name, benchkit.Percentile(ours, 99), benchkit.Percentile(bare, 99))
+		benchkit.Line("hello-p50"+name, benchkit.Percentile(r.ours, 50), benchkit.Percentile(r.bare, 50))
+		benchkit.Line("hello-p99"+name, benchkit.Percentile(r.ours, 99), benchkit.Percentile(r.bare, 99))
+		// CPU time of the server process per hello: what the latency is made of when
+		// the cores are free, and steadier than latency when they are not.
+		hellos := float64(o.bursts * o.boards)
+		benchkit.Line("hello-cpu-ms-per-hello"+name, r.oursCPU/hellos, r.bareCPU/hellos)
 	}
 	return nil
 }
 
+// result is what a scenario measured: every hello's latency in milliseconds and
+// the CPU time each server process spent in the bursts, in milliseconds.
+type result struct {
+	ours, bare       []float64
+	oursCPU, bareCPU float64
+}
+
 // scenario starts rpi-deployd on a fresh data directory holding seed open
-// deployments, and sends o.bursts bursts to it and to the bare server in turn. It
-// returns every hello's latency in milliseconds, ours and the baseline's.
-func scenario(o options, work, img, bareURL string, n, seed int) (ours, bare []float64, err error) {
+// deployments, and sends o.bursts bursts to it and to the bare server in turn.
+func scenario(o options, work, img string, base *benchkit.Proc, n, seed int) (r result, err error) {
 	data := filepath.Join(work, fmt.Sprintf("data%d", n))
 	if seed > 0 {
 		if err := seedOpen(data, seed); err != nil {
-			return nil, nil, err
+			return r, err
 		}
 	}
 	token := "bench-token-0123456789abcdef"
@@ -144,30 +155,52 @@ func scenario(o options, work, img, bareURL string, n, seed int) (ours, bare []f
 	pprofAddr := ""
 	if o.profileDir != "" && seed > 0 {
 		if pprofAddr, err = freePort(); err != nil {
-			return nil, nil, err
+			return r, err
 		}
 		args = append(args, "--pprof", pprofAddr)
 	}
 	srv, err := benchkit.StartDeployd(o.bin, data, token, os.Stderr, args...)
 	if err != nil {
-		return nil, nil, err
+		return r, err
 	}
 	defer srv.Stop()
 	if _, err := benchkit.Setup(context.Background(), srv.URL, token, img, "RXP2", 0); err != nil {
-		return nil, nil, err
+		return r, err
 	}
 	for b := range o.bursts {
-		bare = append(bare, burst(bareURL, o.boards, n, 2*b)...)
-		ours = append(ours, burst(srv.URL, o.boards, n, 2*b+1)...)
+		c := cpuMS(base.Cmd.Process.Pid)
+		r.bare = append(r.bare, burst(base.URL, o.boards, n, 2*b)...)
+		r.bareCPU += cpuMS(base.Cmd.Process.Pid) - c
+		c = cpuMS(srv.Cmd.Process.Pid)
+		r.ours = append(r.ours, burst(srv.URL, o.boards, n, 2*b+1)...)
+		r.oursCPU += cpuMS(srv.Cmd.Process.Pid) - c
 	}
 	if pprofAddr != "" {
 		out := filepath.Join(o.profileDir, fmt.Sprintf("hello-at-%d.pprof", seed))
 		if err := profile(pprofAddr, out, func(round int) { burst(srv.URL, o.boards, n, 2*o.bursts+round) }); err != nil {
-			return nil, nil, err
+			return r, err
 		}
 		fmt.Fprintln(os.Stderr, "hellobench: CPU profile in", out)
 	}
-	return ours, bare, nil
+	return r, nil
+}
+
+// cpuMS is the user and system CPU time of process pid so far in milliseconds
+// (fields 14 and 15 of /proc/PID/stat, in clock ticks of 10 ms); 0 when unreadable.
+func cpuMS(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces; the fields after it do not.
+	_, rest, ok := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) * 10
 }
 
 // freePort is a loopback address with a port free at the moment.
