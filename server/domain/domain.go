@@ -123,6 +123,9 @@ type Service struct {
 
 	uploadMu sync.Mutex
 	uploads  map[string]bool // image names with an append in progress
+
+	batchPubMu  sync.Mutex
+	batchPubDue map[int64]bool // batches whose batch.changed is about to be read and published
 }
 
 // New builds the service over an open store and an event bus (nil bus: no events).
@@ -165,7 +168,8 @@ func New(st *store.Store, bus *events.Bus, opt Options) *Service {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	return &Service{st: st, bus: bus, opt: opt, log: log, imgs: filepath.Join(opt.DataDir, "images"), uploads: map[string]bool{},
-		newSerials: sourceLimiter{perMinute: opt.NewSerialsPerMinute}}
+		batchPubDue: map[int64]bool{},
+		newSerials:  sourceLimiter{perMinute: opt.NewSerialsPerMinute}}
 }
 
 // Bus is the event bus.
