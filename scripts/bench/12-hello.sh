@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Hellos at fleet speed (scripts/bench/hellobench): bursts of 1000 hellos sent at
 # once, each opening a new deployment, against a bare net/http handler that decodes
-# the same JSON (a separate process, same concurrency, same run): p50 and p99, on an
-# empty database and with 55 000 open deployments seeded through the store.
+# the same JSON (a separate process, same concurrency, same run): p50 and p99, and
+# each server's CPU time per hello, on an empty database and with 55 000 open
+# deployments seeded through the store.
 # BOARDS, BURSTS and SEED change the sizes; PROFILE=DIR also writes rpi-deployd's CPU
 # profile under the seeded load to DIR (go tool pprof bin/rpi-deployd DIR/*.pprof).
 set -euo pipefail

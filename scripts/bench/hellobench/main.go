@@ -6,7 +6,9 @@
 //     from a new board on its own connection, each opening a new deployment;
 //   - hello-p50-1000-at-55k, hello-p99-1000-at-55k: the same with -seed open
 //     deployments already in the database (written straight through the store
-//     before the server starts, not through the API) and --max-streams 100000.
+//     before the server starts, not through the API) and --max-streams 100000;
+//   - hello-cpu-ms-per-hello-1000[-at-55k]: the CPU time (user and system) each
+//     server process spent per hello in those bursts.
 //
 // The bare handler and rpi-deployd take turns, burst by burst. With -profile DIR
 // the second scenario runs once more while rpi-deployd's CPU profile is taken
