@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -121,6 +122,11 @@ type Config struct {
 	MaxEventStreams int `json:"max_event_streams,omitempty"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `json:"log_level,omitempty"`
+	// PprofListen is a loopback address (127.0.0.1:PORT, [::1]:PORT, localhost:PORT)
+	// on which Go's profiler answers (net/http/pprof under /debug/pprof/), for
+	// measuring the server under load. Default "": off. Any other address is refused:
+	// the profiler tells a caller everything the process holds.
+	PprofListen string `json:"pprof_listen,omitempty"`
 	// Netboot holds the DHCP/TFTP settings (see server/dhcp, server/tftp). Kept raw
 	// here so that those packages own their fields.
 	Netboot json.RawMessage `json:"netboot,omitempty"`
@@ -280,6 +286,9 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("after %q: want reboot, poweroff or wait", c.After)
 	}
+	if err := checkLoopback(c.PprofListen); err != nil {
+		return fmt.Errorf("pprof_listen %q: %w", c.PprofListen, err)
+	}
 	if c.Token != "" && len(c.Token) < 16 {
 		return fmt.Errorf("token: at least 16 characters")
 	}
@@ -317,4 +326,19 @@ func (c Config) TLSMode() string {
 		return "off"
 	}
 	return c.TLS
+}
+
+// checkLoopback accepts "" and HOST:PORT whose host is a loopback IP or localhost.
+func checkLoopback(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("not a loopback address")
+	}
+	return nil
 }

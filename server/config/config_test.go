@@ -69,3 +69,25 @@ func TestLoadRejects(t *testing.T) {
 		}
 	}
 }
+
+// TestPprofListenLoopbackOnly pins that the profiler can only be put on a loopback
+// address: it tells a caller everything the process holds.
+func TestPprofListenLoopbackOnly(t *testing.T) {
+	for addr, ok := range map[string]bool{
+		"":               true,
+		"127.0.0.1:6060": true,
+		"[::1]:6060":     true,
+		"localhost:0":    true,
+		":6060":          false,
+		"0.0.0.0:6060":   false,
+		"10.0.0.1:6060":  false,
+		"example.org:80": false,
+		"127.0.0.1":      false,
+		"[::]:6060":      false,
+	} {
+		err := Config{PprofListen: addr}.Validate()
+		if (err == nil) != ok {
+			t.Errorf("pprof_listen %q: Validate() = %v, want ok=%v", addr, err, ok)
+		}
+	}
+}

@@ -16,6 +16,7 @@ import (
 type httpFlags struct {
 	readHeader, read, write, idle time.Duration
 	maxConns, perSource, streams  int
+	pprof                         string
 }
 
 func addHTTPFlags(fs *flag.FlagSet) *httpFlags {
@@ -27,11 +28,15 @@ func addHTTPFlags(fs *flag.FlagSet) *httpFlags {
 	fs.IntVar(&f.maxConns, "http-max-conns", 0, "HTTP connections of all listeners together (default 2048)")
 	fs.IntVar(&f.perSource, "http-max-conns-per-source", 0, "HTTP connections from one IP address (default 64)")
 	fs.IntVar(&f.streams, "max-event-streams", 0, "event streams (GET /api/v1/events) open at once (default 64)")
+	fs.StringVar(&f.pprof, "pprof", "", "loopback `address` (127.0.0.1:PORT) to serve Go's profiler on, /debug/pprof/ (default off)")
 	return f
 }
 
 // apply sets the fields of c whose flags were given.
 func (f *httpFlags) apply(c *config.Config) {
+	if f.pprof != "" {
+		c.PprofListen = f.pprof
+	}
 	for _, d := range []struct {
 		v   time.Duration
 		dst *config.Duration

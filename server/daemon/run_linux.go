@@ -109,6 +109,7 @@ func Start(ctx context.Context, opt Options) (d *Daemon, err error) {
 	g, ctx := errgroup.WithContext(ctx)
 	d.g = g
 	g.Go(func() error { return nb.Serve(ctx) })
+	g.Go(func() error { return servePprof(ctx, cfg.PprofListen, stderr) })
 	g.Go(func() error {
 		return abandonSilent(ctx, svc, time.Duration(cfg.AbandonAfter), min(time.Minute, time.Duration(cfg.ClaimTimeout)/2), log)
 	})

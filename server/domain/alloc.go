@@ -116,7 +116,7 @@ func (s *Service) allocate(ctx context.Context, t *store.Tx, bt store.Batch, ser
 	if imgName == "" {
 		return a, fmt.Sprintf("product %s has no active image", a.product.Code), nil
 	}
-	a.img, err = t.Image(ctx, imgName)
+	a.img, err = t.ImageHead(ctx, imgName)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && a.img.State != store.ImageReady) {
 		return a, fmt.Sprintf("image %q is not ready", imgName), nil
 	}

@@ -2,6 +2,7 @@ package domain
 
 import (
 	"context"
+	"runtime"
 
 	"github.com/rpi-deploy/rpi-deploy/server/events"
 	"github.com/rpi-deploy/rpi-deploy/server/store"
@@ -50,11 +51,27 @@ func changeNoRow(ctx context.Context, s *Service, event string, payload any, wri
 }
 
 // publishBatch publishes batch.changed with batch id as it stands now, read after
-// the commit that changed it; id 0 (no batch) publishes nothing.
+// the commit that changed it; id 0 (no batch) publishes nothing. Calls for the
+// same batch that come while one is due to read it are folded into that one: its
+// read starts after they were called, so after their commits, and it publishes a
+// state that holds all their changes. A burst of hellos into one batch then costs
+// a read and an event per group of commits, not one per hello.
 func (s *Service) publishBatch(ctx context.Context, id int64) {
 	if id == 0 {
 		return
 	}
+	s.batchPubMu.Lock()
+	if s.batchPubDue[id] {
+		s.batchPubMu.Unlock()
+		return
+	}
+	s.batchPubDue[id] = true
+	s.batchPubMu.Unlock()
+	// Let the calls of the other callers of the same group arrive and fold in.
+	runtime.Gosched()
+	s.batchPubMu.Lock()
+	delete(s.batchPubDue, id)
+	s.batchPubMu.Unlock()
 	if b, err := s.st.Batch(ctx, id); err == nil {
 		s.publish(events.BatchChanged, wireBatch(b))
 	}

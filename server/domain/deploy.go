@@ -17,7 +17,7 @@ func ImagePath(name string) string    { return "/images/" + name + ".img.zst" }
 func ManifestPath(name string) string { return "/images/" + name + ".manifest.json" }
 
 func (s *Service) deployResponse(ctx context.Context, t *store.Tx, d store.Deployment) (agentapi.HelloResponse, error) {
-	img, err := t.Image(ctx, d.Image)
+	img, err := t.ImageHead(ctx, d.Image)
 	if err != nil {
 		return agentapi.HelloResponse{}, fmt.Errorf("deployment %d image %q: %w", d.ID, d.Image, err)
 	}

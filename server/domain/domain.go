@@ -125,6 +125,9 @@ type Service struct {
 	uploads  map[string]bool // image names with an append in progress
 
 	eepromMu sync.Mutex // serialises firmware uploads (one card at a time per data directory)
+
+	batchPubMu  sync.Mutex
+	batchPubDue map[int64]bool // batches whose batch.changed is about to be read and published
 }
 
 // New builds the service over an open store and an event bus (nil bus: no events).
@@ -167,7 +170,8 @@ func New(st *store.Store, bus *events.Bus, opt Options) *Service {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	return &Service{st: st, bus: bus, opt: opt, log: log, imgs: filepath.Join(opt.DataDir, "images"), uploads: map[string]bool{},
-		newSerials: sourceLimiter{perMinute: opt.NewSerialsPerMinute}}
+		batchPubDue: map[int64]bool{},
+		newSerials:  sourceLimiter{perMinute: opt.NewSerialsPerMinute}}
 }
 
 // Bus is the event bus.

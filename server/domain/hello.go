@@ -155,7 +155,9 @@ func (s *Service) reopen(ctx context.Context, t *store.Tx, d store.Deployment) (
 
 // admitDeployment says why a new deployment cannot be opened now ("" when it can):
 // the source holds MaxOpenPerSource open deployments (limited), or MaxStreams
-// boards hold a stream slot.
+// boards hold a stream slot. The slots are counted only when at least MaxStreams
+// deployments are open at all, which the maintained counters tell cheaply: with
+// tens of thousands open, counting them on every hello was the hello's whole cost.
 func (s *Service) admitDeployment(ctx context.Context, t *store.Tx, source string) (why string, limited bool, err error) {
 	if source != "" && s.opt.MaxOpenPerSource > 0 {
 		n, err := t.CountOpenFromSource(ctx, source, s.opt.MaxOpenPerSource)
@@ -165,6 +167,11 @@ func (s *Service) admitDeployment(ctx context.Context, t *store.Tx, source strin
 		if n >= s.opt.MaxOpenPerSource {
 			return fmt.Sprintf("%d deployments open from %s, the limit is %d", n, source, s.opt.MaxOpenPerSource), true, nil
 		}
+	}
+	// Fewer deployments open than slots: no need to count which of them hold one.
+	all, err := t.CountOpenAll(ctx)
+	if err != nil || all < s.opt.MaxStreams {
+		return "", false, err
 	}
 	open, err := t.CountSlots(ctx, store.FormatTime(t.Now.Add(-s.opt.ClaimWindow)), store.FormatTime(t.Now.Add(-s.opt.StaleAfter)),
 		s.opt.MaxStreams)

@@ -65,12 +65,28 @@ func (t *Tx) MarkStreamed(ctx context.Context, id int64) (bool, error) {
 
 // CountSlots counts the open deployments that hold a stream slot, up to limit: those
 // that never fetched their image and said hello at or after claimSince, and those
-// that fetched it and were active at or after activeSince.
+// that fetched it and were active at or after activeSince. Each kind is a range of
+// its own partial index (migration 0030), so it reads at most limit entries of
+// each and none of the deployments whose slot has lapsed.
 func (t *Tx) CountSlots(ctx context.Context, claimSince, activeSince string, limit int) (int, error) {
 	var n int
-	err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM deployments WHERE state = 'open' AND
-		((streamed_at IS NULL AND started_at >= ?) OR (streamed_at IS NOT NULL AND updated_at >= ?)) LIMIT ?)`,
-		claimSince, activeSince, limit).Scan(&n)
+	err := t.tx.QueryRowContext(ctx, `SELECT
+		(SELECT count(*) FROM (SELECT 1 FROM deployments INDEXED BY deployments_claims
+			WHERE state = 'open' AND streamed_at IS NULL AND started_at >= ? LIMIT ?)) +
+		(SELECT count(*) FROM (SELECT 1 FROM deployments INDEXED BY deployments_active
+			WHERE state = 'open' AND streamed_at IS NOT NULL AND updated_at >= ? LIMIT ?))`,
+		claimSince, limit, activeSince, limit).Scan(&n)
+	return min(n, limit), err
+}
+
+// CountOpenAll is the number of open deployments, read from what is kept counted
+// rather than by counting them: the batches' in_progress counters (migration
+// 0003, kept by AddDeployment and Finish) and the open deployments outside any
+// batch (re-images, few; a range of the deployments_batch index).
+func (t *Tx) CountOpenAll(ctx context.Context) (int, error) {
+	var n int
+	err := t.tx.QueryRowContext(ctx, `SELECT coalesce((SELECT sum(in_progress) FROM batches), 0) +
+		(SELECT count(*) FROM deployments WHERE batch_id IS NULL AND state = 'open')`).Scan(&n)
 	return n, err
 }
 

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 )
 
 // Image states.
@@ -48,6 +49,14 @@ func (s *Store) Image(ctx context.Context, name string) (Image, error) {
 // Image returns one image inside the transaction.
 func (t *Tx) Image(ctx context.Context, name string) (Image, error) {
 	return one(ctx, t.tx, scanImage, `SELECT `+imageCols+` FROM images WHERE name = ?`, name)
+}
+
+// ImageHead returns one image inside the transaction without its manifest
+// (Manifest is ""): what a hello's answer is made of. The manifest of a large
+// image (a hash per chunk, a frame offset per chunk) runs to hundreds of
+// kilobytes, and a hello runs inside the one writer.
+func (t *Tx) ImageHead(ctx context.Context, name string) (Image, error) {
+	return one(ctx, t.tx, scanImage, `SELECT `+strings.Replace(imageCols, "manifest", "''", 1)+` FROM images WHERE name = ?`, name)
 }
 
 // PutImage inserts or replaces an image row.

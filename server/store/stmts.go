@@ -65,6 +65,9 @@ func (d *dbStmts) close() {
 // txStmts is a querier inside a write transaction. Statements already prepared on
 // the writer connection are reused; new query texts run unprepared this time and are
 // prepared after the transaction ends (the only writer connection is busy until then).
+// Statements ignore the cancellation of the context they are given: the
+// transaction is shared by a group of callers (writer.go), and SQLite answers an
+// interrupted write by rolling back the whole transaction, not just the statement.
 type txStmts struct {
 	tx      *sql.Tx
 	cache   *dbStmts
@@ -80,6 +83,7 @@ func (t *txStmts) get(ctx context.Context, q string) *sql.Stmt {
 }
 
 func (t *txStmts) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	ctx = context.WithoutCancel(ctx)
 	if s := t.get(ctx, q); s != nil {
 		return s.ExecContext(ctx, args...)
 	}
@@ -87,6 +91,7 @@ func (t *txStmts) ExecContext(ctx context.Context, q string, args ...any) (sql.R
 }
 
 func (t *txStmts) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	ctx = context.WithoutCancel(ctx)
 	if s := t.get(ctx, q); s != nil {
 		return s.QueryContext(ctx, args...)
 	}
@@ -94,6 +99,7 @@ func (t *txStmts) QueryContext(ctx context.Context, q string, args ...any) (*sql
 }
 
 func (t *txStmts) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	ctx = context.WithoutCancel(ctx)
 	if s := t.get(ctx, q); s != nil {
 		return s.QueryRowContext(ctx, args...)
 	}

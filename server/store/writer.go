@@ -1,0 +1,184 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Group commit. Every write transaction of the store (Update) is handed to one
+// writer goroutine, which runs the transactions waiting for it together in one
+// BEGIN IMMEDIATE … COMMIT, each inside a savepoint of its own, and answers each
+// caller only after that COMMIT returned: an Update that returns nil is as durable
+// as the database makes a commit (synchronous=FULL: in the WAL file on disk). A
+// transaction whose function fails is rolled back to its savepoint and leaves
+// nothing, exactly as its own transaction did; the others of the group commit. One
+// commit (one WAL append and fsync, one pass over the shared b-tree pages) then
+// serves a burst of hellos instead of one commit each.
+
+// maxGroup bounds how many transactions one commit takes, so the first of a long
+// stream of callers is not held behind all the others.
+const maxGroup = 256
+
+// writeReq is one Update waiting for the writer.
+type writeReq struct {
+	ctx  context.Context
+	fn   func(*Tx) error
+	done chan writeResult
+}
+
+// writeResult is an Update's outcome: its error, or the value its function panicked
+// with (re-raised on the caller's goroutine).
+type writeResult struct {
+	err      error
+	panicked any
+}
+
+// Update runs fn in a write transaction and returns once that transaction is
+// committed (nil) or rolled back (fn's error, or the database's). fn may share
+// its BEGIN … COMMIT with other callers' functions (group commit), but sees the
+// same isolation as its own transaction would give it: it runs alone, inside a
+// savepoint, after the functions before it in the group; what it wrote is undone
+// when it returns an error. Statements inside fn run to completion even if ctx is
+// cancelled meanwhile (an interrupted write would roll back the whole group);
+// an Update whose ctx ends before its turn runs nothing and returns ctx's error.
+// A panic in fn rolls its savepoint back and is raised again in the caller.
+func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
+	r := &writeReq{ctx: ctx, fn: fn, done: make(chan writeResult, 1)}
+	select {
+	case s.queue <- r:
+	case <-s.quit:
+		return ErrClosed
+	}
+	var res writeResult
+	select {
+	case res = <-r.done:
+	case <-s.writerDone:
+		select {
+		case res = <-r.done: // answered just before the writer stopped
+		default:
+			return ErrClosed
+		}
+	}
+	if res.panicked != nil {
+		panic(res.panicked)
+	}
+	return res.err
+}
+
+// ErrClosed is returned by Update after Close.
+var ErrClosed = errors.New("store closed")
+
+// writer runs the groups until Close.
+func (s *Store) writer() {
+	defer close(s.writerDone)
+	for {
+		select {
+		case r := <-s.queue:
+			s.group(r)
+		case <-s.quit:
+			// Callers already queued get an answer rather than a hang.
+			for {
+				select {
+				case r := <-s.queue:
+					r.done <- writeResult{err: ErrClosed}
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// group runs first and then every Update already waiting (up to maxGroup) in one
+// transaction, commits it and answers them all.
+func (s *Store) group(first *writeReq) {
+	ctx := context.Background()
+	tx, err := s.DB.BeginTx(ctx, nil)
+	if err != nil {
+		s.noteWrite(err)
+		first.done <- writeResult{err: fmt.Errorf("begin: %w", err)}
+		return
+	}
+	ts := &txStmts{tx: tx, cache: s.w}
+	var ran []*writeReq // functions that returned nil: they commit or fail together
+	answer := func(r *writeReq, res writeResult) { r.done <- res }
+	next, n := first, 0
+	for next != nil {
+		res, lost := s.runOne(ctx, ts, next)
+		n++
+		if lost != nil {
+			// SQLite rolled the whole transaction back (a storage failure): the
+			// functions before this one lost their writes too.
+			tx.Rollback()
+			ts.prepareMissing(ctx)
+			s.noteWrite(lost)
+			for _, r := range ran {
+				answer(r, writeResult{err: fmt.Errorf("transaction rolled back: %w", lost)})
+			}
+			answer(next, res)
+			return
+		}
+		if res.err == nil && res.panicked == nil {
+			ran = append(ran, next)
+		} else {
+			answer(next, res)
+		}
+		next = nil
+		if n < maxGroup {
+			select {
+			case next = <-s.queue:
+			default:
+			}
+		}
+	}
+	err = tx.Commit()
+	ts.prepareMissing(ctx)
+	if err != nil {
+		err = fmt.Errorf("commit: %w", err)
+	}
+	if len(ran) > 0 || err != nil {
+		s.noteWrite(err)
+	}
+	for _, r := range ran {
+		answer(r, writeResult{err: err})
+	}
+}
+
+// runOne runs r's function inside a savepoint of the group's transaction and
+// rolls the savepoint back if it fails. lost is non-nil when the savepoint cannot
+// be rolled back or released: the transaction itself is gone.
+func (s *Store) runOne(ctx context.Context, ts *txStmts, r *writeReq) (res writeResult, lost error) {
+	if err := r.ctx.Err(); err != nil {
+		return writeResult{err: err}, nil
+	}
+	if _, err := ts.ExecContext(ctx, `SAVEPOINT w`); err != nil {
+		return writeResult{err: fmt.Errorf("savepoint: %w", err)}, err
+	}
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				res.panicked = p
+			}
+		}()
+		res.err = r.fn(&Tx{tx: ts, Now: s.now().UTC()})
+	}()
+	if res.err != nil || res.panicked != nil {
+		if res.err != nil {
+			s.noteWrite(res.err)
+		}
+		if _, err := ts.ExecContext(ctx, `ROLLBACK TO w`); err != nil {
+			if res.err == nil {
+				res.err = fmt.Errorf("rollback: %w", err)
+			}
+			return res, err
+		}
+	}
+	if _, err := ts.ExecContext(ctx, `RELEASE w`); err != nil {
+		if res.err == nil {
+			res.err = fmt.Errorf("release: %w", err)
+		}
+		return res, err
+	}
+	return res, nil
+}
