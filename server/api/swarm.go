@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
+	"github.com/rpi-deploy/rpi-deploy/server/mgmtapi"
 	"github.com/rpi-deploy/rpi-deploy/server/swarm"
 )
 
@@ -132,13 +133,14 @@ func (a *API) swarmAnnounce(c *gin.Context) {
 // swarmList: GET /api/v1/swarm (operators): every board heard from recently, with the
 // bytes it got from the server and from peers, and the server's image upload rate.
 func (a *API) swarmList(c *gin.Context) {
-	out := struct {
-		Enabled         bool           `json:"enabled"`
-		Members         []swarm.Member `json:"members"`
-		ServerUploadBps float64        `json:"server_upload_bps"`
-	}{Enabled: a.opt.Swarm != nil, Members: []swarm.Member{}, ServerUploadBps: a.upload.sample(time.Now(), a.Metrics.BytesServed())}
+	out := mgmtapi.Swarm{Enabled: a.opt.Swarm != nil, Members: []mgmtapi.SwarmMember{},
+		ServerUploadBps: a.upload.sample(time.Now(), a.Metrics.BytesServed())}
 	if a.opt.Swarm != nil {
-		out.Members = append(out.Members, a.opt.Swarm.Members()...)
+		for _, m := range a.opt.Swarm.Members() {
+			out.Members = append(out.Members, mgmtapi.SwarmMember{Deployment: m.Deployment, Serial: m.Serial,
+				Image: m.Image, IP: m.IP, Port: m.Port, FromServer: m.FromServer, FromPeers: m.FromPeers,
+				Uploaded: m.Uploaded, Done: m.Done, Seeding: m.Seeding, LastSeen: m.LastSeen})
+		}
 	}
 	c.JSON(http.StatusOK, out)
 }

@@ -310,3 +310,26 @@ type EEPROMCard struct {
 	SHA256   string    `json:"sha256"`   // of the card image
 	Built    time.Time `json:"built"`
 }
+
+// Swarm is GET /api/v1/swarm: the boards sharing images with each other (peer to
+// peer) and the server's own image upload rate.
+type Swarm struct {
+	Enabled         bool          `json:"enabled"` // serve --p2p on
+	Members         []SwarmMember `json:"members"` // boards heard from recently
+	ServerUploadBps float64       `json:"server_upload_bps"`
+}
+
+// SwarmMember is one board of a swarm as its announces describe it.
+type SwarmMember struct {
+	Deployment int64     `json:"deployment_id"`
+	Serial     string    `json:"serial"`
+	Image      string    `json:"image"`
+	IP         string    `json:"ip"` // the address its announces came from
+	Port       int       `json:"port"`
+	FromServer int64     `json:"from_server"` // compressed bytes it fetched from the server (web seed)
+	FromPeers  int64     `json:"from_peers"`  // compressed bytes it received from other boards
+	Uploaded   int64     `json:"uploaded"`    // bytes it sent to other boards
+	Done       bool      `json:"done"`        // its card is verified; it only seeds now
+	Seeding    bool      `json:"seeding"`     // the last answer told it to keep serving
+	LastSeen   time.Time `json:"last_seen"`
+}

@@ -70,17 +70,17 @@ type built struct {
 
 // Member is one board of a swarm as its announces describe it.
 type Member struct {
-	Deployment int64     `json:"deployment_id"`
-	Serial     string    `json:"serial"`
-	Image      string    `json:"image"`
-	IP         string    `json:"ip"`
-	Port       int       `json:"port"`
-	FromServer int64     `json:"from_server"` // compressed bytes it fetched from the web seed
-	FromPeers  int64     `json:"from_peers"`  // compressed bytes it received from other boards
-	Uploaded   int64     `json:"uploaded"`    // bytes it sent to other boards
-	Done       bool      `json:"done"`        // its card is verified; it only seeds now
-	Seeding    bool      `json:"seeding"`     // the last answer told it to keep serving
-	LastSeen   time.Time `json:"last_seen"`
+	Deployment int64
+	Serial     string
+	Image      string
+	IP         string
+	Port       int
+	FromServer int64 // compressed bytes it fetched from the web seed
+	FromPeers  int64 // compressed bytes it received from other boards
+	Uploaded   int64 // bytes it sent to other boards
+	Done       bool  // its card is verified; it only seeds now
+	Seeding    bool  // the last answer told it to keep serving
+	LastSeen   time.Time
 	doneAt     time.Time
 }
 
