@@ -1,15 +1,17 @@
 // Package flash writes a packed image (manifest + .img.zst) onto a target in one
 // overlapped pass and proves it there:
 //
-//	fetch (Range-resumable) → decode frames on N goroutines → per-chunk SHA256 →
-//	in order: O_DIRECT writes of the data ranges only, and beside them the
-//	whole-image SHA256
+//	fetch (Range-resumable) → decode frames on N goroutines → per-chunk proof →
+//	in order: O_DIRECT writes of the data ranges only
 //
-// When the manifest carries SHA-256 chaining values (manifest.Chunk.Chain) the two
-// hashes are one: each decoder hashes its chunk from the previous chunk's chaining
-// value and compares the result with the chunk's own (the last chunk's Sum with the
-// whole-image SHA256), which proves the chunk and, chunk by chunk, the whole image, in
-// one parallel pass; the sequential whole-image hash does not run.
+// By default each decoder proves its chunk by the SHA256 of the chunk's data ranges
+// (manifest.Chunk.DataSHA256) and a comparison of the rest with zeros: free space is
+// never hashed, and every chunk passing proves the whole decoded image. With
+// Options.HashFreeSpace every byte is hashed instead: with SHA-256 chaining values
+// (manifest.Chunk.Chain) each decoder hashes its chunk from the previous chunk's
+// chaining value and compares the result with the chunk's own (the last chunk's Sum
+// with the whole-image SHA256); without them each chunk is checked against its sha256
+// and a sequential whole-image SHA256 runs beside the writes.
 //
 // then reads every written chunk back with O_DIRECT (image-tools/readback). Chunk 0,
 // which holds the partition table, is held back in memory until Commit, so a card is
@@ -74,9 +76,10 @@ type Options struct {
 	// from chaining value to chaining value when the manifest has them, else per chunk
 	// against chunks[i].sha256 plus a sequential whole-image SHA256. The default (false)
 	// hashes only the data ranges, against chunks[i].data_sha256, and checks that the
-	// rest of each chunk decodes to zeros; with the manifest pinned by its own SHA-256
-	// that proves the same image for about a quarter of the hashing on a card that is
-	// mostly free space (docs/agent.md, "What the stream proves").
+	// rest of each chunk decodes to zeros: that proves the image the manifest describes
+	// (whose sha256 and chain rpi-image pack computed over those bytes) for a quarter
+	// of the hashing on a card that is three quarters free space (docs/agent.md, "What
+	// the stream proves").
 	HashFreeSpace bool
 	// Retry is the policy for resuming a broken stream.
 	Retry retry.Policy
