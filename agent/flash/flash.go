@@ -13,7 +13,7 @@
 // with the whole-image SHA256); without them each chunk is checked against its sha256
 // and a sequential whole-image SHA256 runs beside the writes.
 //
-// then reads every written chunk back with O_DIRECT (image-tools/readback). Chunk 0,
+// Verify then reads every written chunk back with O_DIRECT (image-tools/readback). Chunk 0,
 // which holds the partition table, is held back in memory until Commit, so a card is
 // never bootable before it is verified and named; Open zeroes the target's first block
 // so an old image stops being bootable too.
