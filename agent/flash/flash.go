@@ -96,7 +96,7 @@ type Stats struct {
 	Fetched       int64  // compressed bytes received, resumes included (HTTPSource only)
 	Resumes       int    // how many times the stream was resumed
 	ReadBack      int64  // bytes read back and matched
-	SHA256        string // the stream's whole-image SHA256, once Verify checked it
+	SHA256        string // the whole-image SHA256 the stream was proven to decode to (the manifest's), once Verify passed
 	StreamTime    time.Duration
 	VerifyTime    time.Duration
 	ChunksMatch   int
