@@ -32,8 +32,9 @@ func flipHex(s string) string {
 	return string(b)
 }
 
-// TestWithoutChain: a manifest of an older rpi-image (no chain values) streams on the
-// sequential whole-image hash, and a flipped byte is still named by its chunk.
+// TestWithoutChain: with HashFreeSpace, a manifest of an older rpi-image (no chain
+// values) streams on the sequential whole-image hash, and a flipped byte is still named
+// by its chunk.
 func TestWithoutChain(t *testing.T) {
 	raw := synthImage(t, 16<<20+8192)
 	pm, zst, err := packed(t, raw)
@@ -49,7 +50,7 @@ func TestWithoutChain(t *testing.T) {
 		}
 	})
 	target := oldTarget(t, len(raw))
-	fl, err := flash(t, m, target, serve(t, plain(zst)), Options{Decoders: 2})
+	fl, err := flash(t, m, target, serve(t, plain(zst)), Options{Decoders: 2, HashFreeSpace: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +62,7 @@ func TestWithoutChain(t *testing.T) {
 	const bad = 7
 	zst[m.Chunks[bad].Frame+m.Chunks[bad].FrameSize/2] ^= 0x40
 	target = oldTarget(t, len(raw))
-	_, err = flash(t, m, target, serve(t, plain(zst)), Options{})
+	_, err = flash(t, m, target, serve(t, plain(zst)), Options{HashFreeSpace: true})
 	var ce *readback.ChunkError
 	if !errors.As(err, &ce) || ce.Chunk != bad {
 		t.Fatalf("err = %v, want a ChunkError for chunk %d", err, bad)
@@ -69,8 +70,9 @@ func TestWithoutChain(t *testing.T) {
 	checkUnbootable(t, target)
 }
 
-// TestWrongChainNamesChunk: a chain value that the stream does not reproduce fails at
-// that chunk; a wrong whole-image SHA256 fails at the last chunk. Nothing boots.
+// TestWrongChainNamesChunk: with HashFreeSpace, a chain value that the stream does not
+// reproduce fails at that chunk; a wrong whole-image SHA256 fails at the last chunk.
+// Nothing boots.
 func TestWrongChainNamesChunk(t *testing.T) {
 	raw := synthImage(t, 16<<20)
 	pm, zst, err := packed(t, raw)
@@ -91,7 +93,7 @@ func TestWrongChainNamesChunk(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			m := withChunks(pm, tc.edit)
 			target := oldTarget(t, len(raw))
-			_, err := flash(t, m, target, serve(t, plain(zst)), Options{})
+			_, err := flash(t, m, target, serve(t, plain(zst)), Options{HashFreeSpace: true})
 			var ce *readback.ChunkError
 			if !errors.As(err, &ce) || ce.Chunk != tc.chunk || !errors.Is(err, zstimg.ErrMismatch) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want a %q mismatch at chunk %d", err, tc.want, tc.chunk)

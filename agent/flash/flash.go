@@ -1,17 +1,19 @@
 // Package flash writes a packed image (manifest + .img.zst) onto a target in one
 // overlapped pass and proves it there:
 //
-//	fetch (Range-resumable) → decode frames on N goroutines → per-chunk SHA256 →
-//	in order: O_DIRECT writes of the data ranges only, and beside them the
-//	whole-image SHA256
+//	fetch (Range-resumable) → decode frames on N goroutines → per-chunk proof →
+//	in order: O_DIRECT writes of the data ranges only
 //
-// When the manifest carries SHA-256 chaining values (manifest.Chunk.Chain) the two
-// hashes are one: each decoder hashes its chunk from the previous chunk's chaining
-// value and compares the result with the chunk's own (the last chunk's Sum with the
-// whole-image SHA256), which proves the chunk and, chunk by chunk, the whole image, in
-// one parallel pass; the sequential whole-image hash does not run.
+// By default each decoder proves its chunk by the SHA256 of the chunk's data ranges
+// (manifest.Chunk.DataSHA256) and a comparison of the rest with zeros: free space is
+// never hashed, and every chunk passing proves the whole decoded image. With
+// Options.HashFreeSpace every byte is hashed instead: with SHA-256 chaining values
+// (manifest.Chunk.Chain) each decoder hashes its chunk from the previous chunk's
+// chaining value and compares the result with the chunk's own (the last chunk's Sum
+// with the whole-image SHA256); without them each chunk is checked against its sha256
+// and a sequential whole-image SHA256 runs beside the writes.
 //
-// then reads every written chunk back with O_DIRECT (image-tools/readback). Chunk 0,
+// Verify then reads every written chunk back with O_DIRECT (image-tools/readback). Chunk 0,
 // which holds the partition table, is held back in memory until Commit, so a card is
 // never bootable before it is verified and named; Open zeroes the target's first block
 // so an old image stops being bootable too.
@@ -31,6 +33,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,6 +72,15 @@ type Options struct {
 	// WriteRateLimit caps target writes in bytes per second (0 = none). Benchmarks use
 	// it to stand in for an SD card.
 	WriteRateLimit float64
+	// HashFreeSpace proves the image by hashing every byte of it, free space included:
+	// from chaining value to chaining value when the manifest has them, else per chunk
+	// against chunks[i].sha256 plus a sequential whole-image SHA256. The default (false)
+	// hashes only the data ranges, against chunks[i].data_sha256, and checks that the
+	// rest of each chunk decodes to zeros: that proves the image the manifest describes
+	// (whose sha256 and chain rpi-image pack computed over those bytes) for a quarter
+	// of the hashing on a card that is three quarters free space (docs/agent.md, "What
+	// the stream proves").
+	HashFreeSpace bool
 	// Retry is the policy for resuming a broken stream.
 	Retry retry.Policy
 	// Log receives warnings about resumes (nil: discard).
@@ -84,7 +96,7 @@ type Stats struct {
 	Fetched       int64  // compressed bytes received, resumes included (HTTPSource only)
 	Resumes       int    // how many times the stream was resumed
 	ReadBack      int64  // bytes read back and matched
-	SHA256        string // the stream's whole-image SHA256, once Verify checked it
+	SHA256        string // the whole-image SHA256 the stream was proven to decode to (the manifest's), once Verify passed
 	StreamTime    time.Duration
 	VerifyTime    time.Duration
 	ChunksMatch   int
@@ -92,15 +104,25 @@ type Stats struct {
 	WritesIssued  int64
 }
 
+// proof is how Stream proves the decoded image against the manifest.
+type proof int
+
+const (
+	proofData       proof = iota // data ranges against data_sha256, the rest must be zeros
+	proofChained                 // every byte, from chain value to chain value
+	proofSequential              // every byte: per chunk sha256, then the whole image in order
+)
+
 // Flasher writes one image onto one target.
 type Flasher struct {
-	m    *manifest.Manifest
-	path string
-	f    *blockdev.File
-	opt  Options
-	log  *slog.Logger
-	head []byte // chunk 0 as decoded, held back until Commit
-	src  Source
+	proof proof
+	m     *manifest.Manifest
+	path  string
+	f     *blockdev.File
+	opt   Options
+	log   *slog.Logger
+	head  []byte // chunk 0 as decoded, held back until Commit
+	src   Source
 
 	streamed, written, readBack, writes atomic.Int64
 	resumes                             atomic.Int64
@@ -112,8 +134,7 @@ type Flasher struct {
 	wholeSum string        // its hex result, "" when the stream was incomplete
 	wholeOK  bool          // it matched the manifest
 
-	chain    [][sha256chain.Size]byte // the manifest's chaining values, nil without them
-	chainSum string                   // the whole-image SHA256 the last chunk's chain ended in
+	chain [][sha256chain.Size]byte // the manifest's chaining values (proofChained only)
 
 	zeroMu   sync.Mutex
 	zeros    []byte           // ChunkSize zero bytes
@@ -177,14 +198,9 @@ func Open(path string, m *manifest.Manifest, opt Options) (*Flasher, error) {
 	if fl.log == nil {
 		fl.log = slog.New(slog.DiscardHandler)
 	}
-	if m.HasChain() {
-		fl.chain = make([][sha256chain.Size]byte, len(m.Chunks)-1)
-		for i := range fl.chain {
-			if fl.chain[i], err = sha256chain.Parse(m.Chunks[i].Chain); err != nil {
-				f.Close()
-				return nil, fmt.Errorf("%w: chunk %d: %w", manifest.ErrInvalid, i, err)
-			}
-		}
+	if err := fl.chooseProof(); err != nil {
+		f.Close()
+		return nil, err
 	}
 	fl.head = blockdev.AlignedBuffer(int(m.ChunkRange(0).Length))
 	// Unbootable from now on: zero the first block (the MBR) and make it durable.
@@ -198,6 +214,28 @@ func Open(path string, m *manifest.Manifest, opt Options) (*Flasher, error) {
 		return nil, fmt.Errorf("%w: sync %q: %w", ErrWrite, path, err)
 	}
 	return fl, nil
+}
+
+// chooseProof picks how Stream proves the image (Options.HashFreeSpace) and reads the
+// manifest's chaining values when it needs them.
+func (fl *Flasher) chooseProof() error {
+	switch {
+	case !fl.opt.HashFreeSpace:
+		fl.proof = proofData
+		return nil
+	case !fl.m.HasChain():
+		fl.proof = proofSequential
+		return nil
+	}
+	fl.proof = proofChained
+	fl.chain = make([][sha256chain.Size]byte, len(fl.m.Chunks)-1)
+	for i := range fl.chain {
+		var err error
+		if fl.chain[i], err = sha256chain.Parse(fl.m.Chunks[i].Chain); err != nil {
+			return fmt.Errorf("%w: chunk %d: %w", manifest.ErrInvalid, i, err)
+		}
+	}
+	return nil
 }
 
 // Close releases the target. It does not commit.
@@ -231,101 +269,21 @@ type work struct {
 
 // Stream fetches, decodes, verifies and writes every chunk but chunk 0 (held back). It
 // stops at the first chunk whose bytes do not match the manifest and names it
-// (*readback.ChunkError). It returns when every write is done and synced; the
-// whole-image SHA256, fed in chunk order beside the writes, may still be finishing:
-// Verify waits for it and checks it, and Commit refuses to run before it matched.
-func (fl *Flasher) Stream(ctx context.Context, src Source) (err error) {
+// (*readback.ChunkError). It returns when every write is done and synced; with
+// Options.HashFreeSpace on a manifest without chaining values the whole-image SHA256,
+// fed in chunk order beside the writes, may still be finishing: Verify waits for it and
+// checks it, and Commit refuses to run before the image was proven.
+func (fl *Flasher) Stream(ctx context.Context, src Source) error {
 	start := time.Now()
 	fl.src = src
-	m, opt := fl.m, fl.opt
-	// As zstimg.NewDecoder, but without the frames' xxhash64 checks: every chunk's
-	// SHA256 is checked, so they would only cost time.
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(opt.Decoders),
-		zstd.WithDecoderMaxMemory(uint64(m.ChunkSize)),
-		zstd.WithDecoderMaxWindow(max(uint64(m.ChunkSize), zstd.MinWindowSize)),
-		zstd.IgnoreChecksum(true))
+	dec, err := newDecoder(fl.m, fl.opt.Decoders)
 	if err != nil {
 		return err
 	}
 	defer dec.Close()
-
-	rawFree := make(chan []byte, opt.Buffers)
-	for range opt.Buffers {
-		rawFree <- blockdev.AlignedBuffer(int(m.ChunkSize))
-	}
-	fl.rawFree = rawFree
-	release := func(w *work) {
-		if w.refs.Add(-1) == 0 {
-			rawFree <- w.raw // never blocks: there are only Buffers buffers
-		}
-	}
-	ncomp := opt.Decoders + 2
-	compFree := make(chan []byte, ncomp)
-	for range ncomp {
-		compFree <- make([]byte, 0, m.ChunkSize+m.ChunkSize/64+4096)
-	}
-	decCh := make(chan *work, opt.Decoders)
-	orderCh := make(chan *work, opt.Buffers)
-	writeCh := make(chan *work, opt.Buffers) // the raw buffers bound these two
-
-	// The whole-image hash runs beside the writes, so that the writes never wait for
-	// it; it outlives Stream when it lags (Verify collects it). With chaining values
-	// the decoders did its work chunk by chunk: Stream's success is its result.
-	fl.hashDone = make(chan struct{})
-	var hashCh chan *work
-	if fl.chain == nil {
-		hashCh = make(chan *work, len(m.Chunks)) // zero chunks wait here without a buffer
-		go fl.hashWhole(hashCh, release)
-	}
-
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { defer close(decCh); return fl.fetch(ctx, src, compFree, rawFree, decCh) })
-	var decWG sync.WaitGroup
-	for range opt.Decoders {
-		decWG.Add(1)
-		g.Go(func() error {
-			defer decWG.Done()
-			for w := range decCh {
-				fl.decode(dec, w)
-				compFree <- w.comp[:0]
-				w.comp = nil
-				select {
-				case orderCh <- w:
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			}
-			return nil
-		})
-	}
-	go func() { decWG.Wait(); close(orderCh) }()
-	g.Go(func() error {
-		defer close(writeCh)
-		if hashCh != nil {
-			defer close(hashCh)
-		}
-		return fl.order(ctx, orderCh, writeCh, hashCh)
-	})
-	lim := newLimiter(opt.WriteRateLimit)
-	for range opt.Writers {
-		g.Go(func() error {
-			for w := range writeCh {
-				if err := fl.write(ctx, w, lim); err != nil {
-					return err
-				}
-				fl.streamed.Add(m.ChunkRange(w.i).Length)
-				release(w)
-			}
-			return nil
-		})
-	}
-	err = g.Wait()
-	if fl.chain != nil {
-		if err == nil {
-			fl.wholeSum = fl.chainSum
-		}
-		close(fl.hashDone)
-	}
+	p := fl.newPipeline()
+	err = p.run(ctx, src, dec)
+	fl.endStream(err)
 	if err != nil {
 		<-fl.hashDone
 		return err
@@ -337,6 +295,128 @@ func (fl *Flasher) Stream(ctx context.Context, src Source) (err error) {
 	fl.stats.StreamTime, fl.stats.StreamWritten = time.Since(start), fl.written.Load()
 	fl.mu.Unlock()
 	return nil
+}
+
+// newDecoder is zstimg.NewDecoder without the frames' xxhash64 checks: every chunk is
+// proven by SHA-256, so they would only cost time.
+func newDecoder(m *manifest.Manifest, decoders int) (*zstd.Decoder, error) {
+	return zstd.NewReader(nil, zstd.WithDecoderConcurrency(decoders),
+		zstd.WithDecoderMaxMemory(uint64(m.ChunkSize)),
+		zstd.WithDecoderMaxWindow(max(uint64(m.ChunkSize), zstd.MinWindowSize)),
+		zstd.IgnoreChecksum(true))
+}
+
+// pipeline is one Stream's stages and the channels between them:
+//
+//	fetch → decCh → decoders → orderCh → order → writeCh → writers
+//	                                           ↘ hashCh → hashWhole (sequential proof only)
+type pipeline struct {
+	fl       *Flasher
+	compFree chan []byte // compressed frame buffers
+	decCh    chan *work
+	orderCh  chan *work
+	writeCh  chan *work
+	hashCh   chan *work // nil unless the sequential whole-image hash runs
+}
+
+// newPipeline fills the buffer pools and, for the sequential proof, starts the
+// whole-image hash (which outlives Stream when it lags; Verify collects it).
+func (fl *Flasher) newPipeline() *pipeline {
+	m, opt := fl.m, fl.opt
+	fl.rawFree = make(chan []byte, opt.Buffers)
+	for range opt.Buffers {
+		fl.rawFree <- blockdev.AlignedBuffer(int(m.ChunkSize))
+	}
+	ncomp := opt.Decoders + 2
+	p := &pipeline{
+		fl:       fl,
+		compFree: make(chan []byte, ncomp),
+		decCh:    make(chan *work, opt.Decoders),
+		orderCh:  make(chan *work, opt.Buffers),
+		writeCh:  make(chan *work, opt.Buffers), // the raw buffers bound these two
+	}
+	for range ncomp {
+		p.compFree <- make([]byte, 0, m.ChunkSize+m.ChunkSize/64+4096)
+	}
+	fl.hashDone = make(chan struct{})
+	if fl.proof == proofSequential {
+		p.hashCh = make(chan *work, len(m.Chunks)) // zero chunks wait here without a buffer
+		go fl.hashWhole(p.hashCh, fl.release)
+	}
+	return p
+}
+
+// release drops one reference to w's raw buffer; the last returns it to the pool.
+func (fl *Flasher) release(w *work) {
+	if w.refs.Add(-1) == 0 {
+		fl.rawFree <- w.raw // never blocks: there are only Buffers buffers
+	}
+}
+
+// run runs the stages until every chunk is written or one fails.
+func (p *pipeline) run(ctx context.Context, src Source, dec *zstd.Decoder) error {
+	fl := p.fl
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { defer close(p.decCh); return fl.fetch(ctx, src, p.compFree, fl.rawFree, p.decCh) })
+	var decWG sync.WaitGroup
+	for range fl.opt.Decoders {
+		decWG.Add(1)
+		g.Go(func() error { defer decWG.Done(); return p.decodeLoop(ctx, dec) })
+	}
+	go func() { decWG.Wait(); close(p.orderCh) }()
+	g.Go(func() error {
+		defer close(p.writeCh)
+		if p.hashCh != nil {
+			defer close(p.hashCh)
+		}
+		return fl.order(ctx, p.orderCh, p.writeCh, p.hashCh)
+	})
+	lim := newLimiter(fl.opt.WriteRateLimit)
+	for range fl.opt.Writers {
+		g.Go(func() error { return p.writeLoop(ctx, lim) })
+	}
+	return g.Wait()
+}
+
+// decodeLoop decodes and proves frames from decCh and passes them on to the order stage.
+func (p *pipeline) decodeLoop(ctx context.Context, dec *zstd.Decoder) error {
+	for w := range p.decCh {
+		p.fl.decode(dec, w)
+		p.compFree <- w.comp[:0]
+		w.comp = nil
+		select {
+		case p.orderCh <- w:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// writeLoop writes the chunks from writeCh to the target.
+func (p *pipeline) writeLoop(ctx context.Context, lim *limiter) error {
+	fl := p.fl
+	for w := range p.writeCh {
+		if err := fl.write(ctx, w, lim); err != nil {
+			return err
+		}
+		fl.streamed.Add(fl.m.ChunkRange(w.i).Length)
+		fl.release(w)
+	}
+	return nil
+}
+
+// endStream records the whole-image result of a stream that ended with err, unless the
+// sequential hash records it itself. The chained and the data proof are complete when
+// every chunk passed.
+func (fl *Flasher) endStream(err error) {
+	if fl.proof == proofSequential {
+		return
+	}
+	if err == nil {
+		fl.wholeSum = fl.m.SHA256
+	}
+	close(fl.hashDone)
 }
 
 // hashWhole feeds the chunks from in, in order, to the whole-image SHA256 and records
@@ -461,7 +541,11 @@ func (fl *Flasher) fetch(ctx context.Context, src Source, compFree, rawFree chan
 // comparison with zeros stands in for hashing it (the whole-image hash still sees it).
 func (fl *Flasher) decode(dec *zstd.Decoder, w *work) {
 	cr := fl.m.ChunkRange(w.i)
-	if fl.chain != nil {
+	switch fl.proof {
+	case proofData:
+		fl.decodeData(dec, w)
+		return
+	case proofChained:
 		fl.decodeChained(dec, w)
 		return
 	}
@@ -480,6 +564,60 @@ func (fl *Flasher) decode(dec *zstd.Decoder, w *work) {
 	if &out[0] != &w.raw[0] {
 		copy(w.raw, out)
 	}
+}
+
+// decodeData decodes chunk w.i and proves it with data_sha256: the SHA256 of its bytes
+// inside the data ranges, in order, must be the chunk's data_sha256, and every byte
+// outside them must be zero (a comparison, not a hash). A chunk without data ranges is
+// zeros only: it is marked zero, so that its buffer returns to the pool at once.
+func (fl *Flasher) decodeData(dec *zstd.Decoder, w *work) {
+	m := fl.m
+	cr := m.ChunkRange(w.i)
+	c := m.Chunks[w.i]
+	fail := func(err error) { w.err = &readback.ChunkError{Chunk: w.i, Offset: cr.Offset, Err: err} }
+	out, err := dec.DecodeAll(w.comp, w.raw[:0])
+	if err != nil {
+		fail(fmt.Errorf("chunk %d: decode frame at %d (%d bytes): %w", w.i, c.Frame, c.FrameSize, err))
+		return
+	}
+	if int64(len(out)) != cr.Length {
+		fail(fmt.Errorf("%w: chunk %d: frame at %d decodes to %d bytes, want %d", zstimg.ErrMismatch, w.i, c.Frame, len(out), cr.Length))
+		return
+	}
+	if &out[0] != &w.raw[0] {
+		copy(w.raw, out)
+	}
+	raw := w.raw[:cr.Length]
+	h := sha256.New()
+	at := cr.Offset // the first byte not yet proven
+	for _, r := range m.DataIn(cr) {
+		if off, ok := fl.allZero(raw[at-cr.Offset : r.Offset-cr.Offset]); !ok {
+			fail(fmt.Errorf("%w: chunk %d: free-space byte %d decodes to non-zero", zstimg.ErrMismatch, w.i, at+off))
+			return
+		}
+		h.Write(raw[r.Offset-cr.Offset : r.End()-cr.Offset])
+		at = r.End()
+	}
+	if off, ok := fl.allZero(raw[at-cr.Offset:]); !ok {
+		fail(fmt.Errorf("%w: chunk %d: free-space byte %d decodes to non-zero", zstimg.ErrMismatch, w.i, at+off))
+		return
+	}
+	if c.DataSHA256 == "" {
+		w.zero = true
+		return
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != c.DataSHA256 {
+		fail(fmt.Errorf("%w: chunk %d (raw [%d,+%d)): data sha256 %s, manifest says %s", zstimg.ErrMismatch, w.i, cr.Offset, cr.Length, got, c.DataSHA256))
+	}
+}
+
+// allZero reports whether p (at most ChunkSize bytes) is all zeros; if not, the offset
+// of its first non-zero byte.
+func (fl *Flasher) allZero(p []byte) (int64, bool) {
+	if bytes.Equal(p, fl.zeroBytes()[:len(p)]) {
+		return 0, true
+	}
+	return int64(slices.IndexFunc(p, func(b byte) bool { return b != 0 })), false
 }
 
 // decodeChained decodes chunk w.i and hashes it from the previous chunk's chaining
@@ -517,7 +655,6 @@ func (fl *Flasher) decodeChained(dec *zstd.Decoder, w *work) {
 			fail(fmt.Errorf("%w: chunk %d (raw [%d,+%d)), the last: image sha256 %s, manifest says %s", zstimg.ErrMismatch, w.i, cr.Offset, cr.Length, got, m.SHA256))
 			return
 		}
-		fl.chainSum = m.SHA256
 		return
 	}
 	st, err := sha256chain.State(h, cr.End())
@@ -530,12 +667,22 @@ func (fl *Flasher) decodeChained(dec *zstd.Decoder, w *work) {
 	}
 }
 
-// zeroSHA256 is the hex SHA256 of n zero bytes (n ≤ ChunkSize), computed once per n.
-func (fl *Flasher) zeroSHA256(n int64) string {
+// zeroBytes is ChunkSize zero bytes, allocated once.
+func (fl *Flasher) zeroBytes() []byte {
 	fl.zeroMu.Lock()
 	defer fl.zeroMu.Unlock()
 	if fl.zeros == nil {
 		fl.zeros = make([]byte, fl.m.ChunkSize)
+	}
+	return fl.zeros
+}
+
+// zeroSHA256 is the hex SHA256 of n zero bytes (n ≤ ChunkSize), computed once per n.
+func (fl *Flasher) zeroSHA256(n int64) string {
+	fl.zeroBytes()
+	fl.zeroMu.Lock()
+	defer fl.zeroMu.Unlock()
+	if fl.zeroSums == nil {
 		fl.zeroSums = map[int64]string{}
 	}
 	s, ok := fl.zeroSums[n]

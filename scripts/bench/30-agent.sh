@@ -3,10 +3,12 @@
 # OS-shaped image (image-tools/testimg + pack), all served by the same local HTTP
 # server, each writing a preallocated target file with the page cache dropped before:
 #
-#   ours        rpi-agent --image: fetch + decode + SHA256 (one parallel pass over the
-#               manifest's chain values; per-chunk and whole without them) + O_DIRECT
+#   ours        rpi-agent --image: fetch + decode + per chunk SHA256 of the data ranges
+#               (data_sha256) and a zero check of the rest, in parallel + O_DIRECT
 #               writes of the data ranges, then O_DIRECT read-back of every data chunk,
 #               first-boot naming, partition table last
+#   ours-hash-free-space  the same with --hash-free-space: every byte hashed, free space
+#               included (the manifest's chain), as the agent did before
 #   baseline a  curl | zstd -d | tee >(sha256sum) | dd bs=4M oflag=direct, then a
 #               read-back sha256sum of the target
 #   baseline b  bmaptool copy with a bmap of the same ranges (rpi-image bmap); bmaptool
@@ -16,7 +18,8 @@
 # for an SD card) the streaming phase's time against written bytes ÷ 40 MB/s.
 # Env: BENCH_DIR (work dir, default a new one under /var/tmp), ROOT_DATA / ROOT_FREE
 # (MiB in rootfs, default 700 / 300), ROUNDS (default 3; best time counts), KEEP=1 keeps
-# the work dir.
+# the work dir, PROFILE=1 adds one run of ours under --cpuprofile and prints its top
+# functions (the profile stays in the work dir as agent.pprof).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -66,13 +69,19 @@ timed() {
 # ROUNDS rounds, the three contenders interleaved so that the machine's load hits all
 # alike; the best wall time and the least CPU time of each count. CPU time (user + sys)
 # does not depend on what else the machine runs; wall time does.
-ours_t=(); a_t=(); b_t=(); ours_c=(); a_c=(); b_c=(); rss_kb=0
+ours_t=(); a_t=(); b_t=(); h_t=(); ours_c=(); a_c=(); b_c=(); h_c=(); rss_kb=0
 for round in $(seq "${ROUNDS:-3}"); do
   # ours: the whole run (manifest, stream, read-back, naming, commit)
   prep "$work/t-agent.img"
   timed "$work/agent.time" "$work/bin/rpi-agent" --image "$url" --hostname bench-001 \
     --target "$work/t-agent.img" 2>"$work/agent.log" || { cat "$work/agent.log"; exit 1; }
   read -r w c m <"$work/agent.time"; ours_t+=("$w"); ours_c+=("$c"); rss_kb=$(( m > rss_kb ? m : rss_kb ))
+
+  # ours, hashing free space too
+  prep "$work/t-agent.img"
+  timed "$work/hash.time" "$work/bin/rpi-agent" --image "$url" --hostname bench-001 --hash-free-space \
+    --target "$work/t-agent.img" 2>"$work/hash.log" || { cat "$work/hash.log"; exit 1; }
+  read -r w c m <"$work/hash.time"; h_t+=("$w"); h_c+=("$c")
 
   # baseline a
   prep "$work/t-a.img"
@@ -90,16 +99,19 @@ for round in $(seq "${ROUNDS:-3}"); do
   timed "$work/b.time" bmaptool -q copy --bmap "$work/bench.bmap" "$url" "$work/t-b.img"
   read -r w c m <"$work/b.time"; b_t+=("$w"); b_c+=("$c")
   echo "round $round: wall/cpu ours=${ours_t[-1]}/${ours_c[-1]}s a=${a_t[-1]}/${a_c[-1]}s" \
-    "bmaptool=${b_t[-1]}/${b_c[-1]}s load=$(cut -d' ' -f1 /proc/loadavg); $(grep -o 'stream_s=.*' "$work/agent.log")"
+    "bmaptool=${b_t[-1]}/${b_c[-1]}s hash-free-space=${h_t[-1]}/${h_c[-1]}s load=$(cut -d' ' -f1 /proc/loadavg); $(grep -o 'stream_s=.*' "$work/agent.log")"
 done
 ours=$(best "${ours_t[@]}"); base_a=$(best "${a_t[@]}"); base_b=$(best "${b_t[@]}")
 ours_cpu=$(best "${ours_c[@]}"); a_cpu=$(best "${a_c[@]}"); b_cpu=$(best "${b_c[@]}")
+hash=$(best "${h_t[@]}"); hash_cpu=$(best "${h_c[@]}")
 rss_mb=$(( rss_kb / 1024 ))
 
 echo "bench: agent-vs-curl-zstd-dd-sha256sum ours=${ours}s baseline=${base_a}s ratio=$(ratio "$ours" "$base_a")"
 echo "bench: agent-vs-bmaptool-copy ours=${ours}s baseline=${base_b}s ratio=$(ratio "$ours" "$base_b")"
 echo "bench: agent-vs-curl-zstd-dd-sha256sum-cpu ours=${ours_cpu}s baseline=${a_cpu}s ratio=$(ratio "$ours_cpu" "$a_cpu")"
 echo "bench: agent-vs-bmaptool-copy-cpu ours=${ours_cpu}s baseline=${b_cpu}s ratio=$(ratio "$ours_cpu" "$b_cpu")"
+echo "bench: agent-hash-free-space-vs-bmaptool-copy-cpu ours=${hash_cpu}s baseline=${b_cpu}s ratio=$(ratio "$hash_cpu" "$b_cpu")"
+echo "bench: agent-data-proof-vs-hash-free-space-cpu ours=${ours_cpu}s baseline=${hash_cpu}s ratio=$(ratio "$ours_cpu" "$hash_cpu") wall=${ours}s/${hash}s"
 echo "bench: agent-peak-rss ours=${rss_mb}MB baseline=256MB(budget) ratio=$(ratio "$rss_mb" 256)"
 
 # overlap at 40 MB/s
@@ -111,3 +123,10 @@ readback=$(field readback_s "$work/slow.log")
 w=$(field stream_written "$work/slow.log")
 floor=$(python3 -c "print(f'{$w/40e6:.2f}')")
 echo "bench: agent-overlap-40MBps ours=${stream}s baseline=${floor}s ratio=$(ratio "$stream" "$floor") readback=${readback}s written=${w}B image=${size}B"
+
+if [ "${PROFILE:-}" = 1 ]; then
+  prep "$work/t-agent.img"
+  "$work/bin/rpi-agent" --image "$url" --hostname bench-001 --target "$work/t-agent.img" \
+    --cpuprofile "$work/agent.pprof" 2>"$work/profile.log" || { cat "$work/profile.log"; exit 1; }
+  go tool pprof -top -nodecount=12 "$work/bin/rpi-agent" "$work/agent.pprof" 2>/dev/null | sed -n '/flat%/,$p'
+fi

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -37,7 +38,8 @@ var version = "dev"
 type options struct {
 	server, target, serial, mac, root, mechanism string
 	image, hostname                              string
-	uinit, verbose                               bool
+	uinit, verbose, hashFreeSpace                bool
+	cpuProfile                                   string
 	retryBudget                                  time.Duration
 	writeRateMB                                  float64
 	decoders, writers, buffers                   int
@@ -68,6 +70,8 @@ func main() {
 	fs.Int64Var(&o.p2pReadaheadMiB, "p2p-readahead", 0, "MiB the flasher asks the swarm for ahead of itself first (default 4)")
 	fs.StringVar(&o.p2pListen, "p2p-listen", "", "TCP address the swarm listens on (default :0, any port)")
 	fs.BoolVar(&o.p2pLie, "p2p-test-corrupt-uploads", false, "TESTS ONLY: serve corrupted pieces to the other boards (a hostile board)")
+	fs.BoolVar(&o.hashFreeSpace, "hash-free-space", false, "prove the image by hashing every byte, free space included (the chain or a whole-image SHA256), instead of the data ranges and a zero check of the rest")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a pprof CPU profile of the run to `FILE` (benchmarks)")
 	fs.BoolVar(&o.verbose, "v", false, "debug logs")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Parse(os.Args[1:])
@@ -91,7 +95,12 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, o options) error {
+func run(ctx context.Context, o options) (err error) {
+	stopProfile, err := startCPUProfile(o.cpuProfile)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, stopProfile()) }()
 	level := slog.LevelInfo
 	if o.verbose {
 		level = slog.LevelDebug
@@ -111,9 +120,10 @@ func run(ctx context.Context, o options) error {
 	}
 	pol := retry.Policy{Budget: o.retryBudget}
 	cfg := deploy.Config{
-		Client:    &client.Client{Server: o.server, Retry: pol, Log: log},
-		Target:    o.target,
-		Flash:     flash.Options{Decoders: o.decoders, Writers: o.writers, Buffers: o.buffers, WriteRateLimit: o.writeRateMB * 1e6, Retry: pol, Log: log},
+		Client: &client.Client{Server: o.server, Retry: pol, Log: log},
+		Target: o.target,
+		Flash: flash.Options{Decoders: o.decoders, Writers: o.writers, Buffers: o.buffers, WriteRateLimit: o.writeRateMB * 1e6,
+			HashFreeSpace: o.hashFreeSpace, Retry: pol, Log: log},
 		BootFS:    bootFS,
 		Mechanism: o.mechanism,
 		P2P: deploy.P2P{Off: o.p2p == "off", Keep: o.p2pKeepMiB << 20, Readahead: o.p2pReadaheadMiB << 20,
@@ -190,4 +200,27 @@ func first(a, b string) string {
 		return a
 	}
 	return b
+}
+
+// startCPUProfile writes a pprof CPU profile to path until the returned stop is called;
+// with path "" it does nothing.
+func startCPUProfile(path string) (stop func() error, err error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile %q: %w", path, err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("cpu profile %q: %w", path, err)
+		}
+		return nil
+	}, nil
 }

@@ -1,0 +1,204 @@
+package flash
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/pack"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/readback"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/testimg"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/zstimg"
+)
+
+// fsImage is a Raspberry Pi OS-shaped image (FAT bootfs, ext4 rootfs, much free space)
+// packed in 1 MiB chunks: raw bytes, manifest, compressed bytes.
+type fsImage struct {
+	raw []byte
+	m   *manifest.Manifest
+	zst []byte
+}
+
+var (
+	fsImageOnce sync.Once
+	fsImageVal  fsImage
+	fsImageErr  error
+)
+
+func freeSpaceImage(t *testing.T) fsImage {
+	t.Helper()
+	fsImageOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "flash-dataproof-")
+		if err != nil {
+			fsImageErr = err
+			return
+		}
+		defer os.RemoveAll(dir)
+		in := filepath.Join(dir, "fs.img")
+		if _, fsImageErr = testimg.Build(in, testimg.Options{Kind: testimg.BookwormFirstrun,
+			BootSize: testimg.MinBootSize, RootData: 6 << 20, RootFree: 24 << 20, Seed: 18}); fsImageErr != nil {
+			return
+		}
+		out := filepath.Join(dir, "fs.img.zst")
+		var v fsImage
+		if v.m, fsImageErr = pack.Pack(context.Background(), pack.Options{Input: in, Output: out, ChunkSize: 1 << 20}); fsImageErr != nil {
+			return
+		}
+		if v.raw, fsImageErr = os.ReadFile(in); fsImageErr != nil {
+			return
+		}
+		v.zst, fsImageErr = os.ReadFile(out)
+		fsImageVal = v
+	})
+	if fsImageErr != nil {
+		t.Fatal(fsImageErr)
+	}
+	v := fsImageVal
+	v.raw, v.zst = bytes.Clone(v.raw), bytes.Clone(v.zst)
+	return v
+}
+
+// reframe replaces chunk i's frame with the zstd CLI's compression of chunk (the
+// chunk's raw bytes, edited), and returns the new compressed file and a manifest whose
+// frame offsets and compressed size follow it; every hash of the raw image stays.
+func reframe(t *testing.T, img fsImage, i int, chunk []byte) (*manifest.Manifest, []byte) {
+	t.Helper()
+	in := filepath.Join(t.TempDir(), "chunk")
+	if err := os.WriteFile(in, chunk, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	frame, err := exec.Command("zstd", "-q", "-c", "-3", in).Output()
+	if err != nil {
+		t.Fatalf("zstd: %v", err)
+	}
+	c := img.m.Chunks[i]
+	zst := slices.Concat(img.zst[:c.Frame], frame, img.zst[c.Frame+c.FrameSize:])
+	m := withChunks(img.m, func(m *manifest.Manifest) {
+		shift := int64(len(frame)) - c.FrameSize
+		m.Chunks[i].FrameSize = int64(len(frame))
+		for j := i + 1; j < len(m.Chunks); j++ {
+			m.Chunks[j].Frame += shift
+		}
+		m.CompressedSize = int64(len(zst))
+		sum := sha256.Sum256(zst)
+		m.CompressedSHA256 = hex.EncodeToString(sum[:])
+	})
+	return m, zst
+}
+
+// freeByte returns a chunk index and an offset in the image of a free-space byte in
+// it: in a chunk with data ranges too when mixed, else in a chunk without any.
+func freeByte(t *testing.T, m *manifest.Manifest, mixed bool) (int, int64) {
+	t.Helper()
+	for i := 1; i < len(m.Chunks); i++ {
+		cr := m.ChunkRange(i)
+		rs := m.DataIn(cr)
+		switch {
+		case !mixed && len(rs) == 0:
+			return i, cr.Offset + cr.Length/2
+		case mixed && len(rs) > 0 && rs[0].Offset > cr.Offset:
+			return i, rs[0].Offset - 1
+		case mixed && len(rs) > 0 && rs[len(rs)-1].End() < cr.End():
+			return i, cr.End() - 1
+		}
+	}
+	t.Fatalf("no chunk with free space (mixed=%v) in the test image", mixed)
+	return 0, 0
+}
+
+// TestDataProof pins what the default proof (data ranges against data_sha256, zeros
+// elsewhere) accepts and refuses, on a real FAT+ext4 image with much free space: a
+// good stream flashes and reports the manifest's image SHA256; a frame (made by the
+// zstd CLI) whose free space decodes to a non-zero byte, whose data differs by one
+// byte, or a manifest whose data_sha256 is wrong fails at that chunk before anything of
+// it is written, and the card stays unbootable. The stream of free space as non-zero
+// bytes is refused under both proofs.
+func TestDataProof(t *testing.T) {
+	img := freeSpaceImage(t)
+	if img.m.DataBytes*2 > img.m.Size {
+		t.Fatalf("test image has %d data bytes of %d: not much free space", img.m.DataBytes, img.m.Size)
+	}
+	t.Run("good", func(t *testing.T) {
+		target := oldTarget(t, len(img.raw))
+		fl, err := flash(t, img.m, target, serve(t, plain(img.zst)), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkData(t, img.m, img.raw, target)
+		st := fl.Stats()
+		if st.SHA256 != img.m.SHA256 || st.Streamed != img.m.Size || st.ChunksMatch == 0 {
+			t.Errorf("stats %+v; want sha %s, streamed %d, chunks matched", st, img.m.SHA256, img.m.Size)
+		}
+	})
+
+	type tc struct {
+		name string
+		m    *manifest.Manifest
+		zst  []byte
+		bad  int
+		want string
+		both bool // HashFreeSpace refuses it too (the image differs, not only data_sha256)
+	}
+	var cases []tc
+	for _, mixed := range []bool{true, false} {
+		i, off := freeByte(t, img.m, mixed)
+		cr := img.m.ChunkRange(i)
+		chunk := bytes.Clone(img.raw[cr.Offset:cr.End()])
+		chunk[off-cr.Offset] = 0x5a
+		m, zst := reframe(t, img, i, chunk)
+		name := "free byte in a chunk without data"
+		if mixed {
+			name = "free byte in a chunk with data"
+		}
+		cases = append(cases, tc{name, m, zst, i, "free-space byte", true})
+	}
+	i, _ := freeByte(t, img.m, true)
+	cr := img.m.ChunkRange(i)
+	r := img.m.DataIn(cr)[0]
+	chunk := bytes.Clone(img.raw[cr.Offset:cr.End()])
+	chunk[r.Offset-cr.Offset+r.Length/2] ^= 0x01
+	m, zst := reframe(t, img, i, chunk)
+	cases = append(cases, tc{"data byte", m, zst, i, "data sha256", true})
+	cases = append(cases, tc{"wrong data_sha256", withChunks(img.m, func(m *manifest.Manifest) {
+		m.Chunks[i].DataSHA256 = flipHex(m.Chunks[i].DataSHA256)
+	}), img.zst, i, "data sha256", false})
+
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			target := oldTarget(t, len(img.raw))
+			_, err := flash(t, c.m, target, serve(t, plain(c.zst)), Options{})
+			var ce *readback.ChunkError
+			if !errors.As(err, &ce) || ce.Chunk != c.bad || !errors.Is(err, zstimg.ErrMismatch) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want a %q mismatch at chunk %d", err, c.want, c.bad)
+			}
+			checkUnbootable(t, target)
+			got, err := os.ReadFile(target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bad := c.m.ChunkRange(c.bad)
+			if !bytes.Equal(got[bad.Offset:bad.End()], bytes.Repeat([]byte("OLD!"), int(bad.Length/4))) {
+				t.Errorf("chunk %d was written although it failed its proof", c.bad)
+			}
+			if !c.both {
+				return
+			}
+			target = oldTarget(t, len(img.raw))
+			_, err = flash(t, c.m, target, serve(t, plain(c.zst)), Options{HashFreeSpace: true})
+			if !errors.As(err, &ce) || ce.Chunk != c.bad {
+				t.Fatalf("HashFreeSpace: err = %v, want a mismatch at chunk %d", err, c.bad)
+			}
+			checkUnbootable(t, target)
+		})
+	}
+}
