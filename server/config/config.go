@@ -133,6 +133,11 @@ type Config struct {
 }
 
 // Defaults.
+// NoSourceLimitsFlags are the serve flags that lift the per-address limits of the
+// agent API (open deployments, new serials per minute, requests at once): for tests
+// and benches whose many simulated boards all connect from one address.
+var NoSourceLimitsFlags = []string{"--max-open-per-source", "-1", "--new-serials-per-minute", "-1", "--agent-requests-per-source", "-1"}
+
 const (
 	DefaultData   = "/var/lib/rpi-deployd"
 	DefaultListen = ":8080"

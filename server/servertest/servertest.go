@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/rpi-deploy/rpi-deploy/server/client"
+	"github.com/rpi-deploy/rpi-deploy/server/config"
 	"github.com/rpi-deploy/rpi-deploy/server/daemon"
 )
 
@@ -112,7 +113,7 @@ func Binary(t testing.TB) string {
 // NoSourceLimits are the serve flags that lift the per-address limits of the agent
 // API (open deployments, new serials per minute, requests at once), for tests whose
 // many simulated boards all connect from 127.0.0.1.
-var NoSourceLimits = []string{"--max-open-per-source", "-1", "--new-serials-per-minute", "-1", "--agent-requests-per-source", "-1"}
+var NoSourceLimits = config.NoSourceLimitsFlags
 
 // Options for Start. Zero values mean the defaults.
 type Options struct {

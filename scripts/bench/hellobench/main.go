@@ -38,6 +38,7 @@ import (
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
 	"github.com/rpi-deploy/rpi-deploy/scripts/bench/benchkit"
+	"github.com/rpi-deploy/rpi-deploy/server/config"
 	"github.com/rpi-deploy/rpi-deploy/server/store"
 )
 
@@ -151,9 +152,9 @@ func scenario(o options, work, img string, base *benchkit.Proc, n, seed int) (r 
 	}
 	token := "bench-token-0123456789abcdef"
 	args := []string{"--max-streams", "100000", "--log-level", "warn",
-		// Every simulated board says hello from 127.0.0.1: the per-address limits are off.
-		"--max-open-per-source", "-1", "--new-serials-per-minute", "-1", "--agent-requests-per-source", "-1",
 		"--http-max-conns", "8192", "--http-max-conns-per-source", "8192"}
+	// Every simulated board says hello from 127.0.0.1: the per-address limits are off.
+	args = append(args, config.NoSourceLimitsFlags...)
 	pprofAddr := ""
 	if o.profileDir != "" && seed > 0 {
 		if pprofAddr, err = freePort(); err != nil {

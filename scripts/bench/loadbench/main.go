@@ -34,6 +34,7 @@ import (
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
 	"github.com/rpi-deploy/rpi-deploy/scripts/bench/benchkit"
+	"github.com/rpi-deploy/rpi-deploy/server/config"
 )
 
 func main() {
@@ -63,12 +64,11 @@ func run() error {
 		return err
 	}
 	token := "bench-token-0123456789abcdef"
-	srv, err := benchkit.StartDeployd(*bin, filepath.Join(work, "data"), token, nil,
+	// Every simulated board says hello from 127.0.0.1: the per-address limits are off.
+	srv, err := benchkit.StartDeployd(*bin, filepath.Join(work, "data"), token, nil, append([]string{
 		"--log-level", "error", "--max-event-streams", strconv.Itoa(max(*subs+16, 64)),
 		"--http-max-conns", strconv.Itoa(*subs+*logins+*workers+256),
-		"--http-max-conns-per-source", strconv.Itoa(*subs+*workers+64),
-		// Every simulated board says hello from 127.0.0.1: the per-address limits are off.
-		"--max-open-per-source", "-1", "--new-serials-per-minute", "-1", "--agent-requests-per-source", "-1")
+		"--http-max-conns-per-source", strconv.Itoa(*subs+*workers+64)}, config.NoSourceLimitsFlags...)...)
 	if err != nil {
 		return err
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
 	"github.com/rpi-deploy/rpi-deploy/scripts/bench/benchkit"
+	"github.com/rpi-deploy/rpi-deploy/server/config"
 )
 
 func main() {
@@ -62,8 +63,8 @@ func run() error {
 	// The measured boards all say hello from 127.0.0.1: the per-address deployment
 	// limits (issue 13's other defences, measured by attackbench) are off, so that
 	// this bench measures the connection limits alone.
-	srv, err := benchkit.StartDeployd(*bin, filepath.Join(work, "data"), token, nil, "--log-level", "error",
-		"--max-open-per-source", "-1", "--new-serials-per-minute", "-1", "--agent-requests-per-source", "-1")
+	srv, err := benchkit.StartDeployd(*bin, filepath.Join(work, "data"), token, nil,
+		append([]string{"--log-level", "error"}, config.NoSourceLimitsFlags...)...)
 	if err != nil {
 		return err
 	}

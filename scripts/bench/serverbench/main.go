@@ -31,6 +31,7 @@ import (
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
 	"github.com/rpi-deploy/rpi-deploy/scripts/bench/benchkit"
+	"github.com/rpi-deploy/rpi-deploy/server/config"
 )
 
 func main() {
@@ -82,10 +83,9 @@ func run() error {
 	}
 
 	token := "bench-token-0123456789abcdef"
+	// Every simulated board says hello from 127.0.0.1: the per-address limits are off.
 	srv, err := benchkit.StartDeployd(*bin, filepath.Join(work, "data"), token, nil,
-		"--max-streams", "256", "--log-level", "warn",
-		// Every simulated board says hello from 127.0.0.1: the per-address limits are off.
-		"--max-open-per-source", "-1", "--new-serials-per-minute", "-1", "--agent-requests-per-source", "-1")
+		append([]string{"--max-streams", "256", "--log-level", "warn"}, config.NoSourceLimitsFlags...)...)
 	if err != nil {
 		return err
 	}
