@@ -67,8 +67,8 @@ func run() error {
 	// Every simulated board says hello from 127.0.0.1: the per-address limits are off.
 	srv, err := benchkit.StartDeployd(*bin, filepath.Join(work, "data"), token, nil, append([]string{
 		"--log-level", "error", "--max-event-streams", strconv.Itoa(max(*subs+16, 64)),
-		"--http-max-conns", strconv.Itoa(*subs+*logins+*workers+256),
-		"--http-max-conns-per-source", strconv.Itoa(*subs+*workers+64)}, config.NoSourceLimitsFlags...)...)
+		"--http-max-conns", strconv.Itoa(*subs + *logins + *workers + 256),
+		"--http-max-conns-per-source", strconv.Itoa(*subs + *workers + 64)}, config.NoSourceLimitsFlags...)...)
 	if err != nil {
 		return err
 	}
