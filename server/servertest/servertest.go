@@ -411,6 +411,32 @@ func (s *Server) PID() int {
 // Log returns the server's recent log lines.
 func (s *Server) Log() string { return s.log.tail(1000) }
 
+// WaitLog blocks until one of the server's recent log lines (see Log) holds text,
+// checking again on every new line, or until timeout; it reports whether it came.
+func (s *Server) WaitLog(text string, timeout time.Duration) bool {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		if strings.Contains(s.Log(), text) {
+			return true
+		}
+		s.log.mu.Lock()
+		if s.log.changed == nil {
+			s.log.changed = make(chan struct{})
+		}
+		changed := s.log.changed
+		s.log.mu.Unlock()
+		if strings.Contains(s.Log(), text) { // a line that came between the two looks
+			return true
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			return false
+		}
+	}
+}
+
 // Healthy waits until /healthz answers 200, trying again with a growing delay, or
 // the timeout passes.
 func (s *Server) Healthy(timeout time.Duration) error {
@@ -448,9 +474,10 @@ func (s *Server) Do(ctx context.Context, method, path string, body, out any) err
 
 // logBuf keeps the last lines of the server's output.
 type logBuf struct {
-	mu    sync.Mutex
-	lines []string
-	race  bool // a line said "WARNING: DATA RACE"
+	mu      sync.Mutex
+	lines   []string
+	race    bool          // a line said "WARNING: DATA RACE"
+	changed chan struct{} // closed and replaced on every line; nil until a waiter needs it
 }
 
 func (l *logBuf) add(line string) {
@@ -460,6 +487,10 @@ func (l *logBuf) add(line string) {
 		l.race = true
 	}
 	l.lines = append(l.lines, line)
+	if l.changed != nil {
+		close(l.changed)
+		l.changed = nil
+	}
 	if len(l.lines) > 5000 {
 		l.lines = l.lines[len(l.lines)-2000:]
 	}
