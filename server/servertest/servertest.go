@@ -32,6 +32,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rpi-deploy/rpi-deploy/internal/logbuf"
 	"github.com/rpi-deploy/rpi-deploy/server/client"
 	"github.com/rpi-deploy/rpi-deploy/server/daemon"
 )
@@ -414,27 +415,9 @@ func (s *Server) Log() string { return s.log.tail(1000) }
 // WaitLog blocks until one of the server's recent log lines (see Log) holds text,
 // checking again on every new line, or until timeout; it reports whether it came.
 func (s *Server) WaitLog(text string, timeout time.Duration) bool {
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	for {
-		if strings.Contains(s.Log(), text) {
-			return true
-		}
-		s.log.mu.Lock()
-		if s.log.changed == nil {
-			s.log.changed = make(chan struct{})
-		}
-		changed := s.log.changed
-		s.log.mu.Unlock()
-		if strings.Contains(s.Log(), text) { // a line that came between the two looks
-			return true
-		}
-		select {
-		case <-changed:
-		case <-timer.C:
-			return false
-		}
-	}
+	return logbuf.Wait(&s.log.mu, &s.log.changed, timeout, func() bool {
+		return strings.Contains(s.log.tailLocked(1000), text)
+	})
 }
 
 // Healthy waits until /healthz answers 200, trying again with a growing delay, or
@@ -476,8 +459,8 @@ func (s *Server) Do(ctx context.Context, method, path string, body, out any) err
 type logBuf struct {
 	mu      sync.Mutex
 	lines   []string
-	race    bool          // a line said "WARNING: DATA RACE"
-	changed chan struct{} // closed and replaced on every line; nil until a waiter needs it
+	race    bool // a line said "WARNING: DATA RACE"
+	changed logbuf.Changes
 }
 
 func (l *logBuf) add(line string) {
@@ -487,10 +470,7 @@ func (l *logBuf) add(line string) {
 		l.race = true
 	}
 	l.lines = append(l.lines, line)
-	if l.changed != nil {
-		close(l.changed)
-		l.changed = nil
-	}
+	l.changed.Notify()
 	if len(l.lines) > 5000 {
 		l.lines = l.lines[len(l.lines)-2000:]
 	}
@@ -512,6 +492,10 @@ func (l *logBuf) raced() bool {
 func (l *logBuf) tail(n int) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.tailLocked(n)
+}
+
+func (l *logBuf) tailLocked(n int) string {
 	from := max(0, len(l.lines)-n)
 	return strings.Join(l.lines[from:], "\n")
 }

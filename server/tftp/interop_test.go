@@ -23,41 +23,20 @@ import (
 type recorder struct {
 	mu      sync.Mutex
 	ev      []Event
-	changed chan struct{} // closed and replaced on every event; nil until first needed
+	changed logbuf.Changes
 }
 
 func (r *recorder) RecordTFTP(_ context.Context, ev Event) {
 	r.mu.Lock()
 	r.ev = append(r.ev, ev)
-	if r.changed != nil {
-		close(r.changed)
-		r.changed = nil
-	}
+	r.changed.Notify()
 	r.mu.Unlock()
 }
 
 // wait blocks until ok holds for the events recorded so far, checking again on every
 // new event, or until timeout; it reports whether ok held.
 func (r *recorder) wait(timeout time.Duration, ok func([]Event) bool) bool {
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	for {
-		r.mu.Lock()
-		if ok(r.ev) {
-			r.mu.Unlock()
-			return true
-		}
-		if r.changed == nil {
-			r.changed = make(chan struct{})
-		}
-		changed := r.changed
-		r.mu.Unlock()
-		select {
-		case <-changed:
-		case <-timer.C:
-			return false
-		}
-	}
+	return logbuf.Wait(&r.mu, &r.changed, timeout, func() bool { return ok(r.ev) })
 }
 
 // find waits up to 2 s for the last event of name: the server records a transfer after
