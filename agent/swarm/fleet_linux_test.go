@@ -1,7 +1,6 @@
 package swarm
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -20,6 +19,7 @@ import (
 	"github.com/rpi-deploy/rpi-deploy/image-tools/pack"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/readback"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/testimg"
+	"github.com/rpi-deploy/rpi-deploy/internal/logbuf"
 	"github.com/rpi-deploy/rpi-deploy/server/netnstest"
 	"github.com/rpi-deploy/rpi-deploy/server/servertest"
 )
@@ -32,28 +32,11 @@ type fleet struct {
 	sw, srv        *netnstest.NS
 	url, token     string
 	dir            string
-	srvOut         *syncBuf
+	srvOut         *logbuf.Buffer
 	image          string // name
 	m              *manifest.Manifest
 	zst            string
 	agent, rpiImag string
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 const serverIP = "10.79.0.1"
@@ -138,7 +121,7 @@ func newFleet(t *testing.T, zst, p2p, serverRate string, count int) *fleet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fleet{t: t, dir: t.TempDir(), token: randName() + randName() + randName(), srvOut: &syncBuf{}, zst: zst}
+	f := &fleet{t: t, dir: t.TempDir(), token: randName() + randName() + randName(), srvOut: &logbuf.Buffer{}, zst: zst}
 	if f.agent, err = servertest.Build(servertest.AgentPkg); err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +201,7 @@ type board struct {
 	ip     string
 	serial string
 	target string
-	out    *syncBuf
+	out    *logbuf.Buffer
 	cmd    *exec.Cmd
 	err    error
 	took   time.Duration
@@ -229,7 +212,7 @@ type board struct {
 // addBoard links board i (10.79.1.i) to the switch at rate.
 func (f *fleet) addBoard(i int, rate string) *board {
 	b := &board{ns: netnstest.New(f.t), ip: fmt.Sprintf("10.79.1.%d", i), serial: fmt.Sprintf("%016x", 0xd00d0000+i),
-		target: filepath.Join(f.dir, fmt.Sprintf("card%d.img", i)), out: &syncBuf{}, done: make(chan struct{})}
+		target: filepath.Join(f.dir, fmt.Sprintf("card%d.img", i)), out: &logbuf.Buffer{}, done: make(chan struct{})}
 	f.attach(b.ns, b.ip, rate)
 	return b
 }
@@ -363,12 +346,8 @@ func TestLiarIsBanned(t *testing.T) {
 		boards = append(boards, f.addBoard(i+1, "40mbit"))
 	}
 	f.start(liar, "--p2p-test-corrupt-uploads", "--write-rate-limit", "1.5")
-	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(liar.out.String(), "joined the swarm") {
-		if time.Now().After(deadline) {
-			t.Fatalf("the liar never joined the swarm:\n%s", liar.out.String())
-		}
-		time.Sleep(100 * time.Millisecond)
+	if !liar.out.WaitFor("joined the swarm", 60*time.Second) {
+		t.Fatalf("the liar never joined the swarm:\n%s", liar.out.String())
 	}
 	time.Sleep(3 * time.Second)
 	for _, b := range boards {

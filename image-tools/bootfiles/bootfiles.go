@@ -23,8 +23,8 @@ import (
 
 	"github.com/rpi-deploy/rpi-deploy/image-tools/fat"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/imgfile"
-	"github.com/rpi-deploy/rpi-deploy/image-tools/internal/atomicfile"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/layout"
+	"github.com/rpi-deploy/rpi-deploy/internal/atomicfile"
 )
 
 // Kernel is the Pi 5 kernel's file name.
@@ -131,7 +131,7 @@ func Copy(r io.ReaderAt, size int64, dir string) (files []string, err error) {
 			return nil, err
 		}
 		_, existed := os.Stat(dst)
-		if err := atomicfile.Write(dst, func(w io.Writer) error { _, err := w.Write(data); return err }); err != nil {
+		if err := atomicfile.WriteBytes(dst, atomicfile.DefaultMode, data); err != nil {
 			return nil, err
 		}
 		if existed != nil {

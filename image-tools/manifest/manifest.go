@@ -25,7 +25,7 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/rpi-deploy/rpi-deploy/image-tools/internal/atomicfile"
+	"github.com/rpi-deploy/rpi-deploy/internal/atomicfile"
 )
 
 // Version is the manifest format version this package writes and reads.

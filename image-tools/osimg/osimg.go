@@ -32,6 +32,7 @@ import (
 
 	"github.com/rpi-deploy/rpi-deploy/agent/initenv"
 	"github.com/rpi-deploy/rpi-deploy/initramfs/kmod"
+	"github.com/rpi-deploy/rpi-deploy/internal/atomicfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -230,7 +231,7 @@ func assemble(ctx context.Context, o Options, tar, kver, diskID, tmp string, log
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("assemble %s: %w", o.Flavour, err)
 	}
-	if err := copyFile(filepath.Join(o.KernelDir, "vmlinuz"), filepath.Join(tmp, "vmlinuz")); err != nil {
+	if err := atomicfile.Copy(filepath.Join(o.KernelDir, "vmlinuz"), filepath.Join(tmp, "vmlinuz")); err != nil {
 		return err
 	}
 	for _, d := range []string{modules, initrd} {
@@ -369,7 +370,7 @@ func stageRootModules(tree *kmod.Tree, dir string) error {
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755); err != nil {
 			return err
 		}
-		if err := copyFile(filepath.Join(tree.Root, f), filepath.Join(dir, f)); err != nil {
+		if err := atomicfile.Copy(filepath.Join(tree.Root, f), filepath.Join(dir, f)); err != nil {
 			return err
 		}
 	}
@@ -396,7 +397,7 @@ func stageInitrd(ctx context.Context, tree *kmod.Tree, dir string) error {
 	}
 	var list []initenv.Module
 	for _, rel := range order {
-		if err := copyFile(filepath.Join(tree.Root, rel), filepath.Join(mods, filepath.Base(rel))); err != nil {
+		if err := atomicfile.Copy(filepath.Join(tree.Root, rel), filepath.Join(mods, filepath.Base(rel))); err != nil {
 			return err
 		}
 		list = append(list, initenv.Module{File: filepath.Base(rel)})
@@ -410,12 +411,4 @@ func stageInitrd(ctx context.Context, tree *kmod.Tree, dir string) error {
 		return err
 	}
 	return f.Close()
-}
-
-func copyFile(src, dst string) error {
-	b, err := os.ReadFile(src)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(dst, b, 0o644)
 }

@@ -26,13 +26,13 @@ import (
 
 	"github.com/rpi-deploy/rpi-deploy/image-tools/bmap"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/imgfile"
-	"github.com/rpi-deploy/rpi-deploy/image-tools/internal/atomicfile"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/internal/ordered"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/layout"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/progress"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/sha256chain"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/zstimg"
+	"github.com/rpi-deploy/rpi-deploy/internal/atomicfile"
 )
 
 // DefaultLevel is the zstd level used when Options.Level is 0.
@@ -127,26 +127,52 @@ func Pack(ctx context.Context, opt Options) (*manifest.Manifest, error) {
 		return nil, err
 	}
 	manPath := manifest.PathFor(opt.Output)
-	if !opt.Force {
-		for _, p := range []string{opt.Output, manPath} {
-			if _, err := os.Lstat(p); err == nil {
-				return nil, fmt.Errorf("%q: %w", p, ErrExists)
-			}
-		}
+	if err := checkOutputs(opt, manPath); err != nil {
+		return nil, err
 	}
-	if st, err := os.Stat(filepath.Dir(opt.Output)); err != nil || !st.IsDir() {
-		return nil, fmt.Errorf("output directory %q: does not exist or is not a directory", filepath.Dir(opt.Output))
-	}
-	if same(opt.Input, opt.Output) || same(opt.Input, manPath) {
-		return nil, fmt.Errorf("input %q is also the output", opt.Input)
-	}
-
 	im, err := imgfile.Open(ctx, opt.Input, imgfile.Options{TempDir: opt.TempDir, Progress: opt.Progress, NoManifest: true})
 	if err != nil {
 		return nil, fmt.Errorf("open input: %w", err)
 	}
 	defer im.Close()
 
+	m, err := describe(im, opt)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeImage(ctx, im, m, opt); err != nil {
+		return nil, err
+	}
+	if err := m.Save(manPath); err != nil {
+		os.Remove(opt.Output)
+		return nil, fmt.Errorf("write manifest %q: %w", manPath, err)
+	}
+	return m, nil
+}
+
+// checkOutputs refuses to overwrite the output or its manifest at manPath without
+// opt.Force, an output directory that is not one, and an input that is also an output.
+func checkOutputs(opt Options, manPath string) error {
+	if !opt.Force {
+		for _, p := range []string{opt.Output, manPath} {
+			if _, err := os.Lstat(p); err == nil {
+				return fmt.Errorf("%q: %w", p, ErrExists)
+			}
+		}
+	}
+	if st, err := os.Stat(filepath.Dir(opt.Output)); err != nil || !st.IsDir() {
+		return fmt.Errorf("output directory %q: does not exist or is not a directory", filepath.Dir(opt.Output))
+	}
+	if same(opt.Input, opt.Output) || same(opt.Input, manPath) {
+		return fmt.Errorf("input %q is also the output", opt.Input)
+	}
+	return nil
+}
+
+// describe reads the layout of im (partitions, data ranges, first-boot mechanism; the
+// ranges of opt.Bmap instead when set) and returns the manifest of the image to pack,
+// without its chunks. Layout warnings go to opt.Progress.
+func describe(im *imgfile.Image, opt Options) (*manifest.Manifest, error) {
 	if !opt.Raw && !layout.HasTable(im, im.Size) {
 		return nil, fmt.Errorf("input %q: %w", opt.Input, ErrNoTable)
 	}
@@ -161,17 +187,9 @@ func Pack(ctx context.Context, opt Options) (*manifest.Manifest, error) {
 	}
 	source := filepath.Base(opt.Input)
 	if opt.Bmap != "" {
-		bm, err := bmap.Load(opt.Bmap)
-		if err != nil {
+		if lay.Ranges, err = bmapRanges(im, opt); err != nil {
 			return nil, err
 		}
-		if bm.ImageSize != im.Size {
-			return nil, fmt.Errorf("bmap %q is for an image of %d bytes, %q has %d", opt.Bmap, bm.ImageSize, opt.Input, im.Size)
-		}
-		if err := bm.Check(im); err != nil {
-			return nil, fmt.Errorf("bmap %q: %w", opt.Bmap, err)
-		}
-		lay.Ranges = bm.Ranges()
 		source += " (bmap " + filepath.Base(opt.Bmap) + ")"
 	}
 	m := &manifest.Manifest{
@@ -196,18 +214,23 @@ func Pack(ctx context.Context, opt Options) (*manifest.Manifest, error) {
 	for _, r := range m.Ranges {
 		m.DataBytes += r.Length
 	}
-
-	if err := writeImage(ctx, im, m, opt); err != nil {
-		return nil, err
-	}
-	if err := m.Save(manPath); err != nil {
-		os.Remove(opt.Output)
-		return nil, fmt.Errorf("write manifest %q: %w", manPath, err)
-	}
-	if err := os.Chmod(manPath, 0o644); err != nil {
-		return nil, err
-	}
 	return m, nil
+}
+
+// bmapRanges returns the mapped ranges of the bmap file opt.Bmap after checking that it
+// describes im: the same size, and every range's sha256 matching im's bytes.
+func bmapRanges(im *imgfile.Image, opt Options) ([]manifest.Range, error) {
+	bm, err := bmap.Load(opt.Bmap)
+	if err != nil {
+		return nil, err
+	}
+	if bm.ImageSize != im.Size {
+		return nil, fmt.Errorf("bmap %q is for an image of %d bytes, %q has %d", opt.Bmap, bm.ImageSize, opt.Input, im.Size)
+	}
+	if err := bm.Check(im); err != nil {
+		return nil, fmt.Errorf("bmap %q: %w", opt.Bmap, err)
+	}
+	return bm.Ranges(), nil
 }
 
 // chunk is one compressed chunk on its way to the writer.

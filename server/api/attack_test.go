@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
+	"github.com/rpi-deploy/rpi-deploy/internal/logbuf"
 	"github.com/rpi-deploy/rpi-deploy/server/mgmtapi"
 	"github.com/rpi-deploy/rpi-deploy/server/servertest"
 	"github.com/rpi-deploy/rpi-deploy/server/store"
@@ -156,11 +157,10 @@ func TestCrossBoardResult(t *testing.T) {
 		}
 		assertNoSecret(t, "GET "+path, string(raw), secrets)
 	}
-	time.Sleep(300 * time.Millisecond) // the stream's last events
-	stream := sse.String()
-	if !strings.Contains(stream, "deployment.finished") {
-		t.Errorf("event stream has no deployment.finished: %.300s", stream)
+	if !sse.WaitFor("deployment.finished", 10*time.Second) { // the stream's last event
+		t.Errorf("event stream has no deployment.finished: %.300s", sse.String())
 	}
+	stream := sse.String()
 	assertNoSecret(t, "event stream", stream, secrets)
 	assertNoSecret(t, "server log", srv.Log(), secrets)
 }
@@ -175,17 +175,10 @@ func assertNoSecret(t *testing.T, where, text string, secrets []string) {
 }
 
 // sseLog is the management event stream read in the background (startSSE).
+// String is what arrived so far; WaitFor waits for a text to arrive.
 type sseLog struct {
-	mu   sync.Mutex
-	buf  strings.Builder
+	logbuf.Buffer
 	done chan struct{}
-}
-
-// String is what arrived so far.
-func (l *sseLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
 
 // Ended waits for the stream to end (the server stopped) and returns all of it.
@@ -211,9 +204,7 @@ func startSSE(t *testing.T, srv *servertest.Server) *sseLog {
 		sc := bufio.NewScanner(resp.Body)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
-			l.mu.Lock()
-			l.buf.WriteString(sc.Text() + "\n")
-			l.mu.Unlock()
+			l.Write([]byte(sc.Text() + "\n"))
 		}
 	}()
 	t.Cleanup(func() {

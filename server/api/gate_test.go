@@ -20,6 +20,7 @@ func TestSourceGate(t *testing.T) {
 	release := make(chan struct{})
 	var mu sync.Mutex
 	running := map[string]int{}
+	started := make(chan string, 8) // each request the gate lets through, as it starts
 	r := gin.New()
 	g := &sourceGate{n: 2}
 	r.GET("/", g.handle, func(c *gin.Context) {
@@ -27,6 +28,7 @@ func TestSourceGate(t *testing.T) {
 		mu.Lock()
 		running[ip]++
 		mu.Unlock()
+		started <- ip
 		if c.Query("block") != "" {
 			<-release
 		}
@@ -49,14 +51,12 @@ func TestSourceGate(t *testing.T) {
 			}
 		}()
 	}
-	for { // both slots of 127.0.0.2 taken
-		mu.Lock()
-		n := running["127.0.0.2"]
-		mu.Unlock()
-		if n == 2 {
-			break
+	for range 2 { // both slots of 127.0.0.2 taken
+		select {
+		case <-started:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the two blocking requests of 127.0.0.2 did not start in 10 s")
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
 	// A third request of 127.0.0.2 waits; it gives up when its client does.
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)

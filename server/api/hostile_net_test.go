@@ -229,10 +229,7 @@ func TestHTTPConnectionFloodLeavesBoardsServed(t *testing.T) {
 	if fdsAfter > fds0+6 {
 		t.Errorf("%d descriptors after the timeouts; %d before:\n%s", fdsAfter, fds0, fdList(srv.PID()))
 	}
-	for deadline := time.Now().Add(3 * time.Second); !strings.Contains(srv.Log(), "http: connections refused") && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if !strings.Contains(srv.Log(), "http: connections refused") {
+	if !srv.WaitLog("http: connections refused", 3*time.Second) {
 		t.Errorf("no WARN about refused connections in the log")
 	}
 	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/metrics", nil)
@@ -411,10 +408,7 @@ func TestSymlinksInImagesDirNotServed(t *testing.T) {
 	if code, body := status(real); code != 404 {
 		t.Errorf("a ready image whose file is a symlink: %d %.100q, want 404", code, body)
 	}
-	for deadline := time.Now().Add(3 * time.Second); !strings.Contains(srv.Log(), "image download refused") && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond) // the log is read from the process's stderr
-	}
-	if !strings.Contains(srv.Log(), "image download refused") {
+	if !srv.WaitLog("image download refused", 3*time.Second) {
 		t.Errorf("the refused symlink was not logged")
 	}
 }

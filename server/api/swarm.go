@@ -62,11 +62,7 @@ func (a *API) swarmHello(c *gin.Context, d *agentapi.Deployment) {
 // swarmTorrent: GET /api/v1/deployments/:id/swarm/torrent, with the deployment's
 // secret: the metainfo of its image, the image download URL as web seed.
 func (a *API) swarmTorrent(c *gin.Context) {
-	if a.opt.Swarm == nil {
-		fail(c, http.StatusNotFound, "peer-to-peer distribution is off (rpi-deployd --p2p=off)", "")
-		return
-	}
-	id, ok := idParam(c)
+	id, ok := a.swarmID(c)
 	if !ok {
 		return
 	}
@@ -87,11 +83,7 @@ func (a *API) swarmTorrent(c *gin.Context) {
 // secret. The board is listed at the address its connection came from (never one it
 // claims), once per deployment.
 func (a *API) swarmAnnounce(c *gin.Context) {
-	if a.opt.Swarm == nil {
-		fail(c, http.StatusNotFound, "peer-to-peer distribution is off (rpi-deployd --p2p=off)", "")
-		return
-	}
-	id, ok := idParam(c)
+	id, ok := a.swarmID(c)
 	if !ok {
 		return
 	}
@@ -164,4 +156,14 @@ func (u *uploadMeter) sample(now time.Time, bytes int64) float64 {
 	}
 	u.at, u.bytes = now, bytes
 	return u.rate
+}
+
+// swarmID returns the deployment :id of a swarm request; it answers 404 when
+// peer-to-peer distribution is off, or 400 for an id that is not one, and returns false.
+func (a *API) swarmID(c *gin.Context) (int64, bool) {
+	if a.opt.Swarm == nil {
+		fail(c, http.StatusNotFound, "peer-to-peer distribution is off (rpi-deployd --p2p=off)", "")
+		return 0, false
+	}
+	return idParam(c)
 }

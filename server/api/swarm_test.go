@@ -119,3 +119,20 @@ func TestSwarmEndpoints(t *testing.T) {
 		t.Errorf("GET /api/v1/swarm: %v %+v", err, list)
 	}
 }
+
+// TestSwarmOff: with peer-to-peer distribution off, both swarm endpoints answer 404
+// naming the flag, whatever the id and without reading the body.
+func TestSwarmOff(t *testing.T) {
+	srv := servertest.Start(t, servertest.Options{Args: []string{"--p2p", "off"}})
+	const want = "peer-to-peer distribution is off"
+	for _, id := range []string{"1", "not-a-number"} {
+		code, body := getSecret(t, srv.URL+strings.Replace(agentapi.PathSwarmTorrent, "%d", id, 1), "")
+		if code != http.StatusNotFound || !strings.Contains(string(body), want) {
+			t.Errorf("torrent of deployment %s with p2p off: %d %s, want 404 %q", id, code, body, want)
+		}
+		code, body, err := postSecret(t, srv.URL+strings.Replace(agentapi.PathSwarmAnnounce, "%d", id, 1), "", map[string]int{"port": -1}, nil)
+		if err != nil || code != http.StatusNotFound || !strings.Contains(string(body), want) {
+			t.Errorf("announce to deployment %s with p2p off: %d %s %v, want 404 %q", id, code, body, err, want)
+		}
+	}
+}

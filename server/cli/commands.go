@@ -13,6 +13,7 @@ import (
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
+	"github.com/rpi-deploy/rpi-deploy/image-tools/progress"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/push"
 	"github.com/rpi-deploy/rpi-deploy/server/mgmtapi"
 )
@@ -36,8 +37,6 @@ func show[T any](x *ctxt, v T, table func(T)) error {
 }
 
 func itoa[T ~int | ~int64](n T) string { return strconv.FormatInt(int64(n), 10) }
-
-func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
 var commands []cmd
 
@@ -349,7 +348,7 @@ func cmdImageList(ctx context.Context, x *ctxt) error {
 			if st == mgmtapi.ImageUploading {
 				st = fmt.Sprintf("uploading %d%%", i.Uploaded*100/max(1, i.CompressedSize))
 			}
-			rows = append(rows, []string{i.Name, st, mib(i.Size), mib(i.CompressedSize), i.FirstBoot, strings.Join(i.ActiveFor, ","), i.SHA256[:12]})
+			rows = append(rows, []string{i.Name, st, progress.Bytes(i.Size), progress.Bytes(i.CompressedSize), i.FirstBoot, strings.Join(i.ActiveFor, ","), i.SHA256[:12]})
 		}
 		x.table([]string{"NAME", "STATE", "SIZE", "COMPRESSED", "FIRST BOOT", "ACTIVE FOR", "SHA256"}, rows)
 	})

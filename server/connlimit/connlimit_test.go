@@ -2,7 +2,6 @@ package connlimit
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"io"
 	"log/slog"
@@ -10,10 +9,11 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rpi-deploy/rpi-deploy/internal/logbuf"
 )
 
 // serve runs an http.Server behind a Limiter on a loopback port.
@@ -143,20 +143,12 @@ func TestCaps(t *testing.T) {
 	}
 }
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // TestAcceptErrorsLoggedAtWarn: when accept(2) fails with "too many open files"
 // (RLIMIT_NOFILE lowered to the descriptors in use), the limiter logs it at WARN
 // (net/http then backs off and retries: no silent spin) and serves the waiting
 // connections once descriptors are available again.
 func TestAcceptErrorsLoggedAtWarn(t *testing.T) {
-	var logs syncBuf
+	var logs logbuf.Buffer
 	l := New(Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	ln := listen(t)
 	conns := []net.Conn{dial(t, ln, "127.0.0.2"), dial(t, ln, "127.0.0.2")} // queued, not yet accepted
@@ -182,9 +174,7 @@ func TestAcceptErrorsLoggedAtWarn(t *testing.T) {
 	}
 	defer restore()
 	serve(t, l, ln)
-	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), "too many open files") && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-	}
+	logs.WaitFor("too many open files", 5*time.Second) // checked below, with the level
 	restore()
 	out := logs.String()
 	if !strings.Contains(out, "level=WARN") || !strings.Contains(out, "http: accept failed") || !strings.Contains(out, "too many open files") {

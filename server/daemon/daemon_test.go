@@ -9,32 +9,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/rpi-deploy/rpi-deploy/internal/logbuf"
 	"github.com/rpi-deploy/rpi-deploy/server/config"
 	"github.com/rpi-deploy/rpi-deploy/server/daemon"
 )
-
-// syncBuf is a log that a server writes while the test reads it.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func env(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
 
@@ -92,7 +74,7 @@ func TestParse(t *testing.T) {
 }
 
 // start runs a daemon on 127.0.0.1:0 over data and returns it with its cancel.
-func start(t *testing.T, data, listen string, log *syncBuf) (*daemon.Daemon, context.CancelFunc, error) {
+func start(t *testing.T, data, listen string, log *logbuf.Buffer) (*daemon.Daemon, context.CancelFunc, error) {
 	t.Helper()
 	opt, err := daemon.Parse([]string{"--data", data, "--listen", listen, "--token", "t0k3n-0123456789abcdef"}, env(nil), log)
 	if err != nil {
@@ -125,7 +107,7 @@ func healthz(t *testing.T, url string) map[string]any {
 // servers run side by side in one process (no process-wide state), each stops on its
 // own context, and Wait returns nil after a clean shutdown.
 func TestTwoServersInOneProcess(t *testing.T) {
-	var logA, logB syncBuf
+	var logA, logB logbuf.Buffer
 	a, cancelA, err := start(t, t.TempDir(), "127.0.0.1:0", &logA)
 	if err != nil {
 		t.Fatal(err)
@@ -166,7 +148,7 @@ func TestTwoServersInOneProcess(t *testing.T) {
 // and keeps what it held.
 func TestStartFailsCleanly(t *testing.T) {
 	data := t.TempDir()
-	var log syncBuf
+	var log logbuf.Buffer
 	d, cancel, err := start(t, data, "127.0.0.1:0", &log)
 	if err != nil {
 		t.Fatal(err)

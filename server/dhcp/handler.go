@@ -231,6 +231,8 @@ func (h *Handler) isBoard(req *dhcpv4.DHCPv4, c Client, mac string) bool {
 	return h.pool.heldByBoard(mac)
 }
 
+// full answers req as the network's DHCP server (ModeFull): boards only when
+// OnlyBoards is set, and a board's agent known by the NIC its bootloader used.
 func (h *Handler) full(ctx context.Context, req *dhcpv4.DHCPv4, c Client) (*dhcpv4.DHCPv4, error) {
 	mac := req.ClientHWAddr.String()
 	now := h.now()
@@ -245,75 +247,100 @@ func (h *Handler) full(ctx context.Context, req *dhcpv4.DHCPv4, c Client) (*dhcp
 	}
 	switch req.MessageType() {
 	case dhcpv4.MessageTypeDiscover:
-		ip, err := h.pool.offer(mac, c.Serial, c.Kind, addrOf(req.RequestedIPAddress()), now)
-		if err != nil {
-			return nil, fmt.Errorf("offer to %s: %w", mac, err)
-		}
-		reply, err := h.leaseReply(req, c, dhcpv4.MessageTypeOffer, ip)
-		if err == nil {
-			h.record(ctx, Event{Type: "dhcp offer", MAC: mac, IP: ip, Client: c, Mode: ModeFull})
-		}
-		return reply, err
-
+		return h.discover(ctx, req, c, mac, now)
 	case dhcpv4.MessageTypeRequest:
-		asked, ours := h.ours(req)
-		if asked && !ours {
-			h.pool.forgetOffer(mac) // it chose another server
-			return nil, nil
-		}
-		ip := addrOf(req.RequestedIPAddress())
-		if !ip.IsValid() || ip.IsUnspecified() {
-			ip = addrOf(req.ClientIPAddr)
-		}
-		if !ip.IsValid() || ip.IsUnspecified() {
-			return h.nak(ctx, req, c, "no address requested"), nil
-		}
-		l := Lease{MAC: mac, IP: ip, Serial: c.Serial, Kind: c.Kind, Hostname: req.HostName(), Expires: now.Add(h.opt.LeaseTime)}
-		ok, err := h.pool.bind(ctx, l, now)
-		if err != nil {
-			return nil, err // store failure: say nothing, the client retries
-		}
-		if !ok {
-			if !asked && !h.onOurNetwork(ip) {
-				return nil, nil // INIT-REBOOT for another network: not ours to judge
-			}
-			return h.nak(ctx, req, c, fmt.Sprintf("address %v is not available to %s", ip, mac)), nil
-		}
-		reply, err := h.leaseReply(req, c, dhcpv4.MessageTypeAck, ip)
-		if err == nil {
-			h.record(ctx, Event{Type: "dhcp ack", MAC: mac, IP: ip, Client: c, Mode: ModeFull})
-		}
-		return reply, err
-
+		return h.request(ctx, req, c, mac, now)
 	case dhcpv4.MessageTypeRelease:
-		ip := addrOf(req.ClientIPAddr)
-		if err := h.pool.release(ctx, mac, ip); err != nil {
-			return nil, err
-		}
-		h.record(ctx, Event{Type: "dhcp release", MAC: mac, IP: ip, Client: c, Mode: ModeFull})
-		return nil, nil
-
+		return nil, h.release(ctx, req, c, mac)
 	case dhcpv4.MessageTypeDecline:
-		ip := addrOf(req.RequestedIPAddress())
-		if !ip.IsValid() {
-			return nil, nil
-		}
-		if err := h.pool.decline(ctx, mac, ip, now.Add(h.opt.LeaseTime)); err != nil {
-			return nil, err
-		}
-		h.record(ctx, Event{Type: "dhcp decline", MAC: mac, IP: ip, Client: c, Mode: ModeFull})
-		return nil, nil
-
+		return nil, h.decline(ctx, req, c, mac, now)
 	case dhcpv4.MessageTypeInform:
-		reply, err := dhcpv4.NewReplyFromRequest(req, dhcpv4.WithMessageType(dhcpv4.MessageTypeAck))
-		if err != nil {
-			return nil, err
-		}
-		h.networkOptions(reply)
-		h.clientOptions(reply, req, c)
-		return reply, nil
+		return h.inform(req, c)
 	}
 	return nil, nil
+}
+
+// discover answers a DISCOVER from mac with an OFFER of an address the pool holds for
+// it (the requested one when free).
+func (h *Handler) discover(ctx context.Context, req *dhcpv4.DHCPv4, c Client, mac string, now time.Time) (*dhcpv4.DHCPv4, error) {
+	ip, err := h.pool.offer(mac, c.Serial, c.Kind, addrOf(req.RequestedIPAddress()), now)
+	if err != nil {
+		return nil, fmt.Errorf("offer to %s: %w", mac, err)
+	}
+	reply, err := h.leaseReply(req, c, dhcpv4.MessageTypeOffer, ip)
+	if err == nil {
+		h.record(ctx, Event{Type: "dhcp offer", MAC: mac, IP: ip, Client: c, Mode: ModeFull})
+	}
+	return reply, err
+}
+
+// request answers a REQUEST (SELECTING, INIT-REBOOT, RENEWING or REBINDING): an ACK
+// once the lease is bound in the store, a NAK for an address mac may not have, and
+// nothing when the client chose another server, asks about another network, or the
+// store fails (the client retries).
+func (h *Handler) request(ctx context.Context, req *dhcpv4.DHCPv4, c Client, mac string, now time.Time) (*dhcpv4.DHCPv4, error) {
+	asked, ours := h.ours(req)
+	if asked && !ours {
+		h.pool.forgetOffer(mac) // it chose another server
+		return nil, nil
+	}
+	ip := addrOf(req.RequestedIPAddress())
+	if !ip.IsValid() || ip.IsUnspecified() {
+		ip = addrOf(req.ClientIPAddr)
+	}
+	if !ip.IsValid() || ip.IsUnspecified() {
+		return h.nak(ctx, req, c, "no address requested"), nil
+	}
+	l := Lease{MAC: mac, IP: ip, Serial: c.Serial, Kind: c.Kind, Hostname: req.HostName(), Expires: now.Add(h.opt.LeaseTime)}
+	ok, err := h.pool.bind(ctx, l, now)
+	if err != nil {
+		return nil, err // store failure: say nothing, the client retries
+	}
+	if !ok {
+		if !asked && !h.onOurNetwork(ip) {
+			return nil, nil // INIT-REBOOT for another network: not ours to judge
+		}
+		return h.nak(ctx, req, c, fmt.Sprintf("address %v is not available to %s", ip, mac)), nil
+	}
+	reply, err := h.leaseReply(req, c, dhcpv4.MessageTypeAck, ip)
+	if err == nil {
+		h.record(ctx, Event{Type: "dhcp ack", MAC: mac, IP: ip, Client: c, Mode: ModeFull})
+	}
+	return reply, err
+}
+
+// release frees the lease of mac on the address the RELEASE names.
+func (h *Handler) release(ctx context.Context, req *dhcpv4.DHCPv4, c Client, mac string) error {
+	ip := addrOf(req.ClientIPAddr)
+	if err := h.pool.release(ctx, mac, ip); err != nil {
+		return err
+	}
+	h.record(ctx, Event{Type: "dhcp release", MAC: mac, IP: ip, Client: c, Mode: ModeFull})
+	return nil
+}
+
+// decline marks the address a DECLINE names as in use by someone else for a lease time.
+func (h *Handler) decline(ctx context.Context, req *dhcpv4.DHCPv4, c Client, mac string, now time.Time) error {
+	ip := addrOf(req.RequestedIPAddress())
+	if !ip.IsValid() {
+		return nil
+	}
+	if err := h.pool.decline(ctx, mac, ip, now.Add(h.opt.LeaseTime)); err != nil {
+		return err
+	}
+	h.record(ctx, Event{Type: "dhcp decline", MAC: mac, IP: ip, Client: c, Mode: ModeFull})
+	return nil
+}
+
+// inform answers an INFORM with an ACK carrying the network's options and no address.
+func (h *Handler) inform(req *dhcpv4.DHCPv4, c Client) (*dhcpv4.DHCPv4, error) {
+	reply, err := dhcpv4.NewReplyFromRequest(req, dhcpv4.WithMessageType(dhcpv4.MessageTypeAck))
+	if err != nil {
+		return nil, err
+	}
+	h.networkOptions(reply)
+	h.clientOptions(reply, req, c)
+	return reply, nil
 }
 
 func (h *Handler) onOurNetwork(ip netip.Addr) bool {

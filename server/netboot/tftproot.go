@@ -12,6 +12,7 @@ import (
 	"slices"
 
 	"github.com/rpi-deploy/rpi-deploy/image-tools/bootfiles"
+	"github.com/rpi-deploy/rpi-deploy/internal/atomicfile"
 	"github.com/rpi-deploy/rpi-deploy/server/tftp"
 )
 
@@ -39,7 +40,7 @@ func BuildRoot(ctx context.Context, image, initramfs, out string, progress io.Wr
 		}
 		files = slices.DeleteFunc(files, func(f string) bool { return f == gen })
 	}
-	if err := copyFile(initramfs, filepath.Join(out, tftp.InitramfsFile)); err != nil {
+	if err := atomicfile.Copy(initramfs, filepath.Join(out, tftp.InitramfsFile)); err != nil {
 		return nil, err
 	}
 	if !slices.Contains(files, tftp.InitramfsFile) {
@@ -47,37 +48,4 @@ func BuildRoot(ctx context.Context, image, initramfs, out string, progress io.Wr
 		slices.Sort(files)
 	}
 	return files, tftp.CheckRoot(out)
-}
-
-// copyFile copies src to dst through a temporary file that is synced and renamed
-// into place, so dst is never half-written.
-func copyFile(src, dst string) (err error) {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(dst), ".initramfs-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = io.Copy(tmp, in); err != nil {
-		return fmt.Errorf("copy %q: %w", src, err)
-	}
-	if err = tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), dst)
 }

@@ -32,6 +32,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rpi-deploy/rpi-deploy/internal/logbuf"
 	"github.com/rpi-deploy/rpi-deploy/server/client"
 	"github.com/rpi-deploy/rpi-deploy/server/config"
 	"github.com/rpi-deploy/rpi-deploy/server/daemon"
@@ -412,6 +413,14 @@ func (s *Server) PID() int {
 // Log returns the server's recent log lines.
 func (s *Server) Log() string { return s.log.tail(1000) }
 
+// WaitLog blocks until one of the server's recent log lines (see Log) holds text,
+// checking again on every new line, or until timeout; it reports whether it came.
+func (s *Server) WaitLog(text string, timeout time.Duration) bool {
+	return logbuf.Wait(&s.log.mu, &s.log.changed, timeout, func() bool {
+		return strings.Contains(s.log.tailLocked(1000), text)
+	})
+}
+
 // Healthy waits until /healthz answers 200, trying again with a growing delay, or
 // the timeout passes.
 func (s *Server) Healthy(timeout time.Duration) error {
@@ -449,9 +458,10 @@ func (s *Server) Do(ctx context.Context, method, path string, body, out any) err
 
 // logBuf keeps the last lines of the server's output.
 type logBuf struct {
-	mu    sync.Mutex
-	lines []string
-	race  bool // a line said "WARNING: DATA RACE"
+	mu      sync.Mutex
+	lines   []string
+	race    bool // a line said "WARNING: DATA RACE"
+	changed logbuf.Changes
 }
 
 func (l *logBuf) add(line string) {
@@ -461,6 +471,7 @@ func (l *logBuf) add(line string) {
 		l.race = true
 	}
 	l.lines = append(l.lines, line)
+	l.changed.Notify()
 	if len(l.lines) > 5000 {
 		l.lines = l.lines[len(l.lines)-2000:]
 	}
@@ -482,6 +493,10 @@ func (l *logBuf) raced() bool {
 func (l *logBuf) tail(n int) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.tailLocked(n)
+}
+
+func (l *logBuf) tailLocked(n int) string {
 	from := max(0, len(l.lines)-n)
 	return strings.Join(l.lines[from:], "\n")
 }

@@ -1,14 +1,14 @@
 package tftp
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/rpi-deploy/rpi-deploy/internal/logbuf"
 )
 
 // leaseBoards answers BoardByIP as the DHCP leases do: the serial decoded from the
@@ -20,47 +20,15 @@ func (l leaseBoards) BoardByIP(_ context.Context, ip netip.Addr) (Board, bool) {
 	return b, ok
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *lockedBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *lockedBuffer) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
-
 // TestPrefixWinsOverOption97: when the serial that DHCP decoded from option 97
 // disagrees with the TFTP prefix the same board asks for, the server says so (WARN,
 // both values) and names the board by the prefix in the generated files.
 func TestPrefixWinsOverOption97(t *testing.T) {
 	root := t.TempDir()
-	var logs lockedBuffer
+	var logs logbuf.Buffer
 	boards := leaseBoards{netip.MustParseAddr("127.0.0.1"): {Serial: "1045155b", MAC: "dc:a6:32:2e:f8:ed"}}
-	s, err := New(Options{Root: root, ServerURL: "http://10.42.0.1:8080", Boards: boards, Timeout: time.Second, Retries: 3,
+	s := serveLoopback(t, Options{Root: root, ServerURL: "http://10.42.0.1:8080", Boards: boards, Timeout: time.Second, Retries: 3,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Listen("127.0.0.1:0", ""); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
 
 	for _, tc := range []struct {
 		name, wantBoard string

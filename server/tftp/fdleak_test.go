@@ -96,7 +96,7 @@ func TestProbesLeaveNoDescriptors(t *testing.T) {
 	if err := missing(f.addr, "pieeprom.sig"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond)
+	f.idle(t, "kernel_2712.img", "pieeprom.sig")
 	before := openFDs(t)
 
 	const probes, workers = 10_000, 8

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -15,36 +16,43 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rpi-deploy/rpi-deploy/internal/logbuf"
 )
 
 type recorder struct {
-	mu sync.Mutex
-	ev []Event
+	mu      sync.Mutex
+	ev      []Event
+	changed logbuf.Changes
 }
 
 func (r *recorder) RecordTFTP(_ context.Context, ev Event) {
 	r.mu.Lock()
 	r.ev = append(r.ev, ev)
+	r.changed.Notify()
 	r.mu.Unlock()
+}
+
+// wait blocks until ok holds for the events recorded so far, checking again on every
+// new event, or until timeout; it reports whether ok held.
+func (r *recorder) wait(timeout time.Duration, ok func([]Event) bool) bool {
+	return logbuf.Wait(&r.mu, &r.changed, timeout, func() bool { return ok(r.ev) })
 }
 
 // find waits up to 2 s for the last event of name: the server records a transfer after
 // the client's last ACK, which may be after the client exits.
 func (r *recorder) find(name string) (Event, bool) {
-	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		r.mu.Lock()
-		for i := len(r.ev) - 1; i >= 0; i-- {
-			if r.ev[i].Name == name && !r.ev[i].Started {
-				ev := r.ev[i]
-				r.mu.Unlock()
-				return ev, true
+	var found Event
+	ok := r.wait(2*time.Second, func(evs []Event) bool {
+		for i := len(evs) - 1; i >= 0; i-- {
+			if evs[i].Name == name && !evs[i].Started {
+				found = evs[i]
+				return true
 			}
 		}
-		r.mu.Unlock()
-		if time.Now().After(deadline) {
-			return Event{}, false
-		}
-	}
+		return false
+	})
+	return found, ok
 }
 
 func (r *recorder) started(name string) bool {
@@ -65,12 +73,12 @@ func (r *recorder) reset() {
 }
 
 type fixture struct {
-	root   string
-	addr   *net.UDPAddr
-	rec    *recorder
-	files  map[string][]byte // name as requested -> content expected
-	srv    *Server
-	cancel context.CancelFunc
+	root  string
+	addr  *net.UDPAddr
+	rec   *recorder
+	files map[string][]byte // name as requested -> content expected
+	log   *logbuf.Buffer    // the server's log (unless the test set its own Logger)
+	srv   *Server
 }
 
 func randBytes(t testing.TB, n int) []byte {
@@ -91,7 +99,7 @@ func newFixtureWith(t testing.TB, change func(*Options)) *fixture {
 	t.Helper()
 	root := t.TempDir()
 	outside := t.TempDir()
-	f := &fixture{root: root, rec: &recorder{}, files: map[string][]byte{}}
+	f := &fixture{root: root, rec: &recorder{}, log: &logbuf.Buffer{}, files: map[string][]byte{}}
 	write := func(rel string, b []byte) {
 		p := filepath.Join(root, rel)
 		os.MkdirAll(filepath.Dir(p), 0o755)
@@ -133,8 +141,18 @@ func newFixtureWith(t testing.TB, change func(*Options)) *fixture {
 	if err := CheckRoot(root); err != nil {
 		t.Fatal(err)
 	}
-	o := Options{Root: root, ServerURL: "http://10.42.0.1:8080", Recorder: f.rec, Timeout: time.Second, Retries: 3}
+	o := Options{Root: root, ServerURL: "http://10.42.0.1:8080", Recorder: f.rec, Timeout: time.Second, Retries: 3,
+		Logger: slog.New(slog.NewTextHandler(f.log, nil))}
 	change(&o)
+	f.srv = serveLoopback(t, o)
+	f.addr = f.srv.LocalAddr()
+	return f
+}
+
+// serveLoopback starts a server with o on a loopback port for the rest of the test;
+// when the test ends, Serve must return nil.
+func serveLoopback(t testing.TB, o Options) *Server {
+	t.Helper()
 	s, err := New(o)
 	if err != nil {
 		t.Fatal(err)
@@ -142,9 +160,7 @@ func newFixtureWith(t testing.TB, change func(*Options)) *fixture {
 	if err := s.Listen("127.0.0.1:0", ""); err != nil {
 		t.Fatal(err)
 	}
-	f.srv, f.addr = s, s.LocalAddr()
 	ctx, cancel := context.WithCancel(context.Background())
-	f.cancel = cancel
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx) }()
 	t.Cleanup(func() {
@@ -153,7 +169,36 @@ func newFixtureWith(t testing.TB, change func(*Options)) *fixture {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return f
+	return s
+}
+
+// idle waits until the server has recorded the end of a transfer of each of names and
+// holds no transfer slot, so that the descriptors a test counts next are those of an
+// idle server. The slot is released just after the transfer is recorded, with no event
+// of its own: that last step is polled (1 ms, 5 s at most). A refused request's socket
+// is closed by pin/tftp after the handler returns, also without an event; it may still
+// be open, one descriptor, which no leak test here could confuse with a leak.
+func (f *fixture) idle(t testing.TB, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		if _, ok := f.rec.find(name); !ok {
+			t.Fatalf("no end of a transfer of %q recorded", name)
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); f.srv.Transfers() > 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d transfers still hold a slot 5 s after their end was recorded", f.srv.Transfers())
+		}
+	}
+}
+
+// floodIsOn waits until the server refuses requests for want of a slot (its WARN line
+// "too many transfers at once"): a flood has filled a cap.
+func (f *fixture) floodIsOn(t testing.TB) {
+	t.Helper()
+	if !f.log.WaitFor("too many transfers at once", 10*time.Second) {
+		t.Fatalf("no request refused as busy 10 s into the flood; log:\n%s", f.log.String())
+	}
 }
 
 // clients fetch name into out; each is a real TFTP client the way test-peers.md says.

@@ -330,7 +330,8 @@ func (s *Server) selfAddr() (*net.UDPAddr, error) {
 	return nil, fmt.Errorf("interface %q has no IPv4 address", s.ifname)
 }
 
-// read is the pin/tftp read handler.
+// read is the pin/tftp read handler: a transfer slot, the name parsed, the board
+// named, the file opened or generated, then sent; every answered request is recorded.
 func (s *Server) read(raw string, rf io.ReaderFrom) error {
 	ctx := context.Background()
 	start := time.Now()
@@ -340,19 +341,8 @@ func (s *Server) read(raw string, rf io.ReaderFrom) error {
 	ev := Event{Name: raw, Remote: remote, Size: -1}
 	log := s.log.With("remote", remote.String(), "file", raw)
 
-	// A slot before anything else: a flood of requests that are never acknowledged
-	// must not hold more sockets than the caps allow. Refusals are neither recorded
-	// (a flood would fill the store) nor logged one by one.
-	var leased Board
-	known := false
-	if s.opt.Boards != nil && remote.Addr().IsValid() {
-		leased, known = s.opt.Boards.BoardByIP(ctx, remote.Addr())
-	}
-	if !s.slots.take(remote.Addr(), known) {
-		if n := s.busy.Add(); n > 0 {
-			s.log.Warn("tftp requests refused: too many transfers at once", "refused", n,
-				"max_transfers", s.opt.MaxTransfers, "max_per_client", s.opt.MaxPerClient, "last_remote", remote.String())
-		}
+	leased, known, ok := s.takeSlot(ctx, remote)
+	if !ok {
 		return failSafe(rf, ra, ErrBusy)
 	}
 	defer s.slots.release(remote.Addr())
@@ -365,38 +355,78 @@ func (s *Server) read(raw string, rf io.ReaderFrom) error {
 		return failSafe(rf, ra, err)
 	}
 	ev.File = n.File
-	ev.Board = Board{Serial: n.Serial(), MAC: n.MAC()}
 	generated := n.File == "config.txt" || n.File == "cmdline.txt"
+	ev.Board = Board{Serial: n.Serial(), MAC: n.MAC()}
 	if known {
-		if ev.Board.Serial == "" {
-			ev.Board.Serial = leased.Serial
-		} else if leased.Serial != "" && leased.Serial != ev.Board.Serial && generated {
-			// The prefix is what the bootloader itself asks for; option 97 is
-			// decoded by us (and was once decoded with the wrong byte order).
-			// Said once per generated file, i.e. twice per boot, not per block.
-			log.Warn("tftp: the board's TFTP prefix and its DHCP option 97 serial disagree; using the TFTP prefix",
-				"tftp_prefix", ev.Board.Serial, "option97_serial", leased.Serial, "mac", leased.MAC)
-		}
-		if ev.Board.MAC == "" {
-			ev.Board.MAC = leased.MAC
-		}
+		ev.Board = mergeLeased(log, ev.Board, leased, generated)
 	}
+	r, f, err := s.content(log, n, generated, &ev)
+	if err != nil {
+		ev.Err = err
+		s.record(ctx, ev, start)
+		return failSafe(rf, ra, err)
+	}
+	if f != nil {
+		defer f.Close()
+	}
+	s.send(ctx, log, rf, r, ev, start)
+	return nil // ReadFrom has closed the transfer's socket and told the client
+}
 
-	var r io.Reader
+// takeSlot takes a transfer slot for remote before anything else: a flood of requests
+// that are never acknowledged must not hold more sockets than the caps allow. A board
+// that holds a lease (returned, with known) gets its own share. Refusals are neither
+// recorded (a flood would fill the store) nor logged one by one.
+func (s *Server) takeSlot(ctx context.Context, remote netip.AddrPort) (leased Board, known, ok bool) {
+	if s.opt.Boards != nil && remote.Addr().IsValid() {
+		leased, known = s.opt.Boards.BoardByIP(ctx, remote.Addr())
+	}
+	if !s.slots.take(remote.Addr(), known) {
+		if n := s.busy.Add(); n > 0 {
+			s.log.Warn("tftp requests refused: too many transfers at once", "refused", n,
+				"max_transfers", s.opt.MaxTransfers, "max_per_client", s.opt.MaxPerClient, "last_remote", remote.String())
+		}
+		return leased, known, false
+	}
+	return leased, known, true
+}
+
+// mergeLeased completes the board b that the request's name gives with what its DHCP
+// lease knows: the serial when the name has no prefix, and the MAC. The name's serial
+// wins over the lease's.
+func mergeLeased(log *slog.Logger, b, leased Board, generated bool) Board {
+	if b.Serial == "" {
+		b.Serial = leased.Serial
+	} else if leased.Serial != "" && leased.Serial != b.Serial && generated {
+		// The prefix is what the bootloader itself asks for; option 97 is
+		// decoded by us (and was once decoded with the wrong byte order).
+		// Said once per generated file, i.e. twice per boot, not per block.
+		log.Warn("tftp: the board's TFTP prefix and its DHCP option 97 serial disagree; using the TFTP prefix",
+			"tftp_prefix", b.Serial, "option97_serial", leased.Serial, "mac", leased.MAC)
+	}
+	if b.MAC == "" {
+		b.MAC = leased.MAC
+	}
+	return b
+}
+
+// content returns the bytes to send for n and sets ev.Size: the file from the root
+// (and f, for the caller to close), or for config.txt and cmdline.txt the generated
+// text when the board has no file of its own (always without a prefix: never the
+// shared root's copy, which is the master image's).
+func (s *Server) content(log *slog.Logger, n Name, generated bool, ev *Event) (r io.Reader, f *os.File, err error) {
 	if generated && n.Prefix == "" {
-		n.File = "" // never the shared root's copy (the master image's): always generate
+		n.File = ""
 	}
 	switch f, _, err := open(s.root, n, !generated); {
 	case err == nil:
-		defer f.Close()
 		st, err := f.Stat()
 		if err != nil {
-			ev.Err = err
-			s.record(ctx, ev, start)
-			return failSafe(rf, ra, err)
+			f.Close()
+			return nil, nil, err
 		}
 		ev.Size = st.Size()
-		r = f
+		return f, f, nil
 	case generated && (n.File == "" || errors.Is(err, fs.ErrNotExist)):
 		var b []byte
 		if ev.File == "config.txt" {
@@ -405,19 +435,22 @@ func (s *Server) read(raw string, rf io.ReaderFrom) error {
 			b = CmdlineTxt(ev.Board, s.opt.Cmdline, s.opt.ServerURL)
 		}
 		ev.Size = int64(len(b))
-		r = bytes.NewReader(b)
+		return bytes.NewReader(b), nil, nil
 	default:
-		ev.Err = err
 		if errors.Is(err, ErrRefused) {
 			log.Warn("tftp request refused", "err", err)
 		} else {
 			log.Debug("tftp file not found", "err", err)
 		}
-		s.record(ctx, ev, start)
-		return failSafe(rf, ra, err)
+		return nil, nil, err
 	}
+}
 
-	ot.SetSize(ev.Size) // before ReadFrom, so tsize goes into the OACK
+// send transfers r to the client (tsize in the OACK first), records the transfer's
+// start once the client acknowledges the first block and its end; a client that stops
+// after the OACK (a size probe) is recorded as a probe, not a failure.
+func (s *Server) send(ctx context.Context, log *slog.Logger, rf io.ReaderFrom, r io.Reader, ev Event, start time.Time) {
+	rf.(tftp.OutgoingTransfer).SetSize(ev.Size) // before ReadFrom, so tsize goes into the OACK
 	pr := &progressReader{r: r, onStart: func() {
 		st := ev
 		st.Started = true
@@ -434,7 +467,6 @@ func (s *Server) read(raw string, rf io.ReaderFrom) error {
 		log.Info("tftp transfer failed", "bytes", sent, "err", err)
 	}
 	s.record(ctx, ev, start)
-	return nil // ReadFrom has closed the transfer's socket and told the client
 }
 
 func (s *Server) record(ctx context.Context, ev Event, start time.Time) {

@@ -1,37 +1,18 @@
 package tftp
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/rpi-deploy/rpi-deploy/internal/logbuf"
 	"github.com/rpi-deploy/rpi-deploy/server/netnstest"
 )
-
-// syncBuffer is a log destination that the server's goroutines may write at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *syncBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncBuffer) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
 
 func (r *recorder) count() int {
 	r.mu.Lock()
@@ -54,7 +35,7 @@ func TestShutdownWhileRequestsArrive(t *testing.T) {
 	}
 	for round := range 10 {
 		rec := &recorder{}
-		var log syncBuffer
+		var log logbuf.Buffer
 		s, err := New(Options{Root: root, Recorder: rec, Timeout: time.Second, Retries: 1,
 			Logger: slog.New(slog.NewTextHandler(&log, nil))})
 		if err != nil {
@@ -86,8 +67,8 @@ func TestShutdownWhileRequestsArrive(t *testing.T) {
 				}
 			}
 		}()
-		for rec.count() < 5 {
-			time.Sleep(time.Millisecond)
+		if !rec.wait(30*time.Second, func(evs []Event) bool { return len(evs) >= 5 }) {
+			t.Fatalf("round %d: fewer than 5 requests handled in 30 s", round)
 		}
 		cancel()
 		select {
@@ -119,7 +100,7 @@ func TestShutdownBoundToInterface(t *testing.T) {
 	netnstest.Require(t)
 	f := newFixture(t)
 	l := netnstest.NewLink(t, "10.76.0.1/24", "10.76.0.2/24")
-	var log syncBuffer
+	var log logbuf.Buffer
 	s, err := New(Options{Root: f.root, Recorder: f.rec, Logger: slog.New(slog.NewTextHandler(&log, nil))})
 	if err != nil {
 		t.Fatal(err)

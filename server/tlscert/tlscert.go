@@ -22,6 +22,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/rpi-deploy/rpi-deploy/internal/atomicfile"
 )
 
 // Files of a generated certificate inside its directory (mode 0600, directory 0700).
@@ -71,11 +73,12 @@ func SelfSigned(dir string, extraHosts []string) (tls.Certificate, string, error
 		return tls.Certificate{}, "", err
 	}
 	// The key first: a certificate file without its key is never left behind.
-	if err := writeFile(keyFile, keyPEM); err != nil {
-		return tls.Certificate{}, "", err
+	// Each file appears whole or not at all (package atomicfile), never readable by others.
+	if err := atomicfile.WriteBytes(keyFile, 0o600, keyPEM); err != nil {
+		return tls.Certificate{}, "", fmt.Errorf("write TLS key: %w", err)
 	}
-	if err := writeFile(certFile, certPEM); err != nil {
-		return tls.Certificate{}, "", err
+	if err := atomicfile.WriteBytes(certFile, 0o600, certPEM); err != nil {
+		return tls.Certificate{}, "", fmt.Errorf("write TLS certificate: %w", err)
 	}
 	return Load(certFile, keyFile)
 }
@@ -134,29 +137,6 @@ func generate(extraHosts []string) (certPEM, keyPEM []byte, err error) {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), nil
-}
-
-func writeFile(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("write %q: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("write %q: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("write %q: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %q: %w", path, err)
-	}
-	return os.Rename(tmp, path)
 }
 
 // Fingerprint is the SHA-256 of a DER certificate in lower-case hex, as

@@ -21,6 +21,7 @@ import (
 	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/pack"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/testimg"
+	"github.com/rpi-deploy/rpi-deploy/internal/logbuf"
 	"github.com/rpi-deploy/rpi-deploy/server/servertest"
 )
 
@@ -103,25 +104,8 @@ func makeImage(kind testimg.Kind, rootMiB int64, name string) (*image, error) {
 // agentRun is one rpi-agent process.
 type agentRun struct {
 	cmd    *exec.Cmd
-	out    *syncBuffer
+	out    *logbuf.Buffer
 	target string
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startAgent runs rpi-agent in host mode as board serial against server url.
@@ -140,7 +124,7 @@ func startAgentOn(t *testing.T, url, serial, target string, args ...string) *age
 	mac := "2c:cf:67:" + serial[10:12] + ":" + serial[12:14] + ":" + serial[14:16]
 	cmd := exec.Command(agentBin, append([]string{"--server", url, "--target", target, "--serial", serial, "--mac", mac,
 		"--root", t.TempDir(), "--retry-budget", "20s"}, args...)...)
-	out := &syncBuffer{}
+	out := &logbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -471,12 +455,8 @@ func waitWritten(t *testing.T, a *agentRun, n int64, d time.Duration) {
 
 func waitFor(t *testing.T, a *agentRun, s string, d time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !strings.Contains(a.out.String(), s) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q from rpi-agent within %v:\n%s", s, d, a.out)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !a.out.WaitFor(s, d) {
+		t.Fatalf("no %q from rpi-agent within %v:\n%s", s, d, a.out)
 	}
 }
 

@@ -9,9 +9,9 @@ import (
 
 	"github.com/rpi-deploy/rpi-deploy/image-tools/bmap"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/imgfile"
-	"github.com/rpi-deploy/rpi-deploy/image-tools/internal/atomicfile"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/layout"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
+	"github.com/rpi-deploy/rpi-deploy/internal/atomicfile"
 )
 
 // runBmap writes a bmaptool block map (version 2.0, SHA256) of an image's data ranges:

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/rpi-deploy/rpi-deploy/image-tools/eeprom"
-	"github.com/rpi-deploy/rpi-deploy/image-tools/internal/atomicfile"
+	"github.com/rpi-deploy/rpi-deploy/internal/atomicfile"
 )
 
 // setFlags collects repeated --set KEY=VALUE flags.
