@@ -69,7 +69,7 @@ func (a *API) swarmTorrent(c *gin.Context) {
 	if !ok {
 		return
 	}
-	d, err := a.svc.SwarmMember(c.Request.Context(), id, c.GetHeader(agentapi.HeaderSecret))
+	d, err := a.svc.SwarmMember(c.Request.Context(), id, c.GetHeader(agentapi.HeaderSecret), nil)
 	if err != nil {
 		failErr(c, err)
 		return
@@ -106,7 +106,11 @@ func (a *API) swarmAnnounce(c *gin.Context) {
 		fail(c, http.StatusBadRequest, "byte counts must not be negative", "")
 		return
 	}
-	d, err := a.svc.SwarmMember(c.Request.Context(), id, c.GetHeader(agentapi.HeaderSecret))
+	// What a board says it got from peers counts towards keeping its name after a
+	// failure (releaseUnstreamed), but never more than the other boards of its swarm
+	// say they sent: one host alone cannot keep names by claiming peer bytes.
+	fromPeers := func(image string) int64 { return min(in.FromPeers, a.opt.Swarm.SentToOthers(image, id)) }
+	d, err := a.svc.SwarmMember(c.Request.Context(), id, c.GetHeader(agentapi.HeaderSecret), fromPeers)
 	if err != nil {
 		failErr(c, err)
 		return

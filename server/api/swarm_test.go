@@ -11,6 +11,7 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
+	"github.com/rpi-deploy/rpi-deploy/server/mgmtapi"
 	"github.com/rpi-deploy/rpi-deploy/server/servertest"
 )
 
@@ -117,5 +118,71 @@ func TestSwarmEndpoints(t *testing.T) {
 	}
 	if err := srv.Do(t.Context(), http.MethodGet, "/api/v1/swarm", nil, &list); err != nil || !list.Enabled || len(list.Members) != 2 {
 		t.Errorf("GET /api/v1/swarm: %v %+v", err, list)
+	}
+}
+
+// TestPeerBytesKeepName pins that a board whose deployment fails after it received
+// most of the image from other boards keeps its pool name for its retry, as one
+// served the whole image by the server does: the server counts the bytes the board
+// reported from peers in its announces beside those it served itself, but never more
+// than the other boards of the swarm say they sent. A board that received less than
+// the image from both, or claims peer bytes no other board sent, loses its name (the
+// drain defence).
+func TestPeerBytesKeepName(t *testing.T) {
+	srv := servertest.Start(t, servertest.Options{Args: []string{"--p2p", "on"}})
+	srv.Setup(t, servertest.Fleet{Venue: "CORO", Product: "KXP2", Count: 0, PoolSize: 4, Image: testImage(t)})
+	held := func(name string) string {
+		t.Helper()
+		var names []mgmtapi.PoolName
+		if err := srv.Do(t.Context(), http.MethodGet, "/api/v1/pools/names?venue=CORO&product=KXP2", nil, &names); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range names {
+			if n.Name == name {
+				return n.Serial
+			}
+		}
+		t.Fatalf("pool name %s not listed", name)
+		return ""
+	}
+	for _, tc := range []struct {
+		name      string
+		board     int
+		fromPeers func(size int64) int64
+		sent      bool // another board has announced that it uploaded the image
+		keeps     bool
+	}{
+		{"claimed, no board sent it", 1, func(size int64) int64 { return size }, false, false},
+		{"the rest from peers", 2, func(size int64) int64 { return size - 1024 }, true, true},
+		{"short of the image", 3, func(size int64) int64 { return size / 2 }, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.sent {
+				p := hello(t, srv, helloOf(4)).Deployment
+				if code, body, _ := postSecret(t, p.Image.Swarm.AnnounceURL, p.Secret, agentapi.SwarmAnnounce{Port: 6889, Uploaded: p.Image.CompressedSize}, nil); code != http.StatusOK {
+					t.Fatalf("uploader's announce: %d %s", code, body)
+				}
+			}
+			d := hello(t, srv, helloOf(tc.board)).Deployment
+			if d == nil || d.Image.Swarm == nil {
+				t.Fatalf("no deployment with a swarm invitation: %+v", d)
+			}
+			fetchSome(t, d)                                                       // the server serves 1 KiB for the secret
+			for _, n := range []int64{tc.fromPeers(d.Image.CompressedSize), 10} { // a late, smaller count changes nothing
+				if code, body, _ := postSecret(t, d.Image.Swarm.AnnounceURL, d.Secret, agentapi.SwarmAnnounce{Port: 6881, FromPeers: n}, nil); code != http.StatusOK {
+					t.Fatalf("announce: %d %s", code, body)
+				}
+			}
+			if got, code := result(t, srv, d, serialOf(tc.board), agentapi.Result{Phase: "writing", Error: "card write error"}); code != 200 || got.State != mgmtapi.DeployFailed {
+				t.Fatalf("failure result: %d %+v", code, got)
+			}
+			want := ""
+			if tc.keeps {
+				want = serialOf(tc.board)
+			}
+			if got := held(d.Hostname); !strings.EqualFold(got, want) {
+				t.Errorf("name %s held by %q after the failure, want %q", d.Hostname, got, want)
+			}
+		})
 	}
 }
