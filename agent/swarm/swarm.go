@@ -91,7 +91,9 @@ type Swarm struct {
 	hc    *http.Client
 
 	fromServer, fromPeers atomic.Int64
+	declined              atomic.Int64 // web seed requests not sent: a peer had the piece
 	done                  atomic.Bool
+	pieceLength           int64
 	whole                 bool // the whole image is fetched (it fits in Keep), not a window
 
 	mu           sync.Mutex
@@ -128,6 +130,7 @@ func Join(ctx context.Context, cfg Config) (*Swarm, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.pieceLength = info.PieceLength
 	s.store = newPieceStore(info, cfg.Keep, s.pieceFailed)
 	s.store.lie = cfg.CorruptUploads
 	if cfg.CorruptUploads {
@@ -210,7 +213,7 @@ func (s *Swarm) newClient() (*torrent.Client, error) {
 	tc.HeaderObfuscationPolicy = torrent.HeaderObfuscationPolicy{} // plain: the deploy network is ours, CPU is not free
 	tc.DhtStartingNodes = nil
 	tc.Logger = alog.Default.WithFilterLevel(alog.Critical)
-	tc.WebTransport = &secretTransport{secret: s.cfg.Secret, base: transport(s.hc)}
+	tc.WebTransport = &secretTransport{secret: s.cfg.Secret, base: transport(s.hc), peerHas: s.peerHas, declined: &s.declined}
 	tc.Callbacks.ReceivedUsefulData = append(tc.Callbacks.ReceivedUsefulData, s.received)
 	cl, err := torrent.NewClient(tc)
 	if err != nil {
@@ -241,18 +244,61 @@ func transport(c *http.Client) http.RoundTripper {
 	return http.DefaultTransport
 }
 
-// secretTransport adds the deployment secret to the web seed's requests.
+// secretTransport adds the deployment secret to the web seed's requests, and declines
+// a ranged request for a piece that a connected peer has: the server's one link is
+// the fleet's ceiling, so the web seed serves only pieces no peer of this board can
+// give it (the engine puts a declined request back for the peers and rests that web
+// seed requester for up to 10 s). A board alone, or whose peers lack the piece, gets
+// it from the web seed at once.
 type secretTransport struct {
-	secret string
-	base   http.RoundTripper
+	secret   string
+	base     http.RoundTripper
+	peerHas  func(off int64) bool // nil: never decline
+	declined *atomic.Int64
 }
 
+// errPeerHasPiece declines a web seed request (secretTransport).
+var errPeerHasPiece = errors.New("swarm: a peer has this piece; not fetching it from the web seed")
+
 func (t *secretTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if off, ok := rangeStart(r.Header.Get("Range")); ok && t.peerHas != nil && t.peerHas(off) {
+		t.declined.Add(1)
+		return nil, errPeerHasPiece
+	}
 	r = r.Clone(r.Context())
 	if t.secret != "" {
 		r.Header.Set(agentapi.HeaderSecret, t.secret)
 	}
 	return t.base.RoundTrip(r)
+}
+
+// rangeStart is the first byte of a "bytes=START-END" Range header.
+func rangeStart(h string) (int64, bool) {
+	v, ok := strings.CutPrefix(h, "bytes=")
+	if !ok {
+		return 0, false
+	}
+	start, _, ok := strings.Cut(v, "-")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(start, 10, 64)
+	return n, err == nil && n >= 0
+}
+
+// peerHas reports whether a connected peer says it has the piece holding compressed
+// byte off.
+func (s *Swarm) peerHas(off int64) bool {
+	if s.t == nil || s.pieceLength <= 0 {
+		return false
+	}
+	i := uint32(off / s.pieceLength)
+	for _, pc := range s.t.PeerConns() {
+		if pc.PeerPieces().Contains(i) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Swarm) fetchMetainfo(ctx context.Context) (*metainfo.MetaInfo, *metainfo.Info, error) {
@@ -454,8 +500,9 @@ func (s *Swarm) Seed(ctx context.Context) {
 		}
 		break
 	}
-	_, _, up := s.Counts()
-	s.log.Info("seeding ended", "took", time.Since(start).Round(time.Millisecond), "uploaded", up)
+	fs, fp, up := s.Counts()
+	s.log.Info("seeding ended", "took", time.Since(start).Round(time.Millisecond), "uploaded", up,
+		"from_server", fs, "from_peers", fp, "web_seed_declined", s.declined.Load())
 }
 
 func (s *Swarm) interval() time.Duration {

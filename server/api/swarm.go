@@ -37,6 +37,12 @@ func (a *API) swarmHello(c *gin.Context, d *agentapi.Deployment) {
 	if a.opt.Swarm == nil {
 		return
 	}
+	if on, err := a.svc.P2PFor(c.Request.Context(), d.ID, a.opt.P2P); err != nil || !on {
+		if err != nil {
+			a.log.Warn("swarm mode unknown; HTTP only", "deployment", d.ID, "err", err)
+		}
+		return
+	}
 	hash, err := a.opt.Swarm.Prepare(d.Image.Name, a.svc.ImageFile(d.Image.Name))
 	if errors.Is(err, swarm.ErrNotReady) {
 		// The first hello for an image starts its piece hashes; a small image is
@@ -74,12 +80,29 @@ func (a *API) swarmTorrent(c *gin.Context) {
 		failErr(c, err)
 		return
 	}
+	if !a.swarmOn(c, d.ID) {
+		return
+	}
 	b, err := a.opt.Swarm.Torrent(d.Image, a.svc.ImageFile(d.Image), baseURL(c.Request)+"/images/"+d.Image+".img.zst")
 	if err != nil {
 		failErr(c, err)
 		return
 	}
 	c.Data(http.StatusOK, "application/x-bittorrent", b)
+}
+
+// swarmOn answers 404 and reports false when deployment id's board is not invited
+// into a swarm (its batch's, image's or the server's mode is off).
+func (a *API) swarmOn(c *gin.Context, id int64) bool {
+	on, err := a.svc.P2PFor(c.Request.Context(), id, a.opt.P2P)
+	if err != nil {
+		failErr(c, err)
+		return false
+	}
+	if !on {
+		fail(c, http.StatusNotFound, "peer-to-peer distribution is off for this deployment (its batch, its image or rpi-deployd --p2p)", "")
+	}
+	return on
 }
 
 // swarmAnnounce: POST /api/v1/deployments/:id/swarm/announce, with the deployment's
@@ -115,6 +138,9 @@ func (a *API) swarmAnnounce(c *gin.Context) {
 		failErr(c, err)
 		return
 	}
+	if !in.Leaving && !a.swarmOn(c, d.ID) {
+		return
+	}
 	if in.Leaving {
 		a.opt.Swarm.Leave(d.Image, d.ID)
 		c.JSON(http.StatusOK, agentapi.SwarmAnswer{IntervalMS: a.opt.Swarm.Interval().Milliseconds()})
@@ -140,7 +166,7 @@ func (a *API) swarmList(c *gin.Context) {
 		Enabled         bool           `json:"enabled"`
 		Members         []swarm.Member `json:"members"`
 		ServerUploadBps float64        `json:"server_upload_bps"`
-	}{Enabled: a.opt.Swarm != nil, Members: []swarm.Member{}, ServerUploadBps: a.upload.sample(time.Now(), a.Metrics.BytesServed())}
+	}{Enabled: a.opt.Swarm != nil && a.opt.P2P, Members: []swarm.Member{}, ServerUploadBps: a.upload.sample(time.Now(), a.Metrics.BytesServed())}
 	if a.opt.Swarm != nil {
 		out.Members = append(out.Members, a.opt.Swarm.Members()...)
 	}

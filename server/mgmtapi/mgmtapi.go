@@ -131,6 +131,9 @@ type Image struct {
 	State            string `json:"state"` // ImageUploading or ImageReady
 	CreatedAt        string `json:"created_at"`
 	ReadyAt          string `json:"ready_at,omitempty"`
+	// P2P is the image's peer-to-peer mode: "on", "off" or "inherit" (rpi-deployd
+	// --p2p decides), unless its batch says otherwise.
+	P2P string `json:"p2p"`
 }
 
 // ImageView is an image with where its upload stands and which products use it.
@@ -165,6 +168,9 @@ type Batch struct {
 	Note      string `json:"note,omitempty"`
 	CreatedAt string `json:"created_at"`
 	UpdatedAt string `json:"updated_at"`
+	// P2P is the batch's peer-to-peer mode for its boards: "on", "off" or "inherit"
+	// (the image's mode decides, else rpi-deployd --p2p).
+	P2P string `json:"p2p"`
 }
 
 // BatchSpec is a batch as an operator asks for it: POST /api/v1/batches.
@@ -310,3 +316,7 @@ type EEPROMCard struct {
 	SHA256   string    `json:"sha256"`   // of the card image
 	Built    time.Time `json:"built"`
 }
+
+// P2PModes are the peer-to-peer modes of an image or batch (POST …/p2p, body
+// {"p2p": MODE}).
+var P2PModes = []string{"on", "off", "inherit"}
