@@ -186,3 +186,72 @@ func TestPeerBytesKeepName(t *testing.T) {
 		})
 	}
 }
+
+// TestP2PModes: the batch's peer-to-peer mode goes first, then the image's, then the
+// server's --p2p (here off); the CLI and the API set them; a bad mode gets 400 and
+// changes nothing; a board whose mode is off is not invited and the swarm endpoints
+// refuse it.
+func TestP2PModes(t *testing.T) {
+	srv := servertest.Start(t, servertest.Options{Args: []string{"--max-open-per-source", "-1"}})
+	fleet := srv.Setup(t, servertest.Fleet{Venue: "ARIA", Product: "RXP2", Count: 0, Image: testImage(t)})
+	batch := fmt.Sprint(fleet.Batch.ID)
+	invited := func(board int) bool {
+		t.Helper()
+		d := hello(t, srv, helloOf(board)).Deployment
+		if d == nil {
+			t.Fatalf("board %d: no deployment", board)
+		}
+		return d.Image.Swarm != nil
+	}
+	steps := []struct {
+		name  string
+		cli   []string // rpi-deployd command that sets a mode ("" none)
+		board int      // a board that says hello after it
+		want  bool
+	}{
+		{"server default off", nil, 1, false},
+		{"image on", []string{"image", "set", fleet.ImageName, "--p2p", "on"}, 2, true},
+		{"batch off goes first", []string{"batch", "set", batch, "--p2p", "off"}, 3, false},
+		{"batch inherits the image's on", []string{"batch", "set", batch, "--p2p", "inherit"}, 4, true},
+		{"image inherits the server's off", []string{"image", "set", fleet.ImageName, "--p2p", "inherit"}, 5, false},
+		{"batch on", []string{"batch", "set", batch, "--p2p", "on"}, 6, true},
+	}
+	for _, s := range steps {
+		if s.cli != nil {
+			runCLI(t, srv, s.cli...)
+		}
+		if got := invited(s.board); got != s.want {
+			t.Errorf("%s: board %d invited into a swarm: %v, want %v", s.name, s.board, got, s.want)
+		}
+	}
+
+	var img struct {
+		P2P string `json:"p2p"`
+	}
+	if err := srv.Do(t.Context(), http.MethodPost, "/api/v1/images/"+fleet.ImageName+"/p2p", map[string]string{"p2p": "maybe"}, nil); statusOf(err) != http.StatusBadRequest {
+		t.Errorf("image p2p \"maybe\": %v, want 400", err)
+	}
+	if err := srv.Do(t.Context(), http.MethodPost, "/api/v1/batches/"+batch+"/p2p", map[string]string{"p2p": ""}, nil); statusOf(err) != http.StatusBadRequest {
+		t.Errorf("batch p2p \"\": %v, want 400", err)
+	}
+	if err := srv.Do(t.Context(), http.MethodPost, "/api/v1/batches/999999/p2p", map[string]string{"p2p": "on"}, nil); statusOf(err) != http.StatusNotFound {
+		t.Errorf("p2p of a batch that does not exist: %v, want 404", err)
+	}
+	if err := srv.Do(t.Context(), http.MethodGet, "/api/v1/images/"+fleet.ImageName, nil, &img); err != nil || img.P2P != "inherit" {
+		t.Errorf("image after the bad requests: %+v %v, want p2p inherit", img, err)
+	}
+	var b struct {
+		P2P string `json:"p2p"`
+	}
+	if err := srv.Do(t.Context(), http.MethodGet, "/api/v1/batches/"+batch, nil, &b); err != nil || b.P2P != "on" {
+		t.Errorf("batch after the bad requests: %+v %v, want p2p on", b, err)
+	}
+
+	// Board 6 was invited (batch on); with its batch turned off the swarm endpoints
+	// refuse it.
+	runCLI(t, srv, "batch", "set", batch, "--p2p", "off")
+	d := hello(t, srv, helloOf(6)).Deployment
+	if code, _ := getSecret(t, srv.URL+fmt.Sprintf(agentapi.PathSwarmTorrent, d.ID), d.Secret); code != http.StatusNotFound {
+		t.Errorf("metainfo for a board whose batch turned p2p off: %d, want 404", code)
+	}
+}
