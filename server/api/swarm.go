@@ -160,16 +160,19 @@ func (a *API) swarmAnnounce(c *gin.Context) {
 }
 
 // swarmList: GET /api/v1/swarm (operators): every board heard from recently, with the
-// bytes it got from the server and from peers, and the server's image upload rate.
+// bytes it got from the server and from peers, and the server's image upload rate;
+// enabled when P2P is on by default or some board is in a swarm.
 func (a *API) swarmList(c *gin.Context) {
 	out := struct {
 		Enabled         bool           `json:"enabled"`
 		Members         []swarm.Member `json:"members"`
 		ServerUploadBps float64        `json:"server_upload_bps"`
-	}{Enabled: a.opt.Swarm != nil && a.opt.P2P, Members: []swarm.Member{}, ServerUploadBps: a.upload.sample(time.Now(), a.Metrics.BytesServed())}
+	}{Members: []swarm.Member{}, ServerUploadBps: a.upload.sample(time.Now(), a.Metrics.BytesServed())}
 	if a.opt.Swarm != nil {
 		out.Members = append(out.Members, a.opt.Swarm.Members()...)
 	}
+	// On by default, or some board in a swarm now (an image or batch turned it on).
+	out.Enabled = a.opt.Swarm != nil && (a.opt.P2P || len(out.Members) > 0)
 	c.JSON(http.StatusOK, out)
 }
 
