@@ -65,6 +65,11 @@ type Config struct {
 	// Window is how far ahead of the flasher pieces of an image larger than Keep are
 	// fetched (default 64 MiB).
 	Window int64
+	// WebSeedConns is how many web seed requests (each a 256 KiB piece) a board has in
+	// flight at most (default 2). The engine would keep 16; boards that start together
+	// would then each ask the server for 4 MiB of pieces before any peer has one, and
+	// the server's link would carry the same pieces many times.
+	WebSeedConns int
 	// Listen is the TCP address BitTorrent listens on (default ":0", any port).
 	Listen string
 	// Stall: a read that gets no byte for this long fails (the flasher then resumes,
@@ -195,6 +200,9 @@ func (cfg Config) withDefaults() Config {
 	if cfg.Listen == "" {
 		cfg.Listen = ":0"
 	}
+	if cfg.WebSeedConns <= 0 {
+		cfg.WebSeedConns = 2
+	}
 	if cfg.Stall <= 0 {
 		cfg.Stall = 30 * time.Second
 	}
@@ -228,7 +236,8 @@ func (s *Swarm) newClient() (*torrent.Client, error) {
 	tc.HeaderObfuscationPolicy = torrent.HeaderObfuscationPolicy{} // plain: the deploy network is ours, CPU is not free
 	tc.DhtStartingNodes = nil
 	tc.Logger = alog.Default.WithFilterLevel(alog.Critical)
-	tc.WebTransport = &secretTransport{secret: s.cfg.Secret, base: transport(s.hc), peerHas: s.peerHas, declined: &s.declined}
+	tc.WebTransport = &secretTransport{secret: s.cfg.Secret, base: transport(s.hc), peerHas: s.peerHas, declined: &s.declined,
+		slots: make(chan struct{}, s.cfg.WebSeedConns)}
 	tc.Callbacks.ReceivedUsefulData = append(tc.Callbacks.ReceivedUsefulData, s.received)
 	cl, err := torrent.NewClient(tc)
 	if err != nil {
@@ -259,27 +268,72 @@ func transport(c *http.Client) http.RoundTripper {
 	return http.DefaultTransport
 }
 
-// secretTransport adds the deployment secret to the web seed's requests, and declines
-// a ranged request for a piece that a connected peer has: the server's one link is
+// secretTransport adds the deployment secret to the web seed's requests, keeps at
+// most cap(slots) of them in flight, and declines a ranged request for a piece that
+// a connected peer has (checked again once it has a slot): the server's one link is
 // the fleet's ceiling, so the web seed serves only pieces no peer of this board can
 // give it (the engine puts a declined request back for the peers and rests that web
 // seed requester for up to 10 s). A board alone, or whose peers lack the piece, gets
-// it from the web seed at once.
+// it from the web seed.
 type secretTransport struct {
 	secret   string
 	base     http.RoundTripper
 	peerHas  func(off int64) bool // nil: never decline
 	declined *atomic.Int64
+	slots    chan struct{} // nil: no limit
 }
 
 // errPeerHasPiece declines a web seed request (secretTransport).
 var errPeerHasPiece = errors.New("swarm: a peer has this piece; not fetching it from the web seed")
 
 func (t *secretTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if off, ok := rangeStart(r.Header.Get("Range")); ok && t.peerHas != nil && t.peerHas(off) {
-		t.declined.Add(1)
+	off, ranged := rangeStart(r.Header.Get("Range"))
+	decline := func() bool {
+		if ranged && t.peerHas != nil && t.peerHas(off) {
+			t.declined.Add(1)
+			return true
+		}
+		return false
+	}
+	if decline() {
 		return nil, errPeerHasPiece
 	}
+	release := func() {}
+	if t.slots != nil {
+		select {
+		case t.slots <- struct{}{}:
+		case <-r.Context().Done():
+			return nil, r.Context().Err()
+		}
+		var once sync.Once
+		release = func() { once.Do(func() { <-t.slots }) }
+		if decline() { // a peer may have got the piece meanwhile
+			release()
+			return nil, errPeerHasPiece
+		}
+	}
+	resp, err := t.roundTrip(r)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	resp.Body = &releasingBody{ReadCloser: resp.Body, release: release}
+	return resp, nil
+}
+
+// releasingBody gives back a web seed slot when its body is closed.
+type releasingBody struct {
+	io.ReadCloser
+	release func()
+}
+
+func (b *releasingBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.release()
+	return err
+}
+
+func (t *secretTransport) roundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	if t.secret != "" {
 		r.Header.Set(agentapi.HeaderSecret, t.secret)
