@@ -59,7 +59,7 @@ func (s *Service) SetImageP2P(ctx context.Context, name, mode string) (mgmtapi.I
 	if err := validP2P(mode); err != nil {
 		return mgmtapi.Image{}, err
 	}
-	return change(ctx, s, "", func(t *store.Tx) (auditLine, error) {
+	return change(ctx, s, events.ImageChanged, func(t *store.Tx) (auditLine, error) {
 		if err := t.SetImageP2P(ctx, name, mode); err != nil {
 			return auditLine{}, fmt.Errorf("image %q: %w", name, err)
 		}
