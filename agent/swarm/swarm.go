@@ -97,7 +97,10 @@ type Swarm struct {
 	hc    *http.Client
 
 	fromServer, fromPeers atomic.Int64
-	declined              atomic.Int64 // web seed requests not sent: a peer had the piece
+	declined              atomic.Int64 // web seed requests not sent: a peer had the piece, or another board's share
+	readPos               atomic.Int64 // the flasher's position in the compressed image
+	members               atomic.Int64 // boards of the swarm, this one included (last answer)
+	shareOffset           int64        // this board's random place in the share of web seed pieces
 	done                  atomic.Bool
 	pieceLength           int64
 	whole                 bool // the whole image is fetched (it fits in Keep), not a window
@@ -140,6 +143,8 @@ func Join(ctx context.Context, cfg Config) (*Swarm, error) {
 		return nil, err
 	}
 	s.pieceLength = info.PieceLength
+	s.members.Store(1)
+	s.shareOffset = rand.Int64N(1 << 30)
 	s.store = newPieceStore(info, cfg.Keep, s.pieceFailed)
 	s.store.lie = cfg.CorruptUploads
 	if cfg.CorruptUploads {
@@ -355,19 +360,29 @@ func rangeStart(h string) (int64, bool) {
 	return n, err == nil && n >= 0
 }
 
-// peerHas reports whether a connected peer says it has the piece holding compressed
-// byte off.
+// peerHas reports whether the piece holding compressed byte off should come from the
+// other boards rather than from the server: a connected peer says it has it; or it is
+// another board's share and the flasher does not need it soon. The share splits the
+// pieces among the boards of the swarm (this board's is every Kth piece from a random
+// offset, K the boards the server last listed, this one included), so that boards
+// that start together ask the server for different pieces instead of all for the
+// rarest, which at the start is every piece alike. A piece nobody's share covers is
+// fetched by the first board whose flasher comes within Readahead of it.
 func (s *Swarm) peerHas(off int64) bool {
 	if s.t == nil || s.pieceLength <= 0 {
 		return false
 	}
-	i := uint32(off / s.pieceLength)
+	i := off / s.pieceLength
 	for _, pc := range s.t.PeerConns() {
-		if pc.PeerPieces().Contains(i) {
+		if pc.PeerPieces().Contains(uint32(i)) {
 			return true
 		}
 	}
-	return false
+	k := max(s.members.Load(), 1)
+	mine := (i+s.shareOffset)%k == 0
+	pos := s.readPos.Load()
+	soon := off+s.pieceLength > pos && off < pos+s.cfg.Readahead
+	return !mine && !soon
 }
 
 func (s *Swarm) fetchMetainfo(ctx context.Context) (*metainfo.MetaInfo, *metainfo.Info, error) {
@@ -536,6 +551,7 @@ func (r *reader) Read(p []byte) (int, error) {
 	defer cancel()
 	n, err := r.r.ReadContext(ctx, p)
 	r.off += int64(n)
+	r.s.readPos.Store(r.off)
 	r.s.store.consume(r.off)
 	if err != nil && n == 0 && errors.Is(err, context.DeadlineExceeded) && r.ctx.Err() == nil {
 		err = fmt.Errorf("%w for %v at compressed byte %d", ErrStalled, r.s.cfg.Stall, r.off)
@@ -662,6 +678,7 @@ func (s *Swarm) announce(ctx context.Context, leaving bool) (seed bool, err erro
 	}
 	s.seed = ans.Seed
 	s.mu.Unlock()
+	s.members.Store(int64(len(peers)) + 1)
 	if len(peers) > 0 {
 		s.t.AddPeers(peers)
 	}
