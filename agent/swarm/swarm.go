@@ -99,6 +99,7 @@ type Swarm struct {
 	fromServer, fromPeers atomic.Int64
 	declined              atomic.Int64 // web seed requests not sent: a peer had the piece, or another board's share
 	readPos               atomic.Int64 // the flasher's position in the compressed image
+	readAt                atomic.Int64 // when it last moved (Unix ns)
 	members               atomic.Int64 // boards of the swarm, this one included (last answer)
 	shareOffset           int64        // this board's random place in the share of web seed pieces
 	done                  atomic.Bool
@@ -144,6 +145,7 @@ func Join(ctx context.Context, cfg Config) (*Swarm, error) {
 	}
 	s.pieceLength = info.PieceLength
 	s.members.Store(1)
+	s.readAt.Store(time.Now().UnixNano())
 	s.shareOffset = rand.Int64N(1 << 30)
 	s.store = newPieceStore(info, cfg.Keep, s.pieceFailed)
 	s.store.lie = cfg.CorruptUploads
@@ -367,7 +369,7 @@ func rangeStart(h string) (int64, bool) {
 // offset, K the boards the server last listed, this one included), so that boards
 // that start together ask the server for different pieces instead of all for the
 // rarest, which at the start is every piece alike. A piece nobody's share covers is
-// fetched by the first board whose flasher comes within Readahead of it.
+// fetched by a board whose flasher has waited shareWait within Readahead before it.
 func (s *Swarm) peerHas(off int64) bool {
 	if s.t == nil || s.pieceLength <= 0 {
 		return false
@@ -381,9 +383,14 @@ func (s *Swarm) peerHas(off int64) bool {
 	k := max(s.members.Load(), 1)
 	mine := (i+s.shareOffset)%k == 0
 	pos := s.readPos.Load()
-	soon := off+s.pieceLength > pos && off < pos+s.cfg.Readahead
-	return !mine && !soon
+	waiting := time.Since(time.Unix(0, s.readAt.Load())) > shareWait
+	needed := waiting && off+s.pieceLength > pos && off < pos+s.cfg.Readahead
+	return !mine && !needed
 }
+
+// shareWait is how long the flasher waits at one place before the pieces it needs
+// next are fetched from the web seed whoever's share they are.
+const shareWait = 2 * time.Second
 
 func (s *Swarm) fetchMetainfo(ctx context.Context) (*metainfo.MetaInfo, *metainfo.Info, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.cfg.Swarm.TorrentURL, nil)
@@ -551,7 +558,10 @@ func (r *reader) Read(p []byte) (int, error) {
 	defer cancel()
 	n, err := r.r.ReadContext(ctx, p)
 	r.off += int64(n)
-	r.s.readPos.Store(r.off)
+	if n > 0 {
+		r.s.readPos.Store(r.off)
+		r.s.readAt.Store(time.Now().UnixNano())
+	}
 	r.s.store.consume(r.off)
 	if err != nil && n == 0 && errors.Is(err, context.DeadlineExceeded) && r.ctx.Err() == nil {
 		err = fmt.Errorf("%w for %v at compressed byte %d", ErrStalled, r.s.cfg.Stall, r.off)
