@@ -4,6 +4,7 @@ package swarm
 
 import (
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -57,13 +58,18 @@ func TestP2PFleetBench(t *testing.T) {
 		f.finish(t, bs, nil)
 		s := last.Sub(start).Seconds()
 		var cpu time.Duration
+		var declined int64
 		for _, b := range bs {
 			cpu += b.cpu
+			if m := regexp.MustCompile(`web_seed_declined=(\d+)`).FindStringSubmatch(b.out.String()); m != nil {
+				n, _ := strconv.ParseInt(m[1], 10, 64)
+				declined += n
+			}
 		}
 		load, _ := os.ReadFile("/proc/loadavg")
-		t.Logf("p2p=%s boards=%d rate=%s: all verified in %.1f s; server sent %d bytes (%.2f images of %d); agents' CPU %.1f s in all (seeding included); loadavg %s",
+		t.Logf("p2p=%s boards=%d rate=%s: all verified in %.1f s; server sent %d bytes (%.2f images of %d) in %d image requests, %d web seed requests declined (a peer had the piece); server CPU %.1f s; agents' CPU %.1f s in all (seeding included); loadavg %s",
 			p2p, boards, rate, s, f.served(), float64(f.served())/float64(f.m.CompressedSize), f.m.CompressedSize,
-			cpu.Seconds(), strings.TrimSpace(string(load)))
+			f.metric("rpideploy_image_downloads_total"), declined, f.serverCPU().Seconds(), cpu.Seconds(), strings.TrimSpace(string(load)))
 		return s, f.served(), f.m.CompressedSize
 	}
 	one, _, _ := run("on", 1)

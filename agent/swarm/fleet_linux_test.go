@@ -37,6 +37,7 @@ type fleet struct {
 	m              *manifest.Manifest
 	zst            string
 	agent, rpiImag string
+	srvPID         int
 }
 
 const serverIP = "10.79.0.1"
@@ -145,6 +146,7 @@ func newFleet(t *testing.T, zst, p2p, serverRate string, count int) *fleet {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	f.srvPID = cmd.Process.Pid
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		cmd.Wait()
@@ -184,15 +186,35 @@ func (f *fleet) api(method, path, body string) string {
 }
 
 // served is the server's image bytes counter (its /metrics).
-func (f *fleet) served() int64 {
+func (f *fleet) served() int64 { f.t.Helper(); return f.metric("rpideploy_image_bytes_served_total") }
+
+// metric reads counter name from the server's /metrics.
+func (f *fleet) metric(name string) int64 {
 	f.t.Helper()
 	out := f.api("GET", "/metrics", "")
-	m := regexp.MustCompile(`(?m)^rpideploy_image_bytes_served_total (\d+)$`).FindStringSubmatch(out)
+	m := regexp.MustCompile(`(?m)^` + name + ` (\d+)$`).FindStringSubmatch(out)
 	if m == nil {
-		f.t.Fatalf("no image bytes counter in /metrics:\n%s", out)
+		f.t.Fatalf("no %s in /metrics:\n%s", name, out)
 	}
 	n, _ := strconv.ParseInt(m[1], 10, 64)
 	return n
+}
+
+// serverCPU is the user + system CPU time rpi-deployd has used so far (/proc/PID/stat,
+// in clock ticks of 1/100 s, as on Linux/amd64 and arm64).
+func (f *fleet) serverCPU() time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", f.srvPID))
+	if err != nil {
+		return 0
+	}
+	_, rest, _ := strings.Cut(string(b), ") ")
+	fields := strings.Fields(rest)
+	if len(fields) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(fields[11], 10, 64)
+	st, _ := strconv.ParseInt(fields[12], 10, 64)
+	return time.Duration(u+st) * 10 * time.Millisecond
 }
 
 // board is one rpi-agent process in its own namespace.

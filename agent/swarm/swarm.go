@@ -36,6 +36,7 @@ import (
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/iplist"
 	"github.com/anacrolix/torrent/metainfo"
+	pp "github.com/anacrolix/torrent/peer_protocol"
 	"github.com/anacrolix/torrent/types"
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
@@ -64,6 +65,11 @@ type Config struct {
 	// Window is how far ahead of the flasher pieces of an image larger than Keep are
 	// fetched (default 64 MiB).
 	Window int64
+	// WebSeedConns is how many web seed requests (each a 256 KiB piece) a board has in
+	// flight at most (default 2). The engine would keep 16; boards that start together
+	// would then each ask the server for 4 MiB of pieces before any peer has one, and
+	// the server's link would carry the same pieces many times.
+	WebSeedConns int
 	// Listen is the TCP address BitTorrent listens on (default ":0", any port).
 	Listen string
 	// Stall: a read that gets no byte for this long fails (the flasher then resumes,
@@ -91,7 +97,13 @@ type Swarm struct {
 	hc    *http.Client
 
 	fromServer, fromPeers atomic.Int64
+	declined              atomic.Int64 // web seed requests not sent: a peer had the piece, or another board's share
+	readPos               atomic.Int64 // the flasher's position in the compressed image
+	readAt                atomic.Int64 // when it last moved (Unix ns)
+	members               atomic.Int64 // boards of the swarm, this one included (last answer)
+	shareOffset           int64        // this board's random place in the share of web seed pieces
 	done                  atomic.Bool
+	pieceLength           int64
 	whole                 bool // the whole image is fetched (it fits in Keep), not a window
 
 	mu           sync.Mutex
@@ -105,6 +117,9 @@ type Swarm struct {
 	loopDone chan struct{}
 	kick     chan struct{}
 }
+
+// ChunkSize is the most bytes asked for in one request, from a peer or the web seed.
+const ChunkSize = 256 << 10
 
 // ErrMetainfo is a metainfo that does not fit the deployment (info hash or length).
 var ErrMetainfo = errors.New("swarm metainfo does not fit the deployment")
@@ -128,6 +143,10 @@ func Join(ctx context.Context, cfg Config) (*Swarm, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.pieceLength = info.PieceLength
+	s.members.Store(1)
+	s.readAt.Store(time.Now().UnixNano())
+	s.shareOffset = rand.Int64N(1 << 30)
 	s.store = newPieceStore(info, cfg.Keep, s.pieceFailed)
 	s.store.lie = cfg.CorruptUploads
 	if cfg.CorruptUploads {
@@ -139,7 +158,18 @@ func Join(ctx context.Context, cfg Config) (*Swarm, error) {
 		return nil, err
 	}
 	s.cl = cl
-	t, err := cl.AddTorrent(mi)
+	spec, err := torrent.TorrentSpecFromMetaInfoErr(mi)
+	if err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("%w: %w", ErrMetainfo, err)
+	}
+	// Whole pieces per request (BitTorrent's usual 16 KiB blocks at most ChunkSize):
+	// every block costs the engine a message, request bookkeeping and, from the web
+	// seed, an HTTP request; with 16 KiB the twenty agents of the fleet bench spent
+	// most of their CPU on that. All boards run this code, and the engine accepts
+	// requests of up to 4 chunks from its peers.
+	spec.ChunkSize = pp.Integer(min(info.PieceLength, ChunkSize))
+	t, _, err := cl.AddTorrentSpec(spec)
 	if err != nil {
 		cl.Close()
 		return nil, fmt.Errorf("add torrent: %w", err)
@@ -177,6 +207,9 @@ func (cfg Config) withDefaults() Config {
 	if cfg.Listen == "" {
 		cfg.Listen = ":0"
 	}
+	if cfg.WebSeedConns <= 0 {
+		cfg.WebSeedConns = 2
+	}
 	if cfg.Stall <= 0 {
 		cfg.Stall = 30 * time.Second
 	}
@@ -210,7 +243,8 @@ func (s *Swarm) newClient() (*torrent.Client, error) {
 	tc.HeaderObfuscationPolicy = torrent.HeaderObfuscationPolicy{} // plain: the deploy network is ours, CPU is not free
 	tc.DhtStartingNodes = nil
 	tc.Logger = alog.Default.WithFilterLevel(alog.Critical)
-	tc.WebTransport = &secretTransport{secret: s.cfg.Secret, base: transport(s.hc)}
+	tc.WebTransport = &secretTransport{secret: s.cfg.Secret, base: transport(s.hc), peerHas: s.peerHas, declined: &s.declined,
+		slots: make(chan struct{}, s.cfg.WebSeedConns)}
 	tc.Callbacks.ReceivedUsefulData = append(tc.Callbacks.ReceivedUsefulData, s.received)
 	cl, err := torrent.NewClient(tc)
 	if err != nil {
@@ -241,19 +275,122 @@ func transport(c *http.Client) http.RoundTripper {
 	return http.DefaultTransport
 }
 
-// secretTransport adds the deployment secret to the web seed's requests.
+// secretTransport adds the deployment secret to the web seed's requests, keeps at
+// most cap(slots) of them in flight, and declines a ranged request for a piece that
+// a connected peer has (checked again once it has a slot): the server's one link is
+// the fleet's ceiling, so the web seed serves only pieces no peer of this board can
+// give it (the engine puts a declined request back for the peers and rests that web
+// seed requester for up to 10 s). A board alone, or whose peers lack the piece, gets
+// it from the web seed.
 type secretTransport struct {
-	secret string
-	base   http.RoundTripper
+	secret   string
+	base     http.RoundTripper
+	peerHas  func(off int64) bool // nil: never decline
+	declined *atomic.Int64
+	slots    chan struct{} // nil: no limit
 }
 
+// errPeerHasPiece declines a web seed request (secretTransport).
+var errPeerHasPiece = errors.New("swarm: a peer has this piece; not fetching it from the web seed")
+
 func (t *secretTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	off, ranged := rangeStart(r.Header.Get("Range"))
+	decline := func() bool {
+		if ranged && t.peerHas != nil && t.peerHas(off) {
+			t.declined.Add(1)
+			return true
+		}
+		return false
+	}
+	if decline() {
+		return nil, errPeerHasPiece
+	}
+	release := func() {}
+	if t.slots != nil {
+		select {
+		case t.slots <- struct{}{}:
+		case <-r.Context().Done():
+			return nil, r.Context().Err()
+		}
+		var once sync.Once
+		release = func() { once.Do(func() { <-t.slots }) }
+		if decline() { // a peer may have got the piece meanwhile
+			release()
+			return nil, errPeerHasPiece
+		}
+	}
+	resp, err := t.roundTrip(r)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	resp.Body = &releasingBody{ReadCloser: resp.Body, release: release}
+	return resp, nil
+}
+
+// releasingBody gives back a web seed slot when its body is closed.
+type releasingBody struct {
+	io.ReadCloser
+	release func()
+}
+
+func (b *releasingBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.release()
+	return err
+}
+
+func (t *secretTransport) roundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	if t.secret != "" {
 		r.Header.Set(agentapi.HeaderSecret, t.secret)
 	}
 	return t.base.RoundTrip(r)
 }
+
+// rangeStart is the first byte of a "bytes=START-END" Range header.
+func rangeStart(h string) (int64, bool) {
+	v, ok := strings.CutPrefix(h, "bytes=")
+	if !ok {
+		return 0, false
+	}
+	start, _, ok := strings.Cut(v, "-")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(start, 10, 64)
+	return n, err == nil && n >= 0
+}
+
+// peerHas reports whether the piece holding compressed byte off should come from the
+// other boards rather than from the server: a connected peer says it has it; or it is
+// another board's share and the flasher does not need it soon. The share splits the
+// pieces among the boards of the swarm (this board's is every Kth piece from a random
+// offset, K the boards the server last listed, this one included), so that boards
+// that start together ask the server for different pieces instead of all for the
+// rarest, which at the start is every piece alike. A piece nobody's share covers is
+// fetched by a board whose flasher has waited shareWait within Readahead before it.
+func (s *Swarm) peerHas(off int64) bool {
+	if s.t == nil || s.pieceLength <= 0 {
+		return false
+	}
+	i := off / s.pieceLength
+	for _, pc := range s.t.PeerConns() {
+		if pc.PeerPieces().Contains(uint32(i)) {
+			return true
+		}
+	}
+	k := max(s.members.Load(), 1)
+	mine := (i+s.shareOffset)%k == 0
+	pos := s.readPos.Load()
+	waiting := time.Since(time.Unix(0, s.readAt.Load())) > shareWait
+	needed := waiting && off+s.pieceLength > pos && off < pos+s.cfg.Readahead
+	return !mine && !needed
+}
+
+// shareWait is how long the flasher waits at one place before the pieces it needs
+// next are fetched from the web seed whoever's share they are.
+const shareWait = 2 * time.Second
 
 func (s *Swarm) fetchMetainfo(ctx context.Context) (*metainfo.MetaInfo, *metainfo.Info, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.cfg.Swarm.TorrentURL, nil)
@@ -421,6 +558,10 @@ func (r *reader) Read(p []byte) (int, error) {
 	defer cancel()
 	n, err := r.r.ReadContext(ctx, p)
 	r.off += int64(n)
+	if n > 0 {
+		r.s.readPos.Store(r.off)
+		r.s.readAt.Store(time.Now().UnixNano())
+	}
 	r.s.store.consume(r.off)
 	if err != nil && n == 0 && errors.Is(err, context.DeadlineExceeded) && r.ctx.Err() == nil {
 		err = fmt.Errorf("%w for %v at compressed byte %d", ErrStalled, r.s.cfg.Stall, r.off)
@@ -454,8 +595,9 @@ func (s *Swarm) Seed(ctx context.Context) {
 		}
 		break
 	}
-	_, _, up := s.Counts()
-	s.log.Info("seeding ended", "took", time.Since(start).Round(time.Millisecond), "uploaded", up)
+	fs, fp, up := s.Counts()
+	s.log.Info("seeding ended", "took", time.Since(start).Round(time.Millisecond), "uploaded", up,
+		"from_server", fs, "from_peers", fp, "web_seed_declined", s.declined.Load())
 }
 
 func (s *Swarm) interval() time.Duration {
@@ -546,6 +688,7 @@ func (s *Swarm) announce(ctx context.Context, leaving bool) (seed bool, err erro
 	}
 	s.seed = ans.Seed
 	s.mu.Unlock()
+	s.members.Store(int64(len(peers)) + 1)
 	if len(peers) > 0 {
 		s.t.AddPeers(peers)
 	}

@@ -67,10 +67,14 @@ type Options struct {
 	// AgentPerSource is how many agent-API requests (hello, events, result) of one
 	// source address run at once; more wait their turn. Default 4; negative: no limit.
 	AgentPerSource int
-	// Swarm, when set, turns on peer-to-peer image distribution (rpi-deployd --p2p=on):
-	// hello answers invite boards into their image's swarm and the swarm endpoints
-	// answer. nil: off, boards fetch over HTTP alone.
+	// Swarm, when set, makes peer-to-peer image distribution possible: hello answers
+	// invite boards into their image's swarm, when their batch's or image's mode, or
+	// else P2P, says so, and the swarm endpoints answer those boards. nil: off, boards
+	// fetch over HTTP alone.
 	Swarm *swarm.Registry
+	// P2P is the mode of images and batches whose mode is "inherit" (rpi-deployd
+	// --p2p): true invites their boards into a swarm.
+	P2P bool
 	// Extra lets other parts (dashboard, netboot) add routes to the engine; called
 	// with the engine and the middleware that enforces operator authentication.
 	Extra []func(r *gin.Engine, auth gin.HandlerFunc)

@@ -48,6 +48,7 @@ func (a *API) manageRoutes(m *gin.RouterGroup) {
 	m.HEAD("/images/:name/upload", a.uploadState)
 	m.PUT("/images/:name/data", a.putData)
 	m.POST("/images/:name/activate", a.activateImage)
+	m.POST("/images/:name/p2p", a.setImageP2P)
 
 	m.GET("/batches", a.listBatches)
 	m.POST("/batches", a.postBatch)
@@ -56,6 +57,7 @@ func (a *API) manageRoutes(m *gin.RouterGroup) {
 	m.POST("/batches/:id/resume", a.changeBatch(domain.BatchResume))
 	m.POST("/batches/:id/cancel", a.changeBatch(domain.BatchCancel))
 	m.POST("/batches/:id/priority", a.changeBatch(domain.BatchPriority))
+	m.POST("/batches/:id/p2p", a.setBatchP2P)
 
 	m.GET("/boards", a.listBoards)
 	m.GET("/boards/:serial", a.getBoard)
@@ -275,6 +277,33 @@ func (a *API) activateImage(c *gin.Context) {
 	}
 	p, err := a.svc.ActivateImage(c.Request.Context(), c.Param("name"), b.Product, b.AllowNoFirstBoot)
 	ok(c, p, err)
+}
+
+// p2pBody is the body of POST /images/:name/p2p and /batches/:id/p2p.
+type p2pBody struct {
+	P2P string `json:"p2p"` // on, off or inherit
+}
+
+func (a *API) setImageP2P(c *gin.Context) {
+	var b p2pBody
+	if !bindJSON(c, &b, 4<<10) {
+		return
+	}
+	img, err := a.svc.SetImageP2P(c.Request.Context(), c.Param("name"), b.P2P)
+	ok(c, img, err)
+}
+
+func (a *API) setBatchP2P(c *gin.Context) {
+	id, good := idParam(c)
+	if !good {
+		return
+	}
+	var b p2pBody
+	if !bindJSON(c, &b, 4<<10) {
+		return
+	}
+	bt, err := a.svc.SetBatchP2P(c.Request.Context(), id, b.P2P)
+	ok(c, bt, err)
 }
 
 func (a *API) listBatches(c *gin.Context) {

@@ -38,6 +38,12 @@ func (a *API) swarmHello(c *gin.Context, d *agentapi.Deployment) {
 	if a.opt.Swarm == nil {
 		return
 	}
+	if on, err := a.svc.P2PFor(c.Request.Context(), d.ID, a.opt.P2P); err != nil || !on {
+		if err != nil {
+			a.log.Warn("swarm mode unknown; HTTP only", "deployment", d.ID, "err", err)
+		}
+		return
+	}
 	hash, err := a.opt.Swarm.Prepare(d.Image.Name, a.svc.ImageFile(d.Image.Name))
 	if errors.Is(err, swarm.ErrNotReady) {
 		// The first hello for an image starts its piece hashes; a small image is
@@ -66,9 +72,12 @@ func (a *API) swarmTorrent(c *gin.Context) {
 	if !ok {
 		return
 	}
-	d, err := a.svc.SwarmMember(c.Request.Context(), id, c.GetHeader(agentapi.HeaderSecret))
+	d, err := a.svc.SwarmMember(c.Request.Context(), id, c.GetHeader(agentapi.HeaderSecret), nil)
 	if err != nil {
 		failErr(c, err)
+		return
+	}
+	if !a.swarmOn(c, d.ID) {
 		return
 	}
 	b, err := a.opt.Swarm.Torrent(d.Image, a.svc.ImageFile(d.Image), baseURL(c.Request)+"/images/"+d.Image+".img.zst")
@@ -77,6 +86,20 @@ func (a *API) swarmTorrent(c *gin.Context) {
 		return
 	}
 	c.Data(http.StatusOK, "application/x-bittorrent", b)
+}
+
+// swarmOn answers 404 and reports false when deployment id's board is not invited
+// into a swarm (its batch's, image's or the server's mode is off).
+func (a *API) swarmOn(c *gin.Context, id int64) bool {
+	on, err := a.svc.P2PFor(c.Request.Context(), id, a.opt.P2P)
+	if err != nil {
+		failErr(c, err)
+		return false
+	}
+	if !on {
+		fail(c, http.StatusNotFound, "peer-to-peer distribution is off for this deployment (its batch, its image or rpi-deployd --p2p)", "")
+	}
+	return on
 }
 
 // swarmAnnounce: POST /api/v1/deployments/:id/swarm/announce, with the deployment's
@@ -99,9 +122,16 @@ func (a *API) swarmAnnounce(c *gin.Context) {
 		fail(c, http.StatusBadRequest, "byte counts must not be negative", "")
 		return
 	}
-	d, err := a.svc.SwarmMember(c.Request.Context(), id, c.GetHeader(agentapi.HeaderSecret))
+	// What a board says it got from peers counts towards keeping its name after a
+	// failure (releaseUnstreamed), but never more than the other boards of its swarm
+	// say they sent: one host alone cannot keep names by claiming peer bytes.
+	fromPeers := func(image string) int64 { return min(in.FromPeers, a.opt.Swarm.SentToOthers(image, id)) }
+	d, err := a.svc.SwarmMember(c.Request.Context(), id, c.GetHeader(agentapi.HeaderSecret), fromPeers)
 	if err != nil {
 		failErr(c, err)
+		return
+	}
+	if !in.Leaving && !a.swarmOn(c, d.ID) {
 		return
 	}
 	if in.Leaving {
@@ -123,9 +153,10 @@ func (a *API) swarmAnnounce(c *gin.Context) {
 }
 
 // swarmList: GET /api/v1/swarm (operators): every board heard from recently, with the
-// bytes it got from the server and from peers, and the server's image upload rate.
+// bytes it got from the server and from peers, and the server's image upload rate;
+// enabled when P2P is on by default or some board is in a swarm.
 func (a *API) swarmList(c *gin.Context) {
-	out := mgmtapi.Swarm{Enabled: a.opt.Swarm != nil, Members: []mgmtapi.SwarmMember{},
+	out := mgmtapi.Swarm{Members: []mgmtapi.SwarmMember{},
 		ServerUploadBps: a.upload.sample(time.Now(), a.Metrics.BytesServed())}
 	if a.opt.Swarm != nil {
 		for _, m := range a.opt.Swarm.Members() {
@@ -134,6 +165,8 @@ func (a *API) swarmList(c *gin.Context) {
 				Uploaded: m.Uploaded, Done: m.Done, Seeding: m.Seeding, LastSeen: m.LastSeen})
 		}
 	}
+	// On by default, or some board in a swarm now (an image or batch turned it on).
+	out.Enabled = a.opt.Swarm != nil && (a.opt.P2P || len(out.Members) > 0)
 	c.JSON(http.StatusOK, out)
 }
 

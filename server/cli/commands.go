@@ -60,6 +60,7 @@ func init() {
 		{name: "image list", help: "list images", run: cmdImageList},
 		{name: "image show", args: "NAME", help: "print an image's manifest", run: cmdImageShow},
 		{name: "image activate", flags: "product allow-no-first-boot:bool", args: "NAME --product CODE [--allow-no-first-boot]", help: "make an image the product's active image (one without a first-boot mechanism needs --allow-no-first-boot)", run: cmdImageActivate},
+		{name: "image set", flags: "p2p", args: "NAME --p2p on|off|inherit", help: "set an image's peer-to-peer mode (inherit: rpi-deployd --p2p decides; a batch's own mode goes first)", run: cmdImageSet},
 		{name: "image rm", args: "NAME", help: "delete an unused image", run: cmdImageRm},
 		{name: "batch add", flags: "venue product image count:int priority:int paused:bool note allow-no-first-boot:bool", args: "--venue CODE --product CODE [--count N] [--image NAME] [--priority N] [--paused] [--note TEXT] [--allow-no-first-boot]", help: "create a batch (count 0 = open-ended; --paused creates it pending: batch resume starts it; an image without a first-boot mechanism needs --allow-no-first-boot)", run: cmdBatchAdd},
 		{name: "batch list", flags: "state", args: "[--state S]", help: "list batches and their progress", run: cmdBatchList},
@@ -67,6 +68,7 @@ func init() {
 		{name: "batch resume", args: "ID", help: "resume a batch", run: cmdBatchChange(mgmtapi.BatchResume)},
 		{name: "batch cancel", args: "ID", help: "cancel a batch", run: cmdBatchChange(mgmtapi.BatchCancel)},
 		{name: "batch priority", args: "ID N", help: "set a batch's priority (higher first)", run: cmdBatchChange(mgmtapi.BatchPriority)},
+		{name: "batch set", flags: "p2p", args: "ID --p2p on|off|inherit", help: "set a batch's peer-to-peer mode for its boards' next hellos (inherit: the image's mode, else rpi-deployd --p2p)", run: cmdBatchSet},
 		{name: "deployments", flags: "state venue product serial since until batch:int limit:int csv:bool", args: "[--state S] [--venue V] [--batch ID] [--serial S] [--limit N] [--csv]", help: "list deployments", run: cmdDeployments},
 		{name: "deployment abandon", flags: "reason", args: "ID [--reason TEXT]", help: "close an open deployment that will not finish", run: cmdAbandon},
 		{name: "boards", flags: "q", args: "[-q TEXT]", help: "list boards", run: cmdBoards},
@@ -378,6 +380,36 @@ func cmdImageActivate(ctx context.Context, x *ctxt) error {
 	}
 	fmt.Fprintf(x.out, "image %s active for %s\n", name, x.flagStr("product"))
 	return nil
+}
+
+func cmdImageSet(ctx context.Context, x *ctxt) error {
+	name, err := x.arg(0, "NAME")
+	if err != nil {
+		return err
+	}
+	if x.flagStr("p2p") == "" {
+		return fmt.Errorf("%w: --p2p on|off|inherit is needed", errUsage)
+	}
+	var img mgmtapi.Image
+	if err := x.c.Post(ctx, v1+"/images/"+url.PathEscape(name)+"/p2p", map[string]string{"p2p": x.flagStr("p2p")}, &img); err != nil {
+		return err
+	}
+	return show(x, img, func(img mgmtapi.Image) { fmt.Fprintf(x.out, "image %s: p2p %s\n", img.Name, img.P2P) })
+}
+
+func cmdBatchSet(ctx context.Context, x *ctxt) error {
+	id, err := x.arg(0, "ID")
+	if err != nil {
+		return err
+	}
+	if x.flagStr("p2p") == "" {
+		return fmt.Errorf("%w: --p2p on|off|inherit is needed", errUsage)
+	}
+	var b mgmtapi.Batch
+	if err := x.c.Post(ctx, v1+"/batches/"+url.PathEscape(id)+"/p2p", map[string]string{"p2p": x.flagStr("p2p")}, &b); err != nil {
+		return err
+	}
+	return show(x, b, func(b mgmtapi.Batch) { fmt.Fprintf(x.out, "batch %d: p2p %s\n", b.ID, b.P2P) })
 }
 
 func cmdImageRm(ctx context.Context, x *ctxt) error {

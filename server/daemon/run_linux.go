@@ -86,7 +86,7 @@ func Start(ctx context.Context, opt Options) (d *Daemon, err error) {
 	streamsDone := make(chan struct{}) // closed at shutdown: ends event streams
 	lim := connlimit.New(connlimit.Options{Max: cfg.HTTPMaxConns, PerSource: cfg.HTTPMaxConnsPerSource, Logger: log})
 	swarms := newSwarm(cfg, log)
-	prepareSwarms(ctx, swarms, svc, log)
+	prepareSwarms(ctx, swarms, svc, cfg.P2P == "on", log)
 	engine := newEngine(svc, cfg, opt.Version, streamsDone, lim, swarms, log)
 
 	d, lns, err = listen(cfg, stderr)
@@ -159,7 +159,7 @@ func newEngine(svc *domain.Service, cfg config.Config, version string, streamsDo
 	var a *api.API
 	engine, a := api.New(svc, api.Options{Token: cfg.Token, Logger: log, AgentOnlyListeners: len(cfg.AgentListen) > 0,
 		Version: version, Shutdown: streamsDone, AgentListenersOnlyAgent: cfg.TLSMode() != "off",
-		MaxEventStreams: cfg.MaxEventStreams, Conns: lim, Swarm: swarms,
+		MaxEventStreams: cfg.MaxEventStreams, Conns: lim, Swarm: swarms, P2P: cfg.P2P == "on",
 		ReadTimeout: time.Duration(cfg.HTTPReadTimeout), WriteTimeout: time.Duration(cfg.HTTPWriteTimeout), AgentPerSource: cfg.AgentRequestsPerSource,
 		Extra: []func(*gin.Engine, gin.HandlerFunc){func(r *gin.Engine, _ gin.HandlerFunc) {
 			dashboard.Register(r, dashboard.Config{Authenticated: func(r *http.Request) bool { return a.Authenticated(r) },

@@ -51,9 +51,10 @@ func hashSecret(secret string) string {
 var ErrSecret = fmt.Errorf("deployment secret: %w", ErrAuth)
 
 // checkSecret compares secret with the deployment's stored hash in constant time and
-// returns how many image bytes were served for the deployment.
-func checkSecret(ctx context.Context, t *store.Tx, id int64, secret string) (served int64, err error) {
-	want, served, err := t.DeploymentSecret(ctx, id)
+// returns how many image bytes the deployment's board received: served for its
+// secret, plus those it reported from other boards.
+func checkSecret(ctx context.Context, t *store.Tx, id int64, secret string) (received int64, err error) {
+	want, received, err := t.DeploymentSecret(ctx, id)
 	if err != nil {
 		return 0, fmt.Errorf("deployment %d: %w", id, err)
 	}
@@ -64,7 +65,7 @@ func checkSecret(ctx context.Context, t *store.Tx, id int64, secret string) (ser
 	if want == "" || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
 		return 0, fmt.Errorf("deployment %d: the secret does not match (a newer hello of the board replaces it): %w", id, ErrSecret)
 	}
-	return served, nil
+	return received, nil
 }
 
 // StreamStarted records that the board holding secret fetches its image: from now on
@@ -101,7 +102,8 @@ func (s *Service) StreamServed(ctx context.Context, id, n int64) error {
 
 // releaseUnstreamed unbinds the pool name of a deployment that closed as a reported
 // failure or an expired claim before its board received the whole image (whole
-// false: fewer bytes were served for its secret than the image's compressed size),
+// false: fewer bytes were served for its secret, plus those its board reported from
+// other boards in its swarm announces, than the image's compressed size),
 // unless the board ever had a verified card under that name. No card can carry the
 // name: the agent never leaves a failed card bootable, and names a card only after
 // it checked the whole image; so the name may go to another board at once. A board

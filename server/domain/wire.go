@@ -45,7 +45,7 @@ func wireProductView(p store.Product) mgmtapi.ProductView {
 func wireImage(i store.Image) mgmtapi.Image {
 	return mgmtapi.Image{Name: i.Name, Size: i.Size, SHA256: i.SHA256, CompressedSize: i.CompressedSize,
 		CompressedSHA256: i.CompressedSHA256, FirstBoot: i.FirstBoot, OSRelease: i.OSRelease, State: i.State,
-		CreatedAt: i.CreatedAt, ReadyAt: i.ReadyAt}
+		CreatedAt: i.CreatedAt, ReadyAt: i.ReadyAt, P2P: i.P2P}
 }
 
 // productFirstBoot decodes a product's first-boot defaults; a row that does not

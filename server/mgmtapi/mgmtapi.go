@@ -131,6 +131,9 @@ type Image struct {
 	State            string `json:"state"` // ImageUploading or ImageReady
 	CreatedAt        string `json:"created_at"`
 	ReadyAt          string `json:"ready_at,omitempty"`
+	// P2P is the image's peer-to-peer mode: "on", "off" or "inherit" (rpi-deployd
+	// --p2p decides), unless its batch says otherwise.
+	P2P string `json:"p2p"`
 }
 
 // ImageView is an image with where its upload stands and which products use it.
@@ -165,6 +168,9 @@ type Batch struct {
 	Note      string `json:"note,omitempty"`
 	CreatedAt string `json:"created_at"`
 	UpdatedAt string `json:"updated_at"`
+	// P2P is the batch's peer-to-peer mode for its boards: "on", "off" or "inherit"
+	// (the image's mode decides, else rpi-deployd --p2p).
+	P2P string `json:"p2p"`
 }
 
 // BatchSpec is a batch as an operator asks for it: POST /api/v1/batches.
@@ -314,7 +320,7 @@ type EEPROMCard struct {
 // Swarm is GET /api/v1/swarm: the boards sharing images with each other (peer to
 // peer) and the server's own image upload rate.
 type Swarm struct {
-	Enabled         bool          `json:"enabled"` // serve --p2p on
+	Enabled         bool          `json:"enabled"` // --p2p on, or some board in a swarm now
 	Members         []SwarmMember `json:"members"` // boards heard from recently
 	ServerUploadBps float64       `json:"server_upload_bps"`
 }
@@ -333,3 +339,7 @@ type SwarmMember struct {
 	Seeding    bool      `json:"seeding"`     // the last answer told it to keep serving
 	LastSeen   time.Time `json:"last_seen"`
 }
+
+// P2PModes are the peer-to-peer modes of an image or batch (POST …/p2p, body
+// {"p2p": MODE}).
+var P2PModes = []string{"on", "off", "inherit"}

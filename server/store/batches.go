@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 
 	"fmt"
 )
@@ -31,15 +33,16 @@ type Batch struct {
 	Note      string
 	CreatedAt string
 	UpdatedAt string
+	P2P       string // "on", "off" or "inherit" (migration 0032)
 }
 
 const batchCols = `b.id, b.venue, b.product, b.image, coalesce(b.count, 0), b.priority, b.state, b.done,
-	b.in_progress, b.failed, b.note, b.created_at, b.updated_at`
+	b.in_progress, b.failed, b.note, b.created_at, b.updated_at, b.p2p`
 
 func scanBatch(r scanner) (Batch, error) {
 	var b Batch
 	err := r.Scan(&b.ID, &b.Venue, &b.Product, &b.Image, &b.Count, &b.Priority, &b.State, &b.Done, &b.InFlight,
-		&b.Failed, &b.Note, &b.CreatedAt, &b.UpdatedAt)
+		&b.Failed, &b.Note, &b.CreatedAt, &b.UpdatedAt, &b.P2P)
 	return b, err
 }
 
@@ -87,4 +90,21 @@ func (t *Tx) OpenBatches(ctx context.Context) ([]Batch, error) {
 	return collect(ctx, t.tx, scanBatch, `SELECT `+batchCols+` FROM batches b WHERE b.state = 'active'
 		AND (b.count IS NULL OR b.done + b.in_progress < b.count)
 		ORDER BY b.priority DESC, b.id`)
+}
+
+// SetBatchP2P sets a batch's peer-to-peer mode ("on", "off" or "inherit").
+func (t *Tx) SetBatchP2P(ctx context.Context, id int64, mode string) error {
+	res, err := t.tx.ExecContext(ctx, `UPDATE batches SET p2p = ? WHERE id = ?`, mode, id)
+	return affectedOne(res, err)
+}
+
+// DeploymentP2P returns the peer-to-peer modes of a deployment's batch ("inherit"
+// when it has none) and of its image.
+func (s *Store) DeploymentP2P(ctx context.Context, id int64) (batch, image string, err error) {
+	err = s.r.QueryRowContext(ctx, `SELECT coalesce(b.p2p, 'inherit'), coalesce(i.p2p, 'inherit') FROM deployments d
+		LEFT JOIN batches b ON b.id = d.batch_id LEFT JOIN images i ON i.name = d.image WHERE d.id = ?`, id).Scan(&batch, &image)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", "", ErrNotFound
+	}
+	return batch, image, err
 }

@@ -21,14 +21,23 @@ func (t *Tx) SetDeploymentSecret(ctx context.Context, id int64, secretSHA256 str
 	return err
 }
 
+// SetPeerBytes records that a deployment's board has received n compressed image
+// bytes from other boards in all; a smaller count than the one stored is ignored
+// (announces may arrive out of order).
+func (t *Tx) SetPeerBytes(ctx context.Context, id, n int64) error {
+	_, err := t.tx.ExecContext(ctx, `UPDATE deployments SET peer_bytes = ? WHERE id = ? AND peer_bytes < ?`, n, id, n)
+	return err
+}
+
 // DeploymentSecret returns the SHA-256 (hex) of a deployment's secret ("" when it has
-// none) and how many image bytes were served for it.
-func (t *Tx) DeploymentSecret(ctx context.Context, id int64) (secretSHA256 string, served int64, err error) {
-	err = t.tx.QueryRowContext(ctx, `SELECT secret_sha256, served FROM deployments WHERE id = ?`, id).Scan(&secretSHA256, &served)
+// none) and how many image bytes its board received: those served for its secret
+// plus those it reported from other boards (SetPeerBytes).
+func (t *Tx) DeploymentSecret(ctx context.Context, id int64) (secretSHA256 string, received int64, err error) {
+	err = t.tx.QueryRowContext(ctx, `SELECT secret_sha256, served + peer_bytes FROM deployments WHERE id = ?`, id).Scan(&secretSHA256, &received)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", 0, ErrNotFound
 	}
-	return secretSHA256, served, err
+	return secretSHA256, received, err
 }
 
 // AddServed counts n more image bytes served for a deployment.

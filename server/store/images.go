@@ -25,14 +25,15 @@ type Image struct {
 	State            string
 	CreatedAt        string
 	ReadyAt          string
+	P2P              string // "on", "off" or "inherit" (migration 0032)
 }
 
-const imageCols = `name, size, sha256, compressed_size, compressed_sha256, first_boot, os_release, manifest, state, created_at, coalesce(ready_at, '')`
+const imageCols = `name, size, sha256, compressed_size, compressed_sha256, first_boot, os_release, manifest, state, created_at, coalesce(ready_at, ''), p2p`
 
 func scanImage(r scanner) (Image, error) {
 	var i Image
 	err := r.Scan(&i.Name, &i.Size, &i.SHA256, &i.CompressedSize, &i.CompressedSHA256, &i.FirstBoot, &i.OSRelease,
-		&i.Manifest, &i.State, &i.CreatedAt, &i.ReadyAt)
+		&i.Manifest, &i.State, &i.CreatedAt, &i.ReadyAt, &i.P2P)
 	return i, err
 }
 
@@ -98,4 +99,10 @@ func (t *Tx) DeleteImage(ctx context.Context, name string) error {
 		return ErrNotFound
 	}
 	return nil
+}
+
+// SetImageP2P sets an image's peer-to-peer mode ("on", "off" or "inherit").
+func (t *Tx) SetImageP2P(ctx context.Context, name, mode string) error {
+	res, err := t.tx.ExecContext(ctx, `UPDATE images SET p2p = ? WHERE name = ?`, mode, name)
+	return affectedOne(res, err)
 }

@@ -318,3 +318,14 @@ func one[T any](ctx context.Context, q querier, scan func(scanner) (T, error), q
 	}
 	return v, err
 }
+
+// affectedOne turns an UPDATE of no row into ErrNotFound.
+func affectedOne(res sql.Result, err error) error {
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}

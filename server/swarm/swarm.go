@@ -306,5 +306,20 @@ func (r *Registry) Members() []Member {
 	return out
 }
 
+// SentToOthers is how many bytes the boards of image's swarm other than deployment
+// say they uploaded, in all (their last announces, stale members included): the most
+// a board of that swarm can truly have received from peers.
+func (r *Registry) SentToOthers(image string, deployment int64) int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var n int64
+	for id, m := range r.members[image] {
+		if id != deployment {
+			n += m.Uploaded
+		}
+	}
+	return n
+}
+
 // Interval is the announce interval given to boards.
 func (r *Registry) Interval() time.Duration { return r.opt.Interval }
