@@ -116,25 +116,33 @@ func packed(t *testing.T, name string, size int64) (string, *manifest.Manifest) 
 	return zst, m
 }
 
-// TestFlashFromWebSeed: one board alone in its swarm gets every piece from the web
-// seed through the BitTorrent client and the card verifies; every byte came from the
-// server, none from peers.
-func TestFlashFromWebSeed(t *testing.T) {
-	zst, m := packed(t, "alone", 6<<20)
-	o, hash := newOrigin(t, zst, 64<<10)
+// joinAndOpen joins the swarm of an origin seeding file (64 KiB pieces) and opens a
+// card image file to flash m onto; all three end with the test (2 minutes at most).
+func joinAndOpen(t *testing.T, file string, m *manifest.Manifest) (context.Context, *Swarm, *flash.Flasher, string) {
+	t.Helper()
+	o, hash := newOrigin(t, file, 64<<10)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	t.Cleanup(cancel)
 	sw, err := Join(ctx, o.config(hash, m, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sw.Close()
+	t.Cleanup(func() { sw.Close() })
 	target := filepath.Join(t.TempDir(), "card.img")
 	fl, err := flash.Open(target, m, flash.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer fl.Close()
+	t.Cleanup(func() { fl.Close() })
+	return ctx, sw, fl, target
+}
+
+// TestFlashFromWebSeed: one board alone in its swarm gets every piece from the web
+// seed through the BitTorrent client and the card verifies; every byte came from the
+// server, none from peers.
+func TestFlashFromWebSeed(t *testing.T) {
+	zst, m := packed(t, "alone", 6<<20)
+	ctx, sw, fl, _ := joinAndOpen(t, zst, m)
 	if err := fl.Stream(ctx, sw); err != nil {
 		t.Fatal(err)
 	}
@@ -170,20 +178,7 @@ func TestLyingMetainfo(t *testing.T) {
 	if err := os.WriteFile(lie, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	o, hash := newOrigin(t, lie, 64<<10)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	sw, err := Join(ctx, o.config(hash, m, nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sw.Close()
-	target := filepath.Join(t.TempDir(), "card.img")
-	fl, err := flash.Open(target, m, flash.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fl.Close()
+	ctx, sw, fl, target := joinAndOpen(t, lie, m)
 	err = fl.Stream(ctx, sw)
 	var ce *readback.ChunkError
 	if !errors.As(err, &ce) || ce.Chunk != bad {
