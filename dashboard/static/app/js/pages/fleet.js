@@ -211,6 +211,10 @@ export function render(view) {
   return () => { stopSwarm(); live.removeEventListener('change', onChange); window.removeEventListener('resize', onResize); };
 }
 
+function stat(k, v, cls, sub) {
+  return h('div.stat', { class: `stat ${cls}` }, h('div.v', String(v)), h('div.k', k, sub ? h('span.muted', ` · ${sub}`) : null));
+}
+
 // pollSwarm shows, every 2 s while P2P is on (rpi-deployd --p2p=on), the server's
 // image upload rate and, per board in a swarm, the compressed bytes it got from the
 // server and from other boards and what it sent them (GET /api/v1/swarm).
