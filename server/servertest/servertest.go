@@ -111,11 +111,6 @@ func Binary(t testing.TB) string {
 	return path
 }
 
-// NoSourceLimits are the serve flags that lift the per-address limits of the agent
-// API (open deployments, new serials per minute, requests at once), for tests whose
-// many simulated boards all connect from 127.0.0.1.
-var NoSourceLimits = config.NoSourceLimitsFlags
-
 // Options for Start. Zero values mean the defaults.
 type Options struct {
 	DataDir string   // default t.TempDir()
@@ -123,7 +118,7 @@ type Options struct {
 	Listen  string   // default 127.0.0.1:0
 	Args    []string // extra serve flags, e.g. "--max-streams", "10"
 	Env     []string // extra environment ("KEY=VALUE")
-	// NoSourceLimits adds the NoSourceLimits flags (before Args, which may set them
+	// NoSourceLimits adds config.NoSourceLimitsFlags (before Args, which may set them
 	// again).
 	NoSourceLimits bool
 	// Process runs rpi-deployd as a child process (Binary) instead of in the test's
@@ -193,7 +188,7 @@ func (s *Server) args(listen string) []string {
 	// connection cap (a real board has an address of its own). Args may set it again.
 	args := []string{"--data", s.DataDir, "--listen", listen, "--http-max-conns-per-source", "4096"}
 	if s.opt.NoSourceLimits {
-		args = append(args, NoSourceLimits...)
+		args = append(args, config.NoSourceLimitsFlags...)
 	}
 	return append(args, s.opt.Args...)
 }
