@@ -15,12 +15,6 @@ if ((${#missing[@]})); then
   echo "install-deps: apt-get install ${missing[*]}"
   SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
-  # postgresql-common would create and start a system cluster on port 5432; the
-  # tests start clusters of their own (internal/pgtest), so none is made.
-  if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
-    $SUDO mkdir -p /etc/postgresql-common
-    echo 'create_main_cluster = false' | $SUDO tee /etc/postgresql-common/createcluster.conf >/dev/null
-  fi
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
