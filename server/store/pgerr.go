@@ -43,6 +43,16 @@ func isSerializationFailure(err error) bool {
 	return false
 }
 
+// pgBadText reports whether err is PostgreSQL refusing text: a character not in
+// the database's encoding, NUL included (22021), or one it cannot translate (22P05).
+func pgBadText(err error) bool {
+	switch pgCode(err) {
+	case "22021", "22P05":
+		return true
+	}
+	return false
+}
+
 // pgStorage reports whether err is PostgreSQL failing to write: disk full (53100),
 // I/O error (58030), or a read-only transaction (25006, a standby).
 func pgStorage(err error) bool {
