@@ -132,6 +132,10 @@ func TestDBFlagChecked(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "postgres://") || strings.Contains(err.Error(), "secret-pw") {
 		t.Errorf("--db mysql://…: %v, want an error naming postgres:// without the password", err)
 	}
+	_, err = daemon.Parse([]string{"--db", "host=/run/postgresql password=secret-pw dbname=x"}, env(nil), &stderr)
+	if err == nil || strings.Contains(err.Error(), "secret-pw") {
+		t.Errorf("--db in keyword=value form: %v, want an error without the password", err)
+	}
 	opt, err := daemon.Parse([]string{"--db", "postgresql://u@/db?host=/run/postgresql"}, env(nil), &stderr)
 	if err != nil || opt.Config.DB != "postgresql://u@/db?host=/run/postgresql" {
 		t.Errorf("--db postgresql://…: %+v %v", opt.Config.DB, err)

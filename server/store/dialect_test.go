@@ -52,3 +52,18 @@ func TestDollarParams(t *testing.T) {
 		}
 	}
 }
+
+// TestRedact pins that a database URL is never shown with its password: not in the
+// user part, not as a query parameter, not in a keyword=value string.
+func TestRedact(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"postgres://u:s3cret@db.example/x?sslmode=require", "postgres://u:xxxxx@db.example/x?sslmode=require"},
+		{"postgresql://u@/x?host=/run/postgresql&password=s3cret", "postgresql://u@/x?host=%2Frun%2Fpostgresql&password=xxxxx"},
+		{"host=/run/postgresql password=s3cret", "(not a URL)"},
+		{"postgres://u:s3cret@[::1", "(not a URL)"},
+	} {
+		if got := Redact(tc.in); got != tc.want {
+			t.Errorf("Redact(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

@@ -57,11 +57,12 @@ func openPostgres(ctx context.Context, dsn string, serializable bool) (*Store, e
 
 // Redact returns a database URL fit for a log or an error message: the password of
 // its user part and a password query parameter are replaced by "xxxxx". A string
-// that does not parse as a URL is replaced whole.
+// that is not a URL with a scheme (a keyword=value DSN may hold password=…) is
+// replaced whole.
 func Redact(dsn string) string {
 	u, err := url.Parse(dsn)
-	if err != nil {
-		return "(unparsable URL)"
+	if err != nil || u.Scheme == "" {
+		return "(not a URL)"
 	}
 	if q := u.Query(); q.Has("password") {
 		q.Set("password", "xxxxx")

@@ -60,8 +60,9 @@ func ParseTime(s string) time.Time {
 
 // Store is the open database.
 type Store struct {
-	// DB is the writer: one connection, BEGIN IMMEDIATE transactions. Other packages
-	// that add tables (netboot leases) use it for their writes too.
+	// DB is the writer: one connection (SQLite: BEGIN IMMEDIATE transactions;
+	// PostgreSQL: each group takes the write lock). Writes belong in Update, which
+	// serialises them; DB is exported for tests and tools that inspect the database.
 	DB *sql.DB
 	// RDB is the reader pool.
 	RDB     *sql.DB
