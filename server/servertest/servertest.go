@@ -118,6 +118,11 @@ type Options struct {
 	Listen  string   // default 127.0.0.1:0
 	Args    []string // extra serve flags, e.g. "--max-streams", "10"
 	Env     []string // extra environment ("KEY=VALUE")
+	// DB is the database URL passed as --db (postgres://… for PostgreSQL); "" = the
+	// SQLite file in DataDir.
+	DB string
+	// Site is the server's site name passed as --site; "" = the server's default.
+	Site string
 	// NoSourceLimits adds config.NoSourceLimitsFlags (before Args, which may set them
 	// again).
 	NoSourceLimits bool
@@ -187,6 +192,12 @@ func (s *Server) args(listen string) []string {
 	// Every board a test simulates connects from 127.0.0.1: lift the per-source
 	// connection cap (a real board has an address of its own). Args may set it again.
 	args := []string{"--data", s.DataDir, "--listen", listen, "--http-max-conns-per-source", "4096"}
+	if s.opt.DB != "" {
+		args = append(args, "--db", s.opt.DB)
+	}
+	if s.opt.Site != "" {
+		args = append(args, "--site", s.opt.Site)
+	}
 	if s.opt.NoSourceLimits {
 		args = append(args, config.NoSourceLimitsFlags...)
 	}
