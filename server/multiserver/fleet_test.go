@@ -44,12 +44,13 @@ type outcome struct {
 // for); a connection that fails (the server is gone) sends it to the next server.
 type fleetRun struct {
 	urls   []string
-	names  int             // the batch's size
-	spread time.Duration   // board i starts at i*spread (0: all released at once)
-	onAck  func(acked int) // after each acknowledged name, with the count so far; may block its board
+	names  int           // the batch's size
+	spread time.Duration // board i starts at i*spread (0: all released at once)
+	onAck  func()        // after each acknowledged name (acked and ackedBy counted); may block its board
 
 	acked   atomic.Int64
-	retries atomic.Int64 // retry answers
+	ackedBy []atomic.Int64 // names acknowledged per server
+	retries atomic.Int64   // retry answers
 	mu      sync.Mutex
 	bad     []string // answers that are neither 200 nor a failed connection
 	odd     []string // 200 answers that are neither deploy nor retry
@@ -58,6 +59,7 @@ type fleetRun struct {
 
 func (f *fleetRun) run(ctx context.Context, bs []board) []outcome {
 	f.connErr = make([]int, len(f.urls))
+	f.ackedBy = make([]atomic.Int64, len(f.urls))
 	tr := &http.Transport{MaxIdleConnsPerHost: len(bs), MaxConnsPerHost: 0}
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr}
@@ -104,9 +106,10 @@ func (f *fleetRun) board(ctx context.Context, hc *http.Client, b board, srv int)
 			continue
 		case resp.Action == agentapi.ActionDeploy && resp.Deployment != nil:
 			o.hostname, o.id, o.server = resp.Deployment.Hostname, resp.Deployment.ID, srv
-			n := f.acked.Add(1)
+			f.ackedBy[srv].Add(1)
+			f.acked.Add(1)
 			if f.onAck != nil {
-				f.onAck(int(n))
+				f.onAck()
 			}
 			return o
 		case resp.Action == agentapi.ActionRetry:
@@ -213,4 +216,13 @@ func rehello(t *testing.T, urls []string, bs []board, out []outcome, srv func(i 
 		}()
 	}
 	wg.Wait()
+}
+
+// perServer is the names acknowledged per server so far.
+func (f *fleetRun) perServer() []int64 {
+	n := make([]int64, len(f.ackedBy))
+	for i := range f.ackedBy {
+		n[i] = f.ackedBy[i].Load()
+	}
+	return n
 }

@@ -2,11 +2,14 @@ package multiserver
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
 	"github.com/rpi-deploy/rpi-deploy/server/servertest"
 	"github.com/rpi-deploy/rpi-deploy/server/store"
 )
@@ -28,9 +31,16 @@ func startServers(t *testing.T, n int, db string) []*servertest.Server {
 		t.Fatal(err)
 	}
 	srvs := make([]*servertest.Server, n)
+	warm := boards(0xee, n)
 	for i := range srvs {
 		srvs[i] = servertest.Start(t, servertest.Options{Process: true, DB: db, NoSourceLimits: true,
 			Args: []string{"--config", cfg}})
+		// A board of its own says hello (no batch yet: retry), so that each server
+		// holds its database connections before the fleet comes.
+		resp, status, body, err := hello(context.Background(), http.DefaultClient, srvs[i].URL, warm[i])
+		if err != nil || status != http.StatusOK || resp.Action != agentapi.ActionRetry {
+			t.Fatalf("server %d: first hello: %v HTTP %d %s %+v", i, err, status, body, resp)
+		}
 	}
 	return srvs
 }
@@ -52,15 +62,16 @@ func urls(srvs []*servertest.Server) []string {
 }
 
 // runWithFault runs f over bs and calls fault, on the test's goroutine, once
-// killAfter names have been acknowledged; it returns the boards' outcomes.
-func runWithFault(t *testing.T, f *fleetRun, bs []board, fault func()) []outcome {
+// ready holds after an acknowledged name; it returns the boards' outcomes.
+func runWithFault(t *testing.T, f *fleetRun, bs []board, ready func() bool, fault func()) []outcome {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	mid := make(chan struct{})
-	f.onAck = func(n int) {
-		if n == killAfter {
-			close(mid)
+	var once sync.Once
+	f.onAck = func() {
+		if ready() {
+			once.Do(func() { close(mid) })
 		}
 	}
 	done := make(chan []outcome, 1)
@@ -69,7 +80,7 @@ func runWithFault(t *testing.T, f *fleetRun, bs []board, fault func()) []outcome
 	case <-mid:
 		fault()
 	case out := <-done:
-		t.Fatalf("the fleet ended with %d names acknowledged, before the fault at %d", f.acked.Load(), killAfter)
+		t.Fatalf("the fleet ended (%d names acknowledged, per server %v) before the moment of the fault", f.acked.Load(), f.perServer())
 		return out
 	}
 	out := <-done
@@ -79,10 +90,19 @@ func runWithFault(t *testing.T, f *fleetRun, bs []board, fault func()) []outcome
 	return out
 }
 
+// acked is a runWithFault condition: n names acknowledged.
+func acked(f *fleetRun, n int) func() bool {
+	return func() bool { return f.acked.Load() >= int64(n) }
+}
+
 // checkAnswers fails the test on answers that are neither a deploy nor a retry.
 func checkAnswers(t *testing.T, f *fleetRun) {
 	t.Helper()
-	for _, s := range f.bad {
+	for i, s := range f.bad {
+		if i == 10 {
+			t.Errorf("… %d hellos in all answered with an error", len(f.bad))
+			break
+		}
 		t.Errorf("hello answered with an error: %s", s)
 	}
 	for _, s := range f.odd {
@@ -100,7 +120,7 @@ func TestOneServerKilledMidBatchSQLite(t *testing.T) {
 	setupBatch(t, srvs[0])
 	bs := boards(0x51, fleetBoards)
 	f := &fleetRun{urls: urls(srvs), names: batchNames}
-	out := runWithFault(t, f, bs, func() {
+	out := runWithFault(t, f, bs, acked(f, killAfter), func() {
 		srvs[0].Kill()
 		srvs[0].Restart(t)
 	})
