@@ -114,13 +114,11 @@ func Binary(t testing.TB) string {
 // Options for Start. Zero values mean the defaults.
 type Options struct {
 	DataDir string   // default t.TempDir()
+	DB      string   // serve --db: a PostgreSQL URL (e.g. pgtest.DB); default SQLite in DataDir
 	Token   string   // default: 32 random hex digits
 	Listen  string   // default 127.0.0.1:0
 	Args    []string // extra serve flags, e.g. "--max-streams", "10"
 	Env     []string // extra environment ("KEY=VALUE")
-	// DB is the database URL passed as --db (postgres://… for PostgreSQL); "" = the
-	// SQLite file in DataDir.
-	DB string
 	// Site is the server's site name passed as --site; "" = the server's default.
 	Site string
 	// NoSourceLimits adds config.NoSourceLimitsFlags (before Args, which may set them
