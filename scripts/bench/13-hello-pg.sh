@@ -8,7 +8,8 @@
 # PostgreSQL is Debian's postgresql-15 (scripts/deps/postgres.apt), a cluster made
 # here with initdb in a temporary directory, run as nobody when we are root, on a
 # Unix socket only, with its default settings (fsync on), and removed at the end.
-# BOARDS, BURSTS and SERVERS change the sizes.
+# BOARDS, BURSTS and SERVERS change the sizes; PGOPTS adds PostgreSQL settings
+# (e.g. PGOPTS="-c synchronous_commit=off" to see what the flush at commit costs).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 [ -x bin/rpi-deployd ] || go build -o bin/ ./server/cmd/rpi-deployd
@@ -30,7 +31,7 @@ stop() {
 trap stop EXIT
 "${as_owner[@]}" "$pgbin/initdb" -D "$pg/data" -U postgres --auth=trust --encoding=UTF8 --locale=C >"$pg/initdb.log"
 "${as_owner[@]}" "$pgbin/pg_ctl" -D "$pg/data" -w -l "$pg/server.log" \
-  -o "-c listen_addresses='' -c unix_socket_directories=$pg -c max_connections=300" start >/dev/null
+  -o "-c listen_addresses='' -c unix_socket_directories=$pg -c max_connections=300 ${PGOPTS:-}" start >/dev/null
 "$pgbin/createdb" -h "$pg" -U postgres bench
 
 bin/hellobench pg -bin bin/rpi-deployd -db "postgres://postgres@/bench?host=$pg" \
