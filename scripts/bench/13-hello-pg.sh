@@ -1,27 +1,38 @@
 #!/usr/bin/env bash
-# How three servers on one PostgreSQL make their writes serial, measured (the choice
-# is in docs/architecture.md, "Several servers on one PostgreSQL"): three stores on
-# one database (pgtest's PostgreSQL 15), 600 hellos of new boards sent at once spread
-# over them, one batch, one 600-name pool (BenchmarkHelloBurst3Stores in
-# server/domain). ours = the advisory write lock per group commit (the store's
-# default), baseline = SERIALIZABLE transactions run again after a serialization
-# failure (a group that loses 20 times in a row fails its hellos: counted, and the
-# latencies are those of all hellos). RUNS sets the bursts per mode (default 3).
+# Three servers on one PostgreSQL against one server on SQLite
+# (scripts/bench/hellobench pg): bursts of 1000 hellos sent at once, each opening a
+# new deployment, spread over three rpi-deployd processes sharing a PostgreSQL 15
+# database, and the same bursts to one rpi-deployd on its own SQLite file, taking
+# turns: p50 and p99 of each, "bench: hello-p99-3servers-pg ours=MS
+# baseline=MS_SQLITE_ONE_SERVER ratio=R".
+# PostgreSQL is Debian's postgresql-15 (scripts/deps/postgres.apt), a cluster made
+# here with initdb in a temporary directory, run as nobody when we are root, on a
+# Unix socket only, with its default settings (fsync on), and removed at the end.
+# BOARDS, BURSTS and SERVERS change the sizes; PGOPTS adds PostgreSQL settings
+# (e.g. PGOPTS="-c synchronous_commit=off" to see what the flush at commit costs).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-go test -run '^$' -bench 'BenchmarkHelloBurst3Stores' -benchtime "${RUNS:-3}x" ./server/domain |
-	awk '
-	/BenchmarkHelloBurst3Stores\/(lock|serializable)/ {
-		mode = ($1 ~ /\/lock/) ? "lock" : "ser"
-		for (i = 1; i < NF; i++) {
-			if ($(i+1) == "p50-ms") p50[mode] = $i
-			if ($(i+1) == "p99-ms") p99[mode] = $i
-			if ($(i+1) == "failed-hellos") failed[mode] = $i
-		}
-	}
-	END {
-		if (!("lock" in p99) || !("ser" in p99)) { print "13-hello-pg: benchmark lines missing" > "/dev/stderr"; exit 1 }
-		printf "bench: hello-p50-600-3stores-pg-lock-vs-serializable ours=%s baseline=%s ratio=%.2f\n", p50["lock"], p50["ser"], p50["lock"] / p50["ser"]
-		printf "bench: hello-p99-600-3stores-pg-lock-vs-serializable ours=%s baseline=%s ratio=%.2f\n", p99["lock"], p99["ser"], p99["lock"] / p99["ser"]
-		printf "13-hello-pg: hellos failed (group lost 20 times in a row): lock %d, serializable %d\n", failed["lock"], failed["ser"]
-	}'
+[ -x bin/rpi-deployd ] || go build -o bin/ ./server/cmd/rpi-deployd
+go build -o bin/hellobench ./scripts/bench/hellobench
+
+pgbin=/usr/lib/postgresql/15/bin
+[ -x "$pgbin/postgres" ] || { echo "13-hello-pg: PostgreSQL 15 is not installed: make deps" >&2; exit 1; }
+pg=$(mktemp -d /tmp/hellobench-pg-XXXXXX)
+chmod 755 "$pg"
+as_owner=()
+if [ "$(id -u)" = 0 ]; then
+  chown nobody: "$pg"
+  as_owner=(runuser -u nobody --)
+fi
+stop() {
+  "${as_owner[@]}" "$pgbin/pg_ctl" -D "$pg/data" -m immediate stop >/dev/null 2>&1 || true
+  rm -rf "$pg"
+}
+trap stop EXIT
+"${as_owner[@]}" "$pgbin/initdb" -D "$pg/data" -U postgres --auth=trust --encoding=UTF8 --locale=C >"$pg/initdb.log"
+"${as_owner[@]}" "$pgbin/pg_ctl" -D "$pg/data" -w -l "$pg/server.log" \
+  -o "-c listen_addresses='' -c unix_socket_directories=$pg -c max_connections=300 ${PGOPTS:-}" start >/dev/null
+"$pgbin/createdb" -h "$pg" -U postgres bench
+
+bin/hellobench pg -bin bin/rpi-deployd -db "postgres://postgres@/bench?host=$pg" \
+  -servers "${SERVERS:-3}" -boards "${BOARDS:-1000}" -bursts "${BURSTS:-3}"

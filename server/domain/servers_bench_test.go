@@ -29,7 +29,7 @@ import (
 // It reports the hellos' p50 and p99 latency in ms and how many hellos failed:
 // with the lock every hello must get a name; a serializable group that loses to
 // the others 20 times in a row fails its hellos (SQLSTATE 40001), counted.
-// scripts/bench/13-hello-pg.sh prints them as bench lines.
+// scripts/bench/14-hello-pg-lock.sh prints them as bench lines.
 func BenchmarkHelloBurst3Stores(b *testing.B) {
 	for _, mode := range []string{"lock", "serializable"} {
 		b.Run(mode, func(b *testing.B) {

@@ -43,7 +43,8 @@ type Services struct {
 	handler  *dhcp.Handler
 	tftp     *tftp.Server
 	rec      *recorder
-	AgentURL string // what boards are told (cmdline.txt, option 224)
+	leases   *heldLeases // full mode with a store: lease writes held while the database is unreachable
+	AgentURL string      // what boards are told (cmdline.txt, option 224)
 	log      *slog.Logger
 
 	onlyBoards bool
@@ -123,7 +124,12 @@ func (s *Services) dhcpOptions(c Config, d Deps, ifc dhcp.Interface) dhcp.Option
 
 // startDHCP builds the DHCP handler and opens its socket on the configured interface.
 func (s *Services) startDHCP(ctx context.Context, c Config, d Deps, ifc dhcp.Interface) error {
-	h, err := dhcp.NewHandler(ctx, s.dhcpOptions(c, d, ifc))
+	o := s.dhcpOptions(c, d, ifc)
+	if o.Leases != nil {
+		s.leases = &heldLeases{next: o.Leases, log: s.log}
+		o.Leases = s.leases
+	}
+	h, err := dhcp.NewHandler(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -191,6 +197,9 @@ func (s *Services) Serve(ctx context.Context) error {
 	}
 	if s.tftp != nil {
 		g.Go(func() error { return s.tftp.Serve(ctx) })
+	}
+	if s.leases != nil {
+		g.Go(func() error { return s.leases.run(ctx) })
 	}
 	stopped := make(chan struct{})
 	var err error
@@ -274,13 +283,42 @@ func (r *recorder) run(ctx context.Context, stopped <-chan struct{}) {
 				}
 			}
 		case e := <-r.q:
-			r.deliver(ctx, e)
+			r.deliverWaiting(ctx, e, stopped)
+		}
+	}
+}
+
+// deliverWaiting delivers e; while the database is unavailable it tries again
+// every heldRetry (the queue holds the events coming meanwhile, up to its size)
+// until it is back or stopped is closed.
+func (r *recorder) deliverWaiting(ctx context.Context, e domain.NetbootEvent, stopped <-chan struct{}) {
+	for waited := false; ; waited = true {
+		err := r.boards.RecordNetboot(ctx, e)
+		if !errors.Is(err, store.ErrUnavailable) {
+			if waited && err == nil {
+				r.log.Info("netboot: database back; recording board events again")
+			}
+			r.logFailure(e, err)
+			return
+		}
+		if !waited {
+			r.log.Warn("netboot: database unavailable; board events wait in the queue", "err", err)
+		}
+		select {
+		case <-stopped:
+			r.logFailure(e, err)
+			return
+		case <-time.After(heldRetry):
 		}
 	}
 }
 
 func (r *recorder) deliver(ctx context.Context, e domain.NetbootEvent) {
-	if err := r.boards.RecordNetboot(ctx, e); err != nil && !errors.Is(err, context.Canceled) {
+	r.logFailure(e, r.boards.RecordNetboot(ctx, e))
+}
+
+func (r *recorder) logFailure(e domain.NetbootEvent, err error) {
+	if err != nil && !errors.Is(err, context.Canceled) {
 		r.log.Warn("netboot: record board event", "kind", e.Kind, "serial", e.Serial, "mac", e.MAC, "err", err)
 	}
 }

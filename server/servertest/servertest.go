@@ -119,6 +119,8 @@ type Options struct {
 	Listen  string   // default 127.0.0.1:0
 	Args    []string // extra serve flags, e.g. "--max-streams", "10"
 	Env     []string // extra environment ("KEY=VALUE")
+	// Site is the server's site name passed as --site; "" = the server's default.
+	Site string
 	// NoSourceLimits adds config.NoSourceLimitsFlags (before Args, which may set them
 	// again).
 	NoSourceLimits bool
@@ -190,6 +192,9 @@ func (s *Server) args(listen string) []string {
 	args := []string{"--data", s.DataDir, "--listen", listen, "--http-max-conns-per-source", "4096"}
 	if s.opt.DB != "" {
 		args = append(args, "--db", s.opt.DB)
+	}
+	if s.opt.Site != "" {
+		args = append(args, "--site", s.opt.Site)
 	}
 	if s.opt.NoSourceLimits {
 		args = append(args, config.NoSourceLimitsFlags...)

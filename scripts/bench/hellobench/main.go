@@ -47,6 +47,10 @@ func main() {
 		bare()
 		return
 	}
+	run := run
+	if len(os.Args) > 1 && os.Args[1] == "pg" {
+		run = runPG
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "hellobench:", err)
 		os.Exit(1)
@@ -150,11 +154,7 @@ func scenario(o options, work, img string, base *benchkit.Proc, n, seed int) (r 
 			return r, err
 		}
 	}
-	token := "bench-token-0123456789abcdef"
-	args := []string{"--max-streams", "100000", "--log-level", "warn",
-		"--http-max-conns", "8192", "--http-max-conns-per-source", "8192"}
-	// Every simulated board says hello from 127.0.0.1: the per-address limits are off.
-	args = append(args, config.NoSourceLimitsFlags...)
+	args := serveArgs()
 	pprofAddr := ""
 	if o.profileDir != "" && seed > 0 {
 		if pprofAddr, err = freePort(); err != nil {
@@ -162,30 +162,42 @@ func scenario(o options, work, img string, base *benchkit.Proc, n, seed int) (r 
 		}
 		args = append(args, "--pprof", pprofAddr)
 	}
-	srv, err := benchkit.StartDeployd(o.bin, data, token, os.Stderr, args...)
+	srv, err := benchkit.StartDeployd(o.bin, data, benchToken, os.Stderr, args...)
 	if err != nil {
 		return r, err
 	}
 	defer srv.Stop()
-	if _, err := benchkit.Setup(context.Background(), srv.URL, token, img, "RXP2", 0); err != nil {
+	if _, err := benchkit.Setup(context.Background(), srv.URL, benchToken, img, "RXP2", 0); err != nil {
 		return r, err
 	}
 	for b := range o.bursts {
 		c := cpuMS(base.Cmd.Process.Pid)
-		r.bare = append(r.bare, burst(base.URL, o.boards, n, 2*b)...)
+		r.bare = append(r.bare, burst([]string{base.URL}, o.boards, n, 2*b)...)
 		r.bareCPU += cpuMS(base.Cmd.Process.Pid) - c
 		c = cpuMS(srv.Cmd.Process.Pid)
-		r.ours = append(r.ours, burst(srv.URL, o.boards, n, 2*b+1)...)
+		r.ours = append(r.ours, burst([]string{srv.URL}, o.boards, n, 2*b+1)...)
 		r.oursCPU += cpuMS(srv.Cmd.Process.Pid) - c
 	}
 	if pprofAddr != "" {
 		out := filepath.Join(o.profileDir, fmt.Sprintf("hello-at-%d.pprof", seed))
-		if err := profile(pprofAddr, out, func(round int) { burst(srv.URL, o.boards, n, 2*o.bursts+round) }); err != nil {
+		if err := profile(pprofAddr, out, func(round int) { burst([]string{srv.URL}, o.boards, n, 2*o.bursts+round) }); err != nil {
 			return r, err
 		}
 		fmt.Fprintln(os.Stderr, "hellobench: CPU profile in", out)
 	}
 	return r, nil
+}
+
+// benchToken is the admin token of the benched servers.
+const benchToken = "bench-token-0123456789abcdef"
+
+// serveArgs are the serve flags of a benched rpi-deployd: no cap on streams or
+// connections, warnings only, and, since every simulated board says hello from
+// 127.0.0.1, no per-address limits.
+func serveArgs() []string {
+	args := []string{"--max-streams", "100000", "--log-level", "warn",
+		"--http-max-conns", "8192", "--http-max-conns-per-source", "8192"}
+	return append(args, config.NoSourceLimitsFlags...)
 }
 
 // cpuMS is the user and system CPU time of process pid so far in milliseconds
@@ -294,9 +306,10 @@ func seedOpen(data string, count int) error {
 }
 
 // burst sends boards hellos at once, each from a new board (serials made of
-// scenario, round and index) on a connection of its own, and returns their
-// latencies in milliseconds; a failed hello counts as 10 s and is reported.
-func burst(url string, boards, scenario, round int) []float64 {
+// scenario, round and index) on a connection of its own, board i to urls[i %
+// len(urls)], and returns their latencies in milliseconds; a failed hello counts
+// as 10 s and is reported.
+func burst(urls []string, boards, scenario, round int) []float64 {
 	tr := &http.Transport{MaxIdleConnsPerHost: boards}
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr, Timeout: time.Minute}
@@ -316,7 +329,7 @@ func burst(url string, boards, scenario, round int) []float64 {
 			<-start
 			t := time.Now()
 			lat[i] = 10000
-			resp, err := hc.Post(url+agentapi.PathHello, "application/json", bytes.NewReader(body))
+			resp, err := hc.Post(urls[i%len(urls)]+agentapi.PathHello, "application/json", bytes.NewReader(body))
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "hello:", err)
 				return
