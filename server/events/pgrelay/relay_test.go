@@ -1,0 +1,382 @@
+package pgrelay
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rpi-deploy/rpi-deploy/internal/pgtest"
+	"github.com/rpi-deploy/rpi-deploy/server/events"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// migrate creates the events table on the database at dsn from the migration the
+// store applies (server/store/migrations/postgres/0034_events.sql).
+func migrate(t *testing.T, dsn string) {
+	t.Helper()
+	body, err := os.ReadFile("../../store/migrations/postgres/0034_events.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec(t, dsn, string(body))
+}
+
+// exec runs sql on its own connection.
+func exec(t *testing.T, dsn, sql string, args ...any) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql, args...); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// server is one in-process "server": a bus and its relay, served until the test ends.
+type server struct {
+	bus   *events.Bus
+	relay *Relay
+}
+
+func start(t *testing.T, dsn, site string, opt Options) server {
+	t.Helper()
+	bus := events.New(0, 0)
+	opt.Site = site
+	r, err := New(dsn, bus, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := r.Serve(ctx); err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return server{bus, r}
+}
+
+// got is what a bus delivered: the SSE messages read by a cursor, decoded.
+type got struct {
+	Seq  int64           `json:"seq"`
+	Type string          `json:"type"`
+	Site string          `json:"site"`
+	Data json.RawMessage `json:"data"`
+}
+
+// readUntil reads cur until it has delivered seq upto, and returns what it read
+// (the test fails if that takes more than a minute: the events never came).
+func readUntil(t *testing.T, cur *events.Cursor, upto int64) []got {
+	t.Helper()
+	deadline := time.After(time.Minute)
+	var out []got
+	for len(out) == 0 || out[len(out)-1].Seq < upto {
+		select {
+		case <-cur.Ready():
+		case <-deadline:
+			t.Fatalf("events up to %d never came; last %v", upto, out[max(0, len(out)-1):])
+		}
+		b, lost := cur.Read(nil, 0)
+		if lost {
+			t.Fatal("cursor lost events")
+		}
+		out = append(out, parse(t, b)...)
+	}
+	return out
+}
+
+// parse decodes SSE messages ("id: N\nevent: T\ndata: JSON\n\n"), checking that id
+// and event agree with the JSON.
+func parse(t *testing.T, b []byte) []got {
+	t.Helper()
+	var out []got
+	for _, msg := range bytes.Split(bytes.TrimSuffix(b, []byte("\n\n")), []byte("\n\n")) {
+		if len(msg) == 0 {
+			continue
+		}
+		lines := bytes.Split(msg, []byte("\n"))
+		if len(lines) != 3 {
+			t.Fatalf("SSE message %q", msg)
+		}
+		var g got
+		if err := json.Unmarshal(bytes.TrimPrefix(lines[2], []byte("data: ")), &g); err != nil {
+			t.Fatalf("SSE message %q: %v", msg, err)
+		}
+		if string(lines[0]) != "id: "+strconv.FormatInt(g.Seq, 10) || string(lines[1]) != "event: "+g.Type {
+			t.Fatalf("SSE message %q: id or event disagrees with the data", msg)
+		}
+		out = append(out, g)
+	}
+	return out
+}
+
+// row is one row of the events table.
+type row struct {
+	Seq                    int64
+	Site, Type, Data, Orig string
+}
+
+func rows(t *testing.T, dsn string) []row {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rs, err := conn.Query(ctx, `SELECT seq, site, type, data, origin FROM events ORDER BY seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := pgx.CollectRows(rs, func(r pgx.CollectableRow) (row, error) {
+		var x row
+		return x, r.Scan(&x.Seq, &x.Site, &x.Type, &x.Data, &x.Orig)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// publish publishes n events at s from `workers` goroutines at once; each event's
+// data names its site and number, so the test can tell them apart.
+func publish(s server, site string, n, workers int) {
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < n; i += workers {
+				s.bus.Publish(events.BoardNetboot, map[string]any{"site": site, "i": i})
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// TestTwoServersOneOrder: two servers on one database publish at the same time; the
+// streams of both deliver every event of both, exactly once, in one order numbered
+// 1, 2, 3, …; the table holds exactly what the streams send.
+func TestTwoServersOneOrder(t *testing.T) {
+	dsn := pgtest.DB(t)
+	migrate(t, dsn)
+	a, b := start(t, dsn, "north", Options{}), start(t, dsn, "south", Options{})
+	ca, _ := a.bus.Follow(0)
+	cb, _ := b.bus.Follow(0)
+	const n = 300
+	var wg sync.WaitGroup
+	wg.Go(func() { publish(a, "north", n, 4) })
+	wg.Go(func() { publish(b, "south", n, 4) })
+	wg.Wait()
+
+	ga, gb := readUntil(t, ca, 2*n), readUntil(t, cb, 2*n)
+	if diff := cmp.Diff(ga, gb); diff != "" {
+		t.Fatalf("the two streams differ (-north +south):\n%s", diff)
+	}
+	seen := map[string]bool{}
+	for i, g := range ga {
+		if g.Seq != int64(i+1) {
+			t.Fatalf("event %d has seq %d", i, g.Seq)
+		}
+		var d struct {
+			Site string
+			I    int
+		}
+		if err := json.Unmarshal(g.Data, &d); err != nil || d.Site != g.Site {
+			t.Fatalf("event %d: data %s, site %q", g.Seq, g.Data, g.Site)
+		}
+		k := fmt.Sprint(d.Site, d.I)
+		if seen[k] {
+			t.Fatalf("event %s delivered twice", k)
+		}
+		seen[k] = true
+	}
+	if len(seen) != 2*n {
+		t.Fatalf("%d distinct events, want %d", len(seen), 2*n)
+	}
+	var want []got
+	for _, r := range rows(t, dsn) {
+		want = append(want, got{Seq: r.Seq, Type: r.Type, Site: r.Site, Data: json.RawMessage(r.Data)})
+	}
+	if diff := cmp.Diff(want, ga); diff != "" {
+		t.Errorf("table and stream differ (-table +stream):\n%s", diff)
+	}
+}
+
+// TestCommitOrderIsSeqOrder: while two servers publish, a reader polling "seq > last
+// ORDER BY seq" never finds a hole that fills later: every read continues the last
+// one without a gap (a lower seq committed after a higher one would show as a gap).
+func TestCommitOrderIsSeqOrder(t *testing.T) {
+	dsn := pgtest.DB(t)
+	migrate(t, dsn)
+	a, b := start(t, dsn, "north", Options{}), start(t, dsn, "south", Options{})
+	const n = 400
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { publish(a, "north", n, 2) })
+	wg.Go(func() { publish(b, "south", n, 2) })
+	go func() { wg.Wait(); close(stop) }()
+
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var last int64
+	reads := 0
+	deadline := time.After(time.Minute)
+	for last < 2*n {
+		select {
+		case <-deadline:
+			t.Fatalf("read up to %d of %d", last, 2*n)
+		default:
+		}
+		rs, err := conn.Query(ctx, `SELECT seq FROM events WHERE seq > $1 ORDER BY seq`, last)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs, err := pgx.CollectRows(rs, pgx.RowTo[int64])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range seqs {
+			if s != last+1 {
+				t.Fatalf("after seq %d the reader found %d: a lower seq was not committed yet", last, s)
+			}
+			last = s
+		}
+		reads++
+	}
+	<-stop
+	t.Logf("%d reads saw the %d events arrive", reads, 2*n)
+}
+
+// TestResumeAtOtherServer: a client that read up to seq N at one server and
+// reconnects to the other with Last-Event-ID N gets N+1 onwards, no more, no less;
+// also when the other server has not appended N yet (it resumes after N when the
+// events come), and at a server started after the events were written (it loads the
+// latest from the table).
+func TestResumeAtOtherServer(t *testing.T) {
+	dsn := pgtest.DB(t)
+	migrate(t, dsn)
+	a, b := start(t, dsn, "north", Options{}), start(t, dsn, "south", Options{})
+	ca, _ := a.bus.Follow(0)
+	publish(a, "north", 10, 1)
+	publish(b, "south", 10, 1)
+	seenA := readUntil(t, ca, 20)
+	const n = 13
+	cb, missed := b.bus.Follow(n)
+	if missed {
+		t.Fatal("resume after 13 at the other server: missed")
+	}
+	if diff := cmp.Diff(seenA[n:], readUntil(t, cb, 20)); diff != "" {
+		t.Errorf("resume after %d at the other server (-first server +second):\n%s", n, diff)
+	}
+
+	// A client ahead of the server it reconnects to: it asks for after 25 while the
+	// server may hold only 20; it gets 26.. when they come, never 21..25 again.
+	publish(a, "north", 10, 1)
+	seenA = append(seenA, readUntil(t, ca, 30)...)
+	cb2, _ := b.bus.Follow(25)
+	publish(a, "north", 5, 1)
+	seenA = append(seenA, readUntil(t, ca, 35)...)
+	if diff := cmp.Diff(seenA[25:], readUntil(t, cb2, 35)); diff != "" {
+		t.Errorf("resume after 25 (-first server +second):\n%s", diff)
+	}
+
+	// A third server, started now, holds the latest events at once (CatchUp).
+	bus := events.New(16, 0)
+	r, err := New(dsn, bus, Options{Site: "east"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.CatchUp(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if bus.Seq() != 35 {
+		t.Fatalf("after CatchUp the new server's bus is at %d, want 35", bus.Seq())
+	}
+	cc, missed := bus.Follow(30)
+	if missed {
+		t.Fatal("resume after 30 at a new server holding 16: missed")
+	}
+	if diff := cmp.Diff(seenA[30:], readUntil(t, cc, 35)); diff != "" {
+		t.Errorf("resume after 30 at a new server (-first server +new):\n%s", diff)
+	}
+	if _, missed := bus.Follow(5); !missed {
+		t.Error("resume after 5 at a new server holding 20..35 did not report missed events")
+	}
+}
+
+// listenerPID is the backend of a relay's listening connection.
+func listenerPID(t *testing.T, dsn, site string) int {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var pids []int
+		rs, err := conn.Query(ctx, `SELECT pid FROM pg_stat_activity WHERE application_name = $1`, "rpi-deployd events listen "+site)
+		if err == nil {
+			pids, err = pgx.CollectRows(rs, pgx.RowTo[int])
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pids) == 1 {
+			return pids[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("listeners of %s: %v", site, pids)
+		}
+		time.Sleep(10 * time.Millisecond) // polling pg_stat_activity: no event says a connection came
+	}
+}
+
+// TestListenerKilled: the listening connection of a server is terminated
+// (pg_terminate_backend) again and again while the other server publishes; it
+// reconnects and catches up from the table: its stream misses nothing and repeats
+// nothing.
+func TestListenerKilled(t *testing.T) {
+	dsn := pgtest.DB(t)
+	migrate(t, dsn)
+	a, b := start(t, dsn, "north", Options{}), start(t, dsn, "south", Options{Poll: time.Hour})
+	ca, _ := a.bus.Follow(0)
+	cb, _ := b.bus.Follow(0)
+	total := 0
+	for round := range 5 {
+		pid := listenerPID(t, dsn, "south")
+		exec(t, dsn, `SELECT pg_terminate_backend($1)`, pid)
+		publish(a, "north", 20, 2)
+		total += 20
+		if round == 2 {
+			publish(b, "south", 5, 1) // the writer of the server whose listener is down
+			total += 5
+		}
+	}
+	ga, gb := readUntil(t, ca, int64(total)), readUntil(t, cb, int64(total))
+	if len(ga) != total {
+		t.Fatalf("first server delivered %d events, want %d", len(ga), total)
+	}
+	if diff := cmp.Diff(ga, gb); diff != "" {
+		t.Errorf("streams differ after the listener was killed (-north +south):\n%s", diff)
+	}
+}
