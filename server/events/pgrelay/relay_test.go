@@ -154,13 +154,13 @@ func rows(t *testing.T, dsn string) []row {
 }
 
 // publish publishes n events at s from `workers` goroutines at once; each event's
-// data names its site and number, so the test can tell them apart.
-func publish(s server, site string, n, workers int) {
+// data is {"site": label, "i": its number}, so the test can tell them apart.
+func publish(s server, label string, n, workers int) {
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
 			for i := w; i < n; i += workers {
-				s.bus.Publish(events.BoardNetboot, map[string]any{"site": site, "i": i})
+				s.bus.Publish(events.BoardNetboot, map[string]any{"site": label, "i": i})
 			}
 		})
 	}
@@ -378,5 +378,115 @@ func TestListenerKilled(t *testing.T) {
 	}
 	if diff := cmp.Diff(ga, gb); diff != "" {
 		t.Errorf("streams differ after the listener was killed (-north +south):\n%s", diff)
+	}
+}
+
+// TestPostgresRestarted: PostgreSQL stops cleanly, and later is killed (SIGKILL, as a
+// crash) while a server publishes. Events published while it is down wait in memory
+// and go out when it is back; every event a stream had delivered (committed) keeps
+// its seq; every event arrives at both servers exactly once.
+func TestPostgresRestarted(t *testing.T) {
+	srv := pgtest.Start(t)
+	dsn := srv.CreateDB(t)
+	migrate(t, dsn)
+	a, b := start(t, dsn, "north", Options{}), start(t, dsn, "south", Options{})
+	ca, _ := a.bus.Follow(0)
+	cb, _ := b.bus.Follow(0)
+	publish(a, "north", 50, 2)
+	gb := readUntil(t, cb, 50)
+
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	publish(a, "north-stopped", 30, 1)
+	publish(b, "south-stopped", 30, 1)
+	if p := a.relay.Stats().Pending; p != 30 {
+		t.Errorf("north holds %d events while the database is down, want 30", p)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ga := readUntil(t, ca, 110)
+	if diff := cmp.Diff(gb, ga[:50]); diff != "" {
+		t.Errorf("events delivered before the stop changed (-south before +north after):\n%s", diff)
+	}
+	gb = append(gb, readUntil(t, cb, 110)...)
+
+	// A crash while events are being written.
+	done := make(chan struct{})
+	go func() { defer close(done); publish(a, "north-killed", 200, 2) }()
+	for a.relay.Stats().Written < 110+20 {
+		time.Sleep(time.Millisecond) // until some of the 200 are written: no event says so
+	}
+	if err := srv.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ga, gb = append(ga, readUntil(t, ca, 310)...), append(gb, readUntil(t, cb, 310)...)
+	if diff := cmp.Diff(ga, gb); diff != "" {
+		t.Errorf("streams differ (-north +south):\n%s", diff)
+	}
+	distinct(t, ga, 310)
+	if n := len(rows(t, dsn)); n != 310 {
+		t.Errorf("the table holds %d events, want 310", n)
+	}
+}
+
+
+// distinct checks that gs are n events numbered 1..n, each published once.
+func distinct(t *testing.T, gs []got, n int) {
+	t.Helper()
+	seen := map[string]bool{}
+	for i, g := range gs {
+		if g.Seq != int64(i+1) {
+			t.Fatalf("event %d has seq %d", i, g.Seq)
+		}
+		k := string(g.Data)
+		if seen[k] {
+			t.Fatalf("event %s delivered twice", g.Data)
+		}
+		seen[k] = true
+	}
+	if len(gs) != n {
+		t.Fatalf("%d events, want %d", len(gs), n)
+	}
+}
+
+// TestPendingBound: with the database down from the start, a server keeps at most
+// MaxPending events; past it the oldest go, and when the database is back the
+// streams get one "reset" event (dashboards fetch a new snapshot) that counts them,
+// then the newest events in order.
+func TestPendingBound(t *testing.T) {
+	srv := pgtest.Start(t)
+	dsn := srv.CreateDB(t)
+	migrate(t, dsn)
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	a := start(t, dsn, "north", Options{MaxPending: 10})
+	ca, _ := a.bus.Follow(0)
+	publish(a, "north", 25, 1)
+	if s := a.relay.Stats(); s.Pending != 10 || s.Dropped != 15 {
+		t.Errorf("stats while down: %+v, want 10 pending, 15 dropped", s)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	gs := readUntil(t, ca, 11)
+	var want []got
+	reset, _ := json.Marshal(map[string]any{"reason": "events dropped: the database was unreachable", "dropped": 15})
+	want = append(want, got{Seq: 1, Type: Reset, Site: "north", Data: reset})
+	for i := 15; i < 25; i++ {
+		d, _ := json.Marshal(map[string]any{"site": "north", "i": i})
+		want = append(want, got{Seq: int64(len(want) + 1), Type: events.BoardNetboot, Site: "north", Data: d})
+	}
+	if diff := cmp.Diff(want, gs); diff != "" {
+		t.Errorf("stream after the outage (-want +got):\n%s", diff)
+	}
+	if s := a.relay.Stats(); s.Pending != 0 || s.Written != 11 {
+		t.Errorf("stats after: %+v, want 0 pending, 11 written", s)
 	}
 }
