@@ -435,7 +435,6 @@ func TestPostgresRestarted(t *testing.T) {
 	}
 }
 
-
 // distinct checks that gs are n events numbered 1..n, each published once.
 func distinct(t *testing.T, gs []got, n int) {
 	t.Helper()
