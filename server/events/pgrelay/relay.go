@@ -106,7 +106,8 @@ type pending struct {
 func New(url string, bus *events.Bus, opt Options) (*Relay, error) {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("event relay: database URL: %w", err)
+		// pgx's message may quote the URL, password included.
+		return nil, fmt.Errorf("event relay: database URL %q: not a valid PostgreSQL connection URL", store.Redact(url))
 	}
 	if opt.Site == "" {
 		opt.Site = "main"

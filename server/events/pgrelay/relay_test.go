@@ -5,8 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,19 +16,22 @@ import (
 
 	"github.com/rpi-deploy/rpi-deploy/internal/pgtest"
 	"github.com/rpi-deploy/rpi-deploy/server/events"
+	"github.com/rpi-deploy/rpi-deploy/server/store"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-// migrate creates the events table on the database at dsn from the migration the
-// store applies (server/store/migrations/postgres/0034_events.sql).
+// migrate creates the schema, events table included, on the database at dsn as a
+// server does: the store opens it.
 func migrate(t *testing.T, dsn string) {
 	t.Helper()
-	body, err := os.ReadFile("../../store/migrations/postgres/0034_events.sql")
+	st, err := store.OpenDB(context.Background(), store.Config{URL: dsn})
 	if err != nil {
 		t.Fatal(err)
 	}
-	exec(t, dsn, string(body))
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // exec runs sql on its own connection.
@@ -487,5 +490,14 @@ func TestPendingBound(t *testing.T) {
 	}
 	if s := a.relay.Stats(); s.Pending != 0 || s.Written != 11 {
 		t.Errorf("stats after: %+v, want 0 pending, 11 written", s)
+	}
+}
+
+// TestBadURL: a URL that is not PostgreSQL's is refused with an error that does not
+// carry its password.
+func TestBadURL(t *testing.T) {
+	_, err := New("postgres://u:s3cret@/db?host=/tmp&connect_timeout=soon", events.New(0, 0), Options{})
+	if err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("New with a bad URL: %v", err)
 	}
 }
