@@ -15,7 +15,9 @@
 //
 // The advisory lock is held until COMMIT has made the rows visible, so transactions
 // of all servers number their events one after the other: commit order is seq order,
-// and a reader that has seen seq N never later finds a committed seq below N.
+// and a reader that has seen seq N never later finds a committed seq below N. (The
+// primary key alone would keep the numbering right too, by failing one of two
+// writers that took the same number; the lock makes the second wait instead.)
 //
 // A second connection LISTENs on Channel. A notification is only a wake-up: the
 // table is the truth. On a notification, every Options.Poll without one, and after
