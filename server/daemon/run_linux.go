@@ -76,7 +76,12 @@ func Start(ctx context.Context, opt Options) (d *Daemon, err error) {
 			st.Close()
 		}
 	}()
-	svc := newService(st, cfg, log)
+	bus := events.New(0, 0)
+	relay, err := newRelay(ctx, cfg, bus, log)
+	if err != nil {
+		return nil, err
+	}
+	svc := newService(st, bus, cfg, log)
 	if err := svc.Recover(ctx); err != nil {
 		return nil, err
 	}
@@ -109,6 +114,9 @@ func Start(ctx context.Context, opt Options) (d *Daemon, err error) {
 	g, ctx := errgroup.WithContext(ctx)
 	d.g = g
 	g.Go(func() error { return nb.Serve(ctx) })
+	if relay != nil {
+		g.Go(func() error { return relay.Serve(ctx) })
+	}
 	g.Go(func() error { return servePprof(ctx, cfg.PprofListen, stderr) })
 	g.Go(func() error {
 		return abandonSilent(ctx, svc, time.Duration(cfg.AbandonAfter), min(time.Minute, time.Duration(cfg.ClaimTimeout)/2), log)
@@ -144,9 +152,10 @@ func (l listener) base() context.Context {
 	return context.Background()
 }
 
-// newService is the domain with the configuration's limits and timings.
-func newService(st *store.Store, cfg config.Config, log *slog.Logger) *domain.Service {
-	return domain.New(st, events.New(0, 0), domain.Options{DataDir: cfg.Data, MaxStreams: cfg.MaxStreams,
+// newService is the domain with the configuration's limits and timings, publishing
+// on bus.
+func newService(st *store.Store, bus *events.Bus, cfg config.Config, log *slog.Logger) *domain.Service {
+	return domain.New(st, bus, domain.Options{DataDir: cfg.Data, MaxStreams: cfg.MaxStreams,
 		StaleAfter: time.Duration(cfg.StaleAfter), RetryAfter: time.Duration(cfg.RetryAfter), After: cfg.After, Logger: log,
 		DiskReserve: cfg.DiskReserve,
 		ClaimWindow: time.Duration(cfg.ClaimWindow), ClaimTimeout: time.Duration(cfg.ClaimTimeout),

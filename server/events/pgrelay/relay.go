@@ -243,6 +243,11 @@ func (r *Relay) serveWrites(ctx context.Context) {
 	}()
 	backoff := minBackoff
 	var unsure *attempt // a transaction whose COMMIT's answer was lost
+	// Connected before the first event, which then goes out without waiting for a
+	// connection.
+	if c, err := r.connect(ctx, "write"); err == nil {
+		conn = c
+	}
 	for {
 		if ctx.Err() != nil {
 			r.flushAtExit(unsure)

@@ -1,0 +1,160 @@
+package daemon_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/rpi-deploy/rpi-deploy/internal/pgtest"
+	"github.com/rpi-deploy/rpi-deploy/server/servertest"
+)
+
+// sseMsg is one message of an event stream.
+type sseMsg struct {
+	ID    int64
+	Event string
+	Data  string
+}
+
+// stream opens GET /api/v1/events at srv, resuming after Last-Event-ID after (0:
+// none), and returns its messages as they come (comments left out). The stream is
+// closed when the test ends.
+func stream(t *testing.T, srv *servertest.Server, after int64) <-chan sseMsg {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/api/v1/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+srv.Token)
+	if after > 0 {
+		req.Header.Set("Last-Event-ID", strconv.FormatInt(after, 10))
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		t.Fatalf("GET /api/v1/events: HTTP %d", resp.StatusCode)
+	}
+	out := make(chan sseMsg, 1024)
+	go func() {
+		defer resp.Body.Close()
+		defer close(out)
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(nil, 1<<20)
+		var m sseMsg
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case line == "":
+				if m.Event != "" {
+					out <- m
+				}
+				m = sseMsg{}
+			case strings.HasPrefix(line, "id: "):
+				m.ID, _ = strconv.ParseInt(line[4:], 10, 64)
+			case strings.HasPrefix(line, "event: "):
+				m.Event = line[7:]
+			case strings.HasPrefix(line, "data: "):
+				m.Data = line[6:]
+			}
+		}
+	}()
+	return out
+}
+
+// take reads n messages of s (a minute at most: they never came).
+func take(t *testing.T, s <-chan sseMsg, n int) []sseMsg {
+	t.Helper()
+	var got []sseMsg
+	timeout := time.After(time.Minute)
+	for len(got) < n {
+		select {
+		case m, ok := <-s:
+			if !ok {
+				t.Fatalf("stream ended after %d of %d messages: %+v", len(got), n, got)
+			}
+			got = append(got, m)
+		case <-timeout:
+			t.Fatalf("%d of %d messages after a minute: %+v", len(got), n, got)
+		}
+	}
+	return got
+}
+
+// TestEventsAcrossServers: two rpi-deployd on one PostgreSQL database. Changes made
+// at either reach the event streams of both, the same messages in the same order
+// with the same ids; a client that read some at one server resumes at the other with
+// Last-Event-ID and gets exactly the rest; a server started later resumes a client
+// too (it loads the latest events at start).
+func TestEventsAcrossServers(t *testing.T) {
+	dsn := pgtest.DB(t)
+	a := servertest.Start(t, servertest.Options{DB: dsn})
+	b := servertest.Start(t, servertest.Options{DB: dsn})
+	sa, sb := stream(t, a, 0), stream(t, b, 0)
+	ctx := t.Context()
+	const n = 6
+	for i := range n {
+		srv := a
+		if i%2 == 1 {
+			srv = b
+		}
+		code := fmt.Sprintf("V%c%cX", 'A'+i, 'A'+i)
+		if err := srv.Do(ctx, http.MethodPost, "/api/v1/venues", map[string]string{"code": code, "name": "Venue " + code}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ga, gb := take(t, sa, n), take(t, sb, n)
+	if diff := cmp.Diff(ga, gb); diff != "" {
+		t.Fatalf("the two servers' streams differ (-a +b):\n%s", diff)
+	}
+	// One change each, ids one after the other. (Two changes at two servers are in the
+	// order their events reached the database, which need not be the order of the
+	// requests.)
+	codes := map[string]bool{}
+	for i, m := range ga {
+		var ev struct {
+			Data struct{ Code string }
+		}
+		if err := json.Unmarshal([]byte(m.Data), &ev); err != nil || m.Event != "venue.changed" || (i > 0 && m.ID != ga[i-1].ID+1) {
+			t.Errorf("message %d: %+v (%v), want venue.changed, ids one after the other", i, m, err)
+		}
+		codes[ev.Data.Code] = true
+	}
+	for i := range n {
+		if code := fmt.Sprintf("V%c%cX", 'A'+i, 'A'+i); !codes[code] {
+			t.Errorf("no event for venue %s: %v", code, codes)
+		}
+	}
+
+	// Read three at a, reconnect to b after the third.
+	resumed := take(t, stream(t, b, ga[2].ID), n-3)
+	if diff := cmp.Diff(ga[3:], resumed); diff != "" {
+		t.Errorf("resume at the other server after id %d (-read at a +resumed at b):\n%s", ga[2].ID, diff)
+	}
+	// A third server, started now, resumes a client that read at a.
+	c := servertest.Start(t, servertest.Options{DB: dsn})
+	resumed = take(t, stream(t, c, ga[1].ID), n-2)
+	if diff := cmp.Diff(ga[2:], resumed); diff != "" {
+		t.Errorf("resume at a server started later, after id %d (-read at a +resumed at c):\n%s", ga[1].ID, diff)
+	}
+	// And a change made there reaches the first two.
+	if err := c.Do(ctx, http.MethodPost, "/api/v1/venues", map[string]string{"code": "VZZX", "name": "Late"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	la, lb := take(t, sa, 1), take(t, sb, 1)
+	if la[0].ID != ga[n-1].ID+1 || !strings.Contains(la[0].Data, `"VZZX"`) || !cmp.Equal(la, lb) {
+		t.Errorf("a change at the third server: a got %+v, b got %+v", la, lb)
+	}
+}
