@@ -76,8 +76,7 @@ func Start(ctx context.Context, opt Options) (d *Daemon, err error) {
 			st.Close()
 		}
 	}()
-	bus := events.New(0, 0)
-	relay, err := newRelay(ctx, cfg, bus, log)
+	bus, relay, err := newBus(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}

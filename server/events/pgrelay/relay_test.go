@@ -501,3 +501,56 @@ func TestBadURL(t *testing.T) {
 		t.Errorf("New with a bad URL: %v", err)
 	}
 }
+
+// TestLostCommitAnswer: a batch whose COMMIT was sent but not answered is looked for
+// by its origin before it is written again: committed → it is done (not written
+// twice); not committed → it is written.
+func TestLostCommitAnswer(t *testing.T) {
+	dsn := pgtest.DB(t)
+	migrate(t, dsn)
+	ctx := context.Background()
+	for _, committed := range []bool{true, false} {
+		t.Run(fmt.Sprint("committed=", committed), func(t *testing.T) {
+			exec(t, dsn, `DELETE FROM events`)
+			r, err := New(dsn, events.New(0, 0), Options{Site: "north"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			conn, err := r.connect(ctx, "test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(ctx)
+			r.bus.Publish(events.BoardNetboot, map[string]int{"i": 1})
+			r.bus.Publish(events.BoardNetboot, map[string]int{"i": 2})
+			a := r.take()
+			a.committing = true
+			if committed { // what the lost COMMIT did: the same statement, committed
+				var ats, types, data []string
+				for _, ev := range a.evs {
+					ats, types, data = append(ats, "2026-12-05T00:00:00.000000000Z"), append(types, ev.Type), append(data, string(ev.Data.(json.RawMessage)))
+				}
+				if _, err := conn.Exec(ctx, sqlInsert, "north", ats, types, data, a.origins, Channel); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := r.resolve(ctx, conn, a); err != nil {
+				t.Fatal(err)
+			}
+			if b := r.take(); b != nil {
+				if committed {
+					t.Fatalf("a committed batch still waits: %d events", len(b.evs))
+				}
+				if err := r.write(ctx, conn, b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := rows(t, dsn); len(got) != 2 || got[0].Data != `{"i":1}` || got[1].Data != `{"i":2}` {
+				t.Errorf("table: %+v, want the two events once", got)
+			}
+			if s := r.Stats(); s.Pending != 0 {
+				t.Errorf("stats %+v, want nothing pending", s)
+			}
+		})
+	}
+}
