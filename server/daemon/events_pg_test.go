@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -157,4 +158,39 @@ func TestEventsAcrossServers(t *testing.T) {
 	if la[0].ID != ga[n-1].ID+1 || !strings.Contains(la[0].Data, `"VZZX"`) || !cmp.Equal(la, lb) {
 		t.Errorf("a change at the third server: a got %+v, b got %+v", la, lb)
 	}
+
+	// /metrics reports the relay: nothing waits, nothing dropped, database reachable.
+	// (The relay counts its last event written once COMMIT has answered, which may be
+	// just after the other servers read it: the metric is read until it says 0.)
+	m := metrics(t, c)
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(m, "\nrpideploy_event_relay_pending 0\n") && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		m = metrics(t, c)
+	}
+	for _, want := range []string{"\nrpideploy_event_relay_pending 0\n", "\nrpideploy_event_relay_dropped_total 0\n",
+		"\nrpideploy_event_relay_unreachable 0\n"} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, m)
+		}
+	}
+}
+
+// metrics is GET /metrics at srv.
+func metrics(t *testing.T, srv *servertest.Server) string {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+srv.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: HTTP %d %v", resp.StatusCode, err)
+	}
+	return string(b)
 }

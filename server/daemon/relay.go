@@ -35,3 +35,14 @@ func newBus(ctx context.Context, cfg config.Config, log *slog.Logger) (*events.B
 	}
 	return bus, r, nil
 }
+
+// relayStats is /metrics' view of the relay (nil with SQLite: no relay metrics).
+func relayStats(r *pgrelay.Relay) func() (int, int64, bool) {
+	if r == nil {
+		return nil
+	}
+	return func() (int, int64, bool) {
+		s := r.Stats()
+		return s.Pending, s.Dropped, s.Unreachable
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/rpi-deploy/rpi-deploy/server/connlimit"
 	"github.com/rpi-deploy/rpi-deploy/server/domain"
 	"github.com/rpi-deploy/rpi-deploy/server/events"
+	"github.com/rpi-deploy/rpi-deploy/server/events/pgrelay"
 	"github.com/rpi-deploy/rpi-deploy/server/netboot"
 	"github.com/rpi-deploy/rpi-deploy/server/store"
 	"github.com/rpi-deploy/rpi-deploy/server/swarm"
@@ -91,7 +92,7 @@ func Start(ctx context.Context, opt Options) (d *Daemon, err error) {
 	lim := connlimit.New(connlimit.Options{Max: cfg.HTTPMaxConns, PerSource: cfg.HTTPMaxConnsPerSource, Logger: log})
 	swarms := newSwarm(cfg, log)
 	prepareSwarms(ctx, swarms, svc, cfg.P2P == "on", log)
-	engine := newEngine(svc, cfg, opt.Version, streamsDone, lim, swarms, log)
+	engine := newEngine(svc, cfg, opt.Version, streamsDone, lim, swarms, relay, log)
 
 	d, lns, err = listen(cfg, stderr)
 	if err != nil {
@@ -163,11 +164,11 @@ func newService(st *store.Store, bus *events.Bus, cfg config.Config, log *slog.L
 }
 
 // newEngine is the HTTP API with the dashboard mounted on it.
-func newEngine(svc *domain.Service, cfg config.Config, version string, streamsDone <-chan struct{}, lim *connlimit.Limiter, swarms *swarm.Registry, log *slog.Logger) *gin.Engine {
+func newEngine(svc *domain.Service, cfg config.Config, version string, streamsDone <-chan struct{}, lim *connlimit.Limiter, swarms *swarm.Registry, relay *pgrelay.Relay, log *slog.Logger) *gin.Engine {
 	var a *api.API
 	engine, a := api.New(svc, api.Options{Token: cfg.Token, Logger: log, AgentOnlyListeners: len(cfg.AgentListen) > 0,
 		Version: version, Shutdown: streamsDone, AgentListenersOnlyAgent: cfg.TLSMode() != "off",
-		MaxEventStreams: cfg.MaxEventStreams, Conns: lim, Swarm: swarms, P2P: cfg.P2P == "on",
+		MaxEventStreams: cfg.MaxEventStreams, Conns: lim, Swarm: swarms, P2P: cfg.P2P == "on", EventRelay: relayStats(relay),
 		ReadTimeout: time.Duration(cfg.HTTPReadTimeout), WriteTimeout: time.Duration(cfg.HTTPWriteTimeout), AgentPerSource: cfg.AgentRequestsPerSource,
 		Extra: []func(*gin.Engine, gin.HandlerFunc){func(r *gin.Engine, _ gin.HandlerFunc) {
 			dashboard.Register(r, dashboard.Config{Authenticated: func(r *http.Request) bool { return a.Authenticated(r) },

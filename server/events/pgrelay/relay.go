@@ -460,7 +460,7 @@ func (r *Relay) resolve(ctx context.Context, conn *pgx.Conn, a *attempt) error {
 func (r *Relay) serveReads(ctx context.Context) {
 	backoff := minBackoff
 	for ctx.Err() == nil {
-		err := r.listen(ctx, func() { backoff = minBackoff })
+		err := r.listen(ctx, func() { backoff = minBackoff; r.outage(nil) })
 		if ctx.Err() != nil {
 			return
 		}
