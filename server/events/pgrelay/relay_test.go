@@ -23,7 +23,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // migrate creates the schema, events table included, on the database at dsn as a
 // server does: the store opens it.
-func migrate(t *testing.T, dsn string) {
+func migrate(t testing.TB, dsn string) {
 	t.Helper()
 	st, err := store.OpenDB(context.Background(), store.Config{URL: dsn})
 	if err != nil {
@@ -54,7 +54,7 @@ type server struct {
 	relay *Relay
 }
 
-func start(t *testing.T, dsn, site string, opt Options) server {
+func start(t testing.TB, dsn, site string, opt Options) server {
 	t.Helper()
 	bus := events.New(0, 0)
 	opt.Site = site
