@@ -263,7 +263,8 @@ func (r *Relay) serveWrites(ctx context.Context) {
 			}
 		}
 		var err error
-		if conn == nil {
+		fresh := conn == nil
+		if fresh {
 			if conn, err = r.connect(ctx, "write"); err != nil {
 				conn = nil
 			}
@@ -287,11 +288,16 @@ func (r *Relay) serveWrites(ctx context.Context) {
 			if ctx.Err() != nil {
 				continue
 			}
-			r.outage(err)
 			if conn != nil {
 				conn.Close(context.Background())
 				conn = nil
 			}
+			if !fresh {
+				// The connection may have been cut while idle (a restart of the
+				// database): a new one is tried at once.
+				continue
+			}
+			r.outage(err)
 			if !sleep(ctx, backoff) {
 				continue
 			}
