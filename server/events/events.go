@@ -39,10 +39,7 @@ type Event struct {
 	Seq  int64     `json:"seq"`
 	Time time.Time `json:"time"`
 	Type string    `json:"type"`
-	// Site is the server (its --site) that published the event, when the events of
-	// several servers meet on one bus (PostgreSQL mode); "" with one server.
-	Site string `json:"site,omitempty"`
-	Data any    `json:"data"`
+	Data any       `json:"data"`
 	// SSE is the event as one Server-Sent Events message ("id: SEQ\nevent: TYPE\ndata:
 	// JSON\n\n"), encoded once by Publish for every subscriber; nil when Data could
 	// not be encoded (the event stream skips it).

@@ -215,7 +215,7 @@ func TestRelayAndAppend(t *testing.T) {
 	}
 	ahead, _ := b.Follow(3) // a client that read 1..3 at another server
 	for q := int64(1); q <= 4; q++ {
-		if !b.Append(Event{Seq: q, Type: "x", Site: "north", Data: json.RawMessage(fmt.Sprint(q))}) {
+		if !b.Append(Event{Seq: q, Type: "x", Data: json.RawMessage(fmt.Sprint(q))}) {
 			t.Fatalf("Append %d refused", q)
 		}
 	}
@@ -225,7 +225,7 @@ func TestRelayAndAppend(t *testing.T) {
 	got, lost := c.Read(nil, 0)
 	if lost || bytes.Count(got, []byte("id: ")) != 4 || !bytes.HasPrefix(got, []byte(`id: 1
 event: x
-data: {"seq":1,"time":"0001-01-01T00:00:00Z","type":"x","site":"north","data":1}`)) {
+data: {"seq":1,"time":"0001-01-01T00:00:00Z","type":"x","data":1}`)) {
 		t.Errorf("Read after appends = %q, %v", got, lost)
 	}
 	if got, _ := ahead.Read(nil, 0); !bytes.HasPrefix(got, []byte("id: 4\n")) || bytes.Count(got, []byte("id: ")) != 1 {

@@ -55,7 +55,9 @@ const (
 
 // Options configure a relay. The zero value means the documented defaults.
 type Options struct {
-	// Site is the server's name (serve --site), recorded on every event it publishes.
+	// Site is the server's name (serve --site), recorded in the table's site column of
+	// every event it publishes (the stream does not send it: events about boards and
+	// deployments name their site in their data).
 	// Default "main".
 	Site string
 	// Keep is how many of the latest events the table keeps; older rows are deleted
@@ -153,7 +155,6 @@ func (r *Relay) Stats() Stats {
 
 // enqueue takes one published event (Bus.Relay's out).
 func (r *Relay) enqueue(ev events.Event) {
-	ev.Site = r.opt.Site
 	r.mu.Lock()
 	r.next++
 	r.pending = append(r.pending, pending{n: r.next, ev: ev})
@@ -522,7 +523,7 @@ func (r *Relay) catchUp(ctx context.Context, conn *pgx.Conn) error {
 		last = max(0, top-int64(r.bus.Keep()))
 	}
 	for {
-		rows, err := conn.Query(ctx, `SELECT seq, at, site, type, data FROM events WHERE seq > $1 ORDER BY seq LIMIT $2`,
+		rows, err := conn.Query(ctx, `SELECT seq, at, type, data FROM events WHERE seq > $1 ORDER BY seq LIMIT $2`,
 			last, maxBatch)
 		if err != nil {
 			return fmt.Errorf("event relay: read: %w", err)
@@ -531,7 +532,7 @@ func (r *Relay) catchUp(ctx context.Context, conn *pgx.Conn) error {
 		for rows.Next() {
 			var ev events.Event
 			var at, data string
-			if err := rows.Scan(&ev.Seq, &at, &ev.Site, &ev.Type, &data); err != nil {
+			if err := rows.Scan(&ev.Seq, &at, &ev.Type, &data); err != nil {
 				rows.Close()
 				return fmt.Errorf("event relay: read: %w", err)
 			}
