@@ -139,9 +139,10 @@ func (b *Bus) Publish(typ string, data any) {
 // add puts ev (numbered b.seq) into the ring and hands it to the readers. b.mu is
 // held.
 func (b *Bus) add(ev Event) {
+	typ := ev.Type
 	if j, err := json.Marshal(ev); err == nil {
-		ev.SSE = fmt.Appendf(nil, "id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, ev.Type, j)
-		if k := stateKey(ev.Type, j); k != "" {
+		ev.SSE = fmt.Appendf(nil, "id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, typ, j)
+		if k := stateKey(typ, j); k != "" {
 			b.supersede(k, ev.Seq)
 		}
 	}
