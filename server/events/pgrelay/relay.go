@@ -503,8 +503,23 @@ func (r *Relay) listen(ctx context.Context, ok func()) error {
 		if err != nil && (wctx.Err() == nil || conn.IsClosed()) {
 			return fmt.Errorf("event relay: wait for notification: %w", err)
 		}
+		drain(conn)
 		if err := r.catchUp(ctx, conn); err != nil {
 			return err
+		}
+	}
+}
+
+// drain discards the notifications the connection has already received: the read
+// that follows covers them all (one read per burst of writes, not one per write).
+func drain(conn *pgx.Conn) {
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	for {
+		// With ctx done, this returns a received notification or, without touching
+		// the connection, nil.
+		if n, _ := conn.WaitForNotification(done); n == nil {
+			return
 		}
 	}
 }
