@@ -3,6 +3,9 @@ package daemon_test
 import (
 	"bufio"
 	"context"
+	"crypto/pbkdf2"
+	"crypto/sha1"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/rpi-deploy/rpi-deploy/internal/pgtest"
 	"github.com/rpi-deploy/rpi-deploy/server/servertest"
@@ -193,4 +197,87 @@ func metrics(t *testing.T, srv *servertest.Server) string {
 		t.Fatalf("GET /metrics: HTTP %d %v", resp.StatusCode, err)
 	}
 	return string(b)
+}
+
+// TestEventsTableHoldsNoSecrets: with a server on PostgreSQL, the events table holds
+// exactly the data the event stream sends, and no secret: not a deployment's secret
+// (a hello), not a profile's password, its crypt hash, Wi-Fi passphrase or PSK.
+func TestEventsTableHoldsNoSecrets(t *testing.T) {
+	dsn := pgtest.DB(t)
+	srv := servertest.Start(t, servertest.Options{DB: dsn, NoSourceLimits: true})
+	s := stream(t, srv, 0)
+	img := servertest.PackedImage(t, t.TempDir(), "kxp2-ev", 1<<20+77, 1<<20)
+	srv.Setup(t, servertest.Fleet{Venue: "CORO", Product: "KXP2", Count: 3, Image: img})
+	const password, passphrase, ssid = "kiosk-pw-0815", "wifi-pass-4711", "Venue"
+	profile := map[string]any{"user": "kiosk", "password": password,
+		"wifi": map[string]any{"ssid": ssid, "passphrase": passphrase, "country": "GB"}}
+	if err := srv.Do(t.Context(), http.MethodPut, "/api/v1/profiles/kiosk", profile, nil); err != nil {
+		t.Fatal(err)
+	}
+	code, hr := postHello(t, srv, "10000000000000b1")
+	if code != http.StatusOK || hr.Deployment == nil || hr.Deployment.Secret == "" {
+		t.Fatalf("hello: %d %+v", code, hr)
+	}
+	// Read the stream up to the deployment's creation: every event before it is in.
+	var got []sseMsg
+	for len(got) == 0 || got[len(got)-1].Event != "deployment.created" {
+		got = append(got, take(t, s, 1)...)
+	}
+
+	psk, err := pbkdf2.Key(sha1.New, passphrase, []byte(ssid), 4096, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(t.Context(), `SELECT seq, type, data FROM events WHERE seq <= $1 ORDER BY seq`, got[len(got)-1].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct {
+		Seq        int64
+		Type, Data string
+	}
+	table, err := pgx.CollectRows(rows, pgx.RowToStructByPos[row])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent []row
+	for _, m := range got {
+		var ev struct{ Data json.RawMessage }
+		if err := json.Unmarshal([]byte(m.Data), &ev); err != nil {
+			t.Fatal(err)
+		}
+		sent = append(sent, row{m.ID, m.Event, string(ev.Data)})
+	}
+	// The stream may leave out a board.changed or batch.changed that a later one
+	// supersedes: compare the table with what was sent, seq by seq.
+	bySeq := map[int64]row{}
+	for _, r := range table {
+		bySeq[r.Seq] = r
+	}
+	for _, m := range sent {
+		if diff := cmp.Diff(bySeq[m.Seq], m); diff != "" {
+			t.Errorf("event %d: table and stream differ (-table +stream):\n%s", m.Seq, diff)
+		}
+	}
+	secrets := map[string]string{"deployment secret": hr.Deployment.Secret, "password": password,
+		"passphrase": passphrase, "PSK": hex.EncodeToString(psk), "crypt hash": "$6$"}
+	var profileEvents int
+	for _, r := range table {
+		if r.Type == "profile.changed" {
+			profileEvents++
+		}
+		for name, v := range secrets {
+			if strings.Contains(r.Data, v) {
+				t.Errorf("event %d (%s) holds the %s: %s", r.Seq, r.Type, name, r.Data)
+			}
+		}
+	}
+	if profileEvents == 0 || len(table) < 5 {
+		t.Errorf("%d events, %d about profiles: the test saw too little", len(table), profileEvents)
+	}
 }
