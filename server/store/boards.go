@@ -138,10 +138,8 @@ type BoardEvent struct {
 
 // AddBoardEvent appends to a board's history.
 func (t *Tx) AddBoardEvent(ctx context.Context, e BoardEvent) (int64, error) {
-	var id int64
-	err := t.tx.QueryRowContext(ctx, `INSERT INTO board_events (serial, mac, at, kind, detail) VALUES (?, ?, ?, ?, ?) RETURNING id`,
-		e.Serial, e.MAC, FormatTime(t.Now), e.Kind, e.Detail).Scan(&id)
-	return id, err
+	return t.insert(ctx, `INSERT INTO board_events (serial, mac, at, kind, detail) VALUES (?, ?, ?, ?, ?)`,
+		e.Serial, e.MAC, FormatTime(t.Now), e.Kind, e.Detail)
 }
 
 // BoardEvents returns a board's history (by serial, and by MAC when given), oldest first.
