@@ -244,7 +244,9 @@ type Cursor struct {
 // ring; the cursor then starts at the oldest event still in it. On a bus with a
 // relay, after may be ahead of Seq (a client that read it at another server, which
 // was quicker to append): the cursor then starts after it, with the events this bus
-// has yet to append.
+// has yet to append. Ahead by more than the ring's length, after is taken for a
+// number of another database (or of a server's own numbering before it moved to a
+// shared one): missed, and the cursor starts after the last event.
 func (b *Bus) Follow(after int64) (c *Cursor, missed bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -256,6 +258,9 @@ func (b *Bus) Follow(after int64) (c *Cursor, missed bool) {
 			c.next, missed = oldest, true
 		}
 	case after > b.seq && b.relay.Load() != nil:
+		if after-b.seq > int64(len(b.ring)) {
+			return c, true
+		}
 		c.next = after + 1
 	}
 	return c, missed

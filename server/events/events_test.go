@@ -242,6 +242,9 @@ data: {"seq":1,"time":"0001-01-01T00:00:00Z","type":"x","data":1}`)) {
 	if _, missed := b.Follow(4); !missed {
 		t.Error("resume after 4, before a gap: not missed")
 	}
+	if _, missed := b.Follow(10 + 8 + 1); !missed {
+		t.Error("resume ahead of the bus by more than its ring: not missed")
+	}
 	if c, missed := b.Follow(9); missed {
 		t.Error("resume after 9, just before the event after the gap: missed")
 	} else if got, _ := c.Read(nil, 0); !bytes.HasPrefix(got, []byte("id: 10\n")) {
