@@ -489,6 +489,16 @@ func (r *Relay) listen(ctx context.Context, ok func()) error {
 	if _, err := conn.Exec(ctx, "LISTEN "+Channel); err != nil {
 		return fmt.Errorf("event relay: listen: %w", err)
 	}
+	var top int64
+	if err := conn.QueryRow(ctx, `SELECT COALESCE(max(seq), 0) FROM events`).Scan(&top); err != nil {
+		return fmt.Errorf("event relay: read: %w", err)
+	}
+	if seq := r.bus.Seq(); top < seq {
+		// The numbering went back: the database was restored from a backup under a
+		// running server. The bus cannot follow it back; a restart starts afresh.
+		r.log.Error("event relay: the events table ends before this server's last event (database restored?); "+
+			"restart rpi-deployd to follow it", "table_seq", top, "server_seq", seq)
+	}
 	if err := r.catchUp(ctx, conn); err != nil {
 		return err
 	}

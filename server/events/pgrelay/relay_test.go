@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -554,5 +555,48 @@ func TestLostCommitAnswer(t *testing.T) {
 				t.Errorf("stats %+v, want nothing pending", s)
 			}
 		})
+	}
+}
+
+// syncBuf is a log buffer the relay's goroutines may write at once.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestRestoredDatabaseLogged: when the events table ends before the server's last
+// event (the database was restored from a backup under it), the relay says so, with
+// what to do, once its listener connects again.
+func TestRestoredDatabaseLogged(t *testing.T) {
+	dsn := pgtest.DB(t)
+	migrate(t, dsn)
+	var log syncBuf
+	a := start(t, dsn, "north", Options{Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	ca, _ := a.bus.Follow(0)
+	publish(a, "north", 5, 1)
+	readUntil(t, ca, 5)
+	exec(t, dsn, `DELETE FROM events WHERE seq > 2`)
+	exec(t, dsn, `SELECT pg_terminate_backend($1)`, listenerPID(t, dsn, "north"))
+	deadline := time.Now().Add(time.Minute)
+	for !strings.Contains(log.String(), "database restored?") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no word of the restored table in the log:\n%s", log.String())
+		}
+		time.Sleep(10 * time.Millisecond) // the log has no event to wait for
+	}
+	if !strings.Contains(log.String(), "table_seq=2 server_seq=5") {
+		t.Errorf("log: %s", log.String())
 	}
 }
