@@ -66,9 +66,14 @@ func pgStorage(err error) bool {
 // pgUnavailable reports whether err says the PostgreSQL server cannot be reached or
 // cannot serve now: no connection (refused, lost, closed), a connection exception
 // (class 08), the server shutting down or starting (57P01–57P03), or out of
-// resources (class 53: too many connections, out of memory, disk full). A cancelled
-// or timed-out context of the caller is not.
+// resources (class 53: too many connections, out of memory, disk full). A
+// connection that could not be made in time (ConnectTimeout) is; otherwise a
+// cancelled or timed-out context of the caller is not.
 func pgUnavailable(err error) bool {
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return true
+	}
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
@@ -76,9 +81,8 @@ func pgUnavailable(err error) bool {
 		return strings.HasPrefix(code, "08") || strings.HasPrefix(code, "53") ||
 			code == "57P01" || code == "57P02" || code == "57P03"
 	}
-	var ce *pgconn.ConnectError
 	var ne net.Error
-	return errors.As(err, &ce) || errors.As(err, &ne) || errors.Is(err, pgconn.ErrConnClosed) ||
+	return errors.As(err, &ne) || errors.Is(err, pgconn.ErrConnClosed) ||
 		errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }

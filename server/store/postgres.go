@@ -2,15 +2,18 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"net/url"
 	"runtime"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+	"github.com/jackc/pgx/v5/stdlib"
 )
+
+// ConnectTimeout is how long opening a PostgreSQL connection may take when the URL
+// sets no connect_timeout; past it the call fails with ErrUnavailable.
+const ConnectTimeout = 5 * time.Second
 
 // openPostgres opens the PostgreSQL database at dsn and migrates it: a writer pool
 // of one connection (group commit, writer.go) and a reader pool. database/sql
@@ -22,10 +25,12 @@ func openPostgres(ctx context.Context, dsn string, serializable bool) (*Store, e
 		return nil, fmt.Errorf("database URL %q: not a valid PostgreSQL connection URL", Redact(dsn))
 	}
 	where := fmt.Sprintf("postgres %s/%s", cfg.Host, cfg.Database)
-	w, err := sql.Open("pgx", dsn)
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", where, err)
+	// A server that does not answer at all (a dropped route) must not hold the
+	// writer, and every hello queued behind it, for the kernel's TCP timeout.
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = ConnectTimeout
 	}
+	w := stdlib.OpenDB(*cfg)
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
@@ -38,11 +43,7 @@ func openPostgres(ctx context.Context, dsn string, serializable bool) (*Store, e
 		w.Close()
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
-	r, err := sql.Open("pgx", dsn)
-	if err != nil {
-		w.Close()
-		return nil, fmt.Errorf("open %s: %w", where, err)
-	}
+	r := stdlib.OpenDB(*cfg)
 	n := max(4, runtime.GOMAXPROCS(0)*2)
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
