@@ -57,6 +57,10 @@ type Options struct {
 	MaxEventStreams int
 	// Conns, when set, is the HTTP listeners' connection limiter; /metrics reports it.
 	Conns *connlimit.Limiter
+	// EventRelay, when set, reports the event relay's counters for /metrics (servers
+	// on one PostgreSQL, server/events/pgrelay): events waiting for the database, events
+	// dropped past its bound, and whether the database was unreachable at the last try.
+	EventRelay func() (pending int, dropped int64, unreachable bool)
 	// Version is reported by /healthz.
 	Version string
 	// LoginFailures failed logins from one source address within LoginWindow lock that

@@ -77,6 +77,12 @@ func (a *API) metrics(c *gin.Context) {
 	fmt.Fprintf(&b, "# HELP rpideploy_image_downloads_total Image downloads started.\n# TYPE rpideploy_image_downloads_total counter\nrpideploy_image_downloads_total %d\n", m.downloads.Load())
 	fmt.Fprintf(&b, "# HELP rpideploy_image_streams_in_flight Image downloads running now.\n# TYPE rpideploy_image_streams_in_flight gauge\nrpideploy_image_streams_in_flight %d\n", m.streams.Load())
 	fmt.Fprintf(&b, "# HELP rpideploy_event_subscribers Event stream clients connected.\n# TYPE rpideploy_event_subscribers gauge\nrpideploy_event_subscribers %d\n", a.svc.Bus().Subscribers())
+	if a.opt.EventRelay != nil {
+		pending, dropped, unreachable := a.opt.EventRelay()
+		fmt.Fprintf(&b, "# HELP rpideploy_event_relay_pending Events waiting to be written to the shared database.\n# TYPE rpideploy_event_relay_pending gauge\nrpideploy_event_relay_pending %d\n", pending)
+		fmt.Fprintf(&b, "# HELP rpideploy_event_relay_dropped_total Events dropped while the database was unreachable.\n# TYPE rpideploy_event_relay_dropped_total counter\nrpideploy_event_relay_dropped_total %d\n", dropped)
+		fmt.Fprintf(&b, "# HELP rpideploy_event_relay_unreachable 1 when the relay's last try to reach the database failed.\n# TYPE rpideploy_event_relay_unreachable gauge\nrpideploy_event_relay_unreachable %d\n", b2i(unreachable))
+	}
 	if a.opt.Conns != nil {
 		st := a.opt.Conns.Stats()
 		fmt.Fprintf(&b, "# HELP rpideploy_http_connections HTTP connections open, and of them idle (no request in progress).\n# TYPE rpideploy_http_connections gauge\nrpideploy_http_connections{state=\"open\"} %d\nrpideploy_http_connections{state=\"idle\"} %d\n", st.Open, st.Idle)
@@ -106,4 +112,12 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(k)
 	return k
+}
+
+// b2i is 1 for true, 0 for false.
+func b2i(v bool) int {
+	if v {
+		return 1
+	}
+	return 0
 }

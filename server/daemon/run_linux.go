@@ -20,6 +20,7 @@ import (
 	"github.com/rpi-deploy/rpi-deploy/server/connlimit"
 	"github.com/rpi-deploy/rpi-deploy/server/domain"
 	"github.com/rpi-deploy/rpi-deploy/server/events"
+	"github.com/rpi-deploy/rpi-deploy/server/events/pgrelay"
 	"github.com/rpi-deploy/rpi-deploy/server/netboot"
 	"github.com/rpi-deploy/rpi-deploy/server/store"
 	"github.com/rpi-deploy/rpi-deploy/server/swarm"
@@ -76,7 +77,11 @@ func Start(ctx context.Context, opt Options) (d *Daemon, err error) {
 			st.Close()
 		}
 	}()
-	svc := newService(st, cfg, log)
+	bus, relay, err := newBus(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	svc := newService(st, bus, cfg, log)
 	if err := svc.Recover(ctx); err != nil {
 		return nil, err
 	}
@@ -87,7 +92,7 @@ func Start(ctx context.Context, opt Options) (d *Daemon, err error) {
 	lim := connlimit.New(connlimit.Options{Max: cfg.HTTPMaxConns, PerSource: cfg.HTTPMaxConnsPerSource, Logger: log})
 	swarms := newSwarm(cfg, log)
 	prepareSwarms(ctx, swarms, svc, cfg.P2P == "on", log)
-	engine := newEngine(svc, cfg, opt.Version, streamsDone, lim, swarms, log)
+	engine := newEngine(svc, cfg, opt.Version, streamsDone, lim, swarms, relay, log)
 
 	d, lns, err = listen(cfg, stderr)
 	if err != nil {
@@ -109,6 +114,9 @@ func Start(ctx context.Context, opt Options) (d *Daemon, err error) {
 	g, ctx := errgroup.WithContext(ctx)
 	d.g = g
 	g.Go(func() error { return nb.Serve(ctx) })
+	if relay != nil {
+		g.Go(func() error { return relay.Serve(ctx) })
+	}
 	g.Go(func() error { return servePprof(ctx, cfg.PprofListen, stderr) })
 	g.Go(func() error {
 		return abandonSilent(ctx, svc, time.Duration(cfg.AbandonAfter), min(time.Minute, time.Duration(cfg.ClaimTimeout)/2), log)
@@ -144,9 +152,10 @@ func (l listener) base() context.Context {
 	return context.Background()
 }
 
-// newService is the domain with the configuration's limits and timings.
-func newService(st *store.Store, cfg config.Config, log *slog.Logger) *domain.Service {
-	return domain.New(st, events.New(0, 0), domain.Options{DataDir: cfg.Data, MaxStreams: cfg.MaxStreams,
+// newService is the domain with the configuration's limits and timings, publishing
+// on bus.
+func newService(st *store.Store, bus *events.Bus, cfg config.Config, log *slog.Logger) *domain.Service {
+	return domain.New(st, bus, domain.Options{DataDir: cfg.Data, MaxStreams: cfg.MaxStreams,
 		StaleAfter: time.Duration(cfg.StaleAfter), RetryAfter: time.Duration(cfg.RetryAfter), After: cfg.After, Logger: log,
 		DiskReserve: cfg.DiskReserve,
 		ClaimWindow: time.Duration(cfg.ClaimWindow), ClaimTimeout: time.Duration(cfg.ClaimTimeout),
@@ -155,11 +164,11 @@ func newService(st *store.Store, cfg config.Config, log *slog.Logger) *domain.Se
 }
 
 // newEngine is the HTTP API with the dashboard mounted on it.
-func newEngine(svc *domain.Service, cfg config.Config, version string, streamsDone <-chan struct{}, lim *connlimit.Limiter, swarms *swarm.Registry, log *slog.Logger) *gin.Engine {
+func newEngine(svc *domain.Service, cfg config.Config, version string, streamsDone <-chan struct{}, lim *connlimit.Limiter, swarms *swarm.Registry, relay *pgrelay.Relay, log *slog.Logger) *gin.Engine {
 	var a *api.API
 	engine, a := api.New(svc, api.Options{Token: cfg.Token, Logger: log, AgentOnlyListeners: len(cfg.AgentListen) > 0,
 		Version: version, Shutdown: streamsDone, AgentListenersOnlyAgent: cfg.TLSMode() != "off",
-		MaxEventStreams: cfg.MaxEventStreams, Conns: lim, Swarm: swarms, P2P: cfg.P2P == "on",
+		MaxEventStreams: cfg.MaxEventStreams, Conns: lim, Swarm: swarms, P2P: cfg.P2P == "on", EventRelay: relayStats(relay),
 		ReadTimeout: time.Duration(cfg.HTTPReadTimeout), WriteTimeout: time.Duration(cfg.HTTPWriteTimeout), AgentPerSource: cfg.AgentRequestsPerSource,
 		Extra: []func(*gin.Engine, gin.HandlerFunc){func(r *gin.Engine, _ gin.HandlerFunc) {
 			dashboard.Register(r, dashboard.Config{Authenticated: func(r *http.Request) bool { return a.Authenticated(r) },

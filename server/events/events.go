@@ -2,12 +2,18 @@
 // domain publishes every change; the SSE endpoint streams them to dashboards. Each
 // event has a sequence number; the bus keeps the most recent ones so that a client
 // reconnecting with Last-Event-ID misses nothing that is still in the ring.
+//
+// With one server the bus numbers the events itself. Several servers on one
+// PostgreSQL database share one numbering instead: a relay (server/events/pgrelay)
+// takes what is published (Bus.Relay), numbers it in the database, and appends every
+// server's events to every bus with those global numbers (Bus.Append).
 package events
 
 import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -83,6 +89,11 @@ type Bus struct {
 	// last is the sequence number of the latest event of each state key (stateKey),
 	// pruned to the keys still in the ring when it outgrows it.
 	last map[string]int64
+	// floor is the first sequence number after the latest gap in the numbering
+	// (Append; 0: none): the events below it never reached this bus.
+	floor int64
+	// relay, when set, takes Publish's events instead of the ring (Relay).
+	relay atomic.Pointer[func(Event)]
 }
 
 // Sub is one subscription.
@@ -108,22 +119,34 @@ func New(keep, buffer int) *Bus {
 }
 
 // Publish sends an event to every subscriber. A subscriber whose buffer is full is
-// dropped (its Lost channel closes) rather than blocking the publisher.
+// dropped (its Lost channel closes) rather than blocking the publisher. On a bus
+// with a relay (Relay) the event goes to the relay instead, and reaches the
+// subscribers when the relay appends it.
 func (b *Bus) Publish(typ string, data any) {
 	if b == nil {
+		return
+	}
+	if out := b.relay.Load(); out != nil {
+		b.toRelay(*out, typ, data)
 		return
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.seq++
-	ev := Event{Seq: b.seq, Time: time.Now().UTC(), Type: typ, Data: data}
+	b.add(Event{Seq: b.seq, Time: time.Now().UTC(), Type: typ, Data: data})
+}
+
+// add puts ev (numbered b.seq) into the ring and hands it to the readers. b.mu is
+// held.
+func (b *Bus) add(ev Event) {
+	typ := ev.Type
 	if j, err := json.Marshal(ev); err == nil {
-		ev.SSE = fmt.Appendf(nil, "id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, ev.Type, j)
+		ev.SSE = fmt.Appendf(nil, "id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, typ, j)
 		if k := stateKey(typ, j); k != "" {
 			b.supersede(k, ev.Seq)
 		}
 	}
-	b.ring[b.seq%int64(len(b.ring))] = ev
+	b.ring[ev.Seq%int64(len(b.ring))] = ev
 	if b.notify != nil {
 		close(b.notify)
 		b.notify = nil
@@ -176,7 +199,7 @@ func (b *Bus) Subscribe(after int64) (s *Sub, missed bool) {
 	s = &Sub{C: make(chan Event, b.buffer+len(b.ring)), Lost: make(chan struct{}), bus: b}
 	if after > 0 && after < b.seq {
 		first := after + 1
-		if oldest := b.seq - int64(len(b.ring)) + 1; first < oldest {
+		if oldest := b.oldest(); first < oldest {
 			first, missed = oldest, true
 		}
 		for q := first; q <= b.seq; q++ {
@@ -218,23 +241,34 @@ type Cursor struct {
 
 // Follow starts a cursor after sequence number after (0: after the last event
 // published). missed reports whether events after `after` are already gone from the
-// ring; the cursor then starts at the oldest event still in it.
+// ring; the cursor then starts at the oldest event still in it. On a bus with a
+// relay, after may be ahead of Seq (a client that read it at another server, which
+// was quicker to append): the cursor then starts after it, with the events this bus
+// has yet to append. Ahead by more than the ring's length, after is taken for a
+// number of another database (or of a server's own numbering before it moved to a
+// shared one): missed, and the cursor starts after the last event.
 func (b *Bus) Follow(after int64) (c *Cursor, missed bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	c = &Cursor{bus: b, next: b.seq + 1}
-	if after > 0 && after < b.seq {
+	switch {
+	case after > 0 && after < b.seq:
 		c.next = after + 1
 		if oldest := b.oldest(); c.next < oldest {
 			c.next, missed = oldest, true
 		}
+	case after > b.seq && b.relay.Load() != nil:
+		if after-b.seq > int64(len(b.ring)) {
+			return c, true
+		}
+		c.next = after + 1
 	}
 	return c, missed
 }
 
 // oldest is the sequence number of the oldest event in the ring. b.mu is held.
 func (b *Bus) oldest() int64 {
-	return max(1, b.seq-int64(len(b.ring))+1)
+	return max(1, b.seq-int64(len(b.ring))+1, b.floor)
 }
 
 var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()

@@ -194,3 +194,60 @@ func TestCursorSkipsSupersededState(t *testing.T) {
 		t.Errorf("reads of one event each: ids %v (more: %v), want %v", all, d.More(), want)
 	}
 }
+
+// TestRelayAndAppend: a bus with a relay hands Publish's events to it (encoded, not
+// numbered, not delivered) and delivers what the relay appends with its numbers;
+// an event at or below Seq is ignored; a gap in the numbering makes readers from
+// before it lose events and resumes from before it miss them; a resume ahead of
+// the bus (read at a quicker server) starts after it.
+func TestRelayAndAppend(t *testing.T) {
+	b := New(8, 0)
+	var out []Event
+	b.Relay(func(ev Event) { out = append(out, ev) })
+	c, _ := b.Follow(0)
+	b.Publish(BoardChanged, map[string]string{"serial": "10000000abcd1234"})
+	b.Publish(BoardChanged, func() {}) // cannot be encoded: dropped
+	if len(out) != 1 || out[0].Seq != 0 || string(out[0].Data.(json.RawMessage)) != `{"serial":"10000000abcd1234"}` {
+		t.Fatalf("relay got %+v", out)
+	}
+	if b.Seq() != 0 || c.More() {
+		t.Fatal("a relayed event was delivered before the relay appended it")
+	}
+	ahead, _ := b.Follow(3) // a client that read 1..3 at another server
+	for q := int64(1); q <= 4; q++ {
+		if !b.Append(Event{Seq: q, Type: "x", Data: json.RawMessage(fmt.Sprint(q))}) {
+			t.Fatalf("Append %d refused", q)
+		}
+	}
+	if b.Append(Event{Seq: 4, Type: "x"}) || b.Append(Event{Seq: 2, Type: "x"}) {
+		t.Error("Append of an event already appended accepted")
+	}
+	got, lost := c.Read(nil, 0)
+	if lost || bytes.Count(got, []byte("id: ")) != 4 || !bytes.HasPrefix(got, []byte(`id: 1
+event: x
+data: {"seq":1,"time":"0001-01-01T00:00:00Z","type":"x","data":1}`)) {
+		t.Errorf("Read after appends = %q, %v", got, lost)
+	}
+	if got, _ := ahead.Read(nil, 0); !bytes.HasPrefix(got, []byte("id: 4\n")) || bytes.Count(got, []byte("id: ")) != 1 {
+		t.Errorf("resume after 3 while the bus was at 0: %q, want event 4 only", got)
+	}
+	behind, _ := b.Follow(2)
+	b.Append(Event{Seq: 10, Type: "x", Data: 10}) // 5..9 never reached this bus
+	if got, lost := behind.Read(nil, 0); !lost || len(got) != 0 {
+		t.Errorf("reader from before a gap: %q, %v; want lost", got, lost)
+	}
+	if got, lost := c.Read(nil, 0); !lost || len(got) != 0 {
+		t.Errorf("reader at the gap: %q, %v; want lost", got, lost)
+	}
+	if _, missed := b.Follow(4); !missed {
+		t.Error("resume after 4, before a gap: not missed")
+	}
+	if _, missed := b.Follow(10 + 8 + 1); !missed {
+		t.Error("resume ahead of the bus by more than its ring: not missed")
+	}
+	if c, missed := b.Follow(9); missed {
+		t.Error("resume after 9, just before the event after the gap: missed")
+	} else if got, _ := c.Read(nil, 0); !bytes.HasPrefix(got, []byte("id: 10\n")) {
+		t.Errorf("resume after 9: %q", got)
+	}
+}
