@@ -18,6 +18,7 @@ func (a *API) manageRoutes(m *gin.RouterGroup) {
 	m.GET("/session", a.me)
 	m.GET("/events", a.events)
 	m.GET("/fleet", a.fleet)
+	m.GET("/sites", a.listSites)
 
 	m.GET("/venues", a.listVenues)
 	m.POST("/venues", a.postVenue)
@@ -86,6 +87,25 @@ func ok[T any](c *gin.Context, v T, err error) {
 		return
 	}
 	c.JSON(http.StatusOK, v)
+}
+
+// querySite reads ?site=NAME, the site a list is filtered by; "" (no parameter) is
+// every site. A name that cannot be a site is answered 400.
+func querySite(c *gin.Context) (string, bool) {
+	site := c.Query("site")
+	if site == "" {
+		return "", true
+	}
+	if err := domain.ValidSite(site); err != nil {
+		failErr(c, err)
+		return "", false
+	}
+	return site, true
+}
+
+func (a *API) listSites(c *gin.Context) {
+	s, err := a.svc.Sites(c.Request.Context())
+	ok(c, s, err)
 }
 
 func queryInt(c *gin.Context, key string) (int, bool) {
@@ -353,7 +373,11 @@ func (a *API) listBoards(c *gin.Context) {
 	if !good {
 		return
 	}
-	b, err := a.svc.Boards(c.Request.Context(), domain.BoardFilter{Search: c.Query("q"), Limit: limit})
+	site, good := querySite(c)
+	if !good {
+		return
+	}
+	b, err := a.svc.Boards(c.Request.Context(), domain.BoardFilter{Search: c.Query("q"), Site: site, Limit: limit})
 	ok(c, b, err)
 }
 
@@ -385,6 +409,10 @@ func (a *API) listDeployments(c *gin.Context) {
 	if !good {
 		return
 	}
+	site, good := querySite(c)
+	if !good {
+		return
+	}
 	var since, until string
 	for _, tq := range []struct {
 		key string
@@ -401,7 +429,7 @@ func (a *API) listDeployments(c *gin.Context) {
 	}
 	ds, err := a.svc.Deployments(c.Request.Context(), domain.DeploymentFilter{State: c.Query("state"),
 		Venue: c.Query("venue"), Product: c.Query("product"), BatchID: int64(batch), Serial: c.Query("serial"),
-		Search: c.Query("q"), Since: since, Until: until, Limit: limit})
+		Search: c.Query("q"), Since: since, Until: until, Site: site, Limit: limit})
 	if err != nil {
 		failErr(c, err)
 		return

@@ -22,6 +22,11 @@ type Config struct {
 	// Data is the data directory: the SQLite database and images/. Default
 	// /var/lib/rpi-deployd.
 	Data string `json:"data,omitempty"`
+	// Site is this server's site name: 1–32 lower-case letters, digits or '-'. It is
+	// recorded on the boards the server sees, the deployments it runs and the events
+	// it records, and keeps its DHCP leases apart from other sites' when servers share
+	// one database. Default "main".
+	Site string `json:"site,omitempty"`
 	// Listen is the HTTP address for the management API, the dashboard, image
 	// downloads and (unless AgentListen is set) the agent API. Default ":8080".
 	Listen string `json:"listen,omitempty"`
@@ -205,6 +210,9 @@ func (c Config) WithDefaults() Config {
 	if c.Listen == "" {
 		c.Listen = DefaultListen
 	}
+	if c.Site == "" {
+		c.Site = domain.DefaultSite
+	}
 	if c.MaxStreams <= 0 {
 		c.MaxStreams = domain.DefaultMaxStreams
 	}
@@ -277,6 +285,11 @@ func (c Config) Validate() error {
 	case "", "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("log_level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	if c.Site != "" {
+		if err := domain.ValidSite(c.Site); err != nil {
+			return err
+		}
 	}
 	switch c.P2P {
 	case "", "off", "on":

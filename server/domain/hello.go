@@ -53,7 +53,7 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 		if out, err = s.decideHello(ctx, t, in); err != nil {
 			return err
 		}
-		return recordHello(ctx, t, in, out.resp)
+		return s.recordHello(ctx, t, in, out.resp)
 	})
 	if err != nil {
 		return agentapi.HelloResponse{}, err
@@ -110,7 +110,7 @@ func (s *Service) admitSerial(ctx context.Context, in hello) (*agentapi.HelloRes
 // deployment again, boot-local, retry (a limit reached), or a new deployment.
 func (s *Service) decideHello(ctx context.Context, t *store.Tx, in hello) (helloOutcome, error) {
 	b, err := t.SeeBoardReturning(ctx, store.Board{Serial: in.serial, MAC: in.mac, Model: in.Model, Revision: in.Revision,
-		IP: in.IP, LastEvent: "hello"})
+		IP: in.IP, LastEvent: "hello", Site: s.opt.Site})
 	if err != nil {
 		return helloOutcome{}, err
 	}
@@ -139,7 +139,7 @@ func (s *Service) decideHello(ctx context.Context, t *store.Tx, in hello) (hello
 // and a new secret: only the secret's hash is stored, so the board (which may have
 // rebooted and lost it) gets a new one, and the old one stops working.
 func (s *Service) reopen(ctx context.Context, t *store.Tx, d store.Deployment) (agentapi.HelloResponse, error) {
-	if err := t.Touch(ctx, d.ID); err != nil {
+	if err := t.Touch(ctx, d.ID, s.opt.Site); err != nil {
 		return agentapi.HelloResponse{}, err
 	}
 	secret, hash := newSecret()
@@ -192,7 +192,7 @@ func (s *Service) retry(reason string) agentapi.HelloResponse {
 // recordHello writes the hello into the board's history, in its transaction.
 // Retries are not history (a waiting board asks every few seconds): the board's
 // last_event says why it waits.
-func recordHello(ctx context.Context, t *store.Tx, in hello, resp agentapi.HelloResponse) error {
+func (s *Service) recordHello(ctx context.Context, t *store.Tx, in hello, resp agentapi.HelloResponse) error {
 	if resp.Action == agentapi.ActionRetry {
 		return t.SetBoardLastEvent(ctx, in.serial, "retry: "+resp.Reason)
 	}
@@ -201,7 +201,7 @@ func recordHello(ctx context.Context, t *store.Tx, in hello, resp agentapi.Hello
 		detail = fmt.Sprintf("deploy %d as %s; agent %s, disk %s %d bytes", resp.Deployment.ID, resp.Deployment.Hostname,
 			in.AgentVersion, in.Disk.Device, in.Disk.SizeBytes)
 	}
-	_, err := t.AddBoardEvent(ctx, store.BoardEvent{Serial: in.serial, MAC: in.mac, Kind: "agent.hello", Detail: detail})
+	_, err := t.AddBoardEvent(ctx, store.BoardEvent{Serial: in.serial, MAC: in.mac, Kind: "agent.hello", Detail: detail, Site: s.opt.Site})
 	return err
 }
 
