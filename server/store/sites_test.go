@@ -1,0 +1,116 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"io/fs"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// oldDatabase makes a database as a server without sites left it: every migration
+// but 0033 and 0071 applied, then the rows of one board that got a deployment, said
+// hello and holds a DHCP lease, written by plain SQL.
+func oldDatabase(t *testing.T, dir string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := fs.ReadDir(migrations, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), "0033_") || strings.HasPrefix(e.Name(), "0071_") {
+			continue
+		}
+		body, err := migrations.ReadFile("migrations/" + e.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(string(body)); err != nil {
+			t.Fatalf("%s: %v", e.Name(), err)
+		}
+		v, err := strconv.Atoi(e.Name()[:4])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(`INSERT INTO schema_migrations VALUES (?, ?, '2026-01-01T00:00:00.000000000Z')`, v, e.Name()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const at = "2026-01-01T00:00:00.000000000Z"
+	for _, q := range []string{
+		`INSERT INTO boards (serial, mac, first_seen, last_seen) VALUES ('10000000deadbeef', '2c:cf:67:00:00:01', '` + at + `', '` + at + `')`,
+		`INSERT INTO deployments (serial, venue, product, hostname, image, state, phase, started_at, updated_at)
+			VALUES ('10000000deadbeef', 'CORO', 'RXP2', 'RXP2-CORO-DEADBEEF', 'img', 'open', 'hello', '` + at + `', '` + at + `')`,
+		`INSERT INTO board_events (serial, mac, at, kind) VALUES ('10000000deadbeef', '2c:cf:67:00:00:01', '` + at + `', 'agent.hello')`,
+		`INSERT INTO dhcp_leases (mac, ip, serial, kind, expires_at, updated_at) VALUES ('2c:cf:67:00:00:01', '10.42.0.100', 'deadbeef', 'agent', '` + at + `', '` + at + `')`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}
+
+// TestSitesMigration: a database of a server without sites opens with every row it
+// holds at site main: the board, its deployment, its history and its DHCP lease;
+// the sites list names main with them.
+func TestSitesMigration(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	oldDatabase(t, dir)
+	s, err := Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	b, err := s.Board(ctx, "10000000deadbeef")
+	if err != nil || b.Site != "main" {
+		t.Errorf("board %+v, %v; want site main", b, err)
+	}
+	ds, err := s.Deployments(ctx, DeploymentFilter{Site: "main"})
+	if err != nil || len(ds) != 1 || ds[0].Site != "main" || ds[0].Hostname != "RXP2-CORO-DEADBEEF" {
+		t.Errorf("deployments at main %+v, %v; want the one", ds, err)
+	}
+	evs, err := s.BoardEvents(ctx, "10000000deadbeef", "", 0)
+	if err != nil || len(evs) != 1 || evs[0].Site != "main" {
+		t.Errorf("history %+v, %v; want one event at main", evs, err)
+	}
+	ls, err := s.DHCPLeases(ctx, "main")
+	if err != nil || len(ls) != 1 || ls[0].IP != "10.42.0.100" || ls[0].Serial != "deadbeef" {
+		t.Errorf("leases at main %+v, %v; want the one at 10.42.0.100", ls, err)
+	}
+	sites, err := s.Sites(ctx)
+	if err != nil || len(sites) != 1 || sites[0] != (Site{Name: "main", Boards: 1, Deployments: 1, Open: 1}) {
+		t.Errorf("sites %+v, %v; want main with its board and open deployment", sites, err)
+	}
+}
+
+// TestSeeSite: a server's start records its site once (created_at stays, started_at
+// moves), and the site is listed with no rows of its own.
+func TestSeeSite(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for range 2 {
+		if err := s.Update(ctx, func(t *Tx) error { return t.SeeSite(ctx, "hall-2") }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sites, err := s.Sites(ctx)
+	if err != nil || len(sites) != 1 || sites[0].Name != "hall-2" || sites[0].Boards != 0 || sites[0].CreatedAt == "" ||
+		sites[0].StartedAt < sites[0].CreatedAt {
+		t.Errorf("sites %+v, %v; want hall-2 once, with its start times", sites, err)
+	}
+}
