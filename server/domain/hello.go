@@ -216,6 +216,7 @@ func (s *Service) publishHello(ctx context.Context, in hello, out helloOutcome) 
 		s.publish(events.DeploymentCreated, wireDeployment(*d))
 		s.publishBatch(ctx, out.batchID)
 	case out.resp.Action == agentapi.ActionRetry:
-		s.publish(events.HelloRetry, map[string]string{"serial": in.serial, "mac": in.mac, "reason": out.resp.Reason})
+		s.publish(events.HelloRetry, map[string]string{"serial": in.serial, "mac": in.mac, "reason": out.resp.Reason,
+			"site": s.opt.Site})
 	}
 }

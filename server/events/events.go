@@ -24,7 +24,7 @@ const (
 	VenueChanged       = "venue.changed"       // Data: venue or {"code","deleted":true}
 	ProductChanged     = "product.changed"     // Data: product
 	PoolChanged        = "pool.changed"        // Data: {"venue","product"}
-	HelloRetry         = "hello.retry"         // Data: {"serial","reason"}: a board was told to retry
+	HelloRetry         = "hello.retry"         // Data: {"serial","mac","reason","site"}: a board was told to retry
 	ProfileChanged     = "profile.changed"     // Data: redacted profile, {"name","deleted":true} or {"link":…}
 )
 
@@ -77,7 +77,7 @@ func stateKey(typ string, j []byte) string {
 // (their wire types carry "site"); "" for every other event.
 func eventSite(typ string, j []byte) string {
 	switch typ {
-	case BoardChanged, BoardNetboot, DeploymentCreated, DeploymentProgress, DeploymentFinished:
+	case BoardChanged, BoardNetboot, DeploymentCreated, DeploymentProgress, DeploymentFinished, HelloRetry:
 	default:
 		return ""
 	}
