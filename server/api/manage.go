@@ -438,11 +438,11 @@ func (a *API) listDeployments(c *gin.Context) {
 		var buf bytes.Buffer
 		w := csv.NewWriter(&buf)
 		w.Write([]string{"id", "serial", "mac", "hostname", "venue", "product", "batch", "image", "state", "phase",
-			"bytes", "total", "error_phase", "error", "sha256", "duration_ms", "started_at", "finished_at"})
+			"bytes", "total", "error_phase", "error", "sha256", "duration_ms", "started_at", "finished_at", "site"})
 		for _, d := range ds {
 			w.Write([]string{fmt.Sprint(d.ID), d.Serial, d.MAC, d.Hostname, d.Venue, d.Product, fmt.Sprint(d.BatchID), d.Image,
 				d.State, d.Phase, fmt.Sprint(d.Bytes), fmt.Sprint(d.Total), d.ErrorPhase, d.Error, d.SHA256,
-				fmt.Sprint(d.DurationMS), d.StartedAt, d.FinishedAt})
+				fmt.Sprint(d.DurationMS), d.StartedAt, d.FinishedAt, d.Site})
 		}
 		w.Flush()
 		c.Header("Content-Disposition", `attachment; filename="deployments.csv"`)
