@@ -7,7 +7,7 @@ import (
 )
 
 // DHCPLease is one row of dhcp_leases (migration 0050, owned by netboot; per site
-// since 0071): the address the full-mode DHCP server of one site bound to a MAC. A
+// since 0051): the address the full-mode DHCP server of one site bound to a MAC. A
 // site is one deploy network: servers sharing a database keep their leases apart.
 type DHCPLease struct {
 	MAC       string

@@ -1,4 +1,4 @@
--- 0071: DHCP leases belong to one deploy network, so to one site: servers that share a
+-- 0051 (netboot): DHCP leases belong to one deploy network, so to one site: servers that share a
 -- database keep their leases apart. A MAC has one lease per site, and an address
 -- belongs to at most one MAC per site. (After 0050, which made the table.) Leases
 -- stored before this migration were the one server's: 'main'.
