@@ -56,7 +56,7 @@ const (
 	DefaultOverLimitDelay      = time.Second
 	DefaultEventsPerBoard      = 1000
 	DefaultForgetBoardsAfter   = 7 * 24 * time.Hour
-	DefaultSite                = "main"
+	DefaultSite                = store.DefaultSite
 )
 
 // Options tune the service. Zero values mean the documented defaults.

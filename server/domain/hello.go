@@ -160,7 +160,7 @@ func (s *Service) reopen(ctx context.Context, t *store.Tx, d store.Deployment) (
 // tens of thousands open, counting them on every hello was the hello's whole cost.
 func (s *Service) admitDeployment(ctx context.Context, t *store.Tx, source string) (why string, limited bool, err error) {
 	if source != "" && s.opt.MaxOpenPerSource > 0 {
-		n, err := t.CountOpenFromSource(ctx, source, s.opt.MaxOpenPerSource)
+		n, err := t.CountOpenFromSource(ctx, s.opt.Site, source, s.opt.MaxOpenPerSource)
 		if err != nil {
 			return "", false, err
 		}
@@ -173,7 +173,7 @@ func (s *Service) admitDeployment(ctx context.Context, t *store.Tx, source strin
 	if err != nil || all < s.opt.MaxStreams {
 		return "", false, err
 	}
-	open, err := t.CountSlots(ctx, store.FormatTime(t.Now.Add(-s.opt.ClaimWindow)), store.FormatTime(t.Now.Add(-s.opt.StaleAfter)),
+	open, err := t.CountSlots(ctx, s.opt.Site, store.FormatTime(t.Now.Add(-s.opt.ClaimWindow)), store.FormatTime(t.Now.Add(-s.opt.StaleAfter)),
 		s.opt.MaxStreams)
 	if err != nil {
 		return "", false, err

@@ -64,7 +64,7 @@ func (t *Tx) BoardByMAC(ctx context.Context, mac string) (Board, error) {
 	return one(ctx, t.tx, scanBoard, `SELECT `+boardCols+` FROM boards WHERE mac = ? ORDER BY last_seen DESC LIMIT 1`, mac)
 }
 
-// SeeBoard records that a board was seen at site b.Site: creates it, or updates
+// SeeBoard records that a board was seen at site b.Site ("" = DefaultSite): creates it, or updates
 // MAC, model, revision and IP (non-empty values only), last_seen and its site (the
 // site that saw it last). Its serial, hostname and history stay whatever the site.
 func (t *Tx) SeeBoard(ctx context.Context, b Board) error {
@@ -78,7 +78,7 @@ func (t *Tx) SeeBoard(ctx context.Context, b Board) error {
 		ip = CASE WHEN excluded.ip != '' THEN excluded.ip ELSE ip END,
 		last_event = CASE WHEN excluded.last_event != '' THEN excluded.last_event ELSE last_event END,
 		last_seen = excluded.last_seen, site = excluded.site`,
-		b.Serial, b.MAC, b.Model, b.Revision, b.IP, b.LastEvent, now, now, b.Site)
+		b.Serial, b.MAC, b.Model, b.Revision, b.IP, b.LastEvent, now, now, siteOr(b.Site))
 	return err
 }
 
@@ -94,7 +94,7 @@ func (t *Tx) SeeBoardReturning(ctx context.Context, b Board) (Board, error) {
 		ip = CASE WHEN excluded.ip != '' THEN excluded.ip ELSE ip END,
 		last_event = CASE WHEN excluded.last_event != '' THEN excluded.last_event ELSE last_event END,
 		last_seen = excluded.last_seen, site = excluded.site
-		RETURNING `+boardCols, b.Serial, b.MAC, b.Model, b.Revision, b.IP, b.LastEvent, now, now, b.Site)
+		RETURNING `+boardCols, b.Serial, b.MAC, b.Model, b.Revision, b.IP, b.LastEvent, now, now, siteOr(b.Site))
 }
 
 // SetBoardAllocated records the hostname a board got for a new deployment; its card
@@ -140,10 +140,10 @@ type BoardEvent struct {
 	Site   string // the site that recorded it
 }
 
-// AddBoardEvent appends to a board's history.
+// AddBoardEvent appends to a board's history, recorded at site e.Site ("" = DefaultSite).
 func (t *Tx) AddBoardEvent(ctx context.Context, e BoardEvent) (int64, error) {
 	res, err := t.tx.ExecContext(ctx, `INSERT INTO board_events (serial, mac, at, kind, detail, site) VALUES (?, ?, ?, ?, ?, ?)`,
-		e.Serial, e.MAC, FormatTime(t.Now), e.Kind, e.Detail, e.Site)
+		e.Serial, e.MAC, FormatTime(t.Now), e.Kind, e.Detail, siteOr(e.Site))
 	if err != nil {
 		return 0, err
 	}

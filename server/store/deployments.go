@@ -125,7 +125,7 @@ func (t *Tx) CountOpen(ctx context.Context, since string, limit int) (int, error
 	return n, err
 }
 
-// AddDeployment inserts an open deployment in phase hello at site d.Site and
+// AddDeployment inserts an open deployment in phase hello at site d.Site ("" = DefaultSite) and
 // returns its ID.
 func (t *Tx) AddDeployment(ctx context.Context, d Deployment) (int64, error) {
 	now := FormatTime(t.Now)
@@ -135,7 +135,7 @@ func (t *Tx) AddDeployment(ctx context.Context, d Deployment) (int64, error) {
 	}
 	res, err := t.tx.ExecContext(ctx, `INSERT INTO deployments (serial, batch_id, venue, product, hostname, image, state, phase,
 		total, started_at, updated_at, site) VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?)`,
-		d.Serial, batch, d.Venue, d.Product, d.Hostname, d.Image, d.Phase, d.Total, now, now, d.Site)
+		d.Serial, batch, d.Venue, d.Product, d.Hostname, d.Image, d.Phase, d.Total, now, now, siteOr(d.Site))
 	if isUnique(err) {
 		return 0, fmt.Errorf("board %q already has an open deployment: %w", d.Serial, ErrConflict)
 	}
@@ -171,7 +171,7 @@ func (t *Tx) Progress(ctx context.Context, id int64, phase string, bytes, total 
 // Touch marks an open deployment as active now (a hello re-sent), at site: a board
 // that says hello again at another site's server now runs there.
 func (t *Tx) Touch(ctx context.Context, id int64, site string) error {
-	_, err := t.tx.ExecContext(ctx, `UPDATE deployments SET updated_at = ?, site = ? WHERE id = ?`, FormatTime(t.Now), site, id)
+	_, err := t.tx.ExecContext(ctx, `UPDATE deployments SET updated_at = ?, site = ? WHERE id = ?`, FormatTime(t.Now), siteOr(site), id)
 	return err
 }
 

@@ -5,6 +5,18 @@ import (
 	"fmt"
 )
 
+// DefaultSite is the site of rows written without one: those of the one server there
+// was before sites (migration 0033), and of callers that name none.
+const DefaultSite = "main"
+
+// siteOr is site, or DefaultSite for "".
+func siteOr(site string) string {
+	if site == "" {
+		return DefaultSite
+	}
+	return site
+}
+
 // Site is one site known to the database (rpi-deployd serve --site) with what it holds.
 type Site struct {
 	Name        string

@@ -3,11 +3,13 @@ package store
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"io/fs"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // oldDatabase makes a database as a server without sites left it: every migration
@@ -112,5 +114,54 @@ func TestSeeSite(t *testing.T) {
 	if err != nil || len(sites) != 1 || sites[0].Name != "hall-2" || sites[0].Boards != 0 || sites[0].CreatedAt == "" ||
 		sites[0].StartedAt < sites[0].CreatedAt {
 		t.Errorf("sites %+v, %v; want hall-2 once, with its start times", sites, err)
+	}
+}
+
+// TestCountsPerSite: stream slots and the open deployments of one address are a
+// site's: a site's hellos never count the deployments of another site, whose
+// boards are on another network behind another server's link.
+func TestCountsPerSite(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	err = s.Update(ctx, func(tx *Tx) error {
+		for i, site := range []string{"north", "north", "south"} {
+			serial := fmt.Sprintf("%016x", i+1)
+			if err := tx.SeeBoard(ctx, Board{Serial: serial, Site: site}); err != nil {
+				return err
+			}
+			id, err := tx.AddDeployment(ctx, Deployment{Serial: serial, Venue: "CORO", Product: "RXP2", Hostname: serial,
+				Image: "i", Phase: "hello", Site: site})
+			if err != nil {
+				return err
+			}
+			if err := tx.SetDeploymentClaim(ctx, id, "", "10.42.0.7"); err != nil {
+				return err
+			}
+		}
+		since := FormatTime(tx.Now.Add(-time.Minute))
+		for _, tc := range []struct {
+			site        string
+			slots, from int
+		}{{"north", 2, 2}, {"south", 1, 1}, {"east", 0, 0}} {
+			slots, err := tx.CountSlots(ctx, tc.site, since, since, 10)
+			if err != nil {
+				return err
+			}
+			from, err := tx.CountOpenFromSource(ctx, tc.site, "10.42.0.7", 10)
+			if err != nil {
+				return err
+			}
+			if slots != tc.slots || from != tc.from {
+				t.Errorf("site %s: %d slots, %d open from 10.42.0.7; want %d and %d", tc.site, slots, from, tc.slots, tc.from)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
