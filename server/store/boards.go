@@ -44,7 +44,8 @@ func (s *Store) Boards(ctx context.Context, f BoardFilter) ([]Board, error) {
 	}
 	like := "%" + f.Search + "%"
 	return collect(ctx, s.r, scanBoard, `SELECT `+boardCols+` FROM boards
-		WHERE (? = '' OR serial LIKE ? OR mac LIKE ? OR hostname LIKE ?) AND (? = '' OR site = ?)
+		WHERE (? = '' OR lower(serial) LIKE lower(?) OR lower(mac) LIKE lower(?) OR lower(hostname) LIKE lower(?))
+		AND (? = '' OR site = ?)
 		ORDER BY last_seen DESC LIMIT ?`,
 		f.Search, like, like, like, f.Site, f.Site, f.Limit)
 }
@@ -64,19 +65,20 @@ func (t *Tx) BoardByMAC(ctx context.Context, mac string) (Board, error) {
 	return one(ctx, t.tx, scanBoard, `SELECT `+boardCols+` FROM boards WHERE mac = ? ORDER BY last_seen DESC LIMIT 1`, mac)
 }
 
-// SeeBoard records that a board was seen at site b.Site ("" = DefaultSite): creates it, or updates
-// MAC, model, revision and IP (non-empty values only), last_seen and its site (the
-// site that saw it last). Its serial, hostname and history stay whatever the site.
+// SeeBoard records that a board was seen at site b.Site ("" = DefaultSite): creates
+// it, or updates MAC, model, revision and IP (non-empty values only), last_seen and
+// its site (the site that saw it last). Its serial, hostname and history stay
+// whatever the site.
 func (t *Tx) SeeBoard(ctx context.Context, b Board) error {
 	now := FormatTime(t.Now)
 	_, err := t.tx.ExecContext(ctx, `INSERT INTO boards (serial, mac, model, revision, ip, last_event, first_seen, last_seen, site)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (serial) DO UPDATE SET
-		mac = CASE WHEN excluded.mac != '' THEN excluded.mac ELSE mac END,
-		model = CASE WHEN excluded.model != '' THEN excluded.model ELSE model END,
-		revision = CASE WHEN excluded.revision != '' THEN excluded.revision ELSE revision END,
-		ip = CASE WHEN excluded.ip != '' THEN excluded.ip ELSE ip END,
-		last_event = CASE WHEN excluded.last_event != '' THEN excluded.last_event ELSE last_event END,
+		mac = CASE WHEN excluded.mac != '' THEN excluded.mac ELSE boards.mac END,
+		model = CASE WHEN excluded.model != '' THEN excluded.model ELSE boards.model END,
+		revision = CASE WHEN excluded.revision != '' THEN excluded.revision ELSE boards.revision END,
+		ip = CASE WHEN excluded.ip != '' THEN excluded.ip ELSE boards.ip END,
+		last_event = CASE WHEN excluded.last_event != '' THEN excluded.last_event ELSE boards.last_event END,
 		last_seen = excluded.last_seen, site = excluded.site`,
 		b.Serial, b.MAC, b.Model, b.Revision, b.IP, b.LastEvent, now, now, siteOr(b.Site))
 	return err
@@ -88,11 +90,11 @@ func (t *Tx) SeeBoardReturning(ctx context.Context, b Board) (Board, error) {
 	return one(ctx, t.tx, scanBoard, `INSERT INTO boards (serial, mac, model, revision, ip, last_event, first_seen, last_seen, site)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (serial) DO UPDATE SET
-		mac = CASE WHEN excluded.mac != '' THEN excluded.mac ELSE mac END,
-		model = CASE WHEN excluded.model != '' THEN excluded.model ELSE model END,
-		revision = CASE WHEN excluded.revision != '' THEN excluded.revision ELSE revision END,
-		ip = CASE WHEN excluded.ip != '' THEN excluded.ip ELSE ip END,
-		last_event = CASE WHEN excluded.last_event != '' THEN excluded.last_event ELSE last_event END,
+		mac = CASE WHEN excluded.mac != '' THEN excluded.mac ELSE boards.mac END,
+		model = CASE WHEN excluded.model != '' THEN excluded.model ELSE boards.model END,
+		revision = CASE WHEN excluded.revision != '' THEN excluded.revision ELSE boards.revision END,
+		ip = CASE WHEN excluded.ip != '' THEN excluded.ip ELSE boards.ip END,
+		last_event = CASE WHEN excluded.last_event != '' THEN excluded.last_event ELSE boards.last_event END,
 		last_seen = excluded.last_seen, site = excluded.site
 		RETURNING `+boardCols, b.Serial, b.MAC, b.Model, b.Revision, b.IP, b.LastEvent, now, now, siteOr(b.Site))
 }
@@ -140,14 +142,13 @@ type BoardEvent struct {
 	Site   string // the site that recorded it
 }
 
-// AddBoardEvent appends to a board's history, recorded at site e.Site ("" = DefaultSite).
+// AddBoardEvent appends to a board's history, recorded at site e.Site ("" =
+// DefaultSite).
 func (t *Tx) AddBoardEvent(ctx context.Context, e BoardEvent) (int64, error) {
-	res, err := t.tx.ExecContext(ctx, `INSERT INTO board_events (serial, mac, at, kind, detail, site) VALUES (?, ?, ?, ?, ?, ?)`,
-		e.Serial, e.MAC, FormatTime(t.Now), e.Kind, e.Detail, siteOr(e.Site))
-	if err != nil {
-		return 0, err
-	}
-	return res.LastInsertId()
+	var id int64
+	err := t.tx.QueryRowContext(ctx, `INSERT INTO board_events (serial, mac, at, kind, detail, site) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
+		e.Serial, e.MAC, FormatTime(t.Now), e.Kind, e.Detail, siteOr(e.Site)).Scan(&id)
+	return id, err
 }
 
 // BoardEvents returns a board's history (by serial, and by MAC when given), oldest first.
@@ -160,7 +161,7 @@ func (s *Store) BoardEvents(ctx context.Context, serial, mac string, limit int) 
 		err := r.Scan(&e.ID, &e.Serial, &e.MAC, &e.At, &e.Kind, &e.Detail, &e.Site)
 		return e, err
 	}, `SELECT id, serial, mac, at, kind, detail, site FROM (SELECT * FROM board_events
-		WHERE (serial = ? AND serial != '') OR (mac = ? AND mac != '') ORDER BY id DESC LIMIT ?) ORDER BY id`,
+		WHERE (serial = ? AND serial != '') OR (mac = ? AND mac != '') ORDER BY id DESC LIMIT ?) AS e ORDER BY id`,
 		serial, mac, limit)
 }
 

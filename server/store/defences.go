@@ -50,7 +50,7 @@ func (t *Tx) AddServed(ctx context.Context, id, n int64) error {
 // secretSHA256, or ErrNotFound.
 func (s *Store) OpenDeploymentBySecret(ctx context.Context, secretSHA256 string) (int64, error) {
 	var id int64
-	err := s.RDB.QueryRowContext(ctx, `SELECT id FROM deployments WHERE state = 'open' AND secret_sha256 = ? AND secret_sha256 != ''`,
+	err := s.r.QueryRowContext(ctx, `SELECT id FROM deployments WHERE state = 'open' AND secret_sha256 = ? AND secret_sha256 != ''`,
 		secretSHA256).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, ErrNotFound
@@ -72,6 +72,22 @@ func (t *Tx) MarkStreamed(ctx context.Context, id int64) (bool, error) {
 	return n > 0, err
 }
 
+// countSlots is CountSlots' query. SQLite is told which partial index to read
+// (INDEXED BY); PostgreSQL, which has no such clause, picks the same partial indexes
+// by their WHERE (the migrations create both).
+const (
+	countSlotsSQLite = `SELECT
+		(SELECT count(*) FROM (SELECT 1 FROM deployments INDEXED BY deployments_claims
+			WHERE state = 'open' AND streamed_at IS NULL AND started_at >= ? AND site = ? LIMIT ?) AS c) +
+		(SELECT count(*) FROM (SELECT 1 FROM deployments INDEXED BY deployments_active
+			WHERE state = 'open' AND streamed_at IS NOT NULL AND updated_at >= ? AND site = ? LIMIT ?) AS a)`
+	countSlotsPostgres = `SELECT
+		(SELECT count(*) FROM (SELECT 1 FROM deployments
+			WHERE state = 'open' AND streamed_at IS NULL AND started_at >= ? AND site = ? LIMIT ?) AS c) +
+		(SELECT count(*) FROM (SELECT 1 FROM deployments
+			WHERE state = 'open' AND streamed_at IS NOT NULL AND updated_at >= ? AND site = ? LIMIT ?) AS a)`
+)
+
 // CountSlots counts the open deployments of site that hold a stream slot, up to
 // limit: those that never fetched their image and said hello at or after
 // claimSince, and those that fetched it and were active at or after activeSince.
@@ -80,12 +96,8 @@ func (t *Tx) MarkStreamed(ctx context.Context, id int64) (bool, error) {
 // what they share, so other sites' deployments do not count.
 func (t *Tx) CountSlots(ctx context.Context, site, claimSince, activeSince string, limit int) (int, error) {
 	var n int
-	err := t.tx.QueryRowContext(ctx, `SELECT
-		(SELECT count(*) FROM (SELECT 1 FROM deployments INDEXED BY deployments_claims
-			WHERE state = 'open' AND streamed_at IS NULL AND started_at >= ? AND site = ? LIMIT ?)) +
-		(SELECT count(*) FROM (SELECT 1 FROM deployments INDEXED BY deployments_active
-			WHERE state = 'open' AND streamed_at IS NOT NULL AND updated_at >= ? AND site = ? LIMIT ?))`,
-		claimSince, site, limit, activeSince, site, limit).Scan(&n)
+	err := t.tx.QueryRowContext(ctx, t.d.pick(countSlotsSQLite, countSlotsPostgres), claimSince, site, limit,
+		activeSince, site, limit).Scan(&n)
 	return min(n, limit), err
 }
 
@@ -105,7 +117,7 @@ func (t *Tx) CountOpenAll(ctx context.Context) (int, error) {
 // the same address at another site is another host.
 func (t *Tx) CountOpenFromSource(ctx context.Context, site, source string, limit int) (int, error) {
 	var n int
-	err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM deployments WHERE state = 'open' AND source = ? AND site = ? LIMIT ?)`,
+	err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM deployments WHERE state = 'open' AND source = ? AND site = ? LIMIT ?) AS o`,
 		source, site, limit).Scan(&n)
 	return n, err
 }
