@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/rpi-deploy/rpi-deploy/internal/pgtest"
 	"github.com/rpi-deploy/rpi-deploy/server/mgmtapi"
 	"github.com/rpi-deploy/rpi-deploy/server/servertest"
 )
@@ -36,18 +37,47 @@ func TestSites(t *testing.T) {
 		t.Fatalf("board 1 at south: %+v, want north's deployment %d %s", again, first.Deployment.ID, first.Deployment.Hostname)
 	}
 	hello(t, south, helloOf(3))
-	ctx := context.Background()
+	checkSites(t, south, "south")
+}
 
+// TestSitesOnPostgres: two servers of two sites at once on one PostgreSQL database
+// (pgtest), each with a data directory of its own: a board that said hello at north
+// and then at south keeps its deployment and name, and either server lists and
+// filters the same inventory by site.
+func TestSitesOnPostgres(t *testing.T) {
+	db := pgtest.Start(t).CreateDB(t)
+	north := servertest.Start(t, servertest.Options{DB: db, Args: []string{"--site", "north"}})
+	north.Setup(t, servertest.Fleet{Venue: "ARIA", Product: "RXP2", Count: 10, Image: testImage(t)})
+	south := servertest.Start(t, servertest.Options{DB: db, Args: []string{"--site", "south"}})
+	first := hello(t, north, helloOf(1))
+	hello(t, north, helloOf(2))
+	if again := hello(t, south, helloOf(1)); again.Deployment == nil || again.Deployment.ID != first.Deployment.ID ||
+		again.Deployment.Hostname != first.Deployment.Hostname {
+		t.Fatalf("board 1 at south: %+v, want north's deployment %d %s", again, first.Deployment.ID, first.Deployment.Hostname)
+	}
+	hello(t, south, helloOf(3))
+	checkSites(t, north, "north")
+	checkSites(t, south, "south")
+}
+
+// checkSites checks what srv (of site current) answers when board 2 was seen last
+// at north and boards 1 and 3 at south, each with its open deployment.
+func checkSites(t *testing.T, srv *servertest.Server, current string) {
+	t.Helper()
+	ctx := context.Background()
 	var sites []mgmtapi.Site
-	if err := south.Client.Get(ctx, "/api/v1/sites", nil, &sites); err != nil {
+	if err := srv.Client.Get(ctx, "/api/v1/sites", nil, &sites); err != nil {
 		t.Fatal(err)
 	}
 	for i := range sites {
 		sites[i].CreatedAt, sites[i].StartedAt = "", ""
 	}
-	want := []mgmtapi.Site{{Name: "north", Boards: 1, Deployments: 1, Open: 1}, {Name: "south", Current: true, Boards: 2, Deployments: 2, Open: 2}}
+	want := []mgmtapi.Site{{Name: "north", Boards: 1, Deployments: 1, Open: 1}, {Name: "south", Boards: 2, Deployments: 2, Open: 2}}
+	for i := range want {
+		want[i].Current = want[i].Name == current
+	}
 	if diff := cmp.Diff(want, sites); diff != "" {
-		t.Errorf("GET /api/v1/sites (-want +got):\n%s", diff)
+		t.Errorf("GET /api/v1/sites at %s (-want +got):\n%s", current, diff)
 	}
 
 	for _, tc := range []struct {
@@ -67,7 +97,7 @@ func TestSites(t *testing.T) {
 		var ds []mgmtapi.Deployment
 		var fleet mgmtapi.Fleet
 		for path, out := range map[string]any{"/api/v1/boards": &bs, "/api/v1/deployments": &ds, "/api/v1/fleet": &fleet} {
-			if err := south.Client.Get(ctx, path, q, out); err != nil {
+			if err := srv.Client.Get(ctx, path, q, out); err != nil {
 				t.Fatalf("%s?%s: %v", path, q.Encode(), err)
 			}
 		}
@@ -77,18 +107,18 @@ func TestSites(t *testing.T) {
 			"fleet active": siteSerials(fleet.Active, func(d mgmtapi.Deployment) (string, string) { return d.Serial, d.Site }, tc.site),
 		} {
 			if diff := cmp.Diff(tc.want, got); diff != "" {
-				t.Errorf("%s of site %q (-want +got):\n%s", what, tc.site, diff)
+				t.Errorf("%s of site %q at %s (-want +got):\n%s", what, tc.site, current, diff)
 			}
 		}
-		metrics := getText(t, south, "/metrics?"+q.Encode())
+		metrics := getText(t, srv, "/metrics?"+q.Encode())
 		if line := fmt.Sprintf("rpideploy_deployments{state=\"open\"} %d\n", len(tc.want)); !strings.Contains(metrics, line) {
-			t.Errorf("metrics of site %q lack %q", tc.site, line)
+			t.Errorf("metrics of site %q at %s lack %q", tc.site, current, line)
 		}
 	}
 
 	for _, path := range []string{"/api/v1/boards", "/api/v1/deployments", "/api/v1/fleet", "/api/v1/events", "/metrics"} {
 		for _, bad := range []string{"North", "a b", strings.Repeat("x", 33), "../main"} {
-			code, body := getRaw(t, south, path+"?site="+url.QueryEscape(bad))
+			code, body := getRaw(t, srv, path+"?site="+url.QueryEscape(bad))
 			if code != http.StatusBadRequest || !strings.Contains(body, "site") {
 				t.Errorf("%s?site=%q: %d %s, want 400 naming the site", path, bad, code, body)
 			}

@@ -17,21 +17,27 @@ import (
 	"github.com/rpi-deploy/rpi-deploy/server/store"
 )
 
-// twoSites is two servers, sites north and south, sharing one database (one store),
-// with a ready image active for RXP2 and an open-ended batch for venue CORO.
+// twoSites is two servers, sites north and south, each on a store of its own opened
+// on one database (two rpi-deployd on one PostgreSQL; on SQLite, on one file), with a
+// ready image active for RXP2 and an open-ended batch for venue CORO.
 func twoSites(t *testing.T) (north, south *domain.Service, southBus *events.Bus) {
 	t.Helper()
-	dir := t.TempDir()
-	st, err := store.Open(context.Background(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	cfg := storeConfig(t)
 	clk := &testClock{now: time.Date(2026, 5, 26, 9, 0, 0, 0, time.UTC)}
-	st.SetClock(clk.Now)
-	north = domain.New(st, events.New(0, 0), domain.Options{DataDir: dir, Site: "north", Now: clk.Now})
+	var sts [2]*store.Store
+	for i := range sts {
+		st, err := store.OpenDB(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		st.SetClock(clk.Now)
+		sts[i] = st
+	}
+	st := sts[0]
+	north = domain.New(sts[0], events.New(0, 0), domain.Options{DataDir: cfg.Dir, Site: "north", Now: clk.Now})
 	southBus = events.New(0, 0)
-	south = domain.New(st, southBus, domain.Options{DataDir: dir, Site: "south", Now: clk.Now})
+	south = domain.New(sts[1], southBus, domain.Options{DataDir: cfg.Dir, Site: "south", Now: clk.Now})
 	ctx := domain.WithActor(context.Background(), "test")
 	for _, s := range []*domain.Service{north, south} {
 		if err := s.RecordSite(ctx); err != nil {
@@ -60,6 +66,10 @@ func twoSites(t *testing.T) (north, south *domain.Service, southBus *events.Bus)
 // its serial, its name, its open deployment and its history; the board and the
 // deployment now say south, and each history line says which site recorded it.
 func TestBoardMovesBetweenSites(t *testing.T) {
+	bothDialects(t, testBoardMovesBetweenSites)
+}
+
+func testBoardMovesBetweenSites(t *testing.T) {
 	north, south, southBus := twoSites(t)
 	ctx := context.Background()
 	const serial, other = "10000000deadbeef", "10000000cafef00d"
