@@ -53,16 +53,7 @@ func Parse(args []string, getenv func(string) string, stderr io.Writer) (Options
 	data := fs.String("data", "", "data directory (default "+config.DefaultData+")")
 	db := fs.String("db", "", "database: a PostgreSQL `URL` (postgres://…) shared by several servers; default SQLite in the data directory (also $RPI_DEPLOY_DB)")
 	listen := fs.String("listen", "", "HTTP listen address (default "+config.DefaultListen+")")
-	var agentListen []string
-	fs.Func("agent-listen", "agent API listen address on the deployment network (repeatable, comma-separated); when set the agent API answers only there",
-		func(s string) error {
-			for _, a := range strings.Split(s, ",") {
-				if a = strings.TrimSpace(a); a != "" {
-					agentListen = append(agentListen, a)
-				}
-			}
-			return nil
-		})
+	agentListen := listFlag(fs, "agent-listen", "agent API listen address on the deployment network (repeatable, comma-separated); when set the agent API answers only there")
 	token := fs.String("token", "", "admin token (default: $RPI_DEPLOY_TOKEN)")
 	maxStreams := fs.Int("max-streams", 0, "deployments streaming at once before hellos get retry (default 64)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default info)")
@@ -107,8 +98,8 @@ func Parse(args []string, getenv func(string) string, stderr io.Writer) (Options
 			*f.dst = f.v
 		}
 	}
-	if len(agentListen) > 0 {
-		cfg.AgentListen = agentListen
+	if len(*agentListen) > 0 {
+		cfg.AgentListen = *agentListen
 	}
 	if *maxStreams > 0 {
 		cfg.MaxStreams = *maxStreams
@@ -126,4 +117,19 @@ func Parse(args []string, getenv func(string) string, stderr io.Writer) (Options
 		return opt, err
 	}
 	return opt, opt.Netboot.Validate()
+}
+
+// listFlag is a flag that may be given more than once, each a comma-separated list:
+// the values in order, blanks left out.
+func listFlag(fs *flag.FlagSet, name, usage string) *[]string {
+	var list []string
+	fs.Func(name, usage, func(s string) error {
+		for _, a := range strings.Split(s, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				list = append(list, a)
+			}
+		}
+		return nil
+	})
+	return &list
 }
