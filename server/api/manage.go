@@ -516,6 +516,10 @@ func (a *API) boardEvents(c *gin.Context) {
 	if !good {
 		return
 	}
-	ev, err := a.svc.BoardEvents(c.Request.Context(), c.Param("serial"), limit)
+	site, good := querySite(c)
+	if !good {
+		return
+	}
+	ev, err := a.svc.BoardEvents(c.Request.Context(), c.Param("serial"), site, limit)
 	ok(c, ev, wrapNotFound(err, "board", c.Param("serial")))
 }

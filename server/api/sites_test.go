@@ -116,7 +116,25 @@ func checkSites(t *testing.T, srv *servertest.Server, current string) {
 		}
 	}
 
-	for _, path := range []string{"/api/v1/boards", "/api/v1/deployments", "/api/v1/fleet", "/api/v1/events", "/metrics"} {
+	// Board 1 said hello at north, then at south: its history holds both, each with
+	// the site that recorded it.
+	for site, want := range map[string][]string{"north": {"north"}, "south": {"south"}, "": {"north", "south"}} {
+		var evs []mgmtapi.BoardEvent
+		if err := srv.Client.Get(ctx, "/api/v1/boards/"+serialOf(1)+"/events", url.Values{"site": {site}}, &evs); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range evs {
+			if e.Kind == "agent.hello" {
+				got = append(got, e.Site)
+			}
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("board 1's hellos recorded at site %q, asked at %s (-want +got):\n%s", site, current, diff)
+		}
+	}
+
+	for _, path := range []string{"/api/v1/boards", "/api/v1/deployments", "/api/v1/fleet", "/api/v1/events", "/metrics", "/api/v1/boards/" + serialOf(1) + "/events"} {
 		for _, bad := range []string{"North", "a b", strings.Repeat("x", 33), "../main"} {
 			code, body := getRaw(t, srv, path+"?site="+url.QueryEscape(bad))
 			if code != http.StatusBadRequest || !strings.Contains(body, "site") {

@@ -151,13 +151,14 @@ func (s *Service) Board(ctx context.Context, serial string) (mgmtapi.BoardView, 
 	return v, err
 }
 
-// BoardEvents returns the newest limit events of a board's history.
-func (s *Service) BoardEvents(ctx context.Context, serial string, limit int) ([]mgmtapi.BoardEvent, error) {
+// BoardEvents returns the newest limit events of a board's history, of those recorded
+// at site ("" = at every site).
+func (s *Service) BoardEvents(ctx context.Context, serial, site string, limit int) ([]mgmtapi.BoardEvent, error) {
 	b, err := s.st.Board(ctx, serial)
 	if err != nil {
 		return nil, err
 	}
-	evs, err := s.st.BoardEvents(ctx, b.Serial, b.MAC, limit)
+	evs, err := s.st.BoardEventsAt(ctx, b.Serial, b.MAC, site, limit)
 	return wireAll(evs, wireBoardEvent), err
 }
 

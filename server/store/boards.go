@@ -153,6 +153,12 @@ func (t *Tx) AddBoardEvent(ctx context.Context, e BoardEvent) (int64, error) {
 
 // BoardEvents returns a board's history (by serial, and by MAC when given), oldest first.
 func (s *Store) BoardEvents(ctx context.Context, serial, mac string, limit int) ([]BoardEvent, error) {
+	return s.BoardEventsAt(ctx, serial, mac, "", limit)
+}
+
+// BoardEventsAt is BoardEvents of the events recorded at site ("" = every site): the
+// newest limit of those, oldest first.
+func (s *Store) BoardEventsAt(ctx context.Context, serial, mac, site string, limit int) ([]BoardEvent, error) {
 	if limit <= 0 {
 		limit = 500
 	}
@@ -161,8 +167,9 @@ func (s *Store) BoardEvents(ctx context.Context, serial, mac string, limit int) 
 		err := r.Scan(&e.ID, &e.Serial, &e.MAC, &e.At, &e.Kind, &e.Detail, &e.Site)
 		return e, err
 	}, `SELECT id, serial, mac, at, kind, detail, site FROM (SELECT * FROM board_events
-		WHERE (serial = ? AND serial != '') OR (mac = ? AND mac != '') ORDER BY id DESC LIMIT ?) AS e ORDER BY id`,
-		serial, mac, limit)
+		WHERE ((serial = ? AND serial != '') OR (mac = ? AND mac != '')) AND (? = '' OR site = ?)
+		ORDER BY id DESC LIMIT ?) AS e ORDER BY id`,
+		serial, mac, site, site, limit)
 }
 
 // SetBoardDeployedFlag sets or clears whether the board's card holds a verified image.
