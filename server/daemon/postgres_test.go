@@ -42,7 +42,8 @@ func postHello(t *testing.T, srv *servertest.Server, serial string) (int, agenta
 
 // TestServeOnPostgres: serve --db postgres://… keeps its inventory in PostgreSQL
 // (no SQLite file in the data directory; a second store opened on the URL sees the
-// names bound) and never logs the URL's password. While PostgreSQL is stopped a
+// names bound), never logs the URL's password, and answers a hello with text
+// PostgreSQL cannot hold 400. While PostgreSQL is stopped a
 // hello is answered 200 retry with a delay and no name, and once PostgreSQL is back
 // the same rpi-deployd (not restarted) binds the next name; a board that had a name
 // gets the same one again.
@@ -61,6 +62,16 @@ func TestServeOnPostgres(t *testing.T) {
 	code, r := postHello(t, srv, "10000000000000a1")
 	if code != http.StatusOK || r.Action != agentapi.ActionDeploy || r.Deployment.Hostname != "KXP2-CORO-001" {
 		t.Fatalf("first hello: %d %+v", code, r)
+	}
+	// Text PostgreSQL cannot store is the board's bad input (400), not a 500.
+	resp, err := http.Post(srv.URL+agentapi.PathHello, "application/json", strings.NewReader(
+		`{"serial":"10000000000000b0","mac":"2c:cf:67:00:00:b0","model":"Pi\u00005","disk":{"device":"/dev/mmcblk0","size_bytes":1}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("hello with a NUL in its model: %d, want 400", resp.StatusCode)
 	}
 	if _, err := os.Stat(filepath.Join(srv.DataDir, store.FileName)); !os.IsNotExist(err) {
 		t.Errorf("SQLite file in the data directory of a server on PostgreSQL: %v", err)

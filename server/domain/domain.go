@@ -22,7 +22,7 @@ import (
 
 // Sentinel errors; the API maps them to HTTP status codes.
 var (
-	ErrInvalid  = errors.New("invalid request")       // 400
+	ErrInvalid  = store.ErrInvalid                    // 400
 	ErrNotFound = store.ErrNotFound                   // 404
 	ErrConflict = store.ErrConflict                   // 409
 	ErrAuth     = errors.New("authentication failed") // 401

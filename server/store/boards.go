@@ -145,10 +145,8 @@ type BoardEvent struct {
 // AddBoardEvent appends to a board's history, recorded at site e.Site ("" =
 // DefaultSite).
 func (t *Tx) AddBoardEvent(ctx context.Context, e BoardEvent) (int64, error) {
-	var id int64
-	err := t.tx.QueryRowContext(ctx, `INSERT INTO board_events (serial, mac, at, kind, detail, site) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
-		e.Serial, e.MAC, FormatTime(t.Now), e.Kind, e.Detail, siteOr(e.Site)).Scan(&id)
-	return id, err
+	return t.insert(ctx, `INSERT INTO board_events (serial, mac, at, kind, detail, site) VALUES (?, ?, ?, ?, ?, ?)`,
+		e.Serial, e.MAC, FormatTime(t.Now), e.Kind, e.Detail, siteOr(e.Site))
 }
 
 // BoardEvents returns a board's history (by serial, and by MAC when given), oldest first.

@@ -133,10 +133,9 @@ func (t *Tx) AddDeployment(ctx context.Context, d Deployment) (int64, error) {
 	if d.BatchID != 0 {
 		batch = d.BatchID
 	}
-	var id int64
-	err := t.tx.QueryRowContext(ctx, `INSERT INTO deployments (serial, batch_id, venue, product, hostname, image, state, phase,
-		total, started_at, updated_at, site) VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?) RETURNING id`,
-		d.Serial, batch, d.Venue, d.Product, d.Hostname, d.Image, d.Phase, d.Total, now, now, siteOr(d.Site)).Scan(&id)
+	id, err := t.insert(ctx, `INSERT INTO deployments (serial, batch_id, venue, product, hostname, image, state, phase,
+		total, started_at, updated_at, site) VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?)`,
+		d.Serial, batch, d.Venue, d.Product, d.Hostname, d.Image, d.Phase, d.Total, now, now, siteOr(d.Site))
 	if isUnique(err) {
 		return 0, fmt.Errorf("board %q already has an open deployment: %w", d.Serial, ErrConflict)
 	}

@@ -11,6 +11,11 @@ var ErrNotFound = errors.New("not found")
 // ErrConflict is returned when a write would break a uniqueness rule.
 var ErrConflict = errors.New("conflict")
 
+// ErrInvalid is returned (wrapped) when the database refuses a value as such:
+// PostgreSQL's text cannot hold a NUL character (SQLSTATE 22021) or invalid UTF-8
+// (22P05 and 22021). Nothing of the call was written. SQLite stores such text.
+var ErrInvalid = errors.New("invalid request")
+
 // ErrUnavailable is returned (wrapped) when the database cannot be reached: a
 // PostgreSQL server that is down, restarting or out of connections. Nothing of the
 // failed call was written; the same call may succeed later, and the store
@@ -27,10 +32,16 @@ func isStorageError(err error) bool {
 }
 
 // classify marks err with ErrUnavailable when it says the database cannot be
-// reached; other errors are returned as they are.
+// reached, and with ErrInvalid when the database refused a value; other errors are
+// returned as they are.
 func classify(err error) error {
-	if err == nil || errors.Is(err, ErrUnavailable) || !pgUnavailable(err) {
+	switch {
+	case err == nil || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrInvalid):
 		return err
+	case pgUnavailable(err):
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	case pgBadText(err):
+		return fmt.Errorf("%w: text with a NUL character or invalid UTF-8: %w", ErrInvalid, err)
 	}
-	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	return err
 }

@@ -32,6 +32,27 @@ func pgCode(err error) string {
 // violation is not.
 func pgUnique(err error) bool { return pgCode(err) == "23505" }
 
+// isSerializationFailure reports whether err is PostgreSQL aborting a transaction
+// for a conflict with a concurrent one: serialization failure (40001) or deadlock
+// (40P01). Running the transaction again may succeed.
+func isSerializationFailure(err error) bool {
+	switch pgCode(err) {
+	case "40001", "40P01":
+		return true
+	}
+	return false
+}
+
+// pgBadText reports whether err is PostgreSQL refusing text: a character not in
+// the database's encoding, NUL included (22021), or one it cannot translate (22P05).
+func pgBadText(err error) bool {
+	switch pgCode(err) {
+	case "22021", "22P05":
+		return true
+	}
+	return false
+}
+
 // pgStorage reports whether err is PostgreSQL failing to write: disk full (53100),
 // I/O error (58030), or a read-only transaction (25006, a standby).
 func pgStorage(err error) bool {

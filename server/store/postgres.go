@@ -15,7 +15,7 @@ import (
 // openPostgres opens the PostgreSQL database at dsn and migrates it: a writer pool
 // of one connection (group commit, writer.go) and a reader pool. database/sql
 // replaces a connection that broke, so the store outlives a restart of the server.
-func openPostgres(ctx context.Context, dsn string) (*Store, error) {
+func openPostgres(ctx context.Context, dsn string, serializable bool) (*Store, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		// pgx's message may quote the URL, password included.
@@ -29,7 +29,7 @@ func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	s := &Store{DB: w, where: where, dialect: dialectPostgres, now: time.Now}
+	s := &Store{DB: w, where: where, dialect: dialectPostgres, serializable: serializable, now: time.Now}
 	if err := w.PingContext(ctx); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("connect to %s: %w", where, classify(err))

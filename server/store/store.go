@@ -67,7 +67,9 @@ type Store struct {
 	RDB     *sql.DB
 	path    string
 	dialect dialect
-	where   string // the database for messages: the file, or PostgreSQL's host and database (never a password)
+	// serializable: Config.Serializable (writer.go, groupSerializable).
+	serializable bool
+	where        string // the database for messages: the file, or PostgreSQL's host and database (never a password)
 
 	w, r *dbStmts // prepared statements of the writer and the reader pool
 	// queue takes Update's transactions to the writer goroutine (writer.go), which
@@ -99,6 +101,11 @@ type Config struct {
 	// URL, when set, is a PostgreSQL connection URL (postgres://… or
 	// postgresql://…, as libpq and pgx read it); "" means SQLite in Dir.
 	URL string
+	// Serializable (PostgreSQL only) replaces the write lock by SERIALIZABLE
+	// transactions that run again after a serialization failure. It is the
+	// alternative measured against the lock (docs/architecture.md, "Several servers
+	// on one PostgreSQL"); the lock is the default and the choice.
+	Serializable bool
 }
 
 // IsPostgresURL reports whether url names a PostgreSQL database.
@@ -115,12 +122,15 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 // set, else SQLite in cfg.Dir.
 func OpenDB(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.URL == "" {
+		if cfg.Serializable {
+			return nil, fmt.Errorf("serializable writes: PostgreSQL only")
+		}
 		return openSQLite(ctx, cfg.Dir)
 	}
 	if !IsPostgresURL(cfg.URL) {
 		return nil, fmt.Errorf("database URL %q: want postgres://… or postgresql://…", Redact(cfg.URL))
 	}
-	return openPostgres(ctx, cfg.URL)
+	return openPostgres(ctx, cfg.URL, cfg.Serializable)
 }
 
 // openSQLite opens (creating if needed) the SQLite database in dir and migrates it.

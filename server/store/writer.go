@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 )
@@ -95,6 +96,10 @@ func (s *Store) writer() {
 // group runs first and then every Update already waiting (up to maxGroup) in one
 // transaction, commits it and answers them all.
 func (s *Store) group(first *writeReq) {
+	if s.serializable {
+		s.groupSerializable(first)
+		return
+	}
 	ctx := context.Background()
 	tx, err := s.DB.BeginTx(ctx, nil)
 	if err == nil {
@@ -191,4 +196,76 @@ func (s *Store) runOne(ctx context.Context, ts *txStmts, r *writeReq) (res write
 		return res, err
 	}
 	return res, nil
+}
+
+// maxSerialAttempts bounds how often groupSerializable runs one group.
+const maxSerialAttempts = 20
+
+// groupSerializable is group for Config.Serializable (PostgreSQL only, kept to
+// measure the alternative to the write lock; docs/architecture.md): no advisory
+// lock, the group runs in a SERIALIZABLE transaction, and when PostgreSQL aborts
+// it for a conflict with another server's writes (SQLSTATE 40001 or 40P01) every
+// function of the group runs again in a new transaction. So that a function runs
+// again only while its caller has not been answered, the callers are answered
+// after the group's last attempt.
+func (s *Store) groupSerializable(first *writeReq) {
+	ctx := context.Background()
+	reqs := []*writeReq{first}
+	var results []writeResult
+	var err error
+	for attempt := 1; ; attempt++ {
+		results, err = s.trySerializable(ctx, &reqs, attempt == 1)
+		if !isSerializationFailure(err) || attempt == maxSerialAttempts {
+			break
+		}
+	}
+	if err != nil {
+		err = classify(err)
+		s.noteWrite(err)
+	} else {
+		s.noteWrite(nil)
+	}
+	for i, r := range reqs {
+		res := writeResult{err: err}
+		if i < len(results) && (results[i].err != nil || results[i].panicked != nil) {
+			res = results[i]
+		}
+		r.done <- res
+	}
+}
+
+// trySerializable runs *reqs in one SERIALIZABLE transaction and commits it; on the
+// first attempt (more) it first takes the Updates already waiting into *reqs. It
+// returns each function's result and the transaction's error: a serialization
+// failure (from a function's statement or from COMMIT) means run them all again.
+func (s *Store) trySerializable(ctx context.Context, reqs *[]*writeReq, more bool) ([]writeResult, error) {
+	tx, err := s.DB.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelSerializable})
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	ts := &txStmts{tx: tx, cache: s.w}
+	defer ts.prepareMissing(ctx)
+	var results []writeResult
+	for i := 0; i < len(*reqs); i++ {
+		res, lost := s.runOne(ctx, ts, (*reqs)[i])
+		results = append(results, res)
+		if lost != nil || isSerializationFailure(res.err) {
+			tx.Rollback()
+			if lost == nil {
+				lost = res.err
+			}
+			return results, fmt.Errorf("transaction rolled back: %w", lost)
+		}
+		if more && i == len(*reqs)-1 && len(*reqs) < maxGroup {
+			select {
+			case r := <-s.queue:
+				*reqs = append(*reqs, r)
+			default:
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return results, fmt.Errorf("commit: %w", err)
+	}
+	return results, nil
 }
