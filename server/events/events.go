@@ -5,6 +5,7 @@
 package events
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -73,23 +74,32 @@ func stateKey(typ string, j []byte) string {
 	return typ + " " + string(k.Data.ID) + " " + k.Data.Serial
 }
 
+// siteKey is how the site of an event's data reads in the event's JSON.
+var siteKey = []byte(`"site":"`)
+
 // eventSite is the site named by the data of an event about a board or a deployment
-// (their wire types carry "site"); "" for every other event.
+// (their wire types carry "site"); "" for every other event. j is the event's JSON
+// (json.Marshal of Event). The data of these events is one flat object (a board, a
+// deployment, a board event, or a map of strings) whose only "site" key is its own, so
+// the site is the value after the last `"site":"` in j: a string value cannot hold
+// that sequence, as json.Marshal writes its quotes escaped (\"). This is read on every
+// event published, without decoding it again.
 func eventSite(typ string, j []byte) string {
 	switch typ {
 	case BoardChanged, BoardNetboot, DeploymentCreated, DeploymentProgress, DeploymentFinished, HelloRetry:
 	default:
 		return ""
 	}
-	var k struct {
-		Data struct {
-			Site string `json:"site"`
-		} `json:"data"`
-	}
-	if json.Unmarshal(j, &k) != nil {
+	i := bytes.LastIndex(j, siteKey)
+	if i < 0 {
 		return ""
 	}
-	return k.Data.Site
+	v := j[i+len(siteKey):]
+	end := bytes.IndexByte(v, '"')
+	if end < 0 || bytes.IndexByte(v[:end], '\\') >= 0 {
+		return "" // not a site name (those are [a-z0-9-]): no site
+	}
+	return string(v[:end])
 }
 
 // Bus fans events out to subscribers. The zero value is not usable; use New.

@@ -41,3 +41,33 @@ func TestCursorOnlySite(t *testing.T) {
 		}
 	}
 }
+
+// TestEventSite: the site is read from the event's data as json.Marshal wrote it;
+// text inside a string value that looks like a site key is not taken for one.
+func TestEventSite(t *testing.T) {
+	b := New(0, 0)
+	type obj map[string]any
+	for _, tc := range []struct {
+		name, typ string
+		data      any
+		want      string
+	}{
+		{"board", BoardChanged, obj{"serial": "a", "site": "hall-2"}, "hall-2"},
+		{"look-alike in a detail after the site", BoardNetboot, struct {
+			Kind   string `json:"kind"`
+			Site   string `json:"site"`
+			Detail string `json:"detail"`
+		}{"tftp.file", "north", `x","site":"south`}, "north"},
+		{"look-alike only", BoardNetboot, obj{"detail": `"site":"south"`}, ""},
+		{"no site", DeploymentProgress, obj{"id": 3}, ""},
+		{"not a site's event", BatchChanged, obj{"id": 3, "site": "north"}, ""},
+	} {
+		b.Publish(tc.typ, tc.data)
+		b.mu.RLock()
+		got := b.ring[b.seq%int64(len(b.ring))].Site
+		b.mu.RUnlock()
+		if got != tc.want {
+			t.Errorf("%s: site %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
