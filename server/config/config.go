@@ -29,6 +29,11 @@ type Config struct {
 	// off the command line. It may hold a password: it is never logged whole.
 	// Data is still the home of images, TLS and netboot files.
 	DB string `json:"db,omitempty"`
+	// Site is this server's site name: 1–32 lower-case letters, digits or '-'. It is
+	// recorded on the boards the server sees, the deployments it runs and the events
+	// it records, and keeps its DHCP leases apart from other sites' when servers share
+	// one database. Default "main".
+	Site string `json:"site,omitempty"`
 	// Listen is the HTTP address for the management API, the dashboard, image
 	// downloads and (unless AgentListen is set) the agent API. Default ":8080".
 	Listen string `json:"listen,omitempty"`
@@ -215,6 +220,9 @@ func (c Config) WithDefaults() Config {
 	if c.Listen == "" {
 		c.Listen = DefaultListen
 	}
+	if c.Site == "" {
+		c.Site = domain.DefaultSite
+	}
 	if c.MaxStreams <= 0 {
 		c.MaxStreams = domain.DefaultMaxStreams
 	}
@@ -287,6 +295,11 @@ func (c Config) Validate() error {
 	case "", "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("log_level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	if c.Site != "" {
+		if err := domain.ValidSite(c.Site); err != nil {
+			return err
+		}
 	}
 	if c.DB != "" && !store.IsPostgresURL(c.DB) {
 		return fmt.Errorf("db %q: want a postgres:// or postgresql:// URL, or nothing for SQLite in the data directory", store.Redact(c.DB))

@@ -19,6 +19,7 @@ import (
 	"strings"
 
 	"github.com/rpi-deploy/rpi-deploy/server/config"
+	"github.com/rpi-deploy/rpi-deploy/server/domain"
 	"github.com/rpi-deploy/rpi-deploy/server/netboot"
 )
 
@@ -52,16 +53,7 @@ func Parse(args []string, getenv func(string) string, stderr io.Writer) (Options
 	data := fs.String("data", "", "data directory (default "+config.DefaultData+")")
 	db := fs.String("db", "", "database: a PostgreSQL `URL` (postgres://…) shared by several servers; default SQLite in the data directory (also $RPI_DEPLOY_DB)")
 	listen := fs.String("listen", "", "HTTP listen address (default "+config.DefaultListen+")")
-	var agentListen []string
-	fs.Func("agent-listen", "agent API listen address on the deployment network (repeatable, comma-separated); when set the agent API answers only there",
-		func(s string) error {
-			for _, a := range strings.Split(s, ",") {
-				if a = strings.TrimSpace(a); a != "" {
-					agentListen = append(agentListen, a)
-				}
-			}
-			return nil
-		})
+	agentListen := listFlag(fs, "agent-listen", "agent API listen address on the deployment network (repeatable, comma-separated); when set the agent API answers only there")
 	token := fs.String("token", "", "admin token (default: $RPI_DEPLOY_TOKEN)")
 	maxStreams := fs.Int("max-streams", 0, "deployments streaming at once before hellos get retry (default 64)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default info)")
@@ -69,6 +61,7 @@ func Parse(args []string, getenv func(string) string, stderr io.Writer) (Options
 	tlsCert := fs.String("tls-cert", "", "PEM `file` of the management listener's certificate chain (implies --tls files)")
 	tlsKey := fs.String("tls-key", "", "PEM `file` of the certificate's key")
 	p2p := fs.String("p2p", "", "peer-to-peer image distribution between boards: on or off (default off)")
+	site := fs.String("site", "", "this server's site `name` ([a-z0-9-]{1,32}), recorded on its boards, deployments and events (default "+domain.DefaultSite+")")
 	p2pSeedFor := fs.Duration("p2p-seed-for", 0, "how long a verified board keeps serving pieces to the others, at most (default 10m)")
 	diskReserve := fs.Int64("disk-reserve", 0, "`bytes` of the data directory's file system that uploads leave free for the database (default 64 MiB)")
 	after := fs.String("after", "", "what a board does once its card is verified: reboot, poweroff or wait (default reboot)")
@@ -100,13 +93,13 @@ func Parse(args []string, getenv func(string) string, stderr io.Writer) (Options
 		v   string
 		dst *string
 	}{{*data, &cfg.Data}, {*db, &cfg.DB}, {*listen, &cfg.Listen}, {*token, &cfg.Token}, {*logLevel, &cfg.LogLevel}, {*after, &cfg.After},
-		{*tlsMode, &cfg.TLS}, {*p2p, &cfg.P2P}, {*tlsCert, &cfg.TLSCert}, {*tlsKey, &cfg.TLSKey}} {
+		{*tlsMode, &cfg.TLS}, {*p2p, &cfg.P2P}, {*site, &cfg.Site}, {*tlsCert, &cfg.TLSCert}, {*tlsKey, &cfg.TLSKey}} {
 		if f.v != "" {
 			*f.dst = f.v
 		}
 	}
-	if len(agentListen) > 0 {
-		cfg.AgentListen = agentListen
+	if len(*agentListen) > 0 {
+		cfg.AgentListen = *agentListen
 	}
 	if *maxStreams > 0 {
 		cfg.MaxStreams = *maxStreams
@@ -124,4 +117,19 @@ func Parse(args []string, getenv func(string) string, stderr io.Writer) (Options
 		return opt, err
 	}
 	return opt, opt.Netboot.Validate()
+}
+
+// listFlag is a flag that may be given more than once, each a comma-separated list:
+// the values in order, blanks left out.
+func listFlag(fs *flag.FlagSet, name, usage string) *[]string {
+	var list []string
+	fs.Func(name, usage, func(s string) error {
+		for _, a := range strings.Split(s, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				list = append(list, a)
+			}
+		}
+		return nil
+	})
+	return &list
 }

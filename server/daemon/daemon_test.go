@@ -25,12 +25,12 @@ func env(kv map[string]string) func(string) string { return func(k string) strin
 func TestParse(t *testing.T) {
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "rpi-deployd.json")
-	if err := os.WriteFile(cfgPath, []byte(`{"data": "/from/file", "listen": "127.0.0.1:1", "max_streams": 7, "token": "file-token-0123456789"}`), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(`{"data": "/from/file", "listen": "127.0.0.1:1", "max_streams": 7, "token": "file-token-0123456789", "site": "hall-1"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	type got struct {
-		Data, Listen, Token string
-		MaxStreams          int
+		Data, Listen, Token, Site string
+		MaxStreams                int
 	}
 	for _, tc := range []struct {
 		name string
@@ -38,12 +38,12 @@ func TestParse(t *testing.T) {
 		env  map[string]string
 		want got
 	}{
-		{"defaults", nil, nil, got{config.DefaultData, config.DefaultListen, "", 64}},
-		{"file", []string{"--config", cfgPath}, nil, got{"/from/file", "127.0.0.1:1", "file-token-0123456789", 7}},
+		{"defaults", nil, nil, got{config.DefaultData, config.DefaultListen, "", "main", 64}},
+		{"file", []string{"--config", cfgPath}, nil, got{"/from/file", "127.0.0.1:1", "file-token-0123456789", "hall-1", 7}},
 		{"environment over file", []string{"--config", cfgPath}, map[string]string{"RPI_DEPLOY_TOKEN": "env-token-0123456789", "RPI_DEPLOY_DATA": "/from/env"},
-			got{"/from/env", "127.0.0.1:1", "env-token-0123456789", 7}},
-		{"flags over environment", []string{"--config", cfgPath, "--token", "flag-token-0123456789", "--max-streams", "9", "--listen", "127.0.0.1:2"},
-			map[string]string{"RPI_DEPLOY_TOKEN": "env-token-0123456789"}, got{"/from/file", "127.0.0.1:2", "flag-token-0123456789", 9}},
+			got{"/from/env", "127.0.0.1:1", "env-token-0123456789", "hall-1", 7}},
+		{"flags over environment", []string{"--config", cfgPath, "--token", "flag-token-0123456789", "--max-streams", "9", "--listen", "127.0.0.1:2", "--site", "hall-2"},
+			map[string]string{"RPI_DEPLOY_TOKEN": "env-token-0123456789"}, got{"/from/file", "127.0.0.1:2", "flag-token-0123456789", "hall-2", 9}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			opt, err := daemon.Parse(tc.args, env(tc.env), &bytes.Buffer{})
@@ -51,7 +51,7 @@ func TestParse(t *testing.T) {
 				t.Fatal(err)
 			}
 			c := opt.Config
-			if diff := cmp.Diff(tc.want, got{c.Data, c.Listen, c.Token, c.MaxStreams}); diff != "" {
+			if diff := cmp.Diff(tc.want, got{c.Data, c.Listen, c.Token, c.Site, c.MaxStreams}); diff != "" {
 				t.Errorf("(-want +got)\n%s", diff)
 			}
 		})
@@ -64,6 +64,7 @@ func TestParse(t *testing.T) {
 		{"unknown flag", "flag provided but not defined: -no-such-flag", []string{"--no-such-flag"}},
 		{"missing config file", "no-such.json", []string{"--config", filepath.Join(dir, "no-such.json")}},
 		{"bad TLS mode", "tls", []string{"--tls", "sometimes"}},
+		{"bad site", `site "Hall 2": want 1-32 lower-case letters, digits or '-'`, []string{"--site", "Hall 2"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := daemon.Parse(tc.args, env(nil), &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -24,7 +24,7 @@ func newBus(ctx context.Context, cfg config.Config, log *slog.Logger) (*events.B
 	if cfg.DB == "" {
 		return bus, nil, nil
 	}
-	r, err := pgrelay.New(cfg.DB, bus, pgrelay.Options{Logger: log})
+	r, err := pgrelay.New(cfg.DB, bus, pgrelay.Options{Site: cfg.Site, Logger: log})
 	if err != nil {
 		return nil, nil, err
 	}

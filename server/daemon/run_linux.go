@@ -85,6 +85,9 @@ func Start(ctx context.Context, opt Options) (d *Daemon, err error) {
 	if err := svc.Recover(ctx); err != nil {
 		return nil, err
 	}
+	if err := svc.RecordSite(ctx); err != nil {
+		return nil, err
+	}
 	if cfg.Token == "" {
 		log.Warn("no admin token (--token, RPI_DEPLOY_TOKEN or config): the management API accepts user sessions only")
 	}
@@ -105,7 +108,7 @@ func Start(ctx context.Context, opt Options) (d *Daemon, err error) {
 	if len(lns) > 1 {
 		agentLn = lns[1].ln
 	}
-	nb, err := netboot.Start(ctx, opt.Netboot, netboot.Deps{Store: st, Boards: svc, Logger: log,
+	nb, err := netboot.Start(ctx, opt.Netboot, netboot.Deps{Store: st, Site: cfg.Site, Boards: svc, Logger: log,
 		HTTPPort: agentLn.Addr().(*net.TCPAddr).Port})
 	if err != nil {
 		return nil, err
@@ -155,7 +158,7 @@ func (l listener) base() context.Context {
 // newService is the domain with the configuration's limits and timings, publishing
 // on bus.
 func newService(st *store.Store, bus *events.Bus, cfg config.Config, log *slog.Logger) *domain.Service {
-	return domain.New(st, bus, domain.Options{DataDir: cfg.Data, MaxStreams: cfg.MaxStreams,
+	return domain.New(st, bus, domain.Options{DataDir: cfg.Data, Site: cfg.Site, MaxStreams: cfg.MaxStreams,
 		StaleAfter: time.Duration(cfg.StaleAfter), RetryAfter: time.Duration(cfg.RetryAfter), After: cfg.After, Logger: log,
 		DiskReserve: cfg.DiskReserve,
 		ClaimWindow: time.Duration(cfg.ClaimWindow), ClaimTimeout: time.Duration(cfg.ClaimTimeout),

@@ -56,6 +56,7 @@ const (
 	DefaultOverLimitDelay      = time.Second
 	DefaultEventsPerBoard      = 1000
 	DefaultForgetBoardsAfter   = 7 * 24 * time.Hour
+	DefaultSite                = store.DefaultSite
 )
 
 // Options tune the service. Zero values mean the documented defaults.
@@ -105,6 +106,10 @@ type Options struct {
 	ForgetBoardsAfter time.Duration
 	// Logger; nil discards.
 	Logger *slog.Logger
+	// Site is the server's site name (rpi-deployd serve --site, [a-z0-9-]{1,32}),
+	// recorded on every board it sees, deployment it runs and event it records. Servers
+	// sharing one database tell their rows apart by it. Default DefaultSite ("main").
+	Site string
 	// Now is the service's clock (rate limits, sessions, the fleet snapshot); nil
 	// means time.Now. Tests pass a clock they advance, and give the store the same
 	// one (store.Store.SetClock), instead of sleeping.
@@ -164,6 +169,9 @@ func New(st *store.Store, bus *events.Bus, opt Options) *Service {
 	}
 	if opt.Now == nil {
 		opt.Now = time.Now
+	}
+	if opt.Site == "" {
+		opt.Site = DefaultSite
 	}
 	log := opt.Logger
 	if log == nil {

@@ -2,6 +2,7 @@ package multiserver
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -34,7 +35,7 @@ func startServers(t *testing.T, n int, db string) []*servertest.Server {
 	warm := boards(0xee, n)
 	for i := range srvs {
 		srvs[i] = servertest.Start(t, servertest.Options{Process: true, DB: db, NoSourceLimits: true,
-			Args: []string{"--config", cfg}})
+			Site: fmt.Sprintf("site-%d", i), Args: []string{"--config", cfg}})
 		// A board of its own says hello (no batch yet: retry), so that each server
 		// holds its database connections before the fleet comes.
 		resp, status, body, err := hello(context.Background(), http.DefaultClient, srvs[i].URL, warm[i])

@@ -21,6 +21,7 @@ import (
 
 	"github.com/rpi-deploy/rpi-deploy/server/dhcp"
 	"github.com/rpi-deploy/rpi-deploy/server/dhcp/dhcptest"
+	"github.com/rpi-deploy/rpi-deploy/server/domain"
 	"github.com/rpi-deploy/rpi-deploy/server/netnstest"
 	"github.com/rpi-deploy/rpi-deploy/server/servertest"
 	"github.com/rpi-deploy/rpi-deploy/server/store"
@@ -144,8 +145,9 @@ func atftp(t *testing.T, ns *netnstest.NS, name string) []byte {
 // DISCOVERs from random MACs, its TFTP reads with the
 // per-board cmdline.txt, the agent's DHCP with option 224 (a plain DHCP client gets
 // nothing), and then checks that the lease and the board's
-// netboot events are in the SQLite database, and that a restarted server (configured
-// through the config file this time) gives the board its address back.
+// netboot events are in the SQLite database under the server's site (--site lab-1),
+// and that a restarted server of that site (configured through the config file this
+// time) gives the board its address back.
 func TestServeNetboot(t *testing.T) {
 	netnstest.Require(t)
 	l := netnstest.NewLink(t, "10.74.0.1/24", "")
@@ -153,7 +155,7 @@ func TestServeNetboot(t *testing.T) {
 	data := t.TempDir()
 	d := startServe(t, l.Server, "--data", data, "--listen", "10.74.0.1:0", "--dhcp-mode", "full",
 		"--dhcp-interface", l.ServerIf, "--dhcp-range", "10.74.0.100-10.74.0.150", "--tftp-root", root,
-		"--dhcp-only-boards")
+		"--dhcp-only-boards", "--site", "lab-1")
 
 	var mac string
 	l.Client.MustDo(t, func() error {
@@ -241,7 +243,10 @@ func TestServeNetboot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	leases, err := st.DHCPLeases(context.Background())
+	if other, err := st.DHCPLeases(context.Background(), domain.DefaultSite); err != nil || len(other) != 0 {
+		t.Errorf("leases of site main %+v, %v; want none (the server is lab-1)", other, err)
+	}
+	leases, err := st.DHCPLeases(context.Background(), "lab-1")
 	if err != nil || len(leases) != 1 || leases[0].MAC != mac || leases[0].IP != ack.YIAddr || leases[0].Serial != serial || leases[0].Kind != "agent" {
 		t.Errorf("stored leases %+v, %v; want %s at %s, serial %s, kind agent", leases, err, mac, ack.YIAddr, serial)
 	}
@@ -252,6 +257,9 @@ func TestServeNetboot(t *testing.T) {
 	var kinds []string
 	for _, e := range evs {
 		kinds = append(kinds, e.Kind+" "+e.Detail)
+		if e.Site != "lab-1" {
+			t.Errorf("board event %s %q recorded at site %q, want lab-1", e.Kind, e.Detail, e.Site)
+		}
 	}
 	all := strings.Join(kinds, "\n")
 	for _, want := range []string{"dhcp.offer serial " + serial + ": dhcp.offer " + ack.YIAddr, "dhcp.ack serial " + serial + ": dhcp.ack " + ack.YIAddr,
@@ -265,7 +273,7 @@ func TestServeNetboot(t *testing.T) {
 
 	// Restart, configured by the config file: the board gets its address back.
 	cfg := filepath.Join(t.TempDir(), "rpi-deployd.json")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`{"data": %q, "listen": "10.74.0.1:0", "netboot": {"dhcp_mode": "full",
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`{"data": %q, "site": "lab-1", "listen": "10.74.0.1:0", "netboot": {"dhcp_mode": "full",
 		"dhcp_interface": %q, "dhcp_range": "10.74.0.100-10.74.0.150", "lease_time": "30m"}}`, data, l.ServerIf)), 0o644)
 	startServe(t, l.Server, "--config", cfg)
 	again := udhcpc(t, l.Client, l.ClientIf)
