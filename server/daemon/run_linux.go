@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -38,6 +39,7 @@ type Daemon struct {
 
 	g     *errgroup.Group
 	store *store.Store
+	svc   *domain.Service
 }
 
 // Run is Start, then Wait: it serves until ctx ends.
@@ -76,8 +78,24 @@ func Start(ctx context.Context, opt Options) (d *Daemon, err error) {
 			st.Close()
 		}
 	}()
+	d, lns, err = listen(cfg, stderr)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.PeerURL == "" {
+		host, _ := os.Hostname()
+		cfg.PeerURL = config.DefaultPeerURL(lns[0].ln.Addr().String(), lns[0].tls != nil, host)
+	}
 	svc := newService(st, cfg, log)
+	defer func() {
+		if err != nil {
+			svc.Close()
+		}
+	}()
 	if err := svc.Recover(ctx); err != nil {
+		return nil, err
+	}
+	if err := svc.RecordSiteImages(ctx); err != nil {
 		return nil, err
 	}
 	if cfg.Token == "" {
@@ -89,11 +107,7 @@ func Start(ctx context.Context, opt Options) (d *Daemon, err error) {
 	prepareSwarms(ctx, swarms, svc, cfg.P2P == "on", log)
 	engine := newEngine(svc, cfg, opt.Version, streamsDone, lim, swarms, log)
 
-	d, lns, err = listen(cfg, stderr)
-	if err != nil {
-		return nil, err
-	}
-	d.store = st
+	d.store, d.svc = st, svc
 	// DHCP and TFTP (server/netboot): after the HTTP listeners, whose port the agent
 	// URL carries.
 	agentLn := lns[0].ln
@@ -121,7 +135,8 @@ func Start(ctx context.Context, opt Options) (d *Daemon, err error) {
 		close(streamsDone)
 		return nil
 	})
-	log.Info("rpi-deployd started", "version", opt.Version, "data", cfg.Data, "db", st.Path(), "max_streams", cfg.MaxStreams)
+	log.Info("rpi-deployd started", "version", opt.Version, "data", cfg.Data, "db", st.Path(), "max_streams", cfg.MaxStreams,
+		"site", cfg.Site, "peer_url", cfg.PeerURL)
 	log.Info("netboot", nb.Describe()...)
 	fmt.Fprintf(stderr, "%s%s\n", LineListening, d.URL)
 	return d, nil
@@ -150,6 +165,7 @@ func newService(st *store.Store, cfg config.Config, log *slog.Logger) *domain.Se
 		StaleAfter: time.Duration(cfg.StaleAfter), RetryAfter: time.Duration(cfg.RetryAfter), After: cfg.After, Logger: log,
 		DiskReserve: cfg.DiskReserve,
 		ClaimWindow: time.Duration(cfg.ClaimWindow), ClaimTimeout: time.Duration(cfg.ClaimTimeout),
+		Site: cfg.Site, PeerURL: cfg.PeerURL,
 		MaxOpenPerSource: cfg.MaxOpenPerSource, NewSerialsPerMinute: cfg.NewSerialsPerMinute,
 		EventsPerBoard: cfg.EventsPerBoard, OverLimitDelay: time.Duration(cfg.OverLimitDelay), ForgetBoardsAfter: time.Duration(cfg.ForgetBoardsAfter)})
 }
@@ -235,6 +251,7 @@ func serveHTTP(ctx context.Context, g *errgroup.Group, l listener, srv *http.Ser
 // closed. It returns the first error that stopped it.
 func (d *Daemon) Wait() error {
 	err := d.g.Wait()
+	d.svc.Close()
 	if cerr := d.store.Close(); err == nil {
 		err = cerr
 	}
