@@ -130,7 +130,7 @@ type Config struct {
 	// the profiler tells a caller everything the process holds.
 	PprofListen string `json:"pprof_listen,omitempty"`
 	// Site is this server's name among the servers that share one database:
-	// [a-z0-9-]{1,32}. Default "main".
+	// [a-z0-9-]{1,32}. Default "" (the domain's default, "main").
 	Site string `json:"site,omitempty"`
 	// PeerURL is the base URL at which the other sites' servers reach this one to
 	// pull the images it holds (its management listener: http:// or https://, host
@@ -275,9 +275,6 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.LogLevel == "" {
 		c.LogLevel = "info"
-	}
-	if c.Site == "" {
-		c.Site = domain.DefaultSite
 	}
 	if c.After == "" {
 		c.After = agentapi.AfterReboot

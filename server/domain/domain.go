@@ -197,7 +197,7 @@ func New(st *store.Store, bus *events.Bus, opt Options) *Service {
 	peerHTTP := opt.PeerClient
 	if peerHTTP == nil {
 		peerHTTP = &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment,
-			DialContext: (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			DialContext:         (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 			TLSHandshakeTimeout: 30 * time.Second, ResponseHeaderTimeout: time.Minute, IdleConnTimeout: time.Minute}}
 	}
 	bg, stop := context.WithCancel(context.Background())
@@ -233,3 +233,6 @@ func (s *Service) now() time.Time { return s.opt.Now().UTC() }
 
 // publish is called after a commit.
 func (s *Service) publish(typ string, data any) { s.bus.Publish(typ, data) }
+
+// Store is the store the service runs on.
+func (s *Service) Store() *store.Store { return s.st }

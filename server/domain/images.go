@@ -303,7 +303,7 @@ func (s *Service) installPart(img store.Image) (n int64, sum string, err error) 
 	sum = hex.EncodeToString(h.Sum(nil))
 	if n != img.CompressedSize || (img.CompressedSHA256 != "" && sum != img.CompressedSHA256) {
 		os.Truncate(part, 0)
-		return n, sum, fmt.Errorf("image %q: %d bytes with sha256 %s, manifest says %d bytes with sha256 %s (upload discarded; send it again): %w",
+		return n, sum, fmt.Errorf("image %q: %d bytes with sha256 %s, manifest says %d bytes with sha256 %s (bytes discarded; send them again): %w",
 			img.Name, n, sum, img.CompressedSize, img.CompressedSHA256, ErrDigest)
 	}
 	if err := writeFileSync(s.ManifestFile(img.Name), []byte(img.Manifest)); err != nil {
