@@ -168,8 +168,10 @@ func waitSite(t *testing.T, s *testSite, name string, ok func(mgmtapi.ImageSite)
 	}
 }
 
-func pullStopped(e mgmtapi.ImageSite) bool { return e.State == mgmtapi.ImageSitePulling && e.Error != "" }
-func pullReady(e mgmtapi.ImageSite) bool   { return e.State == mgmtapi.ImageSiteReady }
+func pullStopped(e mgmtapi.ImageSite) bool {
+	return e.State == mgmtapi.ImageSitePulling && e.Error != ""
+}
+func pullReady(e mgmtapi.ImageSite) bool { return e.State == mgmtapi.ImageSiteReady }
 
 func fileSHA256(t *testing.T, path string) string {
 	t.Helper()
