@@ -62,8 +62,7 @@ func (a *API) peerImage(c *gin.Context) {
 	file := c.Param("file")
 	name, ok := strings.CutSuffix(file, ".img.zst")
 	if !ok {
-		fail(c, http.StatusNotFound, "no such image file "+strconv.Quote(file), "")
-		return
+		name = "" // not a packed image: 404 once the credential is checked
 	}
 	tok, _ := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
 	path, err := a.svc.PeerImageFile(c.Request.Context(), tok, name, c.Query("compressed_sha256"))

@@ -136,7 +136,7 @@ func Start(ctx context.Context, opt Options) (d *Daemon, err error) {
 		return nil
 	})
 	log.Info("rpi-deployd started", "version", opt.Version, "data", cfg.Data, "db", st.Path(), "max_streams", cfg.MaxStreams,
-		"site", cfg.Site, "peer_url", cfg.PeerURL)
+		"site", svc.Options().Site, "peer_url", cfg.PeerURL)
 	log.Info("netboot", nb.Describe()...)
 	fmt.Fprintf(stderr, "%s%s\n", LineListening, d.URL)
 	return d, nil

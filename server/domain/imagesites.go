@@ -158,6 +158,9 @@ func (s *Service) PeerImageFile(ctx context.Context, token, name, sum string) (s
 	if token == "" || subtle.ConstantTimeCompare([]byte(token), []byte(want)) != 1 {
 		return "", ErrPeerAuth
 	}
+	if !manifest.ValidName(name) {
+		return "", fmt.Errorf("no image %q: %w", name, ErrNotFound)
+	}
 	path := s.ImageFile(name)
 	if path == "" {
 		return "", fmt.Errorf("image %q: %w", name, ErrNotFound)
