@@ -17,6 +17,7 @@ import (
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
 	"github.com/rpi-deploy/rpi-deploy/server/api"
 	"github.com/rpi-deploy/rpi-deploy/server/domain"
+	"github.com/rpi-deploy/rpi-deploy/server/store"
 )
 
 // Config is the server's configuration.
@@ -24,6 +25,12 @@ type Config struct {
 	// Data is the data directory: the SQLite database and images/. Default
 	// /var/lib/rpi-deployd.
 	Data string `json:"data,omitempty"`
+	// DB is the database: "" for SQLite in Data (rpi-deployd.db), or a PostgreSQL
+	// URL (postgres://USER:PASSWORD@HOST/DB?sslmode=…, or postgresql://…) that
+	// several servers may share. Also from RPI_DEPLOY_DB, which keeps a password
+	// off the command line. It may hold a password: it is never logged whole.
+	// Data is still the home of images, TLS and netboot files.
+	DB string `json:"db,omitempty"`
 	// Listen is the HTTP address for the management API, the dashboard, image
 	// downloads and (unless AgentListen is set) the agent API. Default ":8080".
 	Listen string `json:"listen,omitempty"`
@@ -195,8 +202,11 @@ func Load(path string) (Config, error) {
 }
 
 // FromEnv fills fields from the environment: RPI_DEPLOY_TOKEN, RPI_DEPLOY_DATA,
-// RPI_DEPLOY_LISTEN.
+// RPI_DEPLOY_DB, RPI_DEPLOY_LISTEN.
 func (c *Config) FromEnv(getenv func(string) string) {
+	if v := getenv("RPI_DEPLOY_DB"); v != "" {
+		c.DB = v
+	}
 	if v := getenv("RPI_DEPLOY_TOKEN"); v != "" {
 		c.Token = v
 	}
@@ -288,6 +298,9 @@ func (c Config) Validate() error {
 	case "", "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("log_level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	if c.DB != "" && !store.IsPostgresURL(c.DB) {
+		return fmt.Errorf("db %q: want a postgres:// or postgresql:// URL, or nothing for SQLite in the data directory", store.Redact(c.DB))
 	}
 	switch c.P2P {
 	case "", "off", "on":

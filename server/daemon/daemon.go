@@ -50,6 +50,7 @@ func Parse(args []string, getenv func(string) string, stderr io.Writer) (Options
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "JSON config file (optional)")
 	data := fs.String("data", "", "data directory (default "+config.DefaultData+")")
+	db := fs.String("db", "", "database: a PostgreSQL `URL` (postgres://…) shared by several servers; default SQLite in the data directory (also $RPI_DEPLOY_DB)")
 	listen := fs.String("listen", "", "HTTP listen address (default "+config.DefaultListen+")")
 	var agentListen []string
 	fs.Func("agent-listen", "agent API listen address on the deployment network (repeatable, comma-separated); when set the agent API answers only there",
@@ -100,7 +101,7 @@ func Parse(args []string, getenv func(string) string, stderr io.Writer) (Options
 	for _, f := range []struct {
 		v   string
 		dst *string
-	}{{*data, &cfg.Data}, {*listen, &cfg.Listen}, {*token, &cfg.Token}, {*logLevel, &cfg.LogLevel}, {*after, &cfg.After},
+	}{{*data, &cfg.Data}, {*db, &cfg.DB}, {*listen, &cfg.Listen}, {*token, &cfg.Token}, {*logLevel, &cfg.LogLevel}, {*after, &cfg.After},
 		{*tlsMode, &cfg.TLS}, {*p2p, &cfg.P2P}, {*site, &cfg.Site}, {*peerURL, &cfg.PeerURL}, {*tlsCert, &cfg.TLSCert}, {*tlsKey, &cfg.TLSKey}} {
 		if f.v != "" {
 			*f.dst = f.v

@@ -65,7 +65,7 @@ func Start(ctx context.Context, opt Options) (d *Daemon, err error) {
 	level.UnmarshalText([]byte(cfg.LogLevel))
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	st, err := store.Open(ctx, cfg.Data)
+	st, err := store.OpenDB(ctx, store.Config{Dir: cfg.Data, URL: cfg.DB})
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +135,7 @@ func Start(ctx context.Context, opt Options) (d *Daemon, err error) {
 		close(streamsDone)
 		return nil
 	})
-	log.Info("rpi-deployd started", "version", opt.Version, "data", cfg.Data, "db", st.Path(), "max_streams", cfg.MaxStreams,
+	log.Info("rpi-deployd started", "version", opt.Version, "data", cfg.Data, "db", st.Where(), "max_streams", cfg.MaxStreams,
 		"site", svc.Options().Site, "peer_url", cfg.PeerURL)
 	log.Info("netboot", nb.Describe()...)
 	fmt.Fprintf(stderr, "%s%s\n", LineListening, d.URL)

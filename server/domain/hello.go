@@ -34,12 +34,24 @@ type helloOutcome struct {
 // paths relative to the server. A deploy answer carries a fresh deployment secret
 // (a re-hello replaces the previous one). The source address of ctx (WithSource)
 // is held to NewSerialsPerMinute and MaxOpenPerSource; answers over those limits
-// are held OverLimitDelay.
+// are held OverLimitDelay. While the database cannot be reached
+// (store.ErrUnavailable) the answer is retry: nothing was allocated, and the board
+// asks again after RetryAfter.
 func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloResponse, error) {
 	in, err := checkHello(h)
 	if err != nil {
 		return agentapi.HelloResponse{}, err
 	}
+	resp, err := s.hello(ctx, in)
+	if errors.Is(err, store.ErrUnavailable) {
+		s.log.Warn("hello answered retry: database unavailable", "serial", in.serial, "mac", in.mac, "err", err)
+		return s.retry("database unavailable"), nil
+	}
+	return resp, err
+}
+
+// hello is Hello after the input check.
+func (s *Service) hello(ctx context.Context, in hello) (agentapi.HelloResponse, error) {
 	in.source = sourceOf(ctx)
 	if resp, err := s.admitSerial(ctx, in); err != nil || resp != nil {
 		if resp == nil {
@@ -48,7 +60,7 @@ func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloRe
 		return *resp, err
 	}
 	var out helloOutcome
-	err = s.st.Update(ctx, func(t *store.Tx) error {
+	err := s.st.Update(ctx, func(t *store.Tx) error {
 		var err error
 		if out, err = s.decideHello(ctx, t, in); err != nil {
 			return err

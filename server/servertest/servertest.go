@@ -114,6 +114,7 @@ func Binary(t testing.TB) string {
 // Options for Start. Zero values mean the defaults.
 type Options struct {
 	DataDir string   // default t.TempDir()
+	DB      string   // serve --db: a PostgreSQL URL (e.g. pgtest.DB); default SQLite in DataDir
 	Token   string   // default: 32 random hex digits
 	Listen  string   // default 127.0.0.1:0
 	Args    []string // extra serve flags, e.g. "--max-streams", "10"
@@ -187,6 +188,9 @@ func (s *Server) args(listen string) []string {
 	// Every board a test simulates connects from 127.0.0.1: lift the per-source
 	// connection cap (a real board has an address of its own). Args may set it again.
 	args := []string{"--data", s.DataDir, "--listen", listen, "--http-max-conns-per-source", "4096"}
+	if s.opt.DB != "" {
+		args = append(args, "--db", s.opt.DB)
+	}
 	if s.opt.NoSourceLimits {
 		args = append(args, config.NoSourceLimitsFlags...)
 	}

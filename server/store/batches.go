@@ -67,13 +67,14 @@ func (t *Tx) AddBatch(ctx context.Context, b Batch) (int64, error) {
 	if b.Count > 0 {
 		count = b.Count
 	}
-	res, err := t.tx.ExecContext(ctx, `INSERT INTO batches (venue, product, image, count, priority, state, note, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, b.Venue, b.Product, b.Image, count, b.Priority, b.State, b.Note,
-		FormatTime(t.Now), FormatTime(t.Now))
+	var id int64
+	err := t.tx.QueryRowContext(ctx, `INSERT INTO batches (venue, product, image, count, priority, state, note, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, b.Venue, b.Product, b.Image, count, b.Priority, b.State, b.Note,
+		FormatTime(t.Now), FormatTime(t.Now)).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("insert batch: %w", err)
 	}
-	return res.LastInsertId()
+	return id, nil
 }
 
 // UpdateBatch writes a batch's state, priority and done count.

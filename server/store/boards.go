@@ -42,7 +42,8 @@ func (s *Store) Boards(ctx context.Context, f BoardFilter) ([]Board, error) {
 	}
 	like := "%" + f.Search + "%"
 	return collect(ctx, s.r, scanBoard, `SELECT `+boardCols+` FROM boards
-		WHERE (? = '' OR serial LIKE ? OR mac LIKE ? OR hostname LIKE ?) ORDER BY last_seen DESC LIMIT ?`,
+		WHERE (? = '' OR lower(serial) LIKE lower(?) OR lower(mac) LIKE lower(?) OR lower(hostname) LIKE lower(?))
+		ORDER BY last_seen DESC LIMIT ?`,
 		f.Search, like, like, like, f.Limit)
 }
 
@@ -68,11 +69,11 @@ func (t *Tx) SeeBoard(ctx context.Context, b Board) error {
 	_, err := t.tx.ExecContext(ctx, `INSERT INTO boards (serial, mac, model, revision, ip, last_event, first_seen, last_seen)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (serial) DO UPDATE SET
-		mac = CASE WHEN excluded.mac != '' THEN excluded.mac ELSE mac END,
-		model = CASE WHEN excluded.model != '' THEN excluded.model ELSE model END,
-		revision = CASE WHEN excluded.revision != '' THEN excluded.revision ELSE revision END,
-		ip = CASE WHEN excluded.ip != '' THEN excluded.ip ELSE ip END,
-		last_event = CASE WHEN excluded.last_event != '' THEN excluded.last_event ELSE last_event END,
+		mac = CASE WHEN excluded.mac != '' THEN excluded.mac ELSE boards.mac END,
+		model = CASE WHEN excluded.model != '' THEN excluded.model ELSE boards.model END,
+		revision = CASE WHEN excluded.revision != '' THEN excluded.revision ELSE boards.revision END,
+		ip = CASE WHEN excluded.ip != '' THEN excluded.ip ELSE boards.ip END,
+		last_event = CASE WHEN excluded.last_event != '' THEN excluded.last_event ELSE boards.last_event END,
 		last_seen = excluded.last_seen`,
 		b.Serial, b.MAC, b.Model, b.Revision, b.IP, b.LastEvent, now, now)
 	return err
@@ -84,11 +85,11 @@ func (t *Tx) SeeBoardReturning(ctx context.Context, b Board) (Board, error) {
 	return one(ctx, t.tx, scanBoard, `INSERT INTO boards (serial, mac, model, revision, ip, last_event, first_seen, last_seen)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (serial) DO UPDATE SET
-		mac = CASE WHEN excluded.mac != '' THEN excluded.mac ELSE mac END,
-		model = CASE WHEN excluded.model != '' THEN excluded.model ELSE model END,
-		revision = CASE WHEN excluded.revision != '' THEN excluded.revision ELSE revision END,
-		ip = CASE WHEN excluded.ip != '' THEN excluded.ip ELSE ip END,
-		last_event = CASE WHEN excluded.last_event != '' THEN excluded.last_event ELSE last_event END,
+		mac = CASE WHEN excluded.mac != '' THEN excluded.mac ELSE boards.mac END,
+		model = CASE WHEN excluded.model != '' THEN excluded.model ELSE boards.model END,
+		revision = CASE WHEN excluded.revision != '' THEN excluded.revision ELSE boards.revision END,
+		ip = CASE WHEN excluded.ip != '' THEN excluded.ip ELSE boards.ip END,
+		last_event = CASE WHEN excluded.last_event != '' THEN excluded.last_event ELSE boards.last_event END,
 		last_seen = excluded.last_seen
 		RETURNING `+boardCols, b.Serial, b.MAC, b.Model, b.Revision, b.IP, b.LastEvent, now, now)
 }
@@ -137,12 +138,10 @@ type BoardEvent struct {
 
 // AddBoardEvent appends to a board's history.
 func (t *Tx) AddBoardEvent(ctx context.Context, e BoardEvent) (int64, error) {
-	res, err := t.tx.ExecContext(ctx, `INSERT INTO board_events (serial, mac, at, kind, detail) VALUES (?, ?, ?, ?, ?)`,
-		e.Serial, e.MAC, FormatTime(t.Now), e.Kind, e.Detail)
-	if err != nil {
-		return 0, err
-	}
-	return res.LastInsertId()
+	var id int64
+	err := t.tx.QueryRowContext(ctx, `INSERT INTO board_events (serial, mac, at, kind, detail) VALUES (?, ?, ?, ?, ?) RETURNING id`,
+		e.Serial, e.MAC, FormatTime(t.Now), e.Kind, e.Detail).Scan(&id)
+	return id, err
 }
 
 // BoardEvents returns a board's history (by serial, and by MAC when given), oldest first.
@@ -155,7 +154,7 @@ func (s *Store) BoardEvents(ctx context.Context, serial, mac string, limit int) 
 		err := r.Scan(&e.ID, &e.Serial, &e.MAC, &e.At, &e.Kind, &e.Detail)
 		return e, err
 	}, `SELECT id, serial, mac, at, kind, detail FROM (SELECT * FROM board_events
-		WHERE (serial = ? AND serial != '') OR (mac = ? AND mac != '') ORDER BY id DESC LIMIT ?) ORDER BY id`,
+		WHERE (serial = ? AND serial != '') OR (mac = ? AND mac != '') ORDER BY id DESC LIMIT ?) AS e ORDER BY id`,
 		serial, mac, limit)
 }
 

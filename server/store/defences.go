@@ -50,7 +50,7 @@ func (t *Tx) AddServed(ctx context.Context, id, n int64) error {
 // secretSHA256, or ErrNotFound.
 func (s *Store) OpenDeploymentBySecret(ctx context.Context, secretSHA256 string) (int64, error) {
 	var id int64
-	err := s.RDB.QueryRowContext(ctx, `SELECT id FROM deployments WHERE state = 'open' AND secret_sha256 = ? AND secret_sha256 != ''`,
+	err := s.r.QueryRowContext(ctx, `SELECT id FROM deployments WHERE state = 'open' AND secret_sha256 = ? AND secret_sha256 != ''`,
 		secretSHA256).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, ErrNotFound
@@ -72,6 +72,22 @@ func (t *Tx) MarkStreamed(ctx context.Context, id int64) (bool, error) {
 	return n > 0, err
 }
 
+// countSlots is CountSlots' query. SQLite is told which partial index to read
+// (INDEXED BY); PostgreSQL, which has no such clause, picks the same partial indexes
+// by their WHERE (the migrations create both).
+const (
+	countSlotsSQLite = `SELECT
+		(SELECT count(*) FROM (SELECT 1 FROM deployments INDEXED BY deployments_claims
+			WHERE state = 'open' AND streamed_at IS NULL AND started_at >= ? LIMIT ?) AS c) +
+		(SELECT count(*) FROM (SELECT 1 FROM deployments INDEXED BY deployments_active
+			WHERE state = 'open' AND streamed_at IS NOT NULL AND updated_at >= ? LIMIT ?) AS a)`
+	countSlotsPostgres = `SELECT
+		(SELECT count(*) FROM (SELECT 1 FROM deployments
+			WHERE state = 'open' AND streamed_at IS NULL AND started_at >= ? LIMIT ?) AS c) +
+		(SELECT count(*) FROM (SELECT 1 FROM deployments
+			WHERE state = 'open' AND streamed_at IS NOT NULL AND updated_at >= ? LIMIT ?) AS a)`
+)
+
 // CountSlots counts the open deployments that hold a stream slot, up to limit: those
 // that never fetched their image and said hello at or after claimSince, and those
 // that fetched it and were active at or after activeSince. Each kind is a range of
@@ -79,12 +95,7 @@ func (t *Tx) MarkStreamed(ctx context.Context, id int64) (bool, error) {
 // each and none of the deployments whose slot has lapsed.
 func (t *Tx) CountSlots(ctx context.Context, claimSince, activeSince string, limit int) (int, error) {
 	var n int
-	err := t.tx.QueryRowContext(ctx, `SELECT
-		(SELECT count(*) FROM (SELECT 1 FROM deployments INDEXED BY deployments_claims
-			WHERE state = 'open' AND streamed_at IS NULL AND started_at >= ? LIMIT ?)) +
-		(SELECT count(*) FROM (SELECT 1 FROM deployments INDEXED BY deployments_active
-			WHERE state = 'open' AND streamed_at IS NOT NULL AND updated_at >= ? LIMIT ?))`,
-		claimSince, limit, activeSince, limit).Scan(&n)
+	err := t.tx.QueryRowContext(ctx, t.d.pick(countSlotsSQLite, countSlotsPostgres), claimSince, limit, activeSince, limit).Scan(&n)
 	return min(n, limit), err
 }
 
@@ -103,7 +114,7 @@ func (t *Tx) CountOpenAll(ctx context.Context) (int, error) {
 // to limit.
 func (t *Tx) CountOpenFromSource(ctx context.Context, source string, limit int) (int, error) {
 	var n int
-	err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM deployments WHERE state = 'open' AND source = ? LIMIT ?)`,
+	err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM deployments WHERE state = 'open' AND source = ? LIMIT ?) AS o`,
 		source, limit).Scan(&n)
 	return n, err
 }

@@ -75,7 +75,7 @@ func (s *Store) Deployments(ctx context.Context, f DeploymentFilter) ([]Deployme
 	like := "%" + f.Search + "%"
 	return collect(ctx, s.r, scanDeployment, `SELECT `+deploymentCols+deploymentFrom+` WHERE
 		(? = '' OR d.state = ?) AND (? = '' OR d.venue = ?) AND (? = '' OR d.product = ?) AND (? = 0 OR d.batch_id = ?)
-		AND (? = '' OR d.serial = ?) AND (? = '' OR d.hostname LIKE ? OR d.serial LIKE ?)
+		AND (? = '' OR d.serial = ?) AND (? = '' OR lower(d.hostname) LIKE lower(?) OR lower(d.serial) LIKE lower(?))
 		AND (? = '' OR d.started_at >= ?) AND (? = '' OR d.started_at < ?)
 		ORDER BY d.id DESC LIMIT ?`,
 		f.State, f.State, f.Venue, f.Venue, f.Product, f.Product, f.BatchID, f.BatchID, f.Serial, f.Serial,
@@ -118,7 +118,7 @@ func (t *Tx) OpenDeploymentsNamed(ctx context.Context, hostname string) (int, er
 // up to limit: it never reads more than limit rows.
 func (t *Tx) CountOpen(ctx context.Context, since string, limit int) (int, error) {
 	var n int
-	err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM deployments WHERE state = 'open' AND updated_at >= ? LIMIT ?)`,
+	err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM deployments WHERE state = 'open' AND updated_at >= ? LIMIT ?) AS o`,
 		since, limit).Scan(&n)
 	return n, err
 }
@@ -130,16 +130,13 @@ func (t *Tx) AddDeployment(ctx context.Context, d Deployment) (int64, error) {
 	if d.BatchID != 0 {
 		batch = d.BatchID
 	}
-	res, err := t.tx.ExecContext(ctx, `INSERT INTO deployments (serial, batch_id, venue, product, hostname, image, state, phase,
-		total, started_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?)`,
-		d.Serial, batch, d.Venue, d.Product, d.Hostname, d.Image, d.Phase, d.Total, now, now)
+	var id int64
+	err := t.tx.QueryRowContext(ctx, `INSERT INTO deployments (serial, batch_id, venue, product, hostname, image, state, phase,
+		total, started_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?) RETURNING id`,
+		d.Serial, batch, d.Venue, d.Product, d.Hostname, d.Image, d.Phase, d.Total, now, now).Scan(&id)
 	if isUnique(err) {
 		return 0, fmt.Errorf("board %q already has an open deployment: %w", d.Serial, ErrConflict)
 	}
-	if err != nil {
-		return 0, err
-	}
-	id, err := res.LastInsertId()
 	if err != nil {
 		return 0, err
 	}

@@ -20,7 +20,7 @@ type DHCPLease struct {
 
 // DHCPLeases returns every stored lease, expired ones included, by address.
 func (s *Store) DHCPLeases(ctx context.Context) ([]DHCPLease, error) {
-	return collect(ctx, s.RDB, func(r scanner) (DHCPLease, error) {
+	return collect(ctx, s.r, func(r scanner) (DHCPLease, error) {
 		var l DHCPLease
 		var exp, upd string
 		err := r.Scan(&l.MAC, &l.IP, &l.Serial, &l.Kind, &l.Hostname, &exp, &upd)
@@ -50,7 +50,11 @@ func (s *Store) PutDHCPLease(ctx context.Context, l DHCPLease) error {
 
 // DeleteDHCPLease forgets mac's lease; no error when there is none.
 func (s *Store) DeleteDHCPLease(ctx context.Context, mac string) error {
-	if _, err := s.DB.ExecContext(ctx, `DELETE FROM dhcp_leases WHERE mac = ?`, mac); err != nil {
+	err := s.Update(ctx, func(t *Tx) error {
+		_, err := t.tx.ExecContext(ctx, `DELETE FROM dhcp_leases WHERE mac = ?`, mac)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("delete dhcp lease %s: %w", mac, err)
 	}
 	return nil

@@ -96,7 +96,8 @@ func (t *Tx) HeldName(ctx context.Context, venue, product, serial string) (PoolN
 }
 
 // BindNextName binds the free name with the lowest sequence to serial. No free name
-// gives ErrNotFound.
+// gives ErrNotFound; a name bound meanwhile by a writer outside the store's lock,
+// ErrConflict (nothing is bound twice).
 func (t *Tx) BindNextName(ctx context.Context, venue, product, serial string) (PoolName, error) {
 	p, err := one(ctx, t.tx, scanPool, `SELECT `+poolCols+` FROM pool_names
 		WHERE venue = ? AND product = ? AND retired = 0 AND serial IS NULL ORDER BY seq LIMIT 1`, venue, product)
@@ -104,9 +105,17 @@ func (t *Tx) BindNextName(ctx context.Context, venue, product, serial string) (P
 		return p, err
 	}
 	p.Serial, p.BoundAt = serial, FormatTime(t.Now)
-	_, err = t.tx.ExecContext(ctx, `UPDATE pool_names SET serial = ?, bound_at = ? WHERE name = ? AND serial IS NULL`,
+	res, err := t.tx.ExecContext(ctx, `UPDATE pool_names SET serial = ?, bound_at = ? WHERE name = ? AND serial IS NULL`,
 		serial, p.BoundAt, p.Name)
-	return p, err
+	if err != nil {
+		return p, err
+	}
+	// Never with the store's serial writes (one writer; PostgreSQL's advisory lock):
+	// a writer that bypassed them lost the name to another board.
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return p, fmt.Errorf("pool name %q was bound by another writer meanwhile: %w", p.Name, ErrConflict)
+	}
+	return p, nil
 }
 
 // SetPoolRetired retires (or un-retires) a name.

@@ -21,10 +21,10 @@ func sqliteCode(err error) int {
 	return 0
 }
 
-// isUnique reports whether err is a UNIQUE or PRIMARY KEY constraint failure
+// sqliteUnique reports whether err is a UNIQUE or PRIMARY KEY constraint failure
 // (SQLITE_CONSTRAINT_UNIQUE, SQLITE_CONSTRAINT_PRIMARYKEY); a NOT NULL, CHECK or
 // FOREIGN KEY failure is not.
-func isUnique(err error) bool {
+func sqliteUnique(err error) bool {
 	switch sqliteCode(err) {
 	case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
 		return true
@@ -32,10 +32,10 @@ func isUnique(err error) bool {
 	return false
 }
 
-// isStorageError reports whether err comes from SQLite failing to write: SQLITE_FULL,
+// sqliteStorage reports whether err comes from SQLite failing to write: SQLITE_FULL,
 // SQLITE_IOERR (with its extended codes), SQLITE_READONLY, SQLITE_CANTOPEN or
 // SQLITE_CORRUPT.
-func isStorageError(err error) bool {
+func sqliteStorage(err error) bool {
 	switch sqliteCode(err) & 0xff {
 	case sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_CORRUPT:
 		return true

@@ -7,21 +7,24 @@ import (
 )
 
 // SQLite spends most of a small query parsing it; the store keeps one prepared
-// statement per query text and reuses it.
+// statement per query text and reuses it. The query texts are the store's own (?
+// placeholders); they are rewritten for the dialect when prepared (dialect.go),
+// and errors that say the database is unreachable come back marked ErrUnavailable.
 
 // dbStmts is a querier over a *sql.DB whose statements are prepared once.
 type dbStmts struct {
 	db *sql.DB
-	m  sync.Map // query → *sql.Stmt
+	d  dialect
+	m  sync.Map // query (as the store writes it) → *sql.Stmt
 }
 
 func (d *dbStmts) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
 	if s, ok := d.m.Load(q); ok {
 		return s.(*sql.Stmt), nil
 	}
-	s, err := d.db.PrepareContext(ctx, q)
+	s, err := d.db.PrepareContext(ctx, d.d.text(q))
 	if err != nil {
-		return nil, err
+		return nil, classify(err)
 	}
 	if old, loaded := d.m.LoadOrStore(q, s); loaded {
 		s.Close()
@@ -35,7 +38,8 @@ func (d *dbStmts) ExecContext(ctx context.Context, q string, args ...any) (sql.R
 	if err != nil {
 		return nil, err
 	}
-	return s.ExecContext(ctx, args...)
+	res, err := s.ExecContext(ctx, d.d.args(args)...)
+	return res, classify(err)
 }
 
 func (d *dbStmts) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
@@ -43,16 +47,17 @@ func (d *dbStmts) QueryContext(ctx context.Context, q string, args ...any) (*sql
 	if err != nil {
 		return nil, err
 	}
-	return s.QueryContext(ctx, args...)
+	rows, err := s.QueryContext(ctx, d.d.args(args)...)
+	return rows, classify(err)
 }
 
 func (d *dbStmts) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
 	s, err := d.stmt(ctx, q)
 	if err != nil {
 		// Let the plain path report the error through Row.Scan.
-		return d.db.QueryRowContext(ctx, q, args...)
+		return d.db.QueryRowContext(ctx, d.d.text(q), d.d.args(args)...)
 	}
-	return s.QueryRowContext(ctx, args...)
+	return s.QueryRowContext(ctx, d.d.args(args)...)
 }
 
 func (d *dbStmts) close() {
@@ -84,26 +89,33 @@ func (t *txStmts) get(ctx context.Context, q string) *sql.Stmt {
 
 func (t *txStmts) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
 	ctx = context.WithoutCancel(ctx)
+	d := t.cache.d
 	if s := t.get(ctx, q); s != nil {
-		return s.ExecContext(ctx, args...)
+		res, err := s.ExecContext(ctx, d.args(args)...)
+		return res, classify(err)
 	}
-	return t.tx.ExecContext(ctx, q, args...)
+	res, err := t.tx.ExecContext(ctx, d.text(q), d.args(args)...)
+	return res, classify(err)
 }
 
 func (t *txStmts) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
 	ctx = context.WithoutCancel(ctx)
+	d := t.cache.d
 	if s := t.get(ctx, q); s != nil {
-		return s.QueryContext(ctx, args...)
+		rows, err := s.QueryContext(ctx, d.args(args)...)
+		return rows, classify(err)
 	}
-	return t.tx.QueryContext(ctx, q, args...)
+	rows, err := t.tx.QueryContext(ctx, d.text(q), d.args(args)...)
+	return rows, classify(err)
 }
 
 func (t *txStmts) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
 	ctx = context.WithoutCancel(ctx)
+	d := t.cache.d
 	if s := t.get(ctx, q); s != nil {
-		return s.QueryRowContext(ctx, args...)
+		return s.QueryRowContext(ctx, d.args(args)...)
 	}
-	return t.tx.QueryRowContext(ctx, q, args...)
+	return t.tx.QueryRowContext(ctx, d.text(q), d.args(args)...)
 }
 
 // prepareMissing prepares the query texts a transaction ran unprepared.

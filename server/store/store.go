@@ -1,15 +1,20 @@
-// Package store is rpi-deployd's SQLite database: one file in the data directory,
-// schema created and migrated on open from the numbered SQL files embedded in the
-// binary (migrations/NNNN_*.sql; 0001–0049 belong to the server core, 0050–0069 to
-// netboot, 0070–0079 to first-boot profiles). It knows nothing of HTTP.
+// Package store is rpi-deployd's database: by default SQLite, one file in the data
+// directory; or PostgreSQL (Config.URL), which several servers can share. The schema
+// is created and migrated on open from the numbered SQL files embedded in the binary
+// (migrations/NNNN_*.sql for SQLite, migrations/postgres/NNNN_*.sql for PostgreSQL:
+// the same numbers and names, the same tables and columns; 0001–0049 belong to the
+// server core, 0050–0069 to netboot, 0070–0079 to first-boot profiles). It knows
+// nothing of HTTP, and its callers do not know which database it runs on.
 //
-// Writes go through one connection (SetMaxOpenConns(1)) with BEGIN IMMEDIATE
-// transactions, so concurrent requests queue in-process instead of failing with
-// "database is locked"; one writer goroutine commits the write transactions
-// waiting at the same time together, each in a savepoint of its own (group commit,
-// writer.go), with synchronous=FULL: an Update that returned nil is on disk. Reads
-// use a separate pool of connections, which WAL lets run beside the writer. Each table has its own file of methods; a *Tx offers the same
-// writes inside one transaction for the domain's multi-step operations.
+// Writes go through one connection (SetMaxOpenConns(1)). One writer goroutine
+// commits the write transactions waiting at the same time together, each in a
+// savepoint of its own (group commit, writer.go). On SQLite the group runs in BEGIN
+// IMMEDIATE with synchronous=FULL: an Update that returned nil is on disk. On
+// PostgreSQL it runs in BEGIN with the advisory lock writeLockKey taken first, so
+// the writes of several servers on one database are serial exactly as SQLite's
+// single writer makes them. Reads use a separate pool of connections (WAL lets them
+// run beside SQLite's writer). Each table has its own file of methods; a *Tx offers
+// the same writes inside one transaction for the domain's multi-step operations.
 package store
 
 import (
@@ -29,14 +34,8 @@ import (
 	"time"
 )
 
-//go:embed migrations/*.sql
+//go:embed migrations/*.sql migrations/postgres/*.sql
 var migrations embed.FS
-
-// ErrNotFound is returned when a row asked for by key does not exist.
-var ErrNotFound = errors.New("not found")
-
-// ErrConflict is returned when a write would break a uniqueness rule.
-var ErrConflict = errors.New("conflict")
 
 // FileName is the database file inside the data directory.
 const FileName = "rpi-deployd.db"
@@ -65,8 +64,10 @@ type Store struct {
 	// that add tables (netboot leases) use it for their writes too.
 	DB *sql.DB
 	// RDB is the reader pool.
-	RDB  *sql.DB
-	path string
+	RDB     *sql.DB
+	path    string
+	dialect dialect
+	where   string // the database for messages: the file, or PostgreSQL's host and database (never a password)
 
 	w, r *dbStmts // prepared statements of the writer and the reader pool
 	// queue takes Update's transactions to the writer goroutine (writer.go), which
@@ -91,8 +92,39 @@ const (
 	FileMode os.FileMode = 0o600
 )
 
-// Open opens (creating if needed) the database in dir and migrates it.
+// Config says which database to open. Its zero value (with Dir set) is SQLite.
+type Config struct {
+	// Dir is the data directory: the SQLite file lives there when URL is empty.
+	Dir string
+	// URL, when set, is a PostgreSQL connection URL (postgres://… or
+	// postgresql://…, as libpq and pgx read it); "" means SQLite in Dir.
+	URL string
+}
+
+// IsPostgresURL reports whether url names a PostgreSQL database.
+func IsPostgresURL(url string) bool {
+	return strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://")
+}
+
+// Open opens (creating if needed) the SQLite database in dir and migrates it.
 func Open(ctx context.Context, dir string) (*Store, error) {
+	return OpenDB(ctx, Config{Dir: dir})
+}
+
+// OpenDB opens the database cfg names and migrates it: PostgreSQL when cfg.URL is
+// set, else SQLite in cfg.Dir.
+func OpenDB(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.URL == "" {
+		return openSQLite(ctx, cfg.Dir)
+	}
+	if !IsPostgresURL(cfg.URL) {
+		return nil, fmt.Errorf("database URL %q: want postgres://… or postgresql://…", Redact(cfg.URL))
+	}
+	return openPostgres(ctx, cfg.URL)
+}
+
+// openSQLite opens (creating if needed) the SQLite database in dir and migrates it.
+func openSQLite(ctx context.Context, dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, DirMode); err != nil {
 		return nil, fmt.Errorf("create data directory %q: %w", dir, err)
 	}
@@ -125,7 +157,7 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	s := &Store{DB: w, path: path, now: time.Now}
+	s := &Store{DB: w, path: path, where: path, dialect: dialectSQLite, now: time.Now}
 	if err := s.migrate(ctx); err != nil {
 		w.Close()
 		return nil, err
@@ -139,10 +171,15 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	s.RDB = r
-	s.w, s.r = &dbStmts{db: w}, &dbStmts{db: r}
+	s.start()
+	return s, nil
+}
+
+// start prepares the statement caches and starts the writer goroutine.
+func (s *Store) start() {
+	s.w, s.r = &dbStmts{db: s.DB, d: s.dialect}, &dbStmts{db: s.RDB, d: s.dialect}
 	s.queue, s.quit, s.writerDone = make(chan *writeReq, maxGroup), make(chan struct{}), make(chan struct{})
 	go s.writer()
-	return s, nil
 }
 
 // SetClock sets the clock that stamps write transactions (Tx.Now, and so every
@@ -155,8 +192,15 @@ func (s *Store) SetClock(now func() time.Time) {
 	s.now = now
 }
 
-// Path is the database file.
+// Path is the database file; "" on PostgreSQL.
 func (s *Store) Path() string { return s.path }
+
+// Where names the database for messages and logs: the SQLite file, or PostgreSQL's
+// host and database name (never a password).
+func (s *Store) Where() string { return s.where }
+
+// Postgres reports whether the store runs on PostgreSQL.
+func (s *Store) Postgres() bool { return s.dialect == dialectPostgres }
 
 // Close stops the writer (an Update after it returns ErrClosed) and closes both
 // pools.
@@ -170,68 +214,120 @@ func (s *Store) Close() error {
 	return errors.Join(s.RDB.Close(), s.DB.Close())
 }
 
-// migrate applies every embedded migration newer than the recorded version, each in
-// its own transaction together with its version row.
-func (s *Store) migrate(ctx context.Context) error {
-	if _, err := s.DB.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`); err != nil {
-		return fmt.Errorf("create schema_migrations: %w", err)
-	}
-	ents, err := fs.ReadDir(migrations, "migrations")
+// migration is one embedded migration file.
+type migration struct {
+	version int
+	name    string // NNNN_name.sql
+}
+
+// migrationDir is where d's migrations are embedded.
+func migrationDir(d dialect) string { return d.pick("migrations", "migrations/postgres") }
+
+// migrations lists d's migrations by version.
+func migrationFiles(d dialect) ([]migration, error) {
+	ents, err := fs.ReadDir(migrations, migrationDir(d))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	type mig struct {
-		version int
-		name    string
-	}
-	var all []mig
+	var all []migration
 	for _, e := range ents {
+		if e.IsDir() {
+			continue
+		}
 		num, _, ok := strings.Cut(e.Name(), "_")
 		v, err := strconv.Atoi(num)
 		if !ok || err != nil || !strings.HasSuffix(e.Name(), ".sql") {
-			return fmt.Errorf("migration %q: want NNNN_name.sql", e.Name())
+			return nil, fmt.Errorf("migration %q: want NNNN_name.sql", e.Name())
 		}
-		all = append(all, mig{v, e.Name()})
+		all = append(all, migration{v, e.Name()})
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].version < all[j].version })
+	return all, nil
+}
+
+// writeLockKey is the PostgreSQL advisory lock (pg_advisory_xact_lock) that every
+// write transaction and every migration of the store takes first: the writes of all
+// servers sharing the database run one after the other.
+const writeLockKey = 0x7270692d6465706c // "rpi-depl"
+
+// lockForWrite takes the write lock inside tx on PostgreSQL (SQLite's BEGIN
+// IMMEDIATE already holds its only writer lock).
+func (s *Store) lockForWrite(ctx context.Context, tx *sql.Tx) error {
+	if s.dialect != dialectPostgres {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(writeLockKey)); err != nil {
+		return fmt.Errorf("write lock: %w", err)
+	}
+	return nil
+}
+
+// migrate applies every embedded migration of the store's dialect newer than the
+// recorded version, each in its own transaction together with its version row. On
+// PostgreSQL each transaction takes the write lock first, so servers starting
+// together on one database apply each migration once.
+func (s *Store) migrate(ctx context.Context) error {
+	all, err := migrationFiles(s.dialect)
+	if err != nil {
+		return err
+	}
+	create := s.dialect.pick(`CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS schema_migrations (
+		version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`)
+	if err := s.migrateTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, create)
+		return err
+	}); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", classify(err))
+	}
 	for _, m := range all {
-		var n int
-		if err := s.DB.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&n); err != nil {
-			return err
-		}
-		if n > 0 {
-			continue
-		}
-		body, err := migrations.ReadFile("migrations/" + m.name)
+		body, err := migrations.ReadFile(migrationDir(s.dialect) + "/" + m.name)
 		if err != nil {
 			return err
 		}
-		tx, err := s.DB.BeginTx(ctx, nil)
+		err = s.migrateTx(ctx, func(tx *sql.Tx) error {
+			var n int
+			if err := tx.QueryRowContext(ctx, s.dialect.text(`SELECT count(*) FROM schema_migrations WHERE version = ?`),
+				m.version).Scan(&n); err != nil || n > 0 {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, s.dialect.text(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`),
+				m.version, m.name, FormatTime(time.Now()))
+			return err
+		})
 		if err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("migration %q: %w", m.name, err)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
-			m.version, m.name, FormatTime(time.Now())); err != nil {
-			tx.Rollback()
-			return err
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("migration %q: commit: %w", m.name, err)
+			return fmt.Errorf("migration %q: %w", m.name, classify(err))
 		}
 	}
 	return nil
+}
+
+// migrateTx runs fn in a write transaction of its own, holding the write lock.
+func (s *Store) migrateTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := s.lockForWrite(ctx, tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
 }
 
 // Version is the highest applied migration.
 func (s *Store) Version(ctx context.Context) (int, error) {
 	var v sql.NullInt64
 	err := s.RDB.QueryRowContext(ctx, `SELECT max(version) FROM schema_migrations`).Scan(&v)
-	return int(v.Int64), err
+	return int(v.Int64), classify(err)
 }
 
 // querier is what both *sql.DB and *sql.Tx offer.
@@ -244,6 +340,7 @@ type querier interface {
 // Tx is one write transaction.
 type Tx struct {
 	tx  querier
+	d   dialect
 	Now time.Time // the transaction's clock: every row it writes carries this time
 }
 
@@ -296,18 +393,18 @@ type scanner interface{ Scan(dest ...any) error }
 func collect[T any](ctx context.Context, q querier, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, err
+		return nil, classify(err)
 	}
 	defer rows.Close()
 	out := []T{}
 	for rows.Next() {
 		v, err := scan(rows)
 		if err != nil {
-			return nil, err
+			return nil, classify(err)
 		}
 		out = append(out, v)
 	}
-	return out, rows.Err()
+	return out, classify(rows.Err())
 }
 
 // one runs a query for a single row; no row gives ErrNotFound.
@@ -316,7 +413,7 @@ func one[T any](ctx context.Context, q querier, scan func(scanner) (T, error), q
 	if errors.Is(err, sql.ErrNoRows) {
 		return v, ErrNotFound
 	}
-	return v, err
+	return v, classify(err)
 }
 
 // affectedOne turns an UPDATE of no row into ErrNotFound.

@@ -11,75 +11,74 @@ import (
 // TestMigrateReopen: migrations run once; opening the same file again applies nothing
 // twice and keeps the data.
 func TestMigrateReopen(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	s, err := Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v1, err := s.Version(ctx)
-	if err != nil || v1 < 2 {
-		t.Fatalf("version %d %v", v1, err)
-	}
-	if err := s.Update(ctx, func(tx *Tx) error { _, err := tx.PutVenue(ctx, "CORO", "x"); return err }); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	s, err = Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if v2, _ := s.Version(ctx); v2 != v1 {
-		t.Errorf("version %d after reopen, was %d", v2, v1)
-	}
-	if v, err := s.Venue(ctx, "CORO"); err != nil || v.Name != "x" {
-		t.Errorf("venue after reopen: %+v %v", v, err)
-	}
-	ps, _ := s.Products(ctx)
-	if len(ps) != 2 || ps[0].Code != "KXP2" || ps[0].Naming != NamingPool || ps[1].Naming != NamingSerial {
-		t.Errorf("built-in products %+v", ps)
-	}
+	dialects(t, func(t *testing.T, cfg Config) {
+		ctx := context.Background()
+		s, err := OpenDB(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v1, err := s.Version(ctx)
+		if err != nil || v1 < 2 {
+			t.Fatalf("version %d %v", v1, err)
+		}
+		if err := s.Update(ctx, func(tx *Tx) error { _, err := tx.PutVenue(ctx, "CORO", "x"); return err }); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		s, err = OpenDB(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if v2, _ := s.Version(ctx); v2 != v1 {
+			t.Errorf("version %d after reopen, was %d", v2, v1)
+		}
+		if v, err := s.Venue(ctx, "CORO"); err != nil || v.Name != "x" {
+			t.Errorf("venue after reopen: %+v %v", v, err)
+		}
+		ps, _ := s.Products(ctx)
+		if len(ps) != 2 || ps[0].Code != "KXP2" || ps[0].Naming != NamingPool || ps[1].Naming != NamingSerial {
+			t.Errorf("built-in products %+v", ps)
+		}
+	})
 }
 
 // TestConcurrentWritesNeverLocked: many goroutines writing at once through Update
 // all succeed (no "database is locked"), and a failed transaction leaves nothing.
 func TestConcurrentWritesNeverLocked(t *testing.T) {
-	ctx := context.Background()
-	s, err := Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	var wg sync.WaitGroup
-	errs := make(chan error, 100)
-	for i := range 100 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs <- s.Update(ctx, func(tx *Tx) error {
-				return tx.SeeBoard(ctx, Board{Serial: fmt.Sprintf("%016x", i)})
-			})
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Error(err)
+	dialects(t, func(t *testing.T, cfg Config) {
+		ctx := context.Background()
+		s := openCfg(t, cfg)
+		var wg sync.WaitGroup
+		errs := make(chan error, 100)
+		for i := range 100 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs <- s.Update(ctx, func(tx *Tx) error {
+					return tx.SeeBoard(ctx, Board{Serial: fmt.Sprintf("%016x", i)})
+				})
+			}()
 		}
-	}
-	boom := errors.New("boom")
-	err = s.Update(ctx, func(tx *Tx) error {
-		if _, err := tx.PutVenue(ctx, "ARIA", ""); err != nil {
-			return err
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Error(err)
+			}
 		}
-		return boom
+		boom := errors.New("boom")
+		err := s.Update(ctx, func(tx *Tx) error {
+			if _, err := tx.PutVenue(ctx, "ARIA", ""); err != nil {
+				return err
+			}
+			return boom
+		})
+		if !errors.Is(err, boom) {
+			t.Fatal(err)
+		}
+		if _, err := s.Venue(ctx, "ARIA"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("rolled-back venue: %v", err)
+		}
 	})
-	if !errors.Is(err, boom) {
-		t.Fatal(err)
-	}
-	if _, err := s.Venue(ctx, "ARIA"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("rolled-back venue: %v", err)
-	}
 }

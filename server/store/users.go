@@ -40,7 +40,7 @@ func (t *Tx) PutUser(ctx context.Context, name, hash string) error {
 
 // DeleteUser removes a user and its sessions.
 func (t *Tx) DeleteUser(ctx context.Context, name string) error {
-	if _, err := t.tx.ExecContext(ctx, `DELETE FROM sessions WHERE user = ?`, name); err != nil {
+	if _, err := t.tx.ExecContext(ctx, `DELETE FROM sessions WHERE "user" = ?`, name); err != nil {
 		return err
 	}
 	res, err := t.tx.ExecContext(ctx, `DELETE FROM users WHERE name = ?`, name)
@@ -55,14 +55,14 @@ func (t *Tx) DeleteUser(ctx context.Context, name string) error {
 
 // AddSession stores a login session by the SHA256 of its token.
 func (t *Tx) AddSession(ctx context.Context, tokenSHA256, user, expires string) error {
-	_, err := t.tx.ExecContext(ctx, `INSERT INTO sessions (token_sha256, user, created_at, expires_at) VALUES (?, ?, ?, ?)`,
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO sessions (token_sha256, "user", created_at, expires_at) VALUES (?, ?, ?, ?)`,
 		tokenSHA256, user, FormatTime(t.Now), expires)
 	return err
 }
 
 // DeleteUserSessions ends every session of a user and returns how many there were.
 func (t *Tx) DeleteUserSessions(ctx context.Context, user string) (int64, error) {
-	res, err := t.tx.ExecContext(ctx, `DELETE FROM sessions WHERE user = ?`, user)
+	res, err := t.tx.ExecContext(ctx, `DELETE FROM sessions WHERE "user" = ?`, user)
 	if err != nil {
 		return 0, err
 	}
@@ -81,5 +81,5 @@ func (s *Store) SessionUser(ctx context.Context, tokenSHA256, now string) (strin
 		var u string
 		err := r.Scan(&u)
 		return u, err
-	}, `SELECT user FROM sessions WHERE token_sha256 = ? AND expires_at > ?`, tokenSHA256, now)
+	}, `SELECT "user" FROM sessions WHERE token_sha256 = ? AND expires_at > ?`, tokenSHA256, now)
 }

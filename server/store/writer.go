@@ -8,7 +8,9 @@ import (
 
 // Group commit. Every write transaction of the store (Update) is handed to one
 // writer goroutine, which runs the transactions waiting for it together in one
-// BEGIN IMMEDIATE … COMMIT, each inside a savepoint of its own, and answers each
+// BEGIN IMMEDIATE … COMMIT (PostgreSQL: BEGIN; SELECT pg_advisory_xact_lock(K); …
+// COMMIT, so that the groups of several servers run one at a time), each inside a
+// savepoint of its own, and answers each
 // caller only after that COMMIT returned: an Update that returns nil is as durable
 // as the database makes a commit (synchronous=FULL: in the WAL file on disk). A
 // transaction whose function fails is rolled back to its savepoint and leaves
@@ -95,7 +97,13 @@ func (s *Store) writer() {
 func (s *Store) group(first *writeReq) {
 	ctx := context.Background()
 	tx, err := s.DB.BeginTx(ctx, nil)
+	if err == nil {
+		if err = s.lockForWrite(ctx, tx); err != nil {
+			tx.Rollback()
+		}
+	}
 	if err != nil {
+		err = classify(err)
 		s.noteWrite(err)
 		first.done <- writeResult{err: fmt.Errorf("begin: %w", err)}
 		return
@@ -108,10 +116,12 @@ func (s *Store) group(first *writeReq) {
 		res, lost := s.runOne(ctx, ts, next)
 		n++
 		if lost != nil {
-			// SQLite rolled the whole transaction back (a storage failure): the
-			// functions before this one lost their writes too.
+			// The database rolled the whole transaction back (a storage failure,
+			// a lost connection): the functions before this one lost their writes
+			// too.
 			tx.Rollback()
 			ts.prepareMissing(ctx)
+			lost = classify(lost)
 			s.noteWrite(lost)
 			for _, r := range ran {
 				answer(r, writeResult{err: fmt.Errorf("transaction rolled back: %w", lost)})
@@ -135,7 +145,7 @@ func (s *Store) group(first *writeReq) {
 	err = tx.Commit()
 	ts.prepareMissing(ctx)
 	if err != nil {
-		err = fmt.Errorf("commit: %w", err)
+		err = fmt.Errorf("commit: %w", classify(err))
 	}
 	if len(ran) > 0 || err != nil {
 		s.noteWrite(err)
@@ -161,7 +171,7 @@ func (s *Store) runOne(ctx context.Context, ts *txStmts, r *writeReq) (res write
 				res.panicked = p
 			}
 		}()
-		res.err = r.fn(&Tx{tx: ts, Now: s.now().UTC()})
+		res.err = r.fn(&Tx{tx: ts, d: s.dialect, Now: s.now().UTC()})
 	}()
 	if res.err != nil || res.panicked != nil {
 		if res.err != nil {

@@ -9,17 +9,6 @@ import (
 	"testing"
 )
 
-// openTest opens a store in a temporary directory, closed with the test.
-func openTest(t *testing.T) *Store {
-	t.Helper()
-	s, err := Open(context.Background(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
 // holdWriter runs an Update that waits, inside the writer, until want more
 // Updates are queued behind it; the ones queued then join its group. It returns
 // once the holding Update is running, and a wait for its result.
@@ -46,70 +35,72 @@ func holdWriter(t *testing.T, s *Store, want int, fn func(*Tx) error) (wait func
 // through the reader pool as soon as Update returns (it is committed before it is
 // acknowledged). A panic in one is raised in its caller and undone.
 func TestGroupCommitIsolation(t *testing.T) {
-	ctx := context.Background()
-	s := openTest(t)
-	boom := errors.New("boom")
-	const n = 60
-	errs := make([]error, n)
-	var panicked any
-	var wg sync.WaitGroup
-	wait := holdWriter(t, s, n+1, func(tx *Tx) error { return tx.SeeBoard(ctx, Board{Serial: "00000000000000ff"}) })
-	for i := range n {
+	dialects(t, func(t *testing.T, cfg Config) {
+		ctx := context.Background()
+		s := openCfg(t, cfg)
+		boom := errors.New("boom")
+		const n = 60
+		errs := make([]error, n)
+		var panicked any
+		var wg sync.WaitGroup
+		wait := holdWriter(t, s, n+1, func(tx *Tx) error { return tx.SeeBoard(ctx, Board{Serial: "00000000000000ff"}) })
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				serial := fmt.Sprintf("%016x", i)
+				errs[i] = s.Update(ctx, func(tx *Tx) error {
+					if err := tx.SeeBoard(ctx, Board{Serial: serial}); err != nil {
+						return err
+					}
+					if i%3 == 1 {
+						return fmt.Errorf("board %d: %w", i, boom)
+					}
+					return nil
+				})
+				if errs[i] == nil {
+					if _, err := s.Board(ctx, serial); err != nil {
+						errs[i] = fmt.Errorf("acknowledged board %s not readable: %w", serial, err)
+					}
+				}
+			}()
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			serial := fmt.Sprintf("%016x", i)
-			errs[i] = s.Update(ctx, func(tx *Tx) error {
-				if err := tx.SeeBoard(ctx, Board{Serial: serial}); err != nil {
-					return err
-				}
-				if i%3 == 1 {
-					return fmt.Errorf("board %d: %w", i, boom)
-				}
-				return nil
+			defer func() { panicked = recover() }()
+			s.Update(ctx, func(tx *Tx) error {
+				tx.SeeBoard(ctx, Board{Serial: "00000000000000aa"})
+				panic("in a write")
 			})
-			if errs[i] == nil {
-				if _, err := s.Board(ctx, serial); err != nil {
-					errs[i] = fmt.Errorf("acknowledged board %s not readable: %w", serial, err)
-				}
-			}
 		}()
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer func() { panicked = recover() }()
-		s.Update(ctx, func(tx *Tx) error {
-			tx.SeeBoard(ctx, Board{Serial: "00000000000000aa"})
-			panic("in a write")
-		})
-	}()
-	if err := wait(); err != nil {
-		t.Fatal(err)
-	}
-	wg.Wait()
-	if panicked != "in a write" {
-		t.Errorf("caller recovered %v, want the function's panic", panicked)
-	}
-	for i, err := range errs {
-		_, rerr := s.Board(ctx, fmt.Sprintf("%016x", i))
-		switch {
-		case i%3 == 1 && !errors.Is(err, boom):
-			t.Errorf("update %d: %v, want %v", i, err, boom)
-		case i%3 == 1 && !errors.Is(rerr, ErrNotFound):
-			t.Errorf("failed update %d left its board: %v", i, rerr)
-		case i%3 != 1 && (err != nil || rerr != nil):
-			t.Errorf("update %d: %v; board: %v", i, err, rerr)
+		if err := wait(); err != nil {
+			t.Fatal(err)
 		}
-	}
-	for _, serial := range []string{"00000000000000aa"} {
-		if _, err := s.Board(ctx, serial); !errors.Is(err, ErrNotFound) {
-			t.Errorf("panicking update left board %s: %v", serial, err)
+		wg.Wait()
+		if panicked != "in a write" {
+			t.Errorf("caller recovered %v, want the function's panic", panicked)
 		}
-	}
-	if _, err := s.Board(ctx, "00000000000000ff"); err != nil {
-		t.Errorf("holding update's board: %v", err)
-	}
+		for i, err := range errs {
+			_, rerr := s.Board(ctx, fmt.Sprintf("%016x", i))
+			switch {
+			case i%3 == 1 && !errors.Is(err, boom):
+				t.Errorf("update %d: %v, want %v", i, err, boom)
+			case i%3 == 1 && !errors.Is(rerr, ErrNotFound):
+				t.Errorf("failed update %d left its board: %v", i, rerr)
+			case i%3 != 1 && (err != nil || rerr != nil):
+				t.Errorf("update %d: %v; board: %v", i, err, rerr)
+			}
+		}
+		for _, serial := range []string{"00000000000000aa"} {
+			if _, err := s.Board(ctx, serial); !errors.Is(err, ErrNotFound) {
+				t.Errorf("panicking update left board %s: %v", serial, err)
+			}
+		}
+		if _, err := s.Board(ctx, "00000000000000ff"); err != nil {
+			t.Errorf("holding update's board: %v", err)
+		}
+	})
 }
 
 // TestGroupCommitLostTransaction: when SQLite rolls the whole transaction back
@@ -117,31 +108,33 @@ func TestGroupCommitIsolation(t *testing.T) {
 // whose function had succeeded gets an error, not an acknowledgement of a write
 // that is gone; the next group runs normally.
 func TestGroupCommitLostTransaction(t *testing.T) {
-	ctx := context.Background()
-	s := openTest(t)
-	gone := errors.New("transaction gone")
-	wait := holdWriter(t, s, 1, func(tx *Tx) error { return tx.SeeBoard(ctx, Board{Serial: "0000000000000001"}) })
-	err := s.Update(ctx, func(tx *Tx) error {
-		if _, err := tx.tx.ExecContext(ctx, `ROLLBACK`); err != nil {
-			return err
+	dialects(t, func(t *testing.T, cfg Config) {
+		ctx := context.Background()
+		s := openCfg(t, cfg)
+		gone := errors.New("transaction gone")
+		wait := holdWriter(t, s, 1, func(tx *Tx) error { return tx.SeeBoard(ctx, Board{Serial: "0000000000000001"}) })
+		err := s.Update(ctx, func(tx *Tx) error {
+			if _, err := tx.tx.ExecContext(ctx, `ROLLBACK`); err != nil {
+				return err
+			}
+			return gone
+		})
+		if !errors.Is(err, gone) {
+			t.Errorf("update that lost the transaction: %v, want %v", err, gone)
 		}
-		return gone
+		if err := wait(); err == nil {
+			t.Error("update of the lost group acknowledged")
+		}
+		if _, err := s.Board(ctx, "0000000000000001"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("board of the lost group: %v", err)
+		}
+		if err := s.Update(ctx, func(tx *Tx) error { return tx.SeeBoard(ctx, Board{Serial: "0000000000000002"}) }); err != nil {
+			t.Fatalf("next group: %v", err)
+		}
+		if _, err := s.Board(ctx, "0000000000000002"); err != nil {
+			t.Errorf("board of the next group: %v", err)
+		}
 	})
-	if !errors.Is(err, gone) {
-		t.Errorf("update that lost the transaction: %v, want %v", err, gone)
-	}
-	if err := wait(); err == nil {
-		t.Error("update of the lost group acknowledged")
-	}
-	if _, err := s.Board(ctx, "0000000000000001"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("board of the lost group: %v", err)
-	}
-	if err := s.Update(ctx, func(tx *Tx) error { return tx.SeeBoard(ctx, Board{Serial: "0000000000000002"}) }); err != nil {
-		t.Fatalf("next group: %v", err)
-	}
-	if _, err := s.Board(ctx, "0000000000000002"); err != nil {
-		t.Errorf("board of the next group: %v", err)
-	}
 }
 
 // TestUpdateCancelledBeforeItsTurn: an Update whose context ends while it waits
@@ -149,38 +142,40 @@ func TestGroupCommitLostTransaction(t *testing.T) {
 // write interrupted mid-statement would roll back its whole group); after Close,
 // Update returns ErrClosed.
 func TestUpdateCancelledBeforeItsTurn(t *testing.T) {
-	ctx := context.Background()
-	s := openTest(t)
-	cctx, cancel := context.WithCancel(ctx)
-	ran := false
-	release := make(chan struct{})
-	wait := holdWriter(t, s, 0, func(tx *Tx) error { <-release; return nil })
-	res := make(chan error, 1)
-	go func() { res <- s.Update(cctx, func(tx *Tx) error { ran = true; return nil }) }()
-	for len(s.queue) < 1 {
-		runtime.Gosched()
-	}
-	cancel()
-	close(release)
-	if err := <-res; !errors.Is(err, context.Canceled) || ran {
-		t.Errorf("cancelled waiting update: %v, ran %v", err, ran)
-	}
-	if err := wait(); err != nil {
-		t.Fatal(err)
-	}
-	cctx, cancel = context.WithCancel(ctx)
-	err := s.Update(cctx, func(tx *Tx) error {
+	dialects(t, func(t *testing.T, cfg Config) {
+		ctx := context.Background()
+		s := openCfg(t, cfg)
+		cctx, cancel := context.WithCancel(ctx)
+		ran := false
+		release := make(chan struct{})
+		wait := holdWriter(t, s, 0, func(tx *Tx) error { <-release; return nil })
+		res := make(chan error, 1)
+		go func() { res <- s.Update(cctx, func(tx *Tx) error { ran = true; return nil }) }()
+		for len(s.queue) < 1 {
+			runtime.Gosched()
+		}
 		cancel()
-		return tx.SeeBoard(cctx, Board{Serial: "0000000000000003"})
+		close(release)
+		if err := <-res; !errors.Is(err, context.Canceled) || ran {
+			t.Errorf("cancelled waiting update: %v, ran %v", err, ran)
+		}
+		if err := wait(); err != nil {
+			t.Fatal(err)
+		}
+		cctx, cancel = context.WithCancel(ctx)
+		err := s.Update(cctx, func(tx *Tx) error {
+			cancel()
+			return tx.SeeBoard(cctx, Board{Serial: "0000000000000003"})
+		})
+		if err != nil {
+			t.Errorf("update cancelled while it ran: %v", err)
+		}
+		if _, err := s.Board(ctx, "0000000000000003"); err != nil {
+			t.Errorf("its board: %v", err)
+		}
+		s.Close()
+		if err := s.Update(ctx, func(tx *Tx) error { return nil }); !errors.Is(err, ErrClosed) {
+			t.Errorf("update after Close: %v, want ErrClosed", err)
+		}
 	})
-	if err != nil {
-		t.Errorf("update cancelled while it ran: %v", err)
-	}
-	if _, err := s.Board(ctx, "0000000000000003"); err != nil {
-		t.Errorf("its board: %v", err)
-	}
-	s.Close()
-	if err := s.Update(ctx, func(tx *Tx) error { return nil }); !errors.Is(err, ErrClosed) {
-		t.Errorf("update after Close: %v, want ErrClosed", err)
-	}
 }
