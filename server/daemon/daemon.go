@@ -72,8 +72,7 @@ func Parse(args []string, getenv func(string) string, stderr io.Writer) (Options
 	p2pSeedFor := fs.Duration("p2p-seed-for", 0, "how long a verified board keeps serving pieces to the others, at most (default 10m)")
 	diskReserve := fs.Int64("disk-reserve", 0, "`bytes` of the data directory's file system that uploads leave free for the database (default 64 MiB)")
 	after := fs.String("after", "", "what a board does once its card is verified: reboot, poweroff or wait (default reboot)")
-	site := fs.String("site", "", "this server's name among the servers that share one database: [a-z0-9-]{1,32} (default main)")
-	peerURL := fs.String("peer-url", "", "base `URL` at which the other sites' servers reach this one to pull images (default: from --listen and the host name)")
+	sites := addSiteFlags(fs)
 	limits := deploymentFlags(fs)
 	nbFlags := netboot.AddFlags(fs)
 	httpFl := addHTTPFlags(fs)
@@ -102,7 +101,7 @@ func Parse(args []string, getenv func(string) string, stderr io.Writer) (Options
 		v   string
 		dst *string
 	}{{*data, &cfg.Data}, {*db, &cfg.DB}, {*listen, &cfg.Listen}, {*token, &cfg.Token}, {*logLevel, &cfg.LogLevel}, {*after, &cfg.After},
-		{*tlsMode, &cfg.TLS}, {*p2p, &cfg.P2P}, {*site, &cfg.Site}, {*peerURL, &cfg.PeerURL}, {*tlsCert, &cfg.TLSCert}, {*tlsKey, &cfg.TLSKey}} {
+		{*tlsMode, &cfg.TLS}, {*p2p, &cfg.P2P}, {*tlsCert, &cfg.TLSCert}, {*tlsKey, &cfg.TLSKey}} {
 		if f.v != "" {
 			*f.dst = f.v
 		}
@@ -119,8 +118,7 @@ func Parse(args []string, getenv func(string) string, stderr io.Writer) (Options
 	if *p2pSeedFor > 0 {
 		cfg.P2PSeedFor = config.Duration(*p2pSeedFor)
 	}
-	httpFl.apply(cfg)
-	limits.apply(cfg)
+	applyFlags(cfg, httpFl, limits, sites)
 	*cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return opt, err

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -82,22 +81,15 @@ func Start(ctx context.Context, opt Options) (d *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.PeerURL == "" {
-		host, _ := os.Hostname()
-		cfg.PeerURL = config.DefaultPeerURL(lns[0].ln.Addr().String(), lns[0].tls != nil, host)
+	svc, err := startService(ctx, st, cfg, lns[0], log)
+	if err != nil {
+		return nil, err
 	}
-	svc := newService(st, cfg, log)
 	defer func() {
 		if err != nil {
 			svc.Close()
 		}
 	}()
-	if err := svc.Recover(ctx); err != nil {
-		return nil, err
-	}
-	if err := svc.RecordSiteImages(ctx); err != nil {
-		return nil, err
-	}
 	if cfg.Token == "" {
 		log.Warn("no admin token (--token, RPI_DEPLOY_TOKEN or config): the management API accepts user sessions only")
 	}
@@ -136,7 +128,7 @@ func Start(ctx context.Context, opt Options) (d *Daemon, err error) {
 		return nil
 	})
 	log.Info("rpi-deployd started", "version", opt.Version, "data", cfg.Data, "db", st.Where(), "max_streams", cfg.MaxStreams,
-		"site", svc.Options().Site, "peer_url", cfg.PeerURL)
+		"site", svc.Options().Site, "peer_url", svc.Options().PeerURL)
 	log.Info("netboot", nb.Describe()...)
 	fmt.Fprintf(stderr, "%s%s\n", LineListening, d.URL)
 	return d, nil

@@ -290,16 +290,6 @@ func frameFloor(m *manifest.Manifest, n int64) int64 {
 // appends each frame to the .part file once it decodes to its chunk's SHA-256.
 func (s *Service) fetchFrames(ctx context.Context, run *pullRun, img store.Image, m *manifest.Manifest, src store.ImageSite,
 	token string, have int64) error {
-	u := strings.TrimSuffix(src.URL, "/") + "/api/v1/peer/images/" + url.PathEscape(img.Name+".img.zst") +
-		"?compressed_sha256=" + url.QueryEscape(img.CompressedSHA256)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return fmt.Errorf("image %q: peer site %s: %w", img.Name, src.Site, err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	if have > 0 {
-		req.Header.Set("Range", "bytes="+strconv.FormatInt(have, 10)+"-")
-	}
 	// A peer whose answer stalls for peerSilence is given up on (the next pull
 	// continues from the last proven frame).
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -307,15 +297,11 @@ func (s *Service) fetchFrames(ctx context.Context, run *pullRun, img store.Image
 	silent := fmt.Errorf("peer site %s silent for %v", src.Site, peerSilence)
 	watchdog := time.AfterFunc(peerSilence, func() { cancel(silent) })
 	defer watchdog.Stop()
-	req = req.WithContext(ctx)
-	resp, err := s.peerHTTP.Do(req)
+	resp, err := s.askPeer(ctx, img, src, token, have)
 	if err != nil {
 		return fmt.Errorf("image %q: peer site %s: %w", img.Name, src.Site, err)
 	}
 	defer resp.Body.Close()
-	if err := checkPeerAnswer(resp, have, img.CompressedSize); err != nil {
-		return fmt.Errorf("image %q: peer site %s: %w", img.Name, src.Site, err)
-	}
 	f, err := os.OpenFile(s.partFile(img.Name), os.O_WRONLY, store.FileMode)
 	if err != nil {
 		return err
@@ -375,6 +361,30 @@ func (s *Service) fetchFrames(ctx context.Context, run *pullRun, img store.Image
 			img.CompressedSize, ErrPeerBytes)
 	}
 	return nil
+}
+
+// askPeer requests img's packed file from src, from offset have on, and checks that
+// the answer is those bytes (checkPeerAnswer).
+func (s *Service) askPeer(ctx context.Context, img store.Image, src store.ImageSite, token string, have int64) (*http.Response, error) {
+	u := strings.TrimSuffix(src.URL, "/") + "/api/v1/peer/images/" + url.PathEscape(img.Name+".img.zst") +
+		"?compressed_sha256=" + url.QueryEscape(img.CompressedSHA256)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	if have > 0 {
+		req.Header.Set("Range", "bytes="+strconv.FormatInt(have, 10)+"-")
+	}
+	resp, err := s.peerHTTP.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkPeerAnswer(resp, have, img.CompressedSize); err != nil {
+		resp.Body.Close()
+		return nil, err
+	}
+	return resp, nil
 }
 
 // checkPeerAnswer accepts the answer to a request for the bytes from offset have of
