@@ -352,10 +352,28 @@ func cmdImageList(ctx context.Context, x *ctxt) error {
 			if st == mgmtapi.ImageUploading {
 				st = fmt.Sprintf("uploading %d%%", i.Uploaded*100/max(1, i.CompressedSize))
 			}
-			rows = append(rows, []string{i.Name, st, progress.Bytes(i.Size), progress.Bytes(i.CompressedSize), i.FirstBoot, strings.Join(i.ActiveFor, ","), i.SHA256[:12]})
+			rows = append(rows, []string{i.Name, st, progress.Bytes(i.Size), progress.Bytes(i.CompressedSize), i.FirstBoot,
+				strings.Join(i.ActiveFor, ","), imageSites(i.Image), i.SHA256[:12]})
 		}
-		x.table([]string{"NAME", "STATE", "SIZE", "COMPRESSED", "FIRST BOOT", "ACTIVE FOR", "SHA256"}, rows)
+		x.table([]string{"NAME", "STATE", "SIZE", "COMPRESSED", "FIRST BOOT", "ACTIVE FOR", "SITES", "SHA256"}, rows)
 	})
+}
+
+// imageSites is an image's sites for the table: "main,north(pulling 40%)"; "-"
+// when none has recorded it.
+func imageSites(img mgmtapi.Image) string {
+	if len(img.Sites) == 0 {
+		return "-"
+	}
+	var parts []string
+	for _, s := range img.Sites {
+		p := s.Site
+		if s.State != mgmtapi.ImageSiteReady {
+			p += fmt.Sprintf("(%s %d%%)", s.State, s.Bytes*100/max(1, img.CompressedSize))
+		}
+		parts = append(parts, p)
+	}
+	return strings.Join(parts, ",")
 }
 
 func cmdImageShow(ctx context.Context, x *ctxt) error {
