@@ -23,12 +23,14 @@ export function tempDir(prefix) {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
-// startServer runs `rpi-deployd serve` and resolves once it printed its URL.
-export function startServer({ token, dataDir, log, listen = '127.0.0.1:0', config }) {
+// startServer runs `rpi-deployd serve` (with extra serve flags args) and resolves once
+// it printed its URL.
+export function startServer({ token, dataDir, log, listen = '127.0.0.1:0', config, args: extra = [] }) {
   // The virtual boards all say hello from 127.0.0.1: the per-address limits are off.
   const args = ['serve', '--data', dataDir, '--listen', listen, '--token', token, '--log-level', 'info',
     '--max-open-per-source', '-1', '--new-serials-per-minute', '-1', '--agent-requests-per-source', '-1'];
   if (config) args.push('--config', config);
+  args.push(...extra);
   const proc = spawn(path.join(BIN, 'rpi-deployd'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const out = fs.createWriteStream(log);
   proc.stdout.pipe(out, { end: false });

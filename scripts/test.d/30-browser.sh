@@ -22,7 +22,7 @@ cd dashboard/e2e
 if ! TMPDIR="$work" RPI_BIN="$PWD/../../bin" E2E_IMAGE="$work/kxp2-e2e.img.zst" ARTIFACTS="$PWD/artifacts" \
   node --test --test-concurrency=1 --test-timeout=240000 --test-reporter=spec --test-reporter-destination=stdout \
   --test-reporter=tap --test-reporter-destination="$work/browser.tap" \
-  live.test.mjs dashboard.test.mjs newboards.test.mjs profiles.test.mjs; then
+  live.test.mjs dashboard.test.mjs newboards.test.mjs profiles.test.mjs sites.test.mjs; then
   for f in "$work"/rpi-e2e-*/*.log; do echo "== $f"; tail -n 40 "$f"; done
   exit 1
 fi

@@ -19,6 +19,7 @@ func (a *API) manageRoutes(m *gin.RouterGroup) {
 	m.GET("/session", a.me)
 	m.GET("/events", a.events)
 	m.GET("/fleet", a.fleet)
+	m.GET("/sites", a.listSites)
 
 	m.GET("/venues", a.listVenues)
 	m.POST("/venues", a.postVenue)
@@ -88,6 +89,25 @@ func ok[T any](c *gin.Context, v T, err error) {
 		return
 	}
 	c.JSON(http.StatusOK, v)
+}
+
+// querySite reads ?site=NAME, the site a list is filtered by; "" (no parameter) is
+// every site. A name that cannot be a site is answered 400.
+func querySite(c *gin.Context) (string, bool) {
+	site := c.Query("site")
+	if site == "" {
+		return "", true
+	}
+	if err := domain.ValidSite(site); err != nil {
+		failErr(c, err)
+		return "", false
+	}
+	return site, true
+}
+
+func (a *API) listSites(c *gin.Context) {
+	s, err := a.svc.Sites(c.Request.Context())
+	ok(c, s, err)
 }
 
 func queryInt(c *gin.Context, key string) (int, bool) {
@@ -379,7 +399,11 @@ func (a *API) listBoards(c *gin.Context) {
 	if !good {
 		return
 	}
-	b, err := a.svc.Boards(c.Request.Context(), domain.BoardFilter{Search: c.Query("q"), Limit: limit})
+	site, good := querySite(c)
+	if !good {
+		return
+	}
+	b, err := a.svc.Boards(c.Request.Context(), domain.BoardFilter{Search: c.Query("q"), Site: site, Limit: limit})
 	ok(c, b, err)
 }
 
@@ -411,6 +435,10 @@ func (a *API) listDeployments(c *gin.Context) {
 	if !good {
 		return
 	}
+	site, good := querySite(c)
+	if !good {
+		return
+	}
 	var since, until string
 	for _, tq := range []struct {
 		key string
@@ -427,7 +455,7 @@ func (a *API) listDeployments(c *gin.Context) {
 	}
 	ds, err := a.svc.Deployments(c.Request.Context(), domain.DeploymentFilter{State: c.Query("state"),
 		Venue: c.Query("venue"), Product: c.Query("product"), BatchID: int64(batch), Serial: c.Query("serial"),
-		Search: c.Query("q"), Since: since, Until: until, Limit: limit})
+		Search: c.Query("q"), Since: since, Until: until, Site: site, Limit: limit})
 	if err != nil {
 		failErr(c, err)
 		return
@@ -436,11 +464,11 @@ func (a *API) listDeployments(c *gin.Context) {
 		var buf bytes.Buffer
 		w := csv.NewWriter(&buf)
 		w.Write([]string{"id", "serial", "mac", "hostname", "venue", "product", "batch", "image", "state", "phase",
-			"bytes", "total", "error_phase", "error", "sha256", "duration_ms", "started_at", "finished_at"})
+			"bytes", "total", "error_phase", "error", "sha256", "duration_ms", "started_at", "finished_at", "site"})
 		for _, d := range ds {
 			w.Write([]string{fmt.Sprint(d.ID), d.Serial, d.MAC, d.Hostname, d.Venue, d.Product, fmt.Sprint(d.BatchID), d.Image,
 				d.State, d.Phase, fmt.Sprint(d.Bytes), fmt.Sprint(d.Total), d.ErrorPhase, d.Error, d.SHA256,
-				fmt.Sprint(d.DurationMS), d.StartedAt, d.FinishedAt})
+				fmt.Sprint(d.DurationMS), d.StartedAt, d.FinishedAt, d.Site})
 		}
 		w.Flush()
 		c.Header("Content-Disposition", `attachment; filename="deployments.csv"`)

@@ -60,7 +60,11 @@ func (m *Metrics) observeHello(d time.Duration, action string, err error) {
 func (a *API) metrics(c *gin.Context) {
 	var b strings.Builder
 	m := a.Metrics
-	counts, err := a.svc.DeploymentCounts(c.Request.Context())
+	site, good := querySite(c)
+	if !good {
+		return
+	}
+	counts, err := a.svc.DeploymentCounts(c.Request.Context(), site)
 	if err != nil {
 		failErr(c, err)
 		return

@@ -39,9 +39,14 @@ var streamBufs = make(chan []byte, 32)
 // Resume with Last-Event-ID (or ?after=SEQ). When events were missed (the client was
 // too slow or too long away) an event "reset" is sent: fetch /api/v1/fleet again.
 // Events that follow each other within streamBatch arrive in one write.
+// ?site=NAME leaves out the events of boards and deployments at other sites.
 // At most Options.MaxEventStreams streams are open at once (503 past it); each write
 // has Options.WriteTimeout, so a client that stops reading is cut, not waited for.
 func (a *API) events(c *gin.Context) {
+	site, good := querySite(c)
+	if !good {
+		return
+	}
 	select {
 	case a.streams <- struct{}{}:
 		defer func() { <-a.streams }()
@@ -56,6 +61,7 @@ func (a *API) events(c *gin.Context) {
 		after, _ = strconv.ParseInt(v, 10, 64)
 	}
 	cur, missed := a.svc.Bus().Follow(after)
+	cur.OnlySite(site)
 	c.Header("Content-Type", "text/event-stream; charset=utf-8")
 	c.Header("Cache-Control", "no-cache")
 	c.Header("X-Accel-Buffering", "no")
@@ -135,7 +141,11 @@ func writeEvents(cur *events.Cursor, send func([]byte) bool) bool {
 
 // fleet: GET /api/v1/fleet, the dashboard's starting snapshot (mgmtapi.Fleet).
 func (a *API) fleet(c *gin.Context) {
-	f, err := a.svc.Fleet(c.Request.Context())
+	site, good := querySite(c)
+	if !good {
+		return
+	}
+	f, err := a.svc.Fleet(c.Request.Context(), site)
 	if err != nil {
 		failErr(c, err)
 		return

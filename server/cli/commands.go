@@ -43,7 +43,8 @@ var commands []cmd
 
 func init() {
 	commands = []cmd{
-		{name: "status", help: "server health and the fleet at a glance", run: cmdStatus},
+		{name: "status", flags: "site", args: "[--site NAME]", help: "server health and the fleet at a glance (of one site)", run: cmdStatus},
+		{name: "sites", help: "the sites known to the database, with their boards and deployments", run: cmdSites},
 		{name: "venue add", flags: "name", args: "CODE [--name NAME]", help: "add a venue (4 upper-case letters) or rename it", run: cmdVenueAdd},
 		{name: "venue list", help: "list venues", run: cmdVenueList},
 		{name: "venue rm", args: "CODE", help: "remove a venue nothing refers to", run: cmdVenueRm},
@@ -71,9 +72,9 @@ func init() {
 		{name: "batch cancel", args: "ID", help: "cancel a batch", run: cmdBatchChange(mgmtapi.BatchCancel)},
 		{name: "batch priority", args: "ID N", help: "set a batch's priority (higher first)", run: cmdBatchChange(mgmtapi.BatchPriority)},
 		{name: "batch set", flags: "p2p", args: "ID --p2p on|off|inherit", help: "set a batch's peer-to-peer mode for its boards' next hellos (inherit: the image's mode, else rpi-deployd --p2p)", run: cmdBatchSet},
-		{name: "deployments", flags: "state venue product serial since until batch:int limit:int csv:bool", args: "[--state S] [--venue V] [--batch ID] [--serial S] [--limit N] [--csv]", help: "list deployments", run: cmdDeployments},
+		{name: "deployments", flags: "state venue product serial since until site batch:int limit:int csv:bool", args: "[--state S] [--venue V] [--batch ID] [--serial S] [--site NAME] [--limit N] [--csv]", help: "list deployments", run: cmdDeployments},
 		{name: "deployment abandon", flags: "reason", args: "ID [--reason TEXT]", help: "close an open deployment that will not finish", run: cmdAbandon},
-		{name: "boards", flags: "q", args: "[-q TEXT]", help: "list boards", run: cmdBoards},
+		{name: "boards", flags: "q site", args: "[-q TEXT] [--site NAME]", help: "list boards (seen last at one site)", run: cmdBoards},
 		{name: "board show", args: "SERIAL", help: "a board with its deployments and history", run: cmdBoardShow},
 		{name: "board reimage", flags: "off:bool", args: "SERIAL [--off]", help: "flag a board for re-imaging on its next boot", run: cmdBoardReimage},
 		{name: "audit", flags: "limit:int", args: "[--limit N]", help: "the audit log of operator actions", run: cmdAudit},
@@ -94,7 +95,7 @@ func cmdStatus(ctx context.Context, x *ctxt) error {
 		Counts  map[string]int64     `json:"counts"`
 		Streams int64                `json:"streams_in_flight"`
 	}
-	if err := x.c.Get(ctx, v1+"/fleet", nil, &f); err != nil {
+	if err := x.c.Get(ctx, v1+"/fleet", siteQuery(x), &f); err != nil {
 		return err
 	}
 	if *x.json {
@@ -106,6 +107,32 @@ func cmdStatus(ctx context.Context, x *ctxt) error {
 		fmt.Fprintf(x.out, "batch %d %s %s %s: %d/%s done, %d in progress\n", b.ID, b.State, b.Venue, b.Product, b.Done, countStr(b.Count), b.InFlight)
 	}
 	return nil
+}
+
+// siteQuery is ?site= of --site; nil without it.
+func siteQuery(x *ctxt) url.Values {
+	if s := x.flagStr("site"); s != "" {
+		return url.Values{"site": {s}}
+	}
+	return nil
+}
+
+func cmdSites(ctx context.Context, x *ctxt) error {
+	var ss []mgmtapi.Site
+	if err := x.c.Get(ctx, v1+"/sites", nil, &ss); err != nil {
+		return err
+	}
+	return show(x, ss, func(ss []mgmtapi.Site) {
+		rows := [][]string{}
+		for _, s := range ss {
+			name := s.Name
+			if s.Current {
+				name += " *"
+			}
+			rows = append(rows, []string{name, itoa(s.Boards), itoa(s.Deployments), itoa(s.Open), s.StartedAt})
+		}
+		x.table([]string{"SITE", "BOARDS", "DEPLOYMENTS", "OPEN", "STARTED"}, rows)
+	})
 }
 
 func countStr(n int) string {
@@ -564,7 +591,7 @@ func cmdBatchChange(action string) func(context.Context, *ctxt) error {
 
 func cmdDeployments(ctx context.Context, x *ctxt) error {
 	q := url.Values{}
-	for _, k := range []string{"state", "venue", "product", "serial", "since", "until"} {
+	for _, k := range []string{"state", "venue", "product", "serial", "since", "until", "site"} {
 		if v := x.flagStr(k); v != "" {
 			q.Set(k, v)
 		}
@@ -595,10 +622,10 @@ func cmdDeployments(ctx context.Context, x *ctxt) error {
 			if d.Total > 0 && d.State == mgmtapi.DeployOpen {
 				prog = fmt.Sprintf("%d%%", d.Bytes*100/d.Total)
 			}
-			rows = append(rows, []string{itoa(d.ID), d.Hostname, d.Serial, d.Venue, itoa(d.BatchID), d.Image, d.State, d.Phase, prog,
+			rows = append(rows, []string{itoa(d.ID), d.Hostname, d.Serial, d.Venue, d.Site, itoa(d.BatchID), d.Image, d.State, d.Phase, prog,
 				d.StartedAt[:19], d.Error})
 		}
-		x.table([]string{"ID", "HOSTNAME", "SERIAL", "VENUE", "BATCH", "IMAGE", "STATE", "PHASE", "PROGRESS", "STARTED", "ERROR"}, rows)
+		x.table([]string{"ID", "HOSTNAME", "SERIAL", "VENUE", "SITE", "BATCH", "IMAGE", "STATE", "PHASE", "PROGRESS", "STARTED", "ERROR"}, rows)
 	})
 }
 
@@ -616,7 +643,11 @@ func cmdAbandon(ctx context.Context, x *ctxt) error {
 
 func cmdBoards(ctx context.Context, x *ctxt) error {
 	var bs []mgmtapi.Board
-	if err := x.c.Get(ctx, v1+"/boards", url.Values{"q": {x.flagStr("q")}}, &bs); err != nil {
+	q := url.Values{"q": {x.flagStr("q")}}
+	if s := x.flagStr("site"); s != "" {
+		q.Set("site", s)
+	}
+	if err := x.c.Get(ctx, v1+"/boards", q, &bs); err != nil {
 		return err
 	}
 	return show(x, bs, func(bs []mgmtapi.Board) {
@@ -629,9 +660,9 @@ func cmdBoards(ctx context.Context, x *ctxt) error {
 			if b.Reimage {
 				flags += "reimage"
 			}
-			rows = append(rows, []string{b.Serial, b.MAC, b.Hostname, b.Image, flags, b.LastSeen[:19], b.LastEvent})
+			rows = append(rows, []string{b.Serial, b.MAC, b.Hostname, b.Site, b.Image, flags, b.LastSeen[:19], b.LastEvent})
 		}
-		x.table([]string{"SERIAL", "MAC", "HOSTNAME", "IMAGE", "FLAGS", "LAST SEEN", "LAST EVENT"}, rows)
+		x.table([]string{"SERIAL", "MAC", "HOSTNAME", "SITE", "IMAGE", "FLAGS", "LAST SEEN", "LAST EVENT"}, rows)
 	})
 }
 

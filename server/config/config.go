@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"regexp"
 	"strings"
 	"time"
 
@@ -31,6 +30,11 @@ type Config struct {
 	// off the command line. It may hold a password: it is never logged whole.
 	// Data is still the home of images, TLS and netboot files.
 	DB string `json:"db,omitempty"`
+	// Site is this server's site name: 1–32 lower-case letters, digits or '-'. It is
+	// recorded on the boards the server sees, the deployments it runs and the events
+	// it records, and keeps its DHCP leases apart from other sites' when servers share
+	// one database. Default "main".
+	Site string `json:"site,omitempty"`
 	// Listen is the HTTP address for the management API, the dashboard, image
 	// downloads and (unless AgentListen is set) the agent API. Default ":8080".
 	Listen string `json:"listen,omitempty"`
@@ -136,9 +140,6 @@ type Config struct {
 	// measuring the server under load. Default "": off. Any other address is refused:
 	// the profiler tells a caller everything the process holds.
 	PprofListen string `json:"pprof_listen,omitempty"`
-	// Site is this server's name among the servers that share one database:
-	// [a-z0-9-]{1,32}. Default "" (the domain's default, "main").
-	Site string `json:"site,omitempty"`
 	// PeerURL is the base URL at which the other sites' servers reach this one to
 	// pull the images it holds (its management listener: http:// or https://, host
 	// and port as they can reach it). Default: the scheme and port of Listen with
@@ -226,6 +227,9 @@ func (c Config) WithDefaults() Config {
 	if c.Listen == "" {
 		c.Listen = DefaultListen
 	}
+	if c.Site == "" {
+		c.Site = domain.DefaultSite
+	}
 	if c.MaxStreams <= 0 {
 		c.MaxStreams = domain.DefaultMaxStreams
 	}
@@ -299,6 +303,11 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("log_level %q: want debug, info, warn or error", c.LogLevel)
 	}
+	if c.Site != "" {
+		if err := domain.ValidSite(c.Site); err != nil {
+			return err
+		}
+	}
 	if c.DB != "" && !store.IsPostgresURL(c.DB) {
 		return fmt.Errorf("db %q: want a postgres:// or postgresql:// URL, or nothing for SQLite in the data directory", store.Redact(c.DB))
 	}
@@ -317,9 +326,6 @@ func (c Config) Validate() error {
 	}
 	if err := checkLoopback(c.PprofListen); err != nil {
 		return fmt.Errorf("pprof_listen %q: %w", c.PprofListen, err)
-	}
-	if c.Site != "" && !siteRE.MatchString(c.Site) {
-		return fmt.Errorf("site %q: want 1 to 32 of a-z, 0-9 and -", c.Site)
 	}
 	if c.PeerURL != "" {
 		if u, err := url.Parse(c.PeerURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
@@ -353,8 +359,6 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
-
-var siteRE = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
 
 // DefaultPeerURL is the peer URL of a server whose management listener listens on
 // addr (as bound, e.g. "[::]:8080"), with TLS or not: the host of addr, or, when

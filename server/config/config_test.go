@@ -13,7 +13,7 @@ import (
 func TestLoadEnvDefaults(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "rpi-deployd.json")
-	os.WriteFile(path, []byte(`{"data":"/srv/rpi","listen":":9000","agent_listen":["10.0.0.1:8080"],"max_streams":10,"retry_after":"3s","after":"poweroff","http_idle_timeout":"30s","http_max_conns_per_source":8}`), 0o600)
+	os.WriteFile(path, []byte(`{"data":"/srv/rpi","site":"hall-2","listen":":9000","agent_listen":["10.0.0.1:8080"],"max_streams":10,"retry_after":"3s","after":"poweroff","http_idle_timeout":"30s","http_max_conns_per_source":8}`), 0o600)
 	c, err := Load(path)
 	if err != nil {
 		t.Fatal(err)
@@ -25,7 +25,7 @@ func TestLoadEnvDefaults(t *testing.T) {
 		return ""
 	})
 	got := c.WithDefaults()
-	want := Config{Data: "/srv/rpi", Listen: ":9000", AgentListen: []string{"10.0.0.1:8080"}, Token: "from-the-environment-0123",
+	want := Config{Data: "/srv/rpi", Site: "hall-2", Listen: ":9000", AgentListen: []string{"10.0.0.1:8080"}, Token: "from-the-environment-0123",
 		MaxStreams: 10, RetryAfter: Duration(3 * time.Second), StaleAfter: Duration(15 * time.Minute),
 		AbandonAfter: Duration(2 * time.Hour), LogLevel: "info", After: "poweroff", DiskReserve: 64 << 20,
 		HTTPReadHeaderTimeout: Duration(10 * time.Second), HTTPReadTimeout: Duration(time.Minute),
@@ -39,7 +39,7 @@ func TestLoadEnvDefaults(t *testing.T) {
 	if err := got.Validate(); err != nil {
 		t.Error(err)
 	}
-	if d := cmp.Diff(Config{Data: DefaultData, Listen: DefaultListen, MaxStreams: 64, RetryAfter: Duration(10 * time.Second),
+	if d := cmp.Diff(Config{Data: DefaultData, Site: "main", Listen: DefaultListen, MaxStreams: 64, RetryAfter: Duration(10 * time.Second),
 		StaleAfter: Duration(15 * time.Minute), AbandonAfter: Duration(2 * time.Hour), LogLevel: "info", After: "reboot", DiskReserve: 64 << 20,
 		HTTPReadHeaderTimeout: Duration(10 * time.Second), HTTPReadTimeout: Duration(time.Minute),
 		HTTPWriteTimeout: Duration(time.Minute), HTTPIdleTimeout: Duration(time.Minute),

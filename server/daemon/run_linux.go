@@ -106,7 +106,7 @@ func Start(ctx context.Context, opt Options) (d *Daemon, err error) {
 	if len(lns) > 1 {
 		agentLn = lns[1].ln
 	}
-	nb, err := netboot.Start(ctx, opt.Netboot, netboot.Deps{Store: st, Boards: svc, Logger: log,
+	nb, err := netboot.Start(ctx, opt.Netboot, netboot.Deps{Store: st, Site: cfg.Site, Boards: svc, Logger: log,
 		HTTPPort: agentLn.Addr().(*net.TCPAddr).Port})
 	if err != nil {
 		return nil, err
@@ -153,11 +153,10 @@ func (l listener) base() context.Context {
 
 // newService is the domain with the configuration's limits and timings.
 func newService(st *store.Store, cfg config.Config, log *slog.Logger) *domain.Service {
-	return domain.New(st, events.New(0, 0), domain.Options{DataDir: cfg.Data, MaxStreams: cfg.MaxStreams,
+	return domain.New(st, events.New(0, 0), domain.Options{DataDir: cfg.Data, Site: cfg.Site, MaxStreams: cfg.MaxStreams,
 		StaleAfter: time.Duration(cfg.StaleAfter), RetryAfter: time.Duration(cfg.RetryAfter), After: cfg.After, Logger: log,
 		DiskReserve: cfg.DiskReserve,
-		ClaimWindow: time.Duration(cfg.ClaimWindow), ClaimTimeout: time.Duration(cfg.ClaimTimeout),
-		Site: cfg.Site, PeerURL: cfg.PeerURL,
+		ClaimWindow: time.Duration(cfg.ClaimWindow), ClaimTimeout: time.Duration(cfg.ClaimTimeout), PeerURL: cfg.PeerURL,
 		MaxOpenPerSource: cfg.MaxOpenPerSource, NewSerialsPerMinute: cfg.NewSerialsPerMinute,
 		EventsPerBoard: cfg.EventsPerBoard, OverLimitDelay: time.Duration(cfg.OverLimitDelay), ForgetBoardsAfter: time.Duration(cfg.ForgetBoardsAfter)})
 }

@@ -11,12 +11,14 @@ import (
 	"github.com/rpi-deploy/rpi-deploy/server/store"
 )
 
-// siteFlags are the flags that place a server among those sharing one database.
+// siteFlags place the server among those that share one database: its site, and
+// where the other sites' servers reach it.
 type siteFlags struct{ site, peerURL *string }
 
 func addSiteFlags(fs *flag.FlagSet) siteFlags {
 	return siteFlags{
-		site: fs.String("site", "", "this server's name among the servers that share one database: [a-z0-9-]{1,32} (default main)"),
+		site: fs.String("site", "", "this server's site `name` ([a-z0-9-]{1,32}), recorded on its boards, deployments and events (default "+
+			domain.DefaultSite+")"),
 		peerURL: fs.String("peer-url", "", "base `URL` at which the other sites' servers reach this one to pull images "+
 			"(default: the management listener's scheme and port with its host, or this machine's host name)"),
 	}
@@ -42,10 +44,10 @@ func applyFlags(cfg *config.Config, groups ...flagGroup) {
 }
 
 // startService builds the domain over the open store and readies it before the
-// listeners serve: the uploads a crash left complete are finished (Recover), and the
-// images this data directory holds are recorded for the other sites, whose pulls
-// this site had begun resume (RecordSiteImages). mgmt is the management listener,
-// whose address makes the default peer URL.
+// listeners serve: the uploads a crash left complete are finished (Recover); the
+// site is recorded (RecordSite); the images this data directory holds are recorded
+// for the other sites, and the pulls this site had begun resume (RecordSiteImages).
+// mgmt is the management listener, whose address makes the default peer URL.
 func startService(ctx context.Context, st *store.Store, cfg config.Config, mgmt listener, log *slog.Logger) (*domain.Service, error) {
 	if cfg.PeerURL == "" {
 		host, _ := os.Hostname()
@@ -53,6 +55,10 @@ func startService(ctx context.Context, st *store.Store, cfg config.Config, mgmt 
 	}
 	svc := newService(st, cfg, log)
 	if err := svc.Recover(ctx); err != nil {
+		svc.Close()
+		return nil, err
+	}
+	if err := svc.RecordSite(ctx); err != nil {
 		svc.Close()
 		return nil, err
 	}

@@ -133,7 +133,7 @@ func (s *Service) allocate(ctx context.Context, t *store.Tx, bt store.Batch, ser
 		return a, reason, err
 	}
 	id, err := t.AddDeployment(ctx, store.Deployment{Serial: serial, BatchID: bt.ID, Venue: bt.Venue, Product: a.product.Code,
-		Hostname: hostname, Image: a.img.Name, Phase: agentapi.PhaseHello, Total: a.img.Size})
+		Hostname: hostname, Image: a.img.Name, Phase: agentapi.PhaseHello, Total: a.img.Size, Site: s.opt.Site})
 	if err != nil {
 		return a, "", err
 	}

@@ -214,7 +214,7 @@ func (s *Service) finish(ctx context.Context, t *store.Tx, id int64, secret, ser
 		}
 	}
 	if _, err := t.AddBoardEvent(ctx, store.BoardEvent{Serial: d.Serial, Kind: "deployment." + d.State,
-		Detail: fmt.Sprintf("deployment %d %s %s %s", d.ID, d.Hostname, d.Image, d.Error)}); err != nil {
+		Detail: fmt.Sprintf("deployment %d %s %s %s", d.ID, d.Hostname, d.Image, d.Error), Site: s.opt.Site}); err != nil {
 		return out, err
 	}
 	if out.d, err = t.Deployment(ctx, id); err != nil {

@@ -58,6 +58,7 @@ const (
 	DefaultOverLimitDelay      = time.Second
 	DefaultEventsPerBoard      = 1000
 	DefaultForgetBoardsAfter   = 7 * 24 * time.Hour
+	DefaultSite                = store.DefaultSite
 )
 
 // Options tune the service. Zero values mean the documented defaults.
@@ -105,9 +106,6 @@ type Options struct {
 	// ForgetBoardsAfter: a board that never got a deployment nor a name is deleted
 	// after this long without a hello. Default 7 days (168h).
 	ForgetBoardsAfter time.Duration
-	// Site is this server's name among the servers that share one database
-	// (rpi-deployd --site): [a-z0-9-]{1,32}. Default DefaultSite ("main").
-	Site string
 	// PeerURL is the base URL at which this server answers the other sites' servers
 	// (rpi-deployd --peer-url): recorded with every image this site holds, so that a
 	// site without it can pull it from here. "" records none (no site pulls from here).
@@ -117,6 +115,10 @@ type Options struct {
 	PeerClient *http.Client
 	// Logger; nil discards.
 	Logger *slog.Logger
+	// Site is the server's site name (rpi-deployd serve --site, [a-z0-9-]{1,32}),
+	// recorded on every board it sees, deployment it runs and event it records. Servers
+	// sharing one database tell their rows apart by it. Default DefaultSite ("main").
+	Site string
 	// Now is the service's clock (rate limits, sessions, the fleet snapshot); nil
 	// means time.Now. Tests pass a clock they advance, and give the store the same
 	// one (store.Store.SetClock), instead of sleeping.
@@ -187,12 +189,12 @@ func New(st *store.Store, bus *events.Bus, opt Options) *Service {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
+	if opt.Site == "" {
+		opt.Site = DefaultSite
+	}
 	log := opt.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	if opt.Site == "" {
-		opt.Site = DefaultSite
 	}
 	peerHTTP := opt.PeerClient
 	if peerHTTP == nil {

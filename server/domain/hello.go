@@ -65,7 +65,7 @@ func (s *Service) hello(ctx context.Context, in hello) (agentapi.HelloResponse, 
 		if out, err = s.decideHello(ctx, t, in); err != nil {
 			return err
 		}
-		return recordHello(ctx, t, in, out.resp)
+		return s.recordHello(ctx, t, in, out.resp)
 	})
 	if err != nil {
 		return agentapi.HelloResponse{}, err
@@ -122,7 +122,7 @@ func (s *Service) admitSerial(ctx context.Context, in hello) (*agentapi.HelloRes
 // deployment again, boot-local, retry (a limit reached), or a new deployment.
 func (s *Service) decideHello(ctx context.Context, t *store.Tx, in hello) (helloOutcome, error) {
 	b, err := t.SeeBoardReturning(ctx, store.Board{Serial: in.serial, MAC: in.mac, Model: in.Model, Revision: in.Revision,
-		IP: in.IP, LastEvent: "hello"})
+		IP: in.IP, LastEvent: "hello", Site: s.opt.Site})
 	if err != nil {
 		return helloOutcome{}, err
 	}
@@ -151,7 +151,7 @@ func (s *Service) decideHello(ctx context.Context, t *store.Tx, in hello) (hello
 // and a new secret: only the secret's hash is stored, so the board (which may have
 // rebooted and lost it) gets a new one, and the old one stops working.
 func (s *Service) reopen(ctx context.Context, t *store.Tx, d store.Deployment) (agentapi.HelloResponse, error) {
-	if err := t.Touch(ctx, d.ID); err != nil {
+	if err := t.Touch(ctx, d.ID, s.opt.Site); err != nil {
 		return agentapi.HelloResponse{}, err
 	}
 	secret, hash := newSecret()
@@ -172,7 +172,7 @@ func (s *Service) reopen(ctx context.Context, t *store.Tx, d store.Deployment) (
 // tens of thousands open, counting them on every hello was the hello's whole cost.
 func (s *Service) admitDeployment(ctx context.Context, t *store.Tx, source string) (why string, limited bool, err error) {
 	if source != "" && s.opt.MaxOpenPerSource > 0 {
-		n, err := t.CountOpenFromSource(ctx, source, s.opt.MaxOpenPerSource)
+		n, err := t.CountOpenFromSource(ctx, s.opt.Site, source, s.opt.MaxOpenPerSource)
 		if err != nil {
 			return "", false, err
 		}
@@ -185,7 +185,7 @@ func (s *Service) admitDeployment(ctx context.Context, t *store.Tx, source strin
 	if err != nil || all < s.opt.MaxStreams {
 		return "", false, err
 	}
-	open, err := t.CountSlots(ctx, store.FormatTime(t.Now.Add(-s.opt.ClaimWindow)), store.FormatTime(t.Now.Add(-s.opt.StaleAfter)),
+	open, err := t.CountSlots(ctx, s.opt.Site, store.FormatTime(t.Now.Add(-s.opt.ClaimWindow)), store.FormatTime(t.Now.Add(-s.opt.StaleAfter)),
 		s.opt.MaxStreams)
 	if err != nil {
 		return "", false, err
@@ -204,7 +204,7 @@ func (s *Service) retry(reason string) agentapi.HelloResponse {
 // recordHello writes the hello into the board's history, in its transaction.
 // Retries are not history (a waiting board asks every few seconds): the board's
 // last_event says why it waits.
-func recordHello(ctx context.Context, t *store.Tx, in hello, resp agentapi.HelloResponse) error {
+func (s *Service) recordHello(ctx context.Context, t *store.Tx, in hello, resp agentapi.HelloResponse) error {
 	if resp.Action == agentapi.ActionRetry {
 		return t.SetBoardLastEvent(ctx, in.serial, "retry: "+resp.Reason)
 	}
@@ -213,7 +213,7 @@ func recordHello(ctx context.Context, t *store.Tx, in hello, resp agentapi.Hello
 		detail = fmt.Sprintf("deploy %d as %s; agent %s, disk %s %d bytes", resp.Deployment.ID, resp.Deployment.Hostname,
 			in.AgentVersion, in.Disk.Device, in.Disk.SizeBytes)
 	}
-	_, err := t.AddBoardEvent(ctx, store.BoardEvent{Serial: in.serial, MAC: in.mac, Kind: "agent.hello", Detail: detail})
+	_, err := t.AddBoardEvent(ctx, store.BoardEvent{Serial: in.serial, MAC: in.mac, Kind: "agent.hello", Detail: detail, Site: s.opt.Site})
 	return err
 }
 
@@ -228,6 +228,7 @@ func (s *Service) publishHello(ctx context.Context, in hello, out helloOutcome) 
 		s.publish(events.DeploymentCreated, wireDeployment(*d))
 		s.publishBatch(ctx, out.batchID)
 	case out.resp.Action == agentapi.ActionRetry:
-		s.publish(events.HelloRetry, map[string]string{"serial": in.serial, "mac": in.mac, "reason": out.resp.Reason})
+		s.publish(events.HelloRetry, map[string]string{"serial": in.serial, "mac": in.mac, "reason": out.resp.Reason,
+			"site": s.opt.Site})
 	}
 }

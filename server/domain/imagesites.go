@@ -22,9 +22,6 @@ import (
 // SHA-256, and at which URL that server answers its peers; a site that needs an
 // image it does not hold pulls it from one that does (pull.go).
 
-// DefaultSite is Options.Site when empty.
-const DefaultSite = "main"
-
 // ErrPeerAuth is returned when a peer request does not carry the database's peer
 // credential.
 var ErrPeerAuth = fmt.Errorf("%w: peer credential required", ErrAuth)

@@ -201,7 +201,7 @@ func (s *Service) ImportPool(ctx context.Context, venue, product string, r io.Re
 		for i, pn := range rows {
 			if pn.Serial != "" {
 				pn.BoundAt = store.FormatTime(t.Now)
-				if err := t.SeeBoard(ctx, store.Board{Serial: pn.Serial}); err != nil {
+				if err := t.SeeBoard(ctx, store.Board{Serial: pn.Serial, Site: s.opt.Site}); err != nil {
 					return auditLine{}, err
 				}
 				if err := t.SetBoardHostname(ctx, pn.Serial, pn.Name); err != nil {

@@ -94,11 +94,11 @@ func (s *Service) RecordNetboot(ctx context.Context, e NetbootEvent) error {
 			}
 		}
 		if serial != "" {
-			if err := t.SeeBoard(ctx, store.Board{Serial: serial, MAC: mac, IP: e.IP, LastEvent: detail}); err != nil {
+			if err := t.SeeBoard(ctx, store.Board{Serial: serial, MAC: mac, IP: e.IP, LastEvent: detail, Site: s.opt.Site}); err != nil {
 				return err
 			}
 		}
-		ev = store.BoardEvent{Serial: serial, MAC: mac, Kind: e.Kind, Detail: detail}
+		ev = store.BoardEvent{Serial: serial, MAC: mac, Kind: e.Kind, Detail: detail, Site: s.opt.Site}
 		if serial == "" && short != "" {
 			ev.Detail = "serial " + short + ": " + detail
 		}

@@ -177,9 +177,9 @@ func (s *Service) Deployment(ctx context.Context, id int64) (mgmtapi.DeploymentV
 	return mgmtapi.DeploymentView{Deployment: wireDeployment(d), Phases: wireAll(ph, wirePhase)}, err
 }
 
-// DeploymentCounts counts all deployments by state.
-func (s *Service) DeploymentCounts(ctx context.Context) (map[string]int64, error) {
-	counts, err := s.st.DeploymentCounts(ctx)
+// DeploymentCounts counts the deployments of site ("" = every site) by state.
+func (s *Service) DeploymentCounts(ctx context.Context, site string) (map[string]int64, error) {
+	counts, err := s.st.DeploymentCounts(ctx, site)
 	if err != nil {
 		return nil, err
 	}
@@ -192,17 +192,18 @@ func (s *Service) DeploymentCounts(ctx context.Context) (map[string]int64, error
 
 // Fleet is the dashboard's starting snapshot: open deployments, those finished in
 // the last hour (newest first, at most 200), the pending, active and paused
-// batches, and the counts by state, as of event sequence number Seq. The caller
-// fills StreamsInFlight.
-func (s *Service) Fleet(ctx context.Context) (mgmtapi.Fleet, error) {
+// batches, and the counts by state, as of event sequence number Seq. The
+// deployments and counts are site's ("" = every site's); batches are company-wide.
+// The caller fills StreamsInFlight.
+func (s *Service) Fleet(ctx context.Context, site string) (mgmtapi.Fleet, error) {
 	f := mgmtapi.Fleet{Seq: s.bus.Seq(), Time: s.now(), MaxStreams: s.opt.MaxStreams,
 		Recent: []mgmtapi.Deployment{}, Batches: []mgmtapi.Batch{}}
-	active, err := s.st.Deployments(ctx, store.DeploymentFilter{State: store.DeployOpen, Limit: 10000})
+	active, err := s.st.Deployments(ctx, store.DeploymentFilter{State: store.DeployOpen, Site: site, Limit: 10000})
 	if err != nil {
 		return f, err
 	}
 	f.Active = wireAll(active, wireDeployment)
-	recent, err := s.st.Deployments(ctx, store.DeploymentFilter{Since: store.FormatTime(f.Time.Add(-time.Hour)), Limit: 400})
+	recent, err := s.st.Deployments(ctx, store.DeploymentFilter{Since: store.FormatTime(f.Time.Add(-time.Hour)), Site: site, Limit: 400})
 	if err != nil {
 		return f, err
 	}
@@ -220,7 +221,7 @@ func (s *Service) Fleet(ctx context.Context) (mgmtapi.Fleet, error) {
 			f.Batches = append(f.Batches, wireBatch(b))
 		}
 	}
-	f.Counts, err = s.DeploymentCounts(ctx)
+	f.Counts, err = s.DeploymentCounts(ctx, site)
 	return f, err
 }
 

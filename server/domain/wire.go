@@ -67,3 +67,9 @@ func wireAll[R, W any](rows []R, f func(R) W) []W {
 	}
 	return out
 }
+
+// wireSite marks the server's own site.
+func wireSite(r store.Site, own string) mgmtapi.Site {
+	return mgmtapi.Site{Name: r.Name, Boards: r.Boards, Deployments: r.Deployments, Open: r.Open,
+		CreatedAt: r.CreatedAt, StartedAt: r.StartedAt, Current: r.Name == own}
+}

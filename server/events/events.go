@@ -24,7 +24,7 @@ const (
 	VenueChanged       = "venue.changed"       // Data: venue or {"code","deleted":true}
 	ProductChanged     = "product.changed"     // Data: product
 	PoolChanged        = "pool.changed"        // Data: {"venue","product"}
-	HelloRetry         = "hello.retry"         // Data: {"serial","reason"}: a board was told to retry
+	HelloRetry         = "hello.retry"         // Data: {"serial","mac","reason","site"}: a board was told to retry
 	ProfileChanged     = "profile.changed"     // Data: redacted profile, {"name","deleted":true} or {"link":…}
 )
 
@@ -38,6 +38,10 @@ type Event struct {
 	// JSON\n\n"), encoded once by Publish for every subscriber; nil when Data could
 	// not be encoded (the event stream skips it).
 	SSE []byte `json:"-"`
+	// Site is the site (rpi-deployd --site) the event's board or deployment is at, from
+	// its data's "site"; "" for an event that belongs to no one site (batches, images,
+	// venues, …). A cursor that follows one site skips the other sites' events.
+	Site string `json:"-"`
 
 	// next is the sequence number of the next event of the same type about the same
 	// object (see stateKey), 0 while there is none: a cursor that reads both at once
@@ -67,6 +71,25 @@ func stateKey(typ string, j []byte) string {
 		return ""
 	}
 	return typ + " " + string(k.Data.ID) + " " + k.Data.Serial
+}
+
+// eventSite is the site named by the data of an event about a board or a deployment
+// (their wire types carry "site"); "" for every other event.
+func eventSite(typ string, j []byte) string {
+	switch typ {
+	case BoardChanged, BoardNetboot, DeploymentCreated, DeploymentProgress, DeploymentFinished, HelloRetry:
+	default:
+		return ""
+	}
+	var k struct {
+		Data struct {
+			Site string `json:"site"`
+		} `json:"data"`
+	}
+	if json.Unmarshal(j, &k) != nil {
+		return ""
+	}
+	return k.Data.Site
 }
 
 // Bus fans events out to subscribers. The zero value is not usable; use New.
@@ -122,6 +145,7 @@ func (b *Bus) Publish(typ string, data any) {
 		if k := stateKey(typ, j); k != "" {
 			b.supersede(k, ev.Seq)
 		}
+		ev.Site = eventSite(typ, j)
 	}
 	b.ring[b.seq%int64(len(b.ring))] = ev
 	if b.notify != nil {
@@ -214,7 +238,13 @@ type Cursor struct {
 	bus   *Bus
 	next  int64    // sequence number of the next event to read
 	parts [][]byte // Read's messages, reused
+	site  string   // OnlySite: "" reads every event
 }
+
+// OnlySite makes the cursor skip the events of boards and deployments at other sites
+// than site (Event.Site); events that belong to no one site are still read. "" reads
+// all. Call it before the first Read.
+func (c *Cursor) OnlySite(site string) { c.site = site }
 
 // Follow starts a cursor after sequence number after (0: after the last event
 // published). missed reports whether events after `after` are already gone from the
@@ -287,6 +317,9 @@ func (c *Cursor) take(limit int) (parts [][]byte, lost bool) {
 	for ; c.next <= b.seq && (limit <= 0 || n < limit); c.next++ {
 		e := &b.ring[c.next%int64(len(b.ring))]
 		if e.next != 0 && e.next <= b.seq {
+			continue
+		}
+		if c.site != "" && e.Site != "" && e.Site != c.site {
 			continue
 		}
 		c.parts = append(c.parts, e.SSE)

@@ -52,7 +52,7 @@ func TestDashboardReadsTheContract(t *testing.T) {
 	names := map[string]bool{}
 	seen := map[reflect.Type]bool{}
 	for _, v := range []any{Venue{}, ProductView{}, PoolStats{}, PoolName{}, ImageView{}, UploadState{}, Batch{}, BoardView{},
-		DeploymentView{}, Fleet{}, AuditEntry{}, User{}, ProfileView{}, ProfileLink{}, EEPROMCard{}, Swarm{}, manifest.Manifest{}} {
+		DeploymentView{}, Fleet{}, AuditEntry{}, User{}, ProfileView{}, ProfileLink{}, EEPROMCard{}, Swarm{}, Site{}, manifest.Manifest{}} {
 		jsonNames(reflect.TypeOf(v), names, seen)
 	}
 	files, err := filepath.Glob("../../dashboard/static/app/js/*.js")

@@ -222,6 +222,7 @@ type Board struct {
 	LastEvent string `json:"last_event,omitempty"`
 	FirstSeen string `json:"first_seen"`
 	LastSeen  string `json:"last_seen"`
+	Site      string `json:"site"` // the site (rpi-deployd --site) that saw it last
 }
 
 // BoardView is a board with its deployments (newest first, at most 100) and history.
@@ -239,6 +240,7 @@ type BoardEvent struct {
 	At     string `json:"at"`
 	Kind   string `json:"kind"`
 	Detail string `json:"detail,omitempty"`
+	Site   string `json:"site"` // the site that recorded it
 }
 
 // Deployment is one attempt to flash one board.
@@ -266,6 +268,7 @@ type Deployment struct {
 	StartedAt    string  `json:"started_at"`
 	UpdatedAt    string  `json:"updated_at"`
 	FinishedAt   string  `json:"finished_at,omitempty"`
+	Site         string  `json:"site"` // the site it runs (ran) at: where its board said hello last
 }
 
 // DeploymentView is a deployment with its phase history.
@@ -293,6 +296,18 @@ type Fleet struct {
 	Counts          map[string]int64 `json:"counts"`  // deployments by state, all time
 	StreamsInFlight int64            `json:"streams_in_flight"`
 	MaxStreams      int              `json:"max_streams"`
+}
+
+// Site is one site: a deploy network with its own rpi-deployd (serve --site NAME);
+// servers sharing one database list every site (GET /api/v1/sites).
+type Site struct {
+	Name        string `json:"name"`                 // [a-z0-9-]{1,32}
+	Current     bool   `json:"current"`              // the site of the server that answered
+	Boards      int64  `json:"boards"`               // boards it saw last
+	Deployments int64  `json:"deployments"`          // deployments that run or ran there
+	Open        int64  `json:"open"`                 // of them, open now
+	CreatedAt   string `json:"created_at,omitempty"` // first start of a server of the site
+	StartedAt   string `json:"started_at,omitempty"` // latest start; both "" for a site only rows name
 }
 
 // AuditEntry is one operator action.

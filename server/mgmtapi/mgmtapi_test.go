@@ -74,6 +74,7 @@ func TestWireBytes(t *testing.T) {
 		{"board_view", &BoardView{}}, {"board_event", &BoardEvent{}}, {"deployment", &Deployment{}},
 		{"deployment_view", &DeploymentView{}}, {"phase", &Phase{}}, {"fleet", &Fleet{}}, {"audit_entry", &AuditEntry{}},
 		{"user", &User{}}, {"profile_view", &ProfileView{}}, {"profile_link", &ProfileLink{}}, {"eeprom_card", &EEPROMCard{}},
+		{"site", &Site{}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			want, err := os.ReadFile(filepath.Join("testdata", tc.file+".json"))

@@ -32,6 +32,7 @@ type Boards interface {
 // Deps are what netboot needs from the server.
 type Deps struct {
 	Store    *store.Store // leases (full mode)
+	Site     string       // the server's site: its leases are kept apart from other sites'; "" = domain.DefaultSite
 	Boards   Boards       // nil records nothing
 	Logger   *slog.Logger // nil discards
 	HTTPPort int          // port of the HTTP listener, for the default agent URL
@@ -102,7 +103,11 @@ func (s *Services) dhcpOptions(c Config, d Deps, ifc dhcp.Interface) dhcp.Option
 	if mode == dhcp.ModeFull {
 		o.RangeFirst, o.RangeLast, _ = ParseRange(c.DHCPRange)
 		if d.Store != nil {
-			o.Leases = leaseStore{d.Store}
+			site := d.Site
+			if site == "" {
+				site = domain.DefaultSite
+			}
+			o.Leases = leaseStore{d.Store, site}
 		}
 	}
 	if c.LeaseTime != "" {
@@ -202,11 +207,15 @@ func (s *Services) Serve(ctx context.Context) error {
 	return err
 }
 
-// leaseStore adapts the SQLite store to dhcp.LeaseStore.
-type leaseStore struct{ st *store.Store }
+// leaseStore adapts the store to dhcp.LeaseStore: the leases of one site (one
+// deploy network).
+type leaseStore struct {
+	st   *store.Store
+	site string
+}
 
 func (l leaseStore) LoadLeases(ctx context.Context) ([]dhcp.Lease, error) {
-	rows, err := l.st.DHCPLeases(ctx)
+	rows, err := l.st.DHCPLeases(ctx, l.site)
 	if err != nil {
 		return nil, err
 	}
@@ -222,12 +231,12 @@ func (l leaseStore) LoadLeases(ctx context.Context) ([]dhcp.Lease, error) {
 }
 
 func (l leaseStore) PutLease(ctx context.Context, x dhcp.Lease) error {
-	return l.st.PutDHCPLease(ctx, store.DHCPLease{MAC: x.MAC, IP: x.IP.String(), Serial: x.Serial, Kind: x.Kind,
+	return l.st.PutDHCPLease(ctx, l.site, store.DHCPLease{MAC: x.MAC, IP: x.IP.String(), Serial: x.Serial, Kind: x.Kind,
 		Hostname: x.Hostname, ExpiresAt: x.Expires})
 }
 
 func (l leaseStore) DeleteLease(ctx context.Context, mac string) error {
-	return l.st.DeleteDHCPLease(ctx, mac)
+	return l.st.DeleteDHCPLease(ctx, l.site, mac)
 }
 
 // leaseBoards tells TFTP which board has an address, from the DHCP leases.

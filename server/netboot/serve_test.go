@@ -21,6 +21,7 @@ import (
 
 	"github.com/rpi-deploy/rpi-deploy/server/dhcp"
 	"github.com/rpi-deploy/rpi-deploy/server/dhcp/dhcptest"
+	"github.com/rpi-deploy/rpi-deploy/server/domain"
 	"github.com/rpi-deploy/rpi-deploy/server/netnstest"
 	"github.com/rpi-deploy/rpi-deploy/server/servertest"
 	"github.com/rpi-deploy/rpi-deploy/server/store"
@@ -241,7 +242,7 @@ func TestServeNetboot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	leases, err := st.DHCPLeases(context.Background())
+	leases, err := st.DHCPLeases(context.Background(), domain.DefaultSite)
 	if err != nil || len(leases) != 1 || leases[0].MAC != mac || leases[0].IP != ack.YIAddr || leases[0].Serial != serial || leases[0].Kind != "agent" {
 		t.Errorf("stored leases %+v, %v; want %s at %s, serial %s, kind agent", leases, err, mac, ack.YIAddr, serial)
 	}

@@ -18,20 +18,22 @@ type Board struct {
 	LastEvent string
 	FirstSeen string
 	LastSeen  string
+	Site      string // the site (rpi-deployd --site) that last saw it
 }
 
-const boardCols = `serial, mac, model, revision, ip, hostname, image, deployed, reimage, last_event, first_seen, last_seen`
+const boardCols = `serial, mac, model, revision, ip, hostname, image, deployed, reimage, last_event, first_seen, last_seen, site`
 
 func scanBoard(r scanner) (Board, error) {
 	var b Board
 	err := r.Scan(&b.Serial, &b.MAC, &b.Model, &b.Revision, &b.IP, &b.Hostname, &b.Image, &b.Deployed, &b.Reimage,
-		&b.LastEvent, &b.FirstSeen, &b.LastSeen)
+		&b.LastEvent, &b.FirstSeen, &b.LastSeen, &b.Site)
 	return b, err
 }
 
 // BoardFilter selects boards; empty fields match all.
 type BoardFilter struct {
 	Search string // substring of serial, MAC or hostname
+	Site   string // the site that last saw it
 	Limit  int    // 0 = 1000
 }
 
@@ -43,8 +45,9 @@ func (s *Store) Boards(ctx context.Context, f BoardFilter) ([]Board, error) {
 	like := "%" + f.Search + "%"
 	return collect(ctx, s.r, scanBoard, `SELECT `+boardCols+` FROM boards
 		WHERE (? = '' OR lower(serial) LIKE lower(?) OR lower(mac) LIKE lower(?) OR lower(hostname) LIKE lower(?))
+		AND (? = '' OR site = ?)
 		ORDER BY last_seen DESC LIMIT ?`,
-		f.Search, like, like, like, f.Limit)
+		f.Search, like, like, like, f.Site, f.Site, f.Limit)
 }
 
 // Board returns one board by serial.
@@ -62,36 +65,38 @@ func (t *Tx) BoardByMAC(ctx context.Context, mac string) (Board, error) {
 	return one(ctx, t.tx, scanBoard, `SELECT `+boardCols+` FROM boards WHERE mac = ? ORDER BY last_seen DESC LIMIT 1`, mac)
 }
 
-// SeeBoard records that a board was seen: creates it, or updates MAC, model,
-// revision and IP (non-empty values only) and last_seen.
+// SeeBoard records that a board was seen at site b.Site ("" = DefaultSite): creates
+// it, or updates MAC, model, revision and IP (non-empty values only), last_seen and
+// its site (the site that saw it last). Its serial, hostname and history stay
+// whatever the site.
 func (t *Tx) SeeBoard(ctx context.Context, b Board) error {
 	now := FormatTime(t.Now)
-	_, err := t.tx.ExecContext(ctx, `INSERT INTO boards (serial, mac, model, revision, ip, last_event, first_seen, last_seen)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO boards (serial, mac, model, revision, ip, last_event, first_seen, last_seen, site)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (serial) DO UPDATE SET
 		mac = CASE WHEN excluded.mac != '' THEN excluded.mac ELSE boards.mac END,
 		model = CASE WHEN excluded.model != '' THEN excluded.model ELSE boards.model END,
 		revision = CASE WHEN excluded.revision != '' THEN excluded.revision ELSE boards.revision END,
 		ip = CASE WHEN excluded.ip != '' THEN excluded.ip ELSE boards.ip END,
 		last_event = CASE WHEN excluded.last_event != '' THEN excluded.last_event ELSE boards.last_event END,
-		last_seen = excluded.last_seen`,
-		b.Serial, b.MAC, b.Model, b.Revision, b.IP, b.LastEvent, now, now)
+		last_seen = excluded.last_seen, site = excluded.site`,
+		b.Serial, b.MAC, b.Model, b.Revision, b.IP, b.LastEvent, now, now, siteOr(b.Site))
 	return err
 }
 
 // SeeBoardReturning is SeeBoard that also returns the board as now stored.
 func (t *Tx) SeeBoardReturning(ctx context.Context, b Board) (Board, error) {
 	now := FormatTime(t.Now)
-	return one(ctx, t.tx, scanBoard, `INSERT INTO boards (serial, mac, model, revision, ip, last_event, first_seen, last_seen)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+	return one(ctx, t.tx, scanBoard, `INSERT INTO boards (serial, mac, model, revision, ip, last_event, first_seen, last_seen, site)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (serial) DO UPDATE SET
 		mac = CASE WHEN excluded.mac != '' THEN excluded.mac ELSE boards.mac END,
 		model = CASE WHEN excluded.model != '' THEN excluded.model ELSE boards.model END,
 		revision = CASE WHEN excluded.revision != '' THEN excluded.revision ELSE boards.revision END,
 		ip = CASE WHEN excluded.ip != '' THEN excluded.ip ELSE boards.ip END,
 		last_event = CASE WHEN excluded.last_event != '' THEN excluded.last_event ELSE boards.last_event END,
-		last_seen = excluded.last_seen
-		RETURNING `+boardCols, b.Serial, b.MAC, b.Model, b.Revision, b.IP, b.LastEvent, now, now)
+		last_seen = excluded.last_seen, site = excluded.site
+		RETURNING `+boardCols, b.Serial, b.MAC, b.Model, b.Revision, b.IP, b.LastEvent, now, now, siteOr(b.Site))
 }
 
 // SetBoardAllocated records the hostname a board got for a new deployment; its card
@@ -134,13 +139,15 @@ type BoardEvent struct {
 	At     string
 	Kind   string
 	Detail string
+	Site   string // the site that recorded it
 }
 
-// AddBoardEvent appends to a board's history.
+// AddBoardEvent appends to a board's history, recorded at site e.Site ("" =
+// DefaultSite).
 func (t *Tx) AddBoardEvent(ctx context.Context, e BoardEvent) (int64, error) {
 	var id int64
-	err := t.tx.QueryRowContext(ctx, `INSERT INTO board_events (serial, mac, at, kind, detail) VALUES (?, ?, ?, ?, ?) RETURNING id`,
-		e.Serial, e.MAC, FormatTime(t.Now), e.Kind, e.Detail).Scan(&id)
+	err := t.tx.QueryRowContext(ctx, `INSERT INTO board_events (serial, mac, at, kind, detail, site) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
+		e.Serial, e.MAC, FormatTime(t.Now), e.Kind, e.Detail, siteOr(e.Site)).Scan(&id)
 	return id, err
 }
 
@@ -151,9 +158,9 @@ func (s *Store) BoardEvents(ctx context.Context, serial, mac string, limit int) 
 	}
 	return collect(ctx, s.r, func(r scanner) (BoardEvent, error) {
 		var e BoardEvent
-		err := r.Scan(&e.ID, &e.Serial, &e.MAC, &e.At, &e.Kind, &e.Detail)
+		err := r.Scan(&e.ID, &e.Serial, &e.MAC, &e.At, &e.Kind, &e.Detail, &e.Site)
 		return e, err
-	}, `SELECT id, serial, mac, at, kind, detail FROM (SELECT * FROM board_events
+	}, `SELECT id, serial, mac, at, kind, detail, site FROM (SELECT * FROM board_events
 		WHERE (serial = ? AND serial != '') OR (mac = ? AND mac != '') ORDER BY id DESC LIMIT ?) AS e ORDER BY id`,
 		serial, mac, limit)
 }

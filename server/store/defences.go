@@ -78,24 +78,26 @@ func (t *Tx) MarkStreamed(ctx context.Context, id int64) (bool, error) {
 const (
 	countSlotsSQLite = `SELECT
 		(SELECT count(*) FROM (SELECT 1 FROM deployments INDEXED BY deployments_claims
-			WHERE state = 'open' AND streamed_at IS NULL AND started_at >= ? LIMIT ?) AS c) +
+			WHERE state = 'open' AND streamed_at IS NULL AND started_at >= ? AND site = ? LIMIT ?) AS c) +
 		(SELECT count(*) FROM (SELECT 1 FROM deployments INDEXED BY deployments_active
-			WHERE state = 'open' AND streamed_at IS NOT NULL AND updated_at >= ? LIMIT ?) AS a)`
+			WHERE state = 'open' AND streamed_at IS NOT NULL AND updated_at >= ? AND site = ? LIMIT ?) AS a)`
 	countSlotsPostgres = `SELECT
 		(SELECT count(*) FROM (SELECT 1 FROM deployments
-			WHERE state = 'open' AND streamed_at IS NULL AND started_at >= ? LIMIT ?) AS c) +
+			WHERE state = 'open' AND streamed_at IS NULL AND started_at >= ? AND site = ? LIMIT ?) AS c) +
 		(SELECT count(*) FROM (SELECT 1 FROM deployments
-			WHERE state = 'open' AND streamed_at IS NOT NULL AND updated_at >= ? LIMIT ?) AS a)`
+			WHERE state = 'open' AND streamed_at IS NOT NULL AND updated_at >= ? AND site = ? LIMIT ?) AS a)`
 )
 
-// CountSlots counts the open deployments that hold a stream slot, up to limit: those
-// that never fetched their image and said hello at or after claimSince, and those
-// that fetched it and were active at or after activeSince. Each kind is a range of
-// its own partial index (migration 0030), so it reads at most limit entries of
-// each and none of the deployments whose slot has lapsed.
-func (t *Tx) CountSlots(ctx context.Context, claimSince, activeSince string, limit int) (int, error) {
+// CountSlots counts the open deployments of site that hold a stream slot, up to
+// limit: those that never fetched their image and said hello at or after
+// claimSince, and those that fetched it and were active at or after activeSince.
+// Each kind is a range of its own partial index (migration 0030), so it reads none
+// of the deployments whose slot has lapsed. Slots are a site's: its server's link is
+// what they share, so other sites' deployments do not count.
+func (t *Tx) CountSlots(ctx context.Context, site, claimSince, activeSince string, limit int) (int, error) {
 	var n int
-	err := t.tx.QueryRowContext(ctx, t.d.pick(countSlotsSQLite, countSlotsPostgres), claimSince, limit, activeSince, limit).Scan(&n)
+	err := t.tx.QueryRowContext(ctx, t.d.pick(countSlotsSQLite, countSlotsPostgres), claimSince, site, limit,
+		activeSince, site, limit).Scan(&n)
 	return min(n, limit), err
 }
 
@@ -110,12 +112,13 @@ func (t *Tx) CountOpenAll(ctx context.Context) (int, error) {
 	return n, err
 }
 
-// CountOpenFromSource counts the open deployments whose hello came from source, up
-// to limit.
-func (t *Tx) CountOpenFromSource(ctx context.Context, source string, limit int) (int, error) {
+// CountOpenFromSource counts the open deployments of site whose hello came from
+// source, up to limit. An address is one host of one site's deploy network only:
+// the same address at another site is another host.
+func (t *Tx) CountOpenFromSource(ctx context.Context, site, source string, limit int) (int, error) {
 	var n int
-	err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM deployments WHERE state = 'open' AND source = ? LIMIT ?) AS o`,
-		source, limit).Scan(&n)
+	err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM deployments WHERE state = 'open' AND source = ? AND site = ? LIMIT ?) AS o`,
+		source, site, limit).Scan(&n)
 	return n, err
 }
 

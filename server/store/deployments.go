@@ -38,11 +38,12 @@ type Deployment struct {
 	StartedAt    string
 	UpdatedAt    string
 	FinishedAt   string
+	Site         string // the site it runs (ran) at: the one its board said hello to last
 }
 
 const deploymentCols = `d.id, d.serial, coalesce(bo.mac, ''), coalesce(d.batch_id, 0), d.venue, d.product, d.hostname, d.image,
 	d.state, d.phase, d.bytes, d.total, d.rate_bps, d.message, d.error, d.error_phase, d.sha256, d.bytes_written,
-	d.bytes_fetched, d.duration_ms, d.started_at, d.updated_at, coalesce(d.finished_at, '')`
+	d.bytes_fetched, d.duration_ms, d.started_at, d.updated_at, coalesce(d.finished_at, ''), d.site`
 
 const deploymentFrom = ` FROM deployments d LEFT JOIN boards bo ON bo.serial = d.serial`
 
@@ -50,7 +51,7 @@ func scanDeployment(r scanner) (Deployment, error) {
 	var d Deployment
 	err := r.Scan(&d.ID, &d.Serial, &d.MAC, &d.BatchID, &d.Venue, &d.Product, &d.Hostname, &d.Image, &d.State, &d.Phase,
 		&d.Bytes, &d.Total, &d.RateBps, &d.Message, &d.Error, &d.ErrorPhase, &d.SHA256, &d.BytesWritten, &d.BytesFetched,
-		&d.DurationMS, &d.StartedAt, &d.UpdatedAt, &d.FinishedAt)
+		&d.DurationMS, &d.StartedAt, &d.UpdatedAt, &d.FinishedAt, &d.Site)
 	return d, err
 }
 
@@ -64,6 +65,7 @@ type DeploymentFilter struct {
 	Search  string // substring of hostname or serial
 	Since   string // started at or after (RFC 3339)
 	Until   string // started before (RFC 3339)
+	Site    string // runs (ran) at this site
 	Limit   int    // 0 = 1000
 }
 
@@ -76,10 +78,10 @@ func (s *Store) Deployments(ctx context.Context, f DeploymentFilter) ([]Deployme
 	return collect(ctx, s.r, scanDeployment, `SELECT `+deploymentCols+deploymentFrom+` WHERE
 		(? = '' OR d.state = ?) AND (? = '' OR d.venue = ?) AND (? = '' OR d.product = ?) AND (? = 0 OR d.batch_id = ?)
 		AND (? = '' OR d.serial = ?) AND (? = '' OR lower(d.hostname) LIKE lower(?) OR lower(d.serial) LIKE lower(?))
-		AND (? = '' OR d.started_at >= ?) AND (? = '' OR d.started_at < ?)
+		AND (? = '' OR d.started_at >= ?) AND (? = '' OR d.started_at < ?) AND (? = '' OR d.site = ?)
 		ORDER BY d.id DESC LIMIT ?`,
 		f.State, f.State, f.Venue, f.Venue, f.Product, f.Product, f.BatchID, f.BatchID, f.Serial, f.Serial,
-		f.Search, like, like, f.Since, f.Since, f.Until, f.Until, f.Limit)
+		f.Search, like, like, f.Since, f.Since, f.Until, f.Until, f.Site, f.Site, f.Limit)
 }
 
 // Deployment returns one deployment.
@@ -123,7 +125,8 @@ func (t *Tx) CountOpen(ctx context.Context, since string, limit int) (int, error
 	return n, err
 }
 
-// AddDeployment inserts an open deployment in phase hello and returns its ID.
+// AddDeployment inserts an open deployment in phase hello at site d.Site ("" =
+// DefaultSite) and returns its ID.
 func (t *Tx) AddDeployment(ctx context.Context, d Deployment) (int64, error) {
 	now := FormatTime(t.Now)
 	var batch any
@@ -132,8 +135,8 @@ func (t *Tx) AddDeployment(ctx context.Context, d Deployment) (int64, error) {
 	}
 	var id int64
 	err := t.tx.QueryRowContext(ctx, `INSERT INTO deployments (serial, batch_id, venue, product, hostname, image, state, phase,
-		total, started_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?) RETURNING id`,
-		d.Serial, batch, d.Venue, d.Product, d.Hostname, d.Image, d.Phase, d.Total, now, now).Scan(&id)
+		total, started_at, updated_at, site) VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?) RETURNING id`,
+		d.Serial, batch, d.Venue, d.Product, d.Hostname, d.Image, d.Phase, d.Total, now, now, siteOr(d.Site)).Scan(&id)
 	if isUnique(err) {
 		return 0, fmt.Errorf("board %q already has an open deployment: %w", d.Serial, ErrConflict)
 	}
@@ -162,9 +165,10 @@ func (t *Tx) Progress(ctx context.Context, id int64, phase string, bytes, total 
 	return err
 }
 
-// Touch marks an open deployment as active now (a hello re-sent).
-func (t *Tx) Touch(ctx context.Context, id int64) error {
-	_, err := t.tx.ExecContext(ctx, `UPDATE deployments SET updated_at = ? WHERE id = ?`, FormatTime(t.Now), id)
+// Touch marks an open deployment as active now (a hello re-sent), at site: a board
+// that says hello again at another site's server now runs there.
+func (t *Tx) Touch(ctx context.Context, id int64, site string) error {
+	_, err := t.tx.ExecContext(ctx, `UPDATE deployments SET updated_at = ?, site = ? WHERE id = ?`, FormatTime(t.Now), siteOr(site), id)
 	return err
 }
 
@@ -214,11 +218,11 @@ type StateCount struct {
 	N     int64
 }
 
-// DeploymentCounts counts deployments by state.
-func (s *Store) DeploymentCounts(ctx context.Context) ([]StateCount, error) {
+// DeploymentCounts counts deployments by state, of one site ("" = all).
+func (s *Store) DeploymentCounts(ctx context.Context, site string) ([]StateCount, error) {
 	return collect(ctx, s.r, func(r scanner) (StateCount, error) {
 		var c StateCount
 		err := r.Scan(&c.State, &c.N)
 		return c, err
-	}, `SELECT state, count(*) FROM deployments GROUP BY state ORDER BY state`)
+	}, `SELECT state, count(*) FROM deployments WHERE ? = '' OR site = ? GROUP BY state ORDER BY state`, site, site)
 }

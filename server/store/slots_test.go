@@ -75,7 +75,7 @@ func TestCountSlots(t *testing.T) {
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				err := s.Update(ctx, func(tx *Tx) error {
-					n, err := tx.CountSlots(ctx, tc.claimSince, tc.active, tc.limit)
+					n, err := tx.CountSlots(ctx, DefaultSite, tc.claimSince, tc.active, tc.limit)
 					if err == nil && n != tc.want {
 						t.Errorf("CountSlots(%s, %s, %d) = %d, want %d", tc.claimSince, tc.active, tc.limit, n, tc.want)
 					}

@@ -27,25 +27,46 @@ class Live extends EventTarget {
     this.lastEvent = 0;
     this.snapshotTimer = null;
     this.source = null;
+    this.site = ''; // the site shown ("" = all): ?site= of the snapshot and the stream
   }
 
-  start() {
+  start(site = '') {
     if (this.source) return;
+    this.site = site;
     this.snapshot();
     this.connect();
     setInterval(() => this.sample(), 1000);
   }
 
+  // setSite shows another site ("" = all): the rows and batches start over from a
+  // snapshot of that site, and the event stream is opened again for it.
+  setSite(site) {
+    if (site === this.site) return;
+    this.site = site;
+    this.rows = new Map();
+    this.batches = new Map();
+    this.counts = {};
+    if (this.source) { this.source.close(); this.source = null; }
+    this.everConnected = false;
+    this.setConnected(false);
+    this.emit('snapshot');
+    this.snapshot();
+    this.connect();
+  }
+
   connect() {
-    const es = new EventSource(`${API}/events`, { withCredentials: true });
+    const q = this.site ? `?site=${encodeURIComponent(this.site)}` : '';
+    const es = new EventSource(`${API}/events${q}`, { withCredentials: true });
     this.source = es;
     es.onopen = () => {
+      if (es !== this.source) return; // a stream of the site shown before
       const again = this.everConnected;
       this.everConnected = true;
       this.setConnected(true);
       if (again) this.snapshot(); // events may have been missed while away
     };
     es.onerror = () => {
+      if (es !== this.source) return;
       this.setConnected(false);
       // The browser retries by itself unless the server refused the stream
       // (e.g. the session expired): then check the session and retry by hand.
@@ -53,7 +74,7 @@ class Live extends EventTarget {
         this.source = null;
         setTimeout(async () => {
           try { await get(`${API}/me`); } catch { return; } // 401 goes to /login
-          this.connect();
+          if (!this.source) this.connect();
         }, 2000);
       }
     };
@@ -75,8 +96,10 @@ class Live extends EventTarget {
 
   // snapshot re-reads everything the fleet view shows (GET /api/v1/fleet).
   async snapshot() {
+    const site = this.site;
     try {
-      const f = await get(`${API}/fleet`);
+      const f = await get(`${API}/fleet`, site ? { site } : {});
+      if (site !== this.site) return; // the operator chose another site meanwhile
       const rows = new Map();
       // Oldest first, so a board's newest deployment wins.
       const deps = [...(f.recent || []), ...(f.active || [])].sort((a, b) => (a.id || 0) - (b.id || 0));
@@ -191,6 +214,7 @@ export function rowFrom(d, prev) {
     hostname: d.hostname || '',
     venue: d.venue || '',
     product: d.product || '',
+    site: d.site || (prev && prev.site) || '',
     image: d.image || '',
     deployment_id: d.id ?? d.deployment_id,
     batch_id: d.batch_id ?? null,
@@ -235,7 +259,7 @@ export function netbootFrom(d) {
   const now = Date.now();
   return {
     serial: key, display: ev.serial || short || ev.mac || '', short: short || (ev.serial ? ev.serial.slice(-8) : ''),
-    hostname: '', venue: '', product: '', state: 'open', phase: tftp ? 'tftp' : 'dhcp', detail: shown,
+    hostname: '', venue: '', product: '', site: ev.site || '', state: 'open', phase: tftp ? 'tftp' : 'dhcp', detail: shown,
     bytes: 0, total: 0, rate_bps: 0, error: '', error_phase: '', seen: now, recv: now, mac: ev.mac || '',
   };
 }

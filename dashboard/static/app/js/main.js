@@ -1,6 +1,7 @@
 // The application shell: hash routing (#/page/arg?query), the live indicator, logout.
 
-import { session } from './api.js';
+import { session, get, list } from './api.js';
+import { currentSite, setSite } from './site.js';
 import { live } from './live.js';
 import { h, clear, toast } from './ui.js';
 import * as fleet from './pages/fleet.js';
@@ -53,6 +54,26 @@ document.getElementById('logout').addEventListener('click', async () => {
   location.assign('/login');
 });
 
+// The site selector: All sites, then every site the database knows (GET
+// /api/v1/sites) with its board count; the server's own is marked. Choosing one puts
+// it in the URL (site.js), refilters the live view and renders the page again.
+const sitePick = document.getElementById('site');
+async function loadSites() {
+  let sites = [];
+  try { sites = list(await get('sites')); } catch { /* the selector keeps All sites */ }
+  const cur = currentSite();
+  if (cur && !sites.some((s) => s.name === cur)) sites.push({ name: cur, boards: 0 });
+  clear(sitePick).append(h('option', { value: '' }, 'All sites'),
+    ...sites.map((s) => h('option', { value: s.name }, `${s.name}${s.current ? ' (this server)' : ''} · ${s.boards || 0} boards`)));
+  sitePick.value = cur;
+}
+sitePick.addEventListener('change', () => setSite(sitePick.value));
+window.addEventListener('sitechange', () => {
+  sitePick.value = currentSite();
+  live.setSite(currentSite());
+  route();
+});
+
 live.addEventListener('change', (ev) => { if (ev.detail === 'status') showLive(); });
 window.addEventListener('hashchange', () => {
   clear(document.getElementById('toasts')); // notes about the page left behind
@@ -63,5 +84,6 @@ session.me().then((me) => {
   const name = me && (me.user || me.actor);
   if (name) document.getElementById('user').textContent = name;
 }).catch(() => { /* 401 already redirected */ });
-live.start();
+loadSites();
+live.start(currentSite());
 route();

@@ -3,6 +3,7 @@
 import { get, post, list, url } from '../api.js';
 import { h, clear, table, when, pill, bytes, duration, field, formValues, download, dialog } from '../ui.js';
 import { lookups, venueOptions, productOptions } from './common.js';
+import { currentSite, siteQuery } from '../site.js';
 
 const KEYS = ['venue', 'product', 'state', 'batch', 'q', 'since', 'until'];
 
@@ -16,7 +17,7 @@ export async function render(view, { args, query }) {
   if (args[0]) return detail(view, args[0]);
   const f = Object.fromEntries(KEYS.map((k) => [k, query.get(k) || '']));
   // Dates are days; the API compares RFC 3339 times as text, so "until" is the next day.
-  const api = { ...f, until: f.until ? nextDay(f.until) : '' };
+  const api = { ...f, until: f.until ? nextDay(f.until) : '', ...siteQuery() };
   const [lk, deps] = await Promise.all([lookups(), get('deployments', { ...api, limit: 1000 })]);
   const rows = list(deps);
   const form = h('form.inline', { id: 'history-filter', onsubmit: (ev) => {
@@ -33,7 +34,7 @@ export async function render(view, { args, query }) {
   h('button', { type: 'submit' }, 'Filter'));
   const csv = () => download(url('deployments', { ...api, format: 'csv', limit: 100000 }));
   clear(view).append(h('section.panel',
-    h('h2', 'Deployment history', h('span.muted', `${rows.length} shown`), h('span.spacer'),
+    h('h2', 'Deployment history', h('span.muted', `${rows.length} shown${currentSite() ? ` at site ${currentSite()}` : ''}`), h('span.spacer'),
       h('button', { id: 'history-csv', onclick: csv }, 'Export CSV')),
     h('div.toolbar', form),
     table([
@@ -43,6 +44,7 @@ export async function render(view, { args, query }) {
       { key: 'serial', label: 'Serial', render: (d) => h('a.mono', { href: `#/boards/${d.serial}` }, d.serial) },
       { key: 'venue', label: 'Venue' },
       { key: 'product', label: 'Product' },
+      { key: 'site', label: 'Site' },
       { key: 'batch_id', label: 'Batch', num: true, render: (d) => d.batch_id || '' },
       { key: 'image', label: 'Image' },
       { key: 'state', label: 'Result', render: (d) => pill(d.state === 'open' ? d.phase : d.state, d.state) },
@@ -70,6 +72,7 @@ async function detail(view, id) {
     h('dl.kv',
       h('dt', 'Board'), h('dd', h('a.mono', { href: `#/boards/${d.serial}` }, d.serial), d.mac ? h('span.muted.mono', ` ${d.mac}`) : null),
       h('dt', 'Venue · product'), h('dd', `${d.venue} · ${d.product}`),
+      h('dt', 'Site'), h('dd', d.site || '—'),
       h('dt', 'Batch'), h('dd', d.batch_id ? h('a', { href: `#/deployments?batch=${d.batch_id}` }, `#${d.batch_id}`) : '—'),
       h('dt', 'Image'), h('dd.mono', d.image),
       h('dt', 'Started'), h('dd', when(d.started_at)),

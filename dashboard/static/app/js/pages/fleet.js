@@ -88,8 +88,9 @@ function fillRow(el, r) {
   if (el.dataset.serial !== r.serial) el.dataset.serial = r.serial;
   if (el.dataset.phase !== r.phase) el.dataset.phase = r.phase;
   if (el.dataset.hostname !== (r.hostname || '')) el.dataset.hostname = r.hostname || '';
+  if (el.dataset.site !== (r.site || '')) el.dataset.site = r.site || '';
   set(refs.host, 'textContent', r.hostname || 'new board');
-  set(refs.meta, 'textContent', [r.display || r.serial, r.venue, r.product].filter(Boolean).join(' · '));
+  set(refs.meta, 'textContent', [r.display || r.serial, r.venue, r.product, r.site && `site ${r.site}`].filter(Boolean).join(' · '));
   set(refs.phase, 'data', PHASE_LABEL[r.phase] || r.phase);
   set(refs.detail, 'textContent', detail || '');
   set(refs.detail, 'hidden', !detail);
