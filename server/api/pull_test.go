@@ -43,6 +43,17 @@ type testSite struct {
 
 func startSite(t *testing.T, st *store.Store, name, dir string, wrap func(http.Handler) http.Handler) *testSite {
 	t.Helper()
+	s, err := newTestSite(st, name, dir, wrap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.stop)
+	return s
+}
+
+// newTestSite starts a site: its service on st with data directory dir, its API on
+// a loopback port (through wrap, when not nil), its images recorded.
+func newTestSite(st *store.Store, name, dir string, wrap func(http.Handler) http.Handler) (*testSite, error) {
 	ts := httptest.NewUnstartedServer(nil)
 	url := "http://" + ts.Listener.Addr().String()
 	svc := domain.New(st, events.New(0, 0), domain.Options{DataDir: dir, Site: name, PeerURL: url,
@@ -54,17 +65,18 @@ func startSite(t *testing.T, st *store.Store, name, dir string, wrap func(http.H
 	}
 	ts.Config.Handler = h
 	ts.Start()
-	ctx := context.Background()
-	if err := svc.Recover(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.RecordSiteImages(ctx); err != nil {
-		t.Fatal(err)
-	}
 	s := &testSite{name: name, dir: dir, svc: svc, ts: ts,
 		srv: &servertest.Server{URL: url, Token: siteToken, DataDir: dir, Client: client.New(url, siteToken)}}
-	t.Cleanup(s.stop)
-	return s
+	ctx := context.Background()
+	if err := svc.Recover(ctx); err != nil {
+		s.stop()
+		return nil, err
+	}
+	if err := svc.RecordSiteImages(ctx); err != nil {
+		s.stop()
+		return nil, err
+	}
+	return s, nil
 }
 
 // stop ends the site as a killed server would end: connections cut, background
