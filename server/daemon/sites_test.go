@@ -2,6 +2,7 @@ package daemon_test
 
 import (
 	"context"
+	"fmt"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
@@ -211,6 +212,20 @@ func TestImagePulledAcrossSitesOnPostgres(t *testing.T) {
 		t.Fatal("B never pulled three chunks through the proxy")
 	}
 	awaitSite(t, b, m.Name, "site-b", func(e mgmtapi.ImageSite) bool { return e.Bytes == holdAt })
+	// More boards while the pull runs: each is told to retry; the pull stays one.
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			code, r := postHello(t, b, fmt.Sprintf("10000000000000c%d", i))
+			if code != http.StatusOK || r.Action != agentapi.ActionRetry || !strings.Contains(r.Reason, "being pulled") {
+				t.Errorf("hello during the pull: %d %+v", code, r)
+			}
+		})
+	}
+	wg.Wait()
+	if asked := proxy.asked(); len(asked) != 1 {
+		t.Fatalf("requests to A during one pull: %q; want one", asked)
+	}
 	b.Kill()
 	proxy.unhold()
 	part := filepath.Join(b.DataDir, "images", m.Name+".img.zst.part")
