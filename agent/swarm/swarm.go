@@ -363,13 +363,8 @@ func rangeStart(h string) (int64, bool) {
 }
 
 // peerHas reports whether the piece holding compressed byte off should come from the
-// other boards rather than from the server: a connected peer says it has it; or it is
-// another board's share and the flasher does not need it soon. The share splits the
-// pieces among the boards of the swarm (this board's is every Kth piece from a random
-// offset, K the boards the server last listed, this one included), so that boards
-// that start together ask the server for different pieces instead of all for the
-// rarest, which at the start is every piece alike. A piece nobody's share covers is
-// fetched by a board whose flasher has waited shareWait within Readahead before it.
+// other boards rather than from the server: a connected peer says it has it, or the
+// share rule (leaveToPeers) says so.
 func (s *Swarm) peerHas(off int64) bool {
 	if s.t == nil || s.pieceLength <= 0 {
 		return false
@@ -380,11 +375,34 @@ func (s *Swarm) peerHas(off int64) bool {
 			return true
 		}
 	}
-	k := max(s.members.Load(), 1)
-	mine := (i+s.shareOffset)%k == 0
-	pos := s.readPos.Load()
-	waiting := time.Since(time.Unix(0, s.readAt.Load())) > shareWait
-	needed := waiting && off+s.pieceLength > pos && off < pos+s.cfg.Readahead
+	return leaveToPeers(share{
+		piece: i, pieceLength: s.pieceLength, members: s.members.Load(), offset: s.shareOffset,
+		readPos: s.readPos.Load(), readahead: s.cfg.Readahead,
+		stalled: time.Since(time.Unix(0, s.readAt.Load())),
+	})
+}
+
+// share is what the share rule decides on for one piece.
+type share struct {
+	piece, pieceLength int64
+	members            int64         // boards the server last listed, this one included
+	offset             int64         // this board's random place in the share
+	readPos, readahead int64         // the flasher's position and how far ahead it reads
+	stalled            time.Duration // how long the flasher has not moved
+}
+
+// leaveToPeers is the share rule: piece x.piece is left to the other boards unless
+// it is this board's share, or the flasher has waited shareWait within readahead
+// before it. The share splits the pieces among the boards of the swarm (this
+// board's is every Kth piece from a random offset, K the boards the server last
+// listed), so that boards that start together ask the server for different pieces
+// instead of all for the rarest, which at the start is every piece alike; a piece
+// whose board left is fetched by whoever's flasher needs it.
+func leaveToPeers(x share) bool {
+	k := max(x.members, 1)
+	mine := (x.piece+x.offset)%k == 0
+	off := x.piece * x.pieceLength
+	needed := x.stalled > shareWait && off+x.pieceLength > x.readPos && off < x.readPos+x.readahead
 	return !mine && !needed
 }
 
