@@ -150,6 +150,9 @@ func New(svc *domain.Service, opt Options) (*gin.Engine, *API) {
 	v1.POST("/session", a.login)
 	v1.DELETE("/session", a.logout)
 
+	v1.GET("/peer/images/:file", a.peerImage) // the peer credential, not an operator's
+	v1.HEAD("/peer/images/:file", a.peerImage)
+
 	r.GET("/metrics", a.auth, a.metrics) // Prometheus: bearer_token or authorization in the scrape config
 	m := v1.Group("", a.auth)
 	a.manageRoutes(m)
@@ -233,7 +236,7 @@ func (a *API) healthz(c *gin.Context) {
 				strconv.FormatInt(reserve, 10) + " kept free for the database"})
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"status": "ok", "version": a.opt.Version, "schema": v,
+	c.JSON(http.StatusOK, gin.H{"status": "ok", "version": a.opt.Version, "schema": v, "site": a.svc.Options().Site,
 		"uptime_s": int64(time.Since(a.started).Seconds())})
 }
 

@@ -50,6 +50,32 @@ func (a *API) download(c *gin.Context) {
 		fail(c, http.StatusNotFound, "no ready image file "+strconv.Quote(file), "")
 		return
 	}
+	a.serveImageFile(c, path, file, ctype, isImage)
+}
+
+// peerImage: GET/HEAD /api/v1/peer/images/NAME.img.zst?compressed_sha256=SUM — the
+// packed file for another site's server pulling it, with Range. It answers only
+// with the database's peer credential (Authorization: Bearer), only for the content
+// the other site asks for, and only when this site holds it whole. It takes no
+// board's stream slot.
+func (a *API) peerImage(c *gin.Context) {
+	file := c.Param("file")
+	name, ok := strings.CutSuffix(file, ".img.zst")
+	if !ok {
+		name = "" // not a packed image: 404 once the credential is checked
+	}
+	tok, _ := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+	path, err := a.svc.PeerImageFile(c.Request.Context(), tok, name, c.Query("compressed_sha256"))
+	if err != nil {
+		failErr(c, err)
+		return
+	}
+	a.serveImageFile(c, path, file, "application/zstd", false)
+}
+
+// serveImageFile serves path (a file in the images directory) as file, with Range;
+// count: it is a board's download, counted in the metrics.
+func (a *API) serveImageFile(c *gin.Context, path, file, ctype string, count bool) {
 	f, err := openRegular(filepath.Dir(path), filepath.Base(path))
 	if errors.Is(err, os.ErrNotExist) {
 		fail(c, http.StatusNotFound, "no ready image file "+strconv.Quote(file), "")
@@ -75,7 +101,7 @@ func (a *API) download(c *gin.Context) {
 	c.Header("Content-Type", ctype)
 	c.Header("Cache-Control", "no-cache")
 	w := &streamWriter{gw: c.Writer, m: a.Metrics, rc: http.NewResponseController(c.Writer), d: a.opt.WriteTimeout}
-	if !isImage || c.Request.Method == http.MethodHead {
+	if !count || c.Request.Method == http.MethodHead {
 		http.ServeContent(w, c.Request, file, fi.ModTime(), f)
 		return
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/rpi-deploy/rpi-deploy/server/domain"
+	"github.com/rpi-deploy/rpi-deploy/server/mgmtapi"
 )
 
 func (a *API) manageRoutes(m *gin.RouterGroup) {
@@ -50,6 +51,7 @@ func (a *API) manageRoutes(m *gin.RouterGroup) {
 	m.PUT("/images/:name/data", a.putData)
 	m.POST("/images/:name/activate", a.activateImage)
 	m.POST("/images/:name/p2p", a.setImageP2P)
+	m.POST("/images/:name/pull", a.pullImage)
 
 	m.GET("/batches", a.listBatches)
 	m.POST("/batches", a.postBatch)
@@ -297,6 +299,30 @@ func (a *API) activateImage(c *gin.Context) {
 	}
 	p, err := a.svc.ActivateImage(c.Request.Context(), c.Param("name"), b.Product, b.AllowNoFirstBoot)
 	ok(c, p, err)
+}
+
+// pullBody is the body of POST /images/:name/pull.
+type pullBody struct {
+	From string `json:"from"` // the site to pull from; "": any that holds it ready
+}
+
+// pullImage: POST /api/v1/images/:name/pull — start pulling a ready image from
+// another site (202 with where it stands; 200 when this site holds it already).
+func (a *API) pullImage(c *gin.Context) {
+	var b pullBody
+	if !bindJSON(c, &b, 4<<10) {
+		return
+	}
+	st, err := a.svc.PullImage(c.Request.Context(), c.Param("name"), b.From)
+	if err != nil {
+		failErr(c, err)
+		return
+	}
+	code := http.StatusAccepted
+	if st.State == mgmtapi.ImageReady {
+		code = http.StatusOK
+	}
+	c.JSON(code, st)
 }
 
 // p2pBody is the body of POST /images/:name/p2p and /batches/:id/p2p.

@@ -47,8 +47,9 @@ func TestSites(t *testing.T) {
 func TestSitesOnPostgres(t *testing.T) {
 	db := pgtest.Start(t).CreateDB(t)
 	north := servertest.Start(t, servertest.Options{DB: db, Args: []string{"--site", "north"}})
-	north.Setup(t, servertest.Fleet{Venue: "ARIA", Product: "RXP2", Count: 10, Image: testImage(t)})
+	fleet := north.Setup(t, servertest.Fleet{Venue: "ARIA", Product: "RXP2", Count: 10, Image: testImage(t)})
 	south := servertest.Start(t, servertest.Options{DB: db, Args: []string{"--site", "south"}})
+	south.PullImage(t, fleet.ImageName) // south deploys only what its own data directory holds
 	first := hello(t, north, helloOf(1))
 	hello(t, north, helloOf(2))
 	if again := hello(t, south, helloOf(1)); again.Deployment == nil || again.Deployment.ID != first.Deployment.ID ||

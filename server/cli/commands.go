@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
@@ -62,6 +63,7 @@ func init() {
 		{name: "image show", args: "NAME", help: "print an image's manifest", run: cmdImageShow},
 		{name: "image activate", flags: "product allow-no-first-boot:bool", args: "NAME --product CODE [--allow-no-first-boot]", help: "make an image the product's active image (one without a first-boot mechanism needs --allow-no-first-boot)", run: cmdImageActivate},
 		{name: "image set", flags: "p2p", args: "NAME --p2p on|off|inherit", help: "set an image's peer-to-peer mode (inherit: rpi-deployd --p2p decides; a batch's own mode goes first)", run: cmdImageSet},
+		{name: "image pull", flags: "from", args: "NAME [--from SITE]", help: "fetch a ready image from another site's server into this one (resumable, verified against the manifest); waits and shows the progress", run: cmdImagePull},
 		{name: "image rm", args: "NAME", help: "delete an unused image", run: cmdImageRm},
 		{name: "batch add", flags: "venue product image count:int priority:int paused:bool note allow-no-first-boot:bool", args: "--venue CODE --product CODE [--count N] [--image NAME] [--priority N] [--paused] [--note TEXT] [--allow-no-first-boot]", help: "create a batch (count 0 = open-ended; --paused creates it pending: batch resume starts it; an image without a first-boot mechanism needs --allow-no-first-boot)", run: cmdBatchAdd},
 		{name: "batch list", flags: "state", args: "[--state S]", help: "list batches and their progress", run: cmdBatchList},
@@ -377,10 +379,28 @@ func cmdImageList(ctx context.Context, x *ctxt) error {
 			if st == mgmtapi.ImageUploading {
 				st = fmt.Sprintf("uploading %d%%", i.Uploaded*100/max(1, i.CompressedSize))
 			}
-			rows = append(rows, []string{i.Name, st, progress.Bytes(i.Size), progress.Bytes(i.CompressedSize), i.FirstBoot, strings.Join(i.ActiveFor, ","), i.SHA256[:12]})
+			rows = append(rows, []string{i.Name, st, progress.Bytes(i.Size), progress.Bytes(i.CompressedSize), i.FirstBoot,
+				strings.Join(i.ActiveFor, ","), imageSites(i.Image), i.SHA256[:12]})
 		}
-		x.table([]string{"NAME", "STATE", "SIZE", "COMPRESSED", "FIRST BOOT", "ACTIVE FOR", "SHA256"}, rows)
+		x.table([]string{"NAME", "STATE", "SIZE", "COMPRESSED", "FIRST BOOT", "ACTIVE FOR", "SITES", "SHA256"}, rows)
 	})
+}
+
+// imageSites is an image's sites for the table: "main,north(pulling 40%)"; "-"
+// when none has recorded it.
+func imageSites(img mgmtapi.Image) string {
+	if len(img.Sites) == 0 {
+		return "-"
+	}
+	var parts []string
+	for _, s := range img.Sites {
+		p := s.Site
+		if s.State != mgmtapi.ImageSiteReady {
+			p += fmt.Sprintf("(%s %d%%)", s.State, s.Bytes*100/max(1, img.CompressedSize))
+		}
+		parts = append(parts, p)
+	}
+	return strings.Join(parts, ",")
 }
 
 func cmdImageShow(ctx context.Context, x *ctxt) error {
@@ -437,6 +457,74 @@ func cmdBatchSet(ctx context.Context, x *ctxt) error {
 		return err
 	}
 	return show(x, b, func(b mgmtapi.Batch) { fmt.Fprintf(x.out, "batch %d: p2p %s\n", b.ID, b.P2P) })
+}
+
+// pullPoll is how often `image pull` asks how far the pull is.
+const pullPoll = 500 * time.Millisecond
+
+// cmdImagePull starts the pull of an image from another site (POST
+// /images/NAME/pull) and follows it (GET /images/NAME, this site's entry in its
+// sites) until this site holds it ready, or the pull stops with an error.
+func cmdImagePull(ctx context.Context, x *ctxt) error {
+	name, err := x.arg(0, "NAME")
+	if err != nil {
+		return err
+	}
+	var st mgmtapi.UploadState
+	if err := x.c.Post(ctx, v1+"/images/"+url.PathEscape(name)+"/pull", map[string]string{"from": x.flagStr("from")}, &st); err != nil {
+		return err
+	}
+	var health struct {
+		Site string `json:"site"`
+	}
+	if err := x.c.Get(ctx, "/healthz", nil, &health); err != nil {
+		return err
+	}
+	site := health.Site
+	bar := progress.Start(x.env.Stderr, "pulling "+name, st.Size)
+	bar.Add(st.Offset)
+	for st.State != mgmtapi.ImageReady {
+		select {
+		case <-ctx.Done():
+			bar.Finish(false)
+			return ctx.Err()
+		case <-time.After(pullPoll):
+		}
+		var img mgmtapi.ImageView
+		if err := x.c.Get(ctx, v1+"/images/"+url.PathEscape(name), nil, &img); err != nil {
+			bar.Finish(false)
+			return err
+		}
+		me, ok := pullingSite(img, site)
+		if !ok {
+			continue // not recorded yet
+		}
+		if d := me.Bytes - bar.Done(); d != 0 {
+			bar.Add(d)
+		}
+		if me.State == mgmtapi.ImageSiteReady {
+			st.State = mgmtapi.ImageReady
+			break
+		}
+		if me.Error != "" {
+			bar.Finish(false)
+			return fmt.Errorf("pull of image %q stopped at %d of %d bytes: %s (run image pull again to continue from there)",
+				name, me.Bytes, st.Size, me.Error)
+		}
+	}
+	bar.Finish(true)
+	fmt.Fprintf(x.out, "image %s ready at this site\n", name)
+	return nil
+}
+
+// pullingSite finds the entry of site among an image's sites.
+func pullingSite(img mgmtapi.ImageView, site string) (mgmtapi.ImageSite, bool) {
+	for _, s := range img.Sites {
+		if s.Site == site {
+			return s, true
+		}
+	}
+	return mgmtapi.ImageSite{}, false
 }
 
 func cmdImageRm(ctx context.Context, x *ctxt) error {

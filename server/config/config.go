@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -139,6 +140,12 @@ type Config struct {
 	// measuring the server under load. Default "": off. Any other address is refused:
 	// the profiler tells a caller everything the process holds.
 	PprofListen string `json:"pprof_listen,omitempty"`
+	// PeerURL is the base URL at which the other sites' servers reach this one to
+	// pull the images it holds (its management listener: http:// or https://, host
+	// and port as they can reach it). Default: the scheme and port of Listen with
+	// this machine's host name when Listen has no host (or a wildcard one), else
+	// Listen's host.
+	PeerURL string `json:"peer_url,omitempty"`
 	// Netboot holds the DHCP/TFTP settings (see server/dhcp, server/tftp). Kept raw
 	// here so that those packages own their fields.
 	Netboot json.RawMessage `json:"netboot,omitempty"`
@@ -320,6 +327,12 @@ func (c Config) Validate() error {
 	if err := checkLoopback(c.PprofListen); err != nil {
 		return fmt.Errorf("pprof_listen %q: %w", c.PprofListen, err)
 	}
+	if c.PeerURL != "" {
+		if u, err := url.Parse(c.PeerURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			u.User != nil || u.RawQuery != "" {
+			return fmt.Errorf("peer_url %q: want http://HOST:PORT or https://HOST:PORT (a base URL, no credentials, no query)", c.PeerURL)
+		}
+	}
 	if c.Token != "" && len(c.Token) < 16 {
 		return fmt.Errorf("token: at least 16 characters")
 	}
@@ -345,6 +358,24 @@ func (c Config) Validate() error {
 		return fmt.Errorf("tls %q: want off, self-signed or files", c.TLS)
 	}
 	return nil
+}
+
+// DefaultPeerURL is the peer URL of a server whose management listener listens on
+// addr (as bound, e.g. "[::]:8080"), with TLS or not: the host of addr, or, when
+// that is empty or a wildcard address, hostname.
+func DefaultPeerURL(addr string, tls bool, hostname string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = hostname
+	}
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
 }
 
 // TLSMode is the effective TLS setting: "off", "self-signed", "files", or TLS as

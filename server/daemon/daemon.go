@@ -19,7 +19,6 @@ import (
 	"strings"
 
 	"github.com/rpi-deploy/rpi-deploy/server/config"
-	"github.com/rpi-deploy/rpi-deploy/server/domain"
 	"github.com/rpi-deploy/rpi-deploy/server/netboot"
 )
 
@@ -61,10 +60,10 @@ func Parse(args []string, getenv func(string) string, stderr io.Writer) (Options
 	tlsCert := fs.String("tls-cert", "", "PEM `file` of the management listener's certificate chain (implies --tls files)")
 	tlsKey := fs.String("tls-key", "", "PEM `file` of the certificate's key")
 	p2p := fs.String("p2p", "", "peer-to-peer image distribution between boards: on or off (default off)")
-	site := fs.String("site", "", "this server's site `name` ([a-z0-9-]{1,32}), recorded on its boards, deployments and events (default "+domain.DefaultSite+")")
 	p2pSeedFor := fs.Duration("p2p-seed-for", 0, "how long a verified board keeps serving pieces to the others, at most (default 10m)")
 	diskReserve := fs.Int64("disk-reserve", 0, "`bytes` of the data directory's file system that uploads leave free for the database (default 64 MiB)")
 	after := fs.String("after", "", "what a board does once its card is verified: reboot, poweroff or wait (default reboot)")
+	sites := addSiteFlags(fs)
 	limits := deploymentFlags(fs)
 	nbFlags := netboot.AddFlags(fs)
 	httpFl := addHTTPFlags(fs)
@@ -93,7 +92,7 @@ func Parse(args []string, getenv func(string) string, stderr io.Writer) (Options
 		v   string
 		dst *string
 	}{{*data, &cfg.Data}, {*db, &cfg.DB}, {*listen, &cfg.Listen}, {*token, &cfg.Token}, {*logLevel, &cfg.LogLevel}, {*after, &cfg.After},
-		{*tlsMode, &cfg.TLS}, {*p2p, &cfg.P2P}, {*site, &cfg.Site}, {*tlsCert, &cfg.TLSCert}, {*tlsKey, &cfg.TLSKey}} {
+		{*tlsMode, &cfg.TLS}, {*p2p, &cfg.P2P}, {*tlsCert, &cfg.TLSCert}, {*tlsKey, &cfg.TLSKey}} {
 		if f.v != "" {
 			*f.dst = f.v
 		}
@@ -110,8 +109,7 @@ func Parse(args []string, getenv func(string) string, stderr io.Writer) (Options
 	if *p2pSeedFor > 0 {
 		cfg.P2PSeedFor = config.Duration(*p2pSeedFor)
 	}
-	httpFl.apply(cfg)
-	limits.apply(cfg)
+	applyFlags(cfg, httpFl, limits, sites)
 	*cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return opt, err

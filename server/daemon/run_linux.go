@@ -39,6 +39,7 @@ type Daemon struct {
 
 	g     *errgroup.Group
 	store *store.Store
+	svc   *domain.Service
 }
 
 // Run is Start, then Wait: it serves until ctx ends.
@@ -81,13 +82,19 @@ func Start(ctx context.Context, opt Options) (d *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	svc := newService(st, bus, cfg, log)
-	if err := svc.Recover(ctx); err != nil {
+	d, lns, err = listen(cfg, stderr)
+	if err != nil {
 		return nil, err
 	}
-	if err := svc.RecordSite(ctx); err != nil {
+	svc, err := startService(ctx, st, bus, cfg, lns[0], log)
+	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			svc.Close()
+		}
+	}()
 	if cfg.Token == "" {
 		log.Warn("no admin token (--token, RPI_DEPLOY_TOKEN or config): the management API accepts user sessions only")
 	}
@@ -97,19 +104,8 @@ func Start(ctx context.Context, opt Options) (d *Daemon, err error) {
 	prepareSwarms(ctx, swarms, svc, cfg.P2P == "on", log)
 	engine := newEngine(svc, cfg, opt.Version, streamsDone, lim, swarms, relay, log)
 
-	d, lns, err = listen(cfg, stderr)
-	if err != nil {
-		return nil, err
-	}
-	d.store = st
-	// DHCP and TFTP (server/netboot): after the HTTP listeners, whose port the agent
-	// URL carries.
-	agentLn := lns[0].ln
-	if len(lns) > 1 {
-		agentLn = lns[1].ln
-	}
-	nb, err := netboot.Start(ctx, opt.Netboot, netboot.Deps{Store: st, Site: cfg.Site, Boards: svc, Logger: log,
-		HTTPPort: agentLn.Addr().(*net.TCPAddr).Port})
+	d.store, d.svc = st, svc
+	nb, err := startNetboot(ctx, opt.Netboot, st, svc, cfg.Site, lns, log)
 	if err != nil {
 		return nil, err
 	}
@@ -132,10 +128,22 @@ func Start(ctx context.Context, opt Options) (d *Daemon, err error) {
 		close(streamsDone)
 		return nil
 	})
-	log.Info("rpi-deployd started", "version", opt.Version, "data", cfg.Data, "db", st.Where(), "max_streams", cfg.MaxStreams)
+	log.Info("rpi-deployd started", "version", opt.Version, "data", cfg.Data, "db", st.Where(), "max_streams", cfg.MaxStreams,
+		"site", svc.Options().Site, "peer_url", svc.Options().PeerURL)
 	log.Info("netboot", nb.Describe()...)
 	fmt.Fprintf(stderr, "%s%s\n", LineListening, d.URL)
 	return d, nil
+}
+
+// startNetboot starts DHCP and TFTP (server/netboot): after the HTTP listeners,
+// whose port the agent URL carries (the agent-only listener's, when there is one).
+func startNetboot(ctx context.Context, c netboot.Config, st *store.Store, svc *domain.Service, site string, lns []listener, log *slog.Logger) (*netboot.Services, error) {
+	agentLn := lns[0].ln
+	if len(lns) > 1 {
+		agentLn = lns[1].ln
+	}
+	return netboot.Start(ctx, c, netboot.Deps{Store: st, Site: site, Boards: svc, Logger: log,
+		HTTPPort: agentLn.Addr().(*net.TCPAddr).Port})
 }
 
 // listener is one HTTP listener: the management one (which also answers agents
@@ -161,7 +169,7 @@ func newService(st *store.Store, bus *events.Bus, cfg config.Config, log *slog.L
 	return domain.New(st, bus, domain.Options{DataDir: cfg.Data, Site: cfg.Site, MaxStreams: cfg.MaxStreams,
 		StaleAfter: time.Duration(cfg.StaleAfter), RetryAfter: time.Duration(cfg.RetryAfter), After: cfg.After, Logger: log,
 		DiskReserve: cfg.DiskReserve,
-		ClaimWindow: time.Duration(cfg.ClaimWindow), ClaimTimeout: time.Duration(cfg.ClaimTimeout),
+		ClaimWindow: time.Duration(cfg.ClaimWindow), ClaimTimeout: time.Duration(cfg.ClaimTimeout), PeerURL: cfg.PeerURL,
 		MaxOpenPerSource: cfg.MaxOpenPerSource, NewSerialsPerMinute: cfg.NewSerialsPerMinute,
 		EventsPerBoard: cfg.EventsPerBoard, OverLimitDelay: time.Duration(cfg.OverLimitDelay), ForgetBoardsAfter: time.Duration(cfg.ForgetBoardsAfter)})
 }
@@ -247,6 +255,7 @@ func serveHTTP(ctx context.Context, g *errgroup.Group, l listener, srv *http.Ser
 // closed. It returns the first error that stopped it.
 func (d *Daemon) Wait() error {
 	err := d.g.Wait()
+	d.svc.Close()
 	if cerr := d.store.Close(); err == nil {
 		err = cerr
 	}

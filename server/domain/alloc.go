@@ -123,6 +123,11 @@ func (s *Service) allocate(ctx context.Context, t *store.Tx, bt store.Batch, ser
 	if err != nil {
 		return a, "", err
 	}
+	if !s.isLocal(a.img) {
+		if why, err := s.imageHere(ctx, t, a.img); err != nil || why != "" {
+			return a, why, err
+		}
+	}
 	hostname, reason, err := s.hostnameFor(ctx, t, a.product, bt.Venue, serial)
 	if err != nil || reason != "" {
 		return a, reason, err

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"path/filepath"
 	"sync"
 	"time"
@@ -104,6 +106,13 @@ type Options struct {
 	// ForgetBoardsAfter: a board that never got a deployment nor a name is deleted
 	// after this long without a hello. Default 7 days (168h).
 	ForgetBoardsAfter time.Duration
+	// PeerURL is the base URL at which this server answers the other sites' servers
+	// (rpi-deployd --peer-url): recorded with every image this site holds, so that a
+	// site without it can pull it from here. "" records none (no site pulls from here).
+	PeerURL string
+	// PeerClient makes the requests of pulls from other sites. nil: a client that
+	// gives up on a connection silent for a minute.
+	PeerClient *http.Client
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// Site is the server's site name (rpi-deployd serve --site, [a-z0-9-]{1,32}),
@@ -133,6 +142,16 @@ type Service struct {
 
 	batchPubMu  sync.Mutex
 	batchPubDue map[int64]bool // batches whose batch.changed is about to be read and published
+
+	siteMu   sync.Mutex
+	local    map[string]string   // image name → compressed SHA-256 this data directory holds whole and verified
+	pulls    map[string]*pullRun // the last pull of each image, running or finished
+	token    string              // the database's peer credential, once read
+	peerHTTP *http.Client
+
+	bg     context.Context // ends at Close: background pulls run in it
+	bgStop context.CancelFunc
+	bgWG   sync.WaitGroup
 }
 
 // New builds the service over an open store and an event bus (nil bus: no events).
@@ -177,9 +196,17 @@ func New(st *store.Store, bus *events.Bus, opt Options) *Service {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	peerHTTP := opt.PeerClient
+	if peerHTTP == nil {
+		peerHTTP = &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment,
+			DialContext:         (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSHandshakeTimeout: 30 * time.Second, ResponseHeaderTimeout: time.Minute, IdleConnTimeout: time.Minute}}
+	}
+	bg, stop := context.WithCancel(context.Background())
 	return &Service{st: st, bus: bus, opt: opt, log: log, imgs: filepath.Join(opt.DataDir, "images"), uploads: map[string]bool{},
 		batchPubDue: map[int64]bool{},
-		newSerials:  sourceLimiter{perMinute: opt.NewSerialsPerMinute}}
+		newSerials:  sourceLimiter{perMinute: opt.NewSerialsPerMinute},
+		local:       map[string]string{}, pulls: map[string]*pullRun{}, peerHTTP: peerHTTP, bg: bg, bgStop: stop}
 }
 
 // Bus is the event bus.
@@ -208,3 +235,6 @@ func (s *Service) now() time.Time { return s.opt.Now().UTC() }
 
 // publish is called after a commit.
 func (s *Service) publish(typ string, data any) { s.bus.Publish(typ, data) }
+
+// Store is the store the service runs on.
+func (s *Service) Store() *store.Store { return s.st }

@@ -258,38 +258,18 @@ func (s *Service) AppendImage(ctx context.Context, name string, offset int64, r 
 	return s.finishUpload(ctx, img)
 }
 
-// finishUpload checks a complete upload and makes the image ready.
+// finishUpload checks a complete upload and makes the image ready (and ready at
+// this site).
 func (s *Service) finishUpload(ctx context.Context, img store.Image) (UploadState, error) {
-	part := s.partFile(img.Name)
-	f, err := os.Open(part)
+	n, sum, err := s.installPart(img)
 	if err != nil {
-		return UploadState{}, err
-	}
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	f.Close()
-	if err != nil {
-		return UploadState{}, fmt.Errorf("hash upload %q: %w", part, err)
-	}
-	sum := hex.EncodeToString(h.Sum(nil))
-	if n != img.CompressedSize || (img.CompressedSHA256 != "" && sum != img.CompressedSHA256) {
-		os.Truncate(part, 0)
-		return UploadState{Name: img.Name, State: store.ImageUploading, Size: img.CompressedSize},
-			fmt.Errorf("image %q: %d bytes with sha256 %s, manifest says %d bytes with sha256 %s (upload discarded; send it again): %w",
-				img.Name, n, sum, img.CompressedSize, img.CompressedSHA256, ErrDigest)
-	}
-	if err := writeFileSync(s.ManifestFile(img.Name), []byte(img.Manifest)); err != nil {
-		return UploadState{}, err
-	}
-	if err := os.Rename(part, s.ImageFile(img.Name)); err != nil {
-		return UploadState{}, err
-	}
-	if d, err := os.Open(s.imgs); err == nil {
-		d.Sync()
-		d.Close()
+		return UploadState{Name: img.Name, State: store.ImageUploading, Size: img.CompressedSize}, err
 	}
 	err = s.st.Update(ctx, func(t *store.Tx) error {
 		if err := t.SetImageReady(ctx, img.Name); err != nil {
+			return err
+		}
+		if err := t.PutImageSite(ctx, s.siteRow(img, store.SiteReady, n, "")); err != nil {
 			return err
 		}
 		return t.Audit(ctx, Actor(ctx), "image.ready", img.Name, fmt.Sprintf("compressed %d bytes sha256 %s", n, sum))
@@ -297,11 +277,46 @@ func (s *Service) finishUpload(ctx context.Context, img store.Image) (UploadStat
 	if err != nil {
 		return UploadState{}, err
 	}
-	if i, err := s.st.Image(ctx, img.Name); err == nil {
-		s.publish(events.ImageChanged, wireImage(i))
-	}
+	s.setLocal(img.Name, img.CompressedSHA256)
+	s.publishImage(ctx, img.Name)
 	s.log.Info("image ready", "image", img.Name, "compressed_size", n)
 	return UploadState{Name: img.Name, State: store.ImageReady, Offset: n, Size: n}, nil
+}
+
+// installPart checks the whole .part file of img against its manifest (length and
+// compressed_sha256) and, when it matches, writes the manifest file beside it and
+// renames the .part into place: the check both an upload and a pull from a peer site
+// end with. A mismatch empties the .part file (its bytes cannot be told good from
+// bad) and wraps ErrDigest.
+func (s *Service) installPart(img store.Image) (n int64, sum string, err error) {
+	part := s.partFile(img.Name)
+	f, err := os.Open(part)
+	if err != nil {
+		return 0, "", err
+	}
+	h := sha256.New()
+	n, err = io.Copy(h, f)
+	f.Close()
+	if err != nil {
+		return 0, "", fmt.Errorf("hash upload %q: %w", part, err)
+	}
+	sum = hex.EncodeToString(h.Sum(nil))
+	if n != img.CompressedSize || (img.CompressedSHA256 != "" && sum != img.CompressedSHA256) {
+		os.Truncate(part, 0)
+		return n, sum, fmt.Errorf("image %q: %d bytes with sha256 %s, manifest says %d bytes with sha256 %s (bytes discarded; send them again): %w",
+			img.Name, n, sum, img.CompressedSize, img.CompressedSHA256, ErrDigest)
+	}
+	if err := writeFileSync(s.ManifestFile(img.Name), []byte(img.Manifest)); err != nil {
+		return n, sum, err
+	}
+	if err := os.Rename(part, s.ImageFile(img.Name)); err != nil {
+		return n, sum, err
+	}
+	if d, err := os.Open(s.imgs); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return n, sum, nil
 }
 
 func writeFileSync(path string, data []byte) error {
@@ -391,11 +406,15 @@ func (s *Service) DeleteImage(ctx context.Context, name string) error {
 		if err := t.ClearImageEverywhere(ctx, name); err != nil {
 			return err
 		}
+		if err := t.DeleteImageSites(ctx, name); err != nil {
+			return err
+		}
 		return t.Audit(ctx, Actor(ctx), "image.delete", name, "")
 	})
 	if err != nil {
 		return err
 	}
+	s.setLocal(name, "")
 	s.publish(events.ImageChanged, map[string]any{"name": name, "deleted": true})
 	return nil
 }

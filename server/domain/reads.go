@@ -89,7 +89,7 @@ func (s *Service) Image(ctx context.Context, name string) (mgmtapi.ImageView, er
 }
 
 func (s *Service) imageView(ctx context.Context, img store.Image, products []store.Product) mgmtapi.ImageView {
-	v := mgmtapi.ImageView{Image: wireImage(img), ActiveFor: []string{}, URL: ImagePath(img.Name), ManifestURL: ManifestPath(img.Name)}
+	v := mgmtapi.ImageView{Image: s.wireImageSites(ctx, img), ActiveFor: []string{}, URL: ImagePath(img.Name), ManifestURL: ManifestPath(img.Name)}
 	if st, err := s.Upload(ctx, img.Name); err == nil {
 		v.Uploaded = st.Offset
 	}

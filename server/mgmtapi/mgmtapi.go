@@ -134,7 +134,28 @@ type Image struct {
 	// P2P is the image's peer-to-peer mode: "on", "off" or "inherit" (rpi-deployd
 	// --p2p decides), unless its batch says otherwise.
 	P2P string `json:"p2p"`
+	// Sites are the servers (rpi-deployd --site) that hold the image or are pulling
+	// it, by site name; empty when no site has recorded it (a server before
+	// migration 0035, or an event that does not carry them).
+	Sites []ImageSite `json:"sites,omitempty"`
 }
+
+// ImageSite is one site's copy of an image.
+type ImageSite struct {
+	Site   string `json:"site"`
+	State  string `json:"state"`            // ImageSitePulling or ImageSiteReady
+	Bytes  int64  `json:"bytes"`            // verified bytes held (the compressed size when ready)
+	Source string `json:"source,omitempty"` // the site it was pulled from; "" for an upload
+	// Error is why the last pull of this site stopped, as that server said it; ""
+	// when it did not fail. Only the pulling server knows it (not stored).
+	Error string `json:"error,omitempty"`
+}
+
+// Image site states.
+const (
+	ImageSitePulling = "pulling"
+	ImageSiteReady   = "ready"
+)
 
 // ImageView is an image with where its upload stands and which products use it.
 type ImageView struct {

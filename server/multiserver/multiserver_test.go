@@ -46,12 +46,16 @@ func startServers(t *testing.T, n int, db string) []*servertest.Server {
 	return srvs
 }
 
-// setupBatch makes, through srv, an active batch of batchNames KXP2 boards at
-// venue CORO with a pool of exactly batchNames names.
-func setupBatch(t *testing.T, srv *servertest.Server) {
+// setupBatch makes, through srvs[0], an active batch of batchNames KXP2 boards at
+// venue CORO with a pool of exactly batchNames names; the other servers (sites)
+// pull its image before the boards come, so that every server can answer them.
+func setupBatch(t *testing.T, srvs []*servertest.Server) {
 	t.Helper()
 	img := servertest.PackedImage(t, t.TempDir(), "multi", 1<<20, 0)
-	srv.Setup(t, servertest.Fleet{Venue: "CORO", Product: "KXP2", Count: batchNames, Image: img})
+	info := srvs[0].Setup(t, servertest.Fleet{Venue: "CORO", Product: "KXP2", Count: batchNames, Image: img})
+	for _, s := range srvs[1:] {
+		s.PullImage(t, info.ImageName)
+	}
 }
 
 func urls(srvs []*servertest.Server) []string {
@@ -118,7 +122,7 @@ func checkAnswers(t *testing.T, f *fleetRun) {
 // file, and each board's hello answered the same afterwards.
 func TestOneServerKilledMidBatchSQLite(t *testing.T) {
 	srvs := startServers(t, 1, "")
-	setupBatch(t, srvs[0])
+	setupBatch(t, srvs)
 	bs := boards(0x51, fleetBoards)
 	f := &fleetRun{urls: urls(srvs), names: batchNames}
 	out := runWithFault(t, f, bs, acked(f, killAfter), func() {

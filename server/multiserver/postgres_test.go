@@ -36,7 +36,7 @@ func TestThreeServersOneKilledMidBatch(t *testing.T) {
 	pg := pgtest.Start(t)
 	dsn := pg.CreateDB(t)
 	srvs := startServers(t, 3, dsn)
-	setupBatch(t, srvs[0])
+	setupBatch(t, srvs)
 	bs := boards(0x3a, fleetBoards)
 	f := &fleetRun{urls: urls(srvs), names: batchNames}
 	// The victim is the server that has acknowledged most names: it dies with names
@@ -93,7 +93,7 @@ func TestPostgresRestartedMidBatch(t *testing.T) {
 			pg := pgtest.Start(t)
 			dsn := pg.CreateDB(t)
 			srvs := startServers(t, 3, dsn)
-			setupBatch(t, srvs[0])
+			setupBatch(t, srvs)
 			bs := boards(0x9b, 200)
 			f := &fleetRun{urls: urls(srvs), names: batchNames, spread: 40 * time.Millisecond}
 			var retriesDown, ackedDown, ackedUp int64

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/pack"
@@ -106,4 +107,45 @@ func PackedImage(t testing.TB, dir, name string, size int64, chunk int64) string
 	}
 	os.Remove(raw)
 	return out
+}
+
+// PullImage brings image name to this server from a server of another site that
+// holds it (servers on one database, each with its own data directory: POST
+// /api/v1/images/NAME/pull) and waits until this server holds it ready, for at most
+// a minute. A server deploys only images its own data directory holds: a hello at
+// it for an image only another site holds is answered retry while it pulls.
+func (s *Server) PullImage(t testing.TB, name string) {
+	t.Helper()
+	ctx := context.Background()
+	var health struct {
+		Site string `json:"site"`
+	}
+	if err := s.Do(ctx, http.MethodGet, "/healthz", nil, &health); err != nil {
+		t.Fatalf("healthz: %v", err)
+	}
+	if err := s.Do(ctx, http.MethodPost, "/api/v1/images/"+name+"/pull", map[string]string{}, nil); err != nil {
+		t.Fatalf("pull %s: %v", name, err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var v mgmtapi.ImageView
+		if err := s.Do(ctx, http.MethodGet, "/api/v1/images/"+name, nil, &v); err != nil {
+			t.Fatalf("image %s: %v", name, err)
+		}
+		for _, e := range v.Sites {
+			if e.Site != health.Site {
+				continue
+			}
+			if e.State == mgmtapi.ImageSiteReady {
+				return
+			}
+			if e.Error != "" {
+				t.Fatalf("pull %s to site %s: %s", name, health.Site, e.Error)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pull %s to site %s: not ready after a minute (sites %+v)", name, health.Site, v.Sites)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

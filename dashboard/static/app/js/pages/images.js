@@ -35,6 +35,7 @@ export async function render(view, { args }) {
         { key: 'first_boot', label: 'First boot', render: (i) => i.first_boot || 'none' },
         { key: 'os_release', label: 'OS' },
         { key: 'active', label: 'Active for', render: (i) => activeFor(i).map((c) => pill(c, 'ok')) },
+        { key: 'sites', label: 'Sites', render: (i) => siteCells(i) },
         { key: 'created_at', label: 'Added', render: (i) => when(i.created_at) },
         { key: 'actions', label: '', render: (i) => h('div.actions',
           i.state === 'ready' ? h('button.small', { onclick: () => activate(i) }, 'Activate') : null,
@@ -43,6 +44,16 @@ export async function render(view, { args }) {
             render(view, { args });
           }) }, 'Delete')) },
       ], list(images), { empty: 'No image yet: upload one packed by rpi-image.' })));
+}
+
+// siteCells shows which sites (servers on the shared database) hold an image: a
+// ready site as a pill; a pulling one with its verified bytes of the compressed
+// size, and why its last pull stopped, if it did.
+function siteCells(img) {
+  return (img.sites || []).map((s) => s.state === 'ready'
+    ? pill(s.site, 'ok')
+    : h('span.site', { title: s.error || '' }, pill(`${s.site} ${s.state}`, s.error ? 'failed' : 'uploading'),
+      h('span.muted', ` ${bytes(s.bytes)} of ${bytes(img.compressed_size)}${s.error ? ` — ${s.error}` : ''}`)));
 }
 
 async function detail(view, name) {
@@ -56,6 +67,7 @@ async function detail(view, name) {
       h('dt', 'Chunks'), h('dd', `${(m.chunks || []).length} × ${bytes(m.chunk_size)}`),
       h('dt', 'First boot'), h('dd', m.first_boot || 'none'),
       h('dt', 'OS'), h('dd', m.os_release || '—'),
+      h('dt', 'Sites'), h('dd', { id: 'image-sites' }, (img.sites || []).length ? siteCells(img) : '—'),
       h('dt', 'Created'), h('dd', m.created || '—'),
       h('dt', 'Source'), h('dd', m.source || '—')),
     h('h3', 'Partitions'),
