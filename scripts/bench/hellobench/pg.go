@@ -10,8 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/rpi-deploy/rpi-deploy/scripts/bench/benchkit"
+	"github.com/rpi-deploy/rpi-deploy/server/client"
+	"github.com/rpi-deploy/rpi-deploy/server/mgmtapi"
 )
 
 // runPG is `hellobench pg -db URL`: the same bursts of new boards (-boards hellos
@@ -60,16 +63,23 @@ func runPG() error {
 	for i := range *servers {
 		// Started one after the other: the first migrates the empty database.
 		p, err := benchkit.StartDeployd(*bin, filepath.Join(work, fmt.Sprintf("pg%d", i)), benchToken, os.Stderr,
-			append(serveArgs(), "--db", *db)...)
+			append(serveArgs(), "--db", *db, "--site", fmt.Sprintf("pg%d", i))...)
 		if err != nil {
 			return fmt.Errorf("rpi-deployd %d on PostgreSQL: %w", i, err)
 		}
 		defer p.Stop()
 		urls = append(urls, p.URL)
 	}
-	// The batch and the image record live in the shared database: set up once.
-	if _, err := benchkit.Setup(ctx, urls[0], benchToken, img, "RXP2", 0); err != nil {
+	// The batch and the image record live in the shared database: set up once; the
+	// other sites pull the image from pg0, as a second site does before its boards.
+	m, err := benchkit.Setup(ctx, urls[0], benchToken, img, "RXP2", 0)
+	if err != nil {
 		return fmt.Errorf("set up the PostgreSQL servers: %w", err)
+	}
+	for i, u := range urls[1:] {
+		if err := pullImage(ctx, u, m.Name, fmt.Sprintf("pg%d", i+1)); err != nil {
+			return err
+		}
 	}
 
 	var ours, base []float64
@@ -81,4 +91,29 @@ func runPG() error {
 	benchkit.Line("hello-p50"+name, benchkit.Percentile(ours, 50), benchkit.Percentile(base, 50))
 	benchkit.Line("hello-p99"+name, benchkit.Percentile(ours, 99), benchkit.Percentile(base, 99))
 	return nil
+}
+
+// pullImage has the server at url (site) pull image name from site pg0 and waits
+// until the image is ready there.
+func pullImage(ctx context.Context, url, name, site string) error {
+	c := client.New(url, benchToken)
+	path := "/api/v1/images/" + name
+	if err := c.Post(ctx, path+"/pull", map[string]string{"from": "pg0"}, nil); err != nil {
+		return fmt.Errorf("pull %s to %s: %w", name, site, err)
+	}
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		var img mgmtapi.ImageView
+		if err := c.Get(ctx, path, nil, &img); err != nil {
+			return err
+		}
+		for _, s := range img.Sites {
+			if s.Site == site && s.State == mgmtapi.ImageSiteReady {
+				return nil
+			}
+			if s.Site == site && s.Error != "" {
+				return fmt.Errorf("pull %s to %s: %s", name, site, s.Error)
+			}
+		}
+	}
+	return fmt.Errorf("pull %s to %s: not ready after 2 minutes", name, site)
 }
