@@ -265,6 +265,9 @@ func failErr(c *gin.Context, err error) {
 		fail(c, http.StatusUnprocessableEntity, err.Error(), "")
 	case errors.Is(err, domain.ErrAuth):
 		fail(c, http.StatusUnauthorized, err.Error(), "")
+	case errors.Is(err, domain.ErrUnavailable):
+		c.Header("Retry-After", "5")
+		fail(c, http.StatusServiceUnavailable, err.Error(), "")
 	case errors.Is(err, context.Canceled):
 		fail(c, 499, err.Error(), "")
 	case errors.Is(err, os.ErrDeadlineExceeded):

@@ -86,6 +86,17 @@ func TestServeOnPostgres(t *testing.T) {
 			t.Errorf("hello of %s with PostgreSQL stopped: %d %+v, want 200 retry after the default delay, no deployment", serial, code, r)
 		}
 	}
+	// The management API says so too: 503 with Retry-After, not a 500.
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/api/v1/boards", nil)
+	req.Header.Set("Authorization", "Bearer "+srv.Token)
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Error(err)
+	} else {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("GET /api/v1/boards with PostgreSQL stopped: %d Retry-After %q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+	}
 	if err := pg.Start(); err != nil {
 		t.Fatal(err)
 	}

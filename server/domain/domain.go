@@ -28,6 +28,9 @@ var (
 	ErrNotFound = store.ErrNotFound                   // 404
 	ErrConflict = store.ErrConflict                   // 409
 	ErrAuth     = errors.New("authentication failed") // 401
+	// ErrUnavailable: the database (PostgreSQL) cannot be reached; 503 with
+	// Retry-After, and nothing was changed.
+	ErrUnavailable = store.ErrUnavailable
 )
 
 // FieldError is bad input in one field. It wraps ErrInvalid.

@@ -51,14 +51,20 @@ func (d *dbStmts) QueryContext(ctx context.Context, q string, args ...any) (*sql
 	return rows, classify(err)
 }
 
-func (d *dbStmts) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+func (d *dbStmts) QueryRowContext(ctx context.Context, q string, args ...any) row {
 	s, err := d.stmt(ctx, q)
 	if err != nil {
 		// Let the plain path report the error through Row.Scan.
-		return d.db.QueryRowContext(ctx, d.d.text(q), d.d.args(args)...)
+		return row{d.db.QueryRowContext(ctx, d.d.text(q), d.d.args(args)...)}
 	}
-	return s.QueryRowContext(ctx, d.d.args(args)...)
+	return row{s.QueryRowContext(ctx, d.d.args(args)...)}
 }
+
+// row is a *sql.Row whose Scan marks an unreachable database ErrUnavailable, as
+// the store's other calls do: a single-row read is where a reset connection shows.
+type row struct{ r *sql.Row }
+
+func (r row) Scan(dest ...any) error { return classify(r.r.Scan(dest...)) }
 
 func (d *dbStmts) close() {
 	d.m.Range(func(_, v any) bool {
@@ -109,13 +115,13 @@ func (t *txStmts) QueryContext(ctx context.Context, q string, args ...any) (*sql
 	return rows, classify(err)
 }
 
-func (t *txStmts) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+func (t *txStmts) QueryRowContext(ctx context.Context, q string, args ...any) row {
 	ctx = context.WithoutCancel(ctx)
 	d := t.cache.d
 	if s := t.get(ctx, q); s != nil {
-		return s.QueryRowContext(ctx, d.args(args)...)
+		return row{s.QueryRowContext(ctx, d.args(args)...)}
 	}
-	return t.tx.QueryRowContext(ctx, d.text(q), d.args(args)...)
+	return row{t.tx.QueryRowContext(ctx, d.text(q), d.args(args)...)}
 }
 
 // prepareMissing prepares the query texts a transaction ran unprepared.

@@ -345,7 +345,7 @@ func (s *Store) Version(ctx context.Context) (int, error) {
 type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryRowContext(ctx context.Context, query string, args ...any) row
 }
 
 // Tx is one write transaction.
@@ -397,7 +397,7 @@ func nullStr(s string) any {
 	return s
 }
 
-// scanner is *sql.Row or *sql.Rows.
+// scanner is a row or *sql.Rows.
 type scanner interface{ Scan(dest ...any) error }
 
 // collect runs a query and scans each row with scan.

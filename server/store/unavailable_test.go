@@ -43,6 +43,11 @@ func TestUnavailable(t *testing.T) {
 			if _, err := s.Boards(ctx, BoardFilter{}); !errors.Is(err, ErrUnavailable) {
 				t.Errorf("list with PostgreSQL %s: %v, want ErrUnavailable", down.name, err)
 			}
+			// A single-row read of its own (the hello's P2P mode; a reset connection
+			// showed there as a bare "connection reset by peer", a 500).
+			if _, _, err := s.DeploymentP2P(ctx, 1); !errors.Is(err, ErrUnavailable) {
+				t.Errorf("single-row read with PostgreSQL %s: %v, want ErrUnavailable", down.name, err)
+			}
 			if err := pg.Start(); err != nil {
 				t.Fatal(err)
 			}
