@@ -52,48 +52,76 @@ func main() {
 // image is the input as pack sees it: chunks of manifest.DefaultChunkSize with the
 // bytes outside the data ranges zeroed; nil for a chunk without data.
 type image struct {
-	m      *manifest.Manifest
-	chunks [][]byte
-	zero   []byte // an all-zero chunk
+	m           *manifest.Manifest
+	chunks      [][]byte
+	zero        []byte // an all-zero chunk
+	partialData int64  // data bytes in the chunks that are partly data
 }
 
 func run(path, profile string, jobs int) error {
-	f, err := os.Open(path)
+	im, err := load(path)
 	if err != nil {
 		return err
+	}
+	hashPasses(im)
+	packed, err := encodePasses(im)
+	if err != nil {
+		return err
+	}
+	show("sha256 of the packed file (compressed_sha256)", onThread(func() int64 {
+		sha256.Sum256(packed)
+		return int64(len(packed))
+	}))
+	dir, err := os.MkdirTemp("", "packfloor")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if err := cliPasses(im, path, dir); err != nil {
+		return err
+	}
+	if profile != "" {
+		return profilePack(path, profile, dir, jobs)
+	}
+	return nil
+}
+
+// load reads the layout of the image at path and its data chunks into memory, timing
+// the read pass (the second and later runs read from the page cache).
+func load(path string) (*image, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	lay, err := layout.Analyze(f, st.Size())
 	if err != nil {
-		return fmt.Errorf("layout of %q: %w", path, err)
+		return nil, fmt.Errorf("layout of %q: %w", path, err)
 	}
 	im := &image{m: &manifest.Manifest{Size: st.Size(), ChunkSize: manifest.DefaultChunkSize, Ranges: lay.Ranges}}
 	im.zero = make([]byte, im.m.ChunkSize)
 	for _, r := range lay.Ranges {
 		im.m.DataBytes += r.Length
 	}
-
 	n := manifest.NumChunks(im.m.Size, im.m.ChunkSize)
 	im.chunks = make([][]byte, n)
-	var full, partial, empty int
-	var partialData int64
+	var full, partial int
 	for i := range n {
 		cr := im.m.ChunkRange(i)
 		data := im.m.DataIn(cr)
 		switch {
 		case len(data) == 0:
-			empty++
 			continue
 		case len(data) == 1 && data[0] == cr:
 			full++
 		default:
 			partial++
 			for _, d := range data {
-				partialData += d.Length
+				im.partialData += d.Length
 			}
 		}
 		im.chunks[i] = make([]byte, cr.Length)
@@ -111,12 +139,16 @@ func run(path, profile string, jobs int) error {
 		return im.m.DataBytes
 	})
 	if readErr != nil {
-		return readErr
+		return nil, readErr
 	}
 	fmt.Printf("image: %d bytes, %d data bytes; %d chunks: %d all data, %d partly data (%d data bytes), %d without data; %d CPUs\n",
-		im.m.Size, im.m.DataBytes, n, full, partial, partialData, empty, runtime.NumCPU())
+		im.m.Size, im.m.DataBytes, n, full, partial, im.partialData, n-full-partial, runtime.NumCPU())
 	show("read data ranges (page cache)", read)
+	return im, nil
+}
 
+// hashPasses times the SHA-256 passes over raw bytes that pack makes.
+func hashPasses(im *image) {
 	show("sha256 of data chunks (chunk sha256)", onThread(func() int64 {
 		var b int64
 		for _, c := range im.chunks {
@@ -134,7 +166,7 @@ func run(path, profile string, jobs int) error {
 				zstimg.DataSHA256(c, cr.Offset, data)
 			}
 		}
-		return partialData
+		return im.partialData
 	}))
 	show("sha256 of the whole image (sha256, chain)", onThread(func() int64 {
 		h := sha256.New()
@@ -144,7 +176,11 @@ func run(path, profile string, jobs int) error {
 		h.Sum(nil)
 		return im.m.Size
 	}))
+}
 
+// encodePasses times klauspost/compress on every chunk, with pack's options and with
+// variants, and returns the frames made with pack's options.
+func encodePasses(im *image) ([]byte, error) {
 	var packed []byte
 	for _, v := range []struct {
 		name string
@@ -159,7 +195,7 @@ func run(path, profile string, jobs int) error {
 		opts := append([]zstd.EOption{zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(3)), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(true)}, v.opts...)
 		enc, err := zstd.NewWriter(nil, opts...)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		var out []byte
 		d := onThread(func() int64 {
@@ -177,16 +213,12 @@ func run(path, profile string, jobs int) error {
 			packed = out
 		}
 	}
-	show("sha256 of the packed file (compressed_sha256)", onThread(func() int64 {
-		sha256.Sum256(packed)
-		return int64(len(packed))
-	}))
+	return packed, nil
+}
 
-	dir, err := os.MkdirTemp("", "packfloor")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
+// cliPasses times the zstd CLI on the bytes pack compresses (written to dir) and on
+// the image at path as it is.
+func cliPasses(im *image, path, dir string) error {
 	zeroed := filepath.Join(dir, "zeroed.img")
 	if err := im.writeTo(zeroed); err != nil {
 		return err
@@ -202,10 +234,6 @@ func run(path, profile string, jobs int) error {
 			best.cpu, size = min(best.cpu, d), n
 		}
 		show(fmt.Sprintf("zstd -T1 -3 CLI, %s → %d bytes", in.name, size), best)
-	}
-
-	if profile != "" {
-		return profilePack(path, profile, dir, jobs)
 	}
 	return nil
 }
