@@ -35,7 +35,6 @@ import (
 	"github.com/rpi-deploy/rpi-deploy/image-tools/progress"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/sha256chain"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/zstimg"
-	"github.com/rpi-deploy/rpi-deploy/internal/atomicfile"
 )
 
 // DefaultLevel is the zstd level used when Options.Level is 0.
@@ -255,7 +254,7 @@ func writeImage(ctx context.Context, r io.ReaderAt, m *manifest.Manifest, opt Op
 	}
 	defer enc.Close()
 
-	return atomicfile.Write(opt.Output, func(out io.Writer) error {
+	return writeOutput(opt.Output, func(out io.Writer) error {
 		return encodeChunks(ctx, r, m, opt, enc, out)
 	})
 }
