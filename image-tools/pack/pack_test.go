@@ -8,12 +8,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
@@ -417,4 +419,63 @@ func TestPackRefusesMisnamedAndTableless(t *testing.T) {
 	if m.SHA256 != hex.EncodeToString(want[:]) || m.Size != int64(len(blob)) {
 		t.Errorf("packed sha256 %s size %d, want %x size %d", m.SHA256, m.Size, want, len(blob))
 	}
+}
+
+// TestPackStageErrors: the writer, the compressors and the whole-image hash run on
+// separate goroutines; an error in any stage stops all of them and is the error
+// reported (not a missing hash of a stage that was cut short). The failures are real:
+// writes to /dev/full (ENOSPC, as on a full disk) and an input file that shrinks after
+// its layout was read.
+func TestPackStageErrors(t *testing.T) {
+	dir := t.TempDir()
+	raw := filepath.Join(dir, "m.img")
+	rawImage(t, raw, 8<<20)
+	prepare := func(t *testing.T) (*imgfile.Image, *manifest.Manifest, Options, *zstd.Encoder) {
+		opt := Options{Input: raw, Output: filepath.Join(dir, "x.img.zst"), ChunkSize: 64 << 10, Concurrency: 4}
+		if err := opt.setDefaults(); err != nil {
+			t.Fatal(err)
+		}
+		im, err := imgfile.Open(context.Background(), raw, imgfile.Options{NoManifest: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { im.Close() })
+		m, err := describe(im, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(opt.Concurrency))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { enc.Close() })
+		return im, m, opt, enc
+	}
+
+	t.Run("output full", func(t *testing.T) {
+		im, m, opt, enc := prepare(t)
+		full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer full.Close()
+		err = encodeChunks(context.Background(), im, m, opt, enc, full)
+		if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "write") {
+			t.Fatalf("err %v, want the write's ENOSPC", err)
+		}
+	})
+	t.Run("input shrinks", func(t *testing.T) {
+		im, m, opt, enc := prepare(t)
+		if err := os.Truncate(raw, 5<<20); err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		err := encodeChunks(context.Background(), im, m, opt, enc, &out)
+		if !errors.Is(err, io.ErrUnexpectedEOF) || !strings.Contains(err.Error(), fmt.Sprintf("read input at %d", 5<<20)) {
+			t.Fatalf("err %v, want an unexpected EOF reading at %d", err, 5<<20)
+		}
+		if m.SHA256 != "" || m.CompressedSHA256 != "" {
+			t.Errorf("a failed pack has hashes: sha256 %q, compressed %q", m.SHA256, m.CompressedSHA256)
+		}
+	})
 }

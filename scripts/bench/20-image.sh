@@ -6,6 +6,11 @@
 #                    (pack also hashes every chunk, the image and the output)
 #   pack-time-vs-zstd+sha256   the same, the baseline also hashes the raw image and
 #                    its output (openssl dgst -sha256), as pack does
+#   pack-cpu, pack-cpu-vs-zstd+sha256   the same two, in CPU time (user+system of the
+#                    process and its children): what the wall ratios come to on a
+#                    machine whose cores others share (there the wall time is mostly
+#                    the share of the CPU a process gets). scripts/bench/packfloor
+#                    gives the cost of each of pack's passes.
 #   verify-time-vs-zstd+sha256 verify vs zstd -dc | openssl dgst -sha256 + the same
 #                    of the packed file (the hashes verify checks)
 #   pack-size-zstd   packed size               vs  zstd -T0 -3
@@ -25,17 +30,21 @@ echo "image: $size bytes ($(nproc) CPUs)"
 cat "$work/master.img" >/dev/null # page cache: time the compressors, not the disk
 
 secs() { local s e; s=$(date +%s.%N); "$@" >/dev/null; e=$(date +%s.%N); awk -v s="$s" -v e="$e" 'BEGIN { printf "%.3f", e - s }'; }
+# wallcpu CMD...: "WALL CPU" in seconds, CPU = user + system of CMD and its children.
+wallcpu() { local TIMEFORMAT='%R %U %S' t; t=$( { time "$@" >/dev/null 2>&3; } 3>&2 2>&1 ); awk '{ printf "%.3f %.3f\n", $1, $2 + $3 }' <<<"$t"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 fmt() { printf '%.2f' "$1"; }
 
-t_ours=$(secs "$work/rpi-image" pack -q --level 3 "$work/master.img" -o "$work/ours.img.zst")
+read -r t_ours c_ours < <(wallcpu "$work/rpi-image" pack -q --level 3 "$work/master.img" -o "$work/ours.img.zst")
 # rpi-image pack syncs its output before it renames it into place: so does the baseline.
-t_zstd=$(secs sh -c "zstd -q -T0 -3 -c '$work/master.img' > '$work/base.zst' && sync '$work/base.zst'")
+read -r t_zstd c_zstd < <(wallcpu sh -c "zstd -q -T0 -3 -c '$work/master.img' > '$work/base.zst' && sync '$work/base.zst'")
 echo "bench: pack-time ours=$(fmt "$t_ours")s baseline=$(fmt "$t_zstd")s ratio=$(ratio "$t_ours" "$t_zstd")"
 # The same work as pack: compress, then SHA256 of the raw image and of the output
 # (openssl: the fastest stock SHA256, it uses the CPU's SHA instructions).
-t_same=$(secs sh -c "zstd -q -T0 -3 -c '$work/master.img' > '$work/base.zst' && sync '$work/base.zst' && openssl dgst -sha256 '$work/master.img' '$work/base.zst'")
+read -r t_same c_same < <(wallcpu sh -c "zstd -q -T0 -3 -c '$work/master.img' > '$work/base.zst' && sync '$work/base.zst' && openssl dgst -sha256 '$work/master.img' '$work/base.zst'")
 echo "bench: pack-time-vs-zstd+sha256 ours=$(fmt "$t_ours")s baseline=$(fmt "$t_same")s ratio=$(ratio "$t_ours" "$t_same")"
+echo "bench: pack-cpu ours=$(fmt "$c_ours")s baseline=$(fmt "$c_zstd")s ratio=$(ratio "$c_ours" "$c_zstd")"
+echo "bench: pack-cpu-vs-zstd+sha256 ours=$(fmt "$c_ours")s baseline=$(fmt "$c_same")s ratio=$(ratio "$c_ours" "$c_same")"
 
 s_ours=$(stat -c %s "$work/ours.img.zst")
 s_zstd=$(stat -c %s "$work/base.zst")
