@@ -1,15 +1,10 @@
 package daemon
 
 import (
-	"context"
 	"flag"
-	"log/slog"
-	"os"
 
 	"github.com/rpi-deploy/rpi-deploy/server/config"
 	"github.com/rpi-deploy/rpi-deploy/server/domain"
-	"github.com/rpi-deploy/rpi-deploy/server/events"
-	"github.com/rpi-deploy/rpi-deploy/server/store"
 )
 
 // siteFlags place the server among those that share one database: its site, and
@@ -42,30 +37,4 @@ func applyFlags(cfg *config.Config, groups ...flagGroup) {
 	for _, g := range groups {
 		g.apply(cfg)
 	}
-}
-
-// startService builds the domain over the open store and readies it before the
-// listeners serve: the uploads a crash left complete are finished (Recover); the
-// site is recorded (RecordSite); the images this data directory holds are recorded
-// for the other sites, and the pulls this site had begun resume (RecordSiteImages).
-// mgmt is the management listener, whose address makes the default peer URL.
-func startService(ctx context.Context, st *store.Store, bus *events.Bus, cfg config.Config, mgmt listener, log *slog.Logger) (*domain.Service, error) {
-	if cfg.PeerURL == "" {
-		host, _ := os.Hostname()
-		cfg.PeerURL = config.DefaultPeerURL(mgmt.ln.Addr().String(), mgmt.tls != nil, host)
-	}
-	svc := newService(st, bus, cfg, log)
-	if err := svc.Recover(ctx); err != nil {
-		svc.Close()
-		return nil, err
-	}
-	if err := svc.RecordSite(ctx); err != nil {
-		svc.Close()
-		return nil, err
-	}
-	if err := svc.RecordSiteImages(ctx); err != nil {
-		svc.Close()
-		return nil, err
-	}
-	return svc, nil
 }
