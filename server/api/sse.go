@@ -24,12 +24,6 @@ const streamBatch = 200 * time.Millisecond
 // backlog goes in several, one after the other).
 const streamWrite = 256 << 10
 
-// streamBufs holds the buffers of the writes to event streams: a stream borrows one
-// only while it writes, so a thousand mostly idle streams share a few warm ones (a
-// free list, not a sync.Pool: a garbage collection would empty that, and fresh
-// buffers cost page faults).
-var streamBufs = make(chan []byte, 32)
-
 // events: GET /api/v1/events — Server-Sent Events, one per state change:
 //
 //	id: SEQ
@@ -99,10 +93,11 @@ func (a *API) events(c *gin.Context) {
 			continue
 		case <-cur.Ready():
 		}
-		if !writeEvents(cur, send) {
+		full, ok := writeEvents(cur, send)
+		if !ok {
 			return
 		}
-		if cur.More() {
+		if full {
 			continue // a backlog larger than one write: no pause in between
 		}
 		// Events published during the pause go out together in the next write.
@@ -117,26 +112,22 @@ func (a *API) events(c *gin.Context) {
 	}
 }
 
-// writeEvents sends what cur has to read, up to streamWrite bytes, in one write; false
-// when the stream must end: the write failed, or the client fell so far behind that
-// events are gone (it is sent "reset" first).
-func writeEvents(cur *events.Cursor, send func([]byte) bool) bool {
-	var buf []byte
-	select {
-	case buf = <-streamBufs:
-	default:
-	}
-	buf, lost := cur.Read(buf[:0], streamWrite)
-	ok := lost || len(buf) == 0 || send(buf)
-	select {
-	case streamBufs <- buf:
-	default:
-	}
+// writeEvents sends what cur has to read, up to streamWrite bytes, in one write: the
+// bytes that every stream at the same position sends (events.Cursor.Shared), so a
+// thousand streams cost a thousand writes and one copy of the events. full reports
+// that there is more to read at once (the write carried streamWrite bytes); ok is
+// false when the stream must end: the write failed, or the client fell so far
+// behind that events are gone (it is sent "reset" first).
+func writeEvents(cur *events.Cursor, send func([]byte) bool) (full, ok bool) {
+	msg, lost := cur.Shared(streamWrite)
 	if lost {
 		send([]byte("event: reset\ndata: {\"reason\":\"client too slow\"}\n\n"))
-		return false
+		return false, false
 	}
-	return ok
+	if len(msg) == 0 {
+		return false, true
+	}
+	return len(msg) >= streamWrite, send(msg)
 }
 
 // fleet: GET /api/v1/fleet, the dashboard's starting snapshot (mgmtapi.Fleet).
