@@ -32,7 +32,7 @@ func sse(url, token string, n int) (stop func(), err error) {
 	sa := &unix.SockaddrInet4{Port: ta.Port}
 	copy(sa.Addr[:], ta.IP.To4())
 	req := []byte("GET /api/v1/events HTTP/1.1\r\nHost: " + addr + "\r\nAuthorization: Bearer " + token +
-		"\r\nAccept: text/event-stream\r\n\r\n")
+		"\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n") // a stream the server ends (reset) reads EOF
 	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("epoll: %w", err)
