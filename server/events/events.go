@@ -404,7 +404,7 @@ func (c *Cursor) Shared(limit int) (msg []byte, lost bool) {
 	b.sharedMu.Lock()
 	defer b.sharedMu.Unlock()
 	k := sharedKey{from: c.next, site: c.site, limit: limit}
-	if r, ok := b.shared[k]; ok {
+	if r, ok := b.shared[k]; ok && !c.behind() {
 		c.next = r.next
 		return r.msg, false
 	}
@@ -420,6 +420,13 @@ func (c *Cursor) Shared(limit int) (msg []byte, lost bool) {
 	}
 	b.shared[k] = sharedRead{msg: msg, next: c.next}
 	return msg, false
+}
+
+// behind reports whether events the cursor has yet to read are gone from the ring.
+func (c *Cursor) behind() bool {
+	c.bus.mu.RLock()
+	defer c.bus.mu.RUnlock()
+	return c.next < c.bus.oldest()
 }
 
 // More reports whether there are events the cursor has not read yet.
