@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strings"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
