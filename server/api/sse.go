@@ -112,10 +112,11 @@ func (a *API) events(c *gin.Context) {
 			continue // a backlog larger than one write: no pause in between
 		}
 		// Events published during the pause go out together in the next write.
-		pause.Reset(streamBatch)
+		wait := streamBatch
 		if n >= streamBusy {
-			pause.Reset(streamBusyBatch)
+			wait = streamBusyBatch
 		}
+		pause.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return
