@@ -291,3 +291,47 @@ func TestShared(t *testing.T) {
 		t.Errorf("a cursor 11 events behind a ring of 8: read %q, lost %v; want lost", msg, lost)
 	}
 }
+
+// TestSharedUnderPublishing: cursors reading with Shared while events are published
+// (under -race) each get every event once, in order, whichever of them built the
+// reads they share.
+func TestSharedUnderPublishing(t *testing.T) {
+	const cursors, published = 16, 2000
+	b := New(4096, 1)
+	done := make(chan []int64, cursors)
+	for range cursors {
+		c, _ := b.Follow(0)
+		go func() {
+			var got []int64
+			for len(got) < published {
+				<-c.Ready()
+				msg, lost := c.Shared(4096)
+				if lost {
+					break
+				}
+				for _, line := range bytes.Split(msg, []byte("\n")) {
+					if id, ok := bytes.CutPrefix(line, []byte("id: ")); ok {
+						var seq int64
+						fmt.Sscan(string(id), &seq)
+						got = append(got, seq)
+					}
+				}
+			}
+			done <- got
+		}()
+	}
+	for i := range published {
+		b.Publish("x", i)
+	}
+	for range cursors {
+		got := <-done
+		if len(got) != published {
+			t.Fatalf("a cursor read %d events, want %d", len(got), published)
+		}
+		for i, seq := range got {
+			if seq != int64(i+1) {
+				t.Fatalf("event %d has seq %d, want %d", i, seq, i+1)
+			}
+		}
+	}
+}
