@@ -20,15 +20,19 @@ const heartbeat = 15 * time.Second
 // then costs each stream a few writes, not one per event.
 const streamBatch = 200 * time.Millisecond
 
+// streamBusy and streamBusyBatch: after a write of streamBusy bytes or more (about
+// 70 events: a fleet saying hello at once) the next write to that stream waits
+// streamBusyBatch instead of streamBatch. A dashboard then gets a busy fleet's events
+// once a second, and a thousand dashboards cost the server a fifth of the writes
+// (each write is two or three system calls, whatever its size).
+const (
+	streamBusy      = 32 << 10
+	streamBusyBatch = time.Second
+)
+
 // streamWrite is about the most bytes of events one write to a stream carries (a
 // backlog goes in several, one after the other).
 const streamWrite = 256 << 10
-
-// streamBufs holds the buffers of the writes to event streams: a stream borrows one
-// only while it writes, so a thousand mostly idle streams share a few warm ones (a
-// free list, not a sync.Pool: a garbage collection would empty that, and fresh
-// buffers cost page faults).
-var streamBufs = make(chan []byte, 32)
 
 // events: GET /api/v1/events — Server-Sent Events, one per state change:
 //
@@ -38,7 +42,8 @@ var streamBufs = make(chan []byte, 32)
 //
 // Resume with Last-Event-ID (or ?after=SEQ). When events were missed (the client was
 // too slow or too long away) an event "reset" is sent: fetch /api/v1/fleet again.
-// Events that follow each other within streamBatch arrive in one write.
+// Events that follow each other within streamBatch arrive in one write (within
+// streamBusyBatch while events come faster than streamBusy bytes a write).
 // ?site=NAME leaves out the events of boards and deployments at other sites.
 // At most Options.MaxEventStreams streams are open at once (503 past it); each write
 // has Options.WriteTimeout, so a client that stops reading is cut, not waited for.
@@ -99,14 +104,19 @@ func (a *API) events(c *gin.Context) {
 			continue
 		case <-cur.Ready():
 		}
-		if !writeEvents(cur, send) {
+		n, ok := writeEvents(cur, send)
+		if !ok {
 			return
 		}
-		if cur.More() {
+		if n >= streamWrite {
 			continue // a backlog larger than one write: no pause in between
 		}
 		// Events published during the pause go out together in the next write.
-		pause.Reset(streamBatch)
+		wait := streamBatch
+		if n >= streamBusy {
+			wait = streamBusyBatch
+		}
+		pause.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return
@@ -117,26 +127,22 @@ func (a *API) events(c *gin.Context) {
 	}
 }
 
-// writeEvents sends what cur has to read, up to streamWrite bytes, in one write; false
-// when the stream must end: the write failed, or the client fell so far behind that
-// events are gone (it is sent "reset" first).
-func writeEvents(cur *events.Cursor, send func([]byte) bool) bool {
-	var buf []byte
-	select {
-	case buf = <-streamBufs:
-	default:
-	}
-	buf, lost := cur.Read(buf[:0], streamWrite)
-	ok := lost || len(buf) == 0 || send(buf)
-	select {
-	case streamBufs <- buf:
-	default:
-	}
+// writeEvents sends what cur has to read, up to streamWrite bytes, in one write: the
+// bytes that every stream at the same position sends (events.Cursor.Shared), so a
+// thousand streams cost a thousand writes and one copy of the events. n is the
+// number of bytes written (streamWrite or more: there is more to read at once); ok is
+// false when the stream must end: the write failed, or the client fell so far
+// behind that events are gone (it is sent "reset" first).
+func writeEvents(cur *events.Cursor, send func([]byte) bool) (n int, ok bool) {
+	msg, lost := cur.Shared(streamWrite)
 	if lost {
 		send([]byte("event: reset\ndata: {\"reason\":\"client too slow\"}\n\n"))
-		return false
+		return 0, false
 	}
-	return ok
+	if len(msg) == 0 {
+		return 0, true
+	}
+	return len(msg), send(msg)
 }
 
 // fleet: GET /api/v1/fleet, the dashboard's starting snapshot (mgmtapi.Fleet).

@@ -13,6 +13,11 @@ import (
 // catchUpTimeout bounds the first read of the shared event table at start.
 const catchUpTimeout = 10 * time.Second
 
+// busKeep is how many of the latest events the bus keeps: an event stream that writes
+// once a second while a fleet says hello (api's streamBusyBatch; a hello and its
+// result publish four to six events) stays well inside it at 500 hellos a second.
+const busKeep = 4096
+
 // newBus is the event bus, and, when cfg.DB names a PostgreSQL database, the relay
 // that links it to the other servers on that database (server/events/pgrelay); nil
 // relay with SQLite, whose bus stays in-process. Before it returns, the bus holds the
@@ -20,7 +25,7 @@ const catchUpTimeout = 10 * time.Second
 // that a client resuming at this server finds them; the caller runs the relay's
 // Serve.
 func newBus(ctx context.Context, cfg config.Config, log *slog.Logger) (*events.Bus, *pgrelay.Relay, error) {
-	bus := events.New(0, 0)
+	bus := events.New(busKeep, 0)
 	if cfg.DB == "" {
 		return bus, nil, nil
 	}

@@ -127,7 +127,29 @@ type Bus struct {
 	floor int64
 	// relay, when set, takes Publish's events instead of the ring (Relay).
 	relay atomic.Pointer[func(Event)]
+
+	// shared holds the messages Cursor.Shared built lately, so that the cursors at
+	// one position read one copy; sharedMu guards it and is taken before mu.
+	sharedMu sync.Mutex
+	shared   map[sharedKey]sharedRead
 }
+
+// sharedKey is what a Cursor.Shared read depends on besides the ring.
+type sharedKey struct {
+	from  int64 // the cursor's next sequence number
+	site  string
+	limit int
+}
+
+// sharedRead is one read's result: msg, after which the cursor is at next.
+type sharedRead struct {
+	msg  []byte
+	next int64
+}
+
+// sharedKeep is about how many reads Bus.shared remembers (one per group of cursors
+// at one position, and per site filter).
+const sharedKeep = 64
 
 // Sub is one subscription.
 type Sub struct {
@@ -370,6 +392,41 @@ func (c *Cursor) take(limit int) (parts [][]byte, lost bool) {
 		n += len(e.SSE)
 	}
 	return c.parts, false
+}
+
+// Shared is Read for many cursors: the cursors at the same position (and with the
+// same site and limit) get one and the same slice, built by the first of them, and
+// all move to where it ends; the events published after it was built come with the
+// next call. One event stream then costs a write, not a copy of its events as well.
+// msg must not be modified. lost is as for Read (msg is then nil).
+func (c *Cursor) Shared(limit int) (msg []byte, lost bool) {
+	b := c.bus
+	b.sharedMu.Lock()
+	defer b.sharedMu.Unlock()
+	k := sharedKey{from: c.next, site: c.site, limit: limit}
+	if r, ok := b.shared[k]; ok && !c.behind() {
+		c.next = r.next
+		return r.msg, false
+	}
+	msg, lost = c.Read(nil, limit)
+	if lost {
+		return nil, true
+	}
+	if c.next == k.from {
+		return msg, false // nothing yet: the next events must not find an empty read here
+	}
+	if b.shared == nil || len(b.shared) >= sharedKeep {
+		b.shared = make(map[sharedKey]sharedRead, sharedKeep) // the old reads are behind their cursors now
+	}
+	b.shared[k] = sharedRead{msg: msg, next: c.next}
+	return msg, false
+}
+
+// behind reports whether events the cursor has yet to read are gone from the ring.
+func (c *Cursor) behind() bool {
+	c.bus.mu.RLock()
+	defer c.bus.mu.RUnlock()
+	return c.next < c.bus.oldest()
 }
 
 // More reports whether there are events the cursor has not read yet.

@@ -251,3 +251,87 @@ data: {"seq":1,"time":"0001-01-01T00:00:00Z","type":"x","data":1}`)) {
 		t.Errorf("resume after 9: %q", got)
 	}
 }
+
+// TestShared: cursors at one position share one read (the same bytes, not a copy),
+// and each still gets every event once, in order, with its site filter applied; an
+// empty read is not shared (it would hide the events published after it), and a
+// cursor behind the ring is told it lost events.
+func TestShared(t *testing.T) {
+	b := New(8, 1)
+	a, _ := b.Follow(0)
+	c, _ := b.Follow(0)
+	other, _ := b.Follow(0)
+	other.OnlySite("north")
+	if msg, lost := a.Shared(0); len(msg) != 0 || lost {
+		t.Fatalf("nothing published: read %q, lost %v", msg, lost)
+	}
+	b.Publish(BoardNetboot, map[string]string{"serial": "1", "site": "south"})
+	b.Publish(BoardNetboot, map[string]string{"serial": "2", "site": "north"})
+	ma, _ := a.Shared(0)
+	b.Publish(BoardNetboot, map[string]string{"serial": "3", "site": "south"})
+	mc, _ := c.Shared(0) // at a's position: a's read, not the third event yet
+	if len(ma) == 0 || &ma[0] != &mc[0] || !bytes.Equal(ma, mc) {
+		t.Errorf("cursors at one position did not share the read: %q and %q", ma, mc)
+	}
+	if n := bytes.Count(mc, []byte("\n\n")); n != 2 {
+		t.Errorf("shared read holds %d events, want the 2 published before it", n)
+	}
+	rest, _ := c.Shared(0)
+	if !bytes.Contains(rest, []byte(`"serial":"3"`)) || bytes.Count(rest, []byte("\n\n")) != 1 {
+		t.Errorf("the next read = %q, want only the third event", rest)
+	}
+	mo, _ := other.Shared(0)
+	if bytes.Contains(mo, []byte("south")) || !bytes.Contains(mo, []byte(`"serial":"2"`)) {
+		t.Errorf("the north cursor read %q, want only serial 2", mo)
+	}
+	for range 10 {
+		b.Publish("x", 0)
+	}
+	if msg, lost := a.Shared(0); !lost || msg != nil {
+		t.Errorf("a cursor 11 events behind a ring of 8: read %q, lost %v; want lost", msg, lost)
+	}
+}
+
+// TestSharedUnderPublishing: cursors reading with Shared while events are published
+// (under -race) each get every event once, in order, whichever of them built the
+// reads they share.
+func TestSharedUnderPublishing(t *testing.T) {
+	const cursors, published = 16, 2000
+	b := New(4096, 1)
+	done := make(chan []int64, cursors)
+	for range cursors {
+		c, _ := b.Follow(0)
+		go func() {
+			var got []int64
+			for len(got) < published {
+				<-c.Ready()
+				msg, lost := c.Shared(4096)
+				if lost {
+					break
+				}
+				for _, line := range bytes.Split(msg, []byte("\n")) {
+					if id, ok := bytes.CutPrefix(line, []byte("id: ")); ok {
+						var seq int64
+						fmt.Sscan(string(id), &seq)
+						got = append(got, seq)
+					}
+				}
+			}
+			done <- got
+		}()
+	}
+	for i := range published {
+		b.Publish("x", i)
+	}
+	for range cursors {
+		got := <-done
+		if len(got) != published {
+			t.Fatalf("a cursor read %d events, want %d", len(got), published)
+		}
+		for i, seq := range got {
+			if seq != int64(i+1) {
+				t.Fatalf("event %d has seq %d, want %d", i, seq, i+1)
+			}
+		}
+	}
+}

@@ -5,7 +5,8 @@
 // (scripts/bench/15-load.sh runs it). Loads:
 //
 //   - sse: N dashboards following GET /api/v1/events (every hello and result is
-//     published to each of them);
+//     published to each of them), read by raw sockets that cost next to nothing
+//     (sse_linux.go);
 //   - logins: N clients sending wrong passwords to POST /api/v1/login as fast as they
 //     are answered, each request from another loopback address (127.1.x.y), so the
 //     per-address failure limit never stops them.
@@ -15,7 +16,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -51,7 +52,24 @@ func run() error {
 	rounds := flag.Int("rounds", 3, "rounds of each (quiet and loaded alternate); the median counts")
 	subs := flag.Int("sse", 2000, "event stream subscribers of the sse load (0: skip)")
 	logins := flag.Int("logins", 64, "concurrent wrong logins of the logins load (0: skip)")
+	pprofAddr := flag.String("pprof", "", "serve rpi-deployd's profiler on this loopback address (serve --pprof)")
+	cpuProfile := flag.String("cpuprofile", "", "write this program's own CPU profile (the clients' cost) to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	extra := []string{}
+	if *pprofAddr != "" {
+		extra = append(extra, "--pprof", *pprofAddr)
+	}
 	ctx := context.Background()
 
 	work, err := os.MkdirTemp("", "loadbench-")
@@ -68,7 +86,7 @@ func run() error {
 	srv, err := benchkit.StartDeployd(*bin, filepath.Join(work, "data"), token, nil, append([]string{
 		"--log-level", "error", "--max-event-streams", strconv.Itoa(max(*subs+16, 64)),
 		"--http-max-conns", strconv.Itoa(*subs + *logins + *workers + 256),
-		"--http-max-conns-per-source", strconv.Itoa(*subs + *workers + 64)}, config.NoSourceLimitsFlags...)...)
+		"--http-max-conns-per-source", strconv.Itoa(*subs + *workers + 64)}, append(extra, config.NoSourceLimitsFlags...)...)...)
 	if err != nil {
 		return err
 	}
@@ -106,6 +124,7 @@ func compare(h *hellos, d time.Duration, rounds int, start func() (stop func(), 
 		if err != nil {
 			return 0, 0, err
 		}
+		fmt.Fprintln(os.Stderr, "loadbench: loaded round")
 		l = append(l, h.rate(d))
 		stop()
 	}
@@ -178,65 +197,6 @@ func (h *hellos) one(hc *http.Client) bool {
 		resp.Body.Close()
 	}
 	return true
-}
-
-// sse opens n event streams and reads them until stop is called. It returns once
-// all n are open (the server has sent each its first line).
-func sse(url, token string, n int) (stop func(), err error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n, MaxConnsPerHost: 0}}
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	var events, bytesIn atomic.Int64
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+"/api/v1/events", nil)
-			req.Header.Set("Authorization", "Bearer "+token)
-			resp, err := hc.Do(req)
-			if err != nil {
-				errs <- err
-				return
-			}
-			defer resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				errs <- fmt.Errorf("GET /api/v1/events: HTTP %d", resp.StatusCode)
-				return
-			}
-			r := bufio.NewReaderSize(resp.Body, 64<<10)
-			if _, err := r.ReadSlice('\n'); err != nil {
-				errs <- err
-				return
-			}
-			errs <- nil
-			// Read as a browser's network stack does, in large pieces; only count. (The
-			// readers share the server's CPUs here: line by line parsing would make
-			// them, not the server, the load measured.)
-			buf := make([]byte, 256<<10)
-			for {
-				k, err := r.Read(buf)
-				bytesIn.Add(int64(k))
-				events.Add(int64(bytes.Count(buf[:k], []byte("\nid: "))))
-				if err != nil {
-					return
-				}
-			}
-		}()
-	}
-	for range n {
-		if err := <-errs; err != nil {
-			cancel()
-			wg.Wait()
-			return nil, err
-		}
-	}
-	return func() {
-		cancel()
-		wg.Wait()
-		hc.CloseIdleConnections()
-		fmt.Fprintf(os.Stderr, "loadbench: %d subscribers received %d events, %d bytes\n", n, events.Load(), bytesIn.Load())
-	}, nil
 }
 
 // wrongLogins runs n clients that post wrong passwords until stop is called; each

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// sse opens n event streams and reads them until stop is called. It returns once
+// all n are open (the server has answered each with 200).
+//
+// The readers share the server's CPUs here, so they must cost as little as a
+// dashboard's browser costs the server, which runs elsewhere: the streams are plain
+// sockets outside Go's runtime, one goroutine waits for all of them in one epoll set
+// and drains each readable one with a single read(2) into one 1 MiB buffer, and the
+// bytes are only scanned for the blank lines that end SSE messages. No HTTP client,
+// no chunk decoding, no goroutine or buffer per stream.
+func sse(url, token string, n int) (stop func(), err error) {
+	addr := strings.TrimPrefix(url, "http://")
+	ta, err := net.ResolveTCPAddr("tcp4", addr)
+	if err != nil {
+		return nil, err
+	}
+	sa := &unix.SockaddrInet4{Port: ta.Port}
+	copy(sa.Addr[:], ta.IP.To4())
+	req := []byte("GET /api/v1/events HTTP/1.1\r\nHost: " + addr + "\r\nAuthorization: Bearer " + token +
+		"\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n") // a stream the server ends (reset) reads EOF
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll: %w", err)
+	}
+	r := &streamReader{ep: ep}
+	for range n {
+		fd, err := openStream(sa, req)
+		if err == nil {
+			err = unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)})
+		}
+		if err != nil {
+			r.closeAll()
+			return nil, err
+		}
+		r.fds = append(r.fds, fd)
+	}
+	r.lastNL = make([]bool, slices.Max(r.fds)+1)
+	r.wg.Add(1)
+	go r.run()
+	return func() {
+		r.stop.Store(true)
+		r.wg.Wait()
+		r.closeAll()
+		fmt.Fprintf(os.Stderr, "loadbench: %d subscribers received %d events, %d bytes; %d streams ended early\n",
+			n, r.events, r.bytes, r.ended)
+	}, nil
+}
+
+// openStream connects a blocking socket to sa, sends req and reads the response
+// head; it returns the socket, now non-blocking, once the head says 200.
+func openStream(sa *unix.SockaddrInet4, req []byte) (int, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("socket: %w", err)
+	}
+	fail := func(err error) (int, error) { unix.Close(fd); return -1, err }
+	if err := unix.Connect(fd, sa); err != nil {
+		return fail(fmt.Errorf("connect: %w", err))
+	}
+	if _, err := unix.Write(fd, req); err != nil {
+		return fail(fmt.Errorf("send request: %w", err))
+	}
+	var head []byte
+	buf := make([]byte, 4096)
+	for !bytes.Contains(head, []byte("\r\n\r\n")) {
+		k, err := unix.Read(fd, buf)
+		if err != nil || k == 0 {
+			return fail(fmt.Errorf("read response head: %v (got %q)", err, head))
+		}
+		head = append(head, buf[:k]...)
+	}
+	if !bytes.HasPrefix(head, []byte("HTTP/1.1 200 ")) {
+		return fail(fmt.Errorf("GET /api/v1/events: %q", head[:bytes.IndexByte(head, '\r')]))
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		return fail(err)
+	}
+	return fd, nil
+}
+
+// streamReader drains the streams registered in its epoll set.
+type streamReader struct {
+	ep     int
+	fds    []int
+	lastNL []bool // by fd: the last byte read was '\n' (a message's blank line may span reads)
+	stop   atomic.Bool
+	wg     sync.WaitGroup
+	// Read by stop after wg.Wait.
+	events, bytes, ended int64
+}
+
+func (r *streamReader) run() {
+	defer r.wg.Done()
+	buf := make([]byte, 1<<20)
+	evs := make([]unix.EpollEvent, 512)
+	for !r.stop.Load() {
+		k, err := unix.EpollWait(r.ep, evs, 100)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadbench: epoll_wait:", err)
+			return
+		}
+		for _, e := range evs[:k] {
+			r.drain(int(e.Fd), buf)
+		}
+	}
+}
+
+// drain reads once from fd (level-triggered: what is left wakes the next wait).
+func (r *streamReader) drain(fd int, buf []byte) {
+	k, err := unix.Read(fd, buf)
+	if errors.Is(err, unix.EAGAIN) {
+		return
+	}
+	if err != nil || k == 0 {
+		unix.EpollCtl(r.ep, unix.EPOLL_CTL_DEL, fd, nil)
+		r.ended++
+		return
+	}
+	b := buf[:k]
+	r.bytes += int64(k)
+	if r.lastNL[fd] && b[0] == '\n' {
+		r.events++
+	}
+	r.events += int64(bytes.Count(b, []byte("\n\n")))
+	r.lastNL[fd] = b[k-1] == '\n'
+}
+
+func (r *streamReader) closeAll() {
+	for _, fd := range r.fds {
+		unix.Close(fd)
+	}
+	unix.Close(r.ep)
+}
