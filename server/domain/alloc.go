@@ -42,6 +42,7 @@ func (s *Service) allocateHello(ctx context.Context, t *store.Tx, in hello, out 
 			continue
 		}
 		out.created, out.batchID = &a.d, bt.ID
+		out.p2p = P2PModes{Batch: bt.P2P, Image: a.img.P2P, Known: true}
 		// The card is about to be overwritten: until a verified result it holds nothing.
 		if err := t.SetBoardAllocated(ctx, in.serial, a.d.Hostname); err != nil {
 			return out, err
