@@ -18,8 +18,9 @@ import (
 
 // allocateHello opens a deployment for the board of in from the first batch that
 // can take it (see candidateBatches), or answers retry with every batch's reason.
-func (s *Service) allocateHello(ctx context.Context, t *store.Tx, in hello, out helloOutcome) (helloOutcome, error) {
-	batches, err := candidateBatches(ctx, t, in.serial, out.board.Reimage)
+// last is the board's most recent deployment (nil: it never had one).
+func (s *Service) allocateHello(ctx context.Context, t *store.Tx, in hello, out helloOutcome, last *store.Deployment) (helloOutcome, error) {
+	batches, err := candidateBatches(ctx, t, last, out.board.Reimage)
 	if err != nil {
 		return out, err
 	}
@@ -64,18 +65,12 @@ func (s *Service) allocateHello(ctx context.Context, t *store.Tx, in hello, out 
 // candidateBatches lists the batches a board may join, best first: the active
 // batches by priority; a board flagged for re-imaging first of all re-imaged where
 // it was, under its name, with the product's active image, outside any batch (ID
-// 0); a board whose last deployment failed back in its batch if it can.
-func candidateBatches(ctx context.Context, t *store.Tx, serial string, reimage bool) ([]store.Batch, error) {
+// 0); a board whose last deployment failed back in its batch if it can. last is
+// the board's most recent deployment (nil: none).
+func candidateBatches(ctx context.Context, t *store.Tx, last *store.Deployment, reimage bool) ([]store.Batch, error) {
 	batches, err := t.OpenBatches(ctx)
-	if err != nil {
-		return nil, err
-	}
-	last, err := t.LastDeployment(ctx, serial)
-	if errors.Is(err, store.ErrNotFound) {
-		return batches, nil
-	}
-	if err != nil {
-		return nil, err
+	if err != nil || last == nil {
+		return batches, err
 	}
 	if reimage {
 		return append([]store.Batch{{Venue: last.Venue, Product: last.Product}}, batches...), nil

@@ -136,11 +136,20 @@ func (s *Service) decideHello(ctx context.Context, t *store.Tx, in hello) (hello
 		return helloOutcome{}, err
 	}
 	out := helloOutcome{board: b}
-	// The same board again while its deployment is open: the same answer.
-	if d, err := t.OpenDeployment(ctx, in.serial); err == nil {
-		out.resp, err = s.reopen(ctx, t, d)
+	// The board's open deployment, if it has one, is its newest: a deployment is
+	// opened only while the board has none open (deployments_one_open) and a closed
+	// one never opens again. So one read gives both the open deployment and the last
+	// one (which candidateBatches wants).
+	last, err := t.LastDeployment(ctx, in.serial)
+	var lastp *store.Deployment
+	switch {
+	case err == nil && last.State == store.DeployOpen:
+		// The same board again while its deployment is open: the same answer.
+		out.resp, err = s.reopen(ctx, t, last)
 		return out, err
-	} else if !errors.Is(err, store.ErrNotFound) {
+	case err == nil:
+		lastp = &last
+	case !errors.Is(err, store.ErrNotFound):
 		return out, err
 	}
 	if b.Deployed && !b.Reimage {
@@ -153,7 +162,7 @@ func (s *Service) decideHello(ctx context.Context, t *store.Tx, in hello) (hello
 		out.resp, out.limited = s.retry(why), limited
 		return out, err
 	}
-	return s.allocateHello(ctx, t, in, out)
+	return s.allocateHello(ctx, t, in, out, lastp)
 }
 
 // reopen answers a board whose deployment is still open with that deployment
