@@ -101,7 +101,8 @@ type allocation struct {
 // cannot (no image, pool exhausted) without being an error. b is the board as the
 // hello's transaction left it; the deployment is returned as stored, not read back.
 func (s *Service) allocate(ctx context.Context, t *store.Tx, bt store.Batch, in hello, b store.Board) (a allocation, reason string, err error) {
-	if a.product, err = t.Product(ctx, bt.Product); err != nil {
+	var found bool
+	if a.product, a.img, found, err = t.ProductImageHead(ctx, bt.Product, bt.Image); err != nil {
 		return a, "", fmt.Errorf("product %q: %w", bt.Product, err)
 	}
 	imgName := bt.Image
@@ -111,12 +112,8 @@ func (s *Service) allocate(ctx context.Context, t *store.Tx, bt store.Batch, in 
 	if imgName == "" {
 		return a, fmt.Sprintf("product %s has no active image", a.product.Code), nil
 	}
-	a.img, err = t.ImageHead(ctx, imgName)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && a.img.State != store.ImageReady) {
+	if !found || a.img.State != store.ImageReady {
 		return a, fmt.Sprintf("image %q is not ready", imgName), nil
-	}
-	if err != nil {
-		return a, "", err
 	}
 	hostname, reason, err := s.hostnameFor(ctx, t, a.product, bt.Venue, b)
 	if err != nil || reason != "" {

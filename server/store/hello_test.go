@@ -140,3 +140,76 @@ func TestLinkedProfiles(t *testing.T) {
 		}
 	})
 }
+
+// TestProductImageHead: the one query gives what Product and ImageHead give apart:
+// the product and its active image's head, or the batch's image named instead; no
+// image (none active, an unknown name) is not found, and an unknown product is
+// ErrNotFound.
+func TestProductImageHead(t *testing.T) {
+	dialects(t, func(t *testing.T, cfg Config) {
+		ctx := context.Background()
+		s := openCfg(t, cfg)
+		err := s.Update(ctx, func(tx *Tx) error {
+			for _, name := range []string{"active", "other"} {
+				if err := tx.PutImage(ctx, Image{Name: name, Size: 7, SHA256: name + "-sum", CompressedSize: 3,
+					FirstBoot: "firstrun", Manifest: `{"big":true}`, State: ImageReady}); err != nil {
+					return err
+				}
+			}
+			if err := tx.SetImageP2P(ctx, "other", "off"); err != nil {
+				return err
+			}
+			return tx.SetProductImage(ctx, "RXP2", "active")
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			product, image, want string // want: the image found, "" for none
+		}{
+			{"RXP2", "", "active"},
+			{"RXP2", "other", "other"},
+			{"RXP2", "missing", ""},
+			{"KXP2", "", ""},
+			{"KXP2", "other", "other"},
+		} {
+			err := s.Update(ctx, func(tx *Tx) error {
+				p, img, found, err := tx.ProductImageHead(ctx, tc.product, tc.image)
+				if err != nil {
+					return err
+				}
+				wantP, err := tx.Product(ctx, tc.product)
+				if err != nil {
+					return err
+				}
+				if p != wantP {
+					t.Errorf("%s/%q: product %+v, want %+v", tc.product, tc.image, p, wantP)
+				}
+				if found != (tc.want != "") {
+					t.Errorf("%s/%q: found %v, want image %q", tc.product, tc.image, found, tc.want)
+				}
+				if !found {
+					return nil
+				}
+				wantImg, err := tx.ImageHead(ctx, tc.want)
+				if err != nil {
+					return err
+				}
+				if img != wantImg {
+					t.Errorf("%s/%q: image %+v, want %+v", tc.product, tc.image, img, wantImg)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		err = s.Update(ctx, func(tx *Tx) error {
+			_, _, _, err := tx.ProductImageHead(ctx, "NOPE", "")
+			return err
+		})
+		if !errors.Is(err, ErrNotFound) {
+			t.Errorf("unknown product: %v, want ErrNotFound", err)
+		}
+	})
+}
