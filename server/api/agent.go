@@ -29,7 +29,7 @@ func (a *API) hello(c *gin.Context) {
 		return
 	}
 	start := time.Now()
-	resp, err := a.svc.Hello(domain.WithSource(c.Request.Context(), remoteIP(c.Request)), h)
+	resp, p2p, err := a.svc.HelloP2P(domain.WithSource(c.Request.Context(), remoteIP(c.Request)), h)
 	a.Metrics.observeHello(time.Since(start), resp.Action, err)
 	if err != nil {
 		failErr(c, err)
@@ -39,7 +39,7 @@ func (a *API) hello(c *gin.Context) {
 		base := baseURL(c.Request)
 		d.Image.URL = base + d.Image.URL
 		d.Image.ManifestURL = base + d.Image.ManifestURL
-		a.swarmHello(c, d)
+		a.swarmHello(c, d, p2p)
 	}
 	c.JSON(http.StatusOK, resp)
 }

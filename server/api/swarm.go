@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
+	"github.com/rpi-deploy/rpi-deploy/server/domain"
 	"github.com/rpi-deploy/rpi-deploy/server/mgmtapi"
 	"github.com/rpi-deploy/rpi-deploy/server/swarm"
 )
@@ -33,12 +34,17 @@ const swarmHelloWait = 3 * time.Second
 
 // swarmHello adds the swarm invitation to a deployment of a hello answer when P2P is
 // on and the image's metainfo is ready (it is computed in the background on the first
-// hello for an image; until then boards fetch over HTTP alone).
-func (a *API) swarmHello(c *gin.Context, d *agentapi.Deployment) {
+// hello for an image; until then boards fetch over HTTP alone). p2p are the modes
+// the hello's allocation read; when not Known (a re-hello) they are read now.
+func (a *API) swarmHello(c *gin.Context, d *agentapi.Deployment, p2p domain.P2PModes) {
 	if a.opt.Swarm == nil {
 		return
 	}
-	if on, err := a.svc.P2PFor(c.Request.Context(), d.ID, a.opt.P2P); err != nil || !on {
+	on, err := p2p.On(a.opt.P2P), error(nil)
+	if !p2p.Known { // a re-hello: its batch was not read
+		on, err = a.svc.P2PFor(c.Request.Context(), d.ID, a.opt.P2P)
+	}
+	if err != nil || !on {
 		if err != nil {
 			a.log.Warn("swarm mode unknown; HTTP only", "deployment", d.ID, "err", err)
 		}

@@ -18,8 +18,9 @@ import (
 
 // allocateHello opens a deployment for the board of in from the first batch that
 // can take it (see candidateBatches), or answers retry with every batch's reason.
-func (s *Service) allocateHello(ctx context.Context, t *store.Tx, in hello, out helloOutcome) (helloOutcome, error) {
-	batches, err := candidateBatches(ctx, t, in.serial, out.board.Reimage)
+// last is the board's most recent deployment (nil: it never had one).
+func (s *Service) allocateHello(ctx context.Context, t *store.Tx, in hello, out helloOutcome, last *store.Deployment) (helloOutcome, error) {
+	batches, err := candidateBatches(ctx, t, last, out.board.Reimage)
 	if err != nil {
 		return out, err
 	}
@@ -29,7 +30,7 @@ func (s *Service) allocateHello(ctx context.Context, t *store.Tx, in hello, out 
 	}
 	var reasons []string
 	for _, bt := range batches {
-		a, why, err := s.allocate(ctx, t, bt, in.serial)
+		a, why, err := s.allocate(ctx, t, bt, in, out.board)
 		if err != nil {
 			return out, err
 		}
@@ -42,19 +43,16 @@ func (s *Service) allocateHello(ctx context.Context, t *store.Tx, in hello, out 
 			continue
 		}
 		out.created, out.batchID = &a.d, bt.ID
+		out.p2p = P2PModes{Batch: bt.P2P, Image: a.img.P2P, Known: true}
 		// The card is about to be overwritten: until a verified result it holds nothing.
 		if err := t.SetBoardAllocated(ctx, in.serial, a.d.Hostname); err != nil {
 			return out, err
 		}
 		out.board.Hostname, out.board.Deployed = a.d.Hostname, false
-		secret, hash := newSecret()
-		if err := t.SetDeploymentClaim(ctx, a.d.ID, hash, in.source); err != nil {
-			return out, err
-		}
 		if out.resp, err = deployResponseWith(a.d, a.img, a.product, s.opt.After); err != nil {
 			return out, err
 		}
-		out.resp.Deployment.Secret = secret
+		out.resp.Deployment.Secret = a.secret
 		if a.hasProfile {
 			err = renderProfile(&out.resp, a.profile, a.d, a.img)
 		}
@@ -67,18 +65,12 @@ func (s *Service) allocateHello(ctx context.Context, t *store.Tx, in hello, out 
 // candidateBatches lists the batches a board may join, best first: the active
 // batches by priority; a board flagged for re-imaging first of all re-imaged where
 // it was, under its name, with the product's active image, outside any batch (ID
-// 0); a board whose last deployment failed back in its batch if it can.
-func candidateBatches(ctx context.Context, t *store.Tx, serial string, reimage bool) ([]store.Batch, error) {
+// 0); a board whose last deployment failed back in its batch if it can. last is
+// the board's most recent deployment (nil: none).
+func candidateBatches(ctx context.Context, t *store.Tx, last *store.Deployment, reimage bool) ([]store.Batch, error) {
 	batches, err := t.OpenBatches(ctx)
-	if err != nil {
-		return nil, err
-	}
-	last, err := t.LastDeployment(ctx, serial)
-	if errors.Is(err, store.ErrNotFound) {
-		return batches, nil
-	}
-	if err != nil {
-		return nil, err
+	if err != nil || last == nil {
+		return batches, err
 	}
 	if reimage {
 		return append([]store.Batch{{Venue: last.Venue, Product: last.Product}}, batches...), nil
@@ -97,16 +89,20 @@ func candidateBatches(ctx context.Context, t *store.Tx, serial string, reimage b
 // allocation is a deployment just opened, with what its answer is made of.
 type allocation struct {
 	d          store.Deployment
+	secret     string // the deployment's secret (only its hash is stored)
 	img        store.Image
 	product    store.Product
 	profile    profile.Profile // the effective first-boot profile recorded with d
 	hasProfile bool
 }
 
-// allocate tries to open a deployment for serial in batch bt. A non-empty reason
-// says why it cannot (no image, pool exhausted) without being an error.
-func (s *Service) allocate(ctx context.Context, t *store.Tx, bt store.Batch, serial string) (a allocation, reason string, err error) {
-	if a.product, err = t.Product(ctx, bt.Product); err != nil {
+// allocate tries to open a deployment for the board b of hello in in batch bt,
+// with a new secret and in's source recorded. A non-empty reason says why it
+// cannot (no image, pool exhausted) without being an error. b is the board as the
+// hello's transaction left it; the deployment is returned as stored, not read back.
+func (s *Service) allocate(ctx context.Context, t *store.Tx, bt store.Batch, in hello, b store.Board) (a allocation, reason string, err error) {
+	var found bool
+	if a.product, a.img, found, err = t.ProductImageHead(ctx, bt.Product, bt.Image); err != nil {
 		return a, "", fmt.Errorf("product %q: %w", bt.Product, err)
 	}
 	imgName := bt.Image
@@ -116,41 +112,38 @@ func (s *Service) allocate(ctx context.Context, t *store.Tx, bt store.Batch, ser
 	if imgName == "" {
 		return a, fmt.Sprintf("product %s has no active image", a.product.Code), nil
 	}
-	a.img, err = t.ImageHead(ctx, imgName)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && a.img.State != store.ImageReady) {
+	if !found || a.img.State != store.ImageReady {
 		return a, fmt.Sprintf("image %q is not ready", imgName), nil
-	}
-	if err != nil {
-		return a, "", err
 	}
 	if !s.isLocal(a.img) {
 		if why, err := s.imageHere(ctx, t, a.img); err != nil || why != "" {
 			return a, why, err
 		}
 	}
-	hostname, reason, err := s.hostnameFor(ctx, t, a.product, bt.Venue, serial)
+	hostname, reason, err := s.hostnameFor(ctx, t, a.product, bt.Venue, b)
 	if err != nil || reason != "" {
 		return a, reason, err
 	}
-	id, err := t.AddDeployment(ctx, store.Deployment{Serial: serial, BatchID: bt.ID, Venue: bt.Venue, Product: a.product.Code,
-		Hostname: hostname, Image: a.img.Name, Phase: agentapi.PhaseHello, Total: a.img.Size, Site: s.opt.Site})
+	secret, hash := newSecret()
+	a.d, err = t.AddClaimedDeployment(ctx, store.Deployment{Serial: b.Serial, MAC: b.MAC, BatchID: bt.ID, Venue: bt.Venue,
+		Product: a.product.Code, Hostname: hostname, Image: a.img.Name, Phase: agentapi.PhaseHello, Total: a.img.Size,
+		Site: s.opt.Site}, hash, in.source)
 	if err != nil {
 		return a, "", err
 	}
-	if a.profile, a.hasProfile, err = recordProfile(ctx, t, id, a.product.Code, bt.Venue, bt.ID); err != nil {
-		return a, "", err
-	}
-	a.d, err = t.Deployment(ctx, id)
+	a.secret = secret
+	a.profile, a.hasProfile, err = recordProfile(ctx, t, a.d.ID, a.product.Code, bt.Venue, bt.ID)
 	return a, "", err
 }
 
-// hostnameFor is the name a board of product p gets at venue: from the venue's pool
+// hostnameFor is the name board b of product p gets at venue: from the venue's pool
 // (the one it holds, or the next free one) or from its serial. A non-empty reason
 // says why there is none (the pool is exhausted).
-func (s *Service) hostnameFor(ctx context.Context, t *store.Tx, p store.Product, venue, serial string) (name, reason string, err error) {
+func (s *Service) hostnameFor(ctx context.Context, t *store.Tx, p store.Product, venue string, b store.Board) (name, reason string, err error) {
+	serial := b.Serial
 	switch p.Naming {
 	case store.NamingSerial:
-		name, err = s.uniqueSerialHostname(ctx, t, p.Code, venue, serial)
+		name, err = s.uniqueSerialHostname(ctx, t, p.Code, venue, b)
 		return name, "", err
 	case store.NamingPool:
 		n, err := t.HeldName(ctx, venue, p.Code, serial)
@@ -183,12 +176,10 @@ func serialHostname(product, venue, serial string, digits int) string {
 // uniqueSerialHostname is the board's serial name, made unique: the low 8 hex digits
 // of the serial, or, when another board holds that name (two serials alike in their
 // low 32 bits), the low 12, then all 16, which no other board can share. A board
-// keeps the candidate it holds while no other board holds it too.
-func (s *Service) uniqueSerialHostname(ctx context.Context, t *store.Tx, product, venue, serial string) (string, error) {
-	b, err := t.Board(ctx, serial)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return "", err
-	}
+// keeps the candidate it holds while no other board holds it too. b is the board as
+// its transaction left it (its hostname is the one it holds).
+func (s *Service) uniqueSerialHostname(ctx context.Context, t *store.Tx, product, venue string, b store.Board) (string, error) {
+	serial := b.Serial
 	candidates := []string{serialHostname(product, venue, serial, 8), serialHostname(product, venue, serial, 12),
 		serialHostname(product, venue, serial, 16)}
 	taken := func(c string) (bool, error) { return t.HostnameTaken(ctx, c, serial) }

@@ -23,6 +23,7 @@ type helloOutcome struct {
 	resp    agentapi.HelloResponse
 	board   store.Board       // the board as the hello left it
 	created *store.Deployment // the deployment opened, if any
+	p2p     P2PModes          // the peer-to-peer modes of created's batch and image
 	batchID int64             // the batch it was opened in (0: none, or a re-image)
 	limited bool              // the source is over its open-deployment limit
 }
@@ -38,26 +39,34 @@ type helloOutcome struct {
 // (store.ErrUnavailable) the answer is retry: nothing was allocated, and the board
 // asks again after RetryAfter.
 func (s *Service) Hello(ctx context.Context, h agentapi.Hello) (agentapi.HelloResponse, error) {
-	in, err := checkHello(h)
-	if err != nil {
-		return agentapi.HelloResponse{}, err
-	}
-	resp, err := s.hello(ctx, in)
-	if errors.Is(err, store.ErrUnavailable) {
-		s.log.Warn("hello answered retry: database unavailable", "serial", in.serial, "mac", in.mac, "err", err)
-		return s.retry("database unavailable"), nil
-	}
+	resp, _, err := s.HelloP2P(ctx, h)
 	return resp, err
 }
 
+// HelloP2P is Hello that also returns the peer-to-peer modes of the deployment it
+// opened, read with its allocation (so the caller need not read them again with
+// P2PFor); they are not Known for any other answer.
+func (s *Service) HelloP2P(ctx context.Context, h agentapi.Hello) (agentapi.HelloResponse, P2PModes, error) {
+	in, err := checkHello(h)
+	if err != nil {
+		return agentapi.HelloResponse{}, P2PModes{}, err
+	}
+	out, err := s.hello(ctx, in)
+	if errors.Is(err, store.ErrUnavailable) {
+		s.log.Warn("hello answered retry: database unavailable", "serial", in.serial, "mac", in.mac, "err", err)
+		return s.retry("database unavailable"), P2PModes{}, nil
+	}
+	return out.resp, out.p2p, err
+}
+
 // hello is Hello after the input check.
-func (s *Service) hello(ctx context.Context, in hello) (agentapi.HelloResponse, error) {
+func (s *Service) hello(ctx context.Context, in hello) (helloOutcome, error) {
 	in.source = sourceOf(ctx)
 	if resp, err := s.admitSerial(ctx, in); err != nil || resp != nil {
 		if resp == nil {
-			return agentapi.HelloResponse{}, err
+			return helloOutcome{}, err
 		}
-		return *resp, err
+		return helloOutcome{resp: *resp}, err
 	}
 	var out helloOutcome
 	err := s.st.Update(ctx, func(t *store.Tx) error {
@@ -68,13 +77,13 @@ func (s *Service) hello(ctx context.Context, in hello) (agentapi.HelloResponse, 
 		return s.recordHello(ctx, t, in, out.resp)
 	})
 	if err != nil {
-		return agentapi.HelloResponse{}, err
+		return helloOutcome{}, err
 	}
 	if out.limited {
 		s.overLimit(ctx) // after the commit: the writer is not held
 	}
 	s.publishHello(ctx, in, out)
-	return out.resp, nil
+	return out, nil
 }
 
 // checkHello checks and normalises a hello's fields.
@@ -127,11 +136,20 @@ func (s *Service) decideHello(ctx context.Context, t *store.Tx, in hello) (hello
 		return helloOutcome{}, err
 	}
 	out := helloOutcome{board: b}
-	// The same board again while its deployment is open: the same answer.
-	if d, err := t.OpenDeployment(ctx, in.serial); err == nil {
-		out.resp, err = s.reopen(ctx, t, d)
+	// The board's open deployment, if it has one, is its newest: a deployment is
+	// opened only while the board has none open (deployments_one_open) and a closed
+	// one never opens again. So one read gives both the open deployment and the last
+	// one (which candidateBatches wants).
+	last, err := t.LastDeployment(ctx, in.serial)
+	var lastp *store.Deployment
+	switch {
+	case err == nil && last.State == store.DeployOpen:
+		// The same board again while its deployment is open: the same answer.
+		out.resp, err = s.reopen(ctx, t, last)
 		return out, err
-	} else if !errors.Is(err, store.ErrNotFound) {
+	case err == nil:
+		lastp = &last
+	case !errors.Is(err, store.ErrNotFound):
 		return out, err
 	}
 	if b.Deployed && !b.Reimage {
@@ -144,7 +162,7 @@ func (s *Service) decideHello(ctx context.Context, t *store.Tx, in hello) (hello
 		out.resp, out.limited = s.retry(why), limited
 		return out, err
 	}
-	return s.allocateHello(ctx, t, in, out)
+	return s.allocateHello(ctx, t, in, out, lastp)
 }
 
 // reopen answers a board whose deployment is still open with that deployment

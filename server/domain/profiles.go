@@ -204,28 +204,21 @@ func checkProfileTarget(ctx context.Context, t *store.Tx, scope, target string) 
 // effectiveProfile merges the profiles attached to the product, the venue and the
 // batch (batch 0: none), in that order. ok is false when none is attached.
 func effectiveProfile(ctx context.Context, t *store.Tx, product, venue string, batch int64) (p profile.Profile, ok bool, err error) {
-	var layers []profile.Profile
-	for _, l := range []struct{ scope, target string }{
-		{store.ScopeProduct, product}, {store.ScopeVenue, venue}, {store.ScopeBatch, strconv.FormatInt(batch, 10)},
-	} {
-		if l.scope == store.ScopeBatch && batch == 0 {
-			continue
-		}
-		sp, err := t.LinkedProfile(ctx, l.scope, l.target)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return p, false, err
-		}
+	batchTarget := ""
+	if batch != 0 {
+		batchTarget = strconv.FormatInt(batch, 10)
+	}
+	linked, err := t.LinkedProfiles(ctx, product, venue, batchTarget)
+	if err != nil || len(linked) == 0 {
+		return p, false, err
+	}
+	layers := make([]profile.Profile, 0, len(linked))
+	for _, sp := range linked {
 		pr, err := decodeProfile(sp)
 		if err != nil {
 			return p, false, err
 		}
 		layers = append(layers, pr)
-	}
-	if len(layers) == 0 {
-		return p, false, nil
 	}
 	return profile.Merge(layers...), true, nil
 }

@@ -92,6 +92,17 @@ func (s *Service) P2PFor(ctx context.Context, id int64, def bool) (bool, error) 
 	return resolveP2P(batch, image, def), nil
 }
 
+// P2PModes are the peer-to-peer modes of a new deployment's batch ("" outside any
+// batch) and image as its allocation read them (HelloP2P); Known is false when the
+// hello opened no deployment, and P2PFor tells.
+type P2PModes struct {
+	Batch, Image string
+	Known        bool
+}
+
+// On is what P2PFor would answer for these modes and def.
+func (m P2PModes) On(def bool) bool { return resolveP2P(m.Batch, m.Image, def) }
+
 // resolveP2P is the mode that decides: the batch's, else the image's, else def.
 func resolveP2P(batch, image string, def bool) bool {
 	for _, m := range []string{batch, image} {

@@ -128,26 +128,40 @@ func (t *Tx) CountOpen(ctx context.Context, since string, limit int) (int, error
 // AddDeployment inserts an open deployment in phase hello at site d.Site ("" =
 // DefaultSite) and returns its ID.
 func (t *Tx) AddDeployment(ctx context.Context, d Deployment) (int64, error) {
+	d, err := t.AddClaimedDeployment(ctx, d, "", "")
+	return d.ID, err
+}
+
+// AddClaimedDeployment is AddDeployment that also records the SHA-256 (hex) of the
+// deployment's secret and the address its hello came from (SetDeploymentClaim) in
+// the same INSERT. It returns the deployment as stored, made from d and what the
+// INSERT wrote rather than read back: ID, state open, started and updated now, the
+// counters zero, its site. MAC (the board's, joined in on reads) is d.MAC as given.
+func (t *Tx) AddClaimedDeployment(ctx context.Context, d Deployment, secretSHA256, source string) (Deployment, error) {
 	now := FormatTime(t.Now)
 	var batch any
 	if d.BatchID != 0 {
 		batch = d.BatchID
 	}
+	d.Site = siteOr(d.Site)
 	id, err := t.insert(ctx, `INSERT INTO deployments (serial, batch_id, venue, product, hostname, image, state, phase,
-		total, started_at, updated_at, site) VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?)`,
-		d.Serial, batch, d.Venue, d.Product, d.Hostname, d.Image, d.Phase, d.Total, now, now, siteOr(d.Site))
+		total, started_at, updated_at, site, secret_sha256, source) VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?)`,
+		d.Serial, batch, d.Venue, d.Product, d.Hostname, d.Image, d.Phase, d.Total, now, now, d.Site, secretSHA256, source)
 	if isUnique(err) {
-		return 0, fmt.Errorf("board %q already has an open deployment: %w", d.Serial, ErrConflict)
+		return Deployment{}, fmt.Errorf("board %q already has an open deployment: %w", d.Serial, ErrConflict)
 	}
 	if err != nil {
-		return 0, err
+		return Deployment{}, err
 	}
 	if d.BatchID != 0 {
 		if _, err := t.tx.ExecContext(ctx, `UPDATE batches SET in_progress = in_progress + 1 WHERE id = ?`, d.BatchID); err != nil {
-			return 0, err
+			return Deployment{}, err
 		}
 	}
-	return id, t.AddPhase(ctx, id, d.Phase, 0, "")
+	stored := Deployment{ID: id, Serial: d.Serial, MAC: d.MAC, BatchID: d.BatchID, Venue: d.Venue, Product: d.Product,
+		Hostname: d.Hostname, Image: d.Image, State: DeployOpen, Phase: d.Phase, Total: d.Total, StartedAt: now,
+		UpdatedAt: now, Site: d.Site}
+	return stored, t.AddPhase(ctx, id, d.Phase, 0, "")
 }
 
 // AddPhase records that a deployment entered a phase.

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -58,6 +60,31 @@ func (t *Tx) Image(ctx context.Context, name string) (Image, error) {
 // kilobytes, and a hello runs inside the one writer.
 func (t *Tx) ImageHead(ctx context.Context, name string) (Image, error) {
 	return one(ctx, t.tx, scanImage, `SELECT `+strings.Replace(imageCols, "manifest", "''", 1)+` FROM images WHERE name = ?`, name)
+}
+
+// ProductImageHead returns product code and, in the same query, the head
+// (ImageHead) of image name, or of the product's active image when name is "":
+// what a new deployment of the product is made of. An unknown product is
+// ErrNotFound; found is false when there is no such image (or the product has no
+// active image).
+func (t *Tx) ProductImageHead(ctx context.Context, code, name string) (p Product, img Image, found bool, err error) {
+	var imgName sql.NullString
+	err = t.tx.QueryRowContext(ctx, `SELECT p.code, p.name, p.naming, p.digits, coalesce(p.image, ''), p.first_boot, p.created_at,
+		i.name, coalesce(i.size, 0), coalesce(i.sha256, ''), coalesce(i.compressed_size, 0), coalesce(i.compressed_sha256, ''),
+		coalesce(i.first_boot, ''), coalesce(i.os_release, ''), coalesce(i.state, ''), coalesce(i.created_at, ''),
+		coalesce(i.ready_at, ''), coalesce(i.p2p, '')
+		FROM products p LEFT JOIN images i ON i.name = (CASE WHEN ? != '' THEN ? ELSE p.image END) WHERE p.code = ?`,
+		name, name, code).Scan(&p.Code, &p.Name, &p.Naming, &p.Digits, &p.Image, &p.FirstBoot, &p.CreatedAt,
+		&imgName, &img.Size, &img.SHA256, &img.CompressedSize, &img.CompressedSHA256, &img.FirstBoot, &img.OSRelease,
+		&img.State, &img.CreatedAt, &img.ReadyAt, &img.P2P)
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, img, false, ErrNotFound
+	}
+	if err != nil || !imgName.Valid {
+		return p, Image{}, false, classify(err)
+	}
+	img.Name = imgName.String
+	return p, img, true, nil
 }
 
 // PutImage inserts or replaces an image row.

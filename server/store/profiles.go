@@ -99,6 +99,37 @@ func (t *Tx) LinkedProfile(ctx context.Context, scope, target string) (Profile, 
 		WHERE name = (SELECT profile FROM profile_links WHERE scope = ? AND target = ?)`, scope, target)
 }
 
+// LinkedProfiles returns the profiles attached to product, venue and batch (""
+// for none), in that order (the order they merge in), leaving out the scopes that
+// have none: one query for the three LinkedProfile lookups of a new deployment.
+func (t *Tx) LinkedProfiles(ctx context.Context, product, venue, batch string) ([]Profile, error) {
+	rows, err := collect(ctx, t.tx, func(r scanner) (linkedProfile, error) {
+		var l linkedProfile
+		err := r.Scan(&l.scope, &l.p.Name, &l.p.Spec, &l.p.CreatedAt, &l.p.UpdatedAt)
+		return l, err
+	}, `SELECT l.scope, p.name, p.spec, p.created_at, p.updated_at FROM profile_links l JOIN profiles p ON p.name = l.profile
+		WHERE (l.scope = ? AND l.target = ?) OR (l.scope = ? AND l.target = ?) OR (l.scope = ? AND l.target = ? AND ? != '')`,
+		ScopeProduct, product, ScopeVenue, venue, ScopeBatch, batch, batch)
+	if err != nil {
+		return nil, err
+	}
+	var out []Profile
+	for _, scope := range []string{ScopeProduct, ScopeVenue, ScopeBatch} {
+		for _, l := range rows {
+			if l.scope == scope {
+				out = append(out, l.p)
+			}
+		}
+	}
+	return out, nil
+}
+
+// linkedProfile is a row of LinkedProfiles: a profile and the scope it is attached to.
+type linkedProfile struct {
+	scope string
+	p     Profile
+}
+
 // LinkProfile attaches profile to scope and target, replacing what was attached.
 func (t *Tx) LinkProfile(ctx context.Context, l ProfileLink) error {
 	_, err := t.tx.ExecContext(ctx, `INSERT INTO profile_links (scope, target, profile) VALUES (?, ?, ?)

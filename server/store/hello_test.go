@@ -1,0 +1,215 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+)
+
+// TestAddClaimedDeploymentAsStored: the deployment AddClaimedDeployment returns
+// (built from what it wrote, not read back) is field for field the one Deployment
+// then reads; the secret's hash and the source are recorded by the same INSERT;
+// a second open deployment of the board is ErrConflict and leaves the first and
+// the batch's counter as they were.
+func TestAddClaimedDeploymentAsStored(t *testing.T) {
+	dialects(t, func(t *testing.T, cfg Config) {
+		ctx := context.Background()
+		s := openCfg(t, cfg)
+		s.SetClock(func() time.Time { return time.Date(2026, 12, 5, 3, 40, 0, 123456789, time.UTC) })
+		const serial = "10000000cafef00d"
+		var got Deployment
+		var batch int64
+		for _, site := range []string{"", "north"} {
+			err := s.Update(ctx, func(tx *Tx) error {
+				if site == "" {
+					if _, err := tx.PutVenue(ctx, "CORO", ""); err != nil {
+						return err
+					}
+					var err error
+					if batch, err = tx.AddBatch(ctx, Batch{Venue: "CORO", Product: "RXP2", State: BatchActive}); err != nil {
+						return err
+					}
+				}
+				b, err := tx.SeeBoardReturning(ctx, Board{Serial: serial, MAC: "2c:cf:67:00:00:0d"})
+				if err != nil {
+					return err
+				}
+				d, err := tx.AddClaimedDeployment(ctx, Deployment{Serial: serial, MAC: b.MAC, BatchID: batch, Venue: "CORO",
+					Product: "RXP2", Hostname: "RXP2-CORO-CAFEF00D", Image: "img", Phase: "hello", Total: 1 << 20, Site: site},
+					"5ec7e7", "10.42.0.9")
+				if err == nil {
+					got = d
+				}
+				return err
+			})
+			if site == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			if !errors.Is(err, ErrConflict) {
+				t.Fatalf("second open deployment: %v, want ErrConflict", err)
+			}
+		}
+		read, err := s.Deployment(ctx, got.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, read) {
+			t.Errorf("returned %+v\nread     %+v", got, read)
+		}
+		if got.Site != DefaultSite || got.State != DeployOpen || got.MAC != "2c:cf:67:00:00:0d" {
+			t.Errorf("returned %+v: want site %s, open, the board's MAC", got, DefaultSite)
+		}
+		var hash string
+		var open int
+		err = s.Update(ctx, func(tx *Tx) error {
+			if hash, _, err = tx.DeploymentSecret(ctx, got.ID); err != nil {
+				return err
+			}
+			if open, err = tx.CountOpenFromSource(ctx, DefaultSite, "10.42.0.9", 10); err != nil {
+				return err
+			}
+			b, err := tx.Batch(ctx, batch)
+			if err == nil && b.InFlight != 1 {
+				t.Errorf("batch in progress %d after the refused second, want 1", b.InFlight)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hash != "5ec7e7" || open != 1 {
+			t.Errorf("secret hash %q, open from source %d; want 5ec7e7, 1", hash, open)
+		}
+	})
+}
+
+// TestLinkedProfiles: the one query returns the profiles attached to the product,
+// the venue and the batch in that order whatever order they were attached in,
+// leaves out scopes with none, never matches a batch for batch "" (a re-image),
+// and matches targets exactly (a venue code equal to the product's is not the
+// product's attachment).
+func TestLinkedProfiles(t *testing.T) {
+	dialects(t, func(t *testing.T, cfg Config) {
+		ctx := context.Background()
+		s := openCfg(t, cfg)
+		err := s.Update(ctx, func(tx *Tx) error {
+			for _, name := range []string{"base", "site", "run", "other"} {
+				if err := tx.PutProfile(ctx, name, `{"name":"`+name+`"}`); err != nil {
+					return err
+				}
+			}
+			for _, l := range []ProfileLink{{ScopeBatch, "7", "run"}, {ScopeVenue, "CORO", "site"}, {ScopeProduct, "RXP2", "base"},
+				{ScopeVenue, "RXP2", "other"}, {ScopeBatch, "", "other"}} {
+				if err := tx.LinkProfile(ctx, l); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			product, venue, batch string
+			want                  []string
+		}{
+			{"RXP2", "CORO", "7", []string{"base", "site", "run"}},
+			{"RXP2", "CORO", "", []string{"base", "site"}},
+			{"KXP2", "CORO", "8", []string{"site"}},
+			{"KXP2", "NONE", "", nil},
+		} {
+			var names []string
+			err := s.Update(ctx, func(tx *Tx) error {
+				ps, err := tx.LinkedProfiles(ctx, tc.product, tc.venue, tc.batch)
+				for _, p := range ps {
+					names = append(names, p.Name)
+				}
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(names, tc.want) {
+				t.Errorf("LinkedProfiles(%q, %q, %q) = %q, want %q", tc.product, tc.venue, tc.batch, names, tc.want)
+			}
+		}
+	})
+}
+
+// TestProductImageHead: the one query gives what Product and ImageHead give apart:
+// the product and its active image's head, or the batch's image named instead; no
+// image (none active, an unknown name) is not found, and an unknown product is
+// ErrNotFound.
+func TestProductImageHead(t *testing.T) {
+	dialects(t, func(t *testing.T, cfg Config) {
+		ctx := context.Background()
+		s := openCfg(t, cfg)
+		err := s.Update(ctx, func(tx *Tx) error {
+			for _, name := range []string{"active", "other"} {
+				if err := tx.PutImage(ctx, Image{Name: name, Size: 7, SHA256: name + "-sum", CompressedSize: 3,
+					FirstBoot: "firstrun", Manifest: `{"big":true}`, State: ImageReady}); err != nil {
+					return err
+				}
+			}
+			if err := tx.SetImageP2P(ctx, "other", "off"); err != nil {
+				return err
+			}
+			return tx.SetProductImage(ctx, "RXP2", "active")
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			product, image, want string // want: the image found, "" for none
+		}{
+			{"RXP2", "", "active"},
+			{"RXP2", "other", "other"},
+			{"RXP2", "missing", ""},
+			{"KXP2", "", ""},
+			{"KXP2", "other", "other"},
+		} {
+			err := s.Update(ctx, func(tx *Tx) error {
+				p, img, found, err := tx.ProductImageHead(ctx, tc.product, tc.image)
+				if err != nil {
+					return err
+				}
+				wantP, err := tx.Product(ctx, tc.product)
+				if err != nil {
+					return err
+				}
+				if p != wantP {
+					t.Errorf("%s/%q: product %+v, want %+v", tc.product, tc.image, p, wantP)
+				}
+				if found != (tc.want != "") {
+					t.Errorf("%s/%q: found %v, want image %q", tc.product, tc.image, found, tc.want)
+				}
+				if !found {
+					return nil
+				}
+				wantImg, err := tx.ImageHead(ctx, tc.want)
+				if err != nil {
+					return err
+				}
+				if img != wantImg {
+					t.Errorf("%s/%q: image %+v, want %+v", tc.product, tc.image, img, wantImg)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		err = s.Update(ctx, func(tx *Tx) error {
+			_, _, _, err := tx.ProductImageHead(ctx, "NOPE", "")
+			return err
+		})
+		if !errors.Is(err, ErrNotFound) {
+			t.Errorf("unknown product: %v, want ErrNotFound", err)
+		}
+	})
+}
