@@ -55,16 +55,7 @@ func writeOutput(path string, write func(w io.Writer) error) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := tmp.Chmod(atomicfile.DefaultMode); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("sync %q: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("close %q: %w", path, err)
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.Commit(tmp, path, atomicfile.DefaultMode)
 }
 
 // directWriter collects writes in an aligned buffer and writes it whole to an

@@ -44,6 +44,13 @@ func WriteMode(path string, mode fs.FileMode, write func(w io.Writer) error) (er
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("write %q: %w", path, err)
 	}
+	return Commit(tmp, path, mode)
+}
+
+// Commit gives the filled temporary file tmp permission mode, syncs and closes it
+// and renames it to path: the last steps of WriteMode, for writers that fill the
+// file their own way (pack writes with O_DIRECT). On error the caller removes tmp.
+func Commit(tmp *os.File, path string, mode fs.FileMode) error {
 	if err := tmp.Chmod(mode); err != nil {
 		return err
 	}

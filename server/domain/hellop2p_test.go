@@ -3,12 +3,10 @@ package domain_test
 import (
 	"context"
 	"fmt"
-	"strings"
 	"testing"
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
 	"github.com/rpi-deploy/rpi-deploy/server/domain"
-	"github.com/rpi-deploy/rpi-deploy/server/store"
 )
 
 // TestHelloP2PModes: the peer-to-peer modes HelloP2P returns with a new deployment
@@ -19,22 +17,7 @@ func TestHelloP2PModes(t *testing.T) {
 	bothDialects(t, func(t *testing.T) {
 		svc, st, _, _ := newClockedService(t)
 		ctx := domain.WithActor(context.Background(), "test")
-		if err := st.Update(ctx, func(t *store.Tx) error {
-			return t.PutImage(ctx, store.Image{Name: "img", Size: 1, SHA256: strings.Repeat("ab", 32), CompressedSize: 1,
-				FirstBoot: "firstrun", Manifest: "{}", State: store.ImageReady})
-		}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := svc.PutVenue(ctx, "CORO", "Coronation"); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := svc.ActivateImage(ctx, "img", "RXP2", false); err != nil {
-			t.Fatal(err)
-		}
-		b, err := svc.AddBatch(ctx, domain.BatchSpec{Venue: "CORO", Product: "RXP2"})
-		if err != nil {
-			t.Fatal(err)
-		}
+		b := rxp2Batch(t, ctx, svc, st)
 		modes := []string{"on", "off", "inherit"}
 		n := 0
 		for _, bm := range modes {

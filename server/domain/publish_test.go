@@ -21,22 +21,7 @@ func TestBatchEventsOfABurst(t *testing.T) {
 	bothDialects(t, func(t *testing.T) {
 		svc, st, bus, _ := newClockedService(t)
 		ctx := domain.WithActor(context.Background(), "test")
-		if err := st.Update(ctx, func(t *store.Tx) error {
-			return t.PutImage(ctx, store.Image{Name: "img", Size: 1, SHA256: strings.Repeat("ab", 32), CompressedSize: 1,
-				FirstBoot: "firstrun", Manifest: "{}", State: store.ImageReady})
-		}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := svc.PutVenue(ctx, "CORO", "Coronation"); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := svc.ActivateImage(ctx, "img", "RXP2", false); err != nil {
-			t.Fatal(err)
-		}
-		b, err := svc.AddBatch(ctx, domain.BatchSpec{Venue: "CORO", Product: "RXP2"})
-		if err != nil {
-			t.Fatal(err)
-		}
+		b := rxp2Batch(t, ctx, svc, st)
 		sub, _ := bus.Subscribe(0)
 		defer sub.Close()
 		const n = 40
@@ -73,4 +58,27 @@ func TestBatchEventsOfABurst(t *testing.T) {
 		}
 		t.Logf("%d hellos, %d batch.changed events", n, batchEvents)
 	})
+}
+
+// rxp2Batch makes a ready image "img" active for RXP2, venue CORO and an open-ended
+// RXP2 batch there, and returns the batch.
+func rxp2Batch(t *testing.T, ctx context.Context, svc *domain.Service, st *store.Store) mgmtapi.Batch {
+	t.Helper()
+	if err := st.Update(ctx, func(t *store.Tx) error {
+		return t.PutImage(ctx, store.Image{Name: "img", Size: 1, SHA256: strings.Repeat("ab", 32), CompressedSize: 1,
+			FirstBoot: "firstrun", Manifest: "{}", State: store.ImageReady})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.PutVenue(ctx, "CORO", "Coronation"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.ActivateImage(ctx, "img", "RXP2", false); err != nil {
+		t.Fatal(err)
+	}
+	b, err := svc.AddBatch(ctx, domain.BatchSpec{Venue: "CORO", Product: "RXP2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
