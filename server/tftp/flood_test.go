@@ -112,8 +112,10 @@ func TestFloodFromOneHostLeavesBootsServed(t *testing.T) {
 			}
 		}
 	}
-	if busy := f.srv.Transfers(); busy > DefaultMaxPerClient {
-		t.Errorf("%d transfers running during a one-host flood; the per-client cap is %d", busy, DefaultMaxPerClient)
+	// The flooder holds at most its cap; the board's last transfer (one at a time,
+	// from another address) may still be counted while its final ACK is handled.
+	if busy := f.srv.Transfers(); busy > DefaultMaxPerClient+1 {
+		t.Errorf("%d transfers running during a one-host flood; the per-client cap is %d (+1: the board's own last transfer)", busy, DefaultMaxPerClient)
 	}
 	wg.Wait()
 	high := peak()
