@@ -185,20 +185,6 @@ func pullStopped(e mgmtapi.ImageSite) bool {
 }
 func pullReady(e mgmtapi.ImageSite) bool { return e.State == mgmtapi.ImageSiteReady }
 
-func fileSHA256(t *testing.T, path string) string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
 // downloadSHA256 fetches url and returns the SHA-256 of the body (or fails).
 func downloadSHA256(t *testing.T, url string) string {
 	t.Helper()
@@ -288,7 +274,7 @@ func TestPullImageFromPeerSite(t *testing.T) {
 	if want := "bytes=" + strconv.FormatInt(m.Chunks[1].Frame, 10) + "-"; len(asked) != 2 || asked[0] != "" || asked[1] != want {
 		t.Fatalf("Ranges asked of A: %q; want the whole file first, then %q", asked, want)
 	}
-	if sum := fileSHA256(t, filepath.Join(b.dir, "images", m.Name+".img.zst")); sum != m.CompressedSHA256 {
+	if sum := servertest.FileSHA256(t, filepath.Join(b.dir, "images", m.Name+".img.zst")); sum != m.CompressedSHA256 {
 		t.Fatalf("B's image file sha256 %s, manifest %s", sum, m.CompressedSHA256)
 	}
 	if _, err := os.Stat(part); !errors.Is(err, os.ErrNotExist) {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -16,6 +17,7 @@ import (
 	"github.com/rpi-deploy/rpi-deploy/image-tools/manifest"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/progress"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/push"
+	"github.com/rpi-deploy/rpi-deploy/server/client"
 	"github.com/rpi-deploy/rpi-deploy/server/mgmtapi"
 )
 
@@ -462,69 +464,34 @@ func cmdBatchSet(ctx context.Context, x *ctxt) error {
 // pullPoll is how often `image pull` asks how far the pull is.
 const pullPoll = 500 * time.Millisecond
 
-// cmdImagePull starts the pull of an image from another site (POST
-// /images/NAME/pull) and follows it (GET /images/NAME, this site's entry in its
-// sites) until this site holds it ready, or the pull stops with an error.
+// cmdImagePull starts the pull of an image from another site and follows it with a
+// progress bar until this site holds it ready, or the pull stops with an error
+// (client.PullImage).
 func cmdImagePull(ctx context.Context, x *ctxt) error {
 	name, err := x.arg(0, "NAME")
 	if err != nil {
 		return err
 	}
-	var st mgmtapi.UploadState
-	if err := x.c.Post(ctx, v1+"/images/"+url.PathEscape(name)+"/pull", map[string]string{"from": x.flagStr("from")}, &st); err != nil {
-		return err
-	}
-	var health struct {
-		Site string `json:"site"`
-	}
-	if err := x.c.Get(ctx, "/healthz", nil, &health); err != nil {
-		return err
-	}
-	site := health.Site
-	bar := progress.Start(x.env.Stderr, "pulling "+name, st.Size)
-	bar.Add(st.Offset)
-	for st.State != mgmtapi.ImageReady {
-		select {
-		case <-ctx.Done():
-			bar.Finish(false)
-			return ctx.Err()
-		case <-time.After(pullPoll):
+	var bar *progress.Bar
+	err = x.c.PullImage(ctx, name, x.flagStr("from"), pullPoll, func(bytes, size int64) {
+		if bar == nil {
+			bar = progress.Start(x.env.Stderr, "pulling "+name, size)
 		}
-		var img mgmtapi.ImageView
-		if err := x.c.Get(ctx, v1+"/images/"+url.PathEscape(name), nil, &img); err != nil {
-			bar.Finish(false)
-			return err
-		}
-		me, ok := pullingSite(img, site)
-		if !ok {
-			continue // not recorded yet
-		}
-		if d := me.Bytes - bar.Done(); d != 0 {
+		if d := bytes - bar.Done(); d != 0 {
 			bar.Add(d)
 		}
-		if me.State == mgmtapi.ImageSiteReady {
-			st.State = mgmtapi.ImageReady
-			break
-		}
-		if me.Error != "" {
-			bar.Finish(false)
-			return fmt.Errorf("pull of image %q stopped at %d of %d bytes: %s (run image pull again to continue from there)",
-				name, me.Bytes, st.Size, me.Error)
-		}
+	})
+	if bar != nil {
+		bar.Finish(err == nil)
 	}
-	bar.Finish(true)
+	if err != nil {
+		if _, stopped := errors.AsType[*client.PullStopped](err); stopped {
+			return fmt.Errorf("%w (run image pull again to continue from there)", err)
+		}
+		return err
+	}
 	fmt.Fprintf(x.out, "image %s ready at this site\n", name)
 	return nil
-}
-
-// pullingSite finds the entry of site among an image's sites.
-func pullingSite(img mgmtapi.ImageView, site string) (mgmtapi.ImageSite, bool) {
-	for _, s := range img.Sites {
-		if s.Site == site {
-			return s, true
-		}
-	}
-	return mgmtapi.ImageSite{}, false
 }
 
 func cmdImageRm(ctx context.Context, x *ctxt) error {

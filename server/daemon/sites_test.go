@@ -2,8 +2,6 @@ package daemon_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -156,20 +154,6 @@ func awaitSite(t *testing.T, srv *servertest.Server, name, site string, ok func(
 	}
 }
 
-func sha256File(t *testing.T, path string) string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
 // twoSitesOnPostgres starts site A and site B, two rpi-deployd processes with data
 // directories of their own on one PostgreSQL database; A's peer URL is the proxy.
 func twoSitesOnPostgres(t *testing.T) (a, b *servertest.Server, proxy *peerProxy, db string) {
@@ -243,7 +227,7 @@ func TestImagePulledAcrossSitesOnPostgres(t *testing.T) {
 	if want := "bytes=" + strconv.FormatInt(holdAt, 10) + "-"; len(asked) != 2 || asked[0] != "" || asked[1] != want {
 		t.Fatalf("Ranges asked of A: %q; want the whole file, then %q", asked, want)
 	}
-	if sum := sha256File(t, filepath.Join(b.DataDir, "images", m.Name+".img.zst")); sum != m.CompressedSHA256 {
+	if sum := servertest.FileSHA256(t, filepath.Join(b.DataDir, "images", m.Name+".img.zst")); sum != m.CompressedSHA256 {
 		t.Fatalf("B's image file sha256 %s, manifest %s", sum, m.CompressedSHA256)
 	}
 	code, r = postHello(t, b, "10000000000000b1")

@@ -3,6 +3,7 @@ package servertest
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -116,36 +117,24 @@ func PackedImage(t testing.TB, dir, name string, size int64, chunk int64) string
 // it for an image only another site holds is answered retry while it pulls.
 func (s *Server) PullImage(t testing.TB, name string) {
 	t.Helper()
-	ctx := context.Background()
-	var health struct {
-		Site string `json:"site"`
-	}
-	if err := s.Do(ctx, http.MethodGet, "/healthz", nil, &health); err != nil {
-		t.Fatalf("healthz: %v", err)
-	}
-	if err := s.Do(ctx, http.MethodPost, "/api/v1/images/"+name+"/pull", map[string]string{}, nil); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.Client.PullImage(ctx, name, "", 20*time.Millisecond, nil); err != nil {
 		t.Fatalf("pull %s: %v", name, err)
 	}
-	deadline := time.Now().Add(time.Minute)
-	for {
-		var v mgmtapi.ImageView
-		if err := s.Do(ctx, http.MethodGet, "/api/v1/images/"+name, nil, &v); err != nil {
-			t.Fatalf("image %s: %v", name, err)
-		}
-		for _, e := range v.Sites {
-			if e.Site != health.Site {
-				continue
-			}
-			if e.State == mgmtapi.ImageSiteReady {
-				return
-			}
-			if e.Error != "" {
-				t.Fatalf("pull %s to site %s: %s", name, health.Site, e.Error)
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pull %s to site %s: not ready after a minute (sites %+v)", name, health.Site, v.Sites)
-		}
-		time.Sleep(20 * time.Millisecond)
+}
+
+// FileSHA256 is the hex SHA-256 of the file at path (a served or pulled image file).
+func FileSHA256(t testing.TB, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
