@@ -61,8 +61,13 @@ func start() (*Server, error) {
 	}
 	// Not t.TempDir: its parent directories are the test user's only, and the
 	// server runs as nobody, which must reach the socket and data directories.
+	sweepOnce.Do(sweepOrphans)
 	dir, err := os.MkdirTemp("", "pgtest-")
 	if err != nil {
+		return nil, err
+	}
+	if err := writeOwner(dir); err != nil {
+		os.RemoveAll(dir)
 		return nil, err
 	}
 	s := &Server{Dir: dir, Socket: dir, data: filepath.Join(dir, "data")}
@@ -75,6 +80,86 @@ func start() (*Server, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// ownerFile names the process a cluster belongs to: its PID and its start time
+// (field 22 of /proc/PID/stat), so a reused PID is not taken for the owner.
+const ownerFile = "owner"
+
+var sweepOnce sync.Once
+
+func writeOwner(dir string) error {
+	id, err := procID(os.Getpid())
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, ownerFile), []byte(id+"\n"), 0o644)
+}
+
+// procID is "PID STARTTIME" of a running process.
+func procID(pid int) (string, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "", err
+	}
+	// The command name (field 2) is in parentheses and may hold spaces.
+	rest := stat[bytes.LastIndexByte(stat, ')')+1:]
+	f := strings.Fields(string(rest))
+	if len(f) < 20 {
+		return "", fmt.Errorf("/proc/%d/stat: %d fields after the name", pid, len(f))
+	}
+	return fmt.Sprintf("%d %s", pid, f[19]), nil
+}
+
+// sweepOrphans stops and removes the clusters of test processes that died without
+// cleaning up (a SIGKILL or a crash skips t.Cleanup and TestMain's end): their
+// postmaster would otherwise run until stopped by hand. Clusters of live test
+// processes, and directories without an owner file, are left alone.
+func sweepOrphans() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "pgtest-*"))
+	for _, dir := range dirs {
+		owner, err := os.ReadFile(filepath.Join(dir, ownerFile))
+		if err != nil {
+			continue
+		}
+		id := strings.TrimSpace(string(owner))
+		pid, _ := strconv.Atoi(strings.Fields(id + " x")[0])
+		if now, err := procID(pid); err == nil && now == id {
+			continue // the owner still runs
+		}
+		s := &Server{Dir: dir, Socket: dir, data: filepath.Join(dir, "data")}
+		if !s.postmasterOfData() {
+			os.RemoveAll(dir)
+			continue
+		}
+		if s.Kill() == nil || !s.postmasterOfData() {
+			os.RemoveAll(dir)
+		}
+	}
+}
+
+// postmasterOfData reports whether the PID in postmaster.pid is a postgres serving
+// this cluster's data directory (and not a process that reused the PID).
+func (s *Server) postmasterOfData() bool {
+	pid, err := s.postmasterPID()
+	if err != nil {
+		return false
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return err == nil && bytes.Contains(cmdline, []byte(s.data))
+}
+
+// postmasterPID is the first line of postmaster.pid.
+func (s *Server) postmasterPID() (int, error) {
+	pidFile, err := os.ReadFile(filepath.Join(s.data, "postmaster.pid"))
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(pidFile), "\n", 2)[0]))
+	if err != nil {
+		return 0, fmt.Errorf("postmaster.pid: %w", err)
+	}
+	return pid, nil
 }
 
 // init runs initdb as the unprivileged user.
@@ -140,16 +225,12 @@ func (s *Server) Stop() error {
 // Kill sends SIGKILL to the postmaster and its backends, as a crash would, and waits
 // until they are gone. The next Start recovers from the write-ahead log.
 func (s *Server) Kill() error {
-	pidFile, err := os.ReadFile(filepath.Join(s.data, "postmaster.pid"))
+	pid, err := s.postmasterPID()
 	if errors.Is(err, os.ErrNotExist) {
 		return ErrNotRunning
 	}
 	if err != nil {
 		return err
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(pidFile), "\n", 2)[0]))
-	if err != nil {
-		return fmt.Errorf("postmaster.pid: %w", err)
 	}
 	if syscall.Kill(pid, 0) != nil {
 		return ErrNotRunning // the file of a server killed before

@@ -1,10 +1,17 @@
 package pgtest
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestMain(m *testing.M) { Main(m) }
@@ -67,5 +74,59 @@ func TestDBIsFreshAndShared(t *testing.T) {
 	}
 	if !strings.Contains(a, "host=") || strings.Contains(a, "127.0.0.1") {
 		t.Errorf("DSN %q: want a Unix socket host", a)
+	}
+}
+
+// A cluster whose test process was killed (no cleanup ran) is stopped and removed by
+// the next start; a cluster whose owner still runs is left alone.
+func TestSweepsOrphanedCluster(t *testing.T) {
+	if os.Getenv("PGTEST_ORPHAN") == "1" {
+		s, err := start()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Println("cluster:", s.Dir)
+		time.Sleep(time.Hour) // killed by the parent
+		return
+	}
+	live := Start(t)
+	child := exec.Command(os.Args[0], "-test.run=^TestSweepsOrphanedCluster$", "-test.v")
+	child.Env = append(os.Environ(), "PGTEST_ORPHAN=1")
+	out, err := child.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { child.Process.Kill(); child.Wait() })
+	var dir string
+	sc := bufio.NewScanner(out)
+	for dir == "" && sc.Scan() {
+		if d, ok := strings.CutPrefix(sc.Text(), "cluster: "); ok {
+			dir = d
+		}
+	}
+	if dir == "" {
+		t.Fatalf("the child printed no cluster: %v", sc.Err())
+	}
+	orphan := &Server{Dir: dir, Socket: dir, data: filepath.Join(dir, "data")}
+	t.Cleanup(orphan.remove)
+	child.Process.Kill()
+	child.Wait()
+	pid, err := orphan.postmasterPID()
+	if err != nil || !orphan.postmasterOfData() {
+		t.Fatalf("the orphan's postmaster is not running after its owner died (pid %d, %v)", pid, err)
+	}
+
+	sweepOrphans()
+	if syscall.Kill(pid, 0) == nil {
+		t.Errorf("postmaster %d of the orphaned cluster still runs after the sweep", pid)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the orphaned cluster's directory is still there: %v", err)
+	}
+	if _, err := live.Psql(context.Background(), "postgres", "SELECT 1"); err != nil {
+		t.Errorf("the sweep touched a cluster whose owner runs: %v", err)
 	}
 }
