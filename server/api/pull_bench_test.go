@@ -68,7 +68,7 @@ func BenchmarkPullImage(b *testing.B) {
 // benchSite is startSite for a benchmark (no fault on its peer answers).
 func benchSite(b *testing.B, st *store.Store, name string) *testSite {
 	b.Helper()
-	s, err := newTestSite(st, name, b.TempDir(), nil)
+	s, err := newTestSite(st, domain.Options{Site: name, DataDir: b.TempDir()}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -43,7 +43,14 @@ type testSite struct {
 
 func startSite(t *testing.T, st *store.Store, name, dir string, wrap func(http.Handler) http.Handler) *testSite {
 	t.Helper()
-	s, err := newTestSite(st, name, dir, wrap)
+	return startSiteWith(t, st, domain.Options{Site: name, DataDir: dir}, wrap)
+}
+
+// startSiteWith is startSite with more of the service's options (opt.Site and
+// opt.DataDir name the site and its directory).
+func startSiteWith(t *testing.T, st *store.Store, opt domain.Options, wrap func(http.Handler) http.Handler) *testSite {
+	t.Helper()
+	s, err := newTestSite(st, opt, wrap)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,13 +58,15 @@ func startSite(t *testing.T, st *store.Store, name, dir string, wrap func(http.H
 	return s
 }
 
-// newTestSite starts a site: its service on st with data directory dir, its API on
-// a loopback port (through wrap, when not nil), its images recorded.
-func newTestSite(st *store.Store, name, dir string, wrap func(http.Handler) http.Handler) (*testSite, error) {
+// newTestSite starts a site: its service on st with opt (its name and data directory
+// in opt.Site and opt.DataDir), its API on a loopback port (through wrap, when not
+// nil), its images recorded.
+func newTestSite(st *store.Store, opt domain.Options, wrap func(http.Handler) http.Handler) (*testSite, error) {
 	ts := httptest.NewUnstartedServer(nil)
 	url := "http://" + ts.Listener.Addr().String()
-	svc := domain.New(st, events.New(0, 0), domain.Options{DataDir: dir, Site: name, PeerURL: url,
-		MaxOpenPerSource: -1, NewSerialsPerMinute: -1})
+	name, dir := opt.Site, opt.DataDir
+	opt.PeerURL, opt.MaxOpenPerSource, opt.NewSerialsPerMinute = url, -1, -1
+	svc := domain.New(st, events.New(0, 0), opt)
 	engine, _ := api.New(svc, api.Options{Token: siteToken})
 	var h http.Handler = engine
 	if wrap != nil {

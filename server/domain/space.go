@@ -42,9 +42,9 @@ func (e *SpaceError) Unwrap() error { return ErrNoSpace }
 
 // checkSpace returns a *SpaceError when the images directory's file system cannot take
 // needed more bytes of image name while keeping the reserve free and leaving room for
-// what the other unfinished uploads still have to write (their declared compressed
-// size less their .part file). This is what lets a full disk be refused up front
-// instead of filling it mid-upload.
+// what the other unfinished uploads and running pulls still have to write (their
+// compressed size less what they hold). This is what lets a full disk be refused up
+// front instead of filling it mid-upload.
 func (s *Service) checkSpace(ctx context.Context, name string, needed int64) error {
 	free, err := freeBytes(s.imgs)
 	if err != nil {
@@ -59,10 +59,26 @@ func (s *Service) checkSpace(ctx context.Context, name string, needed int64) err
 			free -= max(0, i.CompressedSize-s.partSize(i.Name))
 		}
 	}
+	free -= s.pullsToCome(name)
 	if free-s.opt.DiskReserve < needed {
 		return &SpaceError{Image: name, Needed: needed, Free: max(0, free), Reserve: s.opt.DiskReserve}
 	}
 	return nil
+}
+
+// pullsToCome is what the running pulls of images other than name still have to
+// write. A pull sets its size before its own space check, so of two pulls starting
+// together the later check counts the earlier one.
+func (s *Service) pullsToCome(name string) int64 {
+	s.siteMu.Lock()
+	defer s.siteMu.Unlock()
+	var n int64
+	for img, run := range s.pulls {
+		if img != name && !run.done {
+			n += max(0, run.size-run.bytes.Load())
+		}
+	}
+	return n
 }
 
 // DiskFree returns the free bytes of the data directory's file system and the reserve
