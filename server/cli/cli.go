@@ -24,11 +24,11 @@ type Env struct {
 	Stdout, Stderr io.Writer
 	Getenv         func(string) string
 	Version        string
-	// SetPassword sets a user's password in the database of data directory dir
-	// directly, without a server (`user add --data DIR`); rpi-deployd passes
-	// domain.SetPasswordInDataDir. The CLI itself links no database: nil makes --data
-	// an error.
-	SetPassword func(ctx context.Context, dir, user, password string) error
+	// SetPassword sets a user's password directly in the database, without a server:
+	// SQLite in data directory dir (`user add --data DIR`) or PostgreSQL at dbURL
+	// (`user add --db URL`); rpi-deployd passes domain.SetPasswordInDB. The CLI itself
+	// links no database: nil makes --data and --db an error.
+	SetPassword func(ctx context.Context, dir, dbURL, user, password string) error
 }
 
 // Errorf writes to Stderr.

@@ -128,7 +128,7 @@ func TestCLI(t *testing.T) {
 	// the password comes from the environment here.
 	var o, e bytes.Buffer
 	code = cli.Run(context.Background(), []string{"user", "add", "night-shift", "--data", srv.DataDir},
-		cli.Env{Stdout: &o, Stderr: &e, SetPassword: domain.SetPasswordInDataDir, Getenv: func(k string) string {
+		cli.Env{Stdout: &o, Stderr: &e, SetPassword: domain.SetPasswordInDB, Getenv: func(k string) string {
 			if k == "RPI_DEPLOY_PASSWORD" {
 				return "from-the-env-1"
 			}

@@ -80,7 +80,7 @@ func init() {
 		{name: "board show", args: "SERIAL", help: "a board with its deployments and history", run: cmdBoardShow},
 		{name: "board reimage", flags: "off:bool", args: "SERIAL [--off]", help: "flag a board for re-imaging on its next boot", run: cmdBoardReimage},
 		{name: "audit", flags: "limit:int", args: "[--limit N]", help: "the audit log of operator actions", run: cmdAudit},
-		{name: "user add", flags: "data", args: "NAME [--data DIR]", help: "add a dashboard user or set its password (from $RPI_DEPLOY_PASSWORD or the first line of stdin); with --data, writes the database directly", run: cmdUserAdd},
+		{name: "user add", flags: "data db", args: "NAME [--data DIR | --db URL]", help: "add a dashboard user or set its password (from $RPI_DEPLOY_PASSWORD or the first line of stdin); with --data (SQLite) or --db (PostgreSQL), writes the database directly", run: cmdUserAdd},
 		{name: "user list", help: "list users", run: cmdUserList},
 		{name: "user rm", args: "NAME", help: "remove a user", run: cmdUserRm},
 	}
@@ -704,11 +704,14 @@ func cmdUserAdd(ctx context.Context, x *ctxt) error {
 	if err != nil {
 		return err
 	}
-	if dir := x.flagStr("data"); dir != "" {
-		if x.env.SetPassword == nil {
-			return fmt.Errorf("--data: this program cannot open the database (run rpi-deployd user add)")
+	if dir, db := x.flagStr("data"), x.flagStr("db"); dir != "" || db != "" {
+		if dir != "" && db != "" {
+			return fmt.Errorf("--data and --db: give one (--data for SQLite, --db for PostgreSQL)")
 		}
-		if err := x.env.SetPassword(ctx, dir, name, pw); err != nil {
+		if x.env.SetPassword == nil {
+			return fmt.Errorf("--data/--db: this program cannot open the database (run rpi-deployd user add)")
+		}
+		if err := x.env.SetPassword(ctx, dir, db, name, pw); err != nil {
 			return err
 		}
 	} else if err := x.c.Put(ctx, v1+"/users/"+url.PathEscape(name), map[string]string{"password": pw}, nil); err != nil {

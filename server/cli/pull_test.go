@@ -1,11 +1,15 @@
 package cli_test
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 
 	"github.com/rpi-deploy/rpi-deploy/internal/pgtest"
+	"github.com/rpi-deploy/rpi-deploy/server/cli"
+	"github.com/rpi-deploy/rpi-deploy/server/domain"
 	"github.com/rpi-deploy/rpi-deploy/server/mgmtapi"
 	"github.com/rpi-deploy/rpi-deploy/server/servertest"
 )
@@ -49,5 +53,49 @@ func TestCLIImagePull(t *testing.T) {
 	}
 	if out, _, code := runCLI(t, b, "", "image", "pull", "kxp2-pull"); code != 0 || !strings.Contains(out, "ready at this site") {
 		t.Fatalf("image pull of an image b holds: %d %q", code, out)
+	}
+}
+
+// TestUserAddDirectToPostgres: `user add NAME --db URL` writes the user into a
+// PostgreSQL database that servers share, without any server (the first login of a
+// fresh installation); the server then logs the user in. --data and --db together
+// are refused, and the database URL's password appears in no message.
+func TestUserAddDirectToPostgres(t *testing.T) {
+	dsn := pgtest.Start(t).CreateDB(t)
+	env := func(out, errs *bytes.Buffer) cli.Env {
+		return cli.Env{Stdout: out, Stderr: errs, SetPassword: domain.SetPasswordInDB, Getenv: func(k string) string {
+			if k == "RPI_DEPLOY_PASSWORD" {
+				return "night-shift-pass-1"
+			}
+			return ""
+		}}
+	}
+	var out, errs bytes.Buffer
+	if code := cli.Run(context.Background(), []string{"user", "add", "night-shift", "--db", dsn}, env(&out, &errs)); code != 0 {
+		t.Fatalf("user add --db: %d %s", code, errs.String())
+	}
+	srv := servertest.Start(t, servertest.Options{DB: dsn})
+	resp, err := srv.Client.HTTP.Post(srv.URL+"/api/v1/login", "application/json",
+		strings.NewReader(`{"user":"night-shift","password":"night-shift-pass-1"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("login of a user added with --db: HTTP %d", resp.StatusCode)
+	}
+
+	out.Reset()
+	errs.Reset()
+	if code := cli.Run(context.Background(), []string{"user", "add", "x", "--db", dsn, "--data", t.TempDir()}, env(&out, &errs)); code == 0 ||
+		!strings.Contains(errs.String(), "give one") {
+		t.Errorf("user add with --data and --db: %d %q", code, errs.String())
+	}
+	out.Reset()
+	errs.Reset()
+	bad := "postgres://admin:db-secret-77@/nodb?host=/nonexistent"
+	if code := cli.Run(context.Background(), []string{"user", "add", "x", "--db", bad}, env(&out, &errs)); code == 0 ||
+		strings.Contains(errs.String()+out.String(), "db-secret-77") {
+		t.Errorf("user add --db of an unreachable database: %d %q (must fail without the URL's password)", code, errs.String())
 	}
 }

@@ -81,11 +81,12 @@ func (s *Service) PutUser(ctx context.Context, name, password string) error {
 	})
 }
 
-// SetPasswordInDataDir opens the database of data directory dir and sets user's
-// password there, audited as "cli" (`rpi-deployd user add --data DIR`: the first
-// login of a fresh installation, with or without a server running on it).
-func SetPasswordInDataDir(ctx context.Context, dir, user, password string) error {
-	st, err := store.Open(ctx, dir)
+// SetPasswordInDB opens the database — SQLite in data directory dir, or the
+// PostgreSQL database at dbURL when it is not "" — and sets user's password there,
+// audited as "cli" (`rpi-deployd user add --data DIR` or `--db URL`: the first login
+// of a fresh installation, with or without servers running on it).
+func SetPasswordInDB(ctx context.Context, dir, dbURL, user, password string) error {
+	st, err := store.OpenDB(ctx, store.Config{Dir: dir, URL: dbURL})
 	if err != nil {
 		return err
 	}

@@ -25,7 +25,7 @@ func main() {
 
 func run(ctx context.Context, args []string) int {
 	env := cli.Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Version: version,
-		SetPassword: domain.SetPasswordInDataDir}
+		SetPassword: domain.SetPasswordInDB}
 	if len(args) > 0 && args[0] == "serve" {
 		if err := serve(ctx, args[1:], env); err != nil {
 			env.Errorf("rpi-deployd: %v\n", err)
