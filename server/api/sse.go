@@ -47,6 +47,7 @@ const streamWrite = 256 << 10
 // ?site=NAME leaves out the events of boards and deployments at other sites.
 // At most Options.MaxEventStreams streams are open at once (503 past it); each write
 // has Options.WriteTimeout, so a client that stops reading is cut, not waited for.
+// A client that accepts gzip (browsers do) gets the stream compressed (gzipStream).
 func (a *API) events(c *gin.Context) {
 	site, good := querySite(c)
 	if !good {
@@ -67,23 +68,21 @@ func (a *API) events(c *gin.Context) {
 	}
 	cur, missed := a.svc.Bus().Follow(after)
 	cur.OnlySite(site)
+	s := &eventStream{w: c.Writer, rc: http.NewResponseController(c.Writer), timeout: a.opt.WriteTimeout}
 	c.Header("Content-Type", "text/event-stream; charset=utf-8")
 	c.Header("Cache-Control", "no-cache")
 	c.Header("X-Accel-Buffering", "no")
-	c.Status(http.StatusOK)
-	rc := http.NewResponseController(c.Writer)
-	send := func(b []byte) bool {
-		moveWriteDeadline(rc, a.opt.WriteTimeout)
-		if _, err := c.Writer.Write(b); err != nil {
-			return false
-		}
-		return rc.Flush() == nil
+	c.Header("Vary", "Accept-Encoding")
+	if acceptsGzip(c.GetHeader("Accept-Encoding")) {
+		c.Header("Content-Encoding", "gzip")
+		s.gz = &gzipStream{}
 	}
+	c.Status(http.StatusOK)
 	first := fmt.Appendf(nil, ": connected seq %d\n\n", a.svc.Bus().Seq())
 	if missed {
 		first = []byte("event: reset\ndata: {\"reason\":\"events missed\"}\n\n")
 	}
-	if !send(first) {
+	if !s.sendOwn(first) {
 		return
 	}
 	tick := time.NewTicker(heartbeat)
@@ -96,15 +95,16 @@ func (a *API) events(c *gin.Context) {
 		case <-ctx.Done():
 			return
 		case <-a.opt.Shutdown:
+			s.end()
 			return
 		case <-tick.C:
-			if !send([]byte(": ping\n\n")) {
+			if !s.sendOwn([]byte(": ping\n\n")) {
 				return
 			}
 			continue
 		case <-cur.Ready():
 		}
-		n, ok := writeEvents(cur, send)
+		n, ok := s.writeEvents(cur)
 		if !ok {
 			return
 		}
@@ -121,28 +121,84 @@ func (a *API) events(c *gin.Context) {
 		case <-ctx.Done():
 			return
 		case <-a.opt.Shutdown:
+			s.end()
 			return
 		case <-pause.C:
 		}
 	}
 }
 
+// eventStream writes one GET /api/v1/events response.
+type eventStream struct {
+	w       gin.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration // each write's (Options.WriteTimeout; 0: none)
+	gz      *gzipStream   // nil: not compressed
+	started bool          // the gzip header is out
+	buf     []byte        // the stream's own messages, framed
+}
+
+// send writes b and flushes it, within the write timeout.
+func (s *eventStream) send(b []byte) bool {
+	moveWriteDeadline(s.rc, s.timeout)
+	if _, err := s.w.Write(b); err != nil {
+		return false
+	}
+	return s.rc.Flush() == nil
+}
+
+// frame starts s.buf with the gzip header if it is not out yet.
+func (s *eventStream) frame() {
+	s.buf = s.buf[:0]
+	if s.gz != nil && !s.started {
+		s.buf = append(s.buf, gzipHeader...)
+		s.started = true
+	}
+}
+
+// sendOwn sends a message of this stream alone (not shared: not compressed).
+func (s *eventStream) sendOwn(msg []byte) bool {
+	if s.gz == nil {
+		return s.send(msg)
+	}
+	s.frame()
+	s.buf = s.gz.stored(s.buf, msg)
+	return s.send(s.buf)
+}
+
+// end ends a compressed stream cleanly (its final block and trailer) before the
+// server closes it; a plain one needs nothing.
+func (s *eventStream) end() {
+	if s.gz != nil {
+		s.frame()
+		s.send(s.gz.end(s.buf))
+	}
+}
+
 // writeEvents sends what cur has to read, up to streamWrite bytes, in one write: the
-// bytes that every stream at the same position sends (events.Cursor.Shared), so a
-// thousand streams cost a thousand writes and one copy of the events. n is the
-// number of bytes written (streamWrite or more: there is more to read at once); ok is
-// false when the stream must end: the write failed, or the client fell so far
+// bytes that every stream at the same position sends (events.Cursor.SharedRead,
+// compressed once for all of them when the stream is), so a thousand streams cost a
+// thousand writes and one copy of the events. n is the number of bytes of events
+// written, before compression (streamWrite or more: there is more to read at once);
+// ok is false when the stream must end: the write failed, or the client fell so far
 // behind that events are gone (it is sent "reset" first).
-func writeEvents(cur *events.Cursor, send func([]byte) bool) (n int, ok bool) {
-	msg, lost := cur.Shared(streamWrite)
+func (s *eventStream) writeEvents(cur *events.Cursor) (n int, ok bool) {
+	r, lost := cur.SharedRead(streamWrite)
 	if lost {
-		send([]byte("event: reset\ndata: {\"reason\":\"client too slow\"}\n\n"))
+		if s.sendOwn([]byte("event: reset\ndata: {\"reason\":\"client too slow\"}\n\n")) {
+			s.end()
+		}
 		return 0, false
 	}
-	if len(msg) == 0 {
+	if len(r.Msg) == 0 {
 		return 0, true
 	}
-	return len(msg), send(msg)
+	if s.gz == nil {
+		return len(r.Msg), s.send(r.Msg)
+	}
+	z, crc := r.Deflate()
+	s.gz.add(crc, len(r.Msg))
+	return len(r.Msg), s.send(z)
 }
 
 // fleet: GET /api/v1/fleet, the dashboard's starting snapshot (mgmtapi.Fleet).

@@ -141,9 +141,9 @@ type sharedKey struct {
 	limit int
 }
 
-// sharedRead is one read's result: msg, after which the cursor is at next.
+// sharedRead is one read's result: r, after which the cursor is at next.
 type sharedRead struct {
-	msg  []byte
+	r    *SharedRead
 	next int64
 }
 
@@ -400,26 +400,38 @@ func (c *Cursor) take(limit int) (parts [][]byte, lost bool) {
 // next call. One event stream then costs a write, not a copy of its events as well.
 // msg must not be modified. lost is as for Read (msg is then nil).
 func (c *Cursor) Shared(limit int) (msg []byte, lost bool) {
+	r, lost := c.SharedRead(limit)
+	if lost {
+		return nil, true
+	}
+	return r.Msg, false
+}
+
+// SharedRead is Shared, with the read's compressed form (SharedRead.Deflate) made
+// once for every cursor that shares it. An empty read (nothing published yet) is a
+// SharedRead with no messages.
+func (c *Cursor) SharedRead(limit int) (r *SharedRead, lost bool) {
 	b := c.bus
 	b.sharedMu.Lock()
 	defer b.sharedMu.Unlock()
 	k := sharedKey{from: c.next, site: c.site, limit: limit}
-	if r, ok := b.shared[k]; ok && !c.behind() {
-		c.next = r.next
-		return r.msg, false
+	if s, ok := b.shared[k]; ok && !c.behind() {
+		c.next = s.next
+		return s.r, false
 	}
-	msg, lost = c.Read(nil, limit)
+	msg, lost := c.Read(nil, limit)
 	if lost {
 		return nil, true
 	}
+	r = &SharedRead{Msg: msg}
 	if c.next == k.from {
-		return msg, false // nothing yet: the next events must not find an empty read here
+		return r, false // nothing yet: the next events must not find an empty read here
 	}
 	if b.shared == nil || len(b.shared) >= sharedKeep {
 		b.shared = make(map[sharedKey]sharedRead, sharedKeep) // the old reads are behind their cursors now
 	}
-	b.shared[k] = sharedRead{msg: msg, next: c.next}
-	return msg, false
+	b.shared[k] = sharedRead{r: r, next: c.next}
+	return r, false
 }
 
 // behind reports whether events the cursor has yet to read are gone from the ring.
