@@ -6,7 +6,8 @@
 //
 //   - sse: N dashboards following GET /api/v1/events (every hello and result is
 //     published to each of them), read by raw sockets that cost next to nothing
-//     (sse_linux.go);
+//     (sse_linux.go); they ask for gzip as a browser does (-sse-accept-encoding ""
+//     for plain streams);
 //   - logins: N clients sending wrong passwords to POST /api/v1/login as fast as they
 //     are answered, each request from another loopback address (127.1.x.y), so the
 //     per-address failure limit never stops them.
@@ -51,6 +52,8 @@ func run() error {
 	dur := flag.Duration("duration", 4*time.Second, "length of one measuring round")
 	rounds := flag.Int("rounds", 3, "rounds of each (quiet and loaded alternate); the median counts")
 	subs := flag.Int("sse", 2000, "event stream subscribers of the sse load (0: skip)")
+	sseEncoding := flag.String("sse-accept-encoding", chromiumAcceptEncoding,
+		"the streams' Accept-Encoding (\"\": none, plain streams); the default is a browser's")
 	logins := flag.Int("logins", 64, "concurrent wrong logins of the logins load (0: skip)")
 	pprofAddr := flag.String("pprof", "", "serve rpi-deployd's profiler on this loopback address (serve --pprof)")
 	cpuProfile := flag.String("cpuprofile", "", "write this program's own CPU profile (the clients' cost) to this file")
@@ -98,7 +101,7 @@ func run() error {
 	h.rate(time.Second) // warm up: connections, SQLite pages
 
 	if *subs > 0 {
-		quiet, loaded, err := compare(h, *dur, *rounds, func() (func(), error) { return sse(srv.URL, token, *subs) })
+		quiet, loaded, err := compare(h, *dur, *rounds, func() (func(), error) { return sse(srv.URL, token, *sseEncoding, *subs) })
 		if err != nil {
 			return fmt.Errorf("sse: %w", err)
 		}
@@ -113,6 +116,9 @@ func run() error {
 	}
 	return nil
 }
+
+// chromiumAcceptEncoding is what Chromium's EventSource sends (a dashboard).
+const chromiumAcceptEncoding = "gzip, deflate, br, zstd"
 
 // compare measures h's rate rounds times quiet and rounds times under the load that
 // start starts (and its stop function ends), alternating, and returns the medians.
