@@ -1,7 +1,10 @@
 package api
 
 import (
+	"bytes"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -68,7 +71,7 @@ func (a *API) events(c *gin.Context) {
 	}
 	cur, missed := a.svc.Bus().Follow(after)
 	cur.OnlySite(site)
-	s := &eventStream{w: c.Writer, rc: http.NewResponseController(c.Writer), timeout: a.opt.WriteTimeout}
+	s := &eventStream{w: c.Writer, rc: http.NewResponseController(c.Writer), timeout: a.opt.WriteTimeout, gone: c.Request.Context().Done()}
 	c.Header("Content-Type", "text/event-stream; charset=utf-8")
 	c.Header("Cache-Control", "no-cache")
 	c.Header("X-Accel-Buffering", "no")
@@ -78,6 +81,12 @@ func (a *API) events(c *gin.Context) {
 		s.gz = &gzipStream{}
 	}
 	c.Status(http.StatusOK)
+	if c.Request.ProtoMajor == 1 {
+		if !s.hijack() {
+			return
+		}
+		defer s.conn.Close()
+	}
 	first := fmt.Appendf(nil, ": connected seq %d\n\n", a.svc.Bus().Seq())
 	if missed {
 		first = []byte("event: reset\ndata: {\"reason\":\"events missed\"}\n\n")
@@ -89,10 +98,9 @@ func (a *API) events(c *gin.Context) {
 	defer tick.Stop()
 	pause := time.NewTimer(0)
 	defer pause.Stop()
-	ctx := c.Request.Context()
 	for {
 		select {
-		case <-ctx.Done():
+		case <-s.gone:
 			return
 		case <-a.opt.Shutdown:
 			s.end()
@@ -118,7 +126,7 @@ func (a *API) events(c *gin.Context) {
 		}
 		pause.Reset(wait)
 		select {
-		case <-ctx.Done():
+		case <-s.gone:
 			return
 		case <-a.opt.Shutdown:
 			s.end()
@@ -128,18 +136,68 @@ func (a *API) events(c *gin.Context) {
 	}
 }
 
-// eventStream writes one GET /api/v1/events response.
+// eventStream writes one GET /api/v1/events response. Over HTTP/1.x it takes the
+// connection from net/http (hijack) and writes the response itself, the body
+// delimited by the connection's close (RFC 9112, section 6.3), as an EventSource
+// reads it: each write of events is then one write(2) of the shared bytes, where
+// net/http's chunked writer makes three of a write larger than its 4 KiB buffer (the
+// chunk's header with the first bytes, the rest, the chunk's end at the flush).
+// Over HTTP/2 it writes through net/http.
 type eventStream struct {
 	w       gin.ResponseWriter
 	rc      *http.ResponseController
-	timeout time.Duration // each write's (Options.WriteTimeout; 0: none)
-	gz      *gzipStream   // nil: not compressed
-	started bool          // the gzip header is out
-	buf     []byte        // the stream's own messages, framed
+	timeout time.Duration   // each write's (Options.WriteTimeout; 0: none)
+	gone    <-chan struct{} // closed when the client has gone
+	conn    net.Conn        // the hijacked connection (nil: net/http writes)
+	head    []byte          // the response head, sent with the first write
+	gz      *gzipStream     // nil: not compressed
+	started bool            // the gzip header is out
+	buf     []byte          // the stream's own messages, framed
 }
 
-// send writes b and flushes it, within the write timeout.
+// hijack takes the connection over: the response head (status 200 and the headers
+// set so far, with Connection: close) goes out with the first write. A goroutine
+// reads what the client sends, to see it go (it should send nothing more). false:
+// the connection could not be taken, nothing was sent; the stream ends.
+func (s *eventStream) hijack() bool {
+	conn, brw, err := s.rc.Hijack()
+	if err != nil {
+		return false
+	}
+	// net/http's read deadline (ReadTimeout) must not end the stream, and the write
+	// deadline is set before each write.
+	conn.SetDeadline(time.Time{})
+	h := s.w.Header().Clone()
+	h.Set("Connection", "close")
+	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	var head bytes.Buffer
+	head.WriteString("HTTP/1.1 200 OK\r\n")
+	h.Write(&head)
+	head.WriteString("\r\n")
+	s.conn, s.head = conn, head.Bytes()
+	gone := make(chan struct{})
+	s.gone = gone
+	go func() {
+		io.Copy(io.Discard, brw)
+		close(gone)
+	}()
+	return true
+}
+
+// send writes b (after the response head, on a hijacked connection's first write)
+// and flushes it, within the write timeout.
 func (s *eventStream) send(b []byte) bool {
+	if s.conn != nil {
+		if s.timeout > 0 {
+			s.conn.SetWriteDeadline(time.Now().Add(s.timeout))
+		}
+		if s.head != nil {
+			b = append(s.head, b...)
+			s.head = nil
+		}
+		_, err := s.conn.Write(b)
+		return err == nil
+	}
 	moveWriteDeadline(s.rc, s.timeout)
 	if _, err := s.w.Write(b); err != nil {
 		return false

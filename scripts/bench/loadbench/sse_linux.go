@@ -76,26 +76,35 @@ func sse(url, token, acceptEncoding string, n int) (stop func(), err error) {
 				n, r.events, r.bytes, r.ended)
 			return
 		}
-		events, plain := 0, 0
+		events, plain, resets := 0, 0, 0
 		for _, b := range r.kept {
-			e, p := decodeGzipStream(b)
+			e, p, reset := decodeGzipStream(b)
 			events, plain = events+e, plain+p
+			if reset {
+				resets++
+			}
 		}
-		fmt.Fprintf(os.Stderr, "loadbench: %d subscribers received %d bytes gzip (%d streams decoded: %.0f events, %.0f bytes each; %.1f× compressed); %d streams ended early\n",
+		fmt.Fprintf(os.Stderr, "loadbench: %d subscribers received %d bytes gzip (%d streams decoded: %.0f events, %.0f bytes each; %.1f× compressed; %d reset); %d streams ended early\n",
 			n, r.bytes, len(r.kept), float64(events)/float64(len(r.kept)), float64(plain)/float64(len(r.kept)),
-			float64(plain)*float64(n)/float64(len(r.kept))/float64(r.bytes), r.ended)
+			float64(plain)*float64(n)/float64(len(r.kept))/float64(r.bytes), resets, r.ended)
 	}, nil
 }
 
 // sampleEvery: of compressed streams, one in sampleEvery is kept and decoded at stop.
 const sampleEvery = 100
 
-// decodeGzipStream decodes the body of a chunked, gzip-compressed event stream as
-// received so far and returns its events (SSE messages) and its length decoded.
-func decodeGzipStream(body *bytes.Buffer) (events, n int) {
-	zr, err := gzip.NewReader(httputil.NewChunkedReader(body))
+// decodeGzipStream decodes the body of a gzip-compressed event stream as received so
+// far and returns its events (SSE messages) and its length decoded. The server sends
+// it close-delimited over HTTP/1.1, or chunked (which net/http's writer does): the
+// body then starts with a chunk size, not gzip's magic number.
+func decodeGzipStream(body *bytes.Buffer) (events, n int, reset bool) {
+	var r io.Reader = body
+	if !bytes.HasPrefix(body.Bytes(), []byte{0x1f, 0x8b}) {
+		r = httputil.NewChunkedReader(body)
+	}
+	zr, err := gzip.NewReader(r)
 	if err != nil {
-		return 0, 0
+		return 0, 0, false
 	}
 	br := bufio.NewReader(zr)
 	blank := false
@@ -106,8 +115,9 @@ func decodeGzipStream(body *bytes.Buffer) (events, n int) {
 			events++
 		}
 		blank = len(line) == 1
+		reset = reset || string(line) == "event: reset\n"
 		if err == io.EOF || (err != nil && err != bufio.ErrBufferFull) {
-			return events, n
+			return events, n, reset
 		}
 	}
 }
