@@ -174,9 +174,11 @@ func New(keep, buffer int) *Bus {
 }
 
 // Publish sends an event to every subscriber. A subscriber whose buffer is full is
-// dropped (its Lost channel closes) rather than blocking the publisher. On a bus
-// with a relay (Relay) the event goes to the relay instead, and reaches the
-// subscribers when the relay appends it.
+// dropped (its Lost channel closes) rather than blocking the publisher. A state
+// event (board.changed, batch.changed) that shows its object exactly as the latest
+// event about it did is not published (repeats). On a bus with a relay (Relay) the
+// event goes to the relay instead, and reaches the subscribers when the relay
+// appends it.
 func (b *Bus) Publish(typ string, data any) {
 	if b == nil {
 		return
@@ -187,15 +189,49 @@ func (b *Bus) Publish(typ string, data any) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	ev := Event{Seq: b.seq + 1, Time: time.Now().UTC(), Type: typ, Data: data}
+	j, err := json.Marshal(ev)
+	if err == nil && b.repeats(typ, j) {
+		return
+	}
 	b.seq++
-	b.add(Event{Seq: b.seq, Time: time.Now().UTC(), Type: typ, Data: data})
+	b.add(ev, j, err)
 }
 
-// add puts ev (numbered b.seq) into the ring and hands it to the readers. b.mu is
-// held.
-func (b *Bus) add(ev Event) {
+// dataKey is what precedes an event's data in its JSON (json.Marshal of Event: seq,
+// time, type, data, in that order).
+var dataKey = []byte(`,"data":`)
+
+// repeats reports whether a state event (stateKey) shows its object as the latest
+// event of the same key, still in the ring, already showed it: byte for byte the
+// same data. Such an event tells no reader anything (a hello's result that changes
+// nothing about its board would repeat the hello's board.changed), and is not
+// published. j is the event's JSON. b.mu is held.
+func (b *Bus) repeats(typ string, j []byte) bool {
+	k := stateKey(typ, j)
+	if k == "" {
+		return false
+	}
+	prev, ok := b.last[k]
+	if !ok {
+		return false
+	}
+	e := &b.ring[prev%int64(len(b.ring))]
+	i := bytes.Index(j, dataKey)
+	if e.Seq != prev || i < 0 {
+		return false
+	}
+	// e.SSE ends with its JSON and "\n\n"; both JSONs end with their data and "}".
+	data := j[i : len(j)-1]
+	old, ok := bytes.CutSuffix(e.SSE, []byte("}\n\n"))
+	return ok && bytes.HasSuffix(old, data)
+}
+
+// add puts ev (numbered b.seq) into the ring and hands it to the readers; j and err
+// are json.Marshal(ev)'s. b.mu is held.
+func (b *Bus) add(ev Event, j []byte, err error) {
 	typ := ev.Type
-	if j, err := json.Marshal(ev); err == nil {
+	if err == nil {
 		ev.SSE = fmt.Appendf(nil, "id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, typ, j)
 		if k := stateKey(typ, j); k != "" {
 			b.supersede(k, ev.Seq)
