@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rpi-deploy/rpi-deploy/server/servertest"
+	"github.com/rpi-deploy/rpi-deploy/server/tlscert"
 )
 
 // TestEventStreamGzip: a client that asks for gzip (as browsers do) gets the event
@@ -144,4 +145,50 @@ func streamsOpen(t *testing.T, srv *servertest.Server) int {
 	}
 	t.Fatal("no rpideploy_event_subscribers in /metrics")
 	return 0
+}
+
+// TestEventStreamOverTLS: over the management listener's TLS the stream is taken
+// from net/http as over plain HTTP (a *tls.Conn): a browser-like client gets it
+// compressed, sees an operator's change, and reads a clean end at shutdown.
+func TestEventStreamOverTLS(t *testing.T) {
+	srv := servertest.Start(t, servertest.Options{Args: []string{"--tls", "self-signed", "--agent-listen", "127.0.0.1:0"}})
+	cfg, err := tlscert.ClientConfig(filepath.Join(srv.DataDir, "tls", tlscert.CertFile), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/api/v1/events", nil)
+	req.Header.Set("Authorization", "Bearer "+srv.Token)
+	req.Header.Set("Accept-Encoding", "gzip, deflate, br, zstd")
+	resp, err := (&http.Client{Transport: &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true, DisableCompression: true}}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Encoding") != "gzip" || resp.TLS == nil {
+		t.Fatalf("GET /api/v1/events: %s, Content-Encoding %q, TLS %v", resp.Status, resp.Header.Get("Content-Encoding"), resp.TLS != nil)
+	}
+	t.Logf("%s over TLS", resp.Proto)
+	zr, err := gzip.NewReader(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(zr)
+	if err := srv.Client.Post(ctx, "/api/v1/venues", map[string]string{"code": "TLSE", "name": "over TLS"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("waiting for the venue's event: %v", err)
+		}
+		if strings.Contains(line, `"type":"venue.changed"`) && strings.Contains(line, `"TLSE"`) {
+			break
+		}
+	}
+	srv.Stop()
+	if _, err := io.ReadAll(br); err != nil {
+		t.Errorf("stream at shutdown: %v (want a clean end of the gzip member)", err)
+	}
 }
