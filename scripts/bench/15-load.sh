@@ -3,6 +3,8 @@
 # rpi-deployd's hello throughput while a load runs against the same server quiet,
 # rounds alternating in the same run. Loopback only.
 #   bench: hello-rate-2000-sse          ours=LOADED baseline=QUIET ratio=R   2000 event streams open
+#   bench: hello-cpu-2000-sse           ours=LOADED baseline=QUIET ratio=R   the server's CPU µs per
+#                                                                           hello, same rounds
 #   bench: hello-rate-64-wrong-logins   ours=LOADED baseline=QUIET ratio=R   64 clients posting wrong
 #                                                                           passwords from 127.1.x.y
 # (hellos/s; ratio = the share of the quiet throughput left under the load). The 2000

@@ -102,14 +102,18 @@ func run() error {
 	h.rate(time.Second) // warm up: connections, SQLite pages
 
 	if *subs > 0 {
-		quiet, loaded, err := compare(h, *dur, *rounds, srv.Cmd.Process.Pid, func() (func(), error) { return sse(srv.URL, token, *sseEncoding, *subs) })
+		quiet, loaded, cpu, err := compare(h, *dur, *rounds, srv.Cmd.Process.Pid, func() (func(), error) { return sse(srv.URL, token, *sseEncoding, *subs) })
 		if err != nil {
 			return fmt.Errorf("sse: %w", err)
 		}
 		benchkit.Line("hello-rate-"+strconv.Itoa(*subs)+"-sse", loaded, quiet)
+		// The server's CPU per hello under the load against quiet (µs; the streams'
+		// writes count as the hellos'): less swayed than the rates by other work on
+		// the machine, which delays rounds but costs the server no CPU time.
+		benchkit.Line("hello-cpu-"+strconv.Itoa(*subs)+"-sse", cpu[1].serverPerHello(), cpu[0].serverPerHello())
 	}
 	if *logins > 0 {
-		quiet, loaded, err := compare(h, *dur, *rounds, srv.Cmd.Process.Pid, func() (func(), error) { return wrongLogins(srv.URL, *logins), nil })
+		quiet, loaded, _, err := compare(h, *dur, *rounds, srv.Cmd.Process.Pid, func() (func(), error) { return wrongLogins(srv.URL, *logins), nil })
 		if err != nil {
 			return fmt.Errorf("logins: %w", err)
 		}
@@ -122,11 +126,12 @@ func run() error {
 const chromiumAcceptEncoding = "gzip, deflate, br, zstd"
 
 // compare measures h's rate rounds times quiet and rounds times under the load that
-// start starts (and its stop function ends), alternating, and returns the medians.
-// It also prints the CPU time per hello, summed over the rounds of each kind, of
+// start starts (and its stop function ends), alternating, and returns the medians
+// and the CPU time used in the quiet rounds and in the loaded ones. It prints the
+// CPU time per hello, summed over the rounds of each kind, of
 // the server (user and system: on loopback a socket write also runs the receiver's
 // side of TCP) and of this process (the hellos' clients and the load's).
-func compare(h *hellos, d time.Duration, rounds int, pid int, start func() (stop func(), err error)) (quiet, loaded float64, err error) {
+func compare(h *hellos, d time.Duration, rounds int, pid int, start func() (stop func(), err error)) (quiet, loaded float64, cpu [2]cpuUse, err error) {
 	var q, l []float64
 	var cq, cl cpuUse
 	for range rounds {
@@ -136,7 +141,7 @@ func compare(h *hellos, d time.Duration, rounds int, pid int, start func() (stop
 		q = append(q, rate)
 		stop, err := start()
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, cpu, err
 		}
 		fmt.Fprintln(os.Stderr, "loadbench: loaded round")
 		c0 = cpuNow(pid)
@@ -147,7 +152,7 @@ func compare(h *hellos, d time.Duration, rounds int, pid int, start func() (stop
 	}
 	fmt.Fprintf(os.Stderr, "loadbench: hellos/s quiet %.0f loaded %.0f\n", q, l)
 	fmt.Fprintf(os.Stderr, "loadbench: CPU per hello, quiet: %s; loaded: %s\n", cq, cl)
-	return median(q), median(l), nil
+	return median(q), median(l), [2]cpuUse{cq, cl}, nil
 }
 
 // cpuUse sums CPU times over rounds.
@@ -186,6 +191,14 @@ func (c *cpuUse) add(a, b cpuSample, hellos int64) {
 		c.self[i] += b.self[i] - a.self[i]
 	}
 	c.hellos += hellos
+}
+
+// serverPerHello is the server's CPU time (user and system) per hello, in µs.
+func (c cpuUse) serverPerHello() float64 {
+	if c.hellos == 0 {
+		return 0
+	}
+	return float64((c.server[0] + c.server[1]).Microseconds()) / float64(c.hellos)
 }
 
 func (c cpuUse) String() string {
