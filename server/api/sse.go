@@ -71,20 +71,11 @@ func (a *API) events(c *gin.Context) {
 	}
 	cur, missed := a.svc.Bus().Follow(after)
 	cur.OnlySite(site)
-	s := &eventStream{w: c.Writer, rc: http.NewResponseController(c.Writer), timeout: a.opt.WriteTimeout, gone: c.Request.Context().Done()}
-	c.Header("Content-Type", "text/event-stream; charset=utf-8")
-	c.Header("Cache-Control", "no-cache")
-	c.Header("X-Accel-Buffering", "no")
-	c.Header("Vary", "Accept-Encoding")
-	if acceptsGzip(c.GetHeader("Accept-Encoding")) {
-		c.Header("Content-Encoding", "gzip")
-		s.gz = &gzipStream{}
+	s, ok := startEventStream(c, a.opt.WriteTimeout)
+	if !ok {
+		return
 	}
-	c.Status(http.StatusOK)
-	if c.Request.ProtoMajor == 1 {
-		if !s.hijack() {
-			return
-		}
+	if s.conn != nil {
 		defer s.conn.Close()
 	}
 	first := fmt.Appendf(nil, ": connected seq %d\n\n", a.svc.Bus().Seq())
@@ -153,6 +144,25 @@ type eventStream struct {
 	gz      *gzipStream     // nil: not compressed
 	started bool            // the gzip header is out
 	buf     []byte          // the stream's own messages, framed
+}
+
+// startEventStream sets the response's headers and status 200 and, over HTTP/1.x,
+// takes the connection (hijack); false: it could not, the stream ends.
+func startEventStream(c *gin.Context, timeout time.Duration) (*eventStream, bool) {
+	s := &eventStream{w: c.Writer, rc: http.NewResponseController(c.Writer), timeout: timeout, gone: c.Request.Context().Done()}
+	c.Header("Content-Type", "text/event-stream; charset=utf-8")
+	c.Header("Cache-Control", "no-cache")
+	c.Header("X-Accel-Buffering", "no")
+	c.Header("Vary", "Accept-Encoding")
+	if acceptsGzip(c.GetHeader("Accept-Encoding")) {
+		c.Header("Content-Encoding", "gzip")
+		s.gz = &gzipStream{}
+	}
+	c.Status(http.StatusOK)
+	if c.Request.ProtoMajor == 1 && !s.hijack() {
+		return nil, false
+	}
+	return s, true
 }
 
 // hijack takes the connection over: the response head (status 200 and the headers
