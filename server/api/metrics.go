@@ -80,7 +80,7 @@ func (a *API) metrics(c *gin.Context) {
 	fmt.Fprintf(&b, "# HELP rpideploy_image_bytes_served_total Image bytes sent to clients.\n# TYPE rpideploy_image_bytes_served_total counter\nrpideploy_image_bytes_served_total %d\n", m.bytesServed.Load())
 	fmt.Fprintf(&b, "# HELP rpideploy_image_downloads_total Image downloads started.\n# TYPE rpideploy_image_downloads_total counter\nrpideploy_image_downloads_total %d\n", m.downloads.Load())
 	fmt.Fprintf(&b, "# HELP rpideploy_image_streams_in_flight Image downloads running now.\n# TYPE rpideploy_image_streams_in_flight gauge\nrpideploy_image_streams_in_flight %d\n", m.streams.Load())
-	fmt.Fprintf(&b, "# HELP rpideploy_event_subscribers Event stream clients connected.\n# TYPE rpideploy_event_subscribers gauge\nrpideploy_event_subscribers %d\n", a.svc.Bus().Subscribers())
+	fmt.Fprintf(&b, "# HELP rpideploy_event_subscribers Event stream clients connected.\n# TYPE rpideploy_event_subscribers gauge\nrpideploy_event_subscribers %d\n", len(a.streams))
 	if a.opt.EventRelay != nil {
 		pending, dropped, unreachable := a.opt.EventRelay()
 		fmt.Fprintf(&b, "# HELP rpideploy_event_relay_pending Events waiting to be written to the shared database.\n# TYPE rpideploy_event_relay_pending gauge\nrpideploy_event_relay_pending %d\n", pending)

@@ -1,7 +1,10 @@
 package api
 
 import (
+	"bytes"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -47,6 +50,7 @@ const streamWrite = 256 << 10
 // ?site=NAME leaves out the events of boards and deployments at other sites.
 // At most Options.MaxEventStreams streams are open at once (503 past it); each write
 // has Options.WriteTimeout, so a client that stops reading is cut, not waited for.
+// A client that accepts gzip (browsers do) gets the stream compressed (gzipStream).
 func (a *API) events(c *gin.Context) {
 	site, good := querySite(c)
 	if !good {
@@ -67,44 +71,39 @@ func (a *API) events(c *gin.Context) {
 	}
 	cur, missed := a.svc.Bus().Follow(after)
 	cur.OnlySite(site)
-	c.Header("Content-Type", "text/event-stream; charset=utf-8")
-	c.Header("Cache-Control", "no-cache")
-	c.Header("X-Accel-Buffering", "no")
-	c.Status(http.StatusOK)
-	rc := http.NewResponseController(c.Writer)
-	send := func(b []byte) bool {
-		moveWriteDeadline(rc, a.opt.WriteTimeout)
-		if _, err := c.Writer.Write(b); err != nil {
-			return false
-		}
-		return rc.Flush() == nil
+	s, ok := startEventStream(c, a.opt.WriteTimeout)
+	if !ok {
+		return
+	}
+	if s.conn != nil {
+		defer s.conn.Close()
 	}
 	first := fmt.Appendf(nil, ": connected seq %d\n\n", a.svc.Bus().Seq())
 	if missed {
 		first = []byte("event: reset\ndata: {\"reason\":\"events missed\"}\n\n")
 	}
-	if !send(first) {
+	if !s.sendOwn(first) {
 		return
 	}
 	tick := time.NewTicker(heartbeat)
 	defer tick.Stop()
 	pause := time.NewTimer(0)
 	defer pause.Stop()
-	ctx := c.Request.Context()
 	for {
 		select {
-		case <-ctx.Done():
+		case <-s.gone:
 			return
 		case <-a.opt.Shutdown:
+			s.end()
 			return
 		case <-tick.C:
-			if !send([]byte(": ping\n\n")) {
+			if !s.sendOwn([]byte(": ping\n\n")) {
 				return
 			}
 			continue
 		case <-cur.Ready():
 		}
-		n, ok := writeEvents(cur, send)
+		n, ok := s.writeEvents(cur)
 		if !ok {
 			return
 		}
@@ -118,31 +117,156 @@ func (a *API) events(c *gin.Context) {
 		}
 		pause.Reset(wait)
 		select {
-		case <-ctx.Done():
+		case <-s.gone:
 			return
 		case <-a.opt.Shutdown:
+			s.end()
 			return
 		case <-pause.C:
 		}
 	}
 }
 
+// eventStream writes one GET /api/v1/events response. Over HTTP/1.x it takes the
+// connection from net/http (hijack) and writes the response itself, the body
+// delimited by the connection's close (RFC 9112, section 6.3), as an EventSource
+// reads it: each write of events is then one write(2) of the shared bytes, where
+// net/http's chunked writer makes three of a write larger than its 4 KiB buffer (the
+// chunk's header with the first bytes, the rest, the chunk's end at the flush).
+// Over HTTP/2 it writes through net/http.
+type eventStream struct {
+	w       gin.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration   // each write's (Options.WriteTimeout; 0: none)
+	gone    <-chan struct{} // closed when the client has gone
+	conn    net.Conn        // the hijacked connection (nil: net/http writes)
+	head    []byte          // the response head, sent with the first write
+	gz      *gzipStream     // nil: not compressed
+	started bool            // the gzip header is out
+	buf     []byte          // the stream's own messages, framed
+}
+
+// startEventStream sets the response's headers and status 200 and, over HTTP/1.x,
+// takes the connection (hijack); false: it could not, the stream ends.
+func startEventStream(c *gin.Context, timeout time.Duration) (*eventStream, bool) {
+	s := &eventStream{w: c.Writer, rc: http.NewResponseController(c.Writer), timeout: timeout, gone: c.Request.Context().Done()}
+	c.Header("Content-Type", "text/event-stream; charset=utf-8")
+	c.Header("Cache-Control", "no-cache")
+	c.Header("X-Accel-Buffering", "no")
+	c.Header("Vary", "Accept-Encoding")
+	if acceptsGzip(c.GetHeader("Accept-Encoding")) {
+		c.Header("Content-Encoding", "gzip")
+		s.gz = &gzipStream{}
+	}
+	c.Status(http.StatusOK)
+	if c.Request.ProtoMajor == 1 && !s.hijack() {
+		return nil, false
+	}
+	return s, true
+}
+
+// hijack takes the connection over: the response head (status 200 and the headers
+// set so far, with Connection: close) goes out with the first write. A goroutine
+// reads what the client sends, to see it go (it should send nothing more). false:
+// the connection could not be taken, nothing was sent; the stream ends.
+func (s *eventStream) hijack() bool {
+	conn, brw, err := s.rc.Hijack()
+	if err != nil {
+		return false
+	}
+	// net/http's read deadline (ReadTimeout) must not end the stream, and the write
+	// deadline is set before each write.
+	conn.SetDeadline(time.Time{})
+	h := s.w.Header().Clone()
+	h.Set("Connection", "close")
+	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	var head bytes.Buffer
+	head.WriteString("HTTP/1.1 200 OK\r\n")
+	h.Write(&head)
+	head.WriteString("\r\n")
+	s.conn, s.head = conn, head.Bytes()
+	gone := make(chan struct{})
+	s.gone = gone
+	go func() {
+		io.Copy(io.Discard, brw)
+		close(gone)
+	}()
+	return true
+}
+
+// send writes b (after the response head, on a hijacked connection's first write)
+// and flushes it, within the write timeout.
+func (s *eventStream) send(b []byte) bool {
+	if s.conn != nil {
+		if s.timeout > 0 {
+			s.conn.SetWriteDeadline(time.Now().Add(s.timeout))
+		}
+		if s.head != nil {
+			b = append(s.head, b...)
+			s.head = nil
+		}
+		_, err := s.conn.Write(b)
+		return err == nil
+	}
+	moveWriteDeadline(s.rc, s.timeout)
+	if _, err := s.w.Write(b); err != nil {
+		return false
+	}
+	return s.rc.Flush() == nil
+}
+
+// frame starts s.buf with the gzip header if it is not out yet.
+func (s *eventStream) frame() {
+	s.buf = s.buf[:0]
+	if s.gz != nil && !s.started {
+		s.buf = append(s.buf, gzipHeader...)
+		s.started = true
+	}
+}
+
+// sendOwn sends a message of this stream alone (not shared: not compressed).
+func (s *eventStream) sendOwn(msg []byte) bool {
+	if s.gz == nil {
+		return s.send(msg)
+	}
+	s.frame()
+	s.buf = s.gz.stored(s.buf, msg)
+	return s.send(s.buf)
+}
+
+// end ends a compressed stream cleanly (its final block and trailer) before the
+// server closes it; a plain one needs nothing.
+func (s *eventStream) end() {
+	if s.gz != nil {
+		s.frame()
+		s.send(s.gz.end(s.buf))
+	}
+}
+
 // writeEvents sends what cur has to read, up to streamWrite bytes, in one write: the
-// bytes that every stream at the same position sends (events.Cursor.Shared), so a
-// thousand streams cost a thousand writes and one copy of the events. n is the
-// number of bytes written (streamWrite or more: there is more to read at once); ok is
-// false when the stream must end: the write failed, or the client fell so far
+// bytes that every stream at the same position sends (events.Cursor.SharedRead,
+// compressed once for all of them when the stream is), so a thousand streams cost a
+// thousand writes and one copy of the events. n is the number of bytes of events
+// written, before compression (streamWrite or more: there is more to read at once);
+// ok is false when the stream must end: the write failed, or the client fell so far
 // behind that events are gone (it is sent "reset" first).
-func writeEvents(cur *events.Cursor, send func([]byte) bool) (n int, ok bool) {
-	msg, lost := cur.Shared(streamWrite)
+func (s *eventStream) writeEvents(cur *events.Cursor) (n int, ok bool) {
+	r, lost := cur.SharedRead(streamWrite)
 	if lost {
-		send([]byte("event: reset\ndata: {\"reason\":\"client too slow\"}\n\n"))
+		if s.sendOwn([]byte("event: reset\ndata: {\"reason\":\"client too slow\"}\n\n")) {
+			s.end()
+		}
 		return 0, false
 	}
-	if len(msg) == 0 {
+	if len(r.Msg) == 0 {
 		return 0, true
 	}
-	return len(msg), send(msg)
+	if s.gz == nil {
+		return len(r.Msg), s.send(r.Msg)
+	}
+	z, crc := r.Deflate()
+	s.gz.add(crc, len(r.Msg))
+	return len(r.Msg), s.send(z)
 }
 
 // fleet: GET /api/v1/fleet, the dashboard's starting snapshot (mgmtapi.Fleet).

@@ -15,8 +15,12 @@ const catchUpTimeout = 10 * time.Second
 
 // busKeep is how many of the latest events the bus keeps: an event stream that writes
 // once a second while a fleet says hello (api's streamBusyBatch; a hello and its
-// result publish four to six events) stays well inside it at 500 hellos a second.
-const busKeep = 4096
+// result publish four to six events) falls behind it, and is reset, only when it is
+// held up for about three seconds at 1000 hellos a second. 4096 held 1.1 s at the
+// 600 hellos a second of scripts/bench/15-load.sh with 2000 compressed streams, and
+// streams ended (891 of 2000 in a 20 s round on a loaded machine). About 1 KB an
+// event.
+const busKeep = 16384
 
 // newBus is the event bus, and, when cfg.DB names a PostgreSQL database, the relay
 // that links it to the other servers on that database (server/events/pgrelay); nil

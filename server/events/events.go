@@ -141,9 +141,9 @@ type sharedKey struct {
 	limit int
 }
 
-// sharedRead is one read's result: msg, after which the cursor is at next.
+// sharedRead is one read's result: r, after which the cursor is at next.
 type sharedRead struct {
-	msg  []byte
+	r    *SharedRead
 	next int64
 }
 
@@ -174,9 +174,11 @@ func New(keep, buffer int) *Bus {
 }
 
 // Publish sends an event to every subscriber. A subscriber whose buffer is full is
-// dropped (its Lost channel closes) rather than blocking the publisher. On a bus
-// with a relay (Relay) the event goes to the relay instead, and reaches the
-// subscribers when the relay appends it.
+// dropped (its Lost channel closes) rather than blocking the publisher. A state
+// event (board.changed, batch.changed) that shows its object exactly as the latest
+// event about it did is not published (repeats). On a bus with a relay (Relay) the
+// event goes to the relay instead, and reaches the subscribers when the relay
+// appends it.
 func (b *Bus) Publish(typ string, data any) {
 	if b == nil {
 		return
@@ -187,15 +189,49 @@ func (b *Bus) Publish(typ string, data any) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	ev := Event{Seq: b.seq + 1, Time: time.Now().UTC(), Type: typ, Data: data}
+	j, err := json.Marshal(ev)
+	if err == nil && b.repeats(typ, j) {
+		return
+	}
 	b.seq++
-	b.add(Event{Seq: b.seq, Time: time.Now().UTC(), Type: typ, Data: data})
+	b.add(ev, j, err)
 }
 
-// add puts ev (numbered b.seq) into the ring and hands it to the readers. b.mu is
-// held.
-func (b *Bus) add(ev Event) {
+// dataKey is what precedes an event's data in its JSON (json.Marshal of Event: seq,
+// time, type, data, in that order).
+var dataKey = []byte(`,"data":`)
+
+// repeats reports whether a state event (stateKey) shows its object as the latest
+// event of the same key, still in the ring, already showed it: byte for byte the
+// same data. Such an event tells no reader anything (a hello's result that changes
+// nothing about its board would repeat the hello's board.changed), and is not
+// published. j is the event's JSON. b.mu is held.
+func (b *Bus) repeats(typ string, j []byte) bool {
+	k := stateKey(typ, j)
+	if k == "" {
+		return false
+	}
+	prev, ok := b.last[k]
+	if !ok {
+		return false
+	}
+	e := &b.ring[prev%int64(len(b.ring))]
+	i := bytes.Index(j, dataKey)
+	if e.Seq != prev || i < 0 {
+		return false
+	}
+	// e.SSE ends with its JSON and "\n\n"; both JSONs end with their data and "}".
+	data := j[i : len(j)-1]
+	old, ok := bytes.CutSuffix(e.SSE, []byte("}\n\n"))
+	return ok && bytes.HasSuffix(old, data)
+}
+
+// add puts ev (numbered b.seq) into the ring and hands it to the readers; j and err
+// are json.Marshal(ev)'s. b.mu is held.
+func (b *Bus) add(ev Event, j []byte, err error) {
 	typ := ev.Type
-	if j, err := json.Marshal(ev); err == nil {
+	if err == nil {
 		ev.SSE = fmt.Appendf(nil, "id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, typ, j)
 		if k := stateKey(typ, j); k != "" {
 			b.supersede(k, ev.Seq)
@@ -400,26 +436,38 @@ func (c *Cursor) take(limit int) (parts [][]byte, lost bool) {
 // next call. One event stream then costs a write, not a copy of its events as well.
 // msg must not be modified. lost is as for Read (msg is then nil).
 func (c *Cursor) Shared(limit int) (msg []byte, lost bool) {
+	r, lost := c.SharedRead(limit)
+	if lost {
+		return nil, true
+	}
+	return r.Msg, false
+}
+
+// SharedRead is Shared, with the read's compressed form (SharedRead.Deflate) made
+// once for every cursor that shares it. An empty read (nothing published yet) is a
+// SharedRead with no messages.
+func (c *Cursor) SharedRead(limit int) (r *SharedRead, lost bool) {
 	b := c.bus
 	b.sharedMu.Lock()
 	defer b.sharedMu.Unlock()
 	k := sharedKey{from: c.next, site: c.site, limit: limit}
-	if r, ok := b.shared[k]; ok && !c.behind() {
-		c.next = r.next
-		return r.msg, false
+	if s, ok := b.shared[k]; ok && !c.behind() {
+		c.next = s.next
+		return s.r, false
 	}
-	msg, lost = c.Read(nil, limit)
+	msg, lost := c.Read(nil, limit)
 	if lost {
 		return nil, true
 	}
+	r = &SharedRead{Msg: msg}
 	if c.next == k.from {
-		return msg, false // nothing yet: the next events must not find an empty read here
+		return r, false // nothing yet: the next events must not find an empty read here
 	}
 	if b.shared == nil || len(b.shared) >= sharedKeep {
 		b.shared = make(map[sharedKey]sharedRead, sharedKeep) // the old reads are behind their cursors now
 	}
-	b.shared[k] = sharedRead{msg: msg, next: c.next}
-	return msg, false
+	b.shared[k] = sharedRead{r: r, next: c.next}
+	return r, false
 }
 
 // behind reports whether events the cursor has yet to read are gone from the ring.

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestResume: a subscriber resuming after a sequence number gets what followed, in
@@ -333,5 +335,51 @@ func TestSharedUnderPublishing(t *testing.T) {
 				t.Fatalf("event %d has seq %d, want %d", i, seq, i+1)
 			}
 		}
+	}
+}
+
+// TestRepeatedStateNotPublished: a board.changed or batch.changed that shows its
+// object byte for byte as the latest event about it did is not published (no number,
+// nothing to read); one that differs from the latest is, even if an older event
+// showed the same; other events are published however often they repeat.
+func TestRepeatedStateNotPublished(t *testing.T) {
+	b := New(16, 1)
+	c, _ := b.Follow(0)
+	b.Publish(BoardChanged, map[string]any{"serial": "1", "hostname": "a"})
+	b.Publish(BoardChanged, map[string]any{"serial": "1", "hostname": "a"}) // the same: dropped
+	b.Publish(BoardChanged, map[string]any{"serial": "2", "hostname": "a"}) // another board
+	b.Publish(BatchChanged, map[string]any{"id": 1, "done": 0})
+	b.Publish(BatchChanged, map[string]any{"id": 1, "done": 0})             // dropped
+	b.Publish(BoardChanged, map[string]any{"serial": "1", "hostname": "b"}) // 4
+	b.Publish(BoardChanged, map[string]any{"serial": "1", "hostname": "a"}) // differs from the latest
+	b.Publish(DeploymentCreated, map[string]any{"id": 7})
+	b.Publish(DeploymentCreated, map[string]any{"id": 7}) // not a state event: published
+	if got := b.Seq(); got != 7 {
+		t.Errorf("Seq %d after 9 publishes of which 2 repeat a state, want 7", got)
+	}
+	var got []string
+	for {
+		msg, _ := c.Read(nil, 0)
+		if len(msg) == 0 {
+			break
+		}
+		for _, m := range bytes.Split(bytes.TrimSuffix(msg, []byte("\n\n")), []byte("\n\n")) {
+			lines := bytes.Split(m, []byte("\n"))
+			var ev struct {
+				Data json.RawMessage `json:"data"`
+			}
+			json.Unmarshal(bytes.TrimPrefix(lines[2], []byte("data: ")), &ev)
+			got = append(got, string(lines[0])+" "+string(ev.Data))
+		}
+	}
+	want := []string{
+		`id: 2 {"hostname":"a","serial":"2"}`, // 1 and 4 are superseded by 5 in one read
+		`id: 3 {"done":0,"id":1}`,
+		`id: 5 {"hostname":"a","serial":"1"}`,
+		`id: 6 {"id":7}`,
+		`id: 7 {"id":7}`,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("read (-want +got):\n%s", diff)
 	}
 }

@@ -47,7 +47,8 @@ func (b *Bus) Append(ev Event) bool {
 	}
 	b.seq = ev.Seq
 	ev.SSE, ev.next = nil, 0
-	b.add(ev)
+	j, err := json.Marshal(ev)
+	b.add(ev, j, err)
 	return true
 }
 

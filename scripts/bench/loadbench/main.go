@@ -6,7 +6,8 @@
 //
 //   - sse: N dashboards following GET /api/v1/events (every hello and result is
 //     published to each of them), read by raw sockets that cost next to nothing
-//     (sse_linux.go);
+//     (sse_linux.go); they ask for gzip as a browser does (-sse-accept-encoding ""
+//     for plain streams);
 //   - logins: N clients sending wrong passwords to POST /api/v1/login as fast as they
 //     are answered, each request from another loopback address (127.1.x.y), so the
 //     per-address failure limit never stops them.
@@ -31,6 +32,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
@@ -51,6 +53,8 @@ func run() error {
 	dur := flag.Duration("duration", 4*time.Second, "length of one measuring round")
 	rounds := flag.Int("rounds", 3, "rounds of each (quiet and loaded alternate); the median counts")
 	subs := flag.Int("sse", 2000, "event stream subscribers of the sse load (0: skip)")
+	sseEncoding := flag.String("sse-accept-encoding", chromiumAcceptEncoding,
+		"the streams' Accept-Encoding (\"\": none, plain streams); the default is a browser's")
 	logins := flag.Int("logins", 64, "concurrent wrong logins of the logins load (0: skip)")
 	pprofAddr := flag.String("pprof", "", "serve rpi-deployd's profiler on this loopback address (serve --pprof)")
 	cpuProfile := flag.String("cpuprofile", "", "write this program's own CPU profile (the clients' cost) to this file")
@@ -98,14 +102,18 @@ func run() error {
 	h.rate(time.Second) // warm up: connections, SQLite pages
 
 	if *subs > 0 {
-		quiet, loaded, err := compare(h, *dur, *rounds, func() (func(), error) { return sse(srv.URL, token, *subs) })
+		quiet, loaded, cpu, err := compare(h, *dur, *rounds, srv.Cmd.Process.Pid, func() (func(), error) { return sse(srv.URL, token, *sseEncoding, *subs) })
 		if err != nil {
 			return fmt.Errorf("sse: %w", err)
 		}
 		benchkit.Line("hello-rate-"+strconv.Itoa(*subs)+"-sse", loaded, quiet)
+		// The server's CPU per hello under the load against quiet (µs; the streams'
+		// writes count as the hellos'): less swayed than the rates by other work on
+		// the machine, which delays rounds but costs the server no CPU time.
+		benchkit.Line("hello-cpu-"+strconv.Itoa(*subs)+"-sse", cpu[1].serverPerHello(), cpu[0].serverPerHello())
 	}
 	if *logins > 0 {
-		quiet, loaded, err := compare(h, *dur, *rounds, func() (func(), error) { return wrongLogins(srv.URL, *logins), nil })
+		quiet, loaded, _, err := compare(h, *dur, *rounds, srv.Cmd.Process.Pid, func() (func(), error) { return wrongLogins(srv.URL, *logins), nil })
 		if err != nil {
 			return fmt.Errorf("logins: %w", err)
 		}
@@ -114,22 +122,93 @@ func run() error {
 	return nil
 }
 
+// chromiumAcceptEncoding is what Chromium's EventSource sends (a dashboard).
+const chromiumAcceptEncoding = "gzip, deflate, br, zstd"
+
 // compare measures h's rate rounds times quiet and rounds times under the load that
-// start starts (and its stop function ends), alternating, and returns the medians.
-func compare(h *hellos, d time.Duration, rounds int, start func() (stop func(), err error)) (quiet, loaded float64, err error) {
+// start starts (and its stop function ends), alternating, and returns the medians
+// and the CPU time used in the quiet rounds and in the loaded ones. It prints the
+// CPU time per hello, summed over the rounds of each kind, of
+// the server (user and system: on loopback a socket write also runs the receiver's
+// side of TCP) and of this process (the hellos' clients and the load's).
+func compare(h *hellos, d time.Duration, rounds int, pid int, start func() (stop func(), err error)) (quiet, loaded float64, cpu [2]cpuUse, err error) {
 	var q, l []float64
+	var cq, cl cpuUse
 	for range rounds {
-		q = append(q, h.rate(d))
+		c0 := cpuNow(pid)
+		rate, n := h.rate(d)
+		cq.add(c0, cpuNow(pid), n)
+		q = append(q, rate)
 		stop, err := start()
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, cpu, err
 		}
 		fmt.Fprintln(os.Stderr, "loadbench: loaded round")
-		l = append(l, h.rate(d))
+		c0 = cpuNow(pid)
+		rate, n = h.rate(d)
+		cl.add(c0, cpuNow(pid), n)
+		l = append(l, rate)
 		stop()
 	}
 	fmt.Fprintf(os.Stderr, "loadbench: hellos/s quiet %.0f loaded %.0f\n", q, l)
-	return median(q), median(l), nil
+	fmt.Fprintf(os.Stderr, "loadbench: CPU per hello, quiet: %s; loaded: %s\n", cq, cl)
+	return median(q), median(l), [2]cpuUse{cq, cl}, nil
+}
+
+// cpuUse sums CPU times over rounds.
+type cpuUse struct {
+	server, self [2]time.Duration // user, system
+	hellos       int64
+}
+
+// cpuSample is the CPU time used so far by the server and by this process.
+type cpuSample struct{ server, self [2]time.Duration }
+
+func cpuNow(pid int) cpuSample {
+	var s cpuSample
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		// Fields after the command's closing parenthesis; utime and stime are the
+		// 12th and 13th of them, in clock ticks (USER_HZ, 100 on Linux).
+		if i := bytes.LastIndexByte(b, ')'); i > 0 {
+			f := bytes.Fields(b[i+1:])
+			if len(f) > 12 {
+				u, _ := strconv.ParseInt(string(f[11]), 10, 64)
+				k, _ := strconv.ParseInt(string(f[12]), 10, 64)
+				s.server = [2]time.Duration{time.Duration(u) * 10 * time.Millisecond, time.Duration(k) * 10 * time.Millisecond}
+			}
+		}
+	}
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		s.self = [2]time.Duration{time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())}
+	}
+	return s
+}
+
+func (c *cpuUse) add(a, b cpuSample, hellos int64) {
+	for i := range 2 {
+		c.server[i] += b.server[i] - a.server[i]
+		c.self[i] += b.self[i] - a.self[i]
+	}
+	c.hellos += hellos
+}
+
+// serverPerHello is the server's CPU time (user and system) per hello, in µs.
+func (c cpuUse) serverPerHello() float64 {
+	if c.hellos == 0 {
+		return 0
+	}
+	return float64((c.server[0] + c.server[1]).Microseconds()) / float64(c.hellos)
+}
+
+func (c cpuUse) String() string {
+	per := func(d time.Duration) string {
+		if c.hellos == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.0fµs", float64(d.Microseconds())/float64(c.hellos))
+	}
+	return fmt.Sprintf("server user %s sys %s, loadbench user %s sys %s", per(c.server[0]), per(c.server[1]), per(c.self[0]), per(c.self[1]))
 }
 
 func median(v []float64) float64 {
@@ -146,8 +225,9 @@ type hellos struct {
 }
 
 // rate sends hellos for d and returns how many were answered with a deployment per
-// second. Each board then closes its deployment with a failed result (not counted).
-func (h *hellos) rate(d time.Duration) float64 {
+// second, and in all. Each board then closes its deployment with a failed result
+// (not counted).
+func (h *hellos) rate(d time.Duration) (perSecond float64, n int64) {
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: h.workers}}
 	defer hc.CloseIdleConnections()
 	var done atomic.Int64
@@ -166,7 +246,7 @@ func (h *hellos) rate(d time.Duration) float64 {
 		}()
 	}
 	wg.Wait()
-	return float64(done.Load()) / time.Since(t0).Seconds()
+	return float64(done.Load()) / time.Since(t0).Seconds(), done.Load()
 }
 
 func (h *hellos) one(hc *http.Client) bool {
