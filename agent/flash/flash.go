@@ -13,7 +13,10 @@
 // with the whole-image SHA256); without them each chunk is checked against its sha256
 // and a sequential whole-image SHA256 runs beside the writes.
 //
-// Verify then reads every written chunk back with O_DIRECT (image-tools/readback). Chunk 0,
+// Every written chunk is read back with O_DIRECT (image-tools/readback): on an O_DIRECT
+// target during the stream, each chunk once the stream is Options.ReadBackLag past it
+// (readback.Follower), the rest after the stream's fsync; Verify waits for it (without
+// O_DIRECT, or with Options.ReadBackAfterStream, Verify reads everything back). Chunk 0,
 // which holds the partition table, is held back in memory until Commit, so a card is
 // never bootable before it is verified and named; Open zeroes the target's first block
 // so an old image stops being bootable too.
