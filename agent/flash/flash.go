@@ -13,7 +13,10 @@
 // with the whole-image SHA256); without them each chunk is checked against its sha256
 // and a sequential whole-image SHA256 runs beside the writes.
 //
-// Verify then reads every written chunk back with O_DIRECT (image-tools/readback). Chunk 0,
+// Every written chunk is read back with O_DIRECT (image-tools/readback): on an O_DIRECT
+// target during the stream, each chunk once the stream is Options.ReadBackLag past it
+// (readback.Follower), the rest after the stream's fsync; Verify waits for it (without
+// O_DIRECT, or with Options.ReadBackAfterStream, Verify reads everything back). Chunk 0,
 // which holds the partition table, is held back in memory until Commit, so a card is
 // never bootable before it is verified and named; Open zeroes the target's first block
 // so an old image stops being bootable too.
@@ -81,6 +84,18 @@ type Options struct {
 	// of the hashing on a card that is three quarters free space (docs/agent.md, "What
 	// the stream proves").
 	HashFreeSpace bool
+	// ReadBackLag is how far (bytes of the image) the stream must have gone past a
+	// chunk before that chunk is read back during the stream (default 64 MiB): by then
+	// the card has taken up to 64 MiB more writes, well beyond the write cache of an SD
+	// card, so the read comes from the card's storage rather than from the bytes it has
+	// just been given. The chunks closer to the end are read back after the stream, once
+	// synced.
+	ReadBackLag int64
+	// ReadBackAfterStream reads every chunk back only after the whole stream is written
+	// and synced (as the agent did before the read-back overlapped the stream): slower,
+	// and it also catches a counterfeit card whose storage wraps around within the image
+	// (a later write overwriting a chunk already read back).
+	ReadBackAfterStream bool
 	// Retry is the policy for resuming a broken stream.
 	Retry retry.Policy
 	// Log receives warnings about resumes (nil: discard).
@@ -90,7 +105,11 @@ type Options struct {
 // Stats are the counters of a Flasher; all byte counts are raw image bytes unless noted.
 type Stats struct {
 	Streamed int64 // bytes decoded, verified per chunk and written (or held back)
-	Written  int64 // bytes written to the target (data ranges and merged gaps)
+	// ReadBackInStream is ReadBack at the end of the streaming phase: the bytes read
+	// back and matched while later chunks were still being written (0 when the target
+	// is not read with O_DIRECT: then Verify reads everything back after the stream).
+	ReadBackInStream int64
+	Written          int64 // bytes written to the target (data ranges and merged gaps)
 	// StreamWritten is Written at the end of the streaming phase (chunk 0 comes later).
 	StreamWritten int64
 	Fetched       int64  // compressed bytes received, resumes included (HTTPSource only)
@@ -129,10 +148,23 @@ type Flasher struct {
 	mu                                  sync.Mutex
 	stats                               Stats
 
-	rawFree  chan []byte   // Stream's pool of raw chunk buffers
-	hashDone chan struct{} // closed when the whole-image hash of Stream is done
-	wholeSum string        // its hex result, "" when the stream was incomplete
-	wholeOK  bool          // it matched the manifest
+	rawFree chan []byte // Stream's pool of raw chunk buffers
+	// The read-back during Stream (nil: Verify reads everything back), its descriptor,
+	// the cancel of its context; closed once (endFollow).
+	follow     atomic.Pointer[readback.Follower]
+	followF    *blockdev.File
+	stopFollow context.CancelFunc
+	followEnd  sync.Once
+	followN    int   // endFollow's result: chunks matched
+	followErr  error // and error
+	followMu   sync.Mutex
+	onCard     []bool        // chunks written (or with nothing to write) so far
+	onCardN    int           // every chunk below it is on the card
+	handedN    int           // every chunk below it went to the read-back
+	lagChunks  int           // ReadBackLag in chunks
+	hashDone   chan struct{} // closed when the whole-image hash of Stream is done
+	wholeSum   string        // its hex result, "" when the stream was incomplete
+	wholeOK    bool          // it matched the manifest
 
 	chain [][sha256chain.Size]byte // the manifest's chaining values (proofChained only)
 
@@ -194,6 +226,9 @@ func Open(path string, m *manifest.Manifest, opt Options) (*Flasher, error) {
 	if opt.MergeGap == 0 {
 		opt.MergeGap = 128 << 10
 	}
+	if opt.ReadBackLag <= 0 {
+		opt.ReadBackLag = 64 << 20
+	}
 	fl := &Flasher{m: m, path: path, f: f, opt: opt, log: opt.Log}
 	if fl.log == nil {
 		fl.log = slog.New(slog.DiscardHandler)
@@ -239,7 +274,10 @@ func (fl *Flasher) chooseProof() error {
 }
 
 // Close releases the target. It does not commit.
-func (fl *Flasher) Close() error { return fl.f.Close() }
+func (fl *Flasher) Close() error {
+	fl.abortFollow()
+	return fl.f.Close()
+}
 
 // Manifest is the image being written.
 func (fl *Flasher) Manifest() *manifest.Manifest { return fl.m }
@@ -250,6 +288,9 @@ func (fl *Flasher) Stats() Stats {
 	s := fl.stats
 	fl.mu.Unlock()
 	s.Streamed, s.Written, s.ReadBack = fl.streamed.Load(), fl.written.Load(), fl.readBack.Load()
+	if fo := fl.follow.Load(); fo != nil {
+		s.ReadBack = fo.Done()
+	}
 	s.WritesIssued, s.Resumes = fl.writes.Load(), int(fl.resumes.Load())
 	s.DirectIO = fl.f.Direct()
 	if hs, ok := fl.src.(interface{ Fetched() int64 }); ok {
@@ -281,20 +322,104 @@ func (fl *Flasher) Stream(ctx context.Context, src Source) error {
 		return err
 	}
 	defer dec.Close()
+	fl.startFollow()
 	p := fl.newPipeline()
 	err = p.run(ctx, src, dec)
 	fl.endStream(err)
 	if err != nil {
+		fl.abortFollow()
 		<-fl.hashDone
 		return err
 	}
 	if err := fl.f.Sync(); err != nil {
+		fl.abortFollow()
 		return fmt.Errorf("%w: sync %q: %w", ErrWrite, fl.path, err)
 	}
+	fl.handOverRest()
 	fl.mu.Lock()
 	fl.stats.StreamTime, fl.stats.StreamWritten = time.Since(start), fl.written.Load()
+	if fo := fl.follow.Load(); fo != nil {
+		fl.stats.ReadBackInStream = fo.Done()
+	}
 	fl.mu.Unlock()
 	return nil
+}
+
+// startFollow starts the read-back of Stream's chunks as they are written, when both
+// the target's descriptor and a second, read-only one bypass the page cache: then every
+// check reads what the card returns, while the next chunks are being written. On a
+// target without O_DIRECT the read-back waits for Verify (after the stream is synced,
+// the page cache dropped).
+func (fl *Flasher) startFollow() {
+	if !fl.f.Direct() || fl.opt.ReadBackAfterStream {
+		return
+	}
+	rf, err := blockdev.Open(fl.path, os.O_RDONLY)
+	if err != nil {
+		fl.log.Warn("no second descriptor for the read-back during the stream; reading back after it", "err", err)
+		return
+	}
+	if !rf.Direct() {
+		rf.Close()
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	fl.followF, fl.stopFollow = rf, cancel
+	fl.onCard = make([]bool, len(fl.m.Chunks))
+	fl.lagChunks = int((fl.opt.ReadBackLag + fl.m.ChunkSize - 1) / fl.m.ChunkSize)
+	fl.follow.Store(readback.NewFollower(ctx, rf, fl.m, readback.Options{Skip: func(i int) bool { return i == 0 }}))
+}
+
+// onCardNow records that chunk i is on the card (written, or held back or free space:
+// nothing to write) and hands the chunks that the stream has now gone ReadBackLag past
+// to the read-back. Without a read-back during the stream it does nothing.
+func (fl *Flasher) onCardNow(i int) {
+	fo := fl.follow.Load()
+	if fo == nil {
+		return
+	}
+	fl.followMu.Lock()
+	defer fl.followMu.Unlock()
+	fl.onCard[i] = true
+	for fl.onCardN < len(fl.onCard) && fl.onCard[fl.onCardN] {
+		fl.onCardN++
+	}
+	fl.handOver(fo, fl.onCardN-fl.lagChunks)
+}
+
+// handOver gives the chunks below end that are on the card to the read-back, in order.
+// Called with followMu held.
+func (fl *Flasher) handOver(fo *readback.Follower, end int) {
+	for ; fl.handedN < min(end, fl.onCardN); fl.handedN++ {
+		fo.Add(fl.handedN) // chunk 0 and free space are left out by Add
+	}
+}
+
+// handOverRest gives every chunk still waiting for the lag to the read-back: the
+// stream is written and synced.
+func (fl *Flasher) handOverRest() {
+	if fo := fl.follow.Load(); fo != nil {
+		fl.followMu.Lock()
+		fl.handOver(fo, len(fl.onCard))
+		fl.followMu.Unlock()
+	}
+}
+
+// abortFollow stops the read-back of a stream that failed.
+func (fl *Flasher) abortFollow() {
+	if fl.follow.Load() != nil {
+		fl.stopFollow()
+		fl.endFollow()
+	}
+}
+
+// endFollow closes the read-back during the stream (once) and returns its result.
+func (fl *Flasher) endFollow() (int, error) {
+	fl.followEnd.Do(func() {
+		fl.followN, fl.followErr = fl.follow.Load().Close()
+		fl.followF.Close()
+	})
+	return fl.followN, fl.followErr
 }
 
 // newDecoder is zstimg.NewDecoder without the frames' xxhash64 checks: every chunk is
@@ -402,6 +527,7 @@ func (p *pipeline) writeLoop(ctx context.Context, lim *limiter) error {
 		}
 		fl.streamed.Add(fl.m.ChunkRange(w.i).Length)
 		fl.release(w)
+		fl.onCardNow(w.i)
 	}
 	return nil
 }
@@ -732,6 +858,7 @@ func (fl *Flasher) order(ctx context.Context, in <-chan *work, toWrite, toHash c
 			if !write {
 				refs--
 				fl.streamed.Add(n) // held back or free space: nothing to write
+				fl.onCardNow(w.i)
 			}
 			w.refs.Store(refs)
 			if refs == 0 {
@@ -809,10 +936,65 @@ func (fl *Flasher) write(ctx context.Context, w *work, lim *limiter) error {
 
 // Verify reads back every written chunk (all but chunk 0) with O_DIRECT and compares
 // it with the manifest's data hashes, on all cores; then it checks the whole-image
-// SHA256 of the stream. progress may be nil.
+// SHA256 of the stream. On an O_DIRECT target the read-back began during Stream, each
+// chunk right after it was written: Verify waits for the rest of it. progress may be
+// nil.
 func (fl *Flasher) Verify(ctx context.Context, progress func(done, total int64)) (int, error) {
 	start := time.Now()
-	n, err := readback.Verify(ctx, fl.path, fl.m, readback.Options{
+	var n int
+	var err error
+	if fo := fl.follow.Load(); fo != nil {
+		n, err = fl.waitFollow(ctx, fo, progress)
+	} else {
+		n, err = fl.readBackAll(ctx, progress)
+	}
+	fl.mu.Lock()
+	fl.stats.VerifyTime, fl.stats.ChunksMatch = time.Since(start), n
+	fl.mu.Unlock()
+	if err != nil {
+		return n, fmt.Errorf("read back %q: %w", fl.path, err)
+	}
+	return n, fl.checkWhole(ctx)
+}
+
+// waitFollow waits for the read-back that Stream started and returns its result; if
+// its descriptor had to give up O_DIRECT on the way (the kernel refused a direct read),
+// some checks may have read the page cache, and everything is read back again.
+func (fl *Flasher) waitFollow(ctx context.Context, fo *readback.Follower, progress func(done, total int64)) (int, error) {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	total := fo.Total()
+	ended := make(chan struct{})
+	go func() { fl.endFollow(); close(ended) }()
+	cancelled := ctx.Done()
+wait:
+	for {
+		if progress != nil {
+			progress(fo.Done(), total)
+		}
+		select {
+		case <-ended:
+			break wait
+		case <-tick.C:
+		case <-cancelled:
+			fl.stopFollow()
+			cancelled = nil
+		}
+	}
+	n, err := fl.endFollow()
+	direct := fl.followF.Direct() // its readers are done
+	if err == nil && progress != nil {
+		progress(fo.Done(), total)
+	}
+	if err == nil && !direct {
+		return fl.readBackAll(ctx, progress)
+	}
+	return n, err
+}
+
+// readBackAll reads back every chunk with data but chunk 0, after the stream.
+func (fl *Flasher) readBackAll(ctx context.Context, progress func(done, total int64)) (int, error) {
+	return readback.Verify(ctx, fl.path, fl.m, readback.Options{
 		Skip: func(i int) bool { return i == 0 },
 		Progress: func(done, total int64) {
 			fl.readBack.Store(done)
@@ -821,13 +1003,6 @@ func (fl *Flasher) Verify(ctx context.Context, progress func(done, total int64))
 			}
 		},
 	})
-	fl.mu.Lock()
-	fl.stats.VerifyTime, fl.stats.ChunksMatch = time.Since(start), n
-	fl.mu.Unlock()
-	if err != nil {
-		return n, fmt.Errorf("read back %q: %w", fl.path, err)
-	}
-	return n, fl.checkWhole(ctx)
 }
 
 // Commit writes the held-back chunk 0 (as first-boot naming may have changed it),

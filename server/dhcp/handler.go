@@ -427,7 +427,9 @@ func (h *Handler) bootOptions(reply, req *dhcpv4.DHCPv4) {
 }
 
 func (h *Handler) record(ctx context.Context, ev Event) {
-	h.log.Debug("dhcp", "event", ev.Type, "mac", ev.MAC, "ip", ev.IP, "kind", ev.Client.Kind, "serial", ev.Client.Serial)
+	if h.log.Enabled(ctx, slog.LevelDebug) { // the arguments cost allocations on every offer otherwise
+		h.log.Debug("dhcp", "event", ev.Type, "mac", ev.MAC, "ip", ev.IP, "kind", ev.Client.Kind, "serial", ev.Client.Serial)
+	}
 	if h.opt.Recorder != nil {
 		h.opt.Recorder.RecordDHCP(ctx, ev)
 	}

@@ -303,3 +303,58 @@ func TestStoreFailureSendsNoAck(t *testing.T) {
 		t.Errorf("after the failure: offer %v, want %v again", again, offer.YourIPAddr)
 	}
 }
+
+// TestPoolReusesFreedAddresses pins the pool's cursor (which spares an offer the walk
+// past every lease): a new client still gets the lowest free address, one that a
+// RELEASE freed below the addresses handed out last included; with none left,
+// ErrNoAddress.
+func TestPoolReusesFreedAddresses(t *testing.T) {
+	ctx := context.Background()
+	h, err := NewHandler(ctx, Options{
+		Mode: ModeFull, ServerIP: netip.MustParseAddr("10.99.0.1"), Netmask: net.CIDRMask(24, 32),
+		RangeFirst: netip.MustParseAddr("10.99.0.10"), RangeLast: netip.MustParseAddr("10.99.0.13"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid := dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.IPv4(10, 99, 0, 1)))
+	lease := func(i byte) (string, error) {
+		mac := net.HardwareAddr{2, 0, 0, 0, 1, i}
+		offer, err := h.Reply(ctx, request(t, mac, dhcpv4.WithMessageType(dhcpv4.MessageTypeDiscover)))
+		if offer == nil {
+			return "", err
+		}
+		ack, _ := h.Reply(ctx, request(t, mac, dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest), sid,
+			dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(offer.YourIPAddr))))
+		if ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck {
+			t.Fatalf("client %d: REQUEST answered %v, want ACK", i, ack)
+		}
+		return ack.YourIPAddr.String(), nil
+	}
+	var got []string
+	for i := range byte(3) {
+		ip, err := lease(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, ip)
+	}
+	// The first client lets its address go: the next new client gets it, the one after
+	// that the last free address.
+	h.Reply(ctx, request(t, net.HardwareAddr{2, 0, 0, 0, 1, 0}, dhcpv4.WithMessageType(dhcpv4.MessageTypeRelease),
+		dhcpv4.WithClientIP(net.IPv4(10, 99, 0, 10))))
+	for i := byte(3); i < 5; i++ {
+		ip, err := lease(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, ip)
+	}
+	want := []string{"10.99.0.10", "10.99.0.11", "10.99.0.12", "10.99.0.10", "10.99.0.13"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("addresses handed out (-want +got):\n%s", diff)
+	}
+	if ip, err := lease(5); !errors.Is(err, ErrNoAddress) {
+		t.Fatalf("a sixth client in a full range got %q, %v; want ErrNoAddress", ip, err)
+	}
+}

@@ -58,6 +58,13 @@ type pool struct {
 	// maxOffers caps len(offers); at the cap the oldest offer (of a non-board first)
 	// makes room (0: no cap).
 	maxOffers int
+	// cursor is where the search for an untaken address starts: every address of the
+	// range below it is held by a lease or an offer (or was unusable when the search
+	// passed it), so a new client's offer need not walk past every lease again (with
+	// thousands of leases that walk, under mu, was most of an offer's time). An
+	// address let go below it moves it down (unmap): the lowest free address is still
+	// the one handed out, as a flood's dropped offers are handed out again.
+	cursor netip.Addr
 }
 
 func newPool(ctx context.Context, first, last netip.Addr, res []Reservation, store LeaseStore) (*pool, error) {
@@ -65,7 +72,7 @@ func newPool(ctx context.Context, first, last netip.Addr, res []Reservation, sto
 		first: first, last: last,
 		byMAC: map[string]Lease{}, byIP: map[netip.Addr]string{}, offers: map[string]Lease{},
 		declined: map[netip.Addr]time.Time{}, reserved: map[netip.Addr]Reservation{},
-		store: store, hold: DefaultOfferHold,
+		store: store, hold: DefaultOfferHold, cursor: first,
 	}
 	for _, r := range res {
 		p.reserved[r.IP] = r
@@ -136,7 +143,7 @@ func (p *pool) offer(mac, serial, kind string, want netip.Addr, now time.Time) (
 		return ip, err
 	}
 	if o, ok := p.offers[mac]; ok && p.byIP[o.IP] == mac {
-		delete(p.byIP, o.IP)
+		p.unmap(o.IP)
 	}
 	p.offers[mac] = Lease{MAC: mac, IP: ip, Serial: serial, Kind: kind, Expires: now.Add(p.hold)}
 	p.byIP[ip] = mac
@@ -181,7 +188,7 @@ func (p *pool) dropOffer(mac string) {
 		if l, ok := p.byMAC[mac]; ok && l.IP == o.IP {
 			return
 		}
-		delete(p.byIP, o.IP)
+		p.unmap(o.IP)
 	}
 }
 
@@ -211,10 +218,8 @@ func (p *pool) pick(mac, serial string, want netip.Addr, now time.Time) (netip.A
 	if want.IsValid() && p.usableBy(want, mac, serial, now) {
 		return want, nil
 	}
-	for ip := p.first; ip.IsValid() && ip.Compare(p.last) <= 0; ip = ip.Next() {
-		if _, taken := p.byIP[ip]; !taken && p.usableBy(ip, mac, serial, now) {
-			return ip, nil
-		}
+	if ip, ok := p.untaken(mac, serial, now); ok {
+		return ip, nil
 	}
 	// Everything was handed out once: reuse the first address whose lease has expired.
 	for ip := p.first; ip.IsValid() && ip.Compare(p.last) <= 0; ip = ip.Next() {
@@ -223,6 +228,40 @@ func (p *pool) pick(mac, serial string, want netip.Addr, now time.Time) (netip.A
 		}
 	}
 	return netip.Addr{}, ErrNoAddress
+}
+
+// unmap forgets who holds ip and moves the cursor down to it. Called with p.mu held.
+func (p *pool) unmap(ip netip.Addr) {
+	delete(p.byIP, ip)
+	if p.inRange(ip) && ip.Less(p.cursor) {
+		p.cursor = ip
+	}
+}
+
+// untaken returns the first address from the cursor on (then from the start of the
+// range up to the cursor: one passed while unusable, a declined address, may be free
+// again) that no lease or offer holds, and moves the cursor past it. Called with p.mu
+// held.
+func (p *pool) untaken(mac, serial string, now time.Time) (netip.Addr, bool) {
+	scan := func(from, to netip.Addr) (netip.Addr, bool) { // [from, to]
+		for ip := from; ip.IsValid() && ip.Compare(to) <= 0; ip = ip.Next() {
+			if _, taken := p.byIP[ip]; !taken && p.usableBy(ip, mac, serial, now) {
+				return ip, true
+			}
+		}
+		return netip.Addr{}, false
+	}
+	ip, ok := scan(p.cursor, p.last)
+	if !ok && p.first.Less(p.cursor) {
+		ip, ok = scan(p.first, p.cursor.Prev())
+	}
+	if ok {
+		p.cursor = ip.Next()
+		if !p.inRange(p.cursor) {
+			p.cursor = p.first
+		}
+	}
+	return ip, ok
 }
 
 // bind makes ip the lease of mac if it may have it; ok is false when the client must
@@ -251,7 +290,7 @@ func (p *pool) bindMemory(l Lease, now time.Time) bool {
 		return false
 	}
 	if old, ok := p.byMAC[l.MAC]; ok && p.byIP[old.IP] == l.MAC {
-		delete(p.byIP, old.IP)
+		p.unmap(old.IP)
 	}
 	if other, ok := p.byIP[l.IP]; ok && other != l.MAC {
 		delete(p.byMAC, other)
@@ -278,7 +317,7 @@ func (p *pool) release(ctx context.Context, mac string, ip netip.Addr) error {
 	if ok && l.IP == ip {
 		delete(p.byMAC, mac)
 		if p.byIP[ip] == mac {
-			delete(p.byIP, ip)
+			p.unmap(ip)
 		}
 	}
 	p.mu.Unlock()

@@ -355,11 +355,15 @@ const (
 	kindTFTPStart   = "tftp.start" // a multi-block transfer got past block 1; Bytes is the file size
 )
 
+// dhcpKinds maps dhcp.Event types to board event kinds (one map, not one per event:
+// RecordDHCP runs for every offer).
+var dhcpKinds = map[string]string{
+	"dhcp offer": domain.NetbootDHCPOffer, "dhcp ack": domain.NetbootDHCPAck, "dhcp nak": kindDHCPNak,
+	"dhcp release": kindDHCPRelease, "dhcp decline": kindDHCPDecline,
+}
+
 func (r *recorder) RecordDHCP(_ context.Context, ev dhcp.Event) {
-	kind := map[string]string{
-		"dhcp offer": domain.NetbootDHCPOffer, "dhcp ack": domain.NetbootDHCPAck, "dhcp nak": kindDHCPNak,
-		"dhcp release": kindDHCPRelease, "dhcp decline": kindDHCPDecline,
-	}[ev.Type]
+	kind := dhcpKinds[ev.Type]
 	if kind == "" || (ev.Client.Kind == dhcp.KindOther && ev.Client.Serial == "") {
 		return // not a board: a laptop or a load generator on the deployment network
 	}
