@@ -13,10 +13,10 @@
 // with the whole-image SHA256); without them each chunk is checked against its sha256
 // and a sequential whole-image SHA256 runs beside the writes.
 //
-// Every written chunk is read back with O_DIRECT (image-tools/readback): on an O_DIRECT
-// target during the stream, each chunk once the stream is Options.ReadBackLag past it
-// (readback.Follower), the rest after the stream's fsync; Verify waits for it (without
-// O_DIRECT, or with Options.ReadBackAfterStream, Verify reads everything back). Chunk 0,
+// Every written chunk is read back with O_DIRECT (image-tools/readback): by Verify,
+// after the stream's fsync; with Options.ReadBackDuringStream on an O_DIRECT target,
+// each chunk once the stream is Options.ReadBackLag past it (readback.Follower), the
+// rest after the fsync, and Verify waits for it. Chunk 0,
 // which holds the partition table, is held back in memory until Commit, so a card is
 // never bootable before it is verified and named; Open zeroes the target's first block
 // so an old image stops being bootable too.
@@ -85,17 +85,20 @@ type Options struct {
 	// the stream proves").
 	HashFreeSpace bool
 	// ReadBackLag is how far (bytes of the image) the stream must have gone past a
-	// chunk before that chunk is read back during the stream (default 64 MiB): by then
+	// chunk before that chunk is read back during the stream, with
+	// ReadBackDuringStream (default 64 MiB): by then
 	// the card has taken up to 64 MiB more writes, well beyond the write cache of an SD
 	// card, so the read comes from the card's storage rather than from the bytes it has
 	// just been given. The chunks closer to the end are read back after the stream, once
 	// synced.
 	ReadBackLag int64
-	// ReadBackAfterStream reads every chunk back only after the whole stream is written
-	// and synced (as the agent did before the read-back overlapped the stream): slower,
-	// and it also catches a counterfeit card whose storage wraps around within the image
-	// (a later write overwriting a chunk already read back).
-	ReadBackAfterStream bool
+	// ReadBackDuringStream reads each chunk back once the stream is ReadBackLag past
+	// it, while later chunks are written, instead of every chunk after the whole stream
+	// is written and synced (the default). Faster where the target reads while it
+	// writes (an NVMe drive; an SD card has one bus for both); it gives up catching a
+	// counterfeit card whose storage wraps around within the image (a later write
+	// overwriting a chunk already read back), which the default catches.
+	ReadBackDuringStream bool
 	// Retry is the policy for resuming a broken stream.
 	Retry retry.Policy
 	// Log receives warnings about resumes (nil: discard).
@@ -351,7 +354,7 @@ func (fl *Flasher) Stream(ctx context.Context, src Source) error {
 // target without O_DIRECT the read-back waits for Verify (after the stream is synced,
 // the page cache dropped).
 func (fl *Flasher) startFollow() {
-	if !fl.f.Direct() || fl.opt.ReadBackAfterStream {
+	if !fl.f.Direct() || !fl.opt.ReadBackDuringStream {
 		return
 	}
 	rf, err := blockdev.Open(fl.path, os.O_RDONLY)

@@ -57,8 +57,8 @@ func (r *gatedReader) Read(p []byte) (int, error) {
 // memory, whenever it runs: a byte of chunk j changes on the card after the flasher
 // wrote it and before the stream may get past chunk j+lag (the source holds its frame
 // back until then), and Verify must name chunk j. With a lag of 2 chunks chunk j is read
-// back during the stream; with the default lag (64 MiB, more than this image) and with
-// ReadBackAfterStream, after it (the source holds the last frame back then).
+// back during the stream; with the default lag (64 MiB, more than this image) and by
+// default (after the stream), after it (the source holds the last frame back then).
 func TestReadBackReadsTheCard(t *testing.T) {
 	raw := synthImage(t, 16<<20)
 	m, zst, err := packed(t, raw)
@@ -75,9 +75,9 @@ func TestReadBackReadsTheCard(t *testing.T) {
 		opt  Options
 		lag  int // chunks
 	}{
-		{"lag 2 chunks", Options{ReadBackLag: 2 << 20}, 2},
-		{"default lag", Options{}, 64},
-		{"after stream", Options{ReadBackAfterStream: true}, len(m.Chunks)},
+		{"lag 2 chunks", Options{ReadBackDuringStream: true, ReadBackLag: 2 << 20}, 2},
+		{"default lag", Options{ReadBackDuringStream: true}, 64},
+		{"after stream", Options{}, len(m.Chunks)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			target := oldTarget(t, len(raw))

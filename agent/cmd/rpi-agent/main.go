@@ -36,16 +36,16 @@ import (
 var version = "dev"
 
 type options struct {
-	server, target, serial, mac, root, mechanism string
-	image, hostname                              string
-	uinit, verbose, hashFreeSpace, readBackAfter bool
-	cpuProfile                                   string
-	retryBudget                                  time.Duration
-	writeRateMB                                  float64
-	decoders, writers, buffers                   int
-	p2p, p2pListen                               string
-	p2pKeepMiB, p2pReadaheadMiB                  int64
-	p2pLie                                       bool
+	server, target, serial, mac, root, mechanism  string
+	image, hostname                               string
+	uinit, verbose, hashFreeSpace, readBackDuring bool
+	cpuProfile                                    string
+	retryBudget                                   time.Duration
+	writeRateMB                                   float64
+	decoders, writers, buffers                    int
+	p2p, p2pListen                                string
+	p2pKeepMiB, p2pReadaheadMiB                   int64
+	p2pLie                                        bool
 }
 
 func main() {
@@ -70,7 +70,7 @@ func main() {
 	fs.Int64Var(&o.p2pReadaheadMiB, "p2p-readahead", 0, "MiB the flasher asks the swarm for ahead of itself first (default 4)")
 	fs.StringVar(&o.p2pListen, "p2p-listen", "", "TCP address the swarm listens on (default :0, any port)")
 	fs.BoolVar(&o.p2pLie, "p2p-test-corrupt-uploads", false, "TESTS ONLY: serve corrupted pieces to the other boards (a hostile board)")
-	fs.BoolVar(&o.readBackAfter, "readback-after-stream", false, "read the card back only after the whole stream is written and synced, instead of each chunk once the stream is 64 MiB past it (slower; also catches a counterfeit card that wraps around within the image)")
+	fs.BoolVar(&o.readBackDuring, "readback-during-stream", false, "read each chunk back once the stream is 64 MiB past it, while later chunks are written, instead of all after the stream is synced (faster on targets that read while they write, e.g. NVMe; misses a counterfeit card that wraps around within the image)")
 	fs.BoolVar(&o.hashFreeSpace, "hash-free-space", false, "prove the image by hashing every byte, free space included (the chain or a whole-image SHA256), instead of the data ranges and a zero check of the rest")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a pprof CPU profile of the run to `FILE` (benchmarks)")
 	fs.BoolVar(&o.verbose, "v", false, "debug logs")
@@ -124,7 +124,7 @@ func run(ctx context.Context, o options) (err error) {
 		Client: &client.Client{Server: o.server, Retry: pol, Log: log},
 		Target: o.target,
 		Flash: flash.Options{Decoders: o.decoders, Writers: o.writers, Buffers: o.buffers, WriteRateLimit: o.writeRateMB * 1e6,
-			HashFreeSpace: o.hashFreeSpace, ReadBackAfterStream: o.readBackAfter, Retry: pol, Log: log},
+			HashFreeSpace: o.hashFreeSpace, ReadBackDuringStream: o.readBackDuring, Retry: pol, Log: log},
 		BootFS:    bootFS,
 		Mechanism: o.mechanism,
 		P2P: deploy.P2P{Off: o.p2p == "off", Keep: o.p2pKeepMiB << 20, Readahead: o.p2pReadaheadMiB << 20,
