@@ -15,6 +15,10 @@ type hello struct {
 	agentapi.Hello
 	serial, mac string // normalised
 	source      string // network address of the sender (WithSource), "" when unknown
+	// key and keyHash are the secret key of the deployment the answer may carry
+	// (newSecretKey), made before the write transaction so the writer does not
+	// spend its time on them.
+	key, keyHash string
 }
 
 // helloOutcome is what one hello transaction decided; each attempt starts from a
@@ -22,6 +26,7 @@ type hello struct {
 type helloOutcome struct {
 	resp    agentapi.HelloResponse
 	board   store.Board       // the board as the hello left it
+	saved   bool              // board is written (else recordHello writes it)
 	created *store.Deployment // the deployment opened, if any
 	p2p     P2PModes          // the peer-to-peer modes of created's batch and image
 	batchID int64             // the batch it was opened in (0: none, or a re-image)
@@ -68,13 +73,14 @@ func (s *Service) hello(ctx context.Context, in hello) (helloOutcome, error) {
 		}
 		return helloOutcome{resp: *resp}, err
 	}
+	in.key, in.keyHash = newSecretKey()
 	var out helloOutcome
 	err := s.st.Update(ctx, func(t *store.Tx) error {
 		var err error
 		if out, err = s.decideHello(ctx, t, in); err != nil {
 			return err
 		}
-		return s.recordHello(ctx, t, in, out.resp)
+		return s.recordHello(ctx, t, in, &out)
 	})
 	if err != nil {
 		return helloOutcome{}, err
@@ -128,10 +134,11 @@ func (s *Service) admitSerial(ctx context.Context, in hello) (*agentapi.HelloRes
 }
 
 // decideHello picks the answer to a hello inside its transaction: the open
-// deployment again, boot-local, retry (a limit reached), or a new deployment.
+// deployment again, boot-local, retry (a limit reached), or a new deployment. The
+// board is read once here and written once, by allocate (before the deployment
+// that references it) or by recordHello.
 func (s *Service) decideHello(ctx context.Context, t *store.Tx, in hello) (helloOutcome, error) {
-	b, err := t.SeeBoardReturning(ctx, store.Board{Serial: in.serial, MAC: in.mac, Model: in.Model, Revision: in.Revision,
-		IP: in.IP, LastEvent: "hello", Site: s.opt.Site})
+	b, known, err := seenBoard(ctx, t, in, s.opt.Site)
 	if err != nil {
 		return helloOutcome{}, err
 	}
@@ -139,18 +146,21 @@ func (s *Service) decideHello(ctx context.Context, t *store.Tx, in hello) (hello
 	// The board's open deployment, if it has one, is its newest: a deployment is
 	// opened only while the board has none open (deployments_one_open) and a closed
 	// one never opens again. So one read gives both the open deployment and the last
-	// one (which candidateBatches wants).
-	last, err := t.LastDeployment(ctx, in.serial)
+	// one (which candidateBatches wants). A board not stored yet has none
+	// (deployments.serial references boards).
 	var lastp *store.Deployment
-	switch {
-	case err == nil && last.State == store.DeployOpen:
-		// The same board again while its deployment is open: the same answer.
-		out.resp, err = s.reopen(ctx, t, last)
-		return out, err
-	case err == nil:
-		lastp = &last
-	case !errors.Is(err, store.ErrNotFound):
-		return out, err
+	if known {
+		last, err := t.LastDeployment(ctx, in.serial)
+		switch {
+		case err == nil && last.State == store.DeployOpen:
+			// The same board again while its deployment is open: the same answer.
+			out.resp, err = s.reopen(ctx, t, last, in)
+			return out, err
+		case err == nil:
+			lastp = &last
+		case !errors.Is(err, store.ErrNotFound):
+			return out, err
+		}
 	}
 	if b.Deployed && !b.Reimage {
 		out.resp = agentapi.HelloResponse{Action: agentapi.ActionBootLocal,
@@ -165,20 +175,46 @@ func (s *Service) decideHello(ctx context.Context, t *store.Tx, in hello) (hello
 	return s.allocateHello(ctx, t, in, out, lastp)
 }
 
+// seenBoard is the board of hello in as the hello leaves it, not yet written: the
+// stored board (known) or a new one, with the MAC, model, revision and IP the hello
+// gives (those it leaves empty keep their stored values), last_event "hello", seen
+// at site.
+func seenBoard(ctx context.Context, t *store.Tx, in hello, site string) (b store.Board, known bool, err error) {
+	b, err = t.Board(ctx, in.serial)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		b = store.Board{Serial: in.serial}
+	case err != nil:
+		return b, false, err
+	default:
+		known = true
+	}
+	for _, f := range []struct {
+		dst *string
+		v   string
+	}{{&b.MAC, in.mac}, {&b.Model, in.Model}, {&b.Revision, in.Revision}, {&b.IP, in.IP}} {
+		if f.v != "" {
+			*f.dst = f.v
+		}
+	}
+	b.LastEvent, b.Site = "hello", site
+	return b, known, nil
+}
+
 // reopen answers a board whose deployment is still open with that deployment
-// and a new secret: only the secret's hash is stored, so the board (which may have
-// rebooted and lost it) gets a new one, and the old one stops working.
-func (s *Service) reopen(ctx context.Context, t *store.Tx, d store.Deployment) (agentapi.HelloResponse, error) {
+// and a new secret (made of in's key): only the secret's hash is stored, so the
+// board (which may have rebooted and lost it) gets a new one, and the old one stops
+// working.
+func (s *Service) reopen(ctx context.Context, t *store.Tx, d store.Deployment, in hello) (agentapi.HelloResponse, error) {
 	if err := t.Touch(ctx, d.ID, s.opt.Site); err != nil {
 		return agentapi.HelloResponse{}, err
 	}
-	secret, hash := newSecret()
-	if err := t.SetDeploymentSecret(ctx, d.ID, hash); err != nil {
+	if err := t.SetDeploymentSecret(ctx, d.ID, in.keyHash); err != nil {
 		return agentapi.HelloResponse{}, err
 	}
 	resp, err := s.deployResponse(ctx, t, d)
 	if resp.Deployment != nil {
-		resp.Deployment.Secret = secret
+		resp.Deployment.Secret = secretOf(d.ID, in.key)
 	}
 	return resp, err
 }
@@ -219,12 +255,23 @@ func (s *Service) retry(reason string) agentapi.HelloResponse {
 	return agentapi.HelloResponse{Action: agentapi.ActionRetry, Reason: reason, RetryAfterMS: s.opt.RetryAfter.Milliseconds()}
 }
 
-// recordHello writes the hello into the board's history, in its transaction.
-// Retries are not history (a waiting board asks every few seconds): the board's
-// last_event says why it waits.
-func (s *Service) recordHello(ctx context.Context, t *store.Tx, in hello, resp agentapi.HelloResponse) error {
+// recordHello writes the hello into the board's row (unless allocate did) and
+// into its history, in its transaction. Retries are not history (a waiting board
+// asks every few seconds): the board's last_event says why it waits.
+func (s *Service) recordHello(ctx context.Context, t *store.Tx, in hello, out *helloOutcome) error {
+	resp := out.resp
+	if !out.saved {
+		if resp.Action == agentapi.ActionRetry {
+			out.board.LastEvent = "retry: " + resp.Reason
+		}
+		var err error
+		if out.board, err = t.SaveBoard(ctx, out.board); err != nil {
+			return err
+		}
+		out.saved = true
+	}
 	if resp.Action == agentapi.ActionRetry {
-		return t.SetBoardLastEvent(ctx, in.serial, "retry: "+resp.Reason)
+		return nil
 	}
 	detail := fmt.Sprintf("%s; agent %s, disk %s %d bytes", resp.Action, in.AgentVersion, in.Disk.Device, in.Disk.SizeBytes)
 	if resp.Deployment != nil {

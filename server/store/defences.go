@@ -46,16 +46,16 @@ func (t *Tx) AddServed(ctx context.Context, id, n int64) error {
 	return err
 }
 
-// OpenDeploymentBySecret returns the ID of the open deployment whose secret hashes to
-// secretSHA256, or ErrNotFound.
-func (s *Store) OpenDeploymentBySecret(ctx context.Context, secretSHA256 string) (int64, error) {
-	var id int64
-	err := s.r.QueryRowContext(ctx, `SELECT id FROM deployments WHERE state = 'open' AND secret_sha256 = ? AND secret_sha256 != ''`,
-		secretSHA256).Scan(&id)
+// OpenDeploymentSecret returns the SHA-256 (hex) of open deployment id's secret,
+// read on the reader pool; ErrNotFound when no deployment with that ID is open.
+// The secret is checked against the row its ID finds: no index of secrets is kept.
+func (s *Store) OpenDeploymentSecret(ctx context.Context, id int64) (string, error) {
+	var hash string
+	err := s.r.QueryRowContext(ctx, `SELECT secret_sha256 FROM deployments WHERE id = ? AND state = 'open'`, id).Scan(&hash)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, ErrNotFound
+		return "", ErrNotFound
 	}
-	return id, err
+	return hash, err
 }
 
 // MarkStreamed records that the board fetched image bytes for an open deployment
