@@ -329,6 +329,19 @@ func (l *sourceLimiter) allow(source string, now time.Time) bool {
 	return true
 }
 
+// refund gives back the unit allow took from source's budget (up to the full
+// budget): the hello it admitted turned out not to introduce a new serial.
+func (l *sourceLimiter) refund(source string) {
+	if l.perMinute < 0 || source == "" {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if b := l.buckets[source]; b != nil {
+		b.tokens = min(float64(l.perMinute), b.tokens+1)
+	}
+}
+
 // sha256Hex reports whether s is a SHA-256 in hex (64 digits, either case).
 func sha256Hex(s string) bool {
 	if len(s) != 64 {

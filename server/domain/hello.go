@@ -27,6 +27,7 @@ type helloOutcome struct {
 	resp    agentapi.HelloResponse
 	board   store.Board       // the board as the hello left it
 	saved   bool              // board is written (else recordHello writes it)
+	known   bool              // the board was stored before this hello
 	created *store.Deployment // the deployment opened, if any
 	p2p     P2PModes          // the peer-to-peer modes of created's batch and image
 	batchID int64             // the batch it was opened in (0: none, or a re-image)
@@ -67,7 +68,8 @@ func (s *Service) HelloP2P(ctx context.Context, h agentapi.Hello) (agentapi.Hell
 // hello is Hello after the input check.
 func (s *Service) hello(ctx context.Context, in hello) (helloOutcome, error) {
 	in.source = sourceOf(ctx)
-	if resp, err := s.admitSerial(ctx, in); err != nil || resp != nil {
+	charged, resp, err := s.admitSerial(ctx, in)
+	if err != nil || resp != nil {
 		if resp == nil {
 			return helloOutcome{}, err
 		}
@@ -75,13 +77,16 @@ func (s *Service) hello(ctx context.Context, in hello) (helloOutcome, error) {
 	}
 	in.key, in.keyHash = newSecretKey()
 	var out helloOutcome
-	err := s.st.Update(ctx, func(t *store.Tx) error {
+	err = s.st.Update(ctx, func(t *store.Tx) error {
 		var err error
 		if out, err = s.decideHello(ctx, t, in); err != nil {
 			return err
 		}
 		return s.recordHello(ctx, t, in, &out)
 	})
+	if charged && out.known {
+		s.newSerials.refund(in.source) // the board was not new
+	}
 	if err != nil {
 		return helloOutcome{}, err
 	}
@@ -116,20 +121,24 @@ func checkHello(h agentapi.Hello) (hello, error) {
 
 // admitSerial charges a serial never seen before to its source's budget
 // (NewSerialsPerMinute): random serials cannot flood the boards table or the pools
-// faster than the limit. It reads on the reader pool before any write transaction,
-// so a flood over its budget does not queue for the writer. A non-nil answer is
-// the retry to send (already held OverLimitDelay).
-func (s *Service) admitSerial(ctx context.Context, in hello) (*agentapi.HelloResponse, error) {
-	_, err := s.st.Board(ctx, in.serial)
-	if err == nil || !errors.Is(err, store.ErrNotFound) {
-		return nil, err
-	}
+// faster than the limit. While the source has budget left, every hello takes one
+// unit (charged), and the caller gives it back once its transaction found the
+// board already stored: so a hello costs no read before the write transaction.
+// Only a source over its budget has its serial read on the reader pool first, and
+// only a board already stored goes on, so a flood over its budget does not queue
+// for the writer. A non-nil answer is the retry to send (already held
+// OverLimitDelay).
+func (s *Service) admitSerial(ctx context.Context, in hello) (charged bool, resp *agentapi.HelloResponse, err error) {
 	if s.newSerials.allow(in.source, s.now()) {
-		return nil, nil
+		return true, nil, nil
+	}
+	_, err = s.st.Board(ctx, in.serial)
+	if err == nil || !errors.Is(err, store.ErrNotFound) {
+		return false, nil, err
 	}
 	s.log.Debug("new serial over its source's limit", "serial", in.serial, "source", in.source)
 	s.overLimit(ctx)
-	return &agentapi.HelloResponse{Action: agentapi.ActionRetry, RetryAfterMS: s.opt.RetryAfter.Milliseconds(),
+	return false, &agentapi.HelloResponse{Action: agentapi.ActionRetry, RetryAfterMS: s.opt.RetryAfter.Milliseconds(),
 		Reason: fmt.Sprintf("too many new boards from %s (limit %d a minute)", in.source, s.opt.NewSerialsPerMinute)}, nil
 }
 
@@ -142,7 +151,7 @@ func (s *Service) decideHello(ctx context.Context, t *store.Tx, in hello) (hello
 	if err != nil {
 		return helloOutcome{}, err
 	}
-	out := helloOutcome{board: b}
+	out := helloOutcome{board: b, known: known}
 	// The board's open deployment, if it has one, is its newest: a deployment is
 	// opened only while the board has none open (deployments_one_open) and a closed
 	// one never opens again. So one read gives both the open deployment and the last
