@@ -147,10 +147,11 @@ func (s *Service) admitSerial(ctx context.Context, in hello) (charged bool, resp
 // board is read once here and written once, by allocate (before the deployment
 // that references it) or by recordHello.
 func (s *Service) decideHello(ctx context.Context, t *store.Tx, in hello) (helloOutcome, error) {
-	b, known, err := seenBoard(ctx, t, in, s.opt.Site)
+	f, err := t.HelloFacts(ctx, in.serial, s.opt.Site, in.source, s.opt.MaxOpenPerSource)
 	if err != nil {
 		return helloOutcome{}, err
 	}
+	b, known := seenBoard(f, in, s.opt.Site), f.Known
 	out := helloOutcome{board: b, known: known}
 	// The board's open deployment, if it has one, is its newest: a deployment is
 	// opened only while the board has none open (deployments_one_open) and a closed
@@ -176,7 +177,7 @@ func (s *Service) decideHello(ctx context.Context, t *store.Tx, in hello) (hello
 			Reason: fmt.Sprintf("card holds verified image %q as %s", b.Image, b.Hostname)}
 		return out, nil
 	}
-	why, limited, err := s.admitDeployment(ctx, t, in.source)
+	why, limited, err := s.admitDeployment(ctx, t, in.source, f)
 	if err != nil || why != "" {
 		out.resp, out.limited = s.retry(why), limited
 		return out, err
@@ -185,19 +186,11 @@ func (s *Service) decideHello(ctx context.Context, t *store.Tx, in hello) (hello
 }
 
 // seenBoard is the board of hello in as the hello leaves it, not yet written: the
-// stored board (known) or a new one, with the MAC, model, revision and IP the hello
-// gives (those it leaves empty keep their stored values), last_event "hello", seen
-// at site.
-func seenBoard(ctx context.Context, t *store.Tx, in hello, site string) (b store.Board, known bool, err error) {
-	b, err = t.Board(ctx, in.serial)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		b = store.Board{Serial: in.serial}
-	case err != nil:
-		return b, false, err
-	default:
-		known = true
-	}
+// stored board (f.Known) or a new one, with the MAC, model, revision and IP the
+// hello gives (those it leaves empty keep their stored values), last_event "hello",
+// seen at site.
+func seenBoard(f store.HelloFacts, in hello, site string) store.Board {
+	b := f.Board
 	for _, f := range []struct {
 		dst *string
 		v   string
@@ -207,7 +200,7 @@ func seenBoard(ctx context.Context, t *store.Tx, in hello, site string) (b store
 		}
 	}
 	b.LastEvent, b.Site = "hello", site
-	return b, known, nil
+	return b
 }
 
 // reopen answers a board whose deployment is still open with that deployment
@@ -230,23 +223,18 @@ func (s *Service) reopen(ctx context.Context, t *store.Tx, d store.Deployment, i
 
 // admitDeployment says why a new deployment cannot be opened now ("" when it can):
 // the source holds MaxOpenPerSource open deployments (limited), or MaxStreams
-// boards hold a stream slot. The slots are counted only when at least MaxStreams
-// deployments are open at all, which the maintained counters tell cheaply: with
-// tens of thousands open, counting them on every hello was the hello's whole cost.
-func (s *Service) admitDeployment(ctx context.Context, t *store.Tx, source string) (why string, limited bool, err error) {
-	if source != "" && s.opt.MaxOpenPerSource > 0 {
-		n, err := t.CountOpenFromSource(ctx, s.opt.Site, source, s.opt.MaxOpenPerSource)
-		if err != nil {
-			return "", false, err
-		}
-		if n >= s.opt.MaxOpenPerSource {
-			return fmt.Sprintf("%d deployments open from %s, the limit is %d", n, source, s.opt.MaxOpenPerSource), true, nil
-		}
+// boards hold a stream slot. f holds both counts, read with the board: the open
+// deployments from the source (up to the limit) and all open deployments. The
+// slots are counted only when at least MaxStreams deployments are open at all,
+// which the maintained counters tell cheaply: with tens of thousands open,
+// counting them on every hello was the hello's whole cost.
+func (s *Service) admitDeployment(ctx context.Context, t *store.Tx, source string, f store.HelloFacts) (why string, limited bool, err error) {
+	if source != "" && s.opt.MaxOpenPerSource > 0 && f.OpenFromSource >= s.opt.MaxOpenPerSource {
+		return fmt.Sprintf("%d deployments open from %s, the limit is %d", f.OpenFromSource, source, s.opt.MaxOpenPerSource), true, nil
 	}
 	// Fewer deployments open than slots: no need to count which of them hold one.
-	all, err := t.CountOpenAll(ctx)
-	if err != nil || all < s.opt.MaxStreams {
-		return "", false, err
+	if f.OpenAll < s.opt.MaxStreams {
+		return "", false, nil
 	}
 	open, err := t.CountSlots(ctx, s.opt.Site, store.FormatTime(t.Now.Add(-s.opt.ClaimWindow)), store.FormatTime(t.Now.Add(-s.opt.StaleAfter)),
 		s.opt.MaxStreams)

@@ -107,19 +107,55 @@ func (t *Tx) CountSlots(ctx context.Context, site, claimSince, activeSince strin
 // batch (re-images, few; a range of the deployments_batch index).
 func (t *Tx) CountOpenAll(ctx context.Context) (int, error) {
 	var n int
-	err := t.tx.QueryRowContext(ctx, `SELECT coalesce((SELECT sum(in_progress) FROM batches), 0) +
-		(SELECT count(*) FROM deployments WHERE batch_id IS NULL AND state = 'open')`).Scan(&n)
+	err := t.tx.QueryRowContext(ctx, `SELECT `+openAllSQL).Scan(&n)
 	return n, err
 }
+
+const openAllSQL = `coalesce((SELECT sum(in_progress) FROM batches), 0) +
+	(SELECT count(*) FROM deployments WHERE batch_id IS NULL AND state = 'open')`
 
 // CountOpenFromSource counts the open deployments of site whose hello came from
 // source, up to limit. An address is one host of one site's deploy network only:
 // the same address at another site is another host.
 func (t *Tx) CountOpenFromSource(ctx context.Context, site, source string, limit int) (int, error) {
 	var n int
-	err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM deployments WHERE state = 'open' AND source = ? AND site = ? LIMIT ?) AS o`,
-		source, site, limit).Scan(&n)
+	err := t.tx.QueryRowContext(ctx, `SELECT `+openFromSourceSQL, source, site, limit).Scan(&n)
 	return n, err
+}
+
+const openFromSourceSQL = `(SELECT count(*) FROM (SELECT 1 FROM deployments WHERE state = 'open' AND source = ? AND site = ?
+	LIMIT ?) AS o)`
+
+// HelloFacts is what a hello's transaction reads before it decides, in one query.
+type HelloFacts struct {
+	Board Board // the stored board; only Serial is set when it is not stored (Known false)
+	Known bool
+	// OpenFromSource is CountOpenFromSource of the hello's site and source up to
+	// the limit asked for (0 when none is asked for).
+	OpenFromSource int
+	OpenAll        int // CountOpenAll
+}
+
+// HelloFacts reads the board serial, CountOpenFromSource(site, source,
+// sourceLimit) (site "" = DefaultSite; not counted when source is "" or
+// sourceLimit ≤ 0) and CountOpenAll in one query: a statement costs the writer more
+// than the reads in it.
+func (t *Tx) HelloFacts(ctx context.Context, serial, site, source string, sourceLimit int) (HelloFacts, error) {
+	if source == "" || sourceLimit < 0 {
+		sourceLimit = 0
+	}
+	f := HelloFacts{Board: Board{Serial: serial}}
+	b := &f.Board
+	var stored sql.NullString
+	err := t.tx.QueryRowContext(ctx, `SELECT b.serial, coalesce(b.mac, ''), coalesce(b.model, ''), coalesce(b.revision, ''),
+		coalesce(b.ip, ''), coalesce(b.hostname, ''), coalesce(b.image, ''), coalesce(b.deployed, 0), coalesce(b.reimage, 0),
+		coalesce(b.last_event, ''), coalesce(b.first_seen, ''), coalesce(b.last_seen, ''), coalesce(b.site, ''),
+		`+openFromSourceSQL+`, `+openAllSQL+`
+		FROM (SELECT 1 AS one) AS x LEFT JOIN boards b ON b.serial = ?`, source, siteOr(site), sourceLimit, serial).Scan(
+		&stored, &b.MAC, &b.Model, &b.Revision, &b.IP, &b.Hostname, &b.Image, &b.Deployed, &b.Reimage, &b.LastEvent,
+		&b.FirstSeen, &b.LastSeen, &b.Site, &f.OpenFromSource, &f.OpenAll)
+	f.Known = stored.Valid
+	return f, err
 }
 
 // UnstreamedDeployments lists open deployments that never fetched their image and

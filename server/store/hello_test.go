@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -132,6 +133,88 @@ func TestSaveBoardAsStored(t *testing.T) {
 		}
 		if read, err := s.Board(ctx, other.Serial); err != nil || !reflect.DeepEqual(read, wantOther) {
 			t.Errorf("the other board: %+v %v, want %+v", read, err, wantOther)
+		}
+	})
+}
+
+// TestHelloFacts: the one query gives what Board, CountOpenFromSource and
+// CountOpenAll give apart: the stored board or, for a serial never stored, Known
+// false and the serial alone; the open deployments from the source at the site up
+// to the limit (none counted without a source or a limit); all open deployments,
+// in batches and outside.
+func TestHelloFacts(t *testing.T) {
+	dialects(t, func(t *testing.T, cfg Config) {
+		ctx := context.Background()
+		s := openCfg(t, cfg)
+		err := s.Update(ctx, func(tx *Tx) error {
+			if _, err := tx.PutVenue(ctx, "CORO", ""); err != nil {
+				return err
+			}
+			batch, err := tx.AddBatch(ctx, Batch{Venue: "CORO", Product: "RXP2", State: BatchActive})
+			if err != nil {
+				return err
+			}
+			for i, src := range []string{"10.42.0.9", "10.42.0.9", "10.42.0.9", "10.42.0.10"} {
+				serial := fmt.Sprintf("10000000000000%02x", i)
+				if _, err := tx.SaveBoard(ctx, Board{Serial: serial, MAC: "2c:cf:67:00:00:0d", Hostname: "h" + serial}); err != nil {
+					return err
+				}
+				d := Deployment{Serial: serial, BatchID: batch, Venue: "CORO", Product: "RXP2", Hostname: "h" + serial,
+					Image: "img", Phase: "hello"}
+				if i == 3 {
+					d.BatchID = 0 // a re-image, outside any batch
+				}
+				if _, err := tx.AddClaimedDeployment(ctx, d, "", src); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			serial, source string
+			limit          int
+		}{
+			{"1000000000000001", "10.42.0.9", 10},
+			{"1000000000000001", "10.42.0.9", 2},
+			{"10000000000000ff", "10.42.0.10", 10},
+			{"10000000000000ff", "", 10},
+			{"1000000000000003", "10.42.0.9", -1},
+		} {
+			err := s.Update(ctx, func(tx *Tx) error {
+				f, err := tx.HelloFacts(ctx, tc.serial, "", tc.source, tc.limit)
+				if err != nil {
+					return err
+				}
+				var want HelloFacts
+				want.Board, err = tx.Board(ctx, tc.serial)
+				want.Known = err == nil
+				if errors.Is(err, ErrNotFound) {
+					want.Board = Board{Serial: tc.serial}
+				} else if err != nil {
+					return err
+				}
+				if tc.source != "" && tc.limit > 0 {
+					if want.OpenFromSource, err = tx.CountOpenFromSource(ctx, DefaultSite, tc.source, tc.limit); err != nil {
+						return err
+					}
+				}
+				if want.OpenAll, err = tx.CountOpenAll(ctx); err != nil {
+					return err
+				}
+				if f != want {
+					t.Errorf("%+v: got  %+v\nwant %+v", tc, f, want)
+				}
+				if want.OpenAll != 4 {
+					t.Errorf("CountOpenAll %d, want 4", want.OpenAll)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
 		}
 	})
 }
