@@ -126,6 +126,12 @@ func (t *Tx) CountOpenFromSource(ctx context.Context, site, source string, limit
 const openFromSourceSQL = `(SELECT count(*) FROM (SELECT 1 FROM deployments WHERE state = 'open' AND source = ? AND site = ?
 	LIMIT ?) AS o)`
 
+const helloFactsSQL = `SELECT b.serial, coalesce(b.mac, ''), coalesce(b.model, ''), coalesce(b.revision, ''),
+	coalesce(b.ip, ''), coalesce(b.hostname, ''), coalesce(b.image, ''), coalesce(b.deployed, 0), coalesce(b.reimage, 0),
+	coalesce(b.last_event, ''), coalesce(b.first_seen, ''), coalesce(b.last_seen, ''), coalesce(b.site, ''),
+	` + openFromSourceSQL + `, ` + openAllSQL + `
+	FROM (SELECT 1 AS one) AS x LEFT JOIN boards b ON b.serial = ?`
+
 // HelloFacts is what a hello's transaction reads before it decides, in one query.
 type HelloFacts struct {
 	Board Board // the stored board; only Serial is set when it is not stored (Known false)
@@ -147,11 +153,7 @@ func (t *Tx) HelloFacts(ctx context.Context, serial, site, source string, source
 	f := HelloFacts{Board: Board{Serial: serial}}
 	b := &f.Board
 	var stored sql.NullString
-	err := t.tx.QueryRowContext(ctx, `SELECT b.serial, coalesce(b.mac, ''), coalesce(b.model, ''), coalesce(b.revision, ''),
-		coalesce(b.ip, ''), coalesce(b.hostname, ''), coalesce(b.image, ''), coalesce(b.deployed, 0), coalesce(b.reimage, 0),
-		coalesce(b.last_event, ''), coalesce(b.first_seen, ''), coalesce(b.last_seen, ''), coalesce(b.site, ''),
-		`+openFromSourceSQL+`, `+openAllSQL+`
-		FROM (SELECT 1 AS one) AS x LEFT JOIN boards b ON b.serial = ?`, source, siteOr(site), sourceLimit, serial).Scan(
+	err := t.tx.QueryRowContext(ctx, helloFactsSQL, source, siteOr(site), sourceLimit, serial).Scan(
 		&stored, &b.MAC, &b.Model, &b.Revision, &b.IP, &b.Hostname, &b.Image, &b.Deployed, &b.Reimage, &b.LastEvent,
 		&b.FirstSeen, &b.LastSeen, &b.Site, &f.OpenFromSource, &f.OpenAll)
 	f.Known = stored.Valid
