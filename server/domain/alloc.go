@@ -44,15 +44,11 @@ func (s *Service) allocateHello(ctx context.Context, t *store.Tx, in hello, out 
 		}
 		out.created, out.batchID = &a.d, bt.ID
 		out.p2p = P2PModes{Batch: bt.P2P, Image: a.img.P2P, Known: true}
-		// The card is about to be overwritten: until a verified result it holds nothing.
-		if err := t.SetBoardAllocated(ctx, in.serial, a.d.Hostname); err != nil {
-			return out, err
-		}
-		out.board.Hostname, out.board.Deployed = a.d.Hostname, false
+		out.board, out.saved = a.board, true
 		if out.resp, err = deployResponseWith(a.d, a.img, a.product, s.opt.After); err != nil {
 			return out, err
 		}
-		out.resp.Deployment.Secret = a.secret
+		out.resp.Deployment.Secret = secretOf(a.d.ID, in.key)
 		if a.hasProfile {
 			err = renderProfile(&out.resp, a.profile, a.d, a.img)
 		}
@@ -89,7 +85,7 @@ func candidateBatches(ctx context.Context, t *store.Tx, last *store.Deployment, 
 // allocation is a deployment just opened, with what its answer is made of.
 type allocation struct {
 	d          store.Deployment
-	secret     string // the deployment's secret (only its hash is stored)
+	board      store.Board // the board as written with d
 	img        store.Image
 	product    store.Product
 	profile    profile.Profile // the effective first-boot profile recorded with d
@@ -97,9 +93,11 @@ type allocation struct {
 }
 
 // allocate tries to open a deployment for the board b of hello in in batch bt,
-// with a new secret and in's source recorded. A non-empty reason says why it
-// cannot (no image, pool exhausted) without being an error. b is the board as the
-// hello's transaction left it; the deployment is returned as stored, not read back.
+// with the hash of in's secret key and in's source recorded. A non-empty reason
+// says why it cannot (no image, pool exhausted) without being an error. b is the
+// board as the hello leaves it, not yet written: allocate writes it, with the name
+// it gets and its card no longer deployed, before the deployment (which references
+// it). Board and deployment are returned as stored, not read back.
 func (s *Service) allocate(ctx context.Context, t *store.Tx, bt store.Batch, in hello, b store.Board) (a allocation, reason string, err error) {
 	var found bool
 	if a.product, a.img, found, err = t.ProductImageHead(ctx, bt.Product, bt.Image); err != nil {
@@ -124,14 +122,17 @@ func (s *Service) allocate(ctx context.Context, t *store.Tx, bt store.Batch, in 
 	if err != nil || reason != "" {
 		return a, reason, err
 	}
-	secret, hash := newSecret()
+	// The card is about to be overwritten: until a verified result it holds nothing.
+	b.Hostname, b.Deployed = hostname, false
+	if a.board, err = t.SaveBoard(ctx, b); err != nil {
+		return a, "", err
+	}
 	a.d, err = t.AddClaimedDeployment(ctx, store.Deployment{Serial: b.Serial, MAC: b.MAC, BatchID: bt.ID, Venue: bt.Venue,
 		Product: a.product.Code, Hostname: hostname, Image: a.img.Name, Phase: agentapi.PhaseHello, Total: a.img.Size,
-		Site: s.opt.Site}, hash, in.source)
+		Site: s.opt.Site}, in.keyHash, in.source)
 	if err != nil {
 		return a, "", err
 	}
-	a.secret = secret
 	a.profile, a.hasProfile, err = recordProfile(ctx, t, a.d.ID, a.product.Code, bt.Venue, bt.ID)
 	return a, "", err
 }

@@ -9,6 +9,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,13 +35,55 @@ func sourceOf(ctx context.Context) string {
 	return s
 }
 
-// newSecret returns a fresh deployment secret (256 random bits, base64url) and the
-// hex SHA-256 that the store keeps instead of it.
-func newSecret() (secret, hash string) {
+// A deployment secret is "ID.KEY": the deployment's ID in decimal, a dot, and KEY,
+// 256 random bits in base64url (43 characters). The store keeps only the hex
+// SHA-256 of KEY. Where the request names no deployment (the image download), the ID
+// in the secret finds the row whose hash KEY must match: no index of secrets is
+// written with every hello. Secrets of deployments opened before this format are
+// KEY alone; they still prove the deployments their requests name (events, result,
+// swarm), while their image download is refused (401), which the agent answers with
+// a new hello and so a new secret.
+
+// newSecretKey returns a fresh KEY and its hex SHA-256, which the store keeps.
+func newSecretKey() (key, hash string) {
 	b := make([]byte, 32)
 	rand.Read(b) // never fails (crypto/rand documents it)
-	secret = base64.RawURLEncoding.EncodeToString(b)
-	return secret, hashSecret(secret)
+	key = base64.RawURLEncoding.EncodeToString(b)
+	return key, hashSecret(key)
+}
+
+// secretOf is the secret of deployment id made of key.
+func secretOf(id int64, key string) string {
+	return strconv.FormatInt(id, 10) + "." + key
+}
+
+// splitSecret returns the ID and KEY of secret "ID.KEY"; ok is false for anything
+// else (a KEY of the older format alone has no ID).
+func splitSecret(secret string) (id int64, key string, ok bool) {
+	head, key, found := strings.Cut(secret, ".")
+	if !found || key == "" {
+		return 0, "", false
+	}
+	id, err := strconv.ParseInt(head, 10, 64)
+	if err != nil || id <= 0 || strconv.FormatInt(id, 10) != head {
+		return 0, "", false
+	}
+	return id, key, true
+}
+
+// secretMatches reports, in time that does not depend on how much of it matches,
+// whether secret proves deployment id whose stored hash is want: "ID.KEY" with this
+// ID and KEY hashing to want, or (deployments opened before the "ID.KEY" format) a
+// KEY alone hashing to want.
+func secretMatches(id int64, secret, want string) bool {
+	key := secret
+	if sid, k, ok := splitSecret(secret); ok {
+		if sid != id {
+			return false
+		}
+		key = k
+	}
+	return want != "" && subtle.ConstantTimeCompare([]byte(hashSecret(key)), []byte(want)) == 1
 }
 
 func hashSecret(secret string) string {
@@ -61,8 +105,7 @@ func checkSecret(ctx context.Context, t *store.Tx, id int64, secret string) (rec
 	if secret == "" {
 		return 0, fmt.Errorf("deployment %d: no secret sent (header X-Deployment-Secret): %w", id, ErrSecret)
 	}
-	got := hashSecret(secret)
-	if want == "" || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+	if !secretMatches(id, secret, want) {
 		return 0, fmt.Errorf("deployment %d: the secret does not match (a newer hello of the board replaces it): %w", id, ErrSecret)
 	}
 	return received, nil
@@ -73,8 +116,12 @@ func checkSecret(ctx context.Context, t *store.Tx, id int64, secret string) (rec
 // claim no longer expires. A secret of no open deployment gives ErrSecret. The
 // caller reports the bytes it then sent with StreamServed.
 func (s *Service) StreamStarted(ctx context.Context, secret string) (int64, error) {
-	id, err := s.st.OpenDeploymentBySecret(ctx, hashSecret(secret))
-	if errors.Is(err, store.ErrNotFound) {
+	id, _, ok := splitSecret(secret)
+	if !ok {
+		return 0, fmt.Errorf("image download: the secret names no deployment: %w", ErrSecret)
+	}
+	want, err := s.st.OpenDeploymentSecret(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !secretMatches(id, secret, want)) {
 		return 0, fmt.Errorf("image download: no open deployment has this secret: %w", ErrSecret)
 	}
 	if err != nil {
@@ -280,6 +327,19 @@ func (l *sourceLimiter) allow(source string, now time.Time) bool {
 	}
 	b.tokens--
 	return true
+}
+
+// refund gives back the unit allow took from source's budget (up to the full
+// budget): the hello it admitted turned out not to introduce a new serial.
+func (l *sourceLimiter) refund(source string) {
+	if l.perMinute < 0 || source == "" {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if b := l.buckets[source]; b != nil {
+		b.tokens = min(float64(l.perMinute), b.tokens+1)
+	}
 }
 
 // sha256Hex reports whether s is a SHA-256 in hex (64 digits, either case).

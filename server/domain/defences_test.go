@@ -35,6 +35,19 @@ func TestSourceLimiter(t *testing.T) {
 	if !l.allow("", t0) || !(&sourceLimiter{perMinute: -1}).allow("10.0.0.9", t0) {
 		t.Fatal("no address, or a negative limit, must not be limited")
 	}
+	// A unit given back (the hello's serial was not new) is there again, and
+	// refunds never fill a bucket beyond its budget.
+	l.refund("10.0.0.9")
+	if !l.allow("10.0.0.9", t0.Add(time.Hour)) || l.allow("10.0.0.9", t0.Add(time.Hour)) {
+		t.Fatal("after one refund: want exactly one more")
+	}
+	l.allow("10.0.0.12", t0.Add(time.Hour))
+	for range 500 {
+		l.refund("10.0.0.12")
+	}
+	if b := l.buckets["10.0.0.12"]; b == nil || b.tokens > 120 {
+		t.Fatalf("bucket after 500 refunds: %+v, want at most the budget of 120", b)
+	}
 	// Full buckets are forgotten: a flood of addresses does not grow the map for ever.
 	l.allow("10.0.0.11", t0.Add(2*time.Hour))
 	if _, ok := l.buckets["10.0.0.10"]; ok {

@@ -15,6 +15,10 @@ type hello struct {
 	agentapi.Hello
 	serial, mac string // normalised
 	source      string // network address of the sender (WithSource), "" when unknown
+	// key and keyHash are the secret key of the deployment the answer may carry
+	// (newSecretKey), made before the write transaction so the writer does not
+	// spend its time on them.
+	key, keyHash string
 }
 
 // helloOutcome is what one hello transaction decided; each attempt starts from a
@@ -22,6 +26,8 @@ type hello struct {
 type helloOutcome struct {
 	resp    agentapi.HelloResponse
 	board   store.Board       // the board as the hello left it
+	saved   bool              // board is written (else recordHello writes it)
+	known   bool              // the board was stored before this hello
 	created *store.Deployment // the deployment opened, if any
 	p2p     P2PModes          // the peer-to-peer modes of created's batch and image
 	batchID int64             // the batch it was opened in (0: none, or a re-image)
@@ -62,20 +68,25 @@ func (s *Service) HelloP2P(ctx context.Context, h agentapi.Hello) (agentapi.Hell
 // hello is Hello after the input check.
 func (s *Service) hello(ctx context.Context, in hello) (helloOutcome, error) {
 	in.source = sourceOf(ctx)
-	if resp, err := s.admitSerial(ctx, in); err != nil || resp != nil {
+	charged, resp, err := s.admitSerial(ctx, in)
+	if err != nil || resp != nil {
 		if resp == nil {
 			return helloOutcome{}, err
 		}
 		return helloOutcome{resp: *resp}, err
 	}
+	in.key, in.keyHash = newSecretKey()
 	var out helloOutcome
-	err := s.st.Update(ctx, func(t *store.Tx) error {
+	err = s.st.Update(ctx, func(t *store.Tx) error {
 		var err error
 		if out, err = s.decideHello(ctx, t, in); err != nil {
 			return err
 		}
-		return s.recordHello(ctx, t, in, out.resp)
+		return s.recordHello(ctx, t, in, &out)
 	})
+	if charged && out.known {
+		s.newSerials.refund(in.source) // the board was not new
+	}
 	if err != nil {
 		return helloOutcome{}, err
 	}
@@ -110,54 +121,63 @@ func checkHello(h agentapi.Hello) (hello, error) {
 
 // admitSerial charges a serial never seen before to its source's budget
 // (NewSerialsPerMinute): random serials cannot flood the boards table or the pools
-// faster than the limit. It reads on the reader pool before any write transaction,
-// so a flood over its budget does not queue for the writer. A non-nil answer is
-// the retry to send (already held OverLimitDelay).
-func (s *Service) admitSerial(ctx context.Context, in hello) (*agentapi.HelloResponse, error) {
-	_, err := s.st.Board(ctx, in.serial)
-	if err == nil || !errors.Is(err, store.ErrNotFound) {
-		return nil, err
-	}
+// faster than the limit. While the source has budget left, every hello takes one
+// unit (charged), and the caller gives it back once its transaction found the
+// board already stored: so a hello costs no read before the write transaction.
+// Only a source over its budget has its serial read on the reader pool first, and
+// only a board already stored goes on, so a flood over its budget does not queue
+// for the writer. A non-nil answer is the retry to send (already held
+// OverLimitDelay).
+func (s *Service) admitSerial(ctx context.Context, in hello) (charged bool, resp *agentapi.HelloResponse, err error) {
 	if s.newSerials.allow(in.source, s.now()) {
-		return nil, nil
+		return true, nil, nil
+	}
+	_, err = s.st.Board(ctx, in.serial)
+	if err == nil || !errors.Is(err, store.ErrNotFound) {
+		return false, nil, err
 	}
 	s.log.Debug("new serial over its source's limit", "serial", in.serial, "source", in.source)
 	s.overLimit(ctx)
-	return &agentapi.HelloResponse{Action: agentapi.ActionRetry, RetryAfterMS: s.opt.RetryAfter.Milliseconds(),
+	return false, &agentapi.HelloResponse{Action: agentapi.ActionRetry, RetryAfterMS: s.opt.RetryAfter.Milliseconds(),
 		Reason: fmt.Sprintf("too many new boards from %s (limit %d a minute)", in.source, s.opt.NewSerialsPerMinute)}, nil
 }
 
 // decideHello picks the answer to a hello inside its transaction: the open
-// deployment again, boot-local, retry (a limit reached), or a new deployment.
+// deployment again, boot-local, retry (a limit reached), or a new deployment. The
+// board is read once here and written once, by allocate (before the deployment
+// that references it) or by recordHello.
 func (s *Service) decideHello(ctx context.Context, t *store.Tx, in hello) (helloOutcome, error) {
-	b, err := t.SeeBoardReturning(ctx, store.Board{Serial: in.serial, MAC: in.mac, Model: in.Model, Revision: in.Revision,
-		IP: in.IP, LastEvent: "hello", Site: s.opt.Site})
+	f, err := t.HelloFacts(ctx, in.serial, s.opt.Site, in.source, s.opt.MaxOpenPerSource)
 	if err != nil {
 		return helloOutcome{}, err
 	}
-	out := helloOutcome{board: b}
+	b, known := seenBoard(f, in, s.opt.Site), f.Known
+	out := helloOutcome{board: b, known: known}
 	// The board's open deployment, if it has one, is its newest: a deployment is
 	// opened only while the board has none open (deployments_one_open) and a closed
 	// one never opens again. So one read gives both the open deployment and the last
-	// one (which candidateBatches wants).
-	last, err := t.LastDeployment(ctx, in.serial)
+	// one (which candidateBatches wants). A board not stored yet has none
+	// (deployments.serial references boards).
 	var lastp *store.Deployment
-	switch {
-	case err == nil && last.State == store.DeployOpen:
-		// The same board again while its deployment is open: the same answer.
-		out.resp, err = s.reopen(ctx, t, last)
-		return out, err
-	case err == nil:
-		lastp = &last
-	case !errors.Is(err, store.ErrNotFound):
-		return out, err
+	if known {
+		last, err := t.LastDeployment(ctx, in.serial)
+		switch {
+		case err == nil && last.State == store.DeployOpen:
+			// The same board again while its deployment is open: the same answer.
+			out.resp, err = s.reopen(ctx, t, last, in)
+			return out, err
+		case err == nil:
+			lastp = &last
+		case !errors.Is(err, store.ErrNotFound):
+			return out, err
+		}
 	}
 	if b.Deployed && !b.Reimage {
 		out.resp = agentapi.HelloResponse{Action: agentapi.ActionBootLocal,
 			Reason: fmt.Sprintf("card holds verified image %q as %s", b.Image, b.Hostname)}
 		return out, nil
 	}
-	why, limited, err := s.admitDeployment(ctx, t, in.source)
+	why, limited, err := s.admitDeployment(ctx, t, in.source, f)
 	if err != nil || why != "" {
 		out.resp, out.limited = s.retry(why), limited
 		return out, err
@@ -165,43 +185,56 @@ func (s *Service) decideHello(ctx context.Context, t *store.Tx, in hello) (hello
 	return s.allocateHello(ctx, t, in, out, lastp)
 }
 
+// seenBoard is the board of hello in as the hello leaves it, not yet written: the
+// stored board (f.Known) or a new one, with the MAC, model, revision and IP the
+// hello gives (those it leaves empty keep their stored values), last_event "hello",
+// seen at site.
+func seenBoard(f store.HelloFacts, in hello, site string) store.Board {
+	b := f.Board
+	for _, f := range []struct {
+		dst *string
+		v   string
+	}{{&b.MAC, in.mac}, {&b.Model, in.Model}, {&b.Revision, in.Revision}, {&b.IP, in.IP}} {
+		if f.v != "" {
+			*f.dst = f.v
+		}
+	}
+	b.LastEvent, b.Site = "hello", site
+	return b
+}
+
 // reopen answers a board whose deployment is still open with that deployment
-// and a new secret: only the secret's hash is stored, so the board (which may have
-// rebooted and lost it) gets a new one, and the old one stops working.
-func (s *Service) reopen(ctx context.Context, t *store.Tx, d store.Deployment) (agentapi.HelloResponse, error) {
+// and a new secret (made of in's key): only the secret's hash is stored, so the
+// board (which may have rebooted and lost it) gets a new one, and the old one stops
+// working.
+func (s *Service) reopen(ctx context.Context, t *store.Tx, d store.Deployment, in hello) (agentapi.HelloResponse, error) {
 	if err := t.Touch(ctx, d.ID, s.opt.Site); err != nil {
 		return agentapi.HelloResponse{}, err
 	}
-	secret, hash := newSecret()
-	if err := t.SetDeploymentSecret(ctx, d.ID, hash); err != nil {
+	if err := t.SetDeploymentSecret(ctx, d.ID, in.keyHash); err != nil {
 		return agentapi.HelloResponse{}, err
 	}
 	resp, err := s.deployResponse(ctx, t, d)
 	if resp.Deployment != nil {
-		resp.Deployment.Secret = secret
+		resp.Deployment.Secret = secretOf(d.ID, in.key)
 	}
 	return resp, err
 }
 
 // admitDeployment says why a new deployment cannot be opened now ("" when it can):
 // the source holds MaxOpenPerSource open deployments (limited), or MaxStreams
-// boards hold a stream slot. The slots are counted only when at least MaxStreams
-// deployments are open at all, which the maintained counters tell cheaply: with
-// tens of thousands open, counting them on every hello was the hello's whole cost.
-func (s *Service) admitDeployment(ctx context.Context, t *store.Tx, source string) (why string, limited bool, err error) {
-	if source != "" && s.opt.MaxOpenPerSource > 0 {
-		n, err := t.CountOpenFromSource(ctx, s.opt.Site, source, s.opt.MaxOpenPerSource)
-		if err != nil {
-			return "", false, err
-		}
-		if n >= s.opt.MaxOpenPerSource {
-			return fmt.Sprintf("%d deployments open from %s, the limit is %d", n, source, s.opt.MaxOpenPerSource), true, nil
-		}
+// boards hold a stream slot. f holds both counts, read with the board: the open
+// deployments from the source (up to the limit) and all open deployments. The
+// slots are counted only when at least MaxStreams deployments are open at all,
+// which the maintained counters tell cheaply: with tens of thousands open,
+// counting them on every hello was the hello's whole cost.
+func (s *Service) admitDeployment(ctx context.Context, t *store.Tx, source string, f store.HelloFacts) (why string, limited bool, err error) {
+	if source != "" && s.opt.MaxOpenPerSource > 0 && f.OpenFromSource >= s.opt.MaxOpenPerSource {
+		return fmt.Sprintf("%d deployments open from %s, the limit is %d", f.OpenFromSource, source, s.opt.MaxOpenPerSource), true, nil
 	}
 	// Fewer deployments open than slots: no need to count which of them hold one.
-	all, err := t.CountOpenAll(ctx)
-	if err != nil || all < s.opt.MaxStreams {
-		return "", false, err
+	if f.OpenAll < s.opt.MaxStreams {
+		return "", false, nil
 	}
 	open, err := t.CountSlots(ctx, s.opt.Site, store.FormatTime(t.Now.Add(-s.opt.ClaimWindow)), store.FormatTime(t.Now.Add(-s.opt.StaleAfter)),
 		s.opt.MaxStreams)
@@ -219,12 +252,23 @@ func (s *Service) retry(reason string) agentapi.HelloResponse {
 	return agentapi.HelloResponse{Action: agentapi.ActionRetry, Reason: reason, RetryAfterMS: s.opt.RetryAfter.Milliseconds()}
 }
 
-// recordHello writes the hello into the board's history, in its transaction.
-// Retries are not history (a waiting board asks every few seconds): the board's
-// last_event says why it waits.
-func (s *Service) recordHello(ctx context.Context, t *store.Tx, in hello, resp agentapi.HelloResponse) error {
+// recordHello writes the hello into the board's row (unless allocate did) and
+// into its history, in its transaction. Retries are not history (a waiting board
+// asks every few seconds): the board's last_event says why it waits.
+func (s *Service) recordHello(ctx context.Context, t *store.Tx, in hello, out *helloOutcome) error {
+	resp := out.resp
+	if !out.saved {
+		if resp.Action == agentapi.ActionRetry {
+			out.board.LastEvent = "retry: " + resp.Reason
+		}
+		var err error
+		if out.board, err = t.SaveBoard(ctx, out.board); err != nil {
+			return err
+		}
+		out.saved = true
+	}
 	if resp.Action == agentapi.ActionRetry {
-		return t.SetBoardLastEvent(ctx, in.serial, "retry: "+resp.Reason)
+		return nil
 	}
 	detail := fmt.Sprintf("%s; agent %s, disk %s %d bytes", resp.Action, in.AgentVersion, in.Disk.Device, in.Disk.SizeBytes)
 	if resp.Deployment != nil {

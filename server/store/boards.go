@@ -84,26 +84,26 @@ func (t *Tx) SeeBoard(ctx context.Context, b Board) error {
 	return err
 }
 
-// SeeBoardReturning is SeeBoard that also returns the board as now stored.
-func (t *Tx) SeeBoardReturning(ctx context.Context, b Board) (Board, error) {
+// SaveBoard writes b as its board's row in one statement and returns it as
+// stored: last_seen now, first_seen b.FirstSeen (now when empty; a stored board
+// keeps its own), site b.Site ("" = DefaultSite). A new board is inserted; a stored
+// one gets every other field of b. It is for a caller that read the board in the
+// same transaction (Tx.Board) and changed it: the hello reads its board once,
+// decides, and writes it once.
+func (t *Tx) SaveBoard(ctx context.Context, b Board) (Board, error) {
 	now := FormatTime(t.Now)
-	return one(ctx, t.tx, scanBoard, `INSERT INTO boards (serial, mac, model, revision, ip, last_event, first_seen, last_seen, site)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (serial) DO UPDATE SET
-		mac = CASE WHEN excluded.mac != '' THEN excluded.mac ELSE boards.mac END,
-		model = CASE WHEN excluded.model != '' THEN excluded.model ELSE boards.model END,
-		revision = CASE WHEN excluded.revision != '' THEN excluded.revision ELSE boards.revision END,
-		ip = CASE WHEN excluded.ip != '' THEN excluded.ip ELSE boards.ip END,
-		last_event = CASE WHEN excluded.last_event != '' THEN excluded.last_event ELSE boards.last_event END,
-		last_seen = excluded.last_seen, site = excluded.site
-		RETURNING `+boardCols, b.Serial, b.MAC, b.Model, b.Revision, b.IP, b.LastEvent, now, now, siteOr(b.Site))
-}
-
-// SetBoardAllocated records the hostname a board got for a new deployment; its card
-// no longer holds a verified image.
-func (t *Tx) SetBoardAllocated(ctx context.Context, serial, hostname string) error {
-	_, err := t.tx.ExecContext(ctx, `UPDATE boards SET hostname = ?, deployed = 0 WHERE serial = ?`, hostname, serial)
-	return err
+	if b.FirstSeen == "" {
+		b.FirstSeen = now
+	}
+	b.LastSeen, b.Site = now, siteOr(b.Site)
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO boards (serial, mac, model, revision, ip, hostname, image, deployed, reimage,
+		last_event, first_seen, last_seen, site) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (serial) DO UPDATE SET mac = excluded.mac, model = excluded.model, revision = excluded.revision,
+		ip = excluded.ip, hostname = excluded.hostname, image = excluded.image, deployed = excluded.deployed,
+		reimage = excluded.reimage, last_event = excluded.last_event, last_seen = excluded.last_seen, site = excluded.site`,
+		b.Serial, b.MAC, b.Model, b.Revision, b.IP, b.Hostname, b.Image, b.Deployed, b.Reimage, b.LastEvent, b.FirstSeen,
+		b.LastSeen, b.Site)
+	return b, err
 }
 
 // SetBoardHostname records the hostname a board holds.
@@ -180,10 +180,4 @@ func (t *Tx) SetBoardDeployedFlag(ctx context.Context, serial string, deployed b
 // 8 hex digits short (lower case).
 func (t *Tx) BoardByShortSerial(ctx context.Context, short string) (Board, error) {
 	return one(ctx, t.tx, scanBoard, `SELECT `+boardCols+` FROM boards WHERE substr(serial, 9) = ? ORDER BY last_seen DESC LIMIT 1`, short)
-}
-
-// SetBoardLastEvent records, in human words, the last thing that happened to a board.
-func (t *Tx) SetBoardLastEvent(ctx context.Context, serial, what string) error {
-	_, err := t.tx.ExecContext(ctx, `UPDATE boards SET last_event = ? WHERE serial = ?`, what, serial)
-	return err
 }

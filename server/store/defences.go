@@ -46,16 +46,16 @@ func (t *Tx) AddServed(ctx context.Context, id, n int64) error {
 	return err
 }
 
-// OpenDeploymentBySecret returns the ID of the open deployment whose secret hashes to
-// secretSHA256, or ErrNotFound.
-func (s *Store) OpenDeploymentBySecret(ctx context.Context, secretSHA256 string) (int64, error) {
-	var id int64
-	err := s.r.QueryRowContext(ctx, `SELECT id FROM deployments WHERE state = 'open' AND secret_sha256 = ? AND secret_sha256 != ''`,
-		secretSHA256).Scan(&id)
+// OpenDeploymentSecret returns the SHA-256 (hex) of open deployment id's secret,
+// read on the reader pool; ErrNotFound when no deployment with that ID is open.
+// The secret is checked against the row its ID finds: no index of secrets is kept.
+func (s *Store) OpenDeploymentSecret(ctx context.Context, id int64) (string, error) {
+	var hash string
+	err := s.r.QueryRowContext(ctx, `SELECT secret_sha256 FROM deployments WHERE id = ? AND state = 'open'`, id).Scan(&hash)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, ErrNotFound
+		return "", ErrNotFound
 	}
-	return id, err
+	return hash, err
 }
 
 // MarkStreamed records that the board fetched image bytes for an open deployment
@@ -107,19 +107,57 @@ func (t *Tx) CountSlots(ctx context.Context, site, claimSince, activeSince strin
 // batch (re-images, few; a range of the deployments_batch index).
 func (t *Tx) CountOpenAll(ctx context.Context) (int, error) {
 	var n int
-	err := t.tx.QueryRowContext(ctx, `SELECT coalesce((SELECT sum(in_progress) FROM batches), 0) +
-		(SELECT count(*) FROM deployments WHERE batch_id IS NULL AND state = 'open')`).Scan(&n)
+	err := t.tx.QueryRowContext(ctx, `SELECT `+openAllSQL).Scan(&n)
 	return n, err
 }
+
+const openAllSQL = `coalesce((SELECT sum(in_progress) FROM batches), 0) +
+	(SELECT count(*) FROM deployments WHERE batch_id IS NULL AND state = 'open')`
 
 // CountOpenFromSource counts the open deployments of site whose hello came from
 // source, up to limit. An address is one host of one site's deploy network only:
 // the same address at another site is another host.
 func (t *Tx) CountOpenFromSource(ctx context.Context, site, source string, limit int) (int, error) {
 	var n int
-	err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM deployments WHERE state = 'open' AND source = ? AND site = ? LIMIT ?) AS o`,
-		source, site, limit).Scan(&n)
+	err := t.tx.QueryRowContext(ctx, `SELECT `+openFromSourceSQL, source, site, limit).Scan(&n)
 	return n, err
+}
+
+const openFromSourceSQL = `(SELECT count(*) FROM (SELECT 1 FROM deployments WHERE state = 'open' AND source = ? AND site = ?
+	LIMIT ?) AS o)`
+
+const helloFactsSQL = `SELECT b.serial, coalesce(b.mac, ''), coalesce(b.model, ''), coalesce(b.revision, ''),
+	coalesce(b.ip, ''), coalesce(b.hostname, ''), coalesce(b.image, ''), coalesce(b.deployed, 0), coalesce(b.reimage, 0),
+	coalesce(b.last_event, ''), coalesce(b.first_seen, ''), coalesce(b.last_seen, ''), coalesce(b.site, ''),
+	` + openFromSourceSQL + `, ` + openAllSQL + `
+	FROM (SELECT 1 AS one) AS x LEFT JOIN boards b ON b.serial = ?`
+
+// HelloFacts is what a hello's transaction reads before it decides, in one query.
+type HelloFacts struct {
+	Board Board // the stored board; only Serial is set when it is not stored (Known false)
+	Known bool
+	// OpenFromSource is CountOpenFromSource of the hello's site and source up to
+	// the limit asked for (0 when none is asked for).
+	OpenFromSource int
+	OpenAll        int // CountOpenAll
+}
+
+// HelloFacts reads the board serial, CountOpenFromSource(site, source,
+// sourceLimit) (site "" = DefaultSite; not counted when source is "" or
+// sourceLimit ≤ 0) and CountOpenAll in one query: a statement costs the writer more
+// than the reads in it.
+func (t *Tx) HelloFacts(ctx context.Context, serial, site, source string, sourceLimit int) (HelloFacts, error) {
+	if source == "" || sourceLimit < 0 {
+		sourceLimit = 0
+	}
+	f := HelloFacts{Board: Board{Serial: serial}}
+	b := &f.Board
+	var stored sql.NullString
+	err := t.tx.QueryRowContext(ctx, helloFactsSQL, source, siteOr(site), sourceLimit, serial).Scan(
+		&stored, &b.MAC, &b.Model, &b.Revision, &b.IP, &b.Hostname, &b.Image, &b.Deployed, &b.Reimage, &b.LastEvent,
+		&b.FirstSeen, &b.LastSeen, &b.Site, &f.OpenFromSource, &f.OpenAll)
+	f.Known = stored.Valid
+	return f, err
 }
 
 // UnstreamedDeployments lists open deployments that never fetched their image and

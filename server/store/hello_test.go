@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -32,7 +33,7 @@ func TestAddClaimedDeploymentAsStored(t *testing.T) {
 						return err
 					}
 				}
-				b, err := tx.SeeBoardReturning(ctx, Board{Serial: serial, MAC: "2c:cf:67:00:00:0d"})
+				b, err := tx.SaveBoard(ctx, Board{Serial: serial, MAC: "2c:cf:67:00:00:0d"})
 				if err != nil {
 					return err
 				}
@@ -86,6 +87,150 @@ func TestAddClaimedDeploymentAsStored(t *testing.T) {
 			t.Errorf("secret hash %q, open from source %d; want 5ec7e7, 1", hash, open)
 		}
 	})
+}
+
+// TestSaveBoardAsStored: the board SaveBoard returns (built from what it wrote, not
+// read back) is field for field the one Board then reads, for a new board and for
+// a stored one it changes; a stored board keeps its first_seen whatever the caller
+// passes, and the write touches no other board.
+func TestSaveBoardAsStored(t *testing.T) {
+	dialects(t, func(t *testing.T, cfg Config) {
+		ctx := context.Background()
+		s := openCfg(t, cfg)
+		clock := time.Date(2026, 12, 5, 3, 40, 0, 123456789, time.UTC)
+		s.SetClock(func() time.Time { return clock })
+		other := Board{Serial: "10000000000000aa", MAC: "2c:cf:67:00:00:aa", Hostname: "RXP2-CORO-000000AA"}
+		first := Board{Serial: "10000000cafef00d", MAC: "2c:cf:67:00:00:0d", Model: "Raspberry Pi 5 Model B Rev 1.0",
+			Revision: "d04170", IP: "10.42.0.9", LastEvent: "hello"}
+		changed := Board{Serial: first.Serial, MAC: "2c:cf:67:00:00:0e", Model: first.Model, Revision: "e04171",
+			IP: "10.42.0.10", Hostname: "RXP2-CORO-CAFEF00D", Image: "img", Deployed: true, Reimage: true,
+			LastEvent: "retry: no room", FirstSeen: "2020-01-01T00:00:00.000000000Z", Site: "north"}
+		wantOther, err := saveBoard(ctx, s, other)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var firstSeen string
+		for i, b := range []Board{first, changed} {
+			clock = clock.Add(time.Minute)
+			got, err := saveBoard(ctx, s, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			read, err := s.Board(ctx, b.Serial)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, read) {
+				t.Errorf("save %d: returned %+v\nread     %+v", i, got, read)
+			}
+			if i == 0 {
+				firstSeen = read.FirstSeen
+			}
+			if read.FirstSeen != firstSeen || read.LastSeen != FormatTime(clock) {
+				t.Errorf("save %d: first seen %s, last seen %s; want %s, %s", i, read.FirstSeen, read.LastSeen, firstSeen,
+					FormatTime(clock))
+			}
+		}
+		if read, err := s.Board(ctx, other.Serial); err != nil || !reflect.DeepEqual(read, wantOther) {
+			t.Errorf("the other board: %+v %v, want %+v", read, err, wantOther)
+		}
+	})
+}
+
+// TestHelloFacts: the one query gives what Board, CountOpenFromSource and
+// CountOpenAll give apart: the stored board or, for a serial never stored, Known
+// false and the serial alone; the open deployments from the source at the site up
+// to the limit (none counted without a source or a limit); all open deployments,
+// in batches and outside.
+func TestHelloFacts(t *testing.T) {
+	dialects(t, func(t *testing.T, cfg Config) {
+		ctx := context.Background()
+		s := openCfg(t, cfg)
+		err := s.Update(ctx, func(tx *Tx) error {
+			if _, err := tx.PutVenue(ctx, "CORO", ""); err != nil {
+				return err
+			}
+			batch, err := tx.AddBatch(ctx, Batch{Venue: "CORO", Product: "RXP2", State: BatchActive})
+			if err != nil {
+				return err
+			}
+			for i, src := range []string{"10.42.0.9", "10.42.0.9", "10.42.0.9", "10.42.0.10"} {
+				serial := fmt.Sprintf("10000000000000%02x", i)
+				if _, err := tx.SaveBoard(ctx, Board{Serial: serial, MAC: "2c:cf:67:00:00:0d", Hostname: "h" + serial}); err != nil {
+					return err
+				}
+				d := Deployment{Serial: serial, BatchID: batch, Venue: "CORO", Product: "RXP2", Hostname: "h" + serial,
+					Image: "img", Phase: "hello"}
+				if i == 3 {
+					d.BatchID = 0 // a re-image, outside any batch
+				}
+				if _, err := tx.AddClaimedDeployment(ctx, d, "", src); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			serial, source string
+			limit          int
+		}{
+			{"1000000000000001", "10.42.0.9", 10},
+			{"1000000000000001", "10.42.0.9", 2},
+			{"10000000000000ff", "10.42.0.10", 10},
+			{"10000000000000ff", "", 10},
+			{"1000000000000003", "10.42.0.9", -1},
+		} {
+			err := s.Update(ctx, func(tx *Tx) error {
+				f, err := tx.HelloFacts(ctx, tc.serial, "", tc.source, tc.limit)
+				if err != nil {
+					return err
+				}
+				var want HelloFacts
+				want.Board, err = tx.Board(ctx, tc.serial)
+				want.Known = err == nil
+				if errors.Is(err, ErrNotFound) {
+					want.Board = Board{Serial: tc.serial}
+				} else if err != nil {
+					return err
+				}
+				if tc.source != "" && tc.limit > 0 {
+					if want.OpenFromSource, err = tx.CountOpenFromSource(ctx, DefaultSite, tc.source, tc.limit); err != nil {
+						return err
+					}
+				}
+				if want.OpenAll, err = tx.CountOpenAll(ctx); err != nil {
+					return err
+				}
+				if f != want {
+					t.Errorf("%+v: got  %+v\nwant %+v", tc, f, want)
+				}
+				if want.OpenAll != 4 {
+					t.Errorf("CountOpenAll %d, want 4", want.OpenAll)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
+
+// saveBoard runs SaveBoard in a transaction of its own; the board it returns has
+// the first_seen the database holds (SaveBoard returns the caller's).
+func saveBoard(ctx context.Context, s *Store, b Board) (Board, error) {
+	err := s.Update(ctx, func(tx *Tx) error {
+		stored, err := tx.Board(ctx, b.Serial)
+		if err == nil {
+			b.FirstSeen = stored.FirstSeen
+		}
+		b, err = tx.SaveBoard(ctx, b)
+		return err
+	})
+	return b, err
 }
 
 // TestLinkedProfiles: the one query returns the profiles attached to the product,

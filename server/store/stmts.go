@@ -79,15 +79,26 @@ func (d *dbStmts) close() {
 // Statements ignore the cancellation of the context they are given: the
 // transaction is shared by a group of callers (writer.go), and SQLite answers an
 // interrupted write by rolling back the whole transaction, not just the statement.
+// The transaction's form of each statement is made once per transaction (a group
+// runs the same dozen statements for each of its callers).
 type txStmts struct {
 	tx      *sql.Tx
 	cache   *dbStmts
 	missing []string
+	bound   map[string]*sql.Stmt // query → the prepared statement bound to tx
 }
 
 func (t *txStmts) get(ctx context.Context, q string) *sql.Stmt {
+	if s, ok := t.bound[q]; ok {
+		return s
+	}
 	if s, ok := t.cache.m.Load(q); ok {
-		return t.tx.StmtContext(ctx, s.(*sql.Stmt))
+		ts := t.tx.StmtContext(ctx, s.(*sql.Stmt))
+		if t.bound == nil {
+			t.bound = make(map[string]*sql.Stmt)
+		}
+		t.bound[q] = ts
+		return ts
 	}
 	t.missing = append(t.missing, q)
 	return nil

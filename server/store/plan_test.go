@@ -1,0 +1,55 @@
+package store
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+// TestHelloReadsUseTheirIndexes pins SQLite's plans of the counts a hello reads:
+// the open deployments from a source at a site through deployments_open_source
+// (source, site), never deployments_site, which holds every deployment of the site
+// (before migration 0037 the planner took it and read all of them: 55 000 rows per
+// hello with per-source limits on); the board by its key; the open deployments
+// outside any batch through deployments_batch. PostgreSQL plans by its statistics.
+func TestHelloReadsUseTheirIndexes(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, tc := range []struct {
+		name, query string
+		args        int
+		want        []string
+	}{
+		{"CountOpenFromSource", `SELECT ` + openFromSourceSQL, 3, []string{"deployments_open_source (source=? AND site=?)"}},
+		{"HelloFacts", helloFactsSQL, 4, []string{"deployments_open_source (source=? AND site=?)",
+			"sqlite_autoindex_boards_1 (serial=?)", "deployments_batch (batch_id=? AND state=?)"}},
+	} {
+		rows, err := s.RDB.QueryContext(ctx, `EXPLAIN QUERY PLAN `+tc.query, make([]any, tc.args)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		all := strings.Join(plan, "\n")
+		for _, w := range tc.want {
+			if !strings.Contains(all, w) {
+				t.Errorf("%s: plan lacks %q:\n%s", tc.name, w, all)
+			}
+		}
+		if strings.Contains(all, "deployments_site") || strings.Contains(all, "SCAN deployments") {
+			t.Errorf("%s: plan reads deployments by site or whole:\n%s", tc.name, all)
+		}
+	}
+}
