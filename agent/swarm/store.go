@@ -98,6 +98,31 @@ func (s *pieceStore) evict() {
 	}
 }
 
+// put stores the bytes of piece i fetched from the server, unless the piece is
+// complete already (false). The engine then checks it like a piece from a peer.
+func (s *pieceStore) put(i int, b []byte) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.complete[i] || int64(len(b)) != min(s.pieceLen, s.total-int64(i)*s.pieceLen) {
+		return false
+	}
+	if s.data[i] == nil {
+		s.data[i] = b
+		s.inRAM += int64(len(b))
+		s.peak = max(s.peak, s.inRAM)
+		return true
+	}
+	copy(s.data[i], b)
+	return true
+}
+
+// isComplete reports whether piece i is held and passed its check.
+func (s *pieceStore) isComplete(i int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.complete[i]
+}
+
 type piece struct {
 	s *pieceStore
 	i int
