@@ -94,9 +94,9 @@ type Swarm struct {
 	hc    *http.Client
 
 	fromServer, fromPeers atomic.Int64
-	serverRequests        atomic.Int64 // pieces fetched from the server (fetch.go)
-	readPos               atomic.Int64 // the flasher's position in the compressed image
-	readAt                atomic.Int64 // when it last moved (Unix ns)
+	serverRequests        atomic.Int64                        // pieces fetched from the server (fetch.go)
+	readPos               atomic.Int64                        // the flasher's position in the compressed image
+	readAt                atomic.Int64                        // when it last moved (Unix ns)
 	share                 atomic.Pointer[agentapi.SwarmShare] // from the last answer; nil: alone
 	done                  atomic.Bool
 	pieceLength, total    int64

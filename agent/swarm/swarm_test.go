@@ -35,7 +35,7 @@ type origin struct {
 	mu        sync.Mutex
 	announces []agentapi.SwarmAnnounce
 	served    int64
-	peers     []agentapi.SwarmPeer  // listed in every answer
+	peers     []agentapi.SwarmPeer // listed in every answer
 	share     *agentapi.SwarmShare // given in every answer
 }
 
