@@ -105,12 +105,10 @@ func TestP2PFleetBench(t *testing.T) {
 				requests += n
 			}
 			// The agent's own time to its verified card (from its start).
-			if m := regexp.MustCompile(`rpi-agent: verified .*, ([0-9.]+)(m?s)\n`).FindStringSubmatch(out); m != nil {
-				v, _ := strconv.ParseFloat(m[1], 64)
-				if m[2] == "ms" {
-					v /= 1000
+			if m := regexp.MustCompile(`rpi-agent: verified .*, (\S+)\n`).FindStringSubmatch(out); m != nil {
+				if d, err := time.ParseDuration(m[1]); err == nil {
+					took = append(took, d.Seconds())
 				}
-				took = append(took, v)
 			}
 		}
 		slices.Sort(took)

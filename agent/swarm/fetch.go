@@ -27,8 +27,13 @@ import (
 // then announces it to the peers.
 
 // shareWait is how long the flasher waits at one place before the pieces it needs
-// next are fetched from the server whoever's share they are.
-const shareWait = 2 * time.Second
+// next are fetched from the server whoever's share they are, if no connected peer
+// has them; peerWait is how long before they are fetched from the server even if a
+// peer says it has them (it may be slow, or claim pieces it never sends).
+const (
+	shareWait = 2 * time.Second
+	peerWait  = 5 * time.Second
+)
 
 // fetchPoll is how often an idle fetcher looks again for a piece to fetch.
 const fetchPoll = 100 * time.Millisecond
@@ -98,7 +103,8 @@ func (s *Swarm) fetcher(ctx context.Context, w int) {
 
 // pick chooses the next piece to fetch from the server and marks it in flight: the
 // lowest one from the flasher's on (up to the window's end) that is not held, not in
-// flight, that no connected peer has, and that the share rule gives this board.
+// flight, that no connected peer has, and that the share rule gives this board; or,
+// once the flasher has waited peerWait, one it needs next even if a peer has it.
 // Share pieces are taken only when shares is set, or by any requester when alone.
 func (s *Swarm) pick(shares bool) (piece int, mine, ok bool) {
 	pos := s.readPos.Load()
@@ -122,6 +128,7 @@ func (s *Swarm) pick(shares bool) (piece int, mine, ok bool) {
 		}
 		return x.mine() && (alone || shares && s.fetchingMine == 0), true
 	}
+	late := x.stalled > peerWait // the flasher's next pieces, whoever has them
 	// Candidates first, then what the peers have (the engine's lock is taken while
 	// s.mu is not held: the engine calls into s with its lock held).
 	var cands []int
@@ -140,7 +147,7 @@ func (s *Swarm) pick(shares bool) (piece int, mine, ok bool) {
 	defer s.mu.Unlock()
 	for _, i := range cands {
 		ok, mine := take(i)
-		if !ok || peers.Contains(uint32(i)) {
+		if !ok || peers.Contains(uint32(i)) && !(late && !mine) {
 			continue
 		}
 		s.fetching[i] = true

@@ -66,6 +66,11 @@ func (f *fleet) attach(ns *netnstest.NS, ip, rate string) {
 			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
 		}
 	}
+	// TCP as on the boards: Linux's default congestion control, cubic (Raspberry Pi
+	// OS's kernels; a namespace takes this machine's default, bbr, which misjudges a
+	// tbf-shaped link by its burst and paces far above the rate: at 4 Mbit/s one
+	// board's connection retransmitted 80 MB to deliver 1 MB, and the fleet stalled).
+	ns.MustRun(t, "sysctl", "-qw", "net.ipv4.tcp_congestion_control=cubic")
 	ns.MustRun(t, "ip", "link", "set", a, "name", "eth0")
 	ns.MustRun(t, "ip", "addr", "add", ip+"/16", "dev", "eth0")
 	ns.MustRun(t, "ip", "link", "set", "eth0", "up")

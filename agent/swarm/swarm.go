@@ -118,6 +118,9 @@ type Swarm struct {
 	kick     chan struct{}
 }
 
+// maxPeerConns is the most peer connections a board keeps.
+const maxPeerConns = 8
+
 // ChunkSize is the most bytes asked for in one request, from a peer or the web seed.
 const ChunkSize = 256 << 10
 
@@ -244,6 +247,11 @@ func (s *Swarm) newClient() (*torrent.Client, error) {
 	tc.DhtStartingNodes = nil
 	tc.Logger = alog.Default.WithFilterLevel(alog.Critical)
 	tc.DisableWebseeds = true
+	// Few connections per board: every peer a board downloads from sends into its one
+	// link at once, and with twenty boards each sending into each other's link the
+	// queues overflow and TCP backs off (measured: at 4 Mbit/s links the fleet
+	// stalled). BitTorrent's usual is about four peers uploading to one at a time.
+	tc.EstablishedConnsPerTorrent = maxPeerConns
 	tc.Callbacks.ReceivedUsefulData = append(tc.Callbacks.ReceivedUsefulData, s.received)
 	cl, err := torrent.NewClient(tc)
 	if err != nil {
