@@ -26,14 +26,28 @@ import (
 // goes into the piece store and the engine checks it (SHA-1) like a peer's piece,
 // then announces it to the peers.
 
-// shareWait is how long the flasher waits at one place before the pieces it needs
-// next are fetched from the server whoever's share they are, if no connected peer
-// has them; peerWait is how long before they are fetched from the server even if a
-// peer says it has them (it may be slow, or claim pieces it never sends).
+// shareWait is how long the flasher waits at one place at least before the pieces it
+// needs next are fetched from the server whoever's share they are, if no connected
+// peer has them; peerWait is how long at least before they are fetched from the
+// server even if a peer says it has them (it may be slow, or claim pieces it never
+// sends). Both grow with the time a piece from the server takes this board
+// (waits): while every board fetches its share, the server's link is split among
+// them all, and a piece whose owner is still fetching it is not late.
 const (
 	shareWait = 2 * time.Second
 	peerWait  = 5 * time.Second
 )
+
+// waits are the share rule's waits now: shareWait and peerWait, or 2 and 4 times
+// what a share piece from the server takes (the last one, or the one in flight if it
+// has taken longer), whichever is longer.
+func (s *Swarm) waits() (share, peer time.Duration) {
+	d := time.Duration(s.lastMine.Load())
+	if t0 := s.mineSince.Load(); t0 != 0 {
+		d = max(d, time.Since(time.Unix(0, t0)))
+	}
+	return max(shareWait, 2*d), max(peerWait, 4*d)
+}
 
 // fetchPoll is how often an idle fetcher looks again for a piece to fetch.
 const fetchPoll = 100 * time.Millisecond
@@ -44,19 +58,20 @@ type share struct {
 	index, of          int64         // this board's share: pieces with piece % of == index (of ≤ 1: all)
 	readPos, readahead int64         // the flasher's position and how far ahead it reads
 	stalled            time.Duration // how long the flasher has not moved
+	wait               time.Duration // how long it may wait before pieces it needs are taken (waits)
 }
 
 // mine reports whether the piece is this board's share.
 func (x share) mine() bool { return x.of <= 1 || x.piece%x.of == x.index }
 
-// needed reports whether the flasher has waited shareWait within readahead before the piece.
+// needed reports whether the flasher has waited x.wait within readahead before the piece.
 func (x share) needed() bool {
 	off := x.piece * x.pieceLength
-	return x.stalled > shareWait && off+x.pieceLength > x.readPos && off < x.readPos+x.readahead
+	return x.stalled > x.wait && off+x.pieceLength > x.readPos && off < x.readPos+x.readahead
 }
 
 // leaveToPeers is the share rule: a piece that no connected peer has is left to the
-// other boards unless it is this board's share, or the flasher has waited shareWait
+// other boards unless it is this board's share, or the flasher has waited x.wait
 // within readahead before it. A piece whose board left, or is slow, is thus fetched
 // by whoever's flasher needs it.
 func leaveToPeers(x share) bool { return !x.mine() && !x.needed() }
@@ -76,7 +91,17 @@ func (s *Swarm) fetcher(ctx context.Context, w int) {
 			}
 			continue
 		}
+		t0 := time.Now()
+		if mine {
+			s.mineSince.Store(t0.UnixNano())
+		}
 		err := s.fetchPiece(ctx, i)
+		if mine {
+			s.mineSince.Store(0)
+			if err == nil {
+				s.lastMine.Store(int64(time.Since(t0)))
+			}
+		}
 		s.mu.Lock()
 		delete(s.fetching, i)
 		if mine {
@@ -110,6 +135,8 @@ func (s *Swarm) pick(shares bool) (piece int, mine, ok bool) {
 	pos := s.readPos.Load()
 	x := share{pieceLength: s.pieceLength, readPos: pos, readahead: s.cfg.Readahead,
 		stalled: time.Since(time.Unix(0, s.readAt.Load()))}
+	var lateAfter time.Duration
+	x.wait, lateAfter = s.waits()
 	if sh := s.share.Load(); sh != nil {
 		x.index, x.of = int64(sh.Index), int64(sh.Of)
 	}
@@ -128,7 +155,7 @@ func (s *Swarm) pick(shares bool) (piece int, mine, ok bool) {
 		}
 		return x.mine() && (alone || shares && s.fetchingMine == 0), true
 	}
-	late := x.stalled > peerWait // the flasher's next pieces, whoever has them
+	late := x.stalled > lateAfter // the flasher's next pieces, whoever has them
 	// Candidates first, then what the peers have (the engine's lock is taken while
 	// s.mu is not held: the engine calls into s with its lock held).
 	var cands []int
@@ -199,15 +226,24 @@ func (s *Swarm) fetchPiece(ctx context.Context, i int) error {
 	}
 	s.fromServer.Add(n)
 	s.serverRequests.Add(1)
-	if !s.store.put(i, b) {
+	verdict := s.store.put(i, b)
+	if verdict == nil {
 		return nil // a peer's copy got there first
 	}
 	if ctx.Err() != nil {
 		return ctx.Err() // the check needs the client, which Close stops after the fetchers
 	}
+	// VerifyData returns once the piece is hashed; the engine marks it complete (or
+	// not) in the store just after. Until then the piece stays in flight, so that no
+	// other requester fetches it again.
 	s.t.Piece(i).VerifyData()
-	if !s.store.isComplete(i) {
-		return fmt.Errorf("piece %d: %w", i, errPieceFailed)
+	select {
+	case ok := <-verdict:
+		if !ok {
+			return fmt.Errorf("piece %d: %w", i, errPieceFailed)
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	return nil
 }

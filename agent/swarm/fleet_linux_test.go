@@ -66,11 +66,15 @@ func (f *fleet) attach(ns *netnstest.NS, ip, rate string) {
 			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
 		}
 	}
-	// TCP as on the boards: Linux's default congestion control, cubic (Raspberry Pi
-	// OS's kernels; a namespace takes this machine's default, bbr, which misjudges a
-	// tbf-shaped link by its burst and paces far above the rate: at 4 Mbit/s one
-	// board's connection retransmitted 80 MB to deliver 1 MB, and the fleet stalled).
-	ns.MustRun(t, "sysctl", "-qw", "net.ipv4.tcp_congestion_control=cubic")
+	// TCP as on the boards: loss-based congestion control. Raspberry Pi OS's kernels
+	// use Linux's default, cubic; a namespace takes this machine's default, bbr, which
+	// misjudges a tbf-shaped link by its burst and paces far above the rate (at
+	// 4 Mbit/s one board's connection retransmitted 80 MB to deliver 1 MB, and the
+	// fleet stalled). A namespace may only pick an allowed one
+	// (net.ipv4.tcp_allowed_congestion_control: here reno and bbr), so reno, which on
+	// links of a few ms round trip grows its window as cubic does in its TCP-friendly
+	// region.
+	ns.MustRun(t, "sysctl", "-qw", "net.ipv4.tcp_congestion_control=reno")
 	ns.MustRun(t, "ip", "link", "set", a, "name", "eth0")
 	ns.MustRun(t, "ip", "addr", "add", ip+"/16", "dev", "eth0")
 	ns.MustRun(t, "ip", "link", "set", "eth0", "up")

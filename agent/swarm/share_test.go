@@ -12,7 +12,7 @@ import (
 // another board's piece.
 func TestShareRule(t *testing.T) {
 	const pl = 256 << 10
-	base := share{pieceLength: pl, readahead: 4 * pl}
+	base := share{pieceLength: pl, readahead: 4 * pl, wait: shareWait}
 
 	for i := int64(0); i < 40; i++ {
 		owners := 0

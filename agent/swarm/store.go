@@ -36,7 +36,8 @@ type pieceStore struct {
 	held     int64 // bytes of complete pieces held
 	peak     int64 // most bytes of pieces (complete or not) held at once
 	inRAM    int64
-	dropFrom int // no complete piece below this index is held any more
+	dropFrom int               // no complete piece below this index is held any more
+	verdicts map[int]chan bool // put pieces awaiting their check: true complete, false failed
 }
 
 func newPieceStore(info *metainfo.Info, keep int64, onFailed func(int)) *pieceStore {
@@ -99,21 +100,38 @@ func (s *pieceStore) evict() {
 }
 
 // put stores the bytes of piece i fetched from the server, unless the piece is
-// complete already (false). The engine then checks it like a piece from a peer.
-func (s *pieceStore) put(i int, b []byte) bool {
+// complete already (nil). The engine then checks it like a piece from a peer; the
+// channel says how that ended (true: complete), once the engine has marked it.
+func (s *pieceStore) put(i int, b []byte) <-chan bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.complete[i] || int64(len(b)) != min(s.pieceLen, s.total-int64(i)*s.pieceLen) {
-		return false
+		return nil
 	}
 	if s.data[i] == nil {
 		s.data[i] = b
 		s.inRAM += int64(len(b))
 		s.peak = max(s.peak, s.inRAM)
-		return true
+	} else {
+		copy(s.data[i], b)
 	}
-	copy(s.data[i], b)
-	return true
+	if s.verdicts == nil {
+		s.verdicts = map[int]chan bool{}
+	}
+	ch := s.verdicts[i]
+	if ch == nil {
+		ch = make(chan bool, 1)
+		s.verdicts[i] = ch
+	}
+	return ch
+}
+
+// verdict tells a put piece's waiter how its check ended. s.mu is held.
+func (s *pieceStore) verdict(i int, complete bool) {
+	if ch := s.verdicts[i]; ch != nil {
+		delete(s.verdicts, i)
+		ch <- complete
+	}
 }
 
 // isComplete reports whether piece i is held and passed its check.
@@ -190,6 +208,7 @@ func (p *piece) MarkComplete() error {
 		p.s.complete[p.i] = true
 		p.s.held += p.n
 	}
+	p.s.verdict(p.i, true)
 	p.s.evict()
 	return nil
 }
@@ -206,6 +225,7 @@ func (p *piece) MarkNotComplete() error {
 		p.s.inRAM -= p.n
 	}
 	p.s.data[p.i], p.s.complete[p.i] = nil, false
+	p.s.verdict(p.i, false)
 	p.s.mu.Unlock()
 	if !was && p.s.onFailed != nil {
 		p.s.onFailed(p.i)

@@ -98,6 +98,7 @@ type Swarm struct {
 	readPos               atomic.Int64                        // the flasher's position in the compressed image
 	readAt                atomic.Int64                        // when it last moved (Unix ns)
 	share                 atomic.Pointer[agentapi.SwarmShare] // from the last answer; nil: alone
+	lastMine, mineSince   atomic.Int64                        // the last share piece's fetch time (ns); when the one in flight began (Unix ns, 0: none)
 	done                  atomic.Bool
 	pieceLength, total    int64
 	numPieces             int
@@ -118,11 +119,9 @@ type Swarm struct {
 	kick     chan struct{}
 }
 
-// maxPeerConns is the most peer connections a board keeps.
-const maxPeerConns = 8
-
-// ChunkSize is the most bytes asked for in one request, from a peer or the web seed.
-const ChunkSize = 256 << 10
+// ChunkSize is the most bytes asked for in one request to a peer (BitTorrent's usual
+// block).
+const ChunkSize = 16 << 10
 
 // ErrMetainfo is a metainfo that does not fit the deployment (info hash or length).
 var ErrMetainfo = errors.New("swarm metainfo does not fit the deployment")
@@ -165,11 +164,12 @@ func Join(ctx context.Context, cfg Config) (*Swarm, error) {
 		cl.Close()
 		return nil, fmt.Errorf("%w: %w", ErrMetainfo, err)
 	}
-	// Whole pieces per request (BitTorrent's usual 16 KiB blocks at most ChunkSize):
-	// every block costs the engine a message, request bookkeeping and, from the web
-	// seed, an HTTP request; with 16 KiB the twenty agents of the fleet bench spent
-	// most of their CPU on that. All boards run this code, and the engine accepts
-	// requests of up to 4 chunks from its peers.
+	// Requests to peers are for ChunkSize blocks. The engine moves a request from a
+	// peer that has many in flight to one that has fewer (cancel, then ask the
+	// other), and a cancelled block already on its way is sent anyway: with whole
+	// 256 KiB pieces per request the boards of the fleet bench (4 Mbit/s links)
+	// uploaded 500 MB and more for 227 MB they needed. The server's pieces are
+	// whole pieces all the same (fetch.go).
 	spec.ChunkSize = pp.Integer(min(info.PieceLength, ChunkSize))
 	t, _, err := cl.AddTorrentSpec(spec)
 	if err != nil {
@@ -247,11 +247,6 @@ func (s *Swarm) newClient() (*torrent.Client, error) {
 	tc.DhtStartingNodes = nil
 	tc.Logger = alog.Default.WithFilterLevel(alog.Critical)
 	tc.DisableWebseeds = true
-	// Few connections per board: every peer a board downloads from sends into its one
-	// link at once, and with twenty boards each sending into each other's link the
-	// queues overflow and TCP backs off (measured: at 4 Mbit/s links the fleet
-	// stalled). BitTorrent's usual is about four peers uploading to one at a time.
-	tc.EstablishedConnsPerTorrent = maxPeerConns
 	tc.Callbacks.ReceivedUsefulData = append(tc.Callbacks.ReceivedUsefulData, s.received)
 	cl, err := torrent.NewClient(tc)
 	if err != nil {
