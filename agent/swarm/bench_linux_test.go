@@ -35,9 +35,10 @@ func TestP2PFleetBench(t *testing.T) {
 		runs = "one,p2p,http"
 	}
 	profiles := os.Getenv("P2P_PROFILE")
+	pieceKiB := envInt("P2P_PIECE_KIB", 256)
 	zst := fleetImage(t, int64(envInt("P2P_ROOT_MIB", 20)))
 	run := func(p2p string, boards int) (seconds float64, served, compressed int64) {
-		f := newFleet(t, zst, p2p, rate, boards)
+		f := newFleet(t, zst, p2p, rate, boards, "--p2p-piece-kib", strconv.Itoa(pieceKiB))
 		var bs []*board
 		for i := range boards {
 			bs = append(bs, f.addBoard(i+1, rate))

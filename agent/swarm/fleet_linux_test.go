@@ -117,9 +117,9 @@ func fleetImage(t testing.TB, rootMiB int64) string {
 	return fleetImgZst
 }
 
-// newFleet starts rpi-deployd (P2P p2p: "on" or "off") behind a link of serverRate,
-// uploads image zst, and opens a batch of count boards of product RXP2.
-func newFleet(t *testing.T, zst, p2p, serverRate string, count int) *fleet {
+// newFleet starts rpi-deployd (P2P p2p: "on" or "off", and serverArgs) behind a link
+// of serverRate, uploads image zst, and opens a batch of count boards of product RXP2.
+func newFleet(t *testing.T, zst, p2p, serverRate string, count int, serverArgs ...string) *fleet {
 	t.Helper()
 	netnstest.Require(t)
 	for _, tool := range []string{"tc", "curl"} {
@@ -148,8 +148,8 @@ func newFleet(t *testing.T, zst, p2p, serverRate string, count int) *fleet {
 	f.srv = netnstest.New(t)
 	f.attach(f.srv, serverIP, serverRate)
 	f.url = "http://" + serverIP + ":8080"
-	cmd := f.srv.Command(context.Background(), srvBin, "serve", "--data", filepath.Join(f.dir, "data"), "--listen", serverIP+":8080",
-		"--p2p", p2p, "--p2p-seed-for", "2m", "--http-max-conns-per-source", "4096")
+	cmd := f.srv.Command(context.Background(), srvBin, append([]string{"serve", "--data", filepath.Join(f.dir, "data"), "--listen", serverIP + ":8080",
+		"--p2p", p2p, "--p2p-seed-for", "2m", "--http-max-conns-per-source", "4096"}, serverArgs...)...)
 	cmd.Env = append(os.Environ(), "RPI_DEPLOY_TOKEN="+f.token)
 	cmd.Stdout, cmd.Stderr = f.srvOut, f.srvOut
 	if err := cmd.Start(); err != nil {
