@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -202,13 +203,26 @@ func TestServerOnlyForWhatPeersLack(t *testing.T) {
 	o.share = &agentapi.SwarmShare{Index: 0, Of: 1000}
 	served := o.served
 	o.mu.Unlock()
-	time.Sleep(500 * time.Millisecond) // a's next announce allows the peers' address
+	// a's next announce allows the peers' address; until then it refuses b.
+	for _, blocked := a.allow.Lookup(net.ParseIP("127.0.0.1")); blocked; _, blocked = a.allow.Lookup(net.ParseIP("127.0.0.1")) {
+		if ctx.Err() != nil {
+			t.Fatal("board a never allowed its listed peers' address")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 
 	b, err := Join(ctx, o.config(hash, m, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
+	t.Cleanup(func() {
+		if t.Failed() {
+			fs, fp, up := b.Counts()
+			_, _, aup := a.Counts()
+			t.Logf("board b: from server %d, from peers %d, sent %d, %d peer connections; board a sent %d", fs, fp, up, len(b.t.PeerConns()), aup)
+		}
+	})
 	if !bytes.Equal(readAll(b), want) {
 		t.Fatal("board b read other bytes than the image")
 	}
