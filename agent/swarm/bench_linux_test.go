@@ -71,7 +71,10 @@ func TestP2PFleetBench(t *testing.T) {
 		}()
 		start := time.Now()
 		for _, b := range bs {
-			var extra []string
+			// HTTP-only, twenty boards share the server's link for minutes: a stream
+			// that breaks late must still be resumed (the fleet's 2 m budget counts
+			// from the start; one board of twenty failed so at 6 Mbit/s).
+			extra := []string{"--retry-budget", "15m"}
 			if profiles != "" {
 				extra = append(extra, "--cpuprofile", filepath.Join(profiles, fmt.Sprintf("p2p-%s-%d-%s.prof", p2p, boards, b.serial)))
 			}
