@@ -124,6 +124,16 @@ type SwarmAnswer struct {
 	IntervalMS int64       `json:"interval_ms"`
 	// Seed tells a board that is Done whether to keep serving (false: reboot now).
 	Seed bool `json:"seed"`
+	// Share is the board's part of the pieces that it fetches from the server itself
+	// while no peer has them; absent for a board that is done.
+	Share *SwarmShare `json:"share,omitempty"`
+}
+
+// SwarmShare splits an image's pieces among the boards of its swarm that are still
+// downloading: this board's are those whose index modulo Of is Index (0 ≤ Index < Of).
+type SwarmShare struct {
+	Index int `json:"index"`
+	Of    int `json:"of"`
 }
 
 // SwarmPeer is another board of the swarm, at the address its announce came from.

@@ -66,6 +66,15 @@ func (f *fleet) attach(ns *netnstest.NS, ip, rate string) {
 			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
 		}
 	}
+	// TCP as on the boards: loss-based congestion control. Raspberry Pi OS's kernels
+	// use Linux's default, cubic; a namespace takes this machine's default, bbr, which
+	// misjudges a tbf-shaped link by its burst and paces far above the rate (at
+	// 4 Mbit/s one board's connection retransmitted 80 MB to deliver 1 MB, and the
+	// fleet stalled). A namespace may only pick an allowed one
+	// (net.ipv4.tcp_allowed_congestion_control: here reno and bbr), so reno, which on
+	// links of a few ms round trip grows its window as cubic does in its TCP-friendly
+	// region.
+	ns.MustRun(t, "sysctl", "-qw", "net.ipv4.tcp_congestion_control=reno")
 	ns.MustRun(t, "ip", "link", "set", a, "name", "eth0")
 	ns.MustRun(t, "ip", "addr", "add", ip+"/16", "dev", "eth0")
 	ns.MustRun(t, "ip", "link", "set", "eth0", "up")
@@ -108,9 +117,9 @@ func fleetImage(t testing.TB, rootMiB int64) string {
 	return fleetImgZst
 }
 
-// newFleet starts rpi-deployd (P2P p2p: "on" or "off") behind a link of serverRate,
-// uploads image zst, and opens a batch of count boards of product RXP2.
-func newFleet(t *testing.T, zst, p2p, serverRate string, count int) *fleet {
+// newFleet starts rpi-deployd (P2P p2p: "on" or "off", and serverArgs) behind a link
+// of serverRate, uploads image zst, and opens a batch of count boards of product RXP2.
+func newFleet(t *testing.T, zst, p2p, serverRate string, count int, serverArgs ...string) *fleet {
 	t.Helper()
 	netnstest.Require(t)
 	for _, tool := range []string{"tc", "curl"} {
@@ -139,8 +148,8 @@ func newFleet(t *testing.T, zst, p2p, serverRate string, count int) *fleet {
 	f.srv = netnstest.New(t)
 	f.attach(f.srv, serverIP, serverRate)
 	f.url = "http://" + serverIP + ":8080"
-	cmd := f.srv.Command(context.Background(), srvBin, "serve", "--data", filepath.Join(f.dir, "data"), "--listen", serverIP+":8080",
-		"--p2p", p2p, "--p2p-seed-for", "2m", "--http-max-conns-per-source", "4096")
+	cmd := f.srv.Command(context.Background(), srvBin, append([]string{"serve", "--data", filepath.Join(f.dir, "data"), "--listen", serverIP + ":8080",
+		"--p2p", p2p, "--p2p-seed-for", "2m", "--http-max-conns-per-source", "4096"}, serverArgs...)...)
 	cmd.Env = append(os.Environ(), "RPI_DEPLOY_TOKEN="+f.token)
 	cmd.Stdout, cmd.Stderr = f.srvOut, f.srvOut
 	if err := cmd.Start(); err != nil {

@@ -5,20 +5,20 @@ import (
 	"time"
 )
 
-// TestShareRule: with K boards each piece is exactly one board's share; a board
-// alone takes every piece; a stalled flasher takes the pieces it needs whoever's
-// share they are, and only those (not behind it, not beyond its read-ahead); a
-// flasher that moves on never takes another board's piece.
+// TestShareRule: with K boards (shares 0..K-1 of K, as the server hands them out)
+// each piece is exactly one board's share; a board alone takes every piece; a
+// stalled flasher takes the pieces it needs whoever's share they are, and only those
+// (not behind it, not beyond its read-ahead); a flasher that moves on never takes
+// another board's piece.
 func TestShareRule(t *testing.T) {
 	const pl = 256 << 10
-	base := share{pieceLength: pl, readahead: 4 * pl}
+	base := share{pieceLength: pl, readahead: 4 * pl, wait: shareWait}
 
-	// Five boards with offsets 0..4: every piece belongs to exactly one of them.
 	for i := int64(0); i < 40; i++ {
 		owners := 0
-		for off := int64(0); off < 5; off++ {
+		for idx := int64(0); idx < 5; idx++ {
 			x := base
-			x.piece, x.members, x.offset, x.readPos = i, 5, off, 1<<40 // flasher far away
+			x.piece, x.index, x.of, x.readPos = i, idx, 5, 1<<40 // flasher far away
 			if !leaveToPeers(x) {
 				owners++
 			}
@@ -27,19 +27,18 @@ func TestShareRule(t *testing.T) {
 			t.Errorf("piece %d: %d of 5 boards fetch it from the server, want 1", i, owners)
 		}
 	}
-	// Alone (or the server listed nobody yet): every piece is this board's.
-	for _, members := range []int64{0, 1} {
+	// Alone (or the server gave no share yet): every piece is this board's.
+	for _, of := range []int64{0, 1} {
 		x := base
-		x.piece, x.members, x.offset = 7, members, 12345
+		x.piece, x.of = 7, of
 		if leaveToPeers(x) {
-			t.Errorf("members=%d: piece left to peers; a lone board must fetch it", members)
+			t.Errorf("of=%d: piece left to peers; a lone board must fetch it", of)
 		}
 	}
 	// Another board's piece at the flasher's position: left to peers while the
 	// flasher moves, fetched once it has waited longer than shareWait.
 	x := base
-	x.piece, x.members, x.offset = 10, 5, 1 // (10+1)%5 != 0: not this board's
-	x.readPos = 10 * pl
+	x.piece, x.index, x.of = 10, 1, 5 // 10%5 != 1: not this board's
 	for _, tc := range []struct {
 		stalled time.Duration
 		readPos int64

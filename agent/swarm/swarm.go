@@ -23,7 +23,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
@@ -37,7 +36,6 @@ import (
 	"github.com/anacrolix/torrent/iplist"
 	"github.com/anacrolix/torrent/metainfo"
 	pp "github.com/anacrolix/torrent/peer_protocol"
-	"github.com/anacrolix/torrent/types"
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
 )
@@ -58,17 +56,16 @@ type Config struct {
 	// boards (default 512 MiB); consumed pieces beyond it are dropped, oldest first.
 	Keep int64
 	// Readahead is how far ahead of the flasher its reader asks for pieces first
-	// (default 4 MiB). An image of at most Keep compressed bytes is fetched whole, in
-	// the engine's rarest-first order (so the boards fetch different pieces and trade
-	// them); a larger one only in a window of Window bytes ahead of the flasher.
+	// (default 4 MiB). An image of at most Keep compressed bytes is fetched whole;
+	// a larger one only in a window of Window bytes ahead of the flasher.
 	Readahead int64
 	// Window is how far ahead of the flasher pieces of an image larger than Keep are
 	// fetched (default 64 MiB).
 	Window int64
-	// WebSeedConns is how many web seed requests (each a 256 KiB piece) a board has in
-	// flight at most (default 2). The engine would keep 16; boards that start together
-	// would then each ask the server for 4 MiB of pieces before any peer has one, and
-	// the server's link would carry the same pieces many times.
+	// WebSeedConns is how many requests for pieces (each one whole piece) a board
+	// has in flight to the server's image endpoint at most (default 2). A board
+	// alone uses them all; in a swarm one of them fetches the board's share and the
+	// other only pieces its stalled flasher needs (fetch.go).
 	WebSeedConns int
 	// Listen is the TCP address BitTorrent listens on (default ":0", any port).
 	Listen string
@@ -97,13 +94,14 @@ type Swarm struct {
 	hc    *http.Client
 
 	fromServer, fromPeers atomic.Int64
-	declined              atomic.Int64 // web seed requests not sent: a peer had the piece, or another board's share
-	readPos               atomic.Int64 // the flasher's position in the compressed image
-	readAt                atomic.Int64 // when it last moved (Unix ns)
-	members               atomic.Int64 // boards of the swarm, this one included (last answer)
-	shareOffset           int64        // this board's random place in the share of web seed pieces
+	serverRequests        atomic.Int64                        // pieces fetched from the server (fetch.go)
+	readPos               atomic.Int64                        // the flasher's position in the compressed image
+	readAt                atomic.Int64                        // when it last moved (Unix ns)
+	share                 atomic.Pointer[agentapi.SwarmShare] // from the last answer; nil: alone
+	lastMine, mineSince   atomic.Int64                        // the last share piece's fetch time (ns); when the one in flight began (Unix ns, 0: none)
 	done                  atomic.Bool
-	pieceLength           int64
+	pieceLength, total    int64
+	numPieces             int
 	whole                 bool // the whole image is fetched (it fits in Keep), not a window
 
 	mu           sync.Mutex
@@ -112,14 +110,18 @@ type Swarm struct {
 	bad          map[string]bool         // peers that sent a piece failing its SHA-1
 	reported     map[string]bool         // bad peers already told to the server
 	seed         bool                    // the last answer's Seed
+	fetching     map[int]bool            // pieces being fetched from the server
+	fetchingMine int                     // of those, share pieces
 
 	stop     context.CancelFunc
 	loopDone chan struct{}
+	fetchers sync.WaitGroup
 	kick     chan struct{}
 }
 
-// ChunkSize is the most bytes asked for in one request, from a peer or the web seed.
-const ChunkSize = 256 << 10
+// ChunkSize is the most bytes asked for in one request to a peer (BitTorrent's usual
+// block).
+const ChunkSize = 16 << 10
 
 // ErrMetainfo is a metainfo that does not fit the deployment (info hash or length).
 var ErrMetainfo = errors.New("swarm metainfo does not fit the deployment")
@@ -133,7 +135,8 @@ func Join(ctx context.Context, cfg Config) (*Swarm, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Swarm{cfg: cfg, log: log, allow: newAllowList(), contributors: map[int]map[string]bool{},
-		serials: map[string]string{}, bad: map[string]bool{}, reported: map[string]bool{}, kick: make(chan struct{}, 1)}
+		serials: map[string]string{}, bad: map[string]bool{}, reported: map[string]bool{}, fetching: map[int]bool{},
+		kick: make(chan struct{}, 1)}
 	base := cfg.HTTP
 	if base == nil {
 		base = &http.Client{}
@@ -143,10 +146,8 @@ func Join(ctx context.Context, cfg Config) (*Swarm, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.pieceLength = info.PieceLength
-	s.members.Store(1)
+	s.pieceLength, s.total, s.numPieces = info.PieceLength, info.TotalLength(), info.NumPieces()
 	s.readAt.Store(time.Now().UnixNano())
-	s.shareOffset = rand.Int64N(1 << 30)
 	s.store = newPieceStore(info, cfg.Keep, s.pieceFailed)
 	s.store.lie = cfg.CorruptUploads
 	if cfg.CorruptUploads {
@@ -163,11 +164,12 @@ func Join(ctx context.Context, cfg Config) (*Swarm, error) {
 		cl.Close()
 		return nil, fmt.Errorf("%w: %w", ErrMetainfo, err)
 	}
-	// Whole pieces per request (BitTorrent's usual 16 KiB blocks at most ChunkSize):
-	// every block costs the engine a message, request bookkeeping and, from the web
-	// seed, an HTTP request; with 16 KiB the twenty agents of the fleet bench spent
-	// most of their CPU on that. All boards run this code, and the engine accepts
-	// requests of up to 4 chunks from its peers.
+	// Requests to peers are for ChunkSize blocks. The engine moves a request from a
+	// peer that has many in flight to one that has fewer (cancel, then ask the
+	// other), and a cancelled block already on its way is sent anyway: with whole
+	// 256 KiB pieces per request the boards of the fleet bench (4 Mbit/s links)
+	// uploaded 500 MB and more for 227 MB they needed. The server's pieces are
+	// whole pieces all the same (fetch.go).
 	spec.ChunkSize = pp.Integer(min(info.PieceLength, ChunkSize))
 	t, _, err := cl.AddTorrentSpec(spec)
 	if err != nil {
@@ -175,20 +177,21 @@ func Join(ctx context.Context, cfg Config) (*Swarm, error) {
 		return nil, fmt.Errorf("add torrent: %w", err)
 	}
 	s.t = t
-	if cfg.WebSeed != "" {
-		t.AddWebSeeds([]string{cfg.WebSeed})
-	}
 	s.whole = info.TotalLength() <= cfg.Keep
 	if s.whole {
 		t.DownloadAll()
-		s.spread(t, info.NumPieces())
 	}
 	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.stop, s.loopDone = cancel, make(chan struct{})
 	if _, err := s.announce(ctx, false); err != nil {
-		log.Warn("first swarm announce failed; web seed alone until the next", "err", err)
+		log.Warn("first swarm announce failed; the server alone until the next", "err", err)
 	}
 	go s.loop(lctx)
+	if cfg.WebSeed != "" {
+		for w := range cfg.WebSeedConns {
+			s.fetchers.Go(func() { s.fetcher(lctx, w) })
+		}
+	}
 	log.Info("joined swarm", "info_hash", cfg.Swarm.InfoHash, "pieces", info.NumPieces(), "piece_length", info.PieceLength, "port", cl.LocalPort())
 	return s, nil
 }
@@ -220,8 +223,8 @@ func (cfg Config) withDefaults() Config {
 }
 
 // newClient starts the BitTorrent client: LAN only (no DHT, PEX, trackers, uTP,
-// WebRTC, port mapping or IPv6), only server-listed peers, pieces in s.store, web
-// seed requests carrying the deployment secret.
+// WebRTC, port mapping or IPv6), only server-listed peers, pieces in s.store. The
+// engine fetches from peers only: the server's pieces are fetched by fetch.go.
 func (s *Swarm) newClient() (*torrent.Client, error) {
 	host, port, err := net.SplitHostPort(s.cfg.Listen)
 	if err != nil {
@@ -243,8 +246,7 @@ func (s *Swarm) newClient() (*torrent.Client, error) {
 	tc.HeaderObfuscationPolicy = torrent.HeaderObfuscationPolicy{} // plain: the deploy network is ours, CPU is not free
 	tc.DhtStartingNodes = nil
 	tc.Logger = alog.Default.WithFilterLevel(alog.Critical)
-	tc.WebTransport = &secretTransport{secret: s.cfg.Secret, base: transport(s.hc), peerHas: s.peerHas, declined: &s.declined,
-		slots: make(chan struct{}, s.cfg.WebSeedConns)}
+	tc.DisableWebseeds = true
 	tc.Callbacks.ReceivedUsefulData = append(tc.Callbacks.ReceivedUsefulData, s.received)
 	cl, err := torrent.NewClient(tc)
 	if err != nil {
@@ -252,163 +254,6 @@ func (s *Swarm) newClient() (*torrent.Client, error) {
 	}
 	return cl, nil
 }
-
-// spread gives a random eighth of the pieces (one contiguous run) high priority: the
-// boards of a batch, which start together, then begin with different pieces (mostly
-// from the web seed) and trade them, instead of all asking for the same first pieces
-// (the engine breaks ties in availability by piece index).
-func (s *Swarm) spread(t *torrent.Torrent, n int) {
-	if n < 16 {
-		return
-	}
-	k := n / 8
-	start := rand.IntN(n)
-	for j := range k {
-		t.Piece((start + j) % n).SetPriority(types.PiecePriorityHigh)
-	}
-}
-
-func transport(c *http.Client) http.RoundTripper {
-	if c.Transport != nil {
-		return c.Transport
-	}
-	return http.DefaultTransport
-}
-
-// secretTransport adds the deployment secret to the web seed's requests, keeps at
-// most cap(slots) of them in flight, and declines a ranged request for a piece that
-// a connected peer has (checked again once it has a slot): the server's one link is
-// the fleet's ceiling, so the web seed serves only pieces no peer of this board can
-// give it (the engine puts a declined request back for the peers and rests that web
-// seed requester for up to 10 s). A board alone, or whose peers lack the piece, gets
-// it from the web seed.
-type secretTransport struct {
-	secret   string
-	base     http.RoundTripper
-	peerHas  func(off int64) bool // nil: never decline
-	declined *atomic.Int64
-	slots    chan struct{} // nil: no limit
-}
-
-// errPeerHasPiece declines a web seed request (secretTransport).
-var errPeerHasPiece = errors.New("swarm: a peer has this piece; not fetching it from the web seed")
-
-func (t *secretTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	off, ranged := rangeStart(r.Header.Get("Range"))
-	decline := func() bool {
-		if ranged && t.peerHas != nil && t.peerHas(off) {
-			t.declined.Add(1)
-			return true
-		}
-		return false
-	}
-	if decline() {
-		return nil, errPeerHasPiece
-	}
-	release := func() {}
-	if t.slots != nil {
-		select {
-		case t.slots <- struct{}{}:
-		case <-r.Context().Done():
-			return nil, r.Context().Err()
-		}
-		var once sync.Once
-		release = func() { once.Do(func() { <-t.slots }) }
-		if decline() { // a peer may have got the piece meanwhile
-			release()
-			return nil, errPeerHasPiece
-		}
-	}
-	resp, err := t.roundTrip(r)
-	if err != nil {
-		release()
-		return nil, err
-	}
-	resp.Body = &releasingBody{ReadCloser: resp.Body, release: release}
-	return resp, nil
-}
-
-// releasingBody gives back a web seed slot when its body is closed.
-type releasingBody struct {
-	io.ReadCloser
-	release func()
-}
-
-func (b *releasingBody) Close() error {
-	err := b.ReadCloser.Close()
-	b.release()
-	return err
-}
-
-func (t *secretTransport) roundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	if t.secret != "" {
-		r.Header.Set(agentapi.HeaderSecret, t.secret)
-	}
-	return t.base.RoundTrip(r)
-}
-
-// rangeStart is the first byte of a "bytes=START-END" Range header.
-func rangeStart(h string) (int64, bool) {
-	v, ok := strings.CutPrefix(h, "bytes=")
-	if !ok {
-		return 0, false
-	}
-	start, _, ok := strings.Cut(v, "-")
-	if !ok {
-		return 0, false
-	}
-	n, err := strconv.ParseInt(start, 10, 64)
-	return n, err == nil && n >= 0
-}
-
-// peerHas reports whether the piece holding compressed byte off should come from the
-// other boards rather than from the server: a connected peer says it has it, or the
-// share rule (leaveToPeers) says so.
-func (s *Swarm) peerHas(off int64) bool {
-	if s.t == nil || s.pieceLength <= 0 {
-		return false
-	}
-	i := off / s.pieceLength
-	for _, pc := range s.t.PeerConns() {
-		if pc.PeerPieces().Contains(uint32(i)) {
-			return true
-		}
-	}
-	return leaveToPeers(share{
-		piece: i, pieceLength: s.pieceLength, members: s.members.Load(), offset: s.shareOffset,
-		readPos: s.readPos.Load(), readahead: s.cfg.Readahead,
-		stalled: time.Since(time.Unix(0, s.readAt.Load())),
-	})
-}
-
-// share is what the share rule decides on for one piece.
-type share struct {
-	piece, pieceLength int64
-	members            int64         // boards the server last listed, this one included
-	offset             int64         // this board's random place in the share
-	readPos, readahead int64         // the flasher's position and how far ahead it reads
-	stalled            time.Duration // how long the flasher has not moved
-}
-
-// leaveToPeers is the share rule: piece x.piece is left to the other boards unless
-// it is this board's share, or the flasher has waited shareWait within readahead
-// before it. The share splits the pieces among the boards of the swarm (this
-// board's is every Kth piece from a random offset, K the boards the server last
-// listed), so that boards that start together ask the server for different pieces
-// instead of all for the rarest, which at the start is every piece alike; a piece
-// whose board left is fetched by whoever's flasher needs it.
-func leaveToPeers(x share) bool {
-	k := max(x.members, 1)
-	mine := (x.piece+x.offset)%k == 0
-	off := x.piece * x.pieceLength
-	needed := x.stalled > shareWait && off+x.pieceLength > x.readPos && off < x.readPos+x.readahead
-	return !mine && !needed
-}
-
-// shareWait is how long the flasher waits at one place before the pieces it needs
-// next are fetched from the web seed whoever's share they are.
-const shareWait = 2 * time.Second
 
 func (s *Swarm) fetchMetainfo(ctx context.Context) (*metainfo.MetaInfo, *metainfo.Info, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.cfg.Swarm.TorrentURL, nil)
@@ -443,22 +288,14 @@ func (s *Swarm) fetchMetainfo(ctx context.Context) (*metainfo.MetaInfo, *metainf
 			ErrMetainfo, info.TotalLength(), info.PieceLength, s.cfg.CompressedSize)
 	}
 	mi.Announce, mi.AnnounceList, mi.Nodes = "", nil, nil // the server's announce endpoint only
-	mi.UrlList = nil                                      // the web seed is added with the secret
+	mi.UrlList = nil                                      // fetched by fetch.go, with the secret
 	return mi, &info, nil
 }
 
-// received counts piece data by where it came from and remembers who sent what.
+// received counts piece data from peers and remembers who sent what.
 func (s *Swarm) received(ev torrent.ReceivedUsefulDataEvent) {
-	n := int64(len(ev.Message.Piece))
-	if ev.Peer.Network == "http" {
-		s.fromServer.Add(n)
-	} else {
-		s.fromPeers.Add(n)
-	}
+	s.fromPeers.Add(int64(len(ev.Message.Piece)))
 	addr := ev.Peer.RemoteAddr.String()
-	if ev.Peer.Network == "http" {
-		addr = "web seed " + addr
-	}
 	i := int(ev.Message.Index)
 	s.mu.Lock()
 	if s.contributors[i] == nil {
@@ -529,8 +366,8 @@ func (s *Swarm) BadPeers() []string {
 	return out
 }
 
-// Counts are the compressed bytes received from the server's web seed and from other
-// boards, and the bytes sent to other boards.
+// Counts are the compressed bytes received from the server and from other boards,
+// and the bytes sent to other boards.
 func (s *Swarm) Counts() (fromServer, fromPeers, uploaded int64) {
 	st := s.t.Stats()
 	return s.fromServer.Load(), s.fromPeers.Load(), st.BytesWrittenData.Int64()
@@ -615,7 +452,7 @@ func (s *Swarm) Seed(ctx context.Context) {
 	}
 	fs, fp, up := s.Counts()
 	s.log.Info("seeding ended", "took", time.Since(start).Round(time.Millisecond), "uploaded", up,
-		"from_server", fs, "from_peers", fp, "web_seed_declined", s.declined.Load())
+		"from_server", fs, "from_peers", fp, "server_requests", s.serverRequests.Load())
 }
 
 func (s *Swarm) interval() time.Duration {
@@ -626,14 +463,25 @@ func (s *Swarm) interval() time.Duration {
 	return d
 }
 
-// loop announces every interval while the board flashes (Seed announces itself).
+// joinAnnounces are the waits before the announces that follow the first: boards of
+// a batch start within moments of each other, and each learns of the others (and
+// lets them connect, and gets its share of the server's pieces among them) only from
+// an answer; at the interval (2 s) the first boards would fetch alone meanwhile.
+var joinAnnounces = []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second}
+
+// loop announces every interval while the board flashes (Seed announces itself),
+// sooner just after joining (joinAnnounces).
 func (s *Swarm) loop(ctx context.Context) {
 	defer close(s.loopDone)
-	for {
+	for n := 0; ; n++ {
+		wait := s.interval()
+		if n < len(joinAnnounces) {
+			wait = min(wait, joinAnnounces[n])
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(s.interval()):
+		case <-time.After(wait):
 		case <-s.kick:
 		}
 		s.checkBans()
@@ -706,7 +554,11 @@ func (s *Swarm) announce(ctx context.Context, leaving bool) (seed bool, err erro
 	}
 	s.seed = ans.Seed
 	s.mu.Unlock()
-	s.members.Store(int64(len(peers)) + 1)
+	if sh := ans.Share; sh != nil && sh.Of > 0 && sh.Index >= 0 && sh.Index < sh.Of {
+		s.share.Store(sh)
+	} else {
+		s.share.Store(nil)
+	}
 	if len(peers) > 0 {
 		s.t.AddPeers(peers)
 	}
@@ -720,6 +572,7 @@ func (s *Swarm) announce(ctx context.Context, leaving bool) (seed bool, err erro
 func (s *Swarm) Close() error {
 	s.stop()
 	<-s.loopDone
+	s.fetchers.Wait() // before the client closes: a fetched piece's check needs it
 	s.checkBans()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -35,6 +36,8 @@ type origin struct {
 	mu        sync.Mutex
 	announces []agentapi.SwarmAnnounce
 	served    int64
+	peers     []agentapi.SwarmPeer // listed in every answer
+	share     *agentapi.SwarmShare // given in every answer
 }
 
 const testSecret = "s3cret-of-the-deployment"
@@ -74,8 +77,9 @@ func newOrigin(t *testing.T, file string, pieceLen int64) (*origin, metainfo.Has
 		}
 		o.mu.Lock()
 		o.announces = append(o.announces, a)
+		ans := agentapi.SwarmAnswer{IntervalMS: 200, Peers: o.peers, Share: o.share}
 		o.mu.Unlock()
-		json.NewEncoder(w).Encode(agentapi.SwarmAnswer{IntervalMS: 200})
+		json.NewEncoder(w).Encode(ans)
 	}))
 	mux.HandleFunc("GET /img.img.zst", auth(func(w http.ResponseWriter, r *http.Request) {
 		cw := &countWriter{ResponseWriter: w}
@@ -158,6 +162,81 @@ func TestFlashFromWebSeed(t *testing.T) {
 	}
 	if st := fl.Stats(); st.SHA256 != m.SHA256 {
 		t.Errorf("stream sha256 %s, manifest %s", st.SHA256, m.SHA256)
+	}
+}
+
+// TestServerOnlyForWhatPeersLack: a board whose share of the pieces is only the
+// first one, beside a peer that holds the whole image, asks the server for that one
+// piece at most and gets every other from the peer; the bytes it reads are the image.
+func TestServerOnlyForWhatPeersLack(t *testing.T) {
+	zst, m := packed(t, "share", 6<<20)
+	o, hash := newOrigin(t, zst, 64<<10)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	readAll := func(sw *Swarm) []byte {
+		t.Helper()
+		rc, err := sw.Open(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		b, err := io.ReadAll(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	want, err := os.ReadFile(zst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := Join(ctx, o.config(hash, m, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if !bytes.Equal(readAll(a), want) {
+		t.Fatal("board a read other bytes than the image")
+	}
+	o.mu.Lock()
+	o.peers = []agentapi.SwarmPeer{{IP: "127.0.0.1", Port: a.Port(), Serial: "a"}}
+	o.share = &agentapi.SwarmShare{Index: 0, Of: 1000}
+	served := o.served
+	o.mu.Unlock()
+	// a's next announce allows the peers' address; until then it refuses b.
+	for _, blocked := a.allow.Lookup(net.ParseIP("127.0.0.1")); blocked; _, blocked = a.allow.Lookup(net.ParseIP("127.0.0.1")) {
+		if ctx.Err() != nil {
+			t.Fatal("board a never allowed its listed peers' address")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	b, err := Join(ctx, o.config(hash, m, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	t.Cleanup(func() {
+		if t.Failed() {
+			fs, fp, up := b.Counts()
+			_, _, aup := a.Counts()
+			t.Logf("board b: from server %d, from peers %d, sent %d, %d peer connections; board a sent %d", fs, fp, up, len(b.t.PeerConns()), aup)
+		}
+	})
+	if !bytes.Equal(readAll(b), want) {
+		t.Fatal("board b read other bytes than the image")
+	}
+	fs, fp, _ := b.Counts()
+	o.mu.Lock()
+	served = o.served - served
+	o.mu.Unlock()
+	const piece = 64 << 10
+	if fs > piece || served > piece || fp < m.CompressedSize-piece {
+		t.Errorf("board b: %d bytes from the server (server sent %d), %d from the peer; want at most its one piece of %d from the server, the rest of %d from the peer",
+			fs, served, fp, piece, m.CompressedSize)
+	}
+	if _, _, up := a.Counts(); up < m.CompressedSize-piece {
+		t.Errorf("board a sent %d bytes to its peer", up)
 	}
 }
 

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # P2P fleet bench (issue 15): N real rpi-agent processes (P2P_BOARDS, default 20), each
 # in its own network namespace, flash one Raspberry Pi OS-shaped image (testimg,
-# P2P_ROOT_MIB MiB of rootfs data, packed with 1 MiB chunks) from rpi-deployd through
-# links of equal rate (P2P_RATE, default 20mbit; tc tbf both ways on the server's link
-# and on every board's), side by side in this run:
+# P2P_ROOT_MIB MiB of rootfs data, default 10: 11.4 MB packed with 1 MiB chunks) from
+# rpi-deployd (swarm pieces of P2P_PIECE_KIB, default 64) through links of equal rate
+# (P2P_RATE, default 6mbit; tc tbf both ways on the server's link and on every board's;
+# TCP reno in every namespace, loss-based like the boards' cubic), side by side in
+# this run. The gigabit fleet scaled down so that the twenty agents' CPU is less of a
+# limit on this 2-core machine (about 1.4 cores at 6 Mbit/s); all three runs take
+# about 7 minutes, most of it HTTP-only (P2P_RUNS=one,p2p for a look at P2P alone):
 #   bench: p2p-fleet-N ours=SECONDS(P2P) baseline=SECONDS(HTTP only) ratio=R
 #   bench: p2p-fleet-N-vs-one ours=SECONDS(P2P) baseline=SECONDS(one board alone, P2P on) ratio=R
 #   bench: p2p-fleet-N-server-MB ours=MB the server sent (P2P) baseline=N × compressed size ratio=R
 #   bench: p2p-fleet-N-server-MB-http-only ours=MB (HTTP only) baseline=N × compressed size ratio=R
-# Times run from the agents' start to the last card verified (read back). Needs root
+# Times run from the agents' start to the last card verified (rpi-deployd's log: read
+# back and the result delivered; seeding for the others after that is not counted). Needs root
 # (namespaces), tc and curl. The Go side is agent/swarm's TestP2PFleetBench (tag p2pbench).
 set -euo pipefail
 cd "$(dirname "$0")/../.."

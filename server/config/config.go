@@ -64,6 +64,11 @@ type Config struct {
 	// P2PSeedFor is how long a board whose card is verified keeps serving pieces to
 	// the boards still flashing, at most. Default 10m.
 	P2PSeedFor Duration `json:"p2p_seed_for,omitempty"`
+	// P2PPieceKiB is the swarm's BitTorrent piece length in KiB, a power of two from
+	// 16 to 16384. Default 256. Each piece the boards fetch from the server is one
+	// request (with its stream bookkeeping); smaller pieces reach the other boards
+	// sooner.
+	P2PPieceKiB int `json:"p2p_piece_kib,omitempty"`
 	// MaxStreams is how many deployments may stream at once; beyond it a hello is
 	// answered "retry". Default 64.
 	MaxStreams int `json:"max_streams,omitempty"`
@@ -318,6 +323,9 @@ func (c Config) Validate() error {
 	}
 	if c.P2PSeedFor < 0 {
 		return fmt.Errorf("p2p_seed_for: must not be negative")
+	}
+	if k := c.P2PPieceKiB; k != 0 && (k < 16 || k > 16384 || k&(k-1) != 0) {
+		return fmt.Errorf("p2p_piece_kib %d: want a power of two from 16 to 16384", k)
 	}
 	switch c.After {
 	case "", "reboot", "poweroff", "wait":

@@ -8,8 +8,9 @@ import (
 	"time"
 )
 
-// TestP2P: "p2p" takes on or off (empty: off) and "p2p_seed_for" a duration; anything
-// else is refused by Load with the field's name, and nothing is started.
+// TestP2P: "p2p" takes on or off (empty: off), "p2p_seed_for" a duration and
+// "p2p_piece_kib" a power of two from 16 to 16384; anything else is refused by Load
+// with the field's name, and nothing is started.
 func TestP2P(t *testing.T) {
 	for _, tc := range []struct {
 		name, json, err string
@@ -18,6 +19,9 @@ func TestP2P(t *testing.T) {
 		{"off", `{"p2p": "off"}`, ""},
 		{"unknown", `{"p2p": "maybe"}`, `p2p "maybe": want on or off`},
 		{"negative", `{"p2p": "on", "p2p_seed_for": "-1m"}`, "p2p_seed_for"},
+		{"pieces of 16 KiB", `{"p2p": "on", "p2p_piece_kib": 16}`, ""},
+		{"pieces too small", `{"p2p": "on", "p2p_piece_kib": 8}`, "p2p_piece_kib 8"},
+		{"pieces not a power of two", `{"p2p": "on", "p2p_piece_kib": 100}`, "p2p_piece_kib 100"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "c.json")

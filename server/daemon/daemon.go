@@ -61,6 +61,7 @@ func Parse(args []string, getenv func(string) string, stderr io.Writer) (Options
 	tlsKey := fs.String("tls-key", "", "PEM `file` of the certificate's key")
 	p2p := fs.String("p2p", "", "peer-to-peer image distribution between boards: on or off (default off)")
 	p2pSeedFor := fs.Duration("p2p-seed-for", 0, "how long a verified board keeps serving pieces to the others, at most (default 10m)")
+	p2pPieceKiB := fs.Int("p2p-piece-kib", 0, "the swarm's piece length in KiB, a power of two from 16 to 16384 (default 256)")
 	diskReserve := fs.Int64("disk-reserve", 0, "`bytes` of the data directory's file system that uploads leave free for the database (default 64 MiB)")
 	after := fs.String("after", "", "what a board does once its card is verified: reboot, poweroff or wait (default reboot)")
 	sites := addSiteFlags(fs)
@@ -105,6 +106,9 @@ func Parse(args []string, getenv func(string) string, stderr io.Writer) (Options
 	}
 	if *diskReserve > 0 {
 		cfg.DiskReserve = *diskReserve
+	}
+	if *p2pPieceKiB > 0 {
+		cfg.P2PPieceKiB = *p2pPieceKiB
 	}
 	if *p2pSeedFor > 0 {
 		cfg.P2PSeedFor = config.Duration(*p2pSeedFor)

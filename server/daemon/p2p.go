@@ -14,7 +14,8 @@ import (
 // newSwarm is the swarm registry. It is there whatever cfg.P2P says: an image or a
 // batch may turn P2P on for its boards while the server's default is off.
 func newSwarm(cfg config.Config, log *slog.Logger) *swarm.Registry {
-	return swarm.New(swarm.Options{SeedFor: time.Duration(cfg.P2PSeedFor), Log: log.With("part", "swarm")})
+	return swarm.New(swarm.Options{SeedFor: time.Duration(cfg.P2PSeedFor), PieceLength: int64(cfg.P2PPieceKiB) << 10,
+		Log: log.With("part", "swarm")})
 }
 
 // prepareSwarms starts the piece hashes of every ready image whose mode is on (or

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -267,12 +268,32 @@ func (r *Registry) Announce(m Member) agentapi.SwarmAnswer {
 	m.Seeding = !m.Done || (leechers > 0 && now.Sub(m.doneAt) < r.opt.SeedFor)
 	ans.Seed = m.Seeding
 	swarm[m.Deployment] = &m
+	if !m.Done {
+		ans.Share = share(swarm, m.Deployment)
+	}
 	sort.Slice(others, func(i, j int) bool { return others[i].Deployment < others[j].Deployment })
 	rand.Shuffle(len(others), func(i, j int) { others[i], others[j] = others[j], others[i] })
 	for _, o := range others[:min(len(others), r.opt.MaxPeers)] {
 		ans.Peers = append(ans.Peers, agentapi.SwarmPeer{IP: o.IP, Port: o.Port, Serial: o.Serial})
 	}
 	return ans
+}
+
+// share is deployment's part of the pieces among the boards of swarm still
+// downloading: its rank among them by deployment ID. Boards that start together thus
+// ask the server for different pieces (every piece is one board's) instead of each
+// for the same, and a board that joins or finishes shifts the split at everyone's
+// next announce.
+func share(swarm map[int64]*Member, deployment int64) *agentapi.SwarmShare {
+	var ids []int64
+	for id, o := range swarm {
+		if !o.Done {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	i, _ := slices.BinarySearch(ids, deployment)
+	return &agentapi.SwarmShare{Index: i, Of: len(ids)}
 }
 
 // Leave removes a deployment from its image's swarm (the board said it stopped).

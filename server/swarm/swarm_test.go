@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
 )
 
@@ -69,5 +71,38 @@ func TestPeerListBounded(t *testing.T) {
 	}
 	if a := r.Announce(Member{Deployment: 100, Image: "img", IP: "10.0.0.2", Port: 1}); len(a.Peers) != 5 {
 		t.Fatalf("%d peers listed, want 5", len(a.Peers))
+	}
+}
+
+// TestShareSplitsPieces: the boards still downloading each get a distinct share index
+// of the same count, so that every piece is exactly one board's to fetch from the
+// server; a board that finishes leaves the split (and gets no share), and the others'
+// shares close up at their next announce.
+func TestShareSplitsPieces(t *testing.T) {
+	r := New(Options{})
+	ann := func(id int64, done bool) agentapi.SwarmAnswer {
+		return r.Announce(Member{Deployment: id, Image: "img", IP: "10.0.0.1", Port: 1000 + int(id), Done: done})
+	}
+	ids := []int64{7, 3, 12, 5}
+	for _, id := range ids {
+		ann(id, false)
+	}
+	got := map[int64]agentapi.SwarmShare{}
+	for _, id := range ids {
+		a := ann(id, false)
+		if a.Share == nil {
+			t.Fatalf("board %d downloading: no share", id)
+		}
+		got[id] = *a.Share
+	}
+	want := map[int64]agentapi.SwarmShare{3: {Index: 0, Of: 4}, 5: {Index: 1, Of: 4}, 7: {Index: 2, Of: 4}, 12: {Index: 3, Of: 4}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("shares (-want +got):\n%s", diff)
+	}
+	if a := ann(5, true); a.Share != nil {
+		t.Errorf("a done board got share %+v", *a.Share)
+	}
+	if a := ann(7, false); a.Share == nil || *a.Share != (agentapi.SwarmShare{Index: 1, Of: 3}) {
+		t.Errorf("after board 5 finished, board 7's share = %+v; want 1 of 3", a.Share)
 	}
 }
