@@ -94,12 +94,12 @@ func check(t *testing.T, pre, msg []byte, splits []int) {
 // TestRandom: random messages, lengths and split points, lanes in different states.
 func TestRandom(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	buf := make([]byte, 1<<20)
+	buf := make([]byte, 256<<10)
 	for i := range buf {
 		buf[i] = byte(r.Uint32())
 	}
 	paths(t, func(t *testing.T) {
-		for range 300 {
+		for range 200 {
 			n := r.IntN(len(buf))
 			if r.IntN(3) == 0 {
 				n = r.IntN(300)
