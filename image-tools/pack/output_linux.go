@@ -6,16 +6,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/rpi-deploy/rpi-deploy/internal/atomicfile"
 )
-
-// directAlign is the alignment of O_DIRECT writes: buffer address, length and file
-// offset (the logical block size of any disk is at most 4096 bytes).
-const directAlign = 4096
 
 // writeOutput writes the packed file at path as atomicfile.Write does (a temporary file
 // beside it, synced, then renamed into place; removed on any error), but with O_DIRECT
@@ -111,15 +106,4 @@ func (w *directWriter) finish(plain *os.File) error {
 	w.off += int64(w.n)
 	w.n = 0
 	return nil
-}
-
-// alignedBuffer returns n bytes (n a multiple of directAlign) starting at an address
-// that is a multiple of directAlign.
-func alignedBuffer(n int) []byte {
-	b := make([]byte, n+directAlign)
-	skip := directAlign - int(uintptr(unsafe.Pointer(&b[0]))&(directAlign-1))
-	if skip == directAlign {
-		skip = 0
-	}
-	return b[skip : skip+n : skip+n]
 }

@@ -143,7 +143,9 @@ func Pack(ctx context.Context, opt Options) (*manifest.Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeImage(ctx, im, m, opt); err != nil {
+	in, closeDirect := directInput(im.ReaderAt)
+	defer closeDirect()
+	if err := writeImage(ctx, in, m, opt); err != nil {
 		return nil, err
 	}
 	if err := m.Save(manPath); err != nil {
@@ -444,7 +446,8 @@ func (p chunkPool) get(chunkSize int64) *chunk {
 	case c := <-p:
 		return c
 	default:
-		return &chunk{pooled: true, raw: make([]byte, chunkSize), frame: make([]byte, 0, frameBound(chunkSize))}
+		// raw is aligned for O_DIRECT reads (directInput).
+		return &chunk{pooled: true, raw: alignedBuffer(int(chunkSize)), frame: make([]byte, 0, frameBound(chunkSize))}
 	}
 }
 
