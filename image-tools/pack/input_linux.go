@@ -1,70 +1,72 @@
 package pack
 
 import (
-	"errors"
 	"io"
 	"os"
 	"sync/atomic"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rpi-deploy/rpi-deploy/image-tools/blockdev"
 )
 
-// directInput returns r, an opened input, as a reader that takes the chunks it reads
-// whole from the disk with O_DIRECT when the page cache does not hold them, and the
-// closer of the descriptor it opened for that. A master image is read once, chunk by
-// chunk: putting it into the page cache on the way costs system time for nothing.
-// On this project's 2-core bench machine (which keeps little of a 1 GiB file cached)
-// a buffered read of the bench image cost 0.56–0.99 s of system time, an O_DIRECT one
-// 0.04–0.06 s (`dd bs=4M` with and without iflag=direct). Whatever the page cache
-// does hold (a file just decompressed or written, dirty pages included) is read from
-// it, as before. Inputs that are not files, file systems that refuse O_DIRECT and
-// kernels without cachestat(2) (before Linux 6.5) keep plain reads.
+// directInput returns r, an opened input, as a reader that takes the chunks the page
+// cache does not hold from the disk with O_DIRECT, and the closer of the descriptor it
+// opened for that. A master image is read once, chunk by chunk: putting it into the
+// page cache on the way costs system time for nothing. On this project's 2-core bench
+// machine (which keeps little of a 1 GiB file cached) a buffered read of the bench
+// image cost 0.56–0.99 s of system time, an O_DIRECT one 0.04–0.06 s (`dd bs=4M` with
+// and without iflag=direct). What the page cache does hold (a file just decompressed
+// or written, dirty pages included) is read from it, as before. Inputs that are not
+// files, file systems that refuse O_DIRECT and kernels without cachestat(2) (before
+// Linux 6.5) keep plain reads.
 func directInput(r io.ReaderAt) (io.ReaderAt, func() error) {
+	noop := func() error { return nil }
 	f, ok := r.(*os.File)
 	if !ok {
-		return r, func() error { return nil }
+		return r, noop
 	}
 	var cs unix.Cachestat_t
 	if err := unix.Cachestat(uint(f.Fd()), &unix.CachestatRange{Off: 0, Len: 1}, &cs, 0); err != nil {
-		return r, func() error { return nil }
+		return r, noop
 	}
-	direct, err := os.OpenFile(f.Name(), os.O_RDONLY|unix.O_DIRECT, 0)
+	direct, err := blockdev.Open(f.Name(), os.O_RDONLY)
 	if err != nil {
-		return r, func() error { return nil }
+		return r, noop
 	}
-	if st, err := f.Stat(); err != nil || !sameFile(st, direct) {
-		direct.Close() // the path now names another file: read only the one opened
-		return r, func() error { return nil }
+	if !direct.Direct() || !sameFile(f, direct.File) {
+		direct.Close() // buffered anyway, or the path now names another file
+		return r, noop
 	}
-	d := &directReader{plain: f, direct: direct}
-	return d, direct.Close
+	return &directReader{plain: f, direct: direct}, direct.Close
 }
 
-func sameFile(st os.FileInfo, g *os.File) bool {
+func sameFile(f, g *os.File) bool {
+	fs, err := f.Stat()
+	if err != nil {
+		return false
+	}
 	gs, err := g.Stat()
-	return err == nil && os.SameFile(st, gs)
+	return err == nil && os.SameFile(fs, gs)
 }
 
-// directReader reads through direct (the same file opened with O_DIRECT) what is
-// aligned to directAlign (buffer address, length, offset) and not in the page cache,
+// directReader reads through direct (the same file, opened by blockdev: O_DIRECT for
+// aligned transfers, buffered for the rest) what the page cache does not hold, and
 // everything else through plain.
 type directReader struct {
-	plain, direct *os.File
-	noDirect      atomic.Bool // O_DIRECT failed once: plain reads from then on
-	directBytes   atomic.Int64
+	plain       *os.File
+	direct      *blockdev.File
+	directBytes atomic.Int64 // aligned bytes handed to direct (tests)
 }
 
 func (d *directReader) ReadAt(b []byte, off int64) (int, error) {
-	if d.noDirect.Load() || !aligned(b, off) || d.cached(off, len(b)) {
+	if len(b) == 0 || d.cached(off, len(b)) {
 		return d.plain.ReadAt(b, off)
 	}
 	n, err := d.direct.ReadAt(b, off)
-	if errors.Is(err, unix.EINVAL) { // refused after all: never again
-		d.noDirect.Store(true)
-		return d.plain.ReadAt(b, off)
+	if blockdev.IsAligned(b) && off%blockdev.Align == 0 && len(b)%blockdev.Align == 0 {
+		d.directBytes.Add(int64(n))
 	}
-	d.directBytes.Add(int64(n))
 	return n, err
 }
 
@@ -73,9 +75,4 @@ func (d *directReader) cached(off int64, n int) bool {
 	var cs unix.Cachestat_t
 	err := unix.Cachestat(uint(d.plain.Fd()), &unix.CachestatRange{Off: uint64(off), Len: uint64(n)}, &cs, 0)
 	return err != nil || cs.Cache*uint64(os.Getpagesize()) >= uint64(n)/2
-}
-
-func aligned(b []byte, off int64) bool {
-	return len(b) > 0 && len(b)%directAlign == 0 && off%directAlign == 0 &&
-		uintptr(unsafe.Pointer(&b[0]))%directAlign == 0
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rpi-deploy/rpi-deploy/image-tools/blockdev"
 )
 
 // TestDirectInput: chunks the page cache does not hold are read with O_DIRECT, those
@@ -60,7 +62,7 @@ func TestDirectInput(t *testing.T) {
 				t.Fatalf("%s: read %d at %d: %d bytes (%v), not the file's", dir, n, off, k, err)
 			}
 		}
-		buf := alignedBuffer(1 << 20)
+		buf := blockdev.AlignedBuffer(1 << 20)
 		read(0, 1<<20, buf) // not cached, aligned: direct
 		if !isDirect {
 			continue // tmpfs without O_DIRECT: plain reads, checked above
@@ -71,9 +73,9 @@ func TestDirectInput(t *testing.T) {
 		}
 		f.ReadAt(make([]byte, 1<<20), 1<<20) // now cached: through the page cache
 		read(1<<20, 1<<20, buf)
-		read(100, 5000, make([]byte, 5000))                     // unaligned offset
-		read(2<<20, 4096+1, make([]byte, 4097))                 // unaligned length
-		read(int64(len(want))&^4095, 4096, alignedBuffer(4096)) // past the unaligned end
+		read(100, 5000, make([]byte, 5000))                              // unaligned offset
+		read(2<<20, 4096+1, make([]byte, 4097))                          // unaligned length
+		read(int64(len(want))&^4095, 4096, blockdev.AlignedBuffer(4096)) // past the unaligned end
 		unaligned := make([]byte, 8192+1)[1:]
 		read(2<<20, 8192, unaligned) // unaligned buffer
 		if got := d.directBytes.Load(); got != direct && dir == dirs[0] {

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rpi-deploy/rpi-deploy/image-tools/blockdev"
 	"github.com/rpi-deploy/rpi-deploy/internal/atomicfile"
 )
 
@@ -39,7 +40,7 @@ func writeOutput(path string, write func(w io.Writer) error) (err error) {
 	if err != nil {
 		return err
 	}
-	dw := &directWriter{direct: direct, buf: alignedBuffer(1 << 20)}
+	dw := &directWriter{direct: direct, buf: blockdev.AlignedBuffer(1 << 20)}
 	err = write(dw)
 	if err == nil {
 		err = dw.finish(tmp)
@@ -78,7 +79,7 @@ func (w *directWriter) Write(p []byte) (int, error) {
 	return total, nil
 }
 
-// flush writes the first n bytes of buf (a multiple of directAlign) and moves the rest
+// flush writes the first n bytes of buf (a multiple of blockdev.Align) and moves the rest
 // to its start.
 func (w *directWriter) flush(n int) error {
 	if n > 0 {
@@ -94,7 +95,7 @@ func (w *directWriter) flush(n int) error {
 // finish writes what is left: the aligned part through O_DIRECT, the unaligned tail
 // through plain, a descriptor of the same file opened without O_DIRECT.
 func (w *directWriter) finish(plain *os.File) error {
-	if err := w.flush(w.n &^ (directAlign - 1)); err != nil {
+	if err := w.flush(w.n &^ (blockdev.Align - 1)); err != nil {
 		return err
 	}
 	if w.n == 0 {

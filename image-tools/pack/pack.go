@@ -27,6 +27,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/rpi-deploy/rpi-deploy/image-tools/blockdev"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/bmap"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/imgfile"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/internal/ordered"
@@ -447,7 +448,7 @@ func (p chunkPool) get(chunkSize int64) *chunk {
 		return c
 	default:
 		// raw is aligned for O_DIRECT reads (directInput).
-		return &chunk{pooled: true, raw: alignedBuffer(int(chunkSize)), frame: make([]byte, 0, frameBound(chunkSize))}
+		return &chunk{pooled: true, raw: blockdev.AlignedBuffer(int(chunkSize)), frame: make([]byte, 0, frameBound(chunkSize))}
 	}
 }
 
