@@ -370,12 +370,12 @@ func readChunk(r io.ReaderAt, m *manifest.Manifest, i int, enc *zstd.Encoder, ze
 // entry is written; the entry's hashes are this goroutine's to set.
 func wholeImage(m *manifest.Manifest, chunks <-chan *chunk, pool chunkPool) (string, error) {
 	whole := sha256x2.New()
-	var tail []byte // the last chunk's bytes after its last whole 64-byte block
+	var digest string
 	i := 0
 	for c := range chunks {
 		n := len(c.raw) &^ (sha256x2.BlockSize - 1)
-		tail = c.raw[n:]
-		if c.sha != "" { // a zero chunk
+		tail := c.raw[n:] // not empty only for a last chunk of an odd length
+		if c.sha != "" {  // a zero chunk
 			whole.Block(c.raw[:n])
 		} else {
 			own := sha256x2.New()
@@ -387,11 +387,14 @@ func wholeImage(m *manifest.Manifest, chunks <-chan *chunk, pool chunkPool) (str
 		if c.allData {
 			m.Chunks[i].DataSHA256 = c.sha // the whole chunk is data: the same bytes, the same hash
 		}
-		if i < len(m.Chunks)-1 { // the last chunk is closed by m.SHA256
+		if i < len(m.Chunks)-1 {
 			if len(tail) != 0 || whole.Len != uint64(m.ChunkRange(i).End()) {
 				return "", fmt.Errorf("chunk %d ends at %d, not on a 64-byte block of the whole-image hash", i, whole.Len)
 			}
 			m.Chunks[i].Chain = sha256chain.Hex(whole.Chain())
+		} else { // the last chunk is closed by m.SHA256
+			sum := whole.Sum(tail)
+			digest = hex.EncodeToString(sum[:])
 		}
 		if c.pooled {
 			c.sha = ""
@@ -402,8 +405,7 @@ func wholeImage(m *manifest.Manifest, chunks <-chan *chunk, pool chunkPool) (str
 	if i != len(m.Chunks) {
 		return "", nil // the writer stopped early: its error is the one to report
 	}
-	sum := whole.Sum(tail)
-	return hex.EncodeToString(sum[:]), nil
+	return digest, nil
 }
 
 // zeroChunks caches the frame and hash of an all-zero chunk per length (there are at
