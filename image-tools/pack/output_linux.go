@@ -6,16 +6,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"unsafe"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rpi-deploy/rpi-deploy/image-tools/blockdev"
 	"github.com/rpi-deploy/rpi-deploy/internal/atomicfile"
 )
-
-// directAlign is the alignment of O_DIRECT writes: buffer address, length and file
-// offset (the logical block size of any disk is at most 4096 bytes).
-const directAlign = 4096
 
 // writeOutput writes the packed file at path as atomicfile.Write does (a temporary file
 // beside it, synced, then renamed into place; removed on any error), but with O_DIRECT
@@ -44,11 +41,14 @@ func writeOutput(path string, write func(w io.Writer) error) (err error) {
 	if err != nil {
 		return err
 	}
-	dw := &directWriter{direct: direct, buf: alignedBuffer(1 << 20)}
+	dw := newDirectWriter(direct)
 	err = write(dw)
 	if err == nil {
-		err = dw.finish(tmp)
+		if err = dw.finish(tmp); err != nil {
+			err = fmt.Errorf("write %q: %w", path, err)
+		}
 	}
+	dw.wait() // drain stops on every path; its error is Write's or finish's
 	if cerr := direct.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("close %q: %w", path, cerr)
 	}
@@ -58,14 +58,69 @@ func writeOutput(path string, write func(w io.Writer) error) (err error) {
 	return atomicfile.Commit(tmp, path, atomicfile.DefaultMode)
 }
 
-// directWriter collects writes in an aligned buffer and writes it whole to an
-// O_DIRECT file; finish writes the rest, the unaligned tail through a normal
-// descriptor of the same file.
+// directWriter collects writes in aligned buffers and hands each full one to a
+// goroutine that writes it to an O_DIRECT file, so that the caller (pack's ordered
+// writer, which also hashes the frames) goes on while the disk takes the last
+// buffer: an O_DIRECT write returns only once the disk has the bytes, and a writer
+// waiting for the disk would hold up the compressors behind it. At most
+// directBuffers buffers exist; Write waits for one only when all the others are on
+// their way to the disk. finish writes the rest, the unaligned tail through a normal
+// descriptor of the same file. A failed write is returned by a later Write or by
+// finish.
 type directWriter struct {
 	direct *os.File
-	buf    []byte
-	n      int   // bytes in buf
-	off    int64 // bytes written to the file
+	buf    []byte // the buffer being filled
+	n      int    // bytes in buf
+	off    int64  // bytes handed to the disk writer
+	full   chan []byte
+	free   chan []byte
+	done   chan struct{} // drain has returned
+	closed bool          // full is closed
+
+	mu  sync.Mutex
+	err error // the first failed write's
+}
+
+const (
+	directBufSize = 1 << 20
+	directBuffers = 4 // one filling, up to three on their way to the disk
+)
+
+func newDirectWriter(direct *os.File) *directWriter {
+	w := &directWriter{
+		direct: direct,
+		buf:    blockdev.AlignedBuffer(directBufSize),
+		full:   make(chan []byte, directBuffers),
+		free:   make(chan []byte, directBuffers),
+		done:   make(chan struct{}),
+	}
+	for range directBuffers - 1 {
+		w.free <- blockdev.AlignedBuffer(directBufSize)
+	}
+	go w.drain()
+	return w
+}
+
+// drain writes the buffers sent on full, in order, and returns each to free; after a
+// failed write it only returns them.
+func (w *directWriter) drain() {
+	defer close(w.done)
+	for b := range w.full {
+		if w.failed() == nil {
+			if _, err := w.direct.Write(b); err != nil {
+				w.mu.Lock()
+				w.err = err
+				w.mu.Unlock()
+			}
+		}
+		w.free <- b[:cap(b)]
+	}
+}
+
+func (w *directWriter) failed() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
 }
 
 func (w *directWriter) Write(p []byte) (int, error) {
@@ -75,7 +130,7 @@ func (w *directWriter) Write(p []byte) (int, error) {
 		w.n += k
 		p = p[k:]
 		if w.n == len(w.buf) {
-			if err := w.flush(w.n); err != nil {
+			if err := w.send(w.n); err != nil {
 				return total - len(p), err
 			}
 		}
@@ -83,23 +138,40 @@ func (w *directWriter) Write(p []byte) (int, error) {
 	return total, nil
 }
 
-// flush writes the first n bytes of buf (a multiple of directAlign) and moves the rest
-// to its start.
-func (w *directWriter) flush(n int) error {
-	if n > 0 {
-		if _, err := w.direct.Write(w.buf[:n]); err != nil {
-			return err
-		}
+// send hands the first n bytes of buf (a multiple of blockdev.Align) to drain and
+// continues in a free buffer with the rest.
+func (w *directWriter) send(n int) error {
+	if err := w.failed(); err != nil {
+		return err
 	}
+	next := <-w.free
+	rest := copy(next, w.buf[n:w.n])
+	w.full <- w.buf[:n]
 	w.off += int64(n)
-	w.n = copy(w.buf, w.buf[n:w.n])
+	w.buf, w.n = next, rest
 	return nil
+}
+
+// wait lets drain write everything sent, stops it and returns the first failed
+// write's error. It may be called more than once.
+func (w *directWriter) wait() error {
+	if !w.closed {
+		w.closed = true
+		close(w.full)
+	}
+	<-w.done
+	return w.failed()
 }
 
 // finish writes what is left: the aligned part through O_DIRECT, the unaligned tail
 // through plain, a descriptor of the same file opened without O_DIRECT.
 func (w *directWriter) finish(plain *os.File) error {
-	if err := w.flush(w.n &^ (directAlign - 1)); err != nil {
+	if a := w.n &^ (blockdev.Align - 1); a > 0 {
+		if err := w.send(a); err != nil {
+			return err
+		}
+	}
+	if err := w.wait(); err != nil {
 		return err
 	}
 	if w.n == 0 {
@@ -111,15 +183,4 @@ func (w *directWriter) finish(plain *os.File) error {
 	w.off += int64(w.n)
 	w.n = 0
 	return nil
-}
-
-// alignedBuffer returns n bytes (n a multiple of directAlign) starting at an address
-// that is a multiple of directAlign.
-func alignedBuffer(n int) []byte {
-	b := make([]byte, n+directAlign)
-	skip := directAlign - int(uintptr(unsafe.Pointer(&b[0]))&(directAlign-1))
-	if skip == directAlign {
-		skip = 0
-	}
-	return b[skip : skip+n : skip+n]
 }

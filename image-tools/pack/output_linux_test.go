@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestWriteOutput: the O_DIRECT writer gives exactly the bytes written, in pieces of
@@ -68,6 +70,35 @@ func TestWriteOutput(t *testing.T) {
 		}
 		if ents, _ := os.ReadDir(dir); len(ents) != 1 {
 			t.Errorf("%s: %d files after a failed write, want only the earlier output", dir, len(ents))
+		}
+	}
+}
+
+// TestWriteOutputDiskError: a write that fails on its way to the disk (here EFBIG
+// past RLIMIT_FSIZE, a real refusal of the kernel) is reported, by a later Write or
+// at the end, and nothing is left behind.
+func TestWriteOutputDiskError(t *testing.T) {
+	var old unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_FSIZE, &old); err != nil {
+		t.Fatal(err)
+	}
+	limit := old
+	limit.Cur = 2 << 20
+	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &limit); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Setrlimit(unix.RLIMIT_FSIZE, &old)
+	dir := t.TempDir()
+	for _, n := range []int{5 << 20, 2<<20 + 100} {
+		err := writeOutput(filepath.Join(dir, "big.img.zst"), func(w io.Writer) error {
+			_, err := w.Write(make([]byte, n))
+			return err
+		})
+		if !errors.Is(err, unix.EFBIG) {
+			t.Errorf("%d bytes past a 2 MiB limit: err %v, want EFBIG", n, err)
+		}
+		if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+			t.Errorf("%d bytes: %s left behind", n, ents[0].Name())
 		}
 	}
 }

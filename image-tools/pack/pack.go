@@ -27,6 +27,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/rpi-deploy/rpi-deploy/image-tools/blockdev"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/bmap"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/imgfile"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/internal/ordered"
@@ -35,6 +36,7 @@ import (
 	"github.com/rpi-deploy/rpi-deploy/image-tools/progress"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/sha256chain"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/zstimg"
+	"github.com/rpi-deploy/rpi-deploy/internal/sha256x2"
 )
 
 // DefaultLevel is the zstd level used when Options.Level is 0.
@@ -142,7 +144,9 @@ func Pack(ctx context.Context, opt Options) (*manifest.Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeImage(ctx, im, m, opt); err != nil {
+	in, closeDirect := directInput(im.ReaderAt)
+	defer closeDirect()
+	if err := writeImage(ctx, in, m, opt); err != nil {
 		return nil, err
 	}
 	if err := m.Save(manPath); err != nil {
@@ -235,10 +239,14 @@ func bmapRanges(im *imgfile.Image, opt Options) ([]manifest.Range, error) {
 	return bm.Ranges(), nil
 }
 
-// chunk is one compressed chunk on its way to the writer.
+// chunk is one compressed chunk on its way to the writer and the whole-image hash.
+// sha is set beforehand only for the shared zero chunks; data is set by the worker
+// for a chunk that is partly data, and left for the whole-image hash (as sha) when
+// the chunk is all data.
 type chunk struct {
 	raw, frame []byte
 	sha, data  string
+	allData    bool
 	pooled     bool
 }
 
@@ -262,12 +270,14 @@ func writeImage(ctx context.Context, r io.ReaderAt, m *manifest.Manifest, opt Op
 // encodeChunks compresses every chunk of r to out, in order, and fills in m's chunks,
 // sizes and hashes.
 //
-// Three stages run at once: opt.Concurrency workers read, hash (sha256, data_sha256)
-// and compress chunks; one goroutine writes the frames in order and hashes them
-// (compressed_sha256); another feeds the raw chunks in order to the whole-image
-// SHA-256 and records its chain value after each. The two ordered hashes each need
-// every byte in sequence, so they cannot be split across workers; on separate
-// goroutines they overlap each other and the compressors instead of adding up on one.
+// Three stages run at once: opt.Concurrency workers read and compress chunks (and
+// hash the data of a chunk that is partly free space, data_sha256); one goroutine
+// writes the frames in order and hashes them (compressed_sha256); another feeds the
+// raw chunks in order to the whole-image SHA-256, recording its chain value after
+// each, and to each chunk's own SHA-256 in the same pass (package sha256x2: one
+// message schedule, two states). The two ordered hashes each need every byte in
+// sequence, so they cannot be split across workers; on separate goroutines they
+// overlap each other and the compressors instead of adding up on one.
 func encodeChunks(ctx context.Context, r io.ReaderAt, m *manifest.Manifest, opt Options, enc *zstd.Encoder, out io.Writer) (err error) {
 	n := manifest.NumChunks(m.Size, m.ChunkSize)
 	m.Chunks = make([]manifest.Chunk, n)
@@ -298,10 +308,10 @@ func encodeChunks(ctx context.Context, r io.ReaderAt, m *manifest.Manifest, opt 
 					return fmt.Errorf("write %q: %w", opt.Output, err)
 				}
 				comp.Write(c.frame)
-				m.Chunks[i] = manifest.Chunk{SHA256: c.sha, DataSHA256: c.data, Frame: off, FrameSize: int64(len(c.frame))}
+				m.Chunks[i] = manifest.Chunk{DataSHA256: c.data, Frame: off, FrameSize: int64(len(c.frame))}
 				off += int64(len(c.frame))
 				bar.Add(int64(len(c.raw)))
-				select { // wholeImage owns c (and m.Chunks[i].Chain) from here on
+				select { // wholeImage owns c (and m.Chunks[i]'s hashes) from here on
 				case written <- c:
 					return nil
 				case <-ctx.Done():
@@ -320,8 +330,9 @@ func encodeChunks(ctx context.Context, r io.ReaderAt, m *manifest.Manifest, opt 
 	return nil
 }
 
-// readChunk reads chunk i of r (the bytes outside m's data ranges as zeros), hashes it
-// and compresses it. A chunk without data is the shared, cached zero chunk.
+// readChunk reads chunk i of r (the bytes outside m's data ranges as zeros) and
+// compresses it; when the chunk is partly free space it also hashes its data
+// (data_sha256). A chunk without data is the shared, cached zero chunk.
 func readChunk(r io.ReaderAt, m *manifest.Manifest, i int, enc *zstd.Encoder, zeros *zeroChunks, pool chunkPool) (*chunk, error) {
 	cr := m.ChunkRange(i)
 	data := m.DataIn(cr)
@@ -340,10 +351,9 @@ func readChunk(r io.ReaderAt, m *manifest.Manifest, i int, enc *zstd.Encoder, ze
 		pos = d.End()
 	}
 	clear(c.raw[pos-cr.Offset:])
-	sum := sha256.Sum256(c.raw)
-	c.sha = hex.EncodeToString(sum[:])
-	if len(data) == 1 && data[0] == cr {
-		c.data = c.sha // the whole chunk is data: the same bytes, the same hash
+	c.allData = len(data) == 1 && data[0] == cr
+	if c.allData {
+		c.data = "" // the same bytes as the chunk: wholeImage sets it to the chunk's sha256
 	} else {
 		c.data = zstimg.DataSHA256(c.raw, cr.Offset, data)
 	}
@@ -352,23 +362,42 @@ func readChunk(r io.ReaderAt, m *manifest.Manifest, i int, enc *zstd.Encoder, ze
 }
 
 // wholeImage hashes the raw bytes of the chunks it receives, which come in order, into
-// the whole-image SHA-256, sets each chunk's chain value but the last's, returns pooled
-// chunks to pool, and returns the hex digest once chunks is closed ("" if it closed
-// before the last chunk: the sender failed and reports why). The chunks arrive
-// after their manifest entry is written; the entry's Chain is this goroutine's to set.
+// the whole-image SHA-256 and, in the same pass, into each chunk's own SHA-256 (a zero
+// chunk has its hash already); it sets each chunk's sha256 (and data_sha256 when the
+// chunk is all data) and chain value but the last's, returns pooled chunks to pool,
+// and returns the hex digest once chunks is closed ("" if it closed before the last
+// chunk: the sender failed and reports why). The chunks arrive after their manifest
+// entry is written; the entry's hashes are this goroutine's to set.
 func wholeImage(m *manifest.Manifest, chunks <-chan *chunk, pool chunkPool) (string, error) {
-	whole := sha256.New()
+	whole := sha256x2.New()
+	var digest string
 	i := 0
 	for c := range chunks {
-		whole.Write(c.raw)
-		if i < len(m.Chunks)-1 { // the last chunk is closed by m.SHA256
-			st, err := sha256chain.State(whole, m.ChunkRange(i).End())
-			if err != nil {
-				return "", err
+		n := len(c.raw) &^ (sha256x2.BlockSize - 1)
+		tail := c.raw[n:] // not empty only for a last chunk of an odd length
+		if c.sha != "" {  // a zero chunk
+			whole.Block(c.raw[:n])
+		} else {
+			own := sha256x2.New()
+			sha256x2.Blocks(&whole, &own, c.raw[:n])
+			sum := own.Sum(tail)
+			c.sha = hex.EncodeToString(sum[:])
+		}
+		m.Chunks[i].SHA256 = c.sha
+		if c.allData {
+			m.Chunks[i].DataSHA256 = c.sha // the whole chunk is data: the same bytes, the same hash
+		}
+		if i < len(m.Chunks)-1 {
+			if len(tail) != 0 || whole.Len != uint64(m.ChunkRange(i).End()) {
+				return "", fmt.Errorf("chunk %d ends at %d, not on a 64-byte block of the whole-image hash", i, whole.Len)
 			}
-			m.Chunks[i].Chain = sha256chain.Hex(st)
+			m.Chunks[i].Chain = sha256chain.Hex(whole.Chain())
+		} else { // the last chunk is closed by m.SHA256
+			sum := whole.Sum(tail)
+			digest = hex.EncodeToString(sum[:])
 		}
 		if c.pooled {
+			c.sha = ""
 			pool.put(c)
 		}
 		i++
@@ -376,7 +405,7 @@ func wholeImage(m *manifest.Manifest, chunks <-chan *chunk, pool chunkPool) (str
 	if i != len(m.Chunks) {
 		return "", nil // the writer stopped early: its error is the one to report
 	}
-	return hex.EncodeToString(whole.Sum(nil)), nil
+	return digest, nil
 }
 
 // zeroChunks caches the frame and hash of an all-zero chunk per length (there are at
@@ -420,7 +449,8 @@ func (p chunkPool) get(chunkSize int64) *chunk {
 	case c := <-p:
 		return c
 	default:
-		return &chunk{pooled: true, raw: make([]byte, chunkSize), frame: make([]byte, 0, frameBound(chunkSize))}
+		// raw is aligned for O_DIRECT reads (directInput).
+		return &chunk{pooled: true, raw: blockdev.AlignedBuffer(int(chunkSize)), frame: make([]byte, 0, frameBound(chunkSize))}
 	}
 }
 

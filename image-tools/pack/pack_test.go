@@ -479,3 +479,51 @@ func TestPackStageErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestPackOddLength pins the hashes of a last chunk whose length is not a multiple of
+// 64 (a --raw input of any size): the whole-image hash and the chunk's own hash take
+// its whole blocks together and finish the tail each on its own. Every hash is checked
+// against crypto/sha256 of the input's bytes, and the packed file with zstimg.Verify
+// (chain values included) and the zstd program.
+func TestPackOddLength(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, n := range []int{3*4096 + 1000 + 37, 4096 + 63, 2 * 4096, 4096 + 1} {
+		blob := make([]byte, n)
+		for i := range blob {
+			blob[i] = byte(rng.Uint32() % 7) // compressible, not zero
+		}
+		dir := t.TempDir()
+		in := filepath.Join(dir, "odd.img")
+		if err := os.WriteFile(in, blob, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(dir, "odd.img.zst")
+		m, err := Pack(context.Background(), Options{Input: in, Output: out, Raw: true, ChunkSize: 4096})
+		if err != nil {
+			t.Fatalf("%d bytes: %v", n, err)
+		}
+		if want := sha256.Sum256(blob); m.SHA256 != hex.EncodeToString(want[:]) {
+			t.Errorf("%d bytes: sha256 %s, want %x", n, m.SHA256, want)
+		}
+		for i, c := range m.Chunks {
+			cr := m.ChunkRange(i)
+			want := sha256.Sum256(blob[cr.Offset:cr.End()])
+			if c.SHA256 != hex.EncodeToString(want[:]) || c.DataSHA256 != c.SHA256 {
+				t.Errorf("%d bytes, chunk %d: sha256 %s data_sha256 %s, want %x for both", n, i, c.SHA256, c.DataSHA256, want)
+			}
+		}
+		f, err := os.Open(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = zstimg.Verify(context.Background(), f, m.CompressedSize, m, zstimg.VerifyOptions{})
+		f.Close()
+		if err != nil {
+			t.Errorf("%d bytes: verify: %v", n, err)
+		}
+		got, err := exec.Command("zstd", "-dc", out).Output()
+		if err != nil || !bytes.Equal(got, blob) {
+			t.Errorf("%d bytes: zstd -dc gave %d bytes (%v), not the input", n, len(got), err)
+		}
+	}
+}

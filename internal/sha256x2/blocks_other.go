@@ -1,0 +1,8 @@
+//go:build !amd64 || purego
+
+package sha256x2
+
+// useSHANI is false: there is no two-lane kernel for this build.
+var useSHANI = false
+
+func blocks2(a, b *State, p []byte) { blocks2Separate(a, b, p) }
