@@ -55,6 +55,10 @@ func (p *peerProxy) URL() string { return "http://" + p.srv.Listener.Addr().Stri
 func (p *peerProxy) to(target string) {
 	u, _ := url.Parse(target)
 	rp := httputil.NewSingleHostReverseProxy(u)
+	// Every write reaches B at once: without it the last bytes before a hold could
+	// sit in the response's buffers (up to ~6 KiB), so B could not prove the last
+	// frame before the hold and the test waited for bytes that never came.
+	rp.FlushInterval = -1
 	rp.ModifyResponse = func(resp *http.Response) error {
 		var off int64
 		if v, ok := strings.CutPrefix(resp.Request.Header.Get("Range"), "bytes="); ok {
