@@ -70,7 +70,7 @@ func start() (*Server, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	s := &Server{Dir: dir, Socket: dir, data: filepath.Join(dir, "data")}
+	s := serverIn(dir)
 	if err := s.init(); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -80,6 +80,11 @@ func start() (*Server, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// serverIn is the cluster in directory dir: its data directory and socket there.
+func serverIn(dir string) *Server {
+	return &Server{Dir: dir, Socket: dir, data: filepath.Join(dir, "data")}
 }
 
 // ownerFile names the process a cluster belongs to: its PID and its start time
@@ -127,7 +132,7 @@ func sweepOrphans() {
 		if now, err := procID(pid); err == nil && now == id {
 			continue // the owner still runs
 		}
-		s := &Server{Dir: dir, Socket: dir, data: filepath.Join(dir, "data")}
+		s := serverIn(dir)
 		if !s.postmasterOfData() {
 			os.RemoveAll(dir)
 			continue

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -110,7 +109,7 @@ func TestSweepsOrphanedCluster(t *testing.T) {
 	if dir == "" {
 		t.Fatalf("the child printed no cluster: %v", sc.Err())
 	}
-	orphan := &Server{Dir: dir, Socket: dir, data: filepath.Join(dir, "data")}
+	orphan := serverIn(dir)
 	t.Cleanup(orphan.remove)
 	child.Process.Kill()
 	child.Wait()
