@@ -19,7 +19,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -248,7 +247,7 @@ func (r *Registry) Announce(m Member) agentapi.SwarmAnswer {
 		r.log.Info("swarm join", "image", m.Image, "deployment", m.Deployment, "serial", m.Serial, "peer", fmt.Sprintf("%s:%d", m.IP, m.Port))
 	}
 	ans := agentapi.SwarmAnswer{IntervalMS: r.opt.Interval.Milliseconds()}
-	leechers := 0
+	leechers, below := 0, 0 // boards still downloading besides m; of those, with lower IDs
 	var others []*Member
 	for id, o := range swarm {
 		if now.Sub(o.LastSeen) > stale {
@@ -260,6 +259,9 @@ func (r *Registry) Announce(m Member) agentapi.SwarmAnswer {
 		}
 		if !o.Done {
 			leechers++
+			if id < m.Deployment {
+				below++
+			}
 		}
 		if o.Port > 0 && !(o.Done && !o.Seeding) {
 			others = append(others, o)
@@ -269,7 +271,11 @@ func (r *Registry) Announce(m Member) agentapi.SwarmAnswer {
 	ans.Seed = m.Seeding
 	swarm[m.Deployment] = &m
 	if !m.Done {
-		ans.Share = share(swarm, m.Deployment)
+		// m's part of the pieces among the boards still downloading: its rank among
+		// them by deployment ID. Boards that start together thus ask the server for
+		// different pieces (every piece is one board's) instead of each for the same,
+		// and a board that joins or finishes shifts the split at everyone's next announce.
+		ans.Share = &agentapi.SwarmShare{Index: below, Of: leechers + 1}
 	}
 	sort.Slice(others, func(i, j int) bool { return others[i].Deployment < others[j].Deployment })
 	rand.Shuffle(len(others), func(i, j int) { others[i], others[j] = others[j], others[i] })
@@ -277,23 +283,6 @@ func (r *Registry) Announce(m Member) agentapi.SwarmAnswer {
 		ans.Peers = append(ans.Peers, agentapi.SwarmPeer{IP: o.IP, Port: o.Port, Serial: o.Serial})
 	}
 	return ans
-}
-
-// share is deployment's part of the pieces among the boards of swarm still
-// downloading: its rank among them by deployment ID. Boards that start together thus
-// ask the server for different pieces (every piece is one board's) instead of each
-// for the same, and a board that joins or finishes shifts the split at everyone's
-// next announce.
-func share(swarm map[int64]*Member, deployment int64) *agentapi.SwarmShare {
-	var ids []int64
-	for id, o := range swarm {
-		if !o.Done {
-			ids = append(ids, id)
-		}
-	}
-	slices.Sort(ids)
-	i, _ := slices.BinarySearch(ids, deployment)
-	return &agentapi.SwarmShare{Index: i, Of: len(ids)}
 }
 
 // Leave removes a deployment from its image's swarm (the board said it stopped).
