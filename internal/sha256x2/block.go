@@ -2,31 +2,23 @@ package sha256x2
 
 import (
 	"crypto/sha256"
-	"encoding"
 	"encoding/binary"
 	"math/bits"
+
+	"github.com/rpi-deploy/rpi-deploy/image-tools/sha256chain"
 )
 
-// The binary form of crypto/sha256's digest (encoding.BinaryMarshaler): "sha\x03", the
-// eight state words big-endian, the 64-byte block buffer, the byte count as a
-// big-endian uint64. blocks1 hands states to crypto/sha256 (which uses the CPU's SHA
-// instructions where it has them) in this form; stdlibForm says at start-up whether
-// crypto/sha256 still reads and writes it, and if not, blockGeneric does the work.
-const (
-	magic      = "sha\x03"
-	stateBytes = len(magic) + 32 + BlockSize + 8
-)
-
+// blocks1 hands states to crypto/sha256 (which uses the CPU's SHA instructions where
+// it has them) through package sha256chain, which reads and writes crypto/sha256's
+// binary state form; stdlibForm says at start-up whether that still works, and if
+// not, blockGeneric does the work.
 var stdlibForm = checkStdlibForm()
 
-// checkStdlibForm reports whether a fresh crypto/sha256 marshals to the form above and
-// one restored from that form after 64 bytes gives the SHA-256 it should.
+// checkStdlibForm reports whether sha256chain reads a fresh crypto/sha256 as the
+// initial state and one restored after 64 bytes gives the SHA-256 it should.
 func checkStdlibForm() bool {
-	b, err := sha256.New().(encoding.BinaryMarshaler).MarshalBinary()
-	if err != nil || len(b) != stateBytes || string(b[:len(magic)]) != magic {
-		return false
-	}
-	if s := unmarshal(b); s == nil || s.H != initial || s.Len != 0 {
+	st, err := sha256chain.State(sha256.New(), 0)
+	if err != nil || Resume(st, 0).H != initial {
 		return false
 	}
 	// One zero block through blockGeneric, restored into crypto/sha256 and finished
@@ -34,36 +26,12 @@ func checkStdlibForm() bool {
 	var block [BlockSize]byte
 	s := New()
 	blockGeneric(&s, block[:])
-	s.Len = BlockSize
-	h := sha256.New()
-	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(marshal(&s)); err != nil {
+	h, err := sha256chain.Resume(s.Chain(), BlockSize)
+	if err != nil {
 		return false
 	}
 	want := sha256.Sum256(block[:])
 	return string(h.Sum(nil)) == string(want[:])
-}
-
-func marshal(s *State) []byte {
-	b := make([]byte, 0, stateBytes)
-	b = append(b, magic...)
-	for _, h := range s.H {
-		b = binary.BigEndian.AppendUint32(b, h)
-	}
-	b = append(b, make([]byte, BlockSize)...)
-	return binary.BigEndian.AppendUint64(b, s.Len)
-}
-
-// unmarshal reads the form; nil if b is not in it.
-func unmarshal(b []byte) *State {
-	if len(b) != stateBytes || string(b[:len(magic)]) != magic {
-		return nil
-	}
-	var s State
-	for i := range s.H {
-		s.H[i] = binary.BigEndian.Uint32(b[len(magic)+4*i:])
-	}
-	s.Len = binary.BigEndian.Uint64(b[stateBytes-8:])
-	return &s
 }
 
 // blocks1 feeds whole blocks p to s's state words (not its Len).
@@ -75,17 +43,16 @@ func blocks1(s *State, p []byte) {
 		blockGeneric(s, p)
 		return
 	}
-	h := sha256.New()
-	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(marshal(s)); err != nil {
+	h, err := sha256chain.Resume(s.Chain(), int64(s.Len))
+	if err != nil {
 		panic("sha256x2: crypto/sha256 refused its own state form: " + err.Error())
 	}
 	h.Write(p)
-	b, err := h.(encoding.BinaryMarshaler).MarshalBinary()
-	t := unmarshal(b)
-	if err != nil || t == nil {
-		panic("sha256x2: crypto/sha256 changed its state form mid-run")
+	st, err := sha256chain.State(h, int64(s.Len)+int64(len(p)))
+	if err != nil {
+		panic("sha256x2: crypto/sha256 changed its state form mid-run: " + err.Error())
 	}
-	s.H = t.H
+	s.H = Resume(st, 0).H
 }
 
 // blocks2Separate feeds p to a and b one after the other: Blocks where there is no
