@@ -265,7 +265,6 @@ func (s *Service) recordHello(ctx context.Context, t *store.Tx, in hello, out *h
 		if out.board, err = t.SaveBoard(ctx, out.board); err != nil {
 			return err
 		}
-		out.saved = true
 	}
 	if resp.Action == agentapi.ActionRetry {
 		return nil
