@@ -190,12 +190,22 @@ func (b *Bus) Publish(typ string, data any) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	ev := Event{Seq: b.seq + 1, Time: time.Now().UTC(), Type: typ, Data: data}
-	j, err := json.Marshal(ev)
-	if err == nil && b.repeats(typ, j) {
+	j, k := encode(ev)
+	if b.repeats(k, j) {
 		return
 	}
 	b.seq++
-	b.add(ev, j, err)
+	b.add(ev, j, k)
+}
+
+// encode is ev's JSON (nil: it does not encode) and its state key (stateKey), read
+// once for both Publish's repeats and add.
+func encode(ev Event) (j []byte, key string) {
+	j, err := json.Marshal(ev)
+	if err != nil {
+		return nil, ""
+	}
+	return j, stateKey(ev.Type, j)
 }
 
 // dataKey is what precedes an event's data in its JSON (json.Marshal of Event: seq,
@@ -206,9 +216,8 @@ var dataKey = []byte(`,"data":`)
 // event of the same key, still in the ring, already showed it: byte for byte the
 // same data. Such an event tells no reader anything (a hello's result that changes
 // nothing about its board would repeat the hello's board.changed), and is not
-// published. j is the event's JSON. b.mu is held.
-func (b *Bus) repeats(typ string, j []byte) bool {
-	k := stateKey(typ, j)
+// published. j is the event's JSON and k its state key. b.mu is held.
+func (b *Bus) repeats(k string, j []byte) bool {
 	if k == "" {
 		return false
 	}
@@ -227,13 +236,13 @@ func (b *Bus) repeats(typ string, j []byte) bool {
 	return ok && bytes.HasSuffix(old, data)
 }
 
-// add puts ev (numbered b.seq) into the ring and hands it to the readers; j and err
-// are json.Marshal(ev)'s. b.mu is held.
-func (b *Bus) add(ev Event, j []byte, err error) {
+// add puts ev (numbered b.seq) into the ring and hands it to the readers; j and k
+// are encode(ev)'s. b.mu is held.
+func (b *Bus) add(ev Event, j []byte, k string) {
 	typ := ev.Type
-	if err == nil {
+	if j != nil {
 		ev.SSE = fmt.Appendf(nil, "id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, typ, j)
-		if k := stateKey(typ, j); k != "" {
+		if k != "" {
 			b.supersede(k, ev.Seq)
 		}
 		ev.Site = eventSite(typ, j)

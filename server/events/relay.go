@@ -47,8 +47,8 @@ func (b *Bus) Append(ev Event) bool {
 	}
 	b.seq = ev.Seq
 	ev.SSE, ev.next = nil, 0
-	j, err := json.Marshal(ev)
-	b.add(ev, j, err)
+	j, k := encode(ev)
+	b.add(ev, j, k)
 	return true
 }
 
