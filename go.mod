@@ -58,8 +58,8 @@ require (
 	github.com/bytedance/sonic v1.15.0 // indirect
 	github.com/bytedance/sonic/loader v0.5.0 // indirect
 	github.com/cespare/xxhash v1.1.0 // indirect
-	github.com/charmbracelet/bubbles v0.15.1-0.20230123181021-a6a12c4a31eb // indirect
-	github.com/charmbracelet/bubbletea v0.24.1 // indirect
+	github.com/charmbracelet/bubbles v0.16.1 // indirect
+	github.com/charmbracelet/bubbletea v0.24.2 // indirect
 	github.com/charmbracelet/lipgloss v0.7.1 // indirect
 	github.com/clipperhouse/uax29/v2 v2.7.0 // indirect
 	github.com/cloudflare/circl v1.6.4 // indirect
@@ -192,3 +192,10 @@ require (
 )
 
 tool github.com/u-root/u-root
+
+// The rescue shell (u-root's gosh, bubbline on bubbletea) hung after a command with
+// bubbletea v0.24.1: its renderer's stop held the renderer lock while waiting for the
+// render loop, which waited for the lock (bubbletea issue 741, fixed in v0.24.2).
+// bubbletea v0.24.2's go.mod asks for bubbles v0.16.1, which bubbline (latest) does not
+// build with; this keeps the bubbles bubbline was written for. docs/initramfs.md.
+replace github.com/charmbracelet/bubbles v0.16.1 => github.com/charmbracelet/bubbles v0.15.1-0.20230123181021-a6a12c4a31eb

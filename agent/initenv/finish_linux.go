@@ -62,6 +62,7 @@ func console(msg string) error {
 		cmd := exec.Command(sh)
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 		cmd.Env = append(os.Environ(), "PS1=rescue# ")
+		cmd.SysProcAttr = shellGroup(os.Stdin)
 		start := time.Now()
 		err := cmd.Run()
 		var exitErr *exec.ExitError
@@ -76,6 +77,21 @@ func console(msg string) error {
 		fmt.Fprintf(os.Stderr, "rpi-agent: shell ended (%v); starting another\n", err)
 		time.Sleep(500 * time.Millisecond)
 	}
+}
+
+// shellGroup puts the shell in a process group of its own, in the foreground of the
+// console when stdin is one. u-root's init makes the agent a session leader with the
+// console as its controlling terminal, so the agent's group is the console's
+// foreground group: a Ctrl-C typed while a command of the shell runs sent SIGINT to
+// the agent too, the agent died, init ran out of commands and the kernel panicked.
+// Now Ctrl-C stops the command only (gosh itself ignores SIGINT). When stdin is not
+// this process's controlling terminal (TIOCGPGRP fails), the shell gets its own group
+// only.
+func shellGroup(stdin *os.File) *unix.SysProcAttr {
+	if _, err := unix.IoctlGetInt(int(stdin.Fd()), unix.TIOCGPGRP); err != nil {
+		return &unix.SysProcAttr{Setpgid: true}
+	}
+	return &unix.SysProcAttr{Setpgid: true, Foreground: true, Ctty: int(stdin.Fd())}
 }
 
 func findShell() string {

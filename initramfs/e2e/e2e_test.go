@@ -168,8 +168,23 @@ func smallImage(t *testing.T, src, packed string, seed int64) (*testimg.Info, *m
 }
 
 // TestRescueShell boots with a command line the agent cannot work with and checks
-// that the technician gets a shell on the console that runs the rescue tools and
-// powers the machine off.
+// that the technician gets a shell on the console that runs the rescue tools, that
+// Ctrl-C stops a running command and nothing else, and that the shell powers the
+// machine off.
+//
+// It types each command only once the shell's prompt is on the console (the line
+// editor's key-help line, drawn with every new prompt), as a technician reads before
+// typing, and presses Enter as a serial terminal does (CR). Two faults this pins:
+//   - the shell hung after Enter on a loaded machine (gosh's line editor on bubbletea
+//     v0.24.1, whose renderer deadlocked on stop): it cleared its line and printed
+//     nothing more, not even its next prompt;
+//   - Ctrl-C while a command ran killed the agent too (the shell ran in the agent's
+//     process group, the console's foreground group), init ran out of commands and
+//     the kernel panicked.
+//
+// The Ctrl-C and retype path is kept to tell a hang from a lost keystroke in the log;
+// using it fails the test: a prompt that is up takes what is typed. The waits are
+// generous: they only bound a hang, a loaded machine echoes a typed line slowly.
 func TestRescueShell(t *testing.T) {
 	initramfs, kernel := input(t, envInitramfs), input(t, envKernel)
 	card := filepath.Join(t.TempDir(), "card.img")
@@ -179,49 +194,64 @@ func TestRescueShell(t *testing.T) {
 	if _, err := g.out.waitFor("rpi-agent: RESCUE:", 90*time.Second); err != nil {
 		t.Fatalf("%v\nconsole (last lines):\n%s", err, g.tail(60))
 	}
-	// The shell's line editor drops what is typed before its prompt is up, so each
-	// command is typed again until its output (which its own echo does not contain)
-	// appears. The commands are harmless to repeat. Twice in CI rehearsals the shell
-	// echoed the first command, cleared its line on Enter and then printed nothing
-	// (console logs kept); before typing again the test presses Ctrl-C, as a
-	// technician would, and says so in the log.
+	prompts := 0 // prompts typed into so far
 	for _, step := range []struct {
-		cmd, out string
-		wait     time.Duration
+		cmd, out  string
+		interrupt bool // press Ctrl-C once out is there: the command is still running
 	}{
-		{"cat /lib/rpi-deploy/modules/load.list", "virtio_net.ko", 10 * time.Second},
-		{"cat /proc/partitions", "vda", 10 * time.Second},
-		{"poweroff", "reboot: Power down", 40 * time.Second},
+		{cmd: "cat /lib/rpi-deploy/modules/load.list", out: "virtio_net.ko"},
+		// cat goes on to read the console after the file, until Ctrl-C.
+		{cmd: "cat /lib/rpi-deploy/modules/load.list -", out: "virtio_net.ko", interrupt: true},
+		// The shell's parent is still the agent: had the Ctrl-C reached the agent, the
+		// agent would be gone and init (PID 1, "/init") the parent.
+		{cmd: "cat /proc/$PPID/cmdline", out: "--uinit"},
+		{cmd: "cat /proc/partitions", out: "vda"},
+		{cmd: "poweroff", out: "reboot: Power down"},
 	} {
 		var err error
-		for try := 0; try < 6; try++ {
+		for try := 0; try < 3; try++ {
 			if try > 0 {
-				t.Logf("rescue shell: no output for %q yet (try %d): pressing Ctrl-C before typing it again", step.cmd, try)
+				t.Errorf("rescue shell: no output for %q (try %d): pressing Ctrl-C before typing it again", step.cmd, try)
 				if _, err := io.WriteString(g.in, "\x03"); err != nil {
 					t.Fatal(err)
 				}
 			}
-			time.Sleep(time.Second)
+			if err := g.wire.waitCount(shellPrompt, prompts+1, time.Minute); err != nil {
+				t.Fatalf("rescue shell: before %q: %v\nconsole (last lines):\n%s", step.cmd, err, g.tail(40))
+			}
+			prompts = g.wire.count(shellPrompt)
 			from := g.out.count()
-			if _, err := io.WriteString(g.in, step.cmd+"\n"); err != nil {
+			if _, err := io.WriteString(g.in, step.cmd+"\r"); err != nil {
 				t.Fatal(err)
 			}
-			if err = g.out.waitForFrom(from, step.out, step.wait); err == nil {
+			if err = g.out.waitForFrom(from, step.out, time.Minute); err == nil {
 				break
 			}
 		}
 		if err != nil {
 			t.Fatalf("rescue shell, %q: %v\nconsole (last lines):\n%s", step.cmd, err, g.tail(40))
 		}
+		if step.interrupt {
+			if _, err := io.WriteString(g.in, "\x03"); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
-	if err := g.wait(30 * time.Second); err != nil {
+	if err := g.wait(time.Minute); err != nil {
 		t.Fatalf("%v\nconsole (last lines):\n%s", err, g.tail(60))
 	}
 	if want := `rpideploy.serial="not-a-serial": want 16 hex digits`; !strings.Contains(g.log(), want) {
 		t.Errorf("console lacks the reason %q", want)
 	}
+	if bad := "init: All commands exited"; strings.Contains(g.log(), bad) {
+		t.Errorf("console shows %q: the agent ended", bad)
+	}
 	fmt.Printf("e2e: rescue shell after %.1f s\n", g.at("rescue").Seconds())
 }
+
+// shellPrompt is drawn with each new prompt of the rescue shell (gosh's line editor,
+// bubbline): the key-help line under the input line.
+const shellPrompt = "M-? toggle key help"
 
 // checkCard checks the card against the master image with outside tools: the same
 // partitions, every data range outside the boot partition byte for byte, every boot
@@ -407,6 +437,7 @@ type guest struct {
 	cmd    *exec.Cmd
 	start  time.Time
 	out    *lines
+	wire   *wire          // the console's bytes both ways, as sent
 	in     io.WriteCloser // the console's input
 	exited chan struct{}  // closed when QEMU has exited; err is then set
 	err    error
@@ -445,18 +476,21 @@ func bootQEMU(t *testing.T, v vm) *guest {
 	return g
 }
 
-// run starts g.cmd (QEMU) with its console in g.out and stdin in g.in; at the test's
-// end it kills QEMU if it still runs and, if the test failed, keeps the console log.
+// run starts g.cmd (QEMU) with its console in g.out and stdin in g.in, both recorded
+// in g.wire; at the test's end it kills QEMU if it still runs and, if the test failed,
+// keeps the console log and the serial transcript.
 func (g *guest) run(t *testing.T) {
 	t.Helper()
-	g.cmd.Stdout, g.cmd.Stderr = g.out, g.out
+	g.start = time.Now()
+	g.out.start = g.start
+	g.wire = &wire{start: g.start}
+	out := io.MultiWriter(g.out, wireWriter{g.wire, "guest", nil})
+	g.cmd.Stdout, g.cmd.Stderr = out, out
 	in, err := g.cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.in = in
-	g.start = time.Now()
-	g.out.start = g.start
+	g.in = wireWriter{g.wire, "test", in}
 	if err := g.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -475,6 +509,10 @@ func (g *guest) run(t *testing.T) {
 			p := filepath.Join(os.TempDir(), "rpi-deploy-e2e-console-"+strings.ReplaceAll(t.Name(), "/", "-")+fmt.Sprintf("-%d.log", g.start.Unix()))
 			if err := os.WriteFile(p, []byte(g.out.all()), 0o644); err == nil {
 				t.Logf("console log: %s", p)
+			}
+			p = strings.Replace(p, "-console-", "-serial-", 1)
+			if err := os.WriteFile(p, g.wire.transcript(), 0o644); err == nil {
+				t.Logf("serial transcript (both ways): %s", p)
 			}
 		}
 	})
@@ -496,6 +534,72 @@ func (g *guest) wait(limit time.Duration) error {
 		g.took = time.Since(g.start)
 		return fmt.Errorf("the guest did not power off within %v", limit)
 	}
+}
+
+// wire records a console's bytes both ways as they pass: what the guest sent, whole,
+// and a transcript, one line per write: seconds since start, who wrote ("guest" or
+// "test") and the bytes quoted, escape sequences and all.
+type wire struct {
+	mu    sync.Mutex
+	start time.Time
+	guest []byte
+	log   bytes.Buffer
+}
+
+func (w *wire) record(who string, p []byte) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if who == "guest" {
+		w.guest = append(w.guest, p...)
+	}
+	fmt.Fprintf(&w.log, "%9.3f %-5s %q\n", time.Since(w.start).Seconds(), who, p)
+}
+
+// count says how often sub occurs in what the guest sent.
+func (w *wire) count(sub string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return bytes.Count(w.guest, []byte(sub))
+}
+
+// waitCount waits until sub occurs at least n times in what the guest sent.
+func (w *wire) waitCount(sub string, n int, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		if w.count(sub) >= n {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("%q seen %d times within %v, want %d", sub, w.count(sub), limit, n)
+}
+
+func (w *wire) transcript() []byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return bytes.Clone(w.log.Bytes())
+}
+
+// wireWriter records what passes in w and hands it on to to (none: only records).
+type wireWriter struct {
+	w   *wire
+	who string
+	to  io.WriteCloser
+}
+
+func (ww wireWriter) Write(p []byte) (int, error) {
+	ww.w.record(ww.who, p)
+	if ww.to == nil {
+		return len(p), nil
+	}
+	return ww.to.Write(p)
+}
+
+func (ww wireWriter) Close() error {
+	if ww.to == nil {
+		return nil
+	}
+	return ww.to.Close()
 }
 
 func (g *guest) at(marker string) time.Duration { return g.out.at(marker) }
