@@ -30,7 +30,7 @@ func (s *Service) allocateHello(ctx context.Context, t *store.Tx, in hello, out 
 	}
 	var reasons []string
 	for _, bt := range batches {
-		a, why, err := s.allocate(ctx, t, bt, in, out.board)
+		a, why, err := s.allocate(ctx, t, bt, in, out.board, out.profiles)
 		if err != nil {
 			return out, err
 		}
@@ -97,8 +97,10 @@ type allocation struct {
 // says why it cannot (no image, pool exhausted) without being an error. b is the
 // board as the hello leaves it, not yet written: allocate writes it, with the name
 // it gets and its card no longer deployed, before the deployment (which references
-// it). Board and deployment are returned as stored, not read back.
-func (s *Service) allocate(ctx context.Context, t *store.Tx, bt store.Batch, in hello, b store.Board) (a allocation, reason string, err error) {
+// it). Board and deployment are returned as stored, not read back. profiles is
+// whether any profile is attached to anything (store.HelloFacts.Profiles): when
+// not, the deployment's profile is not looked up.
+func (s *Service) allocate(ctx context.Context, t *store.Tx, bt store.Batch, in hello, b store.Board, profiles bool) (a allocation, reason string, err error) {
 	var found bool
 	if a.product, a.img, found, err = t.ProductImageHead(ctx, bt.Product, bt.Image); err != nil {
 		return a, "", fmt.Errorf("product %q: %w", bt.Product, err)
@@ -132,6 +134,9 @@ func (s *Service) allocate(ctx context.Context, t *store.Tx, bt store.Batch, in 
 		Site: s.opt.Site}, in.keyHash, in.source)
 	if err != nil {
 		return a, "", err
+	}
+	if !profiles {
+		return a, "", nil // no profile attached anywhere: none to record
 	}
 	a.profile, a.hasProfile, err = recordProfile(ctx, t, a.d.ID, a.product.Code, bt.Venue, bt.ID)
 	return a, "", err

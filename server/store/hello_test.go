@@ -138,7 +138,7 @@ func TestSaveBoardAsStored(t *testing.T) {
 }
 
 // TestHelloFacts: the one query gives what Board, CountOpenFromSource and
-// CountOpenAll give apart: the stored board or, for a serial never stored, Known
+// CountOpenAll give apart, and whether any profile is attached: the stored board or, for a serial never stored, Known
 // false and the serial alone; the open deployments from the source at the site up
 // to the limit (none counted without a source or a limit); all open deployments,
 // in batches and outside.
@@ -214,6 +214,33 @@ func TestHelloFacts(t *testing.T) {
 			})
 			if err != nil {
 				t.Fatal(err)
+			}
+		}
+		// Profiles says whether any profile is attached to anything, whatever
+		// product, venue or batch the hello will be for.
+		for _, step := range []struct {
+			name string
+			do   func(tx *Tx) error
+			want bool
+		}{
+			{"a profile stored, attached to nothing", func(tx *Tx) error { return tx.PutProfile(ctx, "wifi", `{}`) }, false},
+			{"attached to another venue", func(tx *Tx) error {
+				return tx.LinkProfile(ctx, ProfileLink{Scope: ScopeVenue, Target: "ARIA", Profile: "wifi"})
+			}, true},
+			{"detached", func(tx *Tx) error { return tx.UnlinkProfile(ctx, ScopeVenue, "ARIA") }, false},
+		} {
+			err := s.Update(ctx, func(tx *Tx) error {
+				if err := step.do(tx); err != nil {
+					return err
+				}
+				f, err := tx.HelloFacts(ctx, "1000000000000001", "", "10.42.0.9", 10)
+				if f.Profiles != step.want {
+					t.Errorf("%s: Profiles %v, want %v", step.name, f.Profiles, step.want)
+				}
+				return err
+			})
+			if err != nil {
+				t.Fatalf("%s: %v", step.name, err)
 			}
 		}
 	})
