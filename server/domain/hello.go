@@ -257,7 +257,7 @@ func (s *Service) retry(reason string) agentapi.HelloResponse {
 }
 
 // recordHello writes the hello into the board's row (unless allocate did) and
-// into its history, in its transaction. Retries are not history (a waiting board
+// into its history, in its transaction (the history row at its commit). Retries are not history (a waiting board
 // asks every few seconds): the board's last_event says why it waits.
 func (s *Service) recordHello(ctx context.Context, t *store.Tx, in hello, out *helloOutcome) error {
 	resp := out.resp
@@ -278,8 +278,8 @@ func (s *Service) recordHello(ctx context.Context, t *store.Tx, in hello, out *h
 		detail = fmt.Sprintf("deploy %d as %s; agent %s, disk %s %d bytes", resp.Deployment.ID, resp.Deployment.Hostname,
 			in.AgentVersion, in.Disk.Device, in.Disk.SizeBytes)
 	}
-	_, err := t.AddBoardEvent(ctx, store.BoardEvent{Serial: in.serial, MAC: in.mac, Kind: "agent.hello", Detail: detail, Site: s.opt.Site})
-	return err
+	t.AddBoardEventAtCommit(store.BoardEvent{Serial: in.serial, MAC: in.mac, Kind: "agent.hello", Detail: detail, Site: s.opt.Site})
+	return nil
 }
 
 // publishHello logs and publishes what a committed hello changed.
