@@ -138,7 +138,10 @@ func (t *Tx) HelloBatches(ctx context.Context) ([]HelloBatch, error) {
 			hb.Image = Image{}
 		}
 		return hb, err
-	}, `SELECT `+batchCols+`,
+	}, helloBatchesSQL)
+}
+
+const helloBatchesSQL = `SELECT ` + batchCols + `,
 		p.code, coalesce(p.name, ''), coalesce(p.naming, ''), coalesce(p.digits, 0), coalesce(p.image, ''),
 		coalesce(p.first_boot, ''), coalesce(p.created_at, ''),
 		i.name, coalesce(i.size, 0), coalesce(i.sha256, ''), coalesce(i.compressed_size, 0), coalesce(i.compressed_sha256, ''),
@@ -147,5 +150,4 @@ func (t *Tx) HelloBatches(ctx context.Context) ([]HelloBatch, error) {
 		FROM batches b LEFT JOIN products p ON p.code = b.product
 		LEFT JOIN images i ON i.name = (CASE WHEN b.image != '' THEN b.image ELSE p.image END)
 		WHERE b.state = 'active' AND (b.count IS NULL OR b.done + b.in_progress < b.count)
-		ORDER BY b.priority DESC, b.id`)
-}
+		ORDER BY b.priority DESC, b.id`
