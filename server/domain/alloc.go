@@ -29,8 +29,9 @@ func (s *Service) allocateHello(ctx context.Context, t *store.Tx, in hello, out 
 		return out, nil
 	}
 	var reasons []string
-	for _, bt := range batches {
-		a, why, err := s.allocate(ctx, t, bt, in, out.board)
+	for _, hb := range batches {
+		bt := hb.Batch
+		a, why, err := s.allocate(ctx, t, hb, in, out.board, out.profiles)
 		if err != nil {
 			return out, err
 		}
@@ -62,14 +63,23 @@ func (s *Service) allocateHello(ctx context.Context, t *store.Tx, in hello, out 
 // batches by priority; a board flagged for re-imaging first of all re-imaged where
 // it was, under its name, with the product's active image, outside any batch (ID
 // 0); a board whose last deployment failed back in its batch if it can. last is
-// the board's most recent deployment (nil: none).
-func candidateBatches(ctx context.Context, t *store.Tx, last *store.Deployment, reimage bool) ([]store.Batch, error) {
-	batches, err := t.OpenBatches(ctx)
+// the board's most recent deployment (nil: none). Each comes with its product
+// and image head, read with the batches in one statement.
+func candidateBatches(ctx context.Context, t *store.Tx, last *store.Deployment, reimage bool) ([]store.HelloBatch, error) {
+	batches, err := t.HelloBatches(ctx)
 	if err != nil || last == nil {
 		return batches, err
 	}
 	if reimage {
-		return append([]store.Batch{{Venue: last.Venue, Product: last.Product}}, batches...), nil
+		re := store.HelloBatch{Batch: store.Batch{Venue: last.Venue, Product: last.Product}, ProductKnown: true}
+		re.Product, re.Image, re.ImageFound, err = t.ProductImageHead(ctx, last.Product, "")
+		if errors.Is(err, store.ErrNotFound) {
+			re.ProductKnown, err = false, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		return append([]store.HelloBatch{re}, batches...), nil
 	}
 	if last.BatchID != 0 {
 		for i, bt := range batches {
@@ -97,12 +107,16 @@ type allocation struct {
 // says why it cannot (no image, pool exhausted) without being an error. b is the
 // board as the hello leaves it, not yet written: allocate writes it, with the name
 // it gets and its card no longer deployed, before the deployment (which references
-// it). Board and deployment are returned as stored, not read back.
-func (s *Service) allocate(ctx context.Context, t *store.Tx, bt store.Batch, in hello, b store.Board) (a allocation, reason string, err error) {
-	var found bool
-	if a.product, a.img, found, err = t.ProductImageHead(ctx, bt.Product, bt.Image); err != nil {
-		return a, "", fmt.Errorf("product %q: %w", bt.Product, err)
+// it). Board and deployment are returned as stored, not read back. profiles is
+// whether any profile is attached to anything (store.HelloFacts.Profiles): when
+// not, the deployment's profile is not looked up.
+func (s *Service) allocate(ctx context.Context, t *store.Tx, hb store.HelloBatch, in hello, b store.Board, profiles bool) (a allocation, reason string, err error) {
+	bt := hb.Batch
+	if !hb.ProductKnown {
+		return a, "", fmt.Errorf("product %q: %w", bt.Product, store.ErrNotFound)
 	}
+	a.product, a.img = hb.Product, hb.Image
+	found := hb.ImageFound
 	imgName := bt.Image
 	if imgName == "" {
 		imgName = a.product.Image
@@ -132,6 +146,9 @@ func (s *Service) allocate(ctx context.Context, t *store.Tx, bt store.Batch, in 
 		Site: s.opt.Site}, in.keyHash, in.source)
 	if err != nil {
 		return a, "", err
+	}
+	if !profiles {
+		return a, "", nil // no profile attached anywhere: none to record
 	}
 	a.profile, a.hasProfile, err = recordProfile(ctx, t, a.d.ID, a.product.Code, bt.Venue, bt.ID)
 	return a, "", err

@@ -32,6 +32,10 @@ type helloOutcome struct {
 	p2p     P2PModes          // the peer-to-peer modes of created's batch and image
 	batchID int64             // the batch it was opened in (0: none, or a re-image)
 	limited bool              // the source is over its open-deployment limit
+	// profiles is whether any profile is attached to anything
+	// (store.HelloFacts.Profiles); when none is, a new deployment's profile is
+	// not looked up.
+	profiles bool
 }
 
 // Hello answers a board's hello: its open deployment if it has one, boot-local if
@@ -152,7 +156,7 @@ func (s *Service) decideHello(ctx context.Context, t *store.Tx, in hello) (hello
 		return helloOutcome{}, err
 	}
 	b, known := seenBoard(f, in, s.opt.Site), f.Known
-	out := helloOutcome{board: b, known: known}
+	out := helloOutcome{board: b, known: known, profiles: f.Profiles}
 	// The board's open deployment, if it has one, is its newest: a deployment is
 	// opened only while the board has none open (deployments_one_open) and a closed
 	// one never opens again. So one read gives both the open deployment and the last
@@ -253,7 +257,7 @@ func (s *Service) retry(reason string) agentapi.HelloResponse {
 }
 
 // recordHello writes the hello into the board's row (unless allocate did) and
-// into its history, in its transaction. Retries are not history (a waiting board
+// into its history, in its transaction (the history row at its commit). Retries are not history (a waiting board
 // asks every few seconds): the board's last_event says why it waits.
 func (s *Service) recordHello(ctx context.Context, t *store.Tx, in hello, out *helloOutcome) error {
 	resp := out.resp
@@ -274,8 +278,8 @@ func (s *Service) recordHello(ctx context.Context, t *store.Tx, in hello, out *h
 		detail = fmt.Sprintf("deploy %d as %s; agent %s, disk %s %d bytes", resp.Deployment.ID, resp.Deployment.Hostname,
 			in.AgentVersion, in.Disk.Device, in.Disk.SizeBytes)
 	}
-	_, err := t.AddBoardEvent(ctx, store.BoardEvent{Serial: in.serial, MAC: in.mac, Kind: "agent.hello", Detail: detail, Site: s.opt.Site})
-	return err
+	t.AddBoardEventAtCommit(store.BoardEvent{Serial: in.serial, MAC: in.mac, Kind: "agent.hello", Detail: detail, Site: s.opt.Site})
+	return nil
 }
 
 // publishHello logs and publishes what a committed hello changed.

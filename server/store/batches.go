@@ -83,15 +83,6 @@ func (t *Tx) UpdateBatch(ctx context.Context, b Batch) error {
 	return err
 }
 
-// OpenBatches lists the active batches that a new board may join, best first:
-// highest priority, then oldest. Batches whose verified plus open deployments reach
-// their count are left out.
-func (t *Tx) OpenBatches(ctx context.Context) ([]Batch, error) {
-	return collect(ctx, t.tx, scanBatch, `SELECT `+batchCols+` FROM batches b WHERE b.state = 'active'
-		AND (b.count IS NULL OR b.done + b.in_progress < b.count)
-		ORDER BY b.priority DESC, b.id`)
-}
-
 // SetBatchP2P sets a batch's peer-to-peer mode ("on", "off" or "inherit").
 func (t *Tx) SetBatchP2P(ctx context.Context, id int64, mode string) error {
 	res, err := t.tx.ExecContext(ctx, `UPDATE batches SET p2p = ? WHERE id = ?`, mode, id)
@@ -108,3 +99,55 @@ func (s *Store) DeploymentP2P(ctx context.Context, id int64) (batch, image strin
 	}
 	return batch, image, err
 }
+
+// HelloBatch is a batch a new board may join (HelloBatches) with what a deployment
+// in it is made of: ProductImageHead of the batch's product and image, read in the
+// same query.
+type HelloBatch struct {
+	Batch
+	Product Product
+	// ProductKnown is false when the batch's product is not stored
+	// (ProductImageHead's ErrNotFound).
+	ProductKnown bool
+	// Image is the head (ImageHead) of the batch's image, or of the product's
+	// active image when the batch names none; ImageFound is false when there is
+	// no such image (or the product has no active image).
+	Image      Image
+	ImageFound bool
+}
+
+// HelloBatches lists the active batches that a new board may join, best first:
+// highest priority, then oldest. Batches whose verified plus open deployments
+// reach their count are left out. Each comes with its product and image head:
+// what a new board's hello reads in one statement where listing the batches and a
+// ProductImageHead per batch took two or more (a statement costs the writer more
+// than the reads in it).
+func (t *Tx) HelloBatches(ctx context.Context) ([]HelloBatch, error) {
+	return collect(ctx, t.tx, func(r scanner) (HelloBatch, error) {
+		var hb HelloBatch
+		b, p, img := &hb.Batch, &hb.Product, &hb.Image
+		var code, imgName sql.NullString
+		err := r.Scan(&b.ID, &b.Venue, &b.Product, &b.Image, &b.Count, &b.Priority, &b.State, &b.Done, &b.InFlight,
+			&b.Failed, &b.Note, &b.CreatedAt, &b.UpdatedAt, &b.P2P,
+			&code, &p.Name, &p.Naming, &p.Digits, &p.Image, &p.FirstBoot, &p.CreatedAt,
+			&imgName, &img.Size, &img.SHA256, &img.CompressedSize, &img.CompressedSHA256, &img.FirstBoot, &img.OSRelease,
+			&img.State, &img.CreatedAt, &img.ReadyAt, &img.P2P)
+		p.Code, hb.ProductKnown = code.String, code.Valid
+		img.Name, hb.ImageFound = imgName.String, imgName.Valid
+		if !hb.ImageFound {
+			hb.Image = Image{}
+		}
+		return hb, err
+	}, helloBatchesSQL)
+}
+
+const helloBatchesSQL = `SELECT ` + batchCols + `,
+		p.code, coalesce(p.name, ''), coalesce(p.naming, ''), coalesce(p.digits, 0), coalesce(p.image, ''),
+		coalesce(p.first_boot, ''), coalesce(p.created_at, ''),
+		i.name, coalesce(i.size, 0), coalesce(i.sha256, ''), coalesce(i.compressed_size, 0), coalesce(i.compressed_sha256, ''),
+		coalesce(i.first_boot, ''), coalesce(i.os_release, ''), coalesce(i.state, ''), coalesce(i.created_at, ''),
+		coalesce(i.ready_at, ''), coalesce(i.p2p, '')
+		FROM batches b LEFT JOIN products p ON p.code = b.product
+		LEFT JOIN images i ON i.name = (CASE WHEN b.image != '' THEN b.image ELSE p.image END)
+		WHERE b.state = 'active' AND (b.count IS NULL OR b.done + b.in_progress < b.count)
+		ORDER BY b.priority DESC, b.id`

@@ -129,7 +129,7 @@ const openFromSourceSQL = `(SELECT count(*) FROM (SELECT 1 FROM deployments WHER
 const helloFactsSQL = `SELECT b.serial, coalesce(b.mac, ''), coalesce(b.model, ''), coalesce(b.revision, ''),
 	coalesce(b.ip, ''), coalesce(b.hostname, ''), coalesce(b.image, ''), coalesce(b.deployed, 0), coalesce(b.reimage, 0),
 	coalesce(b.last_event, ''), coalesce(b.first_seen, ''), coalesce(b.last_seen, ''), coalesce(b.site, ''),
-	` + openFromSourceSQL + `, ` + openAllSQL + `
+	` + openFromSourceSQL + `, ` + openAllSQL + `, EXISTS (SELECT 1 FROM profile_links)
 	FROM (SELECT 1 AS one) AS x LEFT JOIN boards b ON b.serial = ?`
 
 // HelloFacts is what a hello's transaction reads before it decides, in one query.
@@ -140,11 +140,15 @@ type HelloFacts struct {
 	// the limit asked for (0 when none is asked for).
 	OpenFromSource int
 	OpenAll        int // CountOpenAll
+	// Profiles is whether any profile is attached to anything (profile_links has
+	// a row): when none is, no new deployment gets one, and LinkedProfiles need
+	// not be asked.
+	Profiles bool
 }
 
 // HelloFacts reads the board serial, CountOpenFromSource(site, source,
 // sourceLimit) (site "" = DefaultSite; not counted when source is "" or
-// sourceLimit ≤ 0) and CountOpenAll in one query: a statement costs the writer more
+// sourceLimit ≤ 0), CountOpenAll and whether any profile is attached in one query: a statement costs the writer more
 // than the reads in it.
 func (t *Tx) HelloFacts(ctx context.Context, serial, site, source string, sourceLimit int) (HelloFacts, error) {
 	if source == "" || sourceLimit < 0 {
@@ -155,7 +159,7 @@ func (t *Tx) HelloFacts(ctx context.Context, serial, site, source string, source
 	var stored sql.NullString
 	err := t.tx.QueryRowContext(ctx, helloFactsSQL, source, siteOr(site), sourceLimit, serial).Scan(
 		&stored, &b.MAC, &b.Model, &b.Revision, &b.IP, &b.Hostname, &b.Image, &b.Deployed, &b.Reimage, &b.LastEvent,
-		&b.FirstSeen, &b.LastSeen, &b.Site, &f.OpenFromSource, &f.OpenAll)
+		&b.FirstSeen, &b.LastSeen, &b.Site, &f.OpenFromSource, &f.OpenAll, &f.Profiles)
 	f.Known = stored.Valid
 	return f, err
 }

@@ -126,7 +126,7 @@ func (t *Tx) CountOpen(ctx context.Context, since string, limit int) (int, error
 }
 
 // AddDeployment inserts an open deployment in phase hello at site d.Site ("" =
-// DefaultSite) and returns its ID.
+// DefaultSite) and returns its ID; its first phase is recorded at the commit.
 func (t *Tx) AddDeployment(ctx context.Context, d Deployment) (int64, error) {
 	d, err := t.AddClaimedDeployment(ctx, d, "", "")
 	return d.ID, err
@@ -137,6 +137,7 @@ func (t *Tx) AddDeployment(ctx context.Context, d Deployment) (int64, error) {
 // the same INSERT. It returns the deployment as stored, made from d and what the
 // INSERT wrote rather than read back: ID, state open, started and updated now, the
 // counters zero, its site. MAC (the board's, joined in on reads) is d.MAC as given.
+// Its first phase (d.Phase) goes into its phase history at the commit (later.go).
 func (t *Tx) AddClaimedDeployment(ctx context.Context, d Deployment, secretSHA256, source string) (Deployment, error) {
 	now := FormatTime(t.Now)
 	var batch any
@@ -161,7 +162,8 @@ func (t *Tx) AddClaimedDeployment(ctx context.Context, d Deployment, secretSHA25
 	stored := Deployment{ID: id, Serial: d.Serial, MAC: d.MAC, BatchID: d.BatchID, Venue: d.Venue, Product: d.Product,
 		Hostname: d.Hostname, Image: d.Image, State: DeployOpen, Phase: d.Phase, Total: d.Total, StartedAt: now,
 		UpdatedAt: now, Site: d.Site}
-	return stored, t.AddPhase(ctx, id, d.Phase, 0, "")
+	t.addPhaseAtCommit(id, d.Phase) // its first phase, written at the group's commit (later.go)
+	return stored, nil
 }
 
 // AddPhase records that a deployment entered a phase.

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestAddClaimedDeploymentAsStored: the deployment AddClaimedDeployment returns
@@ -138,7 +140,7 @@ func TestSaveBoardAsStored(t *testing.T) {
 }
 
 // TestHelloFacts: the one query gives what Board, CountOpenFromSource and
-// CountOpenAll give apart: the stored board or, for a serial never stored, Known
+// CountOpenAll give apart, and whether any profile is attached: the stored board or, for a serial never stored, Known
 // false and the serial alone; the open deployments from the source at the site up
 // to the limit (none counted without a source or a limit); all open deployments,
 // in batches and outside.
@@ -214,6 +216,33 @@ func TestHelloFacts(t *testing.T) {
 			})
 			if err != nil {
 				t.Fatal(err)
+			}
+		}
+		// Profiles says whether any profile is attached to anything, whatever
+		// product, venue or batch the hello will be for.
+		for _, step := range []struct {
+			name string
+			do   func(tx *Tx) error
+			want bool
+		}{
+			{"a profile stored, attached to nothing", func(tx *Tx) error { return tx.PutProfile(ctx, "wifi", `{}`) }, false},
+			{"attached to another venue", func(tx *Tx) error {
+				return tx.LinkProfile(ctx, ProfileLink{Scope: ScopeVenue, Target: "ARIA", Profile: "wifi"})
+			}, true},
+			{"detached", func(tx *Tx) error { return tx.UnlinkProfile(ctx, ScopeVenue, "ARIA") }, false},
+		} {
+			err := s.Update(ctx, func(tx *Tx) error {
+				if err := step.do(tx); err != nil {
+					return err
+				}
+				f, err := tx.HelloFacts(ctx, "1000000000000001", "", "10.42.0.9", 10)
+				if f.Profiles != step.want {
+					t.Errorf("%s: Profiles %v, want %v", step.name, f.Profiles, step.want)
+				}
+				return err
+			})
+			if err != nil {
+				t.Fatalf("%s: %v", step.name, err)
 			}
 		}
 	})
@@ -355,6 +384,96 @@ func TestProductImageHead(t *testing.T) {
 		})
 		if !errors.Is(err, ErrNotFound) {
 			t.Errorf("unknown product: %v, want ErrNotFound", err)
+		}
+	})
+}
+
+// TestHelloBatches: the one query lists the active batches with room, highest
+// priority first, then oldest, each with what ProductImageHead gives for its
+// product and image: the batch's own image, else the product's active image, none
+// when that image is missing or the product has none; paused and full batches are
+// left out.
+func TestHelloBatches(t *testing.T) {
+	dialects(t, func(t *testing.T, cfg Config) {
+		ctx := context.Background()
+		s := openCfg(t, cfg)
+		var want []int64 // the batches listed, in order
+		err := s.Update(ctx, func(tx *Tx) error {
+			for _, name := range []string{"active", "other"} {
+				if err := tx.PutImage(ctx, Image{Name: name, Size: 7, SHA256: name + "-sum", CompressedSize: 3,
+					FirstBoot: "firstrun", Manifest: `{"big":true}`, State: ImageReady}); err != nil {
+					return err
+				}
+			}
+			if err := tx.SetImageP2P(ctx, "other", "off"); err != nil {
+				return err
+			}
+			if err := tx.SetProductImage(ctx, "RXP2", "active"); err != nil {
+				return err
+			}
+			if _, err := tx.PutVenue(ctx, "CORO", ""); err != nil {
+				return err
+			}
+			ids := map[string]int64{}
+			for _, b := range []struct {
+				name, product, image, state string
+				priority, count             int
+			}{
+				{"product's image", "RXP2", "", BatchActive, 0, 0},
+				{"own image, urgent", "RXP2", "other", BatchActive, 5, 0},
+				{"missing image", "RXP2", "missing", BatchActive, 0, 10},
+				{"no active image", "KXP2", "", BatchActive, 0, 0},
+				{"paused", "RXP2", "", BatchPaused, 9, 0},
+				{"full", "RXP2", "", BatchActive, 9, 1},
+			} {
+				id, err := tx.AddBatch(ctx, Batch{Venue: "CORO", Product: b.product, Image: b.image, State: b.state,
+					Priority: b.priority, Count: b.count})
+				if err != nil {
+					return fmt.Errorf("%s: %w", b.name, err)
+				}
+				ids[b.name] = id
+			}
+			if _, err := tx.SaveBoard(ctx, Board{Serial: "1000000000000001", MAC: "2c:cf:67:00:00:0d", Hostname: "h"}); err != nil {
+				return err
+			}
+			if _, err := tx.AddClaimedDeployment(ctx, Deployment{Serial: "1000000000000001", BatchID: ids["full"], Venue: "CORO",
+				Product: "RXP2", Hostname: "h", Image: "active", Phase: "hello"}, "", ""); err != nil {
+				return err
+			}
+			want = []int64{ids["own image, urgent"], ids["product's image"], ids["missing image"], ids["no active image"]}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = s.Update(ctx, func(tx *Tx) error {
+			got, err := tx.HelloBatches(ctx)
+			if err != nil {
+				return err
+			}
+			var ids []int64
+			for _, hb := range got {
+				ids = append(ids, hb.ID)
+				var wantHB HelloBatch
+				if wantHB.Batch, err = tx.Batch(ctx, hb.ID); err != nil {
+					return err
+				}
+				wantHB.Product, wantHB.Image, wantHB.ImageFound, err = tx.ProductImageHead(ctx, hb.Batch.Product, hb.Batch.Image)
+				if err != nil {
+					return err
+				}
+				wantHB.ProductKnown = true
+				if hb != wantHB {
+					t.Errorf("batch %d: got  %+v\nwant %+v", hb.ID, hb, wantHB)
+				}
+			}
+			if diff := cmp.Diff(want, ids); diff != "" {
+				t.Errorf("batches (-want +got):\n%s", diff)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
 	})
 }

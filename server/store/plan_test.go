@@ -27,6 +27,8 @@ func TestHelloReadsUseTheirIndexes(t *testing.T) {
 		{"CountOpenFromSource", `SELECT ` + openFromSourceSQL, 3, []string{"deployments_open_source (source=? AND site=?)"}},
 		{"HelloFacts", helloFactsSQL, 4, []string{"deployments_open_source (source=? AND site=?)",
 			"sqlite_autoindex_boards_1 (serial=?)", "deployments_batch (batch_id=? AND state=?)"}},
+		{"HelloBatches", helloBatchesSQL, 0, []string{"batches_state (state=?)", "sqlite_autoindex_products_1 (code=?)",
+			"sqlite_autoindex_images_1 (name=?)"}},
 	} {
 		rows, err := s.RDB.QueryContext(ctx, `EXPLAIN QUERY PLAN `+tc.query, make([]any, tc.args)...)
 		if err != nil {

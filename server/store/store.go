@@ -353,6 +353,8 @@ type Tx struct {
 	tx  querier
 	d   dialect
 	Now time.Time // the transaction's clock: every row it writes carries this time
+	// later holds the history rows written at the group's commit (later.go).
+	later *laterRows
 }
 
 // noteWrite records the outcome of a write transaction for WriteError: a success

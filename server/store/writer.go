@@ -115,10 +115,11 @@ func (s *Store) group(first *writeReq) {
 	}
 	ts := &txStmts{tx: tx, cache: s.w}
 	var ran []*writeReq // functions that returned nil: they commit or fail together
+	var later laterRows // their history rows, written just before COMMIT (later.go)
 	answer := func(r *writeReq, res writeResult) { r.done <- res }
 	next, n := first, 0
 	for next != nil {
-		res, lost := s.runOne(ctx, ts, next)
+		res, lost := s.runOne(ctx, ts, next, &later)
 		n++
 		if lost != nil {
 			// The database rolled the whole transaction back (a storage failure,
@@ -147,11 +148,13 @@ func (s *Store) group(first *writeReq) {
 			}
 		}
 	}
-	err = tx.Commit()
-	ts.prepareMissing(ctx)
-	if err != nil {
+	if err = later.write(ctx, ts); err != nil {
+		tx.Rollback()
+		err = fmt.Errorf("transaction rolled back: %w", classify(err))
+	} else if err = tx.Commit(); err != nil {
 		err = fmt.Errorf("commit: %w", classify(err))
 	}
+	ts.prepareMissing(ctx)
 	if len(ran) > 0 || err != nil {
 		s.noteWrite(err)
 	}
@@ -161,22 +164,24 @@ func (s *Store) group(first *writeReq) {
 }
 
 // runOne runs r's function inside a savepoint of the group's transaction and
-// rolls the savepoint back if it fails. lost is non-nil when the savepoint cannot
+// rolls the savepoint back if it fails; if it succeeds, the history rows it left
+// for the commit join later. lost is non-nil when the savepoint cannot
 // be rolled back or released: the transaction itself is gone.
-func (s *Store) runOne(ctx context.Context, ts *txStmts, r *writeReq) (res writeResult, lost error) {
+func (s *Store) runOne(ctx context.Context, ts *txStmts, r *writeReq, later *laterRows) (res writeResult, lost error) {
 	if err := r.ctx.Err(); err != nil {
 		return writeResult{err: err}, nil
 	}
 	if _, err := ts.ExecContext(ctx, `SAVEPOINT w`); err != nil {
 		return writeResult{err: fmt.Errorf("savepoint: %w", err)}, err
 	}
+	t := &Tx{tx: ts, d: s.dialect, Now: s.now().UTC()}
 	func() {
 		defer func() {
 			if p := recover(); p != nil {
 				res.panicked = p
 			}
 		}()
-		res.err = r.fn(&Tx{tx: ts, d: s.dialect, Now: s.now().UTC()})
+		res.err = r.fn(t)
 	}()
 	if res.err != nil || res.panicked != nil {
 		if res.err != nil {
@@ -194,6 +199,9 @@ func (s *Store) runOne(ctx context.Context, ts *txStmts, r *writeReq) (res write
 			res.err = fmt.Errorf("release: %w", err)
 		}
 		return res, err
+	}
+	if res.err == nil && res.panicked == nil {
+		later.add(t.later)
 	}
 	return res, nil
 }
@@ -246,8 +254,9 @@ func (s *Store) trySerializable(ctx context.Context, reqs *[]*writeReq, more boo
 	ts := &txStmts{tx: tx, cache: s.w}
 	defer ts.prepareMissing(ctx)
 	var results []writeResult
+	var later laterRows
 	for i := 0; i < len(*reqs); i++ {
-		res, lost := s.runOne(ctx, ts, (*reqs)[i])
+		res, lost := s.runOne(ctx, ts, (*reqs)[i], &later)
 		results = append(results, res)
 		if lost != nil || isSerializationFailure(res.err) {
 			tx.Rollback()
@@ -263,6 +272,10 @@ func (s *Store) trySerializable(ctx context.Context, reqs *[]*writeReq, more boo
 			default:
 			}
 		}
+	}
+	if err := later.write(ctx, ts); err != nil {
+		tx.Rollback()
+		return results, fmt.Errorf("transaction rolled back: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return results, fmt.Errorf("commit: %w", err)

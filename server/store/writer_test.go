@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strconv"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // holdWriter runs an Update that waits, inside the writer, until want more
@@ -176,6 +180,132 @@ func TestUpdateCancelledBeforeItsTurn(t *testing.T) {
 		s.Close()
 		if err := s.Update(ctx, func(tx *Tx) error { return nil }); !errors.Is(err, ErrClosed) {
 			t.Errorf("update after Close: %v, want ErrClosed", err)
+		}
+	})
+}
+
+// TestHistoryAtCommit: history rows kept for the commit (AddBoardEventAtCommit, a
+// new deployment's first phase) are not visible inside their transaction; they are
+// written with the group's commit, in the order the functions ran, after the rows
+// the group wrote directly, through INSERTs of 32, 8 and 1 rows (45 rows here),
+// each with its own transaction's time; a function that fails leaves none.
+func TestHistoryAtCommit(t *testing.T) {
+	dialects(t, func(t *testing.T, cfg Config) {
+		ctx := context.Background()
+		s := openCfg(t, cfg)
+		at := time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC)
+		s.SetClock(func() time.Time { return at })
+		const serial = "00000000000000b1"
+		var id int64
+		wait := holdWriter(t, s, 2, func(tx *Tx) error {
+			for i := range 45 {
+				tx.AddBoardEventAtCommit(BoardEvent{Serial: serial, Kind: "k", Detail: strconv.Itoa(i)})
+			}
+			if _, err := tx.PutVenue(ctx, "CORO", ""); err != nil {
+				return err
+			}
+			if _, err := tx.SaveBoard(ctx, Board{Serial: serial, MAC: "2c:cf:67:00:00:b1"}); err != nil {
+				return err
+			}
+			var err error
+			id, err = tx.AddDeployment(ctx, Deployment{Serial: serial, Venue: "CORO", Product: "RXP2", Hostname: "h", Image: "img",
+				Phase: "hello"})
+			if err != nil {
+				return err
+			}
+			var events int
+			if err := tx.tx.QueryRowContext(ctx, `SELECT count(*) FROM board_events`).Scan(&events); err != nil {
+				return err
+			}
+			phases, err := tx.CountPhases(ctx, id)
+			if events != 0 || phases != 0 {
+				t.Errorf("inside the transaction: %d board events, %d phases, want none yet", events, phases)
+			}
+			return err
+		})
+		errs := make(chan error, 2)
+		go func() {
+			errs <- s.Update(ctx, func(tx *Tx) error {
+				tx.AddBoardEventAtCommit(BoardEvent{Serial: serial, Kind: "k", Detail: "failed"})
+				return errors.New("fails after keeping a row")
+			})
+		}()
+		go func() {
+			errs <- s.Update(ctx, func(tx *Tx) error {
+				tx.AddBoardEventAtCommit(BoardEvent{Serial: serial, Kind: "k", Detail: "late"})
+				_, err := tx.AddBoardEvent(ctx, BoardEvent{Serial: serial, Kind: "k", Detail: "direct"})
+				return err
+			})
+		}()
+		if err := wait(); err != nil {
+			t.Fatal(err)
+		}
+		if e1, e2 := <-errs, <-errs; (e1 == nil) == (e2 == nil) {
+			t.Fatalf("want one of the two queued updates to fail: %v, %v", e1, e2)
+		}
+		events, err := s.BoardEvents(ctx, serial, "", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"direct"}
+		for i := range 45 {
+			want = append(want, strconv.Itoa(i))
+		}
+		want = append(want, "late")
+		var got []string
+		for _, e := range events {
+			got = append(got, e.Detail)
+			if e.At != FormatTime(at) || e.Site != DefaultSite || e.Kind != "k" {
+				t.Errorf("event %q: at %q site %q kind %q, want %q %q %q", e.Detail, e.At, e.Site, e.Kind, FormatTime(at), DefaultSite, "k")
+			}
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("board history (-want +got):\n%s", diff)
+		}
+		phases, err := s.Phases(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]Phase{{Phase: "hello", At: FormatTime(at)}}, phases); diff != "" {
+			t.Errorf("phases (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// TestHistoryAtCommitFails: when the rows kept for the commit cannot be written (a
+// phase of a deployment that does not exist breaks the foreign key), the whole
+// group is rolled back and every caller of it gets the error: none is told its
+// write is done.
+func TestHistoryAtCommitFails(t *testing.T) {
+	dialects(t, func(t *testing.T, cfg Config) {
+		ctx := context.Background()
+		s := openCfg(t, cfg)
+		wait := holdWriter(t, s, 1, func(tx *Tx) error {
+			tx.AddBoardEventAtCommit(BoardEvent{Serial: "00000000000000b2", Kind: "k"})
+			_, err := tx.SaveBoard(ctx, Board{Serial: "00000000000000b2"})
+			return err
+		})
+		err := s.Update(ctx, func(tx *Tx) error {
+			tx.addPhaseAtCommit(987654, "hello")
+			return nil
+		})
+		if err == nil {
+			t.Error("update with an impossible history row: nil error")
+		}
+		if err := wait(); err == nil {
+			t.Error("the other update of the group: nil error, want the group's")
+		}
+		if _, err := s.Board(ctx, "00000000000000b2"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("board of the rolled-back group: %v, want ErrNotFound", err)
+		}
+		if events, err := s.BoardEvents(ctx, "00000000000000b2", "", 0); err != nil || len(events) != 0 {
+			t.Errorf("board history of the rolled-back group: %v %v, want none", events, err)
+		}
+		if err := s.Update(ctx, func(tx *Tx) error {
+			tx.AddBoardEventAtCommit(BoardEvent{Serial: "00000000000000b2", Kind: "k"})
+			return nil
+		}); err != nil {
+			t.Errorf("the next group: %v", err)
 		}
 	})
 }
