@@ -137,6 +137,7 @@ type Bus struct {
 // sharedKey is what a Cursor.Shared read depends on besides the ring.
 type sharedKey struct {
 	from  int64 // the cursor's next sequence number
+	to    int64 // the last it may read (SharedReadTo; 0: no bound)
 	site  string
 	limit int
 }
@@ -405,7 +406,7 @@ func (c *Cursor) Ready() <-chan struct{} {
 func (c *Cursor) Read(dst []byte, limit int) (out []byte, lost bool) {
 	// The messages are taken under the read lock, copied after it: a publisher never
 	// waits for a reader's copy.
-	parts, lost := c.take(limit)
+	parts, lost := c.take(limit, 0)
 	for _, p := range parts {
 		dst = append(dst, p...)
 	}
@@ -414,8 +415,9 @@ func (c *Cursor) Read(dst []byte, limit int) (out []byte, lost bool) {
 }
 
 // take collects into c.parts the messages Read appends (the slices themselves: a
-// message is never changed once published).
-func (c *Cursor) take(limit int) (parts [][]byte, lost bool) {
+// message is never changed once published), of the events up to sequence number to
+// (0: all).
+func (c *Cursor) take(limit int, to int64) (parts [][]byte, lost bool) {
 	b := c.bus
 	b.mu.RLock()
 	defer b.mu.RUnlock()
@@ -424,10 +426,14 @@ func (c *Cursor) take(limit int) (parts [][]byte, lost bool) {
 		c.next = b.seq + 1
 		return c.parts, true
 	}
+	last := b.seq
+	if to > 0 {
+		last = min(last, to)
+	}
 	n := 0
-	for ; c.next <= b.seq && (limit <= 0 || n < limit); c.next++ {
+	for ; c.next <= last && (limit <= 0 || n < limit); c.next++ {
 		e := &b.ring[c.next%int64(len(b.ring))]
-		if e.next != 0 && e.next <= b.seq {
+		if e.next != 0 && e.next <= last {
 			continue
 		}
 		if c.site != "" && e.Site != "" && e.Site != c.site {
@@ -456,18 +462,31 @@ func (c *Cursor) Shared(limit int) (msg []byte, lost bool) {
 // once for every cursor that shares it. An empty read (nothing published yet) is a
 // SharedRead with no messages.
 func (c *Cursor) SharedRead(limit int) (r *SharedRead, lost bool) {
+	return c.SharedReadTo(limit, 0)
+}
+
+// SharedReadTo is SharedRead of the events up to sequence number to (0: all): the
+// cursors that read up to the same number end at the same position, wherever each
+// started, and share their reads from then on. A superseded state event (see Read)
+// is skipped only if what supersedes it is within the read.
+func (c *Cursor) SharedReadTo(limit int, to int64) (r *SharedRead, lost bool) {
 	b := c.bus
 	b.sharedMu.Lock()
 	defer b.sharedMu.Unlock()
-	k := sharedKey{from: c.next, site: c.site, limit: limit}
+	k := sharedKey{from: c.next, to: to, site: c.site, limit: limit}
 	if s, ok := b.shared[k]; ok && !c.behind() {
 		c.next = s.next
 		return s.r, false
 	}
-	msg, lost := c.Read(nil, limit)
+	parts, lost := c.take(limit, to)
 	if lost {
 		return nil, true
 	}
+	var msg []byte
+	for _, p := range parts {
+		msg = append(msg, p...)
+	}
+	clear(parts)
 	r = &SharedRead{Msg: msg}
 	if c.next == k.from {
 		return r, false // nothing yet: the next events must not find an empty read here
@@ -488,7 +507,17 @@ func (c *Cursor) behind() bool {
 
 // More reports whether there are events the cursor has not read yet.
 func (c *Cursor) More() bool {
+	return c.MoreTo(0)
+}
+
+// MoreTo reports whether there are events up to sequence number to (0: any) that the
+// cursor has not read yet.
+func (c *Cursor) MoreTo(to int64) bool {
 	c.bus.mu.RLock()
 	defer c.bus.mu.RUnlock()
-	return c.next <= c.bus.seq
+	last := c.bus.seq
+	if to > 0 {
+		last = min(last, to)
+	}
+	return c.next <= last
 }
