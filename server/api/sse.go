@@ -262,11 +262,11 @@ func (s *eventStream) frame() {
 // sendOwn sends a message of this stream alone (not shared: not compressed).
 func (s *eventStream) sendOwn(msg []byte) bool {
 	if s.gz == nil {
-		return s.send(msg)
+		return s.sendInTurn(msg)
 	}
 	s.frame()
 	s.buf = s.gz.stored(s.buf, msg)
-	return s.send(s.buf)
+	return s.sendInTurn(s.buf)
 }
 
 // end ends a compressed stream cleanly (its final block and trailer) before the
@@ -299,21 +299,20 @@ func (s *eventStream) writeEvents(cur *events.Cursor, to int64) (n int, ok bool)
 	}
 	s.writes.Add(1)
 	if s.gz == nil {
-		return len(r.Msg), s.sendShared(r.Msg)
+		return len(r.Msg), s.sendInTurn(r.Msg)
 	}
 	z, crc := r.Deflate()
 	s.gz.add(crc, len(r.Msg))
-	return len(r.Msg), s.sendShared(z)
+	return len(r.Msg), s.sendInTurn(z)
 }
 
-// sendShared sends b, bytes every stream at this position sends at this instant. On
-// a hijacked TCP connection the streams take turns (API.turn) for one attempt each,
-// which takes what the socket's buffer has room for and never waits: the streams that
-// wake at one instant then write one after the other, not all at once on every core
-// (the hellos' requests would wait behind a thousand runnable goroutines), and one
-// client that does not read holds no one else up. What the attempt did not write is
-// written after the turn, as send does.
-func (s *eventStream) sendShared(b []byte) bool {
+// sendInTurn sends b as send does, but on a hijacked TCP connection the streams take
+// turns (API.turn) for one attempt each, which takes what the socket's buffer has room
+// for and never waits: the streams that wake at one instant (the pacer's) then write
+// one after the other, not all at once on every core (the hellos' requests would wait
+// behind a thousand runnable goroutines), and one client that does not read holds no
+// one else up. What the attempt did not write is written after the turn, as send does.
+func (s *eventStream) sendInTurn(b []byte) bool {
 	sc, ok := s.conn.(syscall.Conn)
 	if !ok || s.turn == nil || s.head != nil {
 		return s.send(b)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -382,4 +383,55 @@ func TestRepeatedStateNotPublished(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("read (-want +got):\n%s", diff)
 	}
+}
+
+// TestSharedReadToConverges: cursors that started at different positions and read up
+// to the same event end at the same position, and from then on share one read (the
+// event streams' pacer has them all read up to the bus's last event at one instant);
+// a read up to an event supersedes no state event with a later one beyond it.
+func TestSharedReadToConverges(t *testing.T) {
+	b := New(64, 1)
+	early, _ := b.Follow(0)
+	for i := range 5 {
+		b.Publish(BoardChanged, map[string]any{"serial": "s1", "n": i})
+	}
+	late, _ := b.Follow(0)
+	b.Publish(BoardChanged, map[string]any{"serial": "s2", "n": 0})
+	to := b.Seq()
+	b.Publish(BoardChanged, map[string]any{"serial": "s2", "n": 1}) // after the instant
+	re, _ := early.SharedReadTo(0, to)
+	rl, _ := late.SharedReadTo(0, to)
+	if got := ids(re.Msg); !slices.Equal(got, []int64{5, 6}) {
+		t.Errorf("the early cursor read %v up to %d, want [5 6] (s1's latest, s2's first: s2's second is past the read)", got, to)
+	}
+	if got := ids(rl.Msg); !slices.Equal(got, []int64{6}) {
+		t.Errorf("the late cursor read %v up to %d, want [6]", got, to)
+	}
+	for i := range 3 {
+		b.Publish(BoardNetboot, map[string]any{"serial": "s3", "n": i})
+	}
+	re, _ = early.SharedReadTo(0, b.Seq())
+	rl, _ = late.SharedReadTo(0, b.Seq())
+	if re != rl {
+		t.Fatal("cursors at one position after a read up to one event did not share the next read")
+	}
+	if got := ids(re.Msg); !slices.Equal(got, []int64{7, 8, 9, 10}) {
+		t.Errorf("the shared read holds %v, want [7 8 9 10]", got)
+	}
+	if early.MoreTo(0) || late.MoreTo(0) {
+		t.Error("cursors that read everything report more to read")
+	}
+}
+
+// ids are the sequence numbers of the SSE messages in msg, in order.
+func ids(msg []byte) []int64 {
+	var out []int64
+	for _, line := range bytes.Split(msg, []byte("\n")) {
+		if id, ok := bytes.CutPrefix(line, []byte("id: ")); ok {
+			var seq int64
+			fmt.Sscan(string(id), &seq)
+			out = append(out, seq)
+		}
+	}
+	return out
 }
