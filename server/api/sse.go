@@ -169,6 +169,7 @@ type eventStream struct {
 	timeout time.Duration   // each write's (Options.WriteTimeout; 0: none)
 	gone    <-chan struct{} // closed when the client has gone
 	conn    net.Conn        // the hijacked connection (nil: net/http writes)
+	raw     syscall.RawConn // its descriptor when it is plain TCP (rawConn; nil: none)
 	head    []byte          // the response head, sent with the first write
 	gz      *gzipStream     // nil: not compressed
 	started bool            // the gzip header is out
@@ -219,7 +220,7 @@ func (s *eventStream) hijack() bool {
 	head.WriteString("HTTP/1.1 200 OK\r\n")
 	h.Write(&head)
 	head.WriteString("\r\n")
-	s.conn, s.head = conn, head.Bytes()
+	s.conn, s.raw, s.head = conn, rawConn(conn), head.Bytes()
 	gone := make(chan struct{})
 	s.gone = gone
 	go func() {
@@ -313,28 +314,41 @@ func (s *eventStream) writeEvents(cur *events.Cursor, to int64) (n int, ok bool)
 // behind a thousand runnable goroutines), and one client that does not read holds no
 // one else up. What the attempt did not write is written after the turn, as send does.
 func (s *eventStream) sendInTurn(b []byte) bool {
-	sc, ok := s.conn.(syscall.Conn)
-	if !ok || s.turn == nil || s.head != nil {
-		return s.send(b)
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
+	if s.raw == nil || s.turn == nil || s.head != nil {
 		return s.send(b)
 	}
 	var n int
+	var err error
 	s.turn <- struct{}{}
-	err = raw.Write(func(fd uintptr) bool {
+	werr := s.raw.Write(func(fd uintptr) bool {
 		n, err = syscall.Write(int(fd), b)
 		return true // one attempt: a full buffer (EAGAIN) is not waited for here
 	})
 	<-s.turn
 	switch {
+	case werr != nil:
+		return false // the connection is closed
 	case err == nil:
 		return n == len(b) || s.send(b[n:])
 	case errors.Is(err, syscall.EAGAIN), errors.Is(err, syscall.EINTR):
 		return s.send(b)
 	}
 	return false
+}
+
+// rawConn is c's descriptor, when c writes its bytes to it as they are (TCP, also
+// through the connection limiter, connlimit.Conn); nil for any other connection: TLS
+// (a *tls.Conn writes records, and is no syscall.Conn), a pipe.
+func rawConn(c net.Conn) syscall.RawConn {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return raw
 }
 
 // fleet: GET /api/v1/fleet, the dashboard's starting snapshot (mgmtapi.Fleet).

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/rpi-deploy/rpi-deploy/server/connlimit"
 	"github.com/rpi-deploy/rpi-deploy/server/events"
 )
 
@@ -85,7 +87,9 @@ func streamServer(t *testing.T, bus *events.Bus, p pacer, shutdown <-chan struct
 	a := &API{opt: Options{WriteTimeout: time.Minute, Shutdown: shutdown}, Metrics: NewMetrics(), pace: p, turn: make(chan struct{}, 1)}
 	r := gin.New()
 	r.GET("/events", func(c *gin.Context) { a.stream(c, bus, 0, "") })
-	srv := httptest.NewServer(r)
+	srv := httptest.NewUnstartedServer(r)
+	srv.Listener = connlimit.New(connlimit.Options{}).Listen(srv.Listener) // as rpi-deployd's listeners
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return a, srv.URL + "/events"
 }
@@ -291,4 +295,54 @@ func maxTCPBuffer(t *testing.T, name string) int {
 		t.Fatalf("%s: %q", name, b)
 	}
 	return n
+}
+
+// TestRawConnOnlyForPlainTCP: the streams' write without waiting (sendInTurn) goes to
+// the descriptor of a plain TCP connection, also one accepted through the connection
+// limiter (as rpi-deployd's listeners accept them: without it no stream would take
+// that path), and never to one under TLS, whose bytes must be records.
+func TestRawConnOnlyForPlainTCP(t *testing.T) {
+	lim := connlimit.New(connlimit.Options{})
+	accept := func(t *testing.T, ln net.Listener) net.Conn {
+		t.Helper()
+		go func() {
+			if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+				t.Cleanup(func() { c.Close() })
+			}
+		}()
+		c, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	listen := func(t *testing.T) net.Listener {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		return ln
+	}
+	p1, p2 := net.Pipe()
+	defer p1.Close()
+	defer p2.Close()
+	cases := []struct {
+		name string
+		conn net.Conn
+		raw  bool
+	}{
+		{"TCP", accept(t, listen(t)), true},
+		{"TCP through the limiter", accept(t, lim.Listen(listen(t))), true},
+		{"TLS over the limiter", tls.Server(accept(t, lim.Listen(listen(t))), &tls.Config{}), false},
+		{"pipe", p1, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := rawConn(c.conn) != nil; got != c.raw {
+				t.Errorf("rawConn found a descriptor: %v, want %v", got, c.raw)
+			}
+		})
+	}
 }
