@@ -482,7 +482,11 @@ func (c *Cursor) SharedReadTo(limit int, to int64) (r *SharedRead, lost bool) {
 	if lost {
 		return nil, true
 	}
-	var msg []byte
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	msg := make([]byte, 0, n)
 	for _, p := range parts {
 		msg = append(msg, p...)
 	}
