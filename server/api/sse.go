@@ -319,6 +319,11 @@ func (s *eventStream) sendInTurn(b []byte) bool {
 	}
 	var n int
 	var err error
+	if s.timeout > 0 {
+		// The deadline of send's last write would fail this one once it has passed
+		// (the poller checks it before any write), though this one never waits.
+		s.conn.SetWriteDeadline(time.Time{})
+	}
 	s.turn <- struct{}{}
 	werr := s.raw.Write(func(fd uintptr) bool {
 		n, err = syscall.Write(int(fd), b)

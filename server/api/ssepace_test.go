@@ -81,10 +81,10 @@ func (p *handPacer) waitAsked(t *testing.T, every time.Duration, n int) {
 
 // streamServer serves bus's events at GET /events on a real loopback socket as
 // GET /api/v1/events does (API.stream), paced by p.
-func streamServer(t *testing.T, bus *events.Bus, p pacer, shutdown <-chan struct{}) (*API, string) {
+func streamServer(t *testing.T, bus *events.Bus, p pacer, writeTimeout time.Duration) (*API, string) {
 	t.Helper()
 	gin.SetMode(gin.ReleaseMode)
-	a := &API{opt: Options{WriteTimeout: time.Minute, Shutdown: shutdown}, Metrics: NewMetrics(), pace: p, turn: make(chan struct{}, 1)}
+	a := &API{opt: Options{WriteTimeout: writeTimeout}, Metrics: NewMetrics(), pace: p, turn: make(chan struct{}, 1)}
 	r := gin.New()
 	r.GET("/events", func(c *gin.Context) { a.stream(c, bus, 0, "") })
 	srv := httptest.NewUnstartedServer(r)
@@ -196,13 +196,16 @@ func openStreams(t *testing.T, ctx context.Context, url string) map[string]*sseR
 // at once (it reaches every reader while the pacer has brought no instant at all); a
 // burst of 1000 events published after it reaches each stream in one write, at the
 // pacer's next instant, all of them in order; after an instant with nothing new the
-// stream is quiet again, and the next event goes at once. Writes are counted (the
-// server's rpideploy_event_stream_writes_total), not timed. Three readers: Go plain,
-// Go with gzip, curl --compressed.
+// stream is quiet again, and the next event goes at once, also after the write
+// timeout has passed since the last write (a write that does not wait once failed
+// then, on the deadline its stream's previous write had set). Writes are counted
+// (the server's rpideploy_event_stream_writes_total), not timed. Three readers: Go
+// plain, Go with gzip, curl --compressed.
 func TestStreamPacing(t *testing.T) {
+	const writeTimeout = 2 * time.Second
 	bus := events.New(4096, 1)
 	p := newHandPacer(bus.Seq)
-	a, url := streamServer(t, bus, p, nil)
+	a, url := streamServer(t, bus, p, writeTimeout)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	readers := openStreams(t, ctx, url)
@@ -232,6 +235,7 @@ func TestStreamPacing(t *testing.T) {
 	// The burst's write was over streamBusy: the streams wait for the busy instant.
 	p.waitAsked(t, streamBusyBatch, len(readers))
 	p.fire(streamBusyBatch) // nothing new by then: quiet again
+	time.Sleep(writeTimeout + writeTimeout/2) // past every deadline a write has set
 	bus.Publish(events.BoardNetboot, map[string]string{"serial": "quiet-again", "kind": "dhcp.offer"})
 	for name, r := range readers {
 		r.want(t, name, 1002, 1002)
@@ -253,7 +257,7 @@ func TestStreamThatDoesNotReadHoldsNoOne(t *testing.T) {
 		t.Fatalf("the burst (%d bytes) must exceed what loopback TCP can buffer (%d)", size*count, buffers)
 	}
 	bus := events.New(1024, 1)
-	_, url := streamServer(t, bus, newClockPacer(bus.Seq), nil)
+	_, url := streamServer(t, bus, newClockPacer(bus.Seq), time.Minute)
 	stuck, err := net.Dial("tcp", strings.TrimPrefix(url, "http://")[:strings.Index(strings.TrimPrefix(url, "http://"), "/")])
 	if err != nil {
 		t.Fatal(err)
