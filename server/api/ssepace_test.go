@@ -234,7 +234,7 @@ func TestStreamPacing(t *testing.T) {
 
 	// The burst's write was over streamBusy: the streams wait for the busy instant.
 	p.waitAsked(t, streamBusyBatch, len(readers))
-	p.fire(streamBusyBatch) // nothing new by then: quiet again
+	p.fire(streamBusyBatch)                   // nothing new by then: quiet again
 	time.Sleep(writeTimeout + writeTimeout/2) // past every deadline a write has set
 	bus.Publish(events.BoardNetboot, map[string]string{"serial": "quiet-again", "kind": "dhcp.offer"})
 	for name, r := range readers {
