@@ -103,20 +103,7 @@ func run() error {
 
 	if *subs > 0 {
 		quiet, loaded, cpu, err := compare(h, *dur, *rounds, srv.Cmd.Process.Pid, func() (func(), error) {
-			stop, err := sse(srv.URL, token, *sseEncoding, *subs)
-			if err != nil {
-				return nil, err
-			}
-			// The server's own count of its writes to event streams, where it has one.
-			w0, t0 := metric(srv.URL, token, "rpideploy_event_stream_writes_total"), time.Now()
-			return func() {
-				w := metric(srv.URL, token, "rpideploy_event_stream_writes_total") - w0
-				if w0 >= 0 {
-					fmt.Fprintf(os.Stderr, "loadbench: event stream writes %.0f/s (%.2f/s per stream)\n",
-						w/time.Since(t0).Seconds(), w/time.Since(t0).Seconds()/float64(*subs))
-				}
-				stop()
-			}, nil
+			return sseLoad(srv.URL, token, *sseEncoding, *subs)
 		})
 		if err != nil {
 			return fmt.Errorf("sse: %w", err)
@@ -135,6 +122,24 @@ func run() error {
 		benchkit.Line("hello-rate-"+strconv.Itoa(*logins)+"-wrong-logins", loaded, quiet)
 	}
 	return nil
+}
+
+// sseLoad opens n event streams (sse) and returns what stops them; it also prints the
+// server's own count of its writes to the streams meanwhile, where it has one.
+func sseLoad(url, token, acceptEncoding string, n int) (stop func(), err error) {
+	stopReading, err := sse(url, token, acceptEncoding, n)
+	if err != nil {
+		return nil, err
+	}
+	const writes = "rpideploy_event_stream_writes_total"
+	w0, t0 := metric(url, token, writes), time.Now()
+	return func() {
+		if w0 >= 0 {
+			perSecond := (metric(url, token, writes) - w0) / time.Since(t0).Seconds()
+			fmt.Fprintf(os.Stderr, "loadbench: event stream writes %.0f/s (%.2f/s per stream)\n", perSecond, perSecond/float64(n))
+		}
+		stopReading()
+	}, nil
 }
 
 // metric reads one counter or gauge of the server's /metrics (-1: not there).
