@@ -132,6 +132,8 @@ type Bus struct {
 	// one position read one copy; sharedMu guards it and is taken before mu.
 	sharedMu sync.Mutex
 	shared   map[sharedKey]sharedRead
+	// sharedBytes is the size of the messages in shared.
+	sharedBytes int
 }
 
 // sharedKey is what a Cursor.Shared read depends on besides the ring.
@@ -149,8 +151,13 @@ type sharedRead struct {
 }
 
 // sharedKeep is about how many reads Bus.shared remembers (one per group of cursors
-// at one position, and per site filter).
-const sharedKeep = 64
+// at one position, and per site filter), and sharedKeepBytes about how many bytes of
+// messages: a read may be large (an event stream reads up to 8 MiB at once), and
+// readers far apart must not make the bus hold 64 of those.
+const (
+	sharedKeep      = 64
+	sharedKeepBytes = 32 << 20
+)
 
 // Sub is one subscription.
 type Sub struct {
@@ -492,13 +499,17 @@ func (c *Cursor) SharedReadTo(limit int, to int64) (r *SharedRead, lost bool) {
 	}
 	clear(parts)
 	r = &SharedRead{Msg: msg}
-	if c.next == k.from {
-		return r, false // nothing yet: the next events must not find an empty read here
+	if c.next == k.from || len(msg) > sharedKeepBytes {
+		// Nothing yet: the next events must not find an empty read here; or a read
+		// too large to keep.
+		return r, false
 	}
-	if b.shared == nil || len(b.shared) >= sharedKeep {
+	if b.shared == nil || len(b.shared) >= sharedKeep || b.sharedBytes+len(msg) > sharedKeepBytes {
 		b.shared = make(map[sharedKey]sharedRead, sharedKeep) // the old reads are behind their cursors now
+		b.sharedBytes = 0
 	}
 	b.shared[k] = sharedRead{r: r, next: c.next}
+	b.sharedBytes += len(msg)
 	return r, false
 }
 

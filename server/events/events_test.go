@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -434,4 +435,40 @@ func ids(msg []byte) []int64 {
 		}
 	}
 	return out
+}
+
+// TestSharedReadsBounded: the reads the bus keeps for sharing stay within
+// sharedKeepBytes however many cursors far apart make large ones (an event stream
+// reads up to 8 MiB at once), and a cursor still reads all its events after the kept
+// reads were let go.
+func TestSharedReadsBounded(t *testing.T) {
+	// Cursor i starts at event i of 8 and reads to the end: 8, 7, … 1 MiB, 36 MiB in
+	// all, more than sharedKeepBytes.
+	const size, count = 1 << 20, 8
+	if size*count*(count+1)/2 <= sharedKeepBytes {
+		t.Fatal("the reads must add up to more than the bound")
+	}
+	b := New(256, 1)
+	var cursors []*Cursor
+	for range count {
+		c, _ := b.Follow(0)
+		cursors = append(cursors, c)
+		b.Publish(BoardNetboot, map[string]string{"serial": "big", "message": strings.Repeat("a", size)})
+	}
+	var got []int64
+	for i, c := range cursors {
+		r, lost := c.SharedReadTo(0, 0)
+		if lost {
+			t.Fatalf("cursor %d lost events", i)
+		}
+		if b.sharedBytes > sharedKeepBytes {
+			t.Fatalf("after %d large reads the bus keeps %d bytes of them, over %d", i+1, b.sharedBytes, sharedKeepBytes)
+		}
+		if i == 0 {
+			got = ids(r.Msg)
+		}
+	}
+	if want := int64(len(cursors)); len(got) != len(cursors) || got[len(got)-1] != want {
+		t.Errorf("the first cursor read %d events ending at %v, want %d", len(got), got[len(got)-1:], want)
+	}
 }
