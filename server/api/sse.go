@@ -31,7 +31,7 @@ const heartbeat = 15 * time.Second
 const streamBatch = 250 * time.Millisecond
 
 // streamBusy and streamBusyBatch: after a write of streamBusy bytes or more (about
-// 30 events: a fleet saying hello at once) the next write to that stream waits for
+// 70 events: a fleet saying hello at once) the next write to that stream waits for
 // the next multiple of streamBusyBatch instead of streamBatch. A dashboard then gets
 // a busy fleet's events once a second, and a thousand dashboards cost the server a
 // thousand writes a second (each a system call, whatever its size).
