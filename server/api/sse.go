@@ -40,6 +40,25 @@ const (
 	streamBusyBatch = time.Second
 )
 
+// streamsPerStep: with more than streamsPerStep event streams open, the intervals
+// (streamBatch, streamBusyBatch) are multiplied by the number of streamsPerStep
+// started (1001–2000 streams: 500 ms and 2 s): while a fleet is busy, all the streams
+// together then cost the server about streamsPerStep writes a second however many
+// dashboards are open, and each of them gets its events a little less often. The
+// multiples stay whole, so the instants of one step are instants of the steps below
+// it, and streams that see different counts still read up to the same events there.
+const streamsPerStep = 1000
+
+// streamInterval is a stream's time to its next instant after a write of n bytes of
+// events, with open streams open.
+func streamInterval(n, open int) time.Duration {
+	every := streamBatch
+	if n >= streamBusy {
+		every = streamBusyBatch
+	}
+	return every * time.Duration(max(1, (open+streamsPerStep-1)/streamsPerStep))
+}
+
 // streamWrite is about the most bytes of events one write to a stream carries: a
 // stream that was caught up takes all that was published in streamBusyBatch in one
 // write (at 4000 hellos a second, about 5 MB), and a backlog (a resume from far back)
@@ -56,7 +75,8 @@ const streamWrite = 8 << 20
 // too slow or too long away) an event "reset" is sent: fetch /api/v1/fleet again.
 // An event after a quiet spell is sent at once; the events that follow within
 // streamBatch arrive together at the next multiple of streamBatch (of streamBusyBatch
-// while events come faster than streamBusy bytes a write).
+// while events come faster than streamBusy bytes a write; both longer with more than
+// streamsPerStep streams open).
 // ?site=NAME leaves out the events of boards and deployments at other sites.
 // At most Options.MaxEventStreams streams are open at once (503 past it); each write
 // has Options.WriteTimeout, so a client that stops reading is cut, not waited for.
@@ -94,7 +114,7 @@ func (a *API) stream(c *gin.Context, bus *events.Bus, after int64, site string) 
 	if s.conn != nil {
 		defer s.conn.Close()
 	}
-	s.pace, s.shutdown, s.turn, s.writes = a.pace, a.opt.Shutdown, a.turn, &a.Metrics.streamWrites
+	s.pace, s.shutdown, s.turn, s.writes, s.open = a.pace, a.opt.Shutdown, a.turn, &a.Metrics.streamWrites, a.streams
 	first := fmt.Appendf(nil, ": connected seq %d\n\n", bus.Seq())
 	if missed {
 		first = []byte("event: reset\ndata: {\"reason\":\"events missed\"}\n\n")
@@ -120,11 +140,7 @@ func (a *API) stream(c *gin.Context, bus *events.Bus, after int64, site string) 
 			// Busy: what is published until the next instant of the pacer goes out
 			// then, in one write; nothing by then: quiet again (an event published
 			// after the instant goes out at once).
-			every := streamBatch
-			if n >= streamBusy {
-				every = streamBusyBatch
-			}
-			t := s.pace.next(every)
+			t := s.pace.next(streamInterval(n, len(s.open)))
 			if !s.wait(t.C) {
 				return
 			}
@@ -180,6 +196,7 @@ type eventStream struct {
 	shutdown <-chan struct{} // Options.Shutdown
 	turn     chan struct{}   // API.turn
 	writes   *atomic.Int64   // Metrics.streamWrites
+	open     chan struct{}   // API.streams: its length is the streams open
 }
 
 // startEventStream sets the response's headers and status 200 and, over HTTP/1.x,

@@ -350,3 +350,26 @@ func TestRawConnOnlyForPlainTCP(t *testing.T) {
 		})
 	}
 }
+
+// TestStreamInterval: a stream's interval after a write, by the size of the write and
+// the streams open: whole multiples of the base intervals, one more per
+// streamsPerStep streams.
+func TestStreamInterval(t *testing.T) {
+	cases := []struct {
+		n, open int
+		want    time.Duration
+	}{
+		{0, 0, streamBatch},
+		{streamBusy - 1, 1, streamBatch},
+		{streamBusy, 1, streamBusyBatch},
+		{100, streamsPerStep, streamBatch},
+		{100, streamsPerStep + 1, 2 * streamBatch},
+		{streamBusy, 2 * streamsPerStep, 2 * streamBusyBatch},
+		{streamBusy, 2*streamsPerStep + 1, 3 * streamBusyBatch},
+	}
+	for _, c := range cases {
+		if got := streamInterval(c.n, c.open); got != c.want {
+			t.Errorf("write of %d bytes, %d streams open: %v, want %v", c.n, c.open, got, c.want)
+		}
+	}
+}
