@@ -125,7 +125,7 @@ func (a *API) stream(c *gin.Context, bus *events.Bus, after int64, site string) 
 	s.heart = s.pace.next(heartbeat)
 	for {
 		// Quiet: the next event goes out as soon as it is published.
-		if !s.wait(cur.Ready()) {
+		if !s.wait(cur.Ready(), nil) {
 			return
 		}
 		var to int64 // the last event to read (0: all there is)
@@ -139,21 +139,30 @@ func (a *API) stream(c *gin.Context, bus *events.Bus, after int64, site string) 
 			}
 			// Busy: what is published until the next instant of the pacer goes out
 			// then, in one write; nothing by then: quiet again (an event published
-			// after the instant goes out at once).
+			// after the instant goes out at once). Half the bus's ring published
+			// before the instant: everything goes out at once, before events the
+			// stream has yet to send leave the ring.
 			t := s.pace.next(streamInterval(n, len(s.open)))
-			if !s.wait(t.C) {
+			if !s.wait(t.C, cur.Filling()) {
 				return
 			}
-			if to = t.seq; !cur.MoreTo(to) {
+			select {
+			case <-t.C:
+				to = t.seq
+			default:
+				to = 0
+			}
+			if !cur.MoreTo(to) {
 				break
 			}
 		}
 	}
 }
 
-// wait waits for ready to be closed (true), sending the heartbeat when it is due;
-// false: the stream has ended (the client went, or the server shuts down).
-func (s *eventStream) wait(ready <-chan struct{}) bool {
+// wait waits for ready or early to be closed (true; a nil early never is), sending
+// the heartbeat when it is due; false: the stream has ended (the client went, or the
+// server shuts down).
+func (s *eventStream) wait(ready, early <-chan struct{}) bool {
 	for {
 		select {
 		case <-s.gone:
@@ -167,6 +176,8 @@ func (s *eventStream) wait(ready <-chan struct{}) bool {
 				return false
 			}
 		case <-ready:
+			return true
+		case <-early:
 			return true
 		}
 	}

@@ -373,3 +373,32 @@ func TestStreamInterval(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamWokenBeforeRingFills: a busy stream waiting for its pacer's next instant
+// (which here never comes) is woken once half the bus's ring has been published past
+// it, and sends those events, so a long interval (many streams open) never makes a
+// stream lose events that a shorter one would have sent: three rounds of half a ring
+// each reach every reader, in order, with no instant at all and no reset.
+func TestStreamWokenBeforeRingFills(t *testing.T) {
+	const keep = 64
+	bus := events.New(keep, 1)
+	p := newHandPacer(bus.Seq)
+	_, url := streamServer(t, bus, p, time.Minute)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	readers := openStreams(t, ctx, url)
+	bus.Publish(events.BoardNetboot, map[string]string{"serial": "quiet", "kind": "dhcp.offer"})
+	for name, r := range readers {
+		r.want(t, name, 1, 1)
+	}
+	seq := int64(1)
+	for range 3 {
+		for range keep / 2 {
+			bus.Publish(events.DeploymentProgress, map[string]any{"id": seq, "phase": "streaming"})
+			seq++
+		}
+		for name, r := range readers {
+			r.want(t, name, seq-keep/2+1, seq)
+		}
+	}
+}

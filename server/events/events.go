@@ -119,6 +119,10 @@ type Bus struct {
 	// notify is closed by the next Publish; made by Cursor.Ready when a follower
 	// waits (nil: nobody waits).
 	notify chan struct{}
+	// passed holds the channels Cursor.Filling made, by the sequence number whose
+	// publishing closes them; passedMin is the smallest of those (0: none).
+	passed    map[int64]chan struct{}
+	passedMin int64
 	// last is the sequence number of the latest event of each state key (stateKey),
 	// pruned to the keys still in the ring when it outgrows it.
 	last map[string]int64
@@ -260,6 +264,9 @@ func (b *Bus) add(ev Event, j []byte, k string) {
 		close(b.notify)
 		b.notify = nil
 	}
+	if b.passedMin != 0 && ev.Seq >= b.passedMin {
+		b.closePassed(ev.Seq)
+	}
 	for s := range b.subs {
 		select {
 		case s.C <- ev:
@@ -400,6 +407,46 @@ func (c *Cursor) Ready() <-chan struct{} {
 		b.notify = make(chan struct{})
 	}
 	return b.notify
+}
+
+// Filling returns a channel that is closed once the bus has published half its ring
+// past the cursor's position: a reader that waits for its next read (an event stream
+// waits for its pacer's next instant) must not wait longer, or the events it has yet
+// to read start to leave the ring. The cursors at one position share one channel.
+func (c *Cursor) Filling() <-chan struct{} {
+	b := c.bus
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	at := c.next - 1 + int64(len(b.ring))/2 // the event that makes half a ring unread
+	if b.seq >= at {
+		return closed
+	}
+	ch := b.passed[at]
+	if ch == nil {
+		if b.passed == nil {
+			b.passed = map[int64]chan struct{}{}
+		}
+		ch = make(chan struct{})
+		b.passed[at] = ch
+		if b.passedMin == 0 || at < b.passedMin {
+			b.passedMin = at
+		}
+	}
+	return ch
+}
+
+// closePassed closes the channels of Filling up to sequence number seq (those of
+// cursors that have gone too: at most half a ring's worth of them wait). b.mu is held.
+func (b *Bus) closePassed(seq int64) {
+	b.passedMin = 0
+	for at, ch := range b.passed {
+		if at <= seq {
+			close(ch)
+			delete(b.passed, at)
+		} else if b.passedMin == 0 || at < b.passedMin {
+			b.passedMin = at
+		}
+	}
 }
 
 // Read appends the SSE messages (Event.SSE) of the events published since the last

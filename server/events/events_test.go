@@ -472,3 +472,41 @@ func TestSharedReadsBounded(t *testing.T) {
 		t.Errorf("the first cursor read %d events ending at %v, want %d", len(got), got[len(got)-1:], want)
 	}
 }
+
+// TestFilling: a cursor's Filling channel is closed once half the ring has been
+// published past its position, not one event sooner; cursors at one position share
+// it; one already that far behind gets a closed channel.
+func TestFilling(t *testing.T) {
+	b := New(16, 1)
+	c, _ := b.Follow(0)
+	d, _ := b.Follow(0)
+	f := c.Filling()
+	if f != d.Filling() {
+		t.Error("cursors at one position got two channels")
+	}
+	isClosed := func(ch <-chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+	for i := range 7 {
+		b.Publish("x", i)
+	}
+	if isClosed(f) {
+		t.Fatal("closed after 7 events past the cursor, half of a ring of 16 is 8")
+	}
+	b.Publish("x", 7)
+	if !isClosed(f) {
+		t.Fatal("not closed after 8 events past the cursor (half of a ring of 16)")
+	}
+	if !isClosed(c.Filling()) {
+		t.Error("a cursor 8 events behind got a channel that is not closed")
+	}
+	c.Read(nil, 0)
+	if isClosed(c.Filling()) {
+		t.Error("a cursor that read everything got a closed channel")
+	}
+}
