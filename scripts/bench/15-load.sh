@@ -13,6 +13,10 @@
 # bench's own readers are a small part of the load. The streams ask for gzip as a
 # browser's EventSource does (-sse-accept-encoding "" for plain streams; a compressed
 # stream's events are counted on one stream in 100, decoded at the end).
+# On stderr, per kind of round: the CPU per hello of the server and of the bench, the
+# server's write system calls a second and bytes written per hello (/proc/PID/io), and
+# for each loaded round the streams' writes a second (the server's
+# rpideploy_event_stream_writes_total).
 # -pprof 127.0.0.1:PORT profiles the server, -cpuprofile FILE the bench.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

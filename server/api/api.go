@@ -94,6 +94,8 @@ type API struct {
 	logins  *loginLimiter
 	csrf    *http.CrossOriginProtection
 	streams chan struct{} // one token per open event stream
+	pace    pacer         // the event streams' shared instants
+	turn    chan struct{} // the event stream writing (sendShared): one at a time
 	upload  uploadMeter   // the server's image upload rate, for GET /api/v1/swarm
 }
 
@@ -122,7 +124,8 @@ func New(svc *domain.Service, opt Options) (*gin.Engine, *API) {
 	}
 	a := &API{svc: svc, opt: opt, log: log, Metrics: NewMetrics(), started: time.Now(),
 		logins: newLoginLimiter(opt.LoginFailures, opt.LoginWindow), csrf: http.NewCrossOriginProtection(),
-		streams: make(chan struct{}, opt.MaxEventStreams)}
+		streams: make(chan struct{}, opt.MaxEventStreams), turn: make(chan struct{}, 1)}
+	a.pace = newClockPacer(func() int64 { return a.svc.Bus().Seq() })
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.Use(gin.Recovery(), a.logRequests, a.agentListenerScope, a.uploadDeadline)

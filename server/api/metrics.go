@@ -17,6 +17,8 @@ type Metrics struct {
 	bytesServed atomic.Int64
 	streams     atomic.Int64
 	downloads   atomic.Int64
+	// streamWrites counts the writes of events to event streams (sendShared).
+	streamWrites atomic.Int64
 
 	mu      sync.Mutex
 	hellos  map[string]int64 // by action (or "error")
@@ -81,6 +83,7 @@ func (a *API) metrics(c *gin.Context) {
 	fmt.Fprintf(&b, "# HELP rpideploy_image_downloads_total Image downloads started.\n# TYPE rpideploy_image_downloads_total counter\nrpideploy_image_downloads_total %d\n", m.downloads.Load())
 	fmt.Fprintf(&b, "# HELP rpideploy_image_streams_in_flight Image downloads running now.\n# TYPE rpideploy_image_streams_in_flight gauge\nrpideploy_image_streams_in_flight %d\n", m.streams.Load())
 	fmt.Fprintf(&b, "# HELP rpideploy_event_subscribers Event stream clients connected.\n# TYPE rpideploy_event_subscribers gauge\nrpideploy_event_subscribers %d\n", len(a.streams))
+	fmt.Fprintf(&b, "# HELP rpideploy_event_stream_writes_total Writes of events to event streams (one carries every event since the stream's last).\n# TYPE rpideploy_event_stream_writes_total counter\nrpideploy_event_stream_writes_total %d\n", m.streamWrites.Load())
 	if a.opt.EventRelay != nil {
 		pending, dropped, unreachable := a.opt.EventRelay()
 		fmt.Fprintf(&b, "# HELP rpideploy_event_relay_pending Events waiting to be written to the shared database.\n# TYPE rpideploy_event_relay_pending gauge\nrpideploy_event_relay_pending %d\n", pending)

@@ -23,6 +23,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/rpi-deploy/rpi-deploy/server/internal/lograte"
@@ -277,6 +278,16 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 		return rf.ReadFrom(r)
 	}
 	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+}
+
+// SyscallConn gives the connection's descriptor (syscall.Conn), as *net.TCPConn
+// does: the event stream writes to it without waiting (server/api). An error when the
+// accepted connection has none.
+func (c *Conn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errors.ErrUnsupported
 }
 
 func sourceOf(c net.Conn) netip.Addr {

@@ -119,6 +119,10 @@ type Bus struct {
 	// notify is closed by the next Publish; made by Cursor.Ready when a follower
 	// waits (nil: nobody waits).
 	notify chan struct{}
+	// passed holds the channels Cursor.Filling made, by the sequence number whose
+	// publishing closes them; passedMin is the smallest of those (0: none).
+	passed    map[int64]chan struct{}
+	passedMin int64
 	// last is the sequence number of the latest event of each state key (stateKey),
 	// pruned to the keys still in the ring when it outgrows it.
 	last map[string]int64
@@ -132,11 +136,14 @@ type Bus struct {
 	// one position read one copy; sharedMu guards it and is taken before mu.
 	sharedMu sync.Mutex
 	shared   map[sharedKey]sharedRead
+	// sharedBytes is the size of the messages in shared.
+	sharedBytes int
 }
 
 // sharedKey is what a Cursor.Shared read depends on besides the ring.
 type sharedKey struct {
 	from  int64 // the cursor's next sequence number
+	to    int64 // the last it may read (SharedReadTo; 0: no bound)
 	site  string
 	limit int
 }
@@ -148,8 +155,13 @@ type sharedRead struct {
 }
 
 // sharedKeep is about how many reads Bus.shared remembers (one per group of cursors
-// at one position, and per site filter).
-const sharedKeep = 64
+// at one position, and per site filter), and sharedKeepBytes about how many bytes of
+// messages: a read may be large (an event stream reads up to 8 MiB at once), and
+// readers far apart must not make the bus hold 64 of those.
+const (
+	sharedKeep      = 64
+	sharedKeepBytes = 32 << 20
+)
 
 // Sub is one subscription.
 type Sub struct {
@@ -251,6 +263,9 @@ func (b *Bus) add(ev Event, j []byte, k string) {
 	if b.notify != nil {
 		close(b.notify)
 		b.notify = nil
+	}
+	if b.passedMin != 0 && ev.Seq >= b.passedMin {
+		b.closePassed(ev.Seq)
 	}
 	for s := range b.subs {
 		select {
@@ -394,6 +409,46 @@ func (c *Cursor) Ready() <-chan struct{} {
 	return b.notify
 }
 
+// Filling returns a channel that is closed once the bus has published half its ring
+// past the cursor's position: a reader that waits for its next read (an event stream
+// waits for its pacer's next instant) must not wait longer, or the events it has yet
+// to read start to leave the ring. The cursors at one position share one channel.
+func (c *Cursor) Filling() <-chan struct{} {
+	b := c.bus
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	at := c.next - 1 + int64(len(b.ring))/2 // the event that makes half a ring unread
+	if b.seq >= at {
+		return closed
+	}
+	ch := b.passed[at]
+	if ch == nil {
+		if b.passed == nil {
+			b.passed = map[int64]chan struct{}{}
+		}
+		ch = make(chan struct{})
+		b.passed[at] = ch
+		if b.passedMin == 0 || at < b.passedMin {
+			b.passedMin = at
+		}
+	}
+	return ch
+}
+
+// closePassed closes the channels of Filling up to sequence number seq (those of
+// cursors that have gone too: at most half a ring's worth of them wait). b.mu is held.
+func (b *Bus) closePassed(seq int64) {
+	b.passedMin = 0
+	for at, ch := range b.passed {
+		if at <= seq {
+			close(ch)
+			delete(b.passed, at)
+		} else if b.passedMin == 0 || at < b.passedMin {
+			b.passedMin = at
+		}
+	}
+}
+
 // Read appends the SSE messages (Event.SSE) of the events published since the last
 // Read, in order, to dst and returns it, stopping once dst holds limit bytes or more
 // (0: no limit; the rest comes with the next Read). Events without a message are
@@ -405,7 +460,7 @@ func (c *Cursor) Ready() <-chan struct{} {
 func (c *Cursor) Read(dst []byte, limit int) (out []byte, lost bool) {
 	// The messages are taken under the read lock, copied after it: a publisher never
 	// waits for a reader's copy.
-	parts, lost := c.take(limit)
+	parts, lost := c.take(limit, 0)
 	for _, p := range parts {
 		dst = append(dst, p...)
 	}
@@ -414,8 +469,9 @@ func (c *Cursor) Read(dst []byte, limit int) (out []byte, lost bool) {
 }
 
 // take collects into c.parts the messages Read appends (the slices themselves: a
-// message is never changed once published).
-func (c *Cursor) take(limit int) (parts [][]byte, lost bool) {
+// message is never changed once published), of the events up to sequence number to
+// (0: all).
+func (c *Cursor) take(limit int, to int64) (parts [][]byte, lost bool) {
 	b := c.bus
 	b.mu.RLock()
 	defer b.mu.RUnlock()
@@ -424,10 +480,14 @@ func (c *Cursor) take(limit int) (parts [][]byte, lost bool) {
 		c.next = b.seq + 1
 		return c.parts, true
 	}
+	last := b.seq
+	if to > 0 {
+		last = min(last, to)
+	}
 	n := 0
-	for ; c.next <= b.seq && (limit <= 0 || n < limit); c.next++ {
+	for ; c.next <= last && (limit <= 0 || n < limit); c.next++ {
 		e := &b.ring[c.next%int64(len(b.ring))]
-		if e.next != 0 && e.next <= b.seq {
+		if e.next != 0 && e.next <= last {
 			continue
 		}
 		if c.site != "" && e.Site != "" && e.Site != c.site {
@@ -456,26 +516,47 @@ func (c *Cursor) Shared(limit int) (msg []byte, lost bool) {
 // once for every cursor that shares it. An empty read (nothing published yet) is a
 // SharedRead with no messages.
 func (c *Cursor) SharedRead(limit int) (r *SharedRead, lost bool) {
+	return c.SharedReadTo(limit, 0)
+}
+
+// SharedReadTo is SharedRead of the events up to sequence number to (0: all): the
+// cursors that read up to the same number end at the same position, wherever each
+// started, and share their reads from then on. A superseded state event (see Read)
+// is skipped only if what supersedes it is within the read.
+func (c *Cursor) SharedReadTo(limit int, to int64) (r *SharedRead, lost bool) {
 	b := c.bus
 	b.sharedMu.Lock()
 	defer b.sharedMu.Unlock()
-	k := sharedKey{from: c.next, site: c.site, limit: limit}
+	k := sharedKey{from: c.next, to: to, site: c.site, limit: limit}
 	if s, ok := b.shared[k]; ok && !c.behind() {
 		c.next = s.next
 		return s.r, false
 	}
-	msg, lost := c.Read(nil, limit)
+	parts, lost := c.take(limit, to)
 	if lost {
 		return nil, true
 	}
-	r = &SharedRead{Msg: msg}
-	if c.next == k.from {
-		return r, false // nothing yet: the next events must not find an empty read here
+	n := 0
+	for _, p := range parts {
+		n += len(p)
 	}
-	if b.shared == nil || len(b.shared) >= sharedKeep {
+	msg := make([]byte, 0, n)
+	for _, p := range parts {
+		msg = append(msg, p...)
+	}
+	clear(parts)
+	r = &SharedRead{Msg: msg}
+	if c.next == k.from || len(msg) > sharedKeepBytes {
+		// Nothing yet: the next events must not find an empty read here; or a read
+		// too large to keep.
+		return r, false
+	}
+	if b.shared == nil || len(b.shared) >= sharedKeep || b.sharedBytes+len(msg) > sharedKeepBytes {
 		b.shared = make(map[sharedKey]sharedRead, sharedKeep) // the old reads are behind their cursors now
+		b.sharedBytes = 0
 	}
 	b.shared[k] = sharedRead{r: r, next: c.next}
+	b.sharedBytes += len(msg)
 	return r, false
 }
 
@@ -488,7 +569,17 @@ func (c *Cursor) behind() bool {
 
 // More reports whether there are events the cursor has not read yet.
 func (c *Cursor) More() bool {
+	return c.MoreTo(0)
+}
+
+// MoreTo reports whether there are events up to sequence number to (0: any) that the
+// cursor has not read yet.
+func (c *Cursor) MoreTo(to int64) bool {
 	c.bus.mu.RLock()
 	defer c.bus.mu.RUnlock()
-	return c.next <= c.bus.seq
+	last := c.bus.seq
+	if to > 0 {
+		last = min(last, to)
+	}
+	return c.next <= last
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -381,5 +383,130 @@ func TestRepeatedStateNotPublished(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("read (-want +got):\n%s", diff)
+	}
+}
+
+// TestSharedReadToConverges: cursors that started at different positions and read up
+// to the same event end at the same position, and from then on share one read (the
+// event streams' pacer has them all read up to the bus's last event at one instant);
+// a read up to an event supersedes no state event with a later one beyond it.
+func TestSharedReadToConverges(t *testing.T) {
+	b := New(64, 1)
+	early, _ := b.Follow(0)
+	for i := range 5 {
+		b.Publish(BoardChanged, map[string]any{"serial": "s1", "n": i})
+	}
+	late, _ := b.Follow(0)
+	b.Publish(BoardChanged, map[string]any{"serial": "s2", "n": 0})
+	to := b.Seq()
+	b.Publish(BoardChanged, map[string]any{"serial": "s2", "n": 1}) // after the instant
+	re, _ := early.SharedReadTo(0, to)
+	rl, _ := late.SharedReadTo(0, to)
+	if got := ids(re.Msg); !slices.Equal(got, []int64{5, 6}) {
+		t.Errorf("the early cursor read %v up to %d, want [5 6] (s1's latest, s2's first: s2's second is past the read)", got, to)
+	}
+	if got := ids(rl.Msg); !slices.Equal(got, []int64{6}) {
+		t.Errorf("the late cursor read %v up to %d, want [6]", got, to)
+	}
+	for i := range 3 {
+		b.Publish(BoardNetboot, map[string]any{"serial": "s3", "n": i})
+	}
+	re, _ = early.SharedReadTo(0, b.Seq())
+	rl, _ = late.SharedReadTo(0, b.Seq())
+	if re != rl {
+		t.Fatal("cursors at one position after a read up to one event did not share the next read")
+	}
+	if got := ids(re.Msg); !slices.Equal(got, []int64{7, 8, 9, 10}) {
+		t.Errorf("the shared read holds %v, want [7 8 9 10]", got)
+	}
+	if early.MoreTo(0) || late.MoreTo(0) {
+		t.Error("cursors that read everything report more to read")
+	}
+}
+
+// ids are the sequence numbers of the SSE messages in msg, in order.
+func ids(msg []byte) []int64 {
+	var out []int64
+	for _, line := range bytes.Split(msg, []byte("\n")) {
+		if id, ok := bytes.CutPrefix(line, []byte("id: ")); ok {
+			var seq int64
+			fmt.Sscan(string(id), &seq)
+			out = append(out, seq)
+		}
+	}
+	return out
+}
+
+// TestSharedReadsBounded: the reads the bus keeps for sharing stay within
+// sharedKeepBytes however many cursors far apart make large ones (an event stream
+// reads up to 8 MiB at once), and a cursor still reads all its events after the kept
+// reads were let go.
+func TestSharedReadsBounded(t *testing.T) {
+	// Cursor i starts at event i of 8 and reads to the end: 8, 7, … 1 MiB, 36 MiB in
+	// all, more than sharedKeepBytes.
+	const size, count = 1 << 20, 8
+	if size*count*(count+1)/2 <= sharedKeepBytes {
+		t.Fatal("the reads must add up to more than the bound")
+	}
+	b := New(256, 1)
+	var cursors []*Cursor
+	for range count {
+		c, _ := b.Follow(0)
+		cursors = append(cursors, c)
+		b.Publish(BoardNetboot, map[string]string{"serial": "big", "message": strings.Repeat("a", size)})
+	}
+	var got []int64
+	for i, c := range cursors {
+		r, lost := c.SharedReadTo(0, 0)
+		if lost {
+			t.Fatalf("cursor %d lost events", i)
+		}
+		if b.sharedBytes > sharedKeepBytes {
+			t.Fatalf("after %d large reads the bus keeps %d bytes of them, over %d", i+1, b.sharedBytes, sharedKeepBytes)
+		}
+		if i == 0 {
+			got = ids(r.Msg)
+		}
+	}
+	if want := int64(len(cursors)); len(got) != len(cursors) || got[len(got)-1] != want {
+		t.Errorf("the first cursor read %d events ending at %v, want %d", len(got), got[len(got)-1:], want)
+	}
+}
+
+// TestFilling: a cursor's Filling channel is closed once half the ring has been
+// published past its position, not one event sooner; cursors at one position share
+// it; one already that far behind gets a closed channel.
+func TestFilling(t *testing.T) {
+	b := New(16, 1)
+	c, _ := b.Follow(0)
+	d, _ := b.Follow(0)
+	f := c.Filling()
+	if f != d.Filling() {
+		t.Error("cursors at one position got two channels")
+	}
+	isClosed := func(ch <-chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+	for i := range 7 {
+		b.Publish("x", i)
+	}
+	if isClosed(f) {
+		t.Fatal("closed after 7 events past the cursor, half of a ring of 16 is 8")
+	}
+	b.Publish("x", 7)
+	if !isClosed(f) {
+		t.Fatal("not closed after 8 events past the cursor (half of a ring of 16)")
+	}
+	if !isClosed(c.Filling()) {
+		t.Error("a cursor 8 events behind got a channel that is not closed")
+	}
+	c.Read(nil, 0)
+	if isClosed(c.Filling()) {
+		t.Error("a cursor that read everything got a closed channel")
 	}
 }

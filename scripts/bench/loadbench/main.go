@@ -102,7 +102,9 @@ func run() error {
 	h.rate(time.Second) // warm up: connections, SQLite pages
 
 	if *subs > 0 {
-		quiet, loaded, cpu, err := compare(h, *dur, *rounds, srv.Cmd.Process.Pid, func() (func(), error) { return sse(srv.URL, token, *sseEncoding, *subs) })
+		quiet, loaded, cpu, err := compare(h, *dur, *rounds, srv.Cmd.Process.Pid, func() (func(), error) {
+			return sseLoad(srv.URL, token, *sseEncoding, *subs)
+		})
 		if err != nil {
 			return fmt.Errorf("sse: %w", err)
 		}
@@ -120,6 +122,45 @@ func run() error {
 		benchkit.Line("hello-rate-"+strconv.Itoa(*logins)+"-wrong-logins", loaded, quiet)
 	}
 	return nil
+}
+
+// sseLoad opens n event streams (sse) and returns what stops them; it also prints the
+// server's own count of its writes to the streams meanwhile, where it has one.
+func sseLoad(url, token, acceptEncoding string, n int) (stop func(), err error) {
+	stopReading, err := sse(url, token, acceptEncoding, n)
+	if err != nil {
+		return nil, err
+	}
+	const writes = "rpideploy_event_stream_writes_total"
+	w0, t0 := metric(url, token, writes), time.Now()
+	return func() {
+		if w0 >= 0 {
+			perSecond := (metric(url, token, writes) - w0) / time.Since(t0).Seconds()
+			fmt.Fprintf(os.Stderr, "loadbench: event stream writes %.0f/s (%.2f/s per stream)\n", perSecond, perSecond/float64(n))
+		}
+		stopReading()
+	}, nil
+}
+
+// metric reads one counter or gauge of the server's /metrics (-1: not there).
+func metric(url, token, name string) float64 {
+	req, _ := http.NewRequest(http.MethodGet, url+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for line := range bytes.Lines(b) {
+		if v, ok := bytes.CutPrefix(line, []byte(name+" ")); ok {
+			f, err := strconv.ParseFloat(string(bytes.TrimSpace(v)), 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return -1
 }
 
 // chromiumAcceptEncoding is what Chromium's EventSource sends (a dashboard).
@@ -159,10 +200,18 @@ func compare(h *hellos, d time.Duration, rounds int, pid int, start func() (stop
 type cpuUse struct {
 	server, self [2]time.Duration // user, system
 	hellos       int64
+	writes       int64         // the server's write system calls (/proc/PID/io syscw)
+	wrote        int64         // and the bytes they wrote (wchar)
+	took         time.Duration // the rounds' length
 }
 
-// cpuSample is the CPU time used so far by the server and by this process.
-type cpuSample struct{ server, self [2]time.Duration }
+// cpuSample is the CPU time used so far by the server and by this process, and the
+// server's writes.
+type cpuSample struct {
+	server, self  [2]time.Duration
+	writes, wrote int64
+	at            time.Time
+}
 
 func cpuNow(pid int) cpuSample {
 	var s cpuSample
@@ -178,6 +227,19 @@ func cpuNow(pid int) cpuSample {
 			}
 		}
 	}
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid)); err == nil {
+		for line := range bytes.Lines(b) {
+			name, v, _ := bytes.Cut(bytes.TrimSpace(line), []byte(": "))
+			n, _ := strconv.ParseInt(string(v), 10, 64)
+			switch string(name) {
+			case "syscw":
+				s.writes = n
+			case "wchar":
+				s.wrote = n
+			}
+		}
+	}
+	s.at = time.Now()
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		s.self = [2]time.Duration{time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())}
@@ -191,6 +253,9 @@ func (c *cpuUse) add(a, b cpuSample, hellos int64) {
 		c.self[i] += b.self[i] - a.self[i]
 	}
 	c.hellos += hellos
+	c.writes += b.writes - a.writes
+	c.wrote += b.wrote - a.wrote
+	c.took += b.at.Sub(a.at)
 }
 
 // serverPerHello is the server's CPU time (user and system) per hello, in µs.
@@ -208,7 +273,9 @@ func (c cpuUse) String() string {
 		}
 		return fmt.Sprintf("%.0fµs", float64(d.Microseconds())/float64(c.hellos))
 	}
-	return fmt.Sprintf("server user %s sys %s, loadbench user %s sys %s", per(c.server[0]), per(c.server[1]), per(c.self[0]), per(c.self[1]))
+	return fmt.Sprintf("server user %s sys %s, loadbench user %s sys %s; server writes %.0f/s, %.0f bytes/hello",
+		per(c.server[0]), per(c.server[1]), per(c.self[0]), per(c.self[1]),
+		float64(c.writes)/c.took.Seconds(), float64(c.wrote)/float64(max(c.hellos, 1)))
 }
 
 func median(v []float64) float64 {
