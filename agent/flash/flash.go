@@ -119,11 +119,15 @@ type Stats struct {
 	Resumes       int    // how many times the stream was resumed
 	ReadBack      int64  // bytes read back and matched
 	SHA256        string // the whole-image SHA256 the stream was proven to decode to (the manifest's), once Verify passed
-	StreamTime    time.Duration
-	VerifyTime    time.Duration
 	ChunksMatch   int
 	DirectIO      bool // O_DIRECT was accepted by the target
 	WritesIssued  int64
+
+	// The phases' times: OpenTime from Open's start to its return (the first block
+	// zeroed and synced), StreamTime from Stream's start to its return, SyncTime the
+	// stream's closing fsync (part of StreamTime), VerifyTime Verify's, NameTime from
+	// Device to its Close (first-boot naming), CommitTime Commit's.
+	OpenTime, StreamTime, SyncTime, VerifyTime, NameTime, CommitTime time.Duration
 }
 
 // proof is how Stream proves the decoded image against the manifest.
@@ -180,6 +184,7 @@ type Flasher struct {
 // extended to m.Size; a block device must be at least m.Size bytes. The first 4 KiB of
 // the target are zeroed and synced at once, so whatever was there stops being bootable.
 func Open(path string, m *manifest.Manifest, opt Options) (*Flasher, error) {
+	start := time.Now()
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
@@ -233,6 +238,7 @@ func Open(path string, m *manifest.Manifest, opt Options) (*Flasher, error) {
 		opt.ReadBackLag = 64 << 20
 	}
 	fl := &Flasher{m: m, path: path, f: f, opt: opt, log: opt.Log}
+	defer func() { fl.stats.OpenTime = time.Since(start) }()
 	if fl.log == nil {
 		fl.log = slog.New(slog.DiscardHandler)
 	}
@@ -334,6 +340,7 @@ func (fl *Flasher) Stream(ctx context.Context, src Source) error {
 		<-fl.hashDone
 		return err
 	}
+	syncStart := time.Now()
 	if err := fl.f.Sync(); err != nil {
 		fl.abortFollow()
 		return fmt.Errorf("%w: sync %q: %w", ErrWrite, fl.path, err)
@@ -341,6 +348,7 @@ func (fl *Flasher) Stream(ctx context.Context, src Source) error {
 	fl.handOverRest()
 	fl.mu.Lock()
 	fl.stats.StreamTime, fl.stats.StreamWritten = time.Since(start), fl.written.Load()
+	fl.stats.SyncTime = time.Since(syncStart)
 	if fo := fl.follow.Load(); fo != nil {
 		fl.stats.ReadBackInStream = fo.Done()
 	}
@@ -1011,6 +1019,12 @@ func (fl *Flasher) readBackAll(ctx context.Context, progress func(done, total in
 // Commit writes the held-back chunk 0 (as first-boot naming may have changed it),
 // syncs, and reads it back with O_DIRECT to compare. After Commit the target boots.
 func (fl *Flasher) Commit() error {
+	start := time.Now()
+	defer func() {
+		fl.mu.Lock()
+		fl.stats.CommitTime = time.Since(start)
+		fl.mu.Unlock()
+	}()
 	if !fl.wholeOK {
 		return errors.New("commit before Verify: the image is not verified")
 	}
