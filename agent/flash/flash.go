@@ -169,7 +169,8 @@ type Flasher struct {
 	mu                                  sync.Mutex
 	stats                               Stats
 
-	rawFree chan []byte // Stream's pool of raw chunk buffers
+	rawFree    chan []byte // Stream's pool of raw chunk buffers (the read-back's too)
+	streamDone bool        // Stream wrote and synced every chunk (guarded by mu)
 	// The read-back during Stream (nil: Verify reads everything back), its descriptor,
 	// the cancel of its context; closed once (endFollow).
 	follow     atomic.Pointer[readback.Follower]
@@ -376,6 +377,7 @@ func (fl *Flasher) Stream(ctx context.Context, src Source) error {
 	}
 	fl.handOverRest()
 	fl.mu.Lock()
+	fl.streamDone = true
 	fl.stats.StreamTime, fl.stats.StreamWritten = time.Since(start), fl.written.Load()
 	fl.stats.SyncTime = time.Since(syncStart)
 	if fo := fl.follow.Load(); fo != nil {
@@ -1014,11 +1016,18 @@ func (fl *Flasher) write(ctx context.Context, w *work, lim *limiter) error {
 }
 
 // Verify reads back every written chunk (all but chunk 0) with O_DIRECT and compares
-// it with the manifest's data hashes, Options.ReadBackDepth chunks at once; then it checks the whole-image
-// SHA256 of the stream. On an O_DIRECT target the read-back began during Stream, each
-// chunk right after it was written: Verify waits for the rest of it. progress may be
+// it with the manifest's data hashes, Options.ReadBackDepth chunks at once; then it
+// checks the whole-image SHA256 of the stream. With Options.ReadBackDuringStream on an
+// O_DIRECT target the read-back began during Stream: Verify waits for the rest of it.
+// It refuses to run before Stream has written and synced every chunk. progress may be
 // nil.
 func (fl *Flasher) Verify(ctx context.Context, progress func(done, total int64)) (int, error) {
+	fl.mu.Lock()
+	done := fl.streamDone
+	fl.mu.Unlock()
+	if !done {
+		return 0, errors.New("verify before a complete stream: nothing to read back")
+	}
 	start := time.Now()
 	var n int
 	var err error

@@ -280,3 +280,43 @@ func TestReadBackCardShrinks(t *testing.T) {
 	}
 	checkUnbootable(t, target)
 }
+
+// TestVerifyNeedsCompleteStream pins that Verify refuses a Flasher whose stream did not
+// complete (never ran, or failed) instead of reading back a card that was not written
+// or waiting for chunk buffers a failed stream never gave back.
+func TestVerifyNeedsCompleteStream(t *testing.T) {
+	raw := synthImage(t, 16<<20)
+	m, zst, err := packed(t, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("no stream", func(t *testing.T) {
+		fl, err := Open(oldTarget(t, len(raw)), m, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fl.Close()
+		if n, err := fl.Verify(context.Background(), nil); err == nil || n != 0 {
+			t.Fatalf("Verify = %d, %v; want a refusal", n, err)
+		}
+	})
+	t.Run("failed stream", func(t *testing.T) {
+		target := oldTarget(t, len(raw))
+		fl, err := Open(target, m, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fl.Close()
+		short := zst[:m.Chunks[len(m.Chunks)/2].Frame+10] // cut inside a frame
+		if err := fl.Stream(context.Background(), &HTTPSource{URL: serve(t, plain(short)), Size: m.CompressedSize}); err == nil {
+			t.Fatal("Stream of a cut image succeeded")
+		}
+		if n, err := fl.Verify(context.Background(), nil); err == nil || n != 0 {
+			t.Fatalf("Verify = %d, %v; want a refusal", n, err)
+		}
+		if err := fl.Commit(); err == nil {
+			t.Fatal("Commit succeeded after a failed stream")
+		}
+		checkUnbootable(t, target)
+	})
+}
