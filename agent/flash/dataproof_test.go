@@ -202,3 +202,67 @@ func TestDataProof(t *testing.T) {
 		})
 	}
 }
+
+// TestZeroFrames pins the shortcut for free-space chunks: a frame that is byte for
+// byte one that already decoded to zeros is not decoded again (Stats.ZeroFrames), and
+// any other frame of a chunk without data is decoded and checked as before: the last
+// free-space chunk (after others whose frame was seen) compressed by the zstd CLI —
+// another frame — is taken when it decodes to zeros and refused, named, when one of its
+// bytes is not zero. One decoder, so that the frames before it are seen first.
+func TestZeroFrames(t *testing.T) {
+	img := freeSpaceImage(t)
+	var free []int
+	for i := 1; i < len(img.m.Chunks); i++ {
+		if len(img.m.DataIn(img.m.ChunkRange(i))) == 0 {
+			free = append(free, i)
+		}
+	}
+	if len(free) < 3 {
+		t.Fatalf("test image has %d free-space chunks, want several", len(free))
+	}
+	t.Run("packed", func(t *testing.T) {
+		target := oldTarget(t, len(img.raw))
+		fl, err := flash(t, img.m, target, serve(t, plain(img.zst)), Options{Decoders: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := fl.Stats(); st.ZeroFrames < 1 || st.ZeroFrames > int64(len(free)-1) {
+			t.Errorf("%d free-space chunks proven by a known frame, want 1..%d", st.ZeroFrames, len(free)-1)
+		}
+		checkData(t, img.m, img.raw, target)
+	})
+	last := free[len(free)-1]
+	cr := img.m.ChunkRange(last)
+	for _, tc := range []struct {
+		name string
+		at   int64 // byte of the chunk set to 0x5a; -1: none
+	}{{"zeros by the zstd CLI", -1}, {"one byte not zero", cr.Length / 3}} {
+		t.Run(tc.name, func(t *testing.T) {
+			chunk := make([]byte, cr.Length)
+			if tc.at >= 0 {
+				chunk[tc.at] = 0x5a
+			}
+			m, zst := reframe(t, img, last, chunk)
+			if bytes.Equal(zst[m.Chunks[last].Frame:][:m.Chunks[last].FrameSize], img.zst[img.m.Chunks[free[0]].Frame:][:img.m.Chunks[free[0]].FrameSize]) {
+				t.Fatal("the zstd CLI made the packer's frame: the case tests nothing")
+			}
+			target := oldTarget(t, len(img.raw))
+			fl, err := flash(t, m, target, serve(t, plain(zst)), Options{Decoders: 1})
+			if tc.at < 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st := fl.Stats(); st.ZeroFrames < 1 {
+					t.Errorf("no free-space chunk proven by a known frame")
+				}
+				checkData(t, m, img.raw, target)
+				return
+			}
+			var ce *readback.ChunkError
+			if !errors.As(err, &ce) || ce.Chunk != last || !strings.Contains(err.Error(), "free-space byte") {
+				t.Fatalf("err = %v, want a free-space byte of chunk %d", err, last)
+			}
+			checkUnbootable(t, target)
+		})
+	}
+}

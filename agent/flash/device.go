@@ -3,14 +3,16 @@ package flash
 import (
 	"fmt"
 	"os"
+	"time"
 )
 
 // Device is the target as first-boot naming sees it before Commit: reads and writes
 // that fall in chunk 0 go to the held-back copy, the rest to the target through the
 // page cache (small, unaligned FAT updates). Sync flushes the target.
 type Device struct {
-	fl *Flasher
-	f  *os.File
+	fl    *Flasher
+	f     *os.File
+	start time.Time // of Device, for Stats.NameTime
 }
 
 // Device opens the target for first-boot naming. Close it before Commit.
@@ -19,7 +21,7 @@ func (fl *Flasher) Device() (*Device, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open target %q: %w", fl.path, err)
 	}
-	return &Device{fl: fl, f: f}, nil
+	return &Device{fl: fl, f: f, start: time.Now()}, nil
 }
 
 // Size is the image size in bytes.
@@ -66,5 +68,8 @@ func (d *Device) Close() error {
 	if cerr := d.f.Close(); err == nil {
 		err = cerr
 	}
+	d.fl.mu.Lock()
+	d.fl.stats.NameTime = time.Since(d.start)
+	d.fl.mu.Unlock()
 	return err
 }

@@ -13,13 +13,17 @@
 // with the whole-image SHA256); without them each chunk is checked against its sha256
 // and a sequential whole-image SHA256 runs beside the writes.
 //
-// Every written chunk is read back with O_DIRECT (image-tools/readback): by Verify,
-// after the stream's fsync; with Options.ReadBackDuringStream on an O_DIRECT target,
-// each chunk once the stream is Options.ReadBackLag past it (readback.Follower), the
-// rest after the fsync, and Verify waits for it. Chunk 0,
-// which holds the partition table, is held back in memory until Commit, so a card is
-// never bootable before it is verified and named; Open zeroes the target's first block
-// so an old image stops being bootable too.
+// With the data proof a chunk without data whose frame is byte for byte one that
+// already decoded to zeros is not decoded again: frames are independent, so the same
+// bytes decode to the same zeros.
+//
+// Every written chunk is read back with O_DIRECT: by Verify, after the stream's fsync,
+// Options.ReadBackDepth chunks at once, each with the requests it was written with;
+// with Options.ReadBackDuringStream on an O_DIRECT target, each chunk once the stream
+// is Options.ReadBackLag past it (readback.Follower), the rest after the fsync, and
+// Verify waits for it. Chunk 0, which holds the partition table, is held back in
+// memory until Commit, so a card is never bootable before it is verified and named;
+// Open zeroes the target's first block so an old image stops being bootable too.
 //
 // Memory is bounded: a fixed set of chunk buffers circulates through bounded channels:
 // Options.Buffers raw chunks plus Decoders+2 compressed frames, and chunk 0.
@@ -63,7 +67,9 @@ var (
 type Options struct {
 	// Decoders is the number of frames decoded and hashed at once (default GOMAXPROCS).
 	Decoders int
-	// Writers is the number of chunk writes in flight (default 2).
+	// Writers is the number of chunk writes in flight (default 4): the queue depth of
+	// the stream's writes (an SD card with command queueing, A2, takes several at once;
+	// one without queues them in the kernel).
 	Writers int
 	// Buffers is the number of raw chunk buffers in circulation (default: as many as fit
 	// in 96 MiB, at least 2 × Decoders + Writers + 2).
@@ -84,6 +90,10 @@ type Options struct {
 	// of the hashing on a card that is three quarters free space (docs/agent.md, "What
 	// the stream proves").
 	HashFreeSpace bool
+	// ReadBackDepth is the number of chunks read back at once after the stream
+	// (default 8): the queue depth of the read-back's O_DIRECT reads. Each reader hashes
+	// the chunk it read, so the reads of the others stay in flight meanwhile.
+	ReadBackDepth int
 	// ReadBackLag is how far (bytes of the image) the stream must have gone past a
 	// chunk before that chunk is read back during the stream, with
 	// ReadBackDuringStream (default 64 MiB): by then
@@ -119,11 +129,18 @@ type Stats struct {
 	Resumes       int    // how many times the stream was resumed
 	ReadBack      int64  // bytes read back and matched
 	SHA256        string // the whole-image SHA256 the stream was proven to decode to (the manifest's), once Verify passed
-	StreamTime    time.Duration
-	VerifyTime    time.Duration
 	ChunksMatch   int
 	DirectIO      bool // O_DIRECT was accepted by the target
 	WritesIssued  int64
+	// ZeroFrames is the number of free-space chunks proven without decoding: their
+	// frame was byte for byte one that had decoded to zeros (data proof only).
+	ZeroFrames int64
+
+	// The phases' times: OpenTime from Open's start to its return (the first block
+	// zeroed and synced), StreamTime from Stream's start to its return, SyncTime the
+	// stream's closing fsync (part of StreamTime), VerifyTime Verify's, NameTime from
+	// Device to its Close (first-boot naming), CommitTime Commit's.
+	OpenTime, StreamTime, SyncTime, VerifyTime, NameTime, CommitTime time.Duration
 }
 
 // proof is how Stream proves the decoded image against the manifest.
@@ -147,11 +164,13 @@ type Flasher struct {
 	src   Source
 
 	streamed, written, readBack, writes atomic.Int64
+	zeroFrameHits                       atomic.Int64
 	resumes                             atomic.Int64
 	mu                                  sync.Mutex
 	stats                               Stats
 
-	rawFree chan []byte // Stream's pool of raw chunk buffers
+	rawFree    chan []byte // Stream's pool of raw chunk buffers (the read-back's too)
+	streamDone bool        // Stream wrote and synced every chunk (guarded by mu)
 	// The read-back during Stream (nil: Verify reads everything back), its descriptor,
 	// the cancel of its context; closed once (endFollow).
 	follow     atomic.Pointer[readback.Follower]
@@ -171,15 +190,27 @@ type Flasher struct {
 
 	chain [][sha256chain.Size]byte // the manifest's chaining values (proofChained only)
 
-	zeroMu   sync.Mutex
-	zeros    []byte           // ChunkSize zero bytes
-	zeroSums map[int64]string // hex SHA256 of n zero bytes
+	zeroMu     sync.Mutex
+	zeros      []byte           // ChunkSize zero bytes
+	zeroSums   map[int64]string // hex SHA256 of n zero bytes
+	zeroFrames []zeroFrame      // frames that decoded to zeros only (at most maxZeroFrames)
 }
+
+// zeroFrame is a compressed frame that decoded to n zero bytes.
+type zeroFrame struct {
+	frame []byte
+	n     int64
+}
+
+// maxZeroFrames bounds the zero frames a Flasher remembers: a packer compresses every
+// all-zero chunk of one length to the same frame, so one or two are all there are.
+const maxZeroFrames = 4
 
 // Open opens the target for an image described by m: a regular file is created or
 // extended to m.Size; a block device must be at least m.Size bytes. The first 4 KiB of
 // the target are zeroed and synced at once, so whatever was there stops being bootable.
 func Open(path string, m *manifest.Manifest, opt Options) (*Flasher, error) {
+	start := time.Now()
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
@@ -220,7 +251,10 @@ func Open(path string, m *manifest.Manifest, opt Options) (*Flasher, error) {
 		opt.Decoders = runtime.GOMAXPROCS(0)
 	}
 	if opt.Writers <= 0 {
-		opt.Writers = 2
+		opt.Writers = 4
+	}
+	if opt.ReadBackDepth <= 0 {
+		opt.ReadBackDepth = 8
 	}
 	if opt.Buffers <= 0 {
 		opt.Buffers = int((96 << 20) / m.ChunkSize)
@@ -233,6 +267,7 @@ func Open(path string, m *manifest.Manifest, opt Options) (*Flasher, error) {
 		opt.ReadBackLag = 64 << 20
 	}
 	fl := &Flasher{m: m, path: path, f: f, opt: opt, log: opt.Log}
+	defer func() { fl.stats.OpenTime = time.Since(start) }()
 	if fl.log == nil {
 		fl.log = slog.New(slog.DiscardHandler)
 	}
@@ -295,6 +330,7 @@ func (fl *Flasher) Stats() Stats {
 		s.ReadBack = fo.Done()
 	}
 	s.WritesIssued, s.Resumes = fl.writes.Load(), int(fl.resumes.Load())
+	s.ZeroFrames = fl.zeroFrameHits.Load()
 	s.DirectIO = fl.f.Direct()
 	if hs, ok := fl.src.(interface{ Fetched() int64 }); ok {
 		s.Fetched = hs.Fetched()
@@ -334,13 +370,16 @@ func (fl *Flasher) Stream(ctx context.Context, src Source) error {
 		<-fl.hashDone
 		return err
 	}
+	syncStart := time.Now()
 	if err := fl.f.Sync(); err != nil {
 		fl.abortFollow()
 		return fmt.Errorf("%w: sync %q: %w", ErrWrite, fl.path, err)
 	}
 	fl.handOverRest()
 	fl.mu.Lock()
+	fl.streamDone = true
 	fl.stats.StreamTime, fl.stats.StreamWritten = time.Since(start), fl.written.Load()
+	fl.stats.SyncTime = time.Since(syncStart)
 	if fo := fl.follow.Load(); fo != nil {
 		fl.stats.ReadBackInStream = fo.Done()
 	}
@@ -704,6 +743,12 @@ func (fl *Flasher) decodeData(dec *zstd.Decoder, w *work) {
 	cr := m.ChunkRange(w.i)
 	c := m.Chunks[w.i]
 	fail := func(err error) { w.err = &readback.ChunkError{Chunk: w.i, Offset: cr.Offset, Err: err} }
+	free := c.DataSHA256 == "" && len(m.DataIn(cr)) == 0
+	if free && fl.knownZeroFrame(w.comp, cr.Length) {
+		fl.zeroFrameHits.Add(1)
+		w.zero = true
+		return
+	}
 	out, err := dec.DecodeAll(w.comp, w.raw[:0])
 	if err != nil {
 		fail(fmt.Errorf("chunk %d: decode frame at %d (%d bytes): %w", w.i, c.Frame, c.FrameSize, err))
@@ -733,10 +778,43 @@ func (fl *Flasher) decodeData(dec *zstd.Decoder, w *work) {
 	}
 	if c.DataSHA256 == "" {
 		w.zero = true
+		if free {
+			fl.rememberZeroFrame(w.comp, cr.Length)
+		}
 		return
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != c.DataSHA256 {
 		fail(fmt.Errorf("%w: chunk %d (raw [%d,+%d)): data sha256 %s, manifest says %s", zstimg.ErrMismatch, w.i, cr.Offset, cr.Length, got, c.DataSHA256))
+	}
+}
+
+// knownZeroFrame reports whether frame is, byte for byte, a frame that has decoded to
+// n zero bytes before. Frames are independent (no dictionary, no shared history), so
+// decoding is a function of the frame's bytes alone: the same frame decodes to the same
+// zeros again, and the chunk is proven without decoding it. A frame that differs in
+// any byte is decoded and checked.
+func (fl *Flasher) knownZeroFrame(frame []byte, n int64) bool {
+	fl.zeroMu.Lock()
+	defer fl.zeroMu.Unlock()
+	for _, z := range fl.zeroFrames {
+		if z.n == n && bytes.Equal(z.frame, frame) {
+			return true
+		}
+	}
+	return false
+}
+
+// rememberZeroFrame records a frame that was decoded and found to be n zero bytes.
+func (fl *Flasher) rememberZeroFrame(frame []byte, n int64) {
+	fl.zeroMu.Lock()
+	defer fl.zeroMu.Unlock()
+	for _, z := range fl.zeroFrames {
+		if z.n == n && bytes.Equal(z.frame, frame) {
+			return // two decoders proved the same frame at once
+		}
+	}
+	if len(fl.zeroFrames) < maxZeroFrames && len(frame) <= 64<<10 {
+		fl.zeroFrames = append(fl.zeroFrames, zeroFrame{frame: bytes.Clone(frame), n: n})
 	}
 }
 
@@ -938,11 +1016,18 @@ func (fl *Flasher) write(ctx context.Context, w *work, lim *limiter) error {
 }
 
 // Verify reads back every written chunk (all but chunk 0) with O_DIRECT and compares
-// it with the manifest's data hashes, on all cores; then it checks the whole-image
-// SHA256 of the stream. On an O_DIRECT target the read-back began during Stream, each
-// chunk right after it was written: Verify waits for the rest of it. progress may be
+// it with the manifest's data hashes, Options.ReadBackDepth chunks at once; then it
+// checks the whole-image SHA256 of the stream. With Options.ReadBackDuringStream on an
+// O_DIRECT target the read-back began during Stream: Verify waits for the rest of it.
+// It refuses to run before Stream has written and synced every chunk. progress may be
 // nil.
 func (fl *Flasher) Verify(ctx context.Context, progress func(done, total int64)) (int, error) {
+	fl.mu.Lock()
+	done := fl.streamDone
+	fl.mu.Unlock()
+	if !done {
+		return 0, errors.New("verify before a complete stream: nothing to read back")
+	}
 	start := time.Now()
 	var n int
 	var err error
@@ -995,22 +1080,15 @@ wait:
 	return n, err
 }
 
-// readBackAll reads back every chunk with data but chunk 0, after the stream.
-func (fl *Flasher) readBackAll(ctx context.Context, progress func(done, total int64)) (int, error) {
-	return readback.Verify(ctx, fl.path, fl.m, readback.Options{
-		Skip: func(i int) bool { return i == 0 },
-		Progress: func(done, total int64) {
-			fl.readBack.Store(done)
-			if progress != nil {
-				progress(done, total)
-			}
-		},
-	})
-}
-
 // Commit writes the held-back chunk 0 (as first-boot naming may have changed it),
 // syncs, and reads it back with O_DIRECT to compare. After Commit the target boots.
 func (fl *Flasher) Commit() error {
+	start := time.Now()
+	defer func() {
+		fl.mu.Lock()
+		fl.stats.CommitTime = time.Since(start)
+		fl.mu.Unlock()
+	}()
 	if !fl.wholeOK {
 		return errors.New("commit before Verify: the image is not verified")
 	}

@@ -42,7 +42,7 @@ type options struct {
 	cpuProfile                                    string
 	retryBudget                                   time.Duration
 	writeRateMB                                   float64
-	decoders, writers, buffers                    int
+	decoders, writers, buffers, readBackDepth     int
 	p2p, p2pListen                                string
 	p2pKeepMiB, p2pReadaheadMiB                   int64
 	p2pLie                                        bool
@@ -61,7 +61,8 @@ func main() {
 	fs.DurationVar(&o.retryBudget, "retry-budget", 5*time.Minute, "how long to keep retrying a server that does not answer")
 	fs.Float64Var(&o.writeRateMB, "write-rate-limit", 0, "cap target writes at this many MB/s (benchmarks: stands in for an SD card)")
 	fs.IntVar(&o.decoders, "decoders", 0, "frames decoded at once (default: all cores)")
-	fs.IntVar(&o.writers, "writers", 0, "target writes in flight (default 2)")
+	fs.IntVar(&o.writers, "writers", 0, "target writes in flight (default 4)")
+	fs.IntVar(&o.readBackDepth, "readback-depth", 0, "chunks read back at once after the stream (default 8)")
 	fs.IntVar(&o.buffers, "buffers", 0, "raw chunk buffers in circulation (default: 96 MiB worth)")
 	fs.StringVar(&o.image, "image", "", "standalone: flash this .img.zst URL (manifest beside it) without a server's assignment; needs --hostname")
 	fs.StringVar(&o.hostname, "hostname", "", "standalone: the hostname to give the board")
@@ -123,7 +124,7 @@ func run(ctx context.Context, o options) (err error) {
 	cfg := deploy.Config{
 		Client: &client.Client{Server: o.server, Retry: pol, Log: log},
 		Target: o.target,
-		Flash: flash.Options{Decoders: o.decoders, Writers: o.writers, Buffers: o.buffers, WriteRateLimit: o.writeRateMB * 1e6,
+		Flash: flash.Options{Decoders: o.decoders, Writers: o.writers, Buffers: o.buffers, ReadBackDepth: o.readBackDepth, WriteRateLimit: o.writeRateMB * 1e6,
 			HashFreeSpace: o.hashFreeSpace, ReadBackDuringStream: o.readBackDuring, Retry: pol, Log: log},
 		BootFS:    bootFS,
 		Mechanism: o.mechanism,
@@ -192,8 +193,9 @@ func standalone(cfg *deploy.Config, o options) error {
 
 // printStats prints the figures of a flash; scripts/bench/30-agent.sh parses this line.
 func printStats(st flash.Stats) {
-	fmt.Fprintf(os.Stderr, "rpi-agent: done: written=%d stream_written=%d fetched=%d resumes=%d stream_s=%.3f readback_s=%.3f readback_in_stream=%d readback=%d direct=%v\n",
-		st.Written, st.StreamWritten, st.Fetched, st.Resumes, st.StreamTime.Seconds(), st.VerifyTime.Seconds(), st.ReadBackInStream, st.ReadBack, st.DirectIO)
+	fmt.Fprintf(os.Stderr, "rpi-agent: done: written=%d stream_written=%d fetched=%d resumes=%d writes=%d open_s=%.3f stream_s=%.3f sync_s=%.3f readback_s=%.3f name_s=%.3f commit_s=%.3f readback_in_stream=%d readback=%d zero_frames=%d direct=%v\n",
+		st.Written, st.StreamWritten, st.Fetched, st.Resumes, st.WritesIssued, st.OpenTime.Seconds(), st.StreamTime.Seconds(), st.SyncTime.Seconds(),
+		st.VerifyTime.Seconds(), st.NameTime.Seconds(), st.CommitTime.Seconds(), st.ReadBackInStream, st.ReadBack, st.ZeroFrames, st.DirectIO)
 }
 
 func first(a, b string) string {
