@@ -171,9 +171,10 @@ type Flasher struct {
 
 	chain [][sha256chain.Size]byte // the manifest's chaining values (proofChained only)
 
-	zeroMu   sync.Mutex
-	zeros    []byte           // ChunkSize zero bytes
-	zeroSums map[int64]string // hex SHA256 of n zero bytes
+	zeroMu    sync.Mutex
+	zeros     []byte           // ChunkSize zero bytes
+	zeroSums  map[int64]string // hex SHA256 of n zero bytes
+	zeroFrame map[int64][]byte // a frame proven (decoded) to be n zero bytes, by n
 }
 
 // Open opens the target for an image described by m: a regular file is created or
@@ -698,11 +699,20 @@ func (fl *Flasher) decode(dec *zstd.Decoder, w *work) {
 // decodeData decodes chunk w.i and proves it with data_sha256: the SHA256 of its bytes
 // inside the data ranges, in order, must be the chunk's data_sha256, and every byte
 // outside them must be zero (a comparison, not a hash). A chunk without data ranges is
-// zeros only: it is marked zero, so that its buffer returns to the pool at once.
+// zeros only: it is marked zero, so that its buffer returns to the pool at once. Such a
+// chunk whose frame is byte for byte one already decoded and proven here to be that many
+// zeros is not decoded again: decoding is a function of the frame's bytes (packers
+// write free space as the same small frame over and over, and decoding a 1 MiB run of
+// zeros costs as much CPU as a chunk of data).
 func (fl *Flasher) decodeData(dec *zstd.Decoder, w *work) {
 	m := fl.m
 	cr := m.ChunkRange(w.i)
 	c := m.Chunks[w.i]
+	free := c.DataSHA256 == "" && len(m.DataIn(cr)) == 0
+	if free && fl.knownZeroFrame(w.comp, cr.Length) {
+		w.zero = true
+		return
+	}
 	fail := func(err error) { w.err = &readback.ChunkError{Chunk: w.i, Offset: cr.Offset, Err: err} }
 	out, err := dec.DecodeAll(w.comp, w.raw[:0])
 	if err != nil {
@@ -733,6 +743,9 @@ func (fl *Flasher) decodeData(dec *zstd.Decoder, w *work) {
 	}
 	if c.DataSHA256 == "" {
 		w.zero = true
+		if free {
+			fl.rememberZeroFrame(w.comp, cr.Length)
+		}
 		return
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != c.DataSHA256 {
@@ -804,6 +817,32 @@ func (fl *Flasher) zeroBytes() []byte {
 		fl.zeros = make([]byte, fl.m.ChunkSize)
 	}
 	return fl.zeros
+}
+
+// maxZeroFrame is the largest frame rememberZeroFrame keeps (a frame of free space is a
+// few hundred bytes at most).
+const maxZeroFrame = 4 << 10
+
+// knownZeroFrame reports whether frame is byte for byte the frame that decodeData last
+// decoded and proved to be n zero bytes.
+func (fl *Flasher) knownZeroFrame(frame []byte, n int64) bool {
+	fl.zeroMu.Lock()
+	defer fl.zeroMu.Unlock()
+	known, ok := fl.zeroFrame[n]
+	return ok && bytes.Equal(known, frame)
+}
+
+// rememberZeroFrame keeps a copy of frame, just decoded and proven to be n zero bytes.
+func (fl *Flasher) rememberZeroFrame(frame []byte, n int64) {
+	if len(frame) > maxZeroFrame {
+		return
+	}
+	fl.zeroMu.Lock()
+	defer fl.zeroMu.Unlock()
+	if fl.zeroFrame == nil {
+		fl.zeroFrame = map[int64][]byte{}
+	}
+	fl.zeroFrame[n] = bytes.Clone(frame)
 }
 
 // zeroSHA256 is the hex SHA256 of n zero bytes (n ≤ ChunkSize), computed once per n.
