@@ -28,16 +28,18 @@ type pieceStore struct {
 	keep            int64
 	consumed        atomic.Int64 // compressed bytes the reader has read past
 	onFailed        func(piece int)
-	lie             bool // test only: serve consumed pieces corrupted (Config.CorruptUploads)
+	onComplete      func(piece int, viaServer bool) // nil: none; called without s.mu held
+	lie             bool                            // test only: serve consumed pieces corrupted (Config.CorruptUploads)
 
-	mu       sync.Mutex
-	data     [][]byte
-	complete []bool
-	held     int64 // bytes of complete pieces held
-	peak     int64 // most bytes of pieces (complete or not) held at once
-	inRAM    int64
-	dropFrom int               // no complete piece below this index is held any more
-	verdicts map[int]chan bool // put pieces awaiting their check: true complete, false failed
+	mu        sync.Mutex
+	data      [][]byte
+	complete  []bool
+	held      int64 // bytes of complete pieces held
+	peak      int64 // most bytes of pieces (complete or not) held at once
+	inRAM     int64
+	dropFrom  int               // no complete piece below this index is held any more
+	viaServer map[int]bool      // pieces whose bytes were put from the server, until complete
+	verdicts  map[int]chan bool // put pieces awaiting their check: true complete, false failed
 }
 
 func newPieceStore(info *metainfo.Info, keep int64, onFailed func(int)) *pieceStore {
@@ -108,6 +110,10 @@ func (s *pieceStore) put(i int, b []byte) <-chan bool {
 	if s.complete[i] || int64(len(b)) != min(s.pieceLen, s.total-int64(i)*s.pieceLen) {
 		return nil
 	}
+	if s.viaServer == nil {
+		s.viaServer = map[int]bool{}
+	}
+	s.viaServer[i] = true
 	if s.data[i] == nil {
 		s.data[i] = b
 		s.inRAM += int64(len(b))
@@ -200,16 +206,23 @@ func (p *piece) WriteAt(b []byte, off int64) (int, error) {
 
 func (p *piece) MarkComplete() error {
 	p.s.mu.Lock()
-	defer p.s.mu.Unlock()
 	if p.s.data[p.i] == nil {
+		p.s.mu.Unlock()
 		return fmt.Errorf("piece %d: %w", p.i, errDropped)
 	}
-	if !p.s.complete[p.i] {
+	was := p.s.complete[p.i]
+	if !was {
 		p.s.complete[p.i] = true
 		p.s.held += p.n
 	}
+	viaServer := p.s.viaServer[p.i]
+	delete(p.s.viaServer, p.i)
 	p.s.verdict(p.i, true)
 	p.s.evict()
+	p.s.mu.Unlock()
+	if !was && p.s.onComplete != nil {
+		p.s.onComplete(p.i, viaServer)
+	}
 	return nil
 }
 
@@ -225,6 +238,7 @@ func (p *piece) MarkNotComplete() error {
 		p.s.inRAM -= p.n
 	}
 	p.s.data[p.i], p.s.complete[p.i] = nil, false
+	delete(p.s.viaServer, p.i)
 	p.s.verdict(p.i, false)
 	p.s.mu.Unlock()
 	if !was && p.s.onFailed != nil {
