@@ -157,10 +157,7 @@ func (s *Swarm) fetcher(ctx context.Context, w int) {
 // lowest one from the flasher's on (up to the window's end) that is not held, not in
 // flight, that no connected peer has, and that the share rule gives this board; or,
 // once the flasher has waited peerWait, one it needs next even if a peer has it.
-// Share pieces are taken only when shares is set, or by any requester when alone —
-// once the board has been alone past its join announces (joinPhase): boards that
-// start together each hear "alone" first, and each fetched the first pieces twice
-// over before the shares settled.
+// Share pieces are taken only when shares is set, or by any requester when alone.
 func (s *Swarm) pick(shares bool) (piece int, mine, ok bool) {
 	pos := s.readPos.Load()
 	x := share{pieceLength: s.pieceLength, readPos: pos, readahead: s.cfg.Readahead,
@@ -171,7 +168,6 @@ func (s *Swarm) pick(shares bool) (piece int, mine, ok bool) {
 		x.index, x.of = int64(sh.Index), int64(sh.Of)
 	}
 	alone := x.of <= 1
-	settled := time.Since(s.joined) >= joinPhase
 	first, last := int(pos/s.pieceLength), s.numPieces
 	if !s.whole {
 		last = min(last, int((pos+s.cfg.Window+s.pieceLength-1)/s.pieceLength))
@@ -184,7 +180,7 @@ func (s *Swarm) pick(shares bool) (piece int, mine, ok bool) {
 		if x.needed() {
 			return true, false
 		}
-		return x.mine() && (alone && (shares || settled) || shares && s.fetchingMine == 0), true
+		return x.mine() && (alone || shares && s.fetchingMine == 0), true
 	}
 
 	// Candidates first, then what the peers have (the engine's lock is taken while

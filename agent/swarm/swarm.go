@@ -108,7 +108,6 @@ type Swarm struct {
 	readAt                atomic.Int64                        // when it last moved (Unix ns)
 	share                 atomic.Pointer[agentapi.SwarmShare] // from the last answer; nil: alone
 	lastMine, mineSince   atomic.Int64                        // the last share piece's fetch time (ns); when the one in flight began (Unix ns, 0: none)
-	joined                time.Time                           // when Join started the fetchers
 	done                  atomic.Bool
 	pieceLength, total    int64
 	numPieces             int
@@ -199,7 +198,6 @@ func Join(ctx context.Context, cfg Config) (*Swarm, error) {
 	if _, err := s.announce(ctx, false); err != nil {
 		log.Warn("first swarm announce failed; the server alone until the next", "err", err)
 	}
-	s.joined = time.Now()
 	go s.loop(lctx)
 	if cfg.WebSeed != "" {
 		for w := range cfg.WebSeedConns {
@@ -507,14 +505,6 @@ func (s *Swarm) interval() time.Duration {
 // lets them connect, and gets its share of the server's pieces among them) only from
 // an answer; at the interval (2 s) the first boards would fetch alone meanwhile.
 var joinAnnounces = []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second}
-
-// joinPhase is when the join announces are done (their waits added up).
-var joinPhase = func() (d time.Duration) {
-	for _, w := range joinAnnounces {
-		d += w
-	}
-	return d
-}()
 
 // loop announces every interval while the board flashes (Seed announces itself),
 // sooner just after joining (joinAnnounces).
