@@ -17,6 +17,9 @@ type P2P struct {
 	Listen          string
 	// CorruptUploads: tests only (swarm.Config.CorruptUploads).
 	CorruptUploads bool
+	// Trace logs every piece and every wait of the flasher for one
+	// (swarm.Config.Trace).
+	Trace bool
 }
 
 // joinSwarm joins the image's swarm when the server invited the board and P2P is not
@@ -39,7 +42,8 @@ func (r *run) joinSwarm(ctx context.Context, url string, compressed int64) *swar
 		hc.Transport = r.cfg.Client.HTTP.Transport
 	}
 	sw, err := swarm.Join(ctx, swarm.Config{Swarm: c, Secret: r.dep.Secret, WebSeed: url, CompressedSize: compressed,
-		HTTP: hc, Keep: r.cfg.P2P.Keep, Readahead: r.cfg.P2P.Readahead, Listen: r.cfg.P2P.Listen, CorruptUploads: r.cfg.P2P.CorruptUploads, Log: r.log})
+		HTTP: hc, Keep: r.cfg.P2P.Keep, Readahead: r.cfg.P2P.Readahead, Listen: r.cfg.P2P.Listen, CorruptUploads: r.cfg.P2P.CorruptUploads,
+		Trace: r.cfg.P2P.Trace, Log: r.log})
 	if err != nil {
 		r.log.Warn("could not join the swarm; HTTP alone", "err", err)
 		return nil

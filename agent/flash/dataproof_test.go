@@ -116,6 +116,25 @@ func freeByte(t *testing.T, m *manifest.Manifest, mixed bool) (int, int64) {
 	return 0, 0
 }
 
+// lastFree is the last chunk without data whose frame repeats the frame of an earlier
+// chunk without data (-1: none).
+func lastFree(t *testing.T, m *manifest.Manifest, zst []byte) int {
+	t.Helper()
+	seen := map[string]bool{}
+	last := -1
+	for i, c := range m.Chunks {
+		if len(m.DataIn(m.ChunkRange(i))) > 0 {
+			continue
+		}
+		f := string(zst[c.Frame : c.Frame+c.FrameSize])
+		if seen[f] {
+			last = i
+		}
+		seen[f] = true
+	}
+	return last
+}
+
 // TestDataProof pins what the default proof (data ranges against data_sha256, zeros
 // elsewhere) accepts and refuses, on a real FAT+ext4 image with much free space: a
 // good stream flashes and reports the manifest's image SHA256; a frame (made by the
@@ -161,6 +180,18 @@ func TestDataProof(t *testing.T) {
 			name = "free byte in a chunk with data"
 		}
 		cases = append(cases, tc{name, m, zst, i, "free-space byte", true})
+	}
+	// The last chunk without data, after frames of free space that were decoded and
+	// proven zero (and are not decoded again when they repeat): a frame that differs
+	// from them is decoded and refused all the same.
+	if j := lastFree(t, img.m, img.zst); j < 0 {
+		t.Fatal("the test image has no repeated frame of free space")
+	} else {
+		cr := img.m.ChunkRange(j)
+		chunk := bytes.Clone(img.raw[cr.Offset:cr.End()])
+		chunk[cr.Length/3] = 0x5a
+		m, zst := reframe(t, img, j, chunk)
+		cases = append(cases, tc{"free byte in a chunk without data after repeated free frames", m, zst, j, "free-space byte", true})
 	}
 	i, _ := freeByte(t, img.m, true)
 	cr := img.m.ChunkRange(i)

@@ -5,6 +5,7 @@ package swarm
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -29,7 +30,9 @@ import (
 // from the server (20 pieces) at 11 % of one board's time. The time of a run is from
 // the start of its agents to the last card verified (rpi-deployd's log), not to the agents' exits, which wait for the
 // seeding to end. P2P_RUNS (default "one,p2p,http") picks the runs, for
-// looking at one; P2P_PROFILE=DIR has every agent write a CPU profile there.
+// looking at one; P2P_PROFILE=DIR has every agent write a CPU profile there, and
+// P2P_AGENT_LOGS=DIR keeps every agent's output and rpi-deployd's there;
+// P2P_AGENT_ARGS adds rpi-agent flags (e.g. "--p2p-readahead 1").
 func TestP2PFleetBench(t *testing.T) {
 	n := envInt("P2P_BOARDS", 20)
 	rate := os.Getenv("P2P_RATE")
@@ -49,12 +52,15 @@ func TestP2PFleetBench(t *testing.T) {
 		for i := range boards {
 			bs = append(bs, f.addBoard(i+1, rate))
 		}
-		// The server's bytes sent, every second of the run (its /metrics).
-		var timeline []string
+		// The server's bytes sent and the agents' CPU, every second of the run.
+		var timeline, cpuline []string
+		lastCPU := map[int]time.Duration{} // per agent process
+		started := make(chan time.Time, 1) // when the agents started
 		stopTimeline := make(chan struct{})
 		timelineDone := make(chan struct{})
 		go func() {
 			defer close(timelineDone)
+			start := <-started
 			tick := time.NewTicker(time.Second)
 			defer tick.Stop()
 			for {
@@ -63,10 +69,24 @@ func TestP2PFleetBench(t *testing.T) {
 					return
 				case <-tick.C:
 				}
+				// The agents' CPU since the last sample (an agent that exited no
+				// longer counts), at the time of this one.
+				var cpu time.Duration
+				for _, b := range bs {
+					if b.cmd == nil || b.cmd.Process == nil {
+						continue
+					}
+					if c := procCPU(b.cmd.Process.Pid); c > 0 {
+						cpu += c - lastCPU[b.cmd.Process.Pid]
+						lastCPU[b.cmd.Process.Pid] = c
+					}
+				}
+				at := time.Since(start).Seconds()
+				cpuline = append(cpuline, fmt.Sprintf("%.1f:%.2f", at, cpu.Seconds()))
 				out, err := f.srv.Run(context.Background(), "curl", "-sf", "-H", "Authorization: Bearer "+f.token, f.url+"/metrics")
 				if m := regexp.MustCompile(`(?m)^rpideploy_image_bytes_served_total (\d+)$`).FindStringSubmatch(out); err == nil && m != nil {
 					v, _ := strconv.ParseFloat(m[1], 64)
-					timeline = append(timeline, fmt.Sprintf("%.1f", v/1e6))
+					timeline = append(timeline, fmt.Sprintf("%.1f:%.1f", at, v/1e6))
 				}
 			}
 		}()
@@ -75,12 +95,13 @@ func TestP2PFleetBench(t *testing.T) {
 			// HTTP-only, twenty boards share the server's link for minutes: a stream
 			// that breaks late must still be resumed (the fleet's 2 m budget counts
 			// from the start; one board of twenty failed so at 6 Mbit/s).
-			extra := []string{"--retry-budget", "15m"}
+			extra := append([]string{"--retry-budget", "15m", "--p2p-trace"}, strings.Fields(os.Getenv("P2P_AGENT_ARGS"))...)
 			if profiles != "" {
 				extra = append(extra, "--cpuprofile", filepath.Join(profiles, fmt.Sprintf("p2p-%s-%d-%s.prof", p2p, boards, b.serial)))
 			}
 			f.start(b, extra...)
 		}
+		started <- start // every b.cmd is set
 		last := start
 		for _, b := range bs {
 			for !strings.Contains(b.out.String(), "rpi-agent: verified ") {
@@ -143,7 +164,19 @@ func TestP2PFleetBench(t *testing.T) {
 		if len(took) > 0 {
 			t.Logf("p2p=%s boards=%d: each board verified after (s, sorted): %v", p2p, boards, took)
 		}
-		t.Logf("p2p=%s boards=%d: server MB sent at each second: %s", p2p, boards, strings.Join(timeline, " "))
+		t.Logf("p2p=%s boards=%d: server MB sent (seconds from the start:MB): %s", p2p, boards, strings.Join(timeline, " "))
+		t.Logf("p2p=%s boards=%d: agents' CPU since the sample before (seconds from the start:CPU seconds; 2 cores): %s", p2p, boards, strings.Join(cpuline, " "))
+		if dir := os.Getenv("P2P_AGENT_LOGS"); dir != "" {
+			for _, b := range bs {
+				os.WriteFile(filepath.Join(dir, fmt.Sprintf("p2p-%s-%d-%s.log", p2p, boards, b.serial)), []byte(b.out.String()), 0o644)
+			}
+			os.WriteFile(filepath.Join(dir, fmt.Sprintf("p2p-%s-%d-rpi-deployd.log", p2p, boards)), []byte(f.srvOut.String()), 0o644)
+		}
+		if p2p == "on" {
+			for _, l := range traceReport(f, bs, start) {
+				t.Logf("p2p=%s boards=%d: %s", p2p, boards, l)
+			}
+		}
 		return s, f.served(), f.m.CompressedSize
 	}
 	var one, p2p, httpOnly float64
@@ -165,6 +198,139 @@ func TestP2PFleetBench(t *testing.T) {
 	benchkit.Line(name+"-vs-one", p2p, one)
 	benchkit.Line(name+"-server-MB", float64(served)/1e6, float64(int64(n)*comp)/1e6)
 	benchkit.Line(name+"-server-MB-http-only", float64(httpServed)/1e6, float64(int64(n)*comp)/1e6)
+}
+
+// procCPU is the user + system CPU time of process pid (/proc/PID/stat, clock ticks
+// of 1/100 s); 0 when it is gone.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	_, rest, _ := strings.Cut(string(b), ") ")
+	fields := strings.Fields(rest)
+	if len(fields) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(fields[11], 10, 64)
+	st, _ := strconv.ParseInt(fields[12], 10, 64)
+	return time.Duration(u+st) * 10 * time.Millisecond
+}
+
+var (
+	tracePiece  = regexp.MustCompile(`(?m)^time=(\S+) level=INFO msg="p2p piece" .*\bpiece=(\d+) from=(\S*)$`)
+	traceWait   = regexp.MustCompile(`(?m)^time=(\S+) level=INFO msg="p2p flasher waited" .*\bpiece=(\d+) ms=(\d+)$`)
+	traceVerify = regexp.MustCompile(`(?m)^time=(\S+) level=INFO msg="deployment finished" .*\bserial=(\S+) .*state=verified`)
+)
+
+// traceReport reads the boards' --p2p-trace lines and the server's log and describes
+// the run: per board, its pieces from the server, when its last piece arrived, how
+// long its flasher waited for pieces (and the longest wait), and when its card was
+// verified (all in seconds from start); for the fleet, when each piece first reached
+// any board, the pieces completed in each second, and how late the boards got the
+// last pieces after their first copy.
+func traceReport(f *fleet, bs []*board, start time.Time) []string {
+	sec := func(ts string) float64 {
+		at, err := time.Parse(time.RFC3339Nano, ts)
+		if err != nil {
+			return -1
+		}
+		return at.Sub(start).Seconds()
+	}
+	verified := map[string]float64{}
+	for _, m := range traceVerify.FindAllStringSubmatch(f.srvOut.String(), -1) {
+		verified[m[2]] = sec(m[1])
+	}
+	ipBoard := map[string]string{}
+	for i, b := range bs {
+		ipBoard[b.ip] = strconv.Itoa(i + 1)
+	}
+	type arrival struct {
+		at   float64
+		from string
+	}
+	first := map[int]float64{}
+	perBoard := make([]map[int]arrival, len(bs))
+	var perSecond []int
+	for bi, b := range bs {
+		perBoard[bi] = map[int]arrival{}
+		for _, m := range tracePiece.FindAllStringSubmatch(b.out.String(), -1) {
+			at := sec(m[1])
+			i, _ := strconv.Atoi(m[2])
+			perBoard[bi][i] = arrival{at, m[3]}
+			if v, ok := first[i]; !ok || at < v {
+				first[i] = at
+			}
+			if s := int(at); s >= 0 {
+				for len(perSecond) <= s {
+					perSecond = append(perSecond, 0)
+				}
+				perSecond[s]++
+			}
+		}
+	}
+	var out []string
+	var lastFirst float64
+	for _, v := range first {
+		lastFirst = max(lastFirst, v)
+	}
+	ps := make([]string, len(perSecond))
+	for i, v := range perSecond {
+		ps[i] = strconv.Itoa(v)
+	}
+	out = append(out, fmt.Sprintf("fleet: %d pieces; the last piece reached its first board at %.1f s; pieces completed on all boards in each second: %s",
+		len(first), lastFirst, strings.Join(ps, " ")))
+	var lags []float64 // for every board's last tenth of pieces: completion − first copy in the fleet
+	for bi, b := range bs {
+		arr := perBoard[bi]
+		var fromServer, n int
+		var last float64
+		var order []float64
+		for i, a := range arr {
+			n++
+			if a.from == "server" {
+				fromServer++
+			}
+			last = max(last, a.at)
+			order = append(order, a.at)
+			_ = i
+		}
+		slices.Sort(order)
+		for i, a := range arr {
+			if a.at >= order[len(order)*9/10] {
+				lags = append(lags, a.at-first[i])
+			}
+		}
+		var waited, longest float64
+		var waits, longestPiece int
+		var longestAt float64
+		for _, m := range traceWait.FindAllStringSubmatch(b.out.String(), -1) {
+			ms, _ := strconv.Atoi(m[3])
+			waited += float64(ms) / 1000
+			waits++
+			if float64(ms)/1000 > longest {
+				longest, longestAt = float64(ms)/1000, sec(m[1])
+				longestPiece, _ = strconv.Atoi(m[2])
+			}
+		}
+		peersOf := map[string]int{}
+		for _, a := range arr {
+			for _, p := range strings.Split(a.from, ",") {
+				if host, _, err := net.SplitHostPort(p); err == nil {
+					peersOf[ipBoard[host]]++
+				}
+			}
+		}
+		out = append(out, fmt.Sprintf("board %2d: %d pieces, %d from the server, from %d peers; last piece at %.1f s; flasher waited %.1f s in %d waits, longest %.2f s for piece %d at %.1f s; verified at %.1f s",
+			bi+1, n, fromServer, len(peersOf), last, waited, waits, longest, longestPiece, longestAt, verified[b.serial]))
+	}
+	slices.Sort(lags)
+	if len(lags) > 0 {
+		q := func(p float64) float64 { return lags[min(len(lags)-1, int(p*float64(len(lags))))] }
+		out = append(out, fmt.Sprintf("fleet: each board's last tenth of pieces arrived after their first copy in the fleet by (s) median %.2f, p90 %.2f, max %.2f",
+			q(0.5), q(0.9), lags[len(lags)-1]))
+	}
+	return out
 }
 
 func envInt(name string, def int) int {

@@ -40,14 +40,28 @@ const (
 
 // waits are the share rule's waits now: shareWait and peerWait, or 2 and 4 times
 // what a share piece from the server takes (the last one, or the one in flight if it
-// has taken longer), whichever is longer.
-func (s *Swarm) waits() (share, peer time.Duration) {
+// has taken longer), whichever is longer; and the stagger step: what a share piece
+// takes, at least minStep.
+func (s *Swarm) waits() (share, peer, step time.Duration) {
 	d := time.Duration(s.lastMine.Load())
 	if t0 := s.mineSince.Load(); t0 != 0 {
 		d = max(d, time.Since(time.Unix(0, t0)))
 	}
-	return max(shareWait, 2*d), max(peerWait, 4*d)
+	return max(shareWait, 2*d), max(peerWait, 4*d), max(minStep, d)
 }
+
+// The boards stalled at one piece that its owner has not spread yet all pass their
+// waits at about the same moment, and each fetched it from the server (the fleet
+// bench saw one piece fetched nine times within 3 s: 0.6 MB of the server's link while
+// it still had pieces nobody held). So the waits are staggered by share: the board
+// whose share comes right after the piece's owner's goes first, the next one step
+// later, and so on (at most maxStagger later), and the others get the piece from the
+// first ones as they wait. A piece is thus still fetched from the server when peers
+// cannot or will not give it: a board is delayed, never stalled.
+const (
+	minStep    = 250 * time.Millisecond
+	maxStagger = 8 * time.Second
+)
 
 // fetchPoll is how often an idle fetcher looks again for a piece to fetch.
 const fetchPoll = 100 * time.Millisecond
@@ -59,15 +73,28 @@ type share struct {
 	readPos, readahead int64         // the flasher's position and how far ahead it reads
 	stalled            time.Duration // how long the flasher has not moved
 	wait               time.Duration // how long it may wait before pieces it needs are taken (waits)
+	step               time.Duration // the stagger between boards, by share (waits)
+}
+
+// stagger is how much longer than the wait this board waits before it takes the
+// piece: step times how many boards' shares come between the piece's owner's and its
+// own (none for the next board, and for the owner, whose share it is anyway).
+func (x share) stagger() time.Duration {
+	if x.of <= 1 {
+		return 0
+	}
+	between := max(((x.index-x.piece%x.of)%x.of+x.of)%x.of-1, 0)
+	return min(time.Duration(between)*x.step, maxStagger)
 }
 
 // mine reports whether the piece is this board's share.
 func (x share) mine() bool { return x.of <= 1 || x.piece%x.of == x.index }
 
-// needed reports whether the flasher has waited x.wait within readahead before the piece.
+// needed reports whether the flasher has waited x.wait (and its stagger) within
+// readahead before the piece.
 func (x share) needed() bool {
 	off := x.piece * x.pieceLength
-	return x.stalled > x.wait && off+x.pieceLength > x.readPos && off < x.readPos+x.readahead
+	return x.stalled > x.wait+x.stagger() && off+x.pieceLength > x.readPos && off < x.readPos+x.readahead
 }
 
 // leaveToPeers is the share rule: a piece that no connected peer has is left to the
@@ -136,7 +163,7 @@ func (s *Swarm) pick(shares bool) (piece int, mine, ok bool) {
 	x := share{pieceLength: s.pieceLength, readPos: pos, readahead: s.cfg.Readahead,
 		stalled: time.Since(time.Unix(0, s.readAt.Load()))}
 	var lateAfter time.Duration
-	x.wait, lateAfter = s.waits()
+	x.wait, lateAfter, x.step = s.waits()
 	if sh := s.share.Load(); sh != nil {
 		x.index, x.of = int64(sh.Index), int64(sh.Of)
 	}
@@ -155,7 +182,7 @@ func (s *Swarm) pick(shares bool) (piece int, mine, ok bool) {
 		}
 		return x.mine() && (alone || shares && s.fetchingMine == 0), true
 	}
-	late := x.stalled > lateAfter // the flasher's next pieces, whoever has them
+
 	// Candidates first, then what the peers have (the engine's lock is taken while
 	// s.mu is not held: the engine calls into s with its lock held).
 	var cands []int
@@ -174,6 +201,8 @@ func (s *Swarm) pick(shares bool) (piece int, mine, ok bool) {
 	defer s.mu.Unlock()
 	for _, i := range cands {
 		ok, mine := take(i)
+		x.piece = int64(i)
+		late := x.stalled > lateAfter+x.stagger() // needed next, whoever has it
 		if !ok || peers.Contains(uint32(i)) && !(late && !mine) {
 			continue
 		}

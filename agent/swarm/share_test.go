@@ -9,7 +9,8 @@ import (
 // each piece is exactly one board's share; a board alone takes every piece; a
 // stalled flasher takes the pieces it needs whoever's share they are, and only those
 // (not behind it, not beyond its read-ahead); a flasher that moves on never takes
-// another board's piece.
+// another board's piece. Boards stalled at one piece take it in turn: the board whose
+// share follows the piece's owner's first, each next one a step later.
 func TestShareRule(t *testing.T) {
 	const pl = 256 << 10
 	base := share{pieceLength: pl, readahead: 4 * pl, wait: shareWait}
@@ -57,5 +58,28 @@ func TestShareRule(t *testing.T) {
 		if got := leaveToPeers(y); got != tc.want {
 			t.Errorf("stalled %v at %d: leaveToPeers = %v, want %v", tc.stalled, tc.readPos, got, tc.want)
 		}
+	}
+	// Five boards stalled at piece 12 (board 2's share), a step of 1 s: board 3
+	// takes it after the wait, board 4 a step later, board 0 two, board 1 three;
+	// never later than maxStagger.
+	for _, tc := range []struct {
+		index int64
+		after time.Duration
+	}{{3, 0}, {4, time.Second}, {0, 2 * time.Second}, {1, 3 * time.Second}} {
+		y := base
+		y.piece, y.index, y.of, y.readPos, y.step = 12, tc.index, 5, 12*pl, time.Second
+		y.stalled = shareWait + tc.after - time.Millisecond
+		if !leaveToPeers(y) {
+			t.Errorf("board %d stalled %v: takes piece 12 before its turn (%v after the wait)", tc.index, y.stalled, tc.after)
+		}
+		y.stalled = shareWait + tc.after + time.Millisecond
+		if leaveToPeers(y) {
+			t.Errorf("board %d stalled %v: leaves piece 12 to peers past its turn", tc.index, y.stalled)
+		}
+	}
+	y := base
+	y.piece, y.index, y.of, y.readPos, y.step = 0, 99, 100, 0, time.Second // 99 shares after the owner's
+	if y.stalled = shareWait + maxStagger + time.Millisecond; leaveToPeers(y) {
+		t.Errorf("stalled %v: the stagger is more than maxStagger (%v)", y.stalled, maxStagger)
 	}
 }

@@ -78,10 +78,18 @@ type Config struct {
 	// board serves every piece its own flasher has read past with its bytes flipped,
 	// as a hostile board would; its own card is written from the good bytes.
 	CorruptUploads bool
+	// Trace logs, at Info, every piece as it completes and who sent it ("p2p piece":
+	// piece, from = "server" or the peers' addresses), and every wait of the flasher
+	// for a piece longer than TraceWait ("p2p flasher waited": piece, ms) — for the
+	// fleet bench's per-board timelines (rpi-agent --p2p-trace).
+	Trace bool
 	// Log names peers that sent corrupt pieces, joins and the seeding's end (nil:
 	// discard).
 	Log *slog.Logger
 }
+
+// TraceWait is the shortest wait of the flasher for a piece that Config.Trace logs.
+const TraceWait = 20 * time.Millisecond
 
 // Swarm is a running membership. Close it.
 type Swarm struct {
@@ -94,6 +102,7 @@ type Swarm struct {
 	hc    *http.Client
 
 	fromServer, fromPeers atomic.Int64
+	waited                atomic.Int64                        // ns the flasher's reads waited for pieces, in all
 	serverRequests        atomic.Int64                        // pieces fetched from the server (fetch.go)
 	readPos               atomic.Int64                        // the flasher's position in the compressed image
 	readAt                atomic.Int64                        // when it last moved (Unix ns)
@@ -149,6 +158,9 @@ func Join(ctx context.Context, cfg Config) (*Swarm, error) {
 	s.pieceLength, s.total, s.numPieces = info.PieceLength, info.TotalLength(), info.NumPieces()
 	s.readAt.Store(time.Now().UnixNano())
 	s.store = newPieceStore(info, cfg.Keep, s.pieceFailed)
+	if cfg.Trace {
+		s.store.onComplete = s.traceComplete
+	}
 	s.store.lie = cfg.CorruptUploads
 	if cfg.CorruptUploads {
 		log.Warn("TEST MODE: this board serves corrupted pieces to its peers")
@@ -305,6 +317,21 @@ func (s *Swarm) received(ev torrent.ReceivedUsefulDataEvent) {
 	s.mu.Unlock()
 }
 
+// traceComplete logs piece i's completion and who sent it (Config.Trace).
+func (s *Swarm) traceComplete(i int, viaServer bool) {
+	from := "server"
+	if !viaServer {
+		s.mu.Lock()
+		var names []string
+		for addr := range s.contributors[i] {
+			names = append(names, addr)
+		}
+		s.mu.Unlock()
+		from = strings.Join(names, ",")
+	}
+	s.log.Info("p2p piece", "piece", i, "from", from)
+}
+
 // pieceFailed records that piece i failed its SHA-1 check (its bytes were thrown away
 // and it is fetched again) and which peers had sent bytes of it. Who lied is decided
 // by the engine: a peer that sent the whole piece, or whose blocks differ from those
@@ -411,7 +438,14 @@ var ErrStalled = errors.New("swarm: no piece arrived")
 func (r *reader) Read(p []byte) (int, error) {
 	ctx, cancel := context.WithTimeout(r.ctx, r.s.cfg.Stall)
 	defer cancel()
+	t0 := time.Now()
 	n, err := r.r.ReadContext(ctx, p)
+	if d := time.Since(t0); d >= TraceWait {
+		r.s.waited.Add(int64(d))
+		if r.s.cfg.Trace {
+			r.s.log.Info("p2p flasher waited", "piece", r.off/r.s.pieceLength, "ms", d.Milliseconds())
+		}
+	}
 	r.off += int64(n)
 	if n > 0 {
 		r.s.readPos.Store(r.off)
@@ -451,8 +485,11 @@ func (s *Swarm) Seed(ctx context.Context) {
 		break
 	}
 	fs, fp, up := s.Counts()
+	st := s.t.Stats()
 	s.log.Info("seeding ended", "took", time.Since(start).Round(time.Millisecond), "uploaded", up,
-		"from_server", fs, "from_peers", fp, "server_requests", s.serverRequests.Load())
+		"from_server", fs, "from_peers", fp, "server_requests", s.serverRequests.Load(),
+		"peer_bytes_wasted", st.BytesReadData.Int64()-st.BytesReadUsefulData.Int64(),
+		"flasher_waited", time.Duration(s.waited.Load()).Round(time.Millisecond))
 }
 
 func (s *Swarm) interval() time.Duration {

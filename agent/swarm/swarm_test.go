@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"expvar"
 	"io"
 	"log/slog"
 	"net"
@@ -221,6 +222,7 @@ func TestServerOnlyForWhatPeersLack(t *testing.T) {
 			fs, fp, up := b.Counts()
 			_, _, aup := a.Counts()
 			t.Logf("board b: from server %d, from peers %d, sent %d, %d peer connections; board a sent %d", fs, fp, up, len(b.t.PeerConns()), aup)
+			t.Logf("the engine's counters (both boards): %s", expvar.Get("torrent"))
 		}
 	})
 	if !bytes.Equal(readAll(b), want) {

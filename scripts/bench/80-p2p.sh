@@ -13,7 +13,11 @@
 #   bench: p2p-fleet-N-server-MB ours=MB the server sent (P2P) baseline=N × compressed size ratio=R
 #   bench: p2p-fleet-N-server-MB-http-only ours=MB (HTTP only) baseline=N × compressed size ratio=R
 # Times run from the agents' start to the last card verified (rpi-deployd's log: read
-# back and the result delivered; seeding for the others after that is not counted). Needs root
+# back and the result delivered; seeding for the others after that is not counted).
+# The agents run with --p2p-trace: each P2P run also prints per board its pieces from the
+# server, its last piece, its flasher's waits and when it was verified, the fleet's pieces
+# per second and the agents' CPU per second (P2P_AGENT_LOGS=DIR keeps every log,
+# P2P_AGENT_ARGS adds agent flags, P2P_PROFILE=DIR writes CPU profiles). Needs root
 # (namespaces), tc and curl. The Go side is agent/swarm's TestP2PFleetBench (tag p2pbench).
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -45,7 +45,7 @@ type options struct {
 	decoders, writers, buffers, readBackDepth     int
 	p2p, p2pListen                                string
 	p2pKeepMiB, p2pReadaheadMiB                   int64
-	p2pLie                                        bool
+	p2pLie, p2pTrace                              bool
 }
 
 func main() {
@@ -70,6 +70,7 @@ func main() {
 	fs.Int64Var(&o.p2pKeepMiB, "p2p-keep", 0, "MiB of compressed pieces kept in RAM to serve other boards (default 512)")
 	fs.Int64Var(&o.p2pReadaheadMiB, "p2p-readahead", 0, "MiB the flasher asks the swarm for ahead of itself first (default 4)")
 	fs.StringVar(&o.p2pListen, "p2p-listen", "", "TCP address the swarm listens on (default :0, any port)")
+	fs.BoolVar(&o.p2pTrace, "p2p-trace", false, "log every swarm piece as it completes (and from whom) and every wait of the flasher for one")
 	fs.BoolVar(&o.p2pLie, "p2p-test-corrupt-uploads", false, "TESTS ONLY: serve corrupted pieces to the other boards (a hostile board)")
 	fs.BoolVar(&o.readBackDuring, "readback-during-stream", false, "read each chunk back once the stream is 64 MiB past it, while later chunks are written, instead of all after the stream is synced (faster on targets that read while they write, e.g. NVMe; misses a counterfeit card that wraps around within the image)")
 	fs.BoolVar(&o.hashFreeSpace, "hash-free-space", false, "prove the image by hashing every byte, free space included (the chain or a whole-image SHA256), instead of the data ranges and a zero check of the rest")
@@ -129,7 +130,7 @@ func run(ctx context.Context, o options) (err error) {
 		BootFS:    bootFS,
 		Mechanism: o.mechanism,
 		P2P: deploy.P2P{Off: o.p2p == "off", Keep: o.p2pKeepMiB << 20, Readahead: o.p2pReadaheadMiB << 20,
-			Listen: o.p2pListen, CorruptUploads: o.p2pLie},
+			Listen: o.p2pListen, CorruptUploads: o.p2pLie, Trace: o.p2pTrace},
 		Console: os.Stderr,
 		TTY:     progress.IsTerminal(os.Stderr),
 		LED:     led.Find(o.root),
