@@ -200,23 +200,6 @@ func TestP2PFleetBench(t *testing.T) {
 	benchkit.Line(name+"-server-MB-http-only", float64(httpServed)/1e6, float64(int64(n)*comp)/1e6)
 }
 
-// procCPU is the user + system CPU time of process pid (/proc/PID/stat, clock ticks
-// of 1/100 s); 0 when it is gone.
-func procCPU(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	_, rest, _ := strings.Cut(string(b), ") ")
-	fields := strings.Fields(rest)
-	if len(fields) < 13 {
-		return 0
-	}
-	u, _ := strconv.ParseInt(fields[11], 10, 64)
-	st, _ := strconv.ParseInt(fields[12], 10, 64)
-	return time.Duration(u+st) * 10 * time.Millisecond
-}
-
 var (
 	tracePiece  = regexp.MustCompile(`(?m)^time=(\S+) level=INFO msg="p2p piece" .*\bpiece=(\d+) from=(\S*)$`)
 	traceWait   = regexp.MustCompile(`(?m)^time=(\S+) level=INFO msg="p2p flasher waited" .*\bpiece=(\d+) ms=(\d+)$`)

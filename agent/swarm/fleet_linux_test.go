@@ -209,10 +209,13 @@ func (f *fleet) metric(name string) int64 {
 	return n
 }
 
-// serverCPU is the user + system CPU time rpi-deployd has used so far (/proc/PID/stat,
-// in clock ticks of 1/100 s, as on Linux/amd64 and arm64).
-func (f *fleet) serverCPU() time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", f.srvPID))
+// serverCPU is the user + system CPU time rpi-deployd has used so far.
+func (f *fleet) serverCPU() time.Duration { return procCPU(f.srvPID) }
+
+// procCPU is the user + system CPU time of process pid (/proc/PID/stat, clock ticks
+// of 1/100 s); 0 when it is gone.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
 	}
