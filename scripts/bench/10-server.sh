@@ -6,6 +6,6 @@
 # SIZE_MIB sets the raw image size (default 512).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-[ -x bin/rpi-deployd ] || go build -o bin/ ./server/cmd/rpi-deployd
+go build -o bin/ ./server/cmd/rpi-deployd # always: a stale bin/rpi-deployd would be measured silently
 go build -o bin/serverbench ./scripts/bench/serverbench
 bin/serverbench -bin bin/rpi-deployd -size "${SIZE_MIB:-512}" "$@"

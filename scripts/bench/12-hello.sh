@@ -8,7 +8,7 @@
 # profile under the seeded load to DIR (go tool pprof bin/rpi-deployd DIR/*.pprof).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-[ -x bin/rpi-deployd ] || go build -o bin/ ./server/cmd/rpi-deployd
+go build -o bin/ ./server/cmd/rpi-deployd # always: a stale bin/rpi-deployd would be measured silently
 go build -o bin/hellobench ./scripts/bench/hellobench
 args=(-bin bin/rpi-deployd -boards "${BOARDS:-1000}" -bursts "${BURSTS:-3}" -seed "${SEED:-55000}")
 [ -z "${PROFILE:-}" ] || { mkdir -p "$PROFILE"; args+=(-profile "$PROFILE"); }

@@ -12,7 +12,7 @@
 # (e.g. PGOPTS="-c synchronous_commit=off" to see what the flush at commit costs).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-[ -x bin/rpi-deployd ] || go build -o bin/ ./server/cmd/rpi-deployd
+go build -o bin/ ./server/cmd/rpi-deployd # always: a stale bin/rpi-deployd would be measured silently
 go build -o bin/hellobench ./scripts/bench/hellobench
 
 pgbin=/usr/lib/postgresql/15/bin

@@ -20,7 +20,7 @@
 # -pprof 127.0.0.1:PORT profiles the server, -cpuprofile FILE the bench.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-[ -x bin/rpi-deployd ] || go build -o bin/ ./server/cmd/rpi-deployd
+go build -o bin/ ./server/cmd/rpi-deployd # always: a stale bin/rpi-deployd would be measured silently
 go build -o bin/loadbench ./scripts/bench/loadbench
 ulimit -n 20000 2>/dev/null || true
 bin/loadbench -bin bin/rpi-deployd "$@"

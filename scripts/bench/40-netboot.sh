@@ -34,12 +34,15 @@
 # - A DHCP run in which either server dropped more than 1 % of the exchanges is said so
 #   on a line of its own: its latency figures describe only the part it answered.
 # Env: TFTP_RUNS (default 7), DHCP_RUNS (3), DHCP_RATE (500), DHCP_SECS (10),
-# DHCP_CLIENTS (150), BIN (rpi-deployd binary, built if missing).
+# DHCP_CLIENTS (150), BIN (a rpi-deployd binary to measure; default: bin/rpi-deployd,
+# built from this tree every run).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SRV_RUN=(nice -n -19) CLI_RUN=(nice -n -19)
-BIN=${BIN:-bin/rpi-deployd}
-[ -x "$BIN" ] || go build -o "$BIN" ./server/cmd/rpi-deployd
+if [ -z "${BIN:-}" ]; then
+  BIN=bin/rpi-deployd
+  go build -o "$BIN" ./server/cmd/rpi-deployd # always: a stale binary would be measured silently
+fi
 for t in dnsmasq atftp perfdhcp ip; do command -v $t >/dev/null || { echo "40-netboot: $t missing (make deps)"; exit 1; }; done
 [ "$(id -u)" -eq 0 ] || { echo "40-netboot: needs root (network namespaces)"; exit 1; }
 TFTP_RUNS=${TFTP_RUNS:-7} DHCP_RUNS=${DHCP_RUNS:-3}

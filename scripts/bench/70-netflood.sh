@@ -10,7 +10,7 @@
 #   bench: httpflood-server-rss-MiB  ours=FLOOD baseline=QUIET ratio=R
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-[ -x bin/rpi-deployd ] || go build -o bin/ ./server/cmd/rpi-deployd
+go build -o bin/ ./server/cmd/rpi-deployd # always: a stale bin/rpi-deployd would be measured silently
 go build -o bin/netflood ./scripts/bench/netflood
 ulimit -n 20000 2>/dev/null || true
 bin/netflood -bin bin/rpi-deployd "$@"

@@ -13,7 +13,7 @@ command -v node >/dev/null || { echo "80-dashboard: node is not installed" >&2; 
 if [ ! -d dashboard/e2e/node_modules/playwright-core ]; then
   (cd dashboard/e2e && npm ci --no-audit --no-fund --loglevel=error)
 fi
-[ -x bin/rpi-deployd ] || go build -o bin/ ./server/cmd/rpi-deployd
+go build -o bin/ ./server/cmd/rpi-deployd # always: a stale bin/rpi-deployd would be measured silently
 work=$(mktemp -d /tmp/rpi-bench-dash-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 go run ./scripts/bench/mktestimg -o "$work/kxp2-bench.img" -pack "$work/kxp2-bench.img.zst" -boot-size $((33 << 20)) -root-data $((8 << 20)) -root-free $((4 << 20)) -seed 7 >/dev/null
