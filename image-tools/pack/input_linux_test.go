@@ -16,15 +16,7 @@ import (
 // it holds and unaligned reads through the page cache; every read returns the file's
 // bytes, up to and past its unaligned end. On tmpfs (/dev/shm: everything cached) too.
 func TestDirectInput(t *testing.T) {
-	dirs := []string{t.TempDir()}
-	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
-		shm, err := os.MkdirTemp("/dev/shm", "packtest")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.RemoveAll(shm) })
-		dirs = append(dirs, shm)
-	}
+	dirs := testDirs(t)
 	rng := rand.New(rand.NewPCG(5, 6))
 	want := make([]byte, 3<<20+1000)
 	for i := range want {

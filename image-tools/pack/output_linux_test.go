@@ -17,15 +17,7 @@ import (
 // atomicfile's mode; on a file system whose O_DIRECT status differs (tmpfs in
 // /dev/shm) too. A failed write leaves nothing behind.
 func TestWriteOutput(t *testing.T) {
-	dirs := []string{t.TempDir()}
-	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
-		shm, err := os.MkdirTemp("/dev/shm", "packtest")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.RemoveAll(shm) })
-		dirs = append(dirs, shm)
-	}
+	dirs := testDirs(t)
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, dir := range dirs {
 		for _, n := range []int{0, 1, 4095, 4096, 4097, 1 << 20, 1<<20 + 4097, 3<<20 + 123} {
@@ -101,4 +93,20 @@ func TestWriteOutputDiskError(t *testing.T) {
 			t.Errorf("%d bytes: %s left behind", n, ents[0].Name())
 		}
 	}
+}
+
+// testDirs is a test's directories to write files in: one on the disk and, where
+// there is one, one on tmpfs (/dev/shm), whose O_DIRECT and page-cache behaviour differ.
+func testDirs(t *testing.T) []string {
+	t.Helper()
+	dirs := []string{t.TempDir()}
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		shm, err := os.MkdirTemp("/dev/shm", "packtest")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(shm) })
+		dirs = append(dirs, shm)
+	}
+	return dirs
 }
