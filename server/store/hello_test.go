@@ -323,18 +323,7 @@ func TestProductImageHead(t *testing.T) {
 	dialects(t, func(t *testing.T, cfg Config) {
 		ctx := context.Background()
 		s := openCfg(t, cfg)
-		err := s.Update(ctx, func(tx *Tx) error {
-			for _, name := range []string{"active", "other"} {
-				if err := tx.PutImage(ctx, Image{Name: name, Size: 7, SHA256: name + "-sum", CompressedSize: 3,
-					FirstBoot: "firstrun", Manifest: `{"big":true}`, State: ImageReady}); err != nil {
-					return err
-				}
-			}
-			if err := tx.SetImageP2P(ctx, "other", "off"); err != nil {
-				return err
-			}
-			return tx.SetProductImage(ctx, "RXP2", "active")
-		})
+		err := s.Update(ctx, func(tx *Tx) error { return twoImages(ctx, tx) })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -399,16 +388,7 @@ func TestHelloBatches(t *testing.T) {
 		s := openCfg(t, cfg)
 		var want []int64 // the batches listed, in order
 		err := s.Update(ctx, func(tx *Tx) error {
-			for _, name := range []string{"active", "other"} {
-				if err := tx.PutImage(ctx, Image{Name: name, Size: 7, SHA256: name + "-sum", CompressedSize: 3,
-					FirstBoot: "firstrun", Manifest: `{"big":true}`, State: ImageReady}); err != nil {
-					return err
-				}
-			}
-			if err := tx.SetImageP2P(ctx, "other", "off"); err != nil {
-				return err
-			}
-			if err := tx.SetProductImage(ctx, "RXP2", "active"); err != nil {
+			if err := twoImages(ctx, tx); err != nil {
 				return err
 			}
 			if _, err := tx.PutVenue(ctx, "CORO", ""); err != nil {
@@ -476,4 +456,19 @@ func TestHelloBatches(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// twoImages stores the ready images "active" (RXP2's active image) and "other" (P2P
+// off), as TestProductImageHead and TestHelloBatches read them.
+func twoImages(ctx context.Context, tx *Tx) error {
+	for _, name := range []string{"active", "other"} {
+		if err := tx.PutImage(ctx, Image{Name: name, Size: 7, SHA256: name + "-sum", CompressedSize: 3,
+			FirstBoot: "firstrun", Manifest: `{"big":true}`, State: ImageReady}); err != nil {
+			return err
+		}
+	}
+	if err := tx.SetImageP2P(ctx, "other", "off"); err != nil {
+		return err
+	}
+	return tx.SetProductImage(ctx, "RXP2", "active")
 }
