@@ -83,7 +83,7 @@ func (fo *Follower) work() {
 		}
 		cr := fo.m.ChunkRange(i)
 		j := job{chunk: i, want: fo.m.Chunks[i].DataSHA256, ranges: fo.m.DataIn(cr)}
-		n, err := j.check(fo.f, buf, fo.m, fo.opt.Offset)
+		n, err := j.check(fo.f, buf, fo.m, fo.opt)
 		fo.mu.Lock()
 		if err != nil {
 			var ce *ChunkError

@@ -54,6 +54,15 @@ type Options struct {
 	Progress func(done, total int64)
 	// Offset is where the image starts in path (default 0).
 	Offset int64
+	// Requests, if set, gives the reads chunk i is made with (ranges inside the chunk,
+	// each widened to blockdev.Align; the agent reads a chunk with the requests it was
+	// written with). Default: the ranges hashed (the chunk's data ranges, or the whole
+	// chunk with Full).
+	Requests func(chunk int) []manifest.Range
+	// Buffers, if set, are the chunk buffers read into (each ChunkSize bytes, aligned
+	// for O_DIRECT): at most len(Buffers) chunks are read at once. Default: Workers
+	// new ones.
+	Buffers [][]byte
 }
 
 // Verify reads back the chunks of m from path and compares their hashes with the
@@ -65,16 +74,14 @@ func Verify(ctx context.Context, path string, m *manifest.Manifest, opt Options)
 		return 0, fmt.Errorf("open %q for read-back: %w", path, err)
 	}
 	defer f.Close()
-	if !f.Direct() {
-		// The page cache could answer instead of the medium: drop it first.
-		_ = blockdev.DropCache(f.File, 0, 0)
-	}
 	return VerifyFile(ctx, f, m, opt)
 }
 
 // VerifyFile is Verify on an open file. Chunks are read and hashed on several
 // goroutines and judged in order (package ordered), so the error is always the first
-// failing chunk's and the count is of the chunks before it.
+// failing chunk's and the count is of the chunks before it. On a *blockdev.File that
+// does not (or no longer) bypass the page cache, each range is dropped from the cache
+// before it is read, so the medium answers.
 func VerifyFile(ctx context.Context, f io.ReaderAt, m *manifest.Manifest, opt Options) (int, error) {
 	jobs, total := plan(m, opt)
 	workers := opt.Workers
@@ -82,16 +89,23 @@ func VerifyFile(ctx context.Context, f io.ReaderAt, m *manifest.Manifest, opt Op
 		workers = 2 * runtime.GOMAXPROCS(0)
 	}
 	workers = min(workers, max(len(jobs), 1))
+	if opt.Buffers != nil {
+		workers = max(min(workers, len(opt.Buffers)), 1)
+	}
 	bufs := make(chan []byte, workers)
-	for range workers {
-		bufs <- blockdev.AlignedBuffer(int(m.ChunkSize))
+	for k := range workers {
+		if opt.Buffers != nil {
+			bufs <- opt.Buffers[k]
+		} else {
+			bufs <- blockdev.AlignedBuffer(int(m.ChunkSize))
+		}
 	}
 	matched, done := 0, int64(0)
 	err := ordered.Map(ctx, len(jobs), workers,
 		func(_ context.Context, k int) (int64, error) {
 			buf := <-bufs
 			defer func() { bufs <- buf }()
-			return jobs[k].check(f, buf, m, opt.Offset)
+			return jobs[k].check(f, buf, m, opt)
 		},
 		func(_ int, n int64) error {
 			matched++
@@ -136,41 +150,63 @@ func plan(m *manifest.Manifest, opt Options) ([]job, int64) {
 	return jobs, total
 }
 
-// check reads j's ranges into buf and compares their hash; it returns the bytes read,
-// or a *ChunkError.
-func (j job) check(f io.ReaderAt, buf []byte, m *manifest.Manifest, base int64) (int64, error) {
+// check reads chunk j into buf (each byte at its place in the chunk) with opt.Requests,
+// or its ranges, and compares the hash of its ranges; it returns the bytes hashed, or a
+// *ChunkError.
+func (j job) check(f io.ReaderAt, buf []byte, m *manifest.Manifest, opt Options) (int64, error) {
+	cr := m.ChunkRange(j.chunk)
+	reqs := j.ranges
+	if opt.Requests != nil {
+		reqs = opt.Requests(j.chunk)
+	}
+	for _, r := range reqs {
+		if err := readSpan(f, buf, cr, r, opt.Offset); err != nil {
+			return 0, &ChunkError{Chunk: j.chunk, Offset: cr.Offset, Err: err}
+		}
+	}
 	h := sha256.New()
 	var n int64
 	for _, r := range j.ranges {
-		if err := readRange(f, buf, r, base); err != nil {
-			return n, &ChunkError{Chunk: j.chunk, Offset: m.ChunkRange(j.chunk).Offset, Err: err}
-		}
-		h.Write(buf[:r.Length])
+		h.Write(buf[r.Offset-cr.Offset : r.End()-cr.Offset])
 		n += r.Length
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != j.want {
-		return n, &ChunkError{Chunk: j.chunk, Offset: m.ChunkRange(j.chunk).Offset, Want: j.want, Got: got, Err: ErrMismatch}
+		return n, &ChunkError{Chunk: j.chunk, Offset: cr.Offset, Want: j.want, Got: got, Err: ErrMismatch}
 	}
 	return n, nil
 }
 
-// readRange reads r (at most len(buf) bytes) into the start of buf. The length is
-// rounded up to blockdev.Align so that the tail of an image whose size is not a
-// multiple of it can be read directly too.
-func readRange(f io.ReaderAt, buf []byte, r manifest.Range, base int64) error {
-	n := (r.Length + blockdev.Align - 1) &^ (blockdev.Align - 1)
-	if n > int64(len(buf)) {
-		n = int64(len(buf))
-	}
-	if r.Length > n {
+// readSpan reads r (inside chunk cr) into buf at r's place in the chunk, widened to
+// blockdev.Align at both ends so that the read can bypass the page cache (at the end of
+// a file whose size is not a multiple of it the read is short, which is fine as long as
+// it covers r). base is where the image starts in f. On a *blockdev.File that is not
+// direct, or that the kernel made give up O_DIRECT for this read, the range is dropped
+// from the page cache and read from the medium.
+func readSpan(f io.ReaderAt, buf []byte, cr, r manifest.Range, base int64) error {
+	from := (r.Offset - cr.Offset) &^ (blockdev.Align - 1)
+	to := min((r.End()-cr.Offset+blockdev.Align-1)&^(blockdev.Align-1), int64(len(buf)))
+	if r.End()-cr.Offset > to {
 		return fmt.Errorf("range [%d,+%d) larger than the chunk buffer", r.Offset, r.Length)
 	}
-	got, err := f.ReadAt(buf[:n], base+r.Offset)
-	if int64(got) >= r.Length {
+	p, off := buf[from:to], base+cr.Offset+from
+	bf, _ := f.(*blockdev.File)
+	direct := bf != nil && bf.Direct()
+	if bf != nil && !direct {
+		// The page cache could answer instead of the medium: forget this range first.
+		_ = blockdev.DropCache(bf.File, off, to-from)
+	}
+	got, err := f.ReadAt(p, off)
+	if direct && !bf.Direct() {
+		// The kernel refused this direct read and blockdev read it buffered: read it
+		// again from the medium.
+		_ = blockdev.DropCache(bf.File, off, to-from)
+		got, err = f.ReadAt(p, off)
+	}
+	if from+int64(got) >= r.End()-cr.Offset {
 		return nil
 	}
-	if err == nil || err == io.EOF {
+	if err == nil || errors.Is(err, io.EOF) {
 		err = io.ErrUnexpectedEOF
 	}
-	return fmt.Errorf("read [%d,+%d): got %d bytes: %w", r.Offset, r.Length, got, err)
+	return fmt.Errorf("read [%d,+%d): got %d bytes: %w", cr.Offset+from, to-from, got, err)
 }
