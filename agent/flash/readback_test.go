@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rpi-deploy/rpi-deploy/agent/flash/flashtest"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/readback"
 )
 
@@ -138,28 +139,6 @@ func corruptOnCard(card string, raw []byte, off int64) error {
 	return f.Sync()
 }
 
-// flipOnCard flips the byte at off of the card file and makes that durable, as a card
-// that lost or garbled a write would hold it.
-func flipOnCard(t *testing.T, card string, off int64) {
-	t.Helper()
-	f, err := os.OpenFile(card, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b := make([]byte, 1)
-	if _, err := f.ReadAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-	b[0] ^= 0x20
-	if _, err := f.WriteAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Sync(); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestReadBackNamesEveryChunk pins that the read-back after the stream, with several
 // chunks read at once and each chunk read with the merged requests it was written
 // with, still hashes every data byte it reads from the card: a byte changed on the card
@@ -196,25 +175,25 @@ func TestReadBackNamesEveryChunk(t *testing.T) {
 			for k, j := range data {
 				rs := m.DataIn(m.ChunkRange(j))
 				for _, at := range []int64{rs[0].Offset, rs[len(rs)-1].End() - 1} {
-					flipOnCard(t, target, at)
+					flashtest.FlipByte(t, target, at)
 					n, err := fl.Verify(context.Background(), nil)
 					var ce *readback.ChunkError
 					if !errors.As(err, &ce) || ce.Chunk != j || !errors.Is(err, readback.ErrMismatch) || n != k {
 						t.Fatalf("byte %d of chunk %d changed: Verify = %d, %v; want %d matched and a mismatch of chunk %d", at, j, n, err, k, j)
 					}
-					flipOnCard(t, target, at)
+					flashtest.FlipByte(t, target, at)
 				}
 			}
 			lo, hi := data[1], data[len(data)-1]
-			flipOnCard(t, target, m.DataIn(m.ChunkRange(hi))[0].Offset)
-			flipOnCard(t, target, m.DataIn(m.ChunkRange(lo))[0].Offset)
+			flashtest.FlipByte(t, target, m.DataIn(m.ChunkRange(hi))[0].Offset)
+			flashtest.FlipByte(t, target, m.DataIn(m.ChunkRange(lo))[0].Offset)
 			n, err := fl.Verify(context.Background(), nil)
 			var ce *readback.ChunkError
 			if !errors.As(err, &ce) || ce.Chunk != lo || n != 1 {
 				t.Fatalf("chunks %d and %d changed: Verify = %d, %v; want 1 matched and chunk %d named", lo, hi, n, err, lo)
 			}
-			flipOnCard(t, target, m.DataIn(m.ChunkRange(hi))[0].Offset)
-			flipOnCard(t, target, m.DataIn(m.ChunkRange(lo))[0].Offset)
+			flashtest.FlipByte(t, target, m.DataIn(m.ChunkRange(hi))[0].Offset)
+			flashtest.FlipByte(t, target, m.DataIn(m.ChunkRange(lo))[0].Offset)
 			if n, err := fl.Verify(context.Background(), nil); err != nil || n != len(data) {
 				t.Fatalf("card as written: Verify = %d, %v; want %d chunks matched", n, err, len(data))
 			}

@@ -358,7 +358,7 @@ func TestCorruptImage(t *testing.T) {
 		}
 	}
 	stored := filepath.Join(s.DataDir, "images", im.m.Name+".img.zst")
-	flipByte(t, stored, im.m.Chunks[bad].Frame+im.m.Chunks[bad].FrameSize/2)
+	flashtest.FlipByte(t, stored, im.m.Chunks[bad].Frame+im.m.Chunks[bad].FrameSize/2)
 	a := startAgent(t, s.URL, "10000000bad00001")
 	if err := a.wait(t); err == nil {
 		t.Fatalf("rpi-agent succeeded on a corrupt image:\n%s", a.out)
@@ -397,23 +397,6 @@ func TestTruncatedImage(t *testing.T) {
 			}
 			checkUnbootable(t, a.target)
 		})
-	}
-}
-
-func flipByte(t *testing.T, path string, off int64) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b := make([]byte, 1)
-	if _, err := f.ReadAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-	b[0] ^= 0x20
-	if _, err := f.WriteAt(b, off); err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -1,5 +1,5 @@
 // Package flashtest holds test helpers for code that writes cards: a loop device that
-// fails its writes the way a full or dying card does.
+// fails its writes the way a full or dying card does, a byte garbled on a card.
 package flashtest
 
 import (
@@ -47,4 +47,26 @@ func LoopOnTinyTmpfs(t testing.TB, size, tmpfsSize int64) string {
 		}
 	})
 	return dev
+}
+
+// FlipByte flips a bit of the byte at off of the file at path (a card or an image) and
+// makes that durable, as a card that lost or garbled a write would hold it.
+func FlipByte(t testing.TB, path string, off int64) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0x20
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
 }
