@@ -43,9 +43,6 @@ func (l *laterRows) add(o *laterRows) {
 	l.phases = append(l.phases, o.phases...)
 }
 
-// empty reports whether l holds no rows.
-func (l *laterRows) empty() bool { return len(l.events) == 0 && len(l.phases) == 0 }
-
 // AddBoardEventAtCommit appends to a board's history, recorded at site e.Site (""
 // = DefaultSite) at t.Now, like AddBoardEvent, but writes the row with the rest of
 // its group's at the commit (see above): it is not visible in this transaction, and
