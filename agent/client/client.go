@@ -78,12 +78,8 @@ type transientError struct{ err error }
 func (e transientError) Error() string { return e.err.Error() }
 func (e transientError) Unwrap() error { return e.err }
 
-// do sends one request; body is JSON-encoded when not nil and out decoded when not nil.
-func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
-	return c.doWith(ctx, method, path, "", body, out)
-}
-
-// doWith is do that sends secret (when not "") in the deployment secret header.
+// doWith sends one request; body is JSON-encoded when not nil and out decoded when not
+// nil, and secret (when not "") goes in the deployment secret header.
 func (c *Client) doWith(ctx context.Context, method, path, secret string, body, out any) error {
 	u, err := c.Resolve(path)
 	if err != nil {

@@ -84,16 +84,6 @@ func (c *Config) SetLine(kv string) error {
 	return c.Set(strings.TrimSpace(key), strings.TrimSpace(value))
 }
 
-// Get returns the value of key and whether it is set.
-func (c Config) Get(key string) (string, bool) {
-	for _, s := range c.Settings {
-		if s.Key == key {
-			return s.Value, true
-		}
-	}
-	return "", false
-}
-
 // Bytes renders the config as bootconf.txt: "[all]", then one KEY=VALUE line each,
 // every line ending in a newline.
 func (c Config) Bytes() []byte {

@@ -272,15 +272,6 @@ func TestBuildCard(t *testing.T) {
 	}
 }
 
-func mustRead(t *testing.T, p string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 func TestLoadFirmwareRefuses(t *testing.T) {
 	ref := eepromtest.Dir(t)
 	pie := eepromtest.ReadFile(t, "pieeprom-2026-05-26.bin")

@@ -176,12 +176,6 @@ func (s *Service) hostnameFor(ctx context.Context, t *store.Tx, p store.Product,
 	return "", "", fmt.Errorf("product %q: unknown naming %q", p.Code, p.Naming)
 }
 
-// SerialHostname is the name of a serial-named product's board: PRODUCT-VENUE- and
-// the low 8 hex digits of the serial in upper case.
-func SerialHostname(product, venue, serial string) string {
-	return serialHostname(product, venue, serial, 8)
-}
-
 // serialHostname is PRODUCT-VENUE- and the low digits hex digits of the serial.
 func serialHostname(product, venue, serial string, digits int) string {
 	s := strings.ToUpper(serial)

@@ -393,13 +393,6 @@ func (s *Server) Restart(t testing.TB) {
 	}
 }
 
-// Running reports whether the server is up.
-func (s *Server) Running() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.cmd != nil || s.cancel != nil
-}
-
 // PID is the running child's process id (0 when it is not running), for tests that
 // watch its descriptors and memory in /proc. It needs Options.Process.
 func (s *Server) PID() int {

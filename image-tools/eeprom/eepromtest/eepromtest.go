@@ -45,9 +45,6 @@ func Dir(t testing.TB) string {
 // Pieeprom is the path of Raspberry Pi's Pi 5 bootloader image.
 func Pieeprom(t testing.TB) string { return filepath.Join(Dir(t), "pieeprom-2026-05-26.bin") }
 
-// Recovery is the path of Raspberry Pi's recovery.bin.
-func Recovery(t testing.TB) string { return filepath.Join(Dir(t), "recovery.bin") }
-
 // ReadFile reads one of Raspberry Pi's files by name.
 func ReadFile(t testing.TB, name string) []byte {
 	t.Helper()

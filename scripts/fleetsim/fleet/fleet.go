@@ -116,7 +116,6 @@ type Board struct {
 }
 
 func (b *Board) setLocal(s string) { b.mu.Lock(); b.local = s; b.mu.Unlock() }
-func (b *Board) getLocal() string  { b.mu.Lock(); defer b.mu.Unlock(); return b.local }
 
 // Duration is how long the board took from power-on to its end.
 func (b *Board) Duration() time.Duration {
