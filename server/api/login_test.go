@@ -222,14 +222,25 @@ func TestLoginFloodRefusedNotQueued(t *testing.T) {
 	}
 	const n = 48
 	answers := make(chan loginAnswer, n)
-	var wg sync.WaitGroup
+	// Each client first opens its connection (a /healthz it keeps alive), then all
+	// send their login at once: on a loaded machine, dialing in turn spread the
+	// logins so thinly that the queue of 16 never filled.
+	var ready, wg sync.WaitGroup
+	start := make(chan struct{})
 	for i := range n {
 		wg.Add(1)
+		ready.Add(1)
 		go func() {
 			defer wg.Done()
-			answers <- loginAs(t, clientFrom(fmt.Sprintf("127.0.4.%d", i+1)), srv, "ops", "guess", nil)
+			hc := clientFrom(fmt.Sprintf("127.0.4.%d", i+1))
+			warm(t, hc, srv.URL+"/healthz")
+			ready.Done()
+			<-start
+			answers <- loginAs(t, hc, srv, "ops", "guess", nil)
 		}()
 	}
+	ready.Wait()
+	close(start)
 	for i := range 4 {
 		if hr := hello(t, srv, helloOf(i)); hr.Action == "" {
 			t.Errorf("hello %d during the login flood: no answer", i)
@@ -256,4 +267,17 @@ func TestLoginFloodRefusedNotQueued(t *testing.T) {
 	if a := loginAs(t, clientFrom("127.0.5.1"), srv, "ops", "correct horse", nil); a.code != http.StatusOK || a.cookie == nil {
 		t.Errorf("operator after the flood: %d %s, want 200 with a session", a.code, a.body)
 	}
+}
+
+// warm opens hc's connection to the server with a GET of url and leaves it idle in
+// hc's pool for the next request.
+func warm(t *testing.T, hc *http.Client, url string) {
+	t.Helper()
+	resp, err := hc.Get(url)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
 }
