@@ -48,10 +48,16 @@ func randName() string {
 	return hex.EncodeToString(b)
 }
 
+// tbfShape is the rest of every link's tbf after its rate (tc syntax).
+var tbfShape = []string{"burst", "64kb", "latency", "100ms"}
+
+// nsSysctls are set in every namespace of a fleet (sysctl -w syntax).
+var nsSysctls = []string{"net.ipv4.tcp_congestion_control=reno"}
+
 // tbf shapes dev's egress to rate (tc syntax, e.g. "40mbit").
 func tbf(t testing.TB, ns *netnstest.NS, dev, rate string) {
 	t.Helper()
-	ns.MustRun(t, "tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", rate, "burst", "64kb", "latency", "100ms")
+	ns.MustRun(t, "tc", append([]string{"qdisc", "add", "dev", dev, "root", "tbf", "rate", rate}, tbfShape...)...)
 }
 
 // attach links ns to the switch as eth0 with address ip/16, rate-limited both ways.
@@ -74,7 +80,7 @@ func (f *fleet) attach(ns *netnstest.NS, ip, rate string) {
 	// (net.ipv4.tcp_allowed_congestion_control: here reno and bbr), so reno, which on
 	// links of a few ms round trip grows its window as cubic does in its TCP-friendly
 	// region.
-	ns.MustRun(t, "sysctl", "-qw", "net.ipv4.tcp_congestion_control=reno")
+	ns.MustRun(t, "sysctl", append([]string{"-qw"}, nsSysctls...)...)
 	ns.MustRun(t, "ip", "link", "set", a, "name", "eth0")
 	ns.MustRun(t, "ip", "addr", "add", ip+"/16", "dev", "eth0")
 	ns.MustRun(t, "ip", "link", "set", "eth0", "up")
