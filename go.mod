@@ -199,3 +199,7 @@ tool github.com/u-root/u-root
 // bubbletea v0.24.2's go.mod asks for bubbles v0.16.1, which bubbline (latest) does not
 // build with; this keeps the bubbles bubbline was written for. docs/initramfs.md.
 replace github.com/charmbracelet/bubbles v0.16.1 => github.com/charmbracelet/bubbles v0.15.1-0.20230123181021-a6a12c4a31eb
+
+// The BitTorrent engine with one patch (third_party/anacrolix-torrent/PATCHES.md):
+// requests are not moved between peers that are both sending.
+replace github.com/anacrolix/torrent v1.58.1 => ./third_party/anacrolix-torrent

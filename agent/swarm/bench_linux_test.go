@@ -32,7 +32,12 @@ import (
 // seeding to end. P2P_RUNS (default "one,p2p,http") picks the runs, for
 // looking at one; P2P_PROFILE=DIR has every agent write a CPU profile there, and
 // P2P_AGENT_LOGS=DIR keeps every agent's output and rpi-deployd's there;
-// P2P_AGENT_ARGS adds rpi-agent flags (e.g. "--p2p-readahead 1").
+// P2P_AGENT_ARGS adds rpi-agent flags (e.g. "--p2p-readahead 1"), P2P_SERVER_ARGS
+// rpi-deployd flags; P2P_TBF replaces what follows each link's tbf rate (default
+// "burst 64kb latency 100ms"), P2P_SYSCTL adds sysctls set in every namespace
+// (e.g. "net.ipv4.tcp_notsent_lowat=16384"). Each P2P run also prints what the boards
+// uploaded to each other against what they needed from peers, and the blocks they
+// received twice.
 func TestP2PFleetBench(t *testing.T) {
 	n := envInt("P2P_BOARDS", 20)
 	rate := os.Getenv("P2P_RATE")
@@ -43,11 +48,15 @@ func TestP2PFleetBench(t *testing.T) {
 	if runs == "" {
 		runs = "one,p2p,http"
 	}
+	if v := os.Getenv("P2P_TBF"); v != "" {
+		tbfShape = strings.Fields(v)
+	}
+	nsSysctls = append(nsSysctls, strings.Fields(os.Getenv("P2P_SYSCTL"))...)
 	profiles := os.Getenv("P2P_PROFILE")
 	pieceKiB := envInt("P2P_PIECE_KIB", 64)
 	zst := fleetImage(t, int64(envInt("P2P_ROOT_MIB", 10)))
 	run := func(p2p string, boards int) (seconds float64, served, compressed int64) {
-		f := newFleet(t, zst, p2p, rate, boards, "--p2p-piece-kib", strconv.Itoa(pieceKiB))
+		f := newFleet(t, zst, p2p, rate, boards, append([]string{"--p2p-piece-kib", strconv.Itoa(pieceKiB)}, strings.Fields(os.Getenv("P2P_SERVER_ARGS"))...)...)
 		var bs []*board
 		for i := range boards {
 			bs = append(bs, f.addBoard(i+1, rate))
@@ -140,11 +149,18 @@ func TestP2PFleetBench(t *testing.T) {
 		s := verifiedAt.Sub(start).Seconds()
 		t.Logf("p2p=%s boards=%d: last card verified %.1f s after the start, last agent exited (seeding ended) after %.1f s", p2p, boards, s, exited)
 		var cpu time.Duration
-		var requests int64
+		var requests, uploaded, fromPeers, wasted int64
 		var took []float64
 		for _, b := range bs {
 			cpu += b.cpu
 			out := b.out.String()
+			// The board's closing counts (swarm.Seed's "seeding ended").
+			if m := seedingEnded.FindStringSubmatch(out); m != nil {
+				up, _ := strconv.ParseInt(m[1], 10, 64)
+				fp, _ := strconv.ParseInt(m[2], 10, 64)
+				w, _ := strconv.ParseInt(m[3], 10, 64)
+				uploaded, fromPeers, wasted = uploaded+up, fromPeers+fp, wasted+w
+			}
 			if m := regexp.MustCompile(`server_requests=(\d+)`).FindStringSubmatch(out); m != nil {
 				n, _ := strconv.ParseInt(m[1], 10, 64)
 				requests += n
@@ -161,6 +177,10 @@ func TestP2PFleetBench(t *testing.T) {
 		t.Logf("p2p=%s boards=%d rate=%s: all verified in %.1f s; server sent %d bytes (%.2f images of %d) in %d image requests (%d piece requests from the boards); server CPU %.1f s; agents' CPU %.1f s in all (seeding included); loadavg %s",
 			p2p, boards, rate, s, f.served(), float64(f.served())/float64(f.m.CompressedSize), f.m.CompressedSize,
 			f.metric("rpideploy_image_downloads_total"), requests, f.serverCPU().Seconds(), cpu.Seconds(), strings.TrimSpace(string(load)))
+		if p2p == "on" && boards > 1 {
+			t.Logf("p2p=%s boards=%d: the boards uploaded %.1f MB to each other for %.1f MB they needed from peers; %.1f MB received were blocks already held (redundant)",
+				p2p, boards, float64(uploaded)/1e6, float64(fromPeers)/1e6, float64(wasted)/1e6)
+		}
 		if len(took) > 0 {
 			t.Logf("p2p=%s boards=%d: each board verified after (s, sorted): %v", p2p, boards, took)
 		}
@@ -201,9 +221,10 @@ func TestP2PFleetBench(t *testing.T) {
 }
 
 var (
-	tracePiece  = regexp.MustCompile(`(?m)^time=(\S+) level=INFO msg="p2p piece" .*\bpiece=(\d+) from=(\S*)$`)
-	traceWait   = regexp.MustCompile(`(?m)^time=(\S+) level=INFO msg="p2p flasher waited" .*\bpiece=(\d+) ms=(\d+)$`)
-	traceVerify = regexp.MustCompile(`(?m)^time=(\S+) level=INFO msg="deployment finished" .*\bserial=(\S+) .*state=verified`)
+	seedingEnded = regexp.MustCompile(`msg="seeding ended" .*\buploaded=(\d+) .*\bfrom_peers=(\d+) .*\bpeer_bytes_wasted=(-?\d+)`)
+	tracePiece   = regexp.MustCompile(`(?m)^time=(\S+) level=INFO msg="p2p piece" .*\bpiece=(\d+) from=(\S*)$`)
+	traceWait    = regexp.MustCompile(`(?m)^time=(\S+) level=INFO msg="p2p flasher waited" .*\bpiece=(\d+) ms=(\d+)$`)
+	traceVerify  = regexp.MustCompile(`(?m)^time=(\S+) level=INFO msg="deployment finished" .*\bserial=(\S+) .*state=verified`)
 )
 
 // traceReport reads the boards' --p2p-trace lines and the server's log and describes

@@ -132,6 +132,14 @@ type Swarm struct {
 // block).
 const ChunkSize = 16 << 10
 
+// stealAfter is how long a block request to one peer stays with it before the engine
+// may move it to another (third_party/anacrolix-torrent, ClientConfig.RequestStealAfter).
+// Upstream moves a request at once from a peer with more requests in flight to one with
+// fewer, and a block the first had already sent arrives twice: in the fleet bench the
+// boards sent 291 MB to each other for the 215 MB they needed. A peer that does not
+// answer still loses its requests, after stealAfter.
+const stealAfter = 3 * time.Second
+
 // ErrMetainfo is a metainfo that does not fit the deployment (info hash or length).
 var ErrMetainfo = errors.New("swarm metainfo does not fit the deployment")
 
@@ -178,10 +186,11 @@ func Join(ctx context.Context, cfg Config) (*Swarm, error) {
 	}
 	// Requests to peers are for ChunkSize blocks. The engine moves a request from a
 	// peer that has many in flight to one that has fewer (cancel, then ask the
-	// other), and a cancelled block already on its way is sent anyway: with whole
-	// 256 KiB pieces per request the boards of the fleet bench (4 Mbit/s links)
-	// uploaded 500 MB and more for 227 MB they needed. The server's pieces are
-	// whole pieces all the same (fetch.go).
+	// other; here only after stealAfter), and a cancelled block already on its way
+	// is sent anyway: with whole 256 KiB pieces per request (and upstream's moves)
+	// the boards of the fleet bench (4 Mbit/s links) uploaded 500 MB and more for
+	// 227 MB they needed. The server's pieces are whole pieces all the same
+	// (fetch.go).
 	spec.ChunkSize = pp.Integer(min(info.PieceLength, ChunkSize))
 	t, _, err := cl.AddTorrentSpec(spec)
 	if err != nil {
@@ -259,6 +268,7 @@ func (s *Swarm) newClient() (*torrent.Client, error) {
 	tc.DhtStartingNodes = nil
 	tc.Logger = alog.Default.WithFilterLevel(alog.Critical)
 	tc.DisableWebseeds = true
+	tc.RequestStealAfter = stealAfter
 	tc.Callbacks.ReceivedUsefulData = append(tc.Callbacks.ReceivedUsefulData, s.received)
 	cl, err := torrent.NewClient(tc)
 	if err != nil {

@@ -6,8 +6,16 @@
 # (P2P_RATE, default 6mbit; tc tbf both ways on the server's link and on every board's;
 # TCP reno in every namespace, loss-based like the boards' cubic), side by side in
 # this run. The gigabit fleet scaled down so that the twenty agents' CPU is less of a
-# limit on this 2-core machine (about 1.4 cores at 6 Mbit/s); all three runs take
-# about 7 minutes, most of it HTTP-only (P2P_RUNS=one,p2p for a look at P2P alone):
+# limit on this 2-core machine (1.0-1.5 cores at 6 Mbit/s). Why these settings
+# (docs/agent.md, "Fifth round"): lower rates with smaller images (3 Mbit/s and 9 MB,
+# 4 Mbit/s and 5.9 MB) gave twenty boards no better ratio to one board — the start and
+# the spread of the last pieces take seconds, not bytes — and did not halve the
+# agents' CPU per second (it goes with pieces and blocks as much as with bytes). Each
+# link's queue (tbf latency 100ms: 75 KB, and a 64 KB burst) holds in bytes about what
+# a gigabit switch port buffers (about a millisecond there); bytes, not seconds, are
+# what doubled blocks and losses depend on, and a 20 ms queue changed neither the
+# doubled blocks nor the time. All three runs take about 7 minutes, most of it
+# HTTP-only (P2P_RUNS=one,p2p for a look at P2P alone):
 #   bench: p2p-fleet-N ours=SECONDS(P2P) baseline=SECONDS(HTTP only) ratio=R
 #   bench: p2p-fleet-N-vs-one ours=SECONDS(P2P) baseline=SECONDS(one board alone, P2P on) ratio=R
 #   bench: p2p-fleet-N-server-MB ours=MB the server sent (P2P) baseline=N × compressed size ratio=R

@@ -80,8 +80,9 @@ type longFunc struct {
 	line, lines     int
 }
 
-// scan parses every non-test .go file under root (skipping testdata, vendor and hidden
-// directories) and returns the functions longer than max lines.
+// scan parses every non-test .go file under root (skipping testdata, vendor,
+// third_party — other projects' code, kept as they wrote it — and hidden directories)
+// and returns the functions longer than max lines.
 func scan(root string, max int) ([]longFunc, error) {
 	var out []longFunc
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -90,7 +91,7 @@ func scan(root string, max int) ([]longFunc, error) {
 		}
 		name := d.Name()
 		if d.IsDir() {
-			if p != root && (name == "testdata" || name == "vendor" || name == "node_modules" || strings.HasPrefix(name, ".")) {
+			if p != root && (name == "testdata" || name == "vendor" || name == "third_party" || name == "node_modules" || strings.HasPrefix(name, ".")) {
 				return filepath.SkipDir
 			}
 			return nil

@@ -1,0 +1,6 @@
+package torrent
+
+const (
+	protocolLoggingName = "protocol"
+	v2HashesLogName     = "v2hashes"
+)
