@@ -170,6 +170,20 @@ func (h *Handler) Reply(ctx context.Context, req *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4
 	return h.full(ctx, req, c)
 }
 
+// writesLeases says whether answering req may write the LeaseStore (and so wait for
+// a database): a REQUEST, RELEASE or DECLINE in full mode with a store. Every other
+// request is answered from memory.
+func (h *Handler) writesLeases(req *dhcpv4.DHCPv4) bool {
+	if h.opt.Mode != ModeFull || h.opt.Leases == nil {
+		return false
+	}
+	switch req.MessageType() {
+	case dhcpv4.MessageTypeRequest, dhcpv4.MessageTypeRelease, dhcpv4.MessageTypeDecline:
+		return true
+	}
+	return false
+}
+
 func (h *Handler) ours(req *dhcpv4.DHCPv4) (asked, ours bool) {
 	sid := req.ServerIdentifier()
 	if sid == nil || sid.IsUnspecified() {

@@ -1,0 +1,91 @@
+package dhcp
+
+import (
+	"net/netip"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The DHCP server's per-packet system calls: recvfrom and sendto with MSG_DONTWAIT,
+// made with syscall.RawSyscall6 inside syscall.RawConn's Read and Write.
+//
+// Why not net.UDPConn.ReadFrom/WriteTo: every system call made through the Go
+// runtime's usual path (entersyscall) wakes the runtime's monitor thread (sysmon)
+// when it is in its deep sleep, which it enters whenever every P has been idle — on
+// a DHCP server that answers a packet every few milliseconds, that is before nearly
+// every packet. So each packet paid a futex wake of another thread, its nanosleeps,
+// and their context switches (measured with perf on rpi-deployd under perfdhcp:
+// `runtime.entersyscallWakeSysmon` from `syscall.recvfrom`; 9 context switches per
+// DISCOVER). A call that cannot block (MSG_DONTWAIT) may skip that path: it returns
+// in microseconds like any other instruction sequence of the goroutine. When there
+// is nothing to read (EAGAIN), Read parks the goroutine in the runtime's network
+// poller as net.UDPConn does, so the loop still ends when the socket is closed.
+
+// recvFrom reads one datagram into b. A datagram longer than b is cut to len(b).
+func recvFrom(rc syscall.RawConn, b []byte) (n int, from netip.AddrPort, err error) {
+	var errno syscall.Errno
+	rerr := rc.Read(func(fd uintptr) bool {
+		var sa unix.RawSockaddrInet4
+		salen := uint32(unsafe.Sizeof(sa))
+		r, _, e := syscall.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
+			unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&sa)), uintptr(unsafe.Pointer(&salen)))
+		if e == unix.EAGAIN || e == unix.EINTR {
+			return false // wait in the poller until the socket is readable
+		}
+		errno = e
+		if e == 0 {
+			n = int(r)
+			if sa.Family == unix.AF_INET {
+				port := uint16(sa.Port>>8 | sa.Port<<8) // network byte order in memory
+				from = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), port)
+			}
+		}
+		return true
+	})
+	if rerr != nil {
+		return 0, from, rerr
+	}
+	if errno != 0 {
+		return 0, from, errno
+	}
+	return n, from, nil
+}
+
+// sendTo sends b to the IPv4 address to, waiting in the poller while the socket's
+// send buffer is full.
+func sendTo(rc syscall.RawConn, b []byte, to netip.AddrPort) error {
+	sa := unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: to.Addr().As4()}
+	p := to.Port()
+	sa.Port = p>>8 | p<<8
+	return rawSend(rc, b, unsafe.Pointer(&sa), unsafe.Sizeof(sa))
+}
+
+// sendFrame sends an Ethernet frame through an AF_PACKET socket to dst on interface
+// ifindex.
+func sendFrame(rc syscall.RawConn, frame []byte, ifindex int, dst [6]byte) error {
+	sa := unix.RawSockaddrLinklayer{Family: unix.AF_PACKET, Protocol: htons(unix.ETH_P_IP), Ifindex: int32(ifindex), Halen: 6}
+	copy(sa.Addr[:], dst[:])
+	return rawSend(rc, frame, unsafe.Pointer(&sa), unsafe.Sizeof(sa))
+}
+
+func rawSend(rc syscall.RawConn, b []byte, sa unsafe.Pointer, salen uintptr) error {
+	var errno syscall.Errno
+	werr := rc.Write(func(fd uintptr) bool {
+		_, _, e := syscall.RawSyscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
+			unix.MSG_DONTWAIT, uintptr(sa), salen)
+		if e == unix.EAGAIN || e == unix.EINTR {
+			return false // wait in the poller until the socket is writable
+		}
+		errno = e
+		return true
+	})
+	if werr != nil {
+		return werr
+	}
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
