@@ -1,6 +1,7 @@
 package dhcp
 
 import (
+	"fmt"
 	"net/netip"
 	"syscall"
 	"unsafe"
@@ -56,6 +57,9 @@ func recvFrom(rc syscall.RawConn, b []byte) (n int, from netip.AddrPort, err err
 // sendTo sends b to the IPv4 address to, waiting in the poller while the socket's
 // send buffer is full.
 func sendTo(rc syscall.RawConn, b []byte, to netip.AddrPort) error {
+	if !to.Addr().Is4() {
+		return fmt.Errorf("send to %v: not an IPv4 address", to)
+	}
 	sa := unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: to.Addr().As4()}
 	p := to.Port()
 	sa.Port = p>>8 | p<<8
@@ -71,6 +75,9 @@ func sendFrame(rc syscall.RawConn, frame []byte, ifindex int, dst [6]byte) error
 }
 
 func rawSend(rc syscall.RawConn, b []byte, sa unsafe.Pointer, salen uintptr) error {
+	if len(b) == 0 {
+		return nil
+	}
 	var errno syscall.Errno
 	werr := rc.Write(func(fd uintptr) bool {
 		_, _, e := syscall.RawSyscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
