@@ -14,17 +14,27 @@ import (
 	"github.com/rpi-deploy/rpi-deploy/server/netnstest"
 )
 
-// slowLeases is a LeaseStore whose PutLease waits until release is closed, like a
-// database that has stopped answering; entered is closed when the first write waits.
+// slowLeases is a LeaseStore whose PutLease waits until release is closed (or its
+// context ends), like a database that has stopped answering; entered is closed when
+// the first write waits, left when a write gives up on its context.
 type slowLeases struct {
 	memLeases
-	entered, release chan struct{}
-	once             sync.Once
+	entered, release, left chan struct{}
+	once, leftOnce         sync.Once
+}
+
+func newSlowLeases() *slowLeases {
+	return &slowLeases{entered: make(chan struct{}), release: make(chan struct{}), left: make(chan struct{})}
 }
 
 func (s *slowLeases) PutLease(ctx context.Context, l Lease) error {
 	s.once.Do(func() { close(s.entered) })
-	<-s.release
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+		s.leftOnce.Do(func() { close(s.left) })
+		return ctx.Err()
+	}
 	return s.memLeases.PutLease(ctx, l)
 }
 
@@ -52,7 +62,7 @@ func TestSlowStoreDelaysOnlyItsRequest(t *testing.T) {
 	t.Parallel()
 	netnstest.Require(t)
 	need(t, "/usr/bin/python3")
-	store := &slowLeases{entered: make(chan struct{}), release: make(chan struct{})}
+	store := newSlowLeases()
 	e := startServerWith(t, ModeFull, func(o *Options) { o.Leases = store })
 	released := false
 	release := func() {
@@ -122,5 +132,45 @@ func TestMalformedPacketsKeepTheLoop(t *testing.T) {
 		if r, ok := got[step]; !ok || r.Timeout {
 			t.Errorf("%s after malformed packets: %+v", step, got)
 		}
+	}
+}
+
+// TestShutdownEndsRequestsInFlight: Serve returns only after the requests it handed
+// to goroutines have ended, and those see its context cancelled: a REQUEST stuck in a
+// store that never answers gives up, and nothing outlives the server.
+func TestShutdownEndsRequestsInFlight(t *testing.T) {
+	t.Parallel()
+	netnstest.Require(t)
+	need(t, "/usr/bin/python3")
+	store := newSlowLeases()
+	e, cancel, done := startServerCtx(t, ModeFull, func(o *Options) { o.Leases = store })
+	defer cancel()
+	opt97 := capturedOption97(t)
+	dora := make(chan struct{})
+	go func() {
+		piExchange(e, opt97, "dora")
+		close(dora)
+	}()
+	defer func() { <-dora }()
+	select {
+	case <-store.entered:
+	case <-dora:
+		t.Fatal("the exchange ended before its REQUEST reached the store")
+	case <-time.After(30 * time.Second):
+		t.Fatal("no REQUEST reached the store in 30 s")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve still runs 10 s after its context ended")
+	}
+	select {
+	case <-store.left:
+	default:
+		t.Fatal("Serve returned while a REQUEST still waited for the store")
 	}
 }

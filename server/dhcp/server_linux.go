@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -121,8 +122,13 @@ func Listen(h *Handler, ifname string, port int, log *slog.Logger) (*Server, err
 // (DISCOVER, INFORM, proxy mode) itself, one after the other: no goroutine to start
 // and no other thread to wake per packet (see sock_linux.go). A request that writes
 // the store (REQUEST, RELEASE, DECLINE in full mode) is answered on a goroutine of
-// its own, so that a slow database delays only the requests that wait for it.
+// its own, so that a slow database delays only the requests that wait for it. Serve
+// returns once those have ended too: their store writes see ctx cancelled.
 func (s *Server) Serve(ctx context.Context) error {
+	var handlers sync.WaitGroup
+	defer handlers.Wait()
+	ctx, cancel := context.WithCancel(ctx) // also when the loop ends on a read error
+	defer cancel()
 	stop := context.AfterFunc(ctx, func() { s.Close() })
 	defer stop()
 	defer s.Close()
@@ -141,9 +147,9 @@ func (s *Server) Serve(ctx context.Context) error {
 			continue
 		}
 		if s.h.writesLeases(req) {
-			go s.handle(from, req)
+			handlers.Go(func() { s.handle(ctx, from, req) })
 		} else {
-			s.handle(from, req)
+			s.handle(ctx, from, req)
 		}
 	}
 }
@@ -161,8 +167,7 @@ func (s *Server) Close() error {
 // LocalAddr is the UDP address the server listens on.
 func (s *Server) LocalAddr() net.Addr { return s.conn.LocalAddr() }
 
-func (s *Server) handle(peer netip.AddrPort, req *dhcpv4.DHCPv4) {
-	ctx := context.Background()
+func (s *Server) handle(ctx context.Context, peer netip.AddrPort, req *dhcpv4.DHCPv4) {
 	reply, err := s.h.Reply(ctx, req)
 	if err != nil {
 		s.log.Warn("dhcp request", "mac", req.ClientHWAddr.String(), "type", req.MessageType().String(), "err", err)
