@@ -22,17 +22,23 @@ import (
 // DISCOVER). A call that cannot block (MSG_DONTWAIT) may skip that path: it returns
 // in microseconds like any other instruction sequence of the goroutine. When there
 // is nothing to read (EAGAIN), Read parks the goroutine in the runtime's network
-// poller as net.UDPConn does, so the loop still ends when the socket is closed.
+// poller as net.UDPConn does, so the loop still ends when the socket is closed. The
+// poller is edge-triggered: a call is only given up on EAGAIN (EINTR is retried at
+// once), so nothing queued waits for the next datagram's edge.
 
 // recvFrom reads one datagram into b. A datagram longer than b is cut to len(b).
 func recvFrom(rc syscall.RawConn, b []byte) (n int, from netip.AddrPort, err error) {
 	var errno syscall.Errno
 	rerr := rc.Read(func(fd uintptr) bool {
 		var sa unix.RawSockaddrInet4
-		salen := uint32(unsafe.Sizeof(sa))
-		r, _, e := syscall.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
-			unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&sa)), uintptr(unsafe.Pointer(&salen)))
-		if e == unix.EAGAIN || e == unix.EINTR {
+		var r uintptr
+		e := unix.EINTR
+		for e == unix.EINTR {
+			salen := uint32(unsafe.Sizeof(sa))
+			r, _, e = syscall.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
+				unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&sa)), uintptr(unsafe.Pointer(&salen)))
+		}
+		if e == unix.EAGAIN {
 			return false // wait in the poller until the socket is readable
 		}
 		errno = e
@@ -80,9 +86,12 @@ func rawSend(rc syscall.RawConn, b []byte, sa unsafe.Pointer, salen uintptr) err
 	}
 	var errno syscall.Errno
 	werr := rc.Write(func(fd uintptr) bool {
-		_, _, e := syscall.RawSyscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
-			unix.MSG_DONTWAIT, uintptr(sa), salen)
-		if e == unix.EAGAIN || e == unix.EINTR {
+		e := unix.EINTR
+		for e == unix.EINTR {
+			_, _, e = syscall.RawSyscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
+				unix.MSG_DONTWAIT, uintptr(sa), salen)
+		}
+		if e == unix.EAGAIN {
 			return false // wait in the poller until the socket is writable
 		}
 		errno = e
