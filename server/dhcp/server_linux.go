@@ -213,5 +213,3 @@ func clientPort(peer netip.AddrPort) uint16 {
 	}
 	return dhcpv4.ClientPort
 }
-
-func htons(v uint16) uint16 { return v<<8 | v>>8 }

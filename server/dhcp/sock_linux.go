@@ -1,6 +1,7 @@
 package dhcp
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"syscall"
@@ -45,8 +46,7 @@ func recvFrom(rc syscall.RawConn, b []byte) (n int, from netip.AddrPort, err err
 		if e == 0 {
 			n = int(r)
 			if sa.Family == unix.AF_INET {
-				port := uint16(sa.Port>>8 | sa.Port<<8) // network byte order in memory
-				from = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), port)
+				from = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), htons(sa.Port))
 			}
 		}
 		return true
@@ -66,9 +66,7 @@ func sendTo(rc syscall.RawConn, b []byte, to netip.AddrPort) error {
 	if !to.Addr().Is4() {
 		return fmt.Errorf("send to %v: not an IPv4 address", to)
 	}
-	sa := unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: to.Addr().As4()}
-	p := to.Port()
-	sa.Port = p>>8 | p<<8
+	sa := unix.RawSockaddrInet4{Family: unix.AF_INET, Port: htons(to.Port()), Addr: to.Addr().As4()}
 	return rawSend(rc, b, unsafe.Pointer(&sa), unsafe.Sizeof(sa))
 }
 
@@ -104,4 +102,12 @@ func rawSend(rc syscall.RawConn, b []byte, sa unsafe.Pointer, salen uintptr) err
 		return errno
 	}
 	return nil
+}
+
+// htons converts a 16-bit number between host and network byte order (either way:
+// the conversion is its own inverse), on hosts of either byte order.
+func htons(v uint16) uint16 {
+	var b [2]byte
+	binary.BigEndian.PutUint16(b[:], v)
+	return binary.NativeEndian.Uint16(b[:])
 }
