@@ -89,8 +89,7 @@ func (c *chanConnection) close() {
 }
 
 func (c *connConnection) sendTo(data []byte, addr *net.UDPAddr) error {
-	_, err := c.conn.WriteToUDP(data, addr)
-	return err
+	return rawSendTo(c.conn, data, addr) // rpi-deploy: was c.conn.WriteToUDP (doc.go)
 }
 
 func makeError(addr string) net.Error {
@@ -103,7 +102,7 @@ func makeError(addr string) net.Error {
 }
 
 func (c *connConnection) readFrom(buffer []byte) (int, *net.UDPAddr, error) {
-	return c.conn.ReadFromUDP(buffer)
+	return rawReadFrom(c.conn, buffer) // rpi-deploy: was c.conn.ReadFromUDP (doc.go)
 }
 
 func (c *connConnection) setDeadline(deadline time.Duration) error {
