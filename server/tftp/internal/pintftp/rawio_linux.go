@@ -12,11 +12,14 @@ import (
 
 // rawSendTo sends b to addr (IPv4) on c with sendto(2) and MSG_DONTWAIT as a raw
 // system call, waiting in the runtime's poller while the send buffer is full. Not
-// through entersyscall, so it wakes no sleeping sysmon (doc.go). IPv6 peers go
-// through WriteToUDP.
+// through entersyscall, so it wakes no sleeping sysmon (doc.go). Only on an IPv4
+// socket: IPv6 peers, and the dual-stack IPv6 socket that net.ListenUDP("udp") makes
+// for a wildcard address (server.go does for a request that came to a broadcast
+// address), go through WriteToUDP, which maps the address.
 func rawSendTo(c *net.UDPConn, b []byte, addr *net.UDPAddr) error {
 	ip4 := addr.IP.To4()
-	if ip4 == nil || len(b) == 0 || addr.Port <= 0 || addr.Port > 0xffff {
+	la, _ := c.LocalAddr().(*net.UDPAddr)
+	if ip4 == nil || la == nil || la.IP.To4() == nil || len(b) == 0 || addr.Port <= 0 || addr.Port > 0xffff {
 		_, err := c.WriteToUDP(b, addr)
 		return err
 	}

@@ -76,3 +76,36 @@ func TestRawReadFromDeadline(t *testing.T) {
 		t.Fatal("rawReadFrom still waits 10 s after the socket was closed")
 	}
 }
+
+// TestRawIODualStack: the socket server.go opens for a request to a broadcast address
+// (net.ListenUDP("udp", 0.0.0.0:0), which is an IPv6 socket taking IPv4 too): an IPv4
+// peer's datagram is read with its address (v4-mapped, equal to the IPv4 one) and the
+// reply reaches it.
+func TestRawIODualStack(t *testing.T) {
+	srv, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4zero})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	cli := loopback(t)
+	port := srv.LocalAddr().(*net.UDPAddr).Port
+	if _, err := cli.WriteToUDP([]byte("\x00\x04\x00\x00"), &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 516)
+	_, from, err := rawReadFrom(srv, buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := cli.LocalAddr().(*net.UDPAddr)
+	if !from.IP.Equal(want.IP) || from.Port != want.Port {
+		t.Fatalf("rawReadFrom on a dual-stack socket: from %v, want %v", from, want)
+	}
+	if err := rawSendTo(srv, []byte("\x00\x03\x00\x01x"), want); err != nil {
+		t.Fatalf("rawSendTo from a dual-stack socket to %v: %v", want, err)
+	}
+	cli.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, _, err := cli.ReadFromUDP(buf); err != nil || string(buf[:n]) != "\x00\x03\x00\x01x" {
+		t.Fatalf("client got %q (%v)", buf[:n], err)
+	}
+}
