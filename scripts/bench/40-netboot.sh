@@ -35,7 +35,10 @@
 #   on a line of its own: its latency figures describe only the part it answered.
 # Env: TFTP_RUNS (default 7), DHCP_RUNS (3), DHCP_RATE (500), DHCP_SECS (10),
 # DHCP_CLIENTS (150), BIN (a rpi-deployd binary to measure; default: bin/rpi-deployd,
-# built from this tree every run).
+# built from this tree every run), PERF_STAT (1: also count each server's CPU time,
+# context switches and system calls with perf stat (linux-perf) during each 30 MB
+# transfer, per DATA block, and during each perfdhcp run, per DHCP message it sent;
+# lines "40-netboot: cost ...", not bench lines).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SRV_RUN=(nice -n -19) CLI_RUN=(nice -n -19)
@@ -43,7 +46,7 @@ if [ -z "${BIN:-}" ]; then
   BIN=bin/rpi-deployd
   go build -o "$BIN" ./server/cmd/rpi-deployd # always: a stale binary would be measured silently
 fi
-for t in dnsmasq atftp perfdhcp ip; do command -v $t >/dev/null || { echo "40-netboot: $t missing (make deps)"; exit 1; }; done
+for t in dnsmasq atftp perfdhcp ip ${PERF_STAT:+perf}; do command -v $t >/dev/null || { echo "40-netboot: $t missing (make deps)"; exit 1; }; done
 [ "$(id -u)" -eq 0 ] || { echo "40-netboot: needs root (network namespaces)"; exit 1; }
 TFTP_RUNS=${TFTP_RUNS:-7} DHCP_RUNS=${DHCP_RUNS:-3}
 DHCP_RATE=${DHCP_RATE:-500} DHCP_SECS=${DHCP_SECS:-10} DHCP_CLIENTS=${DHCP_CLIENTS:-150}
@@ -94,6 +97,22 @@ stop_all() {
   for _ in $(seq 50); do [ -z "$(ip netns pids $S)" ] && return; sleep 0.1; done
 }
 
+# stat_start/stat_end WHO WHAT N: with PERF_STAT, perf stat on the running server from
+# start to end, printed per unit (N of them). ("command": perf() below runs perfdhcp.)
+stat_start() {
+  [ -n "${PERF_STAT:-}" ] || return 0
+  command perf stat -x, -e task-clock,context-switches,raw_syscalls:sys_enter -p "$(ip netns pids $S | head -1)" -o "$W/stat" &
+  STAT_PID=$!
+  sleep 0.2
+}
+stat_end() {
+  [ -n "${PERF_STAT:-}" ] || return 0
+  kill -INT "$STAT_PID"; wait "$STAT_PID" || true
+  awk -F, -v who="$1" -v what="$2" -v n="$3" '
+    $3 == "task-clock" {cpu = $1} $3 == "context-switches" {cs = $1} $3 == "raw_syscalls:sys_enter" {sc = $1}
+    END { if (n > 0) printf "40-netboot: cost %s per %s: %.1f us CPU, %.2f context switches, %.2f system calls\n", who, what, cpu * 1000 / n, cs / n, sc / n }' "$W/stat"
+}
+
 now() { date +%s.%N; }
 tftp_one() { # file size-check
   local out=$W/get.$RANDOM
@@ -108,7 +127,7 @@ tftp_20() {
   for p in "${pids[@]}"; do wait "$p"; done
   printf "%.3f" "$(echo "$(now) - $t0" | bc)"
 }
-perf() { # prints: offer_p50 offer_p99 ack_p50 ack_p99 drops_pct
+perf() { # prints: offer_p50 offer_p99 ack_p50 ack_p99 drops_pct messages_sent
   ip netns exec $C "${CLI_RUN[@]}" perfdhcp -4 -B -l cli0 -r "$DHCP_RATE" -p "$DHCP_SECS" -R "$DHCP_CLIENTS" -x t > "$W/perf.out" 2>&1 || true
   awk '
     /Timestamps for packets: DISCOVER-OFFER/ {sec="o"} /Timestamps for packets: REQUEST-ACK/ {sec="a"}
@@ -122,7 +141,7 @@ perf() { # prints: offer_p50 offer_p99 ack_p50 ack_p99 drops_pct
     }
     END {
       total = sent["o"] + sent["a"]; dropped = drop["o"] + drop["a"]
-      printf "%s %s %s %s %.2f\n", pct(o, no, 0.5), pct(o, no, 0.99), pct(a, na, 0.5), pct(a, na, 0.99), (total ? 100*dropped/total : 100)
+      printf "%s %s %s %s %.2f %d\n", pct(o, no, 0.5), pct(o, no, 0.99), pct(a, na, 0.5), pct(a, na, 0.99), (total ? 100*dropped/total : 100), total
     }' "$W/perf.out"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b+0 == 0) print "nan"; else printf "%.3f", a/b }'; }
@@ -131,9 +150,10 @@ median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1
 
 echo "40-netboot: TFTP (atftp, blksize 1468; $TFTP_RUNS transfers of 30 MB from each server, alternating)"
 o30=() b30=()
+blocks=$(( $(stat -c %s "$root/kernel_2712.img") / 1468 + 1 ))
 for i in $(seq "$TFTP_RUNS"); do
-  ours_start; o30+=("$(tftp_30mb)"); stop_all
-  dnsmasq_start; b30+=("$(tftp_30mb)"); stop_all
+  ours_start; stat_start; o30+=("$(tftp_30mb)"); stat_end ours "DATA block" $blocks; stop_all
+  dnsmasq_start; stat_start; b30+=("$(tftp_30mb)"); stat_end dnsmasq "DATA block" $blocks; stop_all
 done
 echo "40-netboot: 30 MB ours: ${o30[*]} s; dnsmasq: ${b30[*]} s"
 ours_start; o20=$(tftp_20); stop_all
@@ -144,9 +164,9 @@ line tftp-20-clients-10mb-s "$o20" "$b20"
 echo "40-netboot: DHCP (perfdhcp -r $DHCP_RATE -p $DHCP_SECS -R $DHCP_CLIENTS; $DHCP_RUNS runs per server, alternating)"
 oo50=() oo99=() oa50=() oa99=() odrop=() bo50=() bo99=() ba50=() ba99=() bdrop=()
 for i in $(seq "$DHCP_RUNS"); do
-  ours_start; read -r a b c d e < <(perf); stop_all
+  ours_start; stat_start; read -r a b c d e f < <(perf); stat_end ours "DHCP message" "$f"; stop_all
   oo50+=("$a") oo99+=("$b") oa50+=("$c") oa99+=("$d") odrop+=("$e")
-  dnsmasq_start; read -r a b c d e < <(perf); stop_all
+  dnsmasq_start; stat_start; read -r a b c d e f < <(perf); stat_end dnsmasq "DHCP message" "$f"; stop_all
   bo50+=("$a") bo99+=("$b") ba50+=("$c") ba99+=("$d") bdrop+=("$e")
   echo "40-netboot: run $i: offer p50/p99 ms ours=${oo50[-1]}/${oo99[-1]} dnsmasq=${bo50[-1]}/${bo99[-1]}; drops % ours=${odrop[-1]} dnsmasq=${bdrop[-1]}"
   for who in ours dnsmasq; do

@@ -1,5 +1,6 @@
 // Package dhcp is rpi-deployd's DHCPv4 server for network-booting Raspberry Pi 5
-// boards, built on github.com/insomniacslk/dhcp (server4).
+// boards, built on github.com/insomniacslk/dhcp's dhcpv4 messages with a read loop of
+// its own (Server.Serve: one goroutine answers what needs no database; sock_linux.go).
 //
 // It recognises the Pi EEPROM bootloader by option 60 ("PXEClient…") together with
 // option 97 (type 0, FourCC "RPi5"/"RPi4", board revision little-endian, low 4 bytes

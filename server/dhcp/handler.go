@@ -170,6 +170,20 @@ func (h *Handler) Reply(ctx context.Context, req *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4
 	return h.full(ctx, req, c)
 }
 
+// writesLeases says whether answering req may write the LeaseStore (and so wait for
+// a database): a REQUEST, RELEASE or DECLINE in full mode with a store. Every other
+// request is answered from memory.
+func (h *Handler) writesLeases(req *dhcpv4.DHCPv4) bool {
+	if h.opt.Mode != ModeFull || h.opt.Leases == nil {
+		return false
+	}
+	switch req.MessageType() {
+	case dhcpv4.MessageTypeRequest, dhcpv4.MessageTypeRelease, dhcpv4.MessageTypeDecline:
+		return true
+	}
+	return false
+}
+
 func (h *Handler) ours(req *dhcpv4.DHCPv4) (asked, ours bool) {
 	sid := req.ServerIdentifier()
 	if sid == nil || sid.IsUnspecified() {
@@ -195,10 +209,7 @@ func (h *Handler) proxy(ctx context.Context, req *dhcpv4.DHCPv4, c Client) *dhcp
 	default:
 		return nil
 	}
-	reply, err := dhcpv4.NewReplyFromRequest(req, dhcpv4.WithMessageType(mt))
-	if err != nil {
-		return nil
-	}
+	reply := newReply(req, mt)
 	h.bootOptions(reply, req)
 	h.record(ctx, Event{Type: eventName(mt), MAC: req.ClientHWAddr.String(), Client: c, Mode: ModeProxy})
 	return reply
@@ -267,11 +278,9 @@ func (h *Handler) discover(ctx context.Context, req *dhcpv4.DHCPv4, c Client, ma
 	if err != nil {
 		return nil, fmt.Errorf("offer to %s: %w", mac, err)
 	}
-	reply, err := h.leaseReply(req, c, dhcpv4.MessageTypeOffer, ip)
-	if err == nil {
-		h.record(ctx, Event{Type: "dhcp offer", MAC: mac, IP: ip, Client: c, Mode: ModeFull})
-	}
-	return reply, err
+	reply := h.leaseReply(req, c, dhcpv4.MessageTypeOffer, ip)
+	h.record(ctx, Event{Type: "dhcp offer", MAC: mac, IP: ip, Client: c, Mode: ModeFull})
+	return reply, nil
 }
 
 // request answers a REQUEST (SELECTING, INIT-REBOOT, RENEWING or REBINDING): an ACK
@@ -302,11 +311,9 @@ func (h *Handler) request(ctx context.Context, req *dhcpv4.DHCPv4, c Client, mac
 		}
 		return h.nak(ctx, req, c, fmt.Sprintf("address %v is not available to %s", ip, mac)), nil
 	}
-	reply, err := h.leaseReply(req, c, dhcpv4.MessageTypeAck, ip)
-	if err == nil {
-		h.record(ctx, Event{Type: "dhcp ack", MAC: mac, IP: ip, Client: c, Mode: ModeFull})
-	}
-	return reply, err
+	reply := h.leaseReply(req, c, dhcpv4.MessageTypeAck, ip)
+	h.record(ctx, Event{Type: "dhcp ack", MAC: mac, IP: ip, Client: c, Mode: ModeFull})
+	return reply, nil
 }
 
 // release frees the lease of mac on the address the RELEASE names.
@@ -334,10 +341,7 @@ func (h *Handler) decline(ctx context.Context, req *dhcpv4.DHCPv4, c Client, mac
 
 // inform answers an INFORM with an ACK carrying the network's options and no address.
 func (h *Handler) inform(req *dhcpv4.DHCPv4, c Client) (*dhcpv4.DHCPv4, error) {
-	reply, err := dhcpv4.NewReplyFromRequest(req, dhcpv4.WithMessageType(dhcpv4.MessageTypeAck))
-	if err != nil {
-		return nil, err
-	}
+	reply := newReply(req, dhcpv4.MessageTypeAck)
 	h.networkOptions(reply)
 	h.clientOptions(reply, req, c)
 	return reply, nil
@@ -349,34 +353,25 @@ func (h *Handler) onOurNetwork(ip netip.Addr) bool {
 }
 
 func (h *Handler) nak(ctx context.Context, req *dhcpv4.DHCPv4, c Client, why string) *dhcpv4.DHCPv4 {
-	reply, err := dhcpv4.NewReplyFromRequest(req,
-		dhcpv4.WithMessageType(dhcpv4.MessageTypeNak),
-		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(ip4(h.opt.ServerIP))),
-		dhcpv4.WithOption(dhcpv4.OptMessage(why)))
-	if err != nil {
-		return nil
-	}
+	reply := newReply(req, dhcpv4.MessageTypeNak)
+	reply.UpdateOption(dhcpv4.OptServerIdentifier(ip4(h.opt.ServerIP)))
+	reply.UpdateOption(dhcpv4.OptMessage(why))
 	h.record(ctx, Event{Type: "dhcp nak", MAC: req.ClientHWAddr.String(), Client: c, Mode: ModeFull, Reason: why})
 	return reply
 }
 
 // leaseReply builds an OFFER or ACK for ip with the lease options dnsmasq sends
 // (54, 51, 58, 59, 1, 28, 3) and the client-specific ones.
-func (h *Handler) leaseReply(req *dhcpv4.DHCPv4, c Client, mt dhcpv4.MessageType, ip netip.Addr) (*dhcpv4.DHCPv4, error) {
+func (h *Handler) leaseReply(req *dhcpv4.DHCPv4, c Client, mt dhcpv4.MessageType, ip netip.Addr) *dhcpv4.DHCPv4 {
 	lt := h.opt.LeaseTime
-	reply, err := dhcpv4.NewReplyFromRequest(req,
-		dhcpv4.WithMessageType(mt),
-		dhcpv4.WithYourIP(ip4(ip)),
-		dhcpv4.WithOption(dhcpv4.OptIPAddressLeaseTime(lt)),
-		dhcpv4.WithOption(dhcpv4.OptRenewTimeValue(lt/2)),
-		dhcpv4.WithOption(dhcpv4.OptRebindingTimeValue(lt*7/8)),
-	)
-	if err != nil {
-		return nil, err
-	}
+	reply := newReply(req, mt)
+	reply.YourIPAddr = ip4(ip)
+	reply.UpdateOption(dhcpv4.OptIPAddressLeaseTime(lt))
+	reply.UpdateOption(dhcpv4.OptRenewTimeValue(lt / 2))
+	reply.UpdateOption(dhcpv4.OptRebindingTimeValue(lt * 7 / 8))
 	h.networkOptions(reply)
 	h.clientOptions(reply, req, c)
-	return reply, nil
+	return reply
 }
 
 func (h *Handler) networkOptions(reply *dhcpv4.DHCPv4) {

@@ -101,10 +101,24 @@ func startServer(t *testing.T, mode string) *env { t.Helper(); return startServe
 // startServerWith is startServer with the Options changed by set (when not nil).
 func startServerWith(t *testing.T, mode string, set func(*Options)) *env {
 	t.Helper()
+	e, cancel, done := startServerCtx(t, mode, set)
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return e
+}
+
+// startServerCtx is startServerWith that leaves stopping the server to the caller:
+// cancel ends it, done has Serve's result.
+func startServerCtx(t *testing.T, mode string, set func(*Options)) (e *env, cancel context.CancelFunc, done chan error) {
+	t.Helper()
 	l := netnstest.NewLink(t, "10.77.0.1/24", "")
-	e := &env{link: l, leases: &memLeases{}, events: &events{}}
+	e = &env{link: l, leases: &memLeases{}, events: &events{}}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
+	done = make(chan error, 1)
 	l.Server.MustDo(t, func() error {
 		ifc, err := LookupInterface(l.ServerIf)
 		if err != nil {
@@ -130,13 +144,7 @@ func startServerWith(t *testing.T, mode string, set func(*Options)) *env {
 		go func() { done <- s.Serve(ctx) }()
 		return nil
 	})
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return e
+	return e, cancel, done
 }
 
 func need(t *testing.T, tools ...string) {

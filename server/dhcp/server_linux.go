@@ -7,11 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
-	"github.com/insomniacslk/dhcp/dhcpv4/server4"
 	"golang.org/x/sys/unix"
 
 	"github.com/rpi-deploy/rpi-deploy/server/netcheck"
@@ -25,8 +26,9 @@ type Server struct {
 	ifc    *net.Interface
 	srcIP  net.IP
 	conn   *net.UDPConn
-	raw    int // AF_PACKET socket, -1 when closed
-	srv    *server4.Server
+	udp    syscall.RawConn // conn's
+	raw    *os.File        // the AF_PACKET socket (non-blocking, in the runtime's poller)
+	rawc   syscall.RawConn // raw's
 	log    *slog.Logger
 	ipID   atomic.Uint32
 	closed atomic.Bool
@@ -98,36 +100,58 @@ func Listen(h *Handler, ifname string, port int, log *slog.Logger) (*Server, err
 		}
 		return nil, fmt.Errorf("dhcp: listen on UDP port %d on %s: %w", port, ifname, err)
 	}
-	raw, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0) // protocol 0: send only
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0) // protocol 0: send only
 	if err != nil {
 		pc.Close()
 		return nil, fmt.Errorf("dhcp: open packet socket (needs CAP_NET_RAW): %w", err)
 	}
-	s := &Server{h: h, ifc: ifc, srcIP: ip4(h.opt.ServerIP), conn: pc.(*net.UDPConn), raw: raw, log: log}
-	s.srv, err = server4.NewServer(ifname, nil, s.handle, server4.WithConn(pc))
+	s := &Server{h: h, ifc: ifc, srcIP: ip4(h.opt.ServerIP), conn: pc.(*net.UDPConn), raw: os.NewFile(uintptr(fd), "packet"), log: log}
+	if s.udp, err = s.conn.SyscallConn(); err == nil {
+		s.rawc, err = s.raw.SyscallConn()
+	}
 	if err != nil {
 		s.Close()
-		return nil, err
+		return nil, fmt.Errorf("dhcp: %w", err)
 	}
 	return s, nil
 }
 
 // Serve answers requests until ctx is cancelled, then closes the sockets and returns nil.
+//
+// One goroutine reads the requests and answers those that need no lease store
+// (DISCOVER, INFORM, proxy mode) itself, one after the other: no goroutine to start
+// and no other thread to wake per packet (see sock_linux.go). A request that writes
+// the store (REQUEST, RELEASE, DECLINE in full mode) is answered on a goroutine of
+// its own, so that a slow database delays only the requests that wait for it. Serve
+// returns once those have ended too: their store writes see ctx cancelled.
 func (s *Server) Serve(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() {
-		select {
-		case <-ctx.Done():
-			s.Close()
-		case <-done:
+	var handlers sync.WaitGroup
+	defer handlers.Wait()
+	ctx, cancel := context.WithCancel(ctx) // also when the loop ends on a read error
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { s.Close() })
+	defer stop()
+	defer s.Close()
+	buf := make([]byte, 4096) // larger than any DHCP message a client sends (RFC 2131: 576 unless option 57 says more)
+	for {
+		n, from, err := recvFrom(s.udp, buf)
+		if err != nil {
+			if s.closed.Load() {
+				return nil
+			}
+			return fmt.Errorf("dhcp: serve: %w", err)
 		}
-	}()
-	err := s.srv.Serve()
-	close(done)
-	if s.closed.Load() {
-		return nil
+		req, err := dhcpv4.FromBytes(buf[:n]) // copies what it keeps: buf is reused
+		if err != nil {
+			s.log.Debug("dhcp: malformed packet", "from", from.String(), "err", err)
+			continue
+		}
+		if s.h.writesLeases(req) {
+			handlers.Go(func() { s.handle(ctx, from, req) })
+		} else {
+			s.handle(ctx, from, req)
+		}
 	}
-	return fmt.Errorf("dhcp: serve: %w", err)
 }
 
 // Close closes the sockets.
@@ -136,17 +160,14 @@ func (s *Server) Close() error {
 		return nil
 	}
 	err := s.conn.Close()
-	if s.raw >= 0 {
-		unix.Close(s.raw)
-	}
+	s.raw.Close()
 	return err
 }
 
 // LocalAddr is the UDP address the server listens on.
 func (s *Server) LocalAddr() net.Addr { return s.conn.LocalAddr() }
 
-func (s *Server) handle(_ net.PacketConn, peer net.Addr, req *dhcpv4.DHCPv4) {
-	ctx := context.Background()
+func (s *Server) handle(ctx context.Context, peer netip.AddrPort, req *dhcpv4.DHCPv4) {
 	reply, err := s.h.Reply(ctx, req)
 	if err != nil {
 		s.log.Warn("dhcp request", "mac", req.ClientHWAddr.String(), "type", req.MessageType().String(), "err", err)
@@ -160,42 +181,35 @@ func (s *Server) handle(_ net.PacketConn, peer net.Addr, req *dhcpv4.DHCPv4) {
 }
 
 // send delivers reply like dnsmasq does (RFC 2131 §4.1).
-func (s *Server) send(req, reply *dhcpv4.DHCPv4, peer net.Addr) error {
+func (s *Server) send(req, reply *dhcpv4.DHCPv4, peer netip.AddrPort) error {
 	b := reply.ToBytes()
+	port := clientPort(peer)
 	switch {
 	case !req.GatewayIPAddr.IsUnspecified() && req.GatewayIPAddr != nil:
-		_, err := s.conn.WriteTo(b, &net.UDPAddr{IP: req.GatewayIPAddr, Port: dhcpv4.ServerPort})
-		return err
+		return sendTo(s.udp, b, netip.AddrPortFrom(addrOf(req.GatewayIPAddr), dhcpv4.ServerPort))
 	case reply.MessageType() == dhcpv4.MessageTypeNak:
-		_, err := s.conn.WriteTo(b, &net.UDPAddr{IP: net.IPv4bcast, Port: dhcpv4.ClientPort})
-		return err
+		return sendTo(s.udp, b, netip.AddrPortFrom(netip.AddrFrom4([4]byte{255, 255, 255, 255}), dhcpv4.ClientPort))
 	case !req.ClientIPAddr.IsUnspecified() && req.ClientIPAddr != nil:
-		_, err := s.conn.WriteTo(b, &net.UDPAddr{IP: req.ClientIPAddr, Port: clientPort(peer)})
-		return err
+		return sendTo(s.udp, b, netip.AddrPortFrom(addrOf(req.ClientIPAddr), port))
 	case req.IsBroadcast():
-		_, err := s.conn.WriteTo(b, &net.UDPAddr{IP: net.IPv4bcast, Port: clientPort(peer)})
-		return err
+		return sendTo(s.udp, b, netip.AddrPortFrom(netip.AddrFrom4([4]byte{255, 255, 255, 255}), port))
 	}
 	dst := reply.YourIPAddr
 	if dst == nil || dst.IsUnspecified() {
 		dst = net.IPv4bcast // proxy offer: no address to send to, but still only to this MAC
 	}
 	frame := udpFrame(req.ClientHWAddr, s.ifc.HardwareAddr, s.srcIP, dst,
-		dhcpv4.ServerPort, uint16(clientPort(peer)), uint16(s.ipID.Add(1)), b)
-	sa := &unix.SockaddrLinklayer{Ifindex: s.ifc.Index, Protocol: htons(unix.ETH_P_IP), Halen: 6}
-	copy(sa.Addr[:], req.ClientHWAddr)
-	if err := unix.Sendto(s.raw, frame, 0, sa); err != nil {
+		dhcpv4.ServerPort, port, uint16(s.ipID.Add(1)), b)
+	if err := sendFrame(s.rawc, frame, s.ifc.Index, [6]byte(req.ClientHWAddr)); err != nil {
 		return fmt.Errorf("send to %s on %s: %w", req.ClientHWAddr, s.ifc.Name, err)
 	}
 	return nil
 }
 
 // clientPort is 68 unless the client sent from another port (perfdhcp and tests do).
-func clientPort(peer net.Addr) int {
-	if u, ok := peer.(*net.UDPAddr); ok && u.Port != 0 && u.Port != dhcpv4.ServerPort {
-		return u.Port
+func clientPort(peer netip.AddrPort) uint16 {
+	if p := peer.Port(); p != 0 && p != dhcpv4.ServerPort {
+		return p
 	}
 	return dhcpv4.ClientPort
 }
-
-func htons(v uint16) uint16 { return v<<8 | v>>8 }

@@ -21,7 +21,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/pin/tftp/v3"
+	tftp "github.com/rpi-deploy/rpi-deploy/server/tftp/internal/pintftp"
 	"golang.org/x/sys/unix"
 
 	"github.com/rpi-deploy/rpi-deploy/server/internal/lograte"
