@@ -46,6 +46,8 @@ if [ -z "${BIN:-}" ]; then
   BIN=bin/rpi-deployd
   go build -o "$BIN" ./server/cmd/rpi-deployd # always: a stale binary would be measured silently
 fi
+# perf is only for PERF_STAT: installed here, not by make deps (CI never needs it).
+if [ -n "${PERF_STAT:-}" ] && ! command -v perf >/dev/null; then apt-get install -y --no-install-recommends linux-perf >/dev/null; fi
 for t in dnsmasq atftp perfdhcp ip ${PERF_STAT:+perf}; do command -v $t >/dev/null || { echo "40-netboot: $t missing (make deps)"; exit 1; }; done
 [ "$(id -u)" -eq 0 ] || { echo "40-netboot: needs root (network namespaces)"; exit 1; }
 TFTP_RUNS=${TFTP_RUNS:-7} DHCP_RUNS=${DHCP_RUNS:-3}
