@@ -13,11 +13,11 @@ require (
 	github.com/insomniacslk/dhcp v0.0.0-20260901064844-234b97448fae
 	github.com/jackc/pgx/v5 v5.13.0
 	github.com/klauspost/compress v1.20.4
+	github.com/pin/tftp/v3 v3.1.0
 	github.com/u-root/u-root v0.15.0
 	github.com/u-root/uio v0.0.0-20240224005618-d2acac8f3701
 	github.com/vishvananda/netlink v1.3.0
 	golang.org/x/crypto v0.58.0
-	golang.org/x/net v0.61.0
 	golang.org/x/sync v0.25.0
 	golang.org/x/sys v0.50.0
 	golang.org/x/term v0.47.0
@@ -176,6 +176,7 @@ require (
 	golang.org/x/arch v0.22.0 // indirect
 	golang.org/x/exp v0.0.0-20260410095643-746e56fc9e2f // indirect
 	golang.org/x/mod v0.42.0 // indirect
+	golang.org/x/net v0.61.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 	golang.org/x/time v0.0.0-20220609170525-579cf78fd858 // indirect
 	golang.org/x/tools v0.52.0 // indirect
@@ -202,3 +203,7 @@ replace github.com/charmbracelet/bubbles v0.16.1 => github.com/charmbracelet/bub
 // The BitTorrent engine with one patch (third_party/anacrolix-torrent/PATCHES.md):
 // requests are not moved between peers that are both sending.
 replace github.com/anacrolix/torrent v1.58.1 => ./third_party/anacrolix-torrent
+
+// The TFTP server with one patch (third_party/pin-tftp/PATCHES.md): a transfer's
+// socket read and written with raw system calls (docs/netboot.md "Per-packet cost").
+replace github.com/pin/tftp/v3 v3.1.0 => ./third_party/pin-tftp

@@ -1,6 +1,6 @@
 // Package tftp is rpi-deployd's read-only TFTP server for the Raspberry Pi 5 EEPROM
-// bootloader, on github.com/pin/tftp/v3 v3.1.0 — a copy of it in internal/pintftp
-// whose transfers read and write their sockets with raw system calls (see its doc.go).
+// bootloader, on github.com/pin/tftp/v3 v3.1.0 — patched (third_party/pin-tftp, through a replace
+// in go.mod) so that its transfers read and write their sockets with raw system calls.
 //
 // Layout of the root (see docs/netboot.md): the shared boot files at the top
 // (kernel_2712.img, bcm2712-rpi-5-b.dtb, overlays/, initramfs_2712, …) and, optionally,

@@ -21,7 +21,7 @@ import (
 	"syscall"
 	"time"
 
-	tftp "github.com/rpi-deploy/rpi-deploy/server/tftp/internal/pintftp"
+	"github.com/pin/tftp/v3"
 	"golang.org/x/sys/unix"
 
 	"github.com/rpi-deploy/rpi-deploy/server/internal/lograte"

@@ -24,8 +24,7 @@ type options map[string]string
 
 // RRQ/WRQ packet
 //
-//	2 bytes     string    1 byte    string    1 byte
-//
+//  2 bytes     string    1 byte    string    1 byte
 // --------------------------------------------------
 // | Opcode |  Filename  |   0  |    Mode    |   0  |
 // --------------------------------------------------
@@ -102,8 +101,7 @@ func unpackOACK(p []byte) (opts options, err error) {
 
 // ERROR packet
 //
-//	2 bytes     2 bytes      string    1 byte
-//
+//  2 bytes     2 bytes      string    1 byte
 // ------------------------------------------
 // | Opcode |  ErrorCode |   ErrMsg   |  0  |
 // ------------------------------------------
@@ -127,8 +125,7 @@ func (p pERROR) message() string {
 
 // DATA packet
 //
-//	2 bytes    2 bytes     n bytes
-//
+//  2 bytes    2 bytes     n bytes
 // ----------------------------------
 // | Opcode |   Block #  |   Data   |
 // ----------------------------------
@@ -140,8 +137,7 @@ func (p pDATA) block() uint16 {
 
 // ACK packet
 //
-//	2 bytes    2 bytes
-//
+//  2 bytes    2 bytes
 // -----------------------
 // | Opcode |   Block #  |
 // -----------------------

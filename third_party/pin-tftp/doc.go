@@ -1,5 +1,6 @@
-// Package tftp is a copy of github.com/pin/tftp/v3 v3.1.0 (MIT licence, LICENSE in this
-// directory; https://github.com/pin/tftp, tag v3.1.0) with one change: a transfer's
+// Package tftp is github.com/pin/tftp/v3 v3.1.0 (MIT licence, LICENSE in this directory;
+// https://github.com/pin/tftp, tag v3.1.0), used by rpi-deploy through a replace in its
+// go.mod, with one change (PATCHES.md): a transfer's
 // own UDP socket is read and written with raw recvfrom/sendto system calls
 // (MSG_DONTWAIT, inside syscall.RawConn Read/Write; rawio_linux.go) instead of
 // net.UDPConn's ReadFromUDP/WriteToUDP. Everything else — request loop, option

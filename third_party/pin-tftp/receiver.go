@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/rpi-deploy/rpi-deploy/server/tftp/internal/pintftp/netascii"
+	"github.com/pin/tftp/v3/netascii"
 )
 
 // IncomingTransfer provides methods that expose information associated with
