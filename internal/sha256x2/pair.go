@@ -1,12 +1,20 @@
 package sha256x2
 
-import "crypto/sha256"
+import (
+	"crypto/sha256"
+
+	"github.com/rpi-deploy/rpi-deploy/image-tools/sha256chain"
+)
 
 // SumPair returns the SHA-256 of the concatenation of a's pieces and of b's: two
 // messages of any lengths, each given in pieces of any lengths (the data ranges of a
 // chunk, say). While both messages have bytes left their blocks go through Pair, two at
-// a time; the rest of the longer one alone. A block that spans pieces is copied once.
+// a time; the rest of the longer one through crypto/sha256. A block that spans pieces
+// is copied once. Without the two-lane kernel each message goes through crypto/sha256.
 func SumPair(a, b [][]byte) (sa, sb [sha256.Size]byte) {
+	if !useSHANI {
+		return sum(a), sum(b)
+	}
 	ca, cb := cursor{pieces: a}, cursor{pieces: b}
 	x, y := New(), New()
 	for {
@@ -64,11 +72,37 @@ func (c *cursor) advance(n int) {
 	c.cur = c.cur[n:]
 }
 
-// finish feeds the rest of the message to s alone and returns the SHA-256.
+// finish feeds the rest of the message to s alone and returns the SHA-256: through
+// crypto/sha256 resumed from s, unless its state form is unknown (stdlibForm).
 func (c *cursor) finish(s *State) [sha256.Size]byte {
-	for r := c.run(); r != nil; r = c.run() {
-		s.Block(r)
-		c.advance(len(r))
+	if !stdlibForm {
+		for r := c.run(); r != nil; r = c.run() {
+			s.Block(r)
+			c.advance(len(r))
+		}
+		return s.Sum(c.carry[:c.n])
 	}
-	return s.Sum(c.carry[:c.n])
+	h, err := sha256chain.Resume(s.Chain(), int64(s.Len))
+	if err != nil {
+		panic("sha256x2: crypto/sha256 refused its own state form: " + err.Error())
+	}
+	h.Write(c.carry[:c.n])
+	h.Write(c.cur)
+	for _, p := range c.pieces {
+		h.Write(p)
+	}
+	var out [sha256.Size]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// sum is the SHA-256 of the concatenation of pieces.
+func sum(pieces [][]byte) [sha256.Size]byte {
+	h := sha256.New()
+	for _, p := range pieces {
+		h.Write(p)
+	}
+	var out [sha256.Size]byte
+	h.Sum(out[:0])
+	return out
 }
