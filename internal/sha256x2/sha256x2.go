@@ -116,3 +116,8 @@ func (s *State) Sum(tail []byte) [sha256.Size]byte {
 	t.Block(pad[:end])
 	return t.Chain()
 }
+
+// TwoLanes reports whether this CPU and build have the two-lane kernel: then Blocks,
+// Pair and SumPair cost little more than one SHA-256; otherwise they take two passes
+// through crypto/sha256.
+func TwoLanes() bool { return useSHANI }
