@@ -177,6 +177,9 @@ func TestDataProof(t *testing.T) {
 			if want := map[bool]int64{true: 2 * pairs, false: 0}[paired]; st.PairedChunks != want {
 				t.Errorf("%d chunks hashed in pairs, want %d", st.PairedChunks, want)
 			}
+			if st.Buffers < 1 || st.Buffers > fl.opt.Buffers {
+				t.Errorf("%d raw buffers allocated, want 1..%d", st.Buffers, fl.opt.Buffers)
+			}
 		})
 	}
 
@@ -358,8 +361,15 @@ func TestPairedDataProof(t *testing.T) {
 			var ws []*work
 			for _, i := range []int{a, a + 1} {
 				c := m.Chunks[i]
-				comp := append(<-p.compFree, img.zst[c.Frame:c.Frame+c.FrameSize]...)
-				ws = append(ws, &work{i: i, comp: comp, raw: <-fl.rawFree})
+				comp, err := p.compBufs.get(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				raw, err := fl.rawBufs.get(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				ws = append(ws, &work{i: i, comp: append(comp, img.zst[c.Frame:c.Frame+c.FrameSize]...), raw: raw})
 			}
 			ws[0].next = ws[1]
 			p.decCh <- ws[0]

@@ -72,8 +72,9 @@ type Options struct {
 	// the stream's writes (an SD card with command queueing, A2, takes several at once;
 	// one without queues them in the kernel).
 	Writers int
-	// Buffers is the number of raw chunk buffers in circulation (default: as many as fit
-	// in 96 MiB, at least 2 × Decoders + Writers + 2).
+	// Buffers is the most raw chunk buffers in circulation (default: as many as fit in
+	// 96 MiB, at least 2 × Decoders + Writers + 2). Each is allocated when the stream
+	// first needs it, so a run whose writes keep up uses fewer (Stats.Buffers).
 	Buffers int
 	// MergeGap: free space gaps up to this many bytes between data ranges of one chunk
 	// are written (as the zeros they decode to) to make fewer, larger writes (default
@@ -139,6 +140,9 @@ type Stats struct {
 	// PairedChunks is the number of chunks whose data the stream hashed two at a time
 	// (two chunks' SHA-256 in one pass, sha256x2.SumPair; data proof only).
 	PairedChunks int64
+	// Buffers is the number of raw chunk buffers the run allocated: the most it needed
+	// at once, at most Options.Buffers (the pool makes them as they are first needed).
+	Buffers int
 
 	// The phases' times: OpenTime from Open's start to its return (the first block
 	// zeroed and synced), StreamTime from Stream's start to its return, SyncTime the
@@ -173,8 +177,8 @@ type Flasher struct {
 	mu                                  sync.Mutex
 	stats                               Stats
 
-	rawFree    chan []byte // Stream's pool of raw chunk buffers (the read-back's too)
-	streamDone bool        // Stream wrote and synced every chunk (guarded by mu)
+	rawBufs    *pool // Stream's raw chunk buffers, aligned (the read-back's too)
+	streamDone bool  // Stream wrote and synced every chunk (guarded by mu)
 	// The read-back during Stream (nil: Verify reads everything back), its descriptor,
 	// the cancel of its context; closed once (endFollow).
 	follow     atomic.Pointer[readback.Follower]
@@ -335,6 +339,9 @@ func (fl *Flasher) Stats() Stats {
 	}
 	s.WritesIssued, s.Resumes = fl.writes.Load(), int(fl.resumes.Load())
 	s.ZeroFrames, s.PairedChunks = fl.zeroFrameHits.Load(), fl.paired.Load()
+	if fl.rawBufs != nil {
+		s.Buffers = fl.rawBufs.allocated()
+	}
 	s.DirectIO = fl.f.Direct()
 	if hs, ok := fl.src.(interface{ Fetched() int64 }); ok {
 		s.Fetched = hs.Fetched()
@@ -489,31 +496,26 @@ func newDecoder(m *manifest.Manifest, decoders int) (*zstd.Decoder, error) {
 //	                                           ↘ hashCh → hashWhole (sequential proof only)
 type pipeline struct {
 	fl       *Flasher
-	compFree chan []byte // compressed frame buffers
+	compBufs *pool // compressed frame buffers
 	decCh    chan *work
 	orderCh  chan *work
 	writeCh  chan *work
 	hashCh   chan *work // nil unless the sequential whole-image hash runs
 }
 
-// newPipeline fills the buffer pools and, for the sequential proof, starts the
-// whole-image hash (which outlives Stream when it lags; Verify collects it).
+// newPipeline sets up the buffer pools (buffers are allocated as the stages first need
+// them) and, for the sequential proof, starts the whole-image hash (which outlives
+// Stream when it lags; Verify collects it).
 func (fl *Flasher) newPipeline() *pipeline {
 	m, opt := fl.m, fl.opt
-	fl.rawFree = make(chan []byte, opt.Buffers)
-	for range opt.Buffers {
-		fl.rawFree <- blockdev.AlignedBuffer(int(m.ChunkSize))
-	}
-	ncomp := 2 * (opt.Decoders + 1) // each decoder takes two frames at a time
+	fl.rawBufs = newPool(opt.Buffers, func() []byte { return blockdev.AlignedBuffer(int(m.ChunkSize)) })
 	p := &pipeline{
-		fl:       fl,
-		compFree: make(chan []byte, ncomp),
+		fl: fl,
+		// each decoder takes two frames at a time
+		compBufs: newPool(2*(opt.Decoders+1), func() []byte { return make([]byte, 0, m.ChunkSize+m.ChunkSize/64+4096) }),
 		decCh:    make(chan *work, opt.Decoders),
 		orderCh:  make(chan *work, opt.Buffers),
 		writeCh:  make(chan *work, opt.Buffers), // the raw buffers bound these two
-	}
-	for range ncomp {
-		p.compFree <- make([]byte, 0, m.ChunkSize+m.ChunkSize/64+4096)
 	}
 	fl.hashDone = make(chan struct{})
 	if fl.proof == proofSequential {
@@ -526,7 +528,7 @@ func (fl *Flasher) newPipeline() *pipeline {
 // release drops one reference to w's raw buffer; the last returns it to the pool.
 func (fl *Flasher) release(w *work) {
 	if w.refs.Add(-1) == 0 {
-		fl.rawFree <- w.raw // never blocks: there are only Buffers buffers
+		fl.rawBufs.put(w.raw)
 	}
 }
 
@@ -534,7 +536,7 @@ func (fl *Flasher) release(w *work) {
 func (p *pipeline) run(ctx context.Context, src Source, dec *zstd.Decoder) error {
 	fl := p.fl
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { defer close(p.decCh); return fl.fetch(ctx, src, p.compFree, fl.rawFree, p.decCh) })
+	g.Go(func() error { defer close(p.decCh); return fl.fetch(ctx, src, p.compBufs, fl.rawBufs, p.decCh) })
 	var decWG sync.WaitGroup
 	for range fl.opt.Decoders {
 		decWG.Add(1)
@@ -598,7 +600,7 @@ func (p *pipeline) decodeLoop(ctx context.Context, dec *zstd.Decoder) error {
 // decode decodes w's frame and gives its compressed buffer back.
 func (p *pipeline) decode(dec *zstd.Decoder, w *work) {
 	p.fl.decode(dec, w)
-	p.compFree <- w.comp[:0]
+	p.compBufs.put(w.comp[:0])
 	w.comp = nil
 }
 
@@ -676,7 +678,7 @@ func (fl *Flasher) checkWhole(ctx context.Context) error {
 // one). A broken stream is reopened at the frame of the first chunk not yet received.
 // Under the data proof a chunk with data whose successor has data too waits for it, and
 // both go out as one work (work.next): one decoder hashes the two in one pass.
-func (fl *Flasher) fetch(ctx context.Context, src Source, compFree, rawFree chan []byte, out chan<- *work) error {
+func (fl *Flasher) fetch(ctx context.Context, src Source, comps, raws *pool, out chan<- *work) error {
 	m := fl.m
 	hasData := func(i int) bool { return i < len(m.Chunks) && m.Chunks[i].DataSHA256 != "" }
 	var held *work // a chunk waiting for its successor
@@ -692,16 +694,13 @@ func (fl *Flasher) fetch(ctx context.Context, src Source, compFree, rawFree chan
 		if c.FrameSize > limit {
 			return fmt.Errorf("%w: chunk %d: frame of %d bytes for a %d-byte chunk", manifest.ErrInvalid, i, c.FrameSize, m.ChunkSize)
 		}
-		var comp, raw []byte
-		select {
-		case comp = <-compFree:
-		case <-ctx.Done():
-			return ctx.Err()
+		comp, err := comps.get(ctx)
+		if err != nil {
+			return err
 		}
-		select {
-		case raw = <-rawFree:
-		case <-ctx.Done():
-			return ctx.Err()
+		raw, err := raws.get(ctx)
+		if err != nil {
+			return err
 		}
 		if int64(cap(comp)) < c.FrameSize {
 			comp = make([]byte, 0, c.FrameSize)
@@ -1032,7 +1031,7 @@ func (fl *Flasher) order(ctx context.Context, in <-chan *work, toWrite, toHash c
 			}
 			w.refs.Store(refs)
 			if refs == 0 {
-				fl.rawFree <- w.raw // never blocks: there are only Buffers buffers
+				fl.rawBufs.put(w.raw)
 				next++
 				continue
 			}
@@ -1040,7 +1039,7 @@ func (fl *Flasher) order(ctx context.Context, in <-chan *work, toWrite, toHash c
 				// Zeros need no buffer to be hashed: free it now, so that the
 				// whole-image hash may lag behind (over trailing free space, say)
 				// without holding the stream up.
-				fl.rawFree <- w.raw
+				fl.rawBufs.put(w.raw)
 				w = &work{i: w.i, zero: true}
 			}
 			if toHash != nil {
