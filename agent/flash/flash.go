@@ -597,9 +597,12 @@ func (p *pipeline) decodeLoop(ctx context.Context, dec *zstd.Decoder) error {
 	return nil
 }
 
-// decode decodes w's frame and gives its compressed buffer back.
+// decode decodes w's frame, unless fetch proved it zeros already, and gives its
+// compressed buffer back.
 func (p *pipeline) decode(dec *zstd.Decoder, w *work) {
-	p.fl.decode(dec, w)
+	if !w.zero {
+		p.fl.decode(dec, w)
+	}
 	p.compBufs.put(w.comp[:0])
 	w.comp = nil
 }
@@ -676,6 +679,8 @@ func (fl *Flasher) checkWhole(ctx context.Context) error {
 // fetch reads frame after frame into compressed buffers, pairing each with a raw
 // buffer taken in chunk order (so the chunk the order stage waits for always has
 // one). A broken stream is reopened at the frame of the first chunk not yet received.
+// A free-space chunk whose frame is one known to decode to zeros (knownZeroFrame) is
+// proven here and takes no raw buffer.
 // Under the data proof a chunk with data whose successor has data too waits for it, and
 // both go out as one work (work.next): one decoder hashes the two in one pass.
 func (fl *Flasher) fetch(ctx context.Context, src Source, comps, raws *pool, out chan<- *work) error {
@@ -695,10 +700,6 @@ func (fl *Flasher) fetch(ctx context.Context, src Source, comps, raws *pool, out
 			return fmt.Errorf("%w: chunk %d: frame of %d bytes for a %d-byte chunk", manifest.ErrInvalid, i, c.FrameSize, m.ChunkSize)
 		}
 		comp, err := comps.get(ctx)
-		if err != nil {
-			return err
-		}
-		raw, err := raws.get(ctx)
 		if err != nil {
 			return err
 		}
@@ -739,7 +740,14 @@ func (fl *Flasher) fetch(ctx context.Context, src Source, comps, raws *pool, out
 		if r.Attempts() > 0 {
 			r.Reset()
 		}
-		w := &work{i: i, comp: comp, raw: raw}
+		w := &work{i: i, comp: comp}
+		if fl.proof == proofData && fl.free(i) && fl.knownZeroFrame(comp, m.ChunkRange(i).Length) {
+			// Proven zeros by its frame alone (decodeData): no raw buffer needed.
+			fl.zeroFrameHits.Add(1)
+			w.zero = true
+		} else if w.raw, err = raws.get(ctx); err != nil {
+			return err
+		}
 		switch {
 		case held != nil:
 			held.next, w = w, held
@@ -803,12 +811,7 @@ func (fl *Flasher) decodeData(dec *zstd.Decoder, w *work) {
 	cr := m.ChunkRange(w.i)
 	c := m.Chunks[w.i]
 	fail := func(err error) { w.err = &readback.ChunkError{Chunk: w.i, Offset: cr.Offset, Err: err} }
-	free := c.DataSHA256 == "" && len(m.DataIn(cr)) == 0
-	if free && fl.knownZeroFrame(w.comp, cr.Length) {
-		fl.zeroFrameHits.Add(1)
-		w.zero = true
-		return
-	}
+	free := fl.free(w.i)
 	out, err := dec.DecodeAll(w.comp, w.raw[:0])
 	if err != nil {
 		fail(fmt.Errorf("chunk %d: decode frame at %d (%d bytes): %w", w.i, c.Frame, c.FrameSize, err))
@@ -874,6 +877,11 @@ func (fl *Flasher) proveData(w, x *work) {
 				Err: fmt.Errorf("%w: chunk %d (raw [%d,+%d)): data sha256 %s, manifest says %s", zstimg.ErrMismatch, w.i, cr.Offset, cr.Length, got, c.DataSHA256)}
 		}
 	}
+}
+
+// free reports whether chunk i is free space only: no data ranges, no data_sha256.
+func (fl *Flasher) free(i int) bool {
+	return fl.m.Chunks[i].DataSHA256 == "" && len(fl.m.DataIn(fl.m.ChunkRange(i))) == 0
 }
 
 // knownZeroFrame reports whether frame is, byte for byte, a frame that has decoded to

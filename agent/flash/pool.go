@@ -43,8 +43,13 @@ func (p *pool) get(ctx context.Context) ([]byte, error) {
 	}
 }
 
-// put gives b back. It never blocks: no more buffers exist than free holds.
-func (p *pool) put(b []byte) { p.free <- b }
+// put gives b back; nil (a chunk that took no buffer) is ignored. It never blocks: no
+// more buffers exist than free holds.
+func (p *pool) put(b []byte) {
+	if b != nil {
+		p.free <- b
+	}
+}
 
 // allocated is how many buffers the pool has made so far.
 func (p *pool) allocated() int {
