@@ -64,3 +64,20 @@ func pair(a, b *State, pa, pb []byte) {
 	pairSHANI(&ra, &rb, pa, pb)
 	a.H, b.H = fromSHANI(&ra), fromSHANI(&rb)
 }
+
+// tripleSHANI runs whole blocks of p through states a and b, and as many bytes of q
+// through state c, in SHA-NI order (as blocks2SHANI). len(q) must be at least len(p).
+//
+//go:noescape
+func tripleSHANI(a, b *[8]uint32, p []byte, c *[8]uint32, q []byte)
+
+func triple(a, b *State, p []byte, c *State, q []byte) {
+	if !useSHANI {
+		blocks2Separate(a, b, p)
+		blocks1(c, q)
+		return
+	}
+	ra, rb, rc := toSHANI(&a.H), toSHANI(&b.H), toSHANI(&c.H)
+	tripleSHANI(&ra, &rb, p, &rc, q)
+	a.H, b.H, c.H = fromSHANI(&ra), fromSHANI(&rb), fromSHANI(&rc)
+}

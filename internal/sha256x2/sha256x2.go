@@ -88,6 +88,21 @@ func Pair(a, b *State, pa, pb []byte) {
 	b.Len += uint64(len(pb))
 }
 
+// BlocksAnd feeds p to both a and b, as Blocks, and q to c, in one pass: q is another
+// message as long as p (whole blocks). a, b and c must be three different States.
+func BlocksAnd(a, b *State, p []byte, c *State, q []byte) {
+	if len(p) != len(q) || len(p)%BlockSize != 0 {
+		panic(fmt.Sprintf("sha256x2: %d and %d bytes are not the same whole number of blocks", len(p), len(q)))
+	}
+	if len(p) == 0 {
+		return
+	}
+	triple(a, b, p, c, q)
+	a.Len += uint64(len(p))
+	b.Len += uint64(len(p))
+	c.Len += uint64(len(q))
+}
+
 // Block feeds p to s alone. len(p) must be a multiple of BlockSize.
 func (s *State) Block(p []byte) {
 	if len(p)%BlockSize != 0 {
