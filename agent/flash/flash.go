@@ -740,12 +740,8 @@ func (fl *Flasher) fetch(ctx context.Context, src Source, comps, raws *pool, out
 		if r.Attempts() > 0 {
 			r.Reset()
 		}
-		w := &work{i: i, comp: comp}
-		if fl.proof == proofData && fl.free(i) && fl.knownZeroFrame(comp, m.ChunkRange(i).Length) {
-			// Proven zeros by its frame alone (decodeData): no raw buffer needed.
-			fl.zeroFrameHits.Add(1)
-			w.zero = true
-		} else if w.raw, err = raws.get(ctx); err != nil {
+		w, err := fl.newWork(ctx, i, comp, raws)
+		if err != nil {
 			return err
 		}
 		switch {
@@ -763,6 +759,20 @@ func (fl *Flasher) fetch(ctx context.Context, src Source, comps, raws *pool, out
 		}
 	}
 	return nil
+}
+
+// newWork pairs chunk i's frame comp with a raw buffer from raws, unless the frame is
+// one known to decode to zeros (knownZeroFrame): that chunk is proven and needs none.
+func (fl *Flasher) newWork(ctx context.Context, i int, comp []byte, raws *pool) (*work, error) {
+	w := &work{i: i, comp: comp}
+	if fl.proof == proofData && fl.free(i) && fl.knownZeroFrame(comp, fl.m.ChunkRange(i).Length) {
+		fl.zeroFrameHits.Add(1)
+		w.zero = true
+		return w, nil
+	}
+	var err error
+	w.raw, err = raws.get(ctx)
+	return w, err
 }
 
 // pairFrames says whether fetch pairs chunks with data for the decoders: where SHA-256
