@@ -93,8 +93,9 @@ type Options struct {
 	// the stream proves").
 	HashFreeSpace bool
 	// ReadBackDepth is the number of chunks read back at once after the stream
-	// (default 8): the queue depth of the read-back's O_DIRECT reads. Each reader hashes
-	// the chunk it read, so the reads of the others stay in flight meanwhile.
+	// (default 8): the queue depth of the read-back's O_DIRECT reads. Chunks go two by
+	// two to a goroutine, which reads both at once and hashes them in one pass while the
+	// reads of the others stay in flight (an odd depth reads one fewer).
 	ReadBackDepth int
 	// ReadBackLag is how far (bytes of the image) the stream must have gone past a
 	// chunk before that chunk is read back during the stream, with
