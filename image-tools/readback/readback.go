@@ -83,8 +83,8 @@ func Verify(ctx context.Context, path string, m *manifest.Manifest, opt Options)
 // goroutines and judged in order (package ordered), so the error is always the first
 // failing chunk's and the count is of the chunks before it. Chunks go two by two to a
 // goroutine, which reads both at once and hashes them in one pass (sha256x2.SumPair:
-// two SHA-256 for little more than the CPU of one); with a single worker or buffer,
-// one by one. On a *blockdev.File that does not (or no longer) bypass the page cache,
+// where SHA-256 has two lanes, two hashes for little more than the CPU of one); with a
+// single worker or buffer, one by one. On a *blockdev.File that does not (or no longer) bypass the page cache,
 // each range is dropped from the cache before it is read, so the medium answers.
 func VerifyFile(ctx context.Context, f io.ReaderAt, m *manifest.Manifest, opt Options) (int, error) {
 	jobs, total := plan(m, opt)
