@@ -3,8 +3,8 @@
 // docs/manifest.md).
 //
 // Chunks are read, hashed and compressed on several goroutines and written in order;
-// the two hashes that need every byte in order (of the output file and of the whole
-// image) run on one goroutine each, beside the compressors.
+// the hashes that need every byte in order (of the output file and of the whole
+// image, with each chunk's) run in one loop on one goroutine, beside the compressors.
 // Bytes outside the data ranges (free space of the file systems) are never read: they
 // go into the stream as zeros, so deleted data on a used master card costs nothing and
 // the hashes describe exactly what a writer of the stream produces.
@@ -272,12 +272,13 @@ func writeImage(ctx context.Context, r io.ReaderAt, m *manifest.Manifest, opt Op
 //
 // Three stages run at once: opt.Concurrency workers read and compress chunks (and
 // hash the data of a chunk that is partly free space, data_sha256); one goroutine
-// writes the frames in order and hashes them (compressed_sha256); another feeds the
-// raw chunks in order to the whole-image SHA-256, recording its chain value after
-// each, and to each chunk's own SHA-256 in the same pass (package sha256x2: one
-// message schedule, two states). The two ordered hashes each need every byte in
-// sequence, so they cannot be split across workers; on separate goroutines they
-// overlap each other and the compressors instead of adding up on one.
+// writes the frames in order; another feeds the raw chunks in order to the
+// whole-image SHA-256, recording its chain value after each, to each chunk's own
+// SHA-256 in the same pass (package sha256x2: one message schedule, two states), and
+// the frames to the SHA-256 of the output (compressed_sha256) in the same loop (a
+// third state with a schedule of its own: sha256x2.BlocksAnd). The ordered hashes
+// need every byte in sequence, so they cannot be split across workers; on their own
+// goroutine they overlap the compressors.
 func encodeChunks(ctx context.Context, r io.ReaderAt, m *manifest.Manifest, opt Options, enc *zstd.Encoder, out io.Writer) (err error) {
 	n := manifest.NumChunks(m.Size, m.ChunkSize)
 	m.Chunks = make([]manifest.Chunk, n)
