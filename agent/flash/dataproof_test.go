@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -147,18 +148,40 @@ func TestDataProof(t *testing.T) {
 	if img.m.DataBytes*2 > img.m.Size {
 		t.Fatalf("test image has %d data bytes of %d: not much free space", img.m.DataBytes, img.m.Size)
 	}
-	t.Run("good", func(t *testing.T) {
-		target := oldTarget(t, len(img.raw))
-		fl, err := flash(t, img.m, target, serve(t, plain(img.zst)), Options{})
-		if err != nil {
-			t.Fatal(err)
+	// Chunks with data whose successor has data too are fetched and hashed in pairs
+	// (where SHA-256 has two lanes): each pair counts 2 in Stats.PairedChunks.
+	var pairs int64
+	for i := 0; i+1 < len(img.m.Chunks); i++ {
+		if img.m.Chunks[i].DataSHA256 != "" && img.m.Chunks[i+1].DataSHA256 != "" {
+			pairs++
+			i++
 		}
-		checkData(t, img.m, img.raw, target)
-		st := fl.Stats()
-		if st.SHA256 != img.m.SHA256 || st.Streamed != img.m.Size || st.ChunksMatch == 0 {
-			t.Errorf("stats %+v; want sha %s, streamed %d, chunks matched", st, img.m.SHA256, img.m.Size)
-		}
-	})
+	}
+	if pairs == 0 {
+		t.Fatal("the test image has no two neighbouring chunks with data")
+	}
+	for _, paired := range []bool{true, false} {
+		t.Run(fmt.Sprintf("good/paired=%v", paired), func(t *testing.T) {
+			defer func(old bool) { pairFrames = old }(pairFrames)
+			pairFrames = paired
+			target := oldTarget(t, len(img.raw))
+			fl, err := flash(t, img.m, target, serve(t, plain(img.zst)), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkData(t, img.m, img.raw, target)
+			st := fl.Stats()
+			if st.SHA256 != img.m.SHA256 || st.Streamed != img.m.Size || st.ChunksMatch == 0 {
+				t.Errorf("stats %+v; want sha %s, streamed %d, chunks matched", st, img.m.SHA256, img.m.Size)
+			}
+			if want := map[bool]int64{true: 2 * pairs, false: 0}[paired]; st.PairedChunks != want {
+				t.Errorf("%d chunks hashed in pairs, want %d", st.PairedChunks, want)
+			}
+			if st.Buffers < 1 || st.Buffers > fl.opt.Buffers {
+				t.Errorf("%d raw buffers allocated, want 1..%d", st.Buffers, fl.opt.Buffers)
+			}
+		})
+	}
 
 	type tc struct {
 		name string
@@ -294,6 +317,87 @@ func TestZeroFrames(t *testing.T) {
 				t.Fatalf("err = %v, want a free-space byte of chunk %d", err, last)
 			}
 			checkUnbootable(t, target)
+		})
+	}
+}
+
+// TestPairedDataProof pins the stream's paired hashing: a decoder given two chunks
+// with data (work.next) hashes both chunks' data in one pass (sha256x2.SumPair), and
+// each chunk is still judged against its own data_sha256 — a wrong value names that
+// chunk whether it is the first or the second of the pair, and the other passes.
+func TestPairedDataProof(t *testing.T) {
+	img := freeSpaceImage(t)
+	a := -1 // two neighbouring chunks with data, a and a+1
+	for i := 1; i+1 < len(img.m.Chunks); i++ {
+		if img.m.Chunks[i].DataSHA256 != "" && img.m.Chunks[i+1].DataSHA256 != "" {
+			a = i
+			break
+		}
+	}
+	if a < 0 {
+		t.Fatal("the test image has no two neighbouring chunks with data")
+	}
+	for _, tc := range []struct {
+		name string
+		bad  []int
+	}{{"both good", nil}, {"first wrong", []int{a}}, {"second wrong", []int{a + 1}}, {"both wrong", []int{a, a + 1}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := withChunks(img.m, func(m *manifest.Manifest) {
+				for _, i := range tc.bad {
+					m.Chunks[i].DataSHA256 = flipHex(m.Chunks[i].DataSHA256)
+				}
+			})
+			fl, err := Open(oldTarget(t, len(img.raw)), m, Options{Decoders: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer fl.Close()
+			p := fl.newPipeline()
+			dec, err := newDecoder(m, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dec.Close()
+			var ws []*work
+			for _, i := range []int{a, a + 1} {
+				c := m.Chunks[i]
+				comp, err := p.compBufs.get(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				raw, err := fl.rawBufs.get(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				ws = append(ws, &work{i: i, comp: append(comp, img.zst[c.Frame:c.Frame+c.FrameSize]...), raw: raw})
+			}
+			ws[0].next = ws[1]
+			p.decCh <- ws[0]
+			close(p.decCh)
+			if err := p.decodeLoop(context.Background(), dec); err != nil {
+				t.Fatal(err)
+			}
+			close(p.orderCh)
+			var got []int
+			for w := range p.orderCh {
+				var ce *readback.ChunkError
+				switch {
+				case w.err == nil:
+				case errors.As(w.err, &ce) && ce.Chunk == w.i && errors.Is(w.err, zstimg.ErrMismatch) && strings.Contains(w.err.Error(), "data sha256"):
+					got = append(got, w.i)
+				default:
+					t.Errorf("chunk %d: err = %v, want a data sha256 mismatch naming it", w.i, w.err)
+				}
+				if w.data != nil {
+					t.Errorf("chunk %d passed on with its data not hashed", w.i)
+				}
+			}
+			if !slices.Equal(got, tc.bad) {
+				t.Errorf("chunks refused %v, want %v", got, tc.bad)
+			}
+			if st := fl.Stats(); st.PairedChunks != 2 {
+				t.Errorf("%d chunks hashed in pairs, want 2", st.PairedChunks)
+			}
 		})
 	}
 }

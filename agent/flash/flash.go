@@ -54,6 +54,7 @@ import (
 	"github.com/rpi-deploy/rpi-deploy/image-tools/readback"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/sha256chain"
 	"github.com/rpi-deploy/rpi-deploy/image-tools/zstimg"
+	"github.com/rpi-deploy/rpi-deploy/internal/sha256x2"
 )
 
 // Errors callers branch on.
@@ -71,8 +72,9 @@ type Options struct {
 	// the stream's writes (an SD card with command queueing, A2, takes several at once;
 	// one without queues them in the kernel).
 	Writers int
-	// Buffers is the number of raw chunk buffers in circulation (default: as many as fit
-	// in 96 MiB, at least 2 × Decoders + Writers + 2).
+	// Buffers is the most raw chunk buffers in circulation (default: as many as fit in
+	// 96 MiB, at least 2 × Decoders + Writers + 2). Each is allocated when the stream
+	// first needs it, so a run whose writes keep up uses fewer (Stats.Buffers).
 	Buffers int
 	// MergeGap: free space gaps up to this many bytes between data ranges of one chunk
 	// are written (as the zeros they decode to) to make fewer, larger writes (default
@@ -91,8 +93,9 @@ type Options struct {
 	// the stream proves").
 	HashFreeSpace bool
 	// ReadBackDepth is the number of chunks read back at once after the stream
-	// (default 8): the queue depth of the read-back's O_DIRECT reads. Each reader hashes
-	// the chunk it read, so the reads of the others stay in flight meanwhile.
+	// (default 8): the queue depth of the read-back's O_DIRECT reads. Chunks go two by
+	// two to a goroutine, which reads both at once and hashes them in one pass while the
+	// reads of the others stay in flight (an odd depth reads one fewer).
 	ReadBackDepth int
 	// ReadBackLag is how far (bytes of the image) the stream must have gone past a
 	// chunk before that chunk is read back during the stream, with
@@ -135,6 +138,12 @@ type Stats struct {
 	// ZeroFrames is the number of free-space chunks proven without decoding: their
 	// frame was byte for byte one that had decoded to zeros (data proof only).
 	ZeroFrames int64
+	// PairedChunks is the number of chunks whose data the stream hashed two at a time
+	// (two chunks' SHA-256 in one pass, sha256x2.SumPair; data proof only).
+	PairedChunks int64
+	// Buffers is the number of raw chunk buffers the run allocated: the most it needed
+	// at once, at most Options.Buffers (the pool makes them as they are first needed).
+	Buffers int
 
 	// The phases' times: OpenTime from Open's start to its return (the first block
 	// zeroed and synced), StreamTime from Stream's start to its return, SyncTime the
@@ -164,13 +173,13 @@ type Flasher struct {
 	src   Source
 
 	streamed, written, readBack, writes atomic.Int64
-	zeroFrameHits                       atomic.Int64
+	zeroFrameHits, paired               atomic.Int64
 	resumes                             atomic.Int64
 	mu                                  sync.Mutex
 	stats                               Stats
 
-	rawFree    chan []byte // Stream's pool of raw chunk buffers (the read-back's too)
-	streamDone bool        // Stream wrote and synced every chunk (guarded by mu)
+	rawBufs    *pool // Stream's raw chunk buffers, aligned (the read-back's too)
+	streamDone bool  // Stream wrote and synced every chunk (guarded by mu)
 	// The read-back during Stream (nil: Verify reads everything back), its descriptor,
 	// the cancel of its context; closed once (endFollow).
 	follow     atomic.Pointer[readback.Follower]
@@ -330,7 +339,10 @@ func (fl *Flasher) Stats() Stats {
 		s.ReadBack = fo.Done()
 	}
 	s.WritesIssued, s.Resumes = fl.writes.Load(), int(fl.resumes.Load())
-	s.ZeroFrames = fl.zeroFrameHits.Load()
+	s.ZeroFrames, s.PairedChunks = fl.zeroFrameHits.Load(), fl.paired.Load()
+	if fl.rawBufs != nil {
+		s.Buffers = fl.rawBufs.allocated()
+	}
 	s.DirectIO = fl.f.Direct()
 	if hs, ok := fl.src.(interface{ Fetched() int64 }); ok {
 		s.Fetched = hs.Fetched()
@@ -344,6 +356,12 @@ type work struct {
 	raw  []byte // decoded chunk, aligned
 	err  error  // decode or hash failure of this chunk
 	zero bool   // the chunk decoded to zeros (raw is not needed to hash it)
+	// data, with the data proof, are the chunk's bytes inside its data ranges, decoded
+	// and still to be hashed against data_sha256 (proveData); nil once proven.
+	data [][]byte
+	// next is the following chunk, fetched with this one so that one decoder hashes
+	// both chunks' data in one pass (fetch pairs chunks with data under the data proof).
+	next *work
 	refs atomic.Int32
 }
 
@@ -479,31 +497,26 @@ func newDecoder(m *manifest.Manifest, decoders int) (*zstd.Decoder, error) {
 //	                                           ↘ hashCh → hashWhole (sequential proof only)
 type pipeline struct {
 	fl       *Flasher
-	compFree chan []byte // compressed frame buffers
+	compBufs *pool // compressed frame buffers
 	decCh    chan *work
 	orderCh  chan *work
 	writeCh  chan *work
 	hashCh   chan *work // nil unless the sequential whole-image hash runs
 }
 
-// newPipeline fills the buffer pools and, for the sequential proof, starts the
-// whole-image hash (which outlives Stream when it lags; Verify collects it).
+// newPipeline sets up the buffer pools (buffers are allocated as the stages first need
+// them) and, for the sequential proof, starts the whole-image hash (which outlives
+// Stream when it lags; Verify collects it).
 func (fl *Flasher) newPipeline() *pipeline {
 	m, opt := fl.m, fl.opt
-	fl.rawFree = make(chan []byte, opt.Buffers)
-	for range opt.Buffers {
-		fl.rawFree <- blockdev.AlignedBuffer(int(m.ChunkSize))
-	}
-	ncomp := opt.Decoders + 2
+	fl.rawBufs = newPool(opt.Buffers, func() []byte { return blockdev.AlignedBuffer(int(m.ChunkSize)) })
 	p := &pipeline{
-		fl:       fl,
-		compFree: make(chan []byte, ncomp),
+		fl: fl,
+		// each decoder takes two frames at a time
+		compBufs: newPool(2*(opt.Decoders+1), func() []byte { return make([]byte, 0, m.ChunkSize+m.ChunkSize/64+4096) }),
 		decCh:    make(chan *work, opt.Decoders),
 		orderCh:  make(chan *work, opt.Buffers),
 		writeCh:  make(chan *work, opt.Buffers), // the raw buffers bound these two
-	}
-	for range ncomp {
-		p.compFree <- make([]byte, 0, m.ChunkSize+m.ChunkSize/64+4096)
 	}
 	fl.hashDone = make(chan struct{})
 	if fl.proof == proofSequential {
@@ -516,7 +529,7 @@ func (fl *Flasher) newPipeline() *pipeline {
 // release drops one reference to w's raw buffer; the last returns it to the pool.
 func (fl *Flasher) release(w *work) {
 	if w.refs.Add(-1) == 0 {
-		fl.rawFree <- w.raw // never blocks: there are only Buffers buffers
+		fl.rawBufs.put(w.raw)
 	}
 }
 
@@ -524,7 +537,7 @@ func (fl *Flasher) release(w *work) {
 func (p *pipeline) run(ctx context.Context, src Source, dec *zstd.Decoder) error {
 	fl := p.fl
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { defer close(p.decCh); return fl.fetch(ctx, src, p.compFree, fl.rawFree, p.decCh) })
+	g.Go(func() error { defer close(p.decCh); return fl.fetch(ctx, src, p.compBufs, fl.rawBufs, p.decCh) })
 	var decWG sync.WaitGroup
 	for range fl.opt.Decoders {
 		decWG.Add(1)
@@ -545,19 +558,54 @@ func (p *pipeline) run(ctx context.Context, src Source, dec *zstd.Decoder) error
 	return g.Wait()
 }
 
-// decodeLoop decodes and proves frames from decCh and passes them on to the order stage.
+// decodeLoop decodes and proves frames from decCh and passes them on to the order
+// stage. A work that comes with the next chunk's (w.next: two chunks with data, under
+// the data proof) has both chunks' data hashed in one pass (sha256x2.SumPair).
 func (p *pipeline) decodeLoop(ctx context.Context, dec *zstd.Decoder) error {
-	for w := range p.decCh {
-		p.fl.decode(dec, w)
-		p.compFree <- w.comp[:0]
-		w.comp = nil
+	fl := p.fl
+	pass := func(w *work) error {
 		select {
 		case p.orderCh <- w:
+			return nil
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
+	for w := range p.decCh {
+		x := w.next
+		w.next = nil
+		p.decode(dec, w)
+		if x != nil {
+			p.decode(dec, x)
+		}
+		switch {
+		case w.data != nil && x != nil && x.data != nil:
+			fl.proveData(w, x)
+		case w.data != nil:
+			fl.proveData(w, nil)
+		case x != nil && x.data != nil:
+			fl.proveData(x, nil)
+		}
+		if err := pass(w); err != nil {
+			return err
+		}
+		if x != nil {
+			if err := pass(x); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
+}
+
+// decode decodes w's frame, unless fetch proved it zeros already, and gives its
+// compressed buffer back.
+func (p *pipeline) decode(dec *zstd.Decoder, w *work) {
+	if !w.zero {
+		p.fl.decode(dec, w)
+	}
+	p.compBufs.put(w.comp[:0])
+	w.comp = nil
 }
 
 // writeLoop writes the chunks from writeCh to the target.
@@ -632,8 +680,14 @@ func (fl *Flasher) checkWhole(ctx context.Context) error {
 // fetch reads frame after frame into compressed buffers, pairing each with a raw
 // buffer taken in chunk order (so the chunk the order stage waits for always has
 // one). A broken stream is reopened at the frame of the first chunk not yet received.
-func (fl *Flasher) fetch(ctx context.Context, src Source, compFree, rawFree chan []byte, out chan<- *work) error {
+// A free-space chunk whose frame is one known to decode to zeros (knownZeroFrame) is
+// proven here and takes no raw buffer.
+// Under the data proof a chunk with data whose successor has data too waits for it, and
+// both go out as one work (work.next): one decoder hashes the two in one pass.
+func (fl *Flasher) fetch(ctx context.Context, src Source, comps, raws *pool, out chan<- *work) error {
 	m := fl.m
+	hasData := func(i int) bool { return i < len(m.Chunks) && m.Chunks[i].DataSHA256 != "" }
+	var held *work // a chunk waiting for its successor
 	var body io.ReadCloser
 	defer func() {
 		if body != nil {
@@ -646,16 +700,9 @@ func (fl *Flasher) fetch(ctx context.Context, src Source, compFree, rawFree chan
 		if c.FrameSize > limit {
 			return fmt.Errorf("%w: chunk %d: frame of %d bytes for a %d-byte chunk", manifest.ErrInvalid, i, c.FrameSize, m.ChunkSize)
 		}
-		var comp, raw []byte
-		select {
-		case comp = <-compFree:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		select {
-		case raw = <-rawFree:
-		case <-ctx.Done():
-			return ctx.Err()
+		comp, err := comps.get(ctx)
+		if err != nil {
+			return err
 		}
 		if int64(cap(comp)) < c.FrameSize {
 			comp = make([]byte, 0, c.FrameSize)
@@ -694,14 +741,45 @@ func (fl *Flasher) fetch(ctx context.Context, src Source, compFree, rawFree chan
 		if r.Attempts() > 0 {
 			r.Reset()
 		}
+		w, err := fl.newWork(ctx, i, comp, raws)
+		if err != nil {
+			return err
+		}
+		switch {
+		case held != nil:
+			held.next, w = w, held
+			held = nil
+		case pairFrames && fl.proof == proofData && hasData(i) && hasData(i+1):
+			held = w
+			continue
+		}
 		select {
-		case out <- &work{i: i, comp: comp, raw: raw}:
+		case out <- w:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
 	return nil
 }
+
+// newWork pairs chunk i's frame comp with a raw buffer from raws, unless the frame is
+// one known to decode to zeros (knownZeroFrame): that chunk is proven and needs none.
+func (fl *Flasher) newWork(ctx context.Context, i int, comp []byte, raws *pool) (*work, error) {
+	w := &work{i: i, comp: comp}
+	if fl.proof == proofData && fl.free(i) && fl.knownZeroFrame(comp, fl.m.ChunkRange(i).Length) {
+		fl.zeroFrameHits.Add(1)
+		w.zero = true
+		return w, nil
+	}
+	var err error
+	w.raw, err = raws.get(ctx)
+	return w, err
+}
+
+// pairFrames says whether fetch pairs chunks with data for the decoders: where SHA-256
+// has a two-lane kernel (sha256x2.TwoLanes), which makes two hashes in one pass cheaper
+// than two. Tests turn it off to run the other path.
+var pairFrames = sha256x2.TwoLanes()
 
 // decode turns w.comp into w.raw and checks the chunk's length and SHA256; failures
 // go in w.err for the order stage to report in chunk order. A chunk with no data
@@ -734,21 +812,17 @@ func (fl *Flasher) decode(dec *zstd.Decoder, w *work) {
 	}
 }
 
-// decodeData decodes chunk w.i and proves it with data_sha256: the SHA256 of its bytes
-// inside the data ranges, in order, must be the chunk's data_sha256, and every byte
-// outside them must be zero (a comparison, not a hash). A chunk without data ranges is
-// zeros only: it is marked zero, so that its buffer returns to the pool at once.
+// decodeData decodes chunk w.i for the data proof: every byte outside the data ranges
+// must be zero (a comparison, not a hash), and the bytes inside them, in order, are
+// left in w.data for proveData to hash against the chunk's data_sha256. A chunk without
+// data ranges is zeros only: it is marked zero, so that its buffer returns to the pool
+// at once.
 func (fl *Flasher) decodeData(dec *zstd.Decoder, w *work) {
 	m := fl.m
 	cr := m.ChunkRange(w.i)
 	c := m.Chunks[w.i]
 	fail := func(err error) { w.err = &readback.ChunkError{Chunk: w.i, Offset: cr.Offset, Err: err} }
-	free := c.DataSHA256 == "" && len(m.DataIn(cr)) == 0
-	if free && fl.knownZeroFrame(w.comp, cr.Length) {
-		fl.zeroFrameHits.Add(1)
-		w.zero = true
-		return
-	}
+	free := fl.free(w.i)
 	out, err := dec.DecodeAll(w.comp, w.raw[:0])
 	if err != nil {
 		fail(fmt.Errorf("chunk %d: decode frame at %d (%d bytes): %w", w.i, c.Frame, c.FrameSize, err))
@@ -762,14 +836,14 @@ func (fl *Flasher) decodeData(dec *zstd.Decoder, w *work) {
 		copy(w.raw, out)
 	}
 	raw := w.raw[:cr.Length]
-	h := sha256.New()
+	var data [][]byte
 	at := cr.Offset // the first byte not yet proven
 	for _, r := range m.DataIn(cr) {
 		if off, ok := fl.allZero(raw[at-cr.Offset : r.Offset-cr.Offset]); !ok {
 			fail(fmt.Errorf("%w: chunk %d: free-space byte %d decodes to non-zero", zstimg.ErrMismatch, w.i, at+off))
 			return
 		}
-		h.Write(raw[r.Offset-cr.Offset : r.End()-cr.Offset])
+		data = append(data, raw[r.Offset-cr.Offset:r.End()-cr.Offset])
 		at = r.End()
 	}
 	if off, ok := fl.allZero(raw[at-cr.Offset:]); !ok {
@@ -783,9 +857,42 @@ func (fl *Flasher) decodeData(dec *zstd.Decoder, w *work) {
 		}
 		return
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != c.DataSHA256 {
-		fail(fmt.Errorf("%w: chunk %d (raw [%d,+%d)): data sha256 %s, manifest says %s", zstimg.ErrMismatch, w.i, cr.Offset, cr.Length, got, c.DataSHA256))
+	if data == nil {
+		data = [][]byte{} // data_sha256 without data ranges: the hash of nothing
 	}
+	w.data = data
+}
+
+// proveData hashes the data that decodeData left in w (and in x, if not nil: both in
+// one pass) and compares each with its chunk's data_sha256; a mismatch goes in the
+// chunk's err.
+func (fl *Flasher) proveData(w, x *work) {
+	var sums [2][sha256.Size]byte
+	ws := []*work{w}
+	if x == nil {
+		h := sha256.New()
+		for _, p := range w.data {
+			h.Write(p)
+		}
+		h.Sum(sums[0][:0])
+	} else {
+		ws = append(ws, x)
+		sums[0], sums[1] = sha256x2.SumPair(w.data, x.data)
+		fl.paired.Add(2)
+	}
+	for k, w := range ws {
+		w.data = nil
+		c, cr := fl.m.Chunks[w.i], fl.m.ChunkRange(w.i)
+		if got := hex.EncodeToString(sums[k][:]); got != c.DataSHA256 {
+			w.err = &readback.ChunkError{Chunk: w.i, Offset: cr.Offset,
+				Err: fmt.Errorf("%w: chunk %d (raw [%d,+%d)): data sha256 %s, manifest says %s", zstimg.ErrMismatch, w.i, cr.Offset, cr.Length, got, c.DataSHA256)}
+		}
+	}
+}
+
+// free reports whether chunk i is free space only: no data ranges, no data_sha256.
+func (fl *Flasher) free(i int) bool {
+	return fl.m.Chunks[i].DataSHA256 == "" && len(fl.m.DataIn(fl.m.ChunkRange(i))) == 0
 }
 
 // knownZeroFrame reports whether frame is, byte for byte, a frame that has decoded to
@@ -943,7 +1050,7 @@ func (fl *Flasher) order(ctx context.Context, in <-chan *work, toWrite, toHash c
 			}
 			w.refs.Store(refs)
 			if refs == 0 {
-				fl.rawFree <- w.raw // never blocks: there are only Buffers buffers
+				fl.rawBufs.put(w.raw)
 				next++
 				continue
 			}
@@ -951,7 +1058,7 @@ func (fl *Flasher) order(ctx context.Context, in <-chan *work, toWrite, toHash c
 				// Zeros need no buffer to be hashed: free it now, so that the
 				// whole-image hash may lag behind (over trailing free space, say)
 				// without holding the stream up.
-				fl.rawFree <- w.raw
+				fl.rawBufs.put(w.raw)
 				w = &work{i: w.i, zero: true}
 			}
 			if toHash != nil {

@@ -24,12 +24,15 @@ func (fl *Flasher) readBackAll(ctx context.Context, progress func(done, total in
 		return 0, fmt.Errorf("open %q for read-back: %w", fl.path, err)
 	}
 	defer rf.Close()
-	bufs := fl.readBackBuffers(fl.opt.ReadBackDepth)
+	bufs, err := fl.readBackBuffers(ctx, fl.opt.ReadBackDepth)
 	defer func() {
 		for _, b := range bufs {
-			fl.rawFree <- b // never blocks: they came from there
+			fl.rawBufs.put(b)
 		}
 	}()
+	if err != nil {
+		return 0, err
+	}
 	return readback.VerifyFile(ctx, rf, fl.m, readback.Options{
 		Workers:  fl.opt.ReadBackDepth,
 		Buffers:  bufs,
@@ -45,18 +48,20 @@ func (fl *Flasher) readBackAll(ctx context.Context, progress func(done, total in
 }
 
 // readBackBuffers takes n chunk buffers for the read-back from the stream's pool
-// (they are all back once the stream is done) or, without one, allocates them.
-func (fl *Flasher) readBackBuffers(n int) [][]byte {
-	if fl.rawFree == nil {
-		fl.rawFree = make(chan []byte, n)
-		for range n {
-			fl.rawFree <- blockdev.AlignedBuffer(int(fl.m.ChunkSize))
+// (they are all back once the stream is done; the pool allocates those the stream did
+// not need) or, without one, from a pool of its own.
+func (fl *Flasher) readBackBuffers(ctx context.Context, n int) ([][]byte, error) {
+	if fl.rawBufs == nil {
+		fl.rawBufs = newPool(n, func() []byte { return blockdev.AlignedBuffer(int(fl.m.ChunkSize)) })
+	}
+	n = min(n, cap(fl.rawBufs.free))
+	bufs := make([][]byte, 0, n)
+	for range n {
+		b, err := fl.rawBufs.get(ctx)
+		if err != nil {
+			return bufs, err
 		}
+		bufs = append(bufs, b)
 	}
-	n = min(n, cap(fl.rawFree))
-	bufs := make([][]byte, n)
-	for k := range bufs {
-		bufs[k] = <-fl.rawFree
-	}
-	return bufs
+	return bufs, nil
 }

@@ -3,8 +3,8 @@
 // docs/manifest.md).
 //
 // Chunks are read, hashed and compressed on several goroutines and written in order;
-// the two hashes that need every byte in order (of the output file and of the whole
-// image) run on one goroutine each, beside the compressors.
+// the hashes that need every byte in order (of the output file and of the whole
+// image, with each chunk's) run in one loop on one goroutine, beside the compressors.
 // Bytes outside the data ranges (free space of the file systems) are never read: they
 // go into the stream as zeros, so deleted data on a used master card costs nothing and
 // the hashes describe exactly what a writer of the stream produces.
@@ -272,18 +272,18 @@ func writeImage(ctx context.Context, r io.ReaderAt, m *manifest.Manifest, opt Op
 //
 // Three stages run at once: opt.Concurrency workers read and compress chunks (and
 // hash the data of a chunk that is partly free space, data_sha256); one goroutine
-// writes the frames in order and hashes them (compressed_sha256); another feeds the
-// raw chunks in order to the whole-image SHA-256, recording its chain value after
-// each, and to each chunk's own SHA-256 in the same pass (package sha256x2: one
-// message schedule, two states). The two ordered hashes each need every byte in
-// sequence, so they cannot be split across workers; on separate goroutines they
-// overlap each other and the compressors instead of adding up on one.
+// writes the frames in order; another feeds the raw chunks in order to the
+// whole-image SHA-256, recording its chain value after each, to each chunk's own
+// SHA-256 in the same pass (package sha256x2: one message schedule, two states), and
+// the frames to the SHA-256 of the output (compressed_sha256) in the same loop (a
+// third state with a schedule of its own: sha256x2.BlocksAnd). The ordered hashes
+// need every byte in sequence, so they cannot be split across workers; on their own
+// goroutine they overlap the compressors.
 func encodeChunks(ctx context.Context, r io.ReaderAt, m *manifest.Manifest, opt Options, enc *zstd.Encoder, out io.Writer) (err error) {
 	n := manifest.NumChunks(m.Size, m.ChunkSize)
 	m.Chunks = make([]manifest.Chunk, n)
 	zeros := &zeroChunks{enc: enc, m: map[int64]*chunk{}}
 	pool := newChunkPool(opt.Concurrency)
-	comp := sha256.New()
 	var off int64
 	bar := progress.Start(opt.Progress, "packing "+m.Name, m.Size)
 	defer func() { bar.Finish(err == nil) }()
@@ -291,9 +291,9 @@ func encodeChunks(ctx context.Context, r io.ReaderAt, m *manifest.Manifest, opt 
 	g, ctx := errgroup.WithContext(ctx)
 	written := make(chan *chunk, opt.Concurrency)
 	g.Go(func() error {
-		whole, err := wholeImage(m, written, pool)
+		whole, comp, err := wholeImage(m, written, pool)
 		if err == nil {
-			m.SHA256 = whole
+			m.SHA256, m.CompressedSHA256 = whole, comp
 		}
 		return err
 	})
@@ -307,7 +307,6 @@ func encodeChunks(ctx context.Context, r io.ReaderAt, m *manifest.Manifest, opt 
 				if _, err := out.Write(c.frame); err != nil {
 					return fmt.Errorf("write %q: %w", opt.Output, err)
 				}
-				comp.Write(c.frame)
 				m.Chunks[i] = manifest.Chunk{DataSHA256: c.data, Frame: off, FrameSize: int64(len(c.frame))}
 				off += int64(len(c.frame))
 				bar.Add(int64(len(c.raw)))
@@ -323,7 +322,6 @@ func encodeChunks(ctx context.Context, r io.ReaderAt, m *manifest.Manifest, opt 
 		return err
 	}
 	m.CompressedSize = off
-	m.CompressedSHA256 = hex.EncodeToString(comp.Sum(nil))
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("packed manifest: %w", err)
 	}
@@ -363,25 +361,54 @@ func readChunk(r io.ReaderAt, m *manifest.Manifest, i int, enc *zstd.Encoder, ze
 
 // wholeImage hashes the raw bytes of the chunks it receives, which come in order, into
 // the whole-image SHA-256 and, in the same pass, into each chunk's own SHA-256 (a zero
-// chunk has its hash already); it sets each chunk's sha256 (and data_sha256 when the
-// chunk is all data) and chain value but the last's, returns pooled chunks to pool,
-// and returns the hex digest once chunks is closed ("" if it closed before the last
-// chunk: the sender failed and reports why). The chunks arrive after their manifest
-// entry is written; the entry's hashes are this goroutine's to set.
-func wholeImage(m *manifest.Manifest, chunks <-chan *chunk, pool chunkPool) (string, error) {
-	whole := sha256x2.New()
+// chunk has its hash already) and the frames into the SHA-256 of the packed file; it
+// sets each chunk's sha256 (and data_sha256 when the chunk is all data) and chain
+// value but the last's, returns pooled chunks to pool, and returns the hex digests of
+// the image and of the packed file once chunks is closed ("" if it closed before the
+// last chunk: the sender failed and reports why). The chunks arrive after their
+// manifest entry is written; the entry's hashes are this goroutine's to set.
+//
+// One loop (sha256x2.BlocksAnd) runs the three hashes over a chunk: the raw bytes into
+// the image's and the chunk's state (one message schedule), as many bytes of the
+// packed file into its own (a second schedule); the frame's bytes past the raw ones
+// (a chunk stored raw: its frame is a little longer) follow alone, and the end of the
+// frame that is not a whole block waits in carry for the next frame.
+func wholeImage(m *manifest.Manifest, chunks <-chan *chunk, pool chunkPool) (string, string, error) {
+	whole, comp := sha256x2.New(), sha256x2.New()
+	var carry [sha256x2.BlockSize]byte
+	nc := 0 // bytes of the packed file in carry
 	var digest string
 	i := 0
 	for c := range chunks {
 		n := len(c.raw) &^ (sha256x2.BlockSize - 1)
 		tail := c.raw[n:] // not empty only for a last chunk of an odd length
-		if c.sha != "" {  // a zero chunk
-			whole.Block(c.raw[:n])
+		// The packed file's next whole blocks: carry completed from the frame, then
+		// the frame's whole blocks from there.
+		f := c.frame
+		if nc > 0 {
+			k := copy(carry[nc:], f)
+			nc += k
+			f = f[k:]
+			if nc == sha256x2.BlockSize {
+				comp.Block(carry[:])
+				nc = 0
+			}
+		}
+		q := f[:len(f)&^(sha256x2.BlockSize-1)]
+		both := min(n, len(q))
+		if c.sha != "" { // a zero chunk
+			sha256x2.Pair(&whole, &comp, c.raw[:both], q[:both])
+			whole.Block(c.raw[both:n])
 		} else {
 			own := sha256x2.New()
-			sha256x2.Blocks(&whole, &own, c.raw[:n])
+			sha256x2.BlocksAnd(&whole, &own, c.raw[:both], &comp, q[:both])
+			sha256x2.Blocks(&whole, &own, c.raw[both:n])
 			sum := own.Sum(tail)
 			c.sha = hex.EncodeToString(sum[:])
+		}
+		comp.Block(q[both:])
+		if len(f) > 0 { // else the whole frame went into carry
+			nc = copy(carry[:], f[len(q):])
 		}
 		m.Chunks[i].SHA256 = c.sha
 		if c.allData {
@@ -389,7 +416,7 @@ func wholeImage(m *manifest.Manifest, chunks <-chan *chunk, pool chunkPool) (str
 		}
 		if i < len(m.Chunks)-1 {
 			if len(tail) != 0 || whole.Len != uint64(m.ChunkRange(i).End()) {
-				return "", fmt.Errorf("chunk %d ends at %d, not on a 64-byte block of the whole-image hash", i, whole.Len)
+				return "", "", fmt.Errorf("chunk %d ends at %d, not on a 64-byte block of the whole-image hash", i, whole.Len)
 			}
 			m.Chunks[i].Chain = sha256chain.Hex(whole.Chain())
 		} else { // the last chunk is closed by m.SHA256
@@ -403,9 +430,10 @@ func wholeImage(m *manifest.Manifest, chunks <-chan *chunk, pool chunkPool) (str
 		i++
 	}
 	if i != len(m.Chunks) {
-		return "", nil // the writer stopped early: its error is the one to report
+		return "", "", nil // the writer stopped early: its error is the one to report
 	}
-	return digest, nil
+	sum := comp.Sum(carry[:nc])
+	return digest, hex.EncodeToString(sum[:]), nil
 }
 
 // zeroChunks caches the frame and hash of an all-zero chunk per length (there are at

@@ -527,3 +527,51 @@ func TestPackOddLength(t *testing.T) {
 		}
 	}
 }
+
+// TestPackCompressedSHA256 pins the packed file's hash, which the whole-image goroutine
+// computes beside the image's and each chunk's (sha256x2.BlocksAnd): frames of every
+// shape follow each other — longer than their chunk by more than a 64-byte block (4 MiB
+// of random bytes, stored raw in 32 blocks with their headers), shorter than one block
+// (free-space chunks, zeros), and anything between — and compressed_sha256 must be
+// crypto/sha256 of the file as written, at three chunk sizes.
+func TestPackCompressedSHA256(t *testing.T) {
+	for _, cs := range []int64{4096, 64 << 10, 4 << 20} {
+		t.Run(fmt.Sprint(cs), func(t *testing.T) {
+			dir := t.TempDir()
+			in := filepath.Join(dir, "m.img")
+			data := rawImage(t, in, 13<<20+4096) // random up to 4.3 MiB
+			clear(data[5<<20 : 5<<20+300<<10])   // zeros inside the data
+			if err := os.WriteFile(in, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			// Free space (no data ranges) from 8 to 12 MiB.
+			bm := filepath.Join(dir, "m.bmap")
+			writeBmap(t, bm, in, int64(len(data)), []manifest.Range{{Offset: 0, Length: 8 << 20}, {Offset: 12 << 20, Length: int64(len(data)) - 12<<20}})
+			out := filepath.Join(dir, "m.img.zst")
+			m, err := Pack(context.Background(), Options{Input: in, Output: out, ChunkSize: cs, Bmap: bm})
+			if err != nil {
+				t.Fatal(err)
+			}
+			packed, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := sha256.Sum256(packed); m.CompressedSHA256 != hex.EncodeToString(want[:]) || m.CompressedSize != int64(len(packed)) {
+				t.Errorf("compressed_sha256 %s (%d bytes), want %x (%d)", m.CompressedSHA256, m.CompressedSize, want, len(packed))
+			}
+			var longer, tiny, free bool
+			for i, c := range m.Chunks {
+				longer = longer || c.FrameSize > m.ChunkRange(i).Length
+				tiny = tiny || c.FrameSize < 64
+				free = free || len(m.DataIn(m.ChunkRange(i))) == 0
+			}
+			if cs == 4<<20 {
+				longer = m.Chunks[0].FrameSize >= cs+64
+				tiny = true // a 4 MiB frame of zeros takes more than 64 bytes
+			}
+			if !longer || !tiny || !free {
+				t.Errorf("frames longer than their chunk %v, shorter than a block %v, chunks without data %v: want all", longer, tiny, free)
+			}
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package readback_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math/rand/v2"
@@ -72,5 +73,54 @@ func TestVerify(t *testing.T) {
 	}
 	if _, err := readback.Verify(context.Background(), short, m, readback.Options{}); err == nil || errors.Is(err, readback.ErrMismatch) {
 		t.Fatalf("short file: err = %v, want a read error", err)
+	}
+}
+
+// TestVerifyPairs pins the paired read-back: chunks are read and hashed two at a time,
+// and yet every chunk is judged on its own. Each chunk in turn gets a wrong byte (so it
+// is once the first and once the second of a pair, and the last one alone), and at
+// every worker count Verify names that chunk and counts the chunks before it; a file
+// cut inside a chunk names that chunk with a read error, whatever its place in a pair.
+func TestVerifyPairs(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	raw := make([]byte, 7<<20) // 7 chunks with data: an odd count leaves one alone
+	for i := range raw {
+		raw[i] = byte(rng.Uint32())
+	}
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.img")
+	if err := os.WriteFile(good, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := pack.Pack(context.Background(), pack.Options{Input: good, Output: filepath.Join(dir, "p.img.zst"), ChunkSize: 1 << 20, Raw: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, workers := range []int{1, 2, 3, 8} {
+		n, err := readback.Verify(context.Background(), good, m, readback.Options{Workers: workers})
+		if err != nil || n != len(m.Chunks) {
+			t.Fatalf("workers %d, good file: %d chunks, %v", workers, n, err)
+		}
+		for bad := range m.Chunks {
+			img := bytes.Clone(raw)
+			img[int64(bad)<<20+int64(rng.IntN(1<<20))] ^= 0x40
+			p := filepath.Join(dir, "bad.img")
+			if err := os.WriteFile(p, img, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			n, err := readback.Verify(context.Background(), p, m, readback.Options{Workers: workers})
+			var ce *readback.ChunkError
+			if !errors.As(err, &ce) || ce.Chunk != bad || !errors.Is(err, readback.ErrMismatch) || n != bad {
+				t.Errorf("workers %d, chunk %d changed: %d matched, err %v; want %d matched and a mismatch at chunk %d", workers, bad, n, err, bad, bad)
+			}
+			cut := filepath.Join(dir, "cut.img")
+			if err := os.WriteFile(cut, raw[:int64(bad)<<20+1000], 0o644); err != nil {
+				t.Fatal(err)
+			}
+			n, err = readback.Verify(context.Background(), cut, m, readback.Options{Workers: workers})
+			if !errors.As(err, &ce) || ce.Chunk != bad || errors.Is(err, readback.ErrMismatch) || n != bad {
+				t.Errorf("workers %d, file cut in chunk %d: %d matched, err %v; want %d matched and a read error at chunk %d", workers, bad, n, err, bad, bad)
+			}
+		}
 	}
 }

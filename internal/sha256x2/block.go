@@ -62,6 +62,13 @@ func blocks2Separate(a, b *State, p []byte) {
 	blocks1(b, p)
 }
 
+// pairSeparate feeds pa to a and pb to b one after the other: Pair where there is no
+// two-lane kernel.
+func pairSeparate(a, b *State, pa, pb []byte) {
+	blocks1(a, pa)
+	blocks1(b, pb)
+}
+
 // k holds the 64 round constants of FIPS 180-4 §4.2.2.
 var k = [64]uint32{
 	0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,

@@ -48,3 +48,36 @@ func toSHANI(h *[8]uint32) [8]uint32 {
 func fromSHANI(r *[8]uint32) [8]uint32 {
 	return [8]uint32{r[3], r[2], r[7], r[6], r[1], r[0], r[5], r[4]}
 }
+
+// pairSHANI runs len(pa) bytes of whole blocks of pa through state a and as many of pb
+// through state b, in SHA-NI order (as blocks2SHANI). len(pb) must be at least len(pa).
+//
+//go:noescape
+func pairSHANI(a, b *[8]uint32, pa, pb []byte)
+
+func pair(a, b *State, pa, pb []byte) {
+	if !useSHANI {
+		pairSeparate(a, b, pa, pb)
+		return
+	}
+	ra, rb := toSHANI(&a.H), toSHANI(&b.H)
+	pairSHANI(&ra, &rb, pa, pb)
+	a.H, b.H = fromSHANI(&ra), fromSHANI(&rb)
+}
+
+// tripleSHANI runs whole blocks of p through states a and b, and as many bytes of q
+// through state c, in SHA-NI order (as blocks2SHANI). len(q) must be at least len(p).
+//
+//go:noescape
+func tripleSHANI(a, b *[8]uint32, p []byte, c *[8]uint32, q []byte)
+
+func triple(a, b *State, p []byte, c *State, q []byte) {
+	if !useSHANI {
+		blocks2Separate(a, b, p)
+		blocks1(c, q)
+		return
+	}
+	ra, rb, rc := toSHANI(&a.H), toSHANI(&b.H), toSHANI(&c.H)
+	tripleSHANI(&ra, &rb, p, &rc, q)
+	a.H, b.H, c.H = fromSHANI(&ra), fromSHANI(&rb), fromSHANI(&rc)
+}

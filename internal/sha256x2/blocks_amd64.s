@@ -213,6 +213,397 @@ block:
 done:
 	RET
 
+// Two SHA-256 states over two different messages of the same length, one block of
+// each per iteration: each message's schedule is expanded on its own and the two
+// chains of round instructions are independent, so the core runs them side by side.
+// SHA256RNDS2 takes its message words in X0 only: each state's four rounds load X0
+// in turn (register renaming lets both chains proceed).
+//
+// Registers:
+//   X0        message words + round constants of the current two rounds
+//   X1, X2    state a: ABEF, CDGH        X11, X12  state b: ABEF, CDGH
+//   X3…X6     message a's schedule       X9, X10, X13, X14  message b's schedule
+//   X7        scratch                    X8        byte order mask
+//   0…63(SP)  both states at the block's start
+//   SI        message a's next block     BX        message b's next block
+//   DX        end of message a           AX        round constants
+
+// LOADA, LOADB(off, M): M = message words off/4 … off/4+3 of a's (b's) block.
+#define LOADA(off, M) \
+	MOVOU off(SI), M; \
+	PSHUFB X8, M
+
+#define LOADB(off, M) \
+	MOVOU off(BX), M; \
+	PSHUFB X8, M
+
+// RA, RB(M, off): four rounds of state a (b) with schedule words M and the round
+// constants at off(AX).
+#define RA(M, off) \
+	MOVOU       off(AX), X0; \
+	PADDD       M, X0; \
+	SHA256RNDS2 X0, X1, X2; \
+	PSHUFD      $0x0e, X0, X0; \
+	SHA256RNDS2 X0, X2, X1
+
+#define RB(M, off) \
+	MOVOU       off(AX), X0; \
+	PADDD       M, X0; \
+	SHA256RNDS2 X0, X11, X12; \
+	PSHUFD      $0x0e, X0, X0; \
+	SHA256RNDS2 X0, X12, X11
+
+// func pairSHANI(a, b *[8]uint32, pa, pb []byte)
+TEXT ·pairSHANI(SB), NOSPLIT, $64-64
+	MOVQ a+0(FP), DI
+	MOVQ b+8(FP), R8
+	MOVQ pa_base+16(FP), SI
+	MOVQ pa_len+24(FP), DX
+	MOVQ pb_base+40(FP), BX
+	SHRQ $6, DX
+	JZ   pairdone
+	SHLQ $6, DX
+	ADDQ SI, DX
+	MOVOU (DI), X1
+	MOVOU 16(DI), X2
+	MOVOU (R8), X11
+	MOVOU 16(R8), X12
+	MOVOU bswap<>(SB), X8
+	LEAQ  k<>(SB), AX
+
+pairblock:
+	MOVOU X1, 0(SP)
+	MOVOU X2, 16(SP)
+	MOVOU X11, 32(SP)
+	MOVOU X12, 48(SP)
+
+	// rounds 0–3
+	LOADA(0, X3)
+	RA(X3, 0)
+	LOADB(0, X9)
+	RB(X9, 0)
+	// rounds 4–7
+	LOADA(16, X4)
+	RA(X4, 16)
+	LOADB(16, X10)
+	RB(X10, 16)
+	// rounds 8–11
+	LOADA(32, X5)
+	RA(X5, 32)
+	SHA256MSG1 X4, X3
+	LOADB(32, X13)
+	RB(X13, 32)
+	SHA256MSG1 X10, X9
+	// rounds 12–15
+	LOADA(48, X6)
+	RA(X6, 48)
+	SHA256MSG1 X5, X4
+	LOADB(48, X14)
+	RB(X14, 48)
+	SHA256MSG1 X13, X10
+	// rounds 16–19
+	SCHEDULE(X3, X6, X5)
+	RA(X3, 64)
+	SHA256MSG1 X6, X5
+	SCHEDULE(X9, X14, X13)
+	RB(X9, 64)
+	SHA256MSG1 X14, X13
+	// rounds 20–23
+	SCHEDULE(X4, X3, X6)
+	RA(X4, 80)
+	SHA256MSG1 X3, X6
+	SCHEDULE(X10, X9, X14)
+	RB(X10, 80)
+	SHA256MSG1 X9, X14
+	// rounds 24–27
+	SCHEDULE(X5, X4, X3)
+	RA(X5, 96)
+	SHA256MSG1 X4, X3
+	SCHEDULE(X13, X10, X9)
+	RB(X13, 96)
+	SHA256MSG1 X10, X9
+	// rounds 28–31
+	SCHEDULE(X6, X5, X4)
+	RA(X6, 112)
+	SHA256MSG1 X5, X4
+	SCHEDULE(X14, X13, X10)
+	RB(X14, 112)
+	SHA256MSG1 X13, X10
+	// rounds 32–35
+	SCHEDULE(X3, X6, X5)
+	RA(X3, 128)
+	SHA256MSG1 X6, X5
+	SCHEDULE(X9, X14, X13)
+	RB(X9, 128)
+	SHA256MSG1 X14, X13
+	// rounds 36–39
+	SCHEDULE(X4, X3, X6)
+	RA(X4, 144)
+	SHA256MSG1 X3, X6
+	SCHEDULE(X10, X9, X14)
+	RB(X10, 144)
+	SHA256MSG1 X9, X14
+	// rounds 40–43
+	SCHEDULE(X5, X4, X3)
+	RA(X5, 160)
+	SHA256MSG1 X4, X3
+	SCHEDULE(X13, X10, X9)
+	RB(X13, 160)
+	SHA256MSG1 X10, X9
+	// rounds 44–47
+	SCHEDULE(X6, X5, X4)
+	RA(X6, 176)
+	SHA256MSG1 X5, X4
+	SCHEDULE(X14, X13, X10)
+	RB(X14, 176)
+	SHA256MSG1 X13, X10
+	// rounds 48–51
+	SCHEDULE(X3, X6, X5)
+	RA(X3, 192)
+	SHA256MSG1 X6, X5
+	SCHEDULE(X9, X14, X13)
+	RB(X9, 192)
+	SHA256MSG1 X14, X13
+	// rounds 52–55
+	SCHEDULE(X4, X3, X6)
+	RA(X4, 208)
+	SHA256MSG1 X3, X6
+	SCHEDULE(X10, X9, X14)
+	RB(X10, 208)
+	SHA256MSG1 X9, X14
+	// rounds 56–59
+	SCHEDULE(X5, X4, X3)
+	RA(X5, 224)
+	SCHEDULE(X13, X10, X9)
+	RB(X13, 224)
+	// rounds 60–63
+	SCHEDULE(X6, X5, X4)
+	RA(X6, 240)
+	SCHEDULE(X14, X13, X10)
+	RB(X14, 240)
+
+	MOVOU 0(SP), X7
+	PADDD X7, X1
+	MOVOU 16(SP), X7
+	PADDD X7, X2
+	MOVOU 32(SP), X7
+	PADDD X7, X11
+	MOVOU 48(SP), X7
+	PADDD X7, X12
+	ADDQ  $64, SI
+	ADDQ  $64, BX
+	CMPQ  SI, DX
+	JNE   pairblock
+
+	MOVOU X1, (DI)
+	MOVOU X2, 16(DI)
+	MOVOU X11, (R8)
+	MOVOU X12, 16(R8)
+
+pairdone:
+	RET
+
+// Three SHA-256 states in one loop: a and b over the same message p (one schedule,
+// as blocks2SHANI), c over another message q of the same length (a schedule of its
+// own). With the byte order mask loaded for each block load, the 16 XMM registers
+// hold the three states, both schedules and the scratch:
+//
+//   X0        message words + round constants (SHA256RNDS2's implicit operand)
+//   X1, X2    state a        X11, X12  state b        X9, X10  state c
+//   X3…X6     p's schedule   X13, X14, X15, X8  q's schedule
+//   X7        scratch, and the byte order mask before each PSHUFB
+//   0…95(SP)  the three states at the block's start
+//   SI, BX    p's and q's next block    DX  end of p    AX  round constants
+//
+// X15 is zeroed before returning (Go's internal ABI keeps zero there).
+
+#define LOADP(off, M) \
+	MOVOU  bswap<>(SB), X7; \
+	MOVOU  off(SI), M; \
+	PSHUFB X7, M
+
+#define LOADQ(off, M) \
+	MOVOU  bswap<>(SB), X7; \
+	MOVOU  off(BX), M; \
+	PSHUFB X7, M
+
+#define RAB(M, off) \
+	MOVOU       off(AX), X0; \
+	PADDD       M, X0; \
+	SHA256RNDS2 X0, X1, X2; \
+	SHA256RNDS2 X0, X11, X12; \
+	PSHUFD      $0x0e, X0, X0; \
+	SHA256RNDS2 X0, X2, X1; \
+	SHA256RNDS2 X0, X12, X11
+
+#define RC(M, off) \
+	MOVOU       off(AX), X0; \
+	PADDD       M, X0; \
+	SHA256RNDS2 X0, X9, X10; \
+	PSHUFD      $0x0e, X0, X0; \
+	SHA256RNDS2 X0, X10, X9
+
+// func tripleSHANI(a, b *[8]uint32, p []byte, c *[8]uint32, q []byte)
+TEXT ·tripleSHANI(SB), NOSPLIT, $96-72
+	MOVQ a+0(FP), DI
+	MOVQ b+8(FP), R8
+	MOVQ p_base+16(FP), SI
+	MOVQ p_len+24(FP), DX
+	MOVQ c+40(FP), R9
+	MOVQ q_base+48(FP), BX
+	SHRQ $6, DX
+	JZ   tripledone
+	SHLQ $6, DX
+	ADDQ SI, DX
+	MOVOU (DI), X1
+	MOVOU 16(DI), X2
+	MOVOU (R8), X11
+	MOVOU 16(R8), X12
+	MOVOU (R9), X9
+	MOVOU 16(R9), X10
+	LEAQ  k<>(SB), AX
+
+tripleblock:
+	MOVOU X1, 0(SP)
+	MOVOU X2, 16(SP)
+	MOVOU X11, 32(SP)
+	MOVOU X12, 48(SP)
+	MOVOU X9, 64(SP)
+	MOVOU X10, 80(SP)
+
+	// rounds 0–3
+	LOADP(0, X3)
+	RAB(X3, 0)
+	LOADQ(0, X13)
+	RC(X13, 0)
+	// rounds 4–7
+	LOADP(16, X4)
+	RAB(X4, 16)
+	LOADQ(16, X14)
+	RC(X14, 16)
+	// rounds 8–11
+	LOADP(32, X5)
+	RAB(X5, 32)
+	SHA256MSG1 X4, X3
+	LOADQ(32, X15)
+	RC(X15, 32)
+	SHA256MSG1 X14, X13
+	// rounds 12–15
+	LOADP(48, X6)
+	RAB(X6, 48)
+	SHA256MSG1 X5, X4
+	LOADQ(48, X8)
+	RC(X8, 48)
+	SHA256MSG1 X15, X14
+	// rounds 16–19
+	SCHEDULE(X3, X6, X5)
+	RAB(X3, 64)
+	SHA256MSG1 X6, X5
+	SCHEDULE(X13, X8, X15)
+	RC(X13, 64)
+	SHA256MSG1 X8, X15
+	// rounds 20–23
+	SCHEDULE(X4, X3, X6)
+	RAB(X4, 80)
+	SHA256MSG1 X3, X6
+	SCHEDULE(X14, X13, X8)
+	RC(X14, 80)
+	SHA256MSG1 X13, X8
+	// rounds 24–27
+	SCHEDULE(X5, X4, X3)
+	RAB(X5, 96)
+	SHA256MSG1 X4, X3
+	SCHEDULE(X15, X14, X13)
+	RC(X15, 96)
+	SHA256MSG1 X14, X13
+	// rounds 28–31
+	SCHEDULE(X6, X5, X4)
+	RAB(X6, 112)
+	SHA256MSG1 X5, X4
+	SCHEDULE(X8, X15, X14)
+	RC(X8, 112)
+	SHA256MSG1 X15, X14
+	// rounds 32–35
+	SCHEDULE(X3, X6, X5)
+	RAB(X3, 128)
+	SHA256MSG1 X6, X5
+	SCHEDULE(X13, X8, X15)
+	RC(X13, 128)
+	SHA256MSG1 X8, X15
+	// rounds 36–39
+	SCHEDULE(X4, X3, X6)
+	RAB(X4, 144)
+	SHA256MSG1 X3, X6
+	SCHEDULE(X14, X13, X8)
+	RC(X14, 144)
+	SHA256MSG1 X13, X8
+	// rounds 40–43
+	SCHEDULE(X5, X4, X3)
+	RAB(X5, 160)
+	SHA256MSG1 X4, X3
+	SCHEDULE(X15, X14, X13)
+	RC(X15, 160)
+	SHA256MSG1 X14, X13
+	// rounds 44–47
+	SCHEDULE(X6, X5, X4)
+	RAB(X6, 176)
+	SHA256MSG1 X5, X4
+	SCHEDULE(X8, X15, X14)
+	RC(X8, 176)
+	SHA256MSG1 X15, X14
+	// rounds 48–51
+	SCHEDULE(X3, X6, X5)
+	RAB(X3, 192)
+	SHA256MSG1 X6, X5
+	SCHEDULE(X13, X8, X15)
+	RC(X13, 192)
+	SHA256MSG1 X8, X15
+	// rounds 52–55
+	SCHEDULE(X4, X3, X6)
+	RAB(X4, 208)
+	SHA256MSG1 X3, X6
+	SCHEDULE(X14, X13, X8)
+	RC(X14, 208)
+	SHA256MSG1 X13, X8
+	// rounds 56–59
+	SCHEDULE(X5, X4, X3)
+	RAB(X5, 224)
+	SCHEDULE(X15, X14, X13)
+	RC(X15, 224)
+	// rounds 60–63
+	SCHEDULE(X6, X5, X4)
+	RAB(X6, 240)
+	SCHEDULE(X8, X15, X14)
+	RC(X8, 240)
+
+	MOVOU 0(SP), X7
+	PADDD X7, X1
+	MOVOU 16(SP), X7
+	PADDD X7, X2
+	MOVOU 32(SP), X7
+	PADDD X7, X11
+	MOVOU 48(SP), X7
+	PADDD X7, X12
+	MOVOU 64(SP), X7
+	PADDD X7, X9
+	MOVOU 80(SP), X7
+	PADDD X7, X10
+	ADDQ  $64, SI
+	ADDQ  $64, BX
+	CMPQ  SI, DX
+	JNE   tripleblock
+
+	MOVOU X1, (DI)
+	MOVOU X2, 16(DI)
+	MOVOU X11, (R8)
+	MOVOU X12, 16(R8)
+	MOVOU X9, (R9)
+	MOVOU X10, 16(R9)
+	PXOR  X15, X15
+
+tripledone:
+	RET
+
 // func cpuid(leaf, sub uint32) (eax, ebx, ecx, edx uint32)
 TEXT ·cpuid(SB), NOSPLIT, $0-24
 	MOVL leaf+0(FP), AX

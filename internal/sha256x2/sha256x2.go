@@ -9,6 +9,10 @@
 // architectures, CPUs without SHA-NI) it feeds the bytes to crypto/sha256 twice, which
 // gives the same results at the cost of two passes.
 //
+// Pair and SumPair do the same for two different messages: each block of one and of
+// the other run through the same kernel, each message with its own schedule, so that
+// two SHA-256 cost little more than one (for example two chunks read back from a card).
+//
 // A State stops at a 64-byte boundary; Sum finishes it with any tail. States are plain
 // values: copy one to fork a hash.
 package sha256x2
@@ -70,6 +74,35 @@ func Blocks(a, b *State, p []byte) {
 	b.Len += uint64(len(p))
 }
 
+// Pair feeds pa to a and pb to b: two different messages of the same length, whole
+// blocks each, in one pass. a and b must not be the same State.
+func Pair(a, b *State, pa, pb []byte) {
+	if len(pa) != len(pb) || len(pa)%BlockSize != 0 {
+		panic(fmt.Sprintf("sha256x2: pair of %d and %d bytes is not the same whole number of blocks", len(pa), len(pb)))
+	}
+	if len(pa) == 0 {
+		return
+	}
+	pair(a, b, pa, pb)
+	a.Len += uint64(len(pa))
+	b.Len += uint64(len(pb))
+}
+
+// BlocksAnd feeds p to both a and b, as Blocks, and q to c, in one pass: q is another
+// message as long as p (whole blocks). a, b and c must be three different States.
+func BlocksAnd(a, b *State, p []byte, c *State, q []byte) {
+	if len(p) != len(q) || len(p)%BlockSize != 0 {
+		panic(fmt.Sprintf("sha256x2: %d and %d bytes are not the same whole number of blocks", len(p), len(q)))
+	}
+	if len(p) == 0 {
+		return
+	}
+	triple(a, b, p, c, q)
+	a.Len += uint64(len(p))
+	b.Len += uint64(len(p))
+	c.Len += uint64(len(q))
+}
+
 // Block feeds p to s alone. len(p) must be a multiple of BlockSize.
 func (s *State) Block(p []byte) {
 	if len(p)%BlockSize != 0 {
@@ -98,3 +131,8 @@ func (s *State) Sum(tail []byte) [sha256.Size]byte {
 	t.Block(pad[:end])
 	return t.Chain()
 }
+
+// TwoLanes reports whether this CPU and build have the two-lane kernel: then Blocks,
+// Pair and SumPair cost little more than one SHA-256; otherwise they take two passes
+// through crypto/sha256.
+func TwoLanes() bool { return useSHANI }
