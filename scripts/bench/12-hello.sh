@@ -5,7 +5,7 @@
 # each server's CPU time per hello, on an empty database and with 55 000 open
 # deployments seeded through the store.
 # BOARDS, BURSTS and SEED change the sizes; PROFILE=DIR also writes rpi-deployd's CPU
-# profile under the seeded load to DIR (go tool pprof bin/rpi-deployd DIR/*.pprof).
+# profile under each scenario to DIR (go tool pprof bin/rpi-deployd DIR/*.pprof).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 go build -o bin/ ./server/cmd/rpi-deployd # always: a stale bin/rpi-deployd would be measured silently

@@ -11,9 +11,9 @@
 //     server process spent per hello in those bursts.
 //
 // The bare handler and rpi-deployd take turns, burst by burst. With -profile DIR
-// the second scenario runs once more while rpi-deployd's CPU profile is taken
-// through its --pprof listener, written to DIR/hello-at-SEED.pprof (read it with
-// go tool pprof). It prints "bench: NAME ours=X baseline=Y ratio=R" lines.
+// each scenario runs once more while rpi-deployd's CPU profile is taken through
+// its --pprof listener, written to DIR/hello-at-SEED.pprof (SEED 0: the empty
+// database; read it with go tool pprof). It prints "bench: NAME ours=X baseline=Y ratio=R" lines.
 package main
 
 import (
@@ -101,7 +101,7 @@ func run() error {
 	flag.IntVar(&o.boards, "boards", 1000, "hellos in one burst, all sent at once")
 	flag.IntVar(&o.bursts, "bursts", 3, "bursts per server and scenario")
 	flag.IntVar(&o.seed, "seed", 55000, "open deployments in the database for the second scenario")
-	flag.StringVar(&o.profileDir, "profile", "", "write rpi-deployd's CPU profile under the second scenario to this directory")
+	flag.StringVar(&o.profileDir, "profile", "", "write rpi-deployd's CPU profile under each scenario to this directory")
 	flag.Parse()
 
 	work, err := os.MkdirTemp("", "hellobench-")
@@ -168,7 +168,7 @@ func scenario(o options, work, img string, base *benchkit.Proc, n, seed int) (r 
 	}
 	args := serveArgs()
 	pprofAddr := ""
-	if o.profileDir != "" && seed > 0 {
+	if o.profileDir != "" {
 		if pprofAddr, err = freePort(); err != nil {
 			return r, err
 		}
