@@ -39,7 +39,9 @@ func BenchmarkHelloBurst(b *testing.B) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	cpu := processCPU()
-	defer func() { b.ReportMetric(float64(processCPU()-cpu)/float64(time.Millisecond)/float64(b.N), "cpu-ms/hello") }()
+	defer func() {
+		b.ReportMetric(float64(processCPU()-cpu)/float64(time.Millisecond)/float64(b.N), "cpu-ms/hello")
+	}()
 	b.ResetTimer()
 	for range 256 {
 		wg.Add(1)
