@@ -75,14 +75,18 @@ func (s *Store) Deployments(ctx context.Context, f DeploymentFilter) ([]Deployme
 		f.Limit = 1000
 	}
 	like := "%" + f.Search + "%"
-	return collect(ctx, s.r, scanDeployment, `SELECT `+deploymentCols+deploymentFrom+` WHERE
-		(? = '' OR d.state = ?) AND (? = '' OR d.venue = ?) AND (? = '' OR d.product = ?) AND (? = 0 OR d.batch_id = ?)
-		AND (? = '' OR d.serial = ?) AND (? = '' OR lower(d.hostname) LIKE lower(?) OR lower(d.serial) LIKE lower(?))
-		AND (? = '' OR d.started_at >= ?) AND (? = '' OR d.started_at < ?) AND (? = '' OR d.site = ?)
-		ORDER BY d.id DESC LIMIT ?`,
+	return collect(ctx, s.r, scanDeployment, deploymentListSQL,
 		f.State, f.State, f.Venue, f.Venue, f.Product, f.Product, f.BatchID, f.BatchID, f.Serial, f.Serial,
 		f.Search, like, like, f.Since, f.Since, f.Until, f.Until, f.Site, f.Site, f.Limit)
 }
+
+// deploymentListSQL is Deployments' query: SQLite reads the table newest first
+// (ORDER BY id DESC LIMIT), no index (the filters are "? = ” OR …" terms).
+const deploymentListSQL = `SELECT ` + deploymentCols + deploymentFrom + ` WHERE
+		(? = '' OR d.state = ?) AND (? = '' OR d.venue = ?) AND (? = '' OR d.product = ?) AND (? = 0 OR d.batch_id = ?)
+		AND (? = '' OR d.serial = ?) AND (? = '' OR lower(d.hostname) LIKE lower(?) OR lower(d.serial) LIKE lower(?))
+		AND (? = '' OR d.started_at >= ?) AND (? = '' OR d.started_at < ?) AND (? = '' OR d.site = ?)
+		ORDER BY d.id DESC LIMIT ?`
 
 // Deployment returns one deployment.
 func (s *Store) Deployment(ctx context.Context, id int64) (Deployment, error) {

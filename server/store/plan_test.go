@@ -11,7 +11,9 @@ import (
 // (source, site), never deployments_site, which holds every deployment of the site
 // (before migration 0037 the planner took it and read all of them: 55 000 rows per
 // hello with per-source limits on); the board by its key; the open deployments
-// outside any batch through deployments_batch. PostgreSQL plans by its statistics.
+// outside any batch through deployments_batch; the stream slots through their
+// partial indexes; the deployment list in the table's order, unsorted.
+// PostgreSQL plans by its statistics.
 func TestHelloReadsUseTheirIndexes(t *testing.T) {
 	ctx := context.Background()
 	s, err := Open(ctx, t.TempDir())
@@ -29,6 +31,13 @@ func TestHelloReadsUseTheirIndexes(t *testing.T) {
 			"sqlite_autoindex_boards_1 (serial=?)", "deployments_batch (batch_id=? AND state=?)"}},
 		{"HelloBatches", helloBatchesSQL, 0, []string{"batches_state (state=?)", "sqlite_autoindex_products_1 (code=?)",
 			"sqlite_autoindex_images_1 (name=?)"}},
+		// Every hello checks its site's stream slots: the open deployments by start
+		// and by update time, each through its partial index.
+		{"CountSlots", countSlotsSQLite, 6, []string{"deployments_claims (started_at>?)", "deployments_active (updated_at>?)"}},
+		// The list reads newest first, in the table's own order: no sort, and no
+		// index on started_at needed for its time filters (migration 0038 dropped
+		// deployments_started, which no plan used).
+		{"Deployments", deploymentListSQL, 20, []string{"SCAN d\n", "sqlite_autoindex_boards_1 (serial=?)"}},
 	} {
 		rows, err := s.RDB.QueryContext(ctx, `EXPLAIN QUERY PLAN `+tc.query, make([]any, tc.args)...)
 		if err != nil {
@@ -49,6 +58,9 @@ func TestHelloReadsUseTheirIndexes(t *testing.T) {
 			if !strings.Contains(all, w) {
 				t.Errorf("%s: plan lacks %q:\n%s", tc.name, w, all)
 			}
+		}
+		if tc.name == "Deployments" && strings.Contains(all, "TEMP B-TREE") {
+			t.Errorf("%s: plan sorts:\n%s", tc.name, all)
 		}
 		if strings.Contains(all, "deployments_site") || strings.Contains(all, "SCAN deployments") {
 			t.Errorf("%s: plan reads deployments by site or whole:\n%s", tc.name, all)

@@ -16,8 +16,9 @@ import (
 const ConnectTimeout = 5 * time.Second
 
 // openPostgres opens the PostgreSQL database at dsn and migrates it: a writer pool
-// of one connection (group commit, writer.go) and a reader pool. database/sql
-// replaces a connection that broke, so the store outlives a restart of the server.
+// (writerConns: the writer goroutine's connection, writer.go, and one for tools) and
+// a reader pool. A connection that broke is replaced (the writer takes a new one
+// after a lost transaction), so the store outlives a restart of the server.
 func openPostgres(ctx context.Context, dsn string, serializable bool) (*Store, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
@@ -31,8 +32,8 @@ func openPostgres(ctx context.Context, dsn string, serializable bool) (*Store, e
 		cfg.ConnectTimeout = ConnectTimeout
 	}
 	w := stdlib.OpenDB(*cfg)
-	w.SetMaxOpenConns(1)
-	w.SetMaxIdleConns(1)
+	w.SetMaxOpenConns(writerConns)
+	w.SetMaxIdleConns(writerConns)
 	w.SetConnMaxLifetime(0)
 	s := &Store{DB: w, where: where, dialect: dialectPostgres, serializable: serializable, now: time.Now}
 	if err := w.PingContext(ctx); err != nil {

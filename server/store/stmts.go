@@ -3,11 +3,13 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"sync"
 )
 
 // SQLite spends most of a small query parsing it; the store keeps one prepared
-// statement per query text and reuses it. The query texts are the store's own (?
+// statement per query text and reuses it: on the reader pool (dbStmts) and on the
+// writer's connection (wconn). The query texts are the store's own (?
 // placeholders); they are rewritten for the dialect when prepared (dialect.go),
 // and errors that say the database is unreachable come back marked ErrUnavailable.
 
@@ -73,71 +75,82 @@ func (d *dbStmts) close() {
 	})
 }
 
-// txStmts is a querier inside a write transaction. Statements already prepared on
-// the writer connection are reused; new query texts run unprepared this time and are
-// prepared after the transaction ends (the only writer connection is busy until then).
+// wconn is the writer's connection (writer.go): one connection of Store.DB that
+// the writer goroutine holds from its first group until Close, or until a group
+// finds the transaction lost (then the connection is discarded and the next group
+// takes a new one). Its statements are prepared on it once and kept, BEGIN and
+// COMMIT included: no database/sql transaction (sql.Tx) wraps the groups, so no
+// statement is bound to a transaction again for each group, and no query starts a
+// goroutine to watch a transaction's context. Only the writer goroutine uses it.
+//
 // Statements ignore the cancellation of the context they are given: the
-// transaction is shared by a group of callers (writer.go), and SQLite answers an
-// interrupted write by rolling back the whole transaction, not just the statement.
-// The transaction's form of each statement is made once per transaction (a group
-// runs the same dozen statements for each of its callers).
-type txStmts struct {
-	tx      *sql.Tx
-	cache   *dbStmts
-	missing []string
-	bound   map[string]*sql.Stmt // query → the prepared statement bound to tx
+// transaction is shared by a group of callers, and SQLite answers an interrupted
+// write by rolling back the whole transaction, not just the statement.
+type wconn struct {
+	conn  *sql.Conn
+	d     dialect
+	stmts map[string]*sql.Stmt // query (as the store writes it) → prepared on conn
 }
 
-func (t *txStmts) get(ctx context.Context, q string) *sql.Stmt {
-	if s, ok := t.bound[q]; ok {
-		return s
+// newWconn takes a connection of db for the writer.
+func newWconn(ctx context.Context, db *sql.DB, d dialect) (*wconn, error) {
+	c, err := db.Conn(ctx)
+	if err != nil {
+		return nil, classify(err)
 	}
-	if s, ok := t.cache.m.Load(q); ok {
-		ts := t.tx.StmtContext(ctx, s.(*sql.Stmt))
-		if t.bound == nil {
-			t.bound = make(map[string]*sql.Stmt)
-		}
-		t.bound[q] = ts
-		return ts
-	}
-	t.missing = append(t.missing, q)
-	return nil
+	return &wconn{conn: c, d: d, stmts: make(map[string]*sql.Stmt)}, nil
 }
 
-func (t *txStmts) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+func (w *wconn) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	if s, ok := w.stmts[q]; ok {
+		return s, nil
+	}
+	s, err := w.conn.PrepareContext(ctx, w.d.text(q))
+	if err != nil {
+		return nil, classify(err)
+	}
+	w.stmts[q] = s
+	return s, nil
+}
+
+func (w *wconn) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
 	ctx = context.WithoutCancel(ctx)
-	d := t.cache.d
-	if s := t.get(ctx, q); s != nil {
-		res, err := s.ExecContext(ctx, d.args(args)...)
-		return res, classify(err)
+	s, err := w.stmt(ctx, q)
+	if err != nil {
+		return nil, err
 	}
-	res, err := t.tx.ExecContext(ctx, d.text(q), d.args(args)...)
+	res, err := s.ExecContext(ctx, w.d.args(args)...)
 	return res, classify(err)
 }
 
-func (t *txStmts) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+func (w *wconn) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
 	ctx = context.WithoutCancel(ctx)
-	d := t.cache.d
-	if s := t.get(ctx, q); s != nil {
-		rows, err := s.QueryContext(ctx, d.args(args)...)
-		return rows, classify(err)
+	s, err := w.stmt(ctx, q)
+	if err != nil {
+		return nil, err
 	}
-	rows, err := t.tx.QueryContext(ctx, d.text(q), d.args(args)...)
+	rows, err := s.QueryContext(ctx, w.d.args(args)...)
 	return rows, classify(err)
 }
 
-func (t *txStmts) QueryRowContext(ctx context.Context, q string, args ...any) row {
+func (w *wconn) QueryRowContext(ctx context.Context, q string, args ...any) row {
 	ctx = context.WithoutCancel(ctx)
-	d := t.cache.d
-	if s := t.get(ctx, q); s != nil {
-		return row{s.QueryRowContext(ctx, d.args(args)...)}
+	s, err := w.stmt(ctx, q)
+	if err != nil {
+		// Let the plain path report the error through Row.Scan.
+		return row{w.conn.QueryRowContext(ctx, w.d.text(q), w.d.args(args)...)}
 	}
-	return row{t.tx.QueryRowContext(ctx, d.text(q), d.args(args)...)}
+	return row{s.QueryRowContext(ctx, w.d.args(args)...)}
 }
 
-// prepareMissing prepares the query texts a transaction ran unprepared.
-func (t *txStmts) prepareMissing(ctx context.Context) {
-	for _, q := range t.missing {
-		t.cache.stmt(ctx, q)
+// discard closes w's statements and closes its connection for good, not back
+// into the pool: whatever state a lost transaction left on it (SQLite: perhaps
+// still open; PostgreSQL: perhaps broken) goes with it.
+func (w *wconn) discard() {
+	for _, s := range w.stmts {
+		s.Close()
 	}
+	w.stmts = nil
+	w.conn.Raw(func(any) error { return driver.ErrBadConn }) // database/sql closes a bad connection
+	w.conn.Close()
 }

@@ -6,9 +6,9 @@
 // server core, 0050–0069 to netboot, 0070–0079 to first-boot profiles). It knows
 // nothing of HTTP, and its callers do not know which database it runs on.
 //
-// Writes go through one connection (SetMaxOpenConns(1)). One writer goroutine
-// commits the write transactions waiting at the same time together, each in a
-// savepoint of its own (group commit, writer.go). On SQLite the group runs in BEGIN
+// Writes go through one connection, which the writer goroutine holds. It commits
+// the write transactions waiting at the same time together, each in a savepoint
+// of its own (group commit, writer.go). On SQLite the group runs in BEGIN
 // IMMEDIATE with synchronous=FULL: an Update that returned nil is on disk. On
 // PostgreSQL it runs in BEGIN with the advisory lock writeLockKey taken first, so
 // the writes of several servers on one database are serial exactly as SQLite's
@@ -60,9 +60,11 @@ func ParseTime(s string) time.Time {
 
 // Store is the open database.
 type Store struct {
-	// DB is the writer: one connection (SQLite: BEGIN IMMEDIATE transactions;
+	// DB is the writer's pool (writerConns): the writer goroutine holds one of its
+	// connections for its groups (SQLite: BEGIN IMMEDIATE transactions;
 	// PostgreSQL: each group takes the write lock). Writes belong in Update, which
-	// serialises them; DB is exported for tests and tools that inspect the database.
+	// serialises them; DB is exported for tests and tools that inspect or seed the
+	// database, which get its other connection.
 	DB *sql.DB
 	// RDB is the reader pool.
 	RDB     *sql.DB
@@ -72,7 +74,8 @@ type Store struct {
 	serializable bool
 	where        string // the database for messages: the file, or PostgreSQL's host and database (never a password)
 
-	w, r *dbStmts // prepared statements of the writer and the reader pool
+	r  *dbStmts // prepared statements of the reader pool
+	wc *wconn   // the writer's connection, nil until its first group (writer.go); the writer goroutine's only
 	// queue takes Update's transactions to the writer goroutine (writer.go), which
 	// commits those waiting together; quit stops it, writerDone says it stopped.
 	queue      chan *writeReq
@@ -86,6 +89,12 @@ type Store struct {
 	writeErr error     // the last failed write transaction, nil after a success
 	writeAt  time.Time // when writeErr happened
 }
+
+// writerConns is the size of Store.DB: the writer's connection, which the writer
+// goroutine keeps (writer.go), and one for the migrations before it starts and for
+// tests and tools that use DB directly (on SQLite such a write waits for the
+// writer's transaction, busy_timeout).
+const writerConns = 2
 
 // DirMode and FileMode are the permissions of the data directory and of the files in
 // it (the database and its -wal and -shm files): they hold password hashes, session
@@ -165,8 +174,8 @@ func openSQLite(ctx context.Context, dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open database %q: %w", path, err)
 	}
-	w.SetMaxOpenConns(1)
-	w.SetMaxIdleConns(1)
+	w.SetMaxOpenConns(writerConns)
+	w.SetMaxIdleConns(writerConns)
 	w.SetConnMaxLifetime(0)
 	s := &Store{DB: w, path: path, where: path, dialect: dialectSQLite, now: time.Now}
 	if err := s.migrate(ctx); err != nil {
@@ -188,7 +197,7 @@ func openSQLite(ctx context.Context, dir string) (*Store, error) {
 
 // start prepares the statement caches and starts the writer goroutine.
 func (s *Store) start() {
-	s.w, s.r = &dbStmts{db: s.DB, d: s.dialect}, &dbStmts{db: s.RDB, d: s.dialect}
+	s.r = &dbStmts{db: s.RDB, d: s.dialect}
 	s.queue, s.quit, s.writerDone = make(chan *writeReq, maxGroup), make(chan struct{}), make(chan struct{})
 	go s.writer()
 }
@@ -220,7 +229,6 @@ func (s *Store) Close() error {
 		close(s.quit)
 		<-s.writerDone
 	})
-	s.w.close()
 	s.r.close()
 	return errors.Join(s.RDB.Close(), s.DB.Close())
 }
@@ -261,9 +269,14 @@ func migrationFiles(d dialect) ([]migration, error) {
 // servers sharing the database run one after the other.
 const writeLockKey = 0x7270692d6465706c // "rpi-depl"
 
+// execer is a *sql.Tx (migrations) or the writer's connection inside a transaction.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
 // lockForWrite takes the write lock inside tx on PostgreSQL (SQLite's BEGIN
 // IMMEDIATE already holds its only writer lock).
-func (s *Store) lockForWrite(ctx context.Context, tx *sql.Tx) error {
+func (s *Store) lockForWrite(ctx context.Context, tx execer) error {
 	if s.dialect != dialectPostgres {
 		return nil
 	}

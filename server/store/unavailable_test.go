@@ -11,8 +11,9 @@ import (
 // TestUnavailable: with PostgreSQL stopped, Update and reads return errors that
 // errors.Is ErrUnavailable (and nothing is written); WriteError reports it. Once
 // PostgreSQL is back, the same store writes and reads again without being reopened
-// (database/sql replaces the broken connections, the writer's included), and
-// WriteError clears. A killed server (SIGKILL, as a crash) is the same.
+// (database/sql replaces the reader pool's broken connections; the writer discards
+// its connection after the lost transaction and takes a new one), and WriteError
+// clears. A killed server (SIGKILL, as a crash) is the same.
 func TestUnavailable(t *testing.T) {
 	ctx := context.Background()
 	pg := pgtest.Start(t)

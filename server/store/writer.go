@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 )
@@ -75,6 +74,7 @@ var ErrClosed = errors.New("store closed")
 // writer runs the groups until Close.
 func (s *Store) writer() {
 	defer close(s.writerDone)
+	defer s.closeConn()
 	for {
 		select {
 		case r := <-s.queue:
@@ -93,6 +93,71 @@ func (s *Store) writer() {
 	}
 }
 
+// begin starts a group's transaction on the writer's connection, taking a new
+// connection first if the writer holds none: on SQLite BEGIN IMMEDIATE; on
+// PostgreSQL BEGIN and the write lock, or BEGIN ISOLATION LEVEL SERIALIZABLE
+// (Config.Serializable). On failure nothing is left open.
+func (s *Store) begin(ctx context.Context) (*wconn, error) {
+	if s.wc == nil {
+		w, err := newWconn(ctx, s.DB, s.dialect)
+		if err != nil {
+			return nil, err
+		}
+		s.wc = w
+	}
+	q := `BEGIN IMMEDIATE`
+	if s.dialect == dialectPostgres {
+		q = `BEGIN`
+		if s.serializable {
+			q = `BEGIN ISOLATION LEVEL SERIALIZABLE`
+		}
+	}
+	if _, err := s.wc.ExecContext(ctx, q); err != nil {
+		s.abort(ctx)
+		return nil, err
+	}
+	if !s.serializable {
+		if err := s.lockForWrite(ctx, s.wc); err != nil {
+			s.abort(ctx)
+			return nil, err
+		}
+	}
+	return s.wc, nil
+}
+
+// commit commits the group's transaction; if COMMIT fails, what is left of the
+// transaction is rolled back (abort).
+func (s *Store) commit(ctx context.Context) error {
+	if _, err := s.wc.ExecContext(ctx, `COMMIT`); err != nil {
+		s.abort(ctx)
+		return err
+	}
+	return nil
+}
+
+// abort rolls back the group's transaction, or what the database left of it.
+// When even ROLLBACK fails (there is no transaction any more, or no connection),
+// the writer's connection is discarded, whatever state it is in, and the next
+// group takes a new one.
+func (s *Store) abort(ctx context.Context) {
+	if _, err := s.wc.ExecContext(ctx, `ROLLBACK`); err != nil {
+		s.wc.discard()
+		s.wc = nil
+	}
+}
+
+// closeConn gives the writer's connection back to Store.DB (on Close).
+func (s *Store) closeConn() {
+	if s.wc == nil {
+		return
+	}
+	for _, st := range s.wc.stmts {
+		st.Close()
+	}
+	s.wc.conn.Close()
+	s.wc = nil
+}
+
 // group runs first and then every Update already waiting (up to maxGroup) in one
 // transaction, commits it and answers them all.
 func (s *Store) group(first *writeReq) {
@@ -101,32 +166,25 @@ func (s *Store) group(first *writeReq) {
 		return
 	}
 	ctx := context.Background()
-	tx, err := s.DB.BeginTx(ctx, nil)
-	if err == nil {
-		if err = s.lockForWrite(ctx, tx); err != nil {
-			tx.Rollback()
-		}
-	}
+	w, err := s.begin(ctx)
 	if err != nil {
 		err = classify(err)
 		s.noteWrite(err)
 		first.done <- writeResult{err: fmt.Errorf("begin: %w", err)}
 		return
 	}
-	ts := &txStmts{tx: tx, cache: s.w}
 	var ran []*writeReq // functions that returned nil: they commit or fail together
 	var later laterRows // their history rows, written just before COMMIT (later.go)
 	answer := func(r *writeReq, res writeResult) { r.done <- res }
 	next, n := first, 0
 	for next != nil {
-		res, lost := s.runOne(ctx, ts, next, &later)
+		res, lost := s.runOne(ctx, w, next, &later)
 		n++
 		if lost != nil {
 			// The database rolled the whole transaction back (a storage failure,
 			// a lost connection): the functions before this one lost their writes
 			// too.
-			tx.Rollback()
-			ts.prepareMissing(ctx)
+			s.abort(ctx)
 			lost = classify(lost)
 			s.noteWrite(lost)
 			for _, r := range ran {
@@ -148,13 +206,12 @@ func (s *Store) group(first *writeReq) {
 			}
 		}
 	}
-	if err = later.write(ctx, ts); err != nil {
-		tx.Rollback()
+	if err = later.write(ctx, w); err != nil {
+		s.abort(ctx)
 		err = fmt.Errorf("transaction rolled back: %w", classify(err))
-	} else if err = tx.Commit(); err != nil {
+	} else if err = s.commit(ctx); err != nil {
 		err = fmt.Errorf("commit: %w", classify(err))
 	}
-	ts.prepareMissing(ctx)
 	if len(ran) > 0 || err != nil {
 		s.noteWrite(err)
 	}
@@ -167,14 +224,14 @@ func (s *Store) group(first *writeReq) {
 // rolls the savepoint back if it fails; if it succeeds, the history rows it left
 // for the commit join later. lost is non-nil when the savepoint cannot
 // be rolled back or released: the transaction itself is gone.
-func (s *Store) runOne(ctx context.Context, ts *txStmts, r *writeReq, later *laterRows) (res writeResult, lost error) {
+func (s *Store) runOne(ctx context.Context, w *wconn, r *writeReq, later *laterRows) (res writeResult, lost error) {
 	if err := r.ctx.Err(); err != nil {
 		return writeResult{err: err}, nil
 	}
-	if _, err := ts.ExecContext(ctx, `SAVEPOINT w`); err != nil {
+	if _, err := w.ExecContext(ctx, `SAVEPOINT w`); err != nil {
 		return writeResult{err: fmt.Errorf("savepoint: %w", err)}, err
 	}
-	t := &Tx{tx: ts, d: s.dialect, Now: s.now().UTC()}
+	t := &Tx{tx: w, d: s.dialect, Now: s.now().UTC()}
 	func() {
 		defer func() {
 			if p := recover(); p != nil {
@@ -187,14 +244,14 @@ func (s *Store) runOne(ctx context.Context, ts *txStmts, r *writeReq, later *lat
 		if res.err != nil {
 			s.noteWrite(res.err)
 		}
-		if _, err := ts.ExecContext(ctx, `ROLLBACK TO w`); err != nil {
+		if _, err := w.ExecContext(ctx, `ROLLBACK TO w`); err != nil {
 			if res.err == nil {
 				res.err = fmt.Errorf("rollback: %w", err)
 			}
 			return res, err
 		}
 	}
-	if _, err := ts.ExecContext(ctx, `RELEASE w`); err != nil {
+	if _, err := w.ExecContext(ctx, `RELEASE w`); err != nil {
 		if res.err == nil {
 			res.err = fmt.Errorf("release: %w", err)
 		}
@@ -247,19 +304,17 @@ func (s *Store) groupSerializable(first *writeReq) {
 // returns each function's result and the transaction's error: a serialization
 // failure (from a function's statement or from COMMIT) means run them all again.
 func (s *Store) trySerializable(ctx context.Context, reqs *[]*writeReq, more bool) ([]writeResult, error) {
-	tx, err := s.DB.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelSerializable})
+	w, err := s.begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
-	ts := &txStmts{tx: tx, cache: s.w}
-	defer ts.prepareMissing(ctx)
 	var results []writeResult
 	var later laterRows
 	for i := 0; i < len(*reqs); i++ {
-		res, lost := s.runOne(ctx, ts, (*reqs)[i], &later)
+		res, lost := s.runOne(ctx, w, (*reqs)[i], &later)
 		results = append(results, res)
 		if lost != nil || isSerializationFailure(res.err) {
-			tx.Rollback()
+			s.abort(ctx)
 			if lost == nil {
 				lost = res.err
 			}
@@ -273,11 +328,11 @@ func (s *Store) trySerializable(ctx context.Context, reqs *[]*writeReq, more boo
 			}
 		}
 	}
-	if err := later.write(ctx, ts); err != nil {
-		tx.Rollback()
+	if err := later.write(ctx, w); err != nil {
+		s.abort(ctx)
 		return results, fmt.Errorf("transaction rolled back: %w", err)
 	}
-	if err := tx.Commit(); err != nil {
+	if err := s.commit(ctx); err != nil {
 		return results, fmt.Errorf("commit: %w", err)
 	}
 	return results, nil

@@ -10,10 +10,11 @@
 //   - hello-cpu-ms-per-hello-1000[-at-55k]: the CPU time (user and system) each
 //     server process spent per hello in those bursts.
 //
-// The bare handler and rpi-deployd take turns, burst by burst. With -profile DIR
-// the second scenario runs once more while rpi-deployd's CPU profile is taken
-// through its --pprof listener, written to DIR/hello-at-SEED.pprof (read it with
-// go tool pprof). It prints "bench: NAME ours=X baseline=Y ratio=R" lines.
+// The bare handler and rpi-deployd take turns, burst by burst, after -warmup
+// unmeasured bursts to each (so that both are measured warm). With -profile DIR
+// each scenario runs once more while rpi-deployd's CPU profile is taken through
+// its --pprof listener, written to DIR/hello-at-SEED.pprof (SEED 0: the empty
+// database; read it with go tool pprof). It prints "bench: NAME ours=X baseline=Y ratio=R" lines.
 package main
 
 import (
@@ -91,6 +92,7 @@ type options struct {
 	bin        string
 	boards     int
 	bursts     int
+	warmup     int
 	seed       int
 	profileDir string
 }
@@ -100,8 +102,9 @@ func run() error {
 	flag.StringVar(&o.bin, "bin", "bin/rpi-deployd", "rpi-deployd binary")
 	flag.IntVar(&o.boards, "boards", 1000, "hellos in one burst, all sent at once")
 	flag.IntVar(&o.bursts, "bursts", 3, "bursts per server and scenario")
+	flag.IntVar(&o.warmup, "warmup", 1, "unmeasured bursts per server and scenario before the measured ones")
 	flag.IntVar(&o.seed, "seed", 55000, "open deployments in the database for the second scenario")
-	flag.StringVar(&o.profileDir, "profile", "", "write rpi-deployd's CPU profile under the second scenario to this directory")
+	flag.StringVar(&o.profileDir, "profile", "", "write rpi-deployd's CPU profile under each scenario to this directory")
 	flag.Parse()
 
 	work, err := os.MkdirTemp("", "hellobench-")
@@ -168,7 +171,7 @@ func scenario(o options, work, img string, base *benchkit.Proc, n, seed int) (r 
 	}
 	args := serveArgs()
 	pprofAddr := ""
-	if o.profileDir != "" && seed > 0 {
+	if o.profileDir != "" {
 		if pprofAddr, err = freePort(); err != nil {
 			return r, err
 		}
@@ -183,21 +186,36 @@ func scenario(o options, work, img string, base *benchkit.Proc, n, seed int) (r 
 		return r, err
 	}
 	r.bareNet, r.oursNet = tcpCounters{}, tcpCounters{}
+	// Unmeasured bursts first, to each server in turn: the first burst a process
+	// answers finds it cold (its heap and goroutine stacks not yet grown,
+	// rpi-deployd's statements not yet prepared, its page cache empty) and cost
+	// both servers 1.2–2× the CPU per hello of the later ones; the bare server,
+	// started once, was then warm in the second scenario and rpi-deployd, started
+	// per scenario, never. A deploy server answers fleets for days.
+	warm := 2 * o.bursts
+	for w := range o.warmup {
+		burst([]string{base.URL}, o.boards, n, warm+2*w)
+		burst([]string{srv.URL}, o.boards, n, warm+2*w+1)
+	}
 	for b := range o.bursts {
 		c, g, k := cpuMS(base.Cmd.Process.Pid), selfCPUMS(), readTCPCounters()
-		r.bare = append(r.bare, burst([]string{base.URL}, o.boards, n, 2*b)...)
-		r.bareCPU += cpuMS(base.Cmd.Process.Pid) - c
+		bare := burst([]string{base.URL}, o.boards, n, 2*b)
+		bareCPU := cpuMS(base.Cmd.Process.Pid) - c
+		r.bare, r.bareCPU = append(r.bare, bare...), r.bareCPU+bareCPU
 		r.bareGen += selfCPUMS() - g
 		r.bareNet.add(readTCPCounters(), k)
 		c, g, k = cpuMS(srv.Cmd.Process.Pid), selfCPUMS(), readTCPCounters()
-		r.ours = append(r.ours, burst([]string{srv.URL}, o.boards, n, 2*b+1)...)
-		r.oursCPU += cpuMS(srv.Cmd.Process.Pid) - c
+		ours := burst([]string{srv.URL}, o.boards, n, 2*b+1)
+		oursCPU := cpuMS(srv.Cmd.Process.Pid) - c
+		r.ours, r.oursCPU = append(r.ours, ours...), r.oursCPU+oursCPU
 		r.oursGen += selfCPUMS() - g
 		r.oursNet.add(readTCPCounters(), k)
+		fmt.Fprintf(os.Stderr, "hellobench: seed %d burst %d: rpi-deployd p99 %.0f ms, %.3f ms CPU per hello; bare p99 %.0f ms, %.3f ms\n",
+			seed, b+1, benchkit.Percentile(ours, 99), oursCPU/float64(o.boards), benchkit.Percentile(bare, 99), bareCPU/float64(o.boards))
 	}
 	if pprofAddr != "" {
 		out := filepath.Join(o.profileDir, fmt.Sprintf("hello-at-%d.pprof", seed))
-		if err := profile(pprofAddr, out, func(round int) { burst([]string{srv.URL}, o.boards, n, 2*o.bursts+round) }); err != nil {
+		if err := profile(pprofAddr, out, func(round int) { burst([]string{srv.URL}, o.boards, n, 2*(o.bursts+o.warmup)+round) }); err != nil {
 			return r, err
 		}
 		fmt.Fprintln(os.Stderr, "hellobench: CPU profile in", out)
