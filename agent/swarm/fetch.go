@@ -110,8 +110,10 @@ func leaveToPeers(x share) bool { return !x.mine() && !x.needed() }
 func (s *Swarm) fetcher(ctx context.Context, w int) {
 	failures := 0
 	for ctx.Err() == nil {
-		i, mine, ok := s.pick(w == 0)
+		pctx, cancel := context.WithCancelCause(ctx)
+		i, mine, ok := s.pick(w == 0, func() { cancel(errFromPeer) })
 		if !ok {
+			cancel(nil)
 			select {
 			case <-ctx.Done():
 			case <-time.After(fetchPoll):
@@ -122,7 +124,12 @@ func (s *Swarm) fetcher(ctx context.Context, w int) {
 		if mine {
 			s.mineSince.Store(t0.UnixNano())
 		}
-		err := s.fetchPiece(ctx, i)
+		err := s.fetchPiece(pctx, i)
+		if errors.Is(context.Cause(pctx), errFromPeer) && ctx.Err() == nil {
+			s.serverCancels.Add(1)
+			err = errFromPeer // whatever the fetch made of it: the piece is here
+		}
+		cancel(nil)
 		if mine {
 			s.mineSince.Store(0)
 			if err == nil {
@@ -135,7 +142,7 @@ func (s *Swarm) fetcher(ctx context.Context, w int) {
 			s.fetchingMine--
 		}
 		s.mu.Unlock()
-		if err == nil {
+		if err == nil || err == errFromPeer {
 			failures = 0
 			continue
 		}
@@ -153,12 +160,37 @@ func (s *Swarm) fetcher(ctx context.Context, w int) {
 	}
 }
 
+// errFromPeer ends a fetch from the server whose piece a peer's copy completed
+// meanwhile (pieceComplete): the rest of it would take the server's link from pieces
+// that no board has yet. Closing the request stops the server's sendfile, and what
+// its socket had not sent yet is dropped with the connection.
+var errFromPeer = errors.New("piece completed from a peer")
+
+// pieceComplete is called by the store as piece i completes: a fetch of it from the
+// server still in flight is cancelled if the bytes came from peers.
+func (s *Swarm) pieceComplete(i int, viaServer bool) {
+	if !viaServer {
+		s.mu.Lock()
+		if cancel := s.fetching[i]; cancel != nil {
+			cancel()
+		}
+		s.mu.Unlock()
+	}
+	if s.cfg.Trace {
+		s.traceComplete(i, viaServer)
+	}
+}
+
 // pick chooses the next piece to fetch from the server and marks it in flight: the
 // lowest one from the flasher's on (up to the window's end) that is not held, not in
 // flight, that no connected peer has, and that the share rule gives this board; or,
 // once the flasher has waited peerWait, one it needs next even if a peer has it.
 // Share pieces are taken only when shares is set, or by any requester when alone.
-func (s *Swarm) pick(shares bool) (piece int, mine, ok bool) {
+// cancel ends the fetch if a peer's copy completes the piece first (pieceComplete):
+// the piece's completion is checked and cancel registered under s.mu, which
+// pieceComplete takes after the store has marked the piece complete, so the one or
+// the other sees it.
+func (s *Swarm) pick(shares bool, cancel func()) (piece int, mine, ok bool) {
 	pos := s.readPos.Load()
 	x := share{pieceLength: s.pieceLength, readPos: pos, readahead: s.cfg.Readahead,
 		stalled: time.Since(time.Unix(0, s.readAt.Load()))}
@@ -173,7 +205,7 @@ func (s *Swarm) pick(shares bool) (piece int, mine, ok bool) {
 		last = min(last, int((pos+s.cfg.Window+s.pieceLength-1)/s.pieceLength))
 	}
 	take := func(i int) (bool, bool) { // take, mine
-		if s.fetching[i] || s.store.isComplete(i) {
+		if s.fetching[i] != nil || s.store.isComplete(i) {
 			return false, false
 		}
 		x.piece = int64(i)
@@ -206,7 +238,7 @@ func (s *Swarm) pick(shares bool) (piece int, mine, ok bool) {
 		if !ok || peers.Contains(uint32(i)) && !(late && !mine) {
 			continue
 		}
-		s.fetching[i] = true
+		s.fetching[i] = cancel
 		if mine {
 			s.fetchingMine++
 		}
