@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/RoaringBitmap/roaring"
@@ -136,13 +137,21 @@ func (s *Swarm) fetcher(ctx context.Context, w int) {
 				s.lastMine.Store(int64(time.Since(t0)))
 			}
 		}
+		var busy *busyError
+		isBusy := errors.As(err, &busy)
 		s.mu.Lock()
 		delete(s.fetching, i)
 		if mine {
 			s.fetchingMine--
 		}
+		if isBusy {
+			s.busyUntil[i] = time.Now().Add(busy.after)
+		}
 		s.mu.Unlock()
-		if err == nil || err == errFromPeer {
+		if isBusy {
+			s.serverBusy.Add(1)
+		}
+		if err == nil || err == errFromPeer || isBusy {
 			failures = 0
 			continue
 		}
@@ -159,6 +168,18 @@ func (s *Swarm) fetcher(ctx context.Context, w int) {
 		}
 	}
 }
+
+// busyError is the server's answer that it is sending the piece to another board now
+// (503, Retry-After): the piece is left to the peers for that long (at most maxBusy),
+// then asked for again, which the server then serves (docs/api.md "Swarm").
+type busyError struct{ after time.Duration }
+
+func (e *busyError) Error() string {
+	return fmt.Sprintf("server busy with this piece; again after %v", e.after)
+}
+
+// maxBusy bounds what a busy answer makes the board wait.
+const maxBusy = 5 * time.Second
 
 // errFromPeer ends a fetch from the server whose piece a peer's copy completed
 // meanwhile (pieceComplete): the rest of it would take the server's link from pieces
@@ -204,8 +225,9 @@ func (s *Swarm) pick(shares bool, cancel func()) (piece int, mine, ok bool) {
 	if !s.whole {
 		last = min(last, int((pos+s.cfg.Window+s.pieceLength-1)/s.pieceLength))
 	}
+	now := time.Now()
 	take := func(i int) (bool, bool) { // take, mine
-		if s.fetching[i] != nil || s.store.isComplete(i) {
+		if s.fetching[i] != nil || now.Before(s.busyUntil[i]) || s.store.isComplete(i) {
 			return false, false
 		}
 		x.piece = int64(i)
@@ -273,11 +295,17 @@ func (s *Swarm) fetchPiece(ctx context.Context, i int) error {
 	}
 	req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", off, off+n-1))
 	req.Header.Set(agentapi.HeaderSecret, s.cfg.Secret)
+	req.Header.Set(agentapi.HeaderSwarmPiece, strconv.Itoa(i))
 	resp, err := s.hc.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusServiceUnavailable {
+		if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs >= 0 {
+			return &busyError{after: min(time.Duration(secs)*time.Second, maxBusy)}
+		}
+	}
 	if resp.StatusCode != http.StatusPartialContent {
 		return fmt.Errorf("get %s bytes %d-%d: %s", s.cfg.WebSeed, off, off+n-1, resp.Status)
 	}

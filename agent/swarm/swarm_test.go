@@ -47,6 +47,8 @@ type origin struct {
 	stall                bool
 	stalled, stalledOpen int
 	release              chan struct{}
+	busy                 bool           // answer each marked piece request 503 once (Retry-After: 1)
+	declined             map[string]int // Range → busy answers
 }
 
 const testSecret = "s3cret-of-the-deployment"
@@ -97,7 +99,22 @@ func newOrigin(t *testing.T, file string, pieceLen int64) (*origin, metainfo.Has
 		o.mu.Lock()
 		stall := o.stall
 		o.mu.Unlock()
-		if _, err := fmt.Sscanf(r.Header.Get("Range"), "bytes=%d-%d", &first, &last); stall && err == nil {
+		o.mu.Lock()
+		rng := r.Header.Get("Range")
+		decline := o.busy && r.Header.Get(agentapi.HeaderSwarmPiece) != "" && o.declined[rng] == 0
+		if decline {
+			if o.declined == nil {
+				o.declined = map[string]int{}
+			}
+			o.declined[rng]++
+		}
+		o.mu.Unlock()
+		if decline {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		if _, err := fmt.Sscanf(rng, "bytes=%d-%d", &first, &last); stall && err == nil {
 			o.mu.Lock()
 			o.stalled++
 			o.stalledOpen++
@@ -359,6 +376,46 @@ func TestFetchEndsWhenPeerCompletes(t *testing.T) {
 	}
 	if fs, fp, _ := b.Counts(); fs != 0 || fp != m.CompressedSize {
 		t.Errorf("board b: %d bytes from the server, %d from the peer; want 0 and %d", fs, fp, m.CompressedSize)
+	}
+}
+
+// TestServerBusyIsRetried: a board alone whose server answers every piece request
+// "busy, again after 1 s" once gets every piece on the next request, each after the
+// wait, and the whole image arrives intact from the server.
+func TestServerBusyIsRetried(t *testing.T) {
+	zst, m := packed(t, "busy", 1<<20)
+	o, hash := newOrigin(t, zst, 64<<10)
+	o.busy = true
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	want, err := os.ReadFile(zst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw, err := Join(ctx, o.config(hash, m, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sw.Close()
+	rc, err := sw.Open(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	got, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("the board read other bytes than the image")
+	}
+	pieces := int((m.CompressedSize + 64<<10 - 1) / (64 << 10))
+	o.mu.Lock()
+	declined := len(o.declined)
+	o.mu.Unlock()
+	if declined != pieces || sw.serverBusy.Load() != int64(pieces) || sw.serverRequests.Load() != int64(pieces) {
+		t.Errorf("%d pieces: the server declined %d once each, the board counted %d busy answers and %d pieces fetched",
+			pieces, declined, sw.serverBusy.Load(), sw.serverRequests.Load())
 	}
 }
 

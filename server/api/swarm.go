@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,6 +29,38 @@ func init() {
 	for _, r := range []string{"GET /api/v1/deployments/:id/swarm/torrent", "POST /api/v1/deployments/:id/swarm/announce"} {
 		PublicRoutes[r], agentRoutes[r] = true, true
 	}
+}
+
+// ctxStreamDeployment is the gin context key under which claimStream leaves the
+// deployment ID of an authenticated image download.
+const ctxStreamDeployment = "stream-deployment"
+
+// swarmPieceTurn: a board's download of one whole swarm piece (HeaderSwarmPiece, and
+// Range exactly that piece) that the server is sending to another board now is
+// answered 503 with Retry-After once (swarm.Registry.SendTurn): the board takes it
+// from that board meanwhile. Any other download passes as it is.
+func (a *API) swarmPieceTurn(c *gin.Context) {
+	v, isStream := c.Get(ctxStreamDeployment)
+	hdr := c.GetHeader(agentapi.HeaderSwarmPiece)
+	if a.opt.Swarm == nil || !isStream || hdr == "" {
+		c.Next()
+		return
+	}
+	name := strings.TrimSuffix(c.Param("file"), ".img.zst")
+	piece, err := strconv.Atoi(hdr)
+	off, n, ok := a.opt.Swarm.PieceRange(name, piece)
+	if err != nil || !ok || c.GetHeader("Range") != fmt.Sprintf("bytes=%d-%d", off, off+n-1) {
+		c.Next() // not one whole piece: served as asked, never declined
+		return
+	}
+	done := a.opt.Swarm.SendTurn(name, v.(int64), piece)
+	if done == nil {
+		c.Header("Retry-After", strconv.Itoa(int(swarm.Busy/time.Second)))
+		fail(c, http.StatusServiceUnavailable, fmt.Sprintf("piece %d is being sent to another board: take it from that board, or ask again after %v", piece, swarm.Busy), "")
+		return
+	}
+	defer done()
+	c.Next()
 }
 
 // swarmHelloWait is how long a hello waits for its image's metainfo.
