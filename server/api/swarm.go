@@ -1,8 +1,10 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -12,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
+	"github.com/rpi-deploy/rpi-deploy/server/connlimit"
 	"github.com/rpi-deploy/rpi-deploy/server/domain"
 	"github.com/rpi-deploy/rpi-deploy/server/mgmtapi"
 	"github.com/rpi-deploy/rpi-deploy/server/swarm"
@@ -61,6 +64,54 @@ func (a *API) swarmPieceTurn(c *gin.Context) {
 	}
 	defer done()
 	c.Next()
+	// The handler returns once sendfile has handed the piece to the socket, and the
+	// socket may hold all of it: the piece counts as being sent until the board
+	// has acknowledged it (at most sendDrainMax longer; the board gone ends it).
+	conn := requestConn(c.Request.Context())
+	if conn == nil {
+		return
+	}
+	deadline := time.Now().Add(sendDrainMax)
+	for time.Now().Before(deadline) && c.Request.Context().Err() == nil {
+		if n, ok := unsent(conn); !ok || n == 0 {
+			return
+		}
+		time.Sleep(sendDrainPoll)
+	}
+}
+
+// How long, and how often, a piece's send is watched after its handler returned,
+// until the board has acknowledged every byte (swarmPieceTurn).
+const (
+	sendDrainMax  = 5 * time.Second
+	sendDrainPoll = 10 * time.Millisecond
+)
+
+type connKey struct{}
+
+// ConnContext is the http.Server.ConnContext hook that lets a handler find its
+// connection (swarmPieceTurn watches a piece's bytes leave the socket).
+func ConnContext(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, c)
+}
+
+// requestConn is the TCP connection under a request, unwrapped from the connection
+// limiter's and TLS's layers; nil if unknown.
+func requestConn(ctx context.Context) net.Conn {
+	c, _ := ctx.Value(connKey{}).(net.Conn)
+	for c != nil {
+		switch x := c.(type) {
+		case *net.TCPConn:
+			return x
+		case *connlimit.Conn:
+			c = x.Conn
+		case interface{ NetConn() net.Conn }:
+			c = x.NetConn()
+		default:
+			return nil
+		}
+	}
+	return nil
 }
 
 // swarmHelloWait is how long a hello waits for its image's metainfo.
