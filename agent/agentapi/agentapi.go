@@ -21,6 +21,12 @@ const (
 // result and its image download.
 const HeaderSecret = "X-Deployment-Secret"
 
+// HeaderSwarmPiece marks a board's image download request (with HeaderSecret) as one
+// for whole swarm piece N (the value; Range must be exactly that piece): the server
+// may then answer 503 with Retry-After when it is sending that piece to another board
+// right now, once per such request (docs/api.md "Swarm").
+const HeaderSwarmPiece = "X-Swarm-Piece"
+
 // Hello is what a board says about itself: POST PathHello.
 type Hello struct {
 	Serial       string `json:"serial"`             // 16 lower- or upper-case hex digits

@@ -149,7 +149,7 @@ func TestP2PFleetBench(t *testing.T) {
 		s := verifiedAt.Sub(start).Seconds()
 		t.Logf("p2p=%s boards=%d: last card verified %.1f s after the start, last agent exited (seeding ended) after %.1f s", p2p, boards, s, exited)
 		var cpu time.Duration
-		var requests, uploaded, fromPeers, wasted int64
+		var requests, cancels, busy, uploaded, fromPeers, wasted int64
 		var took []float64
 		for _, b := range bs {
 			cpu += b.cpu
@@ -165,6 +165,14 @@ func TestP2PFleetBench(t *testing.T) {
 				n, _ := strconv.ParseInt(m[1], 10, 64)
 				requests += n
 			}
+			if m := regexp.MustCompile(`server_cancels=(\d+)`).FindStringSubmatch(out); m != nil {
+				n, _ := strconv.ParseInt(m[1], 10, 64)
+				cancels += n
+			}
+			if m := regexp.MustCompile(`server_busy=(\d+)`).FindStringSubmatch(out); m != nil {
+				n, _ := strconv.ParseInt(m[1], 10, 64)
+				busy += n
+			}
 			// The agent's own time to its verified card (from its start).
 			if m := regexp.MustCompile(`rpi-agent: verified .*, (\S+)\n`).FindStringSubmatch(out); m != nil {
 				if d, err := time.ParseDuration(m[1]); err == nil {
@@ -174,9 +182,9 @@ func TestP2PFleetBench(t *testing.T) {
 		}
 		slices.Sort(took)
 		load, _ := os.ReadFile("/proc/loadavg")
-		t.Logf("p2p=%s boards=%d rate=%s: all verified in %.1f s; server sent %d bytes (%.2f images of %d) in %d image requests (%d piece requests from the boards); server CPU %.1f s; agents' CPU %.1f s in all (seeding included); loadavg %s",
+		t.Logf("p2p=%s boards=%d rate=%s: all verified in %.1f s; server sent %d bytes (%.2f images of %d) in %d image requests (%d piece requests from the boards, %d cancelled as a peer's copy came first, %d answered busy); server CPU %.1f s; agents' CPU %.1f s in all (seeding included); loadavg %s",
 			p2p, boards, rate, s, f.served(), float64(f.served())/float64(f.m.CompressedSize), f.m.CompressedSize,
-			f.metric("rpideploy_image_downloads_total"), requests, f.serverCPU().Seconds(), cpu.Seconds(), strings.TrimSpace(string(load)))
+			f.metric("rpideploy_image_downloads_total"), requests, cancels, busy, f.serverCPU().Seconds(), cpu.Seconds(), strings.TrimSpace(string(load)))
 		if p2p == "on" && boards > 1 {
 			t.Logf("p2p=%s boards=%d: the boards uploaded %.1f MB to each other for %.1f MB they needed from peers; %.1f MB received were blocks already held (redundant)",
 				p2p, boards, float64(uploaded)/1e6, float64(fromPeers)/1e6, float64(wasted)/1e6)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/RoaringBitmap/roaring"
@@ -110,8 +111,10 @@ func leaveToPeers(x share) bool { return !x.mine() && !x.needed() }
 func (s *Swarm) fetcher(ctx context.Context, w int) {
 	failures := 0
 	for ctx.Err() == nil {
-		i, mine, ok := s.pick(w == 0)
+		pctx, cancel := context.WithCancelCause(ctx)
+		i, mine, ok := s.pick(w == 0, func() { cancel(errFromPeer) })
 		if !ok {
+			cancel(nil)
 			select {
 			case <-ctx.Done():
 			case <-time.After(fetchPoll):
@@ -122,20 +125,33 @@ func (s *Swarm) fetcher(ctx context.Context, w int) {
 		if mine {
 			s.mineSince.Store(t0.UnixNano())
 		}
-		err := s.fetchPiece(ctx, i)
+		err := s.fetchPiece(pctx, i)
+		if errors.Is(context.Cause(pctx), errFromPeer) && ctx.Err() == nil {
+			s.serverCancels.Add(1)
+			err = errFromPeer // whatever the fetch made of it: the piece is here
+		}
+		cancel(nil)
 		if mine {
 			s.mineSince.Store(0)
 			if err == nil {
 				s.lastMine.Store(int64(time.Since(t0)))
 			}
 		}
+		var busy *busyError
+		isBusy := errors.As(err, &busy)
 		s.mu.Lock()
 		delete(s.fetching, i)
 		if mine {
 			s.fetchingMine--
 		}
+		if isBusy {
+			s.busyUntil[i] = time.Now().Add(busy.after)
+		}
 		s.mu.Unlock()
-		if err == nil {
+		if isBusy {
+			s.serverBusy.Add(1)
+		}
+		if err == nil || err == errFromPeer || isBusy {
 			failures = 0
 			continue
 		}
@@ -153,12 +169,49 @@ func (s *Swarm) fetcher(ctx context.Context, w int) {
 	}
 }
 
+// busyError is the server's answer that it is sending the piece to another board now
+// (503, Retry-After): the piece is left to the peers for that long (at most maxBusy),
+// then asked for again, which the server then serves (docs/api.md "Swarm").
+type busyError struct{ after time.Duration }
+
+func (e *busyError) Error() string {
+	return fmt.Sprintf("server busy with this piece; again after %v", e.after)
+}
+
+// maxBusy bounds what a busy answer makes the board wait.
+const maxBusy = 5 * time.Second
+
+// errFromPeer ends a fetch from the server whose piece a peer's copy completed
+// meanwhile (pieceComplete): the rest of it would take the server's link from pieces
+// that no board has yet. Closing the request stops the server's sendfile, and what
+// its socket had not sent yet is dropped with the connection.
+var errFromPeer = errors.New("piece completed from a peer")
+
+// pieceComplete is called by the store as piece i completes: a fetch of it from the
+// server still in flight is cancelled if the bytes came from peers.
+func (s *Swarm) pieceComplete(i int, viaServer bool) {
+	if !viaServer {
+		s.mu.Lock()
+		if cancel := s.fetching[i]; cancel != nil {
+			cancel()
+		}
+		s.mu.Unlock()
+	}
+	if s.cfg.Trace {
+		s.traceComplete(i, viaServer)
+	}
+}
+
 // pick chooses the next piece to fetch from the server and marks it in flight: the
 // lowest one from the flasher's on (up to the window's end) that is not held, not in
 // flight, that no connected peer has, and that the share rule gives this board; or,
 // once the flasher has waited peerWait, one it needs next even if a peer has it.
 // Share pieces are taken only when shares is set, or by any requester when alone.
-func (s *Swarm) pick(shares bool) (piece int, mine, ok bool) {
+// cancel ends the fetch if a peer's copy completes the piece first (pieceComplete):
+// the piece's completion is checked and cancel registered under s.mu, which
+// pieceComplete takes after the store has marked the piece complete, so the one or
+// the other sees it.
+func (s *Swarm) pick(shares bool, cancel func()) (piece int, mine, ok bool) {
 	pos := s.readPos.Load()
 	x := share{pieceLength: s.pieceLength, readPos: pos, readahead: s.cfg.Readahead,
 		stalled: time.Since(time.Unix(0, s.readAt.Load()))}
@@ -172,8 +225,9 @@ func (s *Swarm) pick(shares bool) (piece int, mine, ok bool) {
 	if !s.whole {
 		last = min(last, int((pos+s.cfg.Window+s.pieceLength-1)/s.pieceLength))
 	}
+	now := time.Now()
 	take := func(i int) (bool, bool) { // take, mine
-		if s.fetching[i] || s.store.isComplete(i) {
+		if s.fetching[i] != nil || now.Before(s.busyUntil[i]) || s.store.isComplete(i) {
 			return false, false
 		}
 		x.piece = int64(i)
@@ -206,7 +260,7 @@ func (s *Swarm) pick(shares bool) (piece int, mine, ok bool) {
 		if !ok || peers.Contains(uint32(i)) && !(late && !mine) {
 			continue
 		}
-		s.fetching[i] = true
+		s.fetching[i] = cancel
 		if mine {
 			s.fetchingMine++
 		}
@@ -241,11 +295,17 @@ func (s *Swarm) fetchPiece(ctx context.Context, i int) error {
 	}
 	req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", off, off+n-1))
 	req.Header.Set(agentapi.HeaderSecret, s.cfg.Secret)
+	req.Header.Set(agentapi.HeaderSwarmPiece, strconv.Itoa(i))
 	resp, err := s.hc.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusServiceUnavailable {
+		if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs >= 0 {
+			return &busyError{after: min(time.Duration(secs)*time.Second, maxBusy)}
+		}
+	}
 	if resp.StatusCode != http.StatusPartialContent {
 		return fmt.Errorf("get %s bytes %d-%d: %s", s.cfg.WebSeed, off, off+n-1, resp.Status)
 	}

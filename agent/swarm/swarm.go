@@ -104,6 +104,8 @@ type Swarm struct {
 	fromServer, fromPeers atomic.Int64
 	waited                atomic.Int64                        // ns the flasher's reads waited for pieces, in all
 	serverRequests        atomic.Int64                        // pieces fetched from the server (fetch.go)
+	serverCancels         atomic.Int64                        // fetches from the server cancelled: a peer's copy came first
+	serverBusy            atomic.Int64                        // fetches the server answered "busy" (another board is being sent the piece)
 	readPos               atomic.Int64                        // the flasher's position in the compressed image
 	readAt                atomic.Int64                        // when it last moved (Unix ns)
 	share                 atomic.Pointer[agentapi.SwarmShare] // from the last answer; nil: alone
@@ -119,8 +121,9 @@ type Swarm struct {
 	bad          map[string]bool         // peers that sent a piece failing its SHA-1
 	reported     map[string]bool         // bad peers already told to the server
 	seed         bool                    // the last answer's Seed
-	fetching     map[int]bool            // pieces being fetched from the server
+	fetching     map[int]func()          // pieces being fetched from the server → cancels the fetch
 	fetchingMine int                     // of those, share pieces
+	busyUntil    map[int]time.Time       // pieces the server said it is sending to another board → left to peers until
 
 	stop     context.CancelFunc
 	loopDone chan struct{}
@@ -152,7 +155,7 @@ func Join(ctx context.Context, cfg Config) (*Swarm, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Swarm{cfg: cfg, log: log, allow: newAllowList(), contributors: map[int]map[string]bool{},
-		serials: map[string]string{}, bad: map[string]bool{}, reported: map[string]bool{}, fetching: map[int]bool{},
+		serials: map[string]string{}, bad: map[string]bool{}, reported: map[string]bool{}, fetching: map[int]func(){}, busyUntil: map[int]time.Time{},
 		kick: make(chan struct{}, 1)}
 	base := cfg.HTTP
 	if base == nil {
@@ -166,9 +169,7 @@ func Join(ctx context.Context, cfg Config) (*Swarm, error) {
 	s.pieceLength, s.total, s.numPieces = info.PieceLength, info.TotalLength(), info.NumPieces()
 	s.readAt.Store(time.Now().UnixNano())
 	s.store = newPieceStore(info, cfg.Keep, s.pieceFailed)
-	if cfg.Trace {
-		s.store.onComplete = s.traceComplete
-	}
+	s.store.onComplete = s.pieceComplete
 	s.store.lie = cfg.CorruptUploads
 	if cfg.CorruptUploads {
 		log.Warn("TEST MODE: this board serves corrupted pieces to its peers")
@@ -498,6 +499,7 @@ func (s *Swarm) Seed(ctx context.Context) {
 	st := s.t.Stats()
 	s.log.Info("seeding ended", "took", time.Since(start).Round(time.Millisecond), "uploaded", up,
 		"from_server", fs, "from_peers", fp, "server_requests", s.serverRequests.Load(),
+		"server_cancels", s.serverCancels.Load(), "server_busy", s.serverBusy.Load(),
 		"peer_bytes_wasted", st.BytesReadData.Int64()-st.BytesReadUsefulData.Int64(),
 		"flasher_waited", time.Duration(s.waited.Load()).Round(time.Millisecond))
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"expvar"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -39,6 +41,14 @@ type origin struct {
 	served    int64
 	peers     []agentapi.SwarmPeer // listed in every answer
 	share     *agentapi.SwarmShare // given in every answer
+	// stall: a ranged image request gets its headers and 1 KiB, then nothing more
+	// until the client ends it (or the test does); stalled counts those requests,
+	// stalledOpen the ones not ended yet.
+	stall                bool
+	stalled, stalledOpen int
+	release              chan struct{}
+	busy                 bool           // answer each marked piece request 503 once (Retry-After: 1)
+	declined             map[string]int // Range → busy answers
 }
 
 const testSecret = "s3cret-of-the-deployment"
@@ -82,7 +92,46 @@ func newOrigin(t *testing.T, file string, pieceLen int64) (*origin, metainfo.Has
 		o.mu.Unlock()
 		json.NewEncoder(w).Encode(ans)
 	}))
+	o.release = make(chan struct{})
+	t.Cleanup(func() { close(o.release) })
 	mux.HandleFunc("GET /img.img.zst", auth(func(w http.ResponseWriter, r *http.Request) {
+		var first, last int64
+		o.mu.Lock()
+		stall := o.stall
+		o.mu.Unlock()
+		o.mu.Lock()
+		rng := r.Header.Get("Range")
+		decline := o.busy && r.Header.Get(agentapi.HeaderSwarmPiece) != "" && o.declined[rng] == 0
+		if decline {
+			if o.declined == nil {
+				o.declined = map[string]int{}
+			}
+			o.declined[rng]++
+		}
+		o.mu.Unlock()
+		if decline {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		if _, err := fmt.Sscanf(rng, "bytes=%d-%d", &first, &last); stall && err == nil {
+			o.mu.Lock()
+			o.stalled++
+			o.stalledOpen++
+			o.mu.Unlock()
+			w.Header().Set("Content-Length", strconv.FormatInt(last-first+1, 10))
+			w.WriteHeader(http.StatusPartialContent)
+			w.Write(make([]byte, 1024))
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+			case <-o.release:
+			}
+			o.mu.Lock()
+			o.stalledOpen--
+			o.mu.Unlock()
+			return
+		}
 		cw := &countWriter{ResponseWriter: w}
 		http.ServeFile(cw, r, file)
 		o.mu.Lock()
@@ -239,6 +288,134 @@ func TestServerOnlyForWhatPeersLack(t *testing.T) {
 	}
 	if _, _, up := a.Counts(); up < m.CompressedSize-piece {
 		t.Errorf("board a sent %d bytes to its peer", up)
+	}
+}
+
+// TestFetchEndsWhenPeerCompletes: a board's fetches of pieces from the server that
+// hang (the server sends 1 KiB of each, then nothing) end as soon as its peer's copies
+// complete those pieces: the server sees each request closed while the board is
+// still running, long before the board's stall timeout, and the board reads the
+// whole image from its peer.
+func TestFetchEndsWhenPeerCompletes(t *testing.T) {
+	zst, m := packed(t, "cancel", 6<<20)
+	o, hash := newOrigin(t, zst, 64<<10)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	want, err := os.ReadFile(zst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll := func(sw *Swarm) []byte {
+		t.Helper()
+		rc, err := sw.Open(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		b, err := io.ReadAll(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	a, err := Join(ctx, o.config(hash, m, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if !bytes.Equal(readAll(a), want) {
+		t.Fatal("board a read other bytes than the image")
+	}
+
+	o.mu.Lock()
+	o.stall = true
+	o.mu.Unlock()
+	cfg := o.config(hash, m, nil)
+	cfg.Stall = time.Minute // a hanging fetch would otherwise end after a minute
+	b, err := Join(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	// Board b, alone so far, fetches its first pieces from the server: they hang.
+	for {
+		o.mu.Lock()
+		n := o.stalledOpen
+		o.mu.Unlock()
+		if n == cfg.withDefaults().WebSeedConns {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("%d of board b's fetches reached the server", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Now the server lists a: b's next announce connects them, and a's copies
+	// complete the pieces that b's hanging fetches are for.
+	o.mu.Lock()
+	o.peers = []agentapi.SwarmPeer{{IP: "127.0.0.1", Port: a.Port(), Serial: "a"}}
+	o.mu.Unlock()
+	if !bytes.Equal(readAll(b), want) {
+		t.Fatal("board b read other bytes than the image")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		o.mu.Lock()
+		open, stalled := o.stalledOpen, o.stalled
+		o.mu.Unlock()
+		if open == 0 {
+			if got := b.serverCancels.Load(); got != int64(stalled) {
+				t.Errorf("board b counted %d cancelled fetches; the server saw %d requests end", got, stalled)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d requests to the server still open 10 s after board b had every piece from its peer", open, stalled)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if fs, fp, _ := b.Counts(); fs != 0 || fp != m.CompressedSize {
+		t.Errorf("board b: %d bytes from the server, %d from the peer; want 0 and %d", fs, fp, m.CompressedSize)
+	}
+}
+
+// TestServerBusyIsRetried: a board alone whose server answers every piece request
+// "busy, again after 1 s" once gets every piece on the next request, each after the
+// wait, and the whole image arrives intact from the server.
+func TestServerBusyIsRetried(t *testing.T) {
+	zst, m := packed(t, "busy", 1<<20)
+	o, hash := newOrigin(t, zst, 64<<10)
+	o.busy = true
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	want, err := os.ReadFile(zst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw, err := Join(ctx, o.config(hash, m, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sw.Close()
+	rc, err := sw.Open(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	got, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("the board read other bytes than the image")
+	}
+	pieces := int((m.CompressedSize + 64<<10 - 1) / (64 << 10))
+	o.mu.Lock()
+	declined := len(o.declined)
+	o.mu.Unlock()
+	if declined != pieces || sw.serverBusy.Load() != int64(pieces) || sw.serverRequests.Load() != int64(pieces) {
+		t.Errorf("%d pieces: the server declined %d once each, the board counted %d busy answers and %d pieces fetched",
+			pieces, declined, sw.serverBusy.Load(), sw.serverRequests.Load())
 	}
 }
 

@@ -122,6 +122,7 @@ func (a *API) claimStream(c *gin.Context) {
 	}
 	w := &servedWriter{ResponseWriter: c.Writer}
 	c.Writer = w
+	c.Set(ctxStreamDeployment, id)
 	c.Next()
 	if err := a.svc.StreamServed(context.WithoutCancel(c.Request.Context()), id, w.n); err != nil {
 		a.log.Error("count image bytes served", "deployment", id, "bytes", w.n, "err", err)

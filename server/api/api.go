@@ -134,7 +134,7 @@ func New(svc *domain.Service, opt Options) (*gin.Engine, *API) {
 	r.NoMethod(func(c *gin.Context) { fail(c, http.StatusMethodNotAllowed, "method not allowed", "") })
 
 	r.GET("/healthz", a.healthz)
-	r.GET("/images/:file", a.claimStream, a.download)
+	r.GET("/images/:file", a.claimStream, a.swarmPieceTurn, a.download)
 	r.HEAD("/images/:file", a.download)
 
 	v1 := r.Group("/api/v1")

@@ -1,15 +1,20 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
+	"github.com/rpi-deploy/rpi-deploy/server/connlimit"
 	"github.com/rpi-deploy/rpi-deploy/server/domain"
 	"github.com/rpi-deploy/rpi-deploy/server/mgmtapi"
 	"github.com/rpi-deploy/rpi-deploy/server/swarm"
@@ -27,6 +32,86 @@ func init() {
 	for _, r := range []string{"GET /api/v1/deployments/:id/swarm/torrent", "POST /api/v1/deployments/:id/swarm/announce"} {
 		PublicRoutes[r], agentRoutes[r] = true, true
 	}
+}
+
+// ctxStreamDeployment is the gin context key under which claimStream leaves the
+// deployment ID of an authenticated image download.
+const ctxStreamDeployment = "stream-deployment"
+
+// swarmPieceTurn: a board's download of one whole swarm piece (HeaderSwarmPiece, and
+// Range exactly that piece) that the server is sending to another board now is
+// answered 503 with Retry-After once (swarm.Registry.SendTurn): the board takes it
+// from that board meanwhile. Any other download passes as it is.
+func (a *API) swarmPieceTurn(c *gin.Context) {
+	v, isStream := c.Get(ctxStreamDeployment)
+	hdr := c.GetHeader(agentapi.HeaderSwarmPiece)
+	if a.opt.Swarm == nil || !isStream || hdr == "" {
+		c.Next()
+		return
+	}
+	name := strings.TrimSuffix(c.Param("file"), ".img.zst")
+	piece, err := strconv.Atoi(hdr)
+	off, n, ok := a.opt.Swarm.PieceRange(name, piece)
+	if err != nil || !ok || c.GetHeader("Range") != fmt.Sprintf("bytes=%d-%d", off, off+n-1) {
+		c.Next() // not one whole piece: served as asked, never declined
+		return
+	}
+	done := a.opt.Swarm.SendTurn(name, v.(int64), piece)
+	if done == nil {
+		c.Header("Retry-After", strconv.Itoa(int(swarm.Busy/time.Second)))
+		fail(c, http.StatusServiceUnavailable, fmt.Sprintf("piece %d is being sent to another board: take it from that board, or ask again after %v", piece, swarm.Busy), "")
+		return
+	}
+	defer done()
+	c.Next()
+	// The handler returns once sendfile has handed the piece to the socket, and the
+	// socket may hold all of it: the piece counts as being sent until the board
+	// has acknowledged it (at most sendDrainMax longer; the board gone ends it).
+	conn := requestConn(c.Request.Context())
+	if conn == nil {
+		return
+	}
+	deadline := time.Now().Add(sendDrainMax)
+	for time.Now().Before(deadline) && c.Request.Context().Err() == nil {
+		if n, ok := unsent(conn); !ok || n == 0 {
+			return
+		}
+		time.Sleep(sendDrainPoll)
+	}
+}
+
+// How long, and how often, a piece's send is watched after its handler returned,
+// until the board has acknowledged every byte (swarmPieceTurn).
+const (
+	sendDrainMax  = 5 * time.Second
+	sendDrainPoll = 10 * time.Millisecond
+)
+
+type connKey struct{}
+
+// ConnContext is the http.Server.ConnContext hook that lets a handler find its
+// connection (swarmPieceTurn watches a piece's bytes leave the socket).
+func ConnContext(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, c)
+}
+
+// requestConn is the TCP connection under a request, unwrapped from the connection
+// limiter's and TLS's layers; nil if unknown.
+func requestConn(ctx context.Context) net.Conn {
+	c, _ := ctx.Value(connKey{}).(net.Conn)
+	for c != nil {
+		switch x := c.(type) {
+		case *net.TCPConn:
+			return x
+		case *connlimit.Conn:
+			c = x.Conn
+		case interface{ NetConn() net.Conn }:
+			c = x.NetConn()
+		default:
+			return nil
+		}
+	}
+	return nil
 }
 
 // swarmHelloWait is how long a hello waits for its image's metainfo.

@@ -1,12 +1,19 @@
 package api_test
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
+	"os"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/anacrolix/torrent/metainfo"
 
@@ -36,7 +43,7 @@ func getSecret(t *testing.T, url, secret string) (int, []byte) {
 // web seed; an announce lists the other boards at the address their connection came
 // from, never the board itself; bad input gets 400 and changes nothing.
 func TestSwarmEndpoints(t *testing.T) {
-	srv := servertest.Start(t, servertest.Options{Args: []string{"--p2p", "on"}})
+	srv := servertest.Start(t, servertest.Options{Args: []string{"--p2p", "on", "--p2p-piece-kib", "2048"}})
 	img := testImage(t)
 	srv.Setup(t, servertest.Fleet{Venue: "ARIA", Product: "RXP2", Count: 0, Image: img})
 	a := hello(t, srv, helloOf(1)).Deployment
@@ -253,5 +260,135 @@ func TestP2PModes(t *testing.T) {
 	d := hello(t, srv, helloOf(6)).Deployment
 	if code, _ := getSecret(t, srv.URL+fmt.Sprintf(agentapi.PathSwarmTorrent, d.ID), d.Secret); code != http.StatusNotFound {
 		t.Errorf("metainfo for a board whose batch turned p2p off: %d, want 404", code)
+	}
+}
+
+// getPiece asks for bytes [off, off+n) of d's image with d's secret, marked as swarm
+// piece i when i ≥ 0; it returns the status, the Retry-After header and the body.
+func getPiece(t *testing.T, d *agentapi.Deployment, i int, off, n int64) (int, string, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, d.Image.URL, nil)
+	req.Header.Set(agentapi.HeaderSecret, d.Secret)
+	req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", off, off+n-1))
+	if i >= 0 {
+		req.Header.Set(agentapi.HeaderSwarmPiece, strconv.Itoa(i))
+	}
+	resp, err := httpc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("Retry-After"), b
+}
+
+// TestSwarmPieceBusy: while the server sends a whole piece to one board (a client
+// that reads only the header of a 2 MiB piece, its receive buffer 4 KiB, so most of
+// the piece stays unacknowledged in the server's socket), another
+// board's request for that piece is answered 503 with Retry-After: 1 once, and its
+// next request is served the piece's bytes — also while the first send still hangs,
+// so a board that keeps a piece in flight delays the others by one answer, never
+// denies them: a board that only ever asks gets the piece every second request.
+// Requests without the piece mark, or whose Range is not that whole piece, are
+// never declined; once the first send ends, the piece is served at once.
+func TestSwarmPieceBusy(t *testing.T) {
+	srv := servertest.Start(t, servertest.Options{Args: []string{"--p2p", "on", "--p2p-piece-kib", "2048"}})
+	img := testImage(t)
+	srv.Setup(t, servertest.Fleet{Venue: "ARIA", Product: "RXP2", Count: 0, Image: img})
+	a := hello(t, srv, helloOf(1)).Deployment
+	b := hello(t, srv, helloOf(2)).Deployment
+	c := hello(t, srv, helloOf(3)).Deployment
+	if a == nil || b == nil || c == nil || a.Image.Swarm == nil {
+		t.Fatalf("deploy answers without a swarm invitation: %+v %+v %+v", a, b, c)
+	}
+	code, body := getSecret(t, a.Image.Swarm.TorrentURL, a.Secret)
+	if code != http.StatusOK {
+		t.Fatalf("metainfo: %d %s", code, body)
+	}
+	mi, err := metainfo.Load(bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := mi.UnmarshalInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const i = 0
+	p := info.Piece(i)
+	off, n := p.Offset(), p.Length()
+	want := file[off : off+n]
+
+	// Board a: asks for piece 0 and reads nothing.
+	u, err := url.Parse(a.Image.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dialer := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		if err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) }); err != nil {
+			return err
+		}
+		return serr
+	}}
+	conn, err := dialer.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\n%s: %s\r\n%s: %d\r\nRange: bytes=%d-%d\r\n\r\n",
+		u.RequestURI(), u.Host, agentapi.HeaderSecret, a.Secret, agentapi.HeaderSwarmPiece, i, off, off+n-1)
+
+	resp, err := http.ReadResponse(bufio.NewReaderSize(conn, 512), nil) // the header only
+	if err != nil || resp.StatusCode != http.StatusPartialContent {
+		t.Fatalf("board a's answer: %v %v", resp, err)
+	}
+	// Board b is declined once, then served.
+	if code, retry, body := getPiece(t, b, i, off, n); code != http.StatusServiceUnavailable || retry != "1" || !strings.Contains(string(body), "another board") {
+		t.Fatalf("board b while board a's send of piece %d hangs: %d, Retry-After %q, %s; want 503, 1, and why", i, code, retry, body)
+	}
+	if code, _, body := getPiece(t, b, i, off, n); code != http.StatusPartialContent || !bytes.Equal(body, want) {
+		t.Fatalf("board b asking again after a busy answer: %d, %d bytes (want 206 and the piece's %d)", code, len(body), n)
+	}
+	// Board c only ever asks: at most every other answer is busy.
+	served := 0
+	for range 6 {
+		code, _, body := getPiece(t, c, i, off, n)
+		switch {
+		case code == http.StatusPartialContent && bytes.Equal(body, want):
+			served++
+		case code != http.StatusServiceUnavailable:
+			t.Fatalf("board c: %d %s", code, body)
+		}
+	}
+	if served < 3 {
+		t.Errorf("board c asking six times while a's send hangs: served %d times, want 3 at least", served)
+	}
+	// No piece mark, or not the whole piece: served as asked.
+	if code, _, body := getPiece(t, c, -1, off, n); code != http.StatusPartialContent || !bytes.Equal(body, want) {
+		t.Errorf("piece bytes without the piece mark: %d, %d bytes", code, len(body))
+	}
+	if code, _, body := getPiece(t, c, i, off, n-1); code != http.StatusPartialContent || !bytes.Equal(body, want[:n-1]) {
+		t.Errorf("part of the piece with the piece mark: %d, %d bytes", code, len(body))
+	}
+	if code, _, body := getPiece(t, c, i+1, off, n); code != http.StatusPartialContent || !bytes.Equal(body, want) {
+		t.Errorf("piece 0's bytes marked as piece 1: %d, %d bytes", code, len(body))
+	}
+	// Board a's send ends: a new board is served at once.
+	conn.Close()
+	d := hello(t, srv, helloOf(4)).Deployment
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, _, body := getPiece(t, d, i, off, n)
+		if code == http.StatusPartialContent && bytes.Equal(body, want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("board d after a's send ended: %d %s", code, body)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

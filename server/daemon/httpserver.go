@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/rpi-deploy/rpi-deploy/server/api"
 	"github.com/rpi-deploy/rpi-deploy/server/config"
 	"github.com/rpi-deploy/rpi-deploy/server/connlimit"
 )
@@ -65,6 +66,7 @@ func newHTTPServer(cfg config.Config, h http.Handler, base context.Context, lim 
 		IdleTimeout:       time.Duration(cfg.HTTPIdleTimeout),
 		MaxHeaderBytes:    64 << 10,
 		ConnState:         lim.ConnState,
+		ConnContext:       api.ConnContext,
 		BaseContext:       func(net.Listener) context.Context { return base },
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 }

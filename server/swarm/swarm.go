@@ -57,6 +57,11 @@ type Registry struct {
 	mu      sync.Mutex
 	infos   map[string]*built            // by image name
 	members map[string]map[int64]*Member // image → deployment → member
+
+	sendMu   sync.Mutex
+	sending  map[pieceKey]int         // pieces being sent now → how many requests
+	declined map[declineKey]time.Time // requests answered "busy" → when
+	swept    time.Time                // when declined was last swept
 }
 
 type built struct {
@@ -65,6 +70,7 @@ type built struct {
 	info  []byte // bencoded info dictionary
 	hash  metainfo.Hash
 	piece int64
+	total int64 // the file's length
 	err   error
 }
 
@@ -171,6 +177,7 @@ func (r *Registry) start(name, path string) (*built, error) {
 			return
 		}
 		info.Name = name + ".img.zst"
+		b.total = info.TotalLength()
 		private := true // BEP 27: no DHT, no peer exchange, only our announce
 		info.Private = &private
 		if b.info, b.err = bencode.Marshal(info); b.err != nil {

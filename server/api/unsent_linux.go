@@ -1,0 +1,26 @@
+package api
+
+import (
+	"net"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// unsent reports the bytes written to c's TCP socket that its peer has not
+// acknowledged yet (SIOCOUTQ); ok is false when c is no TCP socket.
+func unsent(c net.Conn) (n int, ok bool) {
+	sc, isSys := c.(syscall.Conn)
+	if !isSys {
+		return 0, false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return 0, false
+	}
+	var ierr error
+	if err := rc.Control(func(fd uintptr) { n, ierr = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) }); err != nil || ierr != nil {
+		return 0, false
+	}
+	return n, true
+}
