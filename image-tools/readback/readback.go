@@ -159,7 +159,7 @@ func checkGroup(f io.ReaderAt, js []job, bufs [][]byte, m *manifest.Manifest, op
 	case len(js) == 2 && errs[0] == nil && errs[1] == nil:
 		sums[0], sums[1] = sha256x2.SumPair(js[0].pieces(bufs[0], m), js[1].pieces(bufs[1], m))
 	case errs[0] == nil:
-		sums[0] = sum(js[0].pieces(bufs[0], m))
+		sums[0] = sha256x2.Sum(js[0].pieces(bufs[0], m))
 	}
 	var c checked
 	for k, j := range js {
@@ -215,7 +215,7 @@ func (j job) check(f io.ReaderAt, buf []byte, m *manifest.Manifest, opt Options)
 	if err := j.read(f, buf, m, opt); err != nil {
 		return 0, err
 	}
-	if err := j.judge(sum(j.pieces(buf, m)), m); err != nil {
+	if err := j.judge(sha256x2.Sum(j.pieces(buf, m)), m); err != nil {
 		return j.bytes(), err
 	}
 	return j.bytes(), nil
@@ -263,17 +263,6 @@ func (j job) judge(sum [sha256.Size]byte, m *manifest.Manifest) error {
 		return &ChunkError{Chunk: j.chunk, Offset: m.ChunkRange(j.chunk).Offset, Want: j.want, Got: got, Err: ErrMismatch}
 	}
 	return nil
-}
-
-// sum is the SHA-256 of the concatenation of pieces.
-func sum(pieces [][]byte) [sha256.Size]byte {
-	h := sha256.New()
-	for _, p := range pieces {
-		h.Write(p)
-	}
-	var out [sha256.Size]byte
-	h.Sum(out[:0])
-	return out
 }
 
 // readSpan reads r (inside chunk cr) into buf at r's place in the chunk, widened to

@@ -13,7 +13,7 @@ import (
 // is copied once. Without the two-lane kernel each message goes through crypto/sha256.
 func SumPair(a, b [][]byte) (sa, sb [sha256.Size]byte) {
 	if !useSHANI {
-		return sum(a), sum(b)
+		return Sum(a), Sum(b)
 	}
 	ca, cb := cursor{pieces: a}, cursor{pieces: b}
 	x, y := New(), New()
@@ -96,8 +96,8 @@ func (c *cursor) finish(s *State) [sha256.Size]byte {
 	return out
 }
 
-// sum is the SHA-256 of the concatenation of pieces.
-func sum(pieces [][]byte) [sha256.Size]byte {
+// Sum is the SHA-256 of the concatenation of pieces (one lane, crypto/sha256).
+func Sum(pieces [][]byte) [sha256.Size]byte {
 	h := sha256.New()
 	for _, p := range pieces {
 		h.Write(p)
