@@ -39,9 +39,10 @@ lint: ## gofmt, go vet, go mod tidy and scripts/funclen (no function over 80 lin
 
 TESTSUM := $(GO) run ./scripts/testsum
 
-test-go: ## Go tests with the race detector (network tests make their own namespaces; needs root), also of the patched copy in third_party/pin-tftp; fails on any skipped test
+test-go: ## Go tests with the race detector (network tests make their own namespaces; needs root), also of the patched copies in third_party (pin-tftp; anacrolix-torrent: rpi-deploy's own test); fails on any skipped test
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m -json ./... | $(TESTSUM)
 	(cd third_party/pin-tftp && CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 5m -json ./...) | $(TESTSUM)
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 5m -json github.com/anacrolix/torrent | $(TESTSUM)
 
 test: deps ## everything CI runs: lint, Go tests, cross-builds, boot in QEMU (and the second boot), browser tests
 	@scripts/test.sh

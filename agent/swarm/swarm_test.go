@@ -38,7 +38,8 @@ type origin struct {
 	*httptest.Server
 	mu        sync.Mutex
 	announces []agentapi.SwarmAnnounce
-	served    int64
+	served    int64 // image bytes the handlers wrote, counted as each request ends
+	serving   int   // image requests whose handler has not returned yet
 	peers     []agentapi.SwarmPeer // listed in every answer
 	share     *agentapi.SwarmShare // given in every answer
 	// stall: a ranged image request gets its headers and 1 KiB, then nothing more
@@ -97,8 +98,16 @@ func newOrigin(t *testing.T, file string, pieceLen int64) (*origin, metainfo.Has
 	mux.HandleFunc("GET /img.img.zst", auth(func(w http.ResponseWriter, r *http.Request) {
 		var first, last int64
 		o.mu.Lock()
+		o.serving++
 		stall := o.stall
 		o.mu.Unlock()
+		cw := &countWriter{ResponseWriter: w}
+		defer func() {
+			o.mu.Lock()
+			o.serving--
+			o.served += cw.n
+			o.mu.Unlock()
+		}()
 		o.mu.Lock()
 		rng := r.Header.Get("Range")
 		decline := o.busy && r.Header.Get(agentapi.HeaderSwarmPiece) != "" && o.declined[rng] == 0
@@ -132,15 +141,29 @@ func newOrigin(t *testing.T, file string, pieceLen int64) (*origin, metainfo.Has
 			o.mu.Unlock()
 			return
 		}
-		cw := &countWriter{ResponseWriter: w}
 		http.ServeFile(cw, r, file)
-		o.mu.Lock()
-		o.served += cw.n
-		o.mu.Unlock()
 	}))
 	o.Server = httptest.NewServer(mux)
 	t.Cleanup(o.Close)
 	return o, metainfo.HashBytes(ib)
+}
+
+// settledServed is o.served once every image request has ended: a client may have
+// read a response's last bytes before its handler has returned and counted them.
+func (o *origin) settledServed(ctx context.Context, t *testing.T) int64 {
+	t.Helper()
+	for {
+		o.mu.Lock()
+		n, busy := o.served, o.serving > 0
+		o.mu.Unlock()
+		if !busy {
+			return n
+		}
+		if ctx.Err() != nil {
+			t.Fatal("image requests still open")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 type countWriter struct {
@@ -251,8 +274,8 @@ func TestServerOnlyForWhatPeersLack(t *testing.T) {
 	o.mu.Lock()
 	o.peers = []agentapi.SwarmPeer{{IP: "127.0.0.1", Port: a.Port(), Serial: "a"}}
 	o.share = &agentapi.SwarmShare{Index: 0, Of: 1000}
-	served := o.served
 	o.mu.Unlock()
+	served := o.settledServed(ctx, t) // board a's last piece may still be counting
 	// a's next announce allows the peers' address; until then it refuses b.
 	for _, blocked := a.allow.Lookup(net.ParseIP("127.0.0.1")); blocked; _, blocked = a.allow.Lookup(net.ParseIP("127.0.0.1")) {
 		if ctx.Err() != nil {
@@ -278,9 +301,7 @@ func TestServerOnlyForWhatPeersLack(t *testing.T) {
 		t.Fatal("board b read other bytes than the image")
 	}
 	fs, fp, _ := b.Counts()
-	o.mu.Lock()
-	served = o.served - served
-	o.mu.Unlock()
+	served = o.settledServed(ctx, t) - served
 	const piece = 64 << 10
 	if fs > piece || served > piece || fp < m.CompressedSize-piece {
 		t.Errorf("board b: %d bytes from the server (server sent %d), %d from the peer; want at most its one piece of %d from the server, the rest of %d from the peer",

@@ -72,6 +72,13 @@ func (cn *peerConnMsgWriter) run(keepAliveTimeout time.Duration) {
 		if cn.closed.IsSet() {
 			return
 		}
+		// rpi-deploy patch begin: wait on the channel taken before the fill.
+		// A Broadcast with no channel taken is lost, and the fill looks at the
+		// peer's state under the client's lock, not cn.mu: a request update
+		// flagged after the fill and before the wait would sleep until the keep-
+		// alive timer (anacrolix/torrent#1070).
+		writeCond := cn.writeCond.Signaled()
+		// rpi-deploy patch end.
 		cn.fillWriteBuffer()
 		keepAlive := cn.keepAlive()
 		cn.mu.Lock()
@@ -80,7 +87,6 @@ func (cn *peerConnMsgWriter) run(keepAliveTimeout time.Duration) {
 			torrent.Add("written keepalives", 1)
 		}
 		if cn.writeBuffer.Len() == 0 {
-			writeCond := cn.writeCond.Signaled()
 			cn.mu.Unlock()
 			select {
 			case <-cn.closed.Done():

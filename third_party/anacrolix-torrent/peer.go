@@ -579,13 +579,26 @@ func runSafeExtraneous(f func()) {
 
 // Returns true if it was valid to reject the request.
 func (c *Peer) remoteRejectedRequest(r RequestIndex) bool {
+	// rpi-deploy patch begin: a reject that acknowledges our own cancel.
+	// With the fast extension a peer answers every Cancel with the block or a
+	// Reject (BEP 6). Such a Reject is no refusal, yet upstream took it for one
+	// and made no new requests until the peer unchoked us again; a peer that
+	// never choked never does, and a board whose only outstanding request was
+	// cancelled (its piece came from the server) requested nothing from its
+	// seeder again. Refills after an acknowledged cancel are those of a cancel.
+	reason := peerUpdateRequestsRemoteRejectReason
+	// rpi-deploy patch end.
 	if c.deleteRequest(r) {
 		c.decPeakRequests()
 	} else if !c.requestState.Cancelled.CheckedRemove(r) {
 		return false
+	} else {
+		// rpi-deploy patch begin: a reject that acknowledges our own cancel.
+		reason = peerUpdateRequestsPeerCancelReason
+		// rpi-deploy patch end.
 	}
 	if c.isLowOnRequests() {
-		c.updateRequests(peerUpdateRequestsRemoteRejectReason)
+		c.updateRequests(reason)
 	}
 	c.decExpectedChunkReceive(r)
 	return true
