@@ -38,8 +38,8 @@ type origin struct {
 	*httptest.Server
 	mu        sync.Mutex
 	announces []agentapi.SwarmAnnounce
-	served    int64 // image bytes the handlers wrote, counted as each request ends
-	serving   int   // image requests whose handler has not returned yet
+	served    int64                // image bytes the handlers wrote, counted as each request ends
+	serving   int                  // image requests whose handler has not returned yet
 	peers     []agentapi.SwarmPeer // listed in every answer
 	share     *agentapi.SwarmShare // given in every answer
 	// stall: a ranged image request gets its headers and 1 KiB, then nothing more
