@@ -17,6 +17,7 @@ Option 97 is given, never built here: the tests pass the bytes a real Pi sent
 import json
 import random
 import sys
+import threading
 
 from scapy.all import conf, get_if_hwaddr, AsyncSniffer, sendp, Ether, IP, UDP, BOOTP, DHCP, mac2str
 
@@ -55,12 +56,19 @@ def options(pkt):
 
 
 def exchange(step, dhcp_opts):
+    # The request goes out only once the sniffer's socket is open (started_callback):
+    # a reply that comes before would be missed. A fixed sleep was not enough on a
+    # loaded machine, where opening the socket (libpcap loaded through ctypes, the
+    # filter compiled) in the sniffer's thread took longer than the sleep; the reply
+    # then came and went, and the exchange "timed out" 5 s later. The 5 s reply window
+    # starts when the socket is open.
+    started = threading.Event()
     sn = AsyncSniffer(iface=iface, filter="udp and dst port 68",
                       lfilter=lambda p: BOOTP in p and p[BOOTP].xid == xid and p[BOOTP].op == 2,
-                      count=1, timeout=5)
+                      count=1, timeout=5, started_callback=started.set)
     sn.start()
-    import time
-    time.sleep(0.3)
+    if not started.wait(60):
+        sys.exit("pi_dora.py: the sniffer did not start in 60 s")
     pkt = (Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") /
            IP(src="0.0.0.0", dst="255.255.255.255") /
            UDP(sport=68, dport=67) /
