@@ -28,10 +28,10 @@ const maxICMPReports = 16
 // goroutine at a time (pin's sender or receiver), so the per-call state below needs
 // no lock; the closures are made once, so a datagram allocates nothing.
 //
-// The read deadline pin sets before each datagram it sends is kept here and given to
+// The read timeout pin sets before each datagram it sends is kept here and given to
 // the poller only when a read has to wait: in a lock-step transfer the answer is
-// often there already when the read starts, and then no timer is touched (the
-// poller's timer is reset with each SetReadDeadline).
+// often there already when the read starts, and then neither the clock is read nor
+// the poller's timer reset (each SetReadDeadline does both).
 //
 // A connected UDP socket reports ICMP errors about its peer (port unreachable,
 // host unreachable, …) as the next send's or receive's error, once; an unconnected
@@ -44,8 +44,8 @@ type connectedIO struct {
 	rc   syscall.RawConn
 	peer *net.UDPAddr
 
-	deadline time.Time // reads end at this time (setDeadline)
-	given    time.Time // the deadline the poller has (SetReadDeadline)
+	timeout time.Duration // the last setDeadline's
+	fresh   bool          // that timeout is not yet with the poller
 
 	b     []byte        // the call's buffer
 	n     int           // bytes sent or received
@@ -67,7 +67,7 @@ func newConnectedIO(c *net.UDPConn, peer *net.UDPAddr) (*connectedIO, error) {
 			return true
 		}
 		// Nothing there: wait in the poller, with this datagram's deadline.
-		if !x.given.Equal(x.deadline) {
+		if x.fresh {
 			if err := x.giveDeadline(); err != nil {
 				x.errno = syscall.EBADF
 				return true
@@ -82,7 +82,10 @@ func newConnectedIO(c *net.UDPConn, peer *net.UDPAddr) (*connectedIO, error) {
 	return x, nil
 }
 
-func (x *connectedIO) setDeadline(d time.Duration) { x.deadline = time.Now().Add(d) }
+// setDeadline notes that the next reads may wait d, from the first of them that has
+// to wait (the deadline then starts some microseconds after pin set it: negligible
+// beside a timeout of at least 100 ms, and no clock read when no read waits).
+func (x *connectedIO) setDeadline(d time.Duration) { x.timeout, x.fresh = d, true }
 
 // recv receives one datagram into x.b (x.n bytes), skipping ICMP error reports.
 func (x *connectedIO) recv(fd uintptr) syscall.Errno {
@@ -169,7 +172,7 @@ func (x *connectedIO) readFrom(b []byte) (int, *net.UDPAddr, error) {
 		}
 		// The poller may hold an older deadline that has passed while no read had
 		// to wait: give it the current one and read again.
-		if errors.Is(err, os.ErrDeadlineExceeded) && !x.given.Equal(x.deadline) && time.Now().Before(x.deadline) {
+		if errors.Is(err, os.ErrDeadlineExceeded) && x.fresh {
 			if err := x.giveDeadline(); err != nil {
 				return 0, nil, err
 			}
@@ -183,12 +186,12 @@ func (x *connectedIO) readFrom(b []byte) (int, *net.UDPAddr, error) {
 	return x.n, x.peer, nil
 }
 
-// giveDeadline gives the poller the deadline of the last setDeadline.
+// giveDeadline gives the poller the deadline of the last setDeadline, counted from now.
 func (x *connectedIO) giveDeadline() error {
-	if err := x.c.SetReadDeadline(x.deadline); err != nil {
+	if err := x.c.SetReadDeadline(time.Now().Add(x.timeout)); err != nil {
 		return err
 	}
-	x.given = x.deadline
+	x.fresh = false
 	return nil
 }
 
