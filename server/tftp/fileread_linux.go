@@ -53,7 +53,9 @@ func newFileReader(f *os.File) *fileReader {
 		r.n, _, r.errno = syscall.RawSyscall6(unix.SYS_PREAD64, fd, uintptr(unsafe.Pointer(r.iov.Base)), uintptr(r.iov.Len),
 			uintptr(r.off), 0, 0)
 	}
-	if rc, err := f.SyscallConn(); err == nil {
+	// The raw calls pass the offset in one register: 64-bit systems only (on 32-bit
+	// ones it takes two, laid out per architecture). Elsewhere ReadAt only.
+	if rc, err := f.SyscallConn(); err == nil && unsafe.Sizeof(uintptr(0)) == 8 {
 		r.rc, r.read = rc, r.nowait
 	}
 	return r
