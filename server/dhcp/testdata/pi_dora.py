@@ -28,6 +28,7 @@ iface, opt97 = sys.argv[1], bytes.fromhex(sys.argv[2].replace(":", ""))
 steps = sys.argv[3] if len(sys.argv) > 3 else "dora"
 flags = 0x8000 if len(sys.argv) > 4 and sys.argv[4] == "bcast" else 0
 mac = get_if_hwaddr(iface)
+REPLY_WINDOW = 10  # seconds from the request's sending
 chaddr = mac2str(mac)
 xid = random.randint(1, 0xFFFFFFFF)
 common = [
@@ -56,16 +57,19 @@ def options(pkt):
 
 
 def exchange(step, dhcp_opts):
-    # The request goes out only once the sniffer's socket is open (started_callback):
-    # a reply that comes before would be missed. A fixed sleep was not enough on a
-    # loaded machine, where opening the socket (libpcap loaded through ctypes, the
-    # filter compiled) in the sniffer's thread took longer than the sleep; the reply
-    # then came and went, and the exchange "timed out" 5 s later. The 5 s reply window
-    # starts when the socket is open.
+    # The request goes out only once the sniffer's socket is open (started_callback),
+    # and the reply window starts when the request is out. Before, the script slept
+    # 0.3 s after starting the sniffer and gave the sniffer a 5 s timeout of its own,
+    # counted from its socket's opening; on a heavily loaded machine the sniffer's
+    # thread could open its socket (libpcap loaded through ctypes, the filter compiled)
+    # after the reply had come, and building and sending the request in Python ate into
+    # the window: the exchange "timed out" although the server had answered
+    # (TestNetbootWhileDatabaseDown failed so once). A window only bounds the wait for
+    # a reply that does not come: every caller wants the reply.
     started = threading.Event()
     sn = AsyncSniffer(iface=iface, filter="udp and dst port 68",
                       lfilter=lambda p: BOOTP in p and p[BOOTP].xid == xid and p[BOOTP].op == 2,
-                      count=1, timeout=5, started_callback=started.set)
+                      count=1, started_callback=started.set)
     sn.start()
     if not started.wait(60):
         sys.exit("pi_dora.py: the sniffer did not start in 60 s")
@@ -75,7 +79,9 @@ def exchange(step, dhcp_opts):
            BOOTP(chaddr=chaddr, xid=xid, flags=flags) /
            DHCP(options=dhcp_opts + ["end"]))
     sendp(pkt, iface=iface)
-    sn.join()
+    sn.join(REPLY_WINDOW)
+    if sn.running:
+        sn.stop()
     if not sn.results:
         print(json.dumps({"step": step, "timeout": True}), flush=True)
         return None
