@@ -3,7 +3,6 @@
 package tftp
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -428,8 +427,9 @@ func (s *Server) content(log *slog.Logger, n Name, generated bool, ev *Event) (r
 		}
 		ev.Size = st.Size()
 		// pin/tftp reads one block (blksize bytes, io.ReadFull) per DATA packet: read
-		// the file in 64 KiB pieces instead of a system call per block.
-		return bufio.NewReaderSize(f, 64<<10), f, nil
+		// the file in 64 KiB pieces instead of a system call per block, from the page
+		// cache without the runtime's system call path (fileread_linux.go).
+		return newFileReader(f), f, nil
 	case generated && (n.File == "" || errors.Is(err, fs.ErrNotExist)):
 		var b []byte
 		if ev.File == "config.txt" {

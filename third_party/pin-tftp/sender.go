@@ -224,6 +224,14 @@ func (s *sender) sendDatagram(l int) (*net.UDPAddr, error) {
 		if !addr.IP.Equal(s.addr.IP) || (s.tid != 0 && addr.Port != s.tid) {
 			continue
 		}
+		// rpi-deploy patch begin: the ACK of the block just sent, as the case pACK
+		// below takes it, without parsePacket's allocation (one per block)
+		if n >= 4 && binary.BigEndian.Uint16(s.receive) == opACK && binary.BigEndian.Uint16(s.receive[2:]) == s.block {
+			s.tid = addr.Port
+			s.datagramsAcked++
+			return addr, nil
+		}
+		// rpi-deploy patch end
 		p, err := parsePacket(s.receive[:n])
 		if err != nil {
 			continue

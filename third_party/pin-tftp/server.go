@@ -387,11 +387,13 @@ func (s *Server) handlePacket(localAddr net.IP, remoteAddr *net.UDPAddr, buffer 
 			}
 			wt.singlePort = true
 		} else {
-			conn, err := net.ListenUDP("udp", listenAddr)
+			// rpi-deploy patch begin: was net.ListenUDP("udp", listenAddr) (transfer.go)
+			conn, err := transferConn(listenAddr, remoteAddr)
 			if err != nil {
 				return err
 			}
-			wt.conn = &connConnection{conn: conn}
+			wt.conn = conn
+			// rpi-deploy patch end
 		}
 		s.wg.Add(1)
 		go func() {
@@ -439,11 +441,13 @@ func (s *Server) handlePacket(localAddr net.IP, remoteAddr *net.UDPAddr, buffer 
 				timeout: s.timeout,
 			}
 		} else {
-			conn, err := net.ListenUDP("udp", listenAddr)
+			// rpi-deploy patch begin: was net.ListenUDP("udp", listenAddr) (transfer.go)
+			conn, err := transferConn(listenAddr, remoteAddr)
 			if err != nil {
 				return err
 			}
-			rf.conn = &connConnection{conn: conn}
+			rf.conn = conn
+			// rpi-deploy patch end
 		}
 		if s.sendAEnable { /* senderAnticipate if enabled in server */
 			rf.sendA.enabled = true /* pass enable from server to sender */

@@ -13,6 +13,7 @@ import json
 import os
 import random
 import sys
+import threading
 import time
 
 from scapy.all import conf, AsyncSniffer, sendp, Ether, IP, UDP, BOOTP, DHCP, mac2str
@@ -22,10 +23,13 @@ conf.checkIPaddr = False
 
 iface, count = sys.argv[1], int(sys.argv[2])
 pi = len(sys.argv) > 3 and sys.argv[3] == "pi"
+# The flood goes out only once the sniffer's socket is open (see pi_dora.py).
+started = threading.Event()
 sn = AsyncSniffer(iface=iface, filter="udp and dst port 68",
-                  lfilter=lambda p: BOOTP in p and p[BOOTP].op == 2)
+                  lfilter=lambda p: BOOTP in p and p[BOOTP].op == 2, started_callback=started.set)
 sn.start()
-time.sleep(0.3)
+if not started.wait(60):
+    sys.exit("discover_flood.py: the sniffer did not start in 60 s")
 frames = []
 for _ in range(count):
     mac = "02:%02x:%02x:%02x:%02x:%02x" % tuple(random.randrange(256) for _ in range(5))

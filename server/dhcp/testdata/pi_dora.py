@@ -17,6 +17,7 @@ Option 97 is given, never built here: the tests pass the bytes a real Pi sent
 import json
 import random
 import sys
+import threading
 
 from scapy.all import conf, get_if_hwaddr, AsyncSniffer, sendp, Ether, IP, UDP, BOOTP, DHCP, mac2str
 
@@ -27,6 +28,7 @@ iface, opt97 = sys.argv[1], bytes.fromhex(sys.argv[2].replace(":", ""))
 steps = sys.argv[3] if len(sys.argv) > 3 else "dora"
 flags = 0x8000 if len(sys.argv) > 4 and sys.argv[4] == "bcast" else 0
 mac = get_if_hwaddr(iface)
+REPLY_WINDOW = 10  # seconds from the request's sending
 chaddr = mac2str(mac)
 xid = random.randint(1, 0xFFFFFFFF)
 common = [
@@ -55,19 +57,31 @@ def options(pkt):
 
 
 def exchange(step, dhcp_opts):
+    # The request goes out only once the sniffer's socket is open (started_callback),
+    # and the reply window starts when the request is out. Before, the script slept
+    # 0.3 s after starting the sniffer and gave the sniffer a 5 s timeout of its own,
+    # counted from its socket's opening; on a heavily loaded machine the sniffer's
+    # thread could open its socket (libpcap loaded through ctypes, the filter compiled)
+    # after the reply had come, and building and sending the request in Python ate into
+    # the window: the exchange "timed out" although the server had answered
+    # (TestNetbootWhileDatabaseDown failed so once). A window only bounds the wait for
+    # a reply that does not come: every caller wants the reply.
+    started = threading.Event()
     sn = AsyncSniffer(iface=iface, filter="udp and dst port 68",
                       lfilter=lambda p: BOOTP in p and p[BOOTP].xid == xid and p[BOOTP].op == 2,
-                      count=1, timeout=5)
+                      count=1, started_callback=started.set)
     sn.start()
-    import time
-    time.sleep(0.3)
+    if not started.wait(60):
+        sys.exit("pi_dora.py: the sniffer did not start in 60 s")
     pkt = (Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") /
            IP(src="0.0.0.0", dst="255.255.255.255") /
            UDP(sport=68, dport=67) /
            BOOTP(chaddr=chaddr, xid=xid, flags=flags) /
            DHCP(options=dhcp_opts + ["end"]))
     sendp(pkt, iface=iface)
-    sn.join()
+    sn.join(REPLY_WINDOW)
+    if sn.running:
+        sn.stop()
     if not sn.results:
         print(json.dumps({"step": step, "timeout": True}), flush=True)
         return None
