@@ -19,10 +19,11 @@
 //
 // Every written chunk is read back with O_DIRECT: by Verify, Options.ReadBackDepth
 // chunks at once, each with the requests it was written with, once every write of the
-// stream is done. On an O_DIRECT target the stream's closing fsync runs beside the
-// read-back of the chunks written before the stream's last Options.ReadBackLag bytes of
-// writes; the chunks of those last bytes, which may still sit in the card's write
-// cache, are read back after the fsync. With Options.ReadBackDuringStream on an O_DIRECT target, each chunk once the stream
+// stream is done. On an O_DIRECT target that has no volatile write cache (a card whose
+// queue says "write through", or a regular file) the stream's closing fsync runs
+// beside the read-back of the chunks written before the stream's last
+// Options.ReadBackLag bytes of writes, and the chunks of those last bytes are read back
+// after the fsync; on a card with such a cache everything is read back after it. With Options.ReadBackDuringStream on an O_DIRECT target, each chunk once the stream
 // is Options.ReadBackLag past it (readback.Follower), the rest after the fsync, and
 // Verify waits for it. Chunk 0, which holds the partition table, is held back in
 // memory until Commit, so a card is never bootable before it is verified and named;
@@ -106,9 +107,9 @@ type Options struct {
 	// the card has taken up to 64 MiB more writes, well beyond the write cache of an SD
 	// card, so the read comes from the card's storage rather than from the bytes it has
 	// just been given. The chunks closer to the end are read back after the stream, once
-	// synced. Without ReadBackDuringStream, on an O_DIRECT target, the chunks written
-	// before the stream's last ReadBackLag bytes of writes are read back while the
-	// stream's closing fsync runs, the others after it.
+	// synced. Without ReadBackDuringStream, on an O_DIRECT target without a volatile
+	// write cache, the chunks written before the stream's last ReadBackLag bytes of
+	// writes are read back while the stream's closing fsync runs, the others after it.
 	ReadBackLag int64
 	// ReadBackDuringStream reads each chunk back once the stream is ReadBackLag past
 	// it, while later chunks are written, instead of every chunk after the whole stream
@@ -152,8 +153,8 @@ type Stats struct {
 
 	// The phases' times: OpenTime from Open's start to its return (the first block
 	// zeroed and synced), StreamTime from Stream's start to its return, SyncTime the
-	// stream's closing fsync (part of StreamTime, or on an O_DIRECT target without
-	// ReadBackDuringStream running beside VerifyTime), VerifyTime Verify's, NameTime
+	// stream's closing fsync (part of StreamTime, or, when it runs beside the read-back
+	// (Stream), part of VerifyTime), VerifyTime Verify's, NameTime
 	// from Device to its Close (first-boot naming), CommitTime Commit's.
 	OpenTime, StreamTime, SyncTime, VerifyTime, NameTime, CommitTime time.Duration
 }
@@ -192,6 +193,9 @@ type Flasher struct {
 	syncErr  error
 	// syncTarget is the target's fsync (fl.f.Sync; tests hold it back or fail it).
 	syncTarget func() error
+	// volatileCache: the target may hold writes in a volatile cache until a flush
+	// (volatileWriteCache); then nothing is read back before the stream's fsync.
+	volatileCache bool
 	// The read-back during Stream (nil: Verify reads everything back), its descriptor,
 	// the cancel of its context; closed once (endFollow).
 	follow     atomic.Pointer[readback.Follower]
@@ -288,7 +292,7 @@ func Open(path string, m *manifest.Manifest, opt Options) (*Flasher, error) {
 		opt.ReadBackLag = 64 << 20
 	}
 	fl := &Flasher{m: m, path: path, f: f, opt: opt, log: opt.Log}
-	fl.syncTarget = f.Sync
+	fl.syncTarget, fl.volatileCache = f.Sync, volatileWriteCache(path)
 	defer func() { fl.stats.OpenTime = time.Since(start) }()
 	if fl.log == nil {
 		fl.log = slog.New(slog.DiscardHandler)
@@ -385,9 +389,10 @@ type work struct {
 // Stream fetches, decodes, verifies and writes every chunk but chunk 0 (held back). It
 // stops at the first chunk whose bytes do not match the manifest and names it
 // (*readback.ChunkError). It returns when every write is done and synced, or, on an
-// O_DIRECT target without Options.ReadBackDuringStream, when every write is done and
-// the fsync has started: Verify reads back what the card has long had while it runs,
-// waits for it (a failed fsync is Verify's ErrWrite) and reads back the rest; with
+// O_DIRECT target without a volatile write cache (volatileWriteCache) and without
+// Options.ReadBackDuringStream, when every write is done and the fsync has started:
+// Verify reads back what the card has long had while it runs, waits for it (a failed
+// fsync is Verify's ErrWrite) and reads back the rest; with
 // Options.HashFreeSpace on a manifest without chaining values the whole-image SHA256,
 // fed in chunk order beside the writes, may still be finishing: Verify waits for it and
 // checks it, and Commit refuses to run before the image was proven.
@@ -408,7 +413,7 @@ func (fl *Flasher) Stream(ctx context.Context, src Source) error {
 		<-fl.hashDone
 		return err
 	}
-	if fl.follow.Load() == nil && fl.f.Direct() {
+	if fl.follow.Load() == nil && fl.f.Direct() && !fl.volatileCache {
 		fl.startSync()
 	} else {
 		syncStart := time.Now()
@@ -433,8 +438,9 @@ func (fl *Flasher) Stream(ctx context.Context, src Source) error {
 
 // startSync starts the stream's closing fsync beside what follows (Verify's read-back
 // of the chunks the card has long had). Every write is done: O_DIRECT writes return
-// once the target has them, so what the read-back reads is what the card gives back
-// for them; the fsync makes them durable before Commit writes chunk 0.
+// once the target has them, and a target without a volatile write cache has nothing
+// the fsync could still put elsewhere, so what the read-back reads is what the card
+// gives back for them; the fsync makes them durable before Commit writes chunk 0.
 func (fl *Flasher) startSync() {
 	done := make(chan struct{})
 	fl.syncDone = done
@@ -1188,8 +1194,8 @@ func (fl *Flasher) write(ctx context.Context, w *work, lim *limiter) error {
 // it with the manifest's data hashes, Options.ReadBackDepth chunks at once; then it
 // checks the whole-image SHA256 of the stream. With Options.ReadBackDuringStream on an
 // O_DIRECT target the read-back began during Stream: Verify waits for the rest of it.
-// Otherwise, on an O_DIRECT target, it reads back while the stream's closing fsync runs
-// (readBackAll); a failed fsync is its ErrWrite. It refuses to run before Stream has
+// Otherwise it may read back while the stream's closing fsync runs (Stream,
+// readBackAll); a failed fsync is its ErrWrite. It refuses to run before Stream has
 // written every chunk. progress may be nil.
 func (fl *Flasher) Verify(ctx context.Context, progress func(done, total int64)) (int, error) {
 	fl.mu.Lock()

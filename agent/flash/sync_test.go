@@ -3,6 +3,8 @@ package flash
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -126,4 +128,42 @@ func TestReadBackBesideSync(t *testing.T) {
 		}
 		checkUnbootable(t, target)
 	})
+}
+
+// TestSyncFirstOnVolatileCache pins where the fsync runs beside the read-back: on a card
+// whose queue says "write back" (a volatile write cache, which a counterfeit card could
+// use to put the last writes elsewhere at the flush) Stream syncs before it returns and
+// everything is read back after; on one that says "write through" the fsync runs beside
+// the read-back. The card is a loop device (root), its sysfs write_cache set each way;
+// both flash, verify and commit.
+func TestSyncFirstOnVolatileCache(t *testing.T) {
+	raw := synthImage(t, 16<<20)
+	m, zst, err := packed(t, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		cache  string
+		beside bool
+	}{{"write back", false}, {"write through", true}} {
+		t.Run(c.cache, func(t *testing.T) {
+			dev := flashtest.LoopOnTinyTmpfs(t, 16<<20, 32<<20)
+			wc := "/sys/block/" + filepath.Base(dev) + "/queue/write_cache"
+			if err := os.WriteFile(wc, []byte(c.cache), 0); err != nil {
+				t.Fatalf("set %s: %v", wc, err)
+			}
+			t.Cleanup(func() { os.WriteFile(wc, []byte("write back"), 0) }) // before the loop device goes
+			fl, err := flash(t, m, dev, serve(t, plain(zst)), Options{ReadBackLag: 4 << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fl.syncDone != nil; got != c.beside || fl.volatileCache == c.beside {
+				t.Errorf("write_cache %q: fsync beside the read-back %v (volatile cache %v), want %v", c.cache, got, fl.volatileCache, c.beside)
+			}
+			checkData(t, m, raw, dev)
+			if st := fl.Stats(); !st.DirectIO || st.SyncTime <= 0 {
+				t.Errorf("stats: direct %v, sync %v", st.DirectIO, st.SyncTime)
+			}
+		})
+	}
 }
