@@ -50,6 +50,7 @@ ARM64_TESTS := TestPairedDataProof|TestDataProof|TestZeroFrames|TestVerifyPairs|
 
 test-arm64: ## the SHA-256 kernel's tests and the agent's, read-back's and pack's that use it, built for arm64 and run under qemu-aarch64-static
 	CGO_ENABLED=0 GOARCH=arm64 $(GO) test -count=1 -timeout 10m -exec qemu-aarch64-static -json ./internal/sha256x2/ | $(TESTSUM)
+	CGO_ENABLED=0 GOARCH=arm64 $(GO) test -count=1 -timeout 10m -exec qemu-aarch64-static -json -tags purego ./internal/sha256x2/ | $(TESTSUM)
 	CGO_ENABLED=0 GOARCH=arm64 $(GO) test -count=1 -timeout 10m -exec qemu-aarch64-static -json -run '^($(ARM64_TESTS))$$' \
 	  ./agent/flash/ ./image-tools/readback/ ./image-tools/pack/ | $(TESTSUM)
 
