@@ -23,9 +23,10 @@
 // queue says "write through", or a regular file) the stream's closing fsync runs
 // beside the read-back of the chunks written before the stream's last
 // Options.ReadBackLag bytes of writes, and the chunks of those last bytes are read back
-// after the fsync; on a card with such a cache everything is read back after it. With Options.ReadBackDuringStream on an O_DIRECT target, each chunk once the stream
-// is Options.ReadBackLag past it (readback.Follower), the rest after the fsync, and
-// Verify waits for it. Chunk 0, which holds the partition table, is held back in
+// after the fsync; on a card with such a cache everything is read back after it. With
+// Options.ReadBackDuringStream on an O_DIRECT target, each chunk is read back once the
+// stream is Options.ReadBackLag past it (readback.Follower), the rest after the fsync,
+// and Verify waits for it. Chunk 0, which holds the partition table, is held back in
 // memory until Commit, so a card is never bootable before it is verified and named;
 // Open zeroes the target's first block so an old image stops being bootable too.
 //
@@ -153,9 +154,9 @@ type Stats struct {
 
 	// The phases' times: OpenTime from Open's start to its return (the first block
 	// zeroed and synced), StreamTime from Stream's start to its return, SyncTime the
-	// stream's closing fsync (part of StreamTime, or, when it runs beside the read-back
-	// (Stream), part of VerifyTime), VerifyTime Verify's, NameTime
-	// from Device to its Close (first-boot naming), CommitTime Commit's.
+	// stream's closing fsync (part of StreamTime, or of VerifyTime where it runs beside
+	// the read-back: Stream), VerifyTime Verify's, NameTime from Device to its Close
+	// (first-boot naming), CommitTime Commit's.
 	OpenTime, StreamTime, SyncTime, VerifyTime, NameTime, CommitTime time.Duration
 }
 
