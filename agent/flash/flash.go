@@ -17,16 +17,11 @@
 // already decoded to zeros is not decoded again: frames are independent, so the same
 // bytes decode to the same zeros.
 //
-// Every written chunk is read back with O_DIRECT: by Verify, Options.ReadBackDepth
-// chunks at once, each with the requests it was written with, once every write of the
-// stream is done. On an O_DIRECT target that has no volatile write cache (a card whose
-// queue says "write through", or a regular file) the stream's closing fsync runs
-// beside the read-back of the chunks written before the stream's last
-// Options.ReadBackLag bytes of writes, and the chunks of those last bytes are read back
-// after the fsync; on a card with such a cache everything is read back after it. With
-// Options.ReadBackDuringStream on an O_DIRECT target, each chunk is read back once the
-// stream is Options.ReadBackLag past it (readback.Follower), the rest after the fsync,
-// and Verify waits for it. Chunk 0, which holds the partition table, is held back in
+// Every written chunk is read back with O_DIRECT: by Verify, after the stream's fsync,
+// Options.ReadBackDepth chunks at once, each with the requests it was written with;
+// with Options.ReadBackDuringStream on an O_DIRECT target, each chunk once the stream
+// is Options.ReadBackLag past it (readback.Follower), the rest after the fsync, and
+// Verify waits for it. Chunk 0, which holds the partition table, is held back in
 // memory until Commit, so a card is never bootable before it is verified and named;
 // Open zeroes the target's first block so an old image stops being bootable too.
 //
@@ -108,9 +103,7 @@ type Options struct {
 	// the card has taken up to 64 MiB more writes, well beyond the write cache of an SD
 	// card, so the read comes from the card's storage rather than from the bytes it has
 	// just been given. The chunks closer to the end are read back after the stream, once
-	// synced. Without ReadBackDuringStream, on an O_DIRECT target without a volatile
-	// write cache, the chunks written before the stream's last ReadBackLag bytes of
-	// writes are read back while the stream's closing fsync runs, the others after it.
+	// synced.
 	ReadBackLag int64
 	// ReadBackDuringStream reads each chunk back once the stream is ReadBackLag past
 	// it, while later chunks are written, instead of every chunk after the whole stream
@@ -154,9 +147,8 @@ type Stats struct {
 
 	// The phases' times: OpenTime from Open's start to its return (the first block
 	// zeroed and synced), StreamTime from Stream's start to its return, SyncTime the
-	// stream's closing fsync (part of StreamTime, or of VerifyTime where it runs beside
-	// the read-back: Stream), VerifyTime Verify's, NameTime from Device to its Close
-	// (first-boot naming), CommitTime Commit's.
+	// stream's closing fsync (part of StreamTime), VerifyTime Verify's, NameTime from
+	// Device to its Close (first-boot naming), CommitTime Commit's.
 	OpenTime, StreamTime, SyncTime, VerifyTime, NameTime, CommitTime time.Duration
 }
 
@@ -187,16 +179,7 @@ type Flasher struct {
 	stats                               Stats
 
 	rawBufs    *pool // Stream's raw chunk buffers, aligned (the read-back's too)
-	streamDone bool  // Stream wrote every chunk (guarded by mu)
-	// The stream's closing fsync when it runs beside Verify's read-back: syncDone is
-	// closed once it returned, with its error in syncErr (nil syncDone: Stream synced).
-	syncDone chan struct{}
-	syncErr  error
-	// syncTarget is the target's fsync (fl.f.Sync; tests hold it back or fail it).
-	syncTarget func() error
-	// volatileCache: the target may hold writes in a volatile cache until a flush
-	// (volatileWriteCache); then nothing is read back before the stream's fsync.
-	volatileCache bool
+	streamDone bool  // Stream wrote and synced every chunk (guarded by mu)
 	// The read-back during Stream (nil: Verify reads everything back), its descriptor,
 	// the cancel of its context; closed once (endFollow).
 	follow     atomic.Pointer[readback.Follower]
@@ -293,7 +276,6 @@ func Open(path string, m *manifest.Manifest, opt Options) (*Flasher, error) {
 		opt.ReadBackLag = 64 << 20
 	}
 	fl := &Flasher{m: m, path: path, f: f, opt: opt, log: opt.Log}
-	fl.syncTarget, fl.volatileCache = f.Sync, volatileWriteCache(path)
 	defer func() { fl.stats.OpenTime = time.Since(start) }()
 	if fl.log == nil {
 		fl.log = slog.New(slog.DiscardHandler)
@@ -338,13 +320,9 @@ func (fl *Flasher) chooseProof() error {
 	return nil
 }
 
-// Close releases the target, once the stream's closing fsync has returned. It does not
-// commit.
+// Close releases the target. It does not commit.
 func (fl *Flasher) Close() error {
 	fl.abortFollow()
-	if fl.syncDone != nil {
-		<-fl.syncDone
-	}
 	return fl.f.Close()
 }
 
@@ -389,11 +367,7 @@ type work struct {
 
 // Stream fetches, decodes, verifies and writes every chunk but chunk 0 (held back). It
 // stops at the first chunk whose bytes do not match the manifest and names it
-// (*readback.ChunkError). It returns when every write is done and synced, or, on an
-// O_DIRECT target without a volatile write cache (volatileWriteCache) and without
-// Options.ReadBackDuringStream, when every write is done and the fsync has started:
-// Verify reads back what the card has long had while it runs, waits for it (a failed
-// fsync is Verify's ErrWrite) and reads back the rest; with
+// (*readback.ChunkError). It returns when every write is done and synced; with
 // Options.HashFreeSpace on a manifest without chaining values the whole-image SHA256,
 // fed in chunk order beside the writes, may still be finishing: Verify waits for it and
 // checks it, and Commit refuses to run before the image was proven.
@@ -414,64 +388,21 @@ func (fl *Flasher) Stream(ctx context.Context, src Source) error {
 		<-fl.hashDone
 		return err
 	}
-	if fl.follow.Load() == nil && fl.f.Direct() && !fl.volatileCache {
-		fl.startSync()
-	} else {
-		syncStart := time.Now()
-		if err := fl.syncTarget(); err != nil {
-			fl.abortFollow()
-			return fmt.Errorf("%w: sync %q: %w", ErrWrite, fl.path, err)
-		}
-		fl.mu.Lock()
-		fl.stats.SyncTime = time.Since(syncStart)
-		fl.mu.Unlock()
+	syncStart := time.Now()
+	if err := fl.f.Sync(); err != nil {
+		fl.abortFollow()
+		return fmt.Errorf("%w: sync %q: %w", ErrWrite, fl.path, err)
 	}
 	fl.handOverRest()
 	fl.mu.Lock()
 	fl.streamDone = true
 	fl.stats.StreamTime, fl.stats.StreamWritten = time.Since(start), fl.written.Load()
+	fl.stats.SyncTime = time.Since(syncStart)
 	if fo := fl.follow.Load(); fo != nil {
 		fl.stats.ReadBackInStream = fo.Done()
 	}
 	fl.mu.Unlock()
 	return nil
-}
-
-// startSync starts the stream's closing fsync beside what follows (Verify's read-back
-// of the chunks the card has long had). Every write is done: O_DIRECT writes return
-// once the target has them, and a target without a volatile write cache has nothing
-// the fsync could still put elsewhere, so what the read-back reads is what the card
-// gives back for them; the fsync makes them durable before Commit writes chunk 0.
-func (fl *Flasher) startSync() {
-	done := make(chan struct{})
-	fl.syncDone = done
-	go func() {
-		defer close(done)
-		start := time.Now()
-		err := fl.syncTarget()
-		if err != nil {
-			err = fmt.Errorf("%w: sync %q: %w", ErrWrite, fl.path, err)
-		}
-		fl.mu.Lock()
-		fl.syncErr, fl.stats.SyncTime = err, time.Since(start)
-		fl.mu.Unlock()
-	}()
-}
-
-// waitSync waits for the stream's closing fsync, if it runs beside Verify, and returns
-// its error.
-func (fl *Flasher) waitSync(ctx context.Context) error {
-	if fl.syncDone == nil {
-		return nil
-	}
-	select {
-	case <-fl.syncDone:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	fl.mu.Lock()
-	defer fl.mu.Unlock()
-	return fl.syncErr
 }
 
 // startFollow starts the read-back of Stream's chunks as they are written, when both
@@ -1195,9 +1126,8 @@ func (fl *Flasher) write(ctx context.Context, w *work, lim *limiter) error {
 // it with the manifest's data hashes, Options.ReadBackDepth chunks at once; then it
 // checks the whole-image SHA256 of the stream. With Options.ReadBackDuringStream on an
 // O_DIRECT target the read-back began during Stream: Verify waits for the rest of it.
-// Otherwise it may read back while the stream's closing fsync runs (Stream,
-// readBackAll); a failed fsync is its ErrWrite. It refuses to run before Stream has
-// written every chunk. progress may be nil.
+// It refuses to run before Stream has written and synced every chunk. progress may be
+// nil.
 func (fl *Flasher) Verify(ctx context.Context, progress func(done, total int64)) (int, error) {
 	fl.mu.Lock()
 	done := fl.streamDone
@@ -1216,9 +1146,6 @@ func (fl *Flasher) Verify(ctx context.Context, progress func(done, total int64))
 	fl.mu.Lock()
 	fl.stats.VerifyTime, fl.stats.ChunksMatch = time.Since(start), n
 	fl.mu.Unlock()
-	if errors.Is(err, ErrWrite) { // the closing fsync failed
-		return n, err
-	}
 	if err != nil {
 		return n, fmt.Errorf("read back %q: %w", fl.path, err)
 	}
@@ -1272,11 +1199,6 @@ func (fl *Flasher) Commit() error {
 	if !fl.wholeOK {
 		return errors.New("commit before Verify: the image is not verified")
 	}
-	// Verify waited for the stream's fsync; so does Commit: chunk 0 goes out only once
-	// the rest of the image is durable.
-	if err := fl.waitSync(context.Background()); err != nil {
-		return err
-	}
 	n, err := fl.f.WriteAt(fl.head, 0)
 	if err == nil && n != len(fl.head) {
 		err = io.ErrShortWrite
@@ -1285,7 +1207,7 @@ func (fl *Flasher) Commit() error {
 		return fmt.Errorf("%w: write chunk 0 to %q: %w", ErrWrite, fl.path, err)
 	}
 	fl.written.Add(int64(n))
-	if err := fl.syncTarget(); err != nil {
+	if err := fl.f.Sync(); err != nil {
 		return fmt.Errorf("%w: sync %q: %w", ErrWrite, fl.path, err)
 	}
 	back := blockdev.AlignedBuffer(len(fl.head))

@@ -16,11 +16,9 @@
 #
 # and the overlap: with target writes capped at 40 MB/s (--write-rate-limit, standing in
 # for an SD card) the streaming phase's time against written bytes ÷ 40 MB/s.
-# Each round also prints ours' phases (open, stream, read-back, naming, commit, and the
-# rest of the process: start, manifest, exit) beside bmaptool's total, and the bench
-# lines compare the best of each phase with bmaptool's best. The stream's closing fsync
-# (sync) runs beside the read-back on an O_DIRECT target (inside readback's time; an
-# agent before that change counted it in stream's).
+# Each round also prints ours' phases (open, stream with its closing fsync, read-back,
+# naming, commit, and the rest of the process: start, manifest, exit) beside bmaptool's
+# total, and the bench lines compare the best of each phase with bmaptool's best.
 # Env: BENCH_DIR (work dir, default a new one under /var/tmp), ROOT_DATA / ROOT_FREE
 # (MiB in rootfs, default 700 / 300), ROUNDS (default 3; best time counts), KEEP=1 keeps
 # the work dir, PROFILE=1 adds one run of ours under --cpuprofile and prints its top
@@ -151,7 +149,7 @@ for round in $(seq "${ROUNDS:-3}"); do
   echo "round $round: wall/cpu ours=${ours_t[-1]}/${ours_c[-1]}s a=${a_t[-1]}/${a_c[-1]}s" \
     "bmaptool=${b_t[-1]}/${b_c[-1]}s hash-free-space=${h_t[-1]}/${h_c[-1]}s${OLD_AGENT:+ old=${o_t[-1]}/${o_c[-1]}s}" \
     "load=$(cut -d' ' -f1 /proc/loadavg); $(grep -o 'writes=.*' "$work/agent.log")"
-  echo "round $round phases: ours open=${ph_open[-1]} stream=${ph_stream[-1]} sync=${ph_sync[-1]}" \
+  echo "round $round phases: ours open=${ph_open[-1]} stream=${ph_stream[-1]} (sync=${ph_sync[-1]})" \
     "readback=${ph_rb[-1]} name=${ph_name[-1]} commit=${ph_commit[-1]} rest=${ph_rest[-1]}s; bmaptool total=${b_t[-1]}s"
 done
 ours=$(best "${ours_t[@]}"); base_a=$(best "${a_t[@]}"); base_b=$(best "${b_t[@]}")
