@@ -273,28 +273,7 @@ func Open(path string, m *manifest.Manifest, opt Options) (*Flasher, error) {
 		f.Close()
 		return nil, fmt.Errorf("%w: %q has %d bytes, image %q needs %d", ErrTooSmall, path, size, m.Name, m.Size)
 	}
-	if opt.Decoders <= 0 {
-		opt.Decoders = runtime.GOMAXPROCS(0)
-	}
-	if opt.Writers <= 0 {
-		opt.Writers = 4
-	}
-	if opt.ReadBackDepth <= 0 {
-		opt.ReadBackDepth = 8
-	}
-	if opt.Buffers <= 0 {
-		opt.Buffers = int((96 << 20) / m.ChunkSize)
-	}
-	opt.Buffers = max(opt.Buffers, 2*opt.Decoders+opt.Writers+2)
-	if opt.MergeGap == 0 {
-		opt.MergeGap = 128 << 10
-	}
-	if opt.ReadBackLag <= 0 {
-		opt.ReadBackLag = 64 << 20
-	}
-	if opt.SyncEvery == 0 {
-		opt.SyncEvery = 128 << 20
-	}
+	opt = opt.withDefaults(m)
 	fl := &Flasher{m: m, path: path, f: f, opt: opt, log: opt.Log}
 	fl.syncTarget = f.Sync
 	defer func() { fl.stats.OpenTime = time.Since(start) }()
@@ -317,6 +296,33 @@ func Open(path string, m *manifest.Manifest, opt Options) (*Flasher, error) {
 		return nil, fmt.Errorf("%w: sync %q: %w", ErrWrite, path, err)
 	}
 	return fl, nil
+}
+
+// withDefaults fills in the documented defaults of the zero fields of opt.
+func (opt Options) withDefaults(m *manifest.Manifest) Options {
+	if opt.Decoders <= 0 {
+		opt.Decoders = runtime.GOMAXPROCS(0)
+	}
+	if opt.Writers <= 0 {
+		opt.Writers = 4
+	}
+	if opt.ReadBackDepth <= 0 {
+		opt.ReadBackDepth = 8
+	}
+	if opt.Buffers <= 0 {
+		opt.Buffers = int((96 << 20) / m.ChunkSize)
+	}
+	opt.Buffers = max(opt.Buffers, 2*opt.Decoders+opt.Writers+2)
+	if opt.MergeGap == 0 {
+		opt.MergeGap = 128 << 10
+	}
+	if opt.ReadBackLag <= 0 {
+		opt.ReadBackLag = 64 << 20
+	}
+	if opt.SyncEvery == 0 {
+		opt.SyncEvery = 128 << 20
+	}
+	return opt
 }
 
 // chooseProof picks how Stream proves the image (Options.HashFreeSpace) and reads the
