@@ -17,6 +17,9 @@
 // already decoded to zeros is not decoded again: frames are independent, so the same
 // bytes decode to the same zeros.
 //
+// Every Options.SyncEvery bytes written the stream starts an fsync beside its writes,
+// so that its closing fsync has little left to flush.
+//
 // Every written chunk is read back with O_DIRECT: by Verify, after the stream's fsync,
 // Options.ReadBackDepth chunks at once, each with the requests it was written with;
 // with Options.ReadBackDuringStream on an O_DIRECT target, each chunk once the stream
