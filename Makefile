@@ -11,7 +11,7 @@ BIN     := bin
 GO      ?= go
 export CGO_ENABLED ?= 0
 
-.PHONY: help deps build cross test test-go lint bench demo initramfs tftproot e2e deb clean
+.PHONY: help deps build cross test test-go test-arm64 lint bench demo initramfs tftproot e2e deb clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-12s %s\n", $$1, $$2}'
@@ -39,10 +39,21 @@ lint: ## gofmt, go vet, go mod tidy and scripts/funclen (no function over 80 lin
 
 TESTSUM := $(GO) run ./scripts/testsum
 
-test-go: ## Go tests with the race detector (network tests make their own namespaces; needs root), also of the patched copies in third_party (pin-tftp; anacrolix-torrent: rpi-deploy's own test); fails on any skipped test
+test-go: ## Go tests with the race detector (network tests make their own namespaces; needs root), also of the patched copies in third_party (pin-tftp; anacrolix-torrent: rpi-deploy's own test), then test-arm64; fails on any skipped test
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m -json ./... | $(TESTSUM)
 	(cd third_party/pin-tftp && CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 5m -json ./...) | $(TESTSUM)
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 5m -json github.com/anacrolix/torrent | $(TESTSUM)
+	$(MAKE) test-arm64
+
+# The arm64 SHA-256 kernel (internal/sha256x2) and its users, as arm64 test binaries run
+# through qemu-user (qemu-user-static, scripts/deps/initramfs.apt; -exec needs no binfmt).
+ARM64_TESTS := TestPairedDataProof|TestDataProof|TestZeroFrames|TestVerifyPairs|TestVerify|TestPackCompressedSHA256|TestPackFreeSpaceIsZeros
+
+test-arm64: ## the SHA-256 kernel's tests and the agent's, read-back's and pack's that use it, built for arm64 and run under qemu-aarch64-static
+	CGO_ENABLED=0 GOARCH=arm64 $(GO) test -count=1 -timeout 10m -exec qemu-aarch64-static -json ./internal/sha256x2/ | $(TESTSUM)
+	CGO_ENABLED=0 GOARCH=arm64 $(GO) test -count=1 -timeout 10m -exec qemu-aarch64-static -json -tags purego ./internal/sha256x2/ | $(TESTSUM)
+	CGO_ENABLED=0 GOARCH=arm64 $(GO) test -count=1 -timeout 10m -exec qemu-aarch64-static -json -run '^($(ARM64_TESTS))$$' \
+	  ./agent/flash/ ./image-tools/readback/ ./image-tools/pack/ | $(TESTSUM)
 
 test: deps ## everything CI runs: lint, Go tests, cross-builds, boot in QEMU (and the second boot), browser tests
 	@scripts/test.sh

@@ -17,6 +17,9 @@
 // already decoded to zeros is not decoded again: frames are independent, so the same
 // bytes decode to the same zeros.
 //
+// Every Options.SyncEvery bytes written the stream starts an fsync beside its writes,
+// so that its closing fsync has little left to flush.
+//
 // Every written chunk is read back with O_DIRECT: by Verify, after the stream's fsync,
 // Options.ReadBackDepth chunks at once, each with the requests it was written with;
 // with Options.ReadBackDuringStream on an O_DIRECT target, each chunk once the stream
@@ -83,6 +86,11 @@ type Options struct {
 	// WriteRateLimit caps target writes in bytes per second (0 = none). Benchmarks use
 	// it to stand in for an SD card.
 	WriteRateLimit float64
+	// SyncEvery: each time the stream has written this many more bytes, it starts an
+	// fsync of the target beside the writes (one at a time), so that the target flushes
+	// its write cache while the stream goes on and the stream's closing fsync has only
+	// the last writes left (default 128 MiB; <0: never). A failed one fails the stream.
+	SyncEvery int64
 	// HashFreeSpace proves the image by hashing every byte of it, free space included:
 	// from chaining value to chaining value when the manifest has them, else per chunk
 	// against chunks[i].sha256 plus a sequential whole-image SHA256. The default (false)
@@ -144,6 +152,9 @@ type Stats struct {
 	// Buffers is the number of raw chunk buffers the run allocated: the most it needed
 	// at once, at most Options.Buffers (the pool makes them as they are first needed).
 	Buffers int
+	// Syncs is the number of fsyncs the stream started beside its writes
+	// (Options.SyncEvery), its closing one not counted.
+	Syncs int64
 
 	// The phases' times: OpenTime from Open's start to its return (the first block
 	// zeroed and synced), StreamTime from Stream's start to its return, SyncTime the
@@ -175,8 +186,17 @@ type Flasher struct {
 	streamed, written, readBack, writes atomic.Int64
 	zeroFrameHits, paired               atomic.Int64
 	resumes                             atomic.Int64
-	mu                                  sync.Mutex
-	stats                               Stats
+	// The fsyncs beside the stream's writes (Options.SyncEvery): one in flight at most
+	// (syncing), the bytes written when the last one started (syncedAt), how many
+	// (syncs), all done (syncWG), the first failure (syncErr, guarded by mu: an fsync
+	// reports a write-back error once, so the closing fsync may not see it again).
+	syncing         atomic.Bool
+	syncedAt, syncs atomic.Int64
+	syncWG          sync.WaitGroup
+	syncErr         error
+	syncTarget      func() error // the target's fsync (fl.f.Sync; tests fail it)
+	mu              sync.Mutex
+	stats           Stats
 
 	rawBufs    *pool // Stream's raw chunk buffers, aligned (the read-back's too)
 	streamDone bool  // Stream wrote and synced every chunk (guarded by mu)
@@ -256,26 +276,9 @@ func Open(path string, m *manifest.Manifest, opt Options) (*Flasher, error) {
 		f.Close()
 		return nil, fmt.Errorf("%w: %q has %d bytes, image %q needs %d", ErrTooSmall, path, size, m.Name, m.Size)
 	}
-	if opt.Decoders <= 0 {
-		opt.Decoders = runtime.GOMAXPROCS(0)
-	}
-	if opt.Writers <= 0 {
-		opt.Writers = 4
-	}
-	if opt.ReadBackDepth <= 0 {
-		opt.ReadBackDepth = 8
-	}
-	if opt.Buffers <= 0 {
-		opt.Buffers = int((96 << 20) / m.ChunkSize)
-	}
-	opt.Buffers = max(opt.Buffers, 2*opt.Decoders+opt.Writers+2)
-	if opt.MergeGap == 0 {
-		opt.MergeGap = 128 << 10
-	}
-	if opt.ReadBackLag <= 0 {
-		opt.ReadBackLag = 64 << 20
-	}
+	opt = opt.withDefaults(m)
 	fl := &Flasher{m: m, path: path, f: f, opt: opt, log: opt.Log}
+	fl.syncTarget = f.Sync
 	defer func() { fl.stats.OpenTime = time.Since(start) }()
 	if fl.log == nil {
 		fl.log = slog.New(slog.DiscardHandler)
@@ -296,6 +299,33 @@ func Open(path string, m *manifest.Manifest, opt Options) (*Flasher, error) {
 		return nil, fmt.Errorf("%w: sync %q: %w", ErrWrite, path, err)
 	}
 	return fl, nil
+}
+
+// withDefaults fills in the documented defaults of the zero fields of opt.
+func (opt Options) withDefaults(m *manifest.Manifest) Options {
+	if opt.Decoders <= 0 {
+		opt.Decoders = runtime.GOMAXPROCS(0)
+	}
+	if opt.Writers <= 0 {
+		opt.Writers = 4
+	}
+	if opt.ReadBackDepth <= 0 {
+		opt.ReadBackDepth = 8
+	}
+	if opt.Buffers <= 0 {
+		opt.Buffers = int((96 << 20) / m.ChunkSize)
+	}
+	opt.Buffers = max(opt.Buffers, 2*opt.Decoders+opt.Writers+2)
+	if opt.MergeGap == 0 {
+		opt.MergeGap = 128 << 10
+	}
+	if opt.ReadBackLag <= 0 {
+		opt.ReadBackLag = 64 << 20
+	}
+	if opt.SyncEvery == 0 {
+		opt.SyncEvery = 128 << 20
+	}
+	return opt
 }
 
 // chooseProof picks how Stream proves the image (Options.HashFreeSpace) and reads the
@@ -323,6 +353,7 @@ func (fl *Flasher) chooseProof() error {
 // Close releases the target. It does not commit.
 func (fl *Flasher) Close() error {
 	fl.abortFollow()
+	fl.syncWG.Wait()
 	return fl.f.Close()
 }
 
@@ -339,7 +370,7 @@ func (fl *Flasher) Stats() Stats {
 		s.ReadBack = fo.Done()
 	}
 	s.WritesIssued, s.Resumes = fl.writes.Load(), int(fl.resumes.Load())
-	s.ZeroFrames, s.PairedChunks = fl.zeroFrameHits.Load(), fl.paired.Load()
+	s.ZeroFrames, s.PairedChunks, s.Syncs = fl.zeroFrameHits.Load(), fl.paired.Load(), fl.syncs.Load()
 	if fl.rawBufs != nil {
 		s.Buffers = fl.rawBufs.allocated()
 	}
@@ -382,6 +413,14 @@ func (fl *Flasher) Stream(ctx context.Context, src Source) error {
 	fl.startFollow()
 	p := fl.newPipeline()
 	err = p.run(ctx, src, dec)
+	fl.syncWG.Wait() // the writes are done: so are the fsyncs beside them
+	if err == nil {
+		fl.mu.Lock()
+		if fl.syncErr != nil {
+			err = fmt.Errorf("%w: sync %q: %w", ErrWrite, fl.path, fl.syncErr)
+		}
+		fl.mu.Unlock()
+	}
 	fl.endStream(err)
 	if err != nil {
 		fl.abortFollow()
@@ -389,7 +428,7 @@ func (fl *Flasher) Stream(ctx context.Context, src Source) error {
 		return err
 	}
 	syncStart := time.Now()
-	if err := fl.f.Sync(); err != nil {
+	if err := fl.syncTarget(); err != nil {
 		fl.abortFollow()
 		return fmt.Errorf("%w: sync %q: %w", ErrWrite, fl.path, err)
 	}
@@ -1111,7 +1150,7 @@ func (fl *Flasher) write(ctx context.Context, w *work, lim *limiter) error {
 		p := w.raw[r.Offset-cr.Offset : r.End()-cr.Offset]
 		n, err := fl.f.WriteAt(p, r.Offset)
 		fl.writes.Add(1)
-		fl.written.Add(int64(n))
+		fl.syncBeside(fl.written.Add(int64(n)))
 		if err == nil && n != len(p) {
 			err = io.ErrShortWrite
 		}
@@ -1235,6 +1274,29 @@ func (fl *Flasher) Uncommit() error {
 		return fmt.Errorf("%w: sync %q: %w", ErrWrite, fl.path, err)
 	}
 	return nil
+}
+
+// syncBeside starts an fsync of the target beside the writes when the stream has
+// written Options.SyncEvery bytes since the last one started and none is in flight.
+// written is the stream's byte count so far.
+func (fl *Flasher) syncBeside(written int64) {
+	if fl.opt.SyncEvery < 0 || written-fl.syncedAt.Load() < fl.opt.SyncEvery || !fl.syncing.CompareAndSwap(false, true) {
+		return
+	}
+	fl.syncedAt.Store(written)
+	fl.syncs.Add(1)
+	fl.syncWG.Add(1)
+	go func() {
+		defer fl.syncWG.Done()
+		if err := fl.syncTarget(); err != nil {
+			fl.mu.Lock()
+			if fl.syncErr == nil {
+				fl.syncErr = err
+			}
+			fl.mu.Unlock()
+		}
+		fl.syncing.Store(false)
+	}()
 }
 
 // limiter spaces writes so that they average at most rate bytes per second.

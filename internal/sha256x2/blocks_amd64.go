@@ -4,10 +4,10 @@ package sha256x2
 
 import "golang.org/x/sys/cpu"
 
-// useSHANI says whether blocks2 runs the two-lane SHA-NI kernel: the CPU has the SHA
+// useKernel says whether blocks2 runs the two-lane SHA-NI kernel: the CPU has the SHA
 // extensions (CPUID leaf 7, EBX bit 29) and SSSE3 (PSHUFB, PALIGNR). Tests turn it off
 // to run the other path.
-var useSHANI = cpu.X86.HasSSSE3 && hasSHA()
+var useKernel = cpu.X86.HasSSSE3 && hasSHA()
 
 func hasSHA() bool {
 	maxLeaf, _, _, _ := cpuid(0, 0)
@@ -30,7 +30,7 @@ func cpuid(leaf, sub uint32) (eax, ebx, ecx, edx uint32)
 func blocks2SHANI(a, b *[8]uint32, p []byte)
 
 func blocks2(a, b *State, p []byte) {
-	if !useSHANI {
+	if !useKernel {
 		blocks2Separate(a, b, p)
 		return
 	}
@@ -56,7 +56,7 @@ func fromSHANI(r *[8]uint32) [8]uint32 {
 func pairSHANI(a, b *[8]uint32, pa, pb []byte)
 
 func pair(a, b *State, pa, pb []byte) {
-	if !useSHANI {
+	if !useKernel {
 		pairSeparate(a, b, pa, pb)
 		return
 	}
@@ -72,7 +72,7 @@ func pair(a, b *State, pa, pb []byte) {
 func tripleSHANI(a, b *[8]uint32, p []byte, c *[8]uint32, q []byte)
 
 func triple(a, b *State, p []byte, c *State, q []byte) {
-	if !useSHANI {
+	if !useKernel {
 		blocks2Separate(a, b, p)
 		blocks1(c, q)
 		return

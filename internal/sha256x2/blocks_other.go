@@ -1,9 +1,9 @@
-//go:build !amd64 || purego
+//go:build !(amd64 || arm64) || purego
 
 package sha256x2
 
-// useSHANI is false: there is no two-lane kernel for this build.
-var useSHANI = false
+// useKernel is false: there is no two-lane kernel for this build.
+var useKernel = false
 
 func blocks2(a, b *State, p []byte) { blocks2Separate(a, b, p) }
 

@@ -12,7 +12,7 @@ import (
 // a time; the rest of the longer one through crypto/sha256. A block that spans pieces
 // is copied once. Without the two-lane kernel each message goes through crypto/sha256.
 func SumPair(a, b [][]byte) (sa, sb [sha256.Size]byte) {
-	if !useSHANI {
+	if !useKernel {
 		return Sum(a), Sum(b)
 	}
 	ca, cb := cursor{pieces: a}, cursor{pieces: b}

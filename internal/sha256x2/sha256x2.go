@@ -3,11 +3,13 @@
 // of the whole image, which has consumed the chunks before it.
 //
 // With the SHA instructions one SHA-256 is bound by the latency of its chain of
-// dependent round instructions, not by the core's throughput: on amd64 with SHA-NI,
-// Blocks expands each 64-byte block's message schedule once and interleaves the rounds
-// of both states, so the two hashes cost little more than one. Elsewhere (other
-// architectures, CPUs without SHA-NI) it feeds the bytes to crypto/sha256 twice, which
-// gives the same results at the cost of two passes.
+// dependent round instructions, not by the core's throughput: on amd64 with SHA-NI and
+// on arm64 with the Armv8 Cryptography Extension (SHA256H, SHA256H2; the Cortex-A76 of
+// a Raspberry Pi 5 has it), Blocks expands each 64-byte block's message schedule once
+// and interleaves the rounds of both states, so the two hashes cost little more than
+// one. Elsewhere (other architectures, CPUs without those instructions, -tags purego)
+// it feeds the bytes to crypto/sha256 twice, which gives the same results at the cost
+// of two passes.
 //
 // Pair and SumPair do the same for two different messages: each block of one and of
 // the other run through the same kernel, each message with its own schedule, so that
@@ -135,4 +137,4 @@ func (s *State) Sum(tail []byte) [sha256.Size]byte {
 // TwoLanes reports whether this CPU and build have the two-lane kernel: then Blocks,
 // Pair and SumPair cost little more than one SHA-256; otherwise they take two passes
 // through crypto/sha256.
-func TwoLanes() bool { return useSHANI }
+func TwoLanes() bool { return useKernel }

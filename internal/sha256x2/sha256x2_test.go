@@ -14,20 +14,20 @@ import (
 func paths(t *testing.T, f func(t *testing.T)) {
 	t.Helper()
 	type path struct {
-		name       string
-		shani, std bool
+		name        string
+		kernel, std bool
 	}
 	ps := []path{{"separate", false, true}, {"generic", false, false}}
-	if useSHANI {
-		ps = append([]path{{"shani", true, true}}, ps...)
+	if useKernel {
+		ps = append([]path{{"kernel", true, true}}, ps...)
 	} else {
 		t.Logf("no two-lane kernel on this CPU/build: testing the fallbacks only")
 	}
 	for _, p := range ps {
 		t.Run(p.name, func(t *testing.T) {
-			oldSHANI, oldStd := useSHANI, stdlibForm
-			useSHANI, stdlibForm = p.shani, p.std
-			defer func() { useSHANI, stdlibForm = oldSHANI, oldStd }()
+			oldKernel, oldStd := useKernel, stdlibForm
+			useKernel, stdlibForm = p.kernel, p.std
+			defer func() { useKernel, stdlibForm = oldKernel, oldStd }()
 			f(t)
 		})
 	}

@@ -194,9 +194,9 @@ func standalone(cfg *deploy.Config, o options) error {
 
 // printStats prints the figures of a flash; scripts/bench/30-agent.sh parses this line.
 func printStats(st flash.Stats) {
-	fmt.Fprintf(os.Stderr, "rpi-agent: done: written=%d stream_written=%d fetched=%d resumes=%d writes=%d open_s=%.3f stream_s=%.3f sync_s=%.3f readback_s=%.3f name_s=%.3f commit_s=%.3f readback_in_stream=%d readback=%d zero_frames=%d paired=%d buffers=%d direct=%v\n",
+	fmt.Fprintf(os.Stderr, "rpi-agent: done: written=%d stream_written=%d fetched=%d resumes=%d writes=%d open_s=%.3f stream_s=%.3f sync_s=%.3f readback_s=%.3f name_s=%.3f commit_s=%.3f readback_in_stream=%d readback=%d zero_frames=%d paired=%d buffers=%d syncs=%d direct=%v\n",
 		st.Written, st.StreamWritten, st.Fetched, st.Resumes, st.WritesIssued, st.OpenTime.Seconds(), st.StreamTime.Seconds(), st.SyncTime.Seconds(),
-		st.VerifyTime.Seconds(), st.NameTime.Seconds(), st.CommitTime.Seconds(), st.ReadBackInStream, st.ReadBack, st.ZeroFrames, st.PairedChunks, st.Buffers, st.DirectIO)
+		st.VerifyTime.Seconds(), st.NameTime.Seconds(), st.CommitTime.Seconds(), st.ReadBackInStream, st.ReadBack, st.ZeroFrames, st.PairedChunks, st.Buffers, st.Syncs, st.DirectIO)
 }
 
 func first(a, b string) string {
