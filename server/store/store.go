@@ -368,6 +368,8 @@ type Tx struct {
 	Now time.Time // the transaction's clock: every row it writes carries this time
 	// later holds the history rows written at the group's commit (later.go).
 	later *laterRows
+	// g is what the functions of the group share (shared.go); nil outside one.
+	g *groupReads
 }
 
 // noteWrite records the outcome of a write transaction for WriteError: a success
