@@ -63,6 +63,7 @@ func (t *Tx) Batch(ctx context.Context, id int64) (Batch, error) {
 
 // AddBatch inserts a batch and returns its ID.
 func (t *Tx) AddBatch(ctx context.Context, b Batch) (int64, error) {
+	t.batchesChanged() // what HelloBatches keeps for the group (shared.go)
 	var count any
 	if b.Count > 0 {
 		count = b.Count
@@ -78,6 +79,7 @@ func (t *Tx) AddBatch(ctx context.Context, b Batch) (int64, error) {
 
 // UpdateBatch writes a batch's state, priority and done count.
 func (t *Tx) UpdateBatch(ctx context.Context, b Batch) error {
+	t.batchesChanged() // what HelloBatches keeps for the group (shared.go)
 	_, err := t.tx.ExecContext(ctx, `UPDATE batches SET state = ?, priority = ?, done = ?, updated_at = ? WHERE id = ?`,
 		b.State, b.Priority, b.Done, FormatTime(t.Now), b.ID)
 	return err
@@ -85,6 +87,7 @@ func (t *Tx) UpdateBatch(ctx context.Context, b Batch) error {
 
 // SetBatchP2P sets a batch's peer-to-peer mode ("on", "off" or "inherit").
 func (t *Tx) SetBatchP2P(ctx context.Context, id int64, mode string) error {
+	t.batchesChanged() // what HelloBatches keeps for the group (shared.go)
 	res, err := t.tx.ExecContext(ctx, `UPDATE batches SET p2p = ? WHERE id = ?`, mode, id)
 	return affectedOne(res, err)
 }
@@ -121,8 +124,22 @@ type HelloBatch struct {
 // reach their count are left out. Each comes with its product and image head:
 // what a new board's hello reads in one statement where listing the batches and a
 // ProductImageHead per batch took two or more (a statement costs the writer more
-// than the reads in it).
+// than the reads in it). Within a group of write transactions the list is read
+// once and kept for the functions after the first that asks, as the group's
+// writes change it (shared.go); the caller gets its own copy.
 func (t *Tx) HelloBatches(ctx context.Context) ([]HelloBatch, error) {
+	if bs, ok := t.g.helloBatches(); ok {
+		return bs, nil
+	}
+	bs, err := t.readHelloBatches(ctx)
+	if err == nil {
+		t.g.keepBatches(bs)
+	}
+	return bs, err
+}
+
+// readHelloBatches is HelloBatches read from the database.
+func (t *Tx) readHelloBatches(ctx context.Context) ([]HelloBatch, error) {
 	return collect(ctx, t.tx, func(r scanner) (HelloBatch, error) {
 		var hb HelloBatch
 		b, p, img := &hb.Batch, &hb.Product, &hb.Image

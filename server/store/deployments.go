@@ -162,6 +162,7 @@ func (t *Tx) AddClaimedDeployment(ctx context.Context, d Deployment, secretSHA25
 		if _, err := t.tx.ExecContext(ctx, `UPDATE batches SET in_progress = in_progress + 1 WHERE id = ?`, d.BatchID); err != nil {
 			return Deployment{}, err
 		}
+		t.g.countDeployment(d.BatchID) // in what HelloBatches keeps for the group (shared.go)
 	}
 	stored := Deployment{ID: id, Serial: d.Serial, MAC: d.MAC, BatchID: d.BatchID, Venue: d.Venue, Product: d.Product,
 		Hostname: d.Hostname, Image: d.Image, State: DeployOpen, Phase: d.Phase, Total: d.Total, StartedAt: now,
@@ -194,6 +195,7 @@ func (t *Tx) Touch(ctx context.Context, id int64, site string) error {
 // Finish closes an open deployment with its final state and result fields, and
 // updates its batch's counters.
 func (t *Tx) Finish(ctx context.Context, d Deployment) error {
+	t.batchesChanged() // what HelloBatches keeps for the group (shared.go)
 	now := FormatTime(t.Now)
 	if d.BatchID != 0 {
 		failed := 0

@@ -89,6 +89,7 @@ func (t *Tx) ProductImageHead(ctx context.Context, code, name string) (p Product
 
 // PutImage inserts or replaces an image row.
 func (t *Tx) PutImage(ctx context.Context, i Image) error {
+	t.batchesChanged() // what HelloBatches keeps for the group (shared.go)
 	_, err := t.tx.ExecContext(ctx, `INSERT INTO images (name, size, sha256, compressed_size, compressed_sha256, first_boot, os_release, manifest, state, created_at, ready_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET size = excluded.size, sha256 = excluded.sha256,
 		compressed_size = excluded.compressed_size, compressed_sha256 = excluded.compressed_sha256,
@@ -104,6 +105,7 @@ func (t *Tx) PutImage(ctx context.Context, i Image) error {
 
 // SetImageReady marks an image ready.
 func (t *Tx) SetImageReady(ctx context.Context, name string) error {
+	t.batchesChanged() // what HelloBatches keeps for the group (shared.go)
 	_, err := t.tx.ExecContext(ctx, `UPDATE images SET state = ?, ready_at = ? WHERE name = ?`, ImageReady, FormatTime(t.Now), name)
 	return err
 }
@@ -118,6 +120,7 @@ func (t *Tx) ImageInUse(ctx context.Context, name string) (int, error) {
 
 // DeleteImage removes an image row.
 func (t *Tx) DeleteImage(ctx context.Context, name string) error {
+	t.batchesChanged() // what HelloBatches keeps for the group (shared.go)
 	res, err := t.tx.ExecContext(ctx, `DELETE FROM images WHERE name = ?`, name)
 	if err != nil {
 		return err
@@ -130,6 +133,7 @@ func (t *Tx) DeleteImage(ctx context.Context, name string) error {
 
 // SetImageP2P sets an image's peer-to-peer mode ("on", "off" or "inherit").
 func (t *Tx) SetImageP2P(ctx context.Context, name, mode string) error {
+	t.batchesChanged() // what HelloBatches keeps for the group (shared.go)
 	res, err := t.tx.ExecContext(ctx, `UPDATE images SET p2p = ? WHERE name = ?`, mode, name)
 	return affectedOne(res, err)
 }

@@ -47,6 +47,7 @@ func (t *Tx) Product(ctx context.Context, code string) (Product, error) {
 
 // PutProduct creates or updates a product (all fields but Image and CreatedAt).
 func (t *Tx) PutProduct(ctx context.Context, p Product) error {
+	t.batchesChanged() // what HelloBatches keeps for the group (shared.go)
 	if p.FirstBoot == "" {
 		p.FirstBoot = "{}"
 	}
@@ -63,6 +64,7 @@ func (t *Tx) PutProduct(ctx context.Context, p Product) error {
 
 // SetProductImage sets (or with "" clears) the product's active image.
 func (t *Tx) SetProductImage(ctx context.Context, product, image string) error {
+	t.batchesChanged() // what HelloBatches keeps for the group (shared.go)
 	res, err := t.tx.ExecContext(ctx, `UPDATE products SET image = ? WHERE code = ?`, nullStr(image), product)
 	if err != nil {
 		return err
@@ -75,6 +77,7 @@ func (t *Tx) SetProductImage(ctx context.Context, product, image string) error {
 
 // ClearImageEverywhere removes image as any product's active image.
 func (t *Tx) ClearImageEverywhere(ctx context.Context, image string) error {
+	t.batchesChanged() // what HelloBatches keeps for the group (shared.go)
 	_, err := t.tx.ExecContext(ctx, `UPDATE products SET image = NULL WHERE image = ?`, image)
 	return err
 }

@@ -190,3 +190,34 @@ func TestWriterBusy(t *testing.T) {
 		}
 	}
 }
+
+// TestWriterConnectionPragmas pins what the writer's SQLite connection is opened
+// with: synchronous=FULL (an acknowledged Update is in the WAL file on disk), its
+// savepoint journal in memory and its page cache of writerCacheKiB (store.go).
+func TestWriterConnectionPragmas(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var sync, temp, cache int
+	err = s.Update(ctx, func(tx *Tx) error {
+		for _, p := range []struct {
+			q   string
+			dst *int
+		}{{`PRAGMA synchronous`, &sync}, {`PRAGMA temp_store`, &temp}, {`PRAGMA cache_size`, &cache}} {
+			if err := tx.tx.QueryRowContext(ctx, p.q).Scan(p.dst); err != nil {
+				return fmt.Errorf("%s: %w", p.q, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// synchronous 2 is FULL, temp_store 2 is MEMORY; a negative cache_size is KiB.
+	if sync != 2 || temp != 2 || cache != -writerCacheKiB {
+		t.Errorf("writer's connection: synchronous %d, temp_store %d, cache_size %d; want 2, 2, %d", sync, temp, cache, -writerCacheKiB)
+	}
+}

@@ -68,6 +68,10 @@ func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
 	return res.err
 }
 
+// Queued is how many Updates wait for the writer now, behind the group it runs:
+// they join its next group (up to maxGroup). Tests use it to gather a group.
+func (s *Store) Queued() int { return len(s.queue) }
+
 // ErrClosed is returned by Update after Close.
 var ErrClosed = errors.New("store closed")
 
@@ -175,10 +179,11 @@ func (s *Store) group(first *writeReq) {
 	}
 	var ran []*writeReq // functions that returned nil: they commit or fail together
 	var later laterRows // their history rows, written just before COMMIT (later.go)
+	var shared groupReads
 	answer := func(r *writeReq, res writeResult) { r.done <- res }
 	next, n := first, 0
 	for next != nil {
-		res, lost := s.runOne(ctx, w, next, &later)
+		res, lost := s.runOne(ctx, w, next, &later, &shared)
 		n++
 		if lost != nil {
 			// The database rolled the whole transaction back (a storage failure,
@@ -221,17 +226,18 @@ func (s *Store) group(first *writeReq) {
 }
 
 // runOne runs r's function inside a savepoint of the group's transaction and
-// rolls the savepoint back if it fails; if it succeeds, the history rows it left
-// for the commit join later. lost is non-nil when the savepoint cannot
-// be rolled back or released: the transaction itself is gone.
-func (s *Store) runOne(ctx context.Context, w *wconn, r *writeReq, later *laterRows) (res writeResult, lost error) {
+// rolls the savepoint back if it fails (and forgets what shared keeps, which it
+// may have counted); if it succeeds, the history rows it left for the commit join
+// later. lost is non-nil when the savepoint cannot be rolled back or released:
+// the transaction itself is gone.
+func (s *Store) runOne(ctx context.Context, w *wconn, r *writeReq, later *laterRows, shared *groupReads) (res writeResult, lost error) {
 	if err := r.ctx.Err(); err != nil {
 		return writeResult{err: err}, nil
 	}
 	if _, err := w.ExecContext(ctx, `SAVEPOINT w`); err != nil {
 		return writeResult{err: fmt.Errorf("savepoint: %w", err)}, err
 	}
-	t := &Tx{tx: w, d: s.dialect, Now: s.now().UTC()}
+	t := &Tx{tx: w, d: s.dialect, Now: s.now().UTC(), g: shared}
 	func() {
 		defer func() {
 			if p := recover(); p != nil {
@@ -241,6 +247,7 @@ func (s *Store) runOne(ctx context.Context, w *wconn, r *writeReq, later *laterR
 		res.err = r.fn(t)
 	}()
 	if res.err != nil || res.panicked != nil {
+		shared.forget()
 		if res.err != nil {
 			s.noteWrite(res.err)
 		}
@@ -310,8 +317,9 @@ func (s *Store) trySerializable(ctx context.Context, reqs *[]*writeReq, more boo
 	}
 	var results []writeResult
 	var later laterRows
+	var shared groupReads // each attempt reads afresh
 	for i := 0; i < len(*reqs); i++ {
-		res, lost := s.runOne(ctx, w, (*reqs)[i], &later)
+		res, lost := s.runOne(ctx, w, (*reqs)[i], &later, &shared)
 		results = append(results, res)
 		if lost != nil || isSerializationFailure(res.err) {
 			s.abort(ctx)

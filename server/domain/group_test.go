@@ -1,0 +1,150 @@
+package domain_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
+	"github.com/rpi-deploy/rpi-deploy/server/domain"
+	"github.com/rpi-deploy/rpi-deploy/server/store"
+)
+
+// TestPoolHellosInOneGroup: 25 new boards' hellos for a KXP2 pool batch of 20,
+// committed in one group (the writer is held until all are queued), with a
+// function in the middle of the group that joins the batch and binds the pool's
+// next name, then fails. The batch list is read once for the group and counted
+// as it fills (store/shared.go); what the failing function did is undone and
+// forgotten: the first 20 hellos in the group's order get the pool's names 001–020
+// in that order, each once, the name the failing function had bound going to the
+// hello after it; the last 5 are told to retry (the batch is full); the batch
+// counts 20 open deployments, and the failing function left no board.
+func TestPoolHellosInOneGroup(t *testing.T) {
+	bothDialects(t, func(t *testing.T) {
+		ctx := context.Background()
+		svc, st, _ := newService(t)
+		if err := st.Update(ctx, func(t *store.Tx) error {
+			return t.PutImage(ctx, store.Image{Name: "img", Size: 1, SHA256: strings.Repeat("ab", 32), CompressedSize: 1,
+				FirstBoot: "firstrun", Manifest: "{}", State: store.ImageReady})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		must := func(what string, err error) {
+			t.Helper()
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+		}
+		_, err := svc.PutVenue(ctx, "CORO", "Coronation")
+		must("venue", err)
+		_, err = svc.ActivateImage(ctx, "img", "KXP2", false)
+		must("activate", err)
+		_, err = svc.GeneratePool(ctx, "CORO", "KXP2", 40, 0)
+		must("pool", err)
+		b, err := svc.AddBatch(ctx, domain.BatchSpec{Venue: "CORO", Product: "KXP2", Count: 20})
+		must("batch", err)
+
+		const hellos, failAt = 25, 10 // the failing function is queued after hello 9
+		boom := errors.New("boom")
+		const failSerial = "10000000fa11fa11"
+		answers := make([]agentapi.HelloResponse, hellos)
+		errs := make([]error, hellos)
+		var failErr error
+		done := make(chan struct{}, hellos+1)
+		held := make(chan struct{})
+		holdDone := make(chan error, 1)
+		go func() {
+			holdDone <- st.Update(ctx, func(*store.Tx) error {
+				close(held)
+				for st.Queued() < hellos+1 {
+					runtime.Gosched()
+				}
+				return nil
+			})
+		}()
+		<-held
+		queued := 0
+		queue := func(f func()) {
+			go func() {
+				f()
+				done <- struct{}{}
+			}()
+			queued++
+			for queued < hellos+1 && st.Queued() < queued {
+				runtime.Gosched()
+			}
+		}
+		for i := range hellos {
+			if i == failAt {
+				queue(func() {
+					failErr = st.Update(ctx, func(t *store.Tx) error {
+						bs, err := t.HelloBatches(ctx)
+						if err != nil || len(bs) == 0 {
+							return fmt.Errorf("batches %v: %w", bs, err)
+						}
+						if err := t.SeeBoard(ctx, store.Board{Serial: failSerial}); err != nil {
+							return err
+						}
+						n, err := t.BindNextName(ctx, "CORO", "KXP2", failSerial)
+						if err != nil {
+							return err
+						}
+						if _, err := t.AddClaimedDeployment(ctx, store.Deployment{Serial: failSerial, BatchID: bs[0].ID, Venue: "CORO",
+							Product: "KXP2", Hostname: n.Name, Image: "img", Phase: agentapi.PhaseHello}, "", ""); err != nil {
+							return err
+						}
+						return boom
+					})
+				})
+			}
+			queue(func() {
+				answers[i], errs[i] = svc.Hello(ctx, agentapi.Hello{Serial: fmt.Sprintf("10000000%08x", i+1),
+					MAC: fmt.Sprintf("2c:cf:67:00:01:%02x", i+1)})
+			})
+		}
+		must("holding update", <-holdDone)
+		for range hellos + 1 {
+			<-done
+		}
+		if !errors.Is(failErr, boom) {
+			t.Errorf("failing function: %v, want %v", failErr, boom)
+		}
+		for i := range hellos {
+			r := answers[i]
+			switch {
+			case errs[i] != nil:
+				t.Errorf("hello %d: %v", i, errs[i])
+			case i < 20 && (r.Deployment == nil || r.Deployment.Hostname != fmt.Sprintf("KXP2-CORO-%03d", i+1)):
+				t.Errorf("hello %d: %+v, want a deployment as KXP2-CORO-%03d", i, r, i+1)
+			case i >= 20 && (r.Action != agentapi.ActionRetry || !strings.Contains(r.Reason, "no active batch has room")):
+				t.Errorf("hello %d: %+v, want retry: the batch is full", i, r)
+			}
+		}
+		bt, err := st.Batch(ctx, b.ID)
+		must("batch", err)
+		if bt.InFlight != 20 {
+			t.Errorf("batch counts %d open deployments, want 20", bt.InFlight)
+		}
+		if _, err := st.Board(ctx, failSerial); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("failing function's board: %v, want not found", err)
+		}
+		names, err := st.PoolNames(ctx, store.PoolFilter{Venue: "CORO", Product: "KXP2"})
+		must("pool names", err)
+		bound := map[string]string{}
+		for _, n := range names {
+			if n.Serial == "" {
+				continue
+			}
+			if other, ok := bound[n.Serial]; ok {
+				t.Errorf("board %s holds %s and %s", n.Serial, other, n.Name)
+			}
+			bound[n.Serial] = n.Name
+		}
+		if len(bound) != 20 {
+			t.Errorf("%d names bound, want 20: %v", len(bound), bound)
+		}
+	})
+}
