@@ -25,7 +25,8 @@ func newStrictDecoder(r io.Reader) *json.Decoder {
 // hello: POST /api/v1/agent/hello.
 func (a *API) hello(c *gin.Context) {
 	var h agentapi.Hello
-	if !bindJSON(c, &h, 64<<10) {
+	if err := readHello(c.Writer, c.Request.Body, c.Request.ContentLength, 64<<10, &h); err != nil {
+		failBody(c, err)
 		return
 	}
 	start := time.Now()

@@ -286,10 +286,15 @@ func failErr(c *gin.Context, err error) {
 func bindJSON(c *gin.Context, v any, max int64) bool {
 	dec := newStrictDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, max))
 	if err := dec.Decode(v); err != nil {
-		fail(c, http.StatusBadRequest, "decode JSON body: "+err.Error(), "")
+		failBody(c, err)
 		return false
 	}
 	return true
+}
+
+// failBody answers 400 for a request body that did not decode.
+func failBody(c *gin.Context, err error) {
+	fail(c, http.StatusBadRequest, "decode JSON body: "+err.Error(), "")
 }
 
 func idParam(c *gin.Context) (int64, bool) {
