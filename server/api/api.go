@@ -185,7 +185,7 @@ func (a *API) logRequests(c *gin.Context) {
 	if c.Writer.Status() >= 500 {
 		a.log.Error("request", "method", c.Request.Method, "path", c.Request.URL.Path, "status", c.Writer.Status(),
 			"duration", time.Since(start), "errors", c.Errors.String())
-	} else {
+	} else if a.log.Enabled(c.Request.Context(), slog.LevelDebug) { // not to box the arguments for nothing
 		a.log.Debug("request", "method", c.Request.Method, "path", c.Request.URL.Path, "status", c.Writer.Status(),
 			"duration", time.Since(start))
 	}
