@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+
+	"github.com/rpi-deploy/rpi-deploy/server/internal/jsonstr"
 )
 
 // Types of events (Event.Type). Data carries the object named by the type's prefix,
@@ -345,25 +347,10 @@ func appendEvent(j []byte, ev Event, data []byte) []byte {
 	j = append(j, `,"time":"`...)
 	j = ev.Time.AppendFormat(j, time.RFC3339Nano)
 	j = append(j, `","type":`...)
-	j = appendString(j, ev.Type)
+	j = jsonstr.Append(j, ev.Type)
 	j = append(j, dataKey...)
 	j = append(j, data...)
 	return append(j, '}')
-}
-
-// appendString appends s as a JSON string as json.Marshal writes it: plain when it
-// holds only the printable ASCII that json.Marshal leaves as it is (event types
-// do), else through json.Marshal.
-func appendString(j []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s)
-			return append(j, q...)
-		}
-	}
-	j = append(j, '"')
-	j = append(j, s...)
-	return append(j, '"')
 }
 
 // encode is ev's JSON (nil: it does not encode) and its state key (stateKey), read
