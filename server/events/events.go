@@ -13,7 +13,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -127,7 +126,7 @@ func idSerial(d []byte) (id, serial string, ok bool) {
 		if j+1 >= len(d) || d[j] != '"' || d[j+1] != ':' {
 			return "", "", false
 		}
-		key := string(d[i+1 : j])
+		key := d[i+1 : j]
 		i = j + 2
 		end, good := skipValue(d, i)
 		if !good {
@@ -135,17 +134,17 @@ func idSerial(d []byte) (id, serial string, ok bool) {
 		}
 		v := d[i:end]
 		switch {
-		case key == "id":
+		case string(key) == "id":
 			if c := v[0]; c != '-' && (c < '0' || c > '9') {
 				return "", "", false
 			}
 			id = string(v)
-		case key == "serial":
+		case string(key) == "serial":
 			if len(v) < 2 || v[0] != '"' || bytes.IndexByte(v, '\\') >= 0 || !utf8.Valid(v) {
 				return "", "", false
 			}
 			serial = string(v[1 : len(v)-1])
-		case !utf8.ValidString(key) || strings.EqualFold(key, "id") || strings.EqualFold(key, "serial"):
+		case !utf8.Valid(key) || bytes.EqualFold(key, []byte("id")) || bytes.EqualFold(key, []byte("serial")):
 			return "", "", false
 		}
 		i = end
