@@ -25,7 +25,8 @@ func newStrictDecoder(r io.Reader) *json.Decoder {
 // hello: POST /api/v1/agent/hello.
 func (a *API) hello(c *gin.Context) {
 	var h agentapi.Hello
-	if !bindJSON(c, &h, 64<<10) {
+	if err := readHello(c.Writer, c.Request.Body, c.Request.ContentLength, 64<<10, &h); err != nil {
+		failBody(c, err)
 		return
 	}
 	start := time.Now()
@@ -41,8 +42,12 @@ func (a *API) hello(c *gin.Context) {
 		d.Image.ManifestURL = base + d.Image.ManifestURL
 		a.swarmHello(c, d, p2p)
 	}
-	c.JSON(http.StatusOK, resp)
+	// What c.JSON would send, byte for byte, without its reflection.
+	c.Data(http.StatusOK, jsonContentType, appendHelloResponse(make([]byte, 0, 1024), &resp))
 }
+
+// jsonContentType is the Content-Type of c.JSON's answers.
+const jsonContentType = "application/json; charset=utf-8"
 
 // baseURL is the scheme and host the client used.
 func baseURL(r *http.Request) string {

@@ -185,7 +185,7 @@ func (a *API) logRequests(c *gin.Context) {
 	if c.Writer.Status() >= 500 {
 		a.log.Error("request", "method", c.Request.Method, "path", c.Request.URL.Path, "status", c.Writer.Status(),
 			"duration", time.Since(start), "errors", c.Errors.String())
-	} else {
+	} else if a.log.Enabled(c.Request.Context(), slog.LevelDebug) { // not to box the arguments for nothing
 		a.log.Debug("request", "method", c.Request.Method, "path", c.Request.URL.Path, "status", c.Writer.Status(),
 			"duration", time.Since(start))
 	}
@@ -286,10 +286,15 @@ func failErr(c *gin.Context, err error) {
 func bindJSON(c *gin.Context, v any, max int64) bool {
 	dec := newStrictDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, max))
 	if err := dec.Decode(v); err != nil {
-		fail(c, http.StatusBadRequest, "decode JSON body: "+err.Error(), "")
+		failBody(c, err)
 		return false
 	}
 	return true
+}
+
+// failBody answers 400 for a request body that did not decode.
+func failBody(c *gin.Context, err error) {
+	fail(c, http.StatusBadRequest, "decode JSON body: "+err.Error(), "")
 }
 
 func idParam(c *gin.Context) (int64, bool) {

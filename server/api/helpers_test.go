@@ -26,7 +26,7 @@ var (
 
 // testImage is one small packed image shared by the package's tests (3 MiB raw,
 // 1 MiB chunks).
-func testImage(t *testing.T) string {
+func testImage(t testing.TB) string {
 	t.Helper()
 	imgOnce.Do(func() {
 		d, err := os.MkdirTemp("", "api-test-img-")

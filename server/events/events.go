@@ -12,10 +12,13 @@ package events
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
+
+	"github.com/rpi-deploy/rpi-deploy/server/internal/jsonstr"
 )
 
 // Types of events (Event.Type). Data carries the object named by the type's prefix,
@@ -62,22 +65,137 @@ type Event struct {
 // changes its batch: with a fleet saying hello, most of a stream's batch.changed
 // events are superseded before they are sent. (deployment.progress events are
 // delivered all: a board reports a few a second, fewer than a stream's writes.)
-func stateKey(typ string, j []byte) string {
+//
+// data is the event's data as JSON (json.Marshal's, compact); the key is made of
+// its "id" and "serial" as encoding/json would decode them into a json.Number and
+// a string (decodeIDSerial): read straight from the bytes (idSerial) when they are
+// plainly there, which is every event the domain publishes, else decoded.
+func stateKey(typ string, data []byte) string {
 	switch typ {
 	case BoardChanged, BatchChanged:
 	default:
 		return ""
 	}
-	var k struct {
-		Data struct {
-			ID     json.Number `json:"id"`
-			Serial string      `json:"serial"`
-		} `json:"data"`
+	id, serial, ok := idSerial(data)
+	if !ok {
+		if id, serial, ok = decodeIDSerial(data); !ok {
+			return ""
+		}
 	}
-	if json.Unmarshal(j, &k) != nil || (k.Data.ID == "" && k.Data.Serial == "") {
+	if id == "" && serial == "" {
 		return ""
 	}
-	return typ + " " + string(k.Data.ID) + " " + k.Data.Serial
+	return typ + " " + id + " " + serial
+}
+
+// decodeIDSerial is data's "id" (as a json.Number) and "serial" as encoding/json
+// decodes them, matching names in any case; ok is false when it does not decode.
+func decodeIDSerial(data []byte) (id, serial string, ok bool) {
+	var k struct {
+		ID     json.Number `json:"id"`
+		Serial string      `json:"serial"`
+	}
+	if json.Unmarshal(data, &k) != nil {
+		return "", "", false
+	}
+	return string(k.ID), k.Serial, true
+}
+
+// idSerial reads data's top-level "id" (a number) and "serial" (a string without
+// escapes) from compact JSON without decoding the rest. ok is false — and
+// decodeIDSerial decides — when data is not a compact object, or names a member
+// in a way that decoding could read differently: an escaped name, another case of
+// "id" or "serial", a name or "serial" not in valid UTF-8 (decoding replaces
+// what is not), an "id" that is not a number, a "serial" that is not such a string.
+func idSerial(d []byte) (id, serial string, ok bool) {
+	if len(d) < 2 || d[0] != '{' {
+		return "", "", false
+	}
+	i := 1
+	if d[i] == '}' {
+		return "", "", len(d) == 2
+	}
+	for {
+		if i >= len(d) || d[i] != '"' {
+			return "", "", false
+		}
+		j := i + 1
+		for j < len(d) && d[j] != '"' && d[j] != '\\' {
+			j++
+		}
+		if j+1 >= len(d) || d[j] != '"' || d[j+1] != ':' {
+			return "", "", false
+		}
+		key := d[i+1 : j]
+		i = j + 2
+		end, good := skipValue(d, i)
+		if !good {
+			return "", "", false
+		}
+		v := d[i:end]
+		switch {
+		case string(key) == "id":
+			if c := v[0]; c != '-' && (c < '0' || c > '9') {
+				return "", "", false
+			}
+			id = string(v)
+		case string(key) == "serial":
+			if len(v) < 2 || v[0] != '"' || bytes.IndexByte(v, '\\') >= 0 || !utf8.Valid(v) {
+				return "", "", false
+			}
+			serial = string(v[1 : len(v)-1])
+		case !utf8.Valid(key) || bytes.EqualFold(key, []byte("id")) || bytes.EqualFold(key, []byte("serial")):
+			return "", "", false
+		}
+		i = end
+		if i >= len(d) {
+			return "", "", false
+		}
+		if d[i] == '}' {
+			return id, serial, i == len(d)-1
+		}
+		if d[i] != ',' {
+			return "", "", false
+		}
+		i++
+	}
+}
+
+// skipValue is the end of the compact JSON value starting at d[i]; false if there is
+// none.
+func skipValue(d []byte, i int) (int, bool) {
+	if i >= len(d) {
+		return 0, false
+	}
+	depth := 0
+	for j := i; j < len(d); j++ {
+		switch d[j] {
+		case '"':
+			for j++; j < len(d) && d[j] != '"'; j++ {
+				if d[j] == '\\' {
+					j++
+				}
+			}
+			if j >= len(d) {
+				return 0, false
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 {
+				return j, j > i
+			}
+			depth--
+		case ',':
+			if depth == 0 {
+				return j, j > i
+			}
+		}
+		if depth == 0 && (d[j] == '"' || d[j] == '}' || d[j] == ']') {
+			return j + 1, true
+		}
+	}
+	return len(d), depth == 0
 }
 
 // siteKey is how the site of an event's data reads in the event's JSON.
@@ -199,10 +317,20 @@ func (b *Bus) Publish(typ string, data any) {
 		b.toRelay(*out, typ, data)
 		return
 	}
+	// The data is encoded, and its state key read, before the lock: publishers
+	// (every hello publishes two events) wait only for the numbering.
+	d, err := json.Marshal(data)
+	var k string
+	if err == nil {
+		k = stateKey(typ, d)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	ev := Event{Seq: b.seq + 1, Time: time.Now().UTC(), Type: typ, Data: data}
-	j, k := encode(ev)
+	var j []byte
+	if err == nil {
+		j = appendEvent(make([]byte, 0, len(d)+128), ev, d)
+	}
 	if b.repeats(k, j) {
 		return
 	}
@@ -210,14 +338,31 @@ func (b *Bus) Publish(typ string, data any) {
 	b.add(ev, j, k)
 }
 
+// appendEvent appends ev's JSON as json.Marshal writes it (seq, time, type, data),
+// data being ev.Data's JSON.
+func appendEvent(j []byte, ev Event, data []byte) []byte {
+	j = append(j, `{"seq":`...)
+	j = strconv.AppendInt(j, ev.Seq, 10)
+	j = append(j, `,"time":"`...)
+	j = ev.Time.AppendFormat(j, time.RFC3339Nano)
+	j = append(j, `","type":`...)
+	j = jsonstr.Append(j, ev.Type)
+	j = append(j, dataKey...)
+	j = append(j, data...)
+	return append(j, '}')
+}
+
 // encode is ev's JSON (nil: it does not encode) and its state key (stateKey), read
-// once for both Publish's repeats and add.
+// once for Append's repeats and add.
 func encode(ev Event) (j []byte, key string) {
 	j, err := json.Marshal(ev)
 	if err != nil {
 		return nil, ""
 	}
-	return j, stateKey(ev.Type, j)
+	// The data follows the first `,"data":` (the strings before it are escaped)
+	// and ends before the final "}".
+	i := bytes.Index(j, dataKey)
+	return j, stateKey(ev.Type, j[i+len(dataKey):len(j)-1])
 }
 
 // dataKey is what precedes an event's data in its JSON (json.Marshal of Event: seq,
@@ -253,7 +398,7 @@ func (b *Bus) repeats(k string, j []byte) bool {
 func (b *Bus) add(ev Event, j []byte, k string) {
 	typ := ev.Type
 	if j != nil {
-		ev.SSE = fmt.Appendf(nil, "id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, typ, j)
+		ev.SSE = appendSSE(make([]byte, 0, len(j)+len(typ)+32), ev.Seq, typ, j)
 		if k != "" {
 			b.supersede(k, ev.Seq)
 		}
@@ -275,6 +420,18 @@ func (b *Bus) add(ev Event, j []byte, k string) {
 			close(s.Lost)
 		}
 	}
+}
+
+// appendSSE appends the Server-Sent Events message "id: SEQ\nevent: TYPE\ndata:
+// JSON\n\n".
+func appendSSE(m []byte, seq int64, typ string, j []byte) []byte {
+	m = append(m, "id: "...)
+	m = strconv.AppendInt(m, seq, 10)
+	m = append(m, "\nevent: "...)
+	m = append(m, typ...)
+	m = append(m, "\ndata: "...)
+	m = append(m, j...)
+	return append(m, "\n\n"...)
 }
 
 // supersede records seq as the latest event of key and links the previous one, if

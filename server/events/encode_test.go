@@ -1,0 +1,132 @@
+package events
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/rpi-deploy/rpi-deploy/server/mgmtapi"
+)
+
+// decodedStateKey is stateKey as it was before it read the bytes: the whole event's
+// JSON decoded again. The reference the new one must agree with.
+func decodedStateKey(typ string, j []byte) string {
+	switch typ {
+	case BoardChanged, BatchChanged:
+	default:
+		return ""
+	}
+	var k struct {
+		Data struct {
+			ID     json.Number `json:"id"`
+			Serial string      `json:"serial"`
+		} `json:"data"`
+	}
+	if json.Unmarshal(j, &k) != nil || (k.Data.ID == "" && k.Data.Serial == "") {
+		return ""
+	}
+	return typ + " " + string(k.Data.ID) + " " + k.Data.Serial
+}
+
+// stateData are event data of every shape stateKey may meet: the domain's wire
+// types, and JSON that a decoder reads in ways a byte scan could miss.
+func stateData() []any {
+	now := time.Date(2026, 12, 5, 15, 4, 5, 123456789, time.UTC)
+	raw := func(s string) any { return json.RawMessage(s) }
+	return []any{
+		mgmtapi.Board{Serial: "10000000abcdef01", MAC: "2c:cf:67:00:00:01", Model: "Raspberry Pi 5 <Model B> & co", Hostname: "KXP2-CORO-001"},
+		mgmtapi.Batch{ID: 42, Venue: "CORO", Product: "KXP2", Count: 10},
+		map[string]any{"id": 7, "serial": "abc", "nested": map[string]any{"id": 9, "serial": "zzz"}},
+		map[string]any{"list": []any{map[string]any{"id": 1}}, "s": `a"b\c}{][,`, "id": -3.5e2},
+		map[string]any{"serial": "10000000abcdef01", "site": "hall-1", "t": now},
+		nil, "a string", 12, []int{1, 2}, map[string]any{}, struct{}{},
+		raw(`{"ID":5}`), raw(`{"Serial":"x"}`), raw(`{"ſerial":"long s"}`), raw(`{"i\u0064":3}`),
+		raw(`{"id":"12"}`), raw(`{"id":"twelve"}`), raw(`{"id":null,"serial":null}`), raw(`{"id":true}`),
+		raw(`{"serial":12}`), raw(`{"serial":"a\"b"}`), raw(`{"serial":"\u0041"}`), raw(`{"serial":{"x":1}}`),
+		raw(`{"id":1,"id":2,"serial":"a","serial":"b"}`), raw(`{ "id" : 4 , "serial" : "spaced" }`),
+		raw(`{"a":[{"id":1},"]"],"id":0}`), raw(`{"x":"}","serial":"after a brace"}`), raw(`{"id":-0}`),
+	}
+}
+
+// TestPublishEncodesAsMarshal: each published event's message carries json.Marshal
+// of the Event, byte for byte, though Publish now writes it from the data's JSON;
+// and the state key read from the bytes is the one decoding the event gave.
+func TestPublishEncodesAsMarshal(t *testing.T) {
+	b := New(1024, 1024)
+	sub, _ := b.Subscribe(0)
+	defer sub.Close()
+	types := []string{BoardChanged, BatchChanged, DeploymentCreated, "odd <type> & \"quoted\"\n"}
+	n := 0
+	for _, typ := range types {
+		for i, data := range stateData() {
+			// A distinct field per publish, so that no state event repeats its
+			// predecessor and is left out.
+			if m, ok := data.(map[string]any); ok {
+				m["publish"] = n
+			}
+			b.Publish(typ, data)
+			n++
+			var ev Event
+			select {
+			case ev = <-sub.C:
+			default:
+				// Left out as a repeat of the same object's previous state: check
+				// that it is one.
+				d, _ := json.Marshal(data)
+				if k := stateKey(typ, d); k == "" {
+					t.Fatalf("%s data %d (%v): not published, and no state event", typ, i, data)
+				}
+				continue
+			}
+			want, err := json.Marshal(Event{Seq: ev.Seq, Time: ev.Time, Type: typ, Data: data})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := string(ev.SSE); got != fmt.Sprintf("id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, typ, want) {
+				t.Errorf("%s data %d: message\n%q\nwant json.Marshal's\n%q", typ, i, got, want)
+			}
+			d, _ := json.Marshal(data)
+			if got, want := stateKey(typ, d), decodedStateKey(typ, want); got != want {
+				t.Errorf("%s data %s: state key %q, decoding gives %q", typ, d, got, want)
+			}
+		}
+	}
+}
+
+// TestAppendStateKey: an event appended by a relay (data a json.RawMessage, not
+// compact) gets the state key decoding gives too.
+func TestAppendStateKey(t *testing.T) {
+	for i, data := range []json.RawMessage{
+		json.RawMessage(`{ "id" : 4 , "serial" : "spaced" }`), json.RawMessage(`{"id":5,"serial":"plain"}`),
+		json.RawMessage(`{"Id":6}`), json.RawMessage("{\n\t\"serial\": \"tabbed\"\n}"),
+	} {
+		ev := Event{Seq: int64(i + 1), Time: time.Now().UTC(), Type: BatchChanged, Data: data}
+		j, k := encode(ev)
+		if want := decodedStateKey(BatchChanged, j); k != want || k == "" {
+			t.Errorf("%s: state key %q, decoding gives %q", data, k, want)
+		}
+	}
+}
+
+// FuzzStateKey: for any JSON as data, the state key read from the bytes is the one
+// decoding the whole event gives (go test -fuzz FuzzStateKey ./server/events).
+func FuzzStateKey(f *testing.F) {
+	for _, d := range stateData() {
+		b, _ := json.Marshal(d)
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if !json.Valid(data) {
+			return
+		}
+		j, err := json.Marshal(Event{Seq: 1, Type: BoardChanged, Data: json.RawMessage(data)})
+		if err != nil {
+			return
+		}
+		_, k := encode(Event{Seq: 1, Type: BoardChanged, Data: json.RawMessage(data)})
+		if want := decodedStateKey(BoardChanged, j); k != want {
+			t.Errorf("data %s: state key %q, decoding gives %q", data, k, want)
+		}
+	})
+}

@@ -1,0 +1,22 @@
+// Package jsonstr appends strings in JSON exactly as encoding/json's Marshal writes
+// them, for the encoders that write their JSON by hand on hot paths (the hello
+// answer, the events' envelope) and must stay byte for byte what json.Marshal wrote.
+package jsonstr
+
+import "encoding/json"
+
+// Append appends s as json.Marshal writes it: as it is between quotes when it holds
+// only printable ASCII that json.Marshal leaves alone, else through json.Marshal
+// (escapes, the HTML-safe \u003c, \u003e and \u0026, U+2028 and U+2029, invalid
+// UTF-8 as U+FFFD).
+func Append(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
