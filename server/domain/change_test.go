@@ -53,23 +53,14 @@ func TestEventsCarryWireTypes(t *testing.T) {
 		ctx := domain.WithActor(context.Background(), "test")
 		sub, _ := bus.Subscribe(0)
 		defer sub.Close()
-		if err := st.Update(ctx, func(t *store.Tx) error {
-			return t.PutImage(ctx, store.Image{Name: "img", Size: 1, SHA256: strings.Repeat("ab", 32), CompressedSize: 1,
-				FirstBoot: "firstrun", Manifest: "{}", State: store.ImageReady})
-		}); err != nil {
-			t.Fatal(err)
-		}
+		imageAtCoro(t, ctx, svc, st, "KXP2")
 		must := func(what string, err error) {
 			t.Helper()
 			if err != nil {
 				t.Fatalf("%s: %v", what, err)
 			}
 		}
-		_, err := svc.PutVenue(ctx, "CORO", "Coronation")
-		must("venue", err)
-		_, err = svc.ActivateImage(ctx, "img", "KXP2", false)
-		must("activate", err)
-		_, err = svc.GeneratePool(ctx, "CORO", "KXP2", 3, 0)
+		_, err := svc.GeneratePool(ctx, "CORO", "KXP2", 3, 0)
 		must("pool", err)
 		_, err = svc.RetirePoolName(ctx, "KXP2-CORO-003", true)
 		must("retire", err)

@@ -26,23 +26,14 @@ func TestPoolHellosInOneGroup(t *testing.T) {
 	bothDialects(t, func(t *testing.T) {
 		ctx := context.Background()
 		svc, st, _ := newService(t)
-		if err := st.Update(ctx, func(t *store.Tx) error {
-			return t.PutImage(ctx, store.Image{Name: "img", Size: 1, SHA256: strings.Repeat("ab", 32), CompressedSize: 1,
-				FirstBoot: "firstrun", Manifest: "{}", State: store.ImageReady})
-		}); err != nil {
-			t.Fatal(err)
-		}
+		imageAtCoro(t, ctx, svc, st, "KXP2")
 		must := func(what string, err error) {
 			t.Helper()
 			if err != nil {
 				t.Fatalf("%s: %v", what, err)
 			}
 		}
-		_, err := svc.PutVenue(ctx, "CORO", "Coronation")
-		must("venue", err)
-		_, err = svc.ActivateImage(ctx, "img", "KXP2", false)
-		must("activate", err)
-		_, err = svc.GeneratePool(ctx, "CORO", "KXP2", 40, 0)
+		_, err := svc.GeneratePool(ctx, "CORO", "KXP2", 40, 0)
 		must("pool", err)
 		b, err := svc.AddBatch(ctx, domain.BatchSpec{Venue: "CORO", Product: "KXP2", Count: 20})
 		must("batch", err)

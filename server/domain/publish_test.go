@@ -64,6 +64,18 @@ func TestBatchEventsOfABurst(t *testing.T) {
 // RXP2 batch there, and returns the batch.
 func rxp2Batch(t *testing.T, ctx context.Context, svc *domain.Service, st *store.Store) mgmtapi.Batch {
 	t.Helper()
+	imageAtCoro(t, ctx, svc, st, "RXP2")
+	b, err := svc.AddBatch(ctx, domain.BatchSpec{Venue: "CORO", Product: "RXP2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// imageAtCoro makes a ready image "img" (first boot: firstrun) active for product
+// and puts venue CORO.
+func imageAtCoro(t *testing.T, ctx context.Context, svc *domain.Service, st *store.Store, product string) {
+	t.Helper()
 	if err := st.Update(ctx, func(t *store.Tx) error {
 		return t.PutImage(ctx, store.Image{Name: "img", Size: 1, SHA256: strings.Repeat("ab", 32), CompressedSize: 1,
 			FirstBoot: "firstrun", Manifest: "{}", State: store.ImageReady})
@@ -73,12 +85,7 @@ func rxp2Batch(t *testing.T, ctx context.Context, svc *domain.Service, st *store
 	if _, err := svc.PutVenue(ctx, "CORO", "Coronation"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.ActivateImage(ctx, "img", "RXP2", false); err != nil {
+	if _, err := svc.ActivateImage(ctx, "img", product, false); err != nil {
 		t.Fatal(err)
 	}
-	b, err := svc.AddBatch(ctx, domain.BatchSpec{Venue: "CORO", Product: "RXP2"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
