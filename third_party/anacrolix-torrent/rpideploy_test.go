@@ -54,3 +54,26 @@ func TestWriterWakesOnTickleDuringFill(t *testing.T) {
 		}
 	}
 }
+
+// TestRejectOfCancelledRequestIsNoRefusal: the peer's Reject of a request we had
+// cancelled acknowledges the cancel (BEP 6) and updates our requests as a cancel
+// does, which lets new requests be made; before the patch it was taken for a refusal,
+// under which none are made until the peer unchokes us again, and a board whose one
+// request was cancelled asked a seeder that never choked it for nothing more.
+func TestRejectOfCancelledRequestIsNoRefusal(t *testing.T) {
+	pc := &PeerConn{}
+	pc.peerImpl = pc
+	pc.initRequestState()
+	const r RequestIndex = 7
+	pc.requestState.Cancelled.Add(r)
+	pc.validReceiveChunks = map[RequestIndex]int{r: 1}
+	if !pc.remoteRejectedRequest(r) {
+		t.Fatal("the Reject of a cancelled request was taken for an invalid one")
+	}
+	if pc.requestState.Cancelled.Contains(r) {
+		t.Error("the request is still awaiting the peer's answer to its cancel")
+	}
+	if got := pc.needRequestUpdate; got != peerUpdateRequestsPeerCancelReason {
+		t.Errorf("requests updated for %q, want %q (a refusal's reason makes no new request)", got, peerUpdateRequestsPeerCancelReason)
+	}
+}
