@@ -148,22 +148,46 @@ func newOrigin(t *testing.T, file string, pieceLen int64) (*origin, metainfo.Has
 	return o, metainfo.HashBytes(ib)
 }
 
+// until polls cond, called with o.mu held, until it holds (true) or ctx ends (false).
+func (o *origin) until(ctx context.Context, cond func() bool) bool {
+	for {
+		o.mu.Lock()
+		ok := cond()
+		o.mu.Unlock()
+		if ok {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // settledServed is o.served once every image request has ended: a client may have
 // read a response's last bytes before its handler has returned and counted them.
 func (o *origin) settledServed(ctx context.Context, t *testing.T) int64 {
 	t.Helper()
-	for {
-		o.mu.Lock()
-		n, busy := o.served, o.serving > 0
-		o.mu.Unlock()
-		if !busy {
-			return n
-		}
-		if ctx.Err() != nil {
-			t.Fatal("image requests still open")
-		}
-		time.Sleep(5 * time.Millisecond)
+	var n int64
+	if !o.until(ctx, func() bool { n = o.served; return o.serving == 0 }) {
+		t.Fatal("image requests still open")
 	}
+	return n
+}
+
+// readImage is everything sw's reader gives from the start.
+func readImage(ctx context.Context, t *testing.T, sw *Swarm) []byte {
+	t.Helper()
+	rc, err := sw.Open(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 type countWriter struct {
@@ -246,19 +270,6 @@ func TestServerOnlyForWhatPeersLack(t *testing.T) {
 	o, hash := newOrigin(t, zst, 64<<10)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	readAll := func(sw *Swarm) []byte {
-		t.Helper()
-		rc, err := sw.Open(ctx, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rc.Close()
-		b, err := io.ReadAll(rc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
 	want, err := os.ReadFile(zst)
 	if err != nil {
 		t.Fatal(err)
@@ -268,7 +279,7 @@ func TestServerOnlyForWhatPeersLack(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	if !bytes.Equal(readAll(a), want) {
+	if !bytes.Equal(readImage(ctx, t, a), want) {
 		t.Fatal("board a read other bytes than the image")
 	}
 	o.mu.Lock()
@@ -297,7 +308,7 @@ func TestServerOnlyForWhatPeersLack(t *testing.T) {
 			t.Logf("the engine's counters (both boards): %s", expvar.Get("torrent"))
 		}
 	})
-	if !bytes.Equal(readAll(b), want) {
+	if !bytes.Equal(readImage(ctx, t, b), want) {
 		t.Fatal("board b read other bytes than the image")
 	}
 	fs, fp, _ := b.Counts()
@@ -326,25 +337,12 @@ func TestFetchEndsWhenPeerCompletes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	readAll := func(sw *Swarm) []byte {
-		t.Helper()
-		rc, err := sw.Open(ctx, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rc.Close()
-		b, err := io.ReadAll(rc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
 	a, err := Join(ctx, o.config(hash, m, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	if !bytes.Equal(readAll(a), want) {
+	if !bytes.Equal(readImage(ctx, t, a), want) {
 		t.Fatal("board a read other bytes than the image")
 	}
 
@@ -359,41 +357,26 @@ func TestFetchEndsWhenPeerCompletes(t *testing.T) {
 	}
 	defer b.Close()
 	// Board b, alone so far, fetches its first pieces from the server: they hang.
-	for {
-		o.mu.Lock()
-		n := o.stalledOpen
-		o.mu.Unlock()
-		if n == cfg.withDefaults().WebSeedConns {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("%d of board b's fetches reached the server", n)
-		}
-		time.Sleep(10 * time.Millisecond)
+	var n int
+	if !o.until(ctx, func() bool { n = o.stalledOpen; return n == cfg.withDefaults().WebSeedConns }) {
+		t.Fatalf("%d of board b's fetches reached the server", n)
 	}
 	// Now the server lists a: b's next announce connects them, and a's copies
 	// complete the pieces that b's hanging fetches are for.
 	o.mu.Lock()
 	o.peers = []agentapi.SwarmPeer{{IP: "127.0.0.1", Port: a.Port(), Serial: "a"}}
 	o.mu.Unlock()
-	if !bytes.Equal(readAll(b), want) {
+	if !bytes.Equal(readImage(ctx, t, b), want) {
 		t.Fatal("board b read other bytes than the image")
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		o.mu.Lock()
-		open, stalled := o.stalledOpen, o.stalled
-		o.mu.Unlock()
-		if open == 0 {
-			if got := b.serverCancels.Load(); got != int64(stalled) {
-				t.Errorf("board b counted %d cancelled fetches; the server saw %d requests end", got, stalled)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d requests to the server still open 10 s after board b had every piece from its peer", open, stalled)
-		}
-		time.Sleep(10 * time.Millisecond)
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	var open, stalled int
+	if !o.until(wctx, func() bool { open, stalled = o.stalledOpen, o.stalled; return open == 0 }) {
+		t.Fatalf("%d of %d requests to the server still open 10 s after board b had every piece from its peer", open, stalled)
+	}
+	if got := b.serverCancels.Load(); got != int64(stalled) {
+		t.Errorf("board b counted %d cancelled fetches; the server saw %d requests end", got, stalled)
 	}
 	if fs, fp, _ := b.Counts(); fs != 0 || fp != m.CompressedSize {
 		t.Errorf("board b: %d bytes from the server, %d from the peer; want 0 and %d", fs, fp, m.CompressedSize)
@@ -418,16 +401,7 @@ func TestServerBusyIsRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sw.Close()
-	rc, err := sw.Open(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	got, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
+	if !bytes.Equal(readImage(ctx, t, sw), want) {
 		t.Fatal("the board read other bytes than the image")
 	}
 	pieces := int((m.CompressedSize + 64<<10 - 1) / (64 << 10))
