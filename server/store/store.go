@@ -379,7 +379,8 @@ type Tx struct {
 	Now time.Time // the transaction's clock: every row it writes carries this time
 	// later holds the history rows written at the group's commit (later.go).
 	later *laterRows
-	// g is what the functions of the group share (shared.go); nil outside one.
+	// g is what the functions of the Tx's group share (shared.go): every Tx runs
+	// in a group (runOne, writer.go).
 	g *groupReads
 }
 
