@@ -365,7 +365,8 @@ func (s *Store) Version(ctx context.Context) (int, error) {
 	return int(v.Int64), classify(err)
 }
 
-// querier is what both *sql.DB and *sql.Tx offer.
+// querier runs the store's queries through prepared statements: dbStmts on the
+// reader pool, wconn on the writer's connection (stmts.go).
 type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
