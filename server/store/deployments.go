@@ -81,7 +81,8 @@ func (s *Store) Deployments(ctx context.Context, f DeploymentFilter) ([]Deployme
 }
 
 // deploymentListSQL is Deployments' query: SQLite reads the table newest first
-// (ORDER BY id DESC LIMIT), no index (the filters are "? = ” OR …" terms).
+// (ORDER BY id DESC LIMIT), no index (each filter is a term that holds when its
+// argument is empty, which no index can serve).
 const deploymentListSQL = `SELECT ` + deploymentCols + deploymentFrom + ` WHERE
 		(? = '' OR d.state = ?) AND (? = '' OR d.venue = ?) AND (? = '' OR d.product = ?) AND (? = 0 OR d.batch_id = ?)
 		AND (? = '' OR d.serial = ?) AND (? = '' OR lower(d.hostname) LIKE lower(?) OR lower(d.serial) LIKE lower(?))

@@ -35,7 +35,7 @@ type groupReads struct {
 // helloBatches returns a copy of the kept list (the caller may reorder it), and
 // whether one is kept.
 func (g *groupReads) helloBatches() ([]HelloBatch, bool) {
-	if g == nil || !g.batchesRead {
+	if !g.batchesRead {
 		return nil, false
 	}
 	return slices.Clone(g.batches), true
@@ -43,17 +43,11 @@ func (g *groupReads) helloBatches() ([]HelloBatch, bool) {
 
 // keepBatches keeps bs, as just read, for the functions after this one.
 func (g *groupReads) keepBatches(bs []HelloBatch) {
-	if g == nil {
-		return
-	}
 	g.batches, g.batchesRead = slices.Clone(bs), true
 }
 
 // forget drops what is kept: the transaction changed it in a way not counted here.
 func (g *groupReads) forget() {
-	if g == nil {
-		return
-	}
 	g.batches, g.batchesRead = nil, false
 }
 
@@ -61,7 +55,7 @@ func (g *groupReads) forget() {
 // AddClaimedDeployment's UPDATE counts it in the table; a batch whose count is
 // then reached leaves the list, as HelloBatches' WHERE would leave it out.
 func (g *groupReads) countDeployment(id int64) {
-	if g == nil || !g.batchesRead {
+	if !g.batchesRead {
 		return
 	}
 	for i := range g.batches {

@@ -143,14 +143,26 @@ func (w *wconn) QueryRowContext(ctx context.Context, q string, args ...any) row 
 	return row{s.QueryRowContext(ctx, w.d.args(args)...)}
 }
 
+// close closes w's statements and gives its connection back to the pool (on
+// Close).
+func (w *wconn) close() {
+	w.closeStmts()
+	w.conn.Close()
+}
+
 // discard closes w's statements and closes its connection for good, not back
 // into the pool: whatever state a lost transaction left on it (SQLite: perhaps
 // still open; PostgreSQL: perhaps broken) goes with it.
 func (w *wconn) discard() {
+	w.closeStmts()
+	w.conn.Raw(func(any) error { return driver.ErrBadConn }) // database/sql closes a bad connection
+	w.conn.Close()
+}
+
+// closeStmts closes the statements prepared on w's connection, before it goes.
+func (w *wconn) closeStmts() {
 	for _, s := range w.stmts {
 		s.Close()
 	}
 	w.stmts = nil
-	w.conn.Raw(func(any) error { return driver.ErrBadConn }) // database/sql closes a bad connection
-	w.conn.Close()
 }

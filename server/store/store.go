@@ -365,7 +365,8 @@ func (s *Store) Version(ctx context.Context) (int, error) {
 	return int(v.Int64), classify(err)
 }
 
-// querier is what both *sql.DB and *sql.Tx offer.
+// querier runs the store's queries through prepared statements: dbStmts on the
+// reader pool, wconn on the writer's connection (stmts.go).
 type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
@@ -379,7 +380,8 @@ type Tx struct {
 	Now time.Time // the transaction's clock: every row it writes carries this time
 	// later holds the history rows written at the group's commit (later.go).
 	later *laterRows
-	// g is what the functions of the group share (shared.go); nil outside one.
+	// g is what the functions of the Tx's group share (shared.go): every Tx runs
+	// in a group (runOne, writer.go).
 	g *groupReads
 }
 

@@ -155,10 +155,7 @@ func (s *Store) closeConn() {
 	if s.wc == nil {
 		return
 	}
-	for _, st := range s.wc.stmts {
-		st.Close()
-	}
-	s.wc.conn.Close()
+	s.wc.close()
 	s.wc = nil
 }
 
