@@ -200,12 +200,3 @@ func (x *connectedIO) giveDeadline() error {
 	x.fresh = false
 	return nil
 }
-
-// opError wraps an error of RawConn's Control, Read or Write (closed socket, read
-// deadline) as net.UDPConn's own calls do.
-func opError(op string, peer *net.UDPAddr, err error) error {
-	if errors.Is(err, syscall.EBADF) {
-		err = net.ErrClosed
-	}
-	return &net.OpError{Op: op, Net: "udp", Addr: peer, Err: err}
-}
