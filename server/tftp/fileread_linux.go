@@ -10,10 +10,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// filePiece is how much of a boot file one read takes: pin/tftp asks for one block
-// (up to 1468 bytes) per DATA packet, so a piece serves about 44 blocks.
-const filePiece = 64 << 10
-
 // fileReader reads a boot file in filePiece pieces. A piece that is in the page cache
 // (a boot file that boards read again and again nearly always is) is read with
 // preadv2(RWF_NOWAIT) as a raw system call: it cannot block, so it needs none of the
@@ -104,11 +100,12 @@ func (r *fileReader) fill() {
 			r.off += int64(r.n)
 			r.raw++
 			return
-		case (r.errno == syscall.EOPNOTSUPP || r.errno == syscall.EINVAL || r.errno == syscall.ENOSYS) && inMemory(r.f):
-			r.read = r.memory // no RWF_NOWAIT, but nothing to wait for either
-			r.fill()
-			return
 		case r.errno == syscall.EOPNOTSUPP || r.errno == syscall.EINVAL || r.errno == syscall.ENOSYS:
+			if inMemory(r.f) {
+				r.read = r.memory // no RWF_NOWAIT, but nothing to wait for either
+				r.fill()
+				return
+			}
 			r.rc = nil // the file system (or kernel) has no RWF_NOWAIT: ReadAt from now on
 		case r.errno != syscall.EAGAIN && r.errno != syscall.EINTR:
 			r.err = &os.PathError{Op: "read", Path: r.f.Name(), Err: r.errno}
