@@ -34,14 +34,13 @@ type fileReader struct {
 	iov    unix.Iovec
 	n      uintptr
 	errno  syscall.Errno
-	nowait func(fd uintptr) // preadv2(RWF_NOWAIT)
+	read   func(fd uintptr) // preadv2(RWF_NOWAIT), or memory
 	memory func(fd uintptr) // pread64, for tmpfs and ramfs
-	read   func(fd uintptr) // one of them
 }
 
 func newFileReader(f *os.File) *fileReader {
 	r := &fileReader{f: f, buf: make([]byte, filePiece)}
-	r.nowait = func(fd uintptr) {
+	nowait := func(fd uintptr) {
 		r.n, _, r.errno = syscall.RawSyscall6(unix.SYS_PREADV2, fd, uintptr(unsafe.Pointer(&r.iov)), 1,
 			uintptr(r.off), 0, unix.RWF_NOWAIT)
 	}
@@ -52,7 +51,7 @@ func newFileReader(f *os.File) *fileReader {
 	// The raw calls pass the offset in one register: 64-bit systems only (on 32-bit
 	// ones it takes two, laid out per architecture). Elsewhere ReadAt only.
 	if rc, err := f.SyscallConn(); err == nil && unsafe.Sizeof(uintptr(0)) == 8 {
-		r.rc, r.read = rc, r.nowait
+		r.rc, r.read = rc, nowait
 	}
 	return r
 }
