@@ -57,6 +57,19 @@
 #define LOADK \
 	VLD1.P	64(R4), [V20.S4, V21.S4, V22.S4, V23.S4]
 
+// ROUNDS(Q): a block's 64 rounds, Q(S0, S1, S2, S3) doing four groups with the
+// schedule steps S0…S3 and the constants in V20…V23.
+#define ROUNDS(Q) \
+	MOVD	$·k(SB), R4 \
+	LOADK \
+	Q(FIRST, MID, MID, MID) \
+	LOADK \
+	Q(MID, MID, MID, MID) \
+	LOADK \
+	Q(MID, MID, MID, MID) \
+	LOADK \
+	Q(LAST, TAIL, TAIL, TAIL)
+
 // ---- blocks2SHA2: one message, two states -------------------------------------------
 //
 //   V0, V1    state a          V24, V25  state a at the block's start
@@ -69,11 +82,11 @@
 	RND4(V0, V1, V2, V8) \
 	RND4(V16, V17, V18, V8)
 
-#define Q2(S) \
-	G2(S, V20, V4, V5, V6, V7) \
-	G2(S, V21, V5, V6, V7, V4) \
-	G2(S, V22, V6, V7, V4, V5) \
-	G2(S, V23, V7, V4, V5, V6)
+#define Q2(S0, S1, S2, S3) \
+	G2(S0, V20, V4, V5, V6, V7) \
+	G2(S1, V21, V5, V6, V7, V4) \
+	G2(S2, V22, V6, V7, V4, V5) \
+	G2(S3, V23, V7, V4, V5, V6)
 
 // func blocks2SHA2(a, b *[8]uint32, p []byte)
 TEXT ·blocks2SHA2(SB), NOSPLIT, $0-40
@@ -92,21 +105,7 @@ block2:
 	VMOV	V16.B16, V26.B16
 	VMOV	V17.B16, V27.B16
 	LOADMSG(R2, V4, V5, V6, V7)
-	MOVD	$·k(SB), R4
-	LOADK
-	G2(FIRST, V20, V4, V5, V6, V7)
-	G2(MID, V21, V5, V6, V7, V4)
-	G2(MID, V22, V6, V7, V4, V5)
-	G2(MID, V23, V7, V4, V5, V6)
-	LOADK
-	Q2(MID)
-	LOADK
-	Q2(MID)
-	LOADK
-	G2(LAST, V20, V4, V5, V6, V7)
-	G2(TAIL, V21, V5, V6, V7, V4)
-	G2(TAIL, V22, V6, V7, V4, V5)
-	G2(TAIL, V23, V7, V4, V5, V6)
+	ROUNDS(Q2)
 	VADD	V24.S4, V0.S4, V0.S4
 	VADD	V25.S4, V1.S4, V1.S4
 	VADD	V26.S4, V16.S4, V16.S4
@@ -134,11 +133,11 @@ done2:
 	RND4(V0, V1, V2, V3) \
 	RND4(V16, V17, V18, V19)
 
-#define QP(S) \
-	GP(S, V20, V4, V5, V6, V7, V12, V13, V14, V15) \
-	GP(S, V21, V5, V6, V7, V4, V13, V14, V15, V12) \
-	GP(S, V22, V6, V7, V4, V5, V14, V15, V12, V13) \
-	GP(S, V23, V7, V4, V5, V6, V15, V12, V13, V14)
+#define QP(S0, S1, S2, S3) \
+	GP(S0, V20, V4, V5, V6, V7, V12, V13, V14, V15) \
+	GP(S1, V21, V5, V6, V7, V4, V13, V14, V15, V12) \
+	GP(S2, V22, V6, V7, V4, V5, V14, V15, V12, V13) \
+	GP(S3, V23, V7, V4, V5, V6, V15, V12, V13, V14)
 
 // func pairSHA2(a, b *[8]uint32, pa, pb []byte)
 TEXT ·pairSHA2(SB), NOSPLIT, $0-64
@@ -159,21 +158,7 @@ blockp:
 	VMOV	V17.B16, V27.B16
 	LOADMSG(R2, V4, V5, V6, V7)
 	LOADMSG(R5, V12, V13, V14, V15)
-	MOVD	$·k(SB), R4
-	LOADK
-	GP(FIRST, V20, V4, V5, V6, V7, V12, V13, V14, V15)
-	GP(MID, V21, V5, V6, V7, V4, V13, V14, V15, V12)
-	GP(MID, V22, V6, V7, V4, V5, V14, V15, V12, V13)
-	GP(MID, V23, V7, V4, V5, V6, V15, V12, V13, V14)
-	LOADK
-	QP(MID)
-	LOADK
-	QP(MID)
-	LOADK
-	GP(LAST, V20, V4, V5, V6, V7, V12, V13, V14, V15)
-	GP(TAIL, V21, V5, V6, V7, V4, V13, V14, V15, V12)
-	GP(TAIL, V22, V6, V7, V4, V5, V14, V15, V12, V13)
-	GP(TAIL, V23, V7, V4, V5, V6, V15, V12, V13, V14)
+	ROUNDS(QP)
 	VADD	V24.S4, V0.S4, V0.S4
 	VADD	V25.S4, V1.S4, V1.S4
 	VADD	V26.S4, V16.S4, V16.S4
@@ -203,11 +188,11 @@ donep:
 	RND4(V8, V9, V10, V11) \
 	RND4(V16, V17, V18, V3)
 
-#define QT(S) \
-	GT(S, V20, V4, V5, V6, V7, V12, V13, V14, V15) \
-	GT(S, V21, V5, V6, V7, V4, V13, V14, V15, V12) \
-	GT(S, V22, V6, V7, V4, V5, V14, V15, V12, V13) \
-	GT(S, V23, V7, V4, V5, V6, V15, V12, V13, V14)
+#define QT(S0, S1, S2, S3) \
+	GT(S0, V20, V4, V5, V6, V7, V12, V13, V14, V15) \
+	GT(S1, V21, V5, V6, V7, V4, V13, V14, V15, V12) \
+	GT(S2, V22, V6, V7, V4, V5, V14, V15, V12, V13) \
+	GT(S3, V23, V7, V4, V5, V6, V15, V12, V13, V14)
 
 // func tripleSHA2(a, b *[8]uint32, p []byte, c *[8]uint32, q []byte)
 TEXT ·tripleSHA2(SB), NOSPLIT, $0-72
@@ -232,21 +217,7 @@ blockt:
 	VMOV	V9.B16, V29.B16
 	LOADMSG(R2, V4, V5, V6, V7)
 	LOADMSG(R5, V12, V13, V14, V15)
-	MOVD	$·k(SB), R4
-	LOADK
-	GT(FIRST, V20, V4, V5, V6, V7, V12, V13, V14, V15)
-	GT(MID, V21, V5, V6, V7, V4, V13, V14, V15, V12)
-	GT(MID, V22, V6, V7, V4, V5, V14, V15, V12, V13)
-	GT(MID, V23, V7, V4, V5, V6, V15, V12, V13, V14)
-	LOADK
-	QT(MID)
-	LOADK
-	QT(MID)
-	LOADK
-	GT(LAST, V20, V4, V5, V6, V7, V12, V13, V14, V15)
-	GT(TAIL, V21, V5, V6, V7, V4, V13, V14, V15, V12)
-	GT(TAIL, V22, V6, V7, V4, V5, V14, V15, V12, V13)
-	GT(TAIL, V23, V7, V4, V5, V6, V15, V12, V13, V14)
+	ROUNDS(QT)
 	VADD	V24.S4, V0.S4, V0.S4
 	VADD	V25.S4, V1.S4, V1.S4
 	VADD	V26.S4, V16.S4, V16.S4

@@ -10,10 +10,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// filePiece is how much of a boot file one read takes: pin/tftp asks for one block
-// (up to 1468 bytes) per DATA packet, so a piece serves about 44 blocks.
-const filePiece = 64 << 10
-
 // fileReader reads a boot file in filePiece pieces. A piece that is in the page cache
 // (a boot file that boards read again and again nearly always is) is read with
 // preadv2(RWF_NOWAIT) as a raw system call: it cannot block, so it needs none of the
@@ -38,14 +34,13 @@ type fileReader struct {
 	iov    unix.Iovec
 	n      uintptr
 	errno  syscall.Errno
-	nowait func(fd uintptr) // preadv2(RWF_NOWAIT)
+	read   func(fd uintptr) // preadv2(RWF_NOWAIT), or memory
 	memory func(fd uintptr) // pread64, for tmpfs and ramfs
-	read   func(fd uintptr) // one of them
 }
 
 func newFileReader(f *os.File) *fileReader {
 	r := &fileReader{f: f, buf: make([]byte, filePiece)}
-	r.nowait = func(fd uintptr) {
+	nowait := func(fd uintptr) {
 		r.n, _, r.errno = syscall.RawSyscall6(unix.SYS_PREADV2, fd, uintptr(unsafe.Pointer(&r.iov)), 1,
 			uintptr(r.off), 0, unix.RWF_NOWAIT)
 	}
@@ -56,7 +51,7 @@ func newFileReader(f *os.File) *fileReader {
 	// The raw calls pass the offset in one register: 64-bit systems only (on 32-bit
 	// ones it takes two, laid out per architecture). Elsewhere ReadAt only.
 	if rc, err := f.SyscallConn(); err == nil && unsafe.Sizeof(uintptr(0)) == 8 {
-		r.rc, r.read = rc, r.nowait
+		r.rc, r.read = rc, nowait
 	}
 	return r
 }
@@ -104,11 +99,12 @@ func (r *fileReader) fill() {
 			r.off += int64(r.n)
 			r.raw++
 			return
-		case (r.errno == syscall.EOPNOTSUPP || r.errno == syscall.EINVAL || r.errno == syscall.ENOSYS) && inMemory(r.f):
-			r.read = r.memory // no RWF_NOWAIT, but nothing to wait for either
-			r.fill()
-			return
 		case r.errno == syscall.EOPNOTSUPP || r.errno == syscall.EINVAL || r.errno == syscall.ENOSYS:
+			if inMemory(r.f) {
+				r.read = r.memory // no RWF_NOWAIT, but nothing to wait for either
+				r.fill()
+				return
+			}
 			r.rc = nil // the file system (or kernel) has no RWF_NOWAIT: ReadAt from now on
 		case r.errno != syscall.EAGAIN && r.errno != syscall.EINTR:
 			r.err = &os.PathError{Op: "read", Path: r.f.Name(), Err: r.errno}

@@ -33,10 +33,6 @@ type connection interface {
 
 type connConnection struct {
 	conn *net.UDPConn
-	// rpi-deploy patch begin: a server's transfer socket connected to its one client
-	// (transferConn, transfer.go); nil on an unconnected socket.
-	peer *connectedIO
-	// rpi-deploy patch end
 }
 
 type chanConnection struct {
@@ -94,9 +90,6 @@ func (c *chanConnection) close() {
 
 func (c *connConnection) sendTo(data []byte, addr *net.UDPAddr) error {
 	// rpi-deploy patch begin: was return c.conn.WriteToUDP(data, addr) (doc.go)
-	if c.peer != nil {
-		return c.peer.sendTo(data, addr)
-	}
 	return rawSendTo(c.conn, data, addr)
 	// rpi-deploy patch end
 }
@@ -112,21 +105,11 @@ func makeError(addr string) net.Error {
 
 func (c *connConnection) readFrom(buffer []byte) (int, *net.UDPAddr, error) {
 	// rpi-deploy patch begin: was return c.conn.ReadFromUDP(buffer) (doc.go)
-	if c.peer != nil {
-		return c.peer.readFrom(buffer)
-	}
 	return rawReadFrom(c.conn, buffer)
 	// rpi-deploy patch end
 }
 
 func (c *connConnection) setDeadline(deadline time.Duration) error {
-	// rpi-deploy patch begin: a connected socket gives the deadline to the poller
-	// only when a read has to wait (transfer.go)
-	if c.peer != nil {
-		c.peer.setDeadline(deadline)
-		return nil
-	}
-	// rpi-deploy patch end
 	return c.conn.SetReadDeadline(time.Now().Add(deadline))
 }
 

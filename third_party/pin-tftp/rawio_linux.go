@@ -85,15 +85,21 @@ func rawReadFrom(c *net.UDPConn, b []byte) (int, *net.UDPAddr, error) {
 		return true
 	})
 	if rerr != nil {
-		if errors.Is(rerr, syscall.EBADF) {
-			return 0, nil, &net.OpError{Op: "read", Net: "udp", Err: net.ErrClosed}
-		}
-		return 0, nil, &net.OpError{Op: "read", Net: "udp", Err: rerr}
+		return 0, nil, opError("read", nil, rerr)
 	}
 	if errno != 0 {
 		return 0, nil, &net.OpError{Op: "read", Net: "udp", Err: errno}
 	}
 	return n, addr, nil
+}
+
+// opError wraps an error of RawConn's Control, Read or Write (closed socket, read
+// deadline) as net.UDPConn's own calls do; addr is the peer, if there is one.
+func opError(op string, addr net.Addr, err error) error {
+	if errors.Is(err, syscall.EBADF) {
+		err = net.ErrClosed
+	}
+	return &net.OpError{Op: op, Net: "udp", Addr: addr, Err: err}
 }
 
 func udpAddrOf(sa *syscall.RawSockaddrAny) *net.UDPAddr {

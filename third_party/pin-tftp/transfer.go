@@ -12,12 +12,13 @@ import "net"
 // board's transfer by guessing its port), and each send skips the route lookup and
 // the address an unconnected sendto(2) carries. A peer that cannot be connected to
 // (port 0, a broadcast or unspecified address, no route) gets upstream's unconnected
-// socket, whose sends fail as before.
-func transferConn(local, remote *net.UDPAddr) (*connConnection, error) {
+// socket, whose sends fail as before. A connected socket is pin's connection as
+// connectedIO; an unconnected one, as upstream's, a connConnection.
+func transferConn(local, remote *net.UDPAddr) (connection, error) {
 	if connectTransfers && connectable(remote) {
 		if c, err := net.DialUDP("udp", local, remote); err == nil {
 			if x, err := newConnectedIO(c, remote); err == nil {
-				return &connConnection{conn: c, peer: x}, nil
+				return x, nil
 			}
 			c.Close()
 		}

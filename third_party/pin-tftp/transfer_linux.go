@@ -21,7 +21,8 @@ const connectTransfers = true
 // skips before it gives up (send) or waits in the poller (receive).
 const maxICMPReports = 16
 
-// connectedIO is the I/O of a transfer socket connected to its one peer: send(2) and
+// connectedIO is pin's connection for a transfer socket connected to its one peer
+// (transferConn): send(2) and
 // recv(2) — sendto/recvfrom without addresses — as raw system calls on the
 // non-blocking socket (not through the runtime's entersyscall: doc.go), waiting in
 // the runtime's poller only when nothing can be read. A transfer is served by one
@@ -85,7 +86,12 @@ func newConnectedIO(c *net.UDPConn, peer *net.UDPAddr) (*connectedIO, error) {
 // setDeadline notes that the next reads may wait d, from the first of them that has
 // to wait (the deadline then starts some microseconds after pin set it: negligible
 // beside a timeout of at least 100 ms, and no clock read when no read waits).
-func (x *connectedIO) setDeadline(d time.Duration) { x.timeout, x.fresh = d, true }
+func (x *connectedIO) setDeadline(d time.Duration) error {
+	x.timeout, x.fresh = d, true
+	return nil
+}
+
+func (x *connectedIO) close() { x.c.Close() }
 
 // recv receives one datagram into x.b (x.n bytes), skipping ICMP error reports.
 func (x *connectedIO) recv(fd uintptr) syscall.Errno {
@@ -193,13 +199,4 @@ func (x *connectedIO) giveDeadline() error {
 	}
 	x.fresh = false
 	return nil
-}
-
-// opError wraps an error of RawConn's Control, Read or Write (closed socket, read
-// deadline) as net.UDPConn's own calls do.
-func opError(op string, peer *net.UDPAddr, err error) error {
-	if errors.Is(err, syscall.EBADF) {
-		err = net.ErrClosed
-	}
-	return &net.OpError{Op: op, Net: "udp", Addr: peer, Err: err}
 }

@@ -22,6 +22,7 @@ func newConnectedIO(*net.UDPConn, *net.UDPAddr) (*connectedIO, error) {
 	return nil, errors.ErrUnsupported
 }
 
-func (*connectedIO) setDeadline(time.Duration)                  {}
+func (*connectedIO) setDeadline(time.Duration) error            { return nil }
+func (*connectedIO) close()                                     {}
 func (*connectedIO) sendTo([]byte, *net.UDPAddr) error          { return net.ErrClosed }
 func (*connectedIO) readFrom([]byte) (int, *net.UDPAddr, error) { return 0, nil, net.ErrClosed }
