@@ -102,12 +102,16 @@ func appendFirstBoot(b []byte, f *agentapi.FirstBoot) []byte {
 	return append(b, '}')
 }
 
-// appendField appends ,"name":"value".
-func appendField(b []byte, name, v string) []byte {
+// appendName appends ,"name": (the names are plain ASCII, written as they are).
+func appendName(b []byte, name string) []byte {
 	b = append(b, ',', '"')
 	b = append(b, name...)
-	b = append(b, '"', ':')
-	return jsonstr.Append(b, v)
+	return append(b, '"', ':')
+}
+
+// appendField appends ,"name":"value".
+func appendField(b []byte, name, v string) []byte {
+	return jsonstr.Append(appendName(b, name), v)
 }
 
 // appendOmitEmpty is appendField for an omitempty string: nothing for "".
@@ -123,9 +127,7 @@ func appendTrue(b []byte, name string, v bool) []byte {
 	if !v {
 		return b
 	}
-	b = append(b, ',', '"')
-	b = append(b, name...)
-	return append(b, `":true`...)
+	return append(appendName(b, name), "true"...)
 }
 
 // appendStrings appends an omitempty []string: nothing when empty.
@@ -133,9 +135,7 @@ func appendStrings(b []byte, name string, v []string) []byte {
 	if len(v) == 0 {
 		return b
 	}
-	b = append(b, ',', '"')
-	b = append(b, name...)
-	b = append(b, `":[`...)
+	b = append(appendName(b, name), '[')
 	for i, s := range v {
 		if i > 0 {
 			b = append(b, ',')

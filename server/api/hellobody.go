@@ -27,19 +27,18 @@ var helloBufs = sync.Pool{New: func() any { b := make([]byte, helloFastMax); ret
 // (encoding/json's reflection and the goroutine stack growth it causes were 7 % of a
 // hello's CPU.)
 func readHello(w http.ResponseWriter, body io.ReadCloser, length, max int64, h *agentapi.Hello) error {
-	if length < 0 || length > helloFastMax || length > max {
-		return newStrictDecoder(http.MaxBytesReader(w, body, max)).Decode(h)
+	if length >= 0 && length <= helloFastMax && length <= max {
+		bp := helloBufs.Get().(*[]byte)
+		defer helloBufs.Put(bp)
+		b := (*bp)[:length]
+		n, err := io.ReadFull(body, b)
+		if err == nil && parseHello(string(b), h) {
+			return nil
+		}
+		*h = agentapi.Hello{}
+		body = io.NopCloser(io.MultiReader(bytes.NewReader(b[:n]), body))
 	}
-	bp := helloBufs.Get().(*[]byte)
-	defer helloBufs.Put(bp)
-	b := (*bp)[:length]
-	n, err := io.ReadFull(body, b)
-	if err == nil && parseHello(string(b), h) {
-		return nil
-	}
-	*h = agentapi.Hello{}
-	rest := io.MultiReader(bytes.NewReader(b[:n]), body)
-	return newStrictDecoder(http.MaxBytesReader(w, io.NopCloser(rest), max)).Decode(h)
+	return newStrictDecoder(http.MaxBytesReader(w, body, max)).Decode(h)
 }
 
 // parseHello fills h from s, a JSON object, and reports true when s is in the

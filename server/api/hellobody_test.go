@@ -47,9 +47,9 @@ func agentHellos(t testing.TB, hs ...agentapi.Hello) [][]byte {
 }
 
 // strictHello is what bindJSON's decoder makes of body: the hello and the error.
-func strictHello(body []byte, max int64) (agentapi.Hello, string) {
+func strictHello(body io.Reader, max int64) (agentapi.Hello, string) {
 	var h agentapi.Hello
-	err := newStrictDecoder(http.MaxBytesReader(httptest.NewRecorder(), io.NopCloser(bytes.NewReader(body)), max)).Decode(&h)
+	err := newStrictDecoder(http.MaxBytesReader(httptest.NewRecorder(), io.NopCloser(body), max)).Decode(&h)
 	return h, errString(err)
 }
 
@@ -130,7 +130,7 @@ func TestReadHelloAsStrictDecoder(t *testing.T) {
 	const max = 64 << 10
 	for name, body := range helloBodies(t) {
 		t.Run(name, func(t *testing.T) {
-			want, wantErr := strictHello(body, max)
+			want, wantErr := strictHello(bytes.NewReader(body), max)
 			got, gotErr := fastHello(bytes.NewReader(body), int64(len(body)), max)
 			if diff := cmp.Diff(want, got); diff != "" || gotErr != wantErr {
 				t.Errorf("(-strict +readHello)\n%s\nerror %q, strict decoder's %q", diff, gotErr, wantErr)
@@ -156,18 +156,12 @@ func TestReadHelloShortBody(t *testing.T) {
 	whole := []byte(`{"serial":"10000000abcdef01","mac":"2c:cf:67:00:00:01"}`)
 	for _, sent := range [][]byte{whole[:20], whole} {
 		r := io.MultiReader(bytes.NewReader(sent), errReader{io.ErrUnexpectedEOF})
-		want, wantErr := strictHelloFrom(io.MultiReader(bytes.NewReader(sent), errReader{io.ErrUnexpectedEOF}))
+		want, wantErr := strictHello(io.MultiReader(bytes.NewReader(sent), errReader{io.ErrUnexpectedEOF}), 64<<10)
 		got, gotErr := fastHello(r, int64(len(whole)+10), 64<<10)
 		if diff := cmp.Diff(want, got); diff != "" || gotErr != wantErr {
 			t.Errorf("%d of %d bytes: (-strict +readHello)\n%s\nerror %q, strict decoder's %q", len(sent), len(whole)+10, diff, gotErr, wantErr)
 		}
 	}
-}
-
-func strictHelloFrom(r io.Reader) (agentapi.Hello, string) {
-	var h agentapi.Hello
-	err := newStrictDecoder(http.MaxBytesReader(httptest.NewRecorder(), io.NopCloser(r), 64<<10)).Decode(&h)
-	return h, errString(err)
 }
 
 type errReader struct{ err error }
@@ -183,7 +177,7 @@ func FuzzReadHello(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		want, wantErr := strictHello(body, 64<<10)
+		want, wantErr := strictHello(bytes.NewReader(body), 64<<10)
 		got, gotErr := fastHello(bytes.NewReader(body), int64(len(body)), 64<<10)
 		if diff := cmp.Diff(want, got); diff != "" || gotErr != wantErr {
 			t.Errorf("body %q: (-strict +readHello)\n%s\nerror %q, strict decoder's %q", body, diff, gotErr, wantErr)
@@ -198,7 +192,7 @@ func BenchmarkReadHello(b *testing.B) {
 	b.Run("strict", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			strictHello(body, 64<<10)
+			strictHello(bytes.NewReader(body), 64<<10)
 		}
 	})
 	b.Run("readHello", func(b *testing.B) {

@@ -14,7 +14,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
-	"github.com/rpi-deploy/rpi-deploy/server/connlimit"
 	"github.com/rpi-deploy/rpi-deploy/server/domain"
 	"github.com/rpi-deploy/rpi-deploy/server/mgmtapi"
 	"github.com/rpi-deploy/rpi-deploy/server/swarm"
@@ -95,23 +94,18 @@ func ConnContext(ctx context.Context, c net.Conn) context.Context {
 	return context.WithValue(ctx, connKey{}, c)
 }
 
-// requestConn is the TCP connection under a request, unwrapped from the connection
-// limiter's and TLS's layers; nil if unknown.
+// requestConn is the connection under a request with TLS's layer taken off (the
+// connection limiter's connlimit.Conn gives its descriptor as *net.TCPConn does, so
+// unsent reads either); nil if unknown.
 func requestConn(ctx context.Context) net.Conn {
 	c, _ := ctx.Value(connKey{}).(net.Conn)
-	for c != nil {
-		switch x := c.(type) {
-		case *net.TCPConn:
-			return x
-		case *connlimit.Conn:
-			c = x.Conn
-		case interface{ NetConn() net.Conn }:
-			c = x.NetConn()
-		default:
-			return nil
+	for {
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return c
 		}
+		c = u.NetConn()
 	}
-	return nil
 }
 
 // swarmHelloWait is how long a hello waits for its image's metainfo.

@@ -5,13 +5,11 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -327,14 +325,7 @@ func TestSwarmPieceBusy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dialer := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-		var serr error
-		if err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) }); err != nil {
-			return err
-		}
-		return serr
-	}}
-	conn, err := dialer.Dial("tcp", u.Host)
+	conn, err := dialFrom("127.0.0.1", "http://"+u.Host, 4096)
 	if err != nil {
 		t.Fatal(err)
 	}

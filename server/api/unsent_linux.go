@@ -2,20 +2,15 @@ package api
 
 import (
 	"net"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
 // unsent reports the bytes written to c's TCP socket that its peer has not
-// acknowledged yet (SIOCOUTQ); ok is false when c is no TCP socket.
+// acknowledged yet (SIOCOUTQ); ok is false when c has no descriptor (rawConn).
 func unsent(c net.Conn) (n int, ok bool) {
-	sc, isSys := c.(syscall.Conn)
-	if !isSys {
-		return 0, false
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
+	rc := rawConn(c)
+	if rc == nil {
 		return 0, false
 	}
 	var ierr error

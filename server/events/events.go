@@ -352,8 +352,8 @@ func appendEvent(j []byte, ev Event, data []byte) []byte {
 	return append(j, '}')
 }
 
-// encode is ev's JSON (nil: it does not encode) and its state key (stateKey), read
-// once for Append's repeats and add.
+// encode is ev's JSON (nil: it does not encode) and its state key (stateKey), for
+// Append's add. (Publish writes both from the data's JSON itself.)
 func encode(ev Event) (j []byte, key string) {
 	j, err := json.Marshal(ev)
 	if err != nil {
@@ -394,7 +394,7 @@ func (b *Bus) repeats(k string, j []byte) bool {
 }
 
 // add puts ev (numbered b.seq) into the ring and hands it to the readers; j and k
-// are encode(ev)'s. b.mu is held.
+// are ev's JSON and state key (nil and "" when it does not encode). b.mu is held.
 func (b *Bus) add(ev Event, j []byte, k string) {
 	typ := ev.Type
 	if j != nil {

@@ -46,7 +46,7 @@ func (r *Registry) PieceRange(name string, i int) (off, n int64, ok bool) {
 	default:
 		return 0, 0, false
 	}
-	if b.err != nil || b.piece <= 0 {
+	if b.err != nil {
 		return 0, 0, false
 	}
 	off = int64(i) * b.piece
