@@ -17,7 +17,7 @@ import (
 // TestFileReader: a boot file read through fileReader the way pin/tftp reads it (one
 // io.ReadFull of a block per DATA packet, blksize 1468 and 512) comes out byte for
 // byte — from the page cache with raw preadv2(RWF_NOWAIT) reads only; evicted from the
-// cache, through ReadAt for what is not there; on tmpfs, which has no RWF_NOWAIT,
+// cache, through ReadAt for what is not there (some piece of a large file at least); on tmpfs, which has no RWF_NOWAIT,
 // with raw pread only — for sizes at, around and between the 64 KiB pieces, and empty.
 func TestFileReader(t *testing.T) {
 	netnstest.Require(t) // root, for the tmpfs mount
@@ -72,7 +72,11 @@ func TestFileReader(t *testing.T) {
 					if tc.wantRaw && (r.raw != pieces || r.fallback != 0) {
 						t.Errorf("size %d: %d pieces raw, %d through ReadAt; want all %d raw", size, r.raw, r.fallback, pieces)
 					}
-					if tc.evict && size > 0 && r.fallback == 0 {
+					// A RWF_NOWAIT read that misses the cache still starts the kernel's
+					// read-ahead, and on a fast disk the page may be up to date before the
+					// read gives up: a file of one or a few pieces can come out all raw.
+					// Across the pieces of a 5 MB file some read falls back every time.
+					if tc.evict && size > 16*filePiece && r.fallback == 0 {
 						t.Errorf("size %d, evicted from the page cache: no piece read through ReadAt (%d raw)", size, r.raw)
 					}
 				}
