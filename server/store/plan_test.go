@@ -2,8 +2,11 @@ package store
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestHelloReadsUseTheirIndexes pins SQLite's plans of the counts a hello reads:
@@ -28,7 +31,7 @@ func TestHelloReadsUseTheirIndexes(t *testing.T) {
 	}{
 		{"CountOpenFromSource", `SELECT ` + openFromSourceSQL, 3, []string{"deployments_open_source (source=? AND site=?)"}},
 		{"HelloFacts", helloFactsSQL, 4, []string{"deployments_open_source (source=? AND site=?)",
-			"sqlite_autoindex_boards_1 (serial=?)", "deployments_batch (batch_id=? AND state=?)"}},
+			"sqlite_autoindex_boards_1 (serial=?)", "deployments_unbatched (state=?)"}},
 		{"HelloBatches", helloBatchesSQL, 0, []string{"batches_state (state=?)", "sqlite_autoindex_products_1 (code=?)",
 			"sqlite_autoindex_images_1 (name=?)"}},
 		// Every hello checks its site's stream slots (once the open deployments
@@ -69,5 +72,45 @@ func TestHelloReadsUseTheirIndexes(t *testing.T) {
 		if strings.Contains(all, "deployments_site") || strings.Contains(all, "SCAN deployments") {
 			t.Errorf("%s: plan reads deployments by site or whole:\n%s", tc.name, all)
 		}
+	}
+}
+
+// TestHelloIndexWrites pins the indexes a new board's hello writes on SQLite: its
+// board row (a new one, or last_seen of a stored one) and its deployment in a
+// batch. Each index there is a b-tree insert in the writer for every hello, the
+// largest part of the deployment's INSERT; migration 0040 dropped deployments_site
+// and boards_site (the sites page's counts read every row either way) and replaced
+// deployments_batch by deployments_unbatched, which holds only deployments outside
+// any batch. A new index on either table has to be worth that.
+func TestHelloIndexWrites(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := collect(ctx, s.r, func(r scanner) (string, error) {
+		var tbl, name, sql string
+		err := r.Scan(&tbl, &name, &sql)
+		return tbl + " " + name + " partial=" + strconv.FormatBool(strings.Contains(sql, " WHERE ")), err
+	}, `SELECT tbl_name, name, coalesce(sql, '') FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('boards', 'deployments')
+		ORDER BY tbl_name, name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"boards boards_hostname partial=false",
+		"boards boards_mac partial=false",
+		"boards sqlite_autoindex_boards_1 partial=false",
+		"deployments deployments_active partial=true", // open and streamed: not at hello
+		"deployments deployments_claims partial=true",
+		"deployments deployments_one_open partial=true",
+		"deployments deployments_open_source partial=true",
+		"deployments deployments_serial partial=false",
+		"deployments deployments_state_updated partial=false",
+		"deployments deployments_unbatched partial=true", // outside any batch: not at a batch's hello
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("indexes of boards and deployments (-want +got):\n%s", diff)
 	}
 }
