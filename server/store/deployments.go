@@ -150,9 +150,7 @@ func (t *Tx) AddClaimedDeployment(ctx context.Context, d Deployment, secretSHA25
 		batch = d.BatchID
 	}
 	d.Site = siteOr(d.Site)
-	id, err := t.insert(ctx, `INSERT INTO deployments (serial, batch_id, venue, product, hostname, image, state, phase,
-		total, started_at, updated_at, site, secret_sha256, source) VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?)`,
-		d.Serial, batch, d.Venue, d.Product, d.Hostname, d.Image, d.Phase, d.Total, now, now, d.Site, secretSHA256, source)
+	id, err := t.insert(ctx, addDeploymentSQL, d.Serial, batch, d.Venue, d.Product, d.Hostname, d.Image, d.Phase, d.Total, now, now, d.Site, secretSHA256, source)
 	if isUnique(err) {
 		return Deployment{}, fmt.Errorf("board %q already has an open deployment: %w", d.Serial, ErrConflict)
 	}
@@ -171,6 +169,10 @@ func (t *Tx) AddClaimedDeployment(ctx context.Context, d Deployment, secretSHA25
 	t.addPhaseAtCommit(id, d.Phase) // its first phase, written at the group's commit (later.go)
 	return stored, nil
 }
+
+// addDeploymentSQL is AddClaimedDeployment's INSERT.
+const addDeploymentSQL = `INSERT INTO deployments (serial, batch_id, venue, product, hostname, image, state, phase,
+		total, started_at, updated_at, site, secret_sha256, source) VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?)`
 
 // AddPhase records that a deployment entered a phase.
 func (t *Tx) AddPhase(ctx context.Context, id int64, phase string, bytes int64, message string) error {

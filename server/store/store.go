@@ -330,6 +330,9 @@ func (s *Store) migrate(ctx context.Context) error {
 			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
 				return err
 			}
+			if err := s.schemaEdited(ctx, tx, string(body)); err != nil {
+				return err
+			}
 			_, err := tx.ExecContext(ctx, s.dialect.text(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`),
 				m.version, m.name, FormatTime(time.Now()))
 			return err
@@ -339,6 +342,24 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// schemaEdited finishes a SQLite migration that edits the schema's text in place
+// (PRAGMA writable_schema, SQLite's documented way to change a CHECK constraint
+// without rebuilding the table; the migration itself ends with writable_schema =
+// RESET, which reloads the schema on its own connection): it raises the schema
+// version by one, so that every other connection, of this process or another,
+// reads the new text before its next statement. Any other migration is left alone.
+func (s *Store) schemaEdited(ctx context.Context, tx *sql.Tx, body string) error {
+	if s.dialect != dialectSQLite || !strings.Contains(body, "PRAGMA writable_schema") {
+		return nil
+	}
+	var v int64
+	if err := tx.QueryRowContext(ctx, `PRAGMA schema_version`).Scan(&v); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `PRAGMA schema_version = `+strconv.FormatInt(v+1, 10))
+	return err
 }
 
 // migrateTx runs fn in a write transaction of its own, holding the write lock.
