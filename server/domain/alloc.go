@@ -20,7 +20,7 @@ import (
 // can take it (see candidateBatches), or answers retry with every batch's reason.
 // last is the board's most recent deployment (nil: it never had one).
 func (s *Service) allocateHello(ctx context.Context, t *store.Tx, in hello, out helloOutcome, last *store.Deployment) (helloOutcome, error) {
-	batches, err := candidateBatches(ctx, t, last, out.board.Reimage)
+	batches, err := candidateBatches(ctx, t, out.batches, last, out.board.Reimage)
 	if err != nil {
 		return out, err
 	}
@@ -31,7 +31,7 @@ func (s *Service) allocateHello(ctx context.Context, t *store.Tx, in hello, out 
 	var reasons []string
 	for _, hb := range batches {
 		bt := hb.Batch
-		a, why, err := s.allocate(ctx, t, hb, in, out.board, out.profiles)
+		a, why, err := s.allocate(ctx, t, hb, in, out.board, out.profiles, out.name)
 		if err != nil {
 			return out, err
 		}
@@ -63,15 +63,17 @@ func (s *Service) allocateHello(ctx context.Context, t *store.Tx, in hello, out 
 // batches by priority; a board flagged for re-imaging first of all re-imaged where
 // it was, under its name, with the product's active image, outside any batch (ID
 // 0); a board whose last deployment failed back in its batch if it can. last is
-// the board's most recent deployment (nil: none). Each comes with its product
-// and image head, read with the batches in one statement.
-func candidateBatches(ctx context.Context, t *store.Tx, last *store.Deployment, reimage bool) ([]store.HelloBatch, error) {
-	batches, err := t.HelloBatches(ctx)
-	if err != nil || last == nil {
-		return batches, err
+// the board's most recent deployment (nil: none). batches are the active batches
+// as the hello read them (store.Tx.HelloBatches, its own copy: reordered here), each
+// with its product and image head, read with the batches in one statement.
+func candidateBatches(ctx context.Context, t *store.Tx, batches []store.HelloBatch, last *store.Deployment,
+	reimage bool) ([]store.HelloBatch, error) {
+	if last == nil {
+		return batches, nil
 	}
 	if reimage {
 		re := store.HelloBatch{Batch: store.Batch{Venue: last.Venue, Product: last.Product}, ProductKnown: true}
+		var err error
 		re.Product, re.Image, re.ImageFound, err = t.ProductImageHead(ctx, last.Product, "")
 		if errors.Is(err, store.ErrNotFound) {
 			re.ProductKnown, err = false, nil
@@ -109,8 +111,10 @@ type allocation struct {
 // it gets and its card no longer deployed, before the deployment (which references
 // it). Board and deployment are returned as stored, not read back. profiles is
 // whether any profile is attached to anything (store.HelloFacts.Profiles): when
-// not, the deployment's profile is not looked up.
-func (s *Service) allocate(ctx context.Context, t *store.Tx, hb store.HelloBatch, in hello, b store.Board, profiles bool) (a allocation, reason string, err error) {
+// not, the deployment's profile is not looked up. checked is a name already checked
+// in the hello's transaction.
+func (s *Service) allocate(ctx context.Context, t *store.Tx, hb store.HelloBatch, in hello, b store.Board, profiles bool,
+	checked nameCheck) (a allocation, reason string, err error) {
 	bt := hb.Batch
 	if !hb.ProductKnown {
 		return a, "", fmt.Errorf("product %q: %w", bt.Product, store.ErrNotFound)
@@ -132,7 +136,7 @@ func (s *Service) allocate(ctx context.Context, t *store.Tx, hb store.HelloBatch
 			return a, why, err
 		}
 	}
-	hostname, reason, err := s.hostnameFor(ctx, t, a.product, bt.Venue, b)
+	hostname, reason, err := s.hostnameFor(ctx, t, a.product, bt.Venue, b, checked)
 	if err != nil || reason != "" {
 		return a, reason, err
 	}
@@ -156,12 +160,14 @@ func (s *Service) allocate(ctx context.Context, t *store.Tx, hb store.HelloBatch
 
 // hostnameFor is the name board b of product p gets at venue: from the venue's pool
 // (the one it holds, or the next free one) or from its serial. A non-empty reason
-// says why there is none (the pool is exhausted).
-func (s *Service) hostnameFor(ctx context.Context, t *store.Tx, p store.Product, venue string, b store.Board) (name, reason string, err error) {
+// says why there is none (the pool is exhausted). checked is a name already checked
+// in the transaction.
+func (s *Service) hostnameFor(ctx context.Context, t *store.Tx, p store.Product, venue string, b store.Board,
+	checked nameCheck) (name, reason string, err error) {
 	serial := b.Serial
 	switch p.Naming {
 	case store.NamingSerial:
-		name, err = s.uniqueSerialHostname(ctx, t, p.Code, venue, b)
+		name, err = s.uniqueSerialHostname(ctx, t, p.Code, venue, b, checked)
 		return name, "", err
 	case store.NamingPool:
 		n, err := t.HeldName(ctx, venue, p.Code, serial)
@@ -189,12 +195,19 @@ func serialHostname(product, venue, serial string, digits int) string {
 // of the serial, or, when another board holds that name (two serials alike in their
 // low 32 bits), the low 12, then all 16, which no other board can share. A board
 // keeps the candidate it holds while no other board holds it too. b is the board as
-// its transaction left it (its hostname is the one it holds).
-func (s *Service) uniqueSerialHostname(ctx context.Context, t *store.Tx, product, venue string, b store.Board) (string, error) {
+// its transaction left it (its hostname is the one it holds). The answer for
+// checked.name, read with the hello's facts, is not asked again.
+func (s *Service) uniqueSerialHostname(ctx context.Context, t *store.Tx, product, venue string, b store.Board,
+	checked nameCheck) (string, error) {
 	serial := b.Serial
 	candidates := []string{serialHostname(product, venue, serial, 8), serialHostname(product, venue, serial, 12),
 		serialHostname(product, venue, serial, 16)}
-	taken := func(c string) (bool, error) { return t.HostnameTaken(ctx, c, serial) }
+	taken := func(c string) (bool, error) {
+		if c == checked.name {
+			return checked.taken, nil
+		}
+		return t.HostnameTaken(ctx, c, serial)
+	}
 	for _, c := range candidates[:2] {
 		if b.Hostname != c {
 			continue

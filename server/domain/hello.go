@@ -36,6 +36,20 @@ type helloOutcome struct {
 	// (store.HelloFacts.Profiles); when none is, a new deployment's profile is
 	// not looked up.
 	profiles bool
+	// batches are the open batches a new board may join (store.Tx.HelloBatches),
+	// read before the hello's facts; nothing in the hello's transaction changes
+	// them before it allocates.
+	batches []store.HelloBatch
+	// name is the serial name checked with the hello's facts (serialNameGuess).
+	name nameCheck
+}
+
+// nameCheck is a hostname checked with a hello's facts (store.HelloFacts.NameTaken):
+// whether a board other than the hello's holds it. The answer holds for the rest of
+// the hello's transaction, which writes no other board's hostname.
+type nameCheck struct {
+	name  string // "" when none was checked
+	taken bool
 }
 
 // Hello answers a board's hello: its open deployment if it has one, boot-local if
@@ -151,12 +165,18 @@ func (s *Service) admitSerial(ctx context.Context, in hello) (charged bool, resp
 // board is read once here and written once, by allocate (before the deployment
 // that references it) or by recordHello.
 func (s *Service) decideHello(ctx context.Context, t *store.Tx, in hello) (helloOutcome, error) {
-	f, err := t.HelloFacts(ctx, in.serial, s.opt.Site, in.source, s.opt.MaxOpenPerSource)
+	batches, err := t.HelloBatches(ctx)
+	if err != nil {
+		return helloOutcome{}, err
+	}
+	guess := serialNameGuess(batches, in.serial)
+	f, err := t.HelloFacts(ctx, in.serial, s.opt.Site, in.source, s.opt.MaxOpenPerSource, guess)
 	if err != nil {
 		return helloOutcome{}, err
 	}
 	b, known := seenBoard(f, in, s.opt.Site), f.Known
-	out := helloOutcome{board: b, known: known, profiles: f.Profiles}
+	out := helloOutcome{board: b, known: known, profiles: f.Profiles, batches: batches,
+		name: nameCheck{name: guess, taken: f.NameTaken}}
 	// The board's open deployment, if it has one, is its newest: a deployment is
 	// opened only while the board has none open (deployments_one_open) and a closed
 	// one never opens again. So one read gives both the open deployment and the last
@@ -187,6 +207,23 @@ func (s *Service) decideHello(ctx context.Context, t *store.Tx, in hello) (hello
 		return out, err
 	}
 	return s.allocateHello(ctx, t, in, out, lastp)
+}
+
+// serialNameGuess is the name a new board's deployment most likely gets: its
+// serial name (the low 8 hex digits) in the first of batches (the open batches a
+// new board may join), when that batch's product is serial-named; "" when there is
+// none. HelloFacts checks whether another board holds it in the same query, so that
+// uniqueSerialHostname need not ask in a statement of its own (it still asks for
+// any other name: a board that holds a longer serial name, another batch first).
+func serialNameGuess(batches []store.HelloBatch, serial string) string {
+	if len(batches) == 0 {
+		return ""
+	}
+	hb := batches[0]
+	if !hb.ProductKnown || hb.Product.Naming != store.NamingSerial {
+		return ""
+	}
+	return serialHostname(hb.Product.Code, hb.Venue, serial, 8)
 }
 
 // seenBoard is the board of hello in as the hello leaves it, not yet written: the

@@ -129,7 +129,8 @@ const openFromSourceSQL = `(SELECT count(*) FROM (SELECT 1 FROM deployments WHER
 const helloFactsSQL = `SELECT b.serial, coalesce(b.mac, ''), coalesce(b.model, ''), coalesce(b.revision, ''),
 	coalesce(b.ip, ''), coalesce(b.hostname, ''), coalesce(b.image, ''), coalesce(b.deployed, 0), coalesce(b.reimage, 0),
 	coalesce(b.last_event, ''), coalesce(b.first_seen, ''), coalesce(b.last_seen, ''), coalesce(b.site, ''),
-	` + openFromSourceSQL + `, ` + openAllSQL + `, EXISTS (SELECT 1 FROM profile_links)
+	` + openFromSourceSQL + `, ` + openAllSQL + `, EXISTS (SELECT 1 FROM profile_links),
+	EXISTS (SELECT 1 FROM boards WHERE hostname = ? AND serial != ?)
 	FROM (SELECT 1 AS one) AS x LEFT JOIN boards b ON b.serial = ?`
 
 // HelloFacts is what a hello's transaction reads before it decides, in one query.
@@ -144,23 +145,29 @@ type HelloFacts struct {
 	// a row): when none is, no new deployment gets one, and LinkedProfiles need
 	// not be asked.
 	Profiles bool
+	// NameTaken is HostnameTaken of the name asked for and the hello's serial:
+	// whether a board other than the hello's holds that name (false when no name
+	// is asked for).
+	NameTaken bool
 }
 
 // HelloFacts reads the board serial, CountOpenFromSource(site, source,
 // sourceLimit) (site "" = DefaultSite; not counted when source is "" or
-// sourceLimit ≤ 0), CountOpenAll and whether any profile is attached in one query: a statement costs the writer more
-// than the reads in it.
-func (t *Tx) HelloFacts(ctx context.Context, serial, site, source string, sourceLimit int) (HelloFacts, error) {
+// sourceLimit ≤ 0), CountOpenAll, whether any profile is attached and
+// HostnameTaken(name, serial) (when name is not "": the name the hello expects to
+// give the board) in one query: a statement costs the writer more than the reads
+// in it.
+func (t *Tx) HelloFacts(ctx context.Context, serial, site, source string, sourceLimit int, name string) (HelloFacts, error) {
 	if source == "" || sourceLimit < 0 {
 		sourceLimit = 0
 	}
 	f := HelloFacts{Board: Board{Serial: serial}}
 	b := &f.Board
 	var stored sql.NullString
-	err := t.tx.QueryRowContext(ctx, helloFactsSQL, source, siteOr(site), sourceLimit, serial).Scan(
+	err := t.tx.QueryRowContext(ctx, helloFactsSQL, source, siteOr(site), sourceLimit, name, serial, serial).Scan(
 		&stored, &b.MAC, &b.Model, &b.Revision, &b.IP, &b.Hostname, &b.Image, &b.Deployed, &b.Reimage, &b.LastEvent,
-		&b.FirstSeen, &b.LastSeen, &b.Site, &f.OpenFromSource, &f.OpenAll, &f.Profiles)
-	f.Known = stored.Valid
+		&b.FirstSeen, &b.LastSeen, &b.Site, &f.OpenFromSource, &f.OpenAll, &f.Profiles, &f.NameTaken)
+	f.Known, f.NameTaken = stored.Valid, f.NameTaken && name != ""
 	return f, err
 }
 

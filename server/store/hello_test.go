@@ -139,11 +139,13 @@ func TestSaveBoardAsStored(t *testing.T) {
 	})
 }
 
-// TestHelloFacts: the one query gives what Board, CountOpenFromSource and
-// CountOpenAll give apart, and whether any profile is attached: the stored board or, for a serial never stored, Known
-// false and the serial alone; the open deployments from the source at the site up
-// to the limit (none counted without a source or a limit); all open deployments,
-// in batches and outside.
+// TestHelloFacts: the one query gives what Board, CountOpenFromSource,
+// CountOpenAll and HostnameTaken give apart, and whether any profile is attached:
+// the stored board or, for a serial never stored, Known false and the serial alone;
+// the open deployments from the source at the site up to the limit (none counted
+// without a source or a limit); all open deployments, in batches and outside;
+// whether a board other than the hello's holds the name asked for (another board's
+// name, the board's own, nobody's, none asked).
 func TestHelloFacts(t *testing.T) {
 	dialects(t, func(t *testing.T, cfg Config) {
 		ctx := context.Background()
@@ -178,15 +180,16 @@ func TestHelloFacts(t *testing.T) {
 		for _, tc := range []struct {
 			serial, source string
 			limit          int
+			name           string
 		}{
-			{"1000000000000001", "10.42.0.9", 10},
-			{"1000000000000001", "10.42.0.9", 2},
-			{"10000000000000ff", "10.42.0.10", 10},
-			{"10000000000000ff", "", 10},
-			{"1000000000000003", "10.42.0.9", -1},
+			{"1000000000000001", "10.42.0.9", 10, "h1000000000000002"}, // another board's
+			{"1000000000000001", "10.42.0.9", 2, "h1000000000000001"},  // its own
+			{"10000000000000ff", "10.42.0.10", 10, "h1000000000000003"},
+			{"10000000000000ff", "", 10, "RXP2-CORO-000000FF"}, // nobody's
+			{"1000000000000003", "10.42.0.9", -1, ""},
 		} {
 			err := s.Update(ctx, func(tx *Tx) error {
-				f, err := tx.HelloFacts(ctx, tc.serial, "", tc.source, tc.limit)
+				f, err := tx.HelloFacts(ctx, tc.serial, "", tc.source, tc.limit, tc.name)
 				if err != nil {
 					return err
 				}
@@ -206,11 +209,19 @@ func TestHelloFacts(t *testing.T) {
 				if want.OpenAll, err = tx.CountOpenAll(ctx); err != nil {
 					return err
 				}
+				if tc.name != "" {
+					if want.NameTaken, err = tx.HostnameTaken(ctx, tc.name, tc.serial); err != nil {
+						return err
+					}
+				}
 				if f != want {
 					t.Errorf("%+v: got  %+v\nwant %+v", tc, f, want)
 				}
 				if want.OpenAll != 4 {
 					t.Errorf("CountOpenAll %d, want 4", want.OpenAll)
+				}
+				if want.NameTaken != (tc.name == "h1000000000000002" || tc.name == "h1000000000000003") {
+					t.Errorf("HostnameTaken(%q, %q) %v", tc.name, tc.serial, want.NameTaken)
 				}
 				return nil
 			})
@@ -235,7 +246,7 @@ func TestHelloFacts(t *testing.T) {
 				if err := step.do(tx); err != nil {
 					return err
 				}
-				f, err := tx.HelloFacts(ctx, "1000000000000001", "", "10.42.0.9", 10)
+				f, err := tx.HelloFacts(ctx, "1000000000000001", "", "10.42.0.9", 10, "")
 				if f.Profiles != step.want {
 					t.Errorf("%s: Profiles %v, want %v", step.name, f.Profiles, step.want)
 				}

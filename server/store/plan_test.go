@@ -30,7 +30,7 @@ func TestHelloReadsUseTheirIndexes(t *testing.T) {
 		want        []string
 	}{
 		{"CountOpenFromSource", `SELECT ` + openFromSourceSQL, 3, []string{"deployments_open_source (source=? AND site=?)"}},
-		{"HelloFacts", helloFactsSQL, 4, []string{"deployments_open_source (source=? AND site=?)",
+		{"HelloFacts", helloFactsSQL, 6, []string{"deployments_open_source (source=? AND site=?)", "boards_hostname (hostname=?)",
 			"sqlite_autoindex_boards_1 (serial=?)", "deployments_unbatched (state=?)"}},
 		{"HelloBatches", helloBatchesSQL, 0, []string{"batches_state (state=?)", "sqlite_autoindex_products_1 (code=?)",
 			"sqlite_autoindex_images_1 (name=?)"}},
