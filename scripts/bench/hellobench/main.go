@@ -397,7 +397,7 @@ func seedOpen(data string, count int) error {
 }
 
 // burst sends boards hellos at once, each from a new board (serials made of
-// scenario, round and index) on a connection of its own, board i to urls[i %
+// scenario, round and index; boards < 2^20) on a connection of its own, board i to urls[i %
 // len(urls)], and returns their latencies in milliseconds; a failed hello counts
 // as 10 s and is reported.
 //
@@ -422,7 +422,11 @@ func burst(urls []string, boards, scenario, round int) []float64 {
 		go func() {
 			defer done.Done()
 			host := strings.TrimPrefix(urls[i%len(urls)], "http://")
-			serial := fmt.Sprintf("b%03x%04x%08x", scenario, round, i)
+			// The low 32 bits (the board's short serial, hence its serial name) differ
+			// from board to board across rounds too, as those of a fleet's boards do:
+			// with the index alone there, every board after the first round found its
+			// short name taken and was named (and checked) by 12 hex digits.
+			serial := fmt.Sprintf("b%03x%04x%08x", scenario, round, uint32(round)<<20|uint32(i))
 			body, _ := json.Marshal(agentapi.Hello{Serial: serial, MAC: fmt.Sprintf("2c:cf:67:%02x:%02x:%02x", round, i>>8&0xff, i&0xff),
 				Model: "Raspberry Pi 5 Model B Rev 1.0", Revision: "d04170", AgentVersion: "bench",
 				Disk: agentapi.Disk{Device: "/dev/mmcblk0", SizeBytes: 32 << 30, CID: "0353445345333247"}})
