@@ -182,13 +182,14 @@ func (s *Service) hostnameFor(ctx context.Context, t *store.Tx, p store.Product,
 	return "", "", fmt.Errorf("product %q: unknown naming %q", p.Code, p.Naming)
 }
 
-// serialHostname is PRODUCT-VENUE- and the low digits hex digits of the serial.
+// serialHostname is PRODUCT-VENUE- and the low digits hex digits of the serial
+// (normalised: lower-case hex), upper-case. It runs in the writer for every new
+// board's hello, three times: concatenated, not formatted.
 func serialHostname(product, venue, serial string, digits int) string {
-	s := strings.ToUpper(serial)
-	if len(s) > digits {
-		s = s[len(s)-digits:]
+	if len(serial) > digits {
+		serial = serial[len(serial)-digits:]
 	}
-	return fmt.Sprintf("%s-%s-%s", product, venue, s)
+	return product + "-" + venue + "-" + strings.ToUpper(serial)
 }
 
 // uniqueSerialHostname is the board's serial name, made unique: the low 8 hex digits

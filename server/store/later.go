@@ -67,18 +67,18 @@ func (t *Tx) laterRows() *laterRows {
 // write inserts l's rows in q, board events first, then phases, each table in
 // order, in INSERTs of up to laterChunks[0] rows.
 func (l *laterRows) write(ctx context.Context, q querier) error {
-	events := make([][]any, len(l.events))
-	for i, e := range l.events {
-		events[i] = []any{e.Serial, e.MAC, e.At, e.Kind, e.Detail, e.Site}
-	}
-	if err := insertRows(ctx, q, laterEventsSQL, events); err != nil {
+	err := insertRows(ctx, q, laterEventsSQL, len(l.events), func(args []any, i int) []any {
+		e := &l.events[i]
+		return append(args, e.Serial, e.MAC, e.At, e.Kind, e.Detail, e.Site)
+	})
+	if err != nil {
 		return fmt.Errorf("board history: %w", err)
 	}
-	phases := make([][]any, len(l.phases))
-	for i, p := range l.phases {
-		phases[i] = []any{p.deployment, p.phase, p.at, int64(0), ""}
-	}
-	if err := insertRows(ctx, q, laterPhasesSQL, phases); err != nil {
+	err = insertRows(ctx, q, laterPhasesSQL, len(l.phases), func(args []any, i int) []any {
+		p := &l.phases[i]
+		return append(args, p.deployment, p.phase, p.at)
+	})
+	if err != nil {
 		return fmt.Errorf("deployment phases: %w", err)
 	}
 	return nil
@@ -103,30 +103,33 @@ func newMultiInsert(head, row string) multiInsert {
 var (
 	laterEventsSQL = newMultiInsert(`INSERT INTO board_events (serial, mac, at, kind, detail, site) VALUES `,
 		`(?, ?, ?, ?, ?, ?)`)
+	// A phase at the commit is always a deployment's first, with no bytes and no
+	// message (addPhaseAtCommit): those two are in the text, not bound.
 	laterPhasesSQL = newMultiInsert(`INSERT INTO deployment_phases (deployment_id, phase, at, bytes, message) VALUES `,
-		`(?, ?, ?, ?, ?)`)
+		`(?, ?, ?, 0, '')`)
 )
 
-// insertRows inserts rows (each the values of one row, in the text's column
-// order) with the texts of ins, as few statements as laterChunks allow.
-func insertRows(ctx context.Context, q querier, ins multiInsert, rows [][]any) error {
+// insertRows inserts rows rows with the texts of ins, as few statements as
+// laterChunks allow; row appends the values of row i to args, in the text's column
+// order.
+func insertRows(ctx context.Context, q querier, ins multiInsert, rows int, row func(args []any, i int) []any) error {
 	var args []any
-	for len(rows) > 0 {
+	for next := 0; next < rows; {
 		n := laterChunks[len(laterChunks)-1]
 		for _, c := range laterChunks {
-			if c <= len(rows) {
+			if c <= rows-next {
 				n = c
 				break
 			}
 		}
 		args = args[:0]
-		for _, r := range rows[:n] {
-			args = append(args, r...)
+		for i := next; i < next+n; i++ {
+			args = row(args, i)
 		}
 		if _, err := q.ExecContext(ctx, ins[n], args...); err != nil {
 			return err
 		}
-		rows = rows[n:]
+		next += n
 	}
 	return nil
 }
