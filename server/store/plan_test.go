@@ -14,7 +14,8 @@ import (
 // (source, site), never deployments_site, which holds every deployment of the site
 // (before migration 0037 the planner took it and read all of them: 55 000 rows per
 // hello with per-source limits on); the board by its key; the open deployments
-// outside any batch through deployments_batch; the stream slots through their
+// outside any batch through deployments_unbatched (migration 0040); the serial
+// name's check through boards_hostname; the stream slots through their
 // partial indexes, without reading the table; the deployment list in the table's order, unsorted.
 // PostgreSQL plans by its statistics.
 func TestHelloReadsUseTheirIndexes(t *testing.T) {
