@@ -112,7 +112,8 @@ func (s *Store) begin(ctx context.Context) (*wconn, error) {
 		if s.wal != nil {
 			// Its COMMIT does not sync: the syncer does, before the answers
 			// (walsync.go).
-			if _, err := w.conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
+			// Nor does it checkpoint, unless the checkpointer falls far behind.
+			if _, err := w.conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = %d`, writerAutoCheckpoint)); err != nil {
 				w.discard()
 				return nil, classify(err)
 			}
