@@ -16,7 +16,7 @@ import (
 // the writer already runs the next group. An Update that returns nil is on disk. A
 // transaction whose function fails is rolled back to its savepoint and leaves
 // nothing, exactly as its own transaction did; the others of the group commit. One
-// commit (one WAL append and fsync, one pass over the shared b-tree pages) then
+// commit (one WAL append and sync, one pass over the shared b-tree pages) then
 // serves a burst of hellos instead of one commit each.
 
 // maxGroup bounds how many transactions one commit takes, so the first of a long
@@ -110,10 +110,11 @@ func (s *Store) begin(ctx context.Context) (*wconn, error) {
 			return nil, err
 		}
 		if s.wal != nil {
-			// Its COMMIT does not sync: the syncer does, before the answers
-			// (walsync.go).
-			// Nor does it checkpoint, unless the checkpointer falls far behind.
-			if _, err := w.conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = %d`, writerAutoCheckpoint)); err != nil {
+			// Its COMMIT neither syncs (the syncer does, before the answers)
+			// nor checkpoints (the checkpointer does; the writer only past
+			// writerAutoCheckpoint frames): walsync.go.
+			q := fmt.Sprintf(`PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = %d`, writerAutoCheckpoint)
+			if _, err := w.conn.ExecContext(ctx, q); err != nil {
 				w.discard()
 				return nil, classify(err)
 			}
