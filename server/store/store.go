@@ -190,8 +190,8 @@ func openSQLite(ctx context.Context, dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open database %q: %w", path, err)
 	}
-	w.SetMaxOpenConns(writerConns + 1) // and the checkpointer's (walsync.go)
-	w.SetMaxIdleConns(writerConns + 1)
+	w.SetMaxOpenConns(writerConns)
+	w.SetMaxIdleConns(writerConns)
 	w.SetConnMaxLifetime(0)
 	s := &Store{DB: w, path: path, where: path, dialect: dialectSQLite, now: time.Now}
 	if err := s.migrate(ctx); err != nil {

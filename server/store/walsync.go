@@ -1,8 +1,6 @@
 package store
 
 import (
-	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -57,33 +55,12 @@ type walState struct {
 
 	mu  sync.Mutex
 	err error // the failed sync, for good
-
-	// The checkpoints (checkpointer): the syncer counts the Updates it answered
-	// (synced, the syncer's only) and asks for a checkpoint every ckptEvery.
-	synced    int
-	ckpt      chan struct{}
-	ckptDone  chan struct{} // closed when the checkpointer stopped
-	ckptConn  *sql.Conn     // the checkpointer's connection of Store.DB, the checkpointer's only
-	onCkpt    func(frames, backfilled int, err error)
-	ckptCount int // checkpoints run; the checkpointer's only
 }
 
-// ckptEvery is how many synced Updates the checkpointer waits for between two
-// checkpoints: a hello writes about 0.7 WAL frames, so about SQLite's own
-// automatic checkpoint at 1000 frames.
-const ckptEvery = 1400
-
-// writerAutoCheckpoint is the writer connection's wal_autocheckpoint, in WAL
-// frames: it checkpoints by itself only when the checkpointer has fallen that far
-// behind (SQLite's default is 1000).
-const writerAutoCheckpoint = 10000
-
-// startSyncer starts the syncer and the checkpointer goroutines (SQLite).
+// startSyncer starts the syncer goroutine (SQLite).
 func (s *Store) startSyncer() {
-	s.wal = &walState{q: make(chan walGroup, walSyncQueue), done: make(chan struct{}), sync: syncFile,
-		ckpt: make(chan struct{}, 1), ckptDone: make(chan struct{})}
+	s.wal = &walState{q: make(chan walGroup, walSyncQueue), done: make(chan struct{}), sync: syncFile}
 	go s.syncer()
-	go s.checkpointer()
 }
 
 // failed is the error of the sync that failed, nil while none did.
@@ -141,57 +118,7 @@ func (s *Store) syncBatch(batch []walGroup) {
 		if g.done != nil {
 			close(g.done)
 		}
-		s.wal.synced += len(g.reqs)
 	}
-	if err == nil && s.wal.synced >= ckptEvery {
-		s.wal.synced = 0
-		select {
-		case s.wal.ckpt <- struct{}{}:
-		default: // one is asked for already
-		}
-	}
-}
-
-// checkpointer runs SQLite's checkpoints, which copy the WAL's pages into the
-// database file, on a connection of its own beside the writer, not inside the
-// writer's COMMIT (where SQLite runs them at wal_autocheckpoint frames): a
-// PASSIVE checkpoint copies what no reader still needs without blocking anyone,
-// and syncs the WAL before and the database file after, as the writer's own did.
-func (s *Store) checkpointer() {
-	defer close(s.wal.ckptDone)
-	ctx := context.Background()
-	for range s.wal.ckpt {
-		var frames, backfilled int
-		err := s.checkpoint(ctx, &frames, &backfilled)
-		s.wal.ckptCount++
-		if s.wal.onCkpt != nil {
-			s.wal.onCkpt(frames, backfilled, err)
-		}
-	}
-	if s.wal.ckptConn != nil {
-		s.wal.ckptConn.Close()
-	}
-}
-
-// checkpoint runs one PASSIVE checkpoint on the checkpointer's connection (taken
-// at the first; a connection that failed is closed and the next checkpoint takes
-// a new one). A failure is left to the next checkpoint, or to the writer's own at
-// writerAutoCheckpoint frames.
-func (s *Store) checkpoint(ctx context.Context, frames, backfilled *int) error {
-	if s.wal.ckptConn == nil {
-		c, err := s.DB.Conn(ctx)
-		if err != nil {
-			return err
-		}
-		s.wal.ckptConn = c
-	}
-	var busy int
-	err := s.wal.ckptConn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, frames, backfilled)
-	if err != nil {
-		s.wal.ckptConn.Close()
-		s.wal.ckptConn = nil
-	}
-	return err
 }
 
 // syncWAL makes f durable, after checking that it still is the WAL file the
@@ -234,8 +161,6 @@ func (s *Store) stopSyncer() {
 	}
 	close(s.wal.q)
 	<-s.wal.done
-	close(s.wal.ckpt) // the syncer, its only sender, has stopped
-	<-s.wal.ckptDone
 }
 
 // openWAL opens the WAL file of the writer's connection, inside the connection's

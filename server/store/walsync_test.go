@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"syscall"
 	"testing"
@@ -185,45 +184,5 @@ func TestCloseAnswersAfterWALSync(t *testing.T) {
 	defer s.Close()
 	if _, err := s.Board(ctx, "0000000000000001"); err != nil {
 		t.Errorf("board after reopening: %v", err)
-	}
-}
-
-// TestCheckpointsBesideTheWriter: after ckptEvery synced Updates the checkpointer
-// runs a checkpoint on its own connection (the writer's connection checkpoints
-// only at writerAutoCheckpoint frames, TestWriterConnectionPragmas), which copies
-// every frame of the WAL into the database file when no reader holds an older
-// snapshot; Close waits for it.
-func TestCheckpointsBesideTheWriter(t *testing.T) {
-	ctx := context.Background()
-	s, err := Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	type ckpt struct {
-		frames, backfilled int
-		err                error
-	}
-	var got []ckpt
-	s.wal.onCkpt = func(frames, backfilled int, err error) { got = append(got, ckpt{frames, backfilled, err}) }
-	errs := make(chan error, ckptEvery)
-	for g := 0; g < 8; g++ {
-		go func() {
-			for i := g; i < ckptEvery; i += 8 {
-				errs <- s.Update(ctx, func(tx *Tx) error {
-					return tx.SeeBoard(ctx, Board{Serial: fmt.Sprintf("%016x", i)})
-				})
-			}
-		}()
-	}
-	for range ckptEvery {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 1 || got[0].err != nil || got[0].frames == 0 || got[0].backfilled != got[0].frames {
-		t.Fatalf("checkpoints after %d Updates: %+v, want one that copied every frame", ckptEvery, got)
 	}
 }

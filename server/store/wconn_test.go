@@ -193,10 +193,8 @@ func TestWriterBusy(t *testing.T) {
 
 // TestWriterConnectionPragmas pins what the writer's SQLite connection is opened
 // with: synchronous=NORMAL (its COMMIT does not sync; the syncer does before the
-// answers, walsync.go, and TestUpdateAnsweredAfterWALSync holds that), automatic
-// checkpoints only at writerAutoCheckpoint frames (the checkpointer runs them,
-// TestCheckpointsBesideTheWriter), its savepoint journal in memory and its page
-// cache of writerCacheKiB (store.go).
+// answers, walsync.go, and TestUpdateAnsweredAfterWALSync holds that), its
+// savepoint journal in memory and its page cache of writerCacheKiB (store.go).
 func TestWriterConnectionPragmas(t *testing.T) {
 	ctx := context.Background()
 	s, err := Open(ctx, t.TempDir())
@@ -204,12 +202,12 @@ func TestWriterConnectionPragmas(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	var sync, temp, cache, ckpt int
+	var sync, temp, cache int
 	err = s.Update(ctx, func(tx *Tx) error {
 		for _, p := range []struct {
 			q   string
 			dst *int
-		}{{`PRAGMA synchronous`, &sync}, {`PRAGMA temp_store`, &temp}, {`PRAGMA cache_size`, &cache}, {`PRAGMA wal_autocheckpoint`, &ckpt}} {
+		}{{`PRAGMA synchronous`, &sync}, {`PRAGMA temp_store`, &temp}, {`PRAGMA cache_size`, &cache}} {
 			if err := tx.tx.QueryRowContext(ctx, p.q).Scan(p.dst); err != nil {
 				return fmt.Errorf("%s: %w", p.q, err)
 			}
@@ -220,8 +218,8 @@ func TestWriterConnectionPragmas(t *testing.T) {
 		t.Fatal(err)
 	}
 	// synchronous 1 is NORMAL, temp_store 2 is MEMORY; a negative cache_size is KiB.
-	if sync != 1 || temp != 2 || cache != -writerCacheKiB || ckpt != writerAutoCheckpoint || s.wal == nil {
-		t.Errorf("writer's connection: synchronous %d, temp_store %d, cache_size %d, wal_autocheckpoint %d, syncer %v; want 1, 2, %d, %d, one",
-			sync, temp, cache, ckpt, s.wal != nil, -writerCacheKiB, writerAutoCheckpoint)
+	if sync != 1 || temp != 2 || cache != -writerCacheKiB || s.wal == nil {
+		t.Errorf("writer's connection: synchronous %d, temp_store %d, cache_size %d, syncer %v; want 1, 2, %d, one",
+			sync, temp, cache, s.wal != nil, -writerCacheKiB)
 	}
 }

@@ -110,11 +110,9 @@ func (s *Store) begin(ctx context.Context) (*wconn, error) {
 			return nil, err
 		}
 		if s.wal != nil {
-			// Its COMMIT neither syncs (the syncer does, before the answers)
-			// nor checkpoints (the checkpointer does; the writer only past
-			// writerAutoCheckpoint frames): walsync.go.
-			q := fmt.Sprintf(`PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = %d`, writerAutoCheckpoint)
-			if _, err := w.conn.ExecContext(ctx, q); err != nil {
+			// Its COMMIT does not sync: the syncer does, before the answers
+			// (walsync.go).
+			if _, err := w.conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
 				w.discard()
 				return nil, classify(err)
 			}
