@@ -28,7 +28,8 @@ func isUnique(err error) bool { return sqliteUnique(err) || pgUnique(err) }
 // isStorageError reports whether err is the database failing to store (either
 // dialect), or unreachable.
 func isStorageError(err error) bool {
-	return sqliteStorage(err) || pgStorage(err) || errors.Is(err, ErrUnavailable) || pgUnavailable(err)
+	return sqliteStorage(err) || pgStorage(err) || errors.Is(err, ErrUnavailable) || pgUnavailable(err) ||
+		errors.Is(err, ErrSyncFailed)
 }
 
 // classify marks err with ErrUnavailable when it says the database cannot be

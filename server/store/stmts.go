@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"os"
 	"sync"
 )
 
@@ -90,6 +91,7 @@ type wconn struct {
 	conn  *sql.Conn
 	d     dialect
 	stmts map[string]*sql.Stmt // query (as the store writes it) → prepared on conn
+	wal   *os.File             // SQLite: the WAL file the syncer syncs (walsync.go), opened in the first transaction
 }
 
 // newWconn takes a connection of db for the writer.
@@ -150,6 +152,14 @@ func (w *wconn) close() {
 	w.conn.Close()
 }
 
+// closeWAL closes w's handle of the WAL file (the syncer is done with it).
+func (w *wconn) closeWAL() {
+	if w.wal != nil {
+		w.wal.Close()
+		w.wal = nil
+	}
+}
+
 // discard closes w's statements and closes its connection for good, not back
 // into the pool: whatever state a lost transaction left on it (SQLite: perhaps
 // still open; PostgreSQL: perhaps broken) goes with it.
@@ -165,4 +175,5 @@ func (w *wconn) closeStmts() {
 		s.Close()
 	}
 	w.stmts = nil
+	w.closeWAL()
 }

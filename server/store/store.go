@@ -9,7 +9,8 @@
 // Writes go through one connection, which the writer goroutine holds. It commits
 // the write transactions waiting at the same time together, each in a savepoint
 // of its own (group commit, writer.go). On SQLite the group runs in BEGIN
-// IMMEDIATE with synchronous=FULL: an Update that returned nil is on disk. On
+// IMMEDIATE, and its callers are answered once the WAL file holding its commit is
+// synced (walsync.go): an Update that returned nil is on disk. On
 // PostgreSQL it runs in BEGIN with the advisory lock writeLockKey taken first, so
 // the writes of several servers on one database are serial exactly as SQLite's
 // single writer makes them. Reads use a separate pool of connections (WAL lets them
@@ -74,8 +75,9 @@ type Store struct {
 	serializable bool
 	where        string // the database for messages: the file, or PostgreSQL's host and database (never a password)
 
-	r  *dbStmts // prepared statements of the reader pool
-	wc *wconn   // the writer's connection, nil until its first group (writer.go); the writer goroutine's only
+	r   *dbStmts  // prepared statements of the reader pool
+	wc  *wconn    // the writer's connection, nil until its first group (writer.go); the writer goroutine's only
+	wal *walState // SQLite: the syncer, which answers committed groups once their WAL is on disk (walsync.go)
 	// queue takes Update's transactions to the writer goroutine (writer.go), which
 	// commits those waiting together; quit stops it, writerDone says it stopped.
 	queue      chan *writeReq
@@ -171,6 +173,9 @@ func openSQLite(ctx context.Context, dir string) (*Store, error) {
 			return nil, fmt.Errorf("database file %q: %w", p, err)
 		}
 	}
+	// Every connection commits with synchronous=FULL but the writer's, which runs
+	// NORMAL and whose commits the syncer makes durable before answering
+	// (walsync.go).
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
 		"&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_txlock=immediate"
 	// The writer keeps its savepoints' journal in memory (temp_store): group commit
@@ -210,6 +215,9 @@ func openSQLite(ctx context.Context, dir string) (*Store, error) {
 func (s *Store) start() {
 	s.r = &dbStmts{db: s.RDB, d: s.dialect}
 	s.queue, s.quit, s.writerDone = make(chan *writeReq, maxGroup), make(chan struct{}), make(chan struct{})
+	if s.dialect == dialectSQLite {
+		s.startSyncer()
+	}
 	go s.writer()
 }
 

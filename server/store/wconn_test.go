@@ -192,7 +192,8 @@ func TestWriterBusy(t *testing.T) {
 }
 
 // TestWriterConnectionPragmas pins what the writer's SQLite connection is opened
-// with: synchronous=FULL (an acknowledged Update is in the WAL file on disk), its
+// with: synchronous=NORMAL (its COMMIT does not sync; the syncer does before the
+// answers, walsync.go, and TestUpdateAnsweredAfterWALSync holds that), its
 // savepoint journal in memory and its page cache of writerCacheKiB (store.go).
 func TestWriterConnectionPragmas(t *testing.T) {
 	ctx := context.Background()
@@ -216,8 +217,9 @@ func TestWriterConnectionPragmas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// synchronous 2 is FULL, temp_store 2 is MEMORY; a negative cache_size is KiB.
-	if sync != 2 || temp != 2 || cache != -writerCacheKiB {
-		t.Errorf("writer's connection: synchronous %d, temp_store %d, cache_size %d; want 2, 2, %d", sync, temp, cache, -writerCacheKiB)
+	// synchronous 1 is NORMAL, temp_store 2 is MEMORY; a negative cache_size is KiB.
+	if sync != 1 || temp != 2 || cache != -writerCacheKiB || s.wal == nil {
+		t.Errorf("writer's connection: synchronous %d, temp_store %d, cache_size %d, syncer %v; want 1, 2, %d, one",
+			sync, temp, cache, s.wal != nil, -writerCacheKiB)
 	}
 }

@@ -11,11 +11,12 @@ import (
 // BEGIN IMMEDIATE … COMMIT (PostgreSQL: BEGIN; SELECT pg_advisory_xact_lock(K); …
 // COMMIT, so that the groups of several servers run one at a time), each inside a
 // savepoint of its own, and answers each
-// caller only after that COMMIT returned: an Update that returns nil is as durable
-// as the database makes a commit (synchronous=FULL: in the WAL file on disk). A
+// caller only after that COMMIT is durable: on PostgreSQL when COMMIT returned; on
+// SQLite when the syncer (walsync.go) has synced the WAL file that holds it, while
+// the writer already runs the next group. An Update that returns nil is on disk. A
 // transaction whose function fails is rolled back to its savepoint and leaves
 // nothing, exactly as its own transaction did; the others of the group commit. One
-// commit (one WAL append and fsync, one pass over the shared b-tree pages) then
+// commit (one WAL append and sync, one pass over the shared b-tree pages) then
 // serves a burst of hellos instead of one commit each.
 
 // maxGroup bounds how many transactions one commit takes, so the first of a long
@@ -79,6 +80,7 @@ var ErrClosed = errors.New("store closed")
 func (s *Store) writer() {
 	defer close(s.writerDone)
 	defer s.closeConn()
+	defer s.stopSyncer() // first: the groups committed are answered before the connection goes
 	for {
 		select {
 		case r := <-s.queue:
@@ -107,6 +109,14 @@ func (s *Store) begin(ctx context.Context) (*wconn, error) {
 		if err != nil {
 			return nil, err
 		}
+		if s.wal != nil {
+			// Its COMMIT does not sync: the syncer does, before the answers
+			// (walsync.go).
+			if _, err := w.conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
+				w.discard()
+				return nil, classify(err)
+			}
+		}
 		s.wc = w
 	}
 	q := `BEGIN IMMEDIATE`
@@ -119,6 +129,14 @@ func (s *Store) begin(ctx context.Context) (*wconn, error) {
 	if _, err := s.wc.ExecContext(ctx, q); err != nil {
 		s.abort(ctx)
 		return nil, err
+	}
+	if s.wal != nil && s.wc.wal == nil {
+		f, err := s.openWAL()
+		if err != nil {
+			s.abort(ctx)
+			return nil, err
+		}
+		s.wc.wal = f
 	}
 	if !s.serializable {
 		if err := s.lockForWrite(ctx, s.wc); err != nil {
@@ -145,6 +163,7 @@ func (s *Store) commit(ctx context.Context) error {
 // group takes a new one.
 func (s *Store) abort(ctx context.Context) {
 	if _, err := s.wc.ExecContext(ctx, `ROLLBACK`); err != nil {
+		s.walSynced() // the groups committed on it are answered first
 		s.wc.discard()
 		s.wc = nil
 	}
@@ -165,6 +184,12 @@ func (s *Store) group(first *writeReq) {
 	if s.serializable {
 		s.groupSerializable(first)
 		return
+	}
+	if s.wal != nil {
+		if err := s.wal.failed(); err != nil {
+			first.done <- writeResult{err: err}
+			return
+		}
 	}
 	ctx := context.Background()
 	w, err := s.begin(ctx)
@@ -216,6 +241,12 @@ func (s *Store) group(first *writeReq) {
 	}
 	if len(ran) > 0 || err != nil {
 		s.noteWrite(err)
+	}
+	if err == nil && s.wal != nil {
+		if len(ran) > 0 {
+			s.wal.q <- walGroup{reqs: ran, wal: w.wal} // answered after the sync (walsync.go)
+		}
+		return
 	}
 	for _, r := range ran {
 		answer(r, writeResult{err: err})
