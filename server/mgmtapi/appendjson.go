@@ -1,0 +1,151 @@
+package mgmtapi
+
+import (
+	"encoding/json"
+	"math"
+	"strconv"
+
+	"github.com/rpi-deploy/rpi-deploy/server/internal/jsonstr"
+)
+
+// The events every hello publishes (board.changed, deployment.created,
+// batch.changed) carry a Board, a Deployment and a Batch. Their AppendJSON writes
+// what json.Marshal writes for them — the fields in their order, omitempty as
+// tagged, strings HTML-escaped — without reflection (server/events uses it when the
+// data has it). TestAppendJSONAsMarshal holds each to json.Marshal over random
+// values of every field, so a field added to one of these types without a line here
+// fails that test.
+
+// AppendJSON appends b's JSON as json.Marshal writes it.
+func (b Board) AppendJSON(j []byte) ([]byte, error) {
+	j = append(j, `{"serial":`...)
+	j = jsonstr.Append(j, b.Serial)
+	j = appendField(j, "mac", b.MAC)
+	j = appendOmitEmpty(j, "model", b.Model)
+	j = appendOmitEmpty(j, "revision", b.Revision)
+	j = appendOmitEmpty(j, "ip", b.IP)
+	j = appendOmitEmpty(j, "hostname", b.Hostname)
+	j = appendOmitEmpty(j, "image", b.Image)
+	j = appendBool(j, "deployed", b.Deployed)
+	j = appendBool(j, "reimage", b.Reimage)
+	j = appendOmitEmpty(j, "last_event", b.LastEvent)
+	j = appendField(j, "first_seen", b.FirstSeen)
+	j = appendField(j, "last_seen", b.LastSeen)
+	j = appendField(j, "site", b.Site)
+	return append(j, '}'), nil
+}
+
+// AppendJSON appends d's JSON as json.Marshal writes it; a RateBps that is not a
+// finite number is json.Marshal's error, as it is for json.Marshal.
+func (d Deployment) AppendJSON(j []byte) ([]byte, error) {
+	if math.IsInf(d.RateBps, 0) || math.IsNaN(d.RateBps) {
+		_, err := json.Marshal(d)
+		return j, err
+	}
+	j = append(j, `{"id":`...)
+	j = strconv.AppendInt(j, d.ID, 10)
+	j = appendField(j, "serial", d.Serial)
+	j = appendOmitEmpty(j, "mac", d.MAC)
+	j = appendOmitZero(j, "batch_id", d.BatchID)
+	j = appendField(j, "venue", d.Venue)
+	j = appendField(j, "product", d.Product)
+	j = appendField(j, "hostname", d.Hostname)
+	j = appendField(j, "image", d.Image)
+	j = appendField(j, "state", d.State)
+	j = appendField(j, "phase", d.Phase)
+	j = appendInt(j, "bytes", d.Bytes)
+	j = appendInt(j, "total", d.Total)
+	j = appendFloat(appendName(j, "rate_bps"), d.RateBps)
+	j = appendOmitEmpty(j, "message", d.Message)
+	j = appendOmitEmpty(j, "error", d.Error)
+	j = appendOmitEmpty(j, "error_phase", d.ErrorPhase)
+	j = appendOmitEmpty(j, "sha256", d.SHA256)
+	j = appendOmitZero(j, "bytes_written", d.BytesWritten)
+	j = appendOmitZero(j, "bytes_fetched", d.BytesFetched)
+	j = appendOmitZero(j, "duration_ms", d.DurationMS)
+	j = appendField(j, "started_at", d.StartedAt)
+	j = appendField(j, "updated_at", d.UpdatedAt)
+	j = appendOmitEmpty(j, "finished_at", d.FinishedAt)
+	j = appendField(j, "site", d.Site)
+	return append(j, '}'), nil
+}
+
+// AppendJSON appends b's JSON as json.Marshal writes it.
+func (b Batch) AppendJSON(j []byte) ([]byte, error) {
+	j = append(j, `{"id":`...)
+	j = strconv.AppendInt(j, b.ID, 10)
+	j = appendField(j, "venue", b.Venue)
+	j = appendField(j, "product", b.Product)
+	j = appendField(j, "image", b.Image)
+	j = appendInt(j, "count", int64(b.Count))
+	j = appendInt(j, "priority", int64(b.Priority))
+	j = appendField(j, "state", b.State)
+	j = appendInt(j, "done", int64(b.Done))
+	j = appendInt(j, "in_progress", int64(b.InFlight))
+	j = appendInt(j, "failed", int64(b.Failed))
+	j = appendOmitEmpty(j, "note", b.Note)
+	j = appendField(j, "created_at", b.CreatedAt)
+	j = appendField(j, "updated_at", b.UpdatedAt)
+	j = appendField(j, "p2p", b.P2P)
+	return append(j, '}'), nil
+}
+
+// appendName appends ,"name": (the names are plain ASCII, written as they are).
+func appendName(j []byte, name string) []byte {
+	j = append(j, ',', '"')
+	j = append(j, name...)
+	return append(j, '"', ':')
+}
+
+// appendField appends ,"name":"value".
+func appendField(j []byte, name, v string) []byte {
+	return jsonstr.Append(appendName(j, name), v)
+}
+
+// appendOmitEmpty is appendField for an omitempty string: nothing for "".
+func appendOmitEmpty(j []byte, name, v string) []byte {
+	if v == "" {
+		return j
+	}
+	return appendField(j, name, v)
+}
+
+// appendInt appends ,"name":v.
+func appendInt(j []byte, name string, v int64) []byte {
+	return strconv.AppendInt(appendName(j, name), v, 10)
+}
+
+// appendOmitZero is appendInt for an omitempty number: nothing for 0.
+func appendOmitZero(j []byte, name string, v int64) []byte {
+	if v == 0 {
+		return j
+	}
+	return appendInt(j, name, v)
+}
+
+// appendBool appends ,"name":true or false.
+func appendBool(j []byte, name string, v bool) []byte {
+	j = appendName(j, name)
+	if v {
+		return append(j, "true"...)
+	}
+	return append(j, "false"...)
+}
+
+// appendFloat appends a finite f as encoding/json writes a float64: the shortest
+// decimal that reads back as f, in exponent form (with at least one exponent
+// digit, e-7 not e-07) below 1e-6 and from 1e21 on.
+func appendFloat(j []byte, f float64) []byte {
+	format := byte('f')
+	if a := math.Abs(f); a != 0 && (a < 1e-6 || a >= 1e21) {
+		format = 'e'
+	}
+	j = strconv.AppendFloat(j, f, format, -1, 64)
+	if format == 'e' {
+		if n := len(j); n >= 4 && j[n-4] == 'e' && j[n-3] == '-' && j[n-2] == '0' {
+			j[n-2] = j[n-1]
+			j = j[:n-1]
+		}
+	}
+	return j
+}
