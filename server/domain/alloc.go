@@ -44,6 +44,13 @@ func (s *Service) allocateHello(ctx context.Context, t *store.Tx, in hello, out 
 			continue
 		}
 		out.created, out.batchID = &a.d, bt.ID
+		if bt.ID != 0 {
+			// The batch as this transaction leaves it: as HelloBatches gave it (the
+			// row as the transaction stood), with the deployment AddClaimedDeployment
+			// counted in it.
+			bt.InFlight++
+			out.batch, out.batchOrd = wireBatch(bt), s.batchOrder()
+		}
 		out.p2p = P2PModes{Batch: bt.P2P, Image: a.img.P2P, Known: true}
 		out.board, out.saved = a.board, true
 		if out.resp, err = deployResponseWith(a.d, a.img, a.product, s.opt.After); err != nil {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
 	"github.com/rpi-deploy/rpi-deploy/server/events"
+	"github.com/rpi-deploy/rpi-deploy/server/mgmtapi"
 	"github.com/rpi-deploy/rpi-deploy/server/store"
 )
 
@@ -36,6 +38,10 @@ type helloOutcome struct {
 	// (store.HelloFacts.Profiles); when none is, a new deployment's profile is
 	// not looked up.
 	profiles bool
+	// batch is batchID's batch as the transaction left it, batchOrd the
+	// batchOrder of that change (publishBatch).
+	batch    mgmtapi.Batch
+	batchOrd int64
 }
 
 // Hello answers a board's hello: its open deployment if it has one, boot-local if
@@ -288,10 +294,13 @@ func (s *Service) publishHello(ctx context.Context, in hello, out helloOutcome) 
 	switch {
 	case out.created != nil:
 		d := out.created
-		s.log.Info("deployment created", "deployment", d.ID, "serial", in.serial, "mac", in.mac, "hostname", d.Hostname,
-			"batch", d.BatchID, "image", d.Image)
+		// Its arguments are boxed, on every hello, only when the line is written.
+		if s.log.Enabled(ctx, slog.LevelInfo) {
+			s.log.Info("deployment created", "deployment", d.ID, "serial", in.serial, "mac", in.mac, "hostname", d.Hostname,
+				"batch", d.BatchID, "image", d.Image)
+		}
 		s.publish(events.DeploymentCreated, wireDeployment(*d))
-		s.publishBatch(ctx, out.batchID)
+		s.publishBatch(ctx, out.batchID, &out.batch, out.batchOrd)
 	case out.resp.Action == agentapi.ActionRetry:
 		s.publish(events.HelloRetry, map[string]string{"serial": in.serial, "mac": in.mac, "reason": out.resp.Reason,
 			"site": s.opt.Site})
