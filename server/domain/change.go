@@ -65,12 +65,23 @@ func changeNoRow(ctx context.Context, s *Service, event string, payload any, wri
 // and leaves a number unused.
 func (s *Service) batchOrder() int64 { return s.batchOrd.Add(1) }
 
+// readBatch is batch id as read now (nil: it could not be read).
+//
+//go:noinline
+func (s *Service) readBatch(ctx context.Context, id int64) *mgmtapi.Batch {
+	b, err := s.st.Batch(ctx, id)
+	if err != nil {
+		return nil
+	}
+	w := wireBatch(b)
+	return &w
+}
+
 // batchDue is a batch.changed event about to be published: the batch as change ord
-// (batchOrder) left it, or, when read is set, to be read after its commit.
+// (batchOrder) left it, or, when row is nil, to be read after its commit.
 type batchDue struct {
-	ord  int64
-	row  mgmtapi.Batch
-	read bool
+	ord int64
+	row *mgmtapi.Batch // nil: read it
 }
 
 // publishBatch publishes batch.changed for the change numbered ord (batchOrder) to
@@ -85,10 +96,7 @@ func (s *Service) publishBatch(ctx context.Context, id int64, row *mgmtapi.Batch
 	if id == 0 {
 		return
 	}
-	due := batchDue{ord: ord, read: row == nil}
-	if row != nil {
-		due.row = *row
-	}
+	due := batchDue{ord: ord, row: row}
 	s.batchPubMu.Lock()
 	if ord <= s.batchPublished[id] {
 		s.batchPubMu.Unlock()
@@ -109,18 +117,16 @@ func (s *Service) publishBatch(ctx context.Context, id int64, row *mgmtapi.Batch
 	due = s.batchPubDue[id]
 	delete(s.batchPubDue, id)
 	s.batchPubMu.Unlock()
-	if due.read {
-		b, err := s.st.Batch(ctx, id)
-		if err != nil {
+	if due.row == nil {
+		if due.row = s.readBatch(ctx, id); due.row == nil {
 			return
 		}
-		due.row = wireBatch(b)
 	}
 	// Published under the lock, so that a newer state cannot overtake it.
 	s.batchPubMu.Lock()
 	defer s.batchPubMu.Unlock()
 	if due.ord > s.batchPublished[id] {
 		s.batchPublished[id] = due.ord
-		s.publish(events.BatchChanged, due.row)
+		s.publish(events.BatchChanged, *due.row)
 	}
 }

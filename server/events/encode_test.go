@@ -40,6 +40,8 @@ func stateData() []any {
 		mgmtapi.Board{Serial: "10000000abcdef01", MAC: "2c:cf:67:00:00:01", Model: "Raspberry Pi 5 <Model B> & co", Hostname: "KXP2-CORO-001"},
 		mgmtapi.Batch{ID: 42, Venue: "CORO", Product: "KXP2", Count: 10},
 		mgmtapi.Deployment{ID: 7, Serial: "10000000abcdef01", BatchID: 42, Hostname: "KXP2-CORO-001", RateBps: 1e-7, Site: "hall-1"},
+		mgmtapi.BoardView{Board: mgmtapi.Board{Serial: "10000000abcdef02"}, History: []mgmtapi.BoardEvent{{ID: 1, Kind: "agent.hello"}}},
+		&mgmtapi.Batch{ID: 43, Note: "a pointer"},
 		map[string]any{"id": 7, "serial": "abc", "nested": map[string]any{"id": 9, "serial": "zzz"}},
 		map[string]any{"list": []any{map[string]any{"id": 1}}, "s": `a"b\c}{][,`, "id": -3.5e2},
 		map[string]any{"serial": "10000000abcdef01", "site": "hall-1", "t": now},

@@ -19,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/rpi-deploy/rpi-deploy/server/internal/jsonstr"
+	"github.com/rpi-deploy/rpi-deploy/server/mgmtapi"
 )
 
 // Types of events (Event.Type). Data carries the object named by the type's prefix,
@@ -335,26 +336,16 @@ func (b *Bus) Publish(typ string, data any) {
 	// written there under the lock: the whole message is one allocation.
 	room := headRoom(typ)
 	m, err := appendData(make([]byte, room, room+512), data)
-	d := m[room:]
 	var k string
 	if err == nil {
-		k = stateKey(typ, d)
+		k = stateKey(typ, m[room:])
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	ev := Event{Seq: b.seq + 1, Time: time.Now().UTC(), Type: typ, Data: data}
 	var j []byte
 	if err == nil {
-		var head [256]byte
-		h, at := appendHead(head[:0], ev)
-		if len(h) <= room {
-			m = m[room-len(h):]
-			copy(m, h)
-		} else {
-			m = append(append(make([]byte, 0, len(h)+len(d)+3), h...), d...)
-		}
-		m = append(m, "}\n\n"...)
-		j = m[at : len(m)-2]
+		m, j = putHead(m, room, &ev)
 	} else {
 		m = nil
 	}
@@ -365,15 +356,61 @@ func (b *Bus) Publish(typ string, data any) {
 	b.addMessage(ev, m, j, k)
 }
 
-// appendData appends data's JSON as json.Marshal writes it: by the data's own
-// AppendJSON when it has one (mgmtapi's Board, Deployment and Batch: no reflection
-// on a hello's path), else by json.Marshal.
+// putHead makes m, the data's JSON after room bytes, ev's Server-Sent Events
+// message: its head (appendHead) written into the room (a new message when it does
+// not fit) and its end after the data; j is the event's JSON in it. (A function of
+// its own: the head's buffer is not on the stack while the data is encoded.)
+//
+//go:noinline
+func putHead(m []byte, room int, ev *Event) (msg, j []byte) {
+	d := m[room:]
+	var head [256]byte
+	h, at := appendHead(head[:0], *ev)
+	if len(h) <= room {
+		m = m[room-len(h):]
+		copy(m, h)
+	} else {
+		m = append(append(make([]byte, 0, len(h)+len(d)+3), h...), d...)
+	}
+	m = append(m, "}\n\n"...)
+	return m, m[at : len(m)-2]
+}
+
+// appendData appends data's JSON as json.Marshal writes it: without reflection for
+// the data of a hello's events, mgmtapi's Board, Deployment and Batch (exactly
+// those types: one that embeds them has fields of its own), else by json.Marshal.
 func appendData(m []byte, data any) ([]byte, error) {
-	if a, ok := data.(interface{ AppendJSON([]byte) ([]byte, error) }); ok {
-		return a.AppendJSON(m)
+	switch data.(type) {
+	case mgmtapi.Board:
+		return appendBoard(m, data), nil
+	case mgmtapi.Deployment:
+		return appendDeployment(m, data)
+	case mgmtapi.Batch:
+		return appendBatch(m, data), nil
 	}
 	d, err := json.Marshal(data)
 	return append(m, d...), err
+}
+
+// appendBoard, appendDeployment and appendBatch are appendData's cases, each in a
+// function of its own so that only one copy of the data is on the stack.
+
+//go:noinline
+func appendBoard(m []byte, data any) []byte {
+	v := data.(mgmtapi.Board)
+	return mgmtapi.AppendBoard(m, &v)
+}
+
+//go:noinline
+func appendDeployment(m []byte, data any) ([]byte, error) {
+	v := data.(mgmtapi.Deployment)
+	return mgmtapi.AppendDeployment(m, &v)
+}
+
+//go:noinline
+func appendBatch(m []byte, data any) []byte {
+	v := data.(mgmtapi.Batch)
+	return mgmtapi.AppendBatch(m, &v)
 }
 
 // headRoom is the room Publish leaves for the head (appendHead) of a message of

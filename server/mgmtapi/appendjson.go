@@ -9,15 +9,17 @@ import (
 )
 
 // The events every hello publishes (board.changed, deployment.created,
-// batch.changed) carry a Board, a Deployment and a Batch. Their AppendJSON writes
-// what json.Marshal writes for them — the fields in their order, omitempty as
-// tagged, strings HTML-escaped — without reflection (server/events uses it when the
-// data has it). TestAppendJSONAsMarshal holds each to json.Marshal over random
-// values of every field, so a field added to one of these types without a line here
-// fails that test.
+// batch.changed) carry a Board, a Deployment and a Batch. AppendBoard,
+// AppendDeployment and AppendBatch write what json.Marshal writes for them — the
+// fields in their order, omitempty as tagged, strings HTML-escaped — without
+// reflection (server/events uses them for event data of exactly these types).
+// They are functions, not methods, so that no type embedding one of these (a
+// BoardView) gets one that leaves its own fields out. TestAppendJSONAsMarshal
+// holds each to json.Marshal over random values of every field, so a field added
+// to one of these types without a line here fails that test.
 
-// AppendJSON appends b's JSON as json.Marshal writes it.
-func (b Board) AppendJSON(j []byte) ([]byte, error) {
+// AppendBoard appends b's JSON as json.Marshal writes it.
+func AppendBoard(j []byte, b *Board) []byte {
 	j = append(j, `{"serial":`...)
 	j = jsonstr.Append(j, b.Serial)
 	j = appendField(j, "mac", b.MAC)
@@ -32,12 +34,12 @@ func (b Board) AppendJSON(j []byte) ([]byte, error) {
 	j = appendField(j, "first_seen", b.FirstSeen)
 	j = appendField(j, "last_seen", b.LastSeen)
 	j = appendField(j, "site", b.Site)
-	return append(j, '}'), nil
+	return append(j, '}')
 }
 
-// AppendJSON appends d's JSON as json.Marshal writes it; a RateBps that is not a
-// finite number is json.Marshal's error, as it is for json.Marshal.
-func (d Deployment) AppendJSON(j []byte) ([]byte, error) {
+// AppendDeployment appends d's JSON as json.Marshal writes it; a RateBps that is
+// not a finite number is json.Marshal's error, and j is returned as it was.
+func AppendDeployment(j []byte, d *Deployment) ([]byte, error) {
 	if math.IsInf(d.RateBps, 0) || math.IsNaN(d.RateBps) {
 		_, err := json.Marshal(d)
 		return j, err
@@ -70,8 +72,8 @@ func (d Deployment) AppendJSON(j []byte) ([]byte, error) {
 	return append(j, '}'), nil
 }
 
-// AppendJSON appends b's JSON as json.Marshal writes it.
-func (b Batch) AppendJSON(j []byte) ([]byte, error) {
+// AppendBatch appends b's JSON as json.Marshal writes it.
+func AppendBatch(j []byte, b *Batch) []byte {
 	j = append(j, `{"id":`...)
 	j = strconv.AppendInt(j, b.ID, 10)
 	j = appendField(j, "venue", b.Venue)
@@ -87,7 +89,7 @@ func (b Batch) AppendJSON(j []byte) ([]byte, error) {
 	j = appendField(j, "created_at", b.CreatedAt)
 	j = appendField(j, "updated_at", b.UpdatedAt)
 	j = appendField(j, "p2p", b.P2P)
-	return append(j, '}'), nil
+	return append(j, '}')
 }
 
 // appendName appends ,"name": (the names are plain ASCII, written as they are).
