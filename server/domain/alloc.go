@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
 	"github.com/rpi-deploy/rpi-deploy/server/profile"
@@ -185,6 +186,30 @@ func (s *Service) hostnameFor(ctx context.Context, t *store.Tx, p store.Product,
 
 // serialHostname is PRODUCT-VENUE- and the low digits hex digits of the serial.
 func serialHostname(product, venue, serial string, digits int) string {
+	for i := 0; i < len(serial); i++ {
+		if serial[i] >= utf8.RuneSelf {
+			return serialHostnameFmt(product, venue, serial, digits)
+		}
+	}
+	// ASCII (every normalised serial): upper-cased byte by byte, as strings.ToUpper
+	// does, in one allocation. It runs in the write transaction of every new board.
+	if len(serial) > digits {
+		serial = serial[len(serial)-digits:]
+	}
+	b := make([]byte, 0, len(product)+len(venue)+len(serial)+2)
+	b = append(append(append(append(b, product...), '-'), venue...), '-')
+	for i := 0; i < len(serial); i++ {
+		c := serial[i]
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	return string(b)
+}
+
+// serialHostnameFmt is serialHostname for any serial.
+func serialHostnameFmt(product, venue, serial string, digits int) string {
 	s := strings.ToUpper(serial)
 	if len(s) > digits {
 		s = s[len(s)-digits:]
@@ -199,23 +224,30 @@ func serialHostname(product, venue, serial string, digits int) string {
 // its transaction left it (its hostname is the one it holds).
 func (s *Service) uniqueSerialHostname(ctx context.Context, t *store.Tx, product, venue string, b store.Board) (string, error) {
 	serial := b.Serial
-	candidates := []string{serialHostname(product, venue, serial, 8), serialHostname(product, venue, serial, 12),
-		serialHostname(product, venue, serial, 16)}
+	// The candidates, made when first needed: a new board (no hostname) whose low
+	// 8 digits are free needs only the first.
+	var candidates [3]string
+	candidate := func(i int) string {
+		if candidates[i] == "" {
+			candidates[i] = serialHostname(product, venue, serial, [3]int{8, 12, 16}[i])
+		}
+		return candidates[i]
+	}
 	taken := func(c string) (bool, error) { return t.HostnameTaken(ctx, c, serial) }
-	for _, c := range candidates[:2] {
-		if b.Hostname != c {
+	for i := range 2 {
+		if b.Hostname == "" || b.Hostname != candidate(i) {
 			continue
 		}
-		if tk, err := taken(c); err != nil || !tk {
-			return c, err
+		if tk, err := taken(candidate(i)); err != nil || !tk {
+			return candidate(i), err
 		}
 	}
-	for _, c := range candidates[:2] {
-		if tk, err := taken(c); err != nil || !tk {
-			return c, err
+	for i := range 2 {
+		if tk, err := taken(candidate(i)); err != nil || !tk {
+			return candidate(i), err
 		}
 	}
-	return candidates[2], nil
+	return candidate(2), nil
 }
 
 // PoolHostname is the name with sequence number seq in a pool: PRODUCT-VENUE-NNN.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
 	"github.com/rpi-deploy/rpi-deploy/server/events"
@@ -289,13 +290,28 @@ func (s *Service) recordHello(ctx context.Context, t *store.Tx, in hello, out *h
 	if resp.Action == agentapi.ActionRetry {
 		return nil
 	}
-	detail := fmt.Sprintf("%s; agent %s, disk %s %d bytes", resp.Action, in.AgentVersion, in.Disk.Device, in.Disk.SizeBytes)
-	if resp.Deployment != nil {
-		detail = fmt.Sprintf("deploy %d as %s; agent %s, disk %s %d bytes", resp.Deployment.ID, resp.Deployment.Hostname,
-			in.AgentVersion, in.Disk.Device, in.Disk.SizeBytes)
-	}
-	t.AddBoardEventAtCommit(store.BoardEvent{Serial: in.serial, MAC: in.mac, Kind: "agent.hello", Detail: detail, Site: s.opt.Site})
+	t.AddBoardEventAtCommit(store.BoardEvent{Serial: in.serial, MAC: in.mac, Kind: "agent.hello", Detail: helloDetail(&resp, &in),
+		Site: s.opt.Site})
 	return nil
+}
+
+// helloDetail is the history line of a hello answered resp, as
+// fmt.Sprintf("%s; agent %s, disk %s %d bytes") of the action, agent version, disk
+// device and size wrote it, or with "deploy %d as %s" of the deployment's ID and
+// hostname in place of the action; without fmt's boxing of each argument, in the
+// write transaction of every hello.
+func helloDetail(resp *agentapi.HelloResponse, in *hello) string {
+	b := make([]byte, 0, 64+len(in.AgentVersion)+len(in.Disk.Device))
+	if d := resp.Deployment; d != nil {
+		b = strconv.AppendInt(append(b, "deploy "...), d.ID, 10)
+		b = append(append(b, " as "...), d.Hostname...)
+	} else {
+		b = append(b, resp.Action...)
+	}
+	b = append(append(b, "; agent "...), in.AgentVersion...)
+	b = append(append(b, ", disk "...), in.Disk.Device...)
+	b = strconv.AppendInt(append(b, ' '), in.Disk.SizeBytes, 10)
+	return string(append(b, " bytes"...))
 }
 
 // publishHello logs and publishes what a committed hello changed. It runs at the
