@@ -19,24 +19,9 @@ import (
 // the batch with every deployment of the burst, and none shows more.
 func TestBatchEventsOfABurst(t *testing.T) {
 	bothDialects(t, func(t *testing.T) {
-		svc, st, bus, _ := newClockedService(t)
-		ctx := domain.WithActor(context.Background(), "test")
-		b := rxp2Batch(t, ctx, svc, st)
-		sub, _ := bus.Subscribe(0)
-		defer sub.Close()
+		ctx, svc, _, b, sub := subscribedBatch(t)
 		const n = 40
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				r, err := svc.Hello(ctx, agentapi.Hello{Serial: fmt.Sprintf("20000000%08x", i), MAC: "2c:cf:67:00:01:00"})
-				if err != nil || r.Deployment == nil {
-					t.Errorf("hello %d: %+v %v", i, r, err)
-				}
-			}()
-		}
-		wg.Wait()
+		helloBurst(t, ctx, svc, "20000000", n)
 		most, batchEvents := -1, 0
 		for len(sub.C) > 0 {
 			ev := <-sub.C
@@ -58,6 +43,38 @@ func TestBatchEventsOfABurst(t *testing.T) {
 		}
 		t.Logf("%d hellos, %d batch.changed events", n, batchEvents)
 	})
+}
+
+// subscribedBatch is a service with an open-ended RXP2 batch (rxp2Batch) and a
+// subscription to its bus from then on.
+func subscribedBatch(t *testing.T) (context.Context, *domain.Service, *store.Store, mgmtapi.Batch, *events.Sub) {
+	t.Helper()
+	svc, st, bus, _ := newClockedService(t)
+	ctx := domain.WithActor(context.Background(), "test")
+	b := rxp2Batch(t, ctx, svc, st)
+	sub, _ := bus.Subscribe(0)
+	t.Cleanup(sub.Close)
+	return ctx, svc, st, b, sub
+}
+
+// helloBurst sends n new boards' hellos at once (serials prefix and 8 hex digits)
+// and returns the deployments they opened, each in its place; a hello that opens
+// none fails the test.
+func helloBurst(t *testing.T, ctx context.Context, svc *domain.Service, prefix string, n int) []*agentapi.Deployment {
+	deps := make([]*agentapi.Deployment, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			r, err := svc.Hello(ctx, agentapi.Hello{Serial: fmt.Sprintf("%s%08x", prefix, i), MAC: "2c:cf:67:00:01:00"})
+			if err != nil || r.Deployment == nil {
+				t.Errorf("hello %d: %+v %v", i, r, err)
+				return
+			}
+			deps[i] = r.Deployment
+		})
+	}
+	wg.Wait()
+	return deps
 }
 
 // rxp2Batch makes a ready image "img" active for RXP2, venue CORO and an open-ended
@@ -99,11 +116,7 @@ func imageAtCoro(t *testing.T, ctx context.Context, svc *domain.Service, st *sto
 // the store reads it then, every field.
 func TestBatchEventIsTheCommittedRow(t *testing.T) {
 	bothDialects(t, func(t *testing.T) {
-		svc, st, bus, _ := newClockedService(t)
-		ctx := domain.WithActor(context.Background(), "test")
-		open := rxp2Batch(t, ctx, svc, st)
-		sub, _ := bus.Subscribe(0)
-		defer sub.Close()
+		ctx, svc, st, open, sub := subscribedBatch(t)
 		// latest is the last batch.changed published about id since the last call.
 		latest := func(id int64) (mgmtapi.Batch, bool) {
 			var got mgmtapi.Batch
@@ -198,28 +211,8 @@ func serialOf(t *testing.T, ctx context.Context, st *store.Store, id int64) stri
 // the last event shows the batch as the store reads it afterwards.
 func TestBatchEventsInCommitOrder(t *testing.T) {
 	bothDialects(t, func(t *testing.T) {
-		svc, st, bus, _ := newClockedService(t)
-		ctx := domain.WithActor(context.Background(), "test")
-		b := rxp2Batch(t, ctx, svc, st)
-		sub, _ := bus.Subscribe(0)
-		defer sub.Close()
-		hellos := func(prefix string, n int) []*agentapi.Deployment {
-			deps := make([]*agentapi.Deployment, n)
-			var wg sync.WaitGroup
-			for i := range n {
-				wg.Go(func() {
-					r, err := svc.Hello(ctx, agentapi.Hello{Serial: fmt.Sprintf("%s%08x", prefix, i), MAC: "2c:cf:67:00:04:00"})
-					if err != nil || r.Deployment == nil {
-						t.Errorf("hello %d: %+v %v", i, r, err)
-						return
-					}
-					deps[i] = r.Deployment
-				})
-			}
-			wg.Wait()
-			return deps
-		}
-		first := hellos("40000000", 40)
+		ctx, svc, st, b, sub := subscribedBatch(t)
+		first := helloBurst(t, ctx, svc, "40000000", 40)
 		prev, n := -1, 0
 		for len(sub.C) > 0 {
 			ev := <-sub.C
@@ -238,7 +231,7 @@ func TestBatchEventsInCommitOrder(t *testing.T) {
 		t.Logf("40 hellos, %d batch.changed events", n)
 
 		var wg sync.WaitGroup
-		wg.Go(func() { hellos("41000000", 20) })
+		wg.Go(func() { helloBurst(t, ctx, svc, "41000000", 20) })
 		for i, d := range first[:20] {
 			wg.Go(func() {
 				r := agentapi.Result{Serial: serialOf(t, ctx, st, d.ID), Success: true, SHA256: strings.Repeat("ab", 32)}

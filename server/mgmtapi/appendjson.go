@@ -22,18 +22,18 @@ import (
 func AppendBoard(j []byte, b *Board) []byte {
 	j = append(j, `{"serial":`...)
 	j = jsonstr.Append(j, b.Serial)
-	j = appendField(j, "mac", b.MAC)
-	j = appendOmitEmpty(j, "model", b.Model)
-	j = appendOmitEmpty(j, "revision", b.Revision)
-	j = appendOmitEmpty(j, "ip", b.IP)
-	j = appendOmitEmpty(j, "hostname", b.Hostname)
-	j = appendOmitEmpty(j, "image", b.Image)
+	j = jsonstr.AppendField(j, "mac", b.MAC)
+	j = jsonstr.AppendOmitEmpty(j, "model", b.Model)
+	j = jsonstr.AppendOmitEmpty(j, "revision", b.Revision)
+	j = jsonstr.AppendOmitEmpty(j, "ip", b.IP)
+	j = jsonstr.AppendOmitEmpty(j, "hostname", b.Hostname)
+	j = jsonstr.AppendOmitEmpty(j, "image", b.Image)
 	j = appendBool(j, "deployed", b.Deployed)
 	j = appendBool(j, "reimage", b.Reimage)
-	j = appendOmitEmpty(j, "last_event", b.LastEvent)
-	j = appendField(j, "first_seen", b.FirstSeen)
-	j = appendField(j, "last_seen", b.LastSeen)
-	j = appendField(j, "site", b.Site)
+	j = jsonstr.AppendOmitEmpty(j, "last_event", b.LastEvent)
+	j = jsonstr.AppendField(j, "first_seen", b.FirstSeen)
+	j = jsonstr.AppendField(j, "last_seen", b.LastSeen)
+	j = jsonstr.AppendField(j, "site", b.Site)
 	return append(j, '}')
 }
 
@@ -46,29 +46,29 @@ func AppendDeployment(j []byte, d *Deployment) ([]byte, error) {
 	}
 	j = append(j, `{"id":`...)
 	j = strconv.AppendInt(j, d.ID, 10)
-	j = appendField(j, "serial", d.Serial)
-	j = appendOmitEmpty(j, "mac", d.MAC)
+	j = jsonstr.AppendField(j, "serial", d.Serial)
+	j = jsonstr.AppendOmitEmpty(j, "mac", d.MAC)
 	j = appendOmitZero(j, "batch_id", d.BatchID)
-	j = appendField(j, "venue", d.Venue)
-	j = appendField(j, "product", d.Product)
-	j = appendField(j, "hostname", d.Hostname)
-	j = appendField(j, "image", d.Image)
-	j = appendField(j, "state", d.State)
-	j = appendField(j, "phase", d.Phase)
+	j = jsonstr.AppendField(j, "venue", d.Venue)
+	j = jsonstr.AppendField(j, "product", d.Product)
+	j = jsonstr.AppendField(j, "hostname", d.Hostname)
+	j = jsonstr.AppendField(j, "image", d.Image)
+	j = jsonstr.AppendField(j, "state", d.State)
+	j = jsonstr.AppendField(j, "phase", d.Phase)
 	j = appendInt(j, "bytes", d.Bytes)
 	j = appendInt(j, "total", d.Total)
-	j = appendFloat(appendName(j, "rate_bps"), d.RateBps)
-	j = appendOmitEmpty(j, "message", d.Message)
-	j = appendOmitEmpty(j, "error", d.Error)
-	j = appendOmitEmpty(j, "error_phase", d.ErrorPhase)
-	j = appendOmitEmpty(j, "sha256", d.SHA256)
+	j = appendFloat(jsonstr.AppendName(j, "rate_bps"), d.RateBps)
+	j = jsonstr.AppendOmitEmpty(j, "message", d.Message)
+	j = jsonstr.AppendOmitEmpty(j, "error", d.Error)
+	j = jsonstr.AppendOmitEmpty(j, "error_phase", d.ErrorPhase)
+	j = jsonstr.AppendOmitEmpty(j, "sha256", d.SHA256)
 	j = appendOmitZero(j, "bytes_written", d.BytesWritten)
 	j = appendOmitZero(j, "bytes_fetched", d.BytesFetched)
 	j = appendOmitZero(j, "duration_ms", d.DurationMS)
-	j = appendField(j, "started_at", d.StartedAt)
-	j = appendField(j, "updated_at", d.UpdatedAt)
-	j = appendOmitEmpty(j, "finished_at", d.FinishedAt)
-	j = appendField(j, "site", d.Site)
+	j = jsonstr.AppendField(j, "started_at", d.StartedAt)
+	j = jsonstr.AppendField(j, "updated_at", d.UpdatedAt)
+	j = jsonstr.AppendOmitEmpty(j, "finished_at", d.FinishedAt)
+	j = jsonstr.AppendField(j, "site", d.Site)
 	return append(j, '}'), nil
 }
 
@@ -76,45 +76,25 @@ func AppendDeployment(j []byte, d *Deployment) ([]byte, error) {
 func AppendBatch(j []byte, b *Batch) []byte {
 	j = append(j, `{"id":`...)
 	j = strconv.AppendInt(j, b.ID, 10)
-	j = appendField(j, "venue", b.Venue)
-	j = appendField(j, "product", b.Product)
-	j = appendField(j, "image", b.Image)
+	j = jsonstr.AppendField(j, "venue", b.Venue)
+	j = jsonstr.AppendField(j, "product", b.Product)
+	j = jsonstr.AppendField(j, "image", b.Image)
 	j = appendInt(j, "count", int64(b.Count))
 	j = appendInt(j, "priority", int64(b.Priority))
-	j = appendField(j, "state", b.State)
+	j = jsonstr.AppendField(j, "state", b.State)
 	j = appendInt(j, "done", int64(b.Done))
 	j = appendInt(j, "in_progress", int64(b.InFlight))
 	j = appendInt(j, "failed", int64(b.Failed))
-	j = appendOmitEmpty(j, "note", b.Note)
-	j = appendField(j, "created_at", b.CreatedAt)
-	j = appendField(j, "updated_at", b.UpdatedAt)
-	j = appendField(j, "p2p", b.P2P)
+	j = jsonstr.AppendOmitEmpty(j, "note", b.Note)
+	j = jsonstr.AppendField(j, "created_at", b.CreatedAt)
+	j = jsonstr.AppendField(j, "updated_at", b.UpdatedAt)
+	j = jsonstr.AppendField(j, "p2p", b.P2P)
 	return append(j, '}')
-}
-
-// appendName appends ,"name": (the names are plain ASCII, written as they are).
-func appendName(j []byte, name string) []byte {
-	j = append(j, ',', '"')
-	j = append(j, name...)
-	return append(j, '"', ':')
-}
-
-// appendField appends ,"name":"value".
-func appendField(j []byte, name, v string) []byte {
-	return jsonstr.Append(appendName(j, name), v)
-}
-
-// appendOmitEmpty is appendField for an omitempty string: nothing for "".
-func appendOmitEmpty(j []byte, name, v string) []byte {
-	if v == "" {
-		return j
-	}
-	return appendField(j, name, v)
 }
 
 // appendInt appends ,"name":v.
 func appendInt(j []byte, name string, v int64) []byte {
-	return strconv.AppendInt(appendName(j, name), v, 10)
+	return strconv.AppendInt(jsonstr.AppendName(j, name), v, 10)
 }
 
 // appendOmitZero is appendInt for an omitempty number: nothing for 0.
@@ -127,7 +107,7 @@ func appendOmitZero(j []byte, name string, v int64) []byte {
 
 // appendBool appends ,"name":true or false.
 func appendBool(j []byte, name string, v bool) []byte {
-	j = appendName(j, name)
+	j = jsonstr.AppendName(j, name)
 	if v {
 		return append(j, "true"...)
 	}
