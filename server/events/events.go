@@ -422,8 +422,8 @@ func headRoom(typ string) int {
 }
 
 // appendHead appends the head of ev's Server-Sent Events message (appendSSE):
-// "id: SEQ\nevent: TYPE\ndata: " and ev's JSON up to its data (appendEvent); at is
-// where the JSON starts.
+// "id: SEQ\nevent: TYPE\ndata: " and ev's JSON up to its data, as json.Marshal of
+// the Event writes it (seq, time, type, then data); at is where the JSON starts.
 func appendHead(m []byte, ev Event) (h []byte, at int) {
 	m = appendSSEHead(m, ev.Seq, ev.Type)
 	at = len(m)
