@@ -44,6 +44,13 @@ func (s *Service) allocateHello(ctx context.Context, t *store.Tx, in hello, out 
 			continue
 		}
 		out.created, out.batchID = &a.d, bt.ID
+		if bt.ID != 0 {
+			// The batch as this transaction leaves it: as HelloBatches gave it (the
+			// row as the transaction stood), with the deployment AddClaimedDeployment
+			// counted in it.
+			bt.InFlight++
+			out.batch, out.batchOrd = wireBatch(bt), s.batchOrder()
+		}
 		out.p2p = P2PModes{Batch: bt.P2P, Image: a.img.P2P, Known: true}
 		out.board, out.saved = a.board, true
 		if out.resp, err = deployResponseWith(a.d, a.img, a.product, s.opt.After); err != nil {
@@ -184,12 +191,13 @@ func (s *Service) hostnameFor(ctx context.Context, t *store.Tx, p store.Product,
 
 // serialHostname is PRODUCT-VENUE- and the low digits hex digits of the serial
 // (normalised: lower-case hex), upper-case. It runs in the writer for every new
-// board's hello, three times: concatenated, not formatted.
+// board's hello: concatenated, not formatted.
 func serialHostname(product, venue, serial string, digits int) string {
-	if len(serial) > digits {
-		serial = serial[len(serial)-digits:]
+	s := strings.ToUpper(serial)
+	if len(s) > digits {
+		s = s[len(s)-digits:]
 	}
-	return product + "-" + venue + "-" + strings.ToUpper(serial)
+	return product + "-" + venue + "-" + s
 }
 
 // uniqueSerialHostname is the board's serial name, made unique: the low 8 hex digits
@@ -201,28 +209,35 @@ func serialHostname(product, venue, serial string, digits int) string {
 func (s *Service) uniqueSerialHostname(ctx context.Context, t *store.Tx, product, venue string, b store.Board,
 	checked nameCheck) (string, error) {
 	serial := b.Serial
-	candidates := []string{serialHostname(product, venue, serial, 8), serialHostname(product, venue, serial, 12),
-		serialHostname(product, venue, serial, 16)}
+	// The candidates, made when first needed: a new board (no hostname) whose low
+	// 8 digits are free needs only the first.
+	var candidates [3]string
+	candidate := func(i int) string {
+		if candidates[i] == "" {
+			candidates[i] = serialHostname(product, venue, serial, [3]int{8, 12, 16}[i])
+		}
+		return candidates[i]
+	}
 	taken := func(c string) (bool, error) {
 		if c == checked.name {
 			return checked.taken, nil
 		}
 		return t.HostnameTaken(ctx, c, serial)
 	}
-	for _, c := range candidates[:2] {
-		if b.Hostname != c {
+	for i := range 2 {
+		if b.Hostname == "" || b.Hostname != candidate(i) {
 			continue
 		}
-		if tk, err := taken(c); err != nil || !tk {
-			return c, err
+		if tk, err := taken(candidate(i)); err != nil || !tk {
+			return candidate(i), err
 		}
 	}
-	for _, c := range candidates[:2] {
-		if tk, err := taken(c); err != nil || !tk {
-			return c, err
+	for i := range 2 {
+		if tk, err := taken(candidate(i)); err != nil || !tk {
+			return candidate(i), err
 		}
 	}
-	return candidates[2], nil
+	return candidate(2), nil
 }
 
 // PoolHostname is the name with sequence number seq in a pool: PRODUCT-VENUE-NNN.

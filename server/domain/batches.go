@@ -158,7 +158,7 @@ func (s *Service) AbandonDeployment(ctx context.Context, id int64, reason string
 // silence as abandoned (a board pulled from the rack, an agent that died), which
 // frees its batch slot. The boards keep their names. It returns how many it closed.
 func (s *Service) AbandonSilent(ctx context.Context, silence time.Duration) (int, error) {
-	closed, err := s.abandon(ctx,
+	closed, ord, err := s.abandon(ctx,
 		func(t *store.Tx) ([]store.Deployment, error) {
 			return t.SilentDeployments(ctx, store.FormatTime(t.Now.Add(-silence)))
 		},
@@ -172,7 +172,7 @@ func (s *Service) AbandonSilent(ctx context.Context, silence time.Duration) (int
 	for _, d := range closed {
 		s.log.Warn("deployment abandoned", "deployment", d.ID, "serial", d.Serial, "hostname", d.Hostname, "silence", silence)
 		s.publish(events.DeploymentFinished, wireDeployment(d))
-		s.publishBatch(ctx, d.BatchID)
+		s.publishBatch(ctx, d.BatchID, nil, ord)
 	}
 	return len(closed), nil
 }
@@ -180,11 +180,12 @@ func (s *Service) AbandonSilent(ctx context.Context, silence time.Duration) (int
 // abandon closes, in one transaction, every open deployment find returns as
 // abandoned with reason as its error (its error phase the phase it was in, its
 // phase failed), runs then on each in the same transaction, and returns them as
-// stored afterwards. The caller logs and publishes after the commit.
-func (s *Service) abandon(ctx context.Context, find func(*store.Tx) ([]store.Deployment, error), reason string, then func(*store.Tx, store.Deployment) error) ([]store.Deployment, error) {
-	var closed []store.Deployment
-	err := s.st.Update(ctx, func(t *store.Tx) error {
-		closed = nil
+// stored afterwards, with the batchOrder of the change to their batches. The caller
+// logs and publishes after the commit.
+func (s *Service) abandon(ctx context.Context, find func(*store.Tx) ([]store.Deployment, error), reason string,
+	then func(*store.Tx, store.Deployment) error) (closed []store.Deployment, ord int64, err error) {
+	err = s.st.Update(ctx, func(t *store.Tx) error {
+		closed, ord = nil, s.batchOrder()
 		ds, err := find(t)
 		if err != nil {
 			return err
@@ -204,5 +205,5 @@ func (s *Service) abandon(ctx context.Context, find func(*store.Tx) ([]store.Dep
 		}
 		return nil
 	})
-	return closed, err
+	return closed, ord, err
 }

@@ -184,7 +184,7 @@ func (s *Service) releaseUnstreamed(ctx context.Context, t *store.Tx, d store.De
 // fetched its image within claimTimeout of its hello, and releases its pool name
 // (see releaseUnstreamed). It returns how many it closed.
 func (s *Service) ExpireClaims(ctx context.Context) (int, error) {
-	closed, err := s.abandon(ctx,
+	closed, _, err := s.abandon(ctx,
 		func(t *store.Tx) ([]store.Deployment, error) {
 			return t.UnstreamedDeployments(ctx, store.FormatTime(t.Now.Add(-s.opt.ClaimTimeout)))
 		},

@@ -145,6 +145,7 @@ func (s *Service) Result(ctx context.Context, id int64, secret string, r agentap
 	err = s.st.Update(ctx, func(t *store.Tx) error {
 		var err error
 		out, err = s.finish(ctx, t, id, secret, serial, r)
+		out.batchOrd = s.batchOrder()
 		return err
 	})
 	if err != nil {
@@ -158,9 +159,10 @@ func (s *Service) Result(ctx context.Context, id int64, secret string, r agentap
 	s.publish(events.DeploymentFinished, wireDeployment(d))
 	s.publish(events.BoardChanged, wireBoard(out.board))
 	if out.batch != nil {
-		s.publish(events.BatchChanged, wireBatch(*out.batch))
+		b := wireBatch(*out.batch)
+		s.publishBatch(ctx, b.ID, &b, out.batchOrd)
 	} else {
-		s.publishBatch(ctx, d.BatchID)
+		s.publishBatch(ctx, d.BatchID, nil, out.batchOrd)
 	}
 	return wireDeployment(d), nil
 }
@@ -170,7 +172,9 @@ type resultOutcome struct {
 	d     store.Deployment // as stored afterwards
 	board store.Board
 	batch *store.Batch // the batch a verified card counted toward
-	again bool         // the same result for a closed deployment: nothing changed
+	// batchOrd is the batchOrder of the change to d's batch (publishBatch).
+	batchOrd int64
+	again    bool // the same result for a closed deployment: nothing changed
 }
 
 // finish records result r of deployment id in its transaction (see Result).

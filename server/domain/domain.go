@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
@@ -143,8 +144,10 @@ type Service struct {
 
 	eepromMu sync.Mutex // serialises firmware uploads (one card at a time per data directory)
 
-	batchPubMu  sync.Mutex
-	batchPubDue map[int64]bool // batches whose batch.changed is about to be read and published
+	batchOrd       atomic.Int64 // batchOrder's last number
+	batchPubMu     sync.Mutex
+	batchPubDue    map[int64]batchDue // batches whose batch.changed is about to be published (publishBatch)
+	batchPublished map[int64]int64    // the batchOrder of each batch's last batch.changed
 
 	siteMu   sync.Mutex
 	local    map[string]string   // image name → compressed SHA-256 this data directory holds whole and verified
@@ -207,9 +210,9 @@ func New(st *store.Store, bus *events.Bus, opt Options) *Service {
 	}
 	bg, stop := context.WithCancel(context.Background())
 	return &Service{st: st, bus: bus, opt: opt, log: log, imgs: filepath.Join(opt.DataDir, "images"), uploads: map[string]bool{},
-		batchPubDue: map[int64]bool{},
-		newSerials:  sourceLimiter{perMinute: opt.NewSerialsPerMinute},
-		local:       map[string]string{}, pulls: map[string]*pullRun{}, peerHTTP: peerHTTP, bg: bg, bgStop: stop}
+		batchPubDue: map[int64]batchDue{}, batchPublished: map[int64]int64{},
+		newSerials: sourceLimiter{perMinute: opt.NewSerialsPerMinute},
+		local:      map[string]string{}, pulls: map[string]*pullRun{}, peerHTTP: peerHTTP, bg: bg, bgStop: stop}
 }
 
 // Bus is the event bus.

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strconv"
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
 	"github.com/rpi-deploy/rpi-deploy/server/events"
+	"github.com/rpi-deploy/rpi-deploy/server/mgmtapi"
 	"github.com/rpi-deploy/rpi-deploy/server/store"
 )
 
@@ -42,6 +45,10 @@ type helloOutcome struct {
 	batches []store.HelloBatch
 	// name is the serial name checked with the hello's facts (serialNameGuess).
 	name nameCheck
+	// batch is batchID's batch as the transaction left it, batchOrd the
+	// batchOrder of that change (publishBatch).
+	batch    mgmtapi.Batch
+	batchOrd int64
 }
 
 // nameCheck is a hostname checked with a hello's facts (store.HelloFacts.NameTaken):
@@ -77,36 +84,41 @@ func (s *Service) HelloP2P(ctx context.Context, h agentapi.Hello) (agentapi.Hell
 	}
 	out, err := s.hello(ctx, in)
 	if errors.Is(err, store.ErrUnavailable) {
-		s.log.Warn("hello answered retry: database unavailable", "serial", in.serial, "mac", in.mac, "err", err)
+		s.logUnavailable(in, err)
 		return s.retry("database unavailable"), P2PModes{}, nil
 	}
-	return out.resp, out.p2p, err
+	if err != nil {
+		return agentapi.HelloResponse{}, P2PModes{}, err
+	}
+	return out.resp, out.p2p, nil
 }
 
-// hello is Hello after the input check.
-func (s *Service) hello(ctx context.Context, in hello) (helloOutcome, error) {
+// hello is Hello after the input check. The hello and its outcome go by pointer
+// down the connection's goroutine: copied in every frame they made its stack
+// deeper than the goroutine's first stack, which then grew (copied) on every hello.
+func (s *Service) hello(ctx context.Context, in *hello) (*helloOutcome, error) {
 	in.source = sourceOf(ctx)
 	charged, resp, err := s.admitSerial(ctx, in)
 	if err != nil || resp != nil {
 		if resp == nil {
-			return helloOutcome{}, err
+			return nil, err
 		}
-		return helloOutcome{resp: *resp}, err
+		return &helloOutcome{resp: *resp}, err
 	}
 	in.key, in.keyHash = newSecretKey()
-	var out helloOutcome
+	out := new(helloOutcome)
 	err = s.st.Update(ctx, func(t *store.Tx) error {
 		var err error
-		if out, err = s.decideHello(ctx, t, in); err != nil {
+		if *out, err = s.decideHello(ctx, t, *in); err != nil {
 			return err
 		}
-		return s.recordHello(ctx, t, in, &out)
+		return s.recordHello(ctx, t, *in, out)
 	})
 	if charged && out.known {
 		s.newSerials.refund(in.source) // the board was not new
 	}
 	if err != nil {
-		return helloOutcome{}, err
+		return nil, err
 	}
 	if out.limited {
 		s.overLimit(ctx) // after the commit: the writer is not held
@@ -115,9 +127,14 @@ func (s *Service) hello(ctx context.Context, in hello) (helloOutcome, error) {
 	return out, nil
 }
 
+//go:noinline
+func (s *Service) logUnavailable(in *hello, err error) {
+	s.log.Warn("hello answered retry: database unavailable", "serial", in.serial, "mac", in.mac, "err", err)
+}
+
 // checkHello checks and normalises a hello's fields.
-func checkHello(h agentapi.Hello) (hello, error) {
-	in := hello{Hello: h}
+func checkHello(h agentapi.Hello) (*hello, error) {
+	in := &hello{Hello: h}
 	var err error
 	if in.serial, err = agentapi.NormalizeSerial(h.Serial); err != nil {
 		return in, invalid("serial", "%v", err)
@@ -146,7 +163,7 @@ func checkHello(h agentapi.Hello) (hello, error) {
 // only a board already stored goes on, so a flood over its budget does not queue
 // for the writer. A non-nil answer is the retry to send (already held
 // OverLimitDelay).
-func (s *Service) admitSerial(ctx context.Context, in hello) (charged bool, resp *agentapi.HelloResponse, err error) {
+func (s *Service) admitSerial(ctx context.Context, in *hello) (charged bool, resp *agentapi.HelloResponse, err error) {
 	if s.newSerials.allow(in.source, s.now()) {
 		return true, nil, nil
 	}
@@ -310,27 +327,64 @@ func (s *Service) recordHello(ctx context.Context, t *store.Tx, in hello, out *h
 	if resp.Action == agentapi.ActionRetry {
 		return nil
 	}
-	detail := fmt.Sprintf("%s; agent %s, disk %s %d bytes", resp.Action, in.AgentVersion, in.Disk.Device, in.Disk.SizeBytes)
-	if resp.Deployment != nil {
-		detail = fmt.Sprintf("deploy %d as %s; agent %s, disk %s %d bytes", resp.Deployment.ID, resp.Deployment.Hostname,
-			in.AgentVersion, in.Disk.Device, in.Disk.SizeBytes)
-	}
-	t.AddBoardEventAtCommit(store.BoardEvent{Serial: in.serial, MAC: in.mac, Kind: "agent.hello", Detail: detail, Site: s.opt.Site})
+	t.AddBoardEventAtCommit(store.BoardEvent{Serial: in.serial, MAC: in.mac, Kind: "agent.hello", Detail: helloDetail(&resp, &in),
+		Site: s.opt.Site})
 	return nil
 }
 
-// publishHello logs and publishes what a committed hello changed.
-func (s *Service) publishHello(ctx context.Context, in hello, out helloOutcome) {
-	s.publish(events.BoardChanged, wireBoard(out.board))
+// helloDetail is the history line of a hello answered resp, as
+// fmt.Sprintf("%s; agent %s, disk %s %d bytes") of the action, agent version, disk
+// device and size wrote it, or with "deploy %d as %s" of the deployment's ID and
+// hostname in place of the action; without fmt's boxing of each argument, in the
+// write transaction of every hello.
+func helloDetail(resp *agentapi.HelloResponse, in *hello) string {
+	b := make([]byte, 0, 64+len(in.AgentVersion)+len(in.Disk.Device))
+	if d := resp.Deployment; d != nil {
+		b = strconv.AppendInt(append(b, "deploy "...), d.ID, 10)
+		b = append(append(b, " as "...), d.Hostname...)
+	} else {
+		b = append(b, resp.Action...)
+	}
+	b = append(append(b, "; agent "...), in.AgentVersion...)
+	b = append(append(b, ", disk "...), in.Disk.Device...)
+	b = strconv.AppendInt(append(b, ' '), in.Disk.SizeBytes, 10)
+	return string(append(b, " bytes"...))
+}
+
+// publishHello logs and publishes what a committed hello changed. It runs at the
+// deepest point of a hello's connection goroutine, whose stack is copied whenever
+// it outgrows it: each event's data is made in a function of its own, so that
+// their frames are not all on the stack at once.
+func (s *Service) publishHello(ctx context.Context, in *hello, out *helloOutcome) {
+	s.publishBoard(&out.board)
 	switch {
 	case out.created != nil:
-		d := out.created
-		s.log.Info("deployment created", "deployment", d.ID, "serial", in.serial, "mac", in.mac, "hostname", d.Hostname,
-			"batch", d.BatchID, "image", d.Image)
-		s.publish(events.DeploymentCreated, wireDeployment(*d))
-		s.publishBatch(ctx, out.batchID)
+		// Its arguments are boxed, on every hello, only when the line is written.
+		if s.log.Enabled(ctx, slog.LevelInfo) {
+			s.logCreated(in, out.created)
+		}
+		s.publishDeployment(out.created)
+		s.publishBatch(ctx, out.batchID, &out.batch, out.batchOrd)
 	case out.resp.Action == agentapi.ActionRetry:
-		s.publish(events.HelloRetry, map[string]string{"serial": in.serial, "mac": in.mac, "reason": out.resp.Reason,
-			"site": s.opt.Site})
+		s.publishRetry(in, out.resp.Reason)
 	}
+}
+
+//go:noinline
+func (s *Service) publishBoard(b *store.Board) { s.publish(events.BoardChanged, wireBoard(*b)) }
+
+//go:noinline
+func (s *Service) publishDeployment(d *store.Deployment) {
+	s.publish(events.DeploymentCreated, wireDeployment(*d))
+}
+
+//go:noinline
+func (s *Service) publishRetry(in *hello, reason string) {
+	s.publish(events.HelloRetry, map[string]string{"serial": in.serial, "mac": in.mac, "reason": reason, "site": s.opt.Site})
+}
+
+//go:noinline
+func (s *Service) logCreated(in *hello, d *store.Deployment) {
+	s.log.Info("deployment created", "deployment", d.ID, "serial", in.serial, "mac", in.mac, "hostname", d.Hostname,
+		"batch", d.BatchID, "image", d.Image)
 }

@@ -3,6 +3,8 @@ package events
 import (
 	"encoding/json"
 	"fmt"
+	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,6 +39,9 @@ func stateData() []any {
 	return []any{
 		mgmtapi.Board{Serial: "10000000abcdef01", MAC: "2c:cf:67:00:00:01", Model: "Raspberry Pi 5 <Model B> & co", Hostname: "KXP2-CORO-001"},
 		mgmtapi.Batch{ID: 42, Venue: "CORO", Product: "KXP2", Count: 10},
+		mgmtapi.Deployment{ID: 7, Serial: "10000000abcdef01", BatchID: 42, Hostname: "KXP2-CORO-001", RateBps: 1e-7, Site: "hall-1"},
+		mgmtapi.BoardView{Board: mgmtapi.Board{Serial: "10000000abcdef02"}, History: []mgmtapi.BoardEvent{{ID: 1, Kind: "agent.hello"}}},
+		&mgmtapi.Batch{ID: 43, Note: "a pointer"},
 		map[string]any{"id": 7, "serial": "abc", "nested": map[string]any{"id": 9, "serial": "zzz"}},
 		map[string]any{"list": []any{map[string]any{"id": 1}}, "s": `a"b\c}{][,`, "id": -3.5e2},
 		map[string]any{"serial": "10000000abcdef01", "site": "hall-1", "t": now},
@@ -129,4 +134,46 @@ func FuzzStateKey(f *testing.F) {
 			t.Errorf("data %s: state key %q, decoding gives %q", data, k, want)
 		}
 	})
+}
+
+// TestPublishDataThatDoesNotEncode: data that json.Marshal refuses (a deployment
+// whose rate is not a number, which its AppendJSON refuses too; a channel) is
+// numbered and delivered as before, without a message (the event stream skips it),
+// and the bus goes on.
+func TestPublishDataThatDoesNotEncode(t *testing.T) {
+	b := New(16, 16)
+	sub, _ := b.Subscribe(0)
+	defer sub.Close()
+	for _, data := range []any{mgmtapi.Deployment{ID: 1, RateBps: math.NaN()}, make(chan int), mgmtapi.Deployment{ID: 2}} {
+		b.Publish(DeploymentProgress, data)
+	}
+	for i, want := range []bool{false, false, true} {
+		ev := <-sub.C
+		if ev.Seq != int64(i+1) || (ev.SSE != nil) != want {
+			t.Errorf("event %d: seq %d, message %q", i, ev.Seq, ev.SSE)
+		}
+	}
+	if want := "id: 3\nevent: " + DeploymentProgress + "\ndata: "; !strings.HasPrefix(string(b.ring[3].SSE), want) {
+		t.Errorf("third message %q, want it to start %q", b.ring[3].SSE, want)
+	}
+}
+
+// BenchmarkPublishHello: the three events a new board's hello publishes, with the
+// data the domain gives them (go test -bench PublishHello -benchmem ./server/events).
+func BenchmarkPublishHello(b *testing.B) {
+	bus := New(1024, 0)
+	now := "2026-12-05T19:00:00.000000000Z"
+	board := mgmtapi.Board{Serial: "10000000abcdef01", MAC: "d8:3a:dd:00:00:01", Model: "Raspberry Pi 5 Model B Rev 1.0",
+		Revision: "d04170", Hostname: "RXP2-BNCH-ABCDEF01", LastEvent: "hello", FirstSeen: now, LastSeen: now, Site: "main"}
+	d := mgmtapi.Deployment{ID: 12, Serial: board.Serial, MAC: board.MAC, BatchID: 3, Venue: "BNCH", Product: "RXP2",
+		Hostname: board.Hostname, Image: "bench", State: "open", Phase: "hello", Total: 1 << 20, StartedAt: now, UpdatedAt: now, Site: "main"}
+	bt := mgmtapi.Batch{ID: 3, Venue: "BNCH", Product: "RXP2", State: "active", CreatedAt: now, UpdatedAt: now, P2P: "inherit"}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		board.Serial, d.Serial = fmt.Sprintf("1%015x", i), board.Serial
+		bt.InFlight = i
+		bus.Publish(BoardChanged, board)
+		bus.Publish(DeploymentCreated, d)
+		bus.Publish(BatchChanged, bt)
+	}
 }

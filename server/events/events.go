@@ -19,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/rpi-deploy/rpi-deploy/server/internal/jsonstr"
+	"github.com/rpi-deploy/rpi-deploy/server/mgmtapi"
 )
 
 // Types of events (Event.Type). Data carries the object named by the type's prefix,
@@ -78,14 +79,18 @@ func stateKey(typ string, data []byte) string {
 	}
 	id, serial, ok := idSerial(data)
 	if !ok {
-		if id, serial, ok = decodeIDSerial(data); !ok {
+		i, s, ok := decodeIDSerial(data)
+		if !ok {
 			return ""
 		}
+		id, serial = []byte(i), []byte(s)
 	}
-	if id == "" && serial == "" {
+	if len(id) == 0 && len(serial) == 0 {
 		return ""
 	}
-	return typ + " " + id + " " + serial
+	var a [64]byte
+	k := append(append(append(append(a[:0], typ...), ' '), id...), ' ')
+	return string(append(k, serial...))
 }
 
 // decodeIDSerial is data's "id" (as a json.Number) and "serial" as encoding/json
@@ -107,55 +112,55 @@ func decodeIDSerial(data []byte) (id, serial string, ok bool) {
 // in a way that decoding could read differently: an escaped name, another case of
 // "id" or "serial", a name or "serial" not in valid UTF-8 (decoding replaces
 // what is not), an "id" that is not a number, a "serial" that is not such a string.
-func idSerial(d []byte) (id, serial string, ok bool) {
+func idSerial(d []byte) (id, serial []byte, ok bool) {
 	if len(d) < 2 || d[0] != '{' {
-		return "", "", false
+		return nil, nil, false
 	}
 	i := 1
 	if d[i] == '}' {
-		return "", "", len(d) == 2
+		return nil, nil, len(d) == 2
 	}
 	for {
 		if i >= len(d) || d[i] != '"' {
-			return "", "", false
+			return nil, nil, false
 		}
 		j := i + 1
 		for j < len(d) && d[j] != '"' && d[j] != '\\' {
 			j++
 		}
 		if j+1 >= len(d) || d[j] != '"' || d[j+1] != ':' {
-			return "", "", false
+			return nil, nil, false
 		}
 		key := d[i+1 : j]
 		i = j + 2
 		end, good := skipValue(d, i)
 		if !good {
-			return "", "", false
+			return nil, nil, false
 		}
 		v := d[i:end]
 		switch {
 		case string(key) == "id":
 			if c := v[0]; c != '-' && (c < '0' || c > '9') {
-				return "", "", false
+				return nil, nil, false
 			}
-			id = string(v)
+			id = v
 		case string(key) == "serial":
 			if len(v) < 2 || v[0] != '"' || bytes.IndexByte(v, '\\') >= 0 || !utf8.Valid(v) {
-				return "", "", false
+				return nil, nil, false
 			}
-			serial = string(v[1 : len(v)-1])
+			serial = v[1 : len(v)-1]
 		case !utf8.Valid(key) || bytes.EqualFold(key, []byte("id")) || bytes.EqualFold(key, []byte("serial")):
-			return "", "", false
+			return nil, nil, false
 		}
 		i = end
 		if i >= len(d) {
-			return "", "", false
+			return nil, nil, false
 		}
 		if d[i] == '}' {
 			return id, serial, i == len(d)-1
 		}
 		if d[i] != ',' {
-			return "", "", false
+			return nil, nil, false
 		}
 		i++
 	}
@@ -208,7 +213,10 @@ var siteKey = []byte(`"site":"`)
 // the site is the value after the last `"site":"` in j: a string value cannot hold
 // that sequence, as json.Marshal writes its quotes escaped (\"). This is read on every
 // event published, without decoding it again.
-func eventSite(typ string, j []byte) string {
+//
+// last is the site of an earlier event: when the site is the same, last is
+// returned, so that a server's events (nearly all of one site) share one string.
+func eventSite(typ string, j []byte, last string) string {
 	switch typ {
 	case BoardChanged, BoardNetboot, DeploymentCreated, DeploymentProgress, DeploymentFinished, HelloRetry:
 	default:
@@ -222,6 +230,9 @@ func eventSite(typ string, j []byte) string {
 	end := bytes.IndexByte(v, '"')
 	if end < 0 || bytes.IndexByte(v[:end], '\\') >= 0 {
 		return "" // not a site name (those are [a-z0-9-]): no site
+	}
+	if string(v[:end]) == last {
+		return last
 	}
 	return string(v[:end])
 }
@@ -244,6 +255,8 @@ type Bus struct {
 	// last is the sequence number of the latest event of each state key (stateKey),
 	// pruned to the keys still in the ring when it outgrows it.
 	last map[string]int64
+	// site is the latest event's site (Event.Site) that was not "", for eventSite.
+	site string
 	// floor is the first sequence number after the latest gap in the numbering
 	// (Append; 0: none): the events below it never reached this bus.
 	floor int64
@@ -318,38 +331,109 @@ func (b *Bus) Publish(typ string, data any) {
 		return
 	}
 	// The data is encoded, and its state key read, before the lock: publishers
-	// (every hello publishes two events) wait only for the numbering.
-	d, err := json.Marshal(data)
+	// (every hello publishes three events) wait only for the numbering. The data's
+	// JSON is written after room for the message's head (appendHead), which is
+	// written there under the lock: the whole message is one allocation.
+	room := headRoom(typ)
+	m, err := appendData(make([]byte, room, room+512), data)
 	var k string
 	if err == nil {
-		k = stateKey(typ, d)
+		k = stateKey(typ, m[room:])
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	ev := Event{Seq: b.seq + 1, Time: time.Now().UTC(), Type: typ, Data: data}
 	var j []byte
 	if err == nil {
-		j = appendEvent(make([]byte, 0, len(d)+128), ev, d)
+		m, j = putHead(m, room, &ev)
+	} else {
+		m = nil
 	}
 	if b.repeats(k, j) {
 		return
 	}
 	b.seq++
-	b.add(ev, j, k)
+	b.addMessage(ev, m, j, k)
 }
 
-// appendEvent appends ev's JSON as json.Marshal writes it (seq, time, type, data),
-// data being ev.Data's JSON.
-func appendEvent(j []byte, ev Event, data []byte) []byte {
-	j = append(j, `{"seq":`...)
-	j = strconv.AppendInt(j, ev.Seq, 10)
-	j = append(j, `,"time":"`...)
-	j = ev.Time.AppendFormat(j, time.RFC3339Nano)
-	j = append(j, `","type":`...)
-	j = jsonstr.Append(j, ev.Type)
-	j = append(j, dataKey...)
-	j = append(j, data...)
-	return append(j, '}')
+// putHead makes m, the data's JSON after room bytes, ev's Server-Sent Events
+// message: its head (appendHead) written into the room (a new message when it does
+// not fit) and its end after the data; j is the event's JSON in it. (A function of
+// its own: the head's buffer is not on the stack while the data is encoded.)
+//
+//go:noinline
+func putHead(m []byte, room int, ev *Event) (msg, j []byte) {
+	d := m[room:]
+	var head [256]byte
+	h, at := appendHead(head[:0], *ev)
+	if len(h) <= room {
+		m = m[room-len(h):]
+		copy(m, h)
+	} else {
+		m = append(append(make([]byte, 0, len(h)+len(d)+3), h...), d...)
+	}
+	m = append(m, "}\n\n"...)
+	return m, m[at : len(m)-2]
+}
+
+// appendData appends data's JSON as json.Marshal writes it: without reflection for
+// the data of a hello's events, mgmtapi's Board, Deployment and Batch (exactly
+// those types: one that embeds them has fields of its own), else by json.Marshal.
+func appendData(m []byte, data any) ([]byte, error) {
+	switch data.(type) {
+	case mgmtapi.Board:
+		return appendBoard(m, data), nil
+	case mgmtapi.Deployment:
+		return appendDeployment(m, data)
+	case mgmtapi.Batch:
+		return appendBatch(m, data), nil
+	}
+	d, err := json.Marshal(data)
+	return append(m, d...), err
+}
+
+// appendBoard, appendDeployment and appendBatch are appendData's cases, each in a
+// function of its own so that only one copy of the data is on the stack.
+
+//go:noinline
+func appendBoard(m []byte, data any) []byte {
+	v := data.(mgmtapi.Board)
+	return mgmtapi.AppendBoard(m, &v)
+}
+
+//go:noinline
+func appendDeployment(m []byte, data any) ([]byte, error) {
+	v := data.(mgmtapi.Deployment)
+	return mgmtapi.AppendDeployment(m, &v)
+}
+
+//go:noinline
+func appendBatch(m []byte, data any) []byte {
+	v := data.(mgmtapi.Batch)
+	return mgmtapi.AppendBatch(m, &v)
+}
+
+// headRoom is the room Publish leaves for the head (appendHead) of a message of
+// type typ: enough for any sequence number and time and a type whose JSON is no
+// longer than itself (every type above).
+func headRoom(typ string) int {
+	return len("id: \nevent: \ndata: ") + 2*len(typ) + len(`{"seq":,"time":"","type":"",`) + len(dataKey) +
+		2*len("-9223372036854775808") + len("2006-01-02T15:04:05.999999999Z")
+}
+
+// appendHead appends the head of ev's Server-Sent Events message (appendSSE):
+// "id: SEQ\nevent: TYPE\ndata: " and ev's JSON up to its data, as json.Marshal of
+// the Event writes it (seq, time, type, then data); at is where the JSON starts.
+func appendHead(m []byte, ev Event) (h []byte, at int) {
+	m = appendSSEHead(m, ev.Seq, ev.Type)
+	at = len(m)
+	m = append(m, `{"seq":`...)
+	m = strconv.AppendInt(m, ev.Seq, 10)
+	m = append(m, `,"time":"`...)
+	m = ev.Time.AppendFormat(m, time.RFC3339Nano)
+	m = append(m, `","type":`...)
+	m = jsonstr.Append(m, ev.Type)
+	return append(m, dataKey...), at
 }
 
 // encode is ev's JSON (nil: it does not encode) and its state key (stateKey), for
@@ -396,13 +480,26 @@ func (b *Bus) repeats(k string, j []byte) bool {
 // add puts ev (numbered b.seq) into the ring and hands it to the readers; j and k
 // are ev's JSON and state key (nil and "" when it does not encode). b.mu is held.
 func (b *Bus) add(ev Event, j []byte, k string) {
+	var m []byte
+	if j != nil {
+		m = appendSSE(make([]byte, 0, len(j)+len(ev.Type)+32), ev.Seq, ev.Type, j)
+	}
+	b.addMessage(ev, m, j, k)
+}
+
+// addMessage is add with ev's Server-Sent Events message m (appendSSE) made, j its
+// JSON within m. b.mu is held.
+func (b *Bus) addMessage(ev Event, m, j []byte, k string) {
 	typ := ev.Type
 	if j != nil {
-		ev.SSE = appendSSE(make([]byte, 0, len(j)+len(typ)+32), ev.Seq, typ, j)
+		ev.SSE = m
 		if k != "" {
 			b.supersede(k, ev.Seq)
 		}
-		ev.Site = eventSite(typ, j)
+		ev.Site = eventSite(typ, j, b.site)
+		if ev.Site != "" {
+			b.site = ev.Site
+		}
 	}
 	b.ring[ev.Seq%int64(len(b.ring))] = ev
 	if b.notify != nil {
@@ -425,13 +522,17 @@ func (b *Bus) add(ev Event, j []byte, k string) {
 // appendSSE appends the Server-Sent Events message "id: SEQ\nevent: TYPE\ndata:
 // JSON\n\n".
 func appendSSE(m []byte, seq int64, typ string, j []byte) []byte {
+	m = append(appendSSEHead(m, seq, typ), j...)
+	return append(m, "\n\n"...)
+}
+
+// appendSSEHead appends "id: SEQ\nevent: TYPE\ndata: ".
+func appendSSEHead(m []byte, seq int64, typ string) []byte {
 	m = append(m, "id: "...)
 	m = strconv.AppendInt(m, seq, 10)
 	m = append(m, "\nevent: "...)
 	m = append(m, typ...)
-	m = append(m, "\ndata: "...)
-	m = append(m, j...)
-	return append(m, "\n\n"...)
+	return append(m, "\ndata: "...)
 }
 
 // supersede records seq as the latest event of key and links the previous one, if

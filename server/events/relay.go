@@ -18,7 +18,7 @@ func (b *Bus) Relay(out func(Event)) {
 
 // toRelay encodes one published event for the relay.
 func (b *Bus) toRelay(out func(Event), typ string, data any) {
-	j, err := json.Marshal(data)
+	j, err := appendData(nil, data)
 	if err != nil {
 		return
 	}

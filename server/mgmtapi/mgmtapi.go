@@ -5,8 +5,9 @@
 // simulator) and the dashboard's JavaScript all speak these types, as agent/agentapi
 // is the agent API's contract. Nothing here knows the database: the store's rows are
 // converted into these types by the domain layer, so a schema change is not an API
-// change. It depends on the standard library, agent/agentapi and server/profile (the
-// first-boot profile model, shown redacted) only; it must never link SQLite or Gin.
+// change. It depends on the standard library, agent/agentapi, server/profile (the
+// first-boot profile model, shown redacted) and server/internal/jsonstr only; it
+// must never link SQLite or Gin.
 //
 // Times are strings in the store's fixed UTC format, 2006-01-02T15:04:05.000000000Z,
 // unless a field says otherwise.

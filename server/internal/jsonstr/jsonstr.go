@@ -20,3 +20,24 @@ func Append(b []byte, s string) []byte {
 	b = append(b, s...)
 	return append(b, '"')
 }
+
+// AppendName appends ,"name": — a member's name after another member, written as
+// it is: for the plain ASCII names of the wire types' tags.
+func AppendName(b []byte, name string) []byte {
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	return append(b, '"', ':')
+}
+
+// AppendField appends ,"name":"value", the value as Append writes it.
+func AppendField(b []byte, name, v string) []byte {
+	return Append(AppendName(b, name), v)
+}
+
+// AppendOmitEmpty is AppendField for a string tagged omitempty: nothing for "".
+func AppendOmitEmpty(b []byte, name, v string) []byte {
+	if v == "" {
+		return b
+	}
+	return AppendField(b, name, v)
+}

@@ -28,3 +28,20 @@ func FuzzAppend(f *testing.F) {
 		}
 	})
 }
+
+// TestAppendFieldAsMarshal: members appended after a first one read as json.Marshal
+// writes them, an empty omitempty string left out.
+func TestAppendFieldAsMarshal(t *testing.T) {
+	type v struct {
+		A string `json:"a"`
+		B string `json:"b"`
+		C string `json:"c,omitempty"`
+	}
+	for _, x := range []v{{"x", "<y>\n", ""}, {"", "", "z\u2028"}} {
+		want, _ := json.Marshal(x)
+		got := AppendField(Append([]byte(`{"a":`), x.A), "b", x.B)
+		if got = append(AppendOmitEmpty(got, "c", x.C), '}'); string(got) != string(want) {
+			t.Errorf("%s, json.Marshal %s", got, want)
+		}
+	}
+}
