@@ -19,10 +19,7 @@ func appendHelloResponse(b []byte, r *agentapi.HelloResponse) []byte {
 		b = append(b, `,"reason":`...)
 		b = jsonstr.Append(b, r.Reason)
 	}
-	if r.RetryAfterMS != 0 {
-		b = append(b, `,"retry_after_ms":`...)
-		b = strconv.AppendInt(b, r.RetryAfterMS, 10)
-	}
+	b = jsonstr.AppendOmitZero(b, "retry_after_ms", r.RetryAfterMS)
 	if d := r.Deployment; d != nil {
 		b = append(b, `,"deployment":{"deployment_id":`...)
 		b = strconv.AppendInt(b, d.ID, 10)
@@ -46,17 +43,14 @@ func appendImage(b []byte, im *agentapi.Image) []byte {
 	b = jsonstr.AppendField(b, "url", im.URL)
 	b = jsonstr.AppendField(b, "manifest_url", im.ManifestURL)
 	b = jsonstr.AppendField(b, "sha256", im.SHA256)
-	b = append(b, `,"size":`...)
-	b = strconv.AppendInt(b, im.Size, 10)
-	b = append(b, `,"compressed_size":`...)
-	b = strconv.AppendInt(b, im.CompressedSize, 10)
+	b = jsonstr.AppendInt(b, "size", im.Size)
+	b = jsonstr.AppendInt(b, "compressed_size", im.CompressedSize)
 	if s := im.Swarm; s != nil {
 		b = append(b, `,"swarm":{"info_hash":`...)
 		b = jsonstr.Append(b, s.InfoHash)
 		b = jsonstr.AppendField(b, "torrent_url", s.TorrentURL)
 		b = jsonstr.AppendField(b, "announce_url", s.AnnounceURL)
-		b = append(b, `,"interval_ms":`...)
-		b = strconv.AppendInt(b, s.IntervalMS, 10)
+		b = jsonstr.AppendInt(b, "interval_ms", s.IntervalMS)
 		b = append(b, '}')
 	}
 	return append(b, '}')
@@ -68,16 +62,16 @@ func appendFirstBoot(b []byte, f *agentapi.FirstBoot) []byte {
 	b = jsonstr.AppendOmitEmpty(b, "mechanism", f.Mechanism)
 	b = jsonstr.AppendOmitEmpty(b, "timezone", f.Timezone)
 	b = appendStrings(b, "ssh_authorized_keys", f.SSHKeys)
-	b = appendTrue(b, "enable_ssh", f.EnableSSH)
+	b = jsonstr.AppendTrue(b, "enable_ssh", f.EnableSSH)
 	b = jsonstr.AppendOmitEmpty(b, "keyboard_layout", f.KeyboardLayout)
 	b = jsonstr.AppendOmitEmpty(b, "user", f.User)
 	b = jsonstr.AppendOmitEmpty(b, "password_hash", f.PasswordHash)
-	b = appendTrue(b, "ssh_password_auth", f.SSHPasswordAuth)
+	b = jsonstr.AppendTrue(b, "ssh_password_auth", f.SSHPasswordAuth)
 	if w := f.WiFi; w != nil {
 		b = append(b, `,"wifi":{"ssid":`...)
 		b = jsonstr.Append(b, w.SSID)
 		b = jsonstr.AppendOmitEmpty(b, "psk", w.PSK)
-		b = appendTrue(b, "hidden", w.Hidden)
+		b = jsonstr.AppendTrue(b, "hidden", w.Hidden)
 		b = jsonstr.AppendOmitEmpty(b, "country", w.Country)
 		b = append(b, '}')
 	}
@@ -100,14 +94,6 @@ func appendFirstBoot(b []byte, f *agentapi.FirstBoot) []byte {
 	}
 	b = appendStrings(b, "run_once", f.RunOnce)
 	return append(b, '}')
-}
-
-// appendTrue appends ,"name":true for an omitempty bool that is true.
-func appendTrue(b []byte, name string, v bool) []byte {
-	if !v {
-		return b
-	}
-	return append(jsonstr.AppendName(b, name), "true"...)
 }
 
 // appendStrings appends an omitempty []string: nothing when empty.

@@ -28,8 +28,8 @@ func AppendBoard(j []byte, b *Board) []byte {
 	j = jsonstr.AppendOmitEmpty(j, "ip", b.IP)
 	j = jsonstr.AppendOmitEmpty(j, "hostname", b.Hostname)
 	j = jsonstr.AppendOmitEmpty(j, "image", b.Image)
-	j = appendBool(j, "deployed", b.Deployed)
-	j = appendBool(j, "reimage", b.Reimage)
+	j = jsonstr.AppendBool(j, "deployed", b.Deployed)
+	j = jsonstr.AppendBool(j, "reimage", b.Reimage)
 	j = jsonstr.AppendOmitEmpty(j, "last_event", b.LastEvent)
 	j = jsonstr.AppendField(j, "first_seen", b.FirstSeen)
 	j = jsonstr.AppendField(j, "last_seen", b.LastSeen)
@@ -48,23 +48,23 @@ func AppendDeployment(j []byte, d *Deployment) ([]byte, error) {
 	j = strconv.AppendInt(j, d.ID, 10)
 	j = jsonstr.AppendField(j, "serial", d.Serial)
 	j = jsonstr.AppendOmitEmpty(j, "mac", d.MAC)
-	j = appendOmitZero(j, "batch_id", d.BatchID)
+	j = jsonstr.AppendOmitZero(j, "batch_id", d.BatchID)
 	j = jsonstr.AppendField(j, "venue", d.Venue)
 	j = jsonstr.AppendField(j, "product", d.Product)
 	j = jsonstr.AppendField(j, "hostname", d.Hostname)
 	j = jsonstr.AppendField(j, "image", d.Image)
 	j = jsonstr.AppendField(j, "state", d.State)
 	j = jsonstr.AppendField(j, "phase", d.Phase)
-	j = appendInt(j, "bytes", d.Bytes)
-	j = appendInt(j, "total", d.Total)
+	j = jsonstr.AppendInt(j, "bytes", d.Bytes)
+	j = jsonstr.AppendInt(j, "total", d.Total)
 	j = appendFloat(jsonstr.AppendName(j, "rate_bps"), d.RateBps)
 	j = jsonstr.AppendOmitEmpty(j, "message", d.Message)
 	j = jsonstr.AppendOmitEmpty(j, "error", d.Error)
 	j = jsonstr.AppendOmitEmpty(j, "error_phase", d.ErrorPhase)
 	j = jsonstr.AppendOmitEmpty(j, "sha256", d.SHA256)
-	j = appendOmitZero(j, "bytes_written", d.BytesWritten)
-	j = appendOmitZero(j, "bytes_fetched", d.BytesFetched)
-	j = appendOmitZero(j, "duration_ms", d.DurationMS)
+	j = jsonstr.AppendOmitZero(j, "bytes_written", d.BytesWritten)
+	j = jsonstr.AppendOmitZero(j, "bytes_fetched", d.BytesFetched)
+	j = jsonstr.AppendOmitZero(j, "duration_ms", d.DurationMS)
 	j = jsonstr.AppendField(j, "started_at", d.StartedAt)
 	j = jsonstr.AppendField(j, "updated_at", d.UpdatedAt)
 	j = jsonstr.AppendOmitEmpty(j, "finished_at", d.FinishedAt)
@@ -79,39 +79,17 @@ func AppendBatch(j []byte, b *Batch) []byte {
 	j = jsonstr.AppendField(j, "venue", b.Venue)
 	j = jsonstr.AppendField(j, "product", b.Product)
 	j = jsonstr.AppendField(j, "image", b.Image)
-	j = appendInt(j, "count", int64(b.Count))
-	j = appendInt(j, "priority", int64(b.Priority))
+	j = jsonstr.AppendInt(j, "count", int64(b.Count))
+	j = jsonstr.AppendInt(j, "priority", int64(b.Priority))
 	j = jsonstr.AppendField(j, "state", b.State)
-	j = appendInt(j, "done", int64(b.Done))
-	j = appendInt(j, "in_progress", int64(b.InFlight))
-	j = appendInt(j, "failed", int64(b.Failed))
+	j = jsonstr.AppendInt(j, "done", int64(b.Done))
+	j = jsonstr.AppendInt(j, "in_progress", int64(b.InFlight))
+	j = jsonstr.AppendInt(j, "failed", int64(b.Failed))
 	j = jsonstr.AppendOmitEmpty(j, "note", b.Note)
 	j = jsonstr.AppendField(j, "created_at", b.CreatedAt)
 	j = jsonstr.AppendField(j, "updated_at", b.UpdatedAt)
 	j = jsonstr.AppendField(j, "p2p", b.P2P)
 	return append(j, '}')
-}
-
-// appendInt appends ,"name":v.
-func appendInt(j []byte, name string, v int64) []byte {
-	return strconv.AppendInt(jsonstr.AppendName(j, name), v, 10)
-}
-
-// appendOmitZero is appendInt for an omitempty number: nothing for 0.
-func appendOmitZero(j []byte, name string, v int64) []byte {
-	if v == 0 {
-		return j
-	}
-	return appendInt(j, name, v)
-}
-
-// appendBool appends ,"name":true or false.
-func appendBool(j []byte, name string, v bool) []byte {
-	j = jsonstr.AppendName(j, name)
-	if v {
-		return append(j, "true"...)
-	}
-	return append(j, "false"...)
 }
 
 // appendFloat appends a finite f as encoding/json writes a float64: the shortest

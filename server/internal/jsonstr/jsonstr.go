@@ -1,9 +1,12 @@
-// Package jsonstr appends strings in JSON exactly as encoding/json's Marshal writes
-// them, for the encoders that write their JSON by hand on hot paths (the hello
+// Package jsonstr appends strings, and the members of objects, in JSON exactly as
+// encoding/json's Marshal writes them, for the encoders that write their JSON by hand on hot paths (the hello
 // answer, the events' envelope) and must stay byte for byte what json.Marshal wrote.
 package jsonstr
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"strconv"
+)
 
 // Append appends s as json.Marshal writes it: as it is between quotes when it holds
 // only printable ASCII that json.Marshal leaves alone, else through json.Marshal
@@ -40,4 +43,34 @@ func AppendOmitEmpty(b []byte, name, v string) []byte {
 		return b
 	}
 	return AppendField(b, name, v)
+}
+
+// AppendInt appends ,"name":v.
+func AppendInt(b []byte, name string, v int64) []byte {
+	return strconv.AppendInt(AppendName(b, name), v, 10)
+}
+
+// AppendOmitZero is AppendInt for a number tagged omitempty: nothing for 0.
+func AppendOmitZero(b []byte, name string, v int64) []byte {
+	if v == 0 {
+		return b
+	}
+	return AppendInt(b, name, v)
+}
+
+// AppendBool appends ,"name":true or ,"name":false.
+func AppendBool(b []byte, name string, v bool) []byte {
+	b = AppendName(b, name)
+	if v {
+		return append(b, "true"...)
+	}
+	return append(b, "false"...)
+}
+
+// AppendTrue is AppendBool for a bool tagged omitempty: nothing for false.
+func AppendTrue(b []byte, name string, v bool) []byte {
+	if !v {
+		return b
+	}
+	return AppendBool(b, name, v)
 }
