@@ -149,6 +149,7 @@ func (w *wconn) QueryRowContext(ctx context.Context, q string, args ...any) row 
 // Close).
 func (w *wconn) close() {
 	w.closeStmts()
+	w.closeWAL()
 	w.conn.Close()
 }
 
@@ -165,6 +166,7 @@ func (w *wconn) closeWAL() {
 // still open; PostgreSQL: perhaps broken) goes with it.
 func (w *wconn) discard() {
 	w.closeStmts()
+	w.closeWAL()
 	w.conn.Raw(func(any) error { return driver.ErrBadConn }) // database/sql closes a bad connection
 	w.conn.Close()
 }
@@ -175,5 +177,4 @@ func (w *wconn) closeStmts() {
 		s.Close()
 	}
 	w.stmts = nil
-	w.closeWAL()
 }
