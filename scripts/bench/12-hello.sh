@@ -4,7 +4,7 @@
 # the same JSON (a separate process, same concurrency, same run): p50 and p99, and
 # each server's CPU time per hello, on an empty database and with 55 000 open
 # deployments seeded through the store.
-# BOARDS, BURSTS, WARMUP (unmeasured bursts to each server first) and SEED change the
+# BOARDS, BURSTS, WARMUP (unmeasured rounds first) and SEED change the
 # sizes; PROFILE=DIR also writes rpi-deployd's CPU profile under each scenario to DIR
 # (go tool pprof bin/rpi-deployd DIR/*.pprof).
 set -euo pipefail
