@@ -4,8 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"fmt"
 	"os"
 	"sync"
+
+	"modernc.org/sqlite"
 )
 
 // SQLite spends most of a small query parsing it; the store keeps one prepared
@@ -92,6 +95,18 @@ type wconn struct {
 	d     dialect
 	stmts map[string]*sql.Stmt // query (as the store writes it) → prepared on conn
 	wal   *os.File             // SQLite: the WAL file the syncer syncs (walsync.go), opened in the first transaction
+	// rollbacks counts the transactions SQLite rolled back on conn, by a ROLLBACK
+	// or by itself on an error (sqlite3_rollback_hook; ROLLBACK TO a savepoint is
+	// not one): a group that runs without savepoints (writer.go) learns so that
+	// its transaction is gone, even under a function that swallowed the error.
+	// Always 0 on PostgreSQL, whose groups use savepoints.
+	rollbacks int
+}
+
+// rollbackHooker is the method of modernc.org/sqlite's connections that sets
+// their rollback hook.
+type rollbackHooker interface {
+	RegisterRollbackHook(sqlite.RollbackHookFn)
 }
 
 // newWconn takes a connection of db for the writer.
@@ -100,7 +115,22 @@ func newWconn(ctx context.Context, db *sql.DB, d dialect) (*wconn, error) {
 	if err != nil {
 		return nil, classify(err)
 	}
-	return &wconn{conn: c, d: d, stmts: make(map[string]*sql.Stmt)}, nil
+	w := &wconn{conn: c, d: d, stmts: make(map[string]*sql.Stmt)}
+	if d == dialectSQLite {
+		err := c.Raw(func(dc any) error {
+			h, ok := dc.(rollbackHooker)
+			if !ok {
+				return fmt.Errorf("sqlite connection %T has no rollback hook", dc)
+			}
+			h.RegisterRollbackHook(func() { w.rollbacks++ }) // run by the writer's own statements
+			return nil
+		})
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	return w, nil
 }
 
 func (w *wconn) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
@@ -150,6 +180,12 @@ func (w *wconn) QueryRowContext(ctx context.Context, q string, args ...any) row 
 func (w *wconn) close() {
 	w.closeStmts()
 	w.closeWAL()
+	w.conn.Raw(func(dc any) error { // the pool's other users count nothing
+		if h, ok := dc.(rollbackHooker); ok {
+			h.RegisterRollbackHook(nil)
+		}
+		return nil
+	})
 	w.conn.Close()
 }
 
