@@ -79,6 +79,11 @@ func (d *dbStmts) close() {
 	})
 }
 
+// stmtCtx is the context of every statement on the writer's connection: never
+// cancelled (see wconn). The context a caller gives carries nothing else that the
+// drivers read; context.WithoutCancel of it cost an allocation per statement.
+var stmtCtx = context.Background()
+
 // wconn is the writer's connection (writer.go): one connection of Store.DB that
 // the writer goroutine holds from its first group until Close, or until a group
 // finds the transaction lost (then the connection is discarded and the next group
@@ -146,7 +151,7 @@ func (w *wconn) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
 }
 
 func (w *wconn) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	ctx = context.WithoutCancel(ctx)
+	ctx = stmtCtx
 	s, err := w.stmt(ctx, q)
 	if err != nil {
 		return nil, err
@@ -156,7 +161,7 @@ func (w *wconn) ExecContext(ctx context.Context, q string, args ...any) (sql.Res
 }
 
 func (w *wconn) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	ctx = context.WithoutCancel(ctx)
+	ctx = stmtCtx
 	s, err := w.stmt(ctx, q)
 	if err != nil {
 		return nil, err
@@ -166,7 +171,7 @@ func (w *wconn) QueryContext(ctx context.Context, q string, args ...any) (*sql.R
 }
 
 func (w *wconn) QueryRowContext(ctx context.Context, q string, args ...any) row {
-	ctx = context.WithoutCancel(ctx)
+	ctx = stmtCtx
 	s, err := w.stmt(ctx, q)
 	if err != nil {
 		// Let the plain path report the error through Row.Scan.
