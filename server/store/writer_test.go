@@ -298,6 +298,65 @@ func TestGroupRunAgain(t *testing.T) {
 	})
 }
 
+// TestCaughtConflictWithoutSavepoint (SQLite): a function that catches a
+// statement's UNIQUE conflict and goes on behaves in the group's run without
+// savepoints as it would inside one: SQLite undoes the failed statement alone and
+// keeps the transaction, so the group is not run again (each function runs once),
+// the function's writes before and after the conflict are committed, and so are
+// its neighbours'. (On PostgreSQL a failed statement aborts the transaction, which
+// is why its groups keep a savepoint per function.)
+func TestCaughtConflictWithoutSavepoint(t *testing.T) {
+	ctx := context.Background()
+	s := openCfg(t, Config{Dir: t.TempDir()})
+	runs := map[string]int{}
+	insert := func(tx *Tx, code string) error {
+		_, err := tx.tx.ExecContext(ctx, `INSERT INTO venues (code, name, created_at) VALUES (?, '', ?)`, code, FormatTime(tx.Now))
+		return err
+	}
+	wait := holdWriter(t, s, 2, func(tx *Tx) error { runs["holder"]++; return insert(tx, "HOLD") })
+	caught, after := make(chan error, 1), make(chan error, 1)
+	go func() {
+		caught <- s.Update(ctx, func(tx *Tx) error {
+			runs["caught"]++
+			if err := insert(tx, "VEN1"); err != nil {
+				return err
+			}
+			if err := insert(tx, "VEN1"); !isUnique(err) {
+				return fmt.Errorf("second insert: %v, want a UNIQUE conflict", err)
+			}
+			return insert(tx, "VEN2")
+		})
+	}()
+	for s.Queued() < 1 {
+		runtime.Gosched()
+	}
+	go func() { after <- s.Update(ctx, func(tx *Tx) error { runs["after"]++; return insert(tx, "AFTR") }) }()
+	for _, err := range []error{wait(), <-caught, <-after} {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if runs["holder"] != 1 || runs["caught"] != 1 || runs["after"] != 1 {
+		t.Errorf("runs %v, want each function once", runs)
+	}
+	var codes []string
+	rows, err := s.DB.QueryContext(ctx, `SELECT code FROM venues ORDER BY code`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			t.Fatal(err)
+		}
+		codes = append(codes, c)
+	}
+	if d := cmp.Diff([]string{"AFTR", "HOLD", "VEN1", "VEN2"}, codes); d != "" || rows.Err() != nil {
+		t.Errorf("venues (-want +got):\n%s%v", d, rows.Err())
+	}
+}
+
 // TestUpdateCancelledBeforeItsTurn: an Update whose context ends while it waits
 // for the writer runs nothing; one whose context ends while it runs completes (a
 // write interrupted mid-statement would roll back its whole group); after Close,
