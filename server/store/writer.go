@@ -306,7 +306,16 @@ func (s *Store) tryGroup(ctx context.Context, reqs *[]*writeReq, taken *int, sav
 			answer(next, res)
 		}
 	}
-	if err = later.write(ctx, w); err != nil {
+	s.commitGroup(ctx, w, ran, &later)
+	return false
+}
+
+// commitGroup writes a group's history rows and commits its transaction, then
+// answers the callers whose functions ran: on SQLite through the syncer, after
+// the sync (walsync.go); on PostgreSQL, or with the commit's error, at once.
+func (s *Store) commitGroup(ctx context.Context, w *wconn, ran []*writeReq, later *laterRows) {
+	err := later.write(ctx, w)
+	if err != nil {
 		s.abort(ctx)
 		err = fmt.Errorf("transaction rolled back: %w", classify(err))
 	} else if err = s.commit(ctx); err != nil {
@@ -319,12 +328,11 @@ func (s *Store) tryGroup(ctx context.Context, reqs *[]*writeReq, taken *int, sav
 		if len(ran) > 0 {
 			s.wal.q <- walGroup{reqs: ran, wal: w.wal} // answered after the sync (walsync.go)
 		}
-		return false
+		return
 	}
 	for _, r := range ran {
-		answer(r, writeResult{err: err})
+		r.done <- writeResult{err: err}
 	}
-	return false
 }
 
 // errUndone is runOne's lost without savepoints: the function failed, or the
