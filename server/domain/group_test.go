@@ -21,7 +21,9 @@ import (
 // forgotten: the first 20 hellos in the group's order get the pool's names 001–020
 // in that order, each once, the name the failing function had bound going to the
 // hello after it; the last 5 are told to retry (the batch is full); the batch
-// counts 20 open deployments, and the failing function left no board.
+// counts 20 open deployments, and the failing function left no board. (On SQLite the
+// failing function ends the group's first run, without savepoints, and the group
+// runs again without it; on PostgreSQL its savepoint is rolled back.)
 func TestPoolHellosInOneGroup(t *testing.T) {
 	bothDialects(t, func(t *testing.T) {
 		ctx := context.Background()
@@ -48,7 +50,12 @@ func TestPoolHellosInOneGroup(t *testing.T) {
 		held := make(chan struct{})
 		holdDone := make(chan error, 1)
 		go func() {
+			first := true
 			holdDone <- st.Update(ctx, func(*store.Tx) error {
+				if !first {
+					return nil // the group runs again after the failing function (SQLite): store.Update
+				}
+				first = false
 				close(held)
 				for st.Queued() < hellos+1 {
 					runtime.Gosched()

@@ -98,13 +98,16 @@ func (s *Service) RegisterManifest(ctx context.Context, name string, raw []byte,
 	if err := os.MkdirAll(s.imgs, store.DirMode); err != nil {
 		return UploadState{}, err
 	}
-	st := UploadState{Name: m.Name, State: store.ImageUploading, Size: m.CompressedSize}
+	fresh := UploadState{Name: m.Name, State: store.ImageUploading, Size: m.CompressedSize}
+	st := fresh
 	same := func(i store.Image) bool {
 		return i.SHA256 == m.SHA256 && i.CompressedSize == m.CompressedSize && i.CompressedSHA256 == m.CompressedSHA256 &&
 			i.Size == m.Size
 	}
 	var img store.Image
 	err = s.st.Update(ctx, func(t *store.Tx) error {
+		// The function may run again (store.Update): each run starts from the same state.
+		st, img = fresh, store.Image{}
 		old, err := t.Image(ctx, m.Name)
 		switch {
 		case err == nil && old.State == store.ImageReady:

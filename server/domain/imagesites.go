@@ -86,6 +86,7 @@ func (s *Service) RecordSiteImages(ctx context.Context) error {
 	}
 	var resume []string
 	err = s.st.Update(ctx, func(t *store.Tx) error {
+		resume = nil // the function may run again (store.Update): only its last run's list counts
 		for _, img := range imgs {
 			if img.State != store.ImageReady {
 				continue

@@ -12,10 +12,11 @@ import (
 // statements the writer ran for it, and a statement costs the writer more than the
 // rows in it. Appended with AddBoardEventAtCommit and AddClaimedDeployment instead,
 // they stay with the function's Tx; once the function has returned nil (its
-// savepoint released) they join its group's, and the group writes them all in a few
-// multi-row INSERTs just before COMMIT, in the order the functions ran. A function
-// that fails leaves none. If writing them fails, the whole group is rolled back and
-// every caller of it gets the error, as when COMMIT fails.
+// savepoint, if it has one, released) they join its group's, and the group
+// writes them all in a few multi-row INSERTs just before COMMIT, in the order the
+// functions ran. A function that fails leaves none. If writing them fails, the
+// whole group is rolled back and every caller of it gets the error, as when
+// COMMIT fails.
 //
 // What that changes, and nothing in the store or the domain depends on it: such a
 // row is not visible to its own transaction nor to the functions after it in the

@@ -20,6 +20,9 @@ import (
 
 // pgCode is err's SQLSTATE, "" when err does not come from the PostgreSQL server.
 func pgCode(err error) string {
+	if err == nil {
+		return "" // before pe, whose address errors.As takes: it would be allocated for every nil
+	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		return pe.Code

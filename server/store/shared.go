@@ -18,10 +18,11 @@ import "slices"
 //     SetImageP2P, PutProduct, SetProductImage, ClearImageEverywhere) forgets the
 //     list, and the next function that asks reads it again;
 //   - a function that fails or panics forgets it too: its savepoint is rolled
-//     back, and with it whatever it counted.
+//     back, and with it whatever it counted (on SQLite's first run of a group,
+//     without savepoints, the whole run is rolled back and run again: writer.go).
 //
-// A group's list is never kept past its transaction: each group (and each
-// attempt of a serializable group) starts without one. Within a group no other
+// A group's list is never kept past its transaction: each group (and each run
+// again of it, each attempt of a serializable group) starts without one. Within a group no other
 // connection writes (SQLite: BEGIN IMMEDIATE; PostgreSQL: the write lock, or a
 // SERIALIZABLE snapshot that a second read would see alike), so what the store's
 // own writes change is all that can change.

@@ -14,6 +14,9 @@ import (
 
 // sqliteCode is err's SQLite result code, 0 when err does not come from SQLite.
 func sqliteCode(err error) int {
+	if err == nil {
+		return 0 // before se, whose address errors.As takes: it would be allocated for every nil
+	}
 	var se *sqlite.Error
 	if errors.As(err, &se) {
 		return se.Code()

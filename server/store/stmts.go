@@ -4,8 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"fmt"
 	"os"
 	"sync"
+
+	"modernc.org/sqlite"
 )
 
 // SQLite spends most of a small query parsing it; the store keeps one prepared
@@ -76,6 +79,11 @@ func (d *dbStmts) close() {
 	})
 }
 
+// stmtCtx is the context of every statement on the writer's connection: never
+// cancelled (see wconn). The context a caller gives carries nothing else that the
+// drivers read; context.WithoutCancel of it cost an allocation per statement.
+var stmtCtx = context.Background()
+
 // wconn is the writer's connection (writer.go): one connection of Store.DB that
 // the writer goroutine holds from its first group until Close, or until a group
 // finds the transaction lost (then the connection is discarded and the next group
@@ -92,6 +100,18 @@ type wconn struct {
 	d     dialect
 	stmts map[string]*sql.Stmt // query (as the store writes it) → prepared on conn
 	wal   *os.File             // SQLite: the WAL file the syncer syncs (walsync.go), opened in the first transaction
+	// rollbacks counts the transactions SQLite rolled back on conn, by a ROLLBACK
+	// or by itself on an error (sqlite3_rollback_hook; ROLLBACK TO a savepoint is
+	// not one): a group that runs without savepoints (writer.go) learns so that
+	// its transaction is gone, even under a function that swallowed the error.
+	// Always 0 on PostgreSQL, whose groups use savepoints.
+	rollbacks int
+}
+
+// rollbackHooker is the method of modernc.org/sqlite's connections that sets
+// their rollback hook.
+type rollbackHooker interface {
+	RegisterRollbackHook(sqlite.RollbackHookFn)
 }
 
 // newWconn takes a connection of db for the writer.
@@ -100,7 +120,22 @@ func newWconn(ctx context.Context, db *sql.DB, d dialect) (*wconn, error) {
 	if err != nil {
 		return nil, classify(err)
 	}
-	return &wconn{conn: c, d: d, stmts: make(map[string]*sql.Stmt)}, nil
+	w := &wconn{conn: c, d: d, stmts: make(map[string]*sql.Stmt)}
+	if d == dialectSQLite {
+		err := c.Raw(func(dc any) error {
+			h, ok := dc.(rollbackHooker)
+			if !ok {
+				return fmt.Errorf("sqlite connection %T has no rollback hook", dc)
+			}
+			h.RegisterRollbackHook(func() { w.rollbacks++ }) // run by the writer's own statements
+			return nil
+		})
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	return w, nil
 }
 
 func (w *wconn) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
@@ -116,7 +151,7 @@ func (w *wconn) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
 }
 
 func (w *wconn) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	ctx = context.WithoutCancel(ctx)
+	ctx = stmtCtx
 	s, err := w.stmt(ctx, q)
 	if err != nil {
 		return nil, err
@@ -126,7 +161,7 @@ func (w *wconn) ExecContext(ctx context.Context, q string, args ...any) (sql.Res
 }
 
 func (w *wconn) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	ctx = context.WithoutCancel(ctx)
+	ctx = stmtCtx
 	s, err := w.stmt(ctx, q)
 	if err != nil {
 		return nil, err
@@ -136,7 +171,7 @@ func (w *wconn) QueryContext(ctx context.Context, q string, args ...any) (*sql.R
 }
 
 func (w *wconn) QueryRowContext(ctx context.Context, q string, args ...any) row {
-	ctx = context.WithoutCancel(ctx)
+	ctx = stmtCtx
 	s, err := w.stmt(ctx, q)
 	if err != nil {
 		// Let the plain path report the error through Row.Scan.
@@ -150,6 +185,12 @@ func (w *wconn) QueryRowContext(ctx context.Context, q string, args ...any) row 
 func (w *wconn) close() {
 	w.closeStmts()
 	w.closeWAL()
+	w.conn.Raw(func(dc any) error { // the pool's other users count nothing
+		if h, ok := dc.(rollbackHooker); ok {
+			h.RegisterRollbackHook(nil)
+		}
+		return nil
+	})
 	w.conn.Close()
 }
 

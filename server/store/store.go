@@ -7,8 +7,10 @@
 // nothing of HTTP, and its callers do not know which database it runs on.
 //
 // Writes go through one connection, which the writer goroutine holds. It commits
-// the write transactions waiting at the same time together, each in a savepoint
-// of its own (group commit, writer.go). On SQLite the group runs in BEGIN
+// the write transactions waiting at the same time together, so that a failing one
+// leaves nothing and the others commit (group commit, writer.go: on PostgreSQL each
+// in a savepoint of its own; on SQLite first without savepoints, and again with
+// them when one fails). On SQLite the group runs in BEGIN
 // IMMEDIATE, and its callers are answered once the WAL file holding its commit is
 // synced (walsync.go): an Update that returned nil is on disk. On
 // PostgreSQL it runs in BEGIN with the advisory lock writeLockKey taken first, so
@@ -178,9 +180,11 @@ func openSQLite(ctx context.Context, dir string) (*Store, error) {
 	// (walsync.go).
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
 		"&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_txlock=immediate"
-	// The writer keeps its savepoints' journal in memory (temp_store): group commit
-	// opens one savepoint per transaction (writer.go), and on disk that journal cost
-	// a write system call for every page a hello touched. Its page cache holds
+	// The writer keeps its savepoints' and statements' journal in memory
+	// (temp_store): group commit opens a savepoint per transaction when a group runs
+	// again after a failure (writer.go), SQLite a statement journal for statements
+	// that may fail midway, and on disk that journal cost a write system call for
+	// every page a hello touched (when every transaction had a savepoint). Its page cache holds
 	// writerCacheKiB: with SQLite's default 2 MiB, on a database of 55 000 open
 	// deployments pages were read from the file again and again, most in the
 	// server's first seconds (hellobench's 55 000 scenario: 15 400 pread calls in
