@@ -355,9 +355,19 @@ func (c *Conn) SyscallConn() (syscall.RawConn, error) {
 	return nil, errors.ErrUnsupported
 }
 
+// sourceOf is c's remote IP address (an IPv4-mapped IPv6 address as IPv4), the zero
+// Addr when it has none. A TCP connection's is read from its *net.TCPAddr, without
+// formatting and parsing it again.
 func sourceOf(c net.Conn) netip.Addr {
-	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
-		return ap.Addr().Unmap()
+	switch a := c.RemoteAddr().(type) {
+	case *net.TCPAddr:
+		return a.AddrPort().Addr().Unmap()
+	case nil:
+		return netip.Addr{}
+	default:
+		if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+			return ap.Addr().Unmap()
+		}
+		return netip.Addr{}
 	}
-	return netip.Addr{}
 }

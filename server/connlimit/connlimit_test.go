@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -248,5 +249,32 @@ func connStackCall(use bool) {
 	if use {
 		var b [connStack]byte
 		keepFrame(b[:])
+	}
+}
+
+// TestSourceOf: a connection's source is its peer's IP address, an IPv4 peer of a
+// dual-stack listener (an IPv4-mapped IPv6 address) as IPv4, so that both count
+// against one PerSource.
+func TestSourceOf(t *testing.T) {
+	ln, err := net.Listen("tcp", "[::]:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	for _, peer := range []string{"127.0.0.1", "::1"} {
+		c, err := net.Dial("tcp", net.JoinHostPort(peer, strconv.Itoa(port)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		a, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		if got := sourceOf(a); got != netip.MustParseAddr(peer) {
+			t.Errorf("peer %s: source %v", peer, got)
+		}
 	}
 }
