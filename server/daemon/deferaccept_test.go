@@ -1,0 +1,68 @@
+package daemon_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rpi-deploy/rpi-deploy/internal/logbuf"
+	"github.com/rpi-deploy/rpi-deploy/server/daemon"
+)
+
+// TestListenersDeferAccept: the HTTP listeners (the main one and an --agent-listen
+// one) have TCP_DEFER_ACCEPT set, so a connection whose client has sent nothing yet
+// is not accepted (the server has no descriptor for it a few hundred milliseconds
+// after the handshake; the kernel keeps it for about a second) and its request,
+// once sent, is answered as any other.
+func TestListenersDeferAccept(t *testing.T) {
+	var log logbuf.Buffer
+	opt, err := daemon.Parse([]string{"--data", t.TempDir(), "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0",
+		"--token", "t0k3n-0123456789abcdef"}, env(nil), &log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.Stderr, opt.Version = &log, "test"
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d, err := daemon.Start(ctx, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Wait()
+	defer cancel()
+	for _, u := range []string{d.URL, d.AgentURLs[0]} {
+		addr := strings.TrimPrefix(u, "http://")
+		t.Run(addr, func(t *testing.T) {
+			c := dial(t, addr)
+			defer c.Close()
+			client, server := c.LocalAddr().(*net.TCPAddr), c.RemoteAddr().(*net.TCPAddr)
+			lfd, ok := socketFD(t, server.Port, 0)
+			if !ok {
+				t.Fatalf("no descriptor of this process is the listening socket of %s", addr)
+			}
+			if v, err := syscall.GetsockoptInt(lfd, syscall.IPPROTO_TCP, syscall.TCP_DEFER_ACCEPT); err != nil || v <= 0 {
+				t.Errorf("listener %s: TCP_DEFER_ACCEPT %d (%v), want it set", addr, v, err)
+			}
+			time.Sleep(300 * time.Millisecond)
+			if _, ok := socketFD(t, server.Port, client.Port); ok {
+				t.Errorf("listener %s: a connection that has sent nothing was accepted", addr)
+			}
+			fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("listener %s: healthz %d once the request was sent", addr, resp.StatusCode)
+			}
+		})
+	}
+}
