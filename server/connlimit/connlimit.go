@@ -310,7 +310,7 @@ func (c *Conn) RemoteAddr() net.Addr {
 // it and adjusting their pointers, which costs by the number of frames. Grown in the
 // hello handler's prologue, with net/http's and Gin's frames under it, that was 3.6 %
 // of rpi-deployd's CPU under hellobench's bursts; grown here, with two frames under it,
-// 1.3 %. A goroutine whose stack is already that large is not touched, and the GC
+// 1.0–2.1 % (docs/operations.md §10, eighth round). A goroutine whose stack is already that large is not touched, and the GC
 // still shrinks stacks that stay mostly unused.
 const connStack = 8 << 10
 
