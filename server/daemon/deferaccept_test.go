@@ -2,17 +2,12 @@ package daemon_test
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"net"
 	"net/http"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/rpi-deploy/rpi-deploy/internal/logbuf"
-	"github.com/rpi-deploy/rpi-deploy/server/daemon"
 )
 
 // mustPort is addr's port.
@@ -31,23 +26,7 @@ func mustPort(t *testing.T, addr string) int {
 // after the handshake; the kernel keeps it for about a second) and its request,
 // once sent, is answered as any other.
 func TestListenersDeferAccept(t *testing.T) {
-	var log logbuf.Buffer
-	opt, err := daemon.Parse([]string{"--data", t.TempDir(), "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0",
-		"--token", "t0k3n-0123456789abcdef"}, env(nil), &log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opt.Stderr, opt.Version = &log, "test"
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	d, err := daemon.Start(ctx, opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Wait()
-	defer cancel()
-	for _, u := range []string{d.URL, d.AgentURLs[0]} {
-		addr := strings.TrimPrefix(u, "http://")
+	for _, addr := range httpListeners(t) {
 		t.Run(addr, func(t *testing.T) {
 			port := mustPort(t, addr)
 			lfd, ok := socketFD(t, port, 0)
