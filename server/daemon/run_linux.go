@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"syscall"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -253,10 +252,9 @@ func listen(cfg config.Config, stderr io.Writer) (d *Daemon, lns []listener, err
 	return d, lns, nil
 }
 
-// listenTCP opens an HTTP listener whose connections get no TCP keep-alive probes
-// and are accepted only once their client has sent something (deferAccept).
-// Go turns keep-alive probes on for every accepted connection unless told otherwise
-// (four setsockopt calls each, 3 % of a hello's CPU), and they would find nothing our
+// listenTCP opens an HTTP listener whose connections get no TCP keep-alive probes.
+// Go turns them on for every accepted connection unless told otherwise (four
+// setsockopt calls each, 3 % of a hello's CPU), and they would find nothing our
 // deadlines do not: a connection between requests is closed after
 // http_idle_timeout, a request must arrive within http_read_header_timeout and
 // http_read_timeout (a request waiting for its turn is cancelled then too), a
@@ -264,34 +262,8 @@ func listen(cfg config.Config, stderr io.Writer) (d *Daemon, lns []listener, err
 // stream's heartbeat keeps data unacknowledged toward a peer that vanished, where
 // probes are never sent anyway.
 func listenTCP(addr string) (net.Listener, error) {
-	lc := net.ListenConfig{KeepAlive: -1, Control: deferAccept}
+	lc := net.ListenConfig{KeepAlive: -1}
 	return lc.Listen(context.Background(), "tcp", addr)
-}
-
-// deferAcceptSeconds is the listeners' TCP_DEFER_ACCEPT: how long the kernel keeps a
-// connection whose client has sent nothing before it hands it over all the same
-// (rounded by the kernel to its SYN-ACK retransmissions; then http_read_header_timeout
-// applies as to any connection).
-const deferAcceptSeconds = 1
-
-// deferAccept sets TCP_DEFER_ACCEPT on a listening socket (tcp(7)): the kernel hands
-// a connection to accept(2) once its first data has arrived, so that the server's
-// first read finds the request there. Every client of these listeners speaks first
-// (HTTP, TLS). Without it, in a burst of hellos nearly every connection was accepted
-// before its client had written, and its first read failed (EAGAIN) and waited in
-// the poller for the request: a system call and a goroutine's park and wake-up more
-// per hello.
-func deferAccept(network, address string, c syscall.RawConn) error {
-	var err error
-	if cerr := c.Control(func(fd uintptr) {
-		err = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_DEFER_ACCEPT, deferAcceptSeconds)
-	}); cerr != nil {
-		return cerr
-	}
-	if err != nil {
-		return fmt.Errorf("set TCP_DEFER_ACCEPT on %s: %w", address, err)
-	}
-	return nil
 }
 
 // serveHTTP serves one listener in g until ctx ends, then shuts it down (10 s for
