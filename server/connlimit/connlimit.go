@@ -47,10 +47,12 @@ type Limiter struct {
 	opt Options
 	log *slog.Logger
 
+	start time.Time // the zero of Conn.idle's times (monotonic)
+
 	mu    sync.Mutex
 	total int
 	per   map[netip.Addr]int
-	idle  map[*Conn]idleSince // connections with no request in progress
+	conns *Conn // every connection holding a slot, a list through Conn.prev and next
 
 	refusedSource, refusedMax, reclaimed atomic.Int64
 
@@ -71,16 +73,13 @@ func New(o Options) *Limiter {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Limiter{opt: o, log: log, per: map[netip.Addr]int{}, idle: map[*Conn]idleSince{},
+	return &Limiter{opt: o, log: log, start: time.Now(), per: map[netip.Addr]int{},
 		refusing: make(chan struct{}, 64)}
 }
 
-// idleSince is when a connection went idle: between requests, or (fresh) accepted
-// and not yet sent a whole request's headers.
-type idleSince struct {
-	t     time.Time
-	fresh bool
-}
+// since is now as a time of Conn.idle: nanoseconds since the limiter started, plus
+// 1 (0 is "busy").
+func (l *Limiter) since() int64 { return int64(time.Since(l.start)) + 1 }
 
 // freshGrace is how long a new connection is left alone before it may be reclaimed:
 // a real client sends its request at once.
@@ -101,7 +100,13 @@ type Stats struct {
 func (l *Limiter) Stats() Stats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return Stats{Open: l.total, Idle: len(l.idle), Sources: len(l.per), RefusedPerSource: l.refusedSource.Load(),
+	idle := 0
+	for c := l.conns; c != nil; c = c.next {
+		if c.idle.Load() != 0 {
+			idle++
+		}
+	}
+	return Stats{Open: l.total, Idle: idle, Sources: len(l.per), RefusedPerSource: l.refusedSource.Load(),
 		RefusedMax: l.refusedMax.Load(), Reclaimed: l.reclaimed.Load()}
 }
 
@@ -110,7 +115,8 @@ func (l *Limiter) Listen(ln net.Listener) net.Listener { return &listener{Listen
 
 // ConnState is the http.Server.ConnState hook that tells the limiter which
 // connections are idle. Connections wrapped by another layer (crypto/tls) are found
-// through their NetConn method.
+// through their NetConn method. It takes no lock: each state is one atomic store in
+// the connection (Conn.idle), read by admit when it looks for a connection to reclaim.
 func (l *Limiter) ConnState(c net.Conn, st http.ConnState) {
 	for {
 		if _, ok := c.(*Conn); ok {
@@ -123,16 +129,13 @@ func (l *Limiter) ConnState(c net.Conn, st http.ConnState) {
 		c = u.NetConn()
 	}
 	lc := c.(*Conn)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	switch {
-	case lc.closed:
-	case st == http.StateIdle:
-		l.idle[lc] = idleSince{t: time.Now()}
-	case st == http.StateNew:
-		l.idle[lc] = idleSince{t: time.Now(), fresh: true}
+	switch st {
+	case http.StateIdle:
+		lc.idle.Store(l.since())
+	case http.StateNew:
+		lc.idle.Store(-l.since())
 	default:
-		delete(l.idle, lc)
+		lc.idle.Store(0)
 	}
 }
 
@@ -155,37 +158,41 @@ func (ln *listener) Accept() (net.Conn, error) {
 			}
 			return nil, err
 		}
-		ip := sourceOf(c)
-		code, victim := l.admit(ip)
+		lc := &Conn{Conn: c, l: l, ip: sourceOf(c)}
+		code, victim := l.admit(lc)
 		if victim != nil {
 			victim.Close() // frees its slot; ours is taken already
 		}
 		if code != 0 {
-			l.refuse(c, ip, code)
+			l.refuse(c, lc.ip, code)
 			continue
 		}
-		return &Conn{Conn: c, l: l, ip: ip}, nil
+		return lc, nil
 	}
 }
 
-// admit takes a slot for a connection from ip. It returns an HTTP status when the
+// admit takes a slot for the new connection c. It returns an HTTP status when the
 // connection must be refused, and an idle connection to close to make room.
-func (l *Limiter) admit(ip netip.Addr) (code int, victim *Conn) {
+func (l *Limiter) admit(c *Conn) (code int, victim *Conn) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.per[ip] >= l.opt.PerSource {
+	if l.per[c.ip] >= l.opt.PerSource {
 		l.refusedSource.Add(1)
 		return http.StatusTooManyRequests, nil
 	}
 	if l.total >= l.opt.Max {
-		var since time.Time
-		now := time.Now()
-		for c, i := range l.idle {
-			if i.fresh && now.Sub(i.t) < freshGrace {
-				continue
+		var since int64
+		now := l.since()
+		for o := l.conns; o != nil; o = o.next {
+			i := o.idle.Load()
+			if i == 0 || i < 0 && now+i < int64(freshGrace) {
+				continue // busy, or fresh in its first second
 			}
-			if victim == nil || i.t.Before(since) {
-				victim, since = c, i.t
+			if i < 0 {
+				i = -i
+			}
+			if victim == nil || i < since {
+				victim, since = o, i
 			}
 		}
 		if victim == nil {
@@ -195,31 +202,42 @@ func (l *Limiter) admit(ip netip.Addr) (code int, victim *Conn) {
 		l.reclaimed.Add(1)
 		// The victim's slot goes to the new connection now: its Close must not give it
 		// back a second time.
-		delete(l.idle, victim)
-		victim.closed = true
-		l.per[victim.ip]--
-		if l.per[victim.ip] <= 0 {
-			delete(l.per, victim.ip)
-		}
-		l.total--
+		l.drop(victim)
 	}
 	l.total++
-	l.per[ip]++
+	l.per[c.ip]++
+	c.next = l.conns
+	if l.conns != nil {
+		l.conns.prev = c
+	}
+	l.conns = c
 	return 0, victim
 }
 
 func (l *Limiter) release(c *Conn) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	delete(l.idle, c)
-	if c.closed {
-		return
+	if !c.closed {
+		l.drop(c)
 	}
+}
+
+// drop gives c's slot back and takes it off the list; l.mu is held.
+func (l *Limiter) drop(c *Conn) {
 	c.closed = true
 	l.total--
 	if l.per[c.ip]--; l.per[c.ip] <= 0 {
 		delete(l.per, c.ip)
 	}
+	if c.prev != nil {
+		c.prev.next = c.next
+	} else {
+		l.conns = c.next
+	}
+	if c.next != nil {
+		c.next.prev = c.prev
+	}
+	c.prev, c.next = nil, nil
 }
 
 // refuse answers a refused connection with a short HTTP error and closes it. The
@@ -259,10 +277,15 @@ func (l *Limiter) refuse(c net.Conn, ip netip.Addr, code int) {
 // Conn is an accepted connection; Close gives its slot back.
 type Conn struct {
 	net.Conn
-	l      *Limiter
-	ip     netip.Addr
-	closed bool // under l.mu
-	once   sync.Once
+	l  *Limiter
+	ip netip.Addr
+	// idle is when the connection went idle (Limiter.since): between requests, or,
+	// negated, accepted and not yet sent a whole request's headers (fresh); 0 while a
+	// request is in progress. Set by ConnState.
+	idle       atomic.Int64
+	closed     bool  // under l.mu: its slot is given back
+	prev, next *Conn // l.conns, under l.mu
+	once       sync.Once
 }
 
 // Close closes the connection and frees its slot.
@@ -270,6 +293,48 @@ func (c *Conn) Close() error {
 	c.once.Do(func() { c.l.release(c) })
 	return c.Conn.Close()
 }
+
+// RemoteAddr is the peer's address. It is the first method net/http's goroutine for
+// the connection calls (http.conn.serve), so it also grows that goroutine's stack to
+// connStack while only a few frames are on it (growStack); see connStack.
+func (c *Conn) RemoteAddr() net.Addr {
+	growStack(false)
+	return c.Conn.RemoteAddr()
+}
+
+// connStack is the stack a connection's goroutine gets at its start: what a hello
+// (net/http, Gin, the handler, the domain and the events) needs at its deepest, with
+// the runtime's guard. A goroutine starts with a stack of 2 KiB or, adaptively, of the
+// average that the last GC scanned (4 KiB in rpi-deployd under a burst of hellos), and
+// the runtime doubles it when a function's frame does not fit: copying every frame on
+// it and adjusting their pointers, which costs by the number of frames. Grown in the
+// hello handler's prologue, with net/http's and Gin's frames under it, that was 3.6 %
+// of rpi-deployd's CPU under hellobench's bursts; grown here, with two frames under it,
+// 1.0–2.1 % (docs/operations.md §10, eighth round). A goroutine whose stack is already that large is not touched, and the GC
+// still shrinks stacks that stay mostly unused.
+const connStack = 8 << 10
+
+// growStack makes the runtime grow the calling goroutine's stack to connStack when
+// it is smaller: its frame (growFrame bytes, never written when grow is false, the
+// only way it is called) does not fit in a stack of half that size. noinline, so
+// that the frame is its own.
+//
+//go:noinline
+func growStack(grow bool) {
+	if grow {
+		var b [growFrame]byte
+		keepFrame(b[:])
+	}
+}
+
+// growFrame is more than connStack/2 minus the little a new connection's goroutine
+// has used (net/http's conn.serve, about 1 KiB) and the runtime's guard, and less than
+// connStack minus those: the runtime doubles the stack until the frame fits, to
+// connStack exactly.
+const growFrame = connStack/2 + 1<<10
+
+//go:noinline
+func keepFrame([]byte) {}
 
 // ReadFrom keeps sendfile(2): net/http's response writer hands a file to the
 // connection's ReadFrom, which *net.TCPConn implements with sendfile.
@@ -290,9 +355,19 @@ func (c *Conn) SyscallConn() (syscall.RawConn, error) {
 	return nil, errors.ErrUnsupported
 }
 
+// sourceOf is c's remote IP address (an IPv4-mapped IPv6 address as IPv4), the zero
+// Addr when it has none. A TCP connection's is read from its *net.TCPAddr, without
+// formatting and parsing it again.
 func sourceOf(c net.Conn) netip.Addr {
-	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
-		return ap.Addr().Unmap()
+	switch a := c.RemoteAddr().(type) {
+	case *net.TCPAddr:
+		return a.AddrPort().Addr().Unmap()
+	case nil:
+		return netip.Addr{}
+	default:
+		if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+			return ap.Addr().Unmap()
+		}
+		return netip.Addr{}
 	}
-	return netip.Addr{}
 }

@@ -7,11 +7,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/rpi-deploy/rpi-deploy/internal/logbuf"
 )
@@ -185,5 +188,93 @@ func TestAcceptErrorsLoggedAtWarn(t *testing.T) {
 	}
 	if s := request(t, conns[0]); s != "200 OK" {
 		t.Errorf("after the descriptors came back: %s", s)
+	}
+}
+
+// TestHandlerStackGrownAtConnStart: a request's handler on a connection accepted
+// through the limiter runs on a goroutine whose stack already has room for a frame of
+// handlerFrame bytes (connStack: grown at the connection's first call, RemoteAddr,
+// while net/http's conn.serve alone was on it), so calling such a frame does not move
+// the stack. (Without growStack it moves: the goroutine starts with 2 or 4 KiB.) The
+// same check on a new goroutine calling a frame of connStack bytes, which fits on no
+// starting stack, shows that it sees a growth.
+func TestHandlerStackGrownAtConnStart(t *testing.T) {
+	l := New(Options{})
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, strconv.FormatBool(stackMoves(handlerFrameCall)))
+	}), ConnState: l.ConnState}
+	ln := listen(t)
+	go srv.Serve(l.Listen(ln))
+	defer srv.Close()
+	resp, err := http.Get("http://" + ln.Addr().String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if b, _ := io.ReadAll(resp.Body); string(b) != "false" {
+		t.Errorf("behind the limiter, the handler's stack moved for a frame of %d bytes: %s", handlerFrame, b)
+	}
+	moved := make(chan bool)
+	go func() { moved <- stackMoves(connStackCall) }()
+	if !<-moved {
+		t.Errorf("a new goroutine's stack did not move for a frame of %d bytes: the check sees no growth", connStack)
+	}
+}
+
+// stackMoves reports whether calling f moved the goroutine's stack (the runtime
+// copies a stack it grows, and a local's address changes with it).
+//
+//go:noinline
+func stackMoves(f func(bool)) bool {
+	var x byte
+	before := uintptr(unsafe.Pointer(&x))
+	f(false)
+	return uintptr(unsafe.Pointer(&x)) != before
+}
+
+// handlerFrame is a frame that fits on connStack above net/http's frames and the
+// handler's, and not on half of it.
+const handlerFrame = 3 << 10
+
+//go:noinline
+func handlerFrameCall(use bool) {
+	if use {
+		var b [handlerFrame]byte
+		keepFrame(b[:])
+	}
+}
+
+//go:noinline
+func connStackCall(use bool) {
+	if use {
+		var b [connStack]byte
+		keepFrame(b[:])
+	}
+}
+
+// TestSourceOf: a connection's source is its peer's IP address, an IPv4 peer of a
+// dual-stack listener (an IPv4-mapped IPv6 address) as IPv4, so that both count
+// against one PerSource.
+func TestSourceOf(t *testing.T) {
+	ln, err := net.Listen("tcp", "[::]:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	for _, peer := range []string{"127.0.0.1", "::1"} {
+		c, err := net.Dial("tcp", net.JoinHostPort(peer, strconv.Itoa(port)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		a, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		if got := sourceOf(a); got != netip.MustParseAddr(peer) {
+			t.Errorf("peer %s: source %v", peer, got)
+		}
 	}
 }

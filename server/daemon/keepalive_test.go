@@ -27,23 +27,7 @@ import (
 // ends after http_read_header_timeout (both 1 s here; the test allows 10 s for a
 // loaded machine).
 func TestListenersSendNoKeepAliveProbes(t *testing.T) {
-	var log logbuf.Buffer
-	opt, err := daemon.Parse([]string{"--data", t.TempDir(), "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0",
-		"--token", "t0k3n-0123456789abcdef", "--http-idle-timeout", "1s", "--http-read-header-timeout", "1s"}, env(nil), &log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opt.Stderr, opt.Version = &log, "test"
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	d, err := daemon.Start(ctx, opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Wait()
-	defer cancel()
-	for _, u := range []string{d.URL, d.AgentURLs[0]} {
-		addr := strings.TrimPrefix(u, "http://")
+	for _, addr := range httpListeners(t, "--http-idle-timeout", "1s", "--http-read-header-timeout", "1s") {
 		t.Run("no probes "+addr, func(t *testing.T) {
 			// A hello whose body never comes: the server holds the connection
 			// (http_read_timeout, 1 m) while its socket is looked at.
@@ -76,6 +60,31 @@ func TestListenersSendNoKeepAliveProbes(t *testing.T) {
 			closedWithin(t, c, bufio.NewReader(c), 10*time.Second)
 		})
 	}
+}
+
+// httpListeners starts a daemon with its main HTTP listener and an --agent-listen one
+// on loopback (args added to its flags), stopped when the test ends, and returns
+// their addresses.
+func httpListeners(t *testing.T, args ...string) []string {
+	t.Helper()
+	var log logbuf.Buffer
+	opt, err := daemon.Parse(append([]string{"--data", t.TempDir(), "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0",
+		"--token", "t0k3n-0123456789abcdef"}, args...), env(nil), &log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.Stderr, opt.Version = &log, "test"
+	ctx, cancel := context.WithCancel(context.Background())
+	d, err := daemon.Start(ctx, opt)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		d.Wait()
+	})
+	return []string{strings.TrimPrefix(d.URL, "http://"), strings.TrimPrefix(d.AgentURLs[0], "http://")}
 }
 
 // dial connects to addr without keep-alive of its own.
