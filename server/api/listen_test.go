@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
 	"github.com/rpi-deploy/rpi-deploy/server/servertest"
@@ -49,14 +50,22 @@ func TestAgentListenAndMetrics(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("/metrics without a credential: %d, want 401", resp.StatusCode)
 	}
-	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer "+srv.Token)
-	resp, err = http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	// A download's handler counts it done after its last byte left, which the
+	// client may have read before: read the metrics until both downloads are done.
+	var m []byte
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/metrics", nil)
+		req.Header.Set("Authorization", "Bearer "+srv.Token)
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(m), "rpideploy_image_streams_in_flight 0\n") || time.Now().After(deadline) {
+			break
+		}
 	}
-	m, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
 	for _, want := range []string{
 		`rpideploy_deployments{state="open"} 1`,
 		`rpideploy_hellos_total{action="deploy"} 1`,
