@@ -166,31 +166,30 @@ func run() error {
 		}
 	}
 	for _, sc := range scs {
-		r := &sc.r
-		benchkit.Line("hello-p50"+sc.name, benchkit.Percentile(r.ours, 50), benchkit.Percentile(r.bare, 50))
-		benchkit.Line("hello-p99"+sc.name, benchkit.Percentile(r.ours, 99), benchkit.Percentile(r.bare, 99))
-		// CPU time of the server process per hello: what the latency is made of when
-		// the cores are free, and steadier than latency when they are not.
-		hellos := float64(o.bursts * o.boards)
-		benchkit.Line("hello-cpu-ms-per-hello"+sc.name, r.oursCPU/hellos, r.bareCPU/hellos)
-		// What else shares the measurement: the load generator's own CPU, and
-		// whether the kernel dropped or retransmitted connection attempts (a
-		// dropped SYN costs a 1 s retransmit, whatever the handler).
-		fmt.Fprintf(os.Stderr, "hellobench: %s: load generator CPU per hello %.3f ms (rpi-deployd bursts) %.3f ms (bare bursts); kernel in the bursts (whole network namespace): rpi-deployd %s; bare %s\n",
-			strings.TrimPrefix(sc.name, "-"), r.oursGen/hellos, r.bareGen/hellos, r.oursNet, r.bareNet)
+		sc.report(o)
 	}
-	if o.profileDir != "" {
-		// Each scenario once more, alone, while rpi-deployd's CPU profile is taken.
-		for _, sc := range scs {
-			out := filepath.Join(o.profileDir, fmt.Sprintf("hello-at-%d.pprof", sc.seed))
-			if err := profile(sc.pprofAddr, out, func(round int) {
-				burst([]string{sc.srv.URL}, o.boards, sc.n, 2*(o.bursts+o.warmup)+round)
-			}); err != nil {
-				return err
-			}
-			fmt.Fprintln(os.Stderr, "hellobench: CPU profile in", out)
+	if o.profileDir == "" {
+		return nil
+	}
+	// Each scenario once more, alone, while rpi-deployd's CPU profile is taken.
+	for _, sc := range scs {
+		if err := sc.profile(o); err != nil {
+			return err
 		}
 	}
+	return nil
+}
+
+// profile sends the scenario's rpi-deployd bursts for 20 s while its CPU profile is
+// taken into -profile's directory.
+func (sc *scenarioRun) profile(o options) error {
+	out := filepath.Join(o.profileDir, fmt.Sprintf("hello-at-%d.pprof", sc.seed))
+	if err := profile(sc.pprofAddr, out, func(round int) {
+		burst([]string{sc.srv.URL}, o.boards, sc.n, 2*(o.bursts+o.warmup)+round)
+	}); err != nil {
+		return err
+	}
+	fmt.Fprintln(os.Stderr, "hellobench: CPU profile in", out)
 	return nil
 }
 
@@ -238,6 +237,22 @@ func (sc *scenarioRun) start(o options, work, img string) (err error) {
 	sc.r.bareNet, sc.r.oursNet = tcpCounters{}, tcpCounters{}
 	_, err = benchkit.Setup(context.Background(), sc.srv.URL, benchToken, img, "RXP2", 0)
 	return err
+}
+
+// report prints the scenario's bench lines, and on stderr what else shared them.
+func (sc *scenarioRun) report(o options) {
+	r := &sc.r
+	benchkit.Line("hello-p50"+sc.name, benchkit.Percentile(r.ours, 50), benchkit.Percentile(r.bare, 50))
+	benchkit.Line("hello-p99"+sc.name, benchkit.Percentile(r.ours, 99), benchkit.Percentile(r.bare, 99))
+	// CPU time of the server process per hello: what the latency is made of when
+	// the cores are free, and steadier than latency when they are not.
+	hellos := float64(o.bursts * o.boards)
+	benchkit.Line("hello-cpu-ms-per-hello"+sc.name, r.oursCPU/hellos, r.bareCPU/hellos)
+	// What else shares the measurement: the load generator's own CPU, and
+	// whether the kernel dropped or retransmitted connection attempts (a
+	// dropped SYN costs a 1 s retransmit, whatever the handler).
+	fmt.Fprintf(os.Stderr, "hellobench: %s: load generator CPU per hello %.3f ms (rpi-deployd bursts) %.3f ms (bare bursts); kernel in the bursts (whole network namespace): rpi-deployd %s; bare %s\n",
+		strings.TrimPrefix(sc.name, "-"), r.oursGen/hellos, r.bareGen/hellos, r.oursNet, r.bareNet)
 }
 
 // measure sends round b's burst to the bare server, then the scenario's.
