@@ -421,13 +421,19 @@ type Tx struct {
 // noteWrite records the outcome of a write transaction for WriteError: a success
 // clears it; a failure of the database itself (disk full, I/O error, read-only
 // file) sets it. Errors of the caller's rules (not found, conflict, bad input) and a
-// cancelled request say nothing about the database and are ignored.
+// cancelled request say nothing about the database and are ignored. A failed WAL
+// sync (walsync.go) is for good: a success noted after it, by the writer finishing
+// a commit the failed sync was to cover, does not clear it.
 func (s *Store) noteWrite(err error) {
 	if err != nil && !isStorageError(err) {
 		return
 	}
 	s.errMu.Lock()
 	defer s.errMu.Unlock()
+	// Checked under errMu: the syncer sets the WAL's error before it notes it here.
+	if err == nil && s.wal != nil && s.wal.failed() != nil {
+		return
+	}
 	s.writeErr = err
 	if err != nil {
 		s.writeAt = time.Now()
