@@ -11,6 +11,6 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 go build -o bin/ ./server/cmd/rpi-deployd # always: a stale bin/rpi-deployd would be measured silently
 go build -o bin/hellobench ./scripts/bench/hellobench
-args=(-bin bin/rpi-deployd -boards "${BOARDS:-1000}" -bursts "${BURSTS:-3}" -warmup "${WARMUP:-1}" -seed "${SEED:-55000}")
+args=(-bin bin/rpi-deployd -boards "${BOARDS:-1000}" -bursts "${BURSTS:-3}" -warmup "${WARMUP:-3}" -seed "${SEED:-55000}")
 [ -z "${PROFILE:-}" ] || { mkdir -p "$PROFILE"; args+=(-profile "$PROFILE"); }
 bin/hellobench "${args[@]}"

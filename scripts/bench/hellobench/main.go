@@ -105,7 +105,7 @@ func run() error {
 	flag.StringVar(&o.bin, "bin", "bin/rpi-deployd", "rpi-deployd binary")
 	flag.IntVar(&o.boards, "boards", 1000, "hellos in one burst, all sent at once")
 	flag.IntVar(&o.bursts, "bursts", 3, "bursts per server and scenario")
-	flag.IntVar(&o.warmup, "warmup", 1, "unmeasured bursts per server and scenario before the measured ones")
+	flag.IntVar(&o.warmup, "warmup", 3, "unmeasured bursts per server and scenario before the measured ones")
 	flag.IntVar(&o.seed, "seed", 55000, "open deployments in the database for the second scenario")
 	flag.StringVar(&o.profileDir, "profile", "", "write rpi-deployd's CPU profile under each scenario to this directory")
 	flag.Parse()
@@ -146,25 +146,7 @@ func run() error {
 			return err
 		}
 	}
-	// Unmeasured bursts first, to each server in turn: the first burst a process
-	// answers finds it cold (its heap and goroutine stacks not yet grown,
-	// rpi-deployd's statements not yet prepared, its page cache empty) and cost
-	// both servers 1.2–2× the CPU per hello of the later ones. A deploy server
-	// answers fleets for days.
-	warm := 2 * o.bursts
-	for w := range o.warmup {
-		for _, sc := range scs {
-			burst([]string{base.URL}, o.boards, sc.n, warm+2*w)
-			burst([]string{sc.srv.URL}, o.boards, sc.n, warm+2*w+1)
-		}
-	}
-	for b := range o.bursts {
-		// Which scenario goes first alternates from round to round.
-		for k := range scs {
-			sc := scs[(b+k)%len(scs)]
-			sc.measure(o, base, b)
-		}
-	}
+	rounds(o, base, scs)
 	for _, sc := range scs {
 		sc.report(o)
 	}
@@ -178,6 +160,34 @@ func run() error {
 		}
 	}
 	return nil
+}
+
+// rounds sends the warm-up rounds and then the measured ones to every scenario.
+func rounds(o options, base *benchkit.Proc, scs []*scenarioRun) {
+	// Unmeasured rounds first: the first bursts a process answers find it cold. Its
+	// memory is fresh, and each page it touches for the first time is a page
+	// fault charged to whatever touched it (goroutine stacks, connection
+	// buffers, heap spans, SQLite's page cache, the event bus's ring): rpi-deployd's
+	// resident memory grows from ~30 MB to ~95 MB over its first three bursts of
+	// 1000 (10 minor faults per hello in the first, 1–2 from the fourth on), and
+	// its CPU per hello falls from 0.40 ms to 0.29 and then 0.22–0.26, where it
+	// stays; the bare handler needs one burst (docs/operations.md §10, ninth round). A deploy
+	// server answers fleets for days: -warmup 3 measures both where they stay.
+	// Each warm-up burst's figures still go to stderr, with its faults, so the
+	// cold start stays in sight.
+	warm := 2 * o.bursts
+	for w := range o.warmup {
+		for _, sc := range scs {
+			sc.round(o, base, fmt.Sprintf("warm-up %d", w+1), warm+2*w, false)
+		}
+	}
+	for b := range o.bursts {
+		// Which scenario goes first alternates from round to round.
+		for k := range scs {
+			sc := scs[(b+k)%len(scs)]
+			sc.round(o, base, fmt.Sprintf("burst %d", b+1), 2*b, true)
+		}
+	}
 }
 
 // profile sends the scenario's rpi-deployd bursts for 20 s while its CPU profile is
@@ -255,23 +265,30 @@ func (sc *scenarioRun) report(o options) {
 		strings.TrimPrefix(sc.name, "-"), r.oursGen/hellos, r.bareGen/hellos, r.oursNet, r.bareNet)
 }
 
-// measure sends round b's burst to the bare server, then the scenario's.
-func (sc *scenarioRun) measure(o options, base *benchkit.Proc, b int) {
-	r := &sc.r
-	c, g, k := cpuMS(base.Cmd.Process.Pid), selfCPUMS(), readTCPCounters()
-	bare := burst([]string{base.URL}, o.boards, sc.n, 2*b)
-	bareCPU := cpuMS(base.Cmd.Process.Pid) - c
-	r.bare, r.bareCPU = append(r.bare, bare...), r.bareCPU+bareCPU
-	r.bareGen += selfCPUMS() - g
-	r.bareNet.add(readTCPCounters(), k)
-	c, g, k = cpuMS(sc.srv.Cmd.Process.Pid), selfCPUMS(), readTCPCounters()
-	ours := burst([]string{sc.srv.URL}, o.boards, sc.n, 2*b+1)
-	oursCPU := cpuMS(sc.srv.Cmd.Process.Pid) - c
-	r.ours, r.oursCPU = append(r.ours, ours...), r.oursCPU+oursCPU
-	r.oursGen += selfCPUMS() - g
-	r.oursNet.add(readTCPCounters(), k)
-	fmt.Fprintf(os.Stderr, "hellobench: seed %d burst %d: rpi-deployd p99 %.0f ms, %.3f ms CPU per hello; bare p99 %.0f ms, %.3f ms\n",
-		sc.seed, b+1, benchkit.Percentile(ours, 99), oursCPU/float64(o.boards), benchkit.Percentile(bare, 99), bareCPU/float64(o.boards))
+// round sends a burst to the bare server and then one to the scenario's, as
+// round r of the scenario's hellos (r and r+1 name their boards), and prints what
+// each cost under label; measured, it also counts into the scenario's result.
+func (sc *scenarioRun) round(o options, base *benchkit.Proc, label string, r int, measured bool) {
+	res := &sc.r
+	c, g, k := readProc(base.Cmd.Process.Pid), selfCPUMS(), readTCPCounters()
+	bare := burst([]string{base.URL}, o.boards, sc.n, r)
+	bareProc := readProc(base.Cmd.Process.Pid).since(c)
+	bareGen, bareNet := selfCPUMS()-g, readTCPCounters()
+	c, g, k2 := readProc(sc.srv.Cmd.Process.Pid), selfCPUMS(), readTCPCounters()
+	ours := burst([]string{sc.srv.URL}, o.boards, sc.n, r+1)
+	oursProc := readProc(sc.srv.Cmd.Process.Pid)
+	oursGen, oursNet := selfCPUMS()-g, readTCPCounters()
+	n := float64(o.boards)
+	fmt.Fprintf(os.Stderr, "hellobench: seed %d %s: rpi-deployd p99 %.0f ms, %.3f ms CPU and %.1f page faults per hello, %.0f MB resident; bare p99 %.0f ms, %.3f ms, %.1f faults\n",
+		sc.seed, label, benchkit.Percentile(ours, 99), oursProc.since(c).cpuMS/n, oursProc.since(c).faults/n, oursProc.rssMB,
+		benchkit.Percentile(bare, 99), bareProc.cpuMS/n, bareProc.faults/n)
+	if !measured {
+		return
+	}
+	res.bare, res.bareCPU, res.bareGen = append(res.bare, bare...), res.bareCPU+bareProc.cpuMS, res.bareGen+bareGen
+	res.bareNet.add(bareNet, k)
+	res.ours, res.oursCPU, res.oursGen = append(res.ours, ours...), res.oursCPU+oursProc.since(c).cpuMS, res.oursGen+oursGen
+	res.oursNet.add(oursNet, k2)
 }
 
 // benchToken is the admin token of the benched servers.
@@ -286,22 +303,36 @@ func serveArgs() []string {
 	return append(args, config.NoSourceLimitsFlags...)
 }
 
-// cpuMS is the user and system CPU time of process pid so far in milliseconds
-// (fields 14 and 15 of /proc/PID/stat, in clock ticks of 10 ms); 0 when unreadable.
-func cpuMS(pid int) float64 {
+// procCounters are a process's counters at one moment, from /proc/PID/stat: its
+// user and system CPU time in milliseconds (fields 14 and 15, in clock ticks of
+// 10 ms), its minor page faults (field 10) and its resident memory in MB (field
+// 24, in pages). All zero when unreadable.
+type procCounters struct {
+	cpuMS, faults, rssMB float64
+}
+
+func readProc(pid int) procCounters {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0
+		return procCounters{}
 	}
-	// The command name (field 2) may hold spaces; the fields after it do not.
+	// The command name (field 2) may hold spaces; the fields after it do not:
+	// f[0] is field 3.
 	_, rest, ok := strings.Cut(string(b), ") ")
 	f := strings.Fields(rest)
-	if !ok || len(f) < 13 {
-		return 0
+	if !ok || len(f) < 22 {
+		return procCounters{}
 	}
-	utime, _ := strconv.ParseFloat(f[11], 64)
-	stime, _ := strconv.ParseFloat(f[12], 64)
-	return (utime + stime) * 10
+	num := func(field int) float64 {
+		v, _ := strconv.ParseFloat(f[field-3], 64)
+		return v
+	}
+	return procCounters{cpuMS: (num(14) + num(15)) * 10, faults: num(10), rssMB: num(24) * float64(os.Getpagesize()) / (1 << 20)}
+}
+
+// since is the growth of the counters from before; the resident memory is now's.
+func (p procCounters) since(before procCounters) procCounters {
+	return procCounters{cpuMS: p.cpuMS - before.cpuMS, faults: p.faults - before.faults, rssMB: p.rssMB}
 }
 
 // selfCPUMS is this process's user and system CPU time so far in milliseconds.
