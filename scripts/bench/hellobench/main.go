@@ -8,7 +8,7 @@
 //     deployments already in the database (written straight through the store
 //     before the server starts, not through the API) and --max-streams 100000
 //     (-max-streams); with -lapsed N, N of the seeded deployments hold no stream
-//     slot (their hello and activity an hour old), so that a seed past
+//     slot (their claim or activity lapsed, seedOpen), so that a seed past
 //     -max-streams measures hellos that count the slots and are still admitted;
 //   - hello-cpu-ms-per-hello-1000[-at-55k]: the CPU time (user and system) each
 //     server process spent per hello in those bursts.
@@ -112,7 +112,7 @@ func run() error {
 	flag.IntVar(&o.bursts, "bursts", 3, "bursts per server and scenario")
 	flag.IntVar(&o.warmup, "warmup", 1, "unmeasured bursts per server and scenario before the measured ones")
 	flag.IntVar(&o.seed, "seed", 55000, "open deployments in the database for the second scenario")
-	flag.IntVar(&o.lapsed, "lapsed", 0, "of the seeded deployments, how many hold no stream slot (hello and activity an hour old)")
+	flag.IntVar(&o.lapsed, "lapsed", 0, "of the seeded deployments, how many hold no stream slot (their claim or activity lapsed)")
 	flag.IntVar(&o.maxStreams, "max-streams", 100000, "rpi-deployd's --max-streams")
 	flag.StringVar(&o.profileDir, "profile", "", "write rpi-deployd's CPU profile under each scenario to this directory")
 	flag.Parse()
@@ -409,8 +409,9 @@ func profile(addr, out string, load func(round int)) error {
 
 // seedOpen writes count open deployments (and their boards) into the database in
 // data, half of them streaming and active, half just said hello: all but the
-// first lapsed hold a stream slot (those said hello and were last active an hour
-// ago, past both the claim window and stale-after). It goes through the store (which creates and migrates the file) in
+// first lapsed hold a stream slot (those said hello 5 minutes ago and, when
+// streaming, were last active an hour ago: past the claim window and stale-after,
+// not yet closed by the claim timeout or abandon-after). It goes through the store (which creates and migrates the file) in
 // one transaction of set-based inserts, not through the API.
 func seedOpen(data string, count, lapsed int) error {
 	ctx := context.Background()
@@ -419,7 +420,11 @@ func seedOpen(data string, count, lapsed int) error {
 		return err
 	}
 	defer st.Close()
-	now, old := store.FormatTime(time.Now()), store.FormatTime(time.Now().Add(-time.Hour))
+	// Lapsed: said hello 5 minutes ago (past the claim window, 2 minutes, not yet
+	// the claim timeout, 10, that closes them), last active an hour ago when
+	// streaming (past stale-after, 15 minutes, not yet abandon-after, 2 hours).
+	t := time.Now()
+	now, claimed, active := store.FormatTime(t), store.FormatTime(t.Add(-5*time.Minute)), store.FormatTime(t.Add(-time.Hour))
 	tx, err := st.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -449,9 +454,9 @@ func seedOpen(data string, count, lapsed int) error {
 		total, started_at, updated_at, streamed_at, source, secret_sha256)
 		SELECT printf('5eed%012x', x), ?, 'SEED', 'RXP2', printf('RXP2-SEED-%08X', x), 'bench', 'open',
 			CASE x % 2 WHEN 0 THEN 'streaming' ELSE 'hello' END, 1048576, CASE WHEN x <= ? THEN ? ELSE ? END,
-			CASE WHEN x <= ? THEN ? ELSE ? END, CASE x % 2 WHEN 0 THEN ? END, printf('10.%d.%d.%d', x / 65536, x / 256 % 256, x % 256),
-			printf('%064x', x) FROM n`,
-		count, batch, lapsed, old, now, lapsed, old, now, now); err != nil {
+			CASE WHEN x > ? THEN ? WHEN x % 2 = 0 THEN ? ELSE ? END, CASE x % 2 WHEN 0 THEN ? END,
+			printf('10.%d.%d.%d', x / 65536, x / 256 % 256, x % 256), printf('%064x', x) FROM n`,
+		count, batch, lapsed, claimed, now, lapsed, now, active, claimed, now); err != nil {
 		return fmt.Errorf("seed deployments: %w", err)
 	}
 	return tx.Commit()
