@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -71,35 +70,8 @@ func TestStreamSlotsInOneGroup(t *testing.T) {
 		answers := make([]agentapi.HelloResponse, hellos)
 		errs := make([]error, hellos)
 		var failErr, freeErr error
-		done := make(chan struct{}, hellos+2)
-		held1 := make(chan struct{})
-		holdDone := make(chan error, 1)
-		go func() {
-			first := true
-			holdDone <- st.Update(ctx, func(*store.Tx) error {
-				if !first {
-					return nil // the group runs again after the failing function (SQLite)
-				}
-				first = false
-				close(held1)
-				for st.Queued() < hellos+2 {
-					runtime.Gosched()
-				}
-				return nil
-			})
-		}()
-		<-held1
-		queued := 0
-		queue := func(f func()) {
-			go func() {
-				f()
-				done <- struct{}{}
-			}()
-			queued++
-			for queued < hellos+2 && st.Queued() < queued {
-				runtime.Gosched()
-			}
-		}
+		var calls []func()
+		queue := func(f func()) { calls = append(calls, f) }
 		for i := range hellos {
 			switch i {
 			case failAt:
@@ -120,10 +92,7 @@ func TestStreamSlotsInOneGroup(t *testing.T) {
 			}
 			queue(func() { answers[i], errs[i] = hello(fmt.Sprintf("30000000%08x", i+1)) })
 		}
-		must("holding update", <-holdDone)
-		for range hellos + 2 {
-			<-done
-		}
+		inOneGroup(t, st, calls...)
 		if !errors.Is(failErr, boom) {
 			t.Errorf("failing function: %v, want %v", failErr, boom)
 		}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -229,7 +228,8 @@ func TestSlotsSharedInGroup(t *testing.T) {
 			{at: sec(2, 42), wantKept: false, wantFull: false},
 		}
 		clock.Store(int64(steps[0].at))
-		run := func(k int, st *step) func(*Tx) error {
+		run := func(k int) func(*Tx) error {
+			st := steps[k]
 			return func(tx *Tx) error {
 				if k+1 < len(steps) {
 					defer clock.Store(int64(steps[k+1].at)) // the next function's clock
@@ -261,24 +261,7 @@ func TestSlotsSharedInGroup(t *testing.T) {
 				return nil
 			}
 		}
-		errs := make([]error, len(steps))
-		done := make(chan struct{})
-		wait := holdWriter(t, s, len(steps), func(*Tx) error { return nil })
-		for k, st := range steps {
-			go func() {
-				errs[k] = s.Update(ctx, run(k, st))
-				done <- struct{}{}
-			}()
-			for k < len(steps)-1 && s.Queued() < k+1 {
-				runtime.Gosched()
-			}
-		}
-		if err := wait(); err != nil {
-			t.Fatal(err)
-		}
-		for range steps {
-			<-done
-		}
+		errs := updatesInOneGroup(t, s, len(steps), run)
 		for k, st := range steps {
 			if st.fail {
 				if !errors.Is(errs[k], boom) {

@@ -105,7 +105,8 @@ type options struct {
 	profileDir string
 }
 
-func run() error {
+// parseFlags reads the command line's options.
+func parseFlags() options {
 	var o options
 	flag.StringVar(&o.bin, "bin", "bin/rpi-deployd", "rpi-deployd binary")
 	flag.IntVar(&o.boards, "boards", 1000, "hellos in one burst, all sent at once")
@@ -116,6 +117,11 @@ func run() error {
 	flag.IntVar(&o.maxStreams, "max-streams", 100000, "rpi-deployd's --max-streams")
 	flag.StringVar(&o.profileDir, "profile", "", "write rpi-deployd's CPU profile under each scenario to this directory")
 	flag.Parse()
+	return o
+}
+
+func run() error {
+	o := parseFlags()
 
 	work, err := os.MkdirTemp("", "hellobench-")
 	if err != nil {
