@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
@@ -46,35 +47,8 @@ func TestPoolHellosInOneGroup(t *testing.T) {
 		answers := make([]agentapi.HelloResponse, hellos)
 		errs := make([]error, hellos)
 		var failErr error
-		done := make(chan struct{}, hellos+1)
-		held := make(chan struct{})
-		holdDone := make(chan error, 1)
-		go func() {
-			first := true
-			holdDone <- st.Update(ctx, func(*store.Tx) error {
-				if !first {
-					return nil // the group runs again after the failing function (SQLite): store.Update
-				}
-				first = false
-				close(held)
-				for st.Queued() < hellos+1 {
-					runtime.Gosched()
-				}
-				return nil
-			})
-		}()
-		<-held
-		queued := 0
-		queue := func(f func()) {
-			go func() {
-				f()
-				done <- struct{}{}
-			}()
-			queued++
-			for queued < hellos+1 && st.Queued() < queued {
-				runtime.Gosched()
-			}
-		}
+		var calls []func()
+		queue := func(f func()) { calls = append(calls, f) }
 		for i := range hellos {
 			if i == failAt {
 				queue(func() {
@@ -103,10 +77,7 @@ func TestPoolHellosInOneGroup(t *testing.T) {
 					MAC: fmt.Sprintf("2c:cf:67:00:01:%02x", i+1)})
 			})
 		}
-		must("holding update", <-holdDone)
-		for range hellos + 1 {
-			<-done
-		}
+		inOneGroup(t, st, calls...)
 		if !errors.Is(failErr, boom) {
 			t.Errorf("failing function: %v, want %v", failErr, boom)
 		}
@@ -145,4 +116,45 @@ func TestPoolHellosInOneGroup(t *testing.T) {
 			t.Errorf("%d names bound, want 20: %v", len(bound), bound)
 		}
 	})
+}
+
+// inOneGroup runs calls, each of which makes one store.Update, so that their
+// Updates are committed in one writer group in calls' order: a first Update holds
+// the writer until every one is queued, each call started once the one before it
+// is queued (once the last is queued the writer may take them at once). It returns
+// when every call has.
+func inOneGroup(t *testing.T, st *store.Store, calls ...func()) {
+	t.Helper()
+	held := make(chan struct{})
+	holdDone := make(chan error, 1)
+	go func() {
+		first := true
+		holdDone <- st.Update(context.Background(), func(*store.Tx) error {
+			if !first {
+				return nil // the group runs again after a failing function (SQLite): store.Update
+			}
+			first = false
+			close(held)
+			for st.Queued() < len(calls) {
+				runtime.Gosched()
+			}
+			return nil
+		})
+	}()
+	<-held
+	var wg sync.WaitGroup
+	for k, call := range calls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			call()
+		}()
+		for k < len(calls)-1 && st.Queued() < k+1 {
+			runtime.Gosched()
+		}
+	}
+	if err := <-holdDone; err != nil {
+		t.Fatalf("holding update: %v", err)
+	}
+	wg.Wait()
 }

@@ -283,9 +283,11 @@ func (s *Service) reopen(ctx context.Context, t *store.Tx, d store.Deployment, i
 // the source holds MaxOpenPerSource open deployments (limited), or MaxStreams
 // boards hold a stream slot. f holds both counts, read with the board: the open
 // deployments from the source (up to the limit) and all open deployments. The
-// slots are counted only when at least MaxStreams deployments are open at all,
+// slots are looked at only when at least MaxStreams deployments are open at all,
 // which the maintained counters tell cheaply: with tens of thousands open,
-// counting them on every hello was the hello's whole cost.
+// counting them on every hello was the hello's whole cost. Past that, the store
+// counts them once per writer group (store.Tx.SlotsFull): a count reads up to
+// MaxStreams index entries.
 func (s *Service) admitDeployment(ctx context.Context, t *store.Tx, source string, f store.HelloFacts) (why string, limited bool, err error) {
 	if source != "" && s.opt.MaxOpenPerSource > 0 && f.OpenFromSource >= s.opt.MaxOpenPerSource {
 		return fmt.Sprintf("%d deployments open from %s, the limit is %d", f.OpenFromSource, source, s.opt.MaxOpenPerSource), true, nil
@@ -294,15 +296,12 @@ func (s *Service) admitDeployment(ctx context.Context, t *store.Tx, source strin
 	if f.OpenAll < s.opt.MaxStreams {
 		return "", false, nil
 	}
-	open, err := t.CountSlots(ctx, s.opt.Site, store.FormatTime(t.Now.Add(-s.opt.ClaimWindow)), store.FormatTime(t.Now.Add(-s.opt.StaleAfter)),
+	full, err := t.SlotsFull(ctx, s.opt.Site, store.FormatTime(t.Now.Add(-s.opt.ClaimWindow)), store.FormatTime(t.Now.Add(-s.opt.StaleAfter)),
 		s.opt.MaxStreams)
-	if err != nil {
+	if err != nil || !full {
 		return "", false, err
 	}
-	if open >= s.opt.MaxStreams {
-		return fmt.Sprintf("%d boards streaming, the limit is %d", open, s.opt.MaxStreams), false, nil
-	}
-	return "", false, nil
+	return fmt.Sprintf("%d boards streaming, the limit is %d", s.opt.MaxStreams, s.opt.MaxStreams), false, nil
 }
 
 // retry is the answer "ask again later" for reason.

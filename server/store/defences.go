@@ -63,6 +63,7 @@ func (s *Store) OpenDeploymentSecret(ctx context.Context, id int64) (string, err
 // deployment is still open.
 func (t *Tx) MarkStreamed(ctx context.Context, id int64) (bool, error) {
 	now := FormatTime(t.Now)
+	t.g.slotTouched(now, false) // shared.go
 	res, err := t.tx.ExecContext(ctx, `UPDATE deployments SET streamed_at = coalesce(streamed_at, ?), updated_at = ?
 		WHERE id = ? AND state = 'open'`, now, now, id)
 	if err != nil {
@@ -72,33 +73,72 @@ func (t *Tx) MarkStreamed(ctx context.Context, id int64) (bool, error) {
 	return n > 0, err
 }
 
-// countSlots is CountSlots' query. SQLite is told which partial index to read
-// (INDEXED BY); PostgreSQL, which has no such clause, picks the same partial indexes
-// by their WHERE (the migrations create both).
-const (
-	countSlotsSQLite = `SELECT
-		(SELECT count(*) FROM (SELECT 1 FROM deployments INDEXED BY deployments_claims
-			WHERE state = 'open' AND streamed_at IS NULL AND started_at >= ? AND site = ? LIMIT ?) AS c) +
-		(SELECT count(*) FROM (SELECT 1 FROM deployments INDEXED BY deployments_active
-			WHERE state = 'open' AND streamed_at IS NOT NULL AND updated_at >= ? AND site = ? LIMIT ?) AS a)`
-	countSlotsPostgres = `SELECT
-		(SELECT count(*) FROM (SELECT 1 FROM deployments
-			WHERE state = 'open' AND streamed_at IS NULL AND started_at >= ? AND site = ? LIMIT ?) AS c) +
-		(SELECT count(*) FROM (SELECT 1 FROM deployments
-			WHERE state = 'open' AND streamed_at IS NOT NULL AND updated_at >= ? AND site = ? LIMIT ?) AS a)`
+// slotsQuery is the query of a site's stream slots (CountSlots, SlotsFull): how
+// many open deployments of the site hold a claim (never fetched their image, said
+// hello at or after the first argument) and how many an active slot (fetched it,
+// active at or after the fourth), each up to a limit, and the earliest hello time
+// and activity time among them ("" when none). Each part is a range of its partial
+// index (migrations 0030, 0039): the counts read up to limit entries each, the
+// earliest times one entry each. SQLite is told which partial index to read
+// (INDEXED BY); PostgreSQL, which has no such clause, picks the same partial
+// indexes by their WHERE (the migrations create both).
+func slotsQuery(claims, active string) string {
+	const (
+		claimsWhere = ` WHERE state = 'open' AND streamed_at IS NULL AND started_at >= ? AND site = ?`
+		activeWhere = ` WHERE state = 'open' AND streamed_at IS NOT NULL AND updated_at >= ? AND site = ?`
+	)
+	return `SELECT
+		(SELECT count(*) FROM (SELECT 1 FROM ` + claims + claimsWhere + ` LIMIT ?) AS c),
+		(SELECT count(*) FROM (SELECT 1 FROM ` + active + activeWhere + ` LIMIT ?) AS a),
+		coalesce((SELECT started_at FROM ` + claims + claimsWhere + ` ORDER BY started_at LIMIT 1), ''),
+		coalesce((SELECT updated_at FROM ` + active + activeWhere + ` ORDER BY updated_at LIMIT 1), '')`
+}
+
+var (
+	slotsSQLite   = slotsQuery(`deployments INDEXED BY deployments_claims`, `deployments INDEXED BY deployments_active`)
+	slotsPostgres = slotsQuery(`deployments`, `deployments`)
 )
+
+// readSlots runs slotsQuery for site, claimSince, activeSince and limit.
+func (t *Tx) readSlots(ctx context.Context, site, claimSince, activeSince string, limit int) (slotCount, error) {
+	c := slotCount{site: site, limit: limit, claimSince: claimSince, activeSince: activeSince}
+	var claims, active int
+	err := t.tx.QueryRowContext(ctx, t.d.pick(slotsSQLite, slotsPostgres), claimSince, site, limit, activeSince, site, limit,
+		claimSince, site, activeSince, site).Scan(&claims, &active, &c.oldestClaim, &c.oldestActive)
+	c.lower, c.upper = claims+active, claims+active
+	if claims >= limit || active >= limit {
+		c.upper = -1 // at least limit: how many more, not read
+	}
+	return c, err
+}
 
 // CountSlots counts the open deployments of site that hold a stream slot, up to
 // limit: those that never fetched their image and said hello at or after
 // claimSince, and those that fetched it and were active at or after activeSince.
 // Each kind is a range of its own partial index (migration 0030), so it reads none
 // of the deployments whose slot has lapsed. Slots are a site's: its server's link is
-// what they share, so other sites' deployments do not count.
+// what they share, so other sites' deployments do not count. It always reads;
+// SlotsFull is what a hello asks.
 func (t *Tx) CountSlots(ctx context.Context, site, claimSince, activeSince string, limit int) (int, error) {
-	var n int
-	err := t.tx.QueryRowContext(ctx, t.d.pick(countSlotsSQLite, countSlotsPostgres), claimSince, site, limit,
-		activeSince, site, limit).Scan(&n)
-	return min(n, limit), err
+	c, err := t.readSlots(ctx, site, claimSince, activeSince, limit)
+	return min(c.lower, limit), err
+}
+
+// SlotsFull is whether CountSlots(site, claimSince, activeSince, limit) would
+// reach limit, as the transaction stands. The first function of a writer group
+// that asks counts; the functions after it in the group are answered from what
+// it counted and what the group wrote since, and count again only when that
+// cannot decide (shared.go).
+func (t *Tx) SlotsFull(ctx context.Context, site, claimSince, activeSince string, limit int) (bool, error) {
+	if full, ok := t.g.slotsFull(site, claimSince, activeSince, limit); ok {
+		return full, nil
+	}
+	c, err := t.readSlots(ctx, site, claimSince, activeSince, limit)
+	if err != nil {
+		return false, err
+	}
+	t.g.keepSlots(c)
+	return c.lower >= limit, nil
 }
 
 // CountOpenAll is the number of open deployments, read from what is kept counted

@@ -157,6 +157,7 @@ func (t *Tx) AddClaimedDeployment(ctx context.Context, d Deployment, secretSHA25
 	if err != nil {
 		return Deployment{}, err
 	}
+	t.g.slotClaimed(d.Site, now) // in the slots SlotsFull keeps for the group (shared.go)
 	if d.BatchID != 0 {
 		if _, err := t.tx.ExecContext(ctx, `UPDATE batches SET in_progress = in_progress + 1 WHERE id = ?`, d.BatchID); err != nil {
 			return Deployment{}, err
@@ -183,15 +184,19 @@ func (t *Tx) AddPhase(ctx context.Context, id int64, phase string, bytes int64, 
 
 // Progress updates an open deployment's phase and counters.
 func (t *Tx) Progress(ctx context.Context, id int64, phase string, bytes, total int64, rate float64, message string) error {
+	now := FormatTime(t.Now)
+	t.g.slotTouched(now, false) // shared.go
 	_, err := t.tx.ExecContext(ctx, `UPDATE deployments SET phase = ?, bytes = ?, total = ?, rate_bps = ?, message = ?, updated_at = ?
-		WHERE id = ?`, phase, bytes, total, rate, message, FormatTime(t.Now), id)
+		WHERE id = ?`, phase, bytes, total, rate, message, now, id)
 	return err
 }
 
 // Touch marks an open deployment as active now (a hello re-sent), at site: a board
 // that says hello again at another site's server now runs there.
 func (t *Tx) Touch(ctx context.Context, id int64, site string) error {
-	_, err := t.tx.ExecContext(ctx, `UPDATE deployments SET updated_at = ?, site = ? WHERE id = ?`, FormatTime(t.Now), siteOr(site), id)
+	now := FormatTime(t.Now)
+	t.g.slotTouched(now, true) // shared.go
+	_, err := t.tx.ExecContext(ctx, `UPDATE deployments SET updated_at = ?, site = ? WHERE id = ?`, now, siteOr(site), id)
 	return err
 }
 
@@ -199,6 +204,7 @@ func (t *Tx) Touch(ctx context.Context, id int64, site string) error {
 // updates its batch's counters.
 func (t *Tx) Finish(ctx context.Context, d Deployment) error {
 	t.batchesChanged() // what HelloBatches keeps for the group (shared.go)
+	t.g.slotFreed()    // and SlotsFull
 	now := FormatTime(t.Now)
 	if d.BatchID != 0 {
 		failed := 0

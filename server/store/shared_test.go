@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -63,7 +62,8 @@ func TestHelloBatchesSharedInGroup(t *testing.T) {
 			{kind: "hello", wantKept: false},
 			{kind: "hello", wantKept: true},
 		}
-		run := func(k int, st *step) func(*Tx) error {
+		run := func(k int) func(*Tx) error {
+			st := steps[k]
 			return func(tx *Tx) error {
 				if st.kind == "refuse" {
 					return boom
@@ -103,27 +103,7 @@ func TestHelloBatchesSharedInGroup(t *testing.T) {
 				return nil
 			}
 		}
-		// One group: a first function holds the writer until every step is
-		// queued behind it, each queued after the one before (so in order; once
-		// the last is queued the writer may take them at once).
-		errs := make([]error, len(steps))
-		done := make(chan struct{})
-		wait := holdWriter(t, s, len(steps), func(*Tx) error { return nil })
-		for k, st := range steps {
-			go func() {
-				errs[k] = s.Update(ctx, run(k, st))
-				done <- struct{}{}
-			}()
-			for k < len(steps)-1 && s.Queued() < k+1 {
-				runtime.Gosched()
-			}
-		}
-		if err := wait(); err != nil {
-			t.Fatal(err)
-		}
-		for range steps {
-			<-done
-		}
+		errs := updatesInOneGroup(t, s, len(steps), run)
 		for k, st := range steps {
 			if st.kind == "fail" || st.kind == "refuse" {
 				if !errors.Is(errs[k], boom) {

@@ -40,6 +40,32 @@ func holdWriter(t *testing.T, s *Store, want int, fn func(*Tx) error) (wait func
 	return func() error { return <-done }
 }
 
+// updatesInOneGroup runs fn(0) … fn(n-1) as Updates of their own, all in one group
+// and in that order (holdWriter holds the writer until every one is queued, each
+// queued after the one before; once the last is queued the writer may take them at
+// once), and returns their errors.
+func updatesInOneGroup(t *testing.T, s *Store, n int, fn func(k int) func(*Tx) error) []error {
+	t.Helper()
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	wait := holdWriter(t, s, n, func(*Tx) error { return nil })
+	for k := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[k] = s.Update(context.Background(), fn(k))
+		}()
+		for k < n-1 && s.Queued() < k+1 {
+			runtime.Gosched()
+		}
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	return errs
+}
+
 // TestGroupCommitIsolation: Updates committed together in one group keep what
 // each would have as its own transaction — a failing one leaves nothing, its
 // neighbours keep everything — and each successful caller finds its write

@@ -6,7 +6,10 @@
 //     from a new board on its own connection, each opening a new deployment;
 //   - hello-p50-1000-at-55k, hello-p99-1000-at-55k: the same with -seed open
 //     deployments already in the database (written straight through the store
-//     before the server starts, not through the API) and --max-streams 100000;
+//     before the server starts, not through the API) and --max-streams 100000
+//     (-max-streams); with -lapsed N, N of the seeded deployments hold no stream
+//     slot (their claim or activity lapsed, seedOpen), so that a seed past
+//     -max-streams measures hellos that count the slots and are still admitted;
 //   - hello-cpu-ms-per-hello-1000[-at-55k]: the CPU time (user and system) each
 //     server process spent per hello in those bursts.
 //
@@ -97,18 +100,28 @@ type options struct {
 	bursts     int
 	warmup     int
 	seed       int
+	lapsed     int
+	maxStreams int
 	profileDir string
 }
 
-func run() error {
+// parseFlags reads the command line's options.
+func parseFlags() options {
 	var o options
 	flag.StringVar(&o.bin, "bin", "bin/rpi-deployd", "rpi-deployd binary")
 	flag.IntVar(&o.boards, "boards", 1000, "hellos in one burst, all sent at once")
 	flag.IntVar(&o.bursts, "bursts", 3, "bursts per server and scenario")
 	flag.IntVar(&o.warmup, "warmup", 3, "unmeasured bursts per server and scenario before the measured ones")
 	flag.IntVar(&o.seed, "seed", 55000, "open deployments in the database for the second scenario")
+	flag.IntVar(&o.lapsed, "lapsed", 0, "of the seeded deployments, how many hold no stream slot (their claim or activity lapsed)")
+	flag.IntVar(&o.maxStreams, "max-streams", 100000, "rpi-deployd's --max-streams")
 	flag.StringVar(&o.profileDir, "profile", "", "write rpi-deployd's CPU profile under each scenario to this directory")
 	flag.Parse()
+	return o
+}
+
+func run() error {
+	o := parseFlags()
 
 	work, err := os.MkdirTemp("", "hellobench-")
 	if err != nil {
@@ -230,11 +243,11 @@ type scenarioRun struct {
 func (sc *scenarioRun) start(o options, work, img string) (err error) {
 	data := filepath.Join(work, fmt.Sprintf("data%d", sc.n))
 	if sc.seed > 0 {
-		if err := seedOpen(data, sc.seed); err != nil {
+		if err := seedOpen(data, sc.seed, o.lapsed); err != nil {
 			return err
 		}
 	}
-	args := serveArgs()
+	args := serveArgs(o.maxStreams)
 	if o.profileDir != "" {
 		if sc.pprofAddr, err = freePort(); err != nil {
 			return err
@@ -294,11 +307,12 @@ func (sc *scenarioRun) round(o options, base *benchkit.Proc, label string, r int
 // benchToken is the admin token of the benched servers.
 const benchToken = "bench-token-0123456789abcdef"
 
-// serveArgs are the serve flags of a benched rpi-deployd: no cap on streams or
+// serveArgs are the serve flags of a benched rpi-deployd: streams capped at
+// maxStreams (the bench's default, 100 000, is no cap for its bursts), no cap on
 // connections, warnings only, and, since every simulated board says hello from
 // 127.0.0.1, no per-address limits.
-func serveArgs() []string {
-	args := []string{"--max-streams", "100000", "--log-level", "warn",
+func serveArgs(maxStreams int) []string {
+	args := []string{"--max-streams", strconv.Itoa(maxStreams), "--log-level", "warn",
 		"--http-max-conns", "8192", "--http-max-conns-per-source", "8192"}
 	return append(args, config.NoSourceLimitsFlags...)
 }
@@ -431,17 +445,23 @@ func profile(addr, out string, load func(round int)) error {
 }
 
 // seedOpen writes count open deployments (and their boards) into the database in
-// data, half of them streaming and active, half just said hello: all hold a
-// stream slot. It goes through the store (which creates and migrates the file) in
+// data, half of them streaming and active, half just said hello: all but the
+// first lapsed hold a stream slot (those said hello 5 minutes ago and, when
+// streaming, were last active an hour ago: past the claim window and stale-after,
+// not yet closed by the claim timeout or abandon-after). It goes through the store (which creates and migrates the file) in
 // one transaction of set-based inserts, not through the API.
-func seedOpen(data string, count int) error {
+func seedOpen(data string, count, lapsed int) error {
 	ctx := context.Background()
 	st, err := store.Open(ctx, data)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	now := store.FormatTime(time.Now())
+	// Lapsed: said hello 5 minutes ago (past the claim window, 2 minutes, not yet
+	// the claim timeout, 10, that closes them), last active an hour ago when
+	// streaming (past stale-after, 15 minutes, not yet abandon-after, 2 hours).
+	t := time.Now()
+	now, claimed, active := store.FormatTime(t), store.FormatTime(t.Add(-5*time.Minute)), store.FormatTime(t.Add(-time.Hour))
 	tx, err := st.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -470,9 +490,10 @@ func seedOpen(data string, count int) error {
 	if _, err := tx.ExecContext(ctx, series+`INSERT INTO deployments (serial, batch_id, venue, product, hostname, image, state, phase,
 		total, started_at, updated_at, streamed_at, source, secret_sha256)
 		SELECT printf('5eed%012x', x), ?, 'SEED', 'RXP2', printf('RXP2-SEED-%08X', x), 'bench', 'open',
-			CASE x % 2 WHEN 0 THEN 'streaming' ELSE 'hello' END, 1048576, ?, ?,
-			CASE x % 2 WHEN 0 THEN ? END, printf('10.%d.%d.%d', x / 65536, x / 256 % 256, x % 256), printf('%064x', x) FROM n`,
-		count, batch, now, now, now); err != nil {
+			CASE x % 2 WHEN 0 THEN 'streaming' ELSE 'hello' END, 1048576, CASE WHEN x <= ? THEN ? ELSE ? END,
+			CASE WHEN x > ? THEN ? WHEN x % 2 = 0 THEN ? ELSE ? END, CASE x % 2 WHEN 0 THEN ? END,
+			printf('10.%d.%d.%d', x / 65536, x / 256 % 256, x % 256), printf('%064x', x) FROM n`,
+		count, batch, lapsed, claimed, now, lapsed, now, active, claimed, now); err != nil {
 		return fmt.Errorf("seed deployments: %w", err)
 	}
 	return tx.Commit()

@@ -50,7 +50,7 @@ func runPG() error {
 	}
 	ctx := context.Background()
 
-	one, err := benchkit.StartDeployd(*bin, filepath.Join(work, "sqlite"), benchToken, os.Stderr, serveArgs()...)
+	one, err := benchkit.StartDeployd(*bin, filepath.Join(work, "sqlite"), benchToken, os.Stderr, serveArgs(100000)...)
 	if err != nil {
 		return err
 	}
@@ -62,7 +62,7 @@ func runPG() error {
 	for i := range *servers {
 		// Started one after the other: the first migrates the empty database.
 		p, err := benchkit.StartDeployd(*bin, filepath.Join(work, fmt.Sprintf("pg%d", i)), benchToken, os.Stderr,
-			append(serveArgs(), "--db", *db, "--site", fmt.Sprintf("pg%d", i))...)
+			append(serveArgs(100000), "--db", *db, "--site", fmt.Sprintf("pg%d", i))...)
 		if err != nil {
 			return fmt.Errorf("rpi-deployd %d on PostgreSQL: %w", i, err)
 		}
