@@ -158,6 +158,20 @@ func TestPublishDataThatDoesNotEncode(t *testing.T) {
 	}
 }
 
+// TestAppendDeploymentOnStack: encoding a deployment's data allocates nothing
+// beyond the message (its copy stays on the stack: json.Marshal, for a rate that
+// does not encode, gets a copy of its own).
+func TestAppendDeploymentOnStack(t *testing.T) {
+	var data any = mgmtapi.Deployment{ID: 12, Serial: "10000000abcdef01", Venue: "BNCH", Product: "RXP2", State: "open", RateBps: 1.5}
+	m := make([]byte, 0, 1024)
+	if n := testing.AllocsPerRun(100, func() { m, _ = appendDeployment(m[:0], data) }); n != 0 {
+		t.Errorf("appendDeployment: %v allocations, want 0", n)
+	}
+	if _, err := appendDeployment(nil, mgmtapi.Deployment{RateBps: math.Inf(1)}); err == nil {
+		t.Error("an infinite rate encoded")
+	}
+}
+
 // BenchmarkPublishHello: the three events a new board's hello publishes, with the
 // data the domain gives them (go test -bench PublishHello -benchmem ./server/events).
 func BenchmarkPublishHello(b *testing.B) {

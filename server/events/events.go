@@ -242,7 +242,7 @@ func eventSite(typ string, j []byte, last string) string {
 type Bus struct {
 	mu     sync.RWMutex // Cursor.Read and More read the ring under RLock, side by side
 	seq    int64
-	ring   []Event // the last len(ring) events, ring[seq % len]
+	ring   []Event // the last len(ring) events, ring[seq % len], without their Data (addMessage)
 	subs   map[*Sub]struct{}
 	buffer int
 	// notify is closed by the next Publish; made by Cursor.Ready when a follower
@@ -501,7 +501,12 @@ func (b *Bus) addMessage(ev Event, m, j []byte, k string) {
 			b.site = ev.Site
 		}
 	}
-	b.ring[ev.Seq%int64(len(b.ring))] = ev
+	// The ring keeps the event without its data: its readers (Cursor) read the
+	// message, and the data (a board's, a deployment's view, a few hundred bytes
+	// with its strings) would stay alive as long as the event stays in the ring.
+	kept := ev
+	kept.Data = nil
+	b.ring[ev.Seq%int64(len(b.ring))] = kept
 	if b.notify != nil {
 		close(b.notify)
 		b.notify = nil
@@ -565,8 +570,9 @@ func (b *Bus) Seq() int64 {
 }
 
 // Subscribe starts a subscription. If after > 0, the events after that sequence
-// number still in the ring are delivered first; missed reports whether some were
-// already gone.
+// number still in the ring are delivered first, as the ring keeps them: with their
+// message (SSE) but without their Data; missed reports whether some were already
+// gone.
 func (b *Bus) Subscribe(after int64) (s *Sub, missed bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
