@@ -1,6 +1,7 @@
 package events
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -169,6 +170,34 @@ func TestAppendDeploymentOnStack(t *testing.T) {
 	}
 	if _, err := appendDeployment(nil, mgmtapi.Deployment{RateBps: math.Inf(1)}); err == nil {
 		t.Error("an infinite rate encoded")
+	}
+}
+
+// TestMessageBufferFitsItsData: a message's buffer is sized by the latest data of
+// its kind, so that the ring keeps little unused room with each message (with a
+// fixed 512 bytes, a board's message left about 200 unused); data that outgrows
+// its guess is still encoded whole.
+func TestMessageBufferFitsItsData(t *testing.T) {
+	bus := New(64, 0)
+	now := "2026-12-05T19:00:00.000000000Z"
+	for i := range 20 {
+		board := mgmtapi.Board{Serial: fmt.Sprintf("1%015x", i), MAC: "d8:3a:dd:00:00:01", Model: "Raspberry Pi 5 Model B Rev 1.0",
+			Hostname: "RXP2-BNCH-ABCDEF01", LastEvent: "hello", FirstSeen: now, LastSeen: now, Site: "main"}
+		bt := mgmtapi.Batch{ID: 3, Venue: "BNCH", Product: "RXP2", State: "active", InFlight: i, CreatedAt: now, UpdatedAt: now}
+		if i == 10 {
+			board.Model = strings.Repeat("n", 2000) // larger than its guess
+		}
+		bus.Publish(BoardChanged, board)
+		bus.Publish(BatchChanged, bt)
+	}
+	for seq := int64(3); seq <= 40; seq++ {
+		e := bus.ring[seq%64]
+		if !bytes.HasSuffix(e.SSE, []byte("}\n\n")) || (seq == 21) != bytes.Contains(e.SSE, []byte(strings.Repeat("n", 2000))) {
+			t.Fatalf("event %d: message %q", seq, e.SSE)
+		}
+		if spare := cap(e.SSE) - len(e.SSE); spare > 128 && seq != 21 && seq != 23 { // 21: the large one, grown by append; 23: the board after it
+			t.Errorf("event %d (%s): %d bytes of its buffer unused (%d used)", seq, e.Type, spare, len(e.SSE))
+		}
 	}
 }
 

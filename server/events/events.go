@@ -269,6 +269,10 @@ type Bus struct {
 	shared   map[sharedKey]sharedRead
 	// sharedBytes is the size of the messages in shared.
 	sharedBytes int
+
+	// dataLen is the length of the latest data of each kind (dataKind) Publish
+	// encoded, the size of the next message's first buffer (dataRoom).
+	dataLen [kinds]atomic.Int32
 }
 
 // sharedKey is what a Cursor.Shared read depends on besides the ring.
@@ -334,8 +338,9 @@ func (b *Bus) Publish(typ string, data any) {
 	// (every hello publishes three events) wait only for the numbering. The data's
 	// JSON is written after room for the message's head (appendHead), which is
 	// written there under the lock: the whole message is one allocation.
-	room := headRoom(typ)
-	m, err := appendData(make([]byte, room, room+512), data)
+	room, kind := headRoom(typ), dataKind(data)
+	m, err := appendData(make([]byte, room, room+b.dataRoom(kind)), data)
+	b.dataLen[kind].Store(int32(min(len(m)-room, maxDataRoom)))
 	var k string
 	if err == nil {
 		k = stateKey(typ, m[room:])
@@ -376,16 +381,55 @@ func putHead(m []byte, room int, ev *Event) (msg, j []byte) {
 	return m, m[at : len(m)-2]
 }
 
+// Kinds of data (dataKind): the data of a hello's three events, and the rest.
+const (
+	kindOther = iota
+	kindBoard
+	kindDeployment
+	kindBatch
+	kinds
+)
+
+// dataKind is data's kind, by its type as appendData tells them apart.
+func dataKind(data any) int {
+	switch data.(type) {
+	case mgmtapi.Board:
+		return kindBoard
+	case mgmtapi.Deployment:
+		return kindDeployment
+	case mgmtapi.Batch:
+		return kindBatch
+	}
+	return kindOther
+}
+
+// dataRoom is the room Publish makes for the data's JSON (and the message's end)
+// of the next event whose data is of the given kind: the latest such data's length
+// and 64 bytes for what grows from one event to the next (numbers, names), or 512
+// before the first. The ring keeps every message with its buffer: a buffer of a
+// fixed 512 bytes left a third of a hello's messages unused (a board's JSON is
+// about 300 bytes), and a larger one is grown by append, as before. maxDataRoom
+// bounds what one large event makes the next ones take.
+func (b *Bus) dataRoom(kind int) int {
+	n := int(b.dataLen[kind].Load())
+	if n == 0 {
+		return 512
+	}
+	return n + 64
+}
+
+const maxDataRoom = 64 << 10
+
 // appendData appends data's JSON as json.Marshal writes it: without reflection for
 // the data of a hello's events, mgmtapi's Board, Deployment and Batch (exactly
 // those types: one that embeds them has fields of its own), else by json.Marshal.
 func appendData(m []byte, data any) ([]byte, error) {
-	switch data.(type) {
-	case mgmtapi.Board:
+	switch dataKind(data) {
+	case kindBoard:
 		return appendBoard(m, data), nil
-	case mgmtapi.Deployment:
+	case kindDeployment:
 		return appendDeployment(m, data)
-	case mgmtapi.Batch:
+	case kindBatch:
 		return appendBatch(m, data), nil
 	}
 	d, err := json.Marshal(data)
