@@ -338,7 +338,8 @@ func (s *Service) recordHello(ctx context.Context, t *store.Tx, in hello, out *h
 // hostname in place of the action; without fmt's boxing of each argument, in the
 // write transaction of every hello.
 func helloDetail(resp *agentapi.HelloResponse, in *hello) string {
-	b := make([]byte, 0, 64+len(in.AgentVersion)+len(in.Disk.Device))
+	var a [160]byte // on the stack: the string is the line's one allocation
+	b := a[:0]
 	if d := resp.Deployment; d != nil {
 		b = strconv.AppendInt(append(b, "deploy "...), d.ID, 10)
 		b = append(append(b, " as "...), d.Hostname...)
