@@ -371,12 +371,19 @@ func (s *Service) publishHello(ctx context.Context, in *hello, out *helloOutcome
 	}
 }
 
+// (The wire forms stay on the stack: events.PublishView copies them to the heap
+// only for in-process subscribers.)
+//
 //go:noinline
-func (s *Service) publishBoard(b *store.Board) { s.publish(events.BoardChanged, wireBoard(*b)) }
+func (s *Service) publishBoard(b *store.Board) {
+	v := wireBoard(*b)
+	events.PublishView(s.bus, events.BoardChanged, &v)
+}
 
 //go:noinline
 func (s *Service) publishDeployment(d *store.Deployment) {
-	s.publish(events.DeploymentCreated, wireDeployment(*d))
+	v := wireDeployment(*d)
+	events.PublishView(s.bus, events.DeploymentCreated, &v)
 }
 
 //go:noinline

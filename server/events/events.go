@@ -340,6 +340,60 @@ func (b *Bus) Publish(typ string, data any) {
 	// written there under the lock: the whole message is one allocation.
 	room, kind := headRoom(typ), dataKind(data)
 	m, err := appendData(make([]byte, room, room+b.dataRoom(kind)), data)
+	b.publish(typ, room, kind, m, err, func() any { return data })
+}
+
+// View is the data of a hello's events: PublishView encodes it where it is.
+type View interface {
+	mgmtapi.Board | mgmtapi.Deployment | mgmtapi.Batch
+}
+
+// PublishView is Publish of *v, without copying *v to the heap: the data is
+// encoded from v, and boxed into the Event (Data) only for the subscribers
+// (Subscribe) there are when it is published, if any. The event streams read the
+// message alone: a hello's three events then box none of their data, where
+// Publish's caller boxed each (176-320 bytes).
+func PublishView[T View](b *Bus, typ string, v *T) {
+	if b == nil {
+		return
+	}
+	if out := b.relay.Load(); out != nil {
+		b.toRelay(*out, typ, *v)
+		return
+	}
+	room, kind := headRoom(typ), viewKind(v)
+	m, err := appendView(make([]byte, room, room+b.dataRoom(kind)), v)
+	b.publish(typ, room, kind, m, err, func() any { return *v })
+}
+
+// viewKind is v's kind (dataKind of *v).
+func viewKind[T View](v *T) int {
+	switch any(v).(type) {
+	case *mgmtapi.Board:
+		return kindBoard
+	case *mgmtapi.Deployment:
+		return kindDeployment
+	}
+	return kindBatch
+}
+
+// appendView appends *v's JSON (appendData of *v).
+func appendView[T View](m []byte, v *T) ([]byte, error) {
+	switch p := any(v).(type) {
+	case *mgmtapi.Board:
+		return mgmtapi.AppendBoard(m, p), nil
+	case *mgmtapi.Deployment:
+		return mgmtapi.AppendDeployment(m, p)
+	case *mgmtapi.Batch:
+		return mgmtapi.AppendBatch(m, p), nil
+	}
+	panic("events: a View of another type")
+}
+
+// publish numbers and hands out the event of type typ whose data's JSON is m
+// after room bytes (err: the data does not encode), of the given kind (dataKind);
+// data gives the data for the subscribers, called only when there are any.
+func (b *Bus) publish(typ string, room, kind int, m []byte, err error, data func() any) {
 	b.dataLen[kind].Store(int32(min(len(m)-room, maxDataRoom)))
 	var k string
 	if err == nil {
@@ -347,7 +401,10 @@ func (b *Bus) Publish(typ string, data any) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	ev := Event{Seq: b.seq + 1, Time: time.Now().UTC(), Type: typ, Data: data}
+	ev := Event{Seq: b.seq + 1, Time: time.Now().UTC(), Type: typ}
+	if len(b.subs) > 0 {
+		ev.Data = data()
+	}
 	var j []byte
 	if err == nil {
 		m, j = putHead(m, room, &ev)
