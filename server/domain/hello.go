@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -249,14 +250,11 @@ func serialNameGuess(batches []store.HelloBatch, serial string) string {
 // seen at site.
 func seenBoard(f store.HelloFacts, in hello, site string) store.Board {
 	b := f.Board
-	for _, f := range []struct {
-		dst *string
-		v   string
-	}{{&b.MAC, in.mac}, {&b.Model, in.Model}, {&b.Revision, in.Revision}, {&b.IP, in.IP}} {
-		if f.v != "" {
-			*f.dst = f.v
-		}
-	}
+	// Field by field: a loop over the fields' addresses moved b to the heap.
+	b.MAC = cmp.Or(in.mac, b.MAC)
+	b.Model = cmp.Or(in.Model, b.Model)
+	b.Revision = cmp.Or(in.Revision, b.Revision)
+	b.IP = cmp.Or(in.IP, b.IP)
 	b.LastEvent, b.Site = "hello", site
 	return b
 }
