@@ -43,8 +43,24 @@ func (a *API) hello(c *gin.Context) {
 		a.swarmHello(c, d, p2p)
 	}
 	// What c.JSON would send, byte for byte, without its reflection.
-	c.Data(http.StatusOK, jsonContentType, appendHelloResponse(make([]byte, 0, 1024), &resp))
+	bp := answerBufs.Get().(*[]byte)
+	b := appendHelloResponse((*bp)[:0], &resp)
+	// c.Data has copied the answer to the connection when it returns; the buffer is
+	// cleared for the next hello (the answer holds the deployment's secret).
+	c.Data(http.StatusOK, jsonContentType, b)
+	clear(b)
+	if cap(b) <= answerBufMax {
+		*bp = b
+		answerBufs.Put(bp)
+	}
 }
+
+// answerBufs holds the buffers hello answers are written into: an answer is about
+// 600 bytes (more with SSH keys and first-boot files), written to the connection
+// before the handler returns. answerBufMax is the largest kept.
+var answerBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+const answerBufMax = 16 << 10
 
 // jsonContentType is the Content-Type of c.JSON's answers.
 const jsonContentType = "application/json; charset=utf-8"

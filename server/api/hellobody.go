@@ -38,7 +38,18 @@ func readHello(w http.ResponseWriter, body io.ReadCloser, length, max int64, h *
 		*h = agentapi.Hello{}
 		body = io.NopCloser(io.MultiReader(bytes.NewReader(b[:n]), body))
 	}
-	return newStrictDecoder(http.MaxBytesReader(w, body, max)).Decode(h)
+	var err error
+	*h, err = decodeHello(w, body, max)
+	return err
+}
+
+// decodeHello is readHello's strict decoder. The decoder is given a Hello of its
+// own (on the heap: Decode's argument escapes), so that the caller's stays on its
+// stack for the hellos parseHello reads.
+func decodeHello(w http.ResponseWriter, body io.ReadCloser, max int64) (agentapi.Hello, error) {
+	var h agentapi.Hello
+	err := newStrictDecoder(http.MaxBytesReader(w, body, max)).Decode(&h)
+	return h, err
 }
 
 // parseHello fills h from s, a JSON object, and reports true when s is in the

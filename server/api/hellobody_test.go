@@ -185,6 +185,27 @@ func FuzzReadHello(f *testing.F) {
 	})
 }
 
+// TestReadHelloOnCallersStack: for an agent's hello, readHello's one allocation is
+// the body's string (the hello's strings point into it); the caller's Hello stays on
+// its stack (the strict decoder, which would make it escape, decodes into one of
+// its own). (Under the race detector sync.Pool drops some of what is put back, so
+// a read now and then allocates a new body buffer as well: fewer than 2 on average.)
+func TestReadHelloOnCallersStack(t *testing.T) {
+	body := helloBodies(t)["agent full"]
+	rd := bytes.NewReader(body)
+	rc, w := io.NopCloser(rd), httptest.NewRecorder()
+	n := testing.AllocsPerRun(1000, func() {
+		rd.Reset(body)
+		var h agentapi.Hello
+		if err := readHello(w, rc, int64(len(body)), 64<<10, &h); err != nil || h.Serial == "" {
+			t.Fatalf("readHello: %v, serial %q", err, h.Serial)
+		}
+	})
+	if n >= 2 {
+		t.Errorf("readHello: %v allocations per hello, want 1 (the body's string)", n)
+	}
+}
+
 // BenchmarkReadHello: the agent's hello body through the strict decoder (bindJSON)
 // and through readHello (go test -bench ReadHello -benchmem ./server/api).
 func BenchmarkReadHello(b *testing.B) {

@@ -127,6 +127,6 @@ func (s *Service) publishBatch(ctx context.Context, id int64, row *mgmtapi.Batch
 	defer s.batchPubMu.Unlock()
 	if due.ord > s.batchPublished[id] {
 		s.batchPublished[id] = due.ord
-		s.publish(events.BatchChanged, *due.row)
+		events.PublishView(s.bus, events.BatchChanged, due.row)
 	}
 }

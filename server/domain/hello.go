@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -249,14 +250,11 @@ func serialNameGuess(batches []store.HelloBatch, serial string) string {
 // seen at site.
 func seenBoard(f store.HelloFacts, in hello, site string) store.Board {
 	b := f.Board
-	for _, f := range []struct {
-		dst *string
-		v   string
-	}{{&b.MAC, in.mac}, {&b.Model, in.Model}, {&b.Revision, in.Revision}, {&b.IP, in.IP}} {
-		if f.v != "" {
-			*f.dst = f.v
-		}
-	}
+	// Field by field: a loop over the fields' addresses moved b to the heap.
+	b.MAC = cmp.Or(in.mac, b.MAC)
+	b.Model = cmp.Or(in.Model, b.Model)
+	b.Revision = cmp.Or(in.Revision, b.Revision)
+	b.IP = cmp.Or(in.IP, b.IP)
 	b.LastEvent, b.Site = "hello", site
 	return b
 }
@@ -337,7 +335,8 @@ func (s *Service) recordHello(ctx context.Context, t *store.Tx, in hello, out *h
 // hostname in place of the action; without fmt's boxing of each argument, in the
 // write transaction of every hello.
 func helloDetail(resp *agentapi.HelloResponse, in *hello) string {
-	b := make([]byte, 0, 64+len(in.AgentVersion)+len(in.Disk.Device))
+	var a [160]byte // on the stack: the string is the line's one allocation
+	b := a[:0]
 	if d := resp.Deployment; d != nil {
 		b = strconv.AppendInt(append(b, "deploy "...), d.ID, 10)
 		b = append(append(b, " as "...), d.Hostname...)
@@ -369,12 +368,19 @@ func (s *Service) publishHello(ctx context.Context, in *hello, out *helloOutcome
 	}
 }
 
+// (The wire forms stay on the stack: events.PublishView copies them to the heap
+// only for in-process subscribers.)
+//
 //go:noinline
-func (s *Service) publishBoard(b *store.Board) { s.publish(events.BoardChanged, wireBoard(*b)) }
+func (s *Service) publishBoard(b *store.Board) {
+	v := wireBoard(*b)
+	events.PublishView(s.bus, events.BoardChanged, &v)
+}
 
 //go:noinline
 func (s *Service) publishDeployment(d *store.Deployment) {
-	s.publish(events.DeploymentCreated, wireDeployment(*d))
+	v := wireDeployment(*d)
+	events.PublishView(s.bus, events.DeploymentCreated, &v)
 }
 
 //go:noinline

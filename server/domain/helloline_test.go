@@ -9,6 +9,7 @@ import (
 	"testing/quick"
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
+	"github.com/rpi-deploy/rpi-deploy/server/store"
 )
 
 // TestSerialHostnameAsFmt: serialHostname, written without fmt, is the name
@@ -76,4 +77,30 @@ func serialHostnameFmt(product, venue, serial string, digits int) string {
 		s = s[len(s)-digits:]
 	}
 	return fmt.Sprintf("%s-%s-%s", product, venue, s)
+}
+
+// TestSeenBoard: the board a hello leaves takes the MAC, model, revision and IP the
+// hello gives and keeps the stored ones it leaves empty; its last event is the hello,
+// at the server's site; the rest is as stored.
+func TestSeenBoard(t *testing.T) {
+	stored := store.Board{Serial: "10000000abcd1234", MAC: "d8:3a:dd:00:00:01", Model: "Raspberry Pi 5 Model B Rev 1.0",
+		Revision: "d04170", IP: "10.0.0.5", Hostname: "KXP2-CORO-001", Deployed: true, LastEvent: "result", Site: "other"}
+	for _, tc := range []struct {
+		name string
+		in   hello
+		want store.Board
+	}{
+		{"empty hello", hello{}, func(b store.Board) store.Board { b.LastEvent, b.Site = "hello", "main"; return b }(stored)},
+		{"all given", hello{Hello: agentapi.Hello{Model: "m", Revision: "r", IP: "10.0.0.9"}, mac: "d8:3a:dd:00:00:02"},
+			func(b store.Board) store.Board {
+				b.MAC, b.Model, b.Revision, b.IP, b.LastEvent, b.Site = "d8:3a:dd:00:00:02", "m", "r", "10.0.0.9", "hello", "main"
+				return b
+			}(stored)},
+		{"IP only", hello{Hello: agentapi.Hello{IP: "10.0.0.9"}},
+			func(b store.Board) store.Board { b.IP, b.LastEvent, b.Site = "10.0.0.9", "hello", "main"; return b }(stored)},
+	} {
+		if got := seenBoard(store.HelloFacts{Board: stored, Known: true}, tc.in, "main"); got != tc.want {
+			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
 }

@@ -1,9 +1,11 @@
 package events
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -56,8 +58,29 @@ func stateData() []any {
 
 // TestPublishEncodesAsMarshal: each published event's message carries json.Marshal
 // of the Event, byte for byte, though Publish now writes it from the data's JSON;
-// and the state key read from the bytes is the one decoding the event gave.
+// and the state key read from the bytes is the one decoding the event gave. The
+// same with the data of a hello's events published by PublishView, whose
+// subscribers get the data as Publish's do.
 func TestPublishEncodesAsMarshal(t *testing.T) {
+	t.Run("Publish", func(t *testing.T) { publishEncodesAsMarshal(t, (*Bus).Publish) })
+	t.Run("PublishView", func(t *testing.T) { publishEncodesAsMarshal(t, publishAsView) })
+}
+
+// publishAsView publishes data with PublishView when it is a View, else Publish.
+func publishAsView(b *Bus, typ string, data any) {
+	switch v := data.(type) {
+	case mgmtapi.Board:
+		PublishView(b, typ, &v)
+	case mgmtapi.Deployment:
+		PublishView(b, typ, &v)
+	case mgmtapi.Batch:
+		PublishView(b, typ, &v)
+	default:
+		b.Publish(typ, data)
+	}
+}
+
+func publishEncodesAsMarshal(t *testing.T, publish func(b *Bus, typ string, data any)) {
 	b := New(1024, 1024)
 	sub, _ := b.Subscribe(0)
 	defer sub.Close()
@@ -70,11 +93,14 @@ func TestPublishEncodesAsMarshal(t *testing.T) {
 			if m, ok := data.(map[string]any); ok {
 				m["publish"] = n
 			}
-			b.Publish(typ, data)
+			publish(b, typ, data)
 			n++
 			var ev Event
 			select {
 			case ev = <-sub.C:
+				if !reflect.DeepEqual(ev.Data, data) {
+					t.Errorf("%s data %d: the subscriber got %#v, want %#v", typ, i, ev.Data, data)
+				}
 			default:
 				// Left out as a repeat of the same object's previous state: check
 				// that it is one.
@@ -158,6 +184,77 @@ func TestPublishDataThatDoesNotEncode(t *testing.T) {
 	}
 }
 
+// TestAppendDeploymentOnStack: encoding a deployment's data allocates nothing
+// beyond the message (its copy stays on the stack: json.Marshal, for a rate that
+// does not encode, gets a copy of its own).
+func TestAppendDeploymentOnStack(t *testing.T) {
+	var data any = mgmtapi.Deployment{ID: 12, Serial: "10000000abcdef01", Venue: "BNCH", Product: "RXP2", State: "open", RateBps: 1.5}
+	m := make([]byte, 0, 1024)
+	if n := testing.AllocsPerRun(100, func() { m, _ = appendDeployment(m[:0], data) }); n != 0 {
+		t.Errorf("appendDeployment: %v allocations, want 0", n)
+	}
+	if _, err := appendDeployment(nil, mgmtapi.Deployment{RateBps: math.Inf(1)}); err == nil {
+		t.Error("an infinite rate encoded")
+	}
+}
+
+// TestMessageBufferFitsItsData: a message's buffer is sized by the latest data of
+// its kind, so that the ring keeps little unused room with each message (with a
+// fixed 512 bytes, a board's message left about 200 unused); data that outgrows
+// its guess is still encoded whole.
+func TestMessageBufferFitsItsData(t *testing.T) {
+	bus := New(64, 0)
+	now := "2026-12-05T19:00:00.000000000Z"
+	for i := range 20 {
+		board := mgmtapi.Board{Serial: fmt.Sprintf("1%015x", i), MAC: "d8:3a:dd:00:00:01", Model: "Raspberry Pi 5 Model B Rev 1.0",
+			Hostname: "RXP2-BNCH-ABCDEF01", LastEvent: "hello", FirstSeen: now, LastSeen: now, Site: "main"}
+		bt := mgmtapi.Batch{ID: 3, Venue: "BNCH", Product: "RXP2", State: "active", InFlight: i, CreatedAt: now, UpdatedAt: now}
+		if i == 10 {
+			board.Model = strings.Repeat("n", 2000) // larger than its guess
+		}
+		bus.Publish(BoardChanged, board)
+		bus.Publish(BatchChanged, bt)
+	}
+	for seq := int64(3); seq <= 40; seq++ {
+		e := bus.ring[seq%64]
+		if !bytes.HasSuffix(e.SSE, []byte("}\n\n")) || (seq == 21) != bytes.Contains(e.SSE, []byte(strings.Repeat("n", 2000))) {
+			t.Fatalf("event %d: message %q", seq, e.SSE)
+		}
+		if spare := cap(e.SSE) - len(e.SSE); spare > 128 && seq != 21 && seq != 23 { // 21: the large one, grown by append; 23: the board after it
+			t.Errorf("event %d (%s): %d bytes of its buffer unused (%d used)", seq, e.Type, spare, len(e.SSE))
+		}
+	}
+}
+
+// TestPublishViewBoxesNothing: with no subscriber, a hello's event published by
+// PublishView allocates one less than Publish (whose caller boxes the data): a
+// deployment.created its message alone, a batch.changed its message and its state
+// key (stateKey).
+func TestPublishViewBoxesNothing(t *testing.T) {
+	bus := New(64, 0)
+	now := "2026-12-05T19:00:00.000000000Z"
+	d := mgmtapi.Deployment{ID: 12, Serial: "10000000abcdef01", BatchID: 3, Venue: "BNCH", Product: "RXP2",
+		Hostname: "RXP2-BNCH-ABCDEF01", Image: "bench", State: "open", Phase: "hello", StartedAt: now, UpdatedAt: now}
+	if n := testing.AllocsPerRun(100, func() { PublishView(bus, DeploymentCreated, &d) }); n != 1 {
+		t.Errorf("PublishView of a deployment: %v allocations, want 1 (the message)", n)
+	}
+	bt := mgmtapi.Batch{ID: 3, Venue: "BNCH", Product: "RXP2", State: "active", CreatedAt: now, UpdatedAt: now}
+	view := testing.AllocsPerRun(100, func() {
+		bt.InFlight++ // not a repeat of the previous state
+		PublishView(bus, BatchChanged, &bt)
+	})
+	if got := bus.ring[bus.seq%64]; !bytes.Contains(got.SSE, []byte(`"in_progress":`+fmt.Sprint(bt.InFlight)+`,`)) {
+		t.Errorf("the last message %q is not the last state", got.SSE)
+	}
+	boxed := testing.AllocsPerRun(100, func() {
+		bt.InFlight++
+		bus.Publish(BatchChanged, bt)
+	})
+	if view != 2 || boxed != 3 {
+		t.Errorf("a batch: PublishView %v allocations, Publish %v; want 2 and 3", view, boxed)
+	}
+}
+
 // BenchmarkPublishHello: the three events a new board's hello publishes, with the
 // data the domain gives them (go test -bench PublishHello -benchmem ./server/events).
 func BenchmarkPublishHello(b *testing.B) {
@@ -172,8 +269,8 @@ func BenchmarkPublishHello(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		board.Serial, d.Serial = fmt.Sprintf("1%015x", i), board.Serial
 		bt.InFlight = i
-		bus.Publish(BoardChanged, board)
-		bus.Publish(DeploymentCreated, d)
-		bus.Publish(BatchChanged, bt)
+		PublishView(bus, BoardChanged, &board)
+		PublishView(bus, DeploymentCreated, &d)
+		PublishView(bus, BatchChanged, &bt)
 	}
 }

@@ -242,7 +242,7 @@ func eventSite(typ string, j []byte, last string) string {
 type Bus struct {
 	mu     sync.RWMutex // Cursor.Read and More read the ring under RLock, side by side
 	seq    int64
-	ring   []Event // the last len(ring) events, ring[seq % len]
+	ring   []Event // the last len(ring) events, ring[seq % len], without their Data (addMessage)
 	subs   map[*Sub]struct{}
 	buffer int
 	// notify is closed by the next Publish; made by Cursor.Ready when a follower
@@ -269,6 +269,10 @@ type Bus struct {
 	shared   map[sharedKey]sharedRead
 	// sharedBytes is the size of the messages in shared.
 	sharedBytes int
+
+	// dataLen is the length of the latest data of each kind (dataKind) Publish
+	// encoded, the size of the next message's first buffer (dataRoom).
+	dataLen [kinds]atomic.Int32
 }
 
 // sharedKey is what a Cursor.Shared read depends on besides the ring.
@@ -334,15 +338,73 @@ func (b *Bus) Publish(typ string, data any) {
 	// (every hello publishes three events) wait only for the numbering. The data's
 	// JSON is written after room for the message's head (appendHead), which is
 	// written there under the lock: the whole message is one allocation.
-	room := headRoom(typ)
-	m, err := appendData(make([]byte, room, room+512), data)
+	room, kind := headRoom(typ), dataKind(data)
+	m, err := appendData(make([]byte, room, room+b.dataRoom(kind)), data)
+	b.publish(typ, room, kind, m, err, func() any { return data })
+}
+
+// View is the data of a hello's events: PublishView encodes it where it is.
+type View interface {
+	mgmtapi.Board | mgmtapi.Deployment | mgmtapi.Batch
+}
+
+// PublishView is Publish of *v, without copying *v to the heap: the data is
+// encoded from v, and boxed into the Event (Data) only for the subscribers
+// (Subscribe) there are when it is published, if any. The event streams read the
+// message alone: a hello's three events then box none of their data, where
+// Publish's caller boxed each (176-320 bytes).
+func PublishView[T View](b *Bus, typ string, v *T) {
+	if b == nil {
+		return
+	}
+	if out := b.relay.Load(); out != nil {
+		b.toRelay(*out, typ, *v)
+		return
+	}
+	room, kind := headRoom(typ), viewKind(v)
+	m, err := appendView(make([]byte, room, room+b.dataRoom(kind)), v)
+	b.publish(typ, room, kind, m, err, func() any { return *v })
+}
+
+// viewKind is v's kind (dataKind of *v).
+func viewKind[T View](v *T) int {
+	switch any(v).(type) {
+	case *mgmtapi.Board:
+		return kindBoard
+	case *mgmtapi.Deployment:
+		return kindDeployment
+	}
+	return kindBatch
+}
+
+// appendView appends *v's JSON (appendData of *v).
+func appendView[T View](m []byte, v *T) ([]byte, error) {
+	switch p := any(v).(type) {
+	case *mgmtapi.Board:
+		return mgmtapi.AppendBoard(m, p), nil
+	case *mgmtapi.Deployment:
+		return mgmtapi.AppendDeployment(m, p)
+	case *mgmtapi.Batch:
+		return mgmtapi.AppendBatch(m, p), nil
+	}
+	panic("events: a View of another type")
+}
+
+// publish numbers and hands out the event of type typ whose data's JSON is m
+// after room bytes (err: the data does not encode), of the given kind (dataKind);
+// data gives the data for the subscribers, called only when there are any.
+func (b *Bus) publish(typ string, room, kind int, m []byte, err error, data func() any) {
+	b.dataLen[kind].Store(int32(min(len(m)-room, maxDataRoom)))
 	var k string
 	if err == nil {
 		k = stateKey(typ, m[room:])
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	ev := Event{Seq: b.seq + 1, Time: time.Now().UTC(), Type: typ, Data: data}
+	ev := Event{Seq: b.seq + 1, Time: time.Now().UTC(), Type: typ}
+	if len(b.subs) > 0 {
+		ev.Data = data()
+	}
 	var j []byte
 	if err == nil {
 		m, j = putHead(m, room, &ev)
@@ -376,16 +438,55 @@ func putHead(m []byte, room int, ev *Event) (msg, j []byte) {
 	return m, m[at : len(m)-2]
 }
 
+// Kinds of data (dataKind): the data of a hello's three events, and the rest.
+const (
+	kindOther = iota
+	kindBoard
+	kindDeployment
+	kindBatch
+	kinds
+)
+
+// dataKind is data's kind, by its type as appendData tells them apart.
+func dataKind(data any) int {
+	switch data.(type) {
+	case mgmtapi.Board:
+		return kindBoard
+	case mgmtapi.Deployment:
+		return kindDeployment
+	case mgmtapi.Batch:
+		return kindBatch
+	}
+	return kindOther
+}
+
+// dataRoom is the room Publish makes for the data's JSON (and the message's end)
+// of the next event whose data is of the given kind: the latest such data's length
+// and 64 bytes for what grows from one event to the next (numbers, names), or 512
+// before the first. The ring keeps every message with its buffer: a buffer of a
+// fixed 512 bytes left a third of a hello's messages unused (a board's JSON is
+// about 300 bytes), and a larger one is grown by append, as before. maxDataRoom
+// bounds what one large event makes the next ones take.
+func (b *Bus) dataRoom(kind int) int {
+	n := int(b.dataLen[kind].Load())
+	if n == 0 {
+		return 512
+	}
+	return n + 64
+}
+
+const maxDataRoom = 64 << 10
+
 // appendData appends data's JSON as json.Marshal writes it: without reflection for
 // the data of a hello's events, mgmtapi's Board, Deployment and Batch (exactly
 // those types: one that embeds them has fields of its own), else by json.Marshal.
 func appendData(m []byte, data any) ([]byte, error) {
-	switch data.(type) {
-	case mgmtapi.Board:
+	switch dataKind(data) {
+	case kindBoard:
 		return appendBoard(m, data), nil
-	case mgmtapi.Deployment:
+	case kindDeployment:
 		return appendDeployment(m, data)
-	case mgmtapi.Batch:
+	case kindBatch:
 		return appendBatch(m, data), nil
 	}
 	d, err := json.Marshal(data)
@@ -501,7 +602,12 @@ func (b *Bus) addMessage(ev Event, m, j []byte, k string) {
 			b.site = ev.Site
 		}
 	}
-	b.ring[ev.Seq%int64(len(b.ring))] = ev
+	// The ring keeps the event without its data: its readers (Cursor) read the
+	// message, and the data (a board's, a deployment's view, a few hundred bytes
+	// with its strings) would stay alive as long as the event stays in the ring.
+	kept := ev
+	kept.Data = nil
+	b.ring[ev.Seq%int64(len(b.ring))] = kept
 	if b.notify != nil {
 		close(b.notify)
 		b.notify = nil
@@ -565,8 +671,9 @@ func (b *Bus) Seq() int64 {
 }
 
 // Subscribe starts a subscription. If after > 0, the events after that sequence
-// number still in the ring are delivered first; missed reports whether some were
-// already gone.
+// number still in the ring are delivered first, as the ring keeps them: with their
+// message (SSE) but without their Data; missed reports whether some were already
+// gone.
 func (b *Bus) Subscribe(after int64) (s *Sub, missed bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -510,3 +510,37 @@ func TestFilling(t *testing.T) {
 		t.Error("a cursor that read everything got a closed channel")
 	}
 }
+
+// TestRingKeepsNoData: the ring keeps an event's message, not its data (which would
+// keep a board's or deployment's view alive for as long as the ring holds it): the
+// subscribers at the time of Publish get the data, a subscriber that resumes gets
+// the kept events with their messages and without it, and a cursor reads the same
+// messages.
+func TestRingKeepsNoData(t *testing.T) {
+	b := New(8, 0)
+	live, _ := b.Subscribe(0)
+	b.Publish(BoardChanged, map[string]string{"serial": "10000000abcd1234"})
+	b.Publish(BatchChanged, map[string]int{"id": 3})
+	for i := range b.ring {
+		if b.ring[i].Data != nil {
+			t.Errorf("ring[%d] (seq %d) keeps its data %#v", i, b.ring[i].Seq, b.ring[i].Data)
+		}
+	}
+	var sent []byte
+	for range 2 {
+		ev := <-live.C
+		if ev.Data == nil {
+			t.Errorf("event %d reached a live subscriber without its data", ev.Seq)
+		}
+		sent = append(sent, ev.SSE...)
+	}
+	resumed, _ := b.Subscribe(1)
+	if ev := <-resumed.C; ev.Seq != 2 || ev.Data != nil || !bytes.Equal(ev.SSE, sent[bytes.Index(sent, []byte("id: 2")):]) {
+		t.Errorf("resumed at 2: seq %d, data %#v, message %q", ev.Seq, ev.Data, ev.SSE)
+	}
+	c, _ := b.Follow(0)
+	c.next = 1
+	if got, _ := c.Read(nil, 0); !bytes.Equal(got, sent) {
+		t.Errorf("cursor read %q, want %q", got, sent)
+	}
+}

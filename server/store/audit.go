@@ -15,7 +15,7 @@ type AuditEntry struct {
 // Audit appends to the audit log.
 func (t *Tx) Audit(ctx context.Context, actor, action, object, detail string) error {
 	_, err := t.tx.ExecContext(ctx, `INSERT INTO audit (at, actor, action, object, detail) VALUES (?, ?, ?, ?, ?)`,
-		FormatTime(t.Now), actor, action, object, detail)
+		t.nowText(), actor, action, object, detail)
 	return err
 }
 

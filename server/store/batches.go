@@ -70,7 +70,7 @@ func (t *Tx) AddBatch(ctx context.Context, b Batch) (int64, error) {
 	}
 	id, err := t.insert(ctx, `INSERT INTO batches (venue, product, image, count, priority, state, note, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, b.Venue, b.Product, b.Image, count, b.Priority, b.State, b.Note,
-		FormatTime(t.Now), FormatTime(t.Now))
+		t.nowText(), t.nowText())
 	if err != nil {
 		return 0, fmt.Errorf("insert batch: %w", err)
 	}
@@ -81,7 +81,7 @@ func (t *Tx) AddBatch(ctx context.Context, b Batch) (int64, error) {
 func (t *Tx) UpdateBatch(ctx context.Context, b Batch) error {
 	t.batchesChanged() // what HelloBatches keeps for the group (shared.go)
 	_, err := t.tx.ExecContext(ctx, `UPDATE batches SET state = ?, priority = ?, done = ?, updated_at = ? WHERE id = ?`,
-		b.State, b.Priority, b.Done, FormatTime(t.Now), b.ID)
+		b.State, b.Priority, b.Done, t.nowText(), b.ID)
 	return err
 }
 

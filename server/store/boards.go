@@ -70,7 +70,7 @@ func (t *Tx) BoardByMAC(ctx context.Context, mac string) (Board, error) {
 // its site (the site that saw it last). Its serial, hostname and history stay
 // whatever the site.
 func (t *Tx) SeeBoard(ctx context.Context, b Board) error {
-	now := FormatTime(t.Now)
+	now := t.nowText()
 	_, err := t.tx.ExecContext(ctx, `INSERT INTO boards (serial, mac, model, revision, ip, last_event, first_seen, last_seen, site)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (serial) DO UPDATE SET
@@ -91,7 +91,7 @@ func (t *Tx) SeeBoard(ctx context.Context, b Board) error {
 // same transaction (Tx.Board) and changed it: the hello reads its board once,
 // decides, and writes it once.
 func (t *Tx) SaveBoard(ctx context.Context, b Board) (Board, error) {
-	now := FormatTime(t.Now)
+	now := t.nowText()
 	if b.FirstSeen == "" {
 		b.FirstSeen = now
 	}
@@ -146,7 +146,7 @@ type BoardEvent struct {
 // DefaultSite).
 func (t *Tx) AddBoardEvent(ctx context.Context, e BoardEvent) (int64, error) {
 	return t.insert(ctx, `INSERT INTO board_events (serial, mac, at, kind, detail, site) VALUES (?, ?, ?, ?, ?, ?)`,
-		e.Serial, e.MAC, FormatTime(t.Now), e.Kind, e.Detail, siteOr(e.Site))
+		e.Serial, e.MAC, t.nowText(), e.Kind, e.Detail, siteOr(e.Site))
 }
 
 // BoardEvents returns a board's history (by serial, and by MAC when given), oldest first.

@@ -62,7 +62,7 @@ func (s *Store) OpenDeploymentSecret(ctx context.Context, id int64) (string, err
 // (the first time only) and that it is active now. It reports whether the
 // deployment is still open.
 func (t *Tx) MarkStreamed(ctx context.Context, id int64) (bool, error) {
-	now := FormatTime(t.Now)
+	now := t.nowText()
 	t.g.slotTouched(now, false) // shared.go
 	res, err := t.tx.ExecContext(ctx, `UPDATE deployments SET streamed_at = coalesce(streamed_at, ?), updated_at = ?
 		WHERE id = ? AND state = 'open'`, now, now, id)
@@ -259,7 +259,7 @@ func (t *Tx) ReleasableNames(ctx context.Context, venue, product string) ([]Pool
 
 // PurgeSessions deletes the sessions that expired before now and returns how many.
 func (t *Tx) PurgeSessions(ctx context.Context) (int64, error) {
-	res, err := t.tx.ExecContext(ctx, `DELETE FROM sessions WHERE expires_at <= ?`, FormatTime(t.Now))
+	res, err := t.tx.ExecContext(ctx, `DELETE FROM sessions WHERE expires_at <= ?`, t.nowText())
 	if err != nil {
 		return 0, err
 	}

@@ -144,7 +144,7 @@ func (t *Tx) AddDeployment(ctx context.Context, d Deployment) (int64, error) {
 // counters zero, its site. MAC (the board's, joined in on reads) is d.MAC as given.
 // Its first phase (d.Phase) goes into its phase history at the commit (later.go).
 func (t *Tx) AddClaimedDeployment(ctx context.Context, d Deployment, secretSHA256, source string) (Deployment, error) {
-	now := FormatTime(t.Now)
+	now := t.nowText()
 	var batch any
 	if d.BatchID != 0 {
 		batch = d.BatchID
@@ -178,13 +178,13 @@ const addDeploymentSQL = `INSERT INTO deployments (serial, batch_id, venue, prod
 // AddPhase records that a deployment entered a phase.
 func (t *Tx) AddPhase(ctx context.Context, id int64, phase string, bytes int64, message string) error {
 	_, err := t.tx.ExecContext(ctx, `INSERT INTO deployment_phases (deployment_id, phase, at, bytes, message) VALUES (?, ?, ?, ?, ?)`,
-		id, phase, FormatTime(t.Now), bytes, message)
+		id, phase, t.nowText(), bytes, message)
 	return err
 }
 
 // Progress updates an open deployment's phase and counters.
 func (t *Tx) Progress(ctx context.Context, id int64, phase string, bytes, total int64, rate float64, message string) error {
-	now := FormatTime(t.Now)
+	now := t.nowText()
 	t.g.slotTouched(now, false) // shared.go
 	_, err := t.tx.ExecContext(ctx, `UPDATE deployments SET phase = ?, bytes = ?, total = ?, rate_bps = ?, message = ?, updated_at = ?
 		WHERE id = ?`, phase, bytes, total, rate, message, now, id)
@@ -194,7 +194,7 @@ func (t *Tx) Progress(ctx context.Context, id int64, phase string, bytes, total 
 // Touch marks an open deployment as active now (a hello re-sent), at site: a board
 // that says hello again at another site's server now runs there.
 func (t *Tx) Touch(ctx context.Context, id int64, site string) error {
-	now := FormatTime(t.Now)
+	now := t.nowText()
 	t.g.slotTouched(now, true) // shared.go
 	_, err := t.tx.ExecContext(ctx, `UPDATE deployments SET updated_at = ?, site = ? WHERE id = ?`, now, siteOr(site), id)
 	return err
@@ -205,7 +205,7 @@ func (t *Tx) Touch(ctx context.Context, id int64, site string) error {
 func (t *Tx) Finish(ctx context.Context, d Deployment) error {
 	t.batchesChanged() // what HelloBatches keeps for the group (shared.go)
 	t.g.slotFreed()    // and SlotsFull
-	now := FormatTime(t.Now)
+	now := t.nowText()
 	if d.BatchID != 0 {
 		failed := 0
 		if d.State == DeployFailed {

@@ -96,7 +96,7 @@ func (t *Tx) PutImage(ctx context.Context, i Image) error {
 		first_boot = excluded.first_boot, os_release = excluded.os_release, manifest = excluded.manifest,
 		state = excluded.state, ready_at = excluded.ready_at`,
 		i.Name, i.Size, i.SHA256, i.CompressedSize, i.CompressedSHA256, i.FirstBoot, i.OSRelease, i.Manifest, i.State,
-		FormatTime(t.Now), nullStr(i.ReadyAt))
+		t.nowText(), nullStr(i.ReadyAt))
 	if err != nil {
 		return fmt.Errorf("put image %q: %w", i.Name, err)
 	}
@@ -106,7 +106,7 @@ func (t *Tx) PutImage(ctx context.Context, i Image) error {
 // SetImageReady marks an image ready.
 func (t *Tx) SetImageReady(ctx context.Context, name string) error {
 	t.batchesChanged() // what HelloBatches keeps for the group (shared.go)
-	_, err := t.tx.ExecContext(ctx, `UPDATE images SET state = ?, ready_at = ? WHERE name = ?`, ImageReady, FormatTime(t.Now), name)
+	_, err := t.tx.ExecContext(ctx, `UPDATE images SET state = ?, ready_at = ? WHERE name = ?`, ImageReady, t.nowText(), name)
 	return err
 }
 

@@ -56,7 +56,7 @@ func (t *Tx) PutImageSite(ctx context.Context, i ImageSite) error {
 		ON CONFLICT (site, image) DO UPDATE SET sha256 = excluded.sha256, compressed_sha256 = excluded.compressed_sha256,
 		url = excluded.url, state = excluded.state, bytes = excluded.bytes, source = excluded.source,
 		updated_at = excluded.updated_at`,
-		i.Site, i.Image, i.SHA256, i.CompressedSHA256, i.URL, i.State, i.Bytes, i.Source, FormatTime(t.Now))
+		i.Site, i.Image, i.SHA256, i.CompressedSHA256, i.URL, i.State, i.Bytes, i.Source, t.nowText())
 	if err != nil {
 		return fmt.Errorf("put image site %q/%q: %w", i.Site, i.Image, err)
 	}
@@ -68,7 +68,7 @@ func (t *Tx) PutImageSite(ctx context.Context, i ImageSite) error {
 func (t *Tx) SetImageSiteBytes(ctx context.Context, site, image, compressedSHA256 string, n int64) error {
 	_, err := t.tx.ExecContext(ctx, `UPDATE image_sites SET bytes = ?, updated_at = ?
 		WHERE site = ? AND image = ? AND compressed_sha256 = ? AND state = ?`,
-		n, FormatTime(t.Now), site, image, compressedSHA256, SitePulling)
+		n, t.nowText(), site, image, compressedSHA256, SitePulling)
 	return err
 }
 
@@ -89,7 +89,7 @@ func (t *Tx) DeleteImageSites(ctx context.Context, image string) error {
 // (on this database) reads the same.
 func (t *Tx) PeerToken(ctx context.Context, candidate string) (string, error) {
 	if _, err := t.tx.ExecContext(ctx, `INSERT INTO peer_credentials (id, token, created_at) VALUES (1, ?, ?)
-		ON CONFLICT (id) DO NOTHING`, candidate, FormatTime(t.Now)); err != nil {
+		ON CONFLICT (id) DO NOTHING`, candidate, t.nowText()); err != nil {
 		return "", fmt.Errorf("create peer credential: %w", err)
 	}
 	var tok string

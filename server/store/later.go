@@ -49,13 +49,13 @@ func (l *laterRows) add(o *laterRows) {
 // its group's at the commit (see above): it is not visible in this transaction, and
 // its ID is not known here.
 func (t *Tx) AddBoardEventAtCommit(e BoardEvent) {
-	e.At, e.Site = FormatTime(t.Now), siteOr(e.Site)
+	e.At, e.Site = t.nowText(), siteOr(e.Site)
 	t.laterRows().events = append(t.laterRows().events, e)
 }
 
 // addPhaseAtCommit is AddPhase(id, phase, 0, "") written at the group's commit.
 func (t *Tx) addPhaseAtCommit(id int64, phase string) {
-	t.laterRows().phases = append(t.laterRows().phases, laterPhase{deployment: id, phase: phase, at: FormatTime(t.Now)})
+	t.laterRows().phases = append(t.laterRows().phases, laterPhase{deployment: id, phase: phase, at: t.nowText()})
 }
 
 func (t *Tx) laterRows() *laterRows {

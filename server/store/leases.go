@@ -42,7 +42,7 @@ func (s *Store) PutDHCPLease(ctx context.Context, site string, l DHCPLease) erro
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (site, mac) DO UPDATE SET ip = excluded.ip, serial = excluded.serial, kind = excluded.kind,
 			hostname = excluded.hostname, expires_at = excluded.expires_at, updated_at = excluded.updated_at`,
-			site, l.MAC, l.IP, l.Serial, l.Kind, l.Hostname, FormatTime(l.ExpiresAt), FormatTime(t.Now))
+			site, l.MAC, l.IP, l.Serial, l.Kind, l.Hostname, FormatTime(l.ExpiresAt), t.nowText())
 		if err != nil {
 			return fmt.Errorf("put dhcp lease %s %s: %w", l.MAC, l.IP, err)
 		}

@@ -82,7 +82,7 @@ func (t *Tx) MaxPoolSeq(ctx context.Context, venue, product string) (int, error)
 // AddPoolName inserts a free name. An existing name gives ErrConflict.
 func (t *Tx) AddPoolName(ctx context.Context, p PoolName) error {
 	_, err := t.tx.ExecContext(ctx, `INSERT INTO pool_names (name, venue, product, seq, serial, bound_at, retired, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, p.Name, p.Venue, p.Product, p.Seq, nullStr(p.Serial), nullStr(p.BoundAt), p.Retired, FormatTime(t.Now))
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, p.Name, p.Venue, p.Product, p.Seq, nullStr(p.Serial), nullStr(p.BoundAt), p.Retired, t.nowText())
 	if isUnique(err) {
 		return fmt.Errorf("pool name %q (or its holder) exists: %w", p.Name, ErrConflict)
 	}
@@ -104,7 +104,7 @@ func (t *Tx) BindNextName(ctx context.Context, venue, product, serial string) (P
 	if err != nil {
 		return p, err
 	}
-	p.Serial, p.BoundAt = serial, FormatTime(t.Now)
+	p.Serial, p.BoundAt = serial, t.nowText()
 	res, err := t.tx.ExecContext(ctx, `UPDATE pool_names SET serial = ?, bound_at = ? WHERE name = ? AND serial IS NULL`,
 		serial, p.BoundAt, p.Name)
 	if err != nil {

@@ -55,7 +55,7 @@ func (t *Tx) PutProduct(ctx context.Context, p Product) error {
 		VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (code) DO UPDATE SET name = excluded.name, naming = excluded.naming,
 		digits = excluded.digits, first_boot = excluded.first_boot`,
-		p.Code, p.Name, p.Naming, p.Digits, p.FirstBoot, FormatTime(t.Now))
+		p.Code, p.Name, p.Naming, p.Digits, p.FirstBoot, t.nowText())
 	if err != nil {
 		return fmt.Errorf("put product %q: %w", p.Code, err)
 	}

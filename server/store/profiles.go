@@ -56,7 +56,7 @@ func (t *Tx) Profile(ctx context.Context, name string) (Profile, error) {
 
 // PutProfile creates or replaces a profile's spec.
 func (t *Tx) PutProfile(ctx context.Context, name, spec string) error {
-	now := FormatTime(t.Now)
+	now := t.nowText()
 	_, err := t.tx.ExecContext(ctx, `INSERT INTO profiles (name, spec, created_at, updated_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at`, name, spec, now, now)
 	if err != nil {

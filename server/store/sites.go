@@ -29,7 +29,7 @@ type Site struct {
 
 // SeeSite records that a server of site started now.
 func (t *Tx) SeeSite(ctx context.Context, site string) error {
-	now := FormatTime(t.Now)
+	now := t.nowText()
 	_, err := t.tx.ExecContext(ctx, `INSERT INTO sites (name, created_at, started_at) VALUES (?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET started_at = excluded.started_at`, site, now, now)
 	if err != nil {

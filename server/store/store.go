@@ -416,6 +416,18 @@ type Tx struct {
 	// g is what the functions of the Tx's group share (shared.go): every Tx runs
 	// in a group (runOne, writer.go).
 	g *groupReads
+	// nowAt and nowStr are the latest Now formatted (nowText).
+	nowAt  time.Time
+	nowStr string
+}
+
+// nowText is t.nowText(), formatted once for the rows of the transaction (a
+// new board's hello writes it in four of them) and again only when Now changed.
+func (t *Tx) nowText() string {
+	if t.nowStr == "" || t.nowAt != t.Now {
+		t.nowAt, t.nowStr = t.Now, FormatTime(t.Now)
+	}
+	return t.nowStr
 }
 
 // noteWrite records the outcome of a write transaction for WriteError: a success

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestMigrateReopen: migrations run once; opening the same file again applies nothing
@@ -81,4 +82,23 @@ func TestConcurrentWritesNeverLocked(t *testing.T) {
 			t.Errorf("rolled-back venue: %v", err)
 		}
 	})
+}
+
+// TestNowTextFollowsNow: a transaction's rows carry its Now formatted once
+// (nowText: no allocation for the rows after the first), and the time as Now
+// stands when each row is written, also when Now is changed in the middle.
+func TestNowTextFollowsNow(t *testing.T) {
+	t1 := time.Date(2026, 12, 6, 2, 30, 0, 123456789, time.UTC)
+	tx := &Tx{Now: t1}
+	if got := tx.nowText(); got != FormatTime(t1) {
+		t.Fatalf("nowText %q, want %q", got, FormatTime(t1))
+	}
+	if n := testing.AllocsPerRun(100, func() { tx.nowText() }); n != 0 {
+		t.Errorf("nowText again: %v allocations, want 0", n)
+	}
+	t2 := t1.Add(-30 * 24 * time.Hour)
+	tx.Now = t2
+	if got := tx.nowText(); got != FormatTime(t2) {
+		t.Errorf("after Now changed: nowText %q, want %q", got, FormatTime(t2))
+	}
 }

@@ -31,7 +31,7 @@ func (s *Store) User(ctx context.Context, name string) (User, error) {
 // PutUser creates a user or replaces its password.
 func (t *Tx) PutUser(ctx context.Context, name, hash string) error {
 	_, err := t.tx.ExecContext(ctx, `INSERT INTO users (name, password, created_at) VALUES (?, ?, ?)
-		ON CONFLICT (name) DO UPDATE SET password = excluded.password`, name, hash, FormatTime(t.Now))
+		ON CONFLICT (name) DO UPDATE SET password = excluded.password`, name, hash, t.nowText())
 	if err != nil {
 		return fmt.Errorf("put user %q: %w", name, err)
 	}
@@ -56,7 +56,7 @@ func (t *Tx) DeleteUser(ctx context.Context, name string) error {
 // AddSession stores a login session by the SHA256 of its token.
 func (t *Tx) AddSession(ctx context.Context, tokenSHA256, user, expires string) error {
 	_, err := t.tx.ExecContext(ctx, `INSERT INTO sessions (token_sha256, "user", created_at, expires_at) VALUES (?, ?, ?, ?)`,
-		tokenSHA256, user, FormatTime(t.Now), expires)
+		tokenSHA256, user, t.nowText(), expires)
 	return err
 }
 

@@ -36,7 +36,7 @@ func (t *Tx) Venue(ctx context.Context, code string) (Venue, error) {
 // PutVenue creates a venue or renames an existing one.
 func (t *Tx) PutVenue(ctx context.Context, code, name string) (created bool, err error) {
 	res, err := t.tx.ExecContext(ctx, `INSERT INTO venues (code, name, created_at) VALUES (?, ?, ?)
-		ON CONFLICT (code) DO NOTHING`, code, name, FormatTime(t.Now))
+		ON CONFLICT (code) DO NOTHING`, code, name, t.nowText())
 	if err != nil {
 		return false, fmt.Errorf("insert venue %q: %w", code, err)
 	}
