@@ -190,10 +190,10 @@ func TestPublishDataThatDoesNotEncode(t *testing.T) {
 func TestAppendDeploymentOnStack(t *testing.T) {
 	var data any = mgmtapi.Deployment{ID: 12, Serial: "10000000abcdef01", Venue: "BNCH", Product: "RXP2", State: "open", RateBps: 1.5}
 	m := make([]byte, 0, 1024)
-	if n := testing.AllocsPerRun(100, func() { m, _ = appendDeployment(m[:0], data) }); n != 0 {
-		t.Errorf("appendDeployment: %v allocations, want 0", n)
+	if n := testing.AllocsPerRun(100, func() { m, _ = appendAs[mgmtapi.Deployment](m[:0], data) }); n != 0 {
+		t.Errorf("appendAs[mgmtapi.Deployment]: %v allocations, want 0", n)
 	}
-	if _, err := appendDeployment(nil, mgmtapi.Deployment{RateBps: math.Inf(1)}); err == nil {
+	if _, err := appendAs[mgmtapi.Deployment](nil, mgmtapi.Deployment{RateBps: math.Inf(1)}); err == nil {
 		t.Error("an infinite rate encoded")
 	}
 }

@@ -483,35 +483,23 @@ const maxDataRoom = 64 << 10
 func appendData(m []byte, data any) ([]byte, error) {
 	switch dataKind(data) {
 	case kindBoard:
-		return appendBoard(m, data), nil
+		return appendAs[mgmtapi.Board](m, data)
 	case kindDeployment:
-		return appendDeployment(m, data)
+		return appendAs[mgmtapi.Deployment](m, data)
 	case kindBatch:
-		return appendBatch(m, data), nil
+		return appendAs[mgmtapi.Batch](m, data)
 	}
 	d, err := json.Marshal(data)
 	return append(m, d...), err
 }
 
-// appendBoard, appendDeployment and appendBatch are appendData's cases, each in a
-// function of its own so that only one copy of the data is on the stack.
-
+// appendAs is appendData's case for data of type T (appendView of it), a function
+// of its own for each type so that only one copy of the data is on the stack.
+//
 //go:noinline
-func appendBoard(m []byte, data any) []byte {
-	v := data.(mgmtapi.Board)
-	return mgmtapi.AppendBoard(m, &v)
-}
-
-//go:noinline
-func appendDeployment(m []byte, data any) ([]byte, error) {
-	v := data.(mgmtapi.Deployment)
-	return mgmtapi.AppendDeployment(m, &v)
-}
-
-//go:noinline
-func appendBatch(m []byte, data any) []byte {
-	v := data.(mgmtapi.Batch)
-	return mgmtapi.AppendBatch(m, &v)
+func appendAs[T View](m []byte, data any) ([]byte, error) {
+	v := data.(T)
+	return appendView(m, &v)
 }
 
 // headRoom is the room Publish leaves for the head (appendHead) of a message of

@@ -100,8 +100,8 @@ func (t *Tx) batchesChanged() { t.g.forgetBatches() }
 //   - AddClaimedDeployment at the counted site raises both (a new claim);
 //     Progress, MarkStreamed and Touch may make an open deployment active (a
 //     lapsed slot held again) and raise upper; Touch may move one to another
-//     site, and Finish closes one, so both lower lower; Progress and MarkStreamed
-//     lower it too when their time is before the counted activity bound;
+//     site, and Finish closes one, so both take one from lower; Progress and
+//     MarkStreamed take one from it too when their time is before the counted activity bound;
 //   - slots lapse as the functions' clocks move on, which only lowers the count:
 //     upper holds, and lower holds while no deployment it counts is older than
 //     the asking function's bounds (the earliest hello and activity times among

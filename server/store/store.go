@@ -421,7 +421,7 @@ type Tx struct {
 	nowStr string
 }
 
-// nowText is t.nowText(), formatted once for the rows of the transaction (a
+// nowText is FormatTime(t.Now), formatted once for the rows of the transaction (a
 // new board's hello writes it in four of them) and again only when Now changed.
 func (t *Tx) nowText() string {
 	if t.nowStr == "" || t.nowAt != t.Now {

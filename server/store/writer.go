@@ -368,7 +368,7 @@ func (s *Store) runOne(ctx context.Context, w *wconn, r *writeReq, later *laterR
 		res.err = r.fn(t)
 	}()
 	failed := res.err != nil || res.panicked != nil
-	if failed && res.err != nil {
+	if res.err != nil {
 		s.noteWrite(res.err)
 	}
 	if !savepoint {

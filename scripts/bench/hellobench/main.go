@@ -282,26 +282,39 @@ func (sc *scenarioRun) report(o options) {
 // round r of the scenario's hellos (r and r+1 name their boards), and prints what
 // each cost under label; measured, it also counts into the scenario's result.
 func (sc *scenarioRun) round(o options, base *benchkit.Proc, label string, r int, measured bool) {
-	res := &sc.r
-	c, g, k := readProc(base.Cmd.Process.Pid), selfCPUMS(), readTCPCounters()
-	bare := burst([]string{base.URL}, o.boards, sc.n, r)
-	bareProc := readProc(base.Cmd.Process.Pid).since(c)
-	bareGen, bareNet := selfCPUMS()-g, readTCPCounters()
-	c, g, k2 := readProc(sc.srv.Cmd.Process.Pid), selfCPUMS(), readTCPCounters()
-	ours := burst([]string{sc.srv.URL}, o.boards, sc.n, r+1)
-	oursProc := readProc(sc.srv.Cmd.Process.Pid)
-	oursGen, oursNet := selfCPUMS()-g, readTCPCounters()
+	bare := measureBurst(base, o.boards, sc.n, r)
+	ours := measureBurst(sc.srv, o.boards, sc.n, r+1)
 	n := float64(o.boards)
 	fmt.Fprintf(os.Stderr, "hellobench: seed %d %s: rpi-deployd p99 %.0f ms, %.3f ms CPU and %.1f page faults per hello, %.0f MB resident; bare p99 %.0f ms, %.3f ms, %.1f faults\n",
-		sc.seed, label, benchkit.Percentile(ours, 99), oursProc.since(c).cpuMS/n, oursProc.since(c).faults/n, oursProc.rssMB,
-		benchkit.Percentile(bare, 99), bareProc.cpuMS/n, bareProc.faults/n)
+		sc.seed, label, benchkit.Percentile(ours.lat, 99), ours.proc.cpuMS/n, ours.proc.faults/n, ours.proc.rssMB,
+		benchkit.Percentile(bare.lat, 99), bare.proc.cpuMS/n, bare.proc.faults/n)
 	if !measured {
 		return
 	}
-	res.bare, res.bareCPU, res.bareGen = append(res.bare, bare...), res.bareCPU+bareProc.cpuMS, res.bareGen+bareGen
-	res.bareNet.add(bareNet, k)
-	res.ours, res.oursCPU, res.oursGen = append(res.ours, ours...), res.oursCPU+oursProc.since(c).cpuMS, res.oursGen+oursGen
-	res.oursNet.add(oursNet, k2)
+	res := &sc.r
+	res.bare, res.bareCPU, res.bareGen = append(res.bare, bare.lat...), res.bareCPU+bare.proc.cpuMS, res.bareGen+bare.gen
+	res.bareNet.add(bare.netAfter, bare.netBefore)
+	res.ours, res.oursCPU, res.oursGen = append(res.ours, ours.lat...), res.oursCPU+ours.proc.cpuMS, res.oursGen+ours.gen
+	res.oursNet.add(ours.netAfter, ours.netBefore)
+}
+
+// burstCost is what one burst to one server measured: every hello's latency in
+// milliseconds, the server process's counters' growth (procCounters.since), the
+// load generator's own CPU time in milliseconds, and the kernel's TCP counters
+// before and after.
+type burstCost struct {
+	lat                 []float64
+	proc                procCounters
+	gen                 float64
+	netBefore, netAfter tcpCounters
+}
+
+// measureBurst sends p a burst of boards hellos, as round of the scenario's.
+func measureBurst(p *benchkit.Proc, boards, scenario, round int) burstCost {
+	pid := p.Cmd.Process.Pid
+	c, g, k := readProc(pid), selfCPUMS(), readTCPCounters()
+	lat := burst([]string{p.URL}, boards, scenario, round)
+	return burstCost{lat: lat, proc: readProc(pid).since(c), gen: selfCPUMS() - g, netBefore: k, netAfter: readTCPCounters()}
 }
 
 // benchToken is the admin token of the benched servers.
