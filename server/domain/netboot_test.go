@@ -40,9 +40,14 @@ func (c *testClock) Advance(d time.Duration) {
 // newClockedService is a service over a fresh store whose store and domain share
 // one testClock, starting at a fixed instant.
 func newClockedService(t *testing.T) (*domain.Service, *store.Store, *events.Bus, *testClock) {
+	return newClockedServiceWith(t, domain.Options{})
+}
+
+// newClockedServiceWith is newClockedService with the options opt (its DataDir and
+// Now are set here).
+func newClockedServiceWith(t *testing.T, opt domain.Options) (*domain.Service, *store.Store, *events.Bus, *testClock) {
 	t.Helper()
 	cfg := storeConfig(t)
-	dir := cfg.Dir
 	st, err := store.OpenDB(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +56,8 @@ func newClockedService(t *testing.T) (*domain.Service, *store.Store, *events.Bus
 	clk := &testClock{now: time.Date(2026, 5, 26, 9, 0, 0, 0, time.UTC)}
 	st.SetClock(clk.Now)
 	bus := events.New(0, 0)
-	return domain.New(st, bus, domain.Options{DataDir: dir, Now: clk.Now}), st, bus, clk
+	opt.DataDir, opt.Now = cfg.Dir, clk.Now
+	return domain.New(st, bus, opt), st, bus, clk
 }
 
 // TestRecordNetboot: DHCP and TFTP events land in the board's history and on the

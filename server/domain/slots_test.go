@@ -10,7 +10,6 @@ import (
 
 	"github.com/rpi-deploy/rpi-deploy/agent/agentapi"
 	"github.com/rpi-deploy/rpi-deploy/server/domain"
-	"github.com/rpi-deploy/rpi-deploy/server/events"
 	"github.com/rpi-deploy/rpi-deploy/server/store"
 )
 
@@ -27,16 +26,8 @@ import (
 func TestStreamSlotsInOneGroup(t *testing.T) {
 	bothDialects(t, func(t *testing.T) {
 		ctx := context.Background()
-		cfg := storeConfig(t)
-		st, err := store.OpenDB(ctx, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		clk := &testClock{now: time.Date(2026, 5, 26, 9, 0, 0, 0, time.UTC)}
-		st.SetClock(clk.Now)
 		const maxStreams = 10
-		svc := domain.New(st, events.New(0, 0), domain.Options{DataDir: cfg.Dir, Now: clk.Now, MaxStreams: maxStreams})
+		svc, st, _, clk := newClockedServiceWith(t, domain.Options{MaxStreams: maxStreams})
 		must := func(what string, err error) {
 			t.Helper()
 			if err != nil {
