@@ -9,7 +9,8 @@ import (
 
 // SQLite reports failures as result codes (https://sqlite.org/rescode.html); the
 // driver (modernc.org/sqlite) hands them over as *sqlite.Error with Code, the
-// extended code when SQLite gives one. The store branches on these codes, never on
+// extended code when SQLite gives one, and the writer's own connection as
+// *liteError (liteconn.go). The store branches on these codes, never on
 // the text of a message.
 
 // sqliteCode is err's SQLite result code, 0 when err does not come from SQLite.
@@ -20,6 +21,10 @@ func sqliteCode(err error) int {
 	var se *sqlite.Error
 	if errors.As(err, &se) {
 		return se.Code()
+	}
+	var le *liteError // the writer's own connection (liteconn.go)
+	if errors.As(err, &le) {
+		return le.Code()
 	}
 	return 0
 }

@@ -88,7 +88,7 @@ func TestDeploymentInsertBuildsNoTempTable(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := tempTables(t, other); n == 0 {
+	if n := tempTables(t, sqlDB{other}); n == 0 {
 		t.Fatalf("before migration 0041 the INSERT builds no temporary table: the test does not test it")
 	}
 	s, err := Open(ctx, dir)
@@ -114,7 +114,7 @@ func TestDeploymentInsertBuildsNoTempTable(t *testing.T) {
 	if err := other.QueryRow(`SELECT count(*) FROM deployments`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	if n := tempTables(t, other); n != 0 {
+	if n := tempTables(t, sqlDB{other}); n != 0 {
 		t.Errorf("another process's connection: the INSERT builds %d temporary tables", n)
 	}
 }
@@ -122,7 +122,7 @@ func TestDeploymentInsertBuildsNoTempTable(t *testing.T) {
 // tempTables counts the OpenEphemeral instructions of AddClaimedDeployment's INSERT
 // as q's connection compiles it.
 func tempTables(t *testing.T, q interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+	QueryContext(context.Context, string, ...any) (rowsReader, error)
 }) int {
 	t.Helper()
 	rows, err := q.QueryContext(context.Background(), `EXPLAIN `+addDeploymentSQL, make([]any, 13)...)
@@ -146,4 +146,11 @@ func tempTables(t *testing.T, q interface {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// sqlDB is a *sql.DB as tempTables queries it.
+type sqlDB struct{ db *sql.DB }
+
+func (d sqlDB) QueryContext(ctx context.Context, q string, args ...any) (rowsReader, error) {
+	return d.db.QueryContext(ctx, q, args...)
 }

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"os"
 	"sync"
-
-	"modernc.org/sqlite"
 )
 
 // SQLite spends most of a small query parsing it; the store keeps one prepared
@@ -48,29 +46,36 @@ func (d *dbStmts) ExecContext(ctx context.Context, q string, args ...any) (sql.R
 	return res, classify(err)
 }
 
-func (d *dbStmts) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+func (d *dbStmts) QueryContext(ctx context.Context, q string, args ...any) (rowsReader, error) {
 	s, err := d.stmt(ctx, q)
 	if err != nil {
 		return nil, err
 	}
 	rows, err := s.QueryContext(ctx, d.d.args(args)...)
-	return rows, classify(err)
+	if err != nil {
+		return nil, classify(err)
+	}
+	return rows, nil
 }
 
 func (d *dbStmts) QueryRowContext(ctx context.Context, q string, args ...any) row {
 	s, err := d.stmt(ctx, q)
 	if err != nil {
 		// Let the plain path report the error through Row.Scan.
-		return row{d.db.QueryRowContext(ctx, d.d.text(q), d.d.args(args)...)}
+		return sqlRow{d.db.QueryRowContext(ctx, d.d.text(q), d.d.args(args)...)}
 	}
-	return row{s.QueryRowContext(ctx, d.d.args(args)...)}
+	return sqlRow{s.QueryRowContext(ctx, d.d.args(args)...)}
 }
 
-// row is a *sql.Row whose Scan marks an unreachable database ErrUnavailable, as
-// the store's other calls do: a single-row read is where a reset connection shows.
-type row struct{ r *sql.Row }
+// row is a single-row read's result: sqlRow, or liteRow on the writer's own
+// SQLite connection.
+type row interface{ Scan(dest ...any) error }
 
-func (r row) Scan(dest ...any) error { return classify(r.r.Scan(dest...)) }
+// sqlRow is a *sql.Row whose Scan marks an unreachable database ErrUnavailable, as
+// the store's other calls do: a single-row read is where a reset connection shows.
+type sqlRow struct{ r *sql.Row }
+
+func (r sqlRow) Scan(dest ...any) error { return classify(r.r.Scan(dest...)) }
 
 func (d *dbStmts) close() {
 	d.m.Range(func(_, v any) bool {
@@ -84,58 +89,76 @@ func (d *dbStmts) close() {
 // drivers read; context.WithoutCancel of it cost an allocation per statement.
 var stmtCtx = context.Background()
 
-// wconn is the writer's connection (writer.go): one connection of Store.DB that
-// the writer goroutine holds from its first group until Close, or until a group
-// finds the transaction lost (then the connection is discarded and the next group
-// takes a new one). Its statements are prepared on it once and kept, BEGIN and
-// COMMIT included: no database/sql transaction (sql.Tx) wraps the groups, so no
-// statement is bound to a transaction again for each group, and no query starts a
-// goroutine to watch a transaction's context. Only the writer goroutine uses it.
+// wconn is the writer's connection (writer.go), which the writer goroutine holds
+// from its first group until Close, or until a group finds the transaction lost
+// (then the connection is discarded and the next group opens a new one). On SQLite
+// it is the store's own connection on SQLite's C API (liteconn.go); on PostgreSQL
+// one connection of Store.DB. Its statements are prepared on it once and kept,
+// BEGIN and COMMIT included: no database/sql transaction (sql.Tx) wraps the groups,
+// so no statement is bound to a transaction again for each group, and no query
+// starts a goroutine to watch a transaction's context. Only the writer goroutine
+// uses it.
 //
 // Statements ignore the cancellation of the context they are given: the
 // transaction is shared by a group of callers, and SQLite answers an interrupted
 // write by rolling back the whole transaction, not just the statement.
 type wconn struct {
-	conn  *sql.Conn
+	lite  *liteConn // SQLite
+	conn  *sql.Conn // PostgreSQL
 	d     dialect
-	stmts map[string]*sql.Stmt // query (as the store writes it) → prepared on conn
+	stmts map[string]*sql.Stmt // PostgreSQL: query (as the store writes it) → prepared on conn
 	wal   *os.File             // SQLite: the WAL file the syncer syncs (walsync.go), opened in the first transaction
-	// rollbacks counts the transactions SQLite rolled back on conn, by a ROLLBACK
-	// or by itself on an error (sqlite3_rollback_hook; ROLLBACK TO a savepoint is
-	// not one): a group that runs without savepoints (writer.go) learns so that
-	// its transaction is gone, even under a function that swallowed the error.
-	// Always 0 on PostgreSQL, whose groups use savepoints.
-	rollbacks int
 }
 
-// rollbackHooker is the method of modernc.org/sqlite's connections that sets
-// their rollback hook.
-type rollbackHooker interface {
-	RegisterRollbackHook(sqlite.RollbackHookFn)
-}
-
-// newWconn takes a connection of db for the writer.
-func newWconn(ctx context.Context, db *sql.DB, d dialect) (*wconn, error) {
+// newWconn opens the writer's connection: on PostgreSQL a connection of db; on
+// SQLite its own (liteconn.go) on the file at path, with the pragmas of Store.DB's
+// connections but these:
+//   - synchronous=NORMAL: its COMMIT does not sync; the syncer does, before the
+//     answers (walsync.go).
+//   - temp_store=MEMORY: the savepoints' and statements' journal stays in memory.
+//     Group commit opens a savepoint per transaction when a group runs again after
+//     a failure (writer.go), SQLite a statement journal for statements that may
+//     fail midway, and on disk that journal cost a write system call for every page
+//     a hello touched (when every transaction had a savepoint).
+//   - cache_size: writerCacheKiB. With SQLite's default 2 MiB, on a database of
+//     55 000 open deployments pages were read from the file again and again, most
+//     in the server's first seconds (hellobench's 55 000 scenario: 15 400 pread
+//     calls in all, 13 000 of them in the first second; with the larger cache
+//     7 300, 4 300; in each measured burst about 640 and 575).
+func newWconn(ctx context.Context, db *sql.DB, d dialect, path string) (*wconn, error) {
+	if d == dialectSQLite {
+		c, err := openLite(path, `PRAGMA journal_mode = WAL`, `PRAGMA busy_timeout = 10000`, `PRAGMA foreign_keys = 1`, `PRAGMA synchronous = NORMAL`,
+			`PRAGMA temp_store = MEMORY`, fmt.Sprintf(`PRAGMA cache_size = %d`, -writerCacheKiB))
+		if err != nil {
+			return nil, classify(err)
+		}
+		return &wconn{lite: c, d: d}, nil
+	}
 	c, err := db.Conn(ctx)
 	if err != nil {
 		return nil, classify(err)
 	}
-	w := &wconn{conn: c, d: d, stmts: make(map[string]*sql.Stmt)}
-	if d == dialectSQLite {
-		err := c.Raw(func(dc any) error {
-			h, ok := dc.(rollbackHooker)
-			if !ok {
-				return fmt.Errorf("sqlite connection %T has no rollback hook", dc)
-			}
-			h.RegisterRollbackHook(func() { w.rollbacks++ }) // run by the writer's own statements
-			return nil
-		})
-		if err != nil {
-			c.Close()
-			return nil, err
-		}
+	return &wconn{conn: c, d: d, stmts: make(map[string]*sql.Stmt)}, nil
+}
+
+// ended counts the transactions that ended on w (SQLite: by COMMIT, ROLLBACK, or
+// SQLite rolling back by itself on an error): a group that runs without
+// savepoints (writer.go) learns so that its transaction is gone, even under a
+// function that swallowed the error. Always 0 on PostgreSQL, whose groups use
+// savepoints.
+func (w *wconn) ended() int {
+	if w.lite == nil {
+		return 0
 	}
-	return w, nil
+	return w.lite.ended
+}
+
+// prepared is how many statements w keeps prepared.
+func (w *wconn) prepared() int {
+	if w.lite != nil {
+		return len(w.lite.stmts)
+	}
+	return len(w.stmts)
 }
 
 func (w *wconn) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
@@ -151,6 +174,10 @@ func (w *wconn) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
 }
 
 func (w *wconn) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if w.lite != nil {
+		res, err := w.lite.exec(q, args...)
+		return res, classify(err)
+	}
 	ctx = stmtCtx
 	s, err := w.stmt(ctx, q)
 	if err != nil {
@@ -160,37 +187,48 @@ func (w *wconn) ExecContext(ctx context.Context, q string, args ...any) (sql.Res
 	return res, classify(err)
 }
 
-func (w *wconn) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+func (w *wconn) QueryContext(ctx context.Context, q string, args ...any) (rowsReader, error) {
+	if w.lite != nil {
+		rows, err := w.lite.query(q, args...)
+		if err != nil {
+			return nil, classify(err)
+		}
+		return rows, nil
+	}
 	ctx = stmtCtx
 	s, err := w.stmt(ctx, q)
 	if err != nil {
 		return nil, err
 	}
 	rows, err := s.QueryContext(ctx, w.d.args(args)...)
-	return rows, classify(err)
+	if err != nil {
+		return nil, classify(err)
+	}
+	return rows, nil
 }
 
 func (w *wconn) QueryRowContext(ctx context.Context, q string, args ...any) row {
+	if w.lite != nil {
+		return w.lite.queryRow(q, args...)
+	}
 	ctx = stmtCtx
 	s, err := w.stmt(ctx, q)
 	if err != nil {
 		// Let the plain path report the error through Row.Scan.
-		return row{w.conn.QueryRowContext(ctx, w.d.text(q), w.d.args(args)...)}
+		return sqlRow{w.conn.QueryRowContext(ctx, w.d.text(q), w.d.args(args)...)}
 	}
-	return row{s.QueryRowContext(ctx, w.d.args(args)...)}
+	return sqlRow{s.QueryRowContext(ctx, w.d.args(args)...)}
 }
 
-// close closes w's statements and gives its connection back to the pool (on
-// Close).
+// close closes w's statements and w (SQLite), or gives its connection back to
+// the pool (PostgreSQL; on Close).
 func (w *wconn) close() {
-	w.closeStmts()
 	w.closeWAL()
-	w.conn.Raw(func(dc any) error { // the pool's other users count nothing
-		if h, ok := dc.(rollbackHooker); ok {
-			h.RegisterRollbackHook(nil)
-		}
-		return nil
-	})
+	if w.lite != nil {
+		w.lite.close()
+		return
+	}
+	w.closeStmts()
 	w.conn.Close()
 }
 
@@ -204,10 +242,14 @@ func (w *wconn) closeWAL() {
 
 // discard closes w's statements and closes its connection for good, not back
 // into the pool: whatever state a lost transaction left on it (SQLite: perhaps
-// still open; PostgreSQL: perhaps broken) goes with it.
+// still open, rolled back as it closes; PostgreSQL: perhaps broken) goes with it.
 func (w *wconn) discard() {
-	w.closeStmts()
 	w.closeWAL()
+	if w.lite != nil {
+		w.lite.close()
+		return
+	}
+	w.closeStmts()
 	w.conn.Raw(func(any) error { return driver.ErrBadConn }) // database/sql closes a bad connection
 	w.conn.Close()
 }

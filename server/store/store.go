@@ -94,9 +94,10 @@ type Store struct {
 	writeAt  time.Time // when writeErr happened
 }
 
-// writerConns is the size of Store.DB: the writer's connection, which the writer
-// goroutine keeps (writer.go), and one for the migrations before it starts and for
-// tests and tools that use DB directly (on SQLite such a write waits for the
+// writerConns is the size of Store.DB: on PostgreSQL the writer's connection,
+// which the writer goroutine keeps (writer.go), and one for the migrations before
+// it starts and for tests and tools that use DB directly (on SQLite, where the
+// writer's connection is its own, two for those; a write there waits for the
 // writer's transaction, busy_timeout).
 const writerConns = 2
 
@@ -175,22 +176,12 @@ func openSQLite(ctx context.Context, dir string) (*Store, error) {
 			return nil, fmt.Errorf("database file %q: %w", p, err)
 		}
 	}
-	// Every connection commits with synchronous=FULL but the writer's, which runs
-	// NORMAL and whose commits the syncer makes durable before answering
-	// (walsync.go).
+	// Every connection commits with synchronous=FULL but the writer's, which is
+	// the store's own (newWconn, liteconn.go), runs NORMAL, and whose commits the
+	// syncer makes durable before answering (walsync.go).
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
 		"&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_txlock=immediate"
-	// The writer keeps its savepoints' and statements' journal in memory
-	// (temp_store): group commit opens a savepoint per transaction when a group runs
-	// again after a failure (writer.go), SQLite a statement journal for statements
-	// that may fail midway, and on disk that journal cost a write system call for
-	// every page a hello touched (when every transaction had a savepoint). Its page cache holds
-	// writerCacheKiB: with SQLite's default 2 MiB, on a database of 55 000 open
-	// deployments pages were read from the file again and again, most in the
-	// server's first seconds (hellobench's 55 000 scenario: 15 400 pread calls in
-	// all, 13 000 of them in the first second; with the larger cache 7 300, 4 300;
-	// in each measured burst about 640 and 575).
-	w, err := sql.Open("sqlite", dsn+"&_pragma=temp_store(MEMORY)"+fmt.Sprintf("&_pragma=cache_size(%d)", -writerCacheKiB))
+	w, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open database %q: %w", path, err)
 	}
@@ -402,8 +393,17 @@ func (s *Store) Version(ctx context.Context) (int, error) {
 // reader pool, wconn on the writer's connection (stmts.go).
 type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryContext(ctx context.Context, query string, args ...any) (rowsReader, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) row
+}
+
+// rowsReader is a query's rows: *sql.Rows, or those of the writer's own SQLite
+// connection (liteconn.go).
+type rowsReader interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close() error
 }
 
 // Tx is one write transaction.

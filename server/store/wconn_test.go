@@ -50,7 +50,7 @@ func TestWriterKeepsItsConnection(t *testing.T) {
 			t.Fatal(err)
 		}
 		probe := probeTable(t, s)
-		w, prepared := s.wc, len(s.wc.stmts)
+		w, prepared := s.wc, s.wc.prepared()
 		boom := errors.New("boom")
 		cancelled, cancel := context.WithCancel(ctx)
 		cancel()
@@ -90,11 +90,11 @@ func TestWriterKeepsItsConnection(t *testing.T) {
 			if _, err := s.Board(ctx, serial); err != nil {
 				t.Errorf("round %d: board of the successful update: %v", round, err)
 			}
-			if s.wc != w || (round > 0 && len(s.wc.stmts) != prepared) || !probe() {
+			if s.wc != w || (round > 0 && s.wc.prepared() != prepared) || !probe() {
 				t.Errorf("round %d: the writer's connection changed (%p → %p) or prepared again (%d → %d statements)",
-					round, w, s.wc, prepared, len(s.wc.stmts))
+					round, w, s.wc, prepared, s.wc.prepared())
 			}
-			prepared = len(s.wc.stmts) // round 0 prepared the statements of the failing functions
+			prepared = s.wc.prepared() // round 0 prepared the statements of the failing functions
 		}
 		for _, serial := range []string{"00000000000000ee", "00000000000000ef"} {
 			if _, err := s.Board(ctx, serial); !errors.Is(err, ErrNotFound) {

@@ -27,7 +27,7 @@ import (
 // savepoint's journal. A statement that fails there is undone by SQLite alone (its
 // statement journal), so a function that catches a statement's error goes on as it
 // would inside a savepoint. When a function fails (returns an error or panics), or
-// the transaction was rolled back under it (the rollback hook counts that), the
+// the transaction ended under it (wconn.ended counts that), the
 // writer rolls back the whole transaction, answers that function with its failure
 // (it ran once, on the same state it would run on again), and runs the group again
 // the savepoint way, in a new transaction: the functions before it run a second
@@ -135,17 +135,9 @@ func (s *Store) writer() {
 // (Config.Serializable). On failure nothing is left open.
 func (s *Store) begin(ctx context.Context) (*wconn, error) {
 	if s.wc == nil {
-		w, err := newWconn(ctx, s.DB, s.dialect)
+		w, err := newWconn(ctx, s.DB, s.dialect, s.path)
 		if err != nil {
 			return nil, err
-		}
-		if s.wal != nil {
-			// Its COMMIT does not sync: the syncer does, before the answers
-			// (walsync.go).
-			if _, err := w.conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
-				w.discard()
-				return nil, classify(err)
-			}
 		}
 		s.wc = w
 	}
@@ -344,8 +336,7 @@ var errUndone = errors.New("the group's run is undone")
 // keeps, which it may have counted); lost is non-nil when the savepoint cannot be
 // rolled back or released: the transaction itself is gone. Without savepoints
 // (SQLite's first run of a group), lost is errUndone when the function failed or
-// the database rolled the transaction back while it ran (the rollback hook,
-// wconn.rollbacks): the caller undoes the whole run. If the function succeeds,
+// the transaction ended while it ran (wconn.ended): the caller undoes the whole run. If the function succeeds,
 // the history rows it left for the commit join later.
 func (s *Store) runOne(ctx context.Context, w *wconn, r *writeReq, later *laterRows, shared *groupReads, savepoint bool) (res writeResult, lost error) {
 	if err := r.ctx.Err(); err != nil && !r.ran {
@@ -357,7 +348,7 @@ func (s *Store) runOne(ctx context.Context, w *wconn, r *writeReq, later *laterR
 			return writeResult{err: fmt.Errorf("savepoint: %w", err)}, err
 		}
 	}
-	rollbacks := w.rollbacks
+	ended := w.ended()
 	t := &Tx{tx: w, d: s.dialect, Now: s.now().UTC(), g: shared}
 	func() {
 		defer func() {
@@ -372,7 +363,7 @@ func (s *Store) runOne(ctx context.Context, w *wconn, r *writeReq, later *laterR
 		s.noteWrite(res.err)
 	}
 	if !savepoint {
-		if failed || w.rollbacks != rollbacks {
+		if failed || w.ended() != ended {
 			return res, errUndone
 		}
 		later.add(t.later)

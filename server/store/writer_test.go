@@ -147,8 +147,9 @@ func TestGroupCommitIsolation(t *testing.T) {
 // A function that loses the transaction and returns nil (it swallowed the error):
 // every caller of the group up to it gets an error, nothing of theirs is written,
 // and the function queued after it runs in a new transaction and is committed once
-// (on SQLite the rollback hook tells the group's run without savepoints that its
-// transaction is gone; without it the function after ran in autocommit mode). A
+// (on SQLite the writer's connection counts the transactions that end, which
+// tells the group's run without savepoints that its transaction is gone; without
+// that the function after ran in autocommit mode). A
 // function that loses it and fails: on PostgreSQL (savepoints) every caller of the
 // group fails; on SQLite the group runs again without the failed function, in a
 // new transaction, and the function before it is committed.
