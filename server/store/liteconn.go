@@ -18,15 +18,16 @@ import (
 // database/sql and the driver. Every hello runs four statements on it; through
 // database/sql and the driver each one also converted and copied its arguments
 // twice (database/sql's driver.NamedValue list, then a C string per text
-// argument), took the connection's mutex on every bind and column call, and every
-// query read its columns' names and declared types again and allocated them: in
-// hellobench's profile that was as much CPU as SQLite's own work on the
-// statements. Here a statement is prepared once (SQLITE_PREPARE_PERSISTENT), its
-// text arguments are copied into one scratch buffer that SQLite copies from
-// (SQLITE_TRANSIENT), its columns are read by their storage class straight into
-// the caller's variables, and the connection is opened SQLITE_OPEN_NOMUTEX: only
-// the writer goroutine uses it. The readers (Store.RDB) and everything else keep
-// database/sql.
+// argument), took the connection's mutex (SQLITE_OPEN_FULLMUTEX) on every bind
+// and column call, and every query read and allocated its columns' names and
+// declared types again: in hellobench's profile that was about a third of the
+// writer goroutine's CPU besides SQLite's own work (docs/operations.md §10, tenth
+// round). Here a statement is prepared once (SQLITE_PREPARE_PERSISTENT), its
+// text and blob arguments are copied into one scratch buffer that SQLite copies
+// from (SQLITE_TRANSIENT), its columns are read by their storage class straight
+// into the caller's variables, and the connection is opened SQLITE_OPEN_NOMUTEX:
+// only the writer goroutine uses it. The readers (Store.RDB) and everything else
+// keep database/sql.
 //
 // Scan converts as database/sql's Scan does for the types the store reads (string,
 // integers, float64, bool, []byte, any, and sql.Scanner such as sql.NullString);
