@@ -524,6 +524,16 @@ func (st *liteStmt) scanOne(i int32, d any) error {
 
 // convertAssign stores src, a driver value, into d as database/sql's Scan does.
 func convertAssign(src, d any) error {
+	if src == nil { // NULL: nil for these, an error for the other types (assign)
+		switch p := d.(type) {
+		case *[]byte:
+			*p = nil
+			return nil
+		case *any:
+			*p = nil
+			return nil
+		}
+	}
 	switch p := d.(type) {
 	case sql.Scanner:
 		return p.Scan(src)
@@ -540,16 +550,8 @@ func convertAssign(src, d any) error {
 	case *float64:
 		return assign(p, src)
 	case *[]byte:
-		if src == nil {
-			*p = nil
-			return nil
-		}
 		return assign(p, src)
 	case *any:
-		if src == nil {
-			*p = nil
-			return nil
-		}
 		return assign(p, src)
 	}
 	return fmt.Errorf("unsupported Scan, storing driver.Value type %T into type %T", src, d)
