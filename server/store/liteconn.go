@@ -87,18 +87,8 @@ func openLite(path string, pragmas ...string) (*liteConn, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	sqlite3.Xsqlite3_extended_result_codes(c.tls, c.db, 1)
-	// As modernc.org/sqlite opens its connections: double-quoted strings are not
-	// taken as string literals, and defensive mode is on.
-	for _, o := range []struct {
-		op int32
-		on bool
-	}{{sqlite3.SQLITE_DBCONFIG_DQS_DDL, false}, {sqlite3.SQLITE_DBCONFIG_DQS_DML, false}, {sqlite3.SQLITE_DBCONFIG_DEFENSIVE, true}} {
-		if rc := c.dbConfig(o.op, o.on); rc != sqlite3.SQLITE_OK {
-			err := c.errorOf(rc)
-			c.close()
-			return nil, fmt.Errorf("open %s: db_config: %w", path, err)
-		}
-	}
+	// Nothing else is configured: as the driver opens the store's other
+	// connections (no _dqs or _defensive in their DSN), SQLite's defaults stay.
 	for _, p := range pragmas {
 		if _, err := c.exec(p); err != nil {
 			c.close()
@@ -106,21 +96,6 @@ func openLite(path string, pragmas ...string) (*liteConn, error) {
 		}
 	}
 	return c, nil
-}
-
-// dbConfig is sqlite3_db_config(db, op, on, NULL).
-func (c *liteConn) dbConfig(op int32, on bool) int32 {
-	v := int32(0)
-	if on {
-		v = 1
-	}
-	const slot = 8 // libc.VaList's stride
-	va := libc.Xmalloc(c.tls, 2*slot)
-	if va == 0 {
-		return sqlite3.SQLITE_NOMEM
-	}
-	defer libc.Xfree(c.tls, va)
-	return sqlite3.Xsqlite3_db_config(c.tls, c.db, op, libc.VaList(va, v, uintptr(0)))
 }
 
 // close finalizes c's statements and closes it; an open transaction is rolled
