@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"database/sql"
 	"database/sql/driver"
 	"errors"
@@ -44,10 +45,10 @@ type liteConn struct {
 	buf    uintptr
 	bufLen int
 	// inTx is whether the connection was in a transaction after its last
-	// statement; ended counts the transactions that ended since it opened
+	// statement; txEnded counts the transactions that ended since it opened
 	// (COMMIT, ROLLBACK, or SQLite rolling back by itself after an error).
-	inTx  bool
-	ended int
+	inTx    bool
+	txEnded int
 }
 
 // liteError is an error SQLite returned: its (extended) result code and message.
@@ -98,6 +99,30 @@ func openLite(path string, pragmas ...string) (*liteConn, error) {
 	return c, nil
 }
 
+// The writer's connection (writerConn, stmts.go): the querier's methods, which
+// ignore their context as wconn's statements do, and its bookkeeping.
+
+func (c *liteConn) ExecContext(_ context.Context, q string, args ...any) (sql.Result, error) {
+	res, err := c.exec(q, args...)
+	return res, classify(err)
+}
+
+func (c *liteConn) QueryContext(_ context.Context, q string, args ...any) (rowsReader, error) {
+	rows, err := c.query(q, args...)
+	if err != nil {
+		return nil, classify(err)
+	}
+	return rows, nil
+}
+
+func (c *liteConn) QueryRowContext(_ context.Context, q string, args ...any) row {
+	return c.queryRow(q, args...)
+}
+
+func (c *liteConn) ended() int    { return c.txEnded }
+func (c *liteConn) prepared() int { return len(c.stmts) }
+func (c *liteConn) discard()      { c.close() }
+
 // close finalizes c's statements and closes it; an open transaction is rolled
 // back.
 func (c *liteConn) close() {
@@ -118,15 +143,13 @@ func (c *liteConn) close() {
 
 // errorOf is the error of result code rc, with SQLite's message for it.
 func (c *liteConn) errorOf(rc int32) error {
-	str := libc.GoString(sqlite3.Xsqlite3_errstr(c.tls, rc))
-	if c.db == 0 {
-		return &liteError{code: int(rc), msg: fmt.Sprintf("%s (%d)", str, rc)}
+	msg := libc.GoString(sqlite3.Xsqlite3_errstr(c.tls, rc))
+	if c.db != 0 {
+		if m := libc.GoString(sqlite3.Xsqlite3_errmsg(c.tls, c.db)); m != msg && m != "" {
+			msg += ": " + m
+		}
 	}
-	msg := libc.GoString(sqlite3.Xsqlite3_errmsg(c.tls, c.db))
-	if msg == str || msg == "" {
-		return &liteError{code: int(rc), msg: fmt.Sprintf("%s (%d)", str, rc)}
-	}
-	return &liteError{code: int(rc), msg: fmt.Sprintf("%s: %s (%d)", str, msg, rc)}
+	return &liteError{code: int(rc), msg: fmt.Sprintf("%s (%d)", msg, rc)}
 }
 
 // liteStmt is a statement prepared on a liteConn.
@@ -142,16 +165,16 @@ type liteStmt struct {
 
 // stmt is the statement of q, prepared on first use.
 func (c *liteConn) stmt(q string) (*liteStmt, error) {
-	if st, ok := c.stmts[q]; ok && !st.open {
-		return st, nil
+	kept, ok := c.stmts[q]
+	if ok && !kept.open {
+		return kept, nil
 	}
 	st, err := c.prepare(q)
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := c.stmts[q]; ok {
-		st.own = true // the cached one is busy
-	} else {
+	st.own = ok // the kept one is busy
+	if !ok {
 		c.stmts[q] = st
 	}
 	return st, nil
@@ -209,7 +232,7 @@ func (st *liteStmt) step() (int32, error) {
 	rc := sqlite3.Xsqlite3_step(c.tls, st.p)
 	inTx := sqlite3.Xsqlite3_get_autocommit(c.tls, c.db) == 0
 	if c.inTx && !inTx {
-		c.ended++
+		c.txEnded++
 	}
 	c.inTx = inTx
 	if rc == sqlite3.SQLITE_ROW || rc == sqlite3.SQLITE_DONE {
@@ -242,22 +265,20 @@ func (st *liteStmt) bindOne(i int32, a any) error {
 	case nil:
 		rc = sqlite3.Xsqlite3_bind_null(c.tls, st.p, i)
 	case string:
-		p, err := c.scratch(len(v))
+		p, err := scratchCopy(c, v)
 		if err != nil {
 			return err
 		}
-		copy(unsafe.Slice((*byte)(cmem(p)), len(v)), v)
 		rc = sqlite3.Xsqlite3_bind_text(c.tls, st.p, i, p, int32(len(v)), transient)
 	case []byte:
 		if v == nil {
 			rc = sqlite3.Xsqlite3_bind_null(c.tls, st.p, i)
 			break
 		}
-		p, err := c.scratch(len(v))
+		p, err := scratchCopy(c, v)
 		if err != nil {
 			return err
 		}
-		copy(unsafe.Slice((*byte)(cmem(p)), len(v)), v)
 		rc = sqlite3.Xsqlite3_bind_blob(c.tls, st.p, i, p, int32(len(v)), transient)
 	case int64:
 		rc = sqlite3.Xsqlite3_bind_int64(c.tls, st.p, i, v)
@@ -293,8 +314,17 @@ func (st *liteStmt) bindOne(i int32, a any) error {
 	return nil
 }
 
+// scratchCopy copies v into c's scratch buffer and returns its address there.
+func scratchCopy[T string | []byte](c *liteConn, v T) (uintptr, error) {
+	p, err := c.scratch(len(v))
+	if err == nil {
+		copy(unsafe.Slice((*byte)(cmem(p)), len(v)), v)
+	}
+	return p, err
+}
+
 // scratch is c.buf grown to at least n bytes (one byte at least: a zero-length
-// text is bound from a non-NULL pointer, so it stays ” and does not become NULL).
+// text is bound from a non-NULL pointer, so it stays an empty text, not NULL).
 func (c *liteConn) scratch(n int) (uintptr, error) {
 	if n > math.MaxInt32 {
 		return 0, errors.New("sqlite: argument too long")

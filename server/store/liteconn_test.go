@@ -135,7 +135,7 @@ func TestLiteStatements(t *testing.T) {
 		if err := rows.Scan(&id, &v); err != nil {
 			t.Fatal(err)
 		}
-		inner, err := collect(context.Background(), &wconn{lite: c}, func(r scanner) (string, error) {
+		inner, err := collect(context.Background(), c, func(r scanner) (string, error) {
 			var id int64
 			var v string
 			err := r.Scan(&id, &v)
@@ -188,8 +188,8 @@ func TestLiteCountsEndedTransactions(t *testing.T) {
 		if _, err := c.exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
-		if c.ended != want {
-			t.Errorf("after %s: ended %d, want %d", q, c.ended, want)
+		if c.txEnded != want {
+			t.Errorf("after %s: ended %d, want %d", q, c.txEnded, want)
 		}
 	}
 	step(`INSERT INTO t (v) VALUES ('outside')`, 0)
@@ -207,8 +207,8 @@ func TestLiteCountsEndedTransactions(t *testing.T) {
 	if _, err := c.exec(`INSERT INTO t (v) VALUES ('in')`); err == nil {
 		t.Fatal("duplicate inserted")
 	}
-	if c.ended != 2 || !c.inTx {
-		t.Errorf("a failed statement: ended %d, in a transaction %v; want 2, true", c.ended, c.inTx)
+	if c.txEnded != 2 || !c.inTx {
+		t.Errorf("a failed statement: ended %d, in a transaction %v; want 2, true", c.txEnded, c.inTx)
 	}
 	step(`ROLLBACK`, 3)
 }

@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 )
 
@@ -91,28 +92,43 @@ var stmtCtx = context.Background()
 
 // wconn is the writer's connection (writer.go), which the writer goroutine holds
 // from its first group until Close, or until a group finds the transaction lost
-// (then the connection is discarded and the next group opens a new one). On SQLite
-// it is the store's own connection on SQLite's C API (liteconn.go); on PostgreSQL
-// one connection of Store.DB. Its statements are prepared on it once and kept,
-// BEGIN and COMMIT included: no database/sql transaction (sql.Tx) wraps the groups,
-// so no statement is bound to a transaction again for each group, and no query
-// starts a goroutine to watch a transaction's context. Only the writer goroutine
-// uses it.
+// (then the connection is discarded and the next group opens a new one): on SQLite
+// the store's own connection on SQLite's C API (liteConn, liteconn.go), on
+// PostgreSQL one connection of Store.DB (pgConn). Its statements are prepared on
+// it once and kept, BEGIN and COMMIT included: no database/sql transaction (sql.Tx)
+// wraps the groups, so no statement is bound to a transaction again for each
+// group, and no query starts a goroutine to watch a transaction's context. Only
+// the writer goroutine uses it.
 //
 // Statements ignore the cancellation of the context they are given: the
 // transaction is shared by a group of callers, and SQLite answers an interrupted
 // write by rolling back the whole transaction, not just the statement.
 type wconn struct {
-	lite  *liteConn // SQLite
-	conn  *sql.Conn // PostgreSQL
-	d     dialect
-	stmts map[string]*sql.Stmt // PostgreSQL: query (as the store writes it) → prepared on conn
-	wal   *os.File             // SQLite: the WAL file the syncer syncs (walsync.go), opened in the first transaction
+	writerConn
+	wal *os.File // SQLite: the WAL file the syncer syncs (walsync.go), opened in the first transaction
 }
 
-// newWconn opens the writer's connection: on PostgreSQL a connection of db; on
-// SQLite its own (liteconn.go) on the file at path, with the pragmas of Store.DB's
-// connections but these:
+// writerConn is what the writer needs of its connection, on either dialect.
+type writerConn interface {
+	querier
+	// ended counts the transactions that ended on the connection (SQLite: by
+	// COMMIT, ROLLBACK, or SQLite rolling back by itself on an error): a group
+	// that runs without savepoints (writer.go) learns so that its transaction is
+	// gone, even under a function that swallowed the error. Always 0 on
+	// PostgreSQL, whose groups use savepoints.
+	ended() int
+	// prepared is how many statements the connection keeps prepared.
+	prepared() int
+	// close closes the connection's statements and the connection, or gives it
+	// back to its pool (on Close).
+	close()
+	// discard closes the connection for good: whatever state a lost transaction
+	// left on it (SQLite: perhaps still open, rolled back as it closes;
+	// PostgreSQL: perhaps broken) goes with it.
+	discard()
+}
+
+// sqliteWriterPragmas are the writer's SQLite pragmas besides sqlitePragmas:
 //   - synchronous=NORMAL: its COMMIT does not sync; the syncer does, before the
 //     answers (walsync.go).
 //   - temp_store=MEMORY: the savepoints' and statements' journal stays in memory.
@@ -125,111 +141,40 @@ type wconn struct {
 //     in the server's first seconds (hellobench's 55 000 scenario: 15 400 pread
 //     calls in all, 13 000 of them in the first second; with the larger cache
 //     7 300, 4 300; in each measured burst about 640 and 575).
+var sqliteWriterPragmas = []string{"synchronous(NORMAL)", "temp_store(MEMORY)", fmt.Sprintf("cache_size(%d)", -writerCacheKiB)}
+
+// newWconn opens the writer's connection: on SQLite its own on the file at path,
+// with sqlitePragmas (those of Store.DB's connections) and sqliteWriterPragmas; on
+// PostgreSQL a connection of db.
 func newWconn(ctx context.Context, db *sql.DB, d dialect, path string) (*wconn, error) {
 	if d == dialectSQLite {
-		c, err := openLite(path, `PRAGMA journal_mode = WAL`, `PRAGMA busy_timeout = 10000`, `PRAGMA foreign_keys = 1`, `PRAGMA synchronous = NORMAL`,
-			`PRAGMA temp_store = MEMORY`, fmt.Sprintf(`PRAGMA cache_size = %d`, -writerCacheKiB))
+		var pragmas []string
+		for _, p := range append(slices.Clone(sqlitePragmas), sqliteWriterPragmas...) {
+			pragmas = append(pragmas, "PRAGMA "+p)
+		}
+		c, err := openLite(path, pragmas...)
 		if err != nil {
 			return nil, classify(err)
 		}
-		return &wconn{lite: c, d: d}, nil
+		return &wconn{writerConn: c}, nil
 	}
 	c, err := db.Conn(ctx)
 	if err != nil {
 		return nil, classify(err)
 	}
-	return &wconn{conn: c, d: d, stmts: make(map[string]*sql.Stmt)}, nil
+	return &wconn{writerConn: &pgConn{conn: c, stmts: make(map[string]*sql.Stmt)}}, nil
 }
 
-// ended counts the transactions that ended on w (SQLite: by COMMIT, ROLLBACK, or
-// SQLite rolling back by itself on an error): a group that runs without
-// savepoints (writer.go) learns so that its transaction is gone, even under a
-// function that swallowed the error. Always 0 on PostgreSQL, whose groups use
-// savepoints.
-func (w *wconn) ended() int {
-	if w.lite == nil {
-		return 0
-	}
-	return w.lite.ended
-}
-
-// prepared is how many statements w keeps prepared.
-func (w *wconn) prepared() int {
-	if w.lite != nil {
-		return len(w.lite.stmts)
-	}
-	return len(w.stmts)
-}
-
-func (w *wconn) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
-	if s, ok := w.stmts[q]; ok {
-		return s, nil
-	}
-	s, err := w.conn.PrepareContext(ctx, w.d.text(q))
-	if err != nil {
-		return nil, classify(err)
-	}
-	w.stmts[q] = s
-	return s, nil
-}
-
-func (w *wconn) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	if w.lite != nil {
-		res, err := w.lite.exec(q, args...)
-		return res, classify(err)
-	}
-	ctx = stmtCtx
-	s, err := w.stmt(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	res, err := s.ExecContext(ctx, w.d.args(args)...)
-	return res, classify(err)
-}
-
-func (w *wconn) QueryContext(ctx context.Context, q string, args ...any) (rowsReader, error) {
-	if w.lite != nil {
-		rows, err := w.lite.query(q, args...)
-		if err != nil {
-			return nil, classify(err)
-		}
-		return rows, nil
-	}
-	ctx = stmtCtx
-	s, err := w.stmt(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := s.QueryContext(ctx, w.d.args(args)...)
-	if err != nil {
-		return nil, classify(err)
-	}
-	return rows, nil
-}
-
-func (w *wconn) QueryRowContext(ctx context.Context, q string, args ...any) row {
-	if w.lite != nil {
-		return w.lite.queryRow(q, args...)
-	}
-	ctx = stmtCtx
-	s, err := w.stmt(ctx, q)
-	if err != nil {
-		// Let the plain path report the error through Row.Scan.
-		return sqlRow{w.conn.QueryRowContext(ctx, w.d.text(q), w.d.args(args)...)}
-	}
-	return sqlRow{s.QueryRowContext(ctx, w.d.args(args)...)}
-}
-
-// close closes w's statements and w (SQLite), or gives its connection back to
-// the pool (PostgreSQL; on Close).
+// close closes w and its handle of the WAL file.
 func (w *wconn) close() {
 	w.closeWAL()
-	if w.lite != nil {
-		w.lite.close()
-		return
-	}
-	w.closeStmts()
-	w.conn.Close()
+	w.writerConn.close()
+}
+
+// discard closes w for good (writerConn.discard) and its handle of the WAL file.
+func (w *wconn) discard() {
+	w.closeWAL()
+	w.writerConn.discard()
 }
 
 // closeWAL closes w's handle of the WAL file (the syncer is done with it).
@@ -240,22 +185,74 @@ func (w *wconn) closeWAL() {
 	}
 }
 
-// discard closes w's statements and closes its connection for good, not back
-// into the pool: whatever state a lost transaction left on it (SQLite: perhaps
-// still open, rolled back as it closes; PostgreSQL: perhaps broken) goes with it.
-func (w *wconn) discard() {
-	w.closeWAL()
-	if w.lite != nil {
-		w.lite.close()
-		return
+// pgConn is the writer's connection on PostgreSQL: a connection of Store.DB with
+// the statements prepared on it.
+type pgConn struct {
+	conn  *sql.Conn
+	stmts map[string]*sql.Stmt // query (as the store writes it) → prepared on conn
+}
+
+func (w *pgConn) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	if s, ok := w.stmts[q]; ok {
+		return s, nil
 	}
+	s, err := w.conn.PrepareContext(ctx, dialectPostgres.text(q))
+	if err != nil {
+		return nil, classify(err)
+	}
+	w.stmts[q] = s
+	return s, nil
+}
+
+func (w *pgConn) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	ctx = stmtCtx
+	s, err := w.stmt(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.ExecContext(ctx, dialectPostgres.args(args)...)
+	return res, classify(err)
+}
+
+func (w *pgConn) QueryContext(ctx context.Context, q string, args ...any) (rowsReader, error) {
+	ctx = stmtCtx
+	s, err := w.stmt(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.QueryContext(ctx, dialectPostgres.args(args)...)
+	if err != nil {
+		return nil, classify(err)
+	}
+	return rows, nil
+}
+
+func (w *pgConn) QueryRowContext(ctx context.Context, q string, args ...any) row {
+	ctx = stmtCtx
+	s, err := w.stmt(ctx, q)
+	if err != nil {
+		// Let the plain path report the error through Row.Scan.
+		return sqlRow{w.conn.QueryRowContext(ctx, dialectPostgres.text(q), dialectPostgres.args(args)...)}
+	}
+	return sqlRow{s.QueryRowContext(ctx, dialectPostgres.args(args)...)}
+}
+
+func (w *pgConn) ended() int    { return 0 }
+func (w *pgConn) prepared() int { return len(w.stmts) }
+
+func (w *pgConn) close() {
+	w.closeStmts()
+	w.conn.Close()
+}
+
+func (w *pgConn) discard() {
 	w.closeStmts()
 	w.conn.Raw(func(any) error { return driver.ErrBadConn }) // database/sql closes a bad connection
 	w.conn.Close()
 }
 
 // closeStmts closes the statements prepared on w's connection, before it goes.
-func (w *wconn) closeStmts() {
+func (w *pgConn) closeStmts() {
 	for _, s := range w.stmts {
 		s.Close()
 	}

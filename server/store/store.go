@@ -30,6 +30,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -94,12 +95,15 @@ type Store struct {
 	writeAt  time.Time // when writeErr happened
 }
 
-// writerConns is the size of Store.DB: on PostgreSQL the writer's connection,
-// which the writer goroutine keeps (writer.go), and one for the migrations before
-// it starts and for tests and tools that use DB directly (on SQLite, where the
-// writer's connection is its own, two for those; a write there waits for the
-// writer's transaction, busy_timeout).
+// writerConns is the size of Store.DB: on PostgreSQL one is the writer's
+// connection, which the writer goroutine keeps (writer.go); the others are for the
+// migrations before it starts and for tests and tools that use DB directly (on
+// SQLite such a write waits for the writer's transaction, busy_timeout).
 const writerConns = 2
+
+// sqlitePragmas are the pragmas of every SQLite connection of the store: the
+// readers' and Store.DB's (in their DSN) and the writer's (newWconn).
+var sqlitePragmas = []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)"}
 
 // writerCacheKiB is the page cache of the writer's SQLite connection, in KiB
 // (PRAGMA cache_size of a negative number): pages it holds are not read from the
@@ -179,8 +183,10 @@ func openSQLite(ctx context.Context, dir string) (*Store, error) {
 	// Every connection commits with synchronous=FULL but the writer's, which is
 	// the store's own (newWconn, liteconn.go), runs NORMAL, and whose commits the
 	// syncer makes durable before answering (walsync.go).
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
-		"&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_txlock=immediate"
+	dsn := "file:" + path + "?_txlock=immediate"
+	for _, p := range append(slices.Clone(sqlitePragmas), "synchronous(FULL)") {
+		dsn += "&_pragma=" + p
+	}
 	w, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open database %q: %w", path, err)

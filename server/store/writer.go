@@ -27,7 +27,7 @@ import (
 // savepoint's journal. A statement that fails there is undone by SQLite alone (its
 // statement journal), so a function that catches a statement's error goes on as it
 // would inside a savepoint. When a function fails (returns an error or panics), or
-// the transaction ended under it (wconn.ended counts that), the
+// the transaction ended under it (writerConn.ended counts that), the
 // writer rolls back the whole transaction, answers that function with its failure
 // (it ran once, on the same state it would run on again), and runs the group again
 // the savepoint way, in a new transaction: the functions before it run a second
@@ -336,8 +336,9 @@ var errUndone = errors.New("the group's run is undone")
 // keeps, which it may have counted); lost is non-nil when the savepoint cannot be
 // rolled back or released: the transaction itself is gone. Without savepoints
 // (SQLite's first run of a group), lost is errUndone when the function failed or
-// the transaction ended while it ran (wconn.ended): the caller undoes the whole run. If the function succeeds,
-// the history rows it left for the commit join later.
+// the transaction ended while it ran (writerConn.ended): the caller undoes the
+// whole run. If the function succeeds, the history rows it left for the commit
+// join later.
 func (s *Store) runOne(ctx context.Context, w *wconn, r *writeReq, later *laterRows, shared *groupReads, savepoint bool) (res writeResult, lost error) {
 	if err := r.ctx.Err(); err != nil && !r.ran {
 		return writeResult{err: err}, nil
