@@ -45,8 +45,16 @@ type Options struct {
 	RangeFirst, RangeLast netip.Addr    // full mode: the pool (inclusive)
 	Reservations          []Reservation // full mode: fixed addresses by MAC or serial
 	LeaseTime             time.Duration // full mode; default 1h
-	Router                netip.Addr    // option 3 when valid
-	DNS                   []netip.Addr  // option 6 when set
+	// LeaseReuse (full mode): a REQUEST that renews a lease unchanged (the same
+	// address, serial, kind and hostname) less than LeaseReuse after the lease was
+	// last written to the store is answered with what is left of that lease, and
+	// nothing is written (as Kea's cache-threshold). Default LeaseTime/4; negative:
+	// every REQUEST writes its lease. Boards ask for the same lease three times per
+	// install (bootloader, agent, installed system), and a client that REQUESTs
+	// again and again costs no write each time.
+	LeaseReuse time.Duration
+	Router     netip.Addr   // option 3 when valid
+	DNS        []netip.Addr // option 6 when set
 
 	TFTPServer netip.Addr // siaddr and option 66 for Pi bootloaders; default ServerIP
 	AgentURL   string     // option 224 for the agent's DHCP; none when empty
@@ -143,12 +151,18 @@ func NewHandler(ctx context.Context, o Options) (*Handler, error) {
 		if o.MaxOffers <= 0 {
 			o.MaxOffers = max(1, rangeSize(o.RangeFirst, o.RangeLast)/2)
 		}
+		if o.LeaseReuse == 0 {
+			o.LeaseReuse = o.LeaseTime / 4
+		}
+		if o.LeaseReuse >= o.LeaseTime {
+			return nil, fmt.Errorf("dhcp: lease reuse %v: want less than the lease time %v", o.LeaseReuse, o.LeaseTime)
+		}
 		h.opt = o
 		p, err := newPool(ctx, o.RangeFirst, o.RangeLast, o.Reservations, o.Leases)
 		if err != nil {
 			return nil, err
 		}
-		p.hold, p.maxOffers = o.OfferHold, o.MaxOffers
+		p.hold, p.maxOffers, p.reuse = o.OfferHold, o.MaxOffers, max(0, o.LeaseReuse)
 		h.pool = p
 	}
 	return h, nil
@@ -278,7 +292,7 @@ func (h *Handler) discover(ctx context.Context, req *dhcpv4.DHCPv4, c Client, ma
 	if err != nil {
 		return nil, fmt.Errorf("offer to %s: %w", mac, err)
 	}
-	reply := h.leaseReply(req, c, dhcpv4.MessageTypeOffer, ip)
+	reply := h.leaseReply(req, c, dhcpv4.MessageTypeOffer, ip, h.opt.LeaseTime)
 	h.record(ctx, Event{Type: "dhcp offer", MAC: mac, IP: ip, Client: c, Mode: ModeFull})
 	return reply, nil
 }
@@ -301,7 +315,7 @@ func (h *Handler) request(ctx context.Context, req *dhcpv4.DHCPv4, c Client, mac
 		return h.nak(ctx, req, c, "no address requested"), nil
 	}
 	l := Lease{MAC: mac, IP: ip, Serial: c.Serial, Kind: c.Kind, Hostname: req.HostName(), Expires: now.Add(h.opt.LeaseTime)}
-	ok, err := h.pool.bind(ctx, l, now)
+	l, ok, err := h.pool.bind(ctx, l, now)
 	if err != nil {
 		return nil, err // store failure: say nothing, the client retries
 	}
@@ -311,7 +325,7 @@ func (h *Handler) request(ctx context.Context, req *dhcpv4.DHCPv4, c Client, mac
 		}
 		return h.nak(ctx, req, c, fmt.Sprintf("address %v is not available to %s", ip, mac)), nil
 	}
-	reply := h.leaseReply(req, c, dhcpv4.MessageTypeAck, ip)
+	reply := h.leaseReply(req, c, dhcpv4.MessageTypeAck, ip, l.Expires.Sub(now)) // less than LeaseTime when reused
 	h.record(ctx, Event{Type: "dhcp ack", MAC: mac, IP: ip, Client: c, Mode: ModeFull})
 	return reply, nil
 }
@@ -360,10 +374,9 @@ func (h *Handler) nak(ctx context.Context, req *dhcpv4.DHCPv4, c Client, why str
 	return reply
 }
 
-// leaseReply builds an OFFER or ACK for ip with the lease options dnsmasq sends
-// (54, 51, 58, 59, 1, 28, 3) and the client-specific ones.
-func (h *Handler) leaseReply(req *dhcpv4.DHCPv4, c Client, mt dhcpv4.MessageType, ip netip.Addr) *dhcpv4.DHCPv4 {
-	lt := h.opt.LeaseTime
+// leaseReply builds an OFFER or ACK for ip, a lease of lt, with the lease options
+// dnsmasq sends (54, 51, 58, 59, 1, 28, 3) and the client-specific ones.
+func (h *Handler) leaseReply(req *dhcpv4.DHCPv4, c Client, mt dhcpv4.MessageType, ip netip.Addr, lt time.Duration) *dhcpv4.DHCPv4 {
 	reply := newReply(req, mt)
 	reply.YourIPAddr = ip4(ip)
 	reply.UpdateOption(dhcpv4.OptIPAddressLeaseTime(lt))

@@ -3,6 +3,7 @@ package dhcp
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -356,5 +357,108 @@ func TestPoolReusesFreedAddresses(t *testing.T) {
 	}
 	if ip, err := lease(5); !errors.Is(err, ErrNoAddress) {
 		t.Fatalf("a sixth client in a full range got %q, %v; want ErrNoAddress", ip, err)
+	}
+}
+
+// countingLeases is memLeases that counts its writes and can fail the next ones.
+type countingLeases struct {
+	memLeases
+	puts, fail int
+}
+
+func (s *countingLeases) PutLease(ctx context.Context, l Lease) error {
+	s.puts++
+	if s.fail > 0 {
+		s.fail--
+		return errors.New("disk full")
+	}
+	return s.memLeases.PutLease(ctx, l)
+}
+
+// TestRenewalReusesStoredLease: a REQUEST that renews a lease unchanged within a
+// quarter of the lease time of its last write is answered with what is left of the
+// stored lease (options 51, 58, 59) and writes nothing; a change, an older write, a
+// write that failed, or LeaseReuse negative writes (and the ACK has the full time).
+func TestRenewalReusesStoredLease(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 25, 20, 0, 0, 0, time.UTC)
+	store := &countingLeases{}
+	h := testHandler(t, ModeFull, store)
+	now := t0
+	h.now = func() time.Time { return now }
+	mac := net.HardwareAddr{2, 0, 0, 0, 0, 9}
+	ask := func(h *Handler, host string) (leaseSecs, t1, t2 uint32) {
+		t.Helper()
+		mods := []dhcpv4.Modifier{dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
+			dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.IPv4(10, 99, 0, 1))),
+			dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.IPv4(10, 99, 0, 100)))}
+		if host != "" {
+			mods = append(mods, dhcpv4.WithOption(dhcpv4.OptHostName(host)))
+		}
+		ack, err := h.Reply(ctx, request(t, mac, mods...))
+		if ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck {
+			t.Fatalf("REQUEST at %v: %v, %v; want ACK", now.Sub(t0), ack, err)
+		}
+		secs := func(o dhcpv4.OptionCode) uint32 { return binary.BigEndian.Uint32(ack.GetOneOption(o)) }
+		return secs(dhcpv4.OptionIPAddressLeaseTime), secs(dhcpv4.OptionRenewTimeValue), secs(dhcpv4.OptionRebindingTimeValue)
+	}
+	type step struct {
+		at         time.Duration
+		host       string
+		lease, t1  uint32
+		puts, fail int
+	}
+	for _, s := range []step{
+		{at: 0, lease: 3600, t1: 1800, puts: 1},
+		{at: 10 * time.Minute, lease: 3000, t1: 1500, puts: 1},              // reused: 50 min left
+		{at: 10 * time.Minute, host: "kxp2-coro-001", lease: 3600, puts: 2}, // hostname changed
+		{at: 24 * time.Minute, host: "kxp2-coro-001", lease: 2760, puts: 2}, // 14 min after the write: 46 min left
+		{at: 26 * time.Minute, host: "kxp2-coro-001", lease: 3600, puts: 3}, // 16 min after: written again
+	} {
+		now = t0.Add(s.at)
+		lease, t1, t2 := ask(h, s.host)
+		if lease != s.lease || store.puts != s.puts || t2 != lease*7/8 || (s.t1 != 0 && t1 != s.t1) {
+			t.Errorf("at %v (host %q): lease %d s, T1 %d, T2 %d, %d writes; want %d s, T1 %d, T2 7/8, %d writes",
+				s.at, s.host, lease, t1, t2, store.puts, s.lease, s.t1, s.puts)
+		}
+	}
+
+	// A restarted server reuses the lease it loaded from the store.
+	h2 := testHandler(t, ModeFull, store)
+	h2.now = func() time.Time { return now }
+	now = t0.Add(30 * time.Minute)
+	if lease, _, _ := ask(h2, "kxp2-coro-001"); lease != 3360 || store.puts != 3 {
+		t.Errorf("after a restart: lease %d s, %d writes; want 3360 s (the stored lease, 4 min old), 3 writes", lease, store.puts)
+	}
+
+	// A write that failed is never reused: the client's retry writes again.
+	now = t0.Add(60 * time.Minute)
+	store.fail = 1
+	r, err := h2.Reply(ctx, request(t, mac, dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.IPv4(10, 99, 0, 1))),
+		dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.IPv4(10, 99, 0, 100))), dhcpv4.WithOption(dhcpv4.OptHostName("kxp2-coro-001"))))
+	if r != nil || err == nil {
+		t.Fatalf("REQUEST with a failing store: %v, %v; want no reply", r, err)
+	}
+	if lease, _, _ := ask(h2, "kxp2-coro-001"); lease != 3600 || store.puts != 5 {
+		t.Errorf("retry after a failed write: lease %d s, %d writes; want 3600 s, 5 writes", lease, store.puts)
+	}
+	if l, _ := store.get(mac.String()); !l.Expires.Equal(now.Add(time.Hour)) {
+		t.Errorf("stored lease expires %v, want %v", l.Expires, now.Add(time.Hour))
+	}
+
+	// LeaseReuse negative: every REQUEST writes.
+	off, err := NewHandler(ctx, Options{Mode: ModeFull, ServerIP: netip.MustParseAddr("10.99.0.1"), Netmask: net.CIDRMask(24, 32),
+		RangeFirst: netip.MustParseAddr("10.99.0.100"), RangeLast: netip.MustParseAddr("10.99.0.199"), Leases: store, LeaseReuse: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	off.now = func() time.Time { return now }
+	if lease, _, _ := ask(off, "kxp2-coro-001"); lease != 3600 || store.puts != 6 {
+		t.Errorf("LeaseReuse -1: lease %d s, %d writes; want 3600 s, 6 writes", lease, store.puts)
+	}
+	if _, err := NewHandler(ctx, Options{Mode: ModeFull, ServerIP: netip.MustParseAddr("10.99.0.1"), Netmask: net.CIDRMask(24, 32),
+		RangeFirst: netip.MustParseAddr("10.99.0.100"), RangeLast: netip.MustParseAddr("10.99.0.199"), LeaseReuse: time.Hour}); err == nil {
+		t.Error("LeaseReuse of the whole lease time was accepted")
 	}
 }

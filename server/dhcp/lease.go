@@ -65,6 +65,12 @@ type pool struct {
 	// address let go below it moves it down (unmap): the lowest free address is still
 	// the one handed out, as a flood's dropped offers are handed out again.
 	cursor netip.Addr
+	// reuse is Options.LeaseReuse (0: off). stored holds, per MAC, the Expires of
+	// its lease as last written to (or loaded from) the store: a lease is reused
+	// only when the table holds exactly what the store does, never a lease whose
+	// write failed.
+	reuse  time.Duration
+	stored map[string]time.Time
 }
 
 func newPool(ctx context.Context, first, last netip.Addr, res []Reservation, store LeaseStore) (*pool, error) {
@@ -72,7 +78,7 @@ func newPool(ctx context.Context, first, last netip.Addr, res []Reservation, sto
 		first: first, last: last,
 		byMAC: map[string]Lease{}, byIP: map[netip.Addr]string{}, offers: map[string]Lease{},
 		declined: map[netip.Addr]time.Time{}, reserved: map[netip.Addr]Reservation{},
-		store: store, hold: DefaultOfferHold, cursor: first,
+		store: store, hold: DefaultOfferHold, cursor: first, stored: map[string]time.Time{},
 	}
 	for _, r := range res {
 		p.reserved[r.IP] = r
@@ -85,6 +91,7 @@ func newPool(ctx context.Context, first, last netip.Addr, res []Reservation, sto
 		for _, l := range ls {
 			p.byMAC[l.MAC] = l
 			p.byIP[l.IP] = l.MAC
+			p.stored[l.MAC] = l.Expires
 		}
 	}
 	return p, nil
@@ -268,38 +275,67 @@ func (p *pool) untaken(mac, serial string, now time.Time) (netip.Addr, bool) {
 // be refused (NAK). The table in memory is updated under the lock, the store after it,
 // so that DISCOVERs are not held up by database writes; if the write fails the client
 // gets no ACK and asks again (the table may be ahead of the store, never behind it).
-func (p *pool) bind(ctx context.Context, l Lease, now time.Time) (ok bool, err error) {
-	if !p.bindMemory(l, now) {
-		return false, nil
+// The lease returned is the one bound: l, or mac's stored lease, with its earlier
+// Expires, when that is reused (p.reuse) and nothing is written.
+func (p *pool) bind(ctx context.Context, l Lease, now time.Time) (bound Lease, ok bool, err error) {
+	bound, write, ok := p.bindMemory(l, now)
+	if !ok || !write || p.store == nil {
+		return bound, ok, nil
 	}
-	if p.store != nil {
-		if err := p.store.PutLease(ctx, l); err != nil {
-			return false, fmt.Errorf("store lease %s %s: %w", l.MAC, l.IP, err)
-		}
+	if err := p.store.PutLease(ctx, l); err != nil {
+		return l, false, fmt.Errorf("store lease %s %s: %w", l.MAC, l.IP, err)
 	}
-	return true, nil
+	p.mu.Lock()
+	if p.byMAC[l.MAC] == l { // not bound again meanwhile
+		p.stored[l.MAC] = l.Expires
+	}
+	p.mu.Unlock()
+	return l, true, nil
 }
 
-func (p *pool) bindMemory(l Lease, now time.Time) bool {
+// bindMemory binds l in the table; write is false when mac's stored lease is
+// reused instead (and returned).
+func (p *pool) bindMemory(l Lease, now time.Time) (bound Lease, write, ok bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if r, ok := p.reservationFor(l.MAC, l.Serial); ok && r != l.IP {
-		return false // the board has another (reserved) address
+		return l, false, false // the board has another (reserved) address
 	}
 	if !p.usableBy(l.IP, l.MAC, l.Serial, now) {
-		return false
+		return l, false, false
+	}
+	if old, ok := p.byMAC[l.MAC]; ok && p.reusable(old, l, now) {
+		delete(p.offers, l.MAC)
+		p.byIP[l.IP] = l.MAC
+		return old, false, true
 	}
 	if old, ok := p.byMAC[l.MAC]; ok && p.byIP[old.IP] == l.MAC {
 		p.unmap(old.IP)
 	}
 	if other, ok := p.byIP[l.IP]; ok && other != l.MAC {
 		delete(p.byMAC, other)
+		delete(p.stored, other)
 		delete(p.offers, other)
 	}
 	delete(p.offers, l.MAC)
 	p.byMAC[l.MAC] = l
 	p.byIP[l.IP] = l.MAC
-	return true
+	return l, true, true
+}
+
+// reusable says whether old, mac's lease in the table, answers the REQUEST for l
+// without a write: it is what the store holds, it binds the same as l, and it was
+// written less than p.reuse ago (l.Expires is now plus the lease time). Called with
+// p.mu held.
+func (p *pool) reusable(old, l Lease, now time.Time) bool {
+	if p.reuse <= 0 || old.IP != l.IP || old.Serial != l.Serial || old.Kind != l.Kind || old.Hostname != l.Hostname {
+		return false
+	}
+	if st, ok := p.stored[l.MAC]; !ok || !st.Equal(old.Expires) {
+		return false
+	}
+	age := l.Expires.Sub(old.Expires) // negative if the lease time was shortened since
+	return age >= 0 && age < p.reuse && old.Expires.After(now)
 }
 
 // lease returns mac's current lease.
@@ -316,6 +352,7 @@ func (p *pool) release(ctx context.Context, mac string, ip netip.Addr) error {
 	l, ok := p.byMAC[mac]
 	if ok && l.IP == ip {
 		delete(p.byMAC, mac)
+		delete(p.stored, mac)
 		if p.byIP[ip] == mac {
 			p.unmap(ip)
 		}

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -251,6 +252,21 @@ func TestFullModeRealClients(t *testing.T) {
 		}
 		if l, _ := e.leases.get(mac); l.IP.String() != got["ip"] {
 			t.Errorf("same MAC got %s, stored lease %v: want the same address again", got["ip"], l.IP)
+		}
+	})
+	t.Run("udhcpc again: the stored lease, not rewritten", func(t *testing.T) {
+		before, _ := e.leases.get(mac)
+		got := runUdhcpc(t, e)
+		if got == nil || got["ip"] != before.IP.String() {
+			t.Fatalf("udhcpc lease = %v, want %v again", got, before.IP)
+		}
+		// What is left of the stored lease, not a lease time of its own.
+		left := int(time.Until(before.Expires).Seconds())
+		if secs, err := strconv.Atoi(got["lease"]); err != nil || secs < left-2 || secs > left+1 {
+			t.Errorf("lease time %q s, want what is left of the stored lease, %d s", got["lease"], left)
+		}
+		if after, _ := e.leases.get(mac); after != before {
+			t.Errorf("stored lease rewritten: %+v, was %+v", after, before)
 		}
 	})
 	t.Run("agent gets option 224", func(t *testing.T) {

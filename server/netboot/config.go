@@ -26,6 +26,10 @@ type Config struct {
 	DHCPRange string `json:"dhcp_range,omitempty"`
 	// LeaseTime is the full-mode lease time, e.g. "1h" (default 1h).
 	LeaseTime string `json:"lease_time,omitempty"`
+	// LeaseReuse (full mode): a REQUEST that renews a lease unchanged within this
+	// long of the lease's last write is answered with what is left of it, without a
+	// write, e.g. "15m" (default a quarter of lease_time; "0s": every REQUEST writes).
+	LeaseReuse string `json:"lease_reuse,omitempty"`
 	// Router is option 3 in full mode (default: none).
 	Router string `json:"router,omitempty"`
 	// DNS servers, option 6 in full mode (default: none).
@@ -177,6 +181,9 @@ func (c Config) Validate() error {
 			return fmt.Errorf("lease_time %q: want a duration of at least 1m, e.g. \"1h\"", c.LeaseTime)
 		}
 	}
+	if err := c.checkLeaseReuse(); err != nil {
+		return err
+	}
 	if c.TFTPTimeout != "" {
 		if d, err := time.ParseDuration(c.TFTPTimeout); err != nil || d < 100*time.Millisecond || d > time.Minute {
 			return fmt.Errorf("tftp_timeout %q: want a duration from 100ms to 1m, e.g. \"5s\"", c.TFTPTimeout)
@@ -216,4 +223,19 @@ func ParseRange(s string) (first, last netip.Addr, err error) {
 		return first, last, fmt.Errorf("dhcp range %q: want FIRST-LAST, two IPv4 addresses in order, e.g. 10.42.0.100-10.42.0.199", s)
 	}
 	return first, last, nil
+}
+
+// checkLeaseReuse checks lease_reuse against lease_time (default 1h).
+func (c Config) checkLeaseReuse() error {
+	if c.LeaseReuse == "" {
+		return nil
+	}
+	lt := time.Hour
+	if c.LeaseTime != "" {
+		lt, _ = time.ParseDuration(c.LeaseTime) // checked before
+	}
+	if d, err := time.ParseDuration(c.LeaseReuse); err != nil || d < 0 || d >= lt {
+		return fmt.Errorf("lease_reuse %q: want a duration from 0s (off) to less than lease_time (%v), e.g. \"15m\"", c.LeaseReuse, lt)
+	}
+	return nil
 }

@@ -4,6 +4,9 @@ import (
 	"flag"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/rpi-deploy/rpi-deploy/server/dhcp"
 )
 
 // TestTFTPLimitsConfig: the TFTP limits come from the config file, flags override
@@ -39,6 +42,40 @@ func TestTFTPLimitsConfig(t *testing.T) {
 		}
 		if err == nil || !strings.Contains(err.Error(), field) {
 			t.Errorf("%s: %v, want an error naming %s", raw, err, field)
+		}
+	}
+}
+
+// TestLeaseReuseConfig: lease_reuse reaches the DHCP handler ("0s" turns it off),
+// and a value that is not below lease_time is refused with the field's name.
+func TestLeaseReuseConfig(t *testing.T) {
+	var s Services
+	for raw, want := range map[string]time.Duration{
+		`{"lease_reuse":"15m"}`: 15 * time.Minute,
+		`{"lease_reuse":"0s"}`:  -1,
+		`{}`:                    0, // dhcp.NewHandler's default: lease_time/4
+		`{"lease_time":"2h","lease_reuse":"90m"}`:    90 * time.Minute,
+		`{"lease_time":"10m","lease_reuse":"9m59s"}`: 9*time.Minute + 59*time.Second,
+	} {
+		c, err := Parse([]byte(raw))
+		if err == nil {
+			err = c.Validate()
+		}
+		if err != nil {
+			t.Errorf("%s: %v", raw, err)
+			continue
+		}
+		if got := s.dhcpOptions(c, Deps{}, dhcp.Interface{}).LeaseReuse; got != want {
+			t.Errorf("%s: LeaseReuse %v, want %v", raw, got, want)
+		}
+	}
+	for _, raw := range []string{`{"lease_reuse":"1h"}`, `{"lease_time":"10m","lease_reuse":"10m"}`, `{"lease_reuse":"-1m"}`, `{"lease_reuse":"often"}`} {
+		c, err := Parse([]byte(raw))
+		if err == nil {
+			err = c.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), "lease_reuse") {
+			t.Errorf("%s: %v, want an error naming lease_reuse", raw, err)
 		}
 	}
 }

@@ -114,6 +114,12 @@ func (s *Services) dhcpOptions(c Config, d Deps, ifc dhcp.Interface) dhcp.Option
 	if c.LeaseTime != "" {
 		o.LeaseTime, _ = time.ParseDuration(c.LeaseTime)
 	}
+	if c.LeaseReuse != "" {
+		o.LeaseReuse, _ = time.ParseDuration(c.LeaseReuse)
+		if o.LeaseReuse == 0 {
+			o.LeaseReuse = -1 // "0s": off (0 in dhcp.Options is the default)
+		}
+	}
 	if c.OfferHold != "" {
 		o.OfferHold, _ = time.ParseDuration(c.OfferHold)
 	}
