@@ -2,6 +2,7 @@ package dhcp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -174,6 +175,18 @@ func (h *Handler) Mode() string { return h.opt.Mode }
 // Reply answers req; a nil reply means "stay silent". The error is for logging; a
 // reply may still be nil or not.
 func (h *Handler) Reply(ctx context.Context, req *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, error) {
+	return h.reply(ctx, req, true)
+}
+
+// errWouldWait is reply's error, with wait false, for a request whose answer needs
+// a LeaseStore write; nothing has changed.
+var errWouldWait = errors.New("dhcp: the answer waits for a lease write")
+
+// reply is Reply; with wait false it answers only what needs no LeaseStore write
+// (every DISCOVER and INFORM, a REQUEST that reuses its stored lease, a NAK) and
+// returns errWouldWait for the rest, which the Server then answers on a goroutine
+// of its own.
+func (h *Handler) reply(ctx context.Context, req *dhcpv4.DHCPv4, wait bool) (*dhcpv4.DHCPv4, error) {
 	if req.OpCode != dhcpv4.OpcodeBootRequest || len(req.ClientHWAddr) != 6 {
 		return nil, nil
 	}
@@ -181,21 +194,7 @@ func (h *Handler) Reply(ctx context.Context, req *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4
 	if h.opt.Mode == ModeProxy {
 		return h.proxy(ctx, req, c), nil
 	}
-	return h.full(ctx, req, c)
-}
-
-// writesLeases says whether answering req may write the LeaseStore (and so wait for
-// a database): a REQUEST, RELEASE or DECLINE in full mode with a store. Every other
-// request is answered from memory.
-func (h *Handler) writesLeases(req *dhcpv4.DHCPv4) bool {
-	if h.opt.Mode != ModeFull || h.opt.Leases == nil {
-		return false
-	}
-	switch req.MessageType() {
-	case dhcpv4.MessageTypeRequest, dhcpv4.MessageTypeRelease, dhcpv4.MessageTypeDecline:
-		return true
-	}
-	return false
+	return h.full(ctx, req, c, wait)
 }
 
 func (h *Handler) ours(req *dhcpv4.DHCPv4) (asked, ours bool) {
@@ -258,7 +257,7 @@ func (h *Handler) isBoard(req *dhcpv4.DHCPv4, c Client, mac string) bool {
 
 // full answers req as the network's DHCP server (ModeFull): boards only when
 // OnlyBoards is set, and a board's agent known by the NIC its bootloader used.
-func (h *Handler) full(ctx context.Context, req *dhcpv4.DHCPv4, c Client) (*dhcpv4.DHCPv4, error) {
+func (h *Handler) full(ctx context.Context, req *dhcpv4.DHCPv4, c Client, wait bool) (*dhcpv4.DHCPv4, error) {
 	mac := req.ClientHWAddr.String()
 	now := h.now()
 	if h.opt.OnlyBoards && !h.isBoard(req, c, mac) {
@@ -274,11 +273,15 @@ func (h *Handler) full(ctx context.Context, req *dhcpv4.DHCPv4, c Client) (*dhcp
 	case dhcpv4.MessageTypeDiscover:
 		return h.discover(ctx, req, c, mac, now)
 	case dhcpv4.MessageTypeRequest:
-		return h.request(ctx, req, c, mac, now)
-	case dhcpv4.MessageTypeRelease:
+		return h.request(ctx, req, c, mac, now, wait)
+	case dhcpv4.MessageTypeRelease, dhcpv4.MessageTypeDecline:
+		if !wait && h.pool.store != nil {
+			return nil, errWouldWait
+		}
+		if req.MessageType() == dhcpv4.MessageTypeDecline {
+			return nil, h.decline(ctx, req, c, mac, now)
+		}
 		return nil, h.release(ctx, req, c, mac)
-	case dhcpv4.MessageTypeDecline:
-		return nil, h.decline(ctx, req, c, mac, now)
 	case dhcpv4.MessageTypeInform:
 		return h.inform(req, c)
 	}
@@ -301,7 +304,7 @@ func (h *Handler) discover(ctx context.Context, req *dhcpv4.DHCPv4, c Client, ma
 // once the lease is bound in the store, a NAK for an address mac may not have, and
 // nothing when the client chose another server, asks about another network, or the
 // store fails (the client retries).
-func (h *Handler) request(ctx context.Context, req *dhcpv4.DHCPv4, c Client, mac string, now time.Time) (*dhcpv4.DHCPv4, error) {
+func (h *Handler) request(ctx context.Context, req *dhcpv4.DHCPv4, c Client, mac string, now time.Time, wait bool) (*dhcpv4.DHCPv4, error) {
 	asked, ours := h.ours(req)
 	if asked && !ours {
 		h.pool.forgetOffer(mac) // it chose another server
@@ -315,7 +318,7 @@ func (h *Handler) request(ctx context.Context, req *dhcpv4.DHCPv4, c Client, mac
 		return h.nak(ctx, req, c, "no address requested"), nil
 	}
 	l := Lease{MAC: mac, IP: ip, Serial: c.Serial, Kind: c.Kind, Hostname: req.HostName(), Expires: now.Add(h.opt.LeaseTime)}
-	l, ok, err := h.pool.bind(ctx, l, now)
+	l, ok, err := h.pool.bind(ctx, l, now, wait)
 	if err != nil {
 		return nil, err // store failure: say nothing, the client retries
 	}

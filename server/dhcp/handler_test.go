@@ -423,6 +423,17 @@ func TestRenewalReusesStoredLease(t *testing.T) {
 		}
 	}
 
+	// The read loop's try (wait false) at a REQUEST that must write: errWouldWait,
+	// and neither the store nor the table changed.
+	now = t0.Add(28 * time.Minute)
+	before, _ := h.pool.lease(mac.String())
+	r, err := h.reply(ctx, request(t, mac, dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.IPv4(10, 99, 0, 1))),
+		dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.IPv4(10, 99, 0, 100))), dhcpv4.WithOption(dhcpv4.OptHostName("other"))), false)
+	if after, _ := h.pool.lease(mac.String()); r != nil || !errors.Is(err, errWouldWait) || store.puts != 3 || after != before {
+		t.Errorf("reply without waiting, hostname changed: %v, %v, %d writes, lease %+v (was %+v); want errWouldWait and no change", r, err, store.puts, after, before)
+	}
+
 	// A restarted server reuses the lease it loaded from the store.
 	h2 := testHandler(t, ModeFull, store)
 	h2.now = func() time.Time { return now }
@@ -434,7 +445,7 @@ func TestRenewalReusesStoredLease(t *testing.T) {
 	// A write that failed is never reused: the client's retry writes again.
 	now = t0.Add(60 * time.Minute)
 	store.fail = 1
-	r, err := h2.Reply(ctx, request(t, mac, dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
+	r, err = h2.Reply(ctx, request(t, mac, dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
 		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.IPv4(10, 99, 0, 1))),
 		dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.IPv4(10, 99, 0, 100))), dhcpv4.WithOption(dhcpv4.OptHostName("kxp2-coro-001"))))
 	if r != nil || err == nil {

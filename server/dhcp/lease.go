@@ -276,9 +276,13 @@ func (p *pool) untaken(mac, serial string, now time.Time) (netip.Addr, bool) {
 // so that DISCOVERs are not held up by database writes; if the write fails the client
 // gets no ACK and asks again (the table may be ahead of the store, never behind it).
 // The lease returned is the one bound: l, or mac's stored lease, with its earlier
-// Expires, when that is reused (p.reuse) and nothing is written.
-func (p *pool) bind(ctx context.Context, l Lease, now time.Time) (bound Lease, ok bool, err error) {
-	bound, write, ok := p.bindMemory(l, now)
+// Expires, when that is reused (p.reuse) and nothing is written. With wait false, a
+// bind that needs a write returns errWouldWait and changes nothing.
+func (p *pool) bind(ctx context.Context, l Lease, now time.Time, wait bool) (bound Lease, ok bool, err error) {
+	bound, write, ok := p.bindMemory(l, now, wait || p.store == nil)
+	if write && !wait && p.store != nil {
+		return l, false, errWouldWait
+	}
 	if !ok || !write || p.store == nil {
 		return bound, ok, nil
 	}
@@ -294,8 +298,9 @@ func (p *pool) bind(ctx context.Context, l Lease, now time.Time) (bound Lease, o
 }
 
 // bindMemory binds l in the table; write is false when mac's stored lease is
-// reused instead (and returned).
-func (p *pool) bindMemory(l Lease, now time.Time) (bound Lease, write, ok bool) {
+// reused instead (and returned). With change false it only tells: a bind that would
+// need a write leaves the table as it is.
+func (p *pool) bindMemory(l Lease, now time.Time, change bool) (bound Lease, write, ok bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if r, ok := p.reservationFor(l.MAC, l.Serial); ok && r != l.IP {
@@ -308,6 +313,9 @@ func (p *pool) bindMemory(l Lease, now time.Time) (bound Lease, write, ok bool) 
 		delete(p.offers, l.MAC)
 		p.byIP[l.IP] = l.MAC
 		return old, false, true
+	}
+	if !change {
+		return l, true, true
 	}
 	if old, ok := p.byMAC[l.MAC]; ok && p.byIP[old.IP] == l.MAC {
 		p.unmap(old.IP)

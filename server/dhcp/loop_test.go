@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"net"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -172,5 +174,55 @@ func TestShutdownEndsRequestsInFlight(t *testing.T) {
 	case <-store.left:
 	default:
 		t.Fatal("Serve returned while a REQUEST still waited for the store")
+	}
+}
+
+// gateLeases is a LeaseStore that takes writes until hang is set, and from then on
+// waits in PutLease (like slowLeases) until its context ends; puts counts the calls.
+type gateLeases struct {
+	memLeases
+	hang atomic.Bool
+	puts atomic.Int32
+}
+
+func (s *gateLeases) PutLease(ctx context.Context, l Lease) error {
+	s.puts.Add(1)
+	if s.hang.Load() {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return s.memLeases.PutLease(ctx, l)
+}
+
+// TestReusedLeaseAnsweredWhileStoreHangs: a Pi that runs its exchange again, as the
+// agent and the installed system do after the bootloader, gets its ACK from the
+// stored lease while the database does not answer at all: no write, and the lease
+// time left of the stored lease (option 51).
+func TestReusedLeaseAnsweredWhileStoreHangs(t *testing.T) {
+	t.Parallel()
+	netnstest.Require(t)
+	need(t, "/usr/bin/python3")
+	store := &gateLeases{}
+	e := startServerWith(t, ModeFull, func(o *Options) { o.Leases = store })
+	opt97 := capturedOption97(t)
+	first, err := piExchange(e, opt97, "dora")
+	if err != nil || first["ack"].Options["53"] != "05" || store.puts.Load() != 1 {
+		t.Fatalf("first exchange: %+v, %v, %d writes; want an ACK after one write", first, err, store.puts.Load())
+	}
+	store.hang.Store(true)
+	again, err := piExchange(e, opt97, "dora")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack := again["ack"]
+	if ack.Timeout || ack.Options["53"] != "05" || ack.YIAddr != first["ack"].YIAddr {
+		t.Fatalf("second exchange while the store hangs: %+v; want an ACK for %s", again, first["ack"].YIAddr)
+	}
+	if n := store.puts.Load(); n != 1 {
+		t.Errorf("%d lease writes, want 1 (the second exchange reuses the stored lease)", n)
+	}
+	secs, err := strconv.ParseUint(ack.Options["51"], 16, 32)
+	if err != nil || secs >= 600 || secs < 590 {
+		t.Errorf("option 51 = %q (%d s), want what is left of the stored 10 minutes", ack.Options["51"], secs)
 	}
 }

@@ -119,11 +119,13 @@ func Listen(h *Handler, ifname string, port int, log *slog.Logger) (*Server, err
 // Serve answers requests until ctx is cancelled, then closes the sockets and returns nil.
 //
 // One goroutine reads the requests and answers those that need no lease store
-// (DISCOVER, INFORM, proxy mode) itself, one after the other: no goroutine to start
-// and no other thread to wake per packet (see sock_linux.go). A request that writes
-// the store (REQUEST, RELEASE, DECLINE in full mode) is answered on a goroutine of
-// its own, so that a slow database delays only the requests that wait for it. Serve
-// returns once those have ended too: their store writes see ctx cancelled.
+// write itself, one after the other: no goroutine to start and no other thread to
+// wake per packet (see sock_linux.go). That is every DISCOVER and INFORM, proxy
+// mode, and a REQUEST that reuses its stored lease (Options.LeaseReuse). A request
+// that writes the store (a REQUEST that binds, RELEASE, DECLINE in full mode) is
+// answered on a goroutine of its own, so that a slow database delays only the
+// requests that wait for it. Serve returns once those have ended too: their store
+// writes see ctx cancelled.
 func (s *Server) Serve(ctx context.Context) error {
 	var handlers sync.WaitGroup
 	defer handlers.Wait()
@@ -146,11 +148,15 @@ func (s *Server) Serve(ctx context.Context) error {
 			s.log.Debug("dhcp: malformed packet", "from", from.String(), "err", err)
 			continue
 		}
-		if s.h.writesLeases(req) {
-			handlers.Go(func() { s.handle(ctx, from, req) })
-		} else {
-			s.handle(ctx, from, req)
+		reply, err := s.h.reply(ctx, req, false)
+		if errors.Is(err, errWouldWait) {
+			handlers.Go(func() {
+				reply, err := s.h.Reply(ctx, req)
+				s.answer(from, req, reply, err)
+			})
+			continue
 		}
+		s.answer(from, req, reply, err)
 	}
 }
 
@@ -167,8 +173,8 @@ func (s *Server) Close() error {
 // LocalAddr is the UDP address the server listens on.
 func (s *Server) LocalAddr() net.Addr { return s.conn.LocalAddr() }
 
-func (s *Server) handle(ctx context.Context, peer netip.AddrPort, req *dhcpv4.DHCPv4) {
-	reply, err := s.h.Reply(ctx, req)
+// answer sends the Handler's reply to req, if any, and logs its error.
+func (s *Server) answer(peer netip.AddrPort, req, reply *dhcpv4.DHCPv4, err error) {
 	if err != nil {
 		s.log.Warn("dhcp request", "mac", req.ClientHWAddr.String(), "type", req.MessageType().String(), "err", err)
 	}
