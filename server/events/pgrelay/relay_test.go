@@ -491,6 +491,12 @@ func TestPendingBound(t *testing.T) {
 	if diff := cmp.Diff(want, gs); diff != "" {
 		t.Errorf("stream after the outage (-want +got):\n%s", diff)
 	}
+	// The stream has the events once PostgreSQL delivers their NOTIFY, at COMMIT; the
+	// relay counts them written when COMMIT returns to it, which may be later.
+	deadline := time.Now().Add(30 * time.Second)
+	for s := a.relay.Stats(); (s.Pending != 0 || s.Written != 11) && time.Now().Before(deadline); s = a.relay.Stats() {
+		time.Sleep(time.Millisecond)
+	}
 	if s := a.relay.Stats(); s.Pending != 0 || s.Written != 11 {
 		t.Errorf("stats after: %+v, want 0 pending, 11 written", s)
 	}
