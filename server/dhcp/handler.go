@@ -269,19 +269,19 @@ func (h *Handler) full(ctx context.Context, req *dhcpv4.DHCPv4, c Client, wait b
 			c.Serial = l.Serial // the agent's DHCP: same NIC, the board the bootloader named
 		}
 	}
-	switch req.MessageType() {
+	mt := req.MessageType()
+	if !wait && h.pool.store != nil && (mt == dhcpv4.MessageTypeRelease || mt == dhcpv4.MessageTypeDecline) {
+		return nil, errWouldWait
+	}
+	switch mt {
 	case dhcpv4.MessageTypeDiscover:
 		return h.discover(ctx, req, c, mac, now)
 	case dhcpv4.MessageTypeRequest:
 		return h.request(ctx, req, c, mac, now, wait)
-	case dhcpv4.MessageTypeRelease, dhcpv4.MessageTypeDecline:
-		if !wait && h.pool.store != nil {
-			return nil, errWouldWait
-		}
-		if req.MessageType() == dhcpv4.MessageTypeDecline {
-			return nil, h.decline(ctx, req, c, mac, now)
-		}
+	case dhcpv4.MessageTypeRelease:
 		return nil, h.release(ctx, req, c, mac)
+	case dhcpv4.MessageTypeDecline:
+		return nil, h.decline(ctx, req, c, mac, now)
 	case dhcpv4.MessageTypeInform:
 		return h.inform(req, c)
 	}

@@ -387,15 +387,18 @@ func TestRenewalReusesStoredLease(t *testing.T) {
 	now := t0
 	h.now = func() time.Time { return now }
 	mac := net.HardwareAddr{2, 0, 0, 0, 0, 9}
-	ask := func(h *Handler, host string) (leaseSecs, t1, t2 uint32) {
-		t.Helper()
+	renew := func(host string) *dhcpv4.DHCPv4 { // a REQUEST for 10.99.0.100 from mac
 		mods := []dhcpv4.Modifier{dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
 			dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.IPv4(10, 99, 0, 1))),
 			dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.IPv4(10, 99, 0, 100)))}
 		if host != "" {
 			mods = append(mods, dhcpv4.WithOption(dhcpv4.OptHostName(host)))
 		}
-		ack, err := h.Reply(ctx, request(t, mac, mods...))
+		return request(t, mac, mods...)
+	}
+	ask := func(h *Handler, host string) (leaseSecs, t1, t2 uint32) {
+		t.Helper()
+		ack, err := h.Reply(ctx, renew(host))
 		if ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck {
 			t.Fatalf("REQUEST at %v: %v, %v; want ACK", now.Sub(t0), ack, err)
 		}
@@ -403,10 +406,10 @@ func TestRenewalReusesStoredLease(t *testing.T) {
 		return secs(dhcpv4.OptionIPAddressLeaseTime), secs(dhcpv4.OptionRenewTimeValue), secs(dhcpv4.OptionRebindingTimeValue)
 	}
 	type step struct {
-		at         time.Duration
-		host       string
-		lease, t1  uint32
-		puts, fail int
+		at        time.Duration
+		host      string
+		lease, t1 uint32
+		puts      int
 	}
 	for _, s := range []step{
 		{at: 0, lease: 3600, t1: 1800, puts: 1},
@@ -427,9 +430,7 @@ func TestRenewalReusesStoredLease(t *testing.T) {
 	// and neither the store nor the table changed.
 	now = t0.Add(28 * time.Minute)
 	before, _ := h.pool.lease(mac.String())
-	r, err := h.reply(ctx, request(t, mac, dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
-		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.IPv4(10, 99, 0, 1))),
-		dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.IPv4(10, 99, 0, 100))), dhcpv4.WithOption(dhcpv4.OptHostName("other"))), false)
+	r, err := h.reply(ctx, renew("other"), false)
 	if after, _ := h.pool.lease(mac.String()); r != nil || !errors.Is(err, errWouldWait) || store.puts != 3 || after != before {
 		t.Errorf("reply without waiting, hostname changed: %v, %v, %d writes, lease %+v (was %+v); want errWouldWait and no change", r, err, store.puts, after, before)
 	}
@@ -445,9 +446,7 @@ func TestRenewalReusesStoredLease(t *testing.T) {
 	// A write that failed is never reused: the client's retry writes again.
 	now = t0.Add(60 * time.Minute)
 	store.fail = 1
-	r, err = h2.Reply(ctx, request(t, mac, dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
-		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.IPv4(10, 99, 0, 1))),
-		dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.IPv4(10, 99, 0, 100))), dhcpv4.WithOption(dhcpv4.OptHostName("kxp2-coro-001"))))
+	r, err = h2.Reply(ctx, renew("kxp2-coro-001"))
 	if r != nil || err == nil {
 		t.Fatalf("REQUEST with a failing store: %v, %v; want no reply", r, err)
 	}

@@ -18,6 +18,10 @@ type Lease struct {
 	Kind     string     // KindBootloader, KindAgent or KindOther (of the last request)
 	Hostname string     // option 12 of the last request, if any
 	Expires  time.Time
+
+	// stored (the pool's own mark, in its table): this is what the LeaseStore
+	// holds, written or loaded; only such a lease is reused (pool.reusable).
+	stored bool
 }
 
 // LeaseStore persists leases (full mode). The Server loads all of them once at start
@@ -65,12 +69,9 @@ type pool struct {
 	// address let go below it moves it down (unmap): the lowest free address is still
 	// the one handed out, as a flood's dropped offers are handed out again.
 	cursor netip.Addr
-	// reuse is Options.LeaseReuse (0: off). stored holds, per MAC, the Expires of
-	// its lease as last written to (or loaded from) the store: a lease is reused
-	// only when the table holds exactly what the store does, never a lease whose
-	// write failed.
-	reuse  time.Duration
-	stored map[string]time.Time
+	// reuse is Options.LeaseReuse (0: off): a lease marked stored is reused, never
+	// one whose write failed.
+	reuse time.Duration
 }
 
 func newPool(ctx context.Context, first, last netip.Addr, res []Reservation, store LeaseStore) (*pool, error) {
@@ -78,7 +79,7 @@ func newPool(ctx context.Context, first, last netip.Addr, res []Reservation, sto
 		first: first, last: last,
 		byMAC: map[string]Lease{}, byIP: map[netip.Addr]string{}, offers: map[string]Lease{},
 		declined: map[netip.Addr]time.Time{}, reserved: map[netip.Addr]Reservation{},
-		store: store, hold: DefaultOfferHold, cursor: first, stored: map[string]time.Time{},
+		store: store, hold: DefaultOfferHold, cursor: first,
 	}
 	for _, r := range res {
 		p.reserved[r.IP] = r
@@ -89,9 +90,9 @@ func newPool(ctx context.Context, first, last netip.Addr, res []Reservation, sto
 			return nil, fmt.Errorf("load leases: %w", err)
 		}
 		for _, l := range ls {
+			l.stored = true
 			p.byMAC[l.MAC] = l
 			p.byIP[l.IP] = l.MAC
-			p.stored[l.MAC] = l.Expires
 		}
 	}
 	return p, nil
@@ -279,8 +280,9 @@ func (p *pool) untaken(mac, serial string, now time.Time) (netip.Addr, bool) {
 // Expires, when that is reused (p.reuse) and nothing is written. With wait false, a
 // bind that needs a write returns errWouldWait and changes nothing.
 func (p *pool) bind(ctx context.Context, l Lease, now time.Time, wait bool) (bound Lease, ok bool, err error) {
-	bound, write, ok := p.bindMemory(l, now, wait || p.store == nil)
-	if write && !wait && p.store != nil {
+	change := wait || p.store == nil // without a store, binding is all memory
+	bound, write, ok := p.bindMemory(l, now, change)
+	if write && !change {
 		return l, false, errWouldWait
 	}
 	if !ok || !write || p.store == nil {
@@ -291,7 +293,8 @@ func (p *pool) bind(ctx context.Context, l Lease, now time.Time, wait bool) (bou
 	}
 	p.mu.Lock()
 	if p.byMAC[l.MAC] == l { // not bound again meanwhile
-		p.stored[l.MAC] = l.Expires
+		l.stored = true
+		p.byMAC[l.MAC] = l
 	}
 	p.mu.Unlock()
 	return l, true, nil
@@ -322,7 +325,6 @@ func (p *pool) bindMemory(l Lease, now time.Time, change bool) (bound Lease, wri
 	}
 	if other, ok := p.byIP[l.IP]; ok && other != l.MAC {
 		delete(p.byMAC, other)
-		delete(p.stored, other)
 		delete(p.offers, other)
 	}
 	delete(p.offers, l.MAC)
@@ -336,10 +338,7 @@ func (p *pool) bindMemory(l Lease, now time.Time, change bool) (bound Lease, wri
 // written less than p.reuse ago (l.Expires is now plus the lease time). Called with
 // p.mu held.
 func (p *pool) reusable(old, l Lease, now time.Time) bool {
-	if p.reuse <= 0 || old.IP != l.IP || old.Serial != l.Serial || old.Kind != l.Kind || old.Hostname != l.Hostname {
-		return false
-	}
-	if st, ok := p.stored[l.MAC]; !ok || !st.Equal(old.Expires) {
+	if p.reuse <= 0 || !old.stored || old.IP != l.IP || old.Serial != l.Serial || old.Kind != l.Kind || old.Hostname != l.Hostname {
 		return false
 	}
 	age := l.Expires.Sub(old.Expires) // negative if the lease time was shortened since
@@ -360,7 +359,6 @@ func (p *pool) release(ctx context.Context, mac string, ip netip.Addr) error {
 	l, ok := p.byMAC[mac]
 	if ok && l.IP == ip {
 		delete(p.byMAC, mac)
-		delete(p.stored, mac)
 		if p.byIP[ip] == mac {
 			p.unmap(ip)
 		}
