@@ -5,11 +5,16 @@ import (
 	"net"
 )
 
-// udpFrame builds an Ethernet II + IPv4 + UDP frame around payload, with both
-// checksums, the way a kernel would send it. TOS is CS6 (0xc0) like dnsmasq's replies.
-func udpFrame(dstMAC, srcMAC net.HardwareAddr, src, dst net.IP, sport, dport uint16, id uint16, payload []byte) []byte {
+// frameHeaders is the length of the Ethernet II, IPv4 and UDP headers of a frame.
+const frameHeaders = 14 + 20 + 8
+
+// udpFrame makes f an Ethernet II + IPv4 + UDP frame: it writes the headers into
+// f[:frameHeaders], around the payload in the rest of f, with both checksums, the
+// way a kernel would send it. TOS is CS6 (0xc0) like dnsmasq's replies.
+func udpFrame(f []byte, dstMAC, srcMAC net.HardwareAddr, src, dst net.IP, sport, dport uint16, id uint16) {
 	const ethLen, ipLen, udpLen = 14, 20, 8
-	f := make([]byte, ethLen+ipLen+udpLen+len(payload))
+	payload := len(f) - frameHeaders
+	clear(f[:frameHeaders])
 	copy(f[0:6], dstMAC)
 	copy(f[6:12], srcMAC)
 	binary.BigEndian.PutUint16(f[12:14], 0x0800)
@@ -17,7 +22,7 @@ func udpFrame(dstMAC, srcMAC net.HardwareAddr, src, dst net.IP, sport, dport uin
 	ip := f[ethLen : ethLen+ipLen]
 	ip[0] = 0x45
 	ip[1] = 0xc0
-	binary.BigEndian.PutUint16(ip[2:4], uint16(ipLen+udpLen+len(payload)))
+	binary.BigEndian.PutUint16(ip[2:4], uint16(ipLen+udpLen+payload))
 	binary.BigEndian.PutUint16(ip[4:6], id)
 	ip[8] = 64 // TTL
 	ip[9] = 17 // UDP
@@ -28,20 +33,18 @@ func udpFrame(dstMAC, srcMAC net.HardwareAddr, src, dst net.IP, sport, dport uin
 	udp := f[ethLen+ipLen:]
 	binary.BigEndian.PutUint16(udp[0:2], sport)
 	binary.BigEndian.PutUint16(udp[2:4], dport)
-	binary.BigEndian.PutUint16(udp[4:6], uint16(udpLen+len(payload)))
-	copy(udp[8:], payload)
+	binary.BigEndian.PutUint16(udp[4:6], uint16(udpLen+payload))
 	// Pseudo-header: src, dst, zero, protocol, UDP length.
 	var sum uint32
 	for i := 12; i < 20; i += 2 {
 		sum += uint32(binary.BigEndian.Uint16(ip[i : i+2]))
 	}
-	sum += 17 + uint32(udpLen+len(payload))
+	sum += 17 + uint32(udpLen+payload)
 	c := checksum(udp, sum)
 	if c == 0 {
 		c = 0xffff // RFC 768: a computed zero is sent as all ones
 	}
 	binary.BigEndian.PutUint16(udp[6:8], c)
-	return f
 }
 
 // checksum is the Internet checksum (RFC 1071) of b, starting from the partial sum.

@@ -2,6 +2,7 @@ package dhcp
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -92,6 +93,13 @@ type Handler struct {
 	pool *pool
 	log  *slog.Logger
 	now  func() time.Time
+
+	// Options the same in every reply, encoded once (encodeOptions).
+	network []option // 54, 1, 28, 3, 6
+	boot    []option // 54, 60, 43, 66 for the Pi bootloader
+	agent   []option // 224 for the agent
+	lease   []option // 51, 58, 59 for a lease of LeaseTime
+	tftpIP  net.IP   // siaddr for the Pi bootloader
 }
 
 // NewHandler checks o and loads the leases (full mode).
@@ -166,14 +174,67 @@ func NewHandler(ctx context.Context, o Options) (*Handler, error) {
 		p.hold, p.maxOffers, p.reuse = o.OfferHold, o.MaxOffers, max(0, o.LeaseReuse)
 		h.pool = p
 	}
+	h.encodeOptions()
 	return h, nil
+}
+
+// encodeOptions encodes the options that are the same in every reply.
+func (h *Handler) encodeOptions() {
+	o := h.opt
+	sid := dhcpv4.OptServerIdentifier(ip4(o.ServerIP))
+	if o.Mode == ModeFull { // a proxy sends no network options
+		network := ip4(o.ServerIP).Mask(o.Netmask)
+		bcast := make(net.IP, 4)
+		for i := range bcast {
+			bcast[i] = network[i] | ^o.Netmask[i]
+		}
+		opts := []dhcpv4.Option{sid, dhcpv4.OptSubnetMask(o.Netmask), dhcpv4.OptBroadcastAddress(bcast)}
+		if o.Router.Is4() {
+			opts = append(opts, dhcpv4.OptRouter(ip4(o.Router)))
+		}
+		if len(o.DNS) > 0 {
+			var ips []net.IP
+			for _, a := range o.DNS {
+				ips = append(ips, ip4(a))
+			}
+			opts = append(opts, dhcpv4.OptDNS(ips...))
+		}
+		h.network = encodeOptions(opts...)
+		h.lease = encodeOptions(dhcpv4.OptIPAddressLeaseTime(o.LeaseTime), dhcpv4.OptRenewTimeValue(o.LeaseTime/2),
+			dhcpv4.OptRebindingTimeValue(o.LeaseTime*7/8))
+	}
+	h.boot = encodeOptions(sid, dhcpv4.OptClassIdentifier("PXEClient"),
+		dhcpv4.OptGeneric(dhcpv4.OptionVendorSpecificInformation, PXEMenu), dhcpv4.OptTFTPServerName(o.TFTPServer.String()))
+	if o.AgentURL != "" {
+		h.agent = encodeOptions(dhcpv4.OptGeneric(OptionAgentURL, []byte(o.AgentURL)))
+	}
+	h.tftpIP = ip4(o.TFTPServer)
+}
+
+// setLeaseOptions sets options 51, 58 and 59 of reply for a lease of lt: renewal
+// at half of it, rebinding at 7/8 (RFC 2131 §4.4.5), each in seconds as 32 bits
+// (RFC 2132 §9.2, §9.11, §9.12).
+func (h *Handler) setLeaseOptions(reply *dhcpv4.DHCPv4, lt time.Duration) {
+	if lt == h.opt.LeaseTime {
+		setOptions(reply, h.lease)
+		return
+	}
+	v := make([]byte, 12) // a reused lease's time left: one allocation, not three encoders'
+	for i, d := range [3]time.Duration{lt, lt / 2, lt * 7 / 8} {
+		binary.BigEndian.PutUint32(v[4*i:], uint32(d/time.Second))
+	}
+	reply.Options[dhcpv4.OptionIPAddressLeaseTime.Code()] = v[0:4:4]
+	reply.Options[dhcpv4.OptionRenewTimeValue.Code()] = v[4:8:8]
+	reply.Options[dhcpv4.OptionRebindingTimeValue.Code()] = v[8:12:12]
 }
 
 // Mode returns ModeFull or ModeProxy.
 func (h *Handler) Mode() string { return h.opt.Mode }
 
 // Reply answers req; a nil reply means "stay silent". The error is for logging; a
-// reply may still be nil or not.
+// reply may still be nil or not. The reply shares byte slices with req and with
+// other replies (option values the same in each are encoded once): read it, do not
+// write into it.
 func (h *Handler) Reply(ctx context.Context, req *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, error) {
 	return h.reply(ctx, req, true)
 }
@@ -211,7 +272,7 @@ func (h *Handler) proxy(ctx context.Context, req *dhcpv4.DHCPv4, c Client) *dhcp
 		return nil
 	}
 	var mt dhcpv4.MessageType
-	switch req.MessageType() {
+	switch messageType(req) {
 	case dhcpv4.MessageTypeDiscover:
 		mt = dhcpv4.MessageTypeOffer
 	case dhcpv4.MessageTypeRequest:
@@ -249,7 +310,7 @@ func (h *Handler) isBoard(req *dhcpv4.DHCPv4, c Client, mac string) bool {
 		return true
 	case c.Kind == KindBootloader && req.ClassIdentifier() == PiClassID && (c.Model == "RPi5" || c.Model == "RPi4"):
 		return true
-	case req.MessageType() == dhcpv4.MessageTypeDiscover || req.MessageType() == dhcpv4.MessageTypeInform:
+	case messageType(req) == dhcpv4.MessageTypeDiscover || messageType(req) == dhcpv4.MessageTypeInform:
 		return false
 	}
 	return h.pool.heldByBoard(mac)
@@ -269,7 +330,7 @@ func (h *Handler) full(ctx context.Context, req *dhcpv4.DHCPv4, c Client, wait b
 			c.Serial = l.Serial // the agent's DHCP: same NIC, the board the bootloader named
 		}
 	}
-	mt := req.MessageType()
+	mt := messageType(req)
 	if !wait && h.pool.store != nil && (mt == dhcpv4.MessageTypeRelease || mt == dhcpv4.MessageTypeDecline) {
 		return nil, errWouldWait
 	}
@@ -359,7 +420,7 @@ func (h *Handler) decline(ctx context.Context, req *dhcpv4.DHCPv4, c Client, mac
 // inform answers an INFORM with an ACK carrying the network's options and no address.
 func (h *Handler) inform(req *dhcpv4.DHCPv4, c Client) (*dhcpv4.DHCPv4, error) {
 	reply := newReply(req, dhcpv4.MessageTypeAck)
-	h.networkOptions(reply)
+	setOptions(reply, h.network)
 	h.clientOptions(reply, req, c)
 	return reply, nil
 }
@@ -382,34 +443,10 @@ func (h *Handler) nak(ctx context.Context, req *dhcpv4.DHCPv4, c Client, why str
 func (h *Handler) leaseReply(req *dhcpv4.DHCPv4, c Client, mt dhcpv4.MessageType, ip netip.Addr, lt time.Duration) *dhcpv4.DHCPv4 {
 	reply := newReply(req, mt)
 	reply.YourIPAddr = ip4(ip)
-	reply.UpdateOption(dhcpv4.OptIPAddressLeaseTime(lt))
-	reply.UpdateOption(dhcpv4.OptRenewTimeValue(lt / 2))
-	reply.UpdateOption(dhcpv4.OptRebindingTimeValue(lt * 7 / 8))
-	h.networkOptions(reply)
+	h.setLeaseOptions(reply, lt)
+	setOptions(reply, h.network)
 	h.clientOptions(reply, req, c)
 	return reply
-}
-
-func (h *Handler) networkOptions(reply *dhcpv4.DHCPv4) {
-	reply.UpdateOption(dhcpv4.OptServerIdentifier(ip4(h.opt.ServerIP)))
-	mask := h.opt.Netmask
-	reply.UpdateOption(dhcpv4.OptSubnetMask(mask))
-	network := ip4(h.opt.ServerIP).Mask(mask)
-	bcast := make(net.IP, 4)
-	for i := range bcast {
-		bcast[i] = network[i] | ^mask[i]
-	}
-	reply.UpdateOption(dhcpv4.OptBroadcastAddress(bcast))
-	if h.opt.Router.Is4() {
-		reply.UpdateOption(dhcpv4.OptRouter(ip4(h.opt.Router)))
-	}
-	if len(h.opt.DNS) > 0 {
-		var ips []net.IP
-		for _, a := range h.opt.DNS {
-			ips = append(ips, ip4(a))
-		}
-		reply.UpdateOption(dhcpv4.OptDNS(ips...))
-	}
 }
 
 func (h *Handler) clientOptions(reply, req *dhcpv4.DHCPv4, c Client) {
@@ -417,9 +454,7 @@ func (h *Handler) clientOptions(reply, req *dhcpv4.DHCPv4, c Client) {
 	case KindBootloader:
 		h.bootOptions(reply, req)
 	case KindAgent:
-		if h.opt.AgentURL != "" {
-			reply.UpdateOption(dhcpv4.OptGeneric(OptionAgentURL, []byte(h.opt.AgentURL)))
-		}
+		setOptions(reply, h.agent)
 	}
 }
 
@@ -427,14 +462,11 @@ func (h *Handler) clientOptions(reply, req *dhcpv4.DHCPv4, c Client) {
 // 43 = PXEMenu, and 66 = the TFTP server in dotted form (read by the Pi 4, harmless to
 // the Pi 5, which reads siaddr).
 func (h *Handler) bootOptions(reply, req *dhcpv4.DHCPv4) {
-	reply.ServerIPAddr = ip4(h.opt.TFTPServer)
-	reply.UpdateOption(dhcpv4.OptServerIdentifier(ip4(h.opt.ServerIP)))
-	reply.UpdateOption(dhcpv4.OptClassIdentifier("PXEClient"))
+	reply.ServerIPAddr = h.tftpIP
+	setOptions(reply, h.boot)
 	if v := req.GetOneOption(dhcpv4.OptionClientMachineIdentifier); v != nil {
-		reply.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionClientMachineIdentifier, v))
+		reply.Options[dhcpv4.OptionClientMachineIdentifier.Code()] = v
 	}
-	reply.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionVendorSpecificInformation, PXEMenu))
-	reply.UpdateOption(dhcpv4.OptTFTPServerName(h.opt.TFTPServer.String()))
 }
 
 func (h *Handler) record(ctx context.Context, ev Event) {

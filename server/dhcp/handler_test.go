@@ -236,11 +236,14 @@ func TestOptionsRejected(t *testing.T) {
 	}
 }
 
-// FuzzReply: no request, however malformed, panics the handler, and every reply the
-// full-mode server makes carries our server identifier and an address of the range.
+// FuzzReply: no request, however malformed, panics the handler, every reply the
+// full-mode server makes carries our server identifier and an address of the range,
+// and the Server's appendMessage writes it as ToBytes does.
 func FuzzReply(f *testing.F) {
 	disc, _ := dnsmasqExchange(f)
-	f.Add(disc.ToBytes())
+	for _, m := range realMessages(f) {
+		f.Add(m)
+	}
 	for _, mt := range []dhcpv4.MessageType{dhcpv4.MessageTypeDiscover, dhcpv4.MessageTypeRequest, dhcpv4.MessageTypeRelease, dhcpv4.MessageTypeDecline, dhcpv4.MessageTypeInform} {
 		m, _ := dhcpv4.New(dhcpv4.WithHwAddr(net.HardwareAddr{2, 0, 0, 0, 0, 9}), dhcpv4.WithMessageType(mt),
 			dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.IPv4(10, 99, 0, 150))),
@@ -253,7 +256,7 @@ func FuzzReply(f *testing.F) {
 	full := testHandler(f, ModeFull, &memLeases{})
 	proxy := testHandler(f, ModeProxy, nil)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		req, err := dhcpv4.FromBytes(b)
+		req, err := parseMessage(b) // as the Server reads it
 		if err != nil {
 			return
 		}
@@ -276,6 +279,7 @@ func FuzzReply(f *testing.F) {
 			if _, err := dhcpv4.FromBytes(reply.ToBytes()); err != nil {
 				t.Fatalf("reply does not parse: %v", err)
 			}
+			checkAppend(t, reply) // the Server writes it as the library would
 		}
 	})
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"strings"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 )
@@ -36,11 +35,11 @@ type Client struct {
 // Classify tells a Pi bootloader, the agent and other clients apart from options 60
 // and 97. The MAC is never looked at.
 func Classify(req *dhcpv4.DHCPv4) Client {
-	class := req.ClassIdentifier()
-	if class == AgentClassID {
+	class := req.Options[dhcpv4.OptionClassIdentifier.Code()] // not ClassIdentifier(): its string is an allocation per request
+	if string(class) == AgentClassID {
 		return Client{Kind: KindAgent}
 	}
-	if !strings.HasPrefix(class, "PXEClient") {
+	if !bytes.HasPrefix(class, []byte("PXEClient")) {
 		return Client{Kind: KindOther}
 	}
 	id, err := ParseOption97(req.GetOneOption(dhcpv4.OptionClientMachineIdentifier))

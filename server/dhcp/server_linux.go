@@ -135,21 +135,23 @@ func (s *Server) Serve(ctx context.Context) error {
 	defer stop()
 	defer s.Close()
 	buf := make([]byte, 4096) // larger than any DHCP message a client sends (RFC 2131: 576 unless option 57 says more)
+	rd, in := newReader(s.udp), new(inbox)
 	for {
-		n, from, err := recvFrom(s.udp, buf)
+		n, from, err := rd.read(buf)
 		if err != nil {
 			if s.closed.Load() {
 				return nil
 			}
 			return fmt.Errorf("dhcp: serve: %w", err)
 		}
-		req, err := dhcpv4.FromBytes(buf[:n]) // copies what it keeps: buf is reused
+		req, err := in.parse(buf[:n]) // copies what it keeps: buf is reused
 		if err != nil {
 			s.log.Debug("dhcp: malformed packet", "from", from.String(), "err", err)
 			continue
 		}
 		reply, err := s.h.reply(ctx, req, false)
 		if errors.Is(err, errWouldWait) {
+			in = new(inbox) // req is the goroutine's
 			handlers.Go(func() {
 				reply, err := s.h.Reply(ctx, req)
 				s.answer(from, req, reply, err)
@@ -173,7 +175,8 @@ func (s *Server) Close() error {
 // LocalAddr is the UDP address the server listens on.
 func (s *Server) LocalAddr() net.Addr { return s.conn.LocalAddr() }
 
-// answer sends the Handler's reply to req, if any, and logs its error.
+// answer sends the Handler's reply to req, if any, and logs its error. The reply
+// goes back to newReply's pool.
 func (s *Server) answer(peer netip.AddrPort, req, reply *dhcpv4.DHCPv4, err error) {
 	if err != nil {
 		s.log.Warn("dhcp request", "mac", req.ClientHWAddr.String(), "type", req.MessageType().String(), "err", err)
@@ -184,29 +187,33 @@ func (s *Server) answer(peer netip.AddrPort, req, reply *dhcpv4.DHCPv4, err erro
 	if err := s.send(req, reply, peer); err != nil {
 		s.log.Warn("dhcp reply", "mac", req.ClientHWAddr.String(), "type", reply.MessageType().String(), "err", err)
 	}
+	releaseReply(reply)
 }
 
 // send delivers reply like dnsmasq does (RFC 2131 §4.1).
 func (s *Server) send(req, reply *dhcpv4.DHCPv4, peer netip.AddrPort) error {
-	b := reply.ToBytes()
+	w := senders.Get().(*sender)
+	defer senders.Put(w)
+	f := appendMessage(w.buf[:frameHeaders], reply) // the message where a frame carries it
+	w.buf = f[:0]                                   // keep what append grew
+	b := f[frameHeaders:]
 	port := clientPort(peer)
 	switch {
 	case !req.GatewayIPAddr.IsUnspecified() && req.GatewayIPAddr != nil:
-		return sendTo(s.udp, b, netip.AddrPortFrom(addrOf(req.GatewayIPAddr), dhcpv4.ServerPort))
-	case reply.MessageType() == dhcpv4.MessageTypeNak:
-		return sendTo(s.udp, b, netip.AddrPortFrom(netip.AddrFrom4([4]byte{255, 255, 255, 255}), dhcpv4.ClientPort))
+		return w.sendTo(s.udp, b, netip.AddrPortFrom(addrOf(req.GatewayIPAddr), dhcpv4.ServerPort))
+	case messageType(reply) == dhcpv4.MessageTypeNak:
+		return w.sendTo(s.udp, b, netip.AddrPortFrom(netip.AddrFrom4([4]byte{255, 255, 255, 255}), dhcpv4.ClientPort))
 	case !req.ClientIPAddr.IsUnspecified() && req.ClientIPAddr != nil:
-		return sendTo(s.udp, b, netip.AddrPortFrom(addrOf(req.ClientIPAddr), port))
+		return w.sendTo(s.udp, b, netip.AddrPortFrom(addrOf(req.ClientIPAddr), port))
 	case req.IsBroadcast():
-		return sendTo(s.udp, b, netip.AddrPortFrom(netip.AddrFrom4([4]byte{255, 255, 255, 255}), port))
+		return w.sendTo(s.udp, b, netip.AddrPortFrom(netip.AddrFrom4([4]byte{255, 255, 255, 255}), port))
 	}
 	dst := reply.YourIPAddr
 	if dst == nil || dst.IsUnspecified() {
 		dst = net.IPv4bcast // proxy offer: no address to send to, but still only to this MAC
 	}
-	frame := udpFrame(req.ClientHWAddr, s.ifc.HardwareAddr, s.srcIP, dst,
-		dhcpv4.ServerPort, port, uint16(s.ipID.Add(1)), b)
-	if err := sendFrame(s.rawc, frame, s.ifc.Index, [6]byte(req.ClientHWAddr)); err != nil {
+	udpFrame(f, req.ClientHWAddr, s.ifc.HardwareAddr, s.srcIP, dst, dhcpv4.ServerPort, port, uint16(s.ipID.Add(1)))
+	if err := w.sendFrame(s.rawc, f, s.ifc.Index, [6]byte(req.ClientHWAddr)); err != nil {
 		return fmt.Errorf("send to %s on %s: %w", req.ClientHWAddr, s.ifc.Name, err)
 	}
 	return nil

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// TestRawSendRecvLoopback: the read loop's recvFrom and sendTo (raw system calls,
+// TestRawSendRecvLoopback: the read loop's reader and sendTo (raw system calls,
 // addresses in network byte order built by hand) against the standard library's
 // UDP sockets on loopback: the datagram, the sender's address and port as the
 // kernel reports them, and a reply that reaches that port.
@@ -33,15 +33,15 @@ func TestRawSendRecvLoopback(t *testing.T) {
 		t.Fatal(err)
 	}
 	buf := make([]byte, 4096)
-	n, from, err := recvFrom(rc, buf)
+	n, from, err := newReader(rc).read(buf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := cli.LocalAddr().(*net.UDPAddr).AddrPort()
 	if !bytes.Equal(buf[:n], msg) || from != want {
-		t.Fatalf("recvFrom = %q from %v, want %q from %v", buf[:n], from, msg, want)
+		t.Fatalf("read = %q from %v, want %q from %v", buf[:n], from, msg, want)
 	}
-	if err := sendTo(rc, []byte("OFFER"), from); err != nil {
+	if err := newSender().sendTo(rc, []byte("OFFER"), from); err != nil {
 		t.Fatal(err)
 	}
 	cli.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -49,12 +49,12 @@ func TestRawSendRecvLoopback(t *testing.T) {
 	if err != nil || string(buf[:n]) != "OFFER" || src != srv.LocalAddr().(*net.UDPAddr).AddrPort() {
 		t.Fatalf("reply %q from %v (%v), want OFFER from %v", buf[:n], src, err, srv.LocalAddr())
 	}
-	if err := sendTo(rc, []byte("x"), netip.MustParseAddrPort("[::1]:67")); err == nil {
+	if err := newSender().sendTo(rc, []byte("x"), netip.MustParseAddrPort("[::1]:67")); err == nil {
 		t.Error("sendTo an IPv6 address: no error")
 	}
 }
 
-// TestRecvFromEndsOnClose: a recvFrom waiting for a datagram returns once the socket
+// TestRecvFromEndsOnClose: a read waiting for a datagram returns once the socket
 // is closed (how Serve's loop ends on shutdown).
 func TestRecvFromEndsOnClose(t *testing.T) {
 	t.Parallel()
@@ -68,7 +68,7 @@ func TestRecvFromEndsOnClose(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() {
-		_, _, err := recvFrom(rc, make([]byte, 64))
+		_, _, err := newReader(rc).read(make([]byte, 64))
 		done <- err
 	}()
 	time.Sleep(50 * time.Millisecond) // let it wait in the poller
@@ -76,9 +76,9 @@ func TestRecvFromEndsOnClose(t *testing.T) {
 	select {
 	case err := <-done:
 		if err == nil {
-			t.Error("recvFrom on a closed socket: no error")
+			t.Error("read on a closed socket: no error")
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("recvFrom still waits 10 s after the socket was closed")
+		t.Fatal("read still waits 10 s after the socket was closed")
 	}
 }
