@@ -11,6 +11,11 @@
 #                        DHCP_CLIENTS different clients, broadcast replies: DISCOVER-OFFER
 #                        and REQUEST-ACK latency p50/p99 (ms) and drops (%); DHCP_RUNS runs
 #                        per server, alternating, a fresh server each; the median of each figure
+#   dhcp-*-wire-*        the same exchanges timed on the wire at the server's end of the
+#                        veth (tcpdump there, scripts/bench/dhcpwire): from the request
+#                        entering the server's namespace to the answer leaving it, so the
+#                        server's own time, without perfdhcp's side (which shares the two
+#                        CPUs: its send, and its waking up to read the answer)
 # Prints "bench: NAME ours=X baseline=Y ratio=R" (ratio = ours/baseline; for times and
 # drops lower is better).
 #
@@ -54,9 +59,10 @@ if [ -z "${BIN:-}" ]; then
   BIN=bin/rpi-deployd
   go build -o "$BIN" ./server/cmd/rpi-deployd # always: a stale binary would be measured silently
 fi
+go build -o bin/dhcpwire ./scripts/bench/dhcpwire
 # perf is only for PERF_STAT: installed here, not by make deps (CI never needs it).
 if [ -n "${PERF_STAT:-}" ] && ! command -v perf >/dev/null; then apt-get install -y --no-install-recommends linux-perf >/dev/null; fi
-for t in dnsmasq atftp perfdhcp ip ${PERF_STAT:+perf}; do command -v $t >/dev/null || { echo "40-netboot: $t missing (make deps)"; exit 1; }; done
+for t in dnsmasq atftp perfdhcp tcpdump ip ${PERF_STAT:+perf}; do command -v $t >/dev/null || { echo "40-netboot: $t missing (make deps)"; exit 1; }; done
 [ "$(id -u)" -eq 0 ] || { echo "40-netboot: needs root (network namespaces)"; exit 1; }
 TFTP_RUNS=${TFTP_RUNS:-7} DHCP_RUNS=${DHCP_RUNS:-9}
 DHCP_RATE=${DHCP_RATE:-500} DHCP_SECS=${DHCP_SECS:-4} DHCP_CLIENTS=${DHCP_CLIENTS:-150}
@@ -137,8 +143,13 @@ tftp_20() {
   for p in "${pids[@]}"; do wait "$p"; done
   printf "%.3f" "$(echo "$(now) - $t0" | bc)"
 }
-perf() { # prints: offer_p50 offer_p99 ack_p50 ack_p99 drops_pct messages_sent
+perf() { # prints: offer_p50 offer_p99 ack_p50 ack_p99 drops_pct messages_sent, then the wire's offer_p50 offer_p99 ack_p50 ack_p99
+  # tcpdump buffers (no -U): it wakes to write now and then, not per packet.
+  ip netns exec $S tcpdump -i srv0 -n -B 16384 -w "$W/srv.pcap" 'udp and (port 67 or port 68)' 2>/dev/null &
+  local td=$!
+  for _ in $(seq 50); do [ -s "$W/srv.pcap" ] && break; sleep 0.05; done # its file header: capturing
   ip netns exec $C "${CLI_RUN[@]}" perfdhcp -4 -B -l cli0 -r "$DHCP_RATE" -p "$DHCP_SECS" -R "$DHCP_CLIENTS" -x t > "$W/perf.out" 2>&1 || true
+  sleep 0.2; kill -INT $td; wait $td || true
   awk '
     /Timestamps for packets: DISCOVER-OFFER/ {sec="o"} /Timestamps for packets: REQUEST-ACK/ {sec="a"}
     /Statistics for: DISCOVER-OFFER/ {st="o"} /Statistics for: REQUEST-ACK/ {st="a"}
@@ -151,8 +162,9 @@ perf() { # prints: offer_p50 offer_p99 ack_p50 ack_p99 drops_pct messages_sent
     }
     END {
       total = sent["o"] + sent["a"]; dropped = drop["o"] + drop["a"]
-      printf "%s %s %s %s %.2f %d\n", pct(o, no, 0.5), pct(o, no, 0.99), pct(a, na, 0.5), pct(a, na, 0.99), (total ? 100*dropped/total : 100), total
+      printf "%s %s %s %s %.2f %d ", pct(o, no, 0.5), pct(o, no, 0.99), pct(a, na, 0.5), pct(a, na, 0.99), (total ? 100*dropped/total : 100), total
     }' "$W/perf.out"
+  bin/dhcpwire "$W/srv.pcap" | cut -d' ' -f1-4
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b+0 == 0) print "nan"; else printf "%.3f", a/b }'; }
 line() { echo "bench: $1 ours=$2 baseline=$3 ratio=$(ratio "$2" "$3")"; }
@@ -173,12 +185,13 @@ line tftp-20-clients-10mb-s "$o20" "$b20"
 
 echo "40-netboot: DHCP (perfdhcp -r $DHCP_RATE -p $DHCP_SECS -R $DHCP_CLIENTS; $DHCP_RUNS runs per server, alternating)"
 oo50=() oo99=() oa50=() oa99=() odrop=() bo50=() bo99=() ba50=() ba99=() bdrop=()
+ow50=() ow99=() owa50=() owa99=() bw50=() bw99=() bwa50=() bwa99=()
 for i in $(seq "$DHCP_RUNS"); do
-  ours_start; stat_start; read -r a b c d e f < <(perf); stat_end ours "DHCP message" "$f"; stop_all
-  oo50+=("$a") oo99+=("$b") oa50+=("$c") oa99+=("$d") odrop+=("$e")
-  dnsmasq_start; stat_start; read -r a b c d e f < <(perf); stat_end dnsmasq "DHCP message" "$f"; stop_all
-  bo50+=("$a") bo99+=("$b") ba50+=("$c") ba99+=("$d") bdrop+=("$e")
-  echo "40-netboot: run $i: offer p50/p99 ms ours=${oo50[-1]}/${oo99[-1]} dnsmasq=${bo50[-1]}/${bo99[-1]}; drops % ours=${odrop[-1]} dnsmasq=${bdrop[-1]}"
+  ours_start; stat_start; read -r a b c d e f g h k l < <(perf); stat_end ours "DHCP message" "$f"; stop_all
+  oo50+=("$a") oo99+=("$b") oa50+=("$c") oa99+=("$d") odrop+=("$e") ow50+=("$g") ow99+=("$h") owa50+=("$k") owa99+=("$l")
+  dnsmasq_start; stat_start; read -r a b c d e f g h k l < <(perf); stat_end dnsmasq "DHCP message" "$f"; stop_all
+  bo50+=("$a") bo99+=("$b") ba50+=("$c") ba99+=("$d") bdrop+=("$e") bw50+=("$g") bw99+=("$h") bwa50+=("$k") bwa99+=("$l")
+  echo "40-netboot: run $i: offer p50/p99 ms ours=${oo50[-1]}/${oo99[-1]} dnsmasq=${bo50[-1]}/${bo99[-1]}; on the wire ours=${ow50[-1]}/${ow99[-1]} dnsmasq=${bw50[-1]}/${bw99[-1]}; drops % ours=${odrop[-1]} dnsmasq=${bdrop[-1]}"
   for who in ours dnsmasq; do
     if [ "$who" = ours ]; then d=${odrop[-1]}; else d=${bdrop[-1]}; fi
     if awk -v d="$d" 'BEGIN { exit !(d > 1) }'; then
@@ -191,3 +204,7 @@ line dhcp-offer-p99-ms "$(median "${oo99[@]}")" "$(median "${bo99[@]}")"
 line dhcp-ack-p50-ms "$(median "${oa50[@]}")" "$(median "${ba50[@]}")"
 line dhcp-ack-p99-ms "$(median "${oa99[@]}")" "$(median "${ba99[@]}")"
 line dhcp-drops-pct "$(median "${odrop[@]}")" "$(median "${bdrop[@]}")"
+line dhcp-offer-wire-p50-ms "$(median "${ow50[@]}")" "$(median "${bw50[@]}")"
+line dhcp-offer-wire-p99-ms "$(median "${ow99[@]}")" "$(median "${bw99[@]}")"
+line dhcp-ack-wire-p50-ms "$(median "${owa50[@]}")" "$(median "${bwa50[@]}")"
+line dhcp-ack-wire-p99-ms "$(median "${owa99[@]}")" "$(median "${bwa99[@]}")"

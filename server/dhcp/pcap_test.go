@@ -1,30 +1,23 @@
 package dhcp
 
 import (
-	"encoding/binary"
-	"os"
 	"testing"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+
+	"github.com/rpi-deploy/rpi-deploy/server/dhcp/dhcptest"
 )
 
 // pcapPackets returns the UDP payloads of an Ethernet/IPv4 pcap file.
 func pcapPackets(t testing.TB, path string) [][]byte {
 	t.Helper()
-	b, err := os.ReadFile(path)
+	pkts, err := dhcptest.ReadPcap(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(b) < 24 || binary.LittleEndian.Uint32(b) != 0xa1b2c3d4 {
-		t.Fatalf("%s: not a little-endian pcap file", path)
-	}
-	var out [][]byte
-	for off := 24; off+16 <= len(b); {
-		n := int(binary.LittleEndian.Uint32(b[off+8:]))
-		frame := b[off+16 : off+16+n]
-		off += 16 + n
-		ihl := int(frame[14]&0x0f) * 4
-		out = append(out, frame[14+ihl+8:])
+	out := make([][]byte, len(pkts))
+	for i, p := range pkts {
+		out[i] = p.Payload
 	}
 	return out
 }

@@ -49,7 +49,6 @@ if [ "$what" = pi ]; then
 	ip netns exec "$c" /usr/bin/python3 "$here/pi_dora.py" vc$$ "$opt97" discover
 else
 	ip netns exec "$c" dhclient -1 -pf "$w/dhclient.pid" -lf "$w/dhclient.leases" -sf /bin/true vc$$ 2>/dev/null
-	ip netns exec "$c" dhclient -x -pf "$w/dhclient.pid" vc$$ 2>/dev/null || true
 	ip -n "$c" link set vc$$ address 02:99:00:00:00:02
 	ip netns exec "$c" busybox udhcpc -i vc$$ -n -q -f -x hostname:KXP2-CORO-001 -s /bin/true >/dev/null 2>&1
 	ip -n "$c" addr add 10.99.0.2/24 dev vc$$
