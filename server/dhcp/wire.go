@@ -10,7 +10,7 @@ import (
 	"github.com/insomniacslk/dhcp/iana"
 )
 
-// The DHCP server's wire form of a message: parseMessage and appendMessage read and
+// The DHCP server's wire form of a message: inbox.parse and appendMessage read and
 // write exactly what dhcpv4.FromBytes and (*dhcpv4.DHCPv4).ToBytes do (FuzzWire
 // holds them to it), with fewer allocations. Per DHCP message the library's pair
 // allocated 28 times and about 2 KB (BenchmarkWire), which made the collector run
@@ -29,7 +29,7 @@ const (
 
 var magicCookie = [4]byte{99, 130, 83, 99}
 
-// errNoEnd is the library's error for options without an End option.
+// errNoEnd is for options without an End option (FromBytes: io.ErrUnexpectedEOF).
 var errNoEnd = errors.New("malformed DHCP packet: options have no End (255)")
 
 // parseMessage decodes q as dhcpv4.FromBytes does: the same fields, the same
