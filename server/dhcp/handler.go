@@ -308,7 +308,7 @@ func (h *Handler) isBoard(req *dhcpv4.DHCPv4, c Client, mac string) bool {
 	switch {
 	case c.Kind == KindAgent:
 		return true
-	case c.Kind == KindBootloader && req.ClassIdentifier() == PiClassID && (c.Model == "RPi5" || c.Model == "RPi4"):
+	case c.Kind == KindBootloader && string(req.Options[dhcpv4.OptionClassIdentifier.Code()]) == PiClassID && (c.Model == "RPi5" || c.Model == "RPi4"):
 		return true
 	case messageType(req) == dhcpv4.MessageTypeDiscover || messageType(req) == dhcpv4.MessageTypeInform:
 		return false
