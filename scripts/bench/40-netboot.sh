@@ -46,6 +46,12 @@
 #   So DHCP runs are many and short (9 of 4 s per server, alternating), and each
 #   figure is the median of the runs' figures: a run that happened to take the stalls
 #   counts once, for whichever server it was.
+# - How far a ratio moves for two identical servers: an A/A run (dnsmasq started in
+#   rpi-deployd's place, BIN= a script that does so) gave perfdhcp's offer p99 ratio
+#   0.97, 0.96 and 1.17 in three runs, offer p50 1.03-1.20 (the first server of each
+#   pair a little slower), the wire's offer p99 0.97-1.17. perfdhcp's tail is mostly
+#   its own waking up (for a halted virtual CPU, behind ksoftirqd), which the wire
+#   lines leave out.
 # Env: TFTP_RUNS (default 7), DHCP_RUNS (9), DHCP_RATE (500), DHCP_SECS (4),
 # DHCP_CLIENTS (150), BIN (a rpi-deployd binary to measure; default: bin/rpi-deployd,
 # built from this tree every run), PERF_STAT (1: also count each server's CPU time,
