@@ -213,13 +213,17 @@ func (h *Handler) encodeOptions() {
 
 // setLeaseOptions sets options 51, 58 and 59 of reply for a lease of lt: renewal
 // at half of it, rebinding at 7/8 (RFC 2131 §4.4.5), each in seconds as 32 bits
-// (RFC 2132 §9.2, §9.11, §9.12).
+// (RFC 2132 §9.2, §9.11, §9.12). For a reused lease's time left it writes those
+// 12 bytes itself: with the library's three encoders (as for h.lease), 8 s of the
+// bench's perfdhcp load, whose REQUESTs nearly all reuse their lease, brought a
+// collection 5.8 s in; without them, none. TestRenewalReusesStoredLease checks
+// the three values.
 func (h *Handler) setLeaseOptions(reply *dhcpv4.DHCPv4, lt time.Duration) {
 	if lt == h.opt.LeaseTime {
 		setOptions(reply, h.lease)
 		return
 	}
-	v := make([]byte, 12) // a reused lease's time left: one allocation, not three encoders'
+	v := make([]byte, 12)
 	for i, d := range [3]time.Duration{lt, lt / 2, lt * 7 / 8} {
 		binary.BigEndian.PutUint32(v[4*i:], uint32(d/time.Second))
 	}

@@ -256,7 +256,7 @@ func FuzzReply(f *testing.F) {
 	full := testHandler(f, ModeFull, &memLeases{})
 	proxy := testHandler(f, ModeProxy, nil)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		req, err := parseMessage(b) // as the Server reads it
+		req, err := new(inbox).parse(b) // as the Server reads it
 		if err != nil {
 			return
 		}

@@ -32,15 +32,6 @@ var magicCookie = [4]byte{99, 130, 83, 99}
 // errNoEnd is for options without an End option (FromBytes: io.ErrUnexpectedEOF).
 var errNoEnd = errors.New("malformed DHCP packet: options have no End (255)")
 
-// parseMessage decodes q as dhcpv4.FromBytes does: the same fields, the same
-// options (a repeated option concatenated, RFC 3396; a zero-length one present with
-// a nil value), and an error where FromBytes gives one (shorter than 240 bytes, a
-// wrong magic cookie, an option past the end, options without an End option; no
-// options at all are no error).
-func parseMessage(q []byte) (*dhcpv4.DHCPv4, error) {
-	return new(inbox).parse(q)
-}
-
 // inbox holds a request message that parse fills again and again: the read loop
 // parses each request into the same inbox while it answers them itself, and
 // takes a new one when a request goes to a goroutine of its own. FromBytes
@@ -51,8 +42,13 @@ type inbox struct {
 	raw []byte // a copy of the message's bytes, where its addresses and option values point
 }
 
-// parse decodes q into the inbox's message (see parseMessage) and returns it. The
-// message it held before is gone, and with it everything that pointed into it.
+// parse decodes q into the inbox's message as dhcpv4.FromBytes does — the same
+// fields, the same options (a repeated option concatenated, RFC 3396; a zero-length
+// one present with a nil value), and an error where FromBytes gives one (shorter
+// than 240 bytes, a wrong magic cookie, an option past the end, options without an
+// End option; no options at all are no error) — and returns it. The message the
+// inbox held before is gone, and with it everything that pointed into it; after an
+// error the inbox holds no message.
 func (in *inbox) parse(q []byte) (*dhcpv4.DHCPv4, error) {
 	if len(q) < wireOptions {
 		return nil, fmt.Errorf("malformed DHCP packet: %d bytes, want at least %d", len(q), wireOptions)
@@ -60,20 +56,11 @@ func (in *inbox) parse(q []byte) (*dhcpv4.DHCPv4, error) {
 	if [4]byte(q[wireCookie:wireOptions]) != magicCookie {
 		return nil, fmt.Errorf("malformed DHCP packet: got magic cookie %v, want %v", q[wireCookie:wireOptions], magicCookie[:])
 	}
-	end, count, err := scanOptions(q[wireOptions:])
-	if err != nil {
-		return nil, err
-	}
-	if n := wireOptions + end; cap(in.raw) < n { // the header and options up to End
-		in.raw = make([]byte, n, max(n, dhcpv4.MaxMessageSize))
-	} else {
-		in.raw = in.raw[:n]
-	}
+	in.raw = append(in.raw[:0], q...)
 	c := in.raw
-	copy(c, q)
 	opts := in.m.Options
 	if opts == nil {
-		opts = make(dhcpv4.Options, count)
+		opts = make(dhcpv4.Options)
 	}
 	clear(opts)
 	hlen := min(int(c[2]), 16)
@@ -93,13 +80,24 @@ func (in *inbox) parse(q []byte) (*dhcpv4.DHCPv4, error) {
 		BootFileName:   cString(c[wireFile:wireCookie]),
 		Options:        opts,
 	}
-	for o := c[wireOptions:]; len(o) > 0 && o[0] != 255; {
+	if len(c) == wireOptions {
+		return &in.m, nil
+	}
+	for o := c[wireOptions:]; len(o) > 0; {
 		code := o[0]
-		if code == 0 {
+		switch {
+		case code == 0:
 			o = o[1:]
 			continue
+		case code == 255:
+			return &in.m, nil
+		case len(o) < 2:
+			return nil, errNoEnd // FromBytes reads a missing length as 0 and then finds no End
 		}
 		n := int(o[1])
+		if 2+n > len(o) {
+			return nil, fmt.Errorf("malformed DHCP packet: option %d at offset %d is %d bytes long, %d are left", code, len(c)-len(o), n, len(o)-2)
+		}
 		v := o[2 : 2+n : 2+n] // capped: an append to it copies, never writes over the next option
 		o = o[2+n:]
 		if old, seen := opts[code]; seen {
@@ -110,35 +108,7 @@ func (in *inbox) parse(q []byte) (*dhcpv4.DHCPv4, error) {
 			opts[code] = v
 		}
 	}
-	return &in.m, nil
-}
-
-// scanOptions checks the options field o (after the magic cookie) as FromBytes does
-// and returns the length up to and including its End option and how many options it
-// holds (the map's size hint). An empty field is no error to FromBytes.
-func scanOptions(o []byte) (end, count int, err error) {
-	if len(o) == 0 {
-		return 0, 0, nil
-	}
-	for i := 0; i < len(o); {
-		switch o[i] {
-		case 0:
-			i++
-			continue
-		case 255:
-			return i + 1, count, nil
-		}
-		if i+1 >= len(o) {
-			break // FromBytes reads a missing length as 0 and then finds no End
-		}
-		n := int(o[i+1])
-		if i+2+n > len(o) {
-			return 0, 0, fmt.Errorf("malformed DHCP packet: option %d at offset %d is %d bytes long, %d are left", o[i], wireOptions+i, n, len(o)-i-2)
-		}
-		count++
-		i += 2 + n
-	}
-	return 0, 0, errNoEnd
+	return nil, errNoEnd
 }
 
 // cString is b up to its first NUL byte, as FromBytes reads sname and file.

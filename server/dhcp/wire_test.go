@@ -71,12 +71,12 @@ func checkAppend(t *testing.T, m *dhcpv4.DHCPv4) {
 // message (the options in code order, padded to 300 bytes: not always the bytes sent).
 func TestWireRealMessages(t *testing.T) {
 	for i, b := range realMessages(t) {
-		m, err := parseMessage(b)
+		m, err := new(inbox).parse(b)
 		if err != nil {
 			t.Fatalf("message %d: %v", i, err)
 		}
 		out := appendMessage(nil, m)
-		again, err := parseMessage(out)
+		again, err := new(inbox).parse(out)
 		if err != nil || !reflect.DeepEqual(again, m) || len(out) < max(len(b), bootpMinLen) {
 			t.Fatalf("message %d (%v from %v): %d bytes written back, read as %v (%v)", i, m.MessageType(), m.ClientHWAddr, len(out), again, err)
 		}
@@ -101,7 +101,7 @@ func BenchmarkWire(b *testing.B) {
 	b.Run("ours", func(b *testing.B) {
 		b.ReportAllocs()
 		for range b.N {
-			if _, err := parseMessage(p[0]); err != nil {
+			if _, err := new(inbox).parse(p[0]); err != nil {
 				b.Fatal(err)
 			}
 			buf = appendMessage(buf[:0], offer)
